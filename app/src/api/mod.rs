@@ -1,0 +1,105 @@
+//! The portal's own calls: Leptos server functions under `/api`.
+//!
+//! Each function is declared once here and compiled twice: in the browser it
+//! is a typed HTTP client; on the server (feature `ssr`) its body runs
+//! there. Bodies are thin: they hand the call to the server's [`Backend`]
+//! (implemented in the `chartkey-server` crate, so this crate never links
+//! server-only dependencies), which authorises, validates and answers with
+//! a typed [`ApiError`].
+
+mod error;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+mod types;
+
+pub use error::ApiError;
+pub use types::*;
+
+use chartkey_core::wire::{AccountInfo, LoginResult, PasskeyInfo, Role};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+#[cfg(feature = "ssr")]
+use ssr::call;
+
+/// Starts sign-up: returns WebAuthn creation options for a new passkey.
+#[server(endpoint = "signup/start", input = Json)]
+pub async fn signup_start(display_name: String, role: Role) -> Result<CreationStart, ApiError> {
+    call(move |b, c| async move { b.signup_start(&c, display_name, role).await }).await
+}
+
+/// Finishes sign-up: registers the passkey, the sealed key store and the
+/// signed directory entry, and signs the new account in.
+#[server(endpoint = "signup/finish", input = Json)]
+pub async fn signup_finish(finish: SignupFinishBody) -> Result<AccountInfo, ApiError> {
+    call(move |b, c| async move { b.signup_finish(&c, finish).await }).await
+}
+
+/// Starts a discoverable passkey sign-in (no user name).
+#[server(endpoint = "login/start", input = Json)]
+pub async fn login_start() -> Result<RequestStart, ApiError> {
+    call(move |b, c| async move { b.login_start(&c).await }).await
+}
+
+/// Finishes sign-in; returns the sealed key store for the passkey used.
+#[server(endpoint = "login/finish", input = Json)]
+pub async fn login_finish(finish: LoginFinishBody) -> Result<LoginResult, ApiError> {
+    call(move |b, c| async move { b.login_finish(&c, finish).await }).await
+}
+
+/// Starts restoring access with a recovery phrase: the browser proves it
+/// holds the account's key and registers a new passkey.
+#[server(endpoint = "restore/start", input = Json)]
+pub async fn restore_start(address: String) -> Result<RestoreChallenge, ApiError> {
+    call(move |b, c| async move { b.restore_start(&c, address).await }).await
+}
+
+#[server(endpoint = "restore/finish", input = Json)]
+pub async fn restore_finish(finish: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
+    call(move |b, c| async move { b.restore_finish(&c, finish).await }).await
+}
+
+/// The signed-in account, or 401.
+#[server(endpoint = "me", input = Json)]
+pub async fn me() -> Result<AccountInfo, ApiError> {
+    call(move |b, c| async move { b.me(&c).await }).await
+}
+
+#[server(endpoint = "logout", input = Json)]
+pub async fn logout() -> Result<(), ApiError> {
+    call(move |b, c| async move { b.logout(&c).await }).await
+}
+
+/// Records that the user confirmed writing down the recovery phrase.
+#[server(endpoint = "recovery/confirmed", input = Json)]
+pub async fn confirm_recovery() -> Result<AccountInfo, ApiError> {
+    call(move |b, c| async move { b.confirm_recovery(&c).await }).await
+}
+
+#[server(endpoint = "passkeys/list", input = Json)]
+pub async fn list_passkeys() -> Result<Vec<PasskeyInfo>, ApiError> {
+    call(move |b, c| async move { b.list_passkeys(&c).await }).await
+}
+
+#[server(endpoint = "passkeys/add/start", input = Json)]
+pub async fn add_passkey_start() -> Result<CreationStart, ApiError> {
+    call(move |b, c| async move { b.add_passkey_start(&c).await }).await
+}
+
+#[server(endpoint = "passkeys/add/finish", input = Json)]
+pub async fn add_passkey_finish(finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
+    call(move |b, c| async move { b.add_passkey_finish(&c, finish).await }).await
+}
+
+/// Removes a passkey; refused for the account's last one.
+#[server(endpoint = "passkeys/remove", input = Json)]
+pub async fn remove_passkey(credential_id: String) -> Result<(), ApiError> {
+    call(move |b, c| async move { b.remove_passkey(&c, credential_id).await }).await
+}
+
+/// Someone's signed directory entry. The caller must verify it
+/// (`DirectoryEntry::verify`) before using the keys.
+#[server(endpoint = "directory/lookup", input = Json)]
+pub async fn directory_lookup(address: String) -> Result<PublicKeysOf, ApiError> {
+    call(move |b, c| async move { b.directory_lookup(&c, address).await }).await
+}

@@ -1,0 +1,76 @@
+//! Server side of the server functions: the [`Backend`] trait the server
+//! implements, and the per-request [`Caller`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chartkey_core::wire::{AccountInfo, LoginResult, PasskeyInfo, Role};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+
+use super::*;
+
+/// Who is calling: resolved by the server's authentication extractor before
+/// the server function runs, and provided as context.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub ip: IpAddr,
+    /// The account of a valid, unexpired session, if any.
+    pub session: Option<SessionRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    pub account_id: String,
+    /// SHA-256 of the session token (the token itself is never stored).
+    pub token_hash: String,
+}
+
+impl Caller {
+    /// The session, or 401.
+    pub fn require_session(&self) -> Result<&SessionRef, ApiError> {
+        self.session.as_ref().ok_or(ApiError::Unauthorized)
+    }
+
+    /// Adds a `Set-Cookie` header to the response.
+    pub fn set_cookie(&self, cookie: &str) {
+        if let (Some(res), Ok(value)) = (use_context::<ResponseOptions>(), http::HeaderValue::from_str(cookie)) {
+            res.append_header(http::header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// Everything the portal's server functions do, implemented by the server.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn signup_start(&self, caller: &Caller, display_name: String, role: Role) -> Result<CreationStart, ApiError>;
+    async fn signup_finish(&self, caller: &Caller, finish: SignupFinishBody) -> Result<AccountInfo, ApiError>;
+    async fn login_start(&self, caller: &Caller) -> Result<RequestStart, ApiError>;
+    async fn login_finish(&self, caller: &Caller, finish: LoginFinishBody) -> Result<LoginResult, ApiError>;
+    async fn restore_start(&self, caller: &Caller, address: String) -> Result<RestoreChallenge, ApiError>;
+    async fn restore_finish(&self, caller: &Caller, finish: RestoreFinishBody) -> Result<AccountInfo, ApiError>;
+    async fn me(&self, caller: &Caller) -> Result<AccountInfo, ApiError>;
+    async fn logout(&self, caller: &Caller) -> Result<(), ApiError>;
+    async fn confirm_recovery(&self, caller: &Caller) -> Result<AccountInfo, ApiError>;
+    async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>, ApiError>;
+    async fn add_passkey_start(&self, caller: &Caller) -> Result<CreationStart, ApiError>;
+    async fn add_passkey_finish(&self, caller: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError>;
+    async fn remove_passkey(&self, caller: &Caller, credential_id: String) -> Result<(), ApiError>;
+    async fn directory_lookup(&self, caller: &Caller, address: String) -> Result<PublicKeysOf, ApiError>;
+}
+
+pub type DynBackend = Arc<dyn Backend>;
+
+/// Runs one server function body against the backend. (The server sets
+/// the HTTP status of an error answer from [`ApiError::status`].)
+pub async fn call<T, F, Fut>(body: F) -> Result<T, ApiError>
+where
+    F: FnOnce(DynBackend, Caller) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let (Some(backend), Some(caller)) = (use_context::<DynBackend>(), use_context::<Caller>()) else {
+        tracing::error!("server function called without backend context");
+        return Err(ApiError::Internal);
+    };
+    body(backend, caller).await
+}

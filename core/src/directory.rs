@@ -1,0 +1,242 @@
+//! The public key directory entry: an account's ledger address, role and
+//! X25519 encryption key, signed by the account's own secp256k1 key as
+//! EIP-712 typed data.
+//!
+//! The server stores and serves entries but cannot forge one: every client
+//! that fetches someone's keys calls [`DirectoryEntry::verify`], which
+//! recovers the signer and checks it is the entry's address.
+//!
+//! Typed data:
+//! ```text
+//! EIP712Domain(string name,string version)
+//!   name = "Chartkey Directory", version = "1"
+//! DirectoryEntry(address account,uint8 role,bytes32 encryptionKey)
+//! ```
+//! (The ledger's Directory contract will add chainId and verifyingContract to
+//! the domain.)
+
+use ethers_core::abi::{Token, encode};
+use ethers_core::k256::ecdsa::SigningKey;
+use ethers_core::types::{Address, H256, RecoveryMessage, Signature, U256};
+use ethers_core::utils::keccak256;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{AccountKeys, key_fingerprint};
+use crate::wire::Role;
+
+pub const DOMAIN_NAME: &str = "Chartkey Directory";
+pub const DOMAIN_VERSION: &str = "1";
+const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version)";
+const ENTRY_TYPE: &str = "DirectoryEntry(address account,uint8 role,bytes32 encryptionKey)";
+
+/// A signed directory entry as it travels and is stored (hex strings, so
+/// it is readable in JSON and in the database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    /// 0x-prefixed, EIP-55 checksummed.
+    pub address: String,
+    pub role: Role,
+    /// 0x-prefixed hex of the 32-byte X25519 public key.
+    pub encryption_key: String,
+    /// 0x-prefixed 65-byte r‖s‖v signature over the EIP-712 digest.
+    pub signature: String,
+}
+
+/// A directory entry whose signature has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEntry {
+    pub address: Address,
+    pub role: Role,
+    pub encryption_key: [u8; 32],
+}
+
+impl VerifiedEntry {
+    pub fn fingerprint(&self) -> String {
+        key_fingerprint(&self.encryption_key)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("The directory entry is malformed ({0}).")]
+    Malformed(&'static str),
+    #[error(
+        "The directory entry's signature does not match its address: these keys cannot be trusted."
+    )]
+    BadSignature,
+}
+
+/// EIP-712 digest of an entry: keccak256(0x1901 ‖ domainSeparator ‖ hashStruct).
+pub fn entry_digest(address: Address, role: Role, encryption_key: &[u8; 32]) -> [u8; 32] {
+    let domain_separator = keccak256(encode(&[
+        Token::FixedBytes(keccak256(DOMAIN_TYPE).to_vec()),
+        Token::FixedBytes(keccak256(DOMAIN_NAME).to_vec()),
+        Token::FixedBytes(keccak256(DOMAIN_VERSION).to_vec()),
+    ]));
+    let struct_hash = keccak256(encode(&[
+        Token::FixedBytes(keccak256(ENTRY_TYPE).to_vec()),
+        Token::Address(address),
+        Token::Uint(U256::from(role.code())),
+        Token::FixedBytes(encryption_key.to_vec()),
+    ]));
+    let mut message = Vec::with_capacity(66);
+    message.extend_from_slice(&[0x19, 0x01]);
+    message.extend_from_slice(&domain_separator);
+    message.extend_from_slice(&struct_hash);
+    keccak256(message)
+}
+
+/// Signs a 32-byte digest with a secp256k1 key (RFC 6979, low-s), returning
+/// an Ethereum signature with v in {27, 28}.
+pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> Signature {
+    let (sig, recovery_id) = key
+        .sign_prehash_recoverable(digest)
+        .expect("signing a 32-byte prehash cannot fail");
+    let bytes = sig.to_bytes();
+    Signature {
+        r: U256::from_big_endian(&bytes[..32]),
+        s: U256::from_big_endian(&bytes[32..]),
+        v: 27 + u64::from(recovery_id.to_byte()),
+    }
+}
+
+impl DirectoryEntry {
+    /// The entry for `keys` with `role`, signed.
+    pub fn sign(keys: &AccountKeys, role: Role) -> Self {
+        let encryption_key = keys.encryption_public();
+        let digest = entry_digest(keys.address(), role, &encryption_key);
+        let signature = sign_digest(keys.signing_key(), &digest);
+        Self {
+            address: ethers_core::utils::to_checksum(&keys.address(), None),
+            role,
+            encryption_key: format!("0x{}", hex::encode(encryption_key)),
+            signature: format!("0x{signature}"),
+        }
+    }
+
+    /// Parses and checks the signature. Every consumer of someone else's
+    /// keys must go through this.
+    pub fn verify(&self) -> Result<VerifiedEntry, DirectoryError> {
+        let address: Address = self
+            .address
+            .parse()
+            .map_err(|_| DirectoryError::Malformed("address"))?;
+        let encryption_key: [u8; 32] = decode_hex(&self.encryption_key)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(DirectoryError::Malformed("encryption key"))?;
+        let sig_bytes = decode_hex(&self.signature)
+            .filter(|b| b.len() == 65)
+            .ok_or(DirectoryError::Malformed("signature"))?;
+        let signature = Signature::try_from(sig_bytes.as_slice())
+            .map_err(|_| DirectoryError::Malformed("signature"))?;
+        let digest = entry_digest(address, self.role, &encryption_key);
+        let signer = signature
+            .recover(RecoveryMessage::Hash(H256::from(digest)))
+            .map_err(|_| DirectoryError::BadSignature)?;
+        if signer != address {
+            return Err(DirectoryError::BadSignature);
+        }
+        Ok(VerifiedEntry {
+            address,
+            role: self.role,
+            encryption_key,
+        })
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s.strip_prefix("0x")?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AccountSecret;
+    use ethers_core::types::transaction::eip712::{Eip712, TypedData};
+
+    fn keys(byte: u8) -> AccountKeys {
+        AccountSecret::from_bytes([byte; 32]).derive()
+    }
+
+    #[test]
+    fn digest_matches_ethers_typed_data() {
+        // Independent EIP-712 implementation: ethers-core's JSON TypedData,
+        // the same encoding MetaMask's eth_signTypedData_v4 uses.
+        let k = keys(5);
+        let key_hex = format!("0x{}", hex::encode(k.encryption_public()));
+        let json = serde_json::json!({
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
+                "DirectoryEntry": [
+                    {"name": "account", "type": "address"},
+                    {"name": "role", "type": "uint8"},
+                    {"name": "encryptionKey", "type": "bytes32"}
+                ]
+            },
+            "primaryType": "DirectoryEntry",
+            "domain": {"name": "Chartkey Directory", "version": "1"},
+            "message": {"account": format!("{:?}", k.address()), "role": 2, "encryptionKey": key_hex}
+        });
+        let typed: TypedData = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            typed.encode_eip712().unwrap(),
+            entry_digest(k.address(), Role::Clinician, &k.encryption_public())
+        );
+    }
+
+    #[test]
+    fn known_answer_entry() {
+        let entry = DirectoryEntry::sign(&keys(1), Role::Patient);
+        assert_eq!(serde_json::to_string(&entry).unwrap(), KAT_ENTRY_JSON);
+    }
+
+    const KAT_ENTRY_JSON: &str = r#"{"address":"0x958A00c874220d6801D1EeaC084BED1F11189756","role":"patient","encryption_key":"0x7b62f7bca05f9f9f4f8ab45d0852550c01ddba5016d6b3187ca6b8fa49e0736c","signature":"0x1db44a292dfed3770494502873608530a32d31216a625373c08e38a133b907a32098734d26d7033b9ef9cfeaff1d754e3ead74cc371deda704a0a8b7c1b383441c"}"#;
+
+    #[test]
+    fn sign_then_verify() {
+        let k = keys(7);
+        let entry = DirectoryEntry::sign(&k, Role::Clinician);
+        let verified = entry.verify().unwrap();
+        assert_eq!(verified.address, k.address());
+        assert_eq!(verified.encryption_key, k.encryption_public());
+        assert_eq!(verified.role, Role::Clinician);
+        assert_eq!(verified.fingerprint(), k.encryption_fingerprint());
+    }
+
+    #[test]
+    fn substituted_fields_are_detected() {
+        let mut entry = DirectoryEntry::sign(&keys(7), Role::Patient);
+        // A server swapping in its own encryption key:
+        entry.encryption_key = format!("0x{}", hex::encode(keys(8).encryption_public()));
+        assert_eq!(entry.verify().unwrap_err(), DirectoryError::BadSignature);
+
+        let mut entry = DirectoryEntry::sign(&keys(7), Role::Patient);
+        entry.role = Role::CredentialingAuthority;
+        assert_eq!(entry.verify().unwrap_err(), DirectoryError::BadSignature);
+
+        // An entry signed by someone else for this address:
+        let mut entry = DirectoryEntry::sign(&keys(8), Role::Patient);
+        entry.address = DirectoryEntry::sign(&keys(7), Role::Patient).address;
+        assert_eq!(entry.verify().unwrap_err(), DirectoryError::BadSignature);
+    }
+
+    #[test]
+    fn malformed_entries_are_refused() {
+        let good = DirectoryEntry::sign(&keys(7), Role::Patient);
+        let cases: [(&str, fn(&mut DirectoryEntry)); 5] = [
+            ("address", |e| e.address = "0x1234".into()),
+            ("encryption key", |e| e.encryption_key = "0xzz".into()),
+            ("encryption key", |e| e.encryption_key = "00".repeat(32)),
+            ("signature", |e| e.signature = "0x00".into()),
+            ("signature", |e| e.signature.truncate(10)),
+        ];
+        for (what, mutate) in cases {
+            let mut e = good.clone();
+            mutate(&mut e);
+            assert_eq!(e.verify().unwrap_err(), DirectoryError::Malformed(what));
+        }
+        let mut e = good.clone();
+        e.signature = format!("0x{}", "00".repeat(65));
+        assert!(e.verify().is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Proof of holding an account's secret, for restoring access with the
+//! recovery phrase: the browser signs a server challenge with the
+//! account's secp256k1 key as an EIP-191 personal message, and the server
+//! recovers the signer. No secret crosses the wire.
+
+use ethers_core::types::{Address, RecoveryMessage, Signature};
+use ethers_core::utils::hash_message;
+
+use crate::directory::sign_digest;
+use crate::keys::AccountKeys;
+
+/// The message signed to restore an account on a new passkey. It names
+/// what is being approved, so the signature cannot be reused elsewhere.
+pub fn restore_message(address: &Address, challenge: &str) -> String {
+    format!(
+        "Chartkey: add a new passkey to my account using my recovery phrase.\nAccount: {}\nChallenge: {challenge}",
+        ethers_core::utils::to_checksum(address, None)
+    )
+}
+
+/// EIP-191 `personal_sign` of `message`; 0x-prefixed 65-byte hex.
+pub fn sign_message(keys: &AccountKeys, message: &str) -> String {
+    let digest = hash_message(message);
+    format!("0x{}", sign_digest(keys.signing_key(), &digest.0))
+}
+
+/// The address that signed `message`, or `None` for a malformed signature.
+pub fn recover_signer(message: &str, signature: &str) -> Option<Address> {
+    let bytes = hex::decode(signature.strip_prefix("0x")?).ok()?;
+    if bytes.len() != 65 {
+        return None;
+    }
+    let sig = Signature::try_from(bytes.as_slice()).ok()?;
+    sig.recover(RecoveryMessage::Data(message.as_bytes().to_vec()))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AccountSecret;
+
+    #[test]
+    fn sign_and_recover() {
+        let keys = AccountSecret::from_bytes([4; 32]).derive();
+        let msg = restore_message(&keys.address(), "abc123");
+        let sig = sign_message(&keys, &msg);
+        assert_eq!(recover_signer(&msg, &sig), Some(keys.address()));
+        // A different challenge recovers a different (wrong) address.
+        assert_ne!(
+            recover_signer(&restore_message(&keys.address(), "abc124"), &sig),
+            Some(keys.address())
+        );
+    }
+
+    #[test]
+    fn matches_ethers_personal_sign_digest() {
+        // EIP-191: keccak256("\x19Ethereum Signed Message:\n" + len + message).
+        let msg = "hello";
+        let mut data = format!("\x19Ethereum Signed Message:\n{}", msg.len()).into_bytes();
+        data.extend_from_slice(msg.as_bytes());
+        assert_eq!(hash_message(msg).0, ethers_core::utils::keccak256(data));
+    }
+
+    #[test]
+    fn malformed_signatures() {
+        for bad in [
+            "",
+            "0x",
+            "00",
+            "0xzz",
+            "0x1234",
+            &format!("0x{}", "00".repeat(65)),
+        ] {
+            assert_eq!(recover_signer("m", bad), None, "{bad}");
+        }
+    }
+}

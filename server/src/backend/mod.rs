@@ -1,0 +1,253 @@
+//! The server's implementation of the portal's server functions
+//! ([`Backend`]). Every method authorises first (session or rate limit),
+//! validates its input, and answers with a typed [`ApiError`].
+
+mod accounts;
+mod passkeys;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chartkey_app::api::ssr::{Backend, Caller};
+use chartkey_app::api::*;
+use chartkey_core::directory::DirectoryEntry;
+use chartkey_core::keystore::SealedKeystore;
+use chartkey_core::wire::{AccountInfo, LoginResult, PasskeyInfo, Role};
+
+use crate::db::{self, AccountRow};
+use crate::sessions;
+use crate::state::AppState;
+
+pub struct ServerBackend {
+    pub state: AppState,
+}
+
+#[async_trait::async_trait]
+impl Backend for ServerBackend {
+    async fn signup_start(
+        &self,
+        c: &Caller,
+        display_name: String,
+        role: Role,
+    ) -> Result<CreationStart, ApiError> {
+        accounts::signup_start(&self.state, c, display_name, role).await
+    }
+    async fn signup_finish(
+        &self,
+        c: &Caller,
+        finish: SignupFinishBody,
+    ) -> Result<AccountInfo, ApiError> {
+        accounts::signup_finish(&self.state, c, finish).await
+    }
+    async fn login_start(&self, c: &Caller) -> Result<RequestStart, ApiError> {
+        passkeys::login_start(&self.state, c).await
+    }
+    async fn login_finish(
+        &self,
+        c: &Caller,
+        finish: LoginFinishBody,
+    ) -> Result<LoginResult, ApiError> {
+        passkeys::login_finish(&self.state, c, finish).await
+    }
+    async fn restore_start(
+        &self,
+        c: &Caller,
+        address: String,
+    ) -> Result<RestoreChallenge, ApiError> {
+        accounts::restore_start(&self.state, c, address).await
+    }
+    async fn restore_finish(
+        &self,
+        c: &Caller,
+        finish: RestoreFinishBody,
+    ) -> Result<AccountInfo, ApiError> {
+        accounts::restore_finish(&self.state, c, finish).await
+    }
+    async fn me(&self, c: &Caller) -> Result<AccountInfo, ApiError> {
+        let session = c.require_session()?;
+        account_info(&self.state, &session.account_id).await
+    }
+    async fn logout(&self, c: &Caller) -> Result<(), ApiError> {
+        if let Some(session) = &c.session {
+            let hash = session.token_hash.clone();
+            self.state
+                .db
+                .call(move |conn| db::delete_session(conn, &hash))
+                .await?;
+            tracing::info!(account = %session.account_id, "signed out");
+        }
+        c.set_cookie(&sessions::clearing_cookie(
+            self.state.config.secure_cookies(),
+        ));
+        Ok(())
+    }
+    async fn confirm_recovery(&self, c: &Caller) -> Result<AccountInfo, ApiError> {
+        let account_id = c.require_session()?.account_id.clone();
+        let id = account_id.clone();
+        self.state
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE accounts SET recovery_confirmed_at = ?1 WHERE id = ?2 AND recovery_confirmed_at IS NULL",
+                    rusqlite::params![db::now(), id],
+                )
+            })
+            .await?;
+        account_info(&self.state, &account_id).await
+    }
+    async fn list_passkeys(&self, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiError> {
+        passkeys::list(&self.state, c).await
+    }
+    async fn add_passkey_start(&self, c: &Caller) -> Result<CreationStart, ApiError> {
+        passkeys::add_start(&self.state, c).await
+    }
+    async fn add_passkey_finish(
+        &self,
+        c: &Caller,
+        finish: AddPasskeyFinishBody,
+    ) -> Result<PasskeyInfo, ApiError> {
+        passkeys::add_finish(&self.state, c, finish).await
+    }
+    async fn remove_passkey(&self, c: &Caller, credential_id: String) -> Result<(), ApiError> {
+        passkeys::remove(&self.state, c, credential_id).await
+    }
+    async fn directory_lookup(
+        &self,
+        c: &Caller,
+        address: String,
+    ) -> Result<PublicKeysOf, ApiError> {
+        c.require_session()?;
+        let address = parse_address(&address)?;
+        let row = self
+            .state
+            .db
+            .call(move |conn| db::account_by_address(conn, &address))
+            .await?
+            .ok_or_else(|| ApiError::NotFound("No account has that address.".into()))?;
+        Ok(PublicKeysOf {
+            display_name: row.display_name.clone(),
+            entry: directory_entry(&row)?,
+        })
+    }
+}
+
+/// The account as the browser sees it.
+pub(crate) async fn account_info(
+    state: &AppState,
+    account_id: &str,
+) -> Result<AccountInfo, ApiError> {
+    let id = account_id.to_owned();
+    let row = state
+        .db
+        .call(move |conn| db::account_by_id(conn, &id))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let entry = directory_entry(&row)?;
+    let role = entry.role;
+    Ok(AccountInfo {
+        account_id: row.id,
+        display_name: row.display_name,
+        role,
+        directory: entry,
+        recovery_confirmed: row.recovery_confirmed,
+        idle_lock_secs: (role == Role::Clinician)
+            .then(|| state.config.clinician_idle_lock.as_secs()),
+    })
+}
+
+fn directory_entry(row: &AccountRow) -> Result<DirectoryEntry, ApiError> {
+    let role = Role::parse(&row.role).ok_or_else(|| {
+        tracing::error!(account = %row.id, "stored role is invalid");
+        ApiError::Internal
+    })?;
+    Ok(DirectoryEntry {
+        address: row.address.clone(),
+        role,
+        encryption_key: row.encryption_key.clone(),
+        signature: row.directory_signature.clone(),
+    })
+}
+
+/// A 0x-prefixed 20-byte hex address, returned EIP-55 checksummed.
+fn parse_address(address: &str) -> Result<String, ApiError> {
+    let parsed: ethers_core::types::Address = address
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    Ok(ethers_core::utils::to_checksum(&parsed, None))
+}
+
+/// Checks a sealed key store's shape (not its content, which the server
+/// cannot read) and that its kind matches what the browser claims.
+fn check_sealed_keystore(sealed: &str, uses_passphrase: bool) -> Result<(), ApiError> {
+    if sealed.len() > MAX_SEALED_KEYSTORE_BYTES {
+        return Err(ApiError::bad_request("The sealed key store is too large."));
+    }
+    let parsed = SealedKeystore::from_json(sealed)
+        .map_err(|_| ApiError::bad_request("The sealed key store is malformed."))?;
+    if parsed.needs_passphrase() != uses_passphrase {
+        return Err(ApiError::bad_request(
+            "The sealed key store does not match the chosen unlock method.",
+        ));
+    }
+    Ok(())
+}
+
+fn check_label(label: &str) -> Result<String, ApiError> {
+    let label = label.trim();
+    if label.is_empty()
+        || label.chars().count() > MAX_PASSKEY_LABEL_CHARS
+        || label.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Give the passkey a name of 1 to {MAX_PASSKEY_LABEL_CHARS} characters."
+        )));
+    }
+    Ok(label.to_owned())
+}
+
+fn credential_id_text(id: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+/// Signs the caller in: a fresh session token (never reusing the one the
+/// browser had), stored hashed, sent as an HttpOnly SameSite=Strict cookie.
+pub(crate) async fn start_session(
+    state: &AppState,
+    c: &Caller,
+    account_id: &str,
+) -> Result<(), ApiError> {
+    let token = sessions::random_token();
+    let hash = sessions::token_hash(&token);
+    let ttl = state.config.session_ttl.as_secs();
+    let expires_at = db::now() + ttl as i64;
+    let account = account_id.to_owned();
+    let old = c.session.as_ref().map(|s| s.token_hash.clone());
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(old) = old {
+                db::delete_session(&tx, &old)?;
+            }
+            db::delete_expired_sessions(&tx)?;
+            db::insert_session(&tx, &hash, &account, expires_at)?;
+            tx.commit()
+        })
+        .await?;
+    c.set_cookie(&sessions::session_cookie(
+        &token,
+        ttl,
+        state.config.secure_cookies(),
+    ));
+    Ok(())
+}
+
+fn rate_limit(
+    limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    c: &Caller,
+) -> Result<(), ApiError> {
+    limiter.check_key(&c.ip).map_err(|_| {
+        tracing::warn!(ip = %c.ip, "rate limited");
+        ApiError::RateLimited
+    })
+}

@@ -1,0 +1,220 @@
+//! Passkey sign-in and the account's list of passkeys.
+
+use chartkey_app::api::ssr::Caller;
+use chartkey_app::api::*;
+use chartkey_core::wire::{LoginResult, PasskeyInfo};
+use webauthn_rs::prelude::{Passkey, Uuid};
+
+use super::accounts::{finish_registration, new_registration, passkey_row};
+use super::*;
+use crate::ceremonies::Ceremony;
+
+pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, ApiError> {
+    rate_limit(&state.limits.login, c)?;
+    let (mut options, authentication) = state
+        .webauthn
+        .start_discoverable_authentication()
+        .map_err(|e| {
+            tracing::error!(error = %e, "starting discoverable authentication");
+            ApiError::Internal
+        })?;
+    // A modal request from the "Sign in" button, not conditional (autofill) UI.
+    options.mediation = None;
+    let ceremony_id = state.ceremonies.begin(Ceremony::Login { authentication })?;
+    Ok(RequestStart {
+        ceremony_id,
+        options,
+    })
+}
+
+pub async fn login_finish(
+    state: &AppState,
+    c: &Caller,
+    f: LoginFinishBody,
+) -> Result<LoginResult, ApiError> {
+    let Ceremony::Login { authentication } = state.ceremonies.take(&f.ceremony_id)? else {
+        return Err(ApiError::bad_request(
+            "This request does not belong to a sign-in. Start again.",
+        ));
+    };
+    let (user, credential_id) = state
+        .webauthn
+        .identify_discoverable_authentication(&f.credential)
+        .map(|(user, cred)| (user, credential_id_text(cred)))
+        .map_err(|_| {
+            ApiError::bad_request("The passkey did not say which account it belongs to.")
+        })?;
+    let lookup = credential_id.clone();
+    let row = state
+        .db
+        .call(move |conn| db::passkey_by_credential(conn, &lookup))
+        .await?;
+    let Some(row) = row.filter(|r| Uuid::parse_str(&r.account_id).ok() == Some(user)) else {
+        tracing::info!("sign-in with an unknown passkey");
+        return Err(ApiError::Forbidden(
+            "This passkey is not registered with Chartkey on this server. Use another passkey, or create an account.".into(),
+        ));
+    };
+    let mut passkey: Passkey =
+        serde_json::from_str(&row.passkey_json).map_err(|_| ApiError::Internal)?;
+    let result = state
+        .webauthn
+        .finish_discoverable_authentication_v2(&f.credential, authentication, &passkey)
+        .map_err(|e| {
+            tracing::warn!(error = %e, account = %row.account_id, "passkey assertion refused");
+            ApiError::Forbidden("The passkey's answer could not be verified. Try again.".into())
+        })?;
+    passkey.update_credential(&result);
+    let passkey_json = serde_json::to_string(&passkey).map_err(|_| ApiError::Internal)?;
+    let cred = credential_id.clone();
+    state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3",
+                rusqlite::params![passkey_json, db::now(), cred],
+            )
+        })
+        .await?;
+    tracing::info!(account = %row.account_id, "signed in");
+    start_session(state, c, &row.account_id).await?;
+    Ok(LoginResult {
+        account: account_info(state, &row.account_id).await?,
+        credential_id,
+        sealed_keystore: row.sealed_keystore,
+    })
+}
+
+pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    let rows = state
+        .db
+        .call(move |conn| db::passkeys_of(conn, &account_id))
+        .await?;
+    Ok(rows.into_iter().map(info).collect())
+}
+
+pub async fn add_start(state: &AppState, c: &Caller) -> Result<CreationStart, ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    rate_limit(&state.limits.registration, c)?;
+    let id = account_id.clone();
+    let (account, existing) = state
+        .db
+        .call(move |conn| Ok((db::account_by_id(conn, &id)?, db::passkeys_of(conn, &id)?)))
+        .await?;
+    let account = account.ok_or(ApiError::Unauthorized)?;
+    let exclude = existing
+        .iter()
+        .filter_map(|p| serde_json::from_str::<Passkey>(&p.passkey_json).ok())
+        .map(|p| p.cred_id().clone())
+        .collect();
+    let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
+    let (options, registration) =
+        new_registration(state, user, &account.display_name, Some(exclude))?;
+    let ceremony_id = state.ceremonies.begin(Ceremony::AddPasskey {
+        registration,
+        account_id,
+    })?;
+    Ok(CreationStart {
+        ceremony_id,
+        options,
+    })
+}
+
+pub async fn add_finish(
+    state: &AppState,
+    c: &Caller,
+    f: AddPasskeyFinishBody,
+) -> Result<PasskeyInfo, ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    let Ceremony::AddPasskey {
+        registration,
+        account_id: started_by,
+    } = state.ceremonies.take(&f.ceremony_id)?
+    else {
+        return Err(ApiError::bad_request(
+            "This request does not belong to adding a passkey. Start again.",
+        ));
+    };
+    if started_by != account_id {
+        return Err(ApiError::Forbidden(
+            "This passkey request was started by another account.".into(),
+        ));
+    }
+    check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
+    let label = check_label(&f.passkey_label)?;
+    let passkey = finish_registration(state, &f.credential, &registration)?;
+    let row = passkey_row(
+        &account_id,
+        label,
+        &passkey,
+        f.sealed_keystore,
+        f.uses_passphrase,
+    )?;
+    let stored = row.clone();
+    state
+        .db
+        .call(move |conn| {
+            if db::passkey_by_credential(conn, &stored.credential_id)?.is_some() {
+                return Ok(false);
+            }
+            db::insert_passkey(conn, &stored).map(|_| true)
+        })
+        .await?
+        .then_some(())
+        .ok_or_else(|| ApiError::Conflict("That passkey is already registered.".into()))?;
+    tracing::info!(account = %account_id, "passkey added");
+    Ok(info(row))
+}
+
+pub async fn remove(state: &AppState, c: &Caller, credential_id: String) -> Result<(), ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    let id = account_id.clone();
+    let outcome = state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let keys = db::passkeys_of(&tx, &id)?;
+            if !keys.iter().any(|k| k.credential_id == credential_id) {
+                return Ok(Removal::NotFound);
+            }
+            if keys.len() <= 1 {
+                return Ok(Removal::LastOne);
+            }
+            tx.execute(
+                "DELETE FROM passkeys WHERE credential_id = ?1 AND account_id = ?2",
+                [&credential_id, &id],
+            )?;
+            tx.commit()?;
+            Ok(Removal::Removed)
+        })
+        .await?;
+    match outcome {
+        Removal::Removed => {
+            tracing::info!(account = %account_id, "passkey removed");
+            Ok(())
+        }
+        Removal::NotFound => Err(ApiError::NotFound(
+            "That passkey is not on your account.".into(),
+        )),
+        Removal::LastOne => Err(ApiError::Conflict(
+            "This is your only passkey, so it can't be removed. Add another passkey first.".into(),
+        )),
+    }
+}
+
+enum Removal {
+    Removed,
+    NotFound,
+    LastOne,
+}
+
+fn info(row: db::PasskeyRow) -> PasskeyInfo {
+    PasskeyInfo {
+        credential_id: row.credential_id,
+        label: row.label,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        uses_passphrase: row.uses_passphrase,
+    }
+}

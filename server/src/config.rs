@@ -1,0 +1,64 @@
+//! Server configuration: flags and environment (see `main.rs`), with
+//! defaults suitable for one clinic on one machine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory for the database (and, later, blobs and the ledger).
+    pub data_dir: PathBuf,
+    /// The built web app (Trunk's output). `None` serves the API only.
+    pub dist_dir: Option<PathBuf>,
+    /// The origin users' browsers load the portal from. Passkeys are bound
+    /// to its host (the WebAuthn relying party id).
+    pub origin: Url,
+    /// How long a WebAuthn challenge stays valid.
+    pub ceremony_ttl: Duration,
+    /// Absolute lifetime of a session.
+    pub session_ttl: Duration,
+    /// Clinicians' keys lock after this much inactivity in the browser.
+    pub clinician_idle_lock: Duration,
+    /// Per-IP allowance for starting a registration (sign-up, restore, add passkey).
+    pub registration_per_minute: u32,
+    /// Per-IP allowance for starting a sign-in.
+    pub login_per_minute: u32,
+    /// Largest request body accepted by `/api`.
+    pub api_body_limit: usize,
+}
+
+impl Config {
+    /// Defaults for `origin`, with data under `data_dir`.
+    pub fn new(data_dir: PathBuf, origin: Url) -> Self {
+        Self {
+            data_dir,
+            dist_dir: None,
+            origin,
+            ceremony_ttl: Duration::from_secs(5 * 60),
+            session_ttl: Duration::from_secs(12 * 60 * 60),
+            clinician_idle_lock: Duration::from_secs(15 * 60),
+            registration_per_minute: 10,
+            login_per_minute: 30,
+            api_body_limit: 64 * 1024,
+        }
+    }
+
+    /// The WebAuthn relying party id: the origin's host.
+    pub fn rp_id(&self) -> anyhow::Result<String> {
+        self.origin
+            .host_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("origin {} has no host", self.origin))
+    }
+
+    /// Cookies get `Secure` (and the `__Host-` prefix) when served over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.origin.scheme() == "https"
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("chartkey.sqlite3")
+    }
+}

@@ -1,0 +1,221 @@
+//! SQLite storage: WAL mode, migrations at start, one connection behind a
+//! mutex, used from blocking tasks. Holds public data only: display names,
+//! public keys, signed directory entries, WebAuthn public credentials,
+//! sealed (encrypted) key stores and hashed session tokens.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+use chartkey_app::api::ApiError;
+
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../migrations/0001_accounts.sql"))];
+
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .context("applying database migrations")?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection in a blocking task. Database failures are
+    /// logged here and become [`ApiError::Internal`].
+    pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "database task failed");
+            ApiError::Internal
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "database error");
+            ApiError::Internal
+        })
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub id: String,
+    pub display_name: String,
+    pub role: String,
+    pub address: String,
+    pub encryption_key: String,
+    pub directory_signature: String,
+    pub recovery_confirmed: bool,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, display_name, role, address, encryption_key, directory_signature, recovery_confirmed_at IS NOT NULL";
+
+fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: row.get(0)?,
+        display_name: row.get(1)?,
+        role: row.get(2)?,
+        address: row.get(3)?,
+        encryption_key: row.get(4)?,
+        directory_signature: row.get(5)?,
+        recovery_confirmed: row.get(6)?,
+    })
+}
+
+pub fn account_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<AccountRow>> {
+    conn.query_row(
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
+        [id],
+        account_from_row,
+    )
+    .optional()
+}
+
+pub fn account_by_address(
+    conn: &Connection,
+    address: &str,
+) -> rusqlite::Result<Option<AccountRow>> {
+    conn.query_row(
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = ?1 COLLATE NOCASE"),
+        [address],
+        account_from_row,
+    )
+    .optional()
+}
+
+pub fn insert_account(conn: &Connection, a: &AccountRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO accounts (id, display_name, role, address, encryption_key, directory_signature, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![a.id, a.display_name, a.role, a.address, a.encryption_key, a.directory_signature, now()],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct PasskeyRow {
+    pub credential_id: String,
+    pub account_id: String,
+    pub label: String,
+    pub passkey_json: String,
+    pub sealed_keystore: String,
+    pub uses_passphrase: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+const PASSKEY_COLUMNS: &str = "credential_id, account_id, label, passkey_json, sealed_keystore, uses_passphrase, created_at, last_used_at";
+
+fn passkey_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PasskeyRow> {
+    Ok(PasskeyRow {
+        credential_id: row.get(0)?,
+        account_id: row.get(1)?,
+        label: row.get(2)?,
+        passkey_json: row.get(3)?,
+        sealed_keystore: row.get(4)?,
+        uses_passphrase: row.get(5)?,
+        created_at: row.get(6)?,
+        last_used_at: row.get(7)?,
+    })
+}
+
+pub fn insert_passkey(conn: &Connection, p: &PasskeyRow) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ),
+        params![
+            p.credential_id,
+            p.account_id,
+            p.label,
+            p.passkey_json,
+            p.sealed_keystore,
+            p.uses_passphrase,
+            p.created_at,
+            p.last_used_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn passkey_by_credential(
+    conn: &Connection,
+    credential_id: &str,
+) -> rusqlite::Result<Option<PasskeyRow>> {
+    conn.query_row(
+        &format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE credential_id = ?1"),
+        [credential_id],
+        passkey_from_row,
+    )
+    .optional()
+}
+
+pub fn passkeys_of(conn: &Connection, account_id: &str) -> rusqlite::Result<Vec<PasskeyRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE account_id = ?1 ORDER BY created_at, rowid"
+    ))?;
+    let rows = stmt.query_map([account_id], passkey_from_row)?;
+    rows.collect()
+}
+
+pub fn insert_session(
+    conn: &Connection,
+    token_hash: &str,
+    account_id: &str,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
+    let now = now();
+    conn.execute(
+        "INSERT INTO sessions (token_hash, account_id, created_at, expires_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?3)",
+        params![token_hash, account_id, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// The account of an unexpired session.
+pub fn session_account(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT account_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+        params![token_hash, now()],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+pub fn delete_session(conn: &Connection, token_hash: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+pub fn delete_expired_sessions(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now()])
+}

@@ -1,0 +1,161 @@
+//! Session tokens and cookies, and the extractor that resolves a request's
+//! caller (IP and session) before any server function runs.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chartkey_app::api::ssr::{Caller, SessionRef};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::db;
+use crate::state::AppState;
+
+/// 256 random bits, base64url.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the database stores instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-chartkey_session"
+    } else {
+        "chartkey_session"
+    }
+}
+
+/// `Set-Cookie` value for a new session.
+pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> String {
+    let name = cookie_name(secure);
+    let secure_attr = if secure { "; Secure" } else { "" };
+    format!(
+        "{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure_attr}"
+    )
+}
+
+/// `Set-Cookie` value that removes the session cookie.
+pub fn clearing_cookie(secure: bool) -> String {
+    session_cookie("", 0, secure)
+}
+
+/// The session token from the request's cookies, if any.
+pub fn token_from_headers(headers: &axum::http::HeaderMap, secure: bool) -> Option<String> {
+    let name = cookie_name(secure);
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty() && v.len() <= 64)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Resolves the caller: remote IP and, when the cookie names a live
+/// session, its account.
+pub struct ResolvedCaller(pub Caller);
+
+impl<S> FromRequestParts<S> for ResolvedCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let mut session = None;
+        if let Some(token) = token_from_headers(&parts.headers, state.config.secure_cookies()) {
+            let hash = token_hash(&token);
+            let lookup = hash.clone();
+            if let Ok(Some(account_id)) = state
+                .db
+                .call(move |c| db::session_account(c, &lookup))
+                .await
+            {
+                session = Some(SessionRef {
+                    account_id,
+                    token_hash: hash,
+                });
+            }
+        }
+        Ok(ResolvedCaller(Caller { ip, session }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, header::COOKIE};
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(cookie).unwrap());
+        h
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let c = session_cookie("abc", 60, false);
+        assert_eq!(
+            c,
+            "chartkey_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+        );
+        let c = session_cookie("abc", 60, true);
+        assert!(c.starts_with("__Host-chartkey_session=abc;"));
+        assert!(c.ends_with("; Secure"));
+    }
+
+    #[test]
+    fn token_parsing_tolerates_other_cookies_and_refuses_junk() {
+        assert_eq!(
+            token_from_headers(&headers("a=b; chartkey_session=tok; c=d"), false).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(
+            token_from_headers(&headers("chartkey_session="), false),
+            None
+        );
+        assert_eq!(
+            token_from_headers(&headers("chartkey_sessionx=tok"), false),
+            None
+        );
+        assert_eq!(token_from_headers(&headers(";;;==;"), false), None);
+        assert_eq!(
+            token_from_headers(
+                &headers(&format!("chartkey_session={}", "a".repeat(65))),
+                false
+            ),
+            None
+        );
+        // The insecure name is not accepted when cookies are secure.
+        assert_eq!(
+            token_from_headers(&headers("chartkey_session=tok"), true),
+            None
+        );
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let a = random_token();
+        assert_ne!(a, random_token());
+        assert_eq!(a.len(), 43);
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), a);
+    }
+}

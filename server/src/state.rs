@@ -1,0 +1,55 @@
+//! Shared server state.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+use crate::ceremonies::Ceremonies;
+use crate::config::Config;
+use crate::db::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub webauthn: Arc<Webauthn>,
+    pub ceremonies: Arc<Ceremonies>,
+    pub limits: Arc<RateLimits>,
+}
+
+/// Per-IP limits on the unauthenticated entry points.
+pub struct RateLimits {
+    pub registration: DefaultKeyedRateLimiter<IpAddr>,
+    pub login: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn per_minute(n: u32) -> Quota {
+    let n = NonZeroU32::new(n.max(1)).expect("at least one");
+    Quota::per_minute(n).allow_burst(n)
+}
+
+impl AppState {
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = Db::open(&config.database_path())?;
+        let rp_id = config.rp_id()?;
+        let webauthn = WebauthnBuilder::new(&rp_id, &config.origin)?
+            .rp_name("Chartkey")
+            .timeout(config.ceremony_ttl)
+            .build()?;
+        let limits = RateLimits {
+            registration: RateLimiter::keyed(per_minute(config.registration_per_minute)),
+            login: RateLimiter::keyed(per_minute(config.login_per_minute)),
+        };
+        Ok(Self {
+            ceremonies: Arc::new(Ceremonies::new(config.ceremony_ttl)),
+            config: Arc::new(config),
+            db,
+            webauthn: Arc::new(webauthn),
+            limits: Arc::new(limits),
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! Serving the built app, and the security headers every response carries.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+/// The app's entry page, read once at start, and the CSP that allows
+/// exactly its inline scripts.
+#[derive(Clone)]
+pub struct Site {
+    pub dist: Option<PathBuf>,
+    pub index_html: Option<axum::body::Bytes>,
+    pub csp: HeaderValue,
+}
+
+impl Site {
+    pub fn load(dist: Option<&Path>) -> anyhow::Result<Self> {
+        let index_html = match dist {
+            Some(dir) => {
+                let path = dir.join("index.html");
+                let html = std::fs::read_to_string(&path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the web app is not built ({}: {e}); run `cargo xtask run`",
+                        path.display()
+                    )
+                })?;
+                Some(html)
+            }
+            None => None,
+        };
+        let hashes = index_html
+            .as_deref()
+            .map(inline_script_hashes)
+            .unwrap_or_default();
+        let csp = HeaderValue::from_str(&content_security_policy(&hashes))?;
+        Ok(Self {
+            dist: dist.map(Path::to_owned),
+            index_html: index_html.map(Into::into),
+            csp,
+        })
+    }
+}
+
+/// CSP: scripts only from this origin, plus WebAssembly compilation and the
+/// loader scripts Trunk inlines (by hash, never 'unsafe-inline').
+pub fn content_security_policy(script_hashes: &[String]) -> String {
+    let hashes: String = script_hashes
+        .iter()
+        .map(|h| format!(" 'sha256-{h}'"))
+        .collect();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; img-src 'self' data: blob:; \
+         font-src 'self'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Base64 SHA-256 of the body of every inline `<script>` (one without a
+/// `src` attribute) in `html`. Unterminated or odd markup yields no hash
+/// for that part, so the browser refuses it rather than us allowing more.
+pub fn inline_script_hashes(html: &str) -> Vec<String> {
+    let mut hashes = Vec::new();
+    let mut rest = html;
+    while let Some(start) = find_ascii_ci(rest, "<script") {
+        let after_tag_name = &rest[start + 7..];
+        if !after_tag_name.starts_with(|c: char| c == '>' || c.is_ascii_whitespace()) {
+            rest = after_tag_name;
+            continue;
+        }
+        let Some(open_end) = after_tag_name.find('>') else {
+            break;
+        };
+        let attrs = &after_tag_name[..open_end];
+        let body_start = &after_tag_name[open_end + 1..];
+        let Some(close) = find_ascii_ci(body_start, "</script") else {
+            break;
+        };
+        if !has_attribute(attrs, "src") {
+            hashes.push(STANDARD.encode(Sha256::digest(body_start[..close].as_bytes())));
+        }
+        rest = &body_start[close + 8..];
+    }
+    hashes
+}
+
+fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn has_attribute(attrs: &str, name: &str) -> bool {
+    attrs.split(|c: char| c.is_ascii_whitespace()).any(|a| {
+        a.split('=')
+            .next()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })
+}
+
+/// Adds the security headers to every response.
+pub async fn security_headers(
+    State(site): State<Site>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, site.csp.clone());
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static(
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), \
+             interest-cohort=(), publickey-credentials-create=(self), publickey-credentials-get=(self)",
+        ),
+    );
+    response
+}
+
+/// Long caching for Trunk's content-hashed files, revalidation for the rest.
+pub async fn cache_headers(request: Request, next: Next) -> Response<Body> {
+    let immutable = is_hashed_asset(request.uri().path());
+    let mut response = next.run(request).await;
+    if response.status().is_success() {
+        let value = if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// `name-0123456789abcdef.js`, `name-0123456789abcdef_bg.wasm`: Trunk's
+/// hashed output names.
+pub fn is_hashed_asset(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or("");
+    let Some((stem, _ext)) = file.rsplit_once('.') else {
+        return false;
+    };
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    stem.rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Paths that are not files get the app's entry page (client-side routes);
+/// missing files are a plain 404.
+pub async fn spa_fallback(State(site): State<Site>, request: Request) -> Response<Body> {
+    let path = request.uri().path();
+    let last = path.rsplit('/').next().unwrap_or("");
+    let looks_like_file = last.contains('.');
+    match (
+        &site.index_html,
+        looks_like_file || path.starts_with("/api/"),
+    ) {
+        (Some(html), false) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            html.clone(),
+        )
+            .into_response(),
+        _ => (StatusCode::NOT_FOUND, "Not found").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_inline_scripts_only() {
+        let html = r#"<html><head><script src="/a.js"></script><SCRIPT type="module">init()</SCRIPT>
+            <scripty>no</scripty><script>x</script></head></html>"#;
+        let hashes = inline_script_hashes(html);
+        assert_eq!(
+            hashes,
+            vec![
+                STANDARD.encode(Sha256::digest(b"init()")),
+                STANDARD.encode(Sha256::digest(b"x"))
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_html_yields_no_extra_hashes() {
+        assert!(inline_script_hashes("").is_empty());
+        assert!(inline_script_hashes("<script").is_empty());
+        assert!(inline_script_hashes("<script>unterminated").is_empty());
+        assert!(inline_script_hashes("<script type='module'").is_empty());
+        assert_eq!(inline_script_hashes("<script>a</script><script>b").len(), 1);
+        // Not confused by multi-byte text around tags.
+        assert_eq!(inline_script_hashes("é<script>ü</script>é").len(), 1);
+    }
+
+    #[test]
+    fn csp_has_no_unsafe_inline() {
+        let csp = content_security_policy(&["abc".into()]);
+        assert!(!csp.contains("unsafe-inline"));
+        assert!(csp.contains("'wasm-unsafe-eval'"));
+        assert!(csp.contains("'sha256-abc'"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn hashed_asset_names() {
+        assert!(is_hashed_asset("/chartkey-app-0123456789abcdef.js"));
+        assert!(is_hashed_asset("/chartkey-app-0123456789abcdef_bg.wasm"));
+        assert!(is_hashed_asset("/style-fedcba9876543210.css"));
+        assert!(!is_hashed_asset("/index.html"));
+        assert!(!is_hashed_asset("/favicon.svg"));
+        assert!(!is_hashed_asset("/x-0123456789abcdeg.js"));
+        assert!(!is_hashed_asset("/"));
+    }
+}

@@ -1,0 +1,634 @@
+//! Acceptance: registration and sign-in ceremonies against the real server
+//! on a real port, and every refusal leaves the database unchanged.
+
+mod common;
+
+use chartkey_core::keystore::SealedKeystore;
+use chartkey_core::wire::Role;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn sign_up_sign_out_sign_in_unlocks_the_same_keys() {
+    let server = TestServer::start().await;
+    let mut account = sign_up(&server, "Ada Patient", Role::Patient).await;
+
+    let me = account.client.call("me", json!({})).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["display_name"], "Ada Patient");
+    assert_eq!(me.body["role"], "patient");
+    assert_eq!(me.body["recovery_confirmed"], false);
+    assert_eq!(me.body["idle_lock_secs"], serde_json::Value::Null);
+
+    let out = account.client.call("logout", json!({})).await;
+    assert_eq!(out.status, 200);
+    assert!(out.set_cookie[0].contains("Max-Age=0"));
+    assert_eq!(account.client.call("me", json!({})).await.status, 401);
+
+    let login = sign_in(&server, &account.client, &mut account.device).await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    let sealed =
+        SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
+    let secret = sealed.unseal_with_prf(&account.device.prf).unwrap();
+    let directory: chartkey_core::directory::DirectoryEntry =
+        serde_json::from_value(login.body["account"]["directory"].clone()).unwrap();
+    assert_eq!(
+        directory.verify().unwrap().address,
+        secret.derive().address()
+    );
+    assert_eq!(secret.derive().address(), account.keys.address());
+    assert_eq!(account.client.call("me", json!({})).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn session_cookie_is_strict_http_only_and_new_at_each_login() {
+    let server = TestServer::start().await;
+    let mut account = sign_up(&server, "Bo", Role::Patient).await;
+    let first = sign_in(&server, &account.client, &mut account.device).await;
+    let second = sign_in(&server, &account.client, &mut account.device).await;
+    let (a, b) = (&first.set_cookie[0], &second.set_cookie[0]);
+    for cookie in [a, b] {
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(cookie.contains("Path=/"), "{cookie}");
+        assert!(
+            !cookie.contains("Secure"),
+            "plain http on localhost: {cookie}"
+        );
+    }
+    assert_ne!(
+        a.split(';').next(),
+        b.split(';').next(),
+        "a new session id at each login"
+    );
+    // The replaced session no longer exists: one for sign-up was replaced twice.
+    assert_eq!(server.counts().2, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn protected_functions_answer_401_without_a_session() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    for (name, args) in [
+        ("me", json!({})),
+        ("recovery/confirmed", json!({})),
+        ("passkeys/list", json!({})),
+        ("passkeys/add/start", json!({})),
+        ("passkeys/remove", json!({"credential_id": "x"})),
+        (
+            "directory/lookup",
+            json!({"address": "0x0000000000000000000000000000000000000001"}),
+        ),
+    ] {
+        let answer = client.call(name, args).await;
+        assert_eq!(answer.status, 401, "{name}: {:?}", answer.body);
+        assert_eq!(answer.body, json!("Unauthorized"), "{name}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn replayed_assertion_is_refused_without_state_change() {
+    let server = TestServer::start().await;
+    let mut account = sign_up(&server, "Cy", Role::Patient).await;
+    let start = account.client.call("login/start", json!({})).await;
+    let assertion = account
+        .device
+        .assert(&server.origin, start.body["options"].clone());
+    let body =
+        json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}});
+    assert_eq!(
+        account
+            .client
+            .call("login/finish", body.clone())
+            .await
+            .status,
+        200
+    );
+    let before = server.counts();
+
+    // Same ceremony again: already used.
+    let again = account.client.call("login/finish", body).await;
+    assert_eq!(again.status, 400, "{:?}", again.body);
+    assert!(
+        again.body["BadRequest"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+
+    // The old answer against a fresh challenge: signature over the wrong challenge.
+    let fresh = account.client.call("login/start", json!({})).await;
+    let replay = account
+        .client
+        .call(
+            "login/finish",
+            json!({"finish": {"ceremony_id": fresh.body["ceremony_id"], "credential": assertion}}),
+        )
+        .await;
+    assert_eq!(replay.status, 403, "{:?}", replay.body);
+    assert_eq!(server.counts(), before);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn forged_assertion_is_refused_without_state_change() {
+    let server = TestServer::start().await;
+    let mut account = sign_up(&server, "Di", Role::Patient).await;
+    account.client.call("logout", json!({})).await;
+    let before = server.counts();
+    let last_used = server.query_one("SELECT last_used_at FROM passkeys");
+
+    let start = account.client.call("login/start", json!({})).await;
+    let mut assertion = account
+        .device
+        .assert(&server.origin, start.body["options"].clone());
+    let sig = &mut assertion.response.signature;
+    let mid = sig.len() / 2;
+    sig[mid] ^= 0x01;
+    let forged = account
+        .client
+        .call(
+            "login/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}),
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{:?}", forged.body);
+    assert!(
+        forged.body["Forbidden"]
+            .as_str()
+            .unwrap()
+            .contains("could not be verified")
+    );
+    assert!(forged.set_cookie.is_empty());
+    assert_eq!(server.counts(), before);
+    assert_eq!(
+        server.query_one("SELECT last_used_at FROM passkeys"),
+        last_used
+    );
+    assert_eq!(account.client.call("me", json!({})).await.status, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_challenge_is_refused() {
+    let server =
+        TestServer::start_with(|c| c.ceremony_ttl = std::time::Duration::from_millis(300)).await;
+    let client = server.client();
+    let start = client
+        .call(
+            "signup/start",
+            json!({"display_name": "Ed", "role": "patient"}),
+        )
+        .await;
+    let mut device = Device::new();
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
+    let finish = client
+        .call(
+            "signup/finish",
+            json!({"finish": {
+                "ceremony_id": start.body["ceremony_id"], "credential": credential,
+                "passkey_label": "p", "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
+                "directory": chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
+            }}),
+        )
+        .await;
+    assert_eq!(finish.status, 400, "{:?}", finish.body);
+    assert!(
+        finish.body["BadRequest"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert_eq!(server.counts(), (0, 0, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_credential_is_refused() {
+    let server = TestServer::start().await;
+    let _someone = sign_up(&server, "Fay", Role::Patient).await;
+    // A passkey created for this site but never registered (its sign-up was
+    // never finished).
+    let stranger = server.client();
+    let start = stranger
+        .call(
+            "signup/start",
+            json!({"display_name": "Gus", "role": "patient"}),
+        )
+        .await;
+    let mut device = Device::new();
+    device.register(&server.origin, start.body["options"].clone());
+    let before = server.counts();
+    let answer = sign_in(&server, &stranger, &mut device).await;
+    assert_eq!(answer.status, 403, "{:?}", answer.body);
+    assert!(
+        answer.body["Forbidden"]
+            .as_str()
+            .unwrap()
+            .contains("not registered")
+    );
+    assert_eq!(server.counts(), before);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let huge = "x".repeat(200 * 1024);
+    let answer = client
+        .call(
+            "signup/start",
+            json!({"display_name": huge, "role": "patient"}),
+        )
+        .await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(server.counts(), (0, 0, 0));
+    // Within the limit but too long a name: a clear 400.
+    let answer = client
+        .call(
+            "signup/start",
+            json!({"display_name": "x".repeat(81), "role": "patient"}),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.body["BadRequest"]
+            .as_str()
+            .unwrap()
+            .contains("at most 80 characters")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_arguments_get_a_clear_400() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    for body in [
+        json!({}),
+        json!({"display_name": 5, "role": "patient"}),
+        json!({"display_name": "a", "role": "king"}),
+    ] {
+        let answer = client.call("signup/start", body).await;
+        assert_eq!(answer.status, 400, "{:?}", answer.body);
+    }
+    let raw = client
+        .http
+        .post(format!("{}/api/login/finish", server.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    assert_eq!(server.counts(), (0, 0, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn removing_the_last_passkey_is_refused() {
+    let server = TestServer::start().await;
+    let account = sign_up(&server, "Hal", Role::Clinician).await;
+    let list = account.client.call("passkeys/list", json!({})).await;
+    let keys = list.body.as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let only = keys[0]["credential_id"].clone();
+    let answer = account
+        .client
+        .call("passkeys/remove", json!({"credential_id": only}))
+        .await;
+    assert_eq!(answer.status, 409, "{:?}", answer.body);
+    assert!(
+        answer.body["Conflict"]
+            .as_str()
+            .unwrap()
+            .contains("only passkey")
+    );
+    assert_eq!(server.counts().1, 1);
+
+    // Add a second passkey, then the first can go, but not the second.
+    let start = account.client.call("passkeys/add/start", json!({})).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let mut second = Device::new();
+    let credential = second.register(&server.origin, start.body["options"].clone());
+    let added = account
+        .client
+        .call(
+            "passkeys/add/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+                "passkey_label": "Laptop", "sealed_keystore": second.seal(&account.secret), "uses_passphrase": false}}),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    assert_eq!(
+        account
+            .client
+            .call("passkeys/list", json!({}))
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        account
+            .client
+            .call("passkeys/remove", json!({"credential_id": only}))
+            .await
+            .status,
+        200
+    );
+    let left = added.body["credential_id"].clone();
+    assert_eq!(
+        account
+            .client
+            .call("passkeys/remove", json!({"credential_id": left}))
+            .await
+            .status,
+        409
+    );
+
+    // The second passkey signs in and unseals the same secret.
+    let mut second = second;
+    let login = sign_in(&server, &account.client, &mut second).await;
+    assert_eq!(login.status, 200);
+    let sealed =
+        SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
+    assert_eq!(sealed.unseal_with_prf(&second.prf).unwrap(), account.secret);
+    assert_eq!(login.body["account"]["idle_lock_secs"], 900);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn removing_someone_elses_passkey_is_refused() {
+    let server = TestServer::start().await;
+    let a = sign_up(&server, "Ida", Role::Patient).await;
+    let b = sign_up(&server, "Jo", Role::Patient).await;
+    let b_key = b.client.call("passkeys/list", json!({})).await.body[0]["credential_id"].clone();
+    let answer = a
+        .client
+        .call("passkeys/remove", json!({"credential_id": b_key}))
+        .await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(server.counts().1, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registration_and_login_starts_are_rate_limited_per_ip() {
+    let server = TestServer::start_with(|c| {
+        c.registration_per_minute = 3;
+        c.login_per_minute = 2;
+    })
+    .await;
+    let client = server.client();
+    for _ in 0..3 {
+        assert_eq!(
+            client
+                .call(
+                    "signup/start",
+                    json!({"display_name": "K", "role": "patient"})
+                )
+                .await
+                .status,
+            200
+        );
+    }
+    let limited = client
+        .call(
+            "signup/start",
+            json!({"display_name": "K", "role": "patient"}),
+        )
+        .await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body, json!("RateLimited"));
+    for _ in 0..2 {
+        assert_eq!(client.call("login/start", json!({})).await.status, 200);
+    }
+    assert_eq!(client.call("login/start", json!({})).await.status, 429);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
+    let other = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng).derive();
+    let mut device = Device::new();
+
+    // A directory entry whose encryption key was swapped after signing.
+    let mut entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
+    entry.encryption_key = format!("0x{}", hex::encode(other.encryption_public()));
+    let start = client
+        .call(
+            "signup/start",
+            json!({"display_name": "Lu", "role": "patient"}),
+        )
+        .await;
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let answer = client
+        .call(
+            "signup/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+            "passkey_label": "p", "sealed_keystore": device.seal(&secret), "uses_passphrase": false, "directory": entry}}),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.body["BadRequest"]
+            .as_str()
+            .unwrap()
+            .contains("public keys were refused")
+    );
+
+    // A role other than the one chosen at the start.
+    let start = client
+        .call(
+            "signup/start",
+            json!({"display_name": "Lu", "role": "patient"}),
+        )
+        .await;
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let entry = chartkey_core::directory::DirectoryEntry::sign(
+        &secret.derive(),
+        Role::CredentialingAuthority,
+    );
+    let answer = client
+        .call(
+            "signup/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+            "passkey_label": "p", "sealed_keystore": device.seal(&secret), "uses_passphrase": false, "directory": entry}}),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+
+    // A key store that is not one.
+    let start = client
+        .call(
+            "signup/start",
+            json!({"display_name": "Lu", "role": "patient"}),
+        )
+        .await;
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
+    let answer = client
+        .call(
+            "signup/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+            "passkey_label": "p", "sealed_keystore": "my secret in the clear", "uses_passphrase": false, "directory": entry}}),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(server.counts(), (0, 0, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn restore_with_recovery_phrase_adds_a_passkey_for_the_same_account() {
+    let server = TestServer::start().await;
+    let original = sign_up(&server, "Max", Role::Patient).await;
+    let phrase = chartkey_core::recovery::phrase_for(&original.secret);
+
+    // A new device: only the phrase.
+    let secret = chartkey_core::recovery::secret_from_phrase(&phrase).unwrap();
+    let keys = secret.derive();
+    let client = server.client();
+    let address = ethers_core::utils::to_checksum(&keys.address(), None);
+    let start = client
+        .call("restore/start", json!({"address": address}))
+        .await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+
+    // A wrong key cannot pass the proof.
+    let impostor = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng).derive();
+    let mut device = Device::new();
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let message = chartkey_core::proof::restore_message(
+        &keys.address(),
+        start.body["challenge"].as_str().unwrap(),
+    );
+    let forged = client
+        .call(
+            "restore/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+            "passkey_label": "New phone", "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
+            "signature": chartkey_core::proof::sign_message(&impostor, &message)}}),
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{:?}", forged.body);
+    assert_eq!(server.counts().1, 1);
+
+    let start = client
+        .call("restore/start", json!({"address": address}))
+        .await;
+    let mut device = Device::new();
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let message = chartkey_core::proof::restore_message(
+        &keys.address(),
+        start.body["challenge"].as_str().unwrap(),
+    );
+    let restored = client
+        .call(
+            "restore/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+            "passkey_label": "New phone", "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
+            "signature": chartkey_core::proof::sign_message(&keys, &message)}}),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{:?}", restored.body);
+    assert_eq!(restored.body["account_id"], original.account_id.as_str());
+    assert_eq!(server.counts().1, 2);
+
+    // The new passkey signs in to the same account.
+    client.call("logout", json!({})).await;
+    let login = sign_in(&server, &client, &mut device).await;
+    assert_eq!(login.status, 200);
+    assert_eq!(
+        login.body["account"]["directory"]["address"],
+        address.as_str()
+    );
+
+    // An address nobody has.
+    let nobody = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng).derive();
+    let answer = client
+        .call(
+            "restore/start",
+            json!({"address": ethers_core::utils::to_checksum(&nobody.address(), None)}),
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(
+        client
+            .call("restore/start", json!({"address": "not an address"}))
+            .await
+            .status,
+        400
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn directory_lookup_returns_entries_that_verify() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Ned", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Ola", Role::Clinician).await;
+    let address = ethers_core::utils::to_checksum(&clinician.keys.address(), None);
+    let answer = patient
+        .client
+        .call(
+            "directory/lookup",
+            json!({"address": address.to_lowercase()}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["display_name"], "Dr Ola");
+    let entry: chartkey_core::directory::DirectoryEntry =
+        serde_json::from_value(answer.body["entry"].clone()).unwrap();
+    let verified = entry.verify().unwrap();
+    assert_eq!(verified.encryption_key, clinician.keys.encryption_public());
+    assert_eq!(verified.role, Role::Clinician);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn recovery_confirmation_is_recorded() {
+    let server = TestServer::start().await;
+    let account = sign_up(&server, "Pia", Role::Verifier).await;
+    let answer = account.client.call("recovery/confirmed", json!({})).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["recovery_confirmed"], true);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cross_origin_calls_are_refused() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let res = client
+        .http
+        .post(format!("{}/api/login/start", server.base))
+        .header("origin", "https://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let res = client
+        .http
+        .post(format!("{}/api/login/start", server.base))
+        .header("origin", server.origin.as_str().trim_end_matches('/'))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    server.stop().await;
+}

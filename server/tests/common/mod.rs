@@ -1,0 +1,284 @@
+//! Test harness: the real server on 127.0.0.1:0, an HTTP client with a
+//! cookie jar, and a software passkey standing in for the browser.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chartkey_core::directory::DirectoryEntry;
+use chartkey_core::keystore::SealedKeystore;
+use chartkey_core::wire::Role;
+use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_server::Config;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{
+    AllowCredentials, CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse,
+};
+
+pub struct TestServer {
+    pub base: String,
+    pub origin: Url,
+    pub data_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let origin: Url = format!("http://localhost:{port}").parse().unwrap();
+        let mut config = Config::new(tmp.path().join("data"), origin.clone());
+        tweak(&mut config);
+        let data_dir = config.data_dir.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(chartkey_server::launch(listener, config, async move {
+            let _ = rx.await;
+        }));
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            origin,
+            data_dir,
+            _tmp: tmp,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        // Ready when /healthz answers.
+        let probe = reqwest::Client::new();
+        for _ in 0..100 {
+            if probe
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server did not start");
+    }
+
+    /// A browser-like client with its own cookie jar.
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// Row counts of the tables a refused request must not change.
+    pub fn counts(&self) -> (i64, i64, i64) {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.data_dir.join("chartkey.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let count = |t: &str| {
+            conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        (count("accounts"), count("passkeys"), count("sessions"))
+    }
+
+    pub fn query_one(&self, sql: &str) -> String {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.data_dir.join("chartkey.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+            .map(|v| format!("{v:?}"))
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        let result =
+            tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap()).await;
+        result.expect("server stops within 10 s").unwrap().unwrap();
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub set_cookie: Vec<String>,
+}
+
+impl Client {
+    /// Calls a server function: POST /api/<name> with a JSON body.
+    pub async fn call(&self, name: &str, args: Value) -> Answer {
+        let res = self
+            .http
+            .post(format!("{}/api/{name}", self.base))
+            .json(&args)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let set_cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            set_cookie,
+        }
+    }
+}
+
+/// What the browser holds: the account secret and its keys, plus a
+/// software authenticator standing in for the passkey, with a stand-in PRF
+/// output (the real one comes from the authenticator in the browser tests).
+pub struct Device {
+    pub authenticator: SoftPasskey,
+    pub prf: [u8; 32],
+    pub credential_id: Option<Vec<u8>>,
+    pub user_handle: Option<Vec<u8>>,
+}
+
+impl Device {
+    pub fn new() -> Self {
+        let mut prf = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut prf);
+        Self {
+            authenticator: SoftPasskey::new(true),
+            prf,
+            credential_id: None,
+            user_handle: None,
+        }
+    }
+
+    pub fn register(&mut self, origin: &Url, options: Value) -> Value {
+        let mut ccr: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+        // The server asks for a discoverable credential with user
+        // verification; the soft token cannot store resident keys, so the
+        // test plays a browser that keeps the credential id itself.
+        let selection = ccr
+            .public_key
+            .authenticator_selection
+            .as_mut()
+            .expect("authenticator selection");
+        assert_eq!(
+            selection.resident_key,
+            Some(webauthn_rs_proto::ResidentKeyRequirement::Required)
+        );
+        assert_eq!(
+            selection.user_verification,
+            webauthn_rs_proto::UserVerificationPolicy::Required
+        );
+        selection.resident_key = None;
+        selection.require_resident_key = false;
+        self.user_handle = Some(ccr.public_key.user.id.to_vec());
+        let cred = self
+            .authenticator
+            .do_registration(origin.clone(), ccr)
+            .expect("software passkey registers");
+        self.credential_id = Some(cred.raw_id.to_vec());
+        serde_json::to_value(cred).unwrap()
+    }
+
+    /// A discoverable assertion: the soft token needs the credential named,
+    /// and reports the user handle as a resident credential would.
+    pub fn assert(&mut self, origin: &Url, options: Value) -> PublicKeyCredential {
+        let mut rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+        rcr.public_key.allow_credentials = vec![AllowCredentials {
+            type_: "public-key".into(),
+            id: self.credential_id.clone().expect("registered").into(),
+            transports: None,
+        }];
+        let mut cred = self
+            .authenticator
+            .do_authentication(origin.clone(), rcr)
+            .expect("software passkey asserts");
+        cred.response.user_handle = self.user_handle.clone().map(Into::into);
+        cred
+    }
+
+    pub fn seal(&self, secret: &AccountSecret) -> String {
+        SealedKeystore::seal_with_prf(secret, &self.prf, &mut rand::rngs::OsRng)
+            .unwrap()
+            .to_json()
+    }
+}
+
+pub struct Account {
+    pub secret: AccountSecret,
+    pub keys: AccountKeys,
+    pub device: Device,
+    pub client: Client,
+    pub account_id: String,
+}
+
+/// Signs up a new account through the real ceremony; returns it signed in.
+pub async fn sign_up(server: &TestServer, name: &str, role: Role) -> Account {
+    let client = server.client();
+    let secret = AccountSecret::generate(&mut rand::rngs::OsRng);
+    let keys = secret.derive();
+    let mut device = Device::new();
+    let start = client
+        .call("signup/start", json!({"display_name": name, "role": role}))
+        .await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let finish = client
+        .call(
+            "signup/finish",
+            json!({"finish": {
+                "ceremony_id": start.body["ceremony_id"],
+                "credential": credential,
+                "passkey_label": "Test passkey",
+                "sealed_keystore": device.seal(&secret),
+                "uses_passphrase": false,
+                "directory": DirectoryEntry::sign(&keys, role),
+            }}),
+        )
+        .await;
+    assert_eq!(finish.status, 200, "{:?}", finish.body);
+    let account_id = finish.body["account_id"].as_str().unwrap().to_owned();
+    Account {
+        secret,
+        keys,
+        device,
+        client,
+        account_id,
+    }
+}
+
+/// A full discoverable sign-in; returns the server's answer.
+pub async fn sign_in(server: &TestServer, client: &Client, device: &mut Device) -> Answer {
+    let start = client.call("login/start", json!({})).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let assertion = device.assert(&server.origin, start.body["options"].clone());
+    client
+        .call(
+            "login/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}),
+        )
+        .await
+}
