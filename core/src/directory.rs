@@ -60,9 +60,7 @@ impl VerifiedEntry {
 pub enum DirectoryError {
     #[error("The directory entry is malformed ({0}).")]
     Malformed(&'static str),
-    #[error(
-        "The directory entry's signature does not match its address: these keys cannot be trusted."
-    )]
+    #[error("The directory entry's signature does not match its address: these keys cannot be trusted.")]
     BadSignature,
 }
 
@@ -89,9 +87,7 @@ pub fn entry_digest(address: Address, role: Role, encryption_key: &[u8; 32]) -> 
 /// Signs a 32-byte digest with a secp256k1 key (RFC 6979, low-s), returning
 /// an Ethereum signature with v in {27, 28}.
 pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> Signature {
-    let (sig, recovery_id) = key
-        .sign_prehash_recoverable(digest)
-        .expect("signing a 32-byte prehash cannot fail");
+    let (sig, recovery_id) = key.sign_prehash_recoverable(digest).expect("signing a 32-byte prehash cannot fail");
     let bytes = sig.to_bytes();
     Signature {
         r: U256::from_big_endian(&bytes[..32]),
@@ -117,30 +113,21 @@ impl DirectoryEntry {
     /// Parses and checks the signature. Every consumer of someone else's
     /// keys must go through this.
     pub fn verify(&self) -> Result<VerifiedEntry, DirectoryError> {
-        let address: Address = self
-            .address
-            .parse()
-            .map_err(|_| DirectoryError::Malformed("address"))?;
+        let address: Address = self.address.parse().map_err(|_| DirectoryError::Malformed("address"))?;
         let encryption_key: [u8; 32] = decode_hex(&self.encryption_key)
             .and_then(|b| b.try_into().ok())
             .ok_or(DirectoryError::Malformed("encryption key"))?;
-        let sig_bytes = decode_hex(&self.signature)
-            .filter(|b| b.len() == 65)
-            .ok_or(DirectoryError::Malformed("signature"))?;
-        let signature = Signature::try_from(sig_bytes.as_slice())
-            .map_err(|_| DirectoryError::Malformed("signature"))?;
+        let sig_bytes =
+            decode_hex(&self.signature).filter(|b| b.len() == 65).ok_or(DirectoryError::Malformed("signature"))?;
+        let signature =
+            Signature::try_from(sig_bytes.as_slice()).map_err(|_| DirectoryError::Malformed("signature"))?;
         let digest = entry_digest(address, self.role, &encryption_key);
-        let signer = signature
-            .recover(RecoveryMessage::Hash(H256::from(digest)))
-            .map_err(|_| DirectoryError::BadSignature)?;
+        let signer =
+            signature.recover(RecoveryMessage::Hash(H256::from(digest))).map_err(|_| DirectoryError::BadSignature)?;
         if signer != address {
             return Err(DirectoryError::BadSignature);
         }
-        Ok(VerifiedEntry {
-            address,
-            role: self.role,
-            encryption_key,
-        })
+        Ok(VerifiedEntry { address, role: self.role, encryption_key })
     }
 }
 
@@ -178,10 +165,7 @@ mod tests {
             "message": {"account": format!("{:?}", k.address()), "role": 2, "encryptionKey": key_hex}
         });
         let typed: TypedData = serde_json::from_value(json).unwrap();
-        assert_eq!(
-            typed.encode_eip712().unwrap(),
-            entry_digest(k.address(), Role::Clinician, &k.encryption_public())
-        );
+        assert_eq!(typed.encode_eip712().unwrap(), entry_digest(k.address(), Role::Clinician, &k.encryption_public()));
     }
 
     #[test]

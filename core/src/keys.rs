@@ -53,25 +53,18 @@ impl AccountSecret {
             .find_map(|counter| {
                 let mut okm = Zeroizing::new([0u8; 32]);
                 let info = [LABEL_SECP256K1, &[counter]].concat();
-                hk.expand(&info, okm.as_mut())
-                    .expect("32 bytes is a valid HKDF length");
+                hk.expand(&info, okm.as_mut()).expect("32 bytes is a valid HKDF length");
                 SigningKey::from_bytes(okm.as_ref().into()).ok()
             })
             .expect("a valid secp256k1 scalar within 256 tries");
 
         let mut x = Zeroizing::new([0u8; 32]);
-        hk.expand(LABEL_X25519, x.as_mut())
-            .expect("32 bytes is a valid HKDF length");
+        hk.expand(LABEL_X25519, x.as_mut()).expect("32 bytes is a valid HKDF length");
         let encryption = x25519_dalek::StaticSecret::from(*x);
 
         let address = secret_key_to_address(&signing);
         let encryption_public = x25519_dalek::PublicKey::from(&encryption).to_bytes();
-        AccountKeys {
-            signing,
-            encryption,
-            address,
-            encryption_public,
-        }
+        AccountKeys { signing, encryption, address, encryption_public }
     }
 }
 
@@ -129,14 +122,8 @@ impl std::fmt::Debug for AccountKeys {
 /// Fingerprint of an X25519 public key: the first 16 bytes of its SHA-256,
 /// as eight groups of four hex digits, so two people can read it aloud.
 pub fn key_fingerprint(public_key: &[u8; 32]) -> String {
-    let digest = Sha256::new_with_prefix(b"chartkey/key-fingerprint/v1")
-        .chain_update(public_key)
-        .finalize();
-    digest[..16]
-        .chunks(2)
-        .map(hex::encode)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let digest = Sha256::new_with_prefix(b"chartkey/key-fingerprint/v1").chain_update(public_key).finalize();
+    digest[..16].chunks(2).map(hex::encode).collect::<Vec<_>>().join(" ")
 }
 
 /// `0x1234…abcd`: an address short enough for a screen, long enough to tell
@@ -161,17 +148,13 @@ mod tests {
     #[test]
     fn known_answer_derivation() {
         let keys = secret(0x01).derive();
-        assert_eq!(
-            ethers_core::utils::to_checksum(&keys.address(), None),
-            KAT_ADDRESS_01
-        );
+        assert_eq!(ethers_core::utils::to_checksum(&keys.address(), None), KAT_ADDRESS_01);
         assert_eq!(hex::encode(keys.encryption_public()), KAT_X25519_PUB_01);
         assert_eq!(keys.encryption_fingerprint(), KAT_FINGERPRINT_01);
     }
 
     const KAT_ADDRESS_01: &str = "0x958A00c874220d6801D1EeaC084BED1F11189756";
-    const KAT_X25519_PUB_01: &str =
-        "7b62f7bca05f9f9f4f8ab45d0852550c01ddba5016d6b3187ca6b8fa49e0736c";
+    const KAT_X25519_PUB_01: &str = "7b62f7bca05f9f9f4f8ab45d0852550c01ddba5016d6b3187ca6b8fa49e0736c";
     const KAT_FINGERPRINT_01: &str = "d759 a01f de8f 400f 66b6 986f 7c3e c8da";
 
     #[test]
@@ -181,8 +164,7 @@ mod tests {
         let s = secret(0x42);
         let hk = Hkdf::<Sha256>::new(Some(b"chartkey/account/v1"), s.as_bytes());
         let mut okm = [0u8; 32];
-        hk.expand(b"chartkey/secp256k1-signing/v1\x00", &mut okm)
-            .unwrap();
+        hk.expand(b"chartkey/secp256k1-signing/v1\x00", &mut okm).unwrap();
         let sk = SigningKey::from_bytes((&okm).into()).unwrap();
         let point = sk.verifying_key().to_encoded_point(false);
         let hash = ethers_core::utils::keccak256(&point.as_bytes()[1..]);
@@ -201,10 +183,7 @@ mod tests {
         assert_ne!(a.address(), b.address());
         assert_ne!(a.encryption_public(), b.encryption_public());
         // The two derived private keys differ from each other.
-        assert_ne!(
-            a.signing_key().to_bytes().as_slice(),
-            a.encryption_secret().as_bytes()
-        );
+        assert_ne!(a.signing_key().to_bytes().as_slice(), a.encryption_secret().as_bytes());
     }
 
     #[test]

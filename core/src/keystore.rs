@@ -44,19 +44,11 @@ pub struct Argon2Params {
 }
 
 impl Argon2Params {
-    pub const DEFAULT: Self = Self {
-        memory_kib: 64 * 1024,
-        iterations: 3,
-        parallelism: 1,
-    };
+    pub const DEFAULT: Self = Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
     /// Weakest parameters an unseal will accept: a blob claiming less is
     /// refused before any work, so a tampered blob cannot make a
     /// passphrase cheap to guess from what the browser sends next.
-    pub const MINIMUM: Self = Self {
-        memory_kib: 19 * 1024,
-        iterations: 2,
-        parallelism: 1,
-    };
+    pub const MINIMUM: Self = Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
 
     fn check(&self) -> Result<(), KeystoreError> {
         let strong_enough = self.memory_kib >= Self::MINIMUM.memory_kib
@@ -64,13 +56,8 @@ impl Argon2Params {
             && self.parallelism >= 1;
         // An upper bound too, so a hostile blob cannot make the browser
         // allocate gigabytes.
-        let sane =
-            self.memory_kib <= 1024 * 1024 && self.iterations <= 64 && self.parallelism <= 16;
-        if strong_enough && sane {
-            Ok(())
-        } else {
-            Err(KeystoreError::Malformed("unacceptable Argon2id parameters"))
-        }
+        let sane = self.memory_kib <= 1024 * 1024 && self.iterations <= 64 && self.parallelism <= 16;
+        if strong_enough && sane { Ok(()) } else { Err(KeystoreError::Malformed("unacceptable Argon2id parameters")) }
     }
 }
 
@@ -176,8 +163,8 @@ impl SealedKeystore {
     }
 
     pub fn from_json(json: &str) -> Result<Self, KeystoreError> {
-        let sealed: Self = serde_json::from_str(json)
-            .map_err(|_| KeystoreError::Malformed("not a Chartkey key store"))?;
+        let sealed: Self =
+            serde_json::from_str(json).map_err(|_| KeystoreError::Malformed("not a Chartkey key store"))?;
         sealed.check_shape()?;
         Ok(sealed)
     }
@@ -205,13 +192,7 @@ impl SealedKeystore {
         let aad = associated_data(self.v, &self.kdf);
         let plain = Zeroizing::new(
             XChaCha20Poly1305::new(key.as_ref().into())
-                .decrypt(
-                    XNonce::from_slice(&self.nonce),
-                    Payload {
-                        msg: &self.ciphertext,
-                        aad: &aad,
-                    },
-                )
+                .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: &aad })
                 .ok()?,
         );
         let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
@@ -229,20 +210,9 @@ fn seal(
     rng.fill_bytes(&mut nonce);
     let aad = associated_data(VERSION, &kdf);
     let ciphertext = XChaCha20Poly1305::new(key.as_ref().into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: secret.as_bytes(),
-                aad: &aad,
-            },
-        )
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret.as_bytes(), aad: &aad })
         .expect("XChaCha20-Poly1305 encryption of 32 bytes cannot fail");
-    SealedKeystore {
-        v: VERSION,
-        kdf,
-        nonce: nonce.to_vec(),
-        ciphertext,
-    }
+    SealedKeystore { v: VERSION, kdf, nonce: nonce.to_vec(), ciphertext }
 }
 
 /// Binds version, KDF choice and parameters to the ciphertext.
@@ -273,23 +243,15 @@ fn prf_wrapping_key(prf_output: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeystoreEr
     Ok(key)
 }
 
-fn passphrase_wrapping_key(
-    passphrase: &str,
-    kdf: &KeystoreKdf,
-) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+fn passphrase_wrapping_key(passphrase: &str, kdf: &KeystoreKdf) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     let KeystoreKdf::Argon2id { params, salt } = kdf else {
         return Err(KeystoreError::NeedsPasskey);
     };
     let argon = Argon2::new(
         Algorithm::Argon2id,
         Version::V0x13,
-        Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            Some(32),
-        )
-        .map_err(|_| KeystoreError::Malformed("unacceptable Argon2id parameters"))?,
+        Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+            .map_err(|_| KeystoreError::Malformed("unacceptable Argon2id parameters"))?,
     );
     let mut key = Zeroizing::new([0u8; 32]);
     argon
@@ -309,9 +271,7 @@ mod b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <&str>::deserialize(d)?;
-        URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(serde::de::Error::custom)
+        URL_SAFE_NO_PAD.decode(text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -347,12 +307,7 @@ mod tests {
 
     #[test]
     fn known_answer_prf_seal() {
-        let sealed = SealedKeystore::seal_with_prf(
-            &AccountSecret::from_bytes(SECRET),
-            &PRF,
-            &mut Counter(0),
-        )
-        .unwrap();
+        let sealed = SealedKeystore::seal_with_prf(&AccountSecret::from_bytes(SECRET), &PRF, &mut Counter(0)).unwrap();
         assert_eq!(sealed.to_json(), KAT_PRF_JSON);
         let back = SealedKeystore::from_json(KAT_PRF_JSON).unwrap();
         assert_eq!(back.unseal_with_prf(&PRF).unwrap().as_bytes(), &SECRET);
@@ -369,13 +324,7 @@ mod tests {
         let nonce: Vec<u8> = (0u8..24).collect();
         let aad = [b"chartkey-keystore".as_slice(), &[1, 1]].concat();
         let ct = XChaCha20Poly1305::new((&key).into())
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &SECRET,
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &SECRET, aad: &aad })
             .unwrap();
         let sealed = SealedKeystore::from_json(KAT_PRF_JSON).unwrap();
         assert_eq!(sealed.nonce, nonce);
@@ -396,12 +345,7 @@ mod tests {
         .unwrap();
         assert_eq!(sealed.to_json(), KAT_PASSPHRASE_JSON);
         let back = SealedKeystore::from_json(KAT_PASSPHRASE_JSON).unwrap();
-        assert_eq!(
-            back.unseal_with_passphrase("correct horse battery staple")
-                .unwrap()
-                .as_bytes(),
-            &SECRET
-        );
+        assert_eq!(back.unseal_with_passphrase("correct horse battery staple").unwrap().as_bytes(), &SECRET);
     }
 
     const KAT_PASSPHRASE_JSON: &str = r#"{"v":1,"kdf":"argon2id","memory_kib":19456,"iterations":2,"parallelism":1,"salt":"BwgJCgsMDQ4PEBESExQVFg","nonce":"FxgZGhscHR4fICEiIyQlJicoKSorLC0u","ciphertext":"3yJPLNnNzjqT__9mXX3htFpw9Op11DLqiAlBBBS6gXKtQhp_pawUW8NzWV63xXLb"}"#;
@@ -416,29 +360,17 @@ mod tests {
             &mut rand_core::OsRng,
         )
         .unwrap();
-        assert_eq!(
-            sealed
-                .unseal_with_passphrase("a long enough passphrase")
-                .unwrap(),
-            secret
-        );
+        assert_eq!(sealed.unseal_with_passphrase("a long enough passphrase").unwrap(), secret);
     }
 
     #[test]
     fn wrong_prf_output_fails_clearly() {
-        let sealed = SealedKeystore::seal_with_prf(
-            &AccountSecret::from_bytes(SECRET),
-            &PRF,
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
+        let sealed =
+            SealedKeystore::seal_with_prf(&AccountSecret::from_bytes(SECRET), &PRF, &mut rand_core::OsRng).unwrap();
         let err = sealed.unseal_with_prf(&[0x12; 32]).unwrap_err();
         assert_eq!(err, KeystoreError::WrongPasskey);
         assert!(err.to_string().contains("could not unlock your keys"));
-        assert_eq!(
-            sealed.unseal_with_prf(&[0x11; 16]).unwrap_err(),
-            KeystoreError::BadPrfOutput(16)
-        );
+        assert_eq!(sealed.unseal_with_prf(&[0x11; 16]).unwrap_err(), KeystoreError::BadPrfOutput(16));
     }
 
     #[test]
@@ -450,18 +382,10 @@ mod tests {
             &mut rand_core::OsRng,
         )
         .unwrap();
-        let err = sealed
-            .unseal_with_passphrase("correct horse battery stapler")
-            .unwrap_err();
+        let err = sealed.unseal_with_passphrase("correct horse battery stapler").unwrap_err();
         assert_eq!(err, KeystoreError::WrongPassphrase);
-        assert_eq!(
-            err.to_string(),
-            "That passphrase is not right. Check it and try again."
-        );
-        assert_eq!(
-            sealed.unseal_with_prf(&PRF).unwrap_err(),
-            KeystoreError::NeedsPassphrase
-        );
+        assert_eq!(err.to_string(), "That passphrase is not right. Check it and try again.");
+        assert_eq!(sealed.unseal_with_prf(&PRF).unwrap_err(), KeystoreError::NeedsPassphrase);
     }
 
     #[test]
@@ -478,26 +402,16 @@ mod tests {
 
     #[test]
     fn tampering_is_detected() {
-        let sealed = SealedKeystore::seal_with_prf(
-            &AccountSecret::from_bytes(SECRET),
-            &PRF,
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
+        let sealed =
+            SealedKeystore::seal_with_prf(&AccountSecret::from_bytes(SECRET), &PRF, &mut rand_core::OsRng).unwrap();
         for i in 0..sealed.ciphertext.len() {
             let mut bad = sealed.clone();
             bad.ciphertext[i] ^= 1;
-            assert_eq!(
-                bad.unseal_with_prf(&PRF).unwrap_err(),
-                KeystoreError::WrongPasskey
-            );
+            assert_eq!(bad.unseal_with_prf(&PRF).unwrap_err(), KeystoreError::WrongPasskey);
         }
         let mut bad = sealed.clone();
         bad.nonce[0] ^= 1;
-        assert_eq!(
-            bad.unseal_with_prf(&PRF).unwrap_err(),
-            KeystoreError::WrongPasskey
-        );
+        assert_eq!(bad.unseal_with_prf(&PRF).unwrap_err(), KeystoreError::WrongPasskey);
     }
 
     #[test]
@@ -533,9 +447,7 @@ mod tests {
             params.iterations += 1;
         }
         assert_eq!(
-            sealed
-                .unseal_with_passphrase("correct horse battery staple")
-                .unwrap_err(),
+            sealed.unseal_with_passphrase("correct horse battery staple").unwrap_err(),
             KeystoreError::WrongPassphrase
         );
     }
@@ -551,13 +463,7 @@ mod tests {
             r#"{"v":1,"kdf":"rot13","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","ciphertext":"AA"}"#,
             r#"{"v":1,"kdf":"prf-hkdf-sha256","nonce":"!!","ciphertext":"AA"}"#,
         ] {
-            assert!(
-                matches!(
-                    SealedKeystore::from_json(bad),
-                    Err(KeystoreError::Malformed(_))
-                ),
-                "accepted {bad:?}"
-            );
+            assert!(matches!(SealedKeystore::from_json(bad), Err(KeystoreError::Malformed(_))), "accepted {bad:?}");
         }
     }
 }

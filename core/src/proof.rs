@@ -31,8 +31,7 @@ pub fn recover_signer(message: &str, signature: &str) -> Option<Address> {
         return None;
     }
     let sig = Signature::try_from(bytes.as_slice()).ok()?;
-    sig.recover(RecoveryMessage::Data(message.as_bytes().to_vec()))
-        .ok()
+    sig.recover(RecoveryMessage::Data(message.as_bytes().to_vec())).ok()
 }
 
 #[cfg(test)]
@@ -47,10 +46,7 @@ mod tests {
         let sig = sign_message(&keys, &msg);
         assert_eq!(recover_signer(&msg, &sig), Some(keys.address()));
         // A different challenge recovers a different (wrong) address.
-        assert_ne!(
-            recover_signer(&restore_message(&keys.address(), "abc124"), &sig),
-            Some(keys.address())
-        );
+        assert_ne!(recover_signer(&restore_message(&keys.address(), "abc124"), &sig), Some(keys.address()));
     }
 
     #[test]
@@ -64,14 +60,7 @@ mod tests {
 
     #[test]
     fn malformed_signatures() {
-        for bad in [
-            "",
-            "0x",
-            "00",
-            "0xzz",
-            "0x1234",
-            &format!("0x{}", "00".repeat(65)),
-        ] {
+        for bad in ["", "0x", "00", "0xzz", "0x1234", &format!("0x{}", "00".repeat(65))] {
             assert_eq!(recover_signer("m", bad), None, "{bad}");
         }
     }

@@ -18,12 +18,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Patient,
-        Role::Clinician,
-        Role::Verifier,
-        Role::CredentialingAuthority,
-    ];
+    pub const ALL: [Role; 4] = [Role::Patient, Role::Clinician, Role::Verifier, Role::CredentialingAuthority];
 
     /// Stable one-byte code, used in signed directory entries.
     pub fn code(self) -> u8 {

@@ -15,24 +15,10 @@ use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 const MAX_PENDING: usize = 10_000;
 
 pub enum Ceremony {
-    Signup {
-        registration: PasskeyRegistration,
-        account_id: String,
-        display_name: String,
-        role: Role,
-    },
-    Login {
-        authentication: DiscoverableAuthentication,
-    },
-    Restore {
-        registration: PasskeyRegistration,
-        account_id: String,
-        challenge: String,
-    },
-    AddPasskey {
-        registration: PasskeyRegistration,
-        account_id: String,
-    },
+    Signup { registration: PasskeyRegistration, account_id: String, display_name: String, role: Role },
+    Login { authentication: DiscoverableAuthentication },
+    Restore { registration: PasskeyRegistration, account_id: String, challenge: String },
+    AddPasskey { registration: PasskeyRegistration, account_id: String },
 }
 
 pub struct Ceremonies {
@@ -42,10 +28,7 @@ pub struct Ceremonies {
 
 impl Ceremonies {
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            pending: Mutex::new(HashMap::new()),
-        }
+        Self { ttl, pending: Mutex::new(HashMap::new()) }
     }
 
     /// Stores a ceremony and returns its id.
@@ -65,19 +48,11 @@ impl Ceremonies {
     /// Takes a ceremony out (single use): unknown, already used and expired
     /// ids are refused.
     pub fn take(&self, id: &str) -> Result<Ceremony, ApiError> {
-        let entry = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        let entry = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         match entry {
             Some((started, ceremony)) if started.elapsed() < self.ttl => Ok(ceremony),
-            Some(_) => Err(ApiError::bad_request(
-                "This passkey request expired. Start again.",
-            )),
-            None => Err(ApiError::bad_request(
-                "This passkey request is not known or was already used. Start again.",
-            )),
+            Some(_) => Err(ApiError::bad_request("This passkey request expired. Start again.")),
+            None => Err(ApiError::bad_request("This passkey request is not known or was already used. Start again.")),
         }
     }
 }

@@ -47,10 +47,7 @@ impl Config {
 
     /// The WebAuthn relying party id: the origin's host.
     pub fn rp_id(&self) -> anyhow::Result<String> {
-        self.origin
-            .host_str()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("origin {} has no host", self.origin))
+        self.origin.host_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("origin {} has no host", self.origin))
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) when served over https.

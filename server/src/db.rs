@@ -21,18 +21,13 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let mut conn = Connection::open(path)
-            .with_context(|| format!("opening database {}", path.display()))?;
+        let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Migrations::from_slice(MIGRATIONS)
-            .to_latest(&mut conn)
-            .context("applying database migrations")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).context("applying database migrations")?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` on the connection in a blocking task. Database failures are
@@ -60,10 +55,7 @@ impl Db {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +69,8 @@ pub struct AccountRow {
     pub recovery_confirmed: bool,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, display_name, role, address, encryption_key, directory_signature, recovery_confirmed_at IS NOT NULL";
+const ACCOUNT_COLUMNS: &str =
+    "id, display_name, role, address, encryption_key, directory_signature, recovery_confirmed_at IS NOT NULL";
 
 fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {
@@ -92,18 +85,10 @@ fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
 }
 
 pub fn account_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<AccountRow>> {
-    conn.query_row(
-        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
-        [id],
-        account_from_row,
-    )
-    .optional()
+    conn.query_row(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"), [id], account_from_row).optional()
 }
 
-pub fn account_by_address(
-    conn: &Connection,
-    address: &str,
-) -> rusqlite::Result<Option<AccountRow>> {
+pub fn account_by_address(conn: &Connection, address: &str) -> rusqlite::Result<Option<AccountRow>> {
     conn.query_row(
         &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = ?1 COLLATE NOCASE"),
         [address],
@@ -133,7 +118,8 @@ pub struct PasskeyRow {
     pub last_used_at: Option<i64>,
 }
 
-const PASSKEY_COLUMNS: &str = "credential_id, account_id, label, passkey_json, sealed_keystore, uses_passphrase, created_at, last_used_at";
+const PASSKEY_COLUMNS: &str =
+    "credential_id, account_id, label, passkey_json, sealed_keystore, uses_passphrase, created_at, last_used_at";
 
 fn passkey_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PasskeyRow> {
     Ok(PasskeyRow {
@@ -150,9 +136,7 @@ fn passkey_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PasskeyRow> {
 
 pub fn insert_passkey(conn: &Connection, p: &PasskeyRow) -> rusqlite::Result<()> {
     conn.execute(
-        &format!(
-            "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ),
+        &format!("INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
         params![
             p.credential_id,
             p.account_id,
@@ -167,10 +151,7 @@ pub fn insert_passkey(conn: &Connection, p: &PasskeyRow) -> rusqlite::Result<()>
     Ok(())
 }
 
-pub fn passkey_by_credential(
-    conn: &Connection,
-    credential_id: &str,
-) -> rusqlite::Result<Option<PasskeyRow>> {
+pub fn passkey_by_credential(conn: &Connection, credential_id: &str) -> rusqlite::Result<Option<PasskeyRow>> {
     conn.query_row(
         &format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE credential_id = ?1"),
         [credential_id],
@@ -180,19 +161,13 @@ pub fn passkey_by_credential(
 }
 
 pub fn passkeys_of(conn: &Connection, account_id: &str) -> rusqlite::Result<Vec<PasskeyRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE account_id = ?1 ORDER BY created_at, rowid"
-    ))?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE account_id = ?1 ORDER BY created_at, rowid"))?;
     let rows = stmt.query_map([account_id], passkey_from_row)?;
     rows.collect()
 }
 
-pub fn insert_session(
-    conn: &Connection,
-    token_hash: &str,
-    account_id: &str,
-    expires_at: i64,
-) -> rusqlite::Result<()> {
+pub fn insert_session(conn: &Connection, token_hash: &str, account_id: &str, expires_at: i64) -> rusqlite::Result<()> {
     let now = now();
     conn.execute(
         "INSERT INTO sessions (token_hash, account_id, created_at, expires_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?3)",

@@ -48,26 +48,17 @@ impl FromRef<ApiState> for AppState {
 
 /// Builds the application router.
 pub fn router(state: AppState, site: Site) -> Router {
-    let backend: DynBackend = Arc::new(backend::ServerBackend {
-        state: state.clone(),
-    });
+    let backend: DynBackend = Arc::new(backend::ServerBackend { state: state.clone() });
     let api = Router::new()
         .route("/api/{*fn_name}", post(api_handler))
         .layer(RequestBodyLimitLayer::new(state.config.api_body_limit))
-        .with_state(ApiState {
-            app: state.clone(),
-            backend,
-        });
+        .with_state(ApiState { app: state.clone(), backend });
 
     let static_files = match &site.dist {
         Some(dir) => Router::new()
-            .fallback_service(
-                ServeDir::new(dir).fallback(get(web::spa_fallback).with_state(site.clone())),
-            )
+            .fallback_service(ServeDir::new(dir).fallback(get(web::spa_fallback).with_state(site.clone())))
             .layer(axum::middleware::from_fn(web::cache_headers)),
-        None => Router::new()
-            .fallback(web::spa_fallback)
-            .with_state(site.clone()),
+        None => Router::new().fallback(web::spa_fallback).with_state(site.clone()),
     };
 
     Router::new()
@@ -75,10 +66,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .with_state(state)
         .merge(api)
         .merge(static_files)
-        .layer(axum::middleware::from_fn_with_state(
-            site,
-            web::security_headers,
-        ))
+        .layer(axum::middleware::from_fn_with_state(site, web::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Path only: no query strings, headers or bodies in logs.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
@@ -86,31 +74,21 @@ pub fn router(state: AppState, site: Site) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state
-        .db
-        .call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-        .await
-    {
-        Ok(_) => (
-            [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(serde_json::json!({ "status": "ok" })),
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "database unavailable" })),
-        )
-            .into_response(),
+    match state.db.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await {
+        Ok(_) => {
+            ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({ "status": "ok" }))).into_response()
+        }
+        Err(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "database unavailable" })))
+                .into_response()
+        }
     }
 }
 
 /// Every server function call: refuse cross-site requests, resolve the
 /// caller, then run the function with the backend and caller in context.
 async fn api_handler(
-    State(ApiState {
-        app: state,
-        backend,
-    }): State<ApiState>,
+    State(ApiState { app: state, backend }): State<ApiState>,
     ResolvedCaller(caller): ResolvedCaller,
     request: Request<Body>,
 ) -> Response {
@@ -118,11 +96,7 @@ async fn api_handler(
         let expected = state.config.origin.origin().ascii_serialization();
         if origin.as_bytes() != expected.as_bytes() {
             tracing::warn!("cross-origin API call refused");
-            return (
-                StatusCode::FORBIDDEN,
-                "Cross-origin requests are not allowed.",
-            )
-                .into_response();
+            return (StatusCode::FORBIDDEN, "Cross-origin requests are not allowed.").into_response();
         }
     }
     let response = leptos_axum::handle_server_fns_with_context(
@@ -149,8 +123,7 @@ async fn with_error_status(response: Response) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if let Ok(error) = serde_json::from_slice::<chartkey_app::api::ApiError>(&bytes) {
-        parts.status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, Body::from(bytes))
 }
@@ -165,11 +138,8 @@ pub async fn launch(
     let site = Site::load(config.dist_dir.as_deref())?;
     let state = AppState::new(config)?;
     let app = router(state, site);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

@@ -8,11 +8,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "chartkey",
-    version,
-    about = "Chartkey: patient-held health records, served."
-)]
+#[command(name = "chartkey", version, about = "Chartkey: patient-held health records, served.")]
 struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "CHARTKEY_PORT", default_value_t = 8080)]
@@ -46,10 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = EnvFilter::try_from_env("CHARTKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }

@@ -27,20 +27,14 @@ pub fn token_hash(token: &str) -> String {
 }
 
 pub fn cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-chartkey_session"
-    } else {
-        "chartkey_session"
-    }
+    if secure { "__Host-chartkey_session" } else { "chartkey_session" }
 }
 
 /// `Set-Cookie` value for a new session.
 pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> String {
     let name = cookie_name(secure);
     let secure_attr = if secure { "; Secure" } else { "" };
-    format!(
-        "{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure_attr}"
-    )
+    format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure_attr}")
 }
 
 /// `Set-Cookie` value that removes the session cookie.
@@ -83,15 +77,8 @@ where
         if let Some(token) = token_from_headers(&parts.headers, state.config.secure_cookies()) {
             let hash = token_hash(&token);
             let lookup = hash.clone();
-            if let Ok(Some(account_id)) = state
-                .db
-                .call(move |c| db::session_account(c, &lookup))
-                .await
-            {
-                session = Some(SessionRef {
-                    account_id,
-                    token_hash: hash,
-                });
+            if let Ok(Some(account_id)) = state.db.call(move |c| db::session_account(c, &lookup)).await {
+                session = Some(SessionRef { account_id, token_hash: hash });
             }
         }
         Ok(ResolvedCaller(Caller { ip, session }))
@@ -112,10 +99,7 @@ mod tests {
     #[test]
     fn cookie_attributes() {
         let c = session_cookie("abc", 60, false);
-        assert_eq!(
-            c,
-            "chartkey_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
-        );
+        assert_eq!(c, "chartkey_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60");
         let c = session_cookie("abc", 60, true);
         assert!(c.starts_with("__Host-chartkey_session=abc;"));
         assert!(c.ends_with("; Secure"));
@@ -123,31 +107,13 @@ mod tests {
 
     #[test]
     fn token_parsing_tolerates_other_cookies_and_refuses_junk() {
-        assert_eq!(
-            token_from_headers(&headers("a=b; chartkey_session=tok; c=d"), false).as_deref(),
-            Some("tok")
-        );
-        assert_eq!(
-            token_from_headers(&headers("chartkey_session="), false),
-            None
-        );
-        assert_eq!(
-            token_from_headers(&headers("chartkey_sessionx=tok"), false),
-            None
-        );
+        assert_eq!(token_from_headers(&headers("a=b; chartkey_session=tok; c=d"), false).as_deref(), Some("tok"));
+        assert_eq!(token_from_headers(&headers("chartkey_session="), false), None);
+        assert_eq!(token_from_headers(&headers("chartkey_sessionx=tok"), false), None);
         assert_eq!(token_from_headers(&headers(";;;==;"), false), None);
-        assert_eq!(
-            token_from_headers(
-                &headers(&format!("chartkey_session={}", "a".repeat(65))),
-                false
-            ),
-            None
-        );
+        assert_eq!(token_from_headers(&headers(&format!("chartkey_session={}", "a".repeat(65))), false), None);
         // The insecure name is not accepted when cookies are secure.
-        assert_eq!(
-            token_from_headers(&headers("chartkey_session=tok"), true),
-            None
-        );
+        assert_eq!(token_from_headers(&headers("chartkey_session=tok"), true), None);
     }
 
     #[test]

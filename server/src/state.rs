@@ -36,10 +36,8 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path())?;
         let rp_id = config.rp_id()?;
-        let webauthn = WebauthnBuilder::new(&rp_id, &config.origin)?
-            .rp_name("Chartkey")
-            .timeout(config.ceremony_ttl)
-            .build()?;
+        let webauthn =
+            WebauthnBuilder::new(&rp_id, &config.origin)?.rp_name("Chartkey").timeout(config.ceremony_ttl).build()?;
         let limits = RateLimits {
             registration: RateLimiter::keyed(per_minute(config.registration_per_minute)),
             login: RateLimiter::keyed(per_minute(config.login_per_minute)),

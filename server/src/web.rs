@@ -26,35 +26,22 @@ impl Site {
             Some(dir) => {
                 let path = dir.join("index.html");
                 let html = std::fs::read_to_string(&path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "the web app is not built ({}: {e}); run `cargo xtask run`",
-                        path.display()
-                    )
+                    anyhow::anyhow!("the web app is not built ({}: {e}); run `cargo xtask run`", path.display())
                 })?;
                 Some(html)
             }
             None => None,
         };
-        let hashes = index_html
-            .as_deref()
-            .map(inline_script_hashes)
-            .unwrap_or_default();
+        let hashes = index_html.as_deref().map(inline_script_hashes).unwrap_or_default();
         let csp = HeaderValue::from_str(&content_security_policy(&hashes))?;
-        Ok(Self {
-            dist: dist.map(Path::to_owned),
-            index_html: index_html.map(Into::into),
-            csp,
-        })
+        Ok(Self { dist: dist.map(Path::to_owned), index_html: index_html.map(Into::into), csp })
     }
 }
 
 /// CSP: scripts only from this origin, plus WebAssembly compilation and the
 /// loader scripts Trunk inlines (by hash, never 'unsafe-inline').
 pub fn content_security_policy(script_hashes: &[String]) -> String {
-    let hashes: String = script_hashes
-        .iter()
-        .map(|h| format!(" 'sha256-{h}'"))
-        .collect();
+    let hashes: String = script_hashes.iter().map(|h| format!(" 'sha256-{h}'")).collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; img-src 'self' data: blob:; \
          font-src 'self'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
@@ -91,46 +78,25 @@ pub fn inline_script_hashes(html: &str) -> Vec<String> {
 }
 
 fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    haystack.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn has_attribute(attrs: &str, name: &str) -> bool {
-    attrs.split(|c: char| c.is_ascii_whitespace()).any(|a| {
-        a.split('=')
-            .next()
-            .is_some_and(|n| n.eq_ignore_ascii_case(name))
-    })
+    attrs
+        .split(|c: char| c.is_ascii_whitespace())
+        .any(|a| a.split('=').next().is_some_and(|n| n.eq_ignore_ascii_case(name)))
 }
 
 /// Adds the security headers to every response.
-pub async fn security_headers(
-    State(site): State<Site>,
-    request: Request,
-    next: Next,
-) -> Response<Body> {
+pub async fn security_headers(State(site): State<Site>, request: Request, next: Next) -> Response<Body> {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, site.csp.clone());
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
-    );
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
     h.insert(
         "permissions-policy",
         HeaderValue::from_static(
@@ -146,14 +112,8 @@ pub async fn cache_headers(request: Request, next: Next) -> Response<Body> {
     let immutable = is_hashed_asset(request.uri().path());
     let mut response = next.run(request).await;
     if response.status().is_success() {
-        let value = if immutable {
-            "public, max-age=31536000, immutable"
-        } else {
-            "no-cache"
-        };
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+        let value = if immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
     }
     response
 }
@@ -166,8 +126,7 @@ pub fn is_hashed_asset(path: &str) -> bool {
         return false;
     };
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-')
-        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    stem.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Paths that are not files get the app's entry page (client-side routes);
@@ -176,18 +135,11 @@ pub async fn spa_fallback(State(site): State<Site>, request: Request) -> Respons
     let path = request.uri().path();
     let last = path.rsplit('/').next().unwrap_or("");
     let looks_like_file = last.contains('.');
-    match (
-        &site.index_html,
-        looks_like_file || path.starts_with("/api/"),
-    ) {
-        (Some(html), false) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            html.clone(),
-        )
-            .into_response(),
+    match (&site.index_html, looks_like_file || path.starts_with("/api/")) {
+        (Some(html), false) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], html.clone())
+                .into_response()
+        }
         _ => (StatusCode::NOT_FOUND, "Not found").into_response(),
     }
 }
@@ -201,13 +153,7 @@ mod tests {
         let html = r#"<html><head><script src="/a.js"></script><SCRIPT type="module">init()</SCRIPT>
             <scripty>no</scripty><script>x</script></head></html>"#;
         let hashes = inline_script_hashes(html);
-        assert_eq!(
-            hashes,
-            vec![
-                STANDARD.encode(Sha256::digest(b"init()")),
-                STANDARD.encode(Sha256::digest(b"x"))
-            ]
-        );
+        assert_eq!(hashes, vec![STANDARD.encode(Sha256::digest(b"init()")), STANDARD.encode(Sha256::digest(b"x"))]);
     }
 
     #[test]

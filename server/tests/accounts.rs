@@ -27,15 +27,11 @@ async fn sign_up_sign_out_sign_in_unlocks_the_same_keys() {
 
     let login = sign_in(&server, &account.client, &mut account.device).await;
     assert_eq!(login.status, 200, "{:?}", login.body);
-    let sealed =
-        SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
+    let sealed = SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
     let secret = sealed.unseal_with_prf(&account.device.prf).unwrap();
     let directory: chartkey_core::directory::DirectoryEntry =
         serde_json::from_value(login.body["account"]["directory"].clone()).unwrap();
-    assert_eq!(
-        directory.verify().unwrap().address,
-        secret.derive().address()
-    );
+    assert_eq!(directory.verify().unwrap().address, secret.derive().address());
     assert_eq!(secret.derive().address(), account.keys.address());
     assert_eq!(account.client.call("me", json!({})).await.status, 200);
     server.stop().await;
@@ -52,16 +48,9 @@ async fn session_cookie_is_strict_http_only_and_new_at_each_login() {
         assert!(cookie.contains("HttpOnly"), "{cookie}");
         assert!(cookie.contains("SameSite=Strict"), "{cookie}");
         assert!(cookie.contains("Path=/"), "{cookie}");
-        assert!(
-            !cookie.contains("Secure"),
-            "plain http on localhost: {cookie}"
-        );
+        assert!(!cookie.contains("Secure"), "plain http on localhost: {cookie}");
     }
-    assert_ne!(
-        a.split(';').next(),
-        b.split(';').next(),
-        "a new session id at each login"
-    );
+    assert_ne!(a.split(';').next(), b.split(';').next(), "a new session id at each login");
     // The replaced session no longer exists: one for sign-up was replaced twice.
     assert_eq!(server.counts().2, 1);
     server.stop().await;
@@ -77,10 +66,7 @@ async fn protected_functions_answer_401_without_a_session() {
         ("passkeys/list", json!({})),
         ("passkeys/add/start", json!({})),
         ("passkeys/remove", json!({"credential_id": "x"})),
-        (
-            "directory/lookup",
-            json!({"address": "0x0000000000000000000000000000000000000001"}),
-        ),
+        ("directory/lookup", json!({"address": "0x0000000000000000000000000000000000000001"})),
     ] {
         let answer = client.call(name, args).await;
         assert_eq!(answer.status, 401, "{name}: {:?}", answer.body);
@@ -94,39 +80,21 @@ async fn replayed_assertion_is_refused_without_state_change() {
     let server = TestServer::start().await;
     let mut account = sign_up(&server, "Cy", Role::Patient).await;
     let start = account.client.call("login/start", json!({})).await;
-    let assertion = account
-        .device
-        .assert(&server.origin, start.body["options"].clone());
-    let body =
-        json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}});
-    assert_eq!(
-        account
-            .client
-            .call("login/finish", body.clone())
-            .await
-            .status,
-        200
-    );
+    let assertion = account.device.assert(&server.origin, start.body["options"].clone());
+    let body = json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}});
+    assert_eq!(account.client.call("login/finish", body.clone()).await.status, 200);
     let before = server.counts();
 
     // Same ceremony again: already used.
     let again = account.client.call("login/finish", body).await;
     assert_eq!(again.status, 400, "{:?}", again.body);
-    assert!(
-        again.body["BadRequest"]
-            .as_str()
-            .unwrap()
-            .contains("already used")
-    );
+    assert!(again.body["BadRequest"].as_str().unwrap().contains("already used"));
 
     // The old answer against a fresh challenge: signature over the wrong challenge.
     let fresh = account.client.call("login/start", json!({})).await;
     let replay = account
         .client
-        .call(
-            "login/finish",
-            json!({"finish": {"ceremony_id": fresh.body["ceremony_id"], "credential": assertion}}),
-        )
+        .call("login/finish", json!({"finish": {"ceremony_id": fresh.body["ceremony_id"], "credential": assertion}}))
         .await;
     assert_eq!(replay.status, 403, "{:?}", replay.body);
     assert_eq!(server.counts(), before);
@@ -142,47 +110,28 @@ async fn forged_assertion_is_refused_without_state_change() {
     let last_used = server.query_one("SELECT last_used_at FROM passkeys");
 
     let start = account.client.call("login/start", json!({})).await;
-    let mut assertion = account
-        .device
-        .assert(&server.origin, start.body["options"].clone());
+    let mut assertion = account.device.assert(&server.origin, start.body["options"].clone());
     let sig = &mut assertion.response.signature;
     let mid = sig.len() / 2;
     sig[mid] ^= 0x01;
     let forged = account
         .client
-        .call(
-            "login/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}),
-        )
+        .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}))
         .await;
     assert_eq!(forged.status, 403, "{:?}", forged.body);
-    assert!(
-        forged.body["Forbidden"]
-            .as_str()
-            .unwrap()
-            .contains("could not be verified")
-    );
+    assert!(forged.body["Forbidden"].as_str().unwrap().contains("could not be verified"));
     assert!(forged.set_cookie.is_empty());
     assert_eq!(server.counts(), before);
-    assert_eq!(
-        server.query_one("SELECT last_used_at FROM passkeys"),
-        last_used
-    );
+    assert_eq!(server.query_one("SELECT last_used_at FROM passkeys"), last_used);
     assert_eq!(account.client.call("me", json!({})).await.status, 401);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn expired_challenge_is_refused() {
-    let server =
-        TestServer::start_with(|c| c.ceremony_ttl = std::time::Duration::from_millis(300)).await;
+    let server = TestServer::start_with(|c| c.ceremony_ttl = std::time::Duration::from_millis(300)).await;
     let client = server.client();
-    let start = client
-        .call(
-            "signup/start",
-            json!({"display_name": "Ed", "role": "patient"}),
-        )
-        .await;
+    let start = client.call("signup/start", json!({"display_name": "Ed", "role": "patient"})).await;
     let mut device = Device::new();
     let credential = device.register(&server.origin, start.body["options"].clone());
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -198,12 +147,7 @@ async fn expired_challenge_is_refused() {
         )
         .await;
     assert_eq!(finish.status, 400, "{:?}", finish.body);
-    assert!(
-        finish.body["BadRequest"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert!(finish.body["BadRequest"].as_str().unwrap().contains("expired"));
     assert_eq!(server.counts(), (0, 0, 0));
     server.stop().await;
 }
@@ -215,23 +159,13 @@ async fn unknown_credential_is_refused() {
     // A passkey created for this site but never registered (its sign-up was
     // never finished).
     let stranger = server.client();
-    let start = stranger
-        .call(
-            "signup/start",
-            json!({"display_name": "Gus", "role": "patient"}),
-        )
-        .await;
+    let start = stranger.call("signup/start", json!({"display_name": "Gus", "role": "patient"})).await;
     let mut device = Device::new();
     device.register(&server.origin, start.body["options"].clone());
     let before = server.counts();
     let answer = sign_in(&server, &stranger, &mut device).await;
     assert_eq!(answer.status, 403, "{:?}", answer.body);
-    assert!(
-        answer.body["Forbidden"]
-            .as_str()
-            .unwrap()
-            .contains("not registered")
-    );
+    assert!(answer.body["Forbidden"].as_str().unwrap().contains("not registered"));
     assert_eq!(server.counts(), before);
     server.stop().await;
 }
@@ -241,28 +175,13 @@ async fn oversized_body_is_refused() {
     let server = TestServer::start().await;
     let client = server.client();
     let huge = "x".repeat(200 * 1024);
-    let answer = client
-        .call(
-            "signup/start",
-            json!({"display_name": huge, "role": "patient"}),
-        )
-        .await;
+    let answer = client.call("signup/start", json!({"display_name": huge, "role": "patient"})).await;
     assert_eq!(answer.status, 413);
     assert_eq!(server.counts(), (0, 0, 0));
     // Within the limit but too long a name: a clear 400.
-    let answer = client
-        .call(
-            "signup/start",
-            json!({"display_name": "x".repeat(81), "role": "patient"}),
-        )
-        .await;
+    let answer = client.call("signup/start", json!({"display_name": "x".repeat(81), "role": "patient"})).await;
     assert_eq!(answer.status, 400);
-    assert!(
-        answer.body["BadRequest"]
-            .as_str()
-            .unwrap()
-            .contains("at most 80 characters")
-    );
+    assert!(answer.body["BadRequest"].as_str().unwrap().contains("at most 80 characters"));
     server.stop().await;
 }
 
@@ -270,11 +189,8 @@ async fn oversized_body_is_refused() {
 async fn malformed_arguments_get_a_clear_400() {
     let server = TestServer::start().await;
     let client = server.client();
-    for body in [
-        json!({}),
-        json!({"display_name": 5, "role": "patient"}),
-        json!({"display_name": "a", "role": "king"}),
-    ] {
+    for body in [json!({}), json!({"display_name": 5, "role": "patient"}), json!({"display_name": "a", "role": "king"})]
+    {
         let answer = client.call("signup/start", body).await;
         assert_eq!(answer.status, 400, "{:?}", answer.body);
     }
@@ -299,17 +215,9 @@ async fn removing_the_last_passkey_is_refused() {
     let keys = list.body.as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let only = keys[0]["credential_id"].clone();
-    let answer = account
-        .client
-        .call("passkeys/remove", json!({"credential_id": only}))
-        .await;
+    let answer = account.client.call("passkeys/remove", json!({"credential_id": only})).await;
     assert_eq!(answer.status, 409, "{:?}", answer.body);
-    assert!(
-        answer.body["Conflict"]
-            .as_str()
-            .unwrap()
-            .contains("only passkey")
-    );
+    assert!(answer.body["Conflict"].as_str().unwrap().contains("only passkey"));
     assert_eq!(server.counts().1, 1);
 
     // Add a second passkey, then the first can go, but not the second.
@@ -326,41 +234,16 @@ async fn removing_the_last_passkey_is_refused() {
         )
         .await;
     assert_eq!(added.status, 200, "{:?}", added.body);
-    assert_eq!(
-        account
-            .client
-            .call("passkeys/list", json!({}))
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        account
-            .client
-            .call("passkeys/remove", json!({"credential_id": only}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(account.client.call("passkeys/list", json!({})).await.body.as_array().unwrap().len(), 2);
+    assert_eq!(account.client.call("passkeys/remove", json!({"credential_id": only})).await.status, 200);
     let left = added.body["credential_id"].clone();
-    assert_eq!(
-        account
-            .client
-            .call("passkeys/remove", json!({"credential_id": left}))
-            .await
-            .status,
-        409
-    );
+    assert_eq!(account.client.call("passkeys/remove", json!({"credential_id": left})).await.status, 409);
 
     // The second passkey signs in and unseals the same secret.
     let mut second = second;
     let login = sign_in(&server, &account.client, &mut second).await;
     assert_eq!(login.status, 200);
-    let sealed =
-        SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
+    let sealed = SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
     assert_eq!(sealed.unseal_with_prf(&second.prf).unwrap(), account.secret);
     assert_eq!(login.body["account"]["idle_lock_secs"], 900);
     server.stop().await;
@@ -372,10 +255,7 @@ async fn removing_someone_elses_passkey_is_refused() {
     let a = sign_up(&server, "Ida", Role::Patient).await;
     let b = sign_up(&server, "Jo", Role::Patient).await;
     let b_key = b.client.call("passkeys/list", json!({})).await.body[0]["credential_id"].clone();
-    let answer = a
-        .client
-        .call("passkeys/remove", json!({"credential_id": b_key}))
-        .await;
+    let answer = a.client.call("passkeys/remove", json!({"credential_id": b_key})).await;
     assert_eq!(answer.status, 404);
     assert_eq!(server.counts().1, 2);
     server.stop().await;
@@ -390,23 +270,9 @@ async fn registration_and_login_starts_are_rate_limited_per_ip() {
     .await;
     let client = server.client();
     for _ in 0..3 {
-        assert_eq!(
-            client
-                .call(
-                    "signup/start",
-                    json!({"display_name": "K", "role": "patient"})
-                )
-                .await
-                .status,
-            200
-        );
+        assert_eq!(client.call("signup/start", json!({"display_name": "K", "role": "patient"})).await.status, 200);
     }
-    let limited = client
-        .call(
-            "signup/start",
-            json!({"display_name": "K", "role": "patient"}),
-        )
-        .await;
+    let limited = client.call("signup/start", json!({"display_name": "K", "role": "patient"})).await;
     assert_eq!(limited.status, 429);
     assert_eq!(limited.body, json!("RateLimited"));
     for _ in 0..2 {
@@ -427,12 +293,7 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
     // A directory entry whose encryption key was swapped after signing.
     let mut entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
     entry.encryption_key = format!("0x{}", hex::encode(other.encryption_public()));
-    let start = client
-        .call(
-            "signup/start",
-            json!({"display_name": "Lu", "role": "patient"}),
-        )
-        .await;
+    let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
     let credential = device.register(&server.origin, start.body["options"].clone());
     let answer = client
         .call(
@@ -442,25 +303,12 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
         )
         .await;
     assert_eq!(answer.status, 400);
-    assert!(
-        answer.body["BadRequest"]
-            .as_str()
-            .unwrap()
-            .contains("public keys were refused")
-    );
+    assert!(answer.body["BadRequest"].as_str().unwrap().contains("public keys were refused"));
 
     // A role other than the one chosen at the start.
-    let start = client
-        .call(
-            "signup/start",
-            json!({"display_name": "Lu", "role": "patient"}),
-        )
-        .await;
+    let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
     let credential = device.register(&server.origin, start.body["options"].clone());
-    let entry = chartkey_core::directory::DirectoryEntry::sign(
-        &secret.derive(),
-        Role::CredentialingAuthority,
-    );
+    let entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::CredentialingAuthority);
     let answer = client
         .call(
             "signup/finish",
@@ -471,12 +319,7 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
     assert_eq!(answer.status, 400);
 
     // A key store that is not one.
-    let start = client
-        .call(
-            "signup/start",
-            json!({"display_name": "Lu", "role": "patient"}),
-        )
-        .await;
+    let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
     let credential = device.register(&server.origin, start.body["options"].clone());
     let entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
     let answer = client
@@ -502,19 +345,14 @@ async fn restore_with_recovery_phrase_adds_a_passkey_for_the_same_account() {
     let keys = secret.derive();
     let client = server.client();
     let address = ethers_core::utils::to_checksum(&keys.address(), None);
-    let start = client
-        .call("restore/start", json!({"address": address}))
-        .await;
+    let start = client.call("restore/start", json!({"address": address})).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
 
     // A wrong key cannot pass the proof.
     let impostor = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng).derive();
     let mut device = Device::new();
     let credential = device.register(&server.origin, start.body["options"].clone());
-    let message = chartkey_core::proof::restore_message(
-        &keys.address(),
-        start.body["challenge"].as_str().unwrap(),
-    );
+    let message = chartkey_core::proof::restore_message(&keys.address(), start.body["challenge"].as_str().unwrap());
     let forged = client
         .call(
             "restore/finish",
@@ -526,15 +364,10 @@ async fn restore_with_recovery_phrase_adds_a_passkey_for_the_same_account() {
     assert_eq!(forged.status, 403, "{:?}", forged.body);
     assert_eq!(server.counts().1, 1);
 
-    let start = client
-        .call("restore/start", json!({"address": address}))
-        .await;
+    let start = client.call("restore/start", json!({"address": address})).await;
     let mut device = Device::new();
     let credential = device.register(&server.origin, start.body["options"].clone());
-    let message = chartkey_core::proof::restore_message(
-        &keys.address(),
-        start.body["challenge"].as_str().unwrap(),
-    );
+    let message = chartkey_core::proof::restore_message(&keys.address(), start.body["challenge"].as_str().unwrap());
     let restored = client
         .call(
             "restore/finish",
@@ -551,27 +384,15 @@ async fn restore_with_recovery_phrase_adds_a_passkey_for_the_same_account() {
     client.call("logout", json!({})).await;
     let login = sign_in(&server, &client, &mut device).await;
     assert_eq!(login.status, 200);
-    assert_eq!(
-        login.body["account"]["directory"]["address"],
-        address.as_str()
-    );
+    assert_eq!(login.body["account"]["directory"]["address"], address.as_str());
 
     // An address nobody has.
     let nobody = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng).derive();
     let answer = client
-        .call(
-            "restore/start",
-            json!({"address": ethers_core::utils::to_checksum(&nobody.address(), None)}),
-        )
+        .call("restore/start", json!({"address": ethers_core::utils::to_checksum(&nobody.address(), None)}))
         .await;
     assert_eq!(answer.status, 404);
-    assert_eq!(
-        client
-            .call("restore/start", json!({"address": "not an address"}))
-            .await
-            .status,
-        400
-    );
+    assert_eq!(client.call("restore/start", json!({"address": "not an address"})).await.status, 400);
     server.stop().await;
 }
 
@@ -581,17 +402,10 @@ async fn directory_lookup_returns_entries_that_verify() {
     let patient = sign_up(&server, "Ned", Role::Patient).await;
     let clinician = sign_up(&server, "Dr Ola", Role::Clinician).await;
     let address = ethers_core::utils::to_checksum(&clinician.keys.address(), None);
-    let answer = patient
-        .client
-        .call(
-            "directory/lookup",
-            json!({"address": address.to_lowercase()}),
-        )
-        .await;
+    let answer = patient.client.call("directory/lookup", json!({"address": address.to_lowercase()})).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["display_name"], "Dr Ola");
-    let entry: chartkey_core::directory::DirectoryEntry =
-        serde_json::from_value(answer.body["entry"].clone()).unwrap();
+    let entry: chartkey_core::directory::DirectoryEntry = serde_json::from_value(answer.body["entry"].clone()).unwrap();
     let verified = entry.verify().unwrap();
     assert_eq!(verified.encryption_key, clinician.keys.encryption_public());
     assert_eq!(verified.role, Role::Clinician);

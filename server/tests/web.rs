@@ -14,30 +14,15 @@ const INDEX: &str = r#"<!doctype html><html><head>
 async fn server_with_dist() -> TestServer {
     let dist = tempfile::tempdir().unwrap().keep();
     std::fs::write(dist.join("index.html"), INDEX).unwrap();
-    std::fs::write(
-        dist.join("chartkey-app-0123456789abcdef.js"),
-        "export default function init() {}",
-    )
-    .unwrap();
-    std::fs::write(
-        dist.join("chartkey-app-0123456789abcdef_bg.wasm"),
-        b"\0asm\x01\0\0\0",
-    )
-    .unwrap();
+    std::fs::write(dist.join("chartkey-app-0123456789abcdef.js"), "export default function init() {}").unwrap();
+    std::fs::write(dist.join("chartkey-app-0123456789abcdef_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dist.join("style-fedcba9876543210.css"), "body{}").unwrap();
-    std::fs::write(
-        dist.join("favicon.svg"),
-        "<svg xmlns='http://www.w3.org/2000/svg'/>",
-    )
-    .unwrap();
+    std::fs::write(dist.join("favicon.svg"), "<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();
     TestServer::start_with(move |c| c.dist_dir = Some(dist)).await
 }
 
 fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap())
-        .unwrap_or("")
+    res.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
 }
 
 #[tokio::test]
@@ -45,36 +30,16 @@ async fn assets_have_types_and_cache_policy() {
     let server = server_with_dist().await;
     let http = reqwest::Client::new();
     for (path, mime, cache) in [
-        (
-            "/chartkey-app-0123456789abcdef.js",
-            "text/javascript",
-            "immutable",
-        ),
-        (
-            "/chartkey-app-0123456789abcdef_bg.wasm",
-            "application/wasm",
-            "immutable",
-        ),
+        ("/chartkey-app-0123456789abcdef.js", "text/javascript", "immutable"),
+        ("/chartkey-app-0123456789abcdef_bg.wasm", "application/wasm", "immutable"),
         ("/style-fedcba9876543210.css", "text/css", "immutable"),
         ("/favicon.svg", "image/svg+xml", "no-cache"),
         ("/", "text/html", "no-cache"),
     ] {
-        let res = http
-            .get(format!("{}{path}", server.base))
-            .send()
-            .await
-            .unwrap();
+        let res = http.get(format!("{}{path}", server.base)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
-        assert!(
-            header(&res, "content-type").starts_with(mime),
-            "{path}: {}",
-            header(&res, "content-type")
-        );
-        assert!(
-            header(&res, "cache-control").contains(cache),
-            "{path}: {}",
-            header(&res, "cache-control")
-        );
+        assert!(header(&res, "content-type").starts_with(mime), "{path}: {}", header(&res, "content-type"));
+        assert!(header(&res, "cache-control").contains(cache), "{path}: {}", header(&res, "cache-control"));
     }
     server.stop().await;
 }
@@ -83,24 +48,12 @@ async fn assets_have_types_and_cache_policy() {
 async fn client_routes_fall_back_to_the_app_and_missing_files_are_404() {
     let server = server_with_dist().await;
     let http = reqwest::Client::new();
-    let res = http
-        .get(format!("{}/account", server.base))
-        .send()
-        .await
-        .unwrap();
+    let res = http.get(format!("{}/account", server.base)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("modulepreload"));
-    let res = http
-        .get(format!("{}/missing-0123456789abcdef.js", server.base))
-        .send()
-        .await
-        .unwrap();
+    let res = http.get(format!("{}/missing-0123456789abcdef.js", server.base)).send().await.unwrap();
     assert_eq!(res.status(), 404);
-    let res = http
-        .get(format!("{}/api/nope", server.base))
-        .send()
-        .await
-        .unwrap();
+    let res = http.get(format!("{}/api/nope", server.base)).send().await.unwrap();
     assert!(res.status().is_client_error());
     server.stop().await;
 }
@@ -119,18 +72,13 @@ async fn every_response_carries_security_headers() {
         http.get(format!("{}/", server.base)),
         http.get(format!("{}/healthz", server.base)),
         http.get(format!("{}/nope.png", server.base)),
-        http.post(format!("{}/api/me", server.base))
-            .json(&serde_json::json!({})),
-        http.post(format!("{}/api/login/start", server.base))
-            .body(vec![b'x'; 200_000]),
+        http.post(format!("{}/api/me", server.base)).json(&serde_json::json!({})),
+        http.post(format!("{}/api/login/start", server.base)).body(vec![b'x'; 200_000]),
     ];
     for request in requests {
         let res = request.send().await.unwrap();
         let csp = header(&res, "content-security-policy");
-        assert!(
-            csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
-            "{csp}"
-        );
+        assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{csp}");
         assert!(csp.contains(&format!("'sha256-{expected_hash}'")), "{csp}");
         assert!(!csp.contains("unsafe-inline"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
@@ -144,20 +92,12 @@ async fn every_response_carries_security_headers() {
 #[tokio::test]
 async fn healthz_answers_and_shutdown_is_graceful() {
     let server = TestServer::start().await;
-    let res = reqwest::get(format!("{}/healthz", server.base))
-        .await
-        .unwrap();
+    let res = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(
-        res.json::<serde_json::Value>().await.unwrap()["status"],
-        "ok"
-    );
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["status"], "ok");
     let base = server.base.clone();
     server.stop().await;
-    assert!(
-        reqwest::get(format!("{base}/healthz")).await.is_err(),
-        "nothing listens after shutdown"
-    );
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err(), "nothing listens after shutdown");
 }
 
 #[tokio::test]
@@ -172,14 +112,8 @@ async fn database_is_in_wal_mode_with_migrations_applied() {
 async fn missing_app_build_fails_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config =
-        chartkey_server::Config::new(tmp.path().join("d"), "http://localhost:1".parse().unwrap());
+    let mut config = chartkey_server::Config::new(tmp.path().join("d"), "http://localhost:1".parse().unwrap());
     config.dist_dir = Some(tmp.path().join("no-such-dist"));
-    let err = chartkey_server::launch(listener, config, async {})
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("the web app is not built"),
-        "{err}"
-    );
+    let err = chartkey_server::launch(listener, config, async {}).await.unwrap_err();
+    assert!(err.to_string().contains("the web app is not built"), "{err}");
 }

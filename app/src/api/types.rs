@@ -2,7 +2,9 @@
 
 use chartkey_core::directory::DirectoryEntry;
 use serde::{Deserialize, Serialize};
-use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
+use webauthn_rs_proto::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
+};
 
 /// Longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 80;

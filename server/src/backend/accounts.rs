@@ -6,8 +6,7 @@ use chartkey_core::proof;
 use chartkey_core::wire::{AccountInfo, Role};
 use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
 use webauthn_rs_proto::{
-    AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement,
-    UserVerificationPolicy,
+    AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement, UserVerificationPolicy,
 };
 
 use super::*;
@@ -29,38 +28,20 @@ pub async fn signup_start(
         display_name,
         role,
     })?;
-    Ok(CreationStart {
-        ceremony_id,
-        options,
-    })
+    Ok(CreationStart { ceremony_id, options })
 }
 
-pub async fn signup_finish(
-    state: &AppState,
-    c: &Caller,
-    f: SignupFinishBody,
-) -> Result<AccountInfo, ApiError> {
-    let Ceremony::Signup {
-        registration,
-        account_id,
-        display_name,
-        role,
-    } = state.ceremonies.take(&f.ceremony_id)?
+pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) -> Result<AccountInfo, ApiError> {
+    let Ceremony::Signup { registration, account_id, display_name, role } = state.ceremonies.take(&f.ceremony_id)?
     else {
-        return Err(ApiError::bad_request(
-            "This request does not belong to a sign-up. Start again.",
-        ));
+        return Err(ApiError::bad_request("This request does not belong to a sign-up. Start again."));
     };
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
-    let verified = f
-        .directory
-        .verify()
-        .map_err(|e| ApiError::bad_request(format!("Your public keys were refused: {e}")))?;
+    let verified =
+        f.directory.verify().map_err(|e| ApiError::bad_request(format!("Your public keys were refused: {e}")))?;
     if verified.role != role {
-        return Err(ApiError::bad_request(
-            "The signed directory entry names a different role than the one chosen.",
-        ));
+        return Err(ApiError::bad_request("The signed directory entry names a different role than the one chosen."));
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
 
@@ -73,13 +54,7 @@ pub async fn signup_finish(
         directory_signature: f.directory.signature.clone(),
         recovery_confirmed: false,
     };
-    let row = passkey_row(
-        &account_id,
-        label,
-        &passkey,
-        f.sealed_keystore,
-        f.uses_passphrase,
-    )?;
+    let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
     let inserted = state
         .db
         .call(move |conn| {
@@ -94,20 +69,14 @@ pub async fn signup_finish(
         })
         .await?;
     if !inserted {
-        return Err(ApiError::Conflict(
-            "An account with these keys already exists. Sign in instead.".into(),
-        ));
+        return Err(ApiError::Conflict("An account with these keys already exists. Sign in instead.".into()));
     }
     tracing::info!(account = %account_id, role = role.as_str(), "account created");
     start_session(state, c, &account_id).await?;
     account_info(state, &account_id).await
 }
 
-pub async fn restore_start(
-    state: &AppState,
-    c: &Caller,
-    address: String,
-) -> Result<RestoreChallenge, ApiError> {
+pub async fn restore_start(state: &AppState, c: &Caller, address: String) -> Result<RestoreChallenge, ApiError> {
     rate_limit(&state.limits.registration, c)?;
     let address = parse_address(&address)?;
     let (account, existing) = state
@@ -120,74 +89,40 @@ pub async fn restore_start(
             Ok(Some((account, existing)))
         })
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound("No account on this server belongs to that recovery phrase.".into())
-        })?;
+        .ok_or_else(|| ApiError::NotFound("No account on this server belongs to that recovery phrase.".into()))?;
     let account_id = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
     let exclude = existing
         .iter()
         .filter_map(|p| serde_json::from_str::<webauthn_rs::prelude::Passkey>(&p.passkey_json).ok())
         .map(|p| p.cred_id().clone())
         .collect();
-    let (options, registration) =
-        new_registration(state, account_id, &account.display_name, Some(exclude))?;
+    let (options, registration) = new_registration(state, account_id, &account.display_name, Some(exclude))?;
     let challenge = sessions::random_token();
     let ceremony_id = state.ceremonies.begin(Ceremony::Restore {
         registration,
         account_id: account.id.clone(),
         challenge: challenge.clone(),
     })?;
-    Ok(RestoreChallenge {
-        ceremony_id,
-        options,
-        challenge,
-    })
+    Ok(RestoreChallenge { ceremony_id, options, challenge })
 }
 
-pub async fn restore_finish(
-    state: &AppState,
-    c: &Caller,
-    f: RestoreFinishBody,
-) -> Result<AccountInfo, ApiError> {
-    let Ceremony::Restore {
-        registration,
-        account_id,
-        challenge,
-    } = state.ceremonies.take(&f.ceremony_id)?
-    else {
-        return Err(ApiError::bad_request(
-            "This request does not belong to a restore. Start again.",
-        ));
+pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
+    let Ceremony::Restore { registration, account_id, challenge } = state.ceremonies.take(&f.ceremony_id)? else {
+        return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
     };
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
     let id = account_id.clone();
-    let account = state
-        .db
-        .call(move |conn| db::account_by_id(conn, &id))
-        .await?
-        .ok_or(ApiError::Internal)?;
-    let address: ethers_core::types::Address =
-        account.address.parse().map_err(|_| ApiError::Internal)?;
+    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Internal)?;
+    let address: ethers_core::types::Address = account.address.parse().map_err(|_| ApiError::Internal)?;
     let message = proof::restore_message(&address, &challenge);
     if proof::recover_signer(&message, &f.signature) != Some(address) {
         tracing::warn!(account = %account_id, "restore proof did not match the account key");
-        return Err(ApiError::Forbidden(
-            "The recovery phrase does not match this account.".into(),
-        ));
+        return Err(ApiError::Forbidden("The recovery phrase does not match this account.".into()));
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
-    let row = passkey_row(
-        &account_id,
-        label,
-        &passkey,
-        f.sealed_keystore,
-        f.uses_passphrase,
-    )?;
-    state
-        .db
-        .call(move |conn| db::insert_passkey(conn, &row))
-        .await?;
+    let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    state.db.call(move |conn| db::insert_passkey(conn, &row)).await?;
     tracing::info!(account = %account_id, "access restored with recovery phrase");
     start_session(state, c, &account_id).await?;
     account_info(state, &account_id).await
@@ -214,10 +149,8 @@ pub(super) fn new_registration(
     display_name: &str,
     exclude: Option<Vec<webauthn_rs::prelude::CredentialID>>,
 ) -> Result<(CreationChallengeResponse, PasskeyRegistration), ApiError> {
-    let (mut options, registration) = state
-        .webauthn
-        .start_passkey_registration(user, display_name, display_name, exclude)
-        .map_err(|e| {
+    let (mut options, registration) =
+        state.webauthn.start_passkey_registration(user, display_name, display_name, exclude).map_err(|e| {
             tracing::error!(error = %e, "starting passkey registration");
             ApiError::Internal
         })?;
@@ -235,15 +168,10 @@ pub(super) fn finish_registration(
     credential: &webauthn_rs_proto::RegisterPublicKeyCredential,
     registration: &PasskeyRegistration,
 ) -> Result<webauthn_rs::prelude::Passkey, ApiError> {
-    state
-        .webauthn
-        .finish_passkey_registration(credential, registration)
-        .map_err(|e| {
-            tracing::warn!(error = %e, "passkey registration refused");
-            ApiError::bad_request(
-                "The new passkey could not be verified. Try again, or use another device.",
-            )
-        })
+    state.webauthn.finish_passkey_registration(credential, registration).map_err(|e| {
+        tracing::warn!(error = %e, "passkey registration refused");
+        ApiError::bad_request("The new passkey could not be verified. Try again, or use another device.")
+    })
 }
 
 pub(super) fn passkey_row(

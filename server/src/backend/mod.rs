@@ -23,43 +23,22 @@ pub struct ServerBackend {
 
 #[async_trait::async_trait]
 impl Backend for ServerBackend {
-    async fn signup_start(
-        &self,
-        c: &Caller,
-        display_name: String,
-        role: Role,
-    ) -> Result<CreationStart, ApiError> {
+    async fn signup_start(&self, c: &Caller, display_name: String, role: Role) -> Result<CreationStart, ApiError> {
         accounts::signup_start(&self.state, c, display_name, role).await
     }
-    async fn signup_finish(
-        &self,
-        c: &Caller,
-        finish: SignupFinishBody,
-    ) -> Result<AccountInfo, ApiError> {
+    async fn signup_finish(&self, c: &Caller, finish: SignupFinishBody) -> Result<AccountInfo, ApiError> {
         accounts::signup_finish(&self.state, c, finish).await
     }
     async fn login_start(&self, c: &Caller) -> Result<RequestStart, ApiError> {
         passkeys::login_start(&self.state, c).await
     }
-    async fn login_finish(
-        &self,
-        c: &Caller,
-        finish: LoginFinishBody,
-    ) -> Result<LoginResult, ApiError> {
+    async fn login_finish(&self, c: &Caller, finish: LoginFinishBody) -> Result<LoginResult, ApiError> {
         passkeys::login_finish(&self.state, c, finish).await
     }
-    async fn restore_start(
-        &self,
-        c: &Caller,
-        address: String,
-    ) -> Result<RestoreChallenge, ApiError> {
+    async fn restore_start(&self, c: &Caller, address: String) -> Result<RestoreChallenge, ApiError> {
         accounts::restore_start(&self.state, c, address).await
     }
-    async fn restore_finish(
-        &self,
-        c: &Caller,
-        finish: RestoreFinishBody,
-    ) -> Result<AccountInfo, ApiError> {
+    async fn restore_finish(&self, c: &Caller, finish: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
         accounts::restore_finish(&self.state, c, finish).await
     }
     async fn me(&self, c: &Caller) -> Result<AccountInfo, ApiError> {
@@ -69,15 +48,10 @@ impl Backend for ServerBackend {
     async fn logout(&self, c: &Caller) -> Result<(), ApiError> {
         if let Some(session) = &c.session {
             let hash = session.token_hash.clone();
-            self.state
-                .db
-                .call(move |conn| db::delete_session(conn, &hash))
-                .await?;
+            self.state.db.call(move |conn| db::delete_session(conn, &hash)).await?;
             tracing::info!(account = %session.account_id, "signed out");
         }
-        c.set_cookie(&sessions::clearing_cookie(
-            self.state.config.secure_cookies(),
-        ));
+        c.set_cookie(&sessions::clearing_cookie(self.state.config.secure_cookies()));
         Ok(())
     }
     async fn confirm_recovery(&self, c: &Caller) -> Result<AccountInfo, ApiError> {
@@ -100,21 +74,13 @@ impl Backend for ServerBackend {
     async fn add_passkey_start(&self, c: &Caller) -> Result<CreationStart, ApiError> {
         passkeys::add_start(&self.state, c).await
     }
-    async fn add_passkey_finish(
-        &self,
-        c: &Caller,
-        finish: AddPasskeyFinishBody,
-    ) -> Result<PasskeyInfo, ApiError> {
+    async fn add_passkey_finish(&self, c: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
         passkeys::add_finish(&self.state, c, finish).await
     }
     async fn remove_passkey(&self, c: &Caller, credential_id: String) -> Result<(), ApiError> {
         passkeys::remove(&self.state, c, credential_id).await
     }
-    async fn directory_lookup(
-        &self,
-        c: &Caller,
-        address: String,
-    ) -> Result<PublicKeysOf, ApiError> {
+    async fn directory_lookup(&self, c: &Caller, address: String) -> Result<PublicKeysOf, ApiError> {
         c.require_session()?;
         let address = parse_address(&address)?;
         let row = self
@@ -123,24 +89,14 @@ impl Backend for ServerBackend {
             .call(move |conn| db::account_by_address(conn, &address))
             .await?
             .ok_or_else(|| ApiError::NotFound("No account has that address.".into()))?;
-        Ok(PublicKeysOf {
-            display_name: row.display_name.clone(),
-            entry: directory_entry(&row)?,
-        })
+        Ok(PublicKeysOf { display_name: row.display_name.clone(), entry: directory_entry(&row)? })
     }
 }
 
 /// The account as the browser sees it.
-pub(crate) async fn account_info(
-    state: &AppState,
-    account_id: &str,
-) -> Result<AccountInfo, ApiError> {
+pub(crate) async fn account_info(state: &AppState, account_id: &str) -> Result<AccountInfo, ApiError> {
     let id = account_id.to_owned();
-    let row = state
-        .db
-        .call(move |conn| db::account_by_id(conn, &id))
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let row = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
     let entry = directory_entry(&row)?;
     let role = entry.role;
     Ok(AccountInfo {
@@ -149,8 +105,7 @@ pub(crate) async fn account_info(
         role,
         directory: entry,
         recovery_confirmed: row.recovery_confirmed,
-        idle_lock_secs: (role == Role::Clinician)
-            .then(|| state.config.clinician_idle_lock.as_secs()),
+        idle_lock_secs: (role == Role::Clinician).then(|| state.config.clinician_idle_lock.as_secs()),
     })
 }
 
@@ -169,10 +124,8 @@ fn directory_entry(row: &AccountRow) -> Result<DirectoryEntry, ApiError> {
 
 /// A 0x-prefixed 20-byte hex address, returned EIP-55 checksummed.
 fn parse_address(address: &str) -> Result<String, ApiError> {
-    let parsed: ethers_core::types::Address = address
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    let parsed: ethers_core::types::Address =
+        address.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
     Ok(ethers_core::utils::to_checksum(&parsed, None))
 }
 
@@ -182,22 +135,17 @@ fn check_sealed_keystore(sealed: &str, uses_passphrase: bool) -> Result<(), ApiE
     if sealed.len() > MAX_SEALED_KEYSTORE_BYTES {
         return Err(ApiError::bad_request("The sealed key store is too large."));
     }
-    let parsed = SealedKeystore::from_json(sealed)
-        .map_err(|_| ApiError::bad_request("The sealed key store is malformed."))?;
+    let parsed =
+        SealedKeystore::from_json(sealed).map_err(|_| ApiError::bad_request("The sealed key store is malformed."))?;
     if parsed.needs_passphrase() != uses_passphrase {
-        return Err(ApiError::bad_request(
-            "The sealed key store does not match the chosen unlock method.",
-        ));
+        return Err(ApiError::bad_request("The sealed key store does not match the chosen unlock method."));
     }
     Ok(())
 }
 
 fn check_label(label: &str) -> Result<String, ApiError> {
     let label = label.trim();
-    if label.is_empty()
-        || label.chars().count() > MAX_PASSKEY_LABEL_CHARS
-        || label.chars().any(char::is_control)
-    {
+    if label.is_empty() || label.chars().count() > MAX_PASSKEY_LABEL_CHARS || label.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
             "Give the passkey a name of 1 to {MAX_PASSKEY_LABEL_CHARS} characters."
         )));
@@ -211,11 +159,7 @@ fn credential_id_text(id: &[u8]) -> String {
 
 /// Signs the caller in: a fresh session token (never reusing the one the
 /// browser had), stored hashed, sent as an HttpOnly SameSite=Strict cookie.
-pub(crate) async fn start_session(
-    state: &AppState,
-    c: &Caller,
-    account_id: &str,
-) -> Result<(), ApiError> {
+pub(crate) async fn start_session(state: &AppState, c: &Caller, account_id: &str) -> Result<(), ApiError> {
     let token = sessions::random_token();
     let hash = sessions::token_hash(&token);
     let ttl = state.config.session_ttl.as_secs();
@@ -234,18 +178,11 @@ pub(crate) async fn start_session(
             tx.commit()
         })
         .await?;
-    c.set_cookie(&sessions::session_cookie(
-        &token,
-        ttl,
-        state.config.secure_cookies(),
-    ));
+    c.set_cookie(&sessions::session_cookie(&token, ttl, state.config.secure_cookies()));
     Ok(())
 }
 
-fn rate_limit(
-    limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
-    c: &Caller,
-) -> Result<(), ApiError> {
+fn rate_limit(limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>, c: &Caller) -> Result<(), ApiError> {
     limiter.check_key(&c.ip).map_err(|_| {
         tracing::warn!(ip = %c.ip, "rate limited");
         ApiError::RateLimited

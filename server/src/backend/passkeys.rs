@@ -11,56 +11,37 @@ use crate::ceremonies::Ceremony;
 
 pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, ApiError> {
     rate_limit(&state.limits.login, c)?;
-    let (mut options, authentication) = state
-        .webauthn
-        .start_discoverable_authentication()
-        .map_err(|e| {
-            tracing::error!(error = %e, "starting discoverable authentication");
-            ApiError::Internal
-        })?;
+    let (mut options, authentication) = state.webauthn.start_discoverable_authentication().map_err(|e| {
+        tracing::error!(error = %e, "starting discoverable authentication");
+        ApiError::Internal
+    })?;
     // A modal request from the "Sign in" button, not conditional (autofill) UI.
     options.mediation = None;
     let ceremony_id = state.ceremonies.begin(Ceremony::Login { authentication })?;
-    Ok(RequestStart {
-        ceremony_id,
-        options,
-    })
+    Ok(RequestStart { ceremony_id, options })
 }
 
-pub async fn login_finish(
-    state: &AppState,
-    c: &Caller,
-    f: LoginFinishBody,
-) -> Result<LoginResult, ApiError> {
+pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> Result<LoginResult, ApiError> {
     let Ceremony::Login { authentication } = state.ceremonies.take(&f.ceremony_id)? else {
-        return Err(ApiError::bad_request(
-            "This request does not belong to a sign-in. Start again.",
-        ));
+        return Err(ApiError::bad_request("This request does not belong to a sign-in. Start again."));
     };
     let (user, credential_id) = state
         .webauthn
         .identify_discoverable_authentication(&f.credential)
         .map(|(user, cred)| (user, credential_id_text(cred)))
-        .map_err(|_| {
-            ApiError::bad_request("The passkey did not say which account it belongs to.")
-        })?;
+        .map_err(|_| ApiError::bad_request("The passkey did not say which account it belongs to."))?;
     let lookup = credential_id.clone();
-    let row = state
-        .db
-        .call(move |conn| db::passkey_by_credential(conn, &lookup))
-        .await?;
+    let row = state.db.call(move |conn| db::passkey_by_credential(conn, &lookup)).await?;
     let Some(row) = row.filter(|r| Uuid::parse_str(&r.account_id).ok() == Some(user)) else {
         tracing::info!("sign-in with an unknown passkey");
         return Err(ApiError::Forbidden(
-            "This passkey is not registered with Chartkey on this server. Use another passkey, or create an account.".into(),
+            "This passkey is not registered with Chartkey on this server. Use another passkey, or create an account."
+                .into(),
         ));
     };
-    let mut passkey: Passkey =
-        serde_json::from_str(&row.passkey_json).map_err(|_| ApiError::Internal)?;
-    let result = state
-        .webauthn
-        .finish_discoverable_authentication_v2(&f.credential, authentication, &passkey)
-        .map_err(|e| {
+    let mut passkey: Passkey = serde_json::from_str(&row.passkey_json).map_err(|_| ApiError::Internal)?;
+    let result =
+        state.webauthn.finish_discoverable_authentication_v2(&f.credential, authentication, &passkey).map_err(|e| {
             tracing::warn!(error = %e, account = %row.account_id, "passkey assertion refused");
             ApiError::Forbidden("The passkey's answer could not be verified. Try again.".into())
         })?;
@@ -87,10 +68,7 @@ pub async fn login_finish(
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    let rows = state
-        .db
-        .call(move |conn| db::passkeys_of(conn, &account_id))
-        .await?;
+    let rows = state.db.call(move |conn| db::passkeys_of(conn, &account_id)).await?;
     Ok(rows.into_iter().map(info).collect())
 }
 
@@ -98,10 +76,8 @@ pub async fn add_start(state: &AppState, c: &Caller) -> Result<CreationStart, Ap
     let account_id = c.require_session()?.account_id.clone();
     rate_limit(&state.limits.registration, c)?;
     let id = account_id.clone();
-    let (account, existing) = state
-        .db
-        .call(move |conn| Ok((db::account_by_id(conn, &id)?, db::passkeys_of(conn, &id)?)))
-        .await?;
+    let (account, existing) =
+        state.db.call(move |conn| Ok((db::account_by_id(conn, &id)?, db::passkeys_of(conn, &id)?))).await?;
     let account = account.ok_or(ApiError::Unauthorized)?;
     let exclude = existing
         .iter()
@@ -109,48 +85,23 @@ pub async fn add_start(state: &AppState, c: &Caller) -> Result<CreationStart, Ap
         .map(|p| p.cred_id().clone())
         .collect();
     let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
-    let (options, registration) =
-        new_registration(state, user, &account.display_name, Some(exclude))?;
-    let ceremony_id = state.ceremonies.begin(Ceremony::AddPasskey {
-        registration,
-        account_id,
-    })?;
-    Ok(CreationStart {
-        ceremony_id,
-        options,
-    })
+    let (options, registration) = new_registration(state, user, &account.display_name, Some(exclude))?;
+    let ceremony_id = state.ceremonies.begin(Ceremony::AddPasskey { registration, account_id })?;
+    Ok(CreationStart { ceremony_id, options })
 }
 
-pub async fn add_finish(
-    state: &AppState,
-    c: &Caller,
-    f: AddPasskeyFinishBody,
-) -> Result<PasskeyInfo, ApiError> {
+pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    let Ceremony::AddPasskey {
-        registration,
-        account_id: started_by,
-    } = state.ceremonies.take(&f.ceremony_id)?
-    else {
-        return Err(ApiError::bad_request(
-            "This request does not belong to adding a passkey. Start again.",
-        ));
+    let Ceremony::AddPasskey { registration, account_id: started_by } = state.ceremonies.take(&f.ceremony_id)? else {
+        return Err(ApiError::bad_request("This request does not belong to adding a passkey. Start again."));
     };
     if started_by != account_id {
-        return Err(ApiError::Forbidden(
-            "This passkey request was started by another account.".into(),
-        ));
+        return Err(ApiError::Forbidden("This passkey request was started by another account.".into()));
     }
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
     let passkey = finish_registration(state, &f.credential, &registration)?;
-    let row = passkey_row(
-        &account_id,
-        label,
-        &passkey,
-        f.sealed_keystore,
-        f.uses_passphrase,
-    )?;
+    let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
     let stored = row.clone();
     state
         .db
@@ -181,10 +132,7 @@ pub async fn remove(state: &AppState, c: &Caller, credential_id: String) -> Resu
             if keys.len() <= 1 {
                 return Ok(Removal::LastOne);
             }
-            tx.execute(
-                "DELETE FROM passkeys WHERE credential_id = ?1 AND account_id = ?2",
-                [&credential_id, &id],
-            )?;
+            tx.execute("DELETE FROM passkeys WHERE credential_id = ?1 AND account_id = ?2", [&credential_id, &id])?;
             tx.commit()?;
             Ok(Removal::Removed)
         })
@@ -194,9 +142,7 @@ pub async fn remove(state: &AppState, c: &Caller, credential_id: String) -> Resu
             tracing::info!(account = %account_id, "passkey removed");
             Ok(())
         }
-        Removal::NotFound => Err(ApiError::NotFound(
-            "That passkey is not on your account.".into(),
-        )),
+        Removal::NotFound => Err(ApiError::NotFound("That passkey is not on your account.".into())),
         Removal::LastOne => Err(ApiError::Conflict(
             "This is your only passkey, so it can't be removed. Add another passkey first.".into(),
         )),

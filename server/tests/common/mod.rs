@@ -16,9 +16,7 @@ use tokio::sync::oneshot;
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_proto::{
-    AllowCredentials, CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse,
-};
+use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse};
 
 pub struct TestServer {
     pub base: String,
@@ -57,12 +55,7 @@ impl TestServer {
         // Ready when /healthz answers.
         let probe = reqwest::Client::new();
         for _ in 0..100 {
-            if probe
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await
-                .is_ok()
-            {
+            if probe.get(format!("{}/healthz", server.base)).send().await.is_ok() {
                 return server;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -72,13 +65,7 @@ impl TestServer {
 
     /// A browser-like client with its own cookie jar.
     pub fn client(&self) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .build()
-                .unwrap(),
-            base: self.base.clone(),
-        }
+        Client { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: self.base.clone() }
     }
 
     /// Row counts of the tables a refused request must not change.
@@ -88,10 +75,7 @@ impl TestServer {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .unwrap();
-        let count = |t: &str| {
-            conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
-                .unwrap()
-        };
+        let count = |t: &str| conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
         (count("accounts"), count("passkeys"), count("sessions"))
     }
 
@@ -101,15 +85,12 @@ impl TestServer {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .unwrap();
-        conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
-            .map(|v| format!("{v:?}"))
-            .unwrap()
+        conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
     }
 
     pub async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());
-        let result =
-            tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap()).await;
+        let result = tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap()).await;
         result.expect("server stops within 10 s").unwrap().unwrap();
     }
 }
@@ -128,27 +109,12 @@ pub struct Answer {
 impl Client {
     /// Calls a server function: POST /api/<name> with a JSON body.
     pub async fn call(&self, name: &str, args: Value) -> Answer {
-        let res = self
-            .http
-            .post(format!("{}/api/{name}", self.base))
-            .json(&args)
-            .send()
-            .await
-            .unwrap();
+        let res = self.http.post(format!("{}/api/{name}", self.base)).json(&args).send().await.unwrap();
         let status = res.status().as_u16();
-        let set_cookie = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
+        let set_cookie = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            body,
-            set_cookie,
-        }
+        Answer { status, body, set_cookie }
     }
 }
 
@@ -166,12 +132,7 @@ impl Device {
     pub fn new() -> Self {
         let mut prf = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut prf);
-        Self {
-            authenticator: SoftPasskey::new(true),
-            prf,
-            credential_id: None,
-            user_handle: None,
-        }
+        Self { authenticator: SoftPasskey::new(true), prf, credential_id: None, user_handle: None }
     }
 
     pub fn register(&mut self, origin: &Url, options: Value) -> Value {
@@ -179,26 +140,13 @@ impl Device {
         // The server asks for a discoverable credential with user
         // verification; the soft token cannot store resident keys, so the
         // test plays a browser that keeps the credential id itself.
-        let selection = ccr
-            .public_key
-            .authenticator_selection
-            .as_mut()
-            .expect("authenticator selection");
-        assert_eq!(
-            selection.resident_key,
-            Some(webauthn_rs_proto::ResidentKeyRequirement::Required)
-        );
-        assert_eq!(
-            selection.user_verification,
-            webauthn_rs_proto::UserVerificationPolicy::Required
-        );
+        let selection = ccr.public_key.authenticator_selection.as_mut().expect("authenticator selection");
+        assert_eq!(selection.resident_key, Some(webauthn_rs_proto::ResidentKeyRequirement::Required));
+        assert_eq!(selection.user_verification, webauthn_rs_proto::UserVerificationPolicy::Required);
         selection.resident_key = None;
         selection.require_resident_key = false;
         self.user_handle = Some(ccr.public_key.user.id.to_vec());
-        let cred = self
-            .authenticator
-            .do_registration(origin.clone(), ccr)
-            .expect("software passkey registers");
+        let cred = self.authenticator.do_registration(origin.clone(), ccr).expect("software passkey registers");
         self.credential_id = Some(cred.raw_id.to_vec());
         serde_json::to_value(cred).unwrap()
     }
@@ -212,18 +160,13 @@ impl Device {
             id: self.credential_id.clone().expect("registered").into(),
             transports: None,
         }];
-        let mut cred = self
-            .authenticator
-            .do_authentication(origin.clone(), rcr)
-            .expect("software passkey asserts");
+        let mut cred = self.authenticator.do_authentication(origin.clone(), rcr).expect("software passkey asserts");
         cred.response.user_handle = self.user_handle.clone().map(Into::into);
         cred
     }
 
     pub fn seal(&self, secret: &AccountSecret) -> String {
-        SealedKeystore::seal_with_prf(secret, &self.prf, &mut rand::rngs::OsRng)
-            .unwrap()
-            .to_json()
+        SealedKeystore::seal_with_prf(secret, &self.prf, &mut rand::rngs::OsRng).unwrap().to_json()
     }
 }
 
@@ -241,9 +184,7 @@ pub async fn sign_up(server: &TestServer, name: &str, role: Role) -> Account {
     let secret = AccountSecret::generate(&mut rand::rngs::OsRng);
     let keys = secret.derive();
     let mut device = Device::new();
-    let start = client
-        .call("signup/start", json!({"display_name": name, "role": role}))
-        .await;
+    let start = client.call("signup/start", json!({"display_name": name, "role": role})).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     let credential = device.register(&server.origin, start.body["options"].clone());
     let finish = client
@@ -261,13 +202,7 @@ pub async fn sign_up(server: &TestServer, name: &str, role: Role) -> Account {
         .await;
     assert_eq!(finish.status, 200, "{:?}", finish.body);
     let account_id = finish.body["account_id"].as_str().unwrap().to_owned();
-    Account {
-        secret,
-        keys,
-        device,
-        client,
-        account_id,
-    }
+    Account { secret, keys, device, client, account_id }
 }
 
 /// A full discoverable sign-in; returns the server's answer.
@@ -276,9 +211,6 @@ pub async fn sign_in(server: &TestServer, client: &Client, device: &mut Device) 
     assert_eq!(start.status, 200, "{:?}", start.body);
     let assertion = device.assert(&server.origin, start.body["options"].clone());
     client
-        .call(
-            "login/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}),
-        )
+        .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}))
         .await
 }

@@ -1,0 +1,129 @@
+//! Small pieces shared by pages.
+
+use chartkey_core::keystore::MIN_PASSPHRASE_CHARS;
+use leptos::prelude::*;
+use wasm_bindgen::JsValue;
+
+/// An error, announced to screen readers. Renders nothing when empty.
+#[component]
+pub fn ErrorMessage(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error.get().map(|message| {
+            view! { <p class="alert alert-error" role="alert">{message}</p> }
+        })
+    }
+}
+
+/// A progress line for work in flight ("Waiting for your passkey…").
+#[component]
+pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        message.get().map(|m| {
+            view! {
+                <p class="busy" role="status" aria-live="polite">
+                    <span class="spinner" aria-hidden="true"></span>
+                    {m}
+                </p>
+            }
+        })
+    }
+}
+
+/// Copies `text` to the clipboard and says so.
+#[component]
+pub fn CopyButton(#[prop(into)] text: String, #[prop(into)] label: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let on_click = move |_| {
+        let text = text.clone();
+        leptos::task::spawn_local(async move {
+            if let Some(window) = web_sys::window() {
+                let promise = window.navigator().clipboard().write_text(&text);
+                if wasm_bindgen_futures::JsFuture::from(promise).await.is_ok() {
+                    copied.set(true);
+                    gloo_timers::future::TimeoutFuture::new(2000).await;
+                    copied.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <button type="button" class="button button-small" on:click=on_click aria-label=label.clone()>
+            {move || if copied.get() { "Copied" } else { "Copy" }}
+        </button>
+    }
+}
+
+/// Asks for a new passphrase (twice) when a passkey cannot protect the keys
+/// by itself, and says so plainly.
+#[component]
+pub fn NewPassphrase(#[prop(into)] on_done: Callback<String>, #[prop(into)] busy: Signal<bool>) -> impl IntoView {
+    let first = RwSignal::new(String::new());
+    let second = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (a, b) = (first.get_untracked(), second.get_untracked());
+        if a.chars().count() < MIN_PASSPHRASE_CHARS {
+            error.set(Some(format!("Use at least {MIN_PASSPHRASE_CHARS} characters.")));
+        } else if a != b {
+            error.set(Some("The two passphrases are different.".into()));
+        } else {
+            error.set(None);
+            on_done.run(a);
+        }
+    };
+    view! {
+        <form class="stack" on:submit=submit>
+            <div class="alert alert-info">
+                <p><strong>"This passkey can't lock your keys by itself."</strong></p>
+                <p>
+                    "Your device or browser does not support the passkey feature Chartkey uses to protect your keys (WebAuthn PRF). "
+                    "Choose a passphrase instead: you will type it, after your passkey, each time you sign in on this passkey. "
+                    "Chartkey never sees it, so it cannot reset it for you."
+                </p>
+            </div>
+            <label class="field">
+                <span>"Passphrase (at least " {MIN_PASSPHRASE_CHARS} " characters)"</span>
+                <input type="password" autocomplete="new-password" required minlength=MIN_PASSPHRASE_CHARS bind:value=first />
+            </label>
+            <label class="field">
+                <span>"Type it again"</span>
+                <input type="password" autocomplete="new-password" required bind:value=second />
+            </label>
+            <ErrorMessage error=error />
+            <button type="submit" class="button button-primary" disabled=move || busy.get()>"Protect my keys"</button>
+        </form>
+    }
+}
+
+/// Asks for the passphrase of an existing key store.
+#[component]
+pub fn EnterPassphrase(#[prop(into)] on_done: Callback<String>, #[prop(into)] busy: Signal<bool>) -> impl IntoView {
+    let value = RwSignal::new(String::new());
+    let input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move || {
+        if let Some(el) = input.get() {
+            let _ = el.focus();
+        }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        on_done.run(value.get_untracked());
+    };
+    view! {
+        <form class="stack" on:submit=submit>
+            <p>"This passkey is protected by a passphrase. Enter it to unlock your keys."</p>
+            <label class="field">
+                <span>"Passphrase"</span>
+                <input node_ref=input type="password" autocomplete="current-password" required bind:value=value />
+            </label>
+            <button type="submit" class="button button-primary" disabled=move || busy.get()>"Unlock"</button>
+        </form>
+    }
+}
+
+/// A date from Unix seconds, in the browser's locale.
+pub fn format_date(unix_secs: i64) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(unix_secs as f64 * 1000.0));
+    String::from(date.to_locale_date_string("default", &JsValue::UNDEFINED))
+}

@@ -1,0 +1,291 @@
+//! The account page: ledger address, encryption key fingerprint, passkeys,
+//! and a check of anyone's public keys.
+
+use chartkey_core::keys::short_address;
+use chartkey_core::wire::PasskeyInfo;
+use leptos::prelude::*;
+
+use super::restore::{PendingPasskey, default_passkey_label};
+use crate::api::{self, MAX_PASSKEY_LABEL_CHARS};
+use crate::ui::components::{Busy, CopyButton, ErrorMessage, NewPassphrase, format_date};
+use crate::ui::session::{self, Protection, use_session};
+use crate::ui::webauthn;
+
+#[component]
+pub fn AccountOverview() -> impl IntoView {
+    let session = use_session();
+    let Some(keyring) = session.keyring.get_untracked() else { return ().into_any() };
+    let account = session.account.get_untracked();
+    let address = keyring.keys.address();
+    let full_address = ethers_core::utils::to_checksum(&address, None);
+    let directory_ok = account.as_ref().map(|a| session::check_keys_match(&keyring.keys, &a.directory));
+    let idle = account.as_ref().and_then(|a| a.idle_lock_secs);
+    view! {
+        <h1>"Your account"</h1>
+        <section class="panel">
+            <h2>"Keys"</h2>
+            <dl class="facts">
+                <dt>"Ledger address"</dt>
+                <dd>
+                    <code title=full_address.clone() data-testid="ledger-address">{short_address(&address)}</code>
+                    " "
+                    <CopyButton text=full_address.clone() label="Copy ledger address" />
+                    <details>
+                        <summary>"Show full address"</summary>
+                        <code class="break">{full_address.clone()}</code>
+                    </details>
+                </dd>
+                <dt>"Encryption key fingerprint"</dt>
+                <dd>
+                    <code data-testid="key-fingerprint">{keyring.keys.encryption_fingerprint()}</code>
+                    <small class="muted">"Compare this with what a clinician sees before you share records."</small>
+                </dd>
+                <dt>"Public key directory"</dt>
+                <dd data-testid="directory-status">
+                    {match directory_ok {
+                        Some(Ok(())) => view! { <span class="ok">"✓ Signed by your key and verified in this browser"</span> }.into_any(),
+                        Some(Err(e)) => view! { <span class="bad">{e}</span> }.into_any(),
+                        None => ().into_any(),
+                    }}
+                </dd>
+            </dl>
+        </section>
+        <Passkeys />
+        <section class="panel">
+            <h2>"Security"</h2>
+            <p>
+                "Your keys are only in this tab's memory. Lock them when you step away; a reload locks them too."
+            </p>
+            {idle
+                .map(|secs| {
+                    view! {
+                        <p>"Because you use shared workstations, your keys lock automatically after " {secs / 60} " minutes without activity."</p>
+                    }
+                })}
+            <button type="button" class="button" on:click=move |_| session.lock()>"Lock now"</button>
+        </section>
+        <Lookup />
+    }
+    .into_any()
+}
+
+#[component]
+fn Passkeys() -> impl IntoView {
+    let session = use_session();
+    let list = RwSignal::new(Vec::<PasskeyInfo>::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let label = RwSignal::new(default_passkey_label());
+    let needs_passphrase = RwSignal::new(false);
+    let pending = StoredValue::new_local(None::<PendingPasskey>);
+
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            match api::list_passkeys().await {
+                Ok(keys) => list.set(keys),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        })
+    };
+    reload();
+
+    let finish = move |sealed_keystore: String, uses_passphrase: bool| async move {
+        let Some(p) = pending.get_value() else { return Err("Start again.".to_string()) };
+        api::add_passkey_finish(api::AddPasskeyFinishBody {
+            ceremony_id: p.ceremony_id,
+            credential: p.credential,
+            passkey_label: label.get_untracked(),
+            sealed_keystore,
+            uses_passphrase,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        needs_passphrase.set(false);
+        label.set(default_passkey_label());
+        reload();
+        Ok(())
+    };
+
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        error.set(None);
+        busy.set(Some("Follow your browser's prompt to create the new passkey…".into()));
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let start = api::add_passkey_start().await.map_err(|e| e.to_string())?;
+                let rp_id = start.options.public_key.rp.id.clone();
+                let created = webauthn::create(start.options).await?;
+                let protection = session::protect_with_passkey(&keyring.secret, &created, &rp_id).await?;
+                pending
+                    .set_value(Some(PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential }));
+                match protection {
+                    Protection::Sealed { sealed_keystore, uses_passphrase } => {
+                        finish(sealed_keystore, uses_passphrase).await
+                    }
+                    Protection::NeedsPassphrase => {
+                        needs_passphrase.set(true);
+                        Ok(())
+                    }
+                }
+            }
+            .await;
+            busy.set(None);
+            if let Err(e) = result {
+                error.set(Some(e));
+            }
+        });
+    };
+
+    let with_passphrase = Callback::new(move |passphrase: String| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        busy.set(Some("Protecting your keys with your passphrase… this takes a few seconds.".into()));
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let sealed = session::protect_with_passphrase(&keyring.secret, &passphrase).await?;
+                finish(sealed, true).await
+            }
+            .await;
+            busy.set(None);
+            if let Err(e) = result {
+                error.set(Some(e));
+            }
+        });
+    });
+
+    let remove = move |credential_id: String, label: String| {
+        let confirmed = web_sys::window()
+            .and_then(|w| {
+                w.confirm_with_message(&format!(
+                    "Remove the passkey \u{201c}{label}\u{201d}? It will no longer sign in to your account."
+                ))
+                .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match api::remove_passkey(credential_id).await {
+                Ok(()) => reload(),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+
+    let only_one = move || list.with(|l| l.len() <= 1);
+    let is_busy = Signal::derive(move || busy.get().is_some());
+    view! {
+        <section class="panel">
+            <h2>"Passkeys"</h2>
+            <p>"Each passkey can sign in and unlock your keys. Keep at least two, on different devices, so losing one does not lock you out."</p>
+            <table class="table" data-testid="passkeys">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Added"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col">"Unlocks with"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || list.get() key=|k| k.credential_id.clone() let:key>
+                        {
+                            let id = key.credential_id.clone();
+                            let name = key.label.clone();
+                            view! {
+                                <tr>
+                                    <td>{key.label.clone()}</td>
+                                    <td>{format_date(key.created_at)}</td>
+                                    <td>{key.last_used_at.map(format_date).unwrap_or_else(|| "—".into())}</td>
+                                    <td>{if key.uses_passphrase { "Passkey and passphrase" } else { "Passkey" }}</td>
+                                    <td>
+                                        <button
+                                            type="button"
+                                            class="button button-small button-danger"
+                                            disabled=only_one
+                                            title=move || if only_one() { "Add another passkey before removing this one." } else { "" }
+                                            on:click=move |_| remove(id.clone(), name.clone())
+                                        >
+                                            "Remove"
+                                        </button>
+                                    </td>
+                                </tr>
+                            }
+                        }
+                    </For>
+                </tbody>
+            </table>
+            <Show
+                when=move || needs_passphrase.get()
+                fallback=move || {
+                    view! {
+                        <form class="inline-form" on:submit=add>
+                            <label class="field">
+                                <span>"Name for the new passkey"</span>
+                                <input type="text" required maxlength=MAX_PASSKEY_LABEL_CHARS bind:value=label />
+                            </label>
+                            <button type="submit" class="button" disabled=move || is_busy.get()>"Add a passkey"</button>
+                        </form>
+                    }
+                }
+            >
+                <NewPassphrase on_done=with_passphrase busy=is_busy />
+            </Show>
+            <Busy message=busy />
+            <ErrorMessage error=error />
+        </section>
+    }
+}
+
+/// Fetches someone's public keys from the directory and checks, in this
+/// browser, that their own key signed them.
+#[component]
+fn Lookup() -> impl IntoView {
+    let address = RwSignal::new(String::new());
+    let result = RwSignal::new(None::<Result<(String, String, String), String>>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let address = address.get_untracked();
+        leptos::task::spawn_local(async move {
+            let outcome = async {
+                let found = api::directory_lookup(address).await.map_err(|e| e.to_string())?;
+                let verified = found.entry.verify().map_err(|e| e.to_string())?;
+                Ok((found.display_name, verified.role.label().to_owned(), verified.fingerprint()))
+            }
+            .await;
+            result.set(Some(outcome));
+        });
+    };
+    view! {
+        <section class="panel">
+            <h2>"Check someone's keys"</h2>
+            <p>"Enter a Chartkey ledger address to see whose it is and the fingerprint of their encryption key."</p>
+            <form class="inline-form" on:submit=submit>
+                <label class="field">
+                    <span>"Ledger address"</span>
+                    <input type="text" required placeholder="0x…" spellcheck="false" bind:value=address />
+                </label>
+                <button type="submit" class="button">"Check"</button>
+            </form>
+            {move || {
+                result
+                    .get()
+                    .map(|r| match r {
+                        Ok((name, role, fingerprint)) => {
+                            view! {
+                                <p class="alert alert-success" data-testid="lookup-result">
+                                    <strong>{name}</strong> " (" {role} ") — key fingerprint " <code>{fingerprint}</code>
+                                    ". The signature checks out."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="alert alert-error" role="alert">{e}</p> }.into_any(),
+                    })
+            }}
+        </section>
+    }
+}

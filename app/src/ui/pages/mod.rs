@@ -1,0 +1,91 @@
+//! Pages. Each page reads the session and shows what fits: a signed-out
+//! visitor gets the welcome, a locked session gets "Unlock", an unlocked one
+//! whose recovery phrase is unconfirmed gets the phrase first.
+
+mod account;
+mod recovery;
+mod restore;
+mod signin;
+mod signup;
+
+use account::AccountOverview;
+pub use restore::Restore;
+pub use signin::SignIn;
+pub use signup::SignUp;
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use super::components::Busy;
+use super::session::use_session;
+
+/// What to show instead of a signed-in page, if anything.
+fn gate() -> impl Fn() -> Option<AnyView> + Copy {
+    let session = use_session();
+    move || {
+        if !session.checked.get() {
+            return Some(view! { <Busy message=Signal::derive(|| Some("Loading…".to_string())) /> }.into_any());
+        }
+        match session.account.get() {
+            None => Some(view! { <Welcome /> }.into_any()),
+            Some(_) if !session.is_unlocked() => Some(view! { <signin::SignInForm unlock=true /> }.into_any()),
+            Some(account) if !account.recovery_confirmed => Some(view! { <recovery::RecoveryPhrase /> }.into_any()),
+            Some(_) => None,
+        }
+    }
+}
+
+#[component]
+pub fn Home() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <AccountOverview /> }.into_any())
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    Home()
+}
+
+#[component]
+fn Welcome() -> impl IntoView {
+    view! {
+        <section class="hero">
+            <h1>"Your health records, with your keys."</h1>
+            <p class="lead">
+                "Chartkey keeps your records encrypted with keys that only your devices hold. "
+                "You choose who sees what, for how long, and you can see every time someone looks."
+            </p>
+            <div class="actions">
+                <A href="/signup" attr:class="button button-primary">"Create an account"</A>
+                <A href="/signin" attr:class="button">"Sign in with a passkey"</A>
+            </div>
+            <p class="muted">
+                "Lost your device? " <A href="/restore">"Restore with your recovery phrase"</A> "."
+            </p>
+        </section>
+        <section class="cards">
+            <article class="card">
+                <h2>"Passkeys, not passwords"</h2>
+                <p>"Sign in with your face, fingerprint or device PIN. Nothing to remember, nothing to phish."</p>
+            </article>
+            <article class="card">
+                <h2>"Keys that stay with you"</h2>
+                <p>"Your keys are made in this browser and unlocked by your passkey. Chartkey's server only ever stores them sealed."</p>
+            </article>
+            <article class="card">
+                <h2>"A phrase for emergencies"</h2>
+                <p>"24 words you write down once let you get back in on a new device."</p>
+            </article>
+        </section>
+    }
+}
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address. " <A href="/">"Go to the start page"</A> "."</p>
+        </section>
+    }
+}

@@ -1,0 +1,50 @@
+// Starts the real Chartkey server binary on 127.0.0.1 (port chosen by the
+// OS), with a fresh data directory, and stops it by its process id.
+import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RunningServer {
+  url: string;
+  pid: number;
+  dataDir: string;
+  stop: () => Promise<void>;
+}
+
+export async function startServer(extraArgs: string[] = []): Promise<RunningServer> {
+  const bin = process.env.CHARTKEY_BIN;
+  const dist = process.env.CHARTKEY_DIST;
+  if (!bin || !dist) throw new Error('CHARTKEY_BIN and CHARTKEY_DIST must be set (cargo xtask test sets them)');
+  const dataDir = mkdtempSync(join(tmpdir(), 'chartkey-e2e-'));
+  const child: ChildProcess = spawn(bin, ['--port', '0', '--data-dir', dataDir, '--dist', dist, ...extraArgs], {
+    env: { ...process.env, CHARTKEY_LOG: process.env.CHARTKEY_LOG ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error('server did not start within 30 s')), 30_000);
+    child.stdout!.on('data', (chunk) => {
+      buffer += chunk.toString();
+      const match = buffer.match(/running at (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1].replace(/\/$/, ''));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited early with ${code}`)));
+    child.on('error', (err) => reject(new Error(`could not start ${bin}: ${err.message}`)));
+  });
+  const pid = child.pid!;
+  return {
+    url,
+    pid,
+    dataDir,
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      process.kill(pid, 'SIGTERM');
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// Acceptance 4: passkey accounts whose keys live only in the browser.
+import { test, expect } from '@playwright/test';
+import {
+  addAuthenticator,
+  confirmRecoveryPhrase,
+  credentialCount,
+  expectNoBrowserStorage,
+  ledgerAddress,
+  signIn,
+  signOut,
+  startSignUp,
+} from './helpers';
+
+test('patient signs up, confirms the phrase, signs out, signs in and unlocks after reload with the same address', async ({ page }) => {
+  const auth = await addAuthenticator(page);
+  await startSignUp(page, 'Ada Lovelace');
+  await confirmRecoveryPhrase(page);
+  const address = await ledgerAddress(page);
+  expect(await credentialCount(auth)).toBe(1);
+  await expect(page.getByTestId('directory-status')).toContainText('verified in this browser');
+  await expect(page.getByTestId('key-fingerprint')).toHaveText(/^([0-9a-f]{4} ){7}[0-9a-f]{4}$/);
+  await expect(page.getByTestId('passkeys').locator('tbody tr')).toHaveCount(1);
+  // Sealed by the passkey's PRF: no passphrase was asked for or needed.
+  await expect(page.getByTestId('passkeys').locator('tbody tr td').nth(3)).toHaveText('Passkey');
+  await expect(page.getByTestId('passkeys').getByRole('button', { name: 'Remove' })).toBeDisabled();
+  await expectNoBrowserStorage(page);
+
+  await signOut(page);
+  await signIn(page);
+  expect(await ledgerAddress(page)).toBe(address);
+
+  // A reload forgets the keys; the session remains, the passkey unlocks.
+  await page.reload();
+  await expect(page.getByRole('heading', { name: 'Unlock your keys' })).toBeVisible();
+  await page.getByRole('button', { name: 'Unlock with passkey' }).click();
+  expect(await ledgerAddress(page)).toBe(address);
+
+  // Lock by hand.
+  await page.getByRole('button', { name: 'Lock', exact: true }).click();
+  await expect(page.getByRole('heading', { name: 'Unlock your keys' })).toBeVisible();
+  await expectNoBrowserStorage(page);
+});
+
+test('an authenticator with no Chartkey passkey gets a clear error', async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await addAuthenticator(page);
+  await signIn(page);
+  await expect(page.getByRole('alert')).toContainText('No passkey was used');
+  await expect(page.getByRole('button', { name: 'Sign in with a passkey' })).toBeEnabled();
+  await context.close();
+});
+
+test('a passkey the server does not know is refused with a clear error', async ({ page }) => {
+  await addAuthenticator(page);
+  // Create a passkey, then abandon the sign-up before the server stores it:
+  // the credential exists on the authenticator but not on the server.
+  await page.route('**/api/signup/finish', (route) => route.abort());
+  await startSignUp(page, 'Never Finished');
+  await expect(page.getByRole('alert')).toBeVisible();
+  await page.unroute('**/api/signup/finish');
+  await signIn(page);
+  await expect(page.getByRole('alert')).toContainText('not registered with Chartkey');
+});
+
+test('without PRF, the passphrase path signs up and signs in again', async ({ page }) => {
+  await addAuthenticator(page, { hasPrf: false });
+  await startSignUp(page, 'Grace Hopper');
+  await expect(page.getByText("This passkey can't lock your keys by itself.")).toBeVisible();
+  await page.getByLabel(/^Passphrase/).fill('short');
+  await page.getByLabel('Type it again').fill('short');
+  await page.getByRole('button', { name: 'Protect my keys' }).click();
+  await expect(page.getByRole('alert')).toContainText('at least 12 characters');
+  await page.getByLabel(/^Passphrase/).fill('a long passphrase for tests');
+  await page.getByLabel('Type it again').fill('a long passphrase for tests');
+  await page.getByRole('button', { name: 'Protect my keys' }).click();
+  await confirmRecoveryPhrase(page);
+  const address = await ledgerAddress(page);
+  await expect(page.getByTestId('passkeys')).toContainText('Passkey and passphrase');
+
+  await signOut(page);
+  await signIn(page);
+  await page.getByLabel('Passphrase').fill('the wrong passphrase');
+  await page.getByRole('button', { name: 'Unlock' }).click();
+  await expect(page.getByRole('alert')).toContainText('That passphrase is not right');
+  await page.getByLabel('Passphrase').fill('a long passphrase for tests');
+  await page.getByRole('button', { name: 'Unlock' }).click();
+  expect(await ledgerAddress(page)).toBe(address);
+});
+
+test('restore with the recovery phrase on a new authenticator gives the same address', async ({ page, browser }) => {
+  await addAuthenticator(page);
+  await startSignUp(page, 'Mary Seacole');
+  const words = await confirmRecoveryPhrase(page);
+  const address = await ledgerAddress(page);
+
+  const context = await browser.newContext();
+  const newDevice = await context.newPage();
+  const auth = await addAuthenticator(newDevice);
+  await newDevice.goto('/restore');
+  await newDevice.getByLabel('Recovery phrase').fill(words.slice(0, 23).join(' '));
+  await newDevice.getByRole('button', { name: 'Restore and create a new passkey' }).click();
+  await expect(newDevice.getByRole('alert')).toContainText('has 23');
+  await newDevice.getByLabel('Recovery phrase').fill(words.join('  ').toUpperCase());
+  await newDevice.getByRole('button', { name: 'Restore and create a new passkey' }).click();
+  expect(await ledgerAddress(newDevice)).toBe(address);
+  expect(await credentialCount(auth)).toBe(1);
+  await expect(newDevice.getByTestId('passkeys').locator('tbody tr')).toHaveCount(2);
+
+  // The new passkey signs in on its own.
+  await signOut(newDevice);
+  await signIn(newDevice);
+  expect(await ledgerAddress(newDevice)).toBe(address);
+  await context.close();
+});
+
+test('the account page checks someone else\'s signed keys', async ({ page, browser }) => {
+  const other = await browser.newContext();
+  const otherPage = await other.newPage();
+  await addAuthenticator(otherPage);
+  await startSignUp(otherPage, 'Dr Jane Doe', 'Clinician');
+  await confirmRecoveryPhrase(otherPage);
+  const clinicianAddress = await ledgerAddress(otherPage);
+  const fingerprint = await otherPage.getByTestId('key-fingerprint').textContent();
+  await other.close();
+
+  await addAuthenticator(page);
+  await startSignUp(page, 'Pat Patient');
+  await confirmRecoveryPhrase(page);
+  await ledgerAddress(page);
+  await page.getByRole('textbox', { name: 'Ledger address' }).fill(clinicianAddress);
+  await page.getByRole('button', { name: 'Check' }).click();
+  const result = page.getByTestId('lookup-result');
+  await expect(result).toContainText('Dr Jane Doe');
+  await expect(result).toContainText('Clinician');
+  await expect(result).toContainText(fingerprint!);
+});

@@ -1,0 +1,83 @@
+import { expect, Page, CDPSession } from '@playwright/test';
+
+export interface Authenticator {
+  cdp: CDPSession;
+  id: string;
+}
+
+/** A CDP virtual authenticator: a platform passkey with user verification,
+ *  resident keys, and (unless told otherwise) the PRF extension. */
+export async function addAuthenticator(page: Page, { hasPrf = true } = {}): Promise<Authenticator> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      hasPrf,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, id: authenticatorId };
+}
+
+export async function credentialCount(auth: Authenticator): Promise<number> {
+  const { credentials } = await auth.cdp.send('WebAuthn.getCredentials', { authenticatorId: auth.id });
+  return credentials.length;
+}
+
+/** Fills the sign-up form and creates the passkey. */
+export async function startSignUp(page: Page, name: string, role = 'Patient') {
+  await page.goto('/signup');
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('radio', { name: new RegExp(role) }).check();
+  await page.getByRole('button', { name: 'Create passkey and account' }).click();
+}
+
+/** On the recovery page: reads the 24 words, confirms three of them. */
+export async function confirmRecoveryPhrase(page: Page): Promise<string[]> {
+  await expect(page.getByRole('heading', { name: 'Your recovery phrase' })).toBeVisible();
+  const words = await page.locator('.phrase .word').allTextContents();
+  expect(words).toHaveLength(24);
+  await page.getByLabel('I have written down all 24 words, in order.').check();
+  await page.getByRole('button', { name: 'Continue' }).click();
+  const labels = await page.locator('form label.field > span').allTextContents();
+  expect(labels).toHaveLength(3);
+  for (const label of labels) {
+    const position = Number(label.replace('Word ', ''));
+    await page.getByLabel(label, { exact: true }).fill(words[position - 1]);
+  }
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  return words;
+}
+
+/** The full ledger address shown on the account page. */
+export async function ledgerAddress(page: Page): Promise<string> {
+  await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
+  const address = await page.getByTestId('ledger-address').getAttribute('title');
+  expect(address).toMatch(/^0x[0-9a-fA-F]{40}$/);
+  return address!;
+}
+
+export async function signOut(page: Page) {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByRole('heading', { name: 'Your health records, with your keys.' })).toBeVisible();
+}
+
+export async function signIn(page: Page) {
+  await page.goto('/signin');
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+}
+
+/** Nothing secret, nothing at all, is kept in browser storage. */
+export async function expectNoBrowserStorage(page: Page) {
+  const stored = await page.evaluate(async () => ({
+    local: localStorage.length,
+    session: sessionStorage.length,
+    idb: (await indexedDB.databases()).length,
+  }));
+  expect(stored).toEqual({ local: 0, session: 0, idb: 0 });
+}

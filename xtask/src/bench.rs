@@ -1,0 +1,79 @@
+//! `cargo xtask bench bundle`: what a first visit costs.
+//!
+//! - `app.first_load_gzip_bytes`: the wasm, js and css the entry page loads,
+//!   each gzip -9 compressed, summed.
+//! - `app.login_page_interactive_ms`: from navigation to the sign-in button
+//!   being enabled, in headless Chromium with an empty cache, against the
+//!   release server on 127.0.0.1; median of 5.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use crate::{Env, Result, run_cmd, step, tools};
+
+pub fn bundle() -> Result {
+    let env = Env::new()?;
+    env.build_app()?;
+    let index = std::fs::read_to_string(env.dist().join("index.html")).map_err(|e| e.to_string())?;
+    let mut total = 0usize;
+    for entry in std::fs::read_dir(env.dist()).map_err(|e| e.to_string())?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let first_page =
+            [".wasm", ".js", ".css"].iter().any(|ext| name.ends_with(ext)) && index.contains(&format!("/{name}"));
+        if first_page {
+            let bytes = std::fs::read(entry.path()).map_err(|e| e.to_string())?;
+            let gz = gzip_len(&bytes);
+            println!("  {name}: {} bytes, {gz} gzip", bytes.len());
+            total += gz;
+        }
+    }
+
+    step("build the server (release)", || {
+        let mut cmd = env.cmd("cargo");
+        cmd.args(["build", "--release", "--locked", "-p", "chartkey-server"]);
+        run_cmd(cmd)
+    })?;
+    tools::ensure_chromium()?;
+    tools::ensure_e2e_packages(&env)?;
+
+    let data = env.target.join("bench-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut server = Command::new(env.server_binary("release"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(&data)
+        .arg("--dist")
+        .arg(env.dist())
+        .env("CHARTKEY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the server: {e}"))?;
+    let mut url = String::new();
+    if let Some(out) = server.stdout.take() {
+        BufReader::new(out).read_line(&mut url).map_err(|e| e.to_string())?;
+    }
+    let url = url.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+    let measured = env
+        .cmd("node")
+        .current_dir(env.root.join("e2e"))
+        .arg("bench/login-interactive.mjs")
+        .env("CHARTKEY_URL", &url)
+        .output();
+    let _ = server.kill();
+    let _ = server.wait();
+    let measured = measured.map_err(|e| format!("running the browser benchmark: {e}"))?;
+    if !measured.status.success() {
+        return Err(format!("browser benchmark failed: {}", String::from_utf8_lossy(&measured.stderr)));
+    }
+    println!("app.first_load_gzip_bytes: {total}");
+    print!("{}", String::from_utf8_lossy(&measured.stdout));
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> usize {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(bytes).expect("in-memory gzip");
+    encoder.finish().expect("in-memory gzip").len()
+}
