@@ -207,7 +207,8 @@ mod tests {
     #[test]
     fn malformed_entries_are_refused() {
         let good = DirectoryEntry::sign(&keys(7), Role::Patient);
-        let cases: [(&str, fn(&mut DirectoryEntry)); 5] = [
+        type Mutation = fn(&mut DirectoryEntry);
+        let cases: [(&str, Mutation); 5] = [
             ("address", |e| e.address = "0x1234".into()),
             ("encryption key", |e| e.encryption_key = "0xzz".into()),
             ("encryption key", |e| e.encryption_key = "00".repeat(32)),

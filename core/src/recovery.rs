@@ -33,7 +33,7 @@ pub fn words_for(secret: &AccountSecret) -> Vec<String> {
 /// Reads a phrase back into the secret. Tolerates case, extra spaces and
 /// line breaks; refuses anything else with an error that says which word.
 pub fn secret_from_phrase(phrase: &str) -> Result<AccountSecret, RecoveryError> {
-    let normalized = phrase.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>();
+    let normalized = phrase.split_whitespace().map(str::to_ascii_lowercase).collect::<Vec<_>>();
     if normalized.len() != WORDS {
         return Err(RecoveryError::WrongWordCount(normalized.len()));
     }

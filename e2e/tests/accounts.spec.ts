@@ -41,6 +41,21 @@ test('patient signs up, confirms the phrase, signs out, signs in and unlocks aft
   await expectNoBrowserStorage(page);
 });
 
+test('links, back and forward move between pages without reloading', async ({ page }) => {
+  await page.goto('/');
+  await page.getByRole('link', { name: 'Create an account' }).click();
+  await expect(page).toHaveURL(/\/signup$/);
+  await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
+  await page.getByRole('link', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await page.goBack();
+  await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
+  await page.goBack();
+  await expect(page.getByRole('heading', { name: 'Your health records, with your keys.' })).toBeVisible();
+  await page.goto('/no-such-page');
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});
+
 test('an authenticator with no Chartkey passkey gets a clear error', async ({ browser }) => {
   const context = await browser.newContext();
   const page = await context.newPage();

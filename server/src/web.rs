@@ -70,7 +70,7 @@ pub fn inline_script_hashes(html: &str) -> Vec<String> {
             break;
         };
         if !has_attribute(attrs, "src") {
-            hashes.push(STANDARD.encode(Sha256::digest(body_start[..close].as_bytes())));
+            hashes.push(STANDARD.encode(Sha256::digest(&body_start.as_bytes()[..close])));
         }
         rest = &body_start[close + 8..];
     }

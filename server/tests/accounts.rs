@@ -194,6 +194,13 @@ async fn malformed_arguments_get_a_clear_400() {
         let answer = client.call("signup/start", body).await;
         assert_eq!(answer.status, 400, "{:?}", answer.body);
     }
+    // A credential that is JSON but not a WebAuthn credential.
+    let start = client.call("login/start", json!({})).await;
+    let answer = client
+        .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": {"nope": 1}}}))
+        .await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert!(answer.body["BadRequest"].as_str().unwrap().contains("malformed"));
     let raw = client
         .http
         .post(format!("{}/api/login/finish", server.base))

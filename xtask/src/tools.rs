@@ -84,10 +84,10 @@ pub fn wasm_bindgen_version(root: &Path) -> Result<String> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == "name = \"wasm-bindgen\"" {
-            if let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \"")) {
-                return Ok(version.trim_end_matches('"').to_owned());
-            }
+        if line.trim() == "name = \"wasm-bindgen\""
+            && let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_owned());
         }
     }
     Err("wasm-bindgen is not in Cargo.lock".into())
@@ -96,7 +96,7 @@ pub fn wasm_bindgen_version(root: &Path) -> Result<String> {
 /// A fingerprint of everything the browser app is built from.
 pub fn app_inputs_stamp(root: &Path) -> Result<String> {
     let mut files = Vec::new();
-    for item in ["Cargo.lock", "Cargo.toml", "Trunk.toml", "index.html", "app", "core", "style", "public"] {
+    for item in ["Cargo.lock", "Cargo.toml", ".cargo", "Trunk.toml", "index.html", "app", "core", "style", "public"] {
         collect_files(&root.join(item), &mut files);
     }
     files.sort();

@@ -2,9 +2,12 @@
 
 use chartkey_core::directory::DirectoryEntry;
 use serde::{Deserialize, Serialize};
-use webauthn_rs_proto::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
-};
+
+/// WebAuthn JSON, passed through unparsed: creation and request options
+/// from the server (webauthn-rs's serialisation, base64url for binary
+/// fields) and the browser's credential in return. The server parses it
+/// into webauthn-rs types; the browser hands it to `navigator.credentials`.
+pub type WebauthnJson = Box<serde_json::value::RawValue>;
 
 /// Longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 80;
@@ -17,20 +20,20 @@ pub const MAX_SEALED_KEYSTORE_BYTES: usize = 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreationStart {
     pub ceremony_id: String,
-    pub options: CreationChallengeResponse,
+    pub options: WebauthnJson,
 }
 
 /// A WebAuthn authentication in progress.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestStart {
     pub ceremony_id: String,
-    pub options: RequestChallengeResponse,
+    pub options: WebauthnJson,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignupFinishBody {
     pub ceremony_id: String,
-    pub credential: RegisterPublicKeyCredential,
+    pub credential: WebauthnJson,
     pub passkey_label: String,
     /// Opaque to the server: the account secret sealed in the browser.
     pub sealed_keystore: String,
@@ -41,13 +44,13 @@ pub struct SignupFinishBody {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginFinishBody {
     pub ceremony_id: String,
-    pub credential: PublicKeyCredential,
+    pub credential: WebauthnJson,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreChallenge {
     pub ceremony_id: String,
-    pub options: CreationChallengeResponse,
+    pub options: WebauthnJson,
     /// Signed by the account key (EIP-191) to prove the phrase is known.
     pub challenge: String,
 }
@@ -55,7 +58,7 @@ pub struct RestoreChallenge {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreFinishBody {
     pub ceremony_id: String,
-    pub credential: RegisterPublicKeyCredential,
+    pub credential: WebauthnJson,
     pub passkey_label: String,
     pub sealed_keystore: String,
     pub uses_passphrase: bool,
@@ -66,7 +69,7 @@ pub struct RestoreFinishBody {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddPasskeyFinishBody {
     pub ceremony_id: String,
-    pub credential: RegisterPublicKeyCredential,
+    pub credential: WebauthnJson,
     pub passkey_label: String,
     pub sealed_keystore: String,
     pub uses_passphrase: bool,

@@ -2,14 +2,14 @@
 
 mod components;
 mod idle;
+mod nav;
 mod pages;
 mod session;
 mod webauthn;
 
 use leptos::prelude::*;
-use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::path;
 
+use nav::{Link, Location};
 use session::{Session, use_session};
 
 #[component]
@@ -18,23 +18,21 @@ pub fn App() -> impl IntoView {
     provide_context(session);
     leptos::task::spawn_local(session.refresh());
     idle::watch(session);
+    let location = Location::install();
+    let page = move || match location.path().as_str() {
+        "/" | "/account" => view! { <pages::Home /> }.into_any(),
+        "/signup" => view! { <pages::SignUp /> }.into_any(),
+        "/signin" => view! { <pages::SignIn /> }.into_any(),
+        "/restore" => view! { <pages::Restore /> }.into_any(),
+        _ => view! { <pages::NotFound /> }.into_any(),
+    };
 
     view! {
-        <Router>
-            <Header />
-            <main id="main" class="container">
-                <Routes fallback=|| view! { <pages::NotFound /> }>
-                    <Route path=path!("/") view=pages::Home />
-                    <Route path=path!("/signup") view=pages::SignUp />
-                    <Route path=path!("/signin") view=pages::SignIn />
-                    <Route path=path!("/restore") view=pages::Restore />
-                    <Route path=path!("/account") view=pages::AccountPage />
-                </Routes>
-            </main>
-            <footer class="footer container">
-                <p>"Chartkey — your records are encrypted in this browser before they leave it."</p>
-            </footer>
-        </Router>
+        <Header />
+        <main id="main" class="container">{page}</main>
+        <footer class="footer container">
+            <p>"Chartkey — your records are encrypted in this browser before they leave it."</p>
+        </footer>
     }
 }
 
@@ -55,20 +53,20 @@ fn Header() -> impl IntoView {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="header">
             <div class="container header-row">
-                <A href="/" attr:class="brand">
+                <Link href="/" class="brand">
                     <span class="brand-mark" aria-hidden="true">"◆"</span>
                     " Chartkey"
-                </A>
+                </Link>
                 <Show when=signed_in>
                     <nav class="nav" aria-label="Account">
                         <span class="who">
                             {move || session.account.get().map(|a| format!("{} · {}", a.display_name, a.role.label()))}
                         </span>
-                        <A href="/account">"Account"</A>
+                        <Link href="/account">"Account"</Link>
                         <Show when=move || session.is_unlocked()>
                             <button type="button" class="button button-small" on:click=lock>"Lock"</button>
                         </Show>
-                        <button type="button" class="button button-small button-quiet" on:click=sign_out.clone()>
+                        <button type="button" class="button button-small button-quiet" on:click=sign_out>
                             "Sign out"
                         </button>
                     </nav>

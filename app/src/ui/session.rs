@@ -92,7 +92,7 @@ pub enum SignInOutcome {
 /// Runs a discoverable passkey sign-in and unseals the keys with the PRF.
 pub async fn sign_in_with_passkey(session: Session) -> Result<SignInOutcome, String> {
     let start = api::login_start().await.map_err(|e| e.to_string())?;
-    let asserted = webauthn::assert(start.options).await?;
+    let asserted = webauthn::assert(&start.options).await?;
     let LoginResult { account, sealed_keystore, .. } =
         api::login_finish(api::LoginFinishBody { ceremony_id: start.ceremony_id, credential: asserted.credential })
             .await
@@ -133,16 +133,33 @@ pub enum Protection {
     NeedsPassphrase,
 }
 
+/// A passkey just created in the browser, waiting for the server.
+#[derive(Clone)]
+pub struct PendingPasskey {
+    pub ceremony_id: String,
+    pub credential: api::WebauthnJson,
+}
+
+/// Creates a passkey from the server's options and seals `secret` under it
+/// when it can; `Protection::NeedsPassphrase` means ask for a passphrase.
+pub async fn create_passkey(
+    secret: &AccountSecret,
+    start: api::CreationStart,
+    busy: RwSignal<Option<String>>,
+) -> Result<(PendingPasskey, Protection), String> {
+    busy.set(Some("Follow your browser's prompt to create a passkey…".into()));
+    let created = webauthn::create(&start.options).await?;
+    busy.set(Some("Protecting your keys with your passkey…".into()));
+    let protection = protect_with_passkey(secret, &created).await?;
+    Ok((PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential }, protection))
+}
+
 /// Seals `secret` under a new passkey's PRF (with a second prompt if the
 /// authenticator only evaluates PRF on assertions).
-pub async fn protect_with_passkey(
-    secret: &AccountSecret,
-    created: &Created,
-    rp_id: &str,
-) -> Result<Protection, String> {
+async fn protect_with_passkey(secret: &AccountSecret, created: &Created) -> Result<Protection, String> {
     let output: PrfOutput = match &created.prf {
         Prf::Output(output) => output.clone(),
-        Prf::Enabled => match webauthn::prf_of(&created.credential_id, rp_id).await? {
+        Prf::Enabled => match webauthn::prf_of(&created.credential_id, &created.rp_id).await? {
             Some(output) => output,
             None => return Ok(Protection::NeedsPassphrase),
         },

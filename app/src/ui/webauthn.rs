@@ -1,23 +1,22 @@
 //! Passkeys in the browser: `navigator.credentials.create/get` with the
 //! WebAuthn PRF extension.
 //!
-//! The PRF output is read here and handed only to the key store code in
-//! this browser; the credential sent to the server is rebuilt field by
-//! field without any client extension results, so the PRF output can never
-//! ride along.
+//! Options arrive and credentials leave as WebAuthn JSON (base64url for
+//! binary fields), converted here with the browser's own JSON parser, so the
+//! app carries no WebAuthn type library. The PRF output is read here and
+//! handed only to the key store code in this browser: the credential sent to
+//! the server is rebuilt field by field, without any client extension
+//! results, so the PRF output can never ride along.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_core::keystore::PRF_SALT;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use webauthn_rs_proto::{
-    AuthenticationExtensionsClientOutputs, AuthenticatorAssertionResponseRaw, AuthenticatorAttestationResponseRaw,
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RegistrationExtensionsClientOutputs,
-    RequestChallengeResponse,
-};
 use zeroize::Zeroizing;
+
+use crate::api::WebauthnJson;
 
 pub type PrfOutput = Zeroizing<[u8; 32]>;
 
@@ -33,31 +32,33 @@ pub enum Prf {
 }
 
 pub struct Created {
-    pub credential: RegisterPublicKeyCredential,
+    pub credential: WebauthnJson,
     pub credential_id: Vec<u8>,
+    /// The relying party id the passkey belongs to.
+    pub rp_id: String,
     pub prf: Prf,
 }
 
 pub struct Asserted {
-    pub credential: PublicKeyCredential,
+    pub credential: WebauthnJson,
     pub prf: Option<PrfOutput>,
 }
 
 /// Creates a passkey with the server's options, asking for PRF.
-pub async fn create(options: CreationChallengeResponse) -> Result<Created, String> {
-    let options: web_sys::CredentialCreationOptions = options.into();
+pub async fn create(options: &WebauthnJson) -> Result<Created, String> {
+    let options = parse(options)?;
     let public_key = get(&options, "publicKey")?;
+    to_buffer(&public_key, "challenge")?;
+    to_buffer(&get(&public_key, "user")?, "id")?;
+    descriptors_to_buffers(&public_key, "excludeCredentials")?;
+    let rp_id = get(&get(&public_key, "rp")?, "id")?.as_string().unwrap_or_default();
     add_prf_request(&public_key)?;
-    let promise = credentials()?.create_with_options(&options).map_err(describe_error)?;
-    let credential: web_sys::PublicKeyCredential = JsFuture::from(promise)
-        .await
-        .map_err(describe_error)?
-        .dyn_into()
-        .map_err(|_| "The browser returned no passkey.")?;
+    let promise = credentials()?.create_with_options(options.unchecked_ref()).map_err(describe_error)?;
+    let credential = settle(promise).await?;
 
     let raw_id = bytes(&get(&credential, "rawId")?);
     let response = get(&credential, "response")?;
-    let prf = match get(&credential.get_client_extension_results(), "prf").ok().filter(|v| v.is_object()) {
+    let prf = match get(&credential.get_client_extension_results(), "prf").ok().filter(JsValue::is_object) {
         Some(prf) => match prf_first(&prf) {
             Some(output) => Prf::Output(output),
             None if get(&prf, "enabled").ok().and_then(|v| v.as_bool()) == Some(true) => Prf::Enabled,
@@ -65,53 +66,43 @@ pub async fn create(options: CreationChallengeResponse) -> Result<Created, Strin
         },
         None => Prf::Unsupported,
     };
-    let credential = RegisterPublicKeyCredential {
-        id: URL_SAFE_NO_PAD.encode(&raw_id),
-        raw_id: raw_id.clone().into(),
-        response: AuthenticatorAttestationResponseRaw {
-            attestation_object: bytes(&get(&response, "attestationObject")?).into(),
-            client_data_json: bytes(&get(&response, "clientDataJSON")?).into(),
-            transports: None,
-        },
-        type_: "public-key".into(),
-        extensions: RegistrationExtensionsClientOutputs::default(),
-    };
-    Ok(Created { credential, credential_id: raw_id, prf })
+    let json = credential_json(
+        &raw_id,
+        &[
+            ("attestationObject", Some(get(&response, "attestationObject")?)),
+            ("clientDataJSON", Some(get(&response, "clientDataJSON")?)),
+        ],
+    )?;
+    Ok(Created { credential: json, credential_id: raw_id, rp_id, prf })
 }
 
 /// Asks for an assertion with the server's options (discoverable when the
 /// options name no credential), evaluating the PRF.
-pub async fn assert(options: RequestChallengeResponse) -> Result<Asserted, String> {
-    let options: web_sys::CredentialRequestOptions = options.into();
+pub async fn assert(options: &WebauthnJson) -> Result<Asserted, String> {
+    let options = parse(options)?;
     let public_key = get(&options, "publicKey")?;
+    to_buffer(&public_key, "challenge")?;
+    descriptors_to_buffers(&public_key, "allowCredentials")?;
     add_prf_request(&public_key)?;
-    let promise = credentials()?.get_with_options(&options).map_err(describe_error)?;
-    let credential: web_sys::PublicKeyCredential = JsFuture::from(promise)
-        .await
-        .map_err(describe_error)?
-        .dyn_into()
-        .map_err(|_| "The browser returned no passkey.")?;
+    let promise = credentials()?.get_with_options(options.unchecked_ref()).map_err(describe_error)?;
+    let credential = settle(promise).await?;
     let prf = get(&credential.get_client_extension_results(), "prf")
         .ok()
-        .filter(|v| v.is_object())
+        .filter(JsValue::is_object)
         .and_then(|p| prf_first(&p));
     let raw_id = bytes(&get(&credential, "rawId")?);
     let response = get(&credential, "response")?;
-    let user_handle =
-        get(&response, "userHandle").ok().filter(|v| !v.is_null() && !v.is_undefined()).map(|v| bytes(&v));
-    let credential = PublicKeyCredential {
-        id: URL_SAFE_NO_PAD.encode(&raw_id),
-        raw_id: raw_id.into(),
-        response: AuthenticatorAssertionResponseRaw {
-            authenticator_data: bytes(&get(&response, "authenticatorData")?).into(),
-            client_data_json: bytes(&get(&response, "clientDataJSON")?).into(),
-            signature: bytes(&get(&response, "signature")?).into(),
-            user_handle: user_handle.map(Into::into),
-        },
-        extensions: AuthenticationExtensionsClientOutputs::default(),
-        type_: "public-key".into(),
-    };
-    Ok(Asserted { credential, prf })
+    let user_handle = get(&response, "userHandle").ok().filter(|v| !v.is_null() && !v.is_undefined());
+    let json = credential_json(
+        &raw_id,
+        &[
+            ("authenticatorData", Some(get(&response, "authenticatorData")?)),
+            ("clientDataJSON", Some(get(&response, "clientDataJSON")?)),
+            ("signature", Some(get(&response, "signature")?)),
+            ("userHandle", user_handle),
+        ],
+    )?;
+    Ok(Asserted { credential: json, prf })
 }
 
 /// Gets the PRF output of one specific, just-created passkey with a local
@@ -132,17 +123,62 @@ pub async fn prf_of(credential_id: &[u8], rp_id: &str) -> Result<Option<PrfOutpu
     add_prf_request(&public_key)?;
     let options = Object::new();
     set(&options, "publicKey", &public_key)?;
-    let options: web_sys::CredentialRequestOptions = options.unchecked_into();
-    let promise = credentials()?.get_with_options(&options).map_err(describe_error)?;
-    let credential: web_sys::PublicKeyCredential = JsFuture::from(promise)
+    let promise = credentials()?.get_with_options(options.unchecked_ref()).map_err(describe_error)?;
+    let credential = settle(promise).await?;
+    Ok(get(&credential.get_client_extension_results(), "prf")
+        .ok()
+        .filter(JsValue::is_object)
+        .and_then(|p| prf_first(&p)))
+}
+
+async fn settle(promise: js_sys::Promise) -> Result<web_sys::PublicKeyCredential, String> {
+    JsFuture::from(promise)
         .await
         .map_err(describe_error)?
         .dyn_into()
-        .map_err(|_| "The browser returned no passkey.")?;
-    Ok(get(&credential.get_client_extension_results(), "prf")
-        .ok()
-        .filter(|v| v.is_object())
-        .and_then(|p| prf_first(&p)))
+        .map_err(|_| "The browser returned no passkey.".to_owned())
+}
+
+/// `{id, rawId, type, response: {…}}` with binary fields as base64url.
+fn credential_json(raw_id: &[u8], fields: &[(&str, Option<JsValue>)]) -> Result<WebauthnJson, String> {
+    let response = Object::new();
+    for (name, value) in fields {
+        if let Some(value) = value {
+            set(&response, name, &b64(&bytes(value)).into())?;
+        }
+    }
+    let credential = Object::new();
+    set(&credential, "id", &b64(raw_id).into())?;
+    set(&credential, "rawId", &b64(raw_id).into())?;
+    set(&credential, "type", &"public-key".into())?;
+    set(&credential, "response", &response)?;
+    let text = JSON::stringify(&credential).map_err(|_| "Could not encode the passkey answer.")?;
+    serde_json::value::RawValue::from_string(String::from(text))
+        .map_err(|_| "Could not encode the passkey answer.".to_owned())
+}
+
+fn parse(json: &WebauthnJson) -> Result<JsValue, String> {
+    JSON::parse(json.get()).map_err(|_| "The server sent unreadable passkey options.".to_owned())
+}
+
+/// Replaces a base64url string field with its bytes.
+fn to_buffer(target: &JsValue, key: &str) -> Result<(), String> {
+    let text = get(target, key)?.as_string().ok_or_else(|| format!("The passkey options have no {key}."))?;
+    let decoded = URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| format!("The passkey options' {key} is not base64url."))?;
+    set(target, key, &Uint8Array::from(decoded.as_slice()).into())
+}
+
+fn descriptors_to_buffers(public_key: &JsValue, key: &str) -> Result<(), String> {
+    let list = get(public_key, key)?;
+    if list.is_undefined() || list.is_null() {
+        return Ok(());
+    }
+    for descriptor in Array::from(&list).iter() {
+        to_buffer(&descriptor, "id")?;
+    }
+    Ok(())
 }
 
 /// `extensions.prf = { eval: { first: PRF_SALT } }`, keeping other extensions.
@@ -168,12 +204,8 @@ fn prf_first(prf: &JsValue) -> Option<PrfOutput> {
         return None;
     }
     let out = Zeroizing::new(bytes(&first));
-    let mut array = Zeroizing::new([0u8; 32]);
-    if out.len() != 32 {
-        return None;
-    }
-    array.copy_from_slice(&out);
-    Some(array)
+    let array: [u8; 32] = out.as_slice().try_into().ok()?;
+    Some(Zeroizing::new(array))
 }
 
 fn credentials() -> Result<web_sys::CredentialsContainer, String> {
@@ -187,7 +219,7 @@ fn credentials() -> Result<web_sys::CredentialsContainer, String> {
 }
 
 fn get(target: &JsValue, key: &str) -> Result<JsValue, String> {
-    Reflect::get(target, &key.into()).map_err(|_| format!("The browser's passkey answer has no {key}."))
+    Reflect::get(target, &key.into()).map_err(|_| format!("The passkey data has no {key}."))
 }
 
 fn set(target: &JsValue, key: &str, value: &JsValue) -> Result<(), String> {
@@ -198,6 +230,10 @@ fn set(target: &JsValue, key: &str, value: &JsValue) -> Result<(), String> {
 
 fn bytes(value: &JsValue) -> Vec<u8> {
     Uint8Array::new(value).to_vec()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Plain words for what went wrong in a WebAuthn call.

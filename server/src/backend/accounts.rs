@@ -28,7 +28,7 @@ pub async fn signup_start(
         display_name,
         role,
     })?;
-    Ok(CreationStart { ceremony_id, options })
+    Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
 pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) -> Result<AccountInfo, ApiError> {
@@ -103,7 +103,7 @@ pub async fn restore_start(state: &AppState, c: &Caller, address: String) -> Res
         account_id: account.id.clone(),
         challenge: challenge.clone(),
     })?;
-    Ok(RestoreChallenge { ceremony_id, options, challenge })
+    Ok(RestoreChallenge { ceremony_id, options: webauthn_json(&options)?, challenge })
 }
 
 pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
@@ -165,10 +165,11 @@ pub(super) fn new_registration(
 
 pub(super) fn finish_registration(
     state: &AppState,
-    credential: &webauthn_rs_proto::RegisterPublicKeyCredential,
+    credential: &WebauthnJson,
     registration: &PasskeyRegistration,
 ) -> Result<webauthn_rs::prelude::Passkey, ApiError> {
-    state.webauthn.finish_passkey_registration(credential, registration).map_err(|e| {
+    let credential: webauthn_rs_proto::RegisterPublicKeyCredential = parse_credential(credential)?;
+    state.webauthn.finish_passkey_registration(&credential, registration).map_err(|e| {
         tracing::warn!(error = %e, "passkey registration refused");
         ApiError::bad_request("The new passkey could not be verified. Try again, or use another device.")
     })

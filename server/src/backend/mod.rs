@@ -153,6 +153,16 @@ fn check_label(label: &str) -> Result<String, ApiError> {
     Ok(label.to_owned())
 }
 
+/// Options for the browser, as WebAuthn JSON.
+fn webauthn_json(value: &impl serde::Serialize) -> Result<WebauthnJson, ApiError> {
+    serde_json::value::to_raw_value(value).map_err(|_| ApiError::Internal)
+}
+
+/// The browser's credential, parsed into webauthn-rs types.
+fn parse_credential<T: serde::de::DeserializeOwned>(json: &WebauthnJson) -> Result<T, ApiError> {
+    serde_json::from_str(json.get()).map_err(|_| ApiError::bad_request("The passkey's answer is malformed."))
+}
+
 fn credential_id_text(id: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(id)
 }

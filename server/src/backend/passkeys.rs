@@ -18,16 +18,17 @@ pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, A
     // A modal request from the "Sign in" button, not conditional (autofill) UI.
     options.mediation = None;
     let ceremony_id = state.ceremonies.begin(Ceremony::Login { authentication })?;
-    Ok(RequestStart { ceremony_id, options })
+    Ok(RequestStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
 pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> Result<LoginResult, ApiError> {
     let Ceremony::Login { authentication } = state.ceremonies.take(&f.ceremony_id)? else {
         return Err(ApiError::bad_request("This request does not belong to a sign-in. Start again."));
     };
+    let credential: webauthn_rs_proto::PublicKeyCredential = parse_credential(&f.credential)?;
     let (user, credential_id) = state
         .webauthn
-        .identify_discoverable_authentication(&f.credential)
+        .identify_discoverable_authentication(&credential)
         .map(|(user, cred)| (user, credential_id_text(cred)))
         .map_err(|_| ApiError::bad_request("The passkey did not say which account it belongs to."))?;
     let lookup = credential_id.clone();
@@ -41,7 +42,7 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
     };
     let mut passkey: Passkey = serde_json::from_str(&row.passkey_json).map_err(|_| ApiError::Internal)?;
     let result =
-        state.webauthn.finish_discoverable_authentication_v2(&f.credential, authentication, &passkey).map_err(|e| {
+        state.webauthn.finish_discoverable_authentication_v2(&credential, authentication, &passkey).map_err(|e| {
             tracing::warn!(error = %e, account = %row.account_id, "passkey assertion refused");
             ApiError::Forbidden("The passkey's answer could not be verified. Try again.".into())
         })?;
@@ -87,7 +88,7 @@ pub async fn add_start(state: &AppState, c: &Caller) -> Result<CreationStart, Ap
     let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
     let (options, registration) = new_registration(state, user, &account.display_name, Some(exclude))?;
     let ceremony_id = state.ceremonies.begin(Ceremony::AddPasskey { registration, account_id })?;
-    Ok(CreationStart { ceremony_id, options })
+    Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
 pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {

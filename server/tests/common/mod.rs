@@ -157,11 +157,11 @@ impl Device {
         let mut rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
         rcr.public_key.allow_credentials = vec![AllowCredentials {
             type_: "public-key".into(),
-            id: self.credential_id.clone().expect("registered").into(),
+            id: self.credential_id.clone().expect("registered"),
             transports: None,
         }];
         let mut cred = self.authenticator.do_authentication(origin.clone(), rcr).expect("software passkey asserts");
-        cred.response.user_handle = self.user_handle.clone().map(Into::into);
+        cred.response.user_handle = self.user_handle.clone();
         cred
     }
 

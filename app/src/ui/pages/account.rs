@@ -5,11 +5,10 @@ use chartkey_core::keys::short_address;
 use chartkey_core::wire::PasskeyInfo;
 use leptos::prelude::*;
 
-use super::restore::{PendingPasskey, default_passkey_label};
+use super::restore::default_passkey_label;
 use crate::api::{self, MAX_PASSKEY_LABEL_CHARS};
 use crate::ui::components::{Busy, CopyButton, ErrorMessage, NewPassphrase, format_date};
-use crate::ui::session::{self, Protection, use_session};
-use crate::ui::webauthn;
+use crate::ui::session::{self, PendingPasskey, Protection, use_session};
 
 #[component]
 pub fn AccountOverview() -> impl IntoView {
@@ -114,11 +113,8 @@ fn Passkeys() -> impl IntoView {
         leptos::task::spawn_local(async move {
             let result = async {
                 let start = api::add_passkey_start().await.map_err(|e| e.to_string())?;
-                let rp_id = start.options.public_key.rp.id.clone();
-                let created = webauthn::create(start.options).await?;
-                let protection = session::protect_with_passkey(&keyring.secret, &created, &rp_id).await?;
-                pending
-                    .set_value(Some(PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential }));
+                let (new, protection) = session::create_passkey(&keyring.secret, start, busy).await?;
+                pending.set_value(Some(new));
                 match protection {
                     Protection::Sealed { sealed_keystore, uses_passphrase } => {
                         finish(sealed_keystore, uses_passphrase).await

@@ -14,9 +14,9 @@ pub use signin::SignIn;
 pub use signup::SignUp;
 
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 use super::components::Busy;
+use super::nav::Link;
 use super::session::use_session;
 
 /// What to show instead of a signed-in page, if anything.
@@ -56,11 +56,11 @@ fn Welcome() -> impl IntoView {
                 "You choose who sees what, for how long, and you can see every time someone looks."
             </p>
             <div class="actions">
-                <A href="/signup" attr:class="button button-primary">"Create an account"</A>
-                <A href="/signin" attr:class="button">"Sign in with a passkey"</A>
+                <Link href="/signup" class="button button-primary">"Create an account"</Link>
+                <Link href="/signin" class="button">"Sign in with a passkey"</Link>
             </div>
             <p class="muted">
-                "Lost your device? " <A href="/restore">"Restore with your recovery phrase"</A> "."
+                "Lost your device? " <Link href="/restore">"Restore with your recovery phrase"</Link> "."
             </p>
         </section>
         <section class="cards">
@@ -85,7 +85,7 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <section class="panel">
             <h1>"Page not found"</h1>
-            <p>"There is nothing at this address. " <A href="/">"Go to the start page"</A> "."</p>
+            <p>"There is nothing at this address. " <Link href="/">"Go to the start page"</Link> "."</p>
         </section>
     }
 }

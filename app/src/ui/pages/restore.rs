@@ -7,21 +7,11 @@ use std::sync::Arc;
 use chartkey_core::recovery::secret_from_phrase;
 use chartkey_core::{AccountSecret, proof};
 use leptos::prelude::*;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
-use webauthn_rs_proto::RegisterPublicKeyCredential;
 
 use crate::api;
 use crate::ui::components::{Busy, ErrorMessage, NewPassphrase};
-use crate::ui::session::{self, Protection, use_session};
-use crate::ui::webauthn;
-
-/// A passkey created in the browser, waiting for its key store.
-#[derive(Clone)]
-pub struct PendingPasskey {
-    pub ceremony_id: String,
-    pub credential: RegisterPublicKeyCredential,
-}
+use crate::ui::nav::{Link, use_location};
+use crate::ui::session::{self, PendingPasskey, Protection, use_session};
 
 /// "Passkey on Windows", "Passkey on iPhone"…: a starting name the user can
 /// recognise in the passkey list.
@@ -48,7 +38,7 @@ pub fn default_passkey_label() -> String {
 #[component]
 pub fn Restore() -> impl IntoView {
     let session = use_session();
-    let navigate = use_navigate();
+    let location = use_location();
     let phrase = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
@@ -57,7 +47,6 @@ pub fn Restore() -> impl IntoView {
     let pending = StoredValue::new_local(None::<(PendingPasskey, String)>);
 
     let finish = move |sealed_keystore: String, uses_passphrase: bool| {
-        let navigate = navigate.clone();
         async move {
             let (Some((pending, challenge)), Some(secret)) = (pending.get_value(), secret.get_value()) else {
                 return Err("Start again.".to_string());
@@ -82,13 +71,12 @@ pub fn Restore() -> impl IntoView {
                 api::confirm_recovery().await.map_err(|e| e.to_string())?
             };
             session.unlock(account, AccountSecret::clone(&secret))?;
-            navigate("/", Default::default());
+            location.navigate("/");
             Ok(())
         }
     };
 
     let submit = {
-        let finish = finish.clone();
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             error.set(None);
@@ -102,19 +90,14 @@ pub fn Restore() -> impl IntoView {
             phrase.set(String::new());
             secret.set_value(Some(restored.clone()));
             let address = ethers_core::utils::to_checksum(&restored.derive().address(), None);
-            let finish = finish.clone();
             busy.set(Some("Follow your browser's prompt to create a new passkey…".into()));
             leptos::task::spawn_local(async move {
                 let result = async {
                     let start = api::restore_start(address).await.map_err(|e| e.to_string())?;
-                    let rp_id = start.options.public_key.rp.id.clone();
-                    let created = webauthn::create(start.options).await?;
-                    busy.set(Some("Protecting your keys with your passkey…".into()));
-                    let protection = session::protect_with_passkey(&restored, &created, &rp_id).await?;
-                    pending.set_value(Some((
-                        PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential },
-                        start.challenge,
-                    )));
+                    let challenge = start.challenge.clone();
+                    let creation = api::CreationStart { ceremony_id: start.ceremony_id, options: start.options };
+                    let (new, protection) = session::create_passkey(&restored, creation, busy).await?;
+                    pending.set_value(Some((new, challenge)));
                     match protection {
                         Protection::Sealed { sealed_keystore, uses_passphrase } => {
                             finish(sealed_keystore, uses_passphrase).await
@@ -135,7 +118,6 @@ pub fn Restore() -> impl IntoView {
     };
 
     let with_passphrase = Callback::new(move |passphrase: String| {
-        let finish = finish.clone();
         let Some(restored) = secret.get_value() else { return };
         error.set(None);
         busy.set(Some("Protecting your keys with your passphrase… this takes a few seconds.".into()));
@@ -159,7 +141,6 @@ pub fn Restore() -> impl IntoView {
             <Show
                 when=move || needs_passphrase.get()
                 fallback=move || {
-                    let submit = submit.clone();
                     view! {
                         <form class="stack" on:submit=submit>
                             <p>
@@ -188,7 +169,7 @@ pub fn Restore() -> impl IntoView {
             </Show>
             <Busy message=busy />
             <ErrorMessage error=error />
-            <p class="muted">"Have your passkey? " <A href="/signin">"Sign in"</A> "."</p>
+            <p class="muted">"Have your passkey? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>
     }
 }

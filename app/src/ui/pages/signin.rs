@@ -3,10 +3,9 @@
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::wire::AccountInfo;
 use leptos::prelude::*;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
 
 use crate::ui::components::{Busy, EnterPassphrase, ErrorMessage};
+use crate::ui::nav::{Link, use_location};
 use crate::ui::session::{self, SignInOutcome, use_session};
 
 #[component]
@@ -17,7 +16,7 @@ pub fn SignIn() -> impl IntoView {
             view! {
                 <section class="panel narrow">
                     <h1>"You're signed in"</h1>
-                    <p><A href="/">"Continue to your account"</A></p>
+                    <p><Link href="/">"Continue to your account"</Link></p>
                 </section>
             }
             .into_any()
@@ -31,23 +30,21 @@ pub fn SignIn() -> impl IntoView {
 #[component]
 pub fn SignInForm(unlock: bool) -> impl IntoView {
     let session = use_session();
-    let navigate = use_navigate();
+    let location = use_location();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
     let passphrase_for = StoredValue::new_local(None::<(AccountInfo, SealedKeystore)>);
     let asking_passphrase = RwSignal::new(false);
 
     let start = {
-        let navigate = navigate.clone();
         move |_| {
             error.set(None);
             busy.set(Some("Waiting for your passkey…".into()));
-            let navigate = navigate.clone();
             leptos::task::spawn_local(async move {
                 match session::sign_in_with_passkey(session).await {
                     Ok(SignInOutcome::Unlocked) => {
                         busy.set(None);
-                        navigate("/", Default::default());
+                        location.navigate("/");
                     }
                     Ok(SignInOutcome::NeedsPassphrase { account, sealed }) => {
                         busy.set(None);
@@ -67,12 +64,11 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
         let Some((account, sealed)) = passphrase_for.get_value() else { return };
         error.set(None);
         busy.set(Some("Unlocking your keys… this takes a few seconds.".into()));
-        let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
             let result = session::unlock_with_passphrase(session, account, &sealed, &passphrase).await;
             busy.set(None);
             match result {
-                Ok(()) => navigate("/", Default::default()),
+                Ok(()) => location.navigate("/"),
                 Err(e) => error.set(Some(e)),
             }
         });
@@ -101,7 +97,6 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
             <Show
                 when=move || asking_passphrase.get()
                 fallback=move || {
-                    let start = start.clone();
                     view! {
                         <button
                             type="button"
@@ -129,8 +124,8 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
             } else {
                 view! {
                     <p class="muted">
-                        "New here? " <A href="/signup">"Create an account"</A> ". Lost your passkey? "
-                        <A href="/restore">"Restore with your recovery phrase"</A> "."
+                        "New here? " <Link href="/signup">"Create an account"</Link> ". Lost your passkey? "
+                        <Link href="/restore">"Restore with your recovery phrase"</Link> "."
                     </p>
                 }
                     .into_any()

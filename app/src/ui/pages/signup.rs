@@ -7,14 +7,12 @@ use chartkey_core::AccountSecret;
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::wire::Role;
 use leptos::prelude::*;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
 
 use crate::api::{self, MAX_DISPLAY_NAME_CHARS};
 use crate::ui::components::{Busy, ErrorMessage, NewPassphrase};
-use crate::ui::pages::restore::{PendingPasskey, default_passkey_label};
-use crate::ui::session::{self, Protection, use_session};
-use crate::ui::webauthn;
+use crate::ui::nav::{Link, use_location};
+use crate::ui::pages::restore::default_passkey_label;
+use crate::ui::session::{self, PendingPasskey, Protection, use_session};
 
 fn role_help(role: Role) -> &'static str {
     match role {
@@ -28,7 +26,7 @@ fn role_help(role: Role) -> &'static str {
 #[component]
 pub fn SignUp() -> impl IntoView {
     let session = use_session();
-    let navigate = use_navigate();
+    let location = use_location();
     let name = RwSignal::new(String::new());
     let role = RwSignal::new(Role::Patient);
     let error = RwSignal::new(None::<String>);
@@ -38,31 +36,27 @@ pub fn SignUp() -> impl IntoView {
     let secret = StoredValue::new_local(Arc::new(AccountSecret::generate(&mut rand_core::OsRng)));
     let pending = StoredValue::new_local(None::<(PendingPasskey, Role)>);
 
-    let finish = move |sealed_keystore: String, uses_passphrase: bool| {
-        let navigate = navigate.clone();
-        async move {
-            let Some((pending, role)) = pending.get_value() else { return Err("Start again.".to_string()) };
-            let secret = secret.get_value();
-            let directory = DirectoryEntry::sign(&secret.derive(), role);
-            busy.set(Some("Creating your account…".into()));
-            let account = api::signup_finish(api::SignupFinishBody {
-                ceremony_id: pending.ceremony_id,
-                credential: pending.credential,
-                passkey_label: default_passkey_label(),
-                sealed_keystore,
-                uses_passphrase,
-                directory,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            session.unlock(account, AccountSecret::clone(&secret))?;
-            navigate("/", Default::default());
-            Ok(())
-        }
+    let finish = move |sealed_keystore: String, uses_passphrase: bool| async move {
+        let Some((pending, role)) = pending.get_value() else { return Err("Start again.".to_string()) };
+        let secret = secret.get_value();
+        let directory = DirectoryEntry::sign(&secret.derive(), role);
+        busy.set(Some("Creating your account…".into()));
+        let account = api::signup_finish(api::SignupFinishBody {
+            ceremony_id: pending.ceremony_id,
+            credential: pending.credential,
+            passkey_label: default_passkey_label(),
+            sealed_keystore,
+            uses_passphrase,
+            directory,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        session.unlock(account, AccountSecret::clone(&secret))?;
+        location.navigate("/");
+        Ok(())
     };
 
     let submit = {
-        let finish = finish.clone();
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             error.set(None);
@@ -72,19 +66,12 @@ pub fn SignUp() -> impl IntoView {
                 return;
             }
             let chosen = role.get_untracked();
-            let finish = finish.clone();
             busy.set(Some("Follow your browser's prompt to create a passkey…".into()));
             leptos::task::spawn_local(async move {
                 let result = async {
                     let start = api::signup_start(display_name, chosen).await.map_err(|e| e.to_string())?;
-                    let rp_id = start.options.public_key.rp.id.clone();
-                    let created = webauthn::create(start.options).await?;
-                    busy.set(Some("Protecting your keys with your passkey…".into()));
-                    let protection = session::protect_with_passkey(&secret.get_value(), &created, &rp_id).await?;
-                    pending.set_value(Some((
-                        PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential },
-                        chosen,
-                    )));
+                    let (new, protection) = session::create_passkey(&secret.get_value(), start, busy).await?;
+                    pending.set_value(Some((new, chosen)));
                     match protection {
                         Protection::Sealed { sealed_keystore, uses_passphrase } => {
                             finish(sealed_keystore, uses_passphrase).await
@@ -105,7 +92,6 @@ pub fn SignUp() -> impl IntoView {
     };
 
     let with_passphrase = Callback::new(move |passphrase: String| {
-        let finish = finish.clone();
         error.set(None);
         busy.set(Some("Protecting your keys with your passphrase… this takes a few seconds.".into()));
         leptos::task::spawn_local(async move {
@@ -128,7 +114,6 @@ pub fn SignUp() -> impl IntoView {
             <Show
                 when=move || needs_passphrase.get()
                 fallback=move || {
-                    let submit = submit.clone();
                     view! {
                         <form class="stack" on:submit=submit>
                             <label class="field">
@@ -176,7 +161,7 @@ pub fn SignUp() -> impl IntoView {
             </Show>
             <Busy message=busy />
             <ErrorMessage error=error />
-            <p class="muted">"Already have an account? " <A href="/signin">"Sign in"</A> "."</p>
+            <p class="muted">"Already have an account? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>
     }
 }
