@@ -119,14 +119,16 @@ pub async fn cache_headers(request: Request, next: Next) -> Response<Body> {
 }
 
 /// `name-0123456789abcdef.js`, `name-0123456789abcdef_bg.wasm`: Trunk's
-/// hashed output names.
+/// hashed output names (a 64-bit hash in hex, so leading zeros drop: 8 to
+/// 16 digits).
 pub fn is_hashed_asset(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or("");
     let Some((stem, _ext)) = file.rsplit_once('.') else {
         return false;
     };
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    stem.rsplit_once('-')
+        .is_some_and(|(_, hash)| (8..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Paths that are not files get the app's entry page (client-side routes);
@@ -181,9 +183,12 @@ mod tests {
         assert!(is_hashed_asset("/chartkey-app-0123456789abcdef.js"));
         assert!(is_hashed_asset("/chartkey-app-0123456789abcdef_bg.wasm"));
         assert!(is_hashed_asset("/style-fedcba9876543210.css"));
+        assert!(is_hashed_asset("/favicon-a07ed912244191f.svg"));
         assert!(!is_hashed_asset("/index.html"));
         assert!(!is_hashed_asset("/favicon.svg"));
         assert!(!is_hashed_asset("/x-0123456789abcdeg.js"));
+        assert!(!is_hashed_asset("/x-01234567890abcdef.js"));
+        assert!(!is_hashed_asset("/my-file.js"));
         assert!(!is_hashed_asset("/"));
     }
 }

@@ -54,7 +54,7 @@ pub fn bundle() -> Result {
     if let Some(out) = server.stdout.take() {
         BufReader::new(out).read_line(&mut url).map_err(|e| e.to_string())?;
     }
-    let url = url.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+    let url = url.trim().rsplit(' ').next().unwrap_or_default().trim_end_matches('/').to_owned();
     let measured = env
         .cmd("node")
         .current_dir(env.root.join("e2e"))

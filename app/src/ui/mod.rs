@@ -1,6 +1,7 @@
 //! The Leptos app (client-side rendered).
 
 mod components;
+mod enroll;
 mod idle;
 mod nav;
 mod pages;

@@ -8,7 +8,8 @@ use leptos::prelude::*;
 use super::restore::default_passkey_label;
 use crate::api::{self, MAX_PASSKEY_LABEL_CHARS};
 use crate::ui::components::{Busy, CopyButton, ErrorMessage, NewPassphrase, format_date};
-use crate::ui::session::{self, PendingPasskey, Protection, use_session};
+use crate::ui::enroll::Enrollment;
+use crate::ui::session::{self, use_session};
 
 #[component]
 pub fn AccountOverview() -> impl IntoView {
@@ -72,12 +73,9 @@ pub fn AccountOverview() -> impl IntoView {
 fn Passkeys() -> impl IntoView {
     let session = use_session();
     let list = RwSignal::new(Vec::<PasskeyInfo>::new());
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(None::<String>);
     let label = RwSignal::new(default_passkey_label());
-    let needs_passphrase = RwSignal::new(false);
-    let pending = StoredValue::new_local(None::<PendingPasskey>);
 
+    let error = RwSignal::new(None::<String>);
     let reload = move || {
         leptos::task::spawn_local(async move {
             match api::list_passkeys().await {
@@ -88,66 +86,27 @@ fn Passkeys() -> impl IntoView {
     };
     reload();
 
-    let finish = move |sealed_keystore: String, uses_passphrase: bool| async move {
-        let Some(p) = pending.get_value() else { return Err("Start again.".to_string()) };
+    let enrollment = Enrollment::new(move |passkey, sealed_keystore, uses_passphrase| async move {
         api::add_passkey_finish(api::AddPasskeyFinishBody {
-            ceremony_id: p.ceremony_id,
-            credential: p.credential,
+            ceremony_id: passkey.ceremony_id,
+            credential: passkey.credential,
             passkey_label: label.get_untracked(),
             sealed_keystore,
             uses_passphrase,
         })
         .await
         .map_err(|e| e.to_string())?;
-        needs_passphrase.set(false);
         label.set(default_passkey_label());
         reload();
         Ok(())
-    };
+    });
 
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(keyring) = session.keyring.get_untracked() else { return };
-        error.set(None);
-        busy.set(Some("Follow your browser's prompt to create the new passkey…".into()));
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let start = api::add_passkey_start().await.map_err(|e| e.to_string())?;
-                let (new, protection) = session::create_passkey(&keyring.secret, start, busy).await?;
-                pending.set_value(Some(new));
-                match protection {
-                    Protection::Sealed { sealed_keystore, uses_passphrase } => {
-                        finish(sealed_keystore, uses_passphrase).await
-                    }
-                    Protection::NeedsPassphrase => {
-                        needs_passphrase.set(true);
-                        Ok(())
-                    }
-                }
-            }
-            .await;
-            busy.set(None);
-            if let Err(e) = result {
-                error.set(Some(e));
-            }
-        });
+        enrollment
+            .begin(keyring.secret.clone(), async move { api::add_passkey_start().await.map_err(|e| e.to_string()) });
     };
-
-    let with_passphrase = Callback::new(move |passphrase: String| {
-        let Some(keyring) = session.keyring.get_untracked() else { return };
-        busy.set(Some("Protecting your keys with your passphrase… this takes a few seconds.".into()));
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let sealed = session::protect_with_passphrase(&keyring.secret, &passphrase).await?;
-                finish(sealed, true).await
-            }
-            .await;
-            busy.set(None);
-            if let Err(e) = result {
-                error.set(Some(e));
-            }
-        });
-    });
 
     let remove = move |credential_id: String, label: String| {
         let confirmed = web_sys::window()
@@ -171,7 +130,7 @@ fn Passkeys() -> impl IntoView {
     };
 
     let only_one = move || list.with(|l| l.len() <= 1);
-    let is_busy = Signal::derive(move || busy.get().is_some());
+    let is_busy = enrollment.is_busy();
     view! {
         <section class="panel">
             <h2>"Passkeys"</h2>
@@ -215,7 +174,7 @@ fn Passkeys() -> impl IntoView {
                 </tbody>
             </table>
             <Show
-                when=move || needs_passphrase.get()
+                when=move || enrollment.needs_passphrase.get()
                 fallback=move || {
                     view! {
                         <form class="inline-form" on:submit=add>
@@ -228,10 +187,11 @@ fn Passkeys() -> impl IntoView {
                     }
                 }
             >
-                <NewPassphrase on_done=with_passphrase busy=is_busy />
+                <NewPassphrase on_done=enrollment.passphrase_chosen() busy=is_busy />
             </Show>
-            <Busy message=busy />
+            <Busy message=enrollment.busy />
             <ErrorMessage error=error />
+            <ErrorMessage error=enrollment.error />
         </section>
     }
 }

@@ -10,9 +10,10 @@ use leptos::prelude::*;
 
 use crate::api::{self, MAX_DISPLAY_NAME_CHARS};
 use crate::ui::components::{Busy, ErrorMessage, NewPassphrase};
+use crate::ui::enroll::Enrollment;
 use crate::ui::nav::{Link, use_location};
 use crate::ui::pages::restore::default_passkey_label;
-use crate::ui::session::{self, PendingPasskey, Protection, use_session};
+use crate::ui::session::use_session;
 
 fn role_help(role: Role) -> &'static str {
     match role {
@@ -29,90 +30,48 @@ pub fn SignUp() -> impl IntoView {
     let location = use_location();
     let name = RwSignal::new(String::new());
     let role = RwSignal::new(Role::Patient);
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(None::<String>);
-    let needs_passphrase = RwSignal::new(false);
     // Made once per visit to this page; lives only in memory.
     let secret = StoredValue::new_local(Arc::new(AccountSecret::generate(&mut rand_core::OsRng)));
-    let pending = StoredValue::new_local(None::<(PendingPasskey, Role)>);
+    let chosen_role = StoredValue::new(Role::Patient);
 
-    let finish = move |sealed_keystore: String, uses_passphrase: bool| async move {
-        let Some((pending, role)) = pending.get_value() else { return Err("Start again.".to_string()) };
+    let enrollment = Enrollment::new(move |passkey, sealed_keystore, uses_passphrase| async move {
         let secret = secret.get_value();
-        let directory = DirectoryEntry::sign(&secret.derive(), role);
-        busy.set(Some("Creating your account…".into()));
+        let role = chosen_role.get_value();
         let account = api::signup_finish(api::SignupFinishBody {
-            ceremony_id: pending.ceremony_id,
-            credential: pending.credential,
+            ceremony_id: passkey.ceremony_id,
+            credential: passkey.credential,
             passkey_label: default_passkey_label(),
             sealed_keystore,
             uses_passphrase,
-            directory,
+            directory: DirectoryEntry::sign(&secret.derive(), role),
         })
         .await
         .map_err(|e| e.to_string())?;
         session.unlock(account, AccountSecret::clone(&secret))?;
         location.navigate("/");
         Ok(())
-    };
-
-    let submit = {
-        move |ev: leptos::ev::SubmitEvent| {
-            ev.prevent_default();
-            error.set(None);
-            let display_name = name.get_untracked().trim().to_owned();
-            if display_name.is_empty() {
-                error.set(Some("Enter your name.".into()));
-                return;
-            }
-            let chosen = role.get_untracked();
-            busy.set(Some("Follow your browser's prompt to create a passkey…".into()));
-            leptos::task::spawn_local(async move {
-                let result = async {
-                    let start = api::signup_start(display_name, chosen).await.map_err(|e| e.to_string())?;
-                    let (new, protection) = session::create_passkey(&secret.get_value(), start, busy).await?;
-                    pending.set_value(Some((new, chosen)));
-                    match protection {
-                        Protection::Sealed { sealed_keystore, uses_passphrase } => {
-                            finish(sealed_keystore, uses_passphrase).await
-                        }
-                        Protection::NeedsPassphrase => {
-                            needs_passphrase.set(true);
-                            Ok(())
-                        }
-                    }
-                }
-                .await;
-                busy.set(None);
-                if let Err(e) = result {
-                    error.set(Some(e));
-                }
-            });
-        }
-    };
-
-    let with_passphrase = Callback::new(move |passphrase: String| {
-        error.set(None);
-        busy.set(Some("Protecting your keys with your passphrase… this takes a few seconds.".into()));
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let sealed = session::protect_with_passphrase(&secret.get_value(), &passphrase).await?;
-                finish(sealed, true).await
-            }
-            .await;
-            busy.set(None);
-            if let Err(e) = result {
-                error.set(Some(e));
-            }
-        });
     });
 
-    let is_busy = Signal::derive(move || busy.get().is_some());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let display_name = name.get_untracked().trim().to_owned();
+        if display_name.is_empty() {
+            enrollment.error.set(Some("Enter your name.".into()));
+            return;
+        }
+        let role = role.get_untracked();
+        chosen_role.set_value(role);
+        enrollment.begin(AccountSecret::clone(&secret.get_value()), async move {
+            api::signup_start(display_name, role).await.map_err(|e| e.to_string())
+        });
+    };
+
+    let is_busy = enrollment.is_busy();
     view! {
         <section class="panel narrow">
             <h1>"Create your account"</h1>
             <Show
-                when=move || needs_passphrase.get()
+                when=move || enrollment.needs_passphrase.get()
                 fallback=move || {
                     view! {
                         <form class="stack" on:submit=submit>
@@ -157,10 +116,10 @@ pub fn SignUp() -> impl IntoView {
                     }
                 }
             >
-                <NewPassphrase on_done=with_passphrase busy=is_busy />
+                <NewPassphrase on_done=enrollment.passphrase_chosen() busy=is_busy />
             </Show>
-            <Busy message=busy />
-            <ErrorMessage error=error />
+            <Busy message=enrollment.busy />
+            <ErrorMessage error=enrollment.error />
             <p class="muted">"Already have an account? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>
     }
