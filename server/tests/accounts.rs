@@ -352,37 +352,14 @@ async fn restore_with_recovery_phrase_adds_a_passkey_for_the_same_account() {
     let keys = secret.derive();
     let client = server.client();
     let address = ethers_core::utils::to_checksum(&keys.address(), None);
-    let start = client.call("restore/start", json!({"address": address})).await;
-    assert_eq!(start.status, 200, "{:?}", start.body);
 
     // A wrong key cannot pass the proof.
     let impostor = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng).derive();
-    let mut device = Device::new();
-    let credential = device.register(&server.origin, start.body["options"].clone());
-    let message = chartkey_core::proof::restore_message(&keys.address(), start.body["challenge"].as_str().unwrap());
-    let forged = client
-        .call(
-            "restore/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
-            "passkey_label": "New phone", "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
-            "signature": chartkey_core::proof::sign_message(&impostor, &message)}}),
-        )
-        .await;
+    let (forged, _) = restore_with(&server, &client, &address, &secret, &impostor).await;
     assert_eq!(forged.status, 403, "{:?}", forged.body);
     assert_eq!(server.counts().1, 1);
 
-    let start = client.call("restore/start", json!({"address": address})).await;
-    let mut device = Device::new();
-    let credential = device.register(&server.origin, start.body["options"].clone());
-    let message = chartkey_core::proof::restore_message(&keys.address(), start.body["challenge"].as_str().unwrap());
-    let restored = client
-        .call(
-            "restore/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
-            "passkey_label": "New phone", "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
-            "signature": chartkey_core::proof::sign_message(&keys, &message)}}),
-        )
-        .await;
+    let (restored, mut device) = restore_with(&server, &client, &address, &secret, &keys).await;
     assert_eq!(restored.status, 200, "{:?}", restored.body);
     assert_eq!(restored.body["account_id"], original.account_id.as_str());
     assert_eq!(server.counts().1, 2);
@@ -401,6 +378,32 @@ async fn restore_with_recovery_phrase_adds_a_passkey_for_the_same_account() {
     assert_eq!(answer.status, 404);
     assert_eq!(client.call("restore/start", json!({"address": "not an address"})).await.status, 400);
     server.stop().await;
+}
+
+/// Restore on a new device: a new passkey sealing `secret`, with the proof
+/// signed by `signer` (the account's own keys, or an impostor's).
+async fn restore_with(
+    server: &TestServer,
+    client: &Client,
+    address: &str,
+    secret: &chartkey_core::AccountSecret,
+    signer: &chartkey_core::AccountKeys,
+) -> (Answer, Device) {
+    let start = client.call("restore/start", json!({"address": address})).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let mut device = Device::new();
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let message =
+        chartkey_core::proof::restore_message(&address.parse().unwrap(), start.body["challenge"].as_str().unwrap());
+    let answer = client
+        .call(
+            "restore/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+            "passkey_label": "New phone", "sealed_keystore": device.seal(secret), "uses_passphrase": false,
+            "signature": chartkey_core::proof::sign_message(signer, &message)}}),
+        )
+        .await;
+    (answer, device)
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chartkey_core::AccountSecret;
 use leptos::prelude::*;
 
+use super::components::{Busy, ErrorMessage, NewPassphrase};
 use super::session::{self, PendingPasskey, Protection};
 use crate::api::CreationStart;
 
@@ -96,5 +97,18 @@ impl Enrollment {
                 self.error.set(Some(e));
             }
         });
+    }
+}
+
+/// The page's form, replaced by the passphrase step when the new passkey
+/// has no PRF; progress and errors underneath.
+#[component]
+pub fn EnrollmentForm(enrollment: Enrollment, children: ChildrenFn) -> impl IntoView {
+    view! {
+        <Show when=move || enrollment.needs_passphrase.get() fallback=move || children()>
+            <NewPassphrase on_done=enrollment.passphrase_chosen() busy=enrollment.is_busy() />
+        </Show>
+        <Busy message=enrollment.busy />
+        <ErrorMessage error=enrollment.error />
     }
 }

@@ -7,8 +7,8 @@ use leptos::prelude::*;
 
 use super::restore::default_passkey_label;
 use crate::api::{self, MAX_PASSKEY_LABEL_CHARS};
-use crate::ui::components::{Busy, CopyButton, ErrorMessage, NewPassphrase, format_date};
-use crate::ui::enroll::Enrollment;
+use crate::ui::components::{CopyButton, ErrorMessage, format_date};
+use crate::ui::enroll::{Enrollment, EnrollmentForm};
 use crate::ui::session::{self, use_session};
 
 #[component]
@@ -173,10 +173,7 @@ fn Passkeys() -> impl IntoView {
                     </For>
                 </tbody>
             </table>
-            <Show
-                when=move || enrollment.needs_passphrase.get()
-                fallback=move || {
-                    view! {
+            <EnrollmentForm enrollment=enrollment>
                         <form class="inline-form" on:submit=add>
                             <label class="field">
                                 <span>"Name for the new passkey"</span>
@@ -184,14 +181,8 @@ fn Passkeys() -> impl IntoView {
                             </label>
                             <button type="submit" class="button" disabled=move || is_busy.get()>"Add a passkey"</button>
                         </form>
-                    }
-                }
-            >
-                <NewPassphrase on_done=enrollment.passphrase_chosen() busy=is_busy />
-            </Show>
-            <Busy message=enrollment.busy />
+            </EnrollmentForm>
             <ErrorMessage error=error />
-            <ErrorMessage error=enrollment.error />
         </section>
     }
 }

@@ -9,8 +9,7 @@ use chartkey_core::{AccountSecret, proof};
 use leptos::prelude::*;
 
 use crate::api;
-use crate::ui::components::{Busy, ErrorMessage, NewPassphrase};
-use crate::ui::enroll::Enrollment;
+use crate::ui::enroll::{Enrollment, EnrollmentForm};
 use crate::ui::nav::{Link, use_location};
 use crate::ui::session::use_session;
 
@@ -92,10 +91,7 @@ pub fn Restore() -> impl IntoView {
     view! {
         <section class="panel narrow">
             <h1>"Restore with your recovery phrase"</h1>
-            <Show
-                when=move || enrollment.needs_passphrase.get()
-                fallback=move || {
-                    view! {
+            <EnrollmentForm enrollment=enrollment>
                         <form class="stack" on:submit=submit>
                             <p>
                                 "Enter the 24 words you wrote down when you created your account. "
@@ -116,13 +112,7 @@ pub fn Restore() -> impl IntoView {
                                 "Restore and create a new passkey"
                             </button>
                         </form>
-                    }
-                }
-            >
-                <NewPassphrase on_done=enrollment.passphrase_chosen() busy=is_busy />
-            </Show>
-            <Busy message=enrollment.busy />
-            <ErrorMessage error=enrollment.error />
+            </EnrollmentForm>
             <p class="muted">"Have your passkey? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>
     }

@@ -9,8 +9,7 @@ use chartkey_core::wire::Role;
 use leptos::prelude::*;
 
 use crate::api::{self, MAX_DISPLAY_NAME_CHARS};
-use crate::ui::components::{Busy, ErrorMessage, NewPassphrase};
-use crate::ui::enroll::Enrollment;
+use crate::ui::enroll::{Enrollment, EnrollmentForm};
 use crate::ui::nav::{Link, use_location};
 use crate::ui::pages::restore::default_passkey_label;
 use crate::ui::session::use_session;
@@ -70,10 +69,7 @@ pub fn SignUp() -> impl IntoView {
     view! {
         <section class="panel narrow">
             <h1>"Create your account"</h1>
-            <Show
-                when=move || enrollment.needs_passphrase.get()
-                fallback=move || {
-                    view! {
+            <EnrollmentForm enrollment=enrollment>
                         <form class="stack" on:submit=submit>
                             <label class="field">
                                 <span>"Your name"</span>
@@ -113,13 +109,7 @@ pub fn SignUp() -> impl IntoView {
                                 "Create passkey and account"
                             </button>
                         </form>
-                    }
-                }
-            >
-                <NewPassphrase on_done=enrollment.passphrase_chosen() busy=is_busy />
-            </Show>
-            <Busy message=enrollment.busy />
-            <ErrorMessage error=enrollment.error />
+            </EnrollmentForm>
             <p class="muted">"Already have an account? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>
     }
