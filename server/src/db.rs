@@ -134,9 +134,14 @@ fn passkey_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PasskeyRow> {
     })
 }
 
-pub fn insert_passkey(conn: &Connection, p: &PasskeyRow) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!("INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+/// Stores a passkey; `false` (and nothing written) when its credential id is
+/// already registered.
+pub fn insert_passkey(conn: &Connection, p: &PasskeyRow) -> rusqlite::Result<bool> {
+    let inserted = conn.execute(
+        &format!(
+            "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (credential_id) DO NOTHING"
+        ),
         params![
             p.credential_id,
             p.account_id,
@@ -148,7 +153,7 @@ pub fn insert_passkey(conn: &Connection, p: &PasskeyRow) -> rusqlite::Result<()>
             p.last_used_at
         ],
     )?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 pub fn passkey_by_credential(conn: &Connection, credential_id: &str) -> rusqlite::Result<Option<PasskeyRow>> {

@@ -27,7 +27,7 @@ use leptos::prelude::provide_context;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::Config;
 use sessions::ResolvedCaller;
@@ -67,10 +67,15 @@ pub fn router(state: AppState, site: Site) -> Router {
         .merge(api)
         .merge(static_files)
         .layer(axum::middleware::from_fn_with_state(site, web::security_headers))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Path only: no query strings, headers or bodies in logs.
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // Path only: no query strings, headers or bodies in logs.
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -55,21 +55,25 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         recovery_confirmed: false,
     };
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
-    let inserted = state
+    let conflict = state
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
             if db::account_by_address(&tx, &account.address)?.is_some() {
-                return Ok(false);
+                return Ok(Some(ApiError::Conflict(
+                    "An account with these keys already exists. Sign in instead.".into(),
+                )));
             }
             db::insert_account(&tx, &account)?;
-            db::insert_passkey(&tx, &row)?;
+            if !db::insert_passkey(&tx, &row)? {
+                return Ok(Some(passkey_taken()));
+            }
             tx.commit()?;
-            Ok(true)
+            Ok(None)
         })
         .await?;
-    if !inserted {
-        return Err(ApiError::Conflict("An account with these keys already exists. Sign in instead.".into()));
+    if let Some(conflict) = conflict {
+        return Err(conflict);
     }
     tracing::info!(account = %account_id, role = role.as_str(), "account created");
     start_session(state, c, &account_id).await?;
@@ -122,7 +126,9 @@ pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) 
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
-    state.db.call(move |conn| db::insert_passkey(conn, &row)).await?;
+    if !state.db.call(move |conn| db::insert_passkey(conn, &row)).await? {
+        return Err(passkey_taken());
+    }
     tracing::info!(account = %account_id, "access restored with recovery phrase");
     start_session(state, c, &account_id).await?;
     account_info(state, &account_id).await

@@ -143,6 +143,10 @@ fn check_sealed_keystore(sealed: &str, uses_passphrase: bool) -> Result<(), ApiE
     Ok(())
 }
 
+fn passkey_taken() -> ApiError {
+    ApiError::Conflict("That passkey is already registered with Chartkey.".into())
+}
+
 fn check_label(label: &str) -> Result<String, ApiError> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > MAX_PASSKEY_LABEL_CHARS || label.chars().any(char::is_control) {

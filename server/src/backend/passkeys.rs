@@ -104,17 +104,9 @@ pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -
     let passkey = finish_registration(state, &f.credential, &registration)?;
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
     let stored = row.clone();
-    state
-        .db
-        .call(move |conn| {
-            if db::passkey_by_credential(conn, &stored.credential_id)?.is_some() {
-                return Ok(false);
-            }
-            db::insert_passkey(conn, &stored).map(|_| true)
-        })
-        .await?
-        .then_some(())
-        .ok_or_else(|| ApiError::Conflict("That passkey is already registered.".into()))?;
+    if !state.db.call(move |conn| db::insert_passkey(conn, &stored)).await? {
+        return Err(passkey_taken());
+    }
     tracing::info!(account = %account_id, "passkey added");
     Ok(info(row))
 }
