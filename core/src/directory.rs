@@ -62,6 +62,8 @@ pub enum DirectoryError {
     Malformed(&'static str),
     #[error("The directory entry's signature does not match its address: these keys cannot be trusted.")]
     BadSignature,
+    #[error("The server answered with the keys of a different account: these keys cannot be trusted.")]
+    WrongAccount,
 }
 
 /// EIP-712 digest of an entry: keccak256(0x1901 ‖ domainSeparator ‖ hashStruct).
@@ -82,6 +84,22 @@ pub fn entry_digest(address: Address, role: Role, encryption_key: &[u8; 32]) -> 
     message.extend_from_slice(&domain_separator);
     message.extend_from_slice(&struct_hash);
     keccak256(message)
+}
+
+/// secp256k1 group order n, halved: canonical (EIP-2) signatures have s ≤ n/2.
+const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x5d, 0x57, 0x6e,
+    0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+];
+
+/// Parses a 65-byte r‖s‖v signature, accepting only the one canonical
+/// encoding that OpenZeppelin's ECDSA (and so the contracts) accept:
+/// v ∈ {27, 28} and low s. Anything else is `None`.
+pub fn parse_strict_signature(bytes: &[u8]) -> Option<Signature> {
+    if bytes.len() != 65 || !matches!(bytes[64], 27 | 28) || bytes[32..64] > HALF_ORDER[..] {
+        return None;
+    }
+    Signature::try_from(bytes).ok()
 }
 
 /// Signs a 32-byte digest with a secp256k1 key (RFC 6979, low-s), returning
@@ -110,17 +128,30 @@ impl DirectoryEntry {
         }
     }
 
-    /// Parses and checks the signature. Every consumer of someone else's
-    /// keys must go through this.
+    /// Parses and checks the signature, for an entry about `expected`: a
+    /// validly signed entry for some other address is refused. Every
+    /// consumer of someone else's keys must go through this.
+    pub fn verify_for(&self, expected: &Address) -> Result<VerifiedEntry, DirectoryError> {
+        let verified = self.verify()?;
+        if &verified.address != expected {
+            return Err(DirectoryError::WrongAccount);
+        }
+        Ok(verified)
+    }
+
+    /// Parses and checks the signature (see [`Self::verify_for`]).
     pub fn verify(&self) -> Result<VerifiedEntry, DirectoryError> {
-        let address: Address = self.address.parse().map_err(|_| DirectoryError::Malformed("address"))?;
+        let address: Address = self
+            .address
+            .strip_prefix("0x")
+            .and_then(|hex| hex.parse().ok())
+            .ok_or(DirectoryError::Malformed("address"))?;
         let encryption_key: [u8; 32] = decode_hex(&self.encryption_key)
             .and_then(|b| b.try_into().ok())
             .ok_or(DirectoryError::Malformed("encryption key"))?;
-        let sig_bytes =
-            decode_hex(&self.signature).filter(|b| b.len() == 65).ok_or(DirectoryError::Malformed("signature"))?;
-        let signature =
-            Signature::try_from(sig_bytes.as_slice()).map_err(|_| DirectoryError::Malformed("signature"))?;
+        let signature = decode_hex(&self.signature)
+            .and_then(|b| parse_strict_signature(&b))
+            .ok_or(DirectoryError::Malformed("signature"))?;
         let digest = entry_digest(address, self.role, &encryption_key);
         let signer =
             signature.recover(RecoveryMessage::Hash(H256::from(digest))).map_err(|_| DirectoryError::BadSignature)?;
@@ -205,11 +236,47 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_for_another_address_is_refused() {
+        let entry = DirectoryEntry::sign(&keys(7), Role::Clinician);
+        assert!(entry.verify_for(&keys(7).address()).is_ok());
+        assert_eq!(entry.verify_for(&keys(8).address()).unwrap_err(), DirectoryError::WrongAccount);
+    }
+
+    #[test]
+    fn only_the_canonical_signature_encoding_is_accepted() {
+        let good = DirectoryEntry::sign(&keys(7), Role::Patient);
+        let bytes = hex::decode(&good.signature[2..]).unwrap();
+        assert!(parse_strict_signature(&bytes).is_some());
+        // v as 0/1 instead of 27/28.
+        let mut v01 = bytes.clone();
+        v01[64] -= 27;
+        // The same signature with s replaced by n - s (high s), v flipped.
+        let n = U256::from_big_endian(
+            &hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap(),
+        );
+        let high_s = n - U256::from_big_endian(&bytes[32..64]);
+        let mut malleated = bytes.clone();
+        high_s.to_big_endian(&mut malleated[32..64]);
+        malleated[64] = if bytes[64] == 27 { 28 } else { 27 };
+        // ethers itself would recover the same signer from the malleated form:
+        let lax = Signature::try_from(malleated.as_slice()).unwrap();
+        let digest = entry_digest(keys(7).address(), Role::Patient, &keys(7).encryption_public());
+        assert_eq!(lax.recover(RecoveryMessage::Hash(H256::from(digest))).unwrap(), keys(7).address());
+        for bad in [v01, malleated] {
+            assert!(parse_strict_signature(&bad).is_none());
+            let mut entry = good.clone();
+            entry.signature = format!("0x{}", hex::encode(&bad));
+            assert_eq!(entry.verify().unwrap_err(), DirectoryError::Malformed("signature"));
+        }
+    }
+
+    #[test]
     fn malformed_entries_are_refused() {
         let good = DirectoryEntry::sign(&keys(7), Role::Patient);
         type Mutation = fn(&mut DirectoryEntry);
-        let cases: [(&str, Mutation); 5] = [
+        let cases: [(&str, Mutation); 6] = [
             ("address", |e| e.address = "0x1234".into()),
+            ("address", |e| e.address = e.address[2..].to_owned()),
             ("encryption key", |e| e.encryption_key = "0xzz".into()),
             ("encryption key", |e| e.encryption_key = "00".repeat(32)),
             ("signature", |e| e.signature = "0x00".into()),

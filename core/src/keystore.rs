@@ -55,8 +55,8 @@ impl Argon2Params {
             && self.iterations >= Self::MINIMUM.iterations
             && self.parallelism >= 1;
         // An upper bound too, so a hostile blob cannot make the browser
-        // allocate gigabytes.
-        let sane = self.memory_kib <= 1024 * 1024 && self.iterations <= 64 && self.parallelism <= 16;
+        // allocate gigabytes or spin for minutes.
+        let sane = self.memory_kib <= 256 * 1024 && self.iterations <= 10 && self.parallelism <= 4;
         if strong_enough && sane { Ok(()) } else { Err(KeystoreError::Malformed("unacceptable Argon2id parameters")) }
     }
 }
@@ -129,6 +129,7 @@ impl SealedKeystore {
         if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
             return Err(KeystoreError::PassphraseTooShort);
         }
+        params.check()?;
         let mut salt = vec![0u8; 16];
         rng.fill_bytes(&mut salt);
         let kdf = KeystoreKdf::Argon2id { params, salt };
@@ -433,23 +434,40 @@ mod tests {
     }
 
     #[test]
-    fn stronger_parameters_in_header_are_authenticated() {
-        // Changing parameters to other acceptable values still fails: they
-        // are bound as associated data (and change the derived key).
-        let mut sealed = SealedKeystore::seal_with_passphrase(
+    fn header_is_authenticated_as_associated_data() {
+        // Opened with the right key, a blob whose header was altered (to other
+        // acceptable parameters) still fails: the header is bound as AAD.
+        let sealed = SealedKeystore::seal_with_passphrase(
             &AccountSecret::from_bytes(SECRET),
             "correct horse battery staple",
             Argon2Params::MINIMUM,
             &mut rand_core::OsRng,
         )
         .unwrap();
-        if let KeystoreKdf::Argon2id { params, .. } = &mut sealed.kdf {
+        let key = passphrase_wrapping_key("correct horse battery staple", &sealed.kdf).unwrap();
+        assert!(sealed.open(&key).is_some());
+        let mut altered = sealed.clone();
+        if let KeystoreKdf::Argon2id { params, .. } = &mut altered.kdf {
             params.iterations += 1;
         }
-        assert_eq!(
-            sealed.unseal_with_passphrase("correct horse battery staple").unwrap_err(),
-            KeystoreError::WrongPassphrase
+        assert!(altered.open(&key).is_none());
+        let mut altered = sealed.clone();
+        if let KeystoreKdf::Argon2id { salt, .. } = &mut altered.kdf {
+            salt[0] ^= 1;
+        }
+        assert!(altered.open(&key).is_none());
+    }
+
+    #[test]
+    fn sealing_refuses_unacceptable_parameters() {
+        let weak = Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 };
+        let err = SealedKeystore::seal_with_passphrase(
+            &AccountSecret::from_bytes(SECRET),
+            "a long enough passphrase",
+            weak,
+            &mut rand_core::OsRng,
         );
+        assert!(matches!(err, Err(KeystoreError::Malformed(_))));
     }
 
     #[test]

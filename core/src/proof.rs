@@ -3,17 +3,36 @@
 //! account's secp256k1 key as an EIP-191 personal message, and the server
 //! recovers the signer. No secret crosses the wire.
 
-use ethers_core::types::{Address, RecoveryMessage, Signature};
+use ethers_core::types::{Address, RecoveryMessage};
 use ethers_core::utils::hash_message;
 
-use crate::directory::sign_digest;
+use crate::directory::{parse_strict_signature, sign_digest};
 use crate::keys::AccountKeys;
 
-/// The message signed to restore an account on a new passkey. It names
-/// what is being approved, so the signature cannot be reused elsewhere.
+/// The message signed to restore an account with the recovery phrase. It
+/// names what is being approved, so the signature cannot be reused for
+/// anything else.
 pub fn restore_message(address: &Address, challenge: &str) -> String {
     format!(
         "Chartkey: add a new passkey to my account using my recovery phrase.\nAccount: {}\nChallenge: {challenge}",
+        ethers_core::utils::to_checksum(address, None)
+    )
+}
+
+/// The message signed, with the unlocked account key, to add the passkey
+/// `credential_id` (base64url). A session alone cannot add a passkey.
+pub fn add_passkey_message(address: &Address, challenge: &str, credential_id: &str) -> String {
+    format!(
+        "Chartkey: add this passkey to my account.\nAccount: {}\nPasskey: {credential_id}\nChallenge: {challenge}",
+        ethers_core::utils::to_checksum(address, None)
+    )
+}
+
+/// The message signed, with the unlocked account key, to remove the passkey
+/// `credential_id` (base64url). A session alone cannot remove a passkey.
+pub fn remove_passkey_message(address: &Address, credential_id: &str) -> String {
+    format!(
+        "Chartkey: remove this passkey from my account.\nAccount: {}\nPasskey: {credential_id}",
         ethers_core::utils::to_checksum(address, None)
     )
 }
@@ -27,10 +46,7 @@ pub fn sign_message(keys: &AccountKeys, message: &str) -> String {
 /// The address that signed `message`, or `None` for a malformed signature.
 pub fn recover_signer(message: &str, signature: &str) -> Option<Address> {
     let bytes = hex::decode(signature.strip_prefix("0x")?).ok()?;
-    if bytes.len() != 65 {
-        return None;
-    }
-    let sig = Signature::try_from(bytes.as_slice()).ok()?;
+    let sig = parse_strict_signature(&bytes)?;
     sig.recover(RecoveryMessage::Data(message.as_bytes().to_vec())).ok()
 }
 
@@ -56,6 +72,17 @@ mod tests {
         let mut data = format!("\x19Ethereum Signed Message:\n{}", msg.len()).into_bytes();
         data.extend_from_slice(msg.as_bytes());
         assert_eq!(hash_message(msg).0, ethers_core::utils::keccak256(data));
+    }
+
+    #[test]
+    fn messages_name_their_purpose_and_subject() {
+        let a = AccountSecret::from_bytes([4; 32]).derive().address();
+        let add = add_passkey_message(&a, "c", "cred1");
+        assert!(add.contains("add this passkey") && add.contains("cred1") && add.contains("Challenge: c"));
+        assert_ne!(add, add_passkey_message(&a, "c", "cred2"));
+        let remove = remove_passkey_message(&a, "cred1");
+        assert!(remove.contains("remove this passkey") && remove.contains("cred1"));
+        assert_ne!(remove, restore_message(&a, "c"));
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct PasskeyInfo {
     pub last_used_at: Option<i64>,
     /// True when this passkey unlocks with a passphrase (no PRF support).
     pub uses_passphrase: bool,
+    /// True for the passkey the current session signed in with.
+    pub in_use: bool,
 }
 
 /// What the browser needs after a passkey login to unlock the keys.

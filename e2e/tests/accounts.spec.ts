@@ -144,9 +144,21 @@ test('the account page checks someone else\'s signed keys', async ({ page, brows
   await confirmRecoveryPhrase(page);
   await ledgerAddress(page);
   await page.getByRole('textbox', { name: 'Ledger address' }).fill(clinicianAddress);
+  const lookup = page.waitForResponse('**/api/directory/lookup');
   await page.getByRole('button', { name: 'Check' }).click();
+  const genuine = await (await lookup).json();
   const result = page.getByTestId('lookup-result');
   await expect(result).toContainText('Dr Jane Doe');
   await expect(result).toContainText('Clinician');
   await expect(result).toContainText(fingerprint!);
+  await expect(result).toContainText(clinicianAddress);
+
+  // A server that answers with someone else's (validly signed) entry is caught.
+  const own = await ledgerAddress(page);
+  await page.route('**/api/directory/lookup', (route) =>
+    route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(genuine) }),
+  );
+  await page.getByRole('textbox', { name: 'Ledger address' }).fill(own);
+  await page.getByRole('button', { name: 'Check' }).click();
+  await expect(page.getByRole('alert')).toContainText('keys of a different account');
 });

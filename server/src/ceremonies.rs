@@ -3,6 +3,7 @@
 //! so an answer cannot be replayed and a stale one is refused.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,17 +14,47 @@ use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 /// Ceremonies kept at most at once; beyond this, new ones are refused
 /// rather than letting memory grow without bound.
 const MAX_PENDING: usize = 10_000;
+/// Ceremonies one client address may have pending at once, so one client
+/// cannot fill the table for everyone.
+const MAX_PENDING_PER_CLIENT: usize = 20;
 
 pub enum Ceremony {
-    Signup { registration: PasskeyRegistration, account_id: String, display_name: String, role: Role },
-    Login { authentication: DiscoverableAuthentication },
-    Restore { registration: PasskeyRegistration, account_id: String, challenge: String },
-    AddPasskey { registration: PasskeyRegistration, account_id: String },
+    Signup {
+        registration: PasskeyRegistration,
+        account_id: String,
+        display_name: String,
+        role: Role,
+    },
+    Login {
+        authentication: DiscoverableAuthentication,
+    },
+    /// Restore, step 1: a challenge for the account key to sign. Nothing
+    /// about the account is revealed before the signature checks out.
+    RestoreProof {
+        address: String,
+        challenge: String,
+    },
+    /// Restore, step 2: the proof passed; a passkey may be registered.
+    Restore {
+        registration: PasskeyRegistration,
+        account_id: String,
+    },
+    AddPasskey {
+        registration: PasskeyRegistration,
+        account_id: String,
+        challenge: String,
+    },
+}
+
+struct Pending {
+    started: Instant,
+    client: IpAddr,
+    ceremony: Ceremony,
 }
 
 pub struct Ceremonies {
     ttl: Duration,
-    pending: Mutex<HashMap<String, (Instant, Ceremony)>>,
+    pending: Mutex<HashMap<String, Pending>>,
 }
 
 impl Ceremonies {
@@ -31,17 +62,20 @@ impl Ceremonies {
         Self { ttl, pending: Mutex::new(HashMap::new()) }
     }
 
-    /// Stores a ceremony and returns its id.
-    pub fn begin(&self, ceremony: Ceremony) -> Result<String, ApiError> {
+    /// Stores a ceremony started by `client` and returns its id.
+    pub fn begin(&self, client: IpAddr, ceremony: Ceremony) -> Result<String, ApiError> {
         let id = crate::sessions::random_token();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let ttl = self.ttl;
-        pending.retain(|_, (started, _)| started.elapsed() < ttl);
-        if pending.len() >= MAX_PENDING {
-            tracing::warn!("too many pending WebAuthn ceremonies");
+        pending.retain(|_, p| p.started.elapsed() < ttl);
+        let client = crate::state::client_key(client);
+        if pending.len() >= MAX_PENDING
+            || pending.values().filter(|p| p.client == client).count() >= MAX_PENDING_PER_CLIENT
+        {
+            tracing::warn!(%client, "too many pending WebAuthn ceremonies");
             return Err(ApiError::RateLimited);
         }
-        pending.insert(id.clone(), (Instant::now(), ceremony));
+        pending.insert(id.clone(), Pending { started: Instant::now(), client, ceremony });
         Ok(id)
     }
 
@@ -50,9 +84,49 @@ impl Ceremonies {
     pub fn take(&self, id: &str) -> Result<Ceremony, ApiError> {
         let entry = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         match entry {
-            Some((started, ceremony)) if started.elapsed() < self.ttl => Ok(ceremony),
+            Some(p) if p.started.elapsed() < self.ttl => Ok(p.ceremony),
             Some(_) => Err(ApiError::bad_request("This passkey request expired. Start again.")),
             None => Err(ApiError::bad_request("This passkey request is not known or was already used. Start again.")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login() -> Ceremony {
+        Ceremony::RestoreProof { address: String::new(), challenge: String::new() }
+    }
+
+    #[test]
+    fn single_use_and_expiring() {
+        let c = Ceremonies::new(Duration::from_millis(50));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let id = c.begin(ip, login()).unwrap();
+        assert!(c.take(&id).is_ok());
+        assert!(c.take(&id).is_err());
+        let id = c.begin(ip, login()).unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(c.take(&id).is_err());
+        assert!(c.take("unknown").is_err());
+    }
+
+    #[test]
+    fn one_client_cannot_fill_the_table() {
+        let c = Ceremonies::new(Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..MAX_PENDING_PER_CLIENT {
+            c.begin(ip, login()).unwrap();
+        }
+        assert_eq!(c.begin(ip, login()).unwrap_err(), ApiError::RateLimited);
+        // Another address in the same IPv6 /64 counts as the same client…
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        for _ in 0..MAX_PENDING_PER_CLIENT {
+            c.begin(v6, login()).unwrap();
+        }
+        assert!(c.begin("2001:db8::ffff".parse().unwrap(), login()).is_err());
+        // …but other clients still get in.
+        assert!(c.begin("10.0.0.2".parse().unwrap(), login()).is_ok());
     }
 }

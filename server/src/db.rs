@@ -12,7 +12,10 @@ use rusqlite_migration::{M, Migrations};
 
 use chartkey_app::api::ApiError;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../migrations/0001_accounts.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../migrations/0001_accounts.sql")),
+    M::up(include_str!("../migrations/0002_session_credential.sql")),
+];
 
 #[derive(Clone)]
 pub struct Db {
@@ -172,23 +175,46 @@ pub fn passkeys_of(conn: &Connection, account_id: &str) -> rusqlite::Result<Vec<
     rows.collect()
 }
 
-pub fn insert_session(conn: &Connection, token_hash: &str, account_id: &str, expires_at: i64) -> rusqlite::Result<()> {
+pub fn insert_session(
+    conn: &Connection,
+    token_hash: &str,
+    account_id: &str,
+    credential_id: &str,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
     let now = now();
     conn.execute(
-        "INSERT INTO sessions (token_hash, account_id, created_at, expires_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?3)",
-        params![token_hash, account_id, now, expires_at],
+        "INSERT INTO sessions (token_hash, account_id, credential_id, created_at, expires_at, last_seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
+        params![token_hash, account_id, credential_id, now, expires_at],
     )?;
     Ok(())
 }
 
-/// The account of an unexpired session.
-pub fn session_account(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
-        "SELECT account_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
-        params![token_hash, now()],
-        |r| r.get(0),
-    )
-    .optional()
+/// The account and passkey of a live session: unexpired, and for
+/// clinicians (shared workstations) used within `clinician_idle_secs`.
+/// Marks the session as seen (at most every 30 s, to spare the disk).
+pub fn live_session(
+    conn: &Connection,
+    token_hash: &str,
+    clinician_idle_secs: i64,
+) -> rusqlite::Result<Option<(String, String)>> {
+    let now = now();
+    let found = conn
+        .query_row(
+            "SELECT s.account_id, s.credential_id FROM sessions s JOIN accounts a ON a.id = s.account_id
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND (a.role != 'clinician' OR s.last_seen_at > ?2 - ?3)",
+            params![token_hash, now, clinician_idle_secs],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?;
+    if found.is_some() {
+        conn.execute(
+            "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1 AND last_seen_at < ?2 - 30",
+            params![token_hash, now],
+        )?;
+    }
+    Ok(found)
 }
 
 pub fn delete_session(conn: &Connection, token_hash: &str) -> rusqlite::Result<()> {

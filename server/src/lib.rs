@@ -140,7 +140,7 @@ pub async fn launch(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let site = Site::load(config.dist_dir.as_deref())?;
+    let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
     let state = AppState::new(config)?;
     let app = router(state, site);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -77,8 +77,11 @@ where
         if let Some(token) = token_from_headers(&parts.headers, state.config.secure_cookies()) {
             let hash = token_hash(&token);
             let lookup = hash.clone();
-            if let Ok(Some(account_id)) = state.db.call(move |c| db::session_account(c, &lookup)).await {
-                session = Some(SessionRef { account_id, token_hash: hash });
+            let idle = state.config.clinician_idle_lock.as_secs() as i64;
+            if let Ok(Some((account_id, credential_id))) =
+                state.db.call(move |c| db::live_session(c, &lookup, idle)).await
+            {
+                session = Some(SessionRef { account_id, token_hash: hash, credential_id });
             }
         }
         Ok(ResolvedCaller(Caller { ip, session }))

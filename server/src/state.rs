@@ -51,3 +51,16 @@ impl AppState {
         })
     }
 }
+
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64
+/// (one subscriber usually holds a whole /64).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+    }
+}

@@ -16,12 +16,14 @@ use sha2::{Digest, Sha256};
 #[derive(Clone)]
 pub struct Site {
     pub dist: Option<PathBuf>,
+    /// Strict-Transport-Security, when served over https.
+    pub hsts: bool,
     pub index_html: Option<axum::body::Bytes>,
     pub csp: HeaderValue,
 }
 
 impl Site {
-    pub fn load(dist: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(dist: Option<&Path>, https: bool) -> anyhow::Result<Self> {
         let index_html = match dist {
             Some(dir) => {
                 let path = dir.join("index.html");
@@ -34,7 +36,7 @@ impl Site {
         };
         let hashes = index_html.as_deref().map(inline_script_hashes).unwrap_or_default();
         let csp = HeaderValue::from_str(&content_security_policy(&hashes))?;
-        Ok(Self { dist: dist.map(Path::to_owned), index_html: index_html.map(Into::into), csp })
+        Ok(Self { dist: dist.map(Path::to_owned), hsts: https, index_html: index_html.map(Into::into), csp })
     }
 }
 
@@ -95,6 +97,9 @@ pub async fn security_headers(State(site): State<Site>, request: Request, next: 
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if site.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
     h.insert(

@@ -47,11 +47,17 @@ pub async fn login_finish(finish: LoginFinishBody) -> Result<LoginResult, ApiErr
     call(move |b, c| async move { b.login_finish(&c, finish).await }).await
 }
 
-/// Starts restoring access with a recovery phrase: the browser proves it
-/// holds the account's key and registers a new passkey.
+/// Starts restoring access with a recovery phrase: a challenge for the
+/// account key to sign.
 #[server(endpoint = "restore/start", input = Json)]
 pub async fn restore_start(address: String) -> Result<RestoreChallenge, ApiError> {
     call(move |b, c| async move { b.restore_start(&c, address).await }).await
+}
+
+/// With the signed challenge, the creation options for a new passkey.
+#[server(endpoint = "restore/options", input = Json)]
+pub async fn restore_options(proof: RestoreProofBody) -> Result<CreationStart, ApiError> {
+    call(move |b, c| async move { b.restore_options(&c, proof).await }).await
 }
 
 #[server(endpoint = "restore/finish", input = Json)]
@@ -82,7 +88,7 @@ pub async fn list_passkeys() -> Result<Vec<PasskeyInfo>, ApiError> {
 }
 
 #[server(endpoint = "passkeys/add/start", input = Json)]
-pub async fn add_passkey_start() -> Result<CreationStart, ApiError> {
+pub async fn add_passkey_start() -> Result<NewPasskeyChallenge, ApiError> {
     call(move |b, c| async move { b.add_passkey_start(&c).await }).await
 }
 
@@ -91,10 +97,12 @@ pub async fn add_passkey_finish(finish: AddPasskeyFinishBody) -> Result<PasskeyI
     call(move |b, c| async move { b.add_passkey_finish(&c, finish).await }).await
 }
 
-/// Removes a passkey; refused for the account's last one.
+/// Removes a passkey, with the unlocked account key's signature of
+/// `chartkey_core::proof::remove_passkey_message`; refused for the account's
+/// last passkey and for the one this session signed in with.
 #[server(endpoint = "passkeys/remove", input = Json)]
-pub async fn remove_passkey(credential_id: String) -> Result<(), ApiError> {
-    call(move |b, c| async move { b.remove_passkey(&c, credential_id).await }).await
+pub async fn remove_passkey(credential_id: String, signature: String) -> Result<(), ApiError> {
+    call(move |b, c| async move { b.remove_passkey(&c, credential_id, signature).await }).await
 }
 
 /// Someone's signed directory entry. The caller must verify it

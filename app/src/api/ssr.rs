@@ -24,6 +24,8 @@ pub struct SessionRef {
     pub account_id: String,
     /// SHA-256 of the session token (the token itself is never stored).
     pub token_hash: String,
+    /// The passkey this session signed in with.
+    pub credential_id: String,
 }
 
 impl Caller {
@@ -48,14 +50,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn login_start(&self, caller: &Caller) -> Result<RequestStart, ApiError>;
     async fn login_finish(&self, caller: &Caller, finish: LoginFinishBody) -> Result<LoginResult, ApiError>;
     async fn restore_start(&self, caller: &Caller, address: String) -> Result<RestoreChallenge, ApiError>;
+    async fn restore_options(&self, caller: &Caller, proof: RestoreProofBody) -> Result<CreationStart, ApiError>;
     async fn restore_finish(&self, caller: &Caller, finish: RestoreFinishBody) -> Result<AccountInfo, ApiError>;
     async fn me(&self, caller: &Caller) -> Result<AccountInfo, ApiError>;
     async fn logout(&self, caller: &Caller) -> Result<(), ApiError>;
     async fn confirm_recovery(&self, caller: &Caller) -> Result<AccountInfo, ApiError>;
     async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>, ApiError>;
-    async fn add_passkey_start(&self, caller: &Caller) -> Result<CreationStart, ApiError>;
+    async fn add_passkey_start(&self, caller: &Caller) -> Result<NewPasskeyChallenge, ApiError>;
     async fn add_passkey_finish(&self, caller: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError>;
-    async fn remove_passkey(&self, caller: &Caller, credential_id: String) -> Result<(), ApiError>;
+    async fn remove_passkey(&self, caller: &Caller, credential_id: String, signature: String) -> Result<(), ApiError>;
     async fn directory_lookup(&self, caller: &Caller, address: String) -> Result<PublicKeysOf, ApiError>;
 }
 

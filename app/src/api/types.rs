@@ -47,11 +47,29 @@ pub struct LoginFinishBody {
     pub credential: WebauthnJson,
 }
 
+/// Restore, step 1: a challenge for the account key. The server says
+/// nothing about the account (not even whether it exists) until the proof
+/// checks out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreChallenge {
     pub ceremony_id: String,
+    /// To sign, as `chartkey_core::proof::restore_message`, with EIP-191.
+    pub challenge: String,
+}
+
+/// Restore, step 2: the proof that the phrase is known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreProofBody {
+    pub ceremony_id: String,
+    pub signature: String,
+}
+
+/// Adding a passkey: creation options, and a challenge the unlocked account
+/// key must sign together with the new credential's id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewPasskeyChallenge {
+    pub ceremony_id: String,
     pub options: WebauthnJson,
-    /// Signed by the account key (EIP-191) to prove the phrase is known.
     pub challenge: String,
 }
 
@@ -62,8 +80,6 @@ pub struct RestoreFinishBody {
     pub passkey_label: String,
     pub sealed_keystore: String,
     pub uses_passphrase: bool,
-    /// `personal_sign` of `chartkey_core::proof::restore_message`.
-    pub signature: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +89,8 @@ pub struct AddPasskeyFinishBody {
     pub passkey_label: String,
     pub sealed_keystore: String,
     pub uses_passphrase: bool,
+    /// `personal_sign` of `chartkey_core::proof::add_passkey_message`.
+    pub signature: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -138,6 +138,8 @@ pub enum Protection {
 pub struct PendingPasskey {
     pub ceremony_id: String,
     pub credential: api::WebauthnJson,
+    /// base64url, as the server names it.
+    pub credential_id: String,
 }
 
 /// Creates a passkey from the server's options and seals `secret` under it
@@ -151,7 +153,9 @@ pub async fn create_passkey(
     let created = webauthn::create(&start.options).await?;
     busy.set(Some("Protecting your keys with your passkey…".into()));
     let protection = protect_with_passkey(secret, &created).await?;
-    Ok((PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential }, protection))
+    let credential_id =
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &created.credential_id);
+    Ok((PendingPasskey { ceremony_id: start.ceremony_id, credential: created.credential, credential_id }, protection))
 }
 
 /// Seals `secret` under a new passkey's PRF (with a second prompt if the

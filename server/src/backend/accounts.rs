@@ -22,24 +22,23 @@ pub async fn signup_start(
     let display_name = check_display_name(&display_name)?;
     let account_id = Uuid::new_v4();
     let (options, registration) = new_registration(state, account_id, &display_name, None)?;
-    let ceremony_id = state.ceremonies.begin(Ceremony::Signup {
-        registration,
-        account_id: account_id.to_string(),
-        display_name,
-        role,
-    })?;
+    let ceremony_id = state
+        .ceremonies
+        .begin(c.ip, Ceremony::Signup { registration, account_id: account_id.to_string(), display_name, role })?;
     Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
 pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) -> Result<AccountInfo, ApiError> {
-    let Ceremony::Signup { registration, account_id, display_name, role } = state.ceremonies.take(&f.ceremony_id)?
-    else {
-        return Err(ApiError::bad_request("This request does not belong to a sign-up. Start again."));
-    };
+    // Input is checked before the ceremony is used up, so a mistake can be
+    // corrected without a new passkey.
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
     let verified =
         f.directory.verify().map_err(|e| ApiError::bad_request(format!("Your public keys were refused: {e}")))?;
+    let Ceremony::Signup { registration, account_id, display_name, role } = state.ceremonies.take(&f.ceremony_id)?
+    else {
+        return Err(ApiError::bad_request("This request does not belong to a sign-up. Start again."));
+    };
     if verified.role != role {
         return Err(ApiError::bad_request("The signed directory entry names a different role than the one chosen."));
     }
@@ -49,12 +48,14 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         id: account_id.clone(),
         display_name,
         role: role.as_str().to_owned(),
-        address: f.directory.address.clone(),
-        encryption_key: f.directory.encryption_key.clone(),
+        // Stored in one canonical form, so one key is one account.
+        address: ethers_core::utils::to_checksum(&verified.address, None),
+        encryption_key: format!("0x{}", hex::encode(verified.encryption_key)),
         directory_signature: f.directory.signature.clone(),
         recovery_confirmed: false,
     };
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    let credential_id = row.credential_id.clone();
     let conflict = state
         .db
         .call(move |conn| {
@@ -76,62 +77,73 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         return Err(conflict);
     }
     tracing::info!(account = %account_id, role = role.as_str(), "account created");
-    start_session(state, c, &account_id).await?;
+    start_session(state, c, &account_id, &credential_id).await?;
     account_info(state, &account_id).await
 }
 
+/// Restore, step 1: a challenge, whatever the address. Whether an account
+/// exists, and anything about it, is only told to the holder of its key.
 pub async fn restore_start(state: &AppState, c: &Caller, address: String) -> Result<RestoreChallenge, ApiError> {
     rate_limit(&state.limits.registration, c)?;
     let address = parse_address(&address)?;
-    let (account, existing) = state
+    let challenge = sessions::random_token();
+    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::RestoreProof { address, challenge: challenge.clone() })?;
+    Ok(RestoreChallenge { ceremony_id, challenge })
+}
+
+/// Restore, step 2: with proof of the account key, creation options for a
+/// new passkey on that account.
+pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) -> Result<CreationStart, ApiError> {
+    let Ceremony::RestoreProof { address, challenge } = state.ceremonies.take(&p.ceremony_id)? else {
+        return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
+    };
+    let lookup = address.clone();
+    let found = state
         .db
         .call(move |conn| {
-            let Some(account) = db::account_by_address(conn, &address)? else {
-                return Ok(None);
-            };
+            let Some(account) = db::account_by_address(conn, &lookup)? else { return Ok(None) };
             let existing = db::passkeys_of(conn, &account.id)?;
             Ok(Some((account, existing)))
         })
-        .await?
-        .ok_or_else(|| ApiError::NotFound("No account on this server belongs to that recovery phrase.".into()))?;
+        .await?;
+    let parsed: ethers_core::types::Address = address.parse().map_err(|_| ApiError::Internal)?;
+    let signer = proof::recover_signer(&proof::restore_message(&parsed, &challenge), &p.signature);
+    let Some((account, existing)) = found.filter(|_| signer == Some(parsed)) else {
+        tracing::warn!("restore proof refused");
+        return Err(ApiError::Forbidden("That recovery phrase does not open an account on this server.".into()));
+    };
     let account_id = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
-    let exclude = existing
-        .iter()
-        .filter_map(|p| serde_json::from_str::<webauthn_rs::prelude::Passkey>(&p.passkey_json).ok())
-        .map(|p| p.cred_id().clone())
-        .collect();
-    let (options, registration) = new_registration(state, account_id, &account.display_name, Some(exclude))?;
-    let challenge = sessions::random_token();
-    let ceremony_id = state.ceremonies.begin(Ceremony::Restore {
-        registration,
-        account_id: account.id.clone(),
-        challenge: challenge.clone(),
-    })?;
-    Ok(RestoreChallenge { ceremony_id, options: webauthn_json(&options)?, challenge })
+    let (options, registration) =
+        new_registration(state, account_id, &account.display_name, Some(credential_ids(&existing)))?;
+    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Restore { registration, account_id: account.id })?;
+    Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
+/// Restore, step 3: the new passkey and its sealed key store.
 pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
-    let Ceremony::Restore { registration, account_id, challenge } = state.ceremonies.take(&f.ceremony_id)? else {
-        return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
-    };
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
-    let id = account_id.clone();
-    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Internal)?;
-    let address: ethers_core::types::Address = account.address.parse().map_err(|_| ApiError::Internal)?;
-    let message = proof::restore_message(&address, &challenge);
-    if proof::recover_signer(&message, &f.signature) != Some(address) {
-        tracing::warn!(account = %account_id, "restore proof did not match the account key");
-        return Err(ApiError::Forbidden("The recovery phrase does not match this account.".into()));
-    }
+    let Ceremony::Restore { registration, account_id } = state.ceremonies.take(&f.ceremony_id)? else {
+        return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
+    };
     let passkey = finish_registration(state, &f.credential, &registration)?;
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    let credential_id = row.credential_id.clone();
     if !state.db.call(move |conn| db::insert_passkey(conn, &row)).await? {
         return Err(passkey_taken());
     }
     tracing::info!(account = %account_id, "access restored with recovery phrase");
-    start_session(state, c, &account_id).await?;
+    start_session(state, c, &account_id, &credential_id).await?;
     account_info(state, &account_id).await
+}
+
+/// The WebAuthn credential ids of stored passkeys (to exclude them from a
+/// new registration).
+pub(super) fn credential_ids(rows: &[db::PasskeyRow]) -> Vec<webauthn_rs::prelude::CredentialID> {
+    rows.iter()
+        .filter_map(|p| serde_json::from_str::<webauthn_rs::prelude::Passkey>(&p.passkey_json).ok())
+        .map(|p| p.cred_id().clone())
+        .collect()
 }
 
 fn check_display_name(name: &str) -> Result<String, ApiError> {
@@ -139,12 +151,18 @@ fn check_display_name(name: &str) -> Result<String, ApiError> {
     if name.is_empty() {
         return Err(ApiError::bad_request("Enter your name."));
     }
-    if name.chars().count() > MAX_DISPLAY_NAME_CHARS || name.chars().any(char::is_control) {
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS || name.chars().any(|c| c.is_control() || is_invisible(c)) {
         return Err(ApiError::bad_request(format!(
-            "Your name can have at most {MAX_DISPLAY_NAME_CHARS} characters and no control characters."
+            "Your name can have at most {MAX_DISPLAY_NAME_CHARS} characters, and no control or invisible characters."
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Zero-width and bidirectional-override characters: invisible, and able to
+/// make one name display as another.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// WebAuthn creation options: user verification required and a

@@ -38,6 +38,9 @@ impl Backend for ServerBackend {
     async fn restore_start(&self, c: &Caller, address: String) -> Result<RestoreChallenge, ApiError> {
         accounts::restore_start(&self.state, c, address).await
     }
+    async fn restore_options(&self, c: &Caller, proof: RestoreProofBody) -> Result<CreationStart, ApiError> {
+        accounts::restore_options(&self.state, c, proof).await
+    }
     async fn restore_finish(&self, c: &Caller, finish: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
         accounts::restore_finish(&self.state, c, finish).await
     }
@@ -71,14 +74,14 @@ impl Backend for ServerBackend {
     async fn list_passkeys(&self, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiError> {
         passkeys::list(&self.state, c).await
     }
-    async fn add_passkey_start(&self, c: &Caller) -> Result<CreationStart, ApiError> {
+    async fn add_passkey_start(&self, c: &Caller) -> Result<NewPasskeyChallenge, ApiError> {
         passkeys::add_start(&self.state, c).await
     }
     async fn add_passkey_finish(&self, c: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
         passkeys::add_finish(&self.state, c, finish).await
     }
-    async fn remove_passkey(&self, c: &Caller, credential_id: String) -> Result<(), ApiError> {
-        passkeys::remove(&self.state, c, credential_id).await
+    async fn remove_passkey(&self, c: &Caller, credential_id: String, signature: String) -> Result<(), ApiError> {
+        passkeys::remove(&self.state, c, credential_id, signature).await
     }
     async fn directory_lookup(&self, c: &Caller, address: String) -> Result<PublicKeysOf, ApiError> {
         c.require_session()?;
@@ -171,14 +174,21 @@ fn credential_id_text(id: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(id)
 }
 
-/// Signs the caller in: a fresh session token (never reusing the one the
-/// browser had), stored hashed, sent as an HttpOnly SameSite=Strict cookie.
-pub(crate) async fn start_session(state: &AppState, c: &Caller, account_id: &str) -> Result<(), ApiError> {
+/// Signs the caller in with the passkey `credential_id`: a fresh session
+/// token (never reusing the one the browser had), stored hashed, sent as an
+/// HttpOnly SameSite=Strict cookie. The session dies with its passkey.
+pub(crate) async fn start_session(
+    state: &AppState,
+    c: &Caller,
+    account_id: &str,
+    credential_id: &str,
+) -> Result<(), ApiError> {
     let token = sessions::random_token();
     let hash = sessions::token_hash(&token);
     let ttl = state.config.session_ttl.as_secs();
     let expires_at = db::now() + ttl as i64;
     let account = account_id.to_owned();
+    let credential = credential_id.to_owned();
     let old = c.session.as_ref().map(|s| s.token_hash.clone());
     state
         .db
@@ -188,7 +198,7 @@ pub(crate) async fn start_session(state: &AppState, c: &Caller, account_id: &str
                 db::delete_session(&tx, &old)?;
             }
             db::delete_expired_sessions(&tx)?;
-            db::insert_session(&tx, &hash, &account, expires_at)?;
+            db::insert_session(&tx, &hash, &account, &credential, expires_at)?;
             tx.commit()
         })
         .await?;
@@ -196,9 +206,27 @@ pub(crate) async fn start_session(state: &AppState, c: &Caller, account_id: &str
     Ok(())
 }
 
+/// Per-client limit (IPv4 address or IPv6 /64). Idle clients are forgotten
+/// once the table grows, so it cannot grow without bound.
 fn rate_limit(limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>, c: &Caller) -> Result<(), ApiError> {
-    limiter.check_key(&c.ip).map_err(|_| {
-        tracing::warn!(ip = %c.ip, "rate limited");
+    if limiter.len() > 10_000 {
+        limiter.retain_recent();
+    }
+    let client = crate::state::client_key(c.ip);
+    limiter.check_key(&client).map_err(|_| {
+        tracing::warn!(%client, "rate limited");
         ApiError::RateLimited
     })
+}
+
+/// Checks `signature` is the account key's EIP-191 signature of `message`.
+fn check_account_signature(address: &str, message: &str, signature: &str) -> Result<(), ApiError> {
+    let address: ethers_core::types::Address = address.parse().map_err(|_| ApiError::Internal)?;
+    if chartkey_core::proof::recover_signer(message, signature) != Some(address) {
+        return Err(ApiError::Forbidden(
+            "This needs your unlocked account key, and the signature sent does not match it. Unlock and try again."
+                .into(),
+        ));
+    }
+    Ok(())
 }

@@ -1,11 +1,14 @@
-//! Passkey sign-in and the account's list of passkeys.
+//! Passkey sign-in and the account's list of passkeys. Adding and removing
+//! a passkey need the unlocked account key, not just a session: a session
+//! left open on a locked workstation cannot take the account over.
 
 use chartkey_app::api::ssr::Caller;
 use chartkey_app::api::*;
+use chartkey_core::proof;
 use chartkey_core::wire::{LoginResult, PasskeyInfo};
 use webauthn_rs::prelude::{Passkey, Uuid};
 
-use super::accounts::{finish_registration, new_registration, passkey_row};
+use super::accounts::{credential_ids, finish_registration, new_registration, passkey_row};
 use super::*;
 use crate::ceremonies::Ceremony;
 
@@ -17,15 +20,15 @@ pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, A
     })?;
     // A modal request from the "Sign in" button, not conditional (autofill) UI.
     options.mediation = None;
-    let ceremony_id = state.ceremonies.begin(Ceremony::Login { authentication })?;
+    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Login { authentication })?;
     Ok(RequestStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
 pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> Result<LoginResult, ApiError> {
+    let credential: webauthn_rs_proto::PublicKeyCredential = parse_credential(&f.credential)?;
     let Ceremony::Login { authentication } = state.ceremonies.take(&f.ceremony_id)? else {
         return Err(ApiError::bad_request("This request does not belong to a sign-in. Start again."));
     };
-    let credential: webauthn_rs_proto::PublicKeyCredential = parse_credential(&f.credential)?;
     let (user, credential_id) = state
         .webauthn
         .identify_discoverable_authentication(&credential)
@@ -48,18 +51,22 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
         })?;
     passkey.update_credential(&result);
     let passkey_json = serde_json::to_string(&passkey).map_err(|_| ApiError::Internal)?;
-    let cred = credential_id.clone();
-    state
+    let (cred, account) = (credential_id.clone(), row.account_id.clone());
+    let still_registered = state
         .db
         .call(move |conn| {
             conn.execute(
-                "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3",
-                rusqlite::params![passkey_json, db::now(), cred],
+                "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3 AND account_id = ?4",
+                rusqlite::params![passkey_json, db::now(), cred, account],
             )
         })
-        .await?;
+        .await?
+        == 1;
+    if !still_registered {
+        return Err(ApiError::Forbidden("This passkey was just removed from its account.".into()));
+    }
     tracing::info!(account = %row.account_id, "signed in");
-    start_session(state, c, &row.account_id).await?;
+    start_session(state, c, &row.account_id, &credential_id).await?;
     Ok(LoginResult {
         account: account_info(state, &row.account_id).await?,
         credential_id,
@@ -68,51 +75,65 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
 }
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiError> {
-    let account_id = c.require_session()?.account_id.clone();
+    let session = c.require_session()?.clone();
+    let account_id = session.account_id.clone();
     let rows = state.db.call(move |conn| db::passkeys_of(conn, &account_id)).await?;
-    Ok(rows.into_iter().map(info).collect())
+    Ok(rows.into_iter().map(|row| info(row, &session.credential_id)).collect())
 }
 
-pub async fn add_start(state: &AppState, c: &Caller) -> Result<CreationStart, ApiError> {
+pub async fn add_start(state: &AppState, c: &Caller) -> Result<NewPasskeyChallenge, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
     rate_limit(&state.limits.registration, c)?;
     let id = account_id.clone();
     let (account, existing) =
         state.db.call(move |conn| Ok((db::account_by_id(conn, &id)?, db::passkeys_of(conn, &id)?))).await?;
     let account = account.ok_or(ApiError::Unauthorized)?;
-    let exclude = existing
-        .iter()
-        .filter_map(|p| serde_json::from_str::<Passkey>(&p.passkey_json).ok())
-        .map(|p| p.cred_id().clone())
-        .collect();
     let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
-    let (options, registration) = new_registration(state, user, &account.display_name, Some(exclude))?;
-    let ceremony_id = state.ceremonies.begin(Ceremony::AddPasskey { registration, account_id })?;
-    Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
+    let (options, registration) =
+        new_registration(state, user, &account.display_name, Some(credential_ids(&existing)))?;
+    let challenge = sessions::random_token();
+    let ceremony_id = state
+        .ceremonies
+        .begin(c.ip, Ceremony::AddPasskey { registration, account_id, challenge: challenge.clone() })?;
+    Ok(NewPasskeyChallenge { ceremony_id, options: webauthn_json(&options)?, challenge })
 }
 
 pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
-    let account_id = c.require_session()?.account_id.clone();
-    let Ceremony::AddPasskey { registration, account_id: started_by } = state.ceremonies.take(&f.ceremony_id)? else {
-        return Err(ApiError::bad_request("This request does not belong to adding a passkey. Start again."));
-    };
-    if started_by != account_id {
-        return Err(ApiError::Forbidden("This passkey request was started by another account.".into()));
-    }
+    let session = c.require_session()?.clone();
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
+    let Ceremony::AddPasskey { registration, account_id, challenge } = state.ceremonies.take(&f.ceremony_id)? else {
+        return Err(ApiError::bad_request("This request does not belong to adding a passkey. Start again."));
+    };
+    if account_id != session.account_id {
+        return Err(ApiError::Forbidden("This passkey request was started by another account.".into()));
+    }
     let passkey = finish_registration(state, &f.credential, &registration)?;
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    let account = address_of(state, &account_id).await?;
+    let message =
+        proof::add_passkey_message(&account.parse().map_err(|_| ApiError::Internal)?, &challenge, &row.credential_id);
+    check_account_signature(&account, &message, &f.signature)?;
     let stored = row.clone();
     if !state.db.call(move |conn| db::insert_passkey(conn, &stored)).await? {
         return Err(passkey_taken());
     }
     tracing::info!(account = %account_id, "passkey added");
-    Ok(info(row))
+    Ok(info(row, &session.credential_id))
 }
 
-pub async fn remove(state: &AppState, c: &Caller, credential_id: String) -> Result<(), ApiError> {
-    let account_id = c.require_session()?.account_id.clone();
+pub async fn remove(state: &AppState, c: &Caller, credential_id: String, signature: String) -> Result<(), ApiError> {
+    let session = c.require_session()?.clone();
+    let account_id = session.account_id.clone();
+    let account = address_of(state, &account_id).await?;
+    let message = proof::remove_passkey_message(&account.parse().map_err(|_| ApiError::Internal)?, &credential_id);
+    check_account_signature(&account, &message, &signature)?;
+    if credential_id == session.credential_id {
+        return Err(ApiError::Conflict(
+            "You are signed in with this passkey, so it can't be removed now. Sign in with another passkey to remove it."
+                .into(),
+        ));
+    }
     let id = account_id.clone();
     let outcome = state
         .db
@@ -126,6 +147,8 @@ pub async fn remove(state: &AppState, c: &Caller, credential_id: String) -> Resu
                 return Ok(Removal::LastOne);
             }
             tx.execute("DELETE FROM passkeys WHERE credential_id = ?1 AND account_id = ?2", [&credential_id, &id])?;
+            // Sessions that signed in with it end now.
+            tx.execute("DELETE FROM sessions WHERE credential_id = ?1", [&credential_id])?;
             tx.commit()?;
             Ok(Removal::Removed)
         })
@@ -148,8 +171,15 @@ enum Removal {
     LastOne,
 }
 
-fn info(row: db::PasskeyRow) -> PasskeyInfo {
+async fn address_of(state: &AppState, account_id: &str) -> Result<String, ApiError> {
+    let id = account_id.to_owned();
+    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    Ok(account.address)
+}
+
+fn info(row: db::PasskeyRow, session_credential: &str) -> PasskeyInfo {
     PasskeyInfo {
+        in_use: row.credential_id == session_credential,
         credential_id: row.credential_id,
         label: row.label,
         created_at: row.created_at,

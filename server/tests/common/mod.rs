@@ -214,3 +214,47 @@ pub async fn sign_in(server: &TestServer, client: &Client, device: &mut Device) 
         .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}))
         .await
 }
+
+/// Adds a passkey to a signed-in account, the add signed by `signer`
+/// (the account's own keys, or not). Returns the answer and the new device.
+pub async fn add_passkey(server: &TestServer, account: &Account, signer: &AccountKeys) -> (Answer, Device) {
+    let start = account.client.call("passkeys/add/start", json!({})).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let mut device = Device::new();
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let credential_id = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        device.credential_id.as_ref().unwrap(),
+    );
+    let message = chartkey_core::proof::add_passkey_message(
+        &account.keys.address(),
+        start.body["challenge"].as_str().unwrap(),
+        &credential_id,
+    );
+    let answer = account
+        .client
+        .call(
+            "passkeys/add/finish",
+            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
+                "passkey_label": "Laptop", "sealed_keystore": device.seal(&account.secret), "uses_passphrase": false,
+                "signature": chartkey_core::proof::sign_message(signer, &message)}}),
+        )
+        .await;
+    (answer, device)
+}
+
+/// Removes a passkey, the removal signed by `signer`.
+pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &AccountKeys) -> Answer {
+    let message = chartkey_core::proof::remove_passkey_message(&account.keys.address(), credential_id);
+    account
+        .client
+        .call(
+            "passkeys/remove",
+            json!({"credential_id": credential_id, "signature": chartkey_core::proof::sign_message(signer, &message)}),
+        )
+        .await
+}
+
+pub fn other_keys() -> AccountKeys {
+    AccountSecret::generate(&mut rand::rngs::OsRng).derive()
+}

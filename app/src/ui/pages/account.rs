@@ -2,6 +2,7 @@
 //! and a check of anyone's public keys.
 
 use chartkey_core::keys::short_address;
+use chartkey_core::proof;
 use chartkey_core::wire::PasskeyInfo;
 use leptos::prelude::*;
 
@@ -86,13 +87,18 @@ fn Passkeys() -> impl IntoView {
     };
     reload();
 
+    let challenge = StoredValue::new(String::new());
     let enrollment = Enrollment::new(move |passkey, sealed_keystore, uses_passphrase| async move {
+        let keyring = session.keyring.get_untracked().ok_or("Your keys are locked. Unlock and try again.")?;
+        let keys = &keyring.keys;
+        let message = proof::add_passkey_message(&keys.address(), &challenge.get_value(), &passkey.credential_id);
         api::add_passkey_finish(api::AddPasskeyFinishBody {
             ceremony_id: passkey.ceremony_id,
             credential: passkey.credential,
             passkey_label: label.get_untracked(),
             sealed_keystore,
             uses_passphrase,
+            signature: proof::sign_message(keys, &message),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -104,8 +110,11 @@ fn Passkeys() -> impl IntoView {
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(keyring) = session.keyring.get_untracked() else { return };
-        enrollment
-            .begin(keyring.secret.clone(), async move { api::add_passkey_start().await.map_err(|e| e.to_string()) });
+        enrollment.begin(keyring.secret.clone(), async move {
+            let start = api::add_passkey_start().await.map_err(|e| e.to_string())?;
+            challenge.set_value(start.challenge);
+            Ok(api::CreationStart { ceremony_id: start.ceremony_id, options: start.options })
+        });
     };
 
     let remove = move |credential_id: String, label: String| {
@@ -120,9 +129,12 @@ fn Passkeys() -> impl IntoView {
         if !confirmed {
             return;
         }
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let signature =
+            proof::sign_message(&keyring.keys, &proof::remove_passkey_message(&keyring.keys.address(), &credential_id));
         error.set(None);
         leptos::task::spawn_local(async move {
-            match api::remove_passkey(credential_id).await {
+            match api::remove_passkey(credential_id, signature).await {
                 Ok(()) => reload(),
                 Err(e) => error.set(Some(e.to_string())),
             }
@@ -150,9 +162,14 @@ fn Passkeys() -> impl IntoView {
                         {
                             let id = key.credential_id.clone();
                             let name = key.label.clone();
+                            let in_use = key.in_use;
+                            let locked = move || in_use || only_one();
                             view! {
                                 <tr>
-                                    <td>{key.label.clone()}</td>
+                                    <td>
+                                        {key.label.clone()}
+                                        {key.in_use.then(|| view! { <small>"Signed in with this one"</small> })}
+                                    </td>
                                     <td>{format_date(key.created_at)}</td>
                                     <td>{key.last_used_at.map(format_date).unwrap_or_else(|| "—".into())}</td>
                                     <td>{if key.uses_passphrase { "Passkey and passphrase" } else { "Passkey" }}</td>
@@ -160,8 +177,16 @@ fn Passkeys() -> impl IntoView {
                                         <button
                                             type="button"
                                             class="button button-small button-danger"
-                                            disabled=only_one
-                                            title=move || if only_one() { "Add another passkey before removing this one." } else { "" }
+                                            disabled=locked
+                                            title=move || {
+                                                if in_use {
+                                                    "You are signed in with this passkey. Sign in with another one to remove it."
+                                                } else if only_one() {
+                                                    "Add another passkey before removing this one."
+                                                } else {
+                                                    ""
+                                                }
+                                            }
                                             on:click=move |_| remove(id.clone(), name.clone())
                                         >
                                             "Remove"
@@ -187,20 +212,38 @@ fn Passkeys() -> impl IntoView {
     }
 }
 
+#[derive(Clone)]
+struct Found {
+    name: String,
+    address: String,
+    role: &'static str,
+    fingerprint: String,
+}
+
 /// Fetches someone's public keys from the directory and checks, in this
-/// browser, that their own key signed them.
+/// browser, that the key of the address asked about signed them.
 #[component]
 fn Lookup() -> impl IntoView {
     let address = RwSignal::new(String::new());
-    let result = RwSignal::new(None::<Result<(String, String, String), String>>);
+    let result = RwSignal::new(None::<Result<Found, String>>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let address = address.get_untracked();
+        let typed = address.get_untracked();
         leptos::task::spawn_local(async move {
             let outcome = async {
-                let found = api::directory_lookup(address).await.map_err(|e| e.to_string())?;
-                let verified = found.entry.verify().map_err(|e| e.to_string())?;
-                Ok((found.display_name, verified.role.label().to_owned(), verified.fingerprint()))
+                let wanted: ethers_core::types::Address = typed
+                    .trim()
+                    .parse()
+                    .map_err(|_| "That is not a ledger address (0x followed by 40 hexadecimal digits).".to_string())?;
+                let found = api::directory_lookup(typed).await.map_err(|e| e.to_string())?;
+                // The entry must be signed by the very address asked about.
+                let verified = found.entry.verify_for(&wanted).map_err(|e| e.to_string())?;
+                Ok(Found {
+                    name: found.display_name,
+                    address: ethers_core::utils::to_checksum(&verified.address, None),
+                    role: verified.role.label(),
+                    fingerprint: verified.fingerprint(),
+                })
             }
             .await;
             result.set(Some(outcome));
@@ -221,12 +264,18 @@ fn Lookup() -> impl IntoView {
                 result
                     .get()
                     .map(|r| match r {
-                        Ok((name, role, fingerprint)) => {
+                        Ok(found) => {
                             view! {
-                                <p class="alert alert-success" data-testid="lookup-result">
-                                    <strong>{name}</strong> " (" {role} ") — key fingerprint " <code>{fingerprint}</code>
-                                    ". The signature checks out."
-                                </p>
+                                <div class="alert alert-success" data-testid="lookup-result">
+                                    <p>
+                                        "Key fingerprint " <code>{found.fingerprint}</code> " for " <code class="break">{found.address}</code>
+                                        ": signed by that address's own key, checked in this browser."
+                                    </p>
+                                    <p>
+                                        "The server names it " <strong>{found.name}</strong> ", " {found.role}
+                                        " (the name and role are as the account gave them; clinicians' licences are verified separately)."
+                                    </p>
+                                </div>
                             }
                                 .into_any()
                         }

@@ -41,19 +41,15 @@ pub fn Restore() -> impl IntoView {
     let location = use_location();
     let phrase = RwSignal::new(String::new());
     let secret = StoredValue::new_local(None::<Arc<AccountSecret>>);
-    let challenge = StoredValue::new(String::new());
 
     let enrollment = Enrollment::new(move |passkey, sealed_keystore, uses_passphrase| async move {
         let secret = secret.get_value().ok_or("Start again.")?;
-        let keys = secret.derive();
-        let signature = proof::sign_message(&keys, &proof::restore_message(&keys.address(), &challenge.get_value()));
         let account = api::restore_finish(api::RestoreFinishBody {
             ceremony_id: passkey.ceremony_id,
             credential: passkey.credential,
             passkey_label: default_passkey_label(),
             sealed_keystore,
             uses_passphrase,
-            signature,
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -79,11 +75,15 @@ pub fn Restore() -> impl IntoView {
         };
         phrase.set(String::new());
         secret.set_value(Some(restored.clone()));
-        let address = ethers_core::utils::to_checksum(&restored.derive().address(), None);
+        let keys = restored.derive();
         enrollment.begin(AccountSecret::clone(&restored), async move {
+            let address = ethers_core::utils::to_checksum(&keys.address(), None);
             let start = api::restore_start(address).await.map_err(|e| e.to_string())?;
-            challenge.set_value(start.challenge);
-            Ok(api::CreationStart { ceremony_id: start.ceremony_id, options: start.options })
+            // Prove the phrase to the server without revealing it.
+            let signature = proof::sign_message(&keys, &proof::restore_message(&keys.address(), &start.challenge));
+            api::restore_options(api::RestoreProofBody { ceremony_id: start.ceremony_id, signature })
+                .await
+                .map_err(|e| e.to_string())
         });
     };
 
