@@ -162,3 +162,31 @@ test('the account page checks someone else\'s signed keys', async ({ page, brows
   await page.getByRole('button', { name: 'Check' }).click();
   await expect(page.getByRole('alert')).toContainText('keys of a different account');
 });
+
+test('add a second passkey from the account page, sign in with it, remove the first', async ({ page }) => {
+  const first = await addAuthenticator(page);
+  await startSignUp(page, 'Nina Two-Keys');
+  await confirmRecoveryPhrase(page);
+  const address = await ledgerAddress(page);
+
+  // A second device: the first authenticator goes away, a new one arrives.
+  await first.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: first.id });
+  const second = await addAuthenticator(page);
+  await page.getByLabel('Name for the new passkey').fill('Work laptop');
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+  const rows = page.getByTestId('passkeys').locator('tbody tr');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.filter({ hasText: 'Work laptop' })).toHaveCount(1);
+  expect(await credentialCount(second)).toBe(1);
+
+  // Sign in with the new passkey, then remove the first one.
+  await signOut(page);
+  await signIn(page);
+  expect(await ledgerAddress(page)).toBe(address);
+  await expect(rows.filter({ hasText: 'Signed in with this one' })).toContainText('Work laptop');
+  page.once('dialog', (d) => d.accept());
+  await rows.filter({ hasNotText: 'Work laptop' }).getByRole('button', { name: 'Remove' }).click();
+  await expect(rows).toHaveCount(1);
+  await expect(rows).toContainText('Work laptop');
+  await expect(rows.getByRole('button', { name: 'Remove' })).toBeDisabled();
+});
