@@ -10,6 +10,7 @@
 //! - [`wire`]: types that travel between browser and server.
 
 pub mod directory;
+pub mod eip712;
 pub mod keys;
 pub mod keystore;
 pub mod proof;

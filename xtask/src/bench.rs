@@ -37,7 +37,7 @@ pub fn bundle() -> Result {
         run_cmd(cmd)
     })?;
     tools::ensure_chromium()?;
-    tools::ensure_e2e_packages(&env)?;
+    tools::ensure_npm_packages(&env, "e2e")?;
 
     let data = env.target.join("bench-data");
     let _ = std::fs::remove_dir_all(&data);

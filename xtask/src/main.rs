@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod contracts;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ usage:
                                     e.g. --port 9000 --data-dir ./mydata
   cargo xtask test                  format, lints (native and wasm32), unit, integration and browser tests
   cargo xtask bench bundle          first-load size and time to an interactive sign-in page
+  cargo xtask contracts             recompile contracts/src with the pinned solc into contracts/artifacts
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
             _ => Err(format!("unknown benchmark\n{USAGE}")),
         },
         Some("build-app") => Env::new().and_then(|env| env.build_app()),
+        Some("contracts") => Env::new().and_then(|env| contracts::build(&env)),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -160,6 +163,7 @@ fn test() -> Result {
         ]);
         run_cmd(cmd)
     })?;
+    contracts::check(&env)?;
     step("unit and integration tests", || {
         let mut cmd = env.cmd("cargo");
         cmd.args(["test", "--locked", "--workspace"]);
@@ -172,7 +176,7 @@ fn test() -> Result {
         run_cmd(cmd)
     })?;
     tools::ensure_chromium()?;
-    tools::ensure_e2e_packages(&env)?;
+    tools::ensure_npm_packages(&env, "e2e")?;
     step("browser tests (Playwright, Chromium)", || {
         let mut cmd = env.cmd("npx");
         cmd.current_dir(env.root.join("e2e"))

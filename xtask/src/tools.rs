@@ -143,16 +143,17 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
-/// `npm ci` in e2e/ when its lock file changed since the last install.
-pub fn ensure_e2e_packages(env: &Env) -> Result {
-    let dir = env.root.join("e2e");
-    let lock = std::fs::read(dir.join("package-lock.json")).map_err(|e| format!("e2e/package-lock.json: {e}"))?;
+/// `npm ci` in `folder` (e2e, contracts) when its lock file changed since
+/// the last install.
+pub fn ensure_npm_packages(env: &Env, folder: &str) -> Result {
+    let dir = env.root.join(folder);
+    let lock = std::fs::read(dir.join("package-lock.json")).map_err(|e| format!("{folder}/package-lock.json: {e}"))?;
     let installed = std::fs::read(dir.join("node_modules/.package-lock.json")).unwrap_or_default();
     let stamp = dir.join("node_modules/.chartkey-lock");
     if !installed.is_empty() && std::fs::read(&stamp).ok().as_deref() == Some(lock.as_slice()) {
         return Ok(());
     }
-    step("install browser test packages (npm ci)", || {
+    step(&format!("install {folder} packages (npm ci)"), || {
         let mut cmd = env.cmd("npm");
         cmd.current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]);
         run_cmd(cmd)?;

@@ -1,0 +1,245 @@
+//! EIP-712 typed data for the ledger's contracts, computed in the browser
+//! (and the server's tests) exactly as the contracts compute it.
+//!
+//! Domain: `EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)`
+//! (OpenZeppelin's EIP712), so a signature is bound to one chain and one
+//! contract.
+
+use ethers_core::abi::{Token, encode};
+use ethers_core::types::{Address, Signature, U256};
+use ethers_core::utils::keccak256;
+
+use crate::directory::sign_digest;
+use crate::keys::AccountKeys;
+
+const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
+
+/// Where a signature is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    pub name: String,
+    pub version: String,
+    pub chain_id: u64,
+    pub verifying_contract: Address,
+}
+
+impl Domain {
+    /// The Directory contract's domain on `chain_id` at `contract`.
+    pub fn directory(chain_id: u64, contract: Address) -> Self {
+        Self { name: "Chartkey Directory".into(), version: "1".into(), chain_id, verifying_contract: contract }
+    }
+
+    pub fn separator(&self) -> [u8; 32] {
+        keccak256(encode(&[
+            Token::FixedBytes(keccak256(DOMAIN_TYPE).to_vec()),
+            Token::FixedBytes(keccak256(&self.name).to_vec()),
+            Token::FixedBytes(keccak256(&self.version).to_vec()),
+            Token::Uint(U256::from(self.chain_id)),
+            Token::Address(self.verifying_contract),
+        ]))
+    }
+
+    /// keccak256(0x1901 ‖ domainSeparator ‖ structHash).
+    pub fn digest(&self, message: &impl TypedMessage) -> [u8; 32] {
+        let mut bytes = Vec::with_capacity(66);
+        bytes.extend_from_slice(&[0x19, 0x01]);
+        bytes.extend_from_slice(&self.separator());
+        bytes.extend_from_slice(&message.struct_hash());
+        keccak256(bytes)
+    }
+
+    /// Signs `message` with the account's secp256k1 key: 65 bytes r‖s‖v.
+    pub fn sign(&self, keys: &AccountKeys, message: &impl TypedMessage) -> Vec<u8> {
+        let signature: Signature = sign_digest(keys.signing_key(), &self.digest(message));
+        signature.to_vec()
+    }
+}
+
+/// A struct that can be signed under a [`Domain`].
+pub trait TypedMessage {
+    /// The EIP-712 type string, e.g. `Register(address account,…)`.
+    const TYPE: &'static str;
+    /// The encoded fields after the type hash.
+    fn fields(&self) -> Vec<Token>;
+
+    fn type_hash() -> [u8; 32] {
+        keccak256(Self::TYPE)
+    }
+
+    fn struct_hash(&self) -> [u8; 32] {
+        let mut tokens = vec![Token::FixedBytes(Self::type_hash().to_vec())];
+        tokens.extend(self.fields());
+        keccak256(encode(&tokens))
+    }
+}
+
+/// An account registering (or rotating) its encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    pub account: Address,
+    pub role: u8,
+    pub encryption_key: [u8; 32],
+    pub nonce: U256,
+}
+
+impl TypedMessage for Register {
+    const TYPE: &'static str = "Register(address account,uint8 role,bytes32 encryptionKey,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![
+            Token::Address(self.account),
+            Token::Uint(U256::from(self.role)),
+            Token::FixedBytes(self.encryption_key.to_vec()),
+            Token::Uint(self.nonce),
+        ]
+    }
+}
+
+/// A credentialing authority issuing (or renewing) a clinician's credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueCredential {
+    pub authority: Address,
+    pub clinician: Address,
+    /// keccak256 of the licence number as issued (the number itself stays off-chain).
+    pub license_id_hash: [u8; 32],
+    /// The specialty, UTF-8, right-padded with zeros to 32 bytes.
+    pub specialty: [u8; 32],
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub nonce: U256,
+}
+
+impl TypedMessage for IssueCredential {
+    const TYPE: &'static str = "IssueCredential(address authority,address clinician,bytes32 licenseIdHash,bytes32 specialty,uint64 expiresAt,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![
+            Token::Address(self.authority),
+            Token::Address(self.clinician),
+            Token::FixedBytes(self.license_id_hash.to_vec()),
+            Token::FixedBytes(self.specialty.to_vec()),
+            Token::Uint(U256::from(self.expires_at)),
+            Token::Uint(self.nonce),
+        ]
+    }
+}
+
+/// The issuing authority revoking a clinician's credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeCredential {
+    pub authority: Address,
+    pub clinician: Address,
+    pub nonce: U256,
+}
+
+impl TypedMessage for RevokeCredential {
+    const TYPE: &'static str = "RevokeCredential(address authority,address clinician,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![Token::Address(self.authority), Token::Address(self.clinician), Token::Uint(self.nonce)]
+    }
+}
+
+/// `text` as a right-zero-padded bytes32 (at most 32 bytes of UTF-8).
+pub fn bytes32_text(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    (bytes.len() <= 32).then(|| {
+        let mut out = [0u8; 32];
+        out[..bytes.len()].copy_from_slice(bytes);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AccountSecret;
+    use ethers_core::types::transaction::eip712::{Eip712, TypedData};
+
+    fn domain() -> Domain {
+        Domain::directory(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap())
+    }
+
+    #[test]
+    fn register_digest_matches_ethers_typed_data() {
+        let keys = AccountSecret::from_bytes([3; 32]).derive();
+        let message = Register {
+            account: keys.address(),
+            role: 2,
+            encryption_key: keys.encryption_public(),
+            nonce: U256::from(7),
+        };
+        let json = serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+                ],
+                "Register": [
+                    {"name": "account", "type": "address"}, {"name": "role", "type": "uint8"},
+                    {"name": "encryptionKey", "type": "bytes32"}, {"name": "nonce", "type": "uint256"}
+                ]
+            },
+            "primaryType": "Register",
+            "domain": {"name": "Chartkey Directory", "version": "1", "chainId": 31337,
+                       "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+            "message": {"account": format!("{:?}", keys.address()), "role": 2,
+                        "encryptionKey": format!("0x{}", hex::encode(keys.encryption_public())), "nonce": 7}
+        });
+        let typed: TypedData = serde_json::from_value(json).unwrap();
+        assert_eq!(typed.encode_eip712().unwrap(), domain().digest(&message));
+    }
+
+    #[test]
+    fn issue_credential_digest_matches_ethers_typed_data() {
+        let message = IssueCredential {
+            authority: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap(),
+            clinician: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".parse().unwrap(),
+            license_id_hash: keccak256("MD-12345"),
+            specialty: bytes32_text("psychiatry").unwrap(),
+            expires_at: 1_900_000_000,
+            nonce: U256::zero(),
+        };
+        let json = serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+                ],
+                "IssueCredential": [
+                    {"name": "authority", "type": "address"}, {"name": "clinician", "type": "address"},
+                    {"name": "licenseIdHash", "type": "bytes32"}, {"name": "specialty", "type": "bytes32"},
+                    {"name": "expiresAt", "type": "uint64"}, {"name": "nonce", "type": "uint256"}
+                ]
+            },
+            "primaryType": "IssueCredential",
+            "domain": {"name": "Chartkey Directory", "version": "1", "chainId": 31337,
+                       "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+            "message": {"authority": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                        "clinician": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+                        "licenseIdHash": format!("0x{}", hex::encode(message.license_id_hash)),
+                        "specialty": format!("0x{}", hex::encode(message.specialty)),
+                        "expiresAt": 1_900_000_000u64, "nonce": 0}
+        });
+        let typed: TypedData = serde_json::from_value(json).unwrap();
+        assert_eq!(typed.encode_eip712().unwrap(), domain().digest(&message));
+    }
+
+    #[test]
+    fn signatures_recover_to_the_signer_and_depend_on_the_domain() {
+        let keys = AccountSecret::from_bytes([9; 32]).derive();
+        let message =
+            RevokeCredential { authority: keys.address(), clinician: Address::repeat_byte(7), nonce: U256::one() };
+        let sig = Signature::try_from(domain().sign(&keys, &message).as_slice()).unwrap();
+        let digest = ethers_core::types::H256(domain().digest(&message));
+        assert_eq!(sig.recover(digest).unwrap(), keys.address());
+        let other_chain = Domain { chain_id: 1, ..domain() };
+        assert_ne!(other_chain.digest(&message), domain().digest(&message));
+        let other_contract = Domain { verifying_contract: Address::repeat_byte(1), ..domain() };
+        assert_ne!(other_contract.digest(&message), domain().digest(&message));
+    }
+
+    #[test]
+    fn bytes32_text_pads_and_refuses_long_text() {
+        assert_eq!(&bytes32_text("ab").unwrap()[..3], b"ab\0");
+        assert!(bytes32_text(&"x".repeat(32)).is_some());
+        assert!(bytes32_text(&"x".repeat(33)).is_none());
+    }
+}

@@ -1,0 +1,90 @@
+//! The compiled contracts (contracts/artifacts/*.json, produced by
+//! `cargo xtask contracts`; the test command checks they match the sources).
+
+use std::sync::OnceLock;
+
+use ethers_core::abi::{Abi, Token};
+
+pub struct Artifact {
+    pub name: String,
+    pub abi: Abi,
+    /// Creation bytecode (constructor arguments are appended).
+    pub bytecode: Vec<u8>,
+}
+
+impl Artifact {
+    fn parse(json: &str) -> Self {
+        let value: serde_json::Value = serde_json::from_str(json).expect("committed artifact is JSON");
+        let hex_code = value["bytecode"].as_str().expect("artifact has bytecode");
+        Self {
+            name: value["contractName"].as_str().expect("artifact has a name").to_owned(),
+            abi: serde_json::from_value(value["abi"].clone()).expect("artifact ABI parses"),
+            bytecode: hex::decode(hex_code.trim_start_matches("0x")).expect("bytecode is hex"),
+        }
+    }
+
+    /// A revert's return data in words: `ErrorName(arg, …)` for the
+    /// contract's custom errors, the message of `Error(string)`, or the code
+    /// of `Panic(uint256)`.
+    pub fn describe_revert(&self, data: &[u8]) -> String {
+        if data.len() < 4 {
+            return "reverted without a reason".into();
+        }
+        let selector = &data[..4];
+        if selector == [0x08, 0xc3, 0x79, 0xa0]
+            && let Ok(tokens) = ethers_core::abi::decode(&[ethers_core::abi::ParamType::String], &data[4..])
+        {
+            return format!("Error({})", tokens[0]);
+        }
+        if selector == [0x4e, 0x48, 0x7b, 0x71] {
+            return format!("Panic(0x{})", hex::encode(&data[4..]));
+        }
+        for error in self.abi.errors() {
+            if &error.signature().as_bytes()[..4] == selector {
+                let args = error.decode(&data[4..]).unwrap_or_default();
+                return format!("{}({})", error.name, args.iter().map(token_text).collect::<Vec<_>>().join(", "));
+            }
+        }
+        format!("unknown error 0x{}", hex::encode(selector))
+    }
+}
+
+fn token_text(token: &Token) -> String {
+    match token {
+        Token::Address(a) => format!("{a:?}"),
+        Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),
+        Token::Uint(n) | Token::Int(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}
+
+pub fn directory() -> &'static Artifact {
+    static ARTIFACT: OnceLock<Artifact> = OnceLock::new();
+    ARTIFACT.get_or_init(|| Artifact::parse(include_str!("../../contracts/artifacts/ChartkeyDirectory.json")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_artifact_loads() {
+        let a = directory();
+        assert_eq!(a.name, "ChartkeyDirectory");
+        assert!(a.abi.function("register").is_ok());
+        assert!(!a.bytecode.is_empty());
+    }
+
+    #[test]
+    fn reverts_are_described() {
+        let a = directory();
+        let error = a.abi.error("InvalidRole").unwrap();
+        let data = error.encode(&[Token::Uint(9.into())]).unwrap();
+        assert_eq!(a.describe_revert(&data), "InvalidRole(9)");
+        let mut message = vec![0x08, 0xc3, 0x79, 0xa0];
+        message.extend(ethers_core::abi::encode(&[Token::String("nope".into())]));
+        assert_eq!(a.describe_revert(&message), "Error(nope)");
+        assert_eq!(a.describe_revert(&[]), "reverted without a reason");
+        assert_eq!(a.describe_revert(&[1, 2, 3, 4]), "unknown error 0x01020304");
+    }
+}
