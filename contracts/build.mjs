@@ -47,6 +47,8 @@ mkdirSync(outDir, { recursive: true });
 for (const [source, contracts] of Object.entries(output.contracts)) {
   if (!source.startsWith('src/')) continue;
   for (const [name, c] of Object.entries(contracts)) {
+    // Interfaces have no code of their own.
+    if (c.evm.bytecode.object.length === 0) continue;
     const artifact = {
       contractName: name,
       compiler: `solc ${solc.version()}`,

@@ -29,6 +29,11 @@ impl Domain {
         Self { name: "Chartkey Directory".into(), version: "1".into(), chain_id, verifying_contract: contract }
     }
 
+    /// The Records contract's domain (anchors, consents, accesses).
+    pub fn records(chain_id: u64, contract: Address) -> Self {
+        Self { name: "Chartkey Records".into(), version: "1".into(), chain_id, verifying_contract: contract }
+    }
+
     pub fn separator(&self) -> [u8; 32] {
         keccak256(encode(&[
             Token::FixedBytes(keccak256(DOMAIN_TYPE).to_vec()),
@@ -137,6 +142,132 @@ impl TypedMessage for RevokeCredential {
     }
 }
 
+/// What a grant covers (`Grant.scope`).
+pub const SCOPE_RECORDS: u8 = 0;
+pub const SCOPE_CATEGORIES: u8 = 1;
+pub const SCOPE_EVERYTHING: u8 = 2;
+
+/// An author anchoring one record's ciphertext hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub author: Address,
+    pub patient: Address,
+    pub record_id: [u8; 32],
+    pub ciphertext_hash: [u8; 32],
+    pub category: u8,
+    /// The record this one corrects, or zero.
+    pub amends: [u8; 32],
+    pub nonce: U256,
+}
+
+impl TypedMessage for Anchor {
+    const TYPE: &'static str = "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![
+            Token::Address(self.author),
+            Token::Address(self.patient),
+            Token::FixedBytes(self.record_id.to_vec()),
+            Token::FixedBytes(self.ciphertext_hash.to_vec()),
+            Token::Uint(U256::from(self.category)),
+            Token::FixedBytes(self.amends.to_vec()),
+            Token::Uint(self.nonce),
+        ]
+    }
+}
+
+/// An author anchoring a batch of records as one Merkle root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorBatch {
+    pub author: Address,
+    pub patient: Address,
+    pub root: [u8; 32],
+    pub count: u32,
+    pub nonce: U256,
+}
+
+impl TypedMessage for AnchorBatch {
+    const TYPE: &'static str = "AnchorBatch(address author,address patient,bytes32 root,uint32 count,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![
+            Token::Address(self.author),
+            Token::Address(self.patient),
+            Token::FixedBytes(self.root.to_vec()),
+            Token::Uint(U256::from(self.count)),
+            Token::Uint(self.nonce),
+        ]
+    }
+}
+
+/// A patient's consent: `grantee` may read (and with `write`, add to) the
+/// records in scope until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub patient: Address,
+    pub grantee: Address,
+    pub scope: u8,
+    /// Bit n set: category n is shared (scope `SCOPE_CATEGORIES`).
+    pub categories: u32,
+    /// The records shared (scope `SCOPE_RECORDS`).
+    pub records: Vec<[u8; 32]>,
+    pub write: bool,
+    pub expires_at: u64,
+    pub nonce: U256,
+}
+
+impl TypedMessage for Grant {
+    const TYPE: &'static str = "Grant(address patient,address grantee,uint8 scope,uint32 categories,bytes32[] records,bool write,uint64 expiresAt,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        // EIP-712 arrays: keccak256 of the concatenated encoded elements.
+        let records: Vec<u8> = self.records.iter().flatten().copied().collect();
+        vec![
+            Token::Address(self.patient),
+            Token::Address(self.grantee),
+            Token::Uint(U256::from(self.scope)),
+            Token::Uint(U256::from(self.categories)),
+            Token::FixedBytes(keccak256(records).to_vec()),
+            Token::Bool(self.write),
+            Token::Uint(U256::from(self.expires_at)),
+            Token::Uint(self.nonce),
+        ]
+    }
+}
+
+/// The patient stopping a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoke {
+    pub patient: Address,
+    pub grantee: Address,
+    pub nonce: U256,
+}
+
+impl TypedMessage for Revoke {
+    const TYPE: &'static str = "Revoke(address patient,address grantee,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![Token::Address(self.patient), Token::Address(self.grantee), Token::Uint(self.nonce)]
+    }
+}
+
+/// A grantee's request to open one record; logged before anything is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub grantee: Address,
+    pub patient: Address,
+    pub record_id: [u8; 32],
+    pub nonce: U256,
+}
+
+impl TypedMessage for Access {
+    const TYPE: &'static str = "Access(address grantee,address patient,bytes32 recordId,uint256 nonce)";
+    fn fields(&self) -> Vec<Token> {
+        vec![
+            Token::Address(self.grantee),
+            Token::Address(self.patient),
+            Token::FixedBytes(self.record_id.to_vec()),
+            Token::Uint(self.nonce),
+        ]
+    }
+}
+
 /// `text` as a right-zero-padded bytes32 (at most 32 bytes of UTF-8).
 pub fn bytes32_text(text: &str) -> Option<[u8; 32]> {
     let bytes = text.as_bytes();
@@ -220,6 +351,45 @@ mod tests {
         });
         let typed: TypedData = serde_json::from_value(json).unwrap();
         assert_eq!(typed.encode_eip712().unwrap(), domain().digest(&message));
+    }
+
+    #[test]
+    fn grant_digest_with_a_record_list_matches_ethers_typed_data() {
+        let message = Grant {
+            patient: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap(),
+            grantee: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".parse().unwrap(),
+            scope: SCOPE_RECORDS,
+            categories: 0,
+            records: vec![[1; 32], [2; 32], [3; 32]],
+            write: false,
+            expires_at: 1_900_000_000,
+            nonce: U256::from(4),
+        };
+        let domain = Domain::records(31337, "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".parse().unwrap());
+        let json = serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+                ],
+                "Grant": [
+                    {"name": "patient", "type": "address"}, {"name": "grantee", "type": "address"},
+                    {"name": "scope", "type": "uint8"}, {"name": "categories", "type": "uint32"},
+                    {"name": "records", "type": "bytes32[]"}, {"name": "write", "type": "bool"},
+                    {"name": "expiresAt", "type": "uint64"}, {"name": "nonce", "type": "uint256"}
+                ]
+            },
+            "primaryType": "Grant",
+            "domain": {"name": "Chartkey Records", "version": "1", "chainId": 31337,
+                       "verifyingContract": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"},
+            "message": {"patient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                        "grantee": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+                        "scope": 0, "categories": 0,
+                        "records": [format!("0x{}", "01".repeat(32)), format!("0x{}", "02".repeat(32)), format!("0x{}", "03".repeat(32))],
+                        "write": false, "expiresAt": 1_900_000_000u64, "nonce": 4}
+        });
+        let typed: TypedData = serde_json::from_value(json).unwrap();
+        assert_eq!(typed.encode_eip712().unwrap(), domain.digest(&message));
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub fn directory() -> &'static Artifact {
     ARTIFACT.get_or_init(|| Artifact::parse(include_str!("../../contracts/artifacts/ChartkeyDirectory.json")))
 }
 
+pub fn records() -> &'static Artifact {
+    static ARTIFACT: OnceLock<Artifact> = OnceLock::new();
+    ARTIFACT.get_or_init(|| Artifact::parse(include_str!("../../contracts/artifacts/ChartkeyRecords.json")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +78,8 @@ mod tests {
         assert_eq!(a.name, "ChartkeyDirectory");
         assert!(a.abi.function("register").is_ok());
         assert!(!a.bytecode.is_empty());
+        assert_eq!(records().name, "ChartkeyRecords");
+        assert!(records().abi.function("logAccess").is_ok());
     }
 
     #[test]

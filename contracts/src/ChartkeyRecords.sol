@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+pragma solidity 0.8.37;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+
+interface IChartkeyDirectory {
+    function accountOf(address account) external view returns (uint8 role, bytes32 encryptionKey, uint64 registeredAt);
+    function credentialValid(address clinician) external view returns (bool);
+}
+
+/// @title Chartkey records: fingerprints of records, the patient's consents, and every access.
+/// @notice Every state change is authorised by an EIP-712 signature of the person it speaks
+/// for (patient, author, grantee), checked here; the relayer that submits the transaction
+/// cannot act on its own. A grant reaches only a clinician with a valid credential, and an
+/// access is logged only while the grant and the credential are both live.
+contract ChartkeyRecords is EIP712, Nonces {
+    uint8 public constant SCOPE_RECORDS = 0;
+    uint8 public constant SCOPE_CATEGORIES = 1;
+    uint8 public constant SCOPE_EVERYTHING = 2;
+    uint8 private constant ROLE_PATIENT = 1;
+    /// Longest consent a patient can give in one signature.
+    uint64 public constant MAX_GRANT_SECONDS = 366 days;
+
+    bytes32 public constant ANCHOR_TYPEHASH = keccak256(
+        "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends,uint256 nonce)"
+    );
+    bytes32 public constant ANCHOR_BATCH_TYPEHASH =
+        keccak256("AnchorBatch(address author,address patient,bytes32 root,uint32 count,uint256 nonce)");
+    bytes32 public constant GRANT_TYPEHASH = keccak256(
+        "Grant(address patient,address grantee,uint8 scope,uint32 categories,bytes32[] records,bool write,uint64 expiresAt,uint256 nonce)"
+    );
+    bytes32 public constant REVOKE_TYPEHASH = keccak256("Revoke(address patient,address grantee,uint256 nonce)");
+    bytes32 public constant ACCESS_TYPEHASH =
+        keccak256("Access(address grantee,address patient,bytes32 recordId,uint256 nonce)");
+
+    struct Record {
+        address patient;
+        uint8 category;
+        uint64 anchoredAt;
+        address author;
+        bytes32 ciphertextHash;
+    }
+
+    /// One storage slot: the latest grant from a patient to a grantee.
+    struct Grant {
+        uint64 expiresAt;
+        uint64 grantedAt;
+        uint32 serial;
+        uint32 categories;
+        uint8 scope;
+        bool write;
+        bool revoked;
+    }
+
+    struct Batch {
+        address patient;
+        uint32 count;
+        uint64 anchoredAt;
+        address author;
+    }
+
+    IChartkeyDirectory public immutable directory;
+
+    mapping(bytes32 recordId => Record) private _records;
+    mapping(bytes32 root => Batch) private _batches;
+    mapping(address patient => mapping(address grantee => Grant)) private _grants;
+    /// Records listed in a grant, by the grant's serial (a new grant forgets the old list).
+    mapping(address patient => mapping(address grantee => mapping(bytes32 recordId => uint32 serial))) private _listed;
+
+    event RecordAnchored(
+        address indexed patient,
+        bytes32 indexed recordId,
+        address indexed author,
+        bytes32 ciphertextHash,
+        uint8 category,
+        bytes32 amends
+    );
+    event BatchAnchored(address indexed patient, bytes32 indexed root, address indexed author, uint32 count);
+    event Granted(
+        address indexed patient,
+        address indexed grantee,
+        uint32 serial,
+        uint8 scope,
+        uint32 categories,
+        bytes32[] records,
+        bool write,
+        uint64 expiresAt
+    );
+    event Revoked(address indexed patient, address indexed grantee, uint32 serial);
+    event Accessed(address indexed patient, address indexed grantee, bytes32 indexed recordId, uint32 serial);
+
+    error WrongSigner(address expected, address actual);
+    error NotPatient(address account);
+    error UnverifiedGrantee(address grantee);
+    error InvalidScope(uint8 scope);
+    error EmptyScope();
+    error ExpiryInPast(uint64 expiresAt);
+    error ExpiryTooFar(uint64 expiresAt);
+    error RecordExists(bytes32 recordId);
+    error BatchExists(bytes32 root);
+    error EmptyBatch();
+    error UnknownRecord(bytes32 recordId);
+    error NotAuthorisedAuthor(address author);
+    error NoGrant(address patient, address grantee);
+    error GrantRevoked(address patient, address grantee);
+    error GrantExpired(address patient, address grantee, uint64 expiresAt);
+    error CredentialInvalid(address grantee);
+    error OutOfScope(bytes32 recordId);
+
+    constructor(IChartkeyDirectory directory_) EIP712("Chartkey Records", "1") {
+        directory = directory_;
+    }
+
+    // ----- Records -----
+
+    /// Anchors one record's ciphertext hash. `amends` names the record it corrects (or zero).
+    function anchor(
+        address author,
+        address patient,
+        bytes32 recordId,
+        bytes32 ciphertextHash,
+        uint8 category,
+        bytes32 amends,
+        uint256 nonce,
+        bytes calldata signature
+    ) external {
+        _checkSigner(
+            author,
+            keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends, nonce)),
+            signature
+        );
+        _useCheckedNonce(author, nonce);
+        if (_records[recordId].patient != address(0)) revert RecordExists(recordId);
+        if (amends != bytes32(0) && _records[amends].patient != patient) revert UnknownRecord(amends);
+        if (!_mayWrite(author, patient, category)) revert NotAuthorisedAuthor(author);
+        _records[recordId] = Record(patient, category, uint64(block.timestamp), author, ciphertextHash);
+        emit RecordAnchored(patient, recordId, author, ciphertextHash, category, amends);
+    }
+
+    /// Anchors many records at once as one RFC 6962 Merkle root over their leaves.
+    function anchorBatch(address author, address patient, bytes32 root, uint32 count, uint256 nonce, bytes calldata signature)
+        external
+    {
+        _checkSigner(author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count, nonce)), signature);
+        _useCheckedNonce(author, nonce);
+        if (count == 0) revert EmptyBatch();
+        if (_batches[root].patient != address(0)) revert BatchExists(root);
+        // A batch's categories are inside its leaves: only the patient, or a grantee allowed to
+        // write everything, may anchor one.
+        if (author != patient) {
+            Grant memory g = _grants[patient][author];
+            if (!g.write || g.scope != SCOPE_EVERYTHING || _grantError(g, author) != 0) {
+                revert NotAuthorisedAuthor(author);
+            }
+        }
+        _batches[root] = Batch(patient, count, uint64(block.timestamp), author);
+        emit BatchAnchored(patient, root, author, count);
+    }
+
+    function recordOf(bytes32 recordId)
+        external
+        view
+        returns (address patient, uint8 category, uint64 anchoredAt, address author, bytes32 ciphertextHash)
+    {
+        Record storage r = _records[recordId];
+        return (r.patient, r.category, r.anchoredAt, r.author, r.ciphertextHash);
+    }
+
+    function batchOf(bytes32 root) external view returns (address patient, uint32 count, uint64 anchoredAt, address author) {
+        Batch storage b = _batches[root];
+        return (b.patient, b.count, b.anchoredAt, b.author);
+    }
+
+    // ----- Consent -----
+
+    /// The patient grants `grantee` access to listed records, categories or everything,
+    /// read or read+write, until `expiresAt`. Replaces any earlier grant to the same grantee.
+    function grant(
+        address patient,
+        address grantee,
+        uint8 scope,
+        uint32 categories,
+        bytes32[] calldata records,
+        bool write,
+        uint64 expiresAt,
+        uint256 nonce,
+        bytes calldata signature
+    ) external {
+        _checkSigner(
+            patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), signature
+        );
+        _useCheckedNonce(patient, nonce);
+        (uint8 role,,) = directory.accountOf(patient);
+        if (role != ROLE_PATIENT) revert NotPatient(patient);
+        if (!directory.credentialValid(grantee)) revert UnverifiedGrantee(grantee);
+        if (scope > SCOPE_EVERYTHING) revert InvalidScope(scope);
+        if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt);
+        if (expiresAt > block.timestamp + MAX_GRANT_SECONDS) revert ExpiryTooFar(expiresAt);
+        uint32 serial = _grants[patient][grantee].serial + 1;
+        if (scope == SCOPE_RECORDS) {
+            _list(patient, grantee, records, serial);
+        } else if (scope == SCOPE_CATEGORIES && categories == 0) {
+            revert EmptyScope();
+        }
+        _grants[patient][grantee] = Grant(expiresAt, uint64(block.timestamp), serial, categories, scope, write, false);
+        emit Granted(patient, grantee, serial, scope, categories, records, write, expiresAt);
+    }
+
+    /// The patient stops sharing with `grantee`, at once.
+    function revoke(address patient, address grantee, uint256 nonce, bytes calldata signature) external {
+        _checkSigner(patient, keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, nonce)), signature);
+        _useCheckedNonce(patient, nonce);
+        Grant storage g = _grants[patient][grantee];
+        if (g.serial == 0) revert NoGrant(patient, grantee);
+        if (g.revoked) revert GrantRevoked(patient, grantee);
+        g.revoked = true;
+        emit Revoked(patient, grantee, g.serial);
+    }
+
+    function grantOf(address patient, address grantee)
+        external
+        view
+        returns (uint32 serial, uint8 scope, uint32 categories, bool write, uint64 expiresAt, bool revoked)
+    {
+        Grant storage g = _grants[patient][grantee];
+        return (g.serial, g.scope, g.categories, g.write, g.expiresAt, g.revoked);
+    }
+
+    /// True when `grantee` may read `recordId` of `patient` now.
+    function canAccess(address grantee, address patient, bytes32 recordId) external view returns (bool) {
+        return _accessError(grantee, patient, recordId).length == 0;
+    }
+
+    /// Records an access by `grantee`, signed by the grantee; reverts, saying why, when the
+    /// access is not allowed. The server releases nothing before this succeeds.
+    function logAccess(address grantee, address patient, bytes32 recordId, uint256 nonce, bytes calldata signature)
+        external
+    {
+        _checkSigner(grantee, keccak256(abi.encode(ACCESS_TYPEHASH, grantee, patient, recordId, nonce)), signature);
+        _useCheckedNonce(grantee, nonce);
+        bytes memory refusal = _accessError(grantee, patient, recordId);
+        if (refusal.length != 0) {
+            assembly ("memory-safe") {
+                revert(add(refusal, 32), mload(refusal))
+            }
+        }
+        emit Accessed(patient, grantee, recordId, _grants[patient][grantee].serial);
+    }
+
+    /// The EIP-712 digest for `structHash` under this contract's domain.
+    function hashTypedData(bytes32 structHash) external view returns (bytes32) {
+        return _hashTypedDataV4(structHash);
+    }
+
+    // ----- Internals -----
+
+    function _grantHash(
+        address patient,
+        address grantee,
+        uint8 scope,
+        uint32 categories,
+        bytes32[] calldata records,
+        bool write,
+        uint64 expiresAt,
+        uint256 nonce
+    ) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                GRANT_TYPEHASH,
+                patient,
+                grantee,
+                scope,
+                categories,
+                keccak256(abi.encodePacked(records)),
+                write,
+                expiresAt,
+                nonce
+            )
+        );
+    }
+
+    function _list(address patient, address grantee, bytes32[] calldata records, uint32 serial) private {
+        if (records.length == 0) revert EmptyScope();
+        mapping(bytes32 => uint32) storage listed = _listed[patient][grantee];
+        for (uint256 i = 0; i < records.length; i++) {
+            if (_records[records[i]].patient != patient) revert UnknownRecord(records[i]);
+            listed[records[i]] = serial;
+        }
+    }
+
+    /// Empty when access is allowed; otherwise the ABI-encoded custom error saying why.
+    function _accessError(address grantee, address patient, bytes32 recordId) private view returns (bytes memory) {
+        Record storage r = _records[recordId];
+        if (r.patient != patient) return abi.encodeWithSelector(UnknownRecord.selector, recordId);
+        if (grantee == patient) return "";
+        Grant memory g = _grants[patient][grantee];
+        uint8 state = _grantError(g, grantee);
+        if (state == 1) return abi.encodeWithSelector(NoGrant.selector, patient, grantee);
+        if (state == 2) return abi.encodeWithSelector(GrantRevoked.selector, patient, grantee);
+        if (state == 3) return abi.encodeWithSelector(GrantExpired.selector, patient, grantee, g.expiresAt);
+        if (state == 4) return abi.encodeWithSelector(CredentialInvalid.selector, grantee);
+        if (!_inScope(g, patient, grantee, recordId, r.category)) {
+            return abi.encodeWithSelector(OutOfScope.selector, recordId);
+        }
+        return "";
+    }
+
+    /// 0 live; 1 none; 2 revoked; 3 expired; 4 the grantee's credential is not valid.
+    function _grantError(Grant memory g, address grantee) private view returns (uint8) {
+        if (g.serial == 0) return 1;
+        if (g.revoked) return 2;
+        if (g.expiresAt <= block.timestamp) return 3;
+        if (!directory.credentialValid(grantee)) return 4;
+        return 0;
+    }
+
+    function _inScope(Grant memory g, address patient, address grantee, bytes32 recordId, uint8 category)
+        private
+        view
+        returns (bool)
+    {
+        if (g.scope == SCOPE_EVERYTHING) return true;
+        if (g.scope == SCOPE_CATEGORIES) return category < 32 && (g.categories >> category) & 1 == 1;
+        return _listed[patient][grantee][recordId] == g.serial;
+    }
+
+    /// The patient, or a grantee with a live read+write grant covering `category`.
+    function _mayWrite(address author, address patient, uint8 category) private view returns (bool) {
+        if (author == patient) return true;
+        Grant memory g = _grants[patient][author];
+        if (!g.write || _grantError(g, author) != 0) return false;
+        return g.scope == SCOPE_EVERYTHING
+            || (g.scope == SCOPE_CATEGORIES && category < 32 && (g.categories >> category) & 1 == 1);
+    }
+
+    function _checkSigner(address expected, bytes32 structHash, bytes calldata signature) private view {
+        address actual = ECDSA.recover(_hashTypedDataV4(structHash), signature);
+        if (actual != expected) revert WrongSigner(expected, actual);
+    }
+}

@@ -1,0 +1,570 @@
+//! The Records contract against revm: anchors, batches, amendments,
+//! consents and the access log, with every refusal the trust model names.
+
+use chartkey_core::eip712::{
+    Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, RevokeCredential, SCOPE_CATEGORIES,
+    SCOPE_EVERYTHING, SCOPE_RECORDS, TypedMessage,
+};
+use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::{Artifact, Chain, Receipt, TxError};
+use ethers_core::abi::Token;
+use ethers_core::types::{Address, U256};
+
+const CHAIN_ID: u64 = 31337;
+const START: u64 = 1_800_000_000;
+const DAY: u64 = 86_400;
+const LABS: u8 = 3;
+const NOTES: u8 = 7;
+
+fn keys(n: u8) -> AccountKeys {
+    AccountSecret::from_bytes([n; 32]).derive()
+}
+
+fn reason(result: Result<Receipt, TxError>) -> String {
+    match result {
+        Err(TxError::Reverted { reason, .. }) => reason,
+        other => panic!("expected a revert, got {other:?}"),
+    }
+}
+
+fn id(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+/// A chain with both contracts, a patient, a credentialed clinician and an
+/// uncredentialed one.
+struct Ledger {
+    chain: Chain,
+    directory: Address,
+    records: Address,
+    admin: Address,
+    relayer: Address,
+    patient: AccountKeys,
+    clinician: AccountKeys,
+    authority: AccountKeys,
+    unverified: AccountKeys,
+}
+
+impl Ledger {
+    fn new() -> Self {
+        let mut chain = Chain::new(CHAIN_ID, START);
+        let admin = Address::repeat_byte(0xad);
+        let directory_at = chain.deploy(admin, directory(), &[Token::Address(admin)]).unwrap();
+        let records_at = chain.deploy(admin, records(), &[Token::Address(directory_at)]).unwrap();
+        let mut l = Self {
+            chain,
+            directory: directory_at,
+            records: records_at,
+            admin,
+            relayer: Address::repeat_byte(0x5e),
+            patient: keys(1),
+            clinician: keys(2),
+            authority: keys(3),
+            unverified: keys(4),
+        };
+        for (who, role) in [(keys(1), 1u8), (keys(2), 2), (keys(3), 4), (keys(4), 2)] {
+            let message =
+                Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
+            l.signed(directory(), "register", &who, &message, |sig| {
+                vec![
+                    Token::Address(who.address()),
+                    Token::Uint(role.into()),
+                    Token::FixedBytes(who.encryption_public().to_vec()),
+                    Token::Uint(U256::zero()),
+                    Token::Bytes(sig),
+                ]
+            })
+            .unwrap();
+        }
+        let (admin, authority) = (l.admin, l.authority.address());
+        l.chain
+            .send(admin, l.directory, directory(), "setAuthority", &[Token::Address(authority), Token::Bool(true)])
+            .unwrap();
+        l.issue_credential(START + 365 * DAY);
+        l
+    }
+
+    fn contract_of(&self, artifact: &Artifact) -> Address {
+        if artifact.name == "ChartkeyDirectory" { self.directory } else { self.records }
+    }
+
+    fn domain(&self, artifact: &Artifact) -> Domain {
+        if artifact.name == "ChartkeyDirectory" {
+            Domain::directory(CHAIN_ID, self.directory)
+        } else {
+            Domain::records(CHAIN_ID, self.records)
+        }
+    }
+
+    /// Signs `message` with `signer` and sends `function` with the
+    /// arguments `args(signature)`, from the relayer.
+    fn signed(
+        &mut self,
+        artifact: &Artifact,
+        function: &str,
+        signer: &AccountKeys,
+        message: &impl TypedMessage,
+        args: impl FnOnce(Vec<u8>) -> Vec<Token>,
+    ) -> Result<Receipt, TxError> {
+        let signature = self.domain(artifact).sign(signer, message);
+        let (relayer, to) = (self.relayer, self.contract_of(artifact));
+        self.chain.send(relayer, to, artifact, function, &args(signature))
+    }
+
+    fn view(&mut self, artifact: &Artifact, function: &str, args: &[Token]) -> Vec<Token> {
+        let to = self.contract_of(artifact);
+        self.chain.call(to, artifact, function, args).unwrap()
+    }
+
+    fn nonce(&mut self, artifact: &Artifact, who: Address) -> U256 {
+        self.view(artifact, "nonces", &[Token::Address(who)])[0].clone().into_uint().unwrap()
+    }
+
+    fn issue_credential(&mut self, expires_at: u64) {
+        let (authority, clinician) = (self.authority.address(), self.clinician.address());
+        let message = IssueCredential {
+            authority,
+            clinician,
+            license_id_hash: [7; 32],
+            specialty: [8; 32],
+            expires_at,
+            nonce: self.nonce(directory(), authority),
+        };
+        let signer = keys(3);
+        self.signed(directory(), "issueCredential", &signer, &message.clone(), |sig| {
+            vec![
+                Token::Address(authority),
+                Token::Address(clinician),
+                Token::FixedBytes(message.license_id_hash.to_vec()),
+                Token::FixedBytes(message.specialty.to_vec()),
+                Token::Uint(expires_at.into()),
+                Token::Uint(message.nonce),
+                Token::Bytes(sig),
+            ]
+        })
+        .unwrap();
+    }
+
+    fn revoke_credential(&mut self) {
+        let (authority, clinician) = (self.authority.address(), self.clinician.address());
+        let message = RevokeCredential { authority, clinician, nonce: self.nonce(directory(), authority) };
+        let signer = keys(3);
+        self.signed(directory(), "revokeCredential", &signer, &message.clone(), |sig| {
+            vec![Token::Address(authority), Token::Address(clinician), Token::Uint(message.nonce), Token::Bytes(sig)]
+        })
+        .unwrap();
+    }
+
+    fn anchor_message(&mut self, author: Address, record: [u8; 32], category: u8, amends: [u8; 32]) -> Anchor {
+        Anchor {
+            author,
+            patient: self.patient.address(),
+            record_id: record,
+            ciphertext_hash: [0xcc; 32],
+            category,
+            amends,
+            nonce: self.nonce(records(), author),
+        }
+    }
+
+    fn anchor_with(&mut self, message: &Anchor, signer: &AccountKeys) -> Result<Receipt, TxError> {
+        let m = message.clone();
+        self.signed(records(), "anchor", signer, message, |sig| {
+            vec![
+                Token::Address(m.author),
+                Token::Address(m.patient),
+                Token::FixedBytes(m.record_id.to_vec()),
+                Token::FixedBytes(m.ciphertext_hash.to_vec()),
+                Token::Uint(m.category.into()),
+                Token::FixedBytes(m.amends.to_vec()),
+                Token::Uint(m.nonce),
+                Token::Bytes(sig),
+            ]
+        })
+    }
+
+    /// The patient anchors their own record.
+    fn anchor(&mut self, record: [u8; 32], category: u8) -> Result<Receipt, TxError> {
+        let patient = keys(1);
+        let message = self.anchor_message(patient.address(), record, category, [0; 32]);
+        self.anchor_with(&message, &patient)
+    }
+
+    fn grant_message(
+        &mut self,
+        grantee: Address,
+        scope: u8,
+        categories: u32,
+        records_: Vec<[u8; 32]>,
+        write: bool,
+        expires_at: u64,
+    ) -> Grant {
+        let patient = self.patient.address();
+        Grant {
+            patient,
+            grantee,
+            scope,
+            categories,
+            records: records_,
+            write,
+            expires_at,
+            nonce: self.nonce(records(), patient),
+        }
+    }
+
+    fn grant_with(&mut self, message: &Grant, signer: &AccountKeys) -> Result<Receipt, TxError> {
+        let m = message.clone();
+        self.signed(records(), "grant", signer, message, |sig| {
+            vec![
+                Token::Address(m.patient),
+                Token::Address(m.grantee),
+                Token::Uint(m.scope.into()),
+                Token::Uint(m.categories.into()),
+                Token::Array(m.records.iter().map(|r| Token::FixedBytes(r.to_vec())).collect()),
+                Token::Bool(m.write),
+                Token::Uint(m.expires_at.into()),
+                Token::Uint(m.nonce),
+                Token::Bytes(sig),
+            ]
+        })
+    }
+
+    /// The patient grants the clinician.
+    fn grant(
+        &mut self,
+        scope: u8,
+        categories: u32,
+        records_: Vec<[u8; 32]>,
+        write: bool,
+        expires_at: u64,
+    ) -> Result<Receipt, TxError> {
+        let clinician = self.clinician.address();
+        let message = self.grant_message(clinician, scope, categories, records_, write, expires_at);
+        self.grant_with(&message, &keys(1))
+    }
+
+    fn revoke_with(&mut self, message: &Revoke, signer: &AccountKeys) -> Result<Receipt, TxError> {
+        let m = message.clone();
+        self.signed(records(), "revoke", signer, message, |sig| {
+            vec![Token::Address(m.patient), Token::Address(m.grantee), Token::Uint(m.nonce), Token::Bytes(sig)]
+        })
+    }
+
+    fn revoke(&mut self) -> Result<Receipt, TxError> {
+        let (patient, grantee) = (self.patient.address(), self.clinician.address());
+        let message = Revoke { patient, grantee, nonce: self.nonce(records(), patient) };
+        self.revoke_with(&message, &keys(1))
+    }
+
+    fn access_message(&mut self, grantee: Address, record: [u8; 32]) -> Access {
+        Access { grantee, patient: self.patient.address(), record_id: record, nonce: self.nonce(records(), grantee) }
+    }
+
+    fn access_with(&mut self, message: &Access, signer: &AccountKeys) -> Result<Receipt, TxError> {
+        let m = message.clone();
+        self.signed(records(), "logAccess", signer, message, |sig| {
+            vec![
+                Token::Address(m.grantee),
+                Token::Address(m.patient),
+                Token::FixedBytes(m.record_id.to_vec()),
+                Token::Uint(m.nonce),
+                Token::Bytes(sig),
+            ]
+        })
+    }
+
+    /// The clinician opens a record.
+    fn access(&mut self, record: [u8; 32]) -> Result<Receipt, TxError> {
+        let clinician = self.clinician.address();
+        let message = self.access_message(clinician, record);
+        self.access_with(&message, &keys(2))
+    }
+
+    fn can_access(&mut self, record: [u8; 32]) -> bool {
+        let (c, p) = (self.clinician.address(), self.patient.address());
+        self.view(records(), "canAccess", &[Token::Address(c), Token::Address(p), Token::FixedBytes(record.to_vec())])
+            [0]
+        .clone()
+        .into_bool()
+        .unwrap()
+    }
+}
+
+#[test]
+fn the_contract_verifies_exactly_the_digests_core_signs() {
+    let mut l = Ledger::new();
+    for (name, hash) in [
+        ("ANCHOR_TYPEHASH", Anchor::type_hash()),
+        ("ANCHOR_BATCH_TYPEHASH", AnchorBatch::type_hash()),
+        ("GRANT_TYPEHASH", Grant::type_hash()),
+        ("REVOKE_TYPEHASH", Revoke::type_hash()),
+        ("ACCESS_TYPEHASH", Access::type_hash()),
+    ] {
+        assert_eq!(l.view(records(), name, &[])[0].clone().into_fixed_bytes().unwrap(), hash.to_vec(), "{name}");
+    }
+    let message = l.grant_message(Address::repeat_byte(9), SCOPE_RECORDS, 0, vec![id(1), id(2)], true, START + DAY);
+    let digest = l.view(records(), "hashTypedData", &[Token::FixedBytes(message.struct_hash().to_vec())]);
+    assert_eq!(digest[0].clone().into_fixed_bytes().unwrap(), l.domain(records()).digest(&message).to_vec());
+}
+
+#[test]
+fn anchor_a_record_and_a_correction() {
+    let mut l = Ledger::new();
+    let receipt = l.anchor(id(1), LABS).unwrap();
+    let events = receipt.events(&records().abi, "RecordAnchored");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0][0], Token::Address(l.patient.address()));
+    assert_eq!(events[0][1], Token::FixedBytes(id(1).to_vec()));
+    let stored = l.view(records(), "recordOf", &[Token::FixedBytes(id(1).to_vec())]);
+    assert_eq!(stored[0], Token::Address(l.patient.address()));
+    assert_eq!(stored[1], Token::Uint(LABS.into()));
+    assert_eq!(stored[4], Token::FixedBytes([0xcc; 32].to_vec()));
+
+    // A correction names what it amends.
+    let patient = keys(1);
+    let message = l.anchor_message(patient.address(), id(2), LABS, id(1));
+    let receipt = l.anchor_with(&message, &patient).unwrap();
+    assert_eq!(receipt.events(&records().abi, "RecordAnchored")[0][5], Token::FixedBytes(id(1).to_vec()));
+}
+
+#[test]
+fn anchor_reverts() {
+    let mut l = Ledger::new();
+    let patient = keys(1);
+    l.anchor(id(1), LABS).unwrap();
+    // Record id reused (nothing is rewritten).
+    assert_eq!(reason(l.anchor(id(1), LABS)), format!("RecordExists(0x{})", hex::encode(id(1))));
+    // Amending a record that does not exist.
+    let message = l.anchor_message(patient.address(), id(2), LABS, id(9));
+    assert_eq!(reason(l.anchor_with(&message, &patient)), format!("UnknownRecord(0x{})", hex::encode(id(9))));
+    // Bad signature and wrong signer.
+    let message = l.anchor_message(patient.address(), id(2), LABS, [0; 32]);
+    assert!(reason(l.anchor_with(&message, &keys(9))).starts_with("WrongSigner("));
+    // Replayed nonce.
+    l.anchor_with(&message, &patient).unwrap();
+    assert!(reason(l.anchor_with(&message, &patient)).starts_with("InvalidAccountNonce("));
+    // Unauthorised author: a clinician without a write grant.
+    let clinician = keys(2);
+    let message = l.anchor_message(clinician.address(), id(3), NOTES, [0; 32]);
+    assert_eq!(reason(l.anchor_with(&message, &clinician)), format!("NotAuthorisedAuthor({:?})", clinician.address()));
+}
+
+#[test]
+fn clinicians_write_back_only_with_a_live_write_grant_in_scope() {
+    let mut l = Ledger::new();
+    let clinician = keys(2);
+    // Read-only grant: writing is refused.
+    l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], false, START + 7 * DAY).unwrap();
+    let message = l.anchor_message(clinician.address(), id(5), NOTES, [0; 32]);
+    assert!(reason(l.anchor_with(&message, &clinician)).starts_with("NotAuthorisedAuthor("));
+    // Read+write on notes: a note may be written, a lab may not.
+    l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], true, START + 7 * DAY).unwrap();
+    let message = l.anchor_message(clinician.address(), id(5), NOTES, [0; 32]);
+    let receipt = l.anchor_with(&message, &clinician).unwrap();
+    assert_eq!(receipt.events(&records().abi, "RecordAnchored")[0][2], Token::Address(clinician.address()));
+    let message = l.anchor_message(clinician.address(), id(6), LABS, [0; 32]);
+    assert!(reason(l.anchor_with(&message, &clinician)).starts_with("NotAuthorisedAuthor("));
+    // After the credential lapses, no more writing.
+    l.revoke_credential();
+    let message = l.anchor_message(clinician.address(), id(7), NOTES, [0; 32]);
+    assert!(reason(l.anchor_with(&message, &clinician)).starts_with("NotAuthorisedAuthor("));
+}
+
+#[test]
+fn batches_anchor_one_root() {
+    let mut l = Ledger::new();
+    let patient = keys(1);
+    let batch = |l: &mut Ledger, author: Address, root: [u8; 32], count: u32| AnchorBatch {
+        author,
+        patient: l.patient.address(),
+        root,
+        count,
+        nonce: l.nonce(records(), author),
+    };
+    let send = |l: &mut Ledger, m: &AnchorBatch, signer: &AccountKeys| {
+        let m2 = m.clone();
+        l.signed(records(), "anchorBatch", signer, m, |sig| {
+            vec![
+                Token::Address(m2.author),
+                Token::Address(m2.patient),
+                Token::FixedBytes(m2.root.to_vec()),
+                Token::Uint(m2.count.into()),
+                Token::Uint(m2.nonce),
+                Token::Bytes(sig),
+            ]
+        })
+    };
+    let m = batch(&mut l, patient.address(), id(0xb1), 1000);
+    let receipt = send(&mut l, &m, &patient).unwrap();
+    eprintln!("gas.anchor_batch_1000: {}", receipt.gas_used);
+    assert_eq!(receipt.events(&records().abi, "BatchAnchored")[0][3], Token::Uint(1000.into()));
+    assert_eq!(l.view(records(), "batchOf", &[Token::FixedBytes(id(0xb1).to_vec())])[1], Token::Uint(1000.into()));
+    // The same root twice, an empty batch, a stranger, a replay.
+    let m = batch(&mut l, patient.address(), id(0xb1), 5);
+    assert!(reason(send(&mut l, &m, &patient)).starts_with("BatchExists("));
+    let m = batch(&mut l, patient.address(), id(0xb2), 0);
+    assert_eq!(reason(send(&mut l, &m, &patient)), "EmptyBatch()");
+    let clinician = keys(2);
+    let m = batch(&mut l, clinician.address(), id(0xb3), 5);
+    assert!(reason(send(&mut l, &m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    let m = batch(&mut l, patient.address(), id(0xb4), 5);
+    assert!(reason(send(&mut l, &m, &keys(9))).starts_with("WrongSigner("));
+    send(&mut l, &m, &patient).unwrap();
+    assert!(reason(send(&mut l, &m, &patient)).starts_with("InvalidAccountNonce("));
+}
+
+#[test]
+fn grant_access_and_revoke() {
+    let mut l = Ledger::new();
+    for (n, category) in [(1, LABS), (2, LABS), (3, NOTES), (4, NOTES)] {
+        l.anchor(id(n), category).unwrap();
+    }
+    // Three chosen records, seven days.
+    let receipt = l.grant(SCOPE_RECORDS, 0, vec![id(1), id(2), id(3)], false, START + 7 * DAY).unwrap();
+    eprintln!("gas.grant_3_records: {}", receipt.gas_used);
+    let granted = receipt.events(&records().abi, "Granted");
+    assert_eq!(granted[0][0], Token::Address(l.patient.address()));
+    assert_eq!(granted[0][1], Token::Address(l.clinician.address()));
+    assert!(l.can_access(id(1)) && l.can_access(id(3)));
+    assert!(!l.can_access(id(4)), "a record outside the list");
+
+    let receipt = l.access(id(1)).unwrap();
+    eprintln!("gas.access_log: {}", receipt.gas_used);
+    let accessed = receipt.events(&records().abi, "Accessed");
+    assert_eq!(accessed[0][2], Token::FixedBytes(id(1).to_vec()));
+
+    // Out of scope.
+    assert_eq!(reason(l.access(id(4))), format!("OutOfScope(0x{})", hex::encode(id(4))));
+
+    // Stop sharing: at once.
+    let receipt = l.revoke().unwrap();
+    assert_eq!(receipt.events(&records().abi, "Revoked").len(), 1);
+    assert!(!l.can_access(id(1)));
+    assert!(reason(l.access(id(1))).starts_with("GrantRevoked("));
+    assert!(reason(l.revoke()).starts_with("GrantRevoked("));
+}
+
+#[test]
+fn a_new_grant_replaces_the_old_one_and_its_list() {
+    let mut l = Ledger::new();
+    for (n, category) in [(1, LABS), (2, NOTES)] {
+        l.anchor(id(n), category).unwrap();
+    }
+    l.grant(SCOPE_RECORDS, 0, vec![id(1)], false, START + DAY).unwrap();
+    assert!(l.can_access(id(1)));
+    l.grant(SCOPE_RECORDS, 0, vec![id(2)], false, START + DAY).unwrap();
+    assert!(!l.can_access(id(1)), "the earlier list no longer counts");
+    assert!(l.can_access(id(2)));
+    // Categories and everything.
+    let receipt = l.grant(SCOPE_CATEGORIES, 1 << LABS, vec![], false, START + DAY).unwrap();
+    eprintln!("gas.grant_categories: {}", receipt.gas_used);
+    assert!(l.can_access(id(1)) && !l.can_access(id(2)));
+    let receipt = l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + DAY).unwrap();
+    eprintln!("gas.grant_everything: {}", receipt.gas_used);
+    assert!(l.can_access(id(1)) && l.can_access(id(2)));
+}
+
+#[test]
+fn grants_expire_and_follow_the_credential() {
+    let mut l = Ledger::new();
+    l.anchor(id(1), LABS).unwrap();
+    l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + 7 * DAY).unwrap();
+    l.chain.advance_time(7 * DAY - 1);
+    assert!(l.can_access(id(1)));
+    l.chain.advance_time(1);
+    assert!(!l.can_access(id(1)));
+    assert!(reason(l.access(id(1))).starts_with("GrantExpired("));
+
+    // A fresh grant, then the credential is revoked: access ends.
+    l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + 30 * DAY).unwrap();
+    assert!(l.can_access(id(1)));
+    l.revoke_credential();
+    assert!(!l.can_access(id(1)));
+    assert!(reason(l.access(id(1))).starts_with("CredentialInvalid("));
+}
+
+#[test]
+fn an_expired_credential_ends_access() {
+    let mut l = Ledger::new();
+    l.anchor(id(1), LABS).unwrap();
+    l.issue_credential(START + 2 * DAY);
+    l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + 30 * DAY).unwrap();
+    l.access(id(1)).unwrap();
+    l.chain.advance_time(2 * DAY);
+    assert!(reason(l.access(id(1))).starts_with("CredentialInvalid("));
+}
+
+#[test]
+fn grant_reverts() {
+    let mut l = Ledger::new();
+    l.anchor(id(1), LABS).unwrap();
+    let clinician = l.clinician.address();
+    let unverified = l.unverified.address();
+    let patient = keys(1);
+
+    let m = l.grant_message(unverified, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
+    assert_eq!(reason(l.grant_with(&m, &patient)), format!("UnverifiedGrantee({unverified:?})"));
+    let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
+    assert!(reason(l.grant_with(&m, &keys(2))).starts_with("WrongSigner("), "signed by someone other than the patient");
+    let mut bad_sig = l.domain(records()).sign(&patient, &m);
+    bad_sig.truncate(64);
+    let m2 = m.clone();
+    let result = l.signed(records(), "grant", &patient, &m, |_| {
+        vec![
+            Token::Address(m2.patient),
+            Token::Address(m2.grantee),
+            Token::Uint(m2.scope.into()),
+            Token::Uint(0.into()),
+            Token::Array(vec![]),
+            Token::Bool(false),
+            Token::Uint(m2.expires_at.into()),
+            Token::Uint(m2.nonce),
+            Token::Bytes(bad_sig),
+        ]
+    });
+    assert_eq!(reason(result), "ECDSAInvalidSignatureLength(64)");
+    let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START);
+    assert_eq!(reason(l.grant_with(&m, &patient)), format!("ExpiryInPast({START})"));
+    let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + 400 * DAY);
+    assert!(reason(l.grant_with(&m, &patient)).starts_with("ExpiryTooFar("));
+    let m = l.grant_message(clinician, 3, 0, vec![], false, START + DAY);
+    assert_eq!(reason(l.grant_with(&m, &patient)), "InvalidScope(3)");
+    let m = l.grant_message(clinician, SCOPE_RECORDS, 0, vec![], false, START + DAY);
+    assert_eq!(reason(l.grant_with(&m, &patient)), "EmptyScope()");
+    let m = l.grant_message(clinician, SCOPE_CATEGORIES, 0, vec![], false, START + DAY);
+    assert_eq!(reason(l.grant_with(&m, &patient)), "EmptyScope()");
+    let m = l.grant_message(clinician, SCOPE_RECORDS, 0, vec![id(9)], false, START + DAY);
+    assert!(reason(l.grant_with(&m, &patient)).starts_with("UnknownRecord("));
+    // Only patients grant.
+    let c = keys(2);
+    let m =
+        Grant { patient: c.address(), ..l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY) };
+    let m = Grant { nonce: l.nonce(records(), c.address()), ..m };
+    assert_eq!(reason(l.grant_with(&m, &c)), format!("NotPatient({:?})", c.address()));
+    // Replayed nonce.
+    let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
+    let receipt = l.grant_with(&m, &patient).unwrap();
+    eprintln!("gas.grant: {}", receipt.gas_used);
+    assert!(reason(l.grant_with(&m, &patient)).starts_with("InvalidAccountNonce("));
+}
+
+#[test]
+fn revoke_and_access_reverts() {
+    let mut l = Ledger::new();
+    l.anchor(id(1), LABS).unwrap();
+    assert!(reason(l.revoke()).starts_with("NoGrant("));
+    assert!(reason(l.access(id(1))).starts_with("NoGrant("));
+    l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + DAY).unwrap();
+    // A revoke signed by the clinician, not the patient.
+    let (patient, grantee) = (l.patient.address(), l.clinician.address());
+    let m = Revoke { patient, grantee, nonce: l.nonce(records(), patient) };
+    assert!(reason(l.revoke_with(&m, &keys(2))).starts_with("WrongSigner("));
+    // A forged access request (signed by another key), and a replayed one.
+    let m = l.access_message(grantee, id(1));
+    assert!(reason(l.access_with(&m, &keys(9))).starts_with("WrongSigner("));
+    l.access_with(&m, &keys(2)).unwrap();
+    assert!(reason(l.access_with(&m, &keys(2))).starts_with("InvalidAccountNonce("));
+    // A record that does not exist, or is another patient's.
+    assert!(reason(l.access(id(9))).starts_with("UnknownRecord("));
+}
