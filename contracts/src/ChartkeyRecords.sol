@@ -54,11 +54,11 @@ contract ChartkeyRecords is EIP712, Nonces {
         bool revoked;
     }
 
+    /// One storage slot; the author is in the BatchAnchored event.
     struct Batch {
         address patient;
         uint32 count;
         uint64 anchoredAt;
-        address author;
     }
 
     IChartkeyDirectory public immutable directory;
@@ -155,7 +155,7 @@ contract ChartkeyRecords is EIP712, Nonces {
                 revert NotAuthorisedAuthor(author);
             }
         }
-        _batches[root] = Batch(patient, count, uint64(block.timestamp), author);
+        _batches[root] = Batch(patient, count, uint64(block.timestamp));
         emit BatchAnchored(patient, root, author, count);
     }
 
@@ -168,9 +168,9 @@ contract ChartkeyRecords is EIP712, Nonces {
         return (r.patient, r.category, r.anchoredAt, r.author, r.ciphertextHash);
     }
 
-    function batchOf(bytes32 root) external view returns (address patient, uint32 count, uint64 anchoredAt, address author) {
+    function batchOf(bytes32 root) external view returns (address patient, uint32 count, uint64 anchoredAt) {
         Batch storage b = _batches[root];
-        return (b.patient, b.count, b.anchoredAt, b.author);
+        return (b.patient, b.count, b.anchoredAt);
     }
 
     // ----- Consent -----
