@@ -17,7 +17,10 @@ export async function startServer(extraArgs: string[] = []): Promise<RunningServ
   const dist = process.env.CHARTKEY_DIST;
   if (!bin || !dist) throw new Error('CHARTKEY_BIN and CHARTKEY_DIST must be set (cargo xtask test sets them)');
   const dataDir = mkdtempSync(join(tmpdir(), 'chartkey-e2e-'));
-  const child: ChildProcess = spawn(bin, ['--port', '0', '--data-dir', dataDir, '--dist', dist, ...extraArgs], {
+  // Every test browser comes from 127.0.0.1: lift the per-client limits
+  // (the server's own tests check that they hold).
+  const limits = ['--registration-per-minute', '1000', '--login-per-minute', '1000'];
+  const child: ChildProcess = spawn(bin, ['--port', '0', '--data-dir', dataDir, '--dist', dist, ...limits, ...extraArgs], {
     env: { ...process.env, CHARTKEY_LOG: process.env.CHARTKEY_LOG ?? 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

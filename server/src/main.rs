@@ -32,6 +32,12 @@ struct Args {
     /// Seconds a passkey challenge stays valid.
     #[arg(long, env = "CHARTKEY_CEREMONY_TTL_SECS", default_value_t = 300)]
     ceremony_ttl_secs: u64,
+    /// Sign-up, restore and add-passkey starts allowed per client per minute.
+    #[arg(long, env = "CHARTKEY_REGISTRATION_PER_MINUTE", default_value_t = 10)]
+    registration_per_minute: u32,
+    /// Sign-in starts allowed per client per minute.
+    #[arg(long, env = "CHARTKEY_LOGIN_PER_MINUTE", default_value_t = 30)]
+    login_per_minute: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CHARTKEY_LOG_JSON")]
     log_json: bool,
@@ -57,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
     config.dist_dir = args.dist;
     config.clinician_idle_lock = Duration::from_secs(args.clinician_idle_lock_secs);
     config.ceremony_ttl = Duration::from_secs(args.ceremony_ttl_secs);
+    config.registration_per_minute = args.registration_per_minute;
+    config.login_per_minute = args.login_per_minute;
 
     tracing::info!(data_dir = %config.data_dir.display(), "starting");
     #[allow(clippy::print_stdout)]

@@ -42,14 +42,7 @@ fn Header() -> impl IntoView {
     let session = use_session();
     let signed_in = move || session.account.with(Option::is_some);
     let lock = move |_| session.lock();
-    let sign_out = move |_| {
-        leptos::task::spawn_local(async move {
-            session.sign_out().await;
-            if let Some(w) = web_sys::window() {
-                let _ = w.location().set_href("/");
-            }
-        })
-    };
+    let sign_out = move |_| leptos::task::spawn_local(session.sign_out());
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="header">

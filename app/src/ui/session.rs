@@ -55,10 +55,13 @@ impl Session {
         self.keyring.set(None);
     }
 
+    /// Ends the server session, then reloads the app at the start page: the
+    /// reload wipes everything this tab held in memory, keys included.
     pub async fn sign_out(self) {
         let _ = api::logout().await;
-        self.keyring.set(None);
-        self.account.set(None);
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().replace("/");
+        }
     }
 
     /// Installs keys after checking they are this account's: the derived
