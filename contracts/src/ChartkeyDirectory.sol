@@ -2,8 +2,7 @@
 pragma solidity 0.8.37;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {ChartkeySigned} from "./ChartkeySigned.sol";
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 
 /// @title Chartkey directory: accounts, credentialing authorities, clinician credentials.
@@ -11,7 +10,7 @@ import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step
 /// account's own EIP-712 signature authorises it, so no server can register keys in
 /// someone's name. Credentialing authorities are named by the administrator; they issue
 /// and revoke clinician credentials, again by signed message.
-contract ChartkeyDirectory is EIP712, Nonces, Ownable2Step {
+contract ChartkeyDirectory is ChartkeySigned, Ownable2Step {
     uint8 public constant ROLE_PATIENT = 1;
     uint8 public constant ROLE_CLINICIAN = 2;
     uint8 public constant ROLE_VERIFIER = 3;
@@ -55,8 +54,6 @@ contract ChartkeyDirectory is EIP712, Nonces, Ownable2Step {
     );
     event CredentialRevoked(address indexed clinician, address indexed authority);
 
-    /// The signature is valid but was made by someone other than the account it names.
-    error WrongSigner(address expected, address actual);
     error InvalidRole(uint8 role);
     /// An account's role is fixed at registration.
     error RoleChange(uint8 registered, uint8 requested);
@@ -76,8 +73,7 @@ contract ChartkeyDirectory is EIP712, Nonces, Ownable2Step {
         external
     {
         if (role < ROLE_PATIENT || role > ROLE_CREDENTIALING_AUTHORITY) revert InvalidRole(role);
-        _checkSigner(account, keccak256(abi.encode(REGISTER_TYPEHASH, account, role, encryptionKey, nonce)), signature);
-        _useCheckedNonce(account, nonce);
+        _useSignature(account, keccak256(abi.encode(REGISTER_TYPEHASH, account, role, encryptionKey, nonce)), nonce, signature);
         Account storage existing = _accounts[account];
         if (existing.role == 0) {
             _accounts[account] = Account(role, uint64(block.timestamp), encryptionKey);
@@ -106,14 +102,9 @@ contract ChartkeyDirectory is EIP712, Nonces, Ownable2Step {
         uint256 nonce,
         bytes calldata signature
     ) external {
-        _checkSigner(
-            authority,
-            keccak256(
+        _useSignature(authority, keccak256(
                 abi.encode(ISSUE_CREDENTIAL_TYPEHASH, authority, clinician, licenseIdHash, specialty, expiresAt, nonce)
-            ),
-            signature
-        );
-        _useCheckedNonce(authority, nonce);
+            ), nonce, signature);
         if (!isAuthority[authority]) revert NotAuthority(authority);
         if (_accounts[clinician].role != ROLE_CLINICIAN) revert NotClinician(clinician);
         if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt);
@@ -123,8 +114,7 @@ contract ChartkeyDirectory is EIP712, Nonces, Ownable2Step {
 
     /// Revokes a clinician's credential, signed by the authority that issued it.
     function revokeCredential(address authority, address clinician, uint256 nonce, bytes calldata signature) external {
-        _checkSigner(authority, keccak256(abi.encode(REVOKE_CREDENTIAL_TYPEHASH, authority, clinician, nonce)), signature);
-        _useCheckedNonce(authority, nonce);
+        _useSignature(authority, keccak256(abi.encode(REVOKE_CREDENTIAL_TYPEHASH, authority, clinician, nonce)), nonce, signature);
         Credential storage credential = _credentials[clinician];
         if (credential.authority == address(0)) revert NoCredential(clinician);
         if (credential.authority != authority) revert NotIssuer(clinician, authority);
@@ -152,14 +142,5 @@ contract ChartkeyDirectory is EIP712, Nonces, Ownable2Step {
         return c.authority != address(0) && !c.revoked && c.expiresAt > block.timestamp && isAuthority[c.authority];
     }
 
-    /// The EIP-712 digest for `structHash` under this contract's domain (for clients to check
-    /// they sign exactly what the contract verifies).
-    function hashTypedData(bytes32 structHash) external view returns (bytes32) {
-        return _hashTypedDataV4(structHash);
-    }
 
-    function _checkSigner(address expected, bytes32 structHash, bytes calldata signature) private view {
-        address actual = ECDSA.recover(_hashTypedDataV4(structHash), signature);
-        if (actual != expected) revert WrongSigner(expected, actual);
-    }
 }

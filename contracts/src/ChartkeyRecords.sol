@@ -2,8 +2,7 @@
 pragma solidity 0.8.37;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {ChartkeySigned} from "./ChartkeySigned.sol";
 
 interface IChartkeyDirectory {
     function accountOf(address account) external view returns (uint8 role, bytes32 encryptionKey, uint64 registeredAt);
@@ -15,7 +14,7 @@ interface IChartkeyDirectory {
 /// for (patient, author, grantee), checked here; the relayer that submits the transaction
 /// cannot act on its own. A grant reaches only a clinician with a valid credential, and an
 /// access is logged only while the grant and the credential are both live.
-contract ChartkeyRecords is EIP712, Nonces {
+contract ChartkeyRecords is ChartkeySigned {
     uint8 public constant SCOPE_RECORDS = 0;
     uint8 public constant SCOPE_CATEGORIES = 1;
     uint8 public constant SCOPE_EVERYTHING = 2;
@@ -91,7 +90,6 @@ contract ChartkeyRecords is EIP712, Nonces {
     event Revoked(address indexed patient, address indexed grantee, uint32 serial);
     event Accessed(address indexed patient, address indexed grantee, bytes32 indexed recordId, uint32 serial);
 
-    error WrongSigner(address expected, address actual);
     error NotPatient(address account);
     error UnverifiedGrantee(address grantee);
     error InvalidScope(uint8 scope);
@@ -126,12 +124,7 @@ contract ChartkeyRecords is EIP712, Nonces {
         uint256 nonce,
         bytes calldata signature
     ) external {
-        _checkSigner(
-            author,
-            keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends, nonce)),
-            signature
-        );
-        _useCheckedNonce(author, nonce);
+        _useSignature(author, keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends, nonce)), nonce, signature);
         if (_records[recordId].patient != address(0)) revert RecordExists(recordId);
         if (amends != bytes32(0) && _records[amends].patient != patient) revert UnknownRecord(amends);
         if (!_mayWrite(author, patient, category)) revert NotAuthorisedAuthor(author);
@@ -143,8 +136,7 @@ contract ChartkeyRecords is EIP712, Nonces {
     function anchorBatch(address author, address patient, bytes32 root, uint32 count, uint256 nonce, bytes calldata signature)
         external
     {
-        _checkSigner(author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count, nonce)), signature);
-        _useCheckedNonce(author, nonce);
+        _useSignature(author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count, nonce)), nonce, signature);
         if (count == 0) revert EmptyBatch();
         if (_batches[root].patient != address(0)) revert BatchExists(root);
         // A batch's categories are inside its leaves: only the patient, or a grantee allowed to
@@ -188,10 +180,7 @@ contract ChartkeyRecords is EIP712, Nonces {
         uint256 nonce,
         bytes calldata signature
     ) external {
-        _checkSigner(
-            patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), signature
-        );
-        _useCheckedNonce(patient, nonce);
+        _useSignature(patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), nonce, signature);
         (uint8 role,,) = directory.accountOf(patient);
         if (role != ROLE_PATIENT) revert NotPatient(patient);
         if (!directory.credentialValid(grantee)) revert UnverifiedGrantee(grantee);
@@ -210,8 +199,7 @@ contract ChartkeyRecords is EIP712, Nonces {
 
     /// The patient stops sharing with `grantee`, at once.
     function revoke(address patient, address grantee, uint256 nonce, bytes calldata signature) external {
-        _checkSigner(patient, keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, nonce)), signature);
-        _useCheckedNonce(patient, nonce);
+        _useSignature(patient, keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, nonce)), nonce, signature);
         Grant storage g = _grants[patient][grantee];
         if (g.serial == 0) revert NoGrant(patient, grantee);
         if (g.revoked) revert GrantRevoked(patient, grantee);
@@ -238,8 +226,7 @@ contract ChartkeyRecords is EIP712, Nonces {
     function logAccess(address grantee, address patient, bytes32 recordId, uint256 nonce, bytes calldata signature)
         external
     {
-        _checkSigner(grantee, keccak256(abi.encode(ACCESS_TYPEHASH, grantee, patient, recordId, nonce)), signature);
-        _useCheckedNonce(grantee, nonce);
+        _useSignature(grantee, keccak256(abi.encode(ACCESS_TYPEHASH, grantee, patient, recordId, nonce)), nonce, signature);
         bytes memory refusal = _accessError(grantee, patient, recordId);
         if (refusal.length != 0) {
             assembly ("memory-safe") {
@@ -249,10 +236,6 @@ contract ChartkeyRecords is EIP712, Nonces {
         emit Accessed(patient, grantee, recordId, _grants[patient][grantee].serial);
     }
 
-    /// The EIP-712 digest for `structHash` under this contract's domain.
-    function hashTypedData(bytes32 structHash) external view returns (bytes32) {
-        return _hashTypedDataV4(structHash);
-    }
 
     // ----- Internals -----
 
@@ -335,8 +318,4 @@ contract ChartkeyRecords is EIP712, Nonces {
             || (g.scope == SCOPE_CATEGORIES && category < 32 && (g.categories >> category) & 1 == 1);
     }
 
-    function _checkSigner(address expected, bytes32 structHash, bytes calldata signature) private view {
-        address actual = ECDSA.recover(_hashTypedDataV4(structHash), signature);
-        if (actual != expected) revert WrongSigner(expected, actual);
-    }
 }

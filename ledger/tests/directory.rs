@@ -1,17 +1,17 @@
 //! The Directory contract against revm: every function's success and every
 //! revert path, with signatures made by the same core code the browser uses.
 
+mod common;
+
+use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, IssueCredential, Register, RevokeCredential, TypedMessage, bytes32_text};
-use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::{Chain, Receipt, TxError};
+use common::{CHAIN_ID, DAY, START, keys, reason};
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 use ethers_core::utils::keccak256;
 
-const CHAIN_ID: u64 = 31337;
-const START: u64 = 1_800_000_000;
-const DAY: u64 = 86_400;
 const PATIENT: u8 = 1;
 const CLINICIAN: u8 = 2;
 const AUTHORITY: u8 = 4;
@@ -21,17 +21,6 @@ struct World {
     contract: Address,
     admin: Address,
     relayer: Address,
-}
-
-fn keys(n: u8) -> AccountKeys {
-    AccountSecret::from_bytes([n; 32]).derive()
-}
-
-fn reason(result: Result<Receipt, TxError>) -> String {
-    match result {
-        Err(TxError::Reverted { reason, .. }) => reason,
-        other => panic!("expected a revert, got {other:?}"),
-    }
 }
 
 impl World {

@@ -1,32 +1,21 @@
 //! The Records contract against revm: anchors, batches, amendments,
 //! consents and the access log, with every refusal the trust model names.
 
+mod common;
+
+use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{
     Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, RevokeCredential, SCOPE_CATEGORIES,
     SCOPE_EVERYTHING, SCOPE_RECORDS, TypedMessage,
 };
-use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::{Artifact, Chain, Receipt, TxError};
+use common::{CHAIN_ID, DAY, START, keys, reason};
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 
-const CHAIN_ID: u64 = 31337;
-const START: u64 = 1_800_000_000;
-const DAY: u64 = 86_400;
 const LABS: u8 = 3;
 const NOTES: u8 = 7;
-
-fn keys(n: u8) -> AccountKeys {
-    AccountSecret::from_bytes([n; 32]).derive()
-}
-
-fn reason(result: Result<Receipt, TxError>) -> String {
-    match result {
-        Err(TxError::Reverted { reason, .. }) => reason,
-        other => panic!("expected a revert, got {other:?}"),
-    }
-}
 
 fn id(n: u8) -> [u8; 32] {
     [n; 32]
