@@ -108,6 +108,9 @@ contract ChartkeyDirectory is ChartkeySigned, Ownable2Step {
         if (!isAuthority[authority]) revert NotAuthority(authority);
         if (_accounts[clinician].role != ROLE_CLINICIAN) revert NotClinician(clinician);
         if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt);
+        // Another current authority's credential is theirs to renew or revoke, not this one's.
+        address issuer = _credentials[clinician].authority;
+        if (issuer != address(0) && issuer != authority && isAuthority[issuer]) revert NotIssuer(clinician, authority);
         _credentials[clinician] = Credential(authority, expiresAt, false, licenseIdHash, specialty);
         emit CredentialIssued(clinician, authority, licenseIdHash, specialty, expiresAt);
     }

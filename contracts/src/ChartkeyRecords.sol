@@ -13,11 +13,14 @@ interface IChartkeyDirectory {
 /// @notice Every state change is authorised by an EIP-712 signature of the person it speaks
 /// for (patient, author, grantee), checked here; the relayer that submits the transaction
 /// cannot act on its own. A grant reaches only a clinician with a valid credential, and an
-/// access is logged only while the grant and the credential are both live.
+/// access is logged only while the grant and the credential are both live. Records and
+/// batches are kept per patient, so no one can claim an id in another patient's chart.
 contract ChartkeyRecords is ChartkeySigned {
     uint8 public constant SCOPE_RECORDS = 0;
     uint8 public constant SCOPE_CATEGORIES = 1;
     uint8 public constant SCOPE_EVERYTHING = 2;
+    /// Categories are bits of a uint32.
+    uint8 public constant CATEGORY_COUNT = 32;
     uint8 private constant ROLE_PATIENT = 1;
     /// Longest consent a patient can give in one signature.
     uint64 public constant MAX_GRANT_SECONDS = 366 days;
@@ -35,7 +38,6 @@ contract ChartkeyRecords is ChartkeySigned {
         keccak256("Access(address grantee,address patient,bytes32 recordId,uint256 nonce)");
 
     struct Record {
-        address patient;
         uint8 category;
         uint64 anchoredAt;
         address author;
@@ -55,15 +57,14 @@ contract ChartkeyRecords is ChartkeySigned {
 
     /// One storage slot; the author is in the BatchAnchored event.
     struct Batch {
-        address patient;
         uint32 count;
         uint64 anchoredAt;
     }
 
     IChartkeyDirectory public immutable directory;
 
-    mapping(bytes32 recordId => Record) private _records;
-    mapping(bytes32 root => Batch) private _batches;
+    mapping(address patient => mapping(bytes32 recordId => Record)) private _records;
+    mapping(address patient => mapping(bytes32 root => Batch)) private _batches;
     mapping(address patient => mapping(address grantee => Grant)) private _grants;
     /// Records listed in a grant, by the grant's serial (a new grant forgets the old list).
     mapping(address patient => mapping(address grantee => mapping(bytes32 recordId => uint32 serial))) private _listed;
@@ -87,6 +88,8 @@ contract ChartkeyRecords is ChartkeySigned {
         bool write,
         uint64 expiresAt
     );
+    /// `serial` is the grant stopped, or 0 when nothing was live (the signature still voids
+    /// any grant signed earlier and not yet submitted).
     event Revoked(address indexed patient, address indexed grantee, uint32 serial);
     event Accessed(address indexed patient, address indexed grantee, bytes32 indexed recordId, uint32 serial);
 
@@ -94,6 +97,12 @@ contract ChartkeyRecords is ChartkeySigned {
     error UnverifiedGrantee(address grantee);
     error InvalidScope(uint8 scope);
     error EmptyScope();
+    /// Fields that the chosen scope does not use were given (records with categories, …).
+    error ScopeMismatch();
+    /// Write access is given by category (or everything), not on a list of records.
+    error WriteNeedsCategories();
+    error InvalidCategory(uint8 category);
+    error ZeroId();
     error ExpiryInPast(uint64 expiresAt);
     error ExpiryTooFar(uint64 expiresAt);
     error RecordExists(bytes32 recordId);
@@ -113,7 +122,8 @@ contract ChartkeyRecords is ChartkeySigned {
 
     // ----- Records -----
 
-    /// Anchors one record's ciphertext hash. `amends` names the record it corrects (or zero).
+    /// Anchors one record's ciphertext hash in `patient`'s chart. `amends` names the record it
+    /// corrects (or zero); a grantee may only correct records of categories it may write.
     function anchor(
         address author,
         address patient,
@@ -124,11 +134,23 @@ contract ChartkeyRecords is ChartkeySigned {
         uint256 nonce,
         bytes calldata signature
     ) external {
-        _useSignature(author, keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends, nonce)), nonce, signature);
-        if (_records[recordId].patient != address(0)) revert RecordExists(recordId);
-        if (amends != bytes32(0) && _records[amends].patient != patient) revert UnknownRecord(amends);
+        _useSignature(
+            author,
+            keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends, nonce)),
+            nonce,
+            signature
+        );
+        if (recordId == bytes32(0)) revert ZeroId();
+        if (category >= CATEGORY_COUNT) revert InvalidCategory(category);
+        mapping(bytes32 => Record) storage chart = _records[patient];
+        if (chart[recordId].anchoredAt != 0) revert RecordExists(recordId);
         if (!_mayWrite(author, patient, category)) revert NotAuthorisedAuthor(author);
-        _records[recordId] = Record(patient, category, uint64(block.timestamp), author, ciphertextHash);
+        if (amends != bytes32(0)) {
+            Record storage amended = chart[amends];
+            if (amended.anchoredAt == 0) revert UnknownRecord(amends);
+            if (!_mayWrite(author, patient, amended.category)) revert NotAuthorisedAuthor(author);
+        }
+        chart[recordId] = Record(category, uint64(block.timestamp), author, ciphertextHash);
         emit RecordAnchored(patient, recordId, author, ciphertextHash, category, amends);
     }
 
@@ -136,9 +158,12 @@ contract ChartkeyRecords is ChartkeySigned {
     function anchorBatch(address author, address patient, bytes32 root, uint32 count, uint256 nonce, bytes calldata signature)
         external
     {
-        _useSignature(author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count, nonce)), nonce, signature);
+        _useSignature(
+            author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count, nonce)), nonce, signature
+        );
+        if (root == bytes32(0)) revert ZeroId();
         if (count == 0) revert EmptyBatch();
-        if (_batches[root].patient != address(0)) revert BatchExists(root);
+        if (_batches[patient][root].anchoredAt != 0) revert BatchExists(root);
         // A batch's categories are inside its leaves: only the patient, or a grantee allowed to
         // write everything, may anchor one.
         if (author != patient) {
@@ -147,28 +172,29 @@ contract ChartkeyRecords is ChartkeySigned {
                 revert NotAuthorisedAuthor(author);
             }
         }
-        _batches[root] = Batch(patient, count, uint64(block.timestamp));
+        _batches[patient][root] = Batch(count, uint64(block.timestamp));
         emit BatchAnchored(patient, root, author, count);
     }
 
-    function recordOf(bytes32 recordId)
+    function recordOf(address patient, bytes32 recordId)
         external
         view
-        returns (address patient, uint8 category, uint64 anchoredAt, address author, bytes32 ciphertextHash)
+        returns (bool exists, uint8 category, uint64 anchoredAt, address author, bytes32 ciphertextHash)
     {
-        Record storage r = _records[recordId];
-        return (r.patient, r.category, r.anchoredAt, r.author, r.ciphertextHash);
+        Record storage r = _records[patient][recordId];
+        return (r.anchoredAt != 0, r.category, r.anchoredAt, r.author, r.ciphertextHash);
     }
 
-    function batchOf(bytes32 root) external view returns (address patient, uint32 count, uint64 anchoredAt) {
-        Batch storage b = _batches[root];
-        return (b.patient, b.count, b.anchoredAt);
+    function batchOf(address patient, bytes32 root) external view returns (uint32 count, uint64 anchoredAt) {
+        Batch storage b = _batches[patient][root];
+        return (b.count, b.anchoredAt);
     }
 
     // ----- Consent -----
 
-    /// The patient grants `grantee` access to listed records, categories or everything,
-    /// read or read+write, until `expiresAt`. Replaces any earlier grant to the same grantee.
+    /// The patient grants `grantee` access to listed records (read only), categories or
+    /// everything, read or read+write, until `expiresAt`. Replaces any earlier grant to the
+    /// same grantee.
     function grant(
         address patient,
         address grantee,
@@ -180,31 +206,42 @@ contract ChartkeyRecords is ChartkeySigned {
         uint256 nonce,
         bytes calldata signature
     ) external {
-        _useSignature(patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), nonce, signature);
+        _useSignature(
+            patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), nonce, signature
+        );
         (uint8 role,,) = directory.accountOf(patient);
         if (role != ROLE_PATIENT) revert NotPatient(patient);
         if (!directory.credentialValid(grantee)) revert UnverifiedGrantee(grantee);
-        if (scope > SCOPE_EVERYTHING) revert InvalidScope(scope);
         if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt);
         if (expiresAt > block.timestamp + MAX_GRANT_SECONDS) revert ExpiryTooFar(expiresAt);
         uint32 serial = _grants[patient][grantee].serial + 1;
         if (scope == SCOPE_RECORDS) {
+            if (categories != 0) revert ScopeMismatch();
+            if (write) revert WriteNeedsCategories();
             _list(patient, grantee, records, serial);
-        } else if (scope == SCOPE_CATEGORIES && categories == 0) {
-            revert EmptyScope();
+        } else if (scope == SCOPE_CATEGORIES) {
+            if (records.length != 0) revert ScopeMismatch();
+            if (categories == 0) revert EmptyScope();
+        } else if (scope == SCOPE_EVERYTHING) {
+            if (records.length != 0 || categories != 0) revert ScopeMismatch();
+        } else {
+            revert InvalidScope(scope);
         }
         _grants[patient][grantee] = Grant(expiresAt, uint64(block.timestamp), serial, categories, scope, write, false);
         emit Granted(patient, grantee, serial, scope, categories, records, write, expiresAt);
     }
 
-    /// The patient stops sharing with `grantee`, at once.
+    /// The patient stops sharing with `grantee`, at once. Always spends the nonce, so a grant
+    /// signed earlier but not yet submitted can never take effect afterwards.
     function revoke(address patient, address grantee, uint256 nonce, bytes calldata signature) external {
         _useSignature(patient, keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, nonce)), nonce, signature);
         Grant storage g = _grants[patient][grantee];
-        if (g.serial == 0) revert NoGrant(patient, grantee);
-        if (g.revoked) revert GrantRevoked(patient, grantee);
-        g.revoked = true;
-        emit Revoked(patient, grantee, g.serial);
+        uint32 stopped = 0;
+        if (g.serial != 0 && !g.revoked) {
+            g.revoked = true;
+            stopped = g.serial;
+        }
+        emit Revoked(patient, grantee, stopped);
     }
 
     function grantOf(address patient, address grantee)
@@ -236,7 +273,6 @@ contract ChartkeyRecords is ChartkeySigned {
         emit Accessed(patient, grantee, recordId, _grants[patient][grantee].serial);
     }
 
-
     // ----- Internals -----
 
     function _grantHash(
@@ -266,17 +302,18 @@ contract ChartkeyRecords is ChartkeySigned {
 
     function _list(address patient, address grantee, bytes32[] calldata records, uint32 serial) private {
         if (records.length == 0) revert EmptyScope();
+        mapping(bytes32 => Record) storage chart = _records[patient];
         mapping(bytes32 => uint32) storage listed = _listed[patient][grantee];
         for (uint256 i = 0; i < records.length; i++) {
-            if (_records[records[i]].patient != patient) revert UnknownRecord(records[i]);
+            if (chart[records[i]].anchoredAt == 0) revert UnknownRecord(records[i]);
             listed[records[i]] = serial;
         }
     }
 
     /// Empty when access is allowed; otherwise the ABI-encoded custom error saying why.
     function _accessError(address grantee, address patient, bytes32 recordId) private view returns (bytes memory) {
-        Record storage r = _records[recordId];
-        if (r.patient != patient) return abi.encodeWithSelector(UnknownRecord.selector, recordId);
+        Record storage r = _records[patient][recordId];
+        if (r.anchoredAt == 0) return abi.encodeWithSelector(UnknownRecord.selector, recordId);
         if (grantee == patient) return "";
         Grant memory g = _grants[patient][grantee];
         uint8 state = _grantError(g, grantee);
@@ -305,7 +342,7 @@ contract ChartkeyRecords is ChartkeySigned {
         returns (bool)
     {
         if (g.scope == SCOPE_EVERYTHING) return true;
-        if (g.scope == SCOPE_CATEGORIES) return category < 32 && (g.categories >> category) & 1 == 1;
+        if (g.scope == SCOPE_CATEGORIES) return (g.categories >> category) & 1 == 1;
         return _listed[patient][grantee][recordId] == g.serial;
     }
 
@@ -314,8 +351,6 @@ contract ChartkeyRecords is ChartkeySigned {
         if (author == patient) return true;
         Grant memory g = _grants[patient][author];
         if (!g.write || _grantError(g, author) != 0) return false;
-        return g.scope == SCOPE_EVERYTHING
-            || (g.scope == SCOPE_CATEGORIES && category < 32 && (g.categories >> category) & 1 == 1);
+        return g.scope == SCOPE_EVERYTHING || (g.scope == SCOPE_CATEGORIES && (g.categories >> category) & 1 == 1);
     }
-
 }

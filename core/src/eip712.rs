@@ -392,6 +392,105 @@ mod tests {
         assert_eq!(typed.encode_eip712().unwrap(), domain.digest(&message));
     }
 
+    /// The digest ethers' own EIP-712 implementation computes for `message`.
+    fn ethers_digest(domain: &Domain, primary: &str, fields: &[(&str, &str)], message: serde_json::Value) -> [u8; 32] {
+        let fields: Vec<_> = fields.iter().map(|(n, t)| serde_json::json!({"name": n, "type": t})).collect();
+        let json = serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+                ],
+                primary: fields
+            },
+            "primaryType": primary,
+            "domain": {"name": domain.name, "version": domain.version, "chainId": domain.chain_id,
+                       "verifyingContract": format!("{:?}", domain.verifying_contract)},
+            "message": message
+        });
+        serde_json::from_value::<TypedData>(json).unwrap().encode_eip712().unwrap()
+    }
+
+    fn hex32(b: &[u8; 32]) -> String {
+        format!("0x{}", hex::encode(b))
+    }
+
+    #[test]
+    fn record_messages_match_ethers_typed_data() {
+        let domain = Domain::records(31337, Address::repeat_byte(0x42));
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let anchor = Anchor {
+            author: a,
+            patient: b,
+            record_id: [3; 32],
+            ciphertext_hash: [4; 32],
+            category: 7,
+            amends: [5; 32],
+            nonce: U256::from(6),
+        };
+        let expected = ethers_digest(
+            &domain,
+            "Anchor",
+            &[
+                ("author", "address"),
+                ("patient", "address"),
+                ("recordId", "bytes32"),
+                ("ciphertextHash", "bytes32"),
+                ("category", "uint8"),
+                ("amends", "bytes32"),
+                ("nonce", "uint256"),
+            ],
+            serde_json::json!({"author": format!("{a:?}"), "patient": format!("{b:?}"), "recordId": hex32(&[3; 32]),
+                "ciphertextHash": hex32(&[4; 32]), "category": 7, "amends": hex32(&[5; 32]), "nonce": 6}),
+        );
+        assert_eq!(domain.digest(&anchor), expected);
+
+        let batch = AnchorBatch { author: a, patient: b, root: [8; 32], count: 1000, nonce: U256::from(9) };
+        let expected = ethers_digest(
+            &domain,
+            "AnchorBatch",
+            &[
+                ("author", "address"),
+                ("patient", "address"),
+                ("root", "bytes32"),
+                ("count", "uint32"),
+                ("nonce", "uint256"),
+            ],
+            serde_json::json!({"author": format!("{a:?}"), "patient": format!("{b:?}"), "root": hex32(&[8; 32]),
+                "count": 1000, "nonce": 9}),
+        );
+        assert_eq!(domain.digest(&batch), expected);
+
+        let revoke = Revoke { patient: b, grantee: a, nonce: U256::from(10) };
+        let expected = ethers_digest(
+            &domain,
+            "Revoke",
+            &[("patient", "address"), ("grantee", "address"), ("nonce", "uint256")],
+            serde_json::json!({"patient": format!("{b:?}"), "grantee": format!("{a:?}"), "nonce": 10}),
+        );
+        assert_eq!(domain.digest(&revoke), expected);
+
+        let access = Access { grantee: a, patient: b, record_id: [11; 32], nonce: U256::from(12) };
+        let expected = ethers_digest(
+            &domain,
+            "Access",
+            &[("grantee", "address"), ("patient", "address"), ("recordId", "bytes32"), ("nonce", "uint256")],
+            serde_json::json!({"grantee": format!("{a:?}"), "patient": format!("{b:?}"), "recordId": hex32(&[11; 32]),
+                "nonce": 12}),
+        );
+        assert_eq!(domain.digest(&access), expected);
+
+        let directory = Domain::directory(31337, Address::repeat_byte(0x43));
+        let revoke = RevokeCredential { authority: a, clinician: b, nonce: U256::from(13) };
+        let expected = ethers_digest(
+            &directory,
+            "RevokeCredential",
+            &[("authority", "address"), ("clinician", "address"), ("nonce", "uint256")],
+            serde_json::json!({"authority": format!("{a:?}"), "clinician": format!("{b:?}"), "nonce": 13}),
+        );
+        assert_eq!(directory.digest(&revoke), expected);
+    }
+
     #[test]
     fn signatures_recover_to_the_signer_and_depend_on_the_domain() {
         let keys = AccountSecret::from_bytes([9; 32]).derive();

@@ -316,6 +316,19 @@ fn issue_credential_reverts() {
         reason(w.issue(&authority, patient.address(), START + DAY)),
         format!("NotClinician({:?})", patient.address())
     );
+    // Another current authority cannot overwrite (or un-revoke) this credential.
+    let second = keys(43);
+    w.register(&second, AUTHORITY).unwrap();
+    let admin = w.admin;
+    w.set_authority(admin, second.address(), true).unwrap();
+    assert_eq!(
+        reason(w.issue(&second, clinician.address(), START + DAY)),
+        format!("NotIssuer({:?}, {:?})", clinician.address(), second.address())
+    );
+    // Once the first authority is no longer one, another may take over.
+    w.set_authority(admin, authority.address(), false).unwrap();
+    w.issue(&second, clinician.address(), START + DAY).unwrap();
+    w.set_authority(admin, authority.address(), true).unwrap();
     // Expiry in the past.
     assert_eq!(reason(w.issue(&authority, clinician.address(), START)), format!("ExpiryInPast({START})"));
 }
