@@ -181,6 +181,38 @@ impl Ledger {
         self.anchor_with(&message, &patient)
     }
 
+    /// `owner` anchors a record in their own chart.
+    fn anchor_own(&mut self, owner: &AccountKeys, record: [u8; 32]) -> Result<Receipt, TxError> {
+        let message = Anchor {
+            author: owner.address(),
+            patient: owner.address(),
+            record_id: record,
+            ciphertext_hash: [0xee; 32],
+            category: LABS,
+            amends: [0; 32],
+            nonce: self.nonce(records(), owner.address()),
+        };
+        self.anchor_with(&message, owner)
+    }
+
+    fn batch_message(&mut self, author: Address, root: [u8; 32], count: u32) -> AnchorBatch {
+        AnchorBatch { author, patient: self.patient.address(), root, count, nonce: self.nonce(records(), author) }
+    }
+
+    fn batch_with(&mut self, message: &AnchorBatch, signer: &AccountKeys) -> Result<Receipt, TxError> {
+        let m = message.clone();
+        self.signed(records(), "anchorBatch", signer, message, |sig| {
+            vec![
+                Token::Address(m.author),
+                Token::Address(m.patient),
+                Token::FixedBytes(m.root.to_vec()),
+                Token::Uint(m.count.into()),
+                Token::Uint(m.nonce),
+                Token::Bytes(sig),
+            ]
+        })
+    }
+
     fn grant_message(
         &mut self,
         grantee: Address,
@@ -366,28 +398,8 @@ fn clinicians_write_back_only_with_a_live_write_grant_in_scope() {
 fn batches_anchor_one_root() {
     let mut l = Ledger::new();
     let patient = keys(1);
-    let batch = |l: &mut Ledger, author: Address, root: [u8; 32], count: u32| AnchorBatch {
-        author,
-        patient: l.patient.address(),
-        root,
-        count,
-        nonce: l.nonce(records(), author),
-    };
-    let send = |l: &mut Ledger, m: &AnchorBatch, signer: &AccountKeys| {
-        let m2 = m.clone();
-        l.signed(records(), "anchorBatch", signer, m, |sig| {
-            vec![
-                Token::Address(m2.author),
-                Token::Address(m2.patient),
-                Token::FixedBytes(m2.root.to_vec()),
-                Token::Uint(m2.count.into()),
-                Token::Uint(m2.nonce),
-                Token::Bytes(sig),
-            ]
-        })
-    };
-    let m = batch(&mut l, patient.address(), id(0xb1), 1000);
-    let receipt = send(&mut l, &m, &patient).unwrap();
+    let m = l.batch_message(patient.address(), id(0xb1), 1000);
+    let receipt = l.batch_with(&m, &patient).unwrap();
     eprintln!("gas.anchor_batch_1000: {}", receipt.gas_used);
     assert_eq!(receipt.events(&records().abi, "BatchAnchored")[0][3], Token::Uint(1000.into()));
     let patient_address = l.patient.address();
@@ -396,17 +408,17 @@ fn batches_anchor_one_root() {
         Token::Uint(1000.into())
     );
     // The same root twice, an empty batch, a stranger, a replay.
-    let m = batch(&mut l, patient.address(), id(0xb1), 5);
-    assert!(reason(send(&mut l, &m, &patient)).starts_with("BatchExists("));
-    let m = batch(&mut l, patient.address(), id(0xb2), 0);
-    assert_eq!(reason(send(&mut l, &m, &patient)), "EmptyBatch()");
+    let m = l.batch_message(patient.address(), id(0xb1), 5);
+    assert!(reason(l.batch_with(&m, &patient)).starts_with("BatchExists("));
+    let m = l.batch_message(patient.address(), id(0xb2), 0);
+    assert_eq!(reason(l.batch_with(&m, &patient)), "EmptyBatch()");
     let clinician = keys(2);
-    let m = batch(&mut l, clinician.address(), id(0xb3), 5);
-    assert!(reason(send(&mut l, &m, &clinician)).starts_with("NotAuthorisedAuthor("));
-    let m = batch(&mut l, patient.address(), id(0xb4), 5);
-    assert!(reason(send(&mut l, &m, &keys(9))).starts_with("WrongSigner("));
-    send(&mut l, &m, &patient).unwrap();
-    assert!(reason(send(&mut l, &m, &patient)).starts_with("InvalidAccountNonce("));
+    let m = l.batch_message(clinician.address(), id(0xb3), 5);
+    assert!(reason(l.batch_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    let m = l.batch_message(patient.address(), id(0xb4), 5);
+    assert!(reason(l.batch_with(&m, &keys(9))).starts_with("WrongSigner("));
+    l.batch_with(&m, &patient).unwrap();
+    assert!(reason(l.batch_with(&m, &patient)).starts_with("InvalidAccountNonce("));
 }
 
 #[test]
@@ -563,17 +575,7 @@ fn revoke_and_access_reverts() {
     assert!(reason(l.access_with(&m, &keys(2))).starts_with("InvalidAccountNonce("));
     // A record that does not exist, or is another patient's.
     assert!(reason(l.access(id(9))).starts_with("UnknownRecord("));
-    let other = keys(5);
-    let m = Anchor {
-        author: other.address(),
-        patient: other.address(),
-        record_id: id(8),
-        ciphertext_hash: [1; 32],
-        category: LABS,
-        amends: [0; 32],
-        nonce: l.nonce(records(), other.address()),
-    };
-    l.anchor_with(&m, &other).unwrap();
+    l.anchor_own(&keys(5), id(8)).unwrap();
     assert!(reason(l.access(id(8))).starts_with("UnknownRecord("), "another patient's record");
     // A replayed revoke.
     let m = Revoke { patient, grantee, nonce: l.nonce(records(), patient) };
@@ -658,16 +660,7 @@ fn ids_are_per_patient_so_no_one_can_squat_them() {
     let mut l = Ledger::new();
     // Another account anchors the id first, in its own chart.
     let other = keys(5);
-    let m = Anchor {
-        author: other.address(),
-        patient: other.address(),
-        record_id: id(1),
-        ciphertext_hash: [0xee; 32],
-        category: LABS,
-        amends: [0; 32],
-        nonce: l.nonce(records(), other.address()),
-    };
-    l.anchor_with(&m, &other).unwrap();
+    l.anchor_own(&other, id(1)).unwrap();
     // The patient's own record with that id is unaffected.
     l.anchor(id(1), LABS).unwrap();
     let p = l.patient.address();
@@ -677,16 +670,7 @@ fn ids_are_per_patient_so_no_one_can_squat_them() {
     let patient = keys(1);
     let m = l.anchor_message(p, id(2), LABS, id(0x55));
     assert!(reason(l.anchor_with(&m, &patient)).starts_with("UnknownRecord("));
-    let m = Anchor {
-        author: other.address(),
-        patient: other.address(),
-        record_id: id(3),
-        ciphertext_hash: [1; 32],
-        category: LABS,
-        amends: [0; 32],
-        nonce: l.nonce(records(), other.address()),
-    };
-    l.anchor_with(&m, &other).unwrap();
+    l.anchor_own(&other, id(3)).unwrap();
     let clinician = l.clinician.address();
     let g = l.grant_message(clinician, SCOPE_RECORDS, 0, vec![id(3)], false, START + DAY);
     assert!(reason(l.grant_with(&g, &patient)).starts_with("UnknownRecord("));
@@ -740,33 +724,13 @@ fn write_back_ends_with_the_grant_and_stays_in_scope() {
 fn batch_anchors_by_a_grantee_need_write_everything() {
     let mut l = Ledger::new();
     let clinician = keys(2);
-    let (p, c) = (l.patient.address(), clinician.address());
-    let batch = |l: &mut Ledger, root: u8| AnchorBatch {
-        author: c,
-        patient: p,
-        root: id(root),
-        count: 2,
-        nonce: l.nonce(records(), c),
-    };
-    let send = |l: &mut Ledger, m: &AnchorBatch| {
-        let m2 = m.clone();
-        l.signed(records(), "anchorBatch", &keys(2), m, |sig| {
-            vec![
-                Token::Address(m2.author),
-                Token::Address(m2.patient),
-                Token::FixedBytes(m2.root.to_vec()),
-                Token::Uint(m2.count.into()),
-                Token::Uint(m2.nonce),
-                Token::Bytes(sig),
-            ]
-        })
-    };
+    let c = clinician.address();
     l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], true, START + DAY).unwrap();
-    let m = batch(&mut l, 0xb1);
-    assert!(reason(send(&mut l, &m)).starts_with("NotAuthorisedAuthor("));
+    let m = l.batch_message(c, id(0xb1), 2);
+    assert!(reason(l.batch_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
     l.grant(SCOPE_EVERYTHING, 0, vec![], true, START + DAY).unwrap();
-    let m = batch(&mut l, 0xb1);
-    send(&mut l, &m).unwrap();
+    let m = l.batch_message(c, id(0xb1), 2);
+    l.batch_with(&m, &clinician).unwrap();
 }
 
 #[test]
