@@ -54,7 +54,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace root")?.to_owned();
+        // Read at run time (cargo sets it for `cargo run`): the compile-time value
+        // names wherever the cached binary was first built, maybe another clone.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").ok_or("run through `cargo xtask`")?;
+        let root = Path::new(&manifest_dir).parent().ok_or("no workspace root")?.to_owned();
         let cache = match std::env::var_os("CHARTKEY_CACHE") {
             Some(dir) => PathBuf::from(dir),
             None => {
