@@ -4,19 +4,19 @@
 
 use ethers_core::abi::{Abi, Function, RawLog, Token};
 use ethers_core::types::{Address, H256};
+use revm::DatabaseCommit;
 use revm::context::TxEnv;
 use revm::context_interface::result::{ExecutionResult, Output};
-use revm::database::{CacheDB, EmptyDB};
-use revm::primitives::{Address as EvmAddress, Bytes, TxKind, U256 as EvmU256};
-use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
+use revm::primitives::{Address as EvmAddress, Bytes, TxKind};
 
 use crate::artifacts::Artifact;
+use crate::exec::{self, BlockParams, State};
 
 /// Gas limit per transaction.
 const TX_GAS_LIMIT: u64 = 16_000_000;
 
 pub struct Chain {
-    db: CacheDB<EmptyDB>,
+    db: State,
     chain_id: u64,
     block_number: u64,
     timestamp: u64,
@@ -46,7 +46,7 @@ pub enum TxError {
 
 impl Chain {
     pub fn new(chain_id: u64, genesis_timestamp: u64) -> Self {
-        Self { db: CacheDB::new(EmptyDB::default()), chain_id, block_number: 0, timestamp: genesis_timestamp }
+        Self { db: State::default(), chain_id, block_number: 0, timestamp: genesis_timestamp }
     }
 
     pub fn chain_id(&self) -> u64 {
@@ -106,36 +106,31 @@ impl Chain {
         commit: bool,
     ) -> Result<Receipt, TxError> {
         let caller = EvmAddress::from(from.0);
-        let nonce = self.db.cache.accounts.get(&caller).map(|a| a.info.nonce).unwrap_or(0);
         let tx = TxEnv::builder()
             .caller(caller)
             .kind(kind)
             .data(Bytes::from(data))
-            .nonce(nonce)
+            .nonce(exec::nonce_of(&self.db, caller))
             .gas_limit(TX_GAS_LIMIT)
             .gas_price(0)
             .chain_id(Some(self.chain_id))
             .build()
             .map_err(|e| TxError::Invalid(format!("{e:?}")))?;
-        let (number, timestamp, chain_id) = (self.block_number + 1, self.timestamp, self.chain_id);
-        let mut evm = Context::mainnet()
-            .with_db(&mut self.db)
-            .modify_block_chained(|b| {
-                b.number = EvmU256::from(number);
-                b.timestamp = EvmU256::from(timestamp);
-                b.basefee = 0;
-                b.gas_limit = 30_000_000;
-            })
-            .modify_cfg_chained(|c| c.chain_id = chain_id)
-            .build_mainnet();
-        let result = if commit {
-            evm.transact_commit(tx).map_err(|e| TxError::Invalid(e.to_string()))?
-        } else {
-            evm.transact(tx).map_err(|e| TxError::Invalid(e.to_string()))?.result
+        let block = BlockParams {
+            number: self.block_number + 1,
+            timestamp: self.timestamp,
+            basefee: 0,
+            gas_limit: 30_000_000,
+            beneficiary: EvmAddress::ZERO,
+            prevrandao: Default::default(),
         };
+        let outcome =
+            exec::transact(&mut self.db, self.chain_id, &block, tx).map_err(|e| TxError::Invalid(e.to_string()))?;
         if commit {
-            self.block_number = number;
+            self.db.commit(outcome.state);
+            self.block_number = block.number;
         }
+        let result = outcome.result;
         match result {
             ExecutionResult::Success { gas, logs, output, .. } => {
                 let (output, contract_address) = match output {

@@ -2,11 +2,17 @@
 //!
 //! - [`artifacts`]: the contracts compiled from contracts/src by the pinned
 //!   solc (committed JSON: ABI and bytecode), with revert decoding.
-//! - [`evm`]: an in-process EVM (revm) that deploys and calls them; the
-//!   embedded node, JSON-RPC and the relayer build on it.
+//! - [`exec`]: one transaction on revm in a given block (shared).
+//! - [`evm`]: an in-memory test chain that deploys and calls the contracts
+//!   with unsigned transactions (contract tests).
+//! - [`node`]: the embedded node: signed transactions, blocks, durable
+//!   storage, re-execution and verification.
 
 pub mod artifacts;
 pub mod evm;
+pub mod exec;
+pub mod node;
 
 pub use artifacts::Artifact;
 pub use evm::{Chain, Receipt, TxError};
+pub use node::{Genesis, Node};

@@ -1,0 +1,727 @@
+//! The embedded node: accepts signed Ethereum transactions, mines them into
+//! blocks on revm, and keeps the chain durable in SQLite.
+//!
+//! - A submitted transaction is checked (signature, chain id, nonce, funds)
+//!   and queued; the miner thread takes everything queued (up to the block gas
+//!   limit) into one block, executes it, writes it with one fsync'd commit,
+//!   and only then answers the submitters. While a block is being written new
+//!   transactions queue up, so a busy node groups them into larger blocks.
+//! - Opening a node re-executes the stored chain from genesis and checks every
+//!   block (the same check as `chartkey ledger verify`), rebuilding the state
+//!   in memory.
+
+mod block;
+mod genesis;
+mod store;
+mod wallet;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy_consensus::{Header, ReceiptEnvelope, Transaction, TxEnvelope};
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use alloy_rlp::Decodable;
+use revm::context::TxEnv;
+use revm::context_interface::result::{ExecutionResult, Output};
+use tokio::sync::oneshot;
+
+pub use block::{BlockError, EXTRA_DATA, SignedTx};
+pub use genesis::{Contracts, GENESIS_DEPLOYER, Genesis};
+pub use store::{Store, StoreError, StoredBlock, StoredTx};
+pub use wallet::{Fees, Wallet};
+
+use crate::exec::{self, BlockParams, State};
+use block::{Parent, StateDiff};
+
+/// Gas limit of every block.
+pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
+/// Base fee of every block (constant: this chain has no fee market).
+pub const BASE_FEE: u64 = 1_000_000_000;
+/// Most gas one transaction may use (EIP-7825, in force on revm's default spec).
+pub const TX_GAS_CAP: u64 = 1 << 24;
+/// Cheapest possible transaction.
+const INTRINSIC_GAS: u64 = 21_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("block {number} is bad: {reason}")]
+    BadBlock { number: u64, reason: String },
+    #[error("the ledger at {path} was created with a different genesis")]
+    GenesisMismatch { path: PathBuf },
+    #[error("no ledger at {path}")]
+    Missing { path: PathBuf },
+}
+
+/// Why a transaction was not accepted (geth's wording), or the node cannot
+/// take it now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Rejected(String),
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A read-only call's result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("execution reverted")]
+    Reverted(Bytes),
+    #[error("{0}")]
+    Halted(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A call or gas estimate (eth_call's transaction object).
+#[derive(Debug, Clone, Default)]
+pub struct CallRequest {
+    pub from: Option<Address>,
+    pub to: Option<Address>,
+    pub data: Bytes,
+    pub value: U256,
+    pub gas: Option<u64>,
+}
+
+/// Where a mined transaction landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion {
+    pub hash: B256,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub index: u64,
+}
+
+/// A block read back from the store.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub hash: B256,
+    pub header: Header,
+    pub transactions: Vec<SignedTx>,
+    pub receipts: Vec<ReceiptEnvelope>,
+}
+
+/// A mined transaction with its receipt and where it is.
+#[derive(Debug, Clone)]
+pub struct MinedTx {
+    pub tx: SignedTx,
+    pub receipt: ReceiptEnvelope,
+    pub block_hash: B256,
+    pub block_number: u64,
+    pub block_timestamp: u64,
+    pub index: u64,
+    /// Gas this transaction used (not cumulative).
+    pub gas_used: u64,
+    /// Index in the block of this transaction's first log.
+    pub first_log_index: u64,
+    pub contract_address: Option<Address>,
+}
+
+/// What a verification went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub blocks: u64,
+    pub transactions: u64,
+    pub head_hash: B256,
+}
+
+pub struct Node {
+    inner: Arc<Inner>,
+    miner: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    genesis: Genesis,
+    /// The executed state; the miner holds it while executing a block.
+    state: Mutex<Executed>,
+    /// The last durable block.
+    head: Mutex<(u64, B256, u64)>,
+    pool: Mutex<Pool>,
+    work: Condvar,
+    reader: Mutex<Store>,
+    time_offset: AtomicU64,
+    stopping: AtomicBool,
+    failed: Mutex<Option<String>>,
+}
+
+struct Executed {
+    db: State,
+    header: Header,
+    hash: B256,
+}
+
+#[derive(Default)]
+struct Pool {
+    queue: Vec<Pending>,
+    known: HashSet<B256>,
+    /// Senders with transactions queued or being mined: next nonce, count.
+    senders: HashMap<Address, (u64, u64)>,
+}
+
+struct Pending {
+    tx: SignedTx,
+    done: oneshot::Sender<Result<Inclusion, SubmitError>>,
+}
+
+impl Node {
+    /// Opens the chain stored at `path` (creating it from `genesis` when the
+    /// file is new), re-executes and checks it, and starts mining.
+    pub fn open(path: &Path, genesis: Genesis) -> Result<Self, LedgerError> {
+        let mut writer = Store::open(path)?;
+        match writer.meta("genesis")? {
+            Some(stored) => {
+                let stored: Genesis = serde_json::from_slice(&stored)
+                    .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })?;
+                if stored != genesis {
+                    return Err(LedgerError::GenesisMismatch { path: path.to_owned() });
+                }
+            }
+            None => {
+                let (header, hash) = genesis_header(&genesis)?;
+                writer.set_meta("genesis", &serde_json::to_vec(&genesis).expect("genesis serialises"))?;
+                writer.append(&StoredBlock {
+                    number: 0,
+                    hash: hash.0,
+                    header: alloy_rlp::encode(&header),
+                    transactions: Vec::new(),
+                    receipts: Vec::new(),
+                })?;
+            }
+        }
+        let (executed, report) = replay(&writer, &genesis, &mut |_, _| {})?;
+        let head = (executed.header.number, executed.hash, executed.header.timestamp);
+        tracing::info!(blocks = report.blocks, transactions = report.transactions, "ledger replayed and verified");
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            genesis,
+            state: Mutex::new(executed),
+            head: Mutex::new(head),
+            pool: Mutex::new(Pool::default()),
+            work: Condvar::new(),
+            reader: Mutex::new(Store::open(path)?),
+            time_offset: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            failed: Mutex::new(None),
+        });
+        let miner_inner = Arc::clone(&inner);
+        let miner = std::thread::Builder::new()
+            .name("ledger-miner".into())
+            .spawn(move || mine(&miner_inner, writer))
+            .expect("spawn the miner thread");
+        Ok(Self { inner, miner: Some(miner) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.inner.genesis.chain_id
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.inner.genesis
+    }
+
+    pub fn contracts(&self) -> Contracts {
+        Contracts::of_genesis()
+    }
+
+    /// The last durable block: number and hash.
+    pub fn head(&self) -> (u64, B256) {
+        let (number, hash, _) = *lock(&self.inner.head);
+        (number, hash)
+    }
+
+    /// Moves the node's clock forward (later blocks and calls see it).
+    pub fn advance_time(&self, seconds: u64) {
+        self.inner.time_offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// The time the next block would carry.
+    pub fn now(&self) -> u64 {
+        let (_, _, head_time) = *lock(&self.inner.head);
+        self.inner.now().max(head_time)
+    }
+
+    /// Submits a signed transaction (EIP-2718 bytes) and waits until the
+    /// block that includes it is on disk.
+    pub async fn send_raw_transaction(&self, raw: &[u8]) -> Result<Inclusion, SubmitError> {
+        let done = self.admit(raw)?;
+        done.await.unwrap_or_else(|_| Err(SubmitError::Unavailable("the ledger stopped".into())))
+    }
+
+    /// [`Self::send_raw_transaction`] for callers outside an async runtime.
+    pub fn send_raw_transaction_blocking(&self, raw: &[u8]) -> Result<Inclusion, SubmitError> {
+        let done = self.admit(raw)?;
+        done.blocking_recv().unwrap_or_else(|_| Err(SubmitError::Unavailable("the ledger stopped".into())))
+    }
+
+    fn admit(&self, raw: &[u8]) -> Result<oneshot::Receiver<Result<Inclusion, SubmitError>>, SubmitError> {
+        let inner = &self.inner;
+        if let Some(reason) = lock(&inner.failed).clone() {
+            return Err(SubmitError::Unavailable(reason));
+        }
+        if inner.stopping.load(Ordering::SeqCst) {
+            return Err(SubmitError::Unavailable("the ledger is stopping".into()));
+        }
+        let reject = |msg: String| SubmitError::Rejected(msg);
+        let envelope = TxEnvelope::decode_2718_exact(raw).map_err(|e| reject(format!("rlp: {e}")))?;
+        match &envelope {
+            TxEnvelope::Legacy(tx) if tx.tx().chain_id.is_none() => {
+                return Err(reject("only replay-protected (EIP-155) transactions allowed over RPC".into()));
+            }
+            TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) | TxEnvelope::Eip1559(_) => {}
+            _ => return Err(reject("transaction type not supported".into())),
+        }
+        if envelope.chain_id() != Some(inner.genesis.chain_id) {
+            return Err(reject("invalid chain id for signer".into()));
+        }
+        let tx = SignedTx::recover(envelope).map_err(|e| reject(e.to_string()))?;
+        let (sender, nonce, gas_limit) = (tx.sender, tx.envelope.nonce(), tx.envelope.gas_limit());
+        if gas_limit > TX_GAS_CAP {
+            return Err(reject(format!("transaction gas limit too high (cap: {TX_GAS_CAP}, tx: {gas_limit})")));
+        }
+        if gas_limit < INTRINSIC_GAS {
+            return Err(reject(format!("intrinsic gas too low: gas {gas_limit}, minimum needed {INTRINSIC_GAS}")));
+        }
+        let max_fee = tx.envelope.max_fee_per_gas();
+        if max_fee < u128::from(BASE_FEE) {
+            return Err(reject(format!(
+                "max fee per gas less than block base fee: address {sender}, maxFeePerGas: {max_fee}, baseFee: {BASE_FEE}"
+            )));
+        }
+        let cost = U256::from(gas_limit) * U256::from(max_fee) + tx.envelope.value();
+        let state = lock(&inner.state);
+        let (state_nonce, balance) = (exec::nonce_of(&state.db, sender), exec::balance_of(&state.db, sender));
+        let mut pool = lock(&inner.pool);
+        let hash = tx.hash();
+        if pool.known.contains(&hash) {
+            return Err(reject("already known".into()));
+        }
+        let expected = pool.senders.get(&sender).map(|&(next, _)| next).unwrap_or(state_nonce);
+        if nonce < expected {
+            return Err(reject(format!("nonce too low: address {sender}, tx: {nonce} state: {expected}")));
+        }
+        if nonce > expected {
+            return Err(reject(format!("nonce too high: address {sender}, tx: {nonce} state: {expected}")));
+        }
+        if balance < cost {
+            return Err(reject(format!(
+                "insufficient funds for gas * price + value: address {sender} have {balance} want {cost}"
+            )));
+        }
+        let (done, receiver) = oneshot::channel();
+        pool.known.insert(hash);
+        let entry = pool.senders.entry(sender).or_insert((nonce, 0));
+        *entry = (nonce + 1, entry.1 + 1);
+        pool.queue.push(Pending { tx, done });
+        drop(pool);
+        drop(state);
+        inner.work.notify_one();
+        Ok(receiver)
+    }
+
+    /// The next nonce of `address`, counting transactions already executed.
+    pub fn nonce(&self, address: Address) -> u64 {
+        exec::nonce_of(&lock(&self.inner.state).db, address)
+    }
+
+    pub fn balance(&self, address: Address) -> U256 {
+        exec::balance_of(&lock(&self.inner.state).db, address)
+    }
+
+    /// The deployed code of `address`.
+    pub fn code(&self, address: Address) -> Bytes {
+        let state = lock(&self.inner.state);
+        state
+            .db
+            .cache
+            .accounts
+            .get(&address)
+            .and_then(|a| a.info.code.as_ref())
+            .map(|code| code.original_bytes())
+            .unwrap_or_default()
+    }
+
+    /// Runs `request` on the latest state without changing it; returns the
+    /// output and the gas used.
+    pub fn call(&self, request: &CallRequest) -> Result<(Bytes, u64), CallError> {
+        let gas = request.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
+        self.inner.call(request, gas)
+    }
+
+    /// The gas `request` needs as a transaction: the smallest limit under
+    /// which it succeeds (binary search, as geth does).
+    pub fn estimate_gas(&self, request: &CallRequest) -> Result<u64, CallError> {
+        let cap = request.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
+        let (_, used) = self.inner.call(request, cap)?;
+        let (mut low, mut high) = (used.saturating_sub(1).max(INTRINSIC_GAS - 1), cap);
+        if self.inner.call(request, used).is_ok() {
+            return Ok(used);
+        }
+        while low + 1 < high {
+            let mid = low + (high - low) / 2;
+            if self.inner.call(request, mid).is_ok() { high = mid } else { low = mid }
+        }
+        Ok(high)
+    }
+
+    /// A stored block, decoded.
+    pub fn block(&self, number: u64) -> Result<Option<Block>, LedgerError> {
+        let (head, _) = self.head();
+        if number > head {
+            return Ok(None);
+        }
+        let Some(stored) = lock(&self.inner.reader).block(number)? else { return Ok(None) };
+        decode_block(&stored).map(Some)
+    }
+
+    pub fn block_number_of_hash(&self, hash: B256) -> Result<Option<u64>, LedgerError> {
+        let number = lock(&self.inner.reader).block_number_of_hash(&hash.0)?;
+        Ok(number.filter(|&n| n <= self.head().0))
+    }
+
+    /// A mined transaction, its receipt and where it is.
+    pub fn transaction(&self, hash: B256) -> Result<Option<MinedTx>, LedgerError> {
+        let Some((number, index)) = lock(&self.inner.reader).transaction_location(&hash.0)? else {
+            return Ok(None);
+        };
+        let Some(block) = self.block(number)? else { return Ok(None) };
+        Ok(block.mined(index as usize))
+    }
+
+    /// Stops mining after the queued transactions are in a block.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.work.notify_all();
+        if let Some(miner) = self.miner.take() {
+            let _ = miner.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Inner {
+    fn now(&self) -> u64 {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        wall + self.time_offset.load(Ordering::SeqCst)
+    }
+
+    fn call(&self, request: &CallRequest, gas: u64) -> Result<(Bytes, u64), CallError> {
+        let mut state = lock(&self.state);
+        let from = request.from.unwrap_or_default();
+        let tx = TxEnv::builder()
+            .caller(from)
+            .kind(request.to.map_or(TxKind::Create, TxKind::Call))
+            .data(request.data.clone())
+            .value(request.value)
+            .nonce(exec::nonce_of(&state.db, from))
+            .gas_limit(gas)
+            .gas_price(0)
+            .chain_id(Some(self.genesis.chain_id))
+            .build()
+            .map_err(|e| CallError::Invalid(format!("{e:?}")))?;
+        let block = BlockParams {
+            number: state.header.number + 1,
+            timestamp: self.now().max(state.header.timestamp),
+            basefee: 0,
+            gas_limit: BLOCK_GAS_LIMIT,
+            beneficiary: Address::ZERO,
+            prevrandao: B256::ZERO,
+        };
+        let chain_id = self.genesis.chain_id;
+        let outcome =
+            exec::transact(&mut state.db, chain_id, &block, tx).map_err(|e| CallError::Invalid(e.to_string()))?;
+        let used = outcome.result.tx_gas_used();
+        match outcome.result {
+            ExecutionResult::Success { output, .. } => {
+                let bytes = match output {
+                    Output::Call(bytes) | Output::Create(bytes, _) => bytes,
+                };
+                Ok((bytes, used))
+            }
+            ExecutionResult::Revert { output, .. } => Err(CallError::Reverted(output)),
+            ExecutionResult::Halt { reason, .. } => Err(CallError::Halted(halt_message(&format!("{reason:?}")))),
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        tracing::error!(%reason, "ledger stopped accepting transactions");
+        *lock(&self.failed) = Some(reason);
+    }
+}
+
+/// geth's words for the common halts.
+fn halt_message(reason: &str) -> String {
+    if reason.starts_with("OutOfGas") {
+        "out of gas".into()
+    } else if reason.contains("InvalidFEOpcode") || reason.contains("OpcodeNotFound") {
+        "invalid opcode".into()
+    } else {
+        reason.to_lowercase()
+    }
+}
+
+impl Block {
+    /// Transaction `index` with its receipt.
+    pub fn mined(&self, index: usize) -> Option<MinedTx> {
+        let tx = self.transactions.get(index)?.clone();
+        let receipt = self.receipts.get(index)?.clone();
+        let previous = if index == 0 { 0 } else { self.receipts[index - 1].cumulative_gas_used() };
+        let first_log_index = self.receipts[..index].iter().map(|r| r.logs().len() as u64).sum();
+        let contract_address = match tx.envelope.kind() {
+            TxKind::Create if receipt.is_success() => Some(tx.sender.create(tx.envelope.nonce())),
+            _ => None,
+        };
+        Some(MinedTx {
+            gas_used: receipt.cumulative_gas_used() - previous,
+            tx,
+            receipt,
+            block_hash: self.hash,
+            block_number: self.header.number,
+            block_timestamp: self.header.timestamp,
+            index: index as u64,
+            first_log_index,
+            contract_address,
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves data that is still consistent for
+    // reading (every writer finishes its update before releasing).
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn genesis_header(genesis: &Genesis) -> Result<(Header, B256), LedgerError> {
+    let (_, diff) = genesis.build().map_err(|e| LedgerError::BadBlock { number: 0, reason: e.to_string() })?;
+    Ok(genesis_header_of(genesis, &diff))
+}
+
+fn genesis_header_of(genesis: &Genesis, diff: &StateDiff) -> (Header, B256) {
+    let header = block::header(None, 0, genesis.timestamp, block::state_commitment(B256::ZERO, diff), &[], &[]);
+    let hash = header.hash_slow();
+    (header, hash)
+}
+
+fn decode_block(stored: &StoredBlock) -> Result<Block, LedgerError> {
+    let bad = |reason: String| LedgerError::BadBlock { number: stored.number, reason };
+    let header = Header::decode(&mut stored.header.as_slice()).map_err(|e| bad(format!("header unreadable: {e}")))?;
+    let transactions = stored
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let envelope =
+                TxEnvelope::decode_2718_exact(&t.raw).map_err(|e| bad(format!("transaction {i} unreadable: {e}")))?;
+            SignedTx::recover(envelope).map_err(|e| bad(format!("transaction {i}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let receipts = stored
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            ReceiptEnvelope::decode_2718_exact(raw).map_err(|e| bad(format!("receipt {i} unreadable: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Block { hash: B256::from(stored.hash), header, transactions, receipts })
+}
+
+/// Re-executes the chain in `store` from `genesis` and checks every block
+/// against what execution produces; returns the resulting state. The first
+/// block that does not match is named in the error.
+fn replay(
+    store: &Store,
+    genesis: &Genesis,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Executed, VerifyReport), LedgerError> {
+    let head = store.head_number()?.ok_or(LedgerError::BadBlock { number: 0, reason: "missing".into() })?;
+    let (mut db, diff) = genesis.build().map_err(|e| LedgerError::BadBlock { number: 0, reason: e.to_string() })?;
+    let (genesis_header, genesis_hash) = genesis_header_of(genesis, &diff);
+    let stored = store.block(0)?.ok_or(LedgerError::BadBlock { number: 0, reason: "missing".into() })?;
+    check_stored(&stored, &genesis_header, genesis_hash, &[], &[])?;
+    let (mut header, mut hash) = (genesis_header, genesis_hash);
+    let mut transactions = 0u64;
+    for number in 1..=head {
+        let stored = store.block(number)?.ok_or(LedgerError::BadBlock { number, reason: "missing".into() })?;
+        let bad = |reason: String| LedgerError::BadBlock { number, reason };
+        let decoded = decode_block(&stored)?;
+        for (i, t) in stored.transactions.iter().enumerate() {
+            if keccak256(&t.raw).0 != t.hash {
+                return Err(bad(format!("transaction {i}: stored hash does not match its bytes")));
+            }
+        }
+        if decoded.header.timestamp < header.timestamp {
+            return Err(bad("timestamp before its parent's".into()));
+        }
+        let parent = Parent { hash, header: &header };
+        let (executed, refused) =
+            block::execute(&mut db, genesis.chain_id, &parent, decoded.header.timestamp, decoded.transactions);
+        if let Some((tx, reason)) = refused.first() {
+            return Err(bad(format!("transaction {} cannot be included: {reason}", tx.hash())));
+        }
+        let raws: Vec<Vec<u8>> = executed.transactions.iter().map(|t| t.envelope.encoded_2718()).collect();
+        let receipts: Vec<Vec<u8>> = executed.receipts.iter().map(|r| r.encoded_2718()).collect();
+        check_stored(&stored, &executed.header, executed.hash, &raws, &receipts)?;
+        transactions += executed.transactions.len() as u64;
+        progress(number, head);
+        (header, hash) = (executed.header, executed.hash);
+    }
+    let report = VerifyReport { blocks: head + 1, transactions, head_hash: hash };
+    Ok((Executed { db, header, hash }, report))
+}
+
+/// Compares a stored block with the block re-execution produced.
+fn check_stored(
+    stored: &StoredBlock,
+    header: &Header,
+    hash: B256,
+    transactions: &[Vec<u8>],
+    receipts: &[Vec<u8>],
+) -> Result<(), LedgerError> {
+    let bad = |reason: &str| Err(LedgerError::BadBlock { number: stored.number, reason: reason.into() });
+    if stored.header != alloy_rlp::encode(header) {
+        return bad("header does not match re-execution");
+    }
+    if stored.hash != hash.0 {
+        return bad("stored hash does not match the header");
+    }
+    if stored.transactions.len() != transactions.len()
+        || stored.transactions.iter().zip(transactions).any(|(s, raw)| &s.raw != raw)
+    {
+        return bad("transactions do not match re-execution");
+    }
+    if stored.receipts.as_slice() != receipts {
+        return bad("receipts do not match re-execution");
+    }
+    Ok(())
+}
+
+/// Re-executes and checks the chain stored at `path` (read-only), calling
+/// `progress(block, head)` as it goes.
+pub fn verify(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, LedgerError> {
+    if !path.exists() {
+        return Err(LedgerError::Missing { path: path.to_owned() });
+    }
+    let store = Store::open_read_only(path)?;
+    let genesis = store.meta("genesis")?.ok_or(LedgerError::BadBlock { number: 0, reason: "no genesis".into() })?;
+    let genesis: Genesis = serde_json::from_slice(&genesis)
+        .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })?;
+    replay(&store, &genesis, progress).map(|(_, report)| report)
+}
+
+/// The miner: takes queued transactions into blocks until the node stops.
+fn mine(inner: &Inner, mut writer: Store) {
+    loop {
+        let batch = {
+            let mut pool = lock(&inner.pool);
+            while pool.queue.is_empty() && !inner.stopping.load(Ordering::SeqCst) {
+                pool = inner.work.wait(pool).unwrap_or_else(|p| p.into_inner());
+            }
+            if pool.queue.is_empty() {
+                return;
+            }
+            let mut gas = 0u64;
+            let take = pool
+                .queue
+                .iter()
+                .take_while(|p| {
+                    gas += p.tx.envelope.gas_limit();
+                    gas <= BLOCK_GAS_LIMIT
+                })
+                .count()
+                .max(1);
+            pool.queue.drain(..take).collect::<Vec<_>>()
+        };
+        let (transactions, mut waiters): (Vec<SignedTx>, HashMap<B256, _>) =
+            batch.into_iter().map(|p| (p.tx.clone(), (p.tx.hash(), p.done))).unzip();
+        let senders: Vec<Address> = transactions.iter().map(|t| t.sender).collect();
+        let hashes: Vec<B256> = transactions.iter().map(SignedTx::hash).collect();
+
+        let mut state = lock(&inner.state);
+        let timestamp = inner.now().max(state.header.timestamp);
+        let parent_header = state.header.clone();
+        let parent = Parent { hash: state.hash, header: &parent_header };
+        let (executed, refused) =
+            block::execute(&mut state.db, inner.genesis.chain_id, &parent, timestamp, transactions);
+        {
+            let mut pool = lock(&inner.pool);
+            for (sender, hash) in senders.iter().zip(&hashes) {
+                pool.known.remove(hash);
+                if let Some(entry) = pool.senders.get_mut(sender) {
+                    entry.1 -= 1;
+                    if entry.1 == 0 {
+                        pool.senders.remove(sender);
+                    }
+                }
+            }
+        }
+        for (tx, reason) in refused {
+            if let Some(done) = waiters.remove(&tx.hash()) {
+                let _ = done.send(Err(SubmitError::Rejected(reason.to_string())));
+            }
+        }
+        if executed.transactions.is_empty() {
+            continue;
+        }
+        state.header = executed.header.clone();
+        state.hash = executed.hash;
+        drop(state);
+
+        let stored = StoredBlock {
+            number: executed.header.number,
+            hash: executed.hash.0,
+            header: alloy_rlp::encode(&executed.header),
+            transactions: executed
+                .transactions
+                .iter()
+                .map(|t| StoredTx { hash: t.hash().0, raw: t.envelope.encoded_2718() })
+                .collect(),
+            receipts: executed.receipts.iter().map(|r| r.encoded_2718()).collect(),
+        };
+        if let Err(e) = writer.append(&stored) {
+            // The in-memory state is now ahead of the disk: stop, so nothing
+            // more is acknowledged; a restart rebuilds from what is durable.
+            let reason = format!("writing block {}: {e}", stored.number);
+            inner.fail(reason.clone());
+            for (_, done) in waiters {
+                let _ = done.send(Err(SubmitError::Unavailable(reason.clone())));
+            }
+            let mut pool = lock(&inner.pool);
+            for pending in pool.queue.drain(..) {
+                let _ = pending.done.send(Err(SubmitError::Unavailable(reason.clone())));
+            }
+            return;
+        }
+        *lock(&inner.head) = (executed.header.number, executed.hash, executed.header.timestamp);
+        for (index, tx) in executed.transactions.iter().enumerate() {
+            if let Some(done) = waiters.remove(&tx.hash()) {
+                let _ = done.send(Ok(Inclusion {
+                    hash: tx.hash(),
+                    block_number: executed.header.number,
+                    block_hash: executed.hash,
+                    index: index as u64,
+                }));
+            }
+        }
+    }
+}
