@@ -7,11 +7,13 @@
 //!   with unsigned transactions (contract tests).
 //! - [`node`]: the embedded node: signed transactions, blocks, durable
 //!   storage, re-execution and verification.
+//! - [`rpc`]: Ethereum JSON-RPC over the node, as geth answers it.
 
 pub mod artifacts;
 pub mod evm;
 pub mod exec;
 pub mod node;
+pub mod rpc;
 
 pub use artifacts::Artifact;
 pub use evm::{Chain, Receipt, TxError};

@@ -27,6 +27,24 @@ pub struct Config {
     pub login_per_minute: u32,
     /// Largest request body accepted by `/api`.
     pub api_body_limit: usize,
+    /// Chain id of the embedded ledger (fixed when it is first created).
+    pub chain_id: u64,
+    /// Who may use the ledger's JSON-RPC at /rpc.
+    pub rpc_access: RpcAccess,
+}
+
+/// Who may use /rpc. The ledger holds no health data, but its events tell
+/// which pseudonymous accounts share with which: by default only tools on
+/// the server's own machine (or an SSH tunnel) may read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RpcAccess {
+    /// No JSON-RPC.
+    Off,
+    /// Clients connecting from a loopback address only.
+    #[default]
+    Loopback,
+    /// Anyone who can reach the server.
+    Open,
 }
 
 impl Config {
@@ -42,6 +60,8 @@ impl Config {
             registration_per_minute: 10,
             login_per_minute: 30,
             api_body_limit: 64 * 1024,
+            chain_id: crate::ledger::DEFAULT_CHAIN_ID,
+            rpc_access: RpcAccess::default(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod ceremonies;
 pub mod config;
 pub mod db;
+pub mod ledger;
 pub mod sessions;
 pub mod state;
 pub mod web;
@@ -61,9 +62,15 @@ pub fn router(state: AppState, site: Site) -> Router {
         None => Router::new().fallback(web::spa_fallback).with_state(site.clone()),
     };
 
+    let rpc = Router::new()
+        .route("/rpc", post(rpc_handler))
+        .layer(RequestBodyLimitLayer::new(RPC_BODY_LIMIT))
+        .with_state(state.clone());
+
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(state)
+        .merge(rpc)
         .merge(api)
         .merge(static_files)
         .layer(axum::middleware::from_fn_with_state(site, web::security_headers))
@@ -87,6 +94,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "database unavailable" })))
                 .into_response()
         }
+    }
+}
+
+/// Largest JSON-RPC request (a batch, or a transaction with its data).
+const RPC_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Ethereum JSON-RPC over the embedded ledger, for the clients `rpc_access` allows.
+async fn rpc_handler(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    let allowed = match state.config.rpc_access {
+        config::RpcAccess::Off => false,
+        config::RpcAccess::Loopback => peer.ip().is_loopback(),
+        config::RpcAccess::Open => true,
+    };
+    if !allowed {
+        return (StatusCode::FORBIDDEN, "The ledger's JSON-RPC is not open to this client (see --rpc-access).")
+            .into_response();
+    }
+    match chartkey_ledger::rpc::handle(&state.ledger.node, &body).await {
+        Some(answer) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
     }
 }
 

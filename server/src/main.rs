@@ -4,11 +4,43 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "chartkey", version, about = "Chartkey: patient-held health records, served.")]
+#[command(
+    name = "chartkey",
+    version,
+    about = "Chartkey: patient-held health records, served.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ledger maintenance.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCommand {
+    /// Re-executes the stored chain from genesis and checks every block hash,
+    /// transaction and receipt; names the first bad block.
+    Verify {
+        /// The server's data directory.
+        #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Serving the portal (the default command).
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "CHARTKEY_PORT", default_value_t = 8080)]
@@ -38,14 +70,57 @@ struct Args {
     /// Sign-in starts allowed per client per minute.
     #[arg(long, env = "CHARTKEY_LOGIN_PER_MINUTE", default_value_t = 30)]
     login_per_minute: u32,
+    /// Chain id of the embedded ledger, used when it is first created.
+    #[arg(long, env = "CHARTKEY_CHAIN_ID", default_value_t = chartkey_server::ledger::DEFAULT_CHAIN_ID)]
+    chain_id: u64,
+    /// Who may use the ledger's Ethereum JSON-RPC at /rpc.
+    #[arg(long, env = "CHARTKEY_RPC_ACCESS", value_enum, default_value_t = chartkey_server::config::RpcAccess::Loopback)]
+    rpc_access: chartkey_server::config::RpcAccess,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CHARTKEY_LOG_JSON")]
     log_json: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Ledger(LedgerCommand::Verify { data_dir })) => verify_ledger(&data_dir),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cli.serve)),
+    }
+}
+
+/// `chartkey ledger verify`: progress on stderr, the verdict on stdout, exit
+/// status 1 when a block is bad.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+fn verify_ledger(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = chartkey_server::ledger::ledger_path(data_dir);
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    let result = chartkey_ledger::node::verify(&path, &mut |block, head| {
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            eprintln!("verified block {block} of {head}");
+            last_report = std::time::Instant::now();
+        }
+    });
+    match result {
+        Ok(report) => {
+            println!(
+                "ledger verified: {} blocks, {} transactions, head {} ({:.1} s)",
+                report.blocks,
+                report.transactions,
+                report.head_hash,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            println!("ledger verification FAILED: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("CHARTKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if args.log_json {
         tracing_subscriber::fmt().json().with_env_filter(filter).init();
@@ -65,6 +140,8 @@ async fn main() -> anyhow::Result<()> {
     config.ceremony_ttl = Duration::from_secs(args.ceremony_ttl_secs);
     config.registration_per_minute = args.registration_per_minute;
     config.login_per_minute = args.login_per_minute;
+    config.chain_id = args.chain_id;
+    config.rpc_access = args.rpc_access;
 
     tracing::info!(data_dir = %config.data_dir.display(), "starting");
     #[allow(clippy::print_stdout)]

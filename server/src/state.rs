@@ -10,6 +10,7 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 use crate::ceremonies::Ceremonies;
 use crate::config::Config;
 use crate::db::Db;
+use crate::ledger::Ledger;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +19,7 @@ pub struct AppState {
     pub webauthn: Arc<Webauthn>,
     pub ceremonies: Arc<Ceremonies>,
     pub limits: Arc<RateLimits>,
+    pub ledger: Arc<Ledger>,
 }
 
 /// Per-IP limits on the unauthenticated entry points.
@@ -35,6 +37,7 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path())?;
+        let ledger = Ledger::open(&config.data_dir, config.chain_id)?;
         let rp_id = config.rp_id()?;
         let webauthn =
             WebauthnBuilder::new(&rp_id, &config.origin)?.rp_name("Chartkey").timeout(config.ceremony_ttl).build()?;
@@ -48,6 +51,7 @@ impl AppState {
             db,
             webauthn: Arc::new(webauthn),
             limits: Arc::new(limits),
+            ledger: Arc::new(ledger),
         })
     }
 }

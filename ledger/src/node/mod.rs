@@ -172,6 +172,18 @@ struct Pending {
 }
 
 impl Node {
+    /// Opens the chain at `path` with whatever genesis it was created with,
+    /// or creates it from `init()` when there is none yet.
+    pub fn open_or_init(path: &Path, init: impl FnOnce() -> Genesis) -> Result<Self, LedgerError> {
+        let stored = if path.exists() { Store::open(path)?.meta("genesis")? } else { None };
+        let genesis = match stored {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })?,
+            None => init(),
+        };
+        Self::open(path, genesis)
+    }
+
     /// Opens the chain stored at `path` (creating it from `genesis` when the
     /// file is new), re-executes and checks it, and starts mining.
     pub fn open(path: &Path, genesis: Genesis) -> Result<Self, LedgerError> {

@@ -88,10 +88,17 @@ impl TestServer {
         conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server and hands over its temporary directory (the data
+    /// directory is `data` inside it), for checks on what it left on disk.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         let _ = self.shutdown.take().unwrap().send(());
         let result = tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap()).await;
         result.expect("server stops within 10 s").unwrap().unwrap();
+        self._tmp
     }
 }
 

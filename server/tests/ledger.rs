@@ -1,0 +1,293 @@
+//! The embedded ledger through the server: JSON-RPC at /rpc as geth answers
+//! it, read by an independent client (ethers.js), and `chartkey ledger
+//! verify` on the chain the server wrote.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::{Address, Bytes};
+use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage, bytes32_text};
+use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::evm::encode_call;
+use chartkey_ledger::node::{BASE_FEE, Contracts, Fees, Wallet};
+use common::TestServer;
+use ethers_core::abi::Token;
+use ethers_core::types::U256;
+use serde_json::{Value, json};
+
+fn keys(n: u8) -> AccountKeys {
+    AccountSecret::from_bytes([n; 32]).derive()
+}
+
+fn wallet(data_dir: &Path, name: &str) -> Wallet {
+    let text = std::fs::read_to_string(data_dir.join("keys").join(name)).unwrap();
+    Wallet::from_secret(&hex::decode(text.trim()).unwrap().try_into().unwrap()).unwrap()
+}
+
+struct Rpc {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Rpc {
+    async fn raw(&self, body: String) -> (u16, Value) {
+        let response =
+            self.http.post(&self.url).header("content-type", "application/json").body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Value {
+        let (_, answer) =
+            self.raw(json!({ "jsonrpc": "2.0", "id": 7, "method": method, "params": params }).to_string()).await;
+        assert_eq!(answer["id"], 7, "{answer}");
+        answer
+    }
+
+    async fn result(&self, method: &str, params: Value) -> Value {
+        let answer = self.call(method, params).await;
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
+    /// Signs `input` to `to` with `wallet` and sends it; returns the transaction hash.
+    async fn send(&self, chain_id: u64, wallet: &Wallet, to: Address, input: Vec<u8>) -> String {
+        let nonce = self.result("eth_getTransactionCount", json!([wallet.address(), "latest"])).await;
+        let nonce = u64::from_str_radix(nonce.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let fees =
+            Fees { gas_limit: 1_000_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
+        let raw = wallet.sign_raw(chain_id, nonce, Some(to), Bytes::from(input), fees);
+        let hash = self.result("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))])).await;
+        let receipt = self.result("eth_getTransactionReceipt", json!([hash])).await;
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        hash.as_str().unwrap().to_owned()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn signed<M: TypedMessage>(domain: &Domain, who: &AccountKeys, message: &M) -> Token {
+    Token::Bytes(domain.sign(who, message))
+}
+
+#[tokio::test]
+async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
+    let server = TestServer::start().await;
+    let rpc = Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", server.base) };
+
+    // Basics and geth's errors.
+    let chain_id = rpc.result("eth_chainId", json!([])).await;
+    let chain_id = u64::from_str_radix(chain_id.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(chain_id, chartkey_server::ledger::DEFAULT_CHAIN_ID);
+    assert_eq!(rpc.result("net_version", json!([])).await, chain_id.to_string());
+    assert_eq!(rpc.result("eth_blockNumber", json!([])).await, "0x0");
+    assert_eq!(rpc.result("eth_gasPrice", json!([])).await, "0x3b9aca00");
+    let genesis = rpc.result("eth_getBlockByNumber", json!(["earliest", false])).await;
+    assert_eq!(genesis["number"], "0x0");
+    assert_eq!(genesis["transactions"], json!([]));
+    assert_eq!(rpc.result("eth_getBlockByNumber", json!(["0x5", false])).await, Value::Null);
+    let (_, parse) = rpc.raw("{not json".into()).await;
+    assert_eq!(parse["error"]["code"], -32700);
+    let unknown = rpc.call("eth_mining", json!([])).await;
+    assert_eq!(unknown["error"]["code"], -32601);
+    assert_eq!(unknown["error"]["message"], "the method eth_mining does not exist/is not available");
+    let bad_param = rpc.call("eth_getBalance", json!(["0x12"])).await;
+    assert_eq!(bad_param["error"]["code"], -32602);
+    let (_, invalid) = rpc.raw(json!({ "id": 1, "method": "eth_chainId" }).to_string()).await;
+    assert_eq!(invalid["error"]["code"], -32600, "jsonrpc 2.0 is required");
+    let (_, batch) = rpc
+        .raw(
+            json!([
+                { "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" },
+                { "jsonrpc": "2.0", "method": "eth_blockNumber" },
+                { "jsonrpc": "2.0", "id": 2, "method": "nope" }
+            ])
+            .to_string(),
+        )
+        .await;
+    assert_eq!(batch.as_array().unwrap().len(), 2, "the notification gets no answer: {batch}");
+    assert_eq!(batch[1]["error"]["code"], -32601);
+    let junk = rpc.call("eth_sendRawTransaction", json!(["0x02c0"])).await;
+    assert_eq!(junk["error"]["code"], -32000, "{junk}");
+
+    // A real scenario: accounts, an authority, a credential, a grant.
+    let contracts = Contracts::of_genesis();
+    let (dir_address, rec_address) = (contracts.directory.0.0.into(), contracts.records.0.0.into());
+    let directory_domain = Domain::directory(chain_id, dir_address);
+    let records_domain = Domain::records(chain_id, rec_address);
+    let relayer = wallet(&server.data_dir, "relayer.key");
+    let admin = wallet(&server.data_dir, "admin.key");
+    let (patient, clinician, authority) = (keys(1), keys(2), keys(3));
+    for (who, role) in [(&patient, 1u8), (&clinician, 2), (&authority, 4)] {
+        let message =
+            Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
+        let input = encode_call(
+            &directory().abi,
+            "register",
+            &[
+                Token::Address(who.address()),
+                Token::Uint(role.into()),
+                Token::FixedBytes(who.encryption_public().to_vec()),
+                Token::Uint(U256::zero()),
+                signed(&directory_domain, who, &message),
+            ],
+        )
+        .unwrap();
+        rpc.send(chain_id, &relayer, contracts.directory, input).await;
+    }
+    let input =
+        encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
+            .unwrap();
+    rpc.send(chain_id, &admin, contracts.directory, input).await;
+    let credential = IssueCredential {
+        authority: authority.address(),
+        clinician: clinician.address(),
+        license_id_hash: ethers_core::utils::keccak256(b"GMC-7654321"),
+        specialty: bytes32_text("psychiatry").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce: U256::one(),
+    };
+    let input = encode_call(
+        &directory().abi,
+        "issueCredential",
+        &[
+            Token::Address(credential.authority),
+            Token::Address(credential.clinician),
+            Token::FixedBytes(credential.license_id_hash.to_vec()),
+            Token::FixedBytes(credential.specialty.to_vec()),
+            Token::Uint(credential.expires_at.into()),
+            Token::Uint(credential.nonce),
+            signed(&directory_domain, &authority, &credential),
+        ],
+    )
+    .unwrap();
+    rpc.send(chain_id, &relayer, contracts.directory, input).await;
+    let grant = Grant {
+        patient: patient.address(),
+        grantee: clinician.address(),
+        scope: 2,
+        categories: 0,
+        records: Vec::new(),
+        write: false,
+        expires_at: now() + 7 * 86_400,
+        nonce: U256::zero(),
+    };
+    let input = encode_call(
+        &records().abi,
+        "grant",
+        &[
+            Token::Address(grant.patient),
+            Token::Address(grant.grantee),
+            Token::Uint(grant.scope.into()),
+            Token::Uint(grant.categories.into()),
+            Token::Array(Vec::new()),
+            Token::Bool(grant.write),
+            Token::Uint(grant.expires_at.into()),
+            Token::Uint(grant.nonce),
+            signed(&records_domain, &patient, &grant),
+        ],
+    )
+    .unwrap();
+    let grant_hash = rpc.send(chain_id, &relayer, contracts.records, input).await;
+
+    // Our own view of it first.
+    let receipt = rpc.result("eth_getTransactionReceipt", json!([grant_hash])).await;
+    assert_eq!(receipt["to"], format!("{:#x}", contracts.records).to_lowercase());
+    assert_eq!(receipt["logs"].as_array().unwrap().len(), 1);
+    let logs = rpc
+        .result("eth_getLogs", json!([{ "address": contracts.records, "fromBlock": "0x0", "toBlock": "latest" }]))
+        .await;
+    assert_eq!(logs.as_array().unwrap().len(), 1);
+    assert_eq!(logs[0]["transactionHash"], grant_hash);
+    let none = rpc
+        .result(
+            "eth_getLogs",
+            json!([{ "address": contracts.directory, "topics": [format!("0x{}", "ab".repeat(32))] }]),
+        )
+        .await;
+    assert_eq!(none, json!([]));
+    let view = encode_call(
+        &records().abi,
+        "canAccess",
+        &[Token::Address(clinician.address()), Token::Address(patient.address()), Token::FixedBytes(vec![1; 32])],
+    )
+    .unwrap();
+    let reverted = rpc
+        .call(
+            "eth_call",
+            json!([{ "to": contracts.directory, "input": format!("0x{}", hex::encode(&view)) }, "latest"]),
+        )
+        .await;
+    assert_eq!(reverted["error"]["code"], 3, "an unknown selector reverts: {reverted}");
+    let head = rpc.result("eth_blockNumber", json!([])).await;
+    let old_state = rpc.call("eth_getBalance", json!([relayer.address(), "0x1"])).await;
+    assert_eq!(old_state["error"]["code"], -32000, "no historical state: {old_state}");
+
+    // ethers.js, on its own.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/test/ethers-rpc.mjs");
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/ethers").exists(),
+        "ethers.js is not installed: run `cargo xtask test` (it runs npm ci in contracts/)"
+    );
+    // Off the runtime's thread: the server answering ethers runs on it.
+    let (url, hash) = (rpc.url.clone(), grant_hash.clone());
+    let output = tokio::task::spawn_blocking(move || Command::new("node").arg(&script).arg(&url).arg(&hash).output())
+        .await
+        .unwrap()
+        .expect("node runs");
+    assert!(output.status.success(), "ethers-rpc.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    assert_eq!(seen["chainId"], chain_id.to_string());
+    assert_eq!(format!("0x{:x}", seen["blockNumber"].as_u64().unwrap()), head);
+    assert_eq!(seen["function"], "grant");
+    assert_eq!(seen["from"].as_str().unwrap().to_lowercase(), format!("{:#x}", relayer.address()));
+    assert_eq!(seen["receiptStatus"], 1);
+    assert_eq!(seen["receiptBlockHash"], seen["blockHash"]);
+    assert_eq!(seen["blockHasTransaction"], true);
+    assert_eq!(seen["logs"].as_array().unwrap().len(), 1);
+    assert_eq!(seen["logs"][0]["transactionHash"], grant_hash);
+    let patient_address = format!("{:?}", patient.address());
+    assert_eq!(seen["logs"][0]["patient"].as_str().unwrap().to_lowercase(), patient_address);
+    assert_eq!(seen["signer"].as_str().unwrap().to_lowercase(), patient_address, "ethers recovers the patient");
+    assert_eq!(seen["digest"], format!("0x{}", hex::encode(records_domain.digest(&grant))), "same EIP-712 digest");
+
+    // The chain the server wrote verifies; a changed byte is named.
+    let data_dir = server.data_dir.clone();
+    let _kept = server.stop_keeping_data().await;
+    let verify = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_chartkey")).args(["ledger", "verify", "--data-dir"]).arg(dir).output().unwrap()
+    };
+    let ok = verify(&data_dir);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}");
+    assert!(stdout.starts_with("ledger verified: 7 blocks, 6 transactions"), "{stdout}");
+    let conn = rusqlite::Connection::open(data_dir.join("ledger.sqlite3")).unwrap();
+    let mut receipt: Vec<u8> =
+        conn.query_row("SELECT raw FROM receipts WHERE block_number = 4", [], |r| r.get(0)).unwrap();
+    receipt[10] ^= 0x80;
+    conn.execute("UPDATE receipts SET raw = ?1 WHERE block_number = 4", [&receipt]).unwrap();
+    let bad = verify(&data_dir);
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("block 4 is bad"), "{stdout}");
+}
+
+#[tokio::test]
+async fn json_rpc_is_refused_unless_allowed() {
+    let server = TestServer::start_with(|c| c.rpc_access = chartkey_server::config::RpcAccess::Off).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/rpc", server.base))
+        .header("content-type", "application/json")
+        .body(json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    server.stop().await;
+}
