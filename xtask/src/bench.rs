@@ -14,6 +14,17 @@ use flate2::write::GzEncoder;
 
 use crate::{Env, Result, run_cmd, step, tools};
 
+/// `cargo xtask bench ledger`: gas of each contract call and durable grants
+/// per second on the embedded node (ledger/benches/ledger.rs, release build).
+pub fn ledger() -> Result {
+    let env = Env::new()?;
+    step("ledger benchmark (release)", || {
+        let mut cmd = env.cmd("cargo");
+        cmd.args(["bench", "--locked", "-p", "chartkey-ledger", "--bench", "ledger"]);
+        run_cmd(cmd)
+    })
+}
+
 pub fn bundle() -> Result {
     let env = Env::new()?;
     env.build_app()?;

@@ -20,6 +20,7 @@ usage:
                                     e.g. --port 9000 --data-dir ./mydata
   cargo xtask test                  format, lints (native and wasm32), unit, integration and browser tests
   cargo xtask bench bundle          first-load size and time to an interactive sign-in page
+  cargo xtask bench ledger          gas per contract call, durable grants per second (embedded node)
   cargo xtask contracts             recompile contracts/src with the pinned solc into contracts/artifacts
 ";
 
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("bundle") => bench::bundle(),
+            Some("ledger") => bench::ledger(),
             _ => Err(format!("unknown benchmark\n{USAGE}")),
         },
         Some("build-app") => Env::new().and_then(|env| env.build_app()),

@@ -90,6 +90,9 @@ pub struct CallRequest {
     pub gas: Option<u64>,
 }
 
+/// Answers once the transaction's block is durable (or why it was not mined).
+pub type Acknowledgement = oneshot::Receiver<Result<Inclusion, SubmitError>>;
+
 /// Where a mined transaction landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Inclusion {
@@ -277,7 +280,15 @@ impl Node {
         done.blocking_recv().unwrap_or_else(|_| Err(SubmitError::Unavailable("the ledger stopped".into())))
     }
 
-    fn admit(&self, raw: &[u8]) -> Result<oneshot::Receiver<Result<Inclusion, SubmitError>>, SubmitError> {
+    /// Admits a signed transaction to the queue without waiting for its
+    /// block: the answer arrives on the returned channel once the block is on
+    /// disk. Transactions admitted one after another keep their order, so one
+    /// sender can have many in flight (a relayer).
+    pub fn submit(&self, raw: &[u8]) -> Result<Acknowledgement, SubmitError> {
+        self.admit(raw)
+    }
+
+    fn admit(&self, raw: &[u8]) -> Result<Acknowledgement, SubmitError> {
         let inner = &self.inner;
         if let Some(reason) = lock(&inner.failed).clone() {
             return Err(SubmitError::Unavailable(reason));
