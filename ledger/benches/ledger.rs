@@ -8,10 +8,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, Bytes, U256 as AU256};
 use chartkey_core::eip712::{
-    Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, TypedMessage, bytes32_text,
+    Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, SCOPE_EVERYTHING, bytes32_text,
 };
 use chartkey_core::{AccountKeys, AccountSecret};
-use chartkey_ledger::artifacts::{Artifact, directory, records};
+use chartkey_ledger::artifacts::directory;
+use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::{Acknowledgement, BASE_FEE, Contracts, Fees, Genesis, Node, Wallet};
 use ethers_core::abi::Token;
@@ -50,62 +51,42 @@ impl Bench {
         self.node.submit(&raw).expect("admitted")
     }
 
-    /// Relays and waits; returns the gas used.
-    fn send(&mut self, to: Address, artifact: &Artifact, function: &str, args: &[Token]) -> u64 {
-        let ack = self.relay(to, encode_call(&artifact.abi, function, args).unwrap());
-        let inclusion = ack.blocking_recv().unwrap().expect("mined");
-        let mined = self.node.transaction(inclusion.hash).unwrap().unwrap();
-        assert!(mined.receipt.is_success(), "{function} reverted");
-        mined.gas_used
-    }
-
-    fn register(&mut self, who: &AccountKeys, role: u8) {
-        let message =
-            Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
-        let signature = self.directory.sign(who, &message);
-        let to = self.contracts.directory;
-        self.send(
-            to,
-            directory(),
-            "register",
-            &[
-                Token::Address(who.address()),
-                Token::Uint(role.into()),
-                Token::FixedBytes(who.encryption_public().to_vec()),
-                Token::Uint(U256::zero()),
-                Token::Bytes(signature),
-            ],
-        );
-    }
-
-    fn grant_args(&self, patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Vec<Token> {
-        let grant = Grant {
-            patient: patient.address(),
-            grantee: grantee.address(),
-            scope: 2,
-            categories: 0,
-            records: Vec::new(),
-            write: false,
-            expires_at: now() + 7 * 86_400,
-            nonce: nonce.into(),
+    /// `message` signed by `signer`, as the contract call that carries it.
+    fn signed<M: SignedCall>(&self, signer: &AccountKeys, message: &M) -> (Address, Vec<u8>) {
+        let (domain, to) = if M::artifact().name == directory().name {
+            (&self.directory, self.contracts.directory)
+        } else {
+            (&self.records, self.contracts.records)
         };
-        let signature = self.records.sign(patient, &grant);
-        vec![
-            Token::Address(grant.patient),
-            Token::Address(grant.grantee),
-            Token::Uint(2.into()),
-            Token::Uint(0.into()),
-            Token::Array(Vec::new()),
-            Token::Bool(false),
-            Token::Uint(grant.expires_at.into()),
-            Token::Uint(grant.nonce),
-            Token::Bytes(signature),
-        ]
+        (to, calls::input(message, domain.sign(signer, message)))
+    }
+
+    /// Relays `message` signed by `signer` and waits; returns the gas used.
+    fn send<M: SignedCall>(&mut self, signer: &AccountKeys, message: &M) -> u64 {
+        let (to, input) = self.signed(signer, message);
+        let inclusion = self.relay(to, input).blocking_recv().unwrap().expect("mined");
+        let mined = self.node.transaction(inclusion.hash).unwrap().unwrap();
+        assert!(mined.receipt.is_success(), "{} reverted", M::FUNCTION);
+        mined.gas_used
     }
 }
 
-fn signed<M: TypedMessage>(domain: &Domain, who: &AccountKeys, message: &M) -> Token {
-    Token::Bytes(domain.sign(who, message))
+fn register(who: &AccountKeys, role: u8) -> Register {
+    Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() }
+}
+
+/// `patient` shares everything with `grantee` for a week.
+fn grant(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant {
+    Grant {
+        patient: patient.address(),
+        grantee: grantee.address(),
+        scope: SCOPE_EVERYTHING,
+        categories: 0,
+        records: Vec::new(),
+        write: false,
+        expires_at: now() + 7 * 86_400,
+        nonce: nonce.into(),
+    }
 }
 
 #[allow(clippy::print_stdout)]
@@ -133,8 +114,8 @@ fn main() {
 
     // Setup: a clinician with a credential, patients.
     let (clinician, authority) = (keys(1_000_001), keys(1_000_002));
-    bench.register(&clinician, 2);
-    bench.register(&authority, 4);
+    bench.send(&clinician, &register(&clinician, 2));
+    bench.send(&authority, &register(&authority, 4));
     let input =
         encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
             .unwrap();
@@ -154,41 +135,13 @@ fn main() {
         expires_at: now() + 365 * 86_400,
         nonce: U256::one(),
     };
-    let directory_domain = bench.directory.clone();
-    bench.send(
-        contracts.directory,
-        directory(),
-        "issueCredential",
-        &[
-            Token::Address(credential.authority),
-            Token::Address(credential.clinician),
-            Token::FixedBytes(credential.license_id_hash.to_vec()),
-            Token::FixedBytes(credential.specialty.to_vec()),
-            Token::Uint(credential.expires_at.into()),
-            Token::Uint(credential.nonce),
-            signed(&directory_domain, &authority, &credential),
-        ],
-    );
+    bench.send(&authority, &credential);
     let patients: Vec<AccountKeys> = (0..=PATIENTS as u32).map(keys).collect();
     let acks: Vec<Acknowledgement> = patients
         .iter()
         .map(|p| {
-            let message =
-                Register { account: p.address(), role: 1, encryption_key: p.encryption_public(), nonce: U256::zero() };
-            let signature = bench.directory.sign(p, &message);
-            let input = encode_call(
-                &directory().abi,
-                "register",
-                &[
-                    Token::Address(p.address()),
-                    Token::Uint(1.into()),
-                    Token::FixedBytes(p.encryption_public().to_vec()),
-                    Token::Uint(U256::zero()),
-                    Token::Bytes(signature),
-                ],
-            )
-            .unwrap();
-            bench.relay(contracts.directory, input)
+            let (to, input) = bench.signed(p, &register(p, 1));
+            bench.relay(to, input)
         })
         .collect();
     for ack in acks {
@@ -196,94 +149,42 @@ fn main() {
     }
 
     // Gas, each call on its own (patient 0).
-    let records_domain = bench.records.clone();
     let patient = &patients[0];
-    let record_id = [1u8; 32];
+    let (me, record_id) = (patient.address(), [1u8; 32]);
     let anchor = Anchor {
-        author: patient.address(),
-        patient: patient.address(),
+        author: me,
+        patient: me,
         record_id,
         ciphertext_hash: [2; 32],
         category: 3,
         amends: [0; 32],
         nonce: U256::zero(),
     };
-    let gas_anchor = bench.send(
-        contracts.records,
-        records(),
-        "anchor",
-        &[
-            Token::Address(anchor.author),
-            Token::Address(anchor.patient),
-            Token::FixedBytes(record_id.to_vec()),
-            Token::FixedBytes(anchor.ciphertext_hash.to_vec()),
-            Token::Uint(3.into()),
-            Token::FixedBytes(vec![0; 32]),
-            Token::Uint(U256::zero()),
-            signed(&records_domain, patient, &anchor),
-        ],
-    );
-    let batch = AnchorBatch {
-        author: patient.address(),
-        patient: patient.address(),
-        root: [3; 32],
-        count: 1000,
-        nonce: U256::one(),
-    };
-    let gas_batch = bench.send(
-        contracts.records,
-        records(),
-        "anchorBatch",
-        &[
-            Token::Address(batch.author),
-            Token::Address(batch.patient),
-            Token::FixedBytes(batch.root.to_vec()),
-            Token::Uint(1000.into()),
-            Token::Uint(U256::one()),
-            signed(&records_domain, patient, &batch),
-        ],
-    );
-    let args = bench.grant_args(patient, &clinician, 2);
-    let gas_grant = bench.send(contracts.records, records(), "grant", &args);
-    let access = Access { grantee: clinician.address(), patient: patient.address(), record_id, nonce: U256::zero() };
-    let gas_access = bench.send(
-        contracts.records,
-        records(),
-        "logAccess",
-        &[
-            Token::Address(access.grantee),
-            Token::Address(access.patient),
-            Token::FixedBytes(record_id.to_vec()),
-            Token::Uint(U256::zero()),
-            signed(&records_domain, &clinician, &access),
-        ],
-    );
-    let revoke = Revoke { patient: patient.address(), grantee: clinician.address(), nonce: 3.into() };
-    let gas_revoke = bench.send(
-        contracts.records,
-        records(),
-        "revoke",
-        &[
-            Token::Address(revoke.patient),
-            Token::Address(revoke.grantee),
-            Token::Uint(revoke.nonce),
-            signed(&records_domain, patient, &revoke),
-        ],
-    );
+    let gas_anchor = bench.send(patient, &anchor);
+    let batch = AnchorBatch { author: me, patient: me, root: [3; 32], count: 1000, nonce: U256::one() };
+    let gas_batch = bench.send(patient, &batch);
+    let gas_grant = bench.send(patient, &grant(patient, &clinician, 2));
+    let access = Access { grantee: clinician.address(), patient: me, record_id, nonce: U256::zero() };
+    let gas_access = bench.send(&clinician, &access);
+    let gas_revoke = bench.send(patient, &Revoke { patient: me, grantee: clinician.address(), nonce: 3.into() });
 
     // Throughput: patient-signed grants (signed beforehand, as browsers do),
     // each wrapped, signed and submitted by the relayer, until every block
     // holding them is on disk.
     let per_patient = GRANTS / PATIENTS;
-    let messages: Vec<Vec<Token>> = (0..per_patient)
+    let signed: Vec<(Grant, Vec<u8>)> = (0..per_patient)
         .flat_map(|round| (1..=PATIENTS).map(move |p| (p, round as u64)))
-        .map(|(p, nonce)| bench.grant_args(&patients[p], &clinician, nonce))
+        .map(|(p, nonce)| {
+            let message = grant(&patients[p], &clinician, nonce);
+            let signature = bench.records.sign(&patients[p], &message);
+            (message, signature)
+        })
         .collect();
     let head_before = bench.node.head().0;
     let started = Instant::now();
-    let acks: Vec<Acknowledgement> = messages
+    let acks: Vec<Acknowledgement> = signed
         .into_iter()
-        .map(|args| bench.relay(contracts.records, encode_call(&records().abi, "grant", &args).unwrap()))
+        .map(|(message, signature)| bench.relay(contracts.records, calls::input(&message, signature)))
         .collect();
     for ack in acks {
         ack.blocking_recv().unwrap().expect("mined");

@@ -2,6 +2,7 @@
 //!
 //! - [`artifacts`]: the contracts compiled from contracts/src by the pinned
 //!   solc (committed JSON: ABI and bytecode), with revert decoding.
+//! - [`calls`]: which contract function carries each signed message.
 //! - [`exec`]: one transaction on revm in a given block (shared).
 //! - [`evm`]: an in-memory test chain that deploys and calls the contracts
 //!   with unsigned transactions (contract tests).
@@ -10,6 +11,7 @@
 //! - [`rpc`]: Ethereum JSON-RPC over the node, as geth answers it.
 
 pub mod artifacts;
+pub mod calls;
 pub mod evm;
 pub mod exec;
 pub mod node;

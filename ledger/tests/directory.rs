@@ -6,6 +6,7 @@ mod common;
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, IssueCredential, Register, RevokeCredential, TypedMessage, bytes32_text};
 use chartkey_ledger::artifacts::directory;
+use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::{Chain, Receipt, TxError};
 use common::{CHAIN_ID, DAY, START, keys, reason};
 use ethers_core::abi::Token;
@@ -47,21 +48,16 @@ impl World {
         self.chain.send(from, self.contract, directory(), function, args)
     }
 
-    /// `register` for `message`, signed by `signer`, with `signature` bytes
-    /// replaceable for malformed-signature tests.
-    fn register_with(&mut self, message: &Register, signature: Vec<u8>) -> Result<Receipt, TxError> {
+    /// Sends `message` with `signature` as given (malformed ones included), from the relayer.
+    fn send_signed<M: SignedCall>(&mut self, message: &M, signature: Vec<u8>) -> Result<Receipt, TxError> {
         let relayer = self.relayer;
-        self.send(
-            relayer,
-            "register",
-            &[
-                Token::Address(message.account),
-                Token::Uint(message.role.into()),
-                Token::FixedBytes(message.encryption_key.to_vec()),
-                Token::Uint(message.nonce),
-                Token::Bytes(signature),
-            ],
-        )
+        self.send(relayer, M::FUNCTION, &calls::arguments(message, signature))
+    }
+
+    /// `register` for `message` with `signature` bytes replaceable for
+    /// malformed-signature tests.
+    fn register_with(&mut self, message: &Register, signature: Vec<u8>) -> Result<Receipt, TxError> {
+        self.send_signed(message, signature)
     }
 
     fn register_message(&mut self, who: &AccountKeys, role: u8) -> Register {
@@ -88,20 +84,7 @@ impl World {
 
     fn issue_with(&mut self, message: &IssueCredential, signer: &AccountKeys) -> Result<Receipt, TxError> {
         let signature = self.domain().sign(signer, message);
-        let relayer = self.relayer;
-        self.send(
-            relayer,
-            "issueCredential",
-            &[
-                Token::Address(message.authority),
-                Token::Address(message.clinician),
-                Token::FixedBytes(message.license_id_hash.to_vec()),
-                Token::FixedBytes(message.specialty.to_vec()),
-                Token::Uint(message.expires_at.into()),
-                Token::Uint(message.nonce),
-                Token::Bytes(signature),
-            ],
-        )
+        self.send_signed(message, signature)
     }
 
     fn issue(&mut self, authority: &AccountKeys, clinician: Address, expires_at: u64) -> Result<Receipt, TxError> {
@@ -111,17 +94,7 @@ impl World {
 
     fn revoke_with(&mut self, message: &RevokeCredential, signer: &AccountKeys) -> Result<Receipt, TxError> {
         let signature = self.domain().sign(signer, message);
-        let relayer = self.relayer;
-        self.send(
-            relayer,
-            "revokeCredential",
-            &[
-                Token::Address(message.authority),
-                Token::Address(message.clinician),
-                Token::Uint(message.nonce),
-                Token::Bytes(signature),
-            ],
-        )
+        self.send_signed(message, signature)
     }
 
     fn revoke(&mut self, authority: &AccountKeys, clinician: Address) -> Result<Receipt, TxError> {

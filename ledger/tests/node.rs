@@ -14,6 +14,7 @@ use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, Register};
 use chartkey_ledger::Node;
 use chartkey_ledger::artifacts::directory;
+use chartkey_ledger::calls;
 use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::{self, BASE_FEE, CallError, CallRequest, Fees, Genesis, LedgerError, SubmitError, Wallet};
 use common::{CHAIN_ID, keys};
@@ -56,19 +57,7 @@ fn register_input(node: &Node, who: &AccountKeys, role: u8) -> Bytes {
     let nonce = ethers_core::types::U256::from_big_endian(&out);
     let message = Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce };
     let signature = Domain::directory(CHAIN_ID, contract).sign(who, &message);
-    encode_call(
-        &directory().abi,
-        "register",
-        &[
-            Token::Address(message.account),
-            Token::Uint(role.into()),
-            Token::FixedBytes(message.encryption_key.to_vec()),
-            Token::Uint(nonce),
-            Token::Bytes(signature),
-        ],
-    )
-    .unwrap()
-    .into()
+    calls::input(&message, signature).into()
 }
 
 fn role_of(node: &Node, who: &AccountKeys) -> u8 {

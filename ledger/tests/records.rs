@@ -9,6 +9,7 @@ use chartkey_core::eip712::{
     SCOPE_EVERYTHING, SCOPE_RECORDS, TypedMessage,
 };
 use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::{Artifact, Chain, Receipt, TxError};
 use common::{CHAIN_ID, DAY, START, keys, reason};
 use ethers_core::abi::Token;
@@ -56,16 +57,7 @@ impl Ledger {
         for (who, role) in [(keys(1), 1u8), (keys(2), 2), (keys(3), 4), (keys(4), 2), (keys(5), 1)] {
             let message =
                 Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
-            l.signed(directory(), "register", &who, &message, |sig| {
-                vec![
-                    Token::Address(who.address()),
-                    Token::Uint(role.into()),
-                    Token::FixedBytes(who.encryption_public().to_vec()),
-                    Token::Uint(U256::zero()),
-                    Token::Bytes(sig),
-                ]
-            })
-            .unwrap();
+            l.signed(&who, &message).unwrap();
         }
         let (admin, authority) = (l.admin, l.authority.address());
         l.chain
@@ -87,19 +79,16 @@ impl Ledger {
         }
     }
 
-    /// Signs `message` with `signer` and sends `function` with the
-    /// arguments `args(signature)`, from the relayer.
-    fn signed(
-        &mut self,
-        artifact: &Artifact,
-        function: &str,
-        signer: &AccountKeys,
-        message: &impl TypedMessage,
-        args: impl FnOnce(Vec<u8>) -> Vec<Token>,
-    ) -> Result<Receipt, TxError> {
-        let signature = self.domain(artifact).sign(signer, message);
-        let (relayer, to) = (self.relayer, self.contract_of(artifact));
-        self.chain.send(relayer, to, artifact, function, &args(signature))
+    /// Signs `message` with `signer` and sends it from the relayer.
+    fn signed<M: SignedCall>(&mut self, signer: &AccountKeys, message: &M) -> Result<Receipt, TxError> {
+        let signature = self.domain(M::artifact()).sign(signer, message);
+        self.send_signed(message, signature)
+    }
+
+    /// Sends `message` with `signature` as given (malformed ones included).
+    fn send_signed<M: SignedCall>(&mut self, message: &M, signature: Vec<u8>) -> Result<Receipt, TxError> {
+        let (relayer, to) = (self.relayer, self.contract_of(M::artifact()));
+        self.chain.send(relayer, to, M::artifact(), M::FUNCTION, &calls::arguments(message, signature))
     }
 
     fn view(&mut self, artifact: &Artifact, function: &str, args: &[Token]) -> Vec<Token> {
@@ -121,29 +110,13 @@ impl Ledger {
             expires_at,
             nonce: self.nonce(directory(), authority),
         };
-        let signer = keys(3);
-        self.signed(directory(), "issueCredential", &signer, &message.clone(), |sig| {
-            vec![
-                Token::Address(authority),
-                Token::Address(clinician),
-                Token::FixedBytes(message.license_id_hash.to_vec()),
-                Token::FixedBytes(message.specialty.to_vec()),
-                Token::Uint(expires_at.into()),
-                Token::Uint(message.nonce),
-                Token::Bytes(sig),
-            ]
-        })
-        .unwrap();
+        self.signed(&keys(3), &message).unwrap();
     }
 
     fn revoke_credential(&mut self) {
         let (authority, clinician) = (self.authority.address(), self.clinician.address());
         let message = RevokeCredential { authority, clinician, nonce: self.nonce(directory(), authority) };
-        let signer = keys(3);
-        self.signed(directory(), "revokeCredential", &signer, &message.clone(), |sig| {
-            vec![Token::Address(authority), Token::Address(clinician), Token::Uint(message.nonce), Token::Bytes(sig)]
-        })
-        .unwrap();
+        self.signed(&keys(3), &message).unwrap();
     }
 
     fn anchor_message(&mut self, author: Address, record: [u8; 32], category: u8, amends: [u8; 32]) -> Anchor {
@@ -159,19 +132,7 @@ impl Ledger {
     }
 
     fn anchor_with(&mut self, message: &Anchor, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        let m = message.clone();
-        self.signed(records(), "anchor", signer, message, |sig| {
-            vec![
-                Token::Address(m.author),
-                Token::Address(m.patient),
-                Token::FixedBytes(m.record_id.to_vec()),
-                Token::FixedBytes(m.ciphertext_hash.to_vec()),
-                Token::Uint(m.category.into()),
-                Token::FixedBytes(m.amends.to_vec()),
-                Token::Uint(m.nonce),
-                Token::Bytes(sig),
-            ]
-        })
+        self.signed(signer, message)
     }
 
     /// The patient anchors their own record.
@@ -200,17 +161,7 @@ impl Ledger {
     }
 
     fn batch_with(&mut self, message: &AnchorBatch, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        let m = message.clone();
-        self.signed(records(), "anchorBatch", signer, message, |sig| {
-            vec![
-                Token::Address(m.author),
-                Token::Address(m.patient),
-                Token::FixedBytes(m.root.to_vec()),
-                Token::Uint(m.count.into()),
-                Token::Uint(m.nonce),
-                Token::Bytes(sig),
-            ]
-        })
+        self.signed(signer, message)
     }
 
     fn grant_message(
@@ -236,20 +187,7 @@ impl Ledger {
     }
 
     fn grant_with(&mut self, message: &Grant, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        let m = message.clone();
-        self.signed(records(), "grant", signer, message, |sig| {
-            vec![
-                Token::Address(m.patient),
-                Token::Address(m.grantee),
-                Token::Uint(m.scope.into()),
-                Token::Uint(m.categories.into()),
-                Token::Array(m.records.iter().map(|r| Token::FixedBytes(r.to_vec())).collect()),
-                Token::Bool(m.write),
-                Token::Uint(m.expires_at.into()),
-                Token::Uint(m.nonce),
-                Token::Bytes(sig),
-            ]
-        })
+        self.signed(signer, message)
     }
 
     /// The patient grants the clinician.
@@ -267,10 +205,7 @@ impl Ledger {
     }
 
     fn revoke_with(&mut self, message: &Revoke, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        let m = message.clone();
-        self.signed(records(), "revoke", signer, message, |sig| {
-            vec![Token::Address(m.patient), Token::Address(m.grantee), Token::Uint(m.nonce), Token::Bytes(sig)]
-        })
+        self.signed(signer, message)
     }
 
     fn revoke(&mut self) -> Result<Receipt, TxError> {
@@ -284,16 +219,7 @@ impl Ledger {
     }
 
     fn access_with(&mut self, message: &Access, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        let m = message.clone();
-        self.signed(records(), "logAccess", signer, message, |sig| {
-            vec![
-                Token::Address(m.grantee),
-                Token::Address(m.patient),
-                Token::FixedBytes(m.record_id.to_vec()),
-                Token::Uint(m.nonce),
-                Token::Bytes(sig),
-            ]
-        })
+        self.signed(signer, message)
     }
 
     /// The clinician opens a record.
@@ -518,21 +444,7 @@ fn grant_reverts() {
     assert!(reason(l.grant_with(&m, &keys(2))).starts_with("WrongSigner("), "signed by someone other than the patient");
     let mut bad_sig = l.domain(records()).sign(&patient, &m);
     bad_sig.truncate(64);
-    let m2 = m.clone();
-    let result = l.signed(records(), "grant", &patient, &m, |_| {
-        vec![
-            Token::Address(m2.patient),
-            Token::Address(m2.grantee),
-            Token::Uint(m2.scope.into()),
-            Token::Uint(0.into()),
-            Token::Array(vec![]),
-            Token::Bool(false),
-            Token::Uint(m2.expires_at.into()),
-            Token::Uint(m2.nonce),
-            Token::Bytes(bad_sig),
-        ]
-    });
-    assert_eq!(reason(result), "ECDSAInvalidSignatureLength(64)");
+    assert_eq!(reason(l.send_signed(&m, bad_sig)), "ECDSAInvalidSignatureLength(64)");
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START);
     assert_eq!(reason(l.grant_with(&m, &patient)), format!("ExpiryInPast({START})"));
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + 400 * DAY);
@@ -599,47 +511,20 @@ fn malformed_signatures_are_refused_everywhere() {
 
     let m = l.anchor_message(p, id(2), LABS, [0; 32]);
     let sig = short(l.domain(records()).sign(&patient, &m));
-    let args = vec![
-        Token::Address(p),
-        Token::Address(p),
-        Token::FixedBytes(id(2).to_vec()),
-        Token::FixedBytes(m.ciphertext_hash.to_vec()),
-        Token::Uint(LABS.into()),
-        Token::FixedBytes(vec![0; 32]),
-        Token::Uint(m.nonce),
-        Token::Bytes(sig),
-    ];
-    let (relayer, at) = (l.relayer, l.records);
-    assert_eq!(reason(l.chain.send(relayer, at, records(), "anchor", &args)), expected);
+    assert_eq!(reason(l.send_signed(&m, sig)), expected);
 
     let m = AnchorBatch { author: p, patient: p, root: id(0xb1), count: 3, nonce: l.nonce(records(), p) };
     let sig = short(l.domain(records()).sign(&patient, &m));
-    let args = vec![
-        Token::Address(p),
-        Token::Address(p),
-        Token::FixedBytes(id(0xb1).to_vec()),
-        Token::Uint(3.into()),
-        Token::Uint(m.nonce),
-        Token::Bytes(sig),
-    ];
-    assert_eq!(reason(l.chain.send(relayer, at, records(), "anchorBatch", &args)), expected);
+    assert_eq!(reason(l.send_signed(&m, sig)), expected);
 
     let m = Revoke { patient: p, grantee: c, nonce: l.nonce(records(), p) };
     let sig = short(l.domain(records()).sign(&patient, &m));
-    let args = vec![Token::Address(p), Token::Address(c), Token::Uint(m.nonce), Token::Bytes(sig)];
-    assert_eq!(reason(l.chain.send(relayer, at, records(), "revoke", &args)), expected);
+    assert_eq!(reason(l.send_signed(&m, sig)), expected);
 
     l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + DAY).unwrap();
     let m = l.access_message(c, id(1));
     let sig = short(l.domain(records()).sign(&keys(2), &m));
-    let args = vec![
-        Token::Address(c),
-        Token::Address(p),
-        Token::FixedBytes(id(1).to_vec()),
-        Token::Uint(m.nonce),
-        Token::Bytes(sig),
-    ];
-    assert_eq!(reason(l.chain.send(relayer, at, records(), "logAccess", &args)), expected);
+    assert_eq!(reason(l.send_signed(&m, sig)), expected);
 }
 
 #[test]

@@ -9,9 +9,10 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, Bytes};
-use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage, bytes32_text};
+use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, bytes32_text};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::calls;
 use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::{BASE_FEE, Contracts, Fees, Wallet};
 use common::TestServer;
@@ -72,10 +73,6 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn signed<M: TypedMessage>(domain: &Domain, who: &AccountKeys, message: &M) -> Token {
-    Token::Bytes(domain.sign(who, message))
-}
-
 #[tokio::test]
 async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     let server = TestServer::start().await;
@@ -127,18 +124,7 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     for (who, role) in [(&patient, 1u8), (&clinician, 2), (&authority, 4)] {
         let message =
             Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
-        let input = encode_call(
-            &directory().abi,
-            "register",
-            &[
-                Token::Address(who.address()),
-                Token::Uint(role.into()),
-                Token::FixedBytes(who.encryption_public().to_vec()),
-                Token::Uint(U256::zero()),
-                signed(&directory_domain, who, &message),
-            ],
-        )
-        .unwrap();
+        let input = calls::input(&message, directory_domain.sign(who, &message));
         rpc.send(chain_id, &relayer, contracts.directory, input).await;
     }
     let input =
@@ -153,20 +139,7 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
         expires_at: now() + 365 * 86_400,
         nonce: U256::one(),
     };
-    let input = encode_call(
-        &directory().abi,
-        "issueCredential",
-        &[
-            Token::Address(credential.authority),
-            Token::Address(credential.clinician),
-            Token::FixedBytes(credential.license_id_hash.to_vec()),
-            Token::FixedBytes(credential.specialty.to_vec()),
-            Token::Uint(credential.expires_at.into()),
-            Token::Uint(credential.nonce),
-            signed(&directory_domain, &authority, &credential),
-        ],
-    )
-    .unwrap();
+    let input = calls::input(&credential, directory_domain.sign(&authority, &credential));
     rpc.send(chain_id, &relayer, contracts.directory, input).await;
     let grant = Grant {
         patient: patient.address(),
@@ -178,22 +151,7 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
         expires_at: now() + 7 * 86_400,
         nonce: U256::zero(),
     };
-    let input = encode_call(
-        &records().abi,
-        "grant",
-        &[
-            Token::Address(grant.patient),
-            Token::Address(grant.grantee),
-            Token::Uint(grant.scope.into()),
-            Token::Uint(grant.categories.into()),
-            Token::Array(Vec::new()),
-            Token::Bool(grant.write),
-            Token::Uint(grant.expires_at.into()),
-            Token::Uint(grant.nonce),
-            signed(&records_domain, &patient, &grant),
-        ],
-    )
-    .unwrap();
+    let input = calls::input(&grant, records_domain.sign(&patient, &grant));
     let grant_hash = rpc.send(chain_id, &relayer, contracts.records, input).await;
 
     // Our own view of it first.

@@ -1,0 +1,140 @@
+//! The contract function each signed message is submitted to, and its
+//! arguments: the message's fields then the signature. One place for what
+//! the relayer, the tests and the benchmark all send.
+
+use chartkey_core::eip712::{
+    Access, Anchor, AnchorBatch, Grant, IssueCredential, Register, Revoke, RevokeCredential, TypedMessage,
+};
+use ethers_core::abi::Token;
+
+use crate::artifacts::{self, Artifact};
+use crate::evm::encode_call;
+
+/// A signed message that a contract takes as `FUNCTION(fields…, signature)`.
+pub trait SignedCall: TypedMessage {
+    const FUNCTION: &'static str;
+
+    /// The contract that verifies it.
+    fn artifact() -> &'static Artifact;
+
+    /// The arguments before the signature. The contracts take the EIP-712
+    /// fields in their order, except where a field is hashed for signing
+    /// (a grant's list of records).
+    fn arguments(&self) -> Vec<Token> {
+        self.fields()
+    }
+}
+
+/// The arguments of the call carrying `message` and `signature`.
+pub fn arguments<M: SignedCall>(message: &M, signature: Vec<u8>) -> Vec<Token> {
+    let mut arguments = message.arguments();
+    arguments.push(Token::Bytes(signature));
+    arguments
+}
+
+/// The ABI-encoded call (transaction input) carrying `message` and `signature`.
+pub fn input<M: SignedCall>(message: &M, signature: Vec<u8>) -> Vec<u8> {
+    encode_call(&M::artifact().abi, M::FUNCTION, &arguments(message, signature))
+        .expect("each message's fields match its function's parameters")
+}
+
+macro_rules! signed_call {
+    ($message:ty, $function:literal, $artifact:path) => {
+        impl SignedCall for $message {
+            const FUNCTION: &'static str = $function;
+            fn artifact() -> &'static Artifact {
+                $artifact()
+            }
+        }
+    };
+}
+
+signed_call!(Register, "register", artifacts::directory);
+signed_call!(IssueCredential, "issueCredential", artifacts::directory);
+signed_call!(RevokeCredential, "revokeCredential", artifacts::directory);
+signed_call!(Anchor, "anchor", artifacts::records);
+signed_call!(AnchorBatch, "anchorBatch", artifacts::records);
+signed_call!(Revoke, "revoke", artifacts::records);
+signed_call!(Access, "logAccess", artifacts::records);
+
+impl SignedCall for Grant {
+    const FUNCTION: &'static str = "grant";
+
+    fn artifact() -> &'static Artifact {
+        artifacts::records()
+    }
+
+    fn arguments(&self) -> Vec<Token> {
+        let mut fields = self.fields();
+        // Signed as the hash of the list; passed as the list.
+        fields[4] = Token::Array(self.records.iter().map(|r| Token::FixedBytes(r.to_vec())).collect());
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ethers_core::types::{Address, U256};
+
+    use super::*;
+
+    #[test]
+    fn every_message_encodes_as_its_function() {
+        let a = Address::repeat_byte(1);
+        let b = Address::repeat_byte(2);
+        let n = U256::from(7);
+        let sig = vec![0xab; 65];
+        let inputs = [
+            input(&Register { account: a, role: 1, encryption_key: [3; 32], nonce: n }, sig.clone()),
+            input(
+                &IssueCredential {
+                    authority: a,
+                    clinician: b,
+                    license_id_hash: [4; 32],
+                    specialty: [5; 32],
+                    expires_at: 9,
+                    nonce: n,
+                },
+                sig.clone(),
+            ),
+            input(&RevokeCredential { authority: a, clinician: b, nonce: n }, sig.clone()),
+            input(
+                &Anchor {
+                    author: a,
+                    patient: b,
+                    record_id: [1; 32],
+                    ciphertext_hash: [2; 32],
+                    category: 3,
+                    amends: [0; 32],
+                    nonce: n,
+                },
+                sig.clone(),
+            ),
+            input(&AnchorBatch { author: a, patient: b, root: [1; 32], count: 4, nonce: n }, sig.clone()),
+            input(&Revoke { patient: a, grantee: b, nonce: n }, sig.clone()),
+            input(&Access { grantee: a, patient: b, record_id: [1; 32], nonce: n }, sig.clone()),
+        ];
+        for data in inputs {
+            assert!(data.len() > 4 + 32 * 3, "selector and arguments");
+        }
+        let grant = Grant {
+            patient: a,
+            grantee: b,
+            scope: 0,
+            categories: 0,
+            records: vec![[8; 32], [9; 32]],
+            write: false,
+            expires_at: 9,
+            nonce: n,
+        };
+        let data = input(&grant, sig);
+        let function = artifacts::records().abi.function("grant").unwrap();
+        assert_eq!(data[..4], function.short_signature());
+        let decoded = function.decode_input(&data[4..]).unwrap();
+        assert_eq!(
+            decoded[4],
+            Token::Array(vec![Token::FixedBytes(vec![8; 32]), Token::FixedBytes(vec![9; 32])]),
+            "the records go as a list, not as the hash that was signed"
+        );
+    }
+}
