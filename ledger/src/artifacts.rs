@@ -31,10 +31,8 @@ impl Artifact {
             return "reverted without a reason".into();
         }
         let selector = &data[..4];
-        if selector == [0x08, 0xc3, 0x79, 0xa0]
-            && let Ok(tokens) = ethers_core::abi::decode(&[ethers_core::abi::ParamType::String], &data[4..])
-        {
-            return format!("Error({})", tokens[0]);
+        if let Some(message) = revert_message(data) {
+            return format!("Error({message})");
         }
         if selector == [0x4e, 0x48, 0x7b, 0x71] {
             return format!("Panic(0x{})", hex::encode(&data[4..]));
@@ -47,6 +45,15 @@ impl Artifact {
         }
         format!("unknown error 0x{}", hex::encode(selector))
     }
+}
+
+/// The message of a revert with `Error(string)` (Solidity's `require` and `revert("…")`).
+pub fn revert_message(data: &[u8]) -> Option<String> {
+    if data.len() < 4 || data[..4] != [0x08, 0xc3, 0x79, 0xa0] {
+        return None;
+    }
+    let tokens = ethers_core::abi::decode(&[ethers_core::abi::ParamType::String], &data[4..]).ok()?;
+    tokens.into_iter().next()?.into_string()
 }
 
 fn token_text(token: &Token) -> String {

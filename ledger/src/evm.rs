@@ -1,6 +1,7 @@
-//! An in-process EVM chain on revm: accounts, contracts, blocks with a
-//! controllable clock. Each transaction is its own block for now (the
-//! embedded node will group them); state lives in memory.
+//! An in-memory test chain on revm for the contract tests: unsigned calls
+//! from any address, no gas fees, each transaction its own block, and a
+//! controllable clock. The embedded node (`crate::node`) runs signed
+//! transactions on the same execution code (`crate::exec`).
 
 use ethers_core::abi::{Abi, Function, RawLog, Token};
 use ethers_core::types::{Address, H256};
@@ -11,9 +12,7 @@ use revm::primitives::{Address as EvmAddress, Bytes, TxKind};
 
 use crate::artifacts::Artifact;
 use crate::exec::{self, BlockParams, State};
-
-/// Gas limit per transaction.
-const TX_GAS_LIMIT: u64 = 16_000_000;
+use crate::node::TX_GAS_CAP;
 
 pub struct Chain {
     db: State,
@@ -111,27 +110,19 @@ impl Chain {
             .kind(kind)
             .data(Bytes::from(data))
             .nonce(exec::nonce_of(&self.db, caller))
-            .gas_limit(TX_GAS_LIMIT)
+            .gas_limit(TX_GAS_CAP)
             .gas_price(0)
             .chain_id(Some(self.chain_id))
             .build()
             .map_err(|e| TxError::Invalid(format!("{e:?}")))?;
-        let block = BlockParams {
-            number: self.block_number + 1,
-            timestamp: self.timestamp,
-            basefee: 0,
-            gas_limit: 30_000_000,
-            beneficiary: EvmAddress::ZERO,
-            prevrandao: Default::default(),
-        };
+        let block = BlockParams { number: self.block_number + 1, timestamp: self.timestamp, basefee: 0 };
         let outcome =
             exec::transact(&mut self.db, self.chain_id, &block, tx).map_err(|e| TxError::Invalid(e.to_string()))?;
         if commit {
             self.db.commit(outcome.state);
             self.block_number = block.number;
         }
-        let result = outcome.result;
-        match result {
+        match outcome.result {
             ExecutionResult::Success { gas, logs, output, .. } => {
                 let (output, contract_address) = match output {
                     Output::Call(bytes) => (bytes.to_vec(), None),

@@ -7,20 +7,21 @@ use revm::database::{CacheDB, EmptyDB};
 use revm::primitives::{Address, B256, U256};
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 
+use crate::node::BLOCK_GAS_LIMIT;
+
 /// The whole state: accounts, code and storage, all in memory.
 pub type State = CacheDB<EmptyDB>;
 
 pub type Outcome = ExecResultAndState<ExecutionResult>;
 
-/// The block a transaction runs in.
+/// The block a transaction runs in. The rest of the block environment is
+/// constant on Chartkey's chains: gas limit [`BLOCK_GAS_LIMIT`], no
+/// beneficiary, zero prevrandao (as the block header says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockParams {
     pub number: u64,
     pub timestamp: u64,
     pub basefee: u64,
-    pub gas_limit: u64,
-    pub beneficiary: Address,
-    pub prevrandao: B256,
 }
 
 /// Executes `tx` in `block` without committing; the caller commits
@@ -37,9 +38,9 @@ pub fn transact(
             b.number = U256::from(block.number);
             b.timestamp = U256::from(block.timestamp);
             b.basefee = block.basefee;
-            b.gas_limit = block.gas_limit;
-            b.beneficiary = block.beneficiary;
-            b.prevrandao = Some(block.prevrandao);
+            b.gas_limit = BLOCK_GAS_LIMIT;
+            b.beneficiary = Address::ZERO;
+            b.prevrandao = Some(B256::ZERO);
         })
         .modify_cfg_chained(|c| c.chain_id = chain_id)
         .build_mainnet();

@@ -14,7 +14,8 @@ use alloy_rpc_types_eth::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::node::{BASE_FEE, Block, CallError, CallRequest, MinedTx, Node, SubmitError};
+use crate::artifacts::revert_message;
+use crate::node::{BASE_FEE, Block, CallError, CallRequest, LedgerError, MinedTx, Node, SubmitError};
 
 /// Most blocks one eth_getLogs may scan.
 pub const MAX_LOG_RANGE: u64 = 100_000;
@@ -38,6 +39,12 @@ impl RpcError {
 
     fn server(message: impl Into<String>) -> Self {
         Self::new(-32000, message)
+    }
+}
+
+impl From<LedgerError> for RpcError {
+    fn from(error: LedgerError) -> Self {
+        Self::new(-32603, error.to_string())
     }
 }
 
@@ -132,7 +139,6 @@ impl Params {
 
 async fn dispatch(node: &Node, method: &str, params: Vec<Value>) -> Result<Value, RpcError> {
     let p = Params { values: params };
-    let internal = |e: crate::node::LedgerError| RpcError::new(-32603, e.to_string());
     match method {
         "eth_chainId" => {
             p.at_most(0)?;
@@ -159,24 +165,24 @@ async fn dispatch(node: &Node, method: &str, params: Vec<Value>) -> Result<Value
             let tag: BlockNumberOrTag = p.required(0)?;
             let full: bool = p.required(1)?;
             let Some(number) = block_number(node, tag) else { return Ok(Value::Null) };
-            Ok(node.block(number).map_err(internal)?.map(|b| block_json(&b, full)).unwrap_or(Value::Null))
+            Ok(node.block(number)?.map(|b| block_json(&b, full)).unwrap_or(Value::Null))
         }
         "eth_getBlockByHash" => {
             p.at_most(2)?;
             let hash: B256 = p.required(0)?;
             let full: bool = p.required(1)?;
-            let Some(number) = node.block_number_of_hash(hash).map_err(internal)? else { return Ok(Value::Null) };
-            Ok(node.block(number).map_err(internal)?.map(|b| block_json(&b, full)).unwrap_or(Value::Null))
+            let Some(number) = node.block_number_of_hash(hash)? else { return Ok(Value::Null) };
+            Ok(node.block(number)?.map(|b| block_json(&b, full)).unwrap_or(Value::Null))
         }
         "eth_getTransactionByHash" => {
             p.at_most(1)?;
             let hash: B256 = p.required(0)?;
-            Ok(node.transaction(hash).map_err(internal)?.map(|t| json!(transaction(&t))).unwrap_or(Value::Null))
+            Ok(node.transaction(hash)?.map(|t| json!(transaction(&t))).unwrap_or(Value::Null))
         }
         "eth_getTransactionReceipt" => {
             p.at_most(1)?;
             let hash: B256 = p.required(0)?;
-            Ok(node.transaction(hash).map_err(internal)?.map(|t| json!(receipt(&t))).unwrap_or(Value::Null))
+            Ok(node.transaction(hash)?.map(|t| json!(receipt(&t))).unwrap_or(Value::Null))
         }
         "eth_getTransactionCount" | "eth_getBalance" | "eth_getCode" => {
             p.at_most(2)?;
@@ -245,14 +251,12 @@ fn latest_state(node: &Node, tag: Option<BlockNumberOrTag>) -> Result<(), RpcErr
 
 fn call_request(p: &Params) -> Result<CallRequest, RpcError> {
     let request: TransactionRequest = p.required(0)?;
-    let data = request.input.input().cloned().unwrap_or_default();
-    if let (Some(input), Some(data)) = (&request.input.input, &request.input.data)
-        && input != data
-    {
-        return Err(RpcError::invalid_params(
+    let data = request.input.unique_input().map_err(|_| {
+        RpcError::invalid_params(
             "invalid argument 0: both \"data\" and \"input\" are set and not equal. Please use \"input\" to pass transaction call data",
-        ));
-    }
+        )
+    })?;
+    let data = data.cloned().unwrap_or_default();
     Ok(CallRequest {
         from: request.from,
         to: match request.to {
@@ -269,7 +273,7 @@ fn call_request(p: &Params) -> Result<CallRequest, RpcError> {
 fn call_error(error: CallError) -> RpcError {
     match error {
         CallError::Reverted(data) => {
-            let message = match revert_string(&data) {
+            let message = match revert_message(&data) {
                 Some(reason) => format!("execution reverted: {reason}"),
                 None => "execution reverted".to_owned(),
             };
@@ -277,15 +281,6 @@ fn call_error(error: CallError) -> RpcError {
         }
         CallError::Halted(message) | CallError::Invalid(message) => RpcError::server(message),
     }
-}
-
-/// The message of a revert with `Error(string)`.
-fn revert_string(data: &[u8]) -> Option<String> {
-    if data.len() < 4 || data[..4] != [0x08, 0xc3, 0x79, 0xa0] {
-        return None;
-    }
-    let tokens = ethers_core::abi::decode(&[ethers_core::abi::ParamType::String], &data[4..]).ok()?;
-    tokens.into_iter().next()?.into_string()
 }
 
 fn effective_gas_price(tx: &TxEnvelope) -> u128 {
@@ -337,9 +332,7 @@ fn receipt(mined: &MinedTx) -> TransactionReceipt {
 
 fn block_json(block: &Block, full: bool) -> Value {
     let transactions = if full {
-        BlockTransactions::Full(
-            (0..block.transactions.len()).filter_map(|i| block.mined(i)).map(|m| transaction(&m)).collect(),
-        )
+        BlockTransactions::Full(block.mined_all().iter().map(transaction).collect())
     } else {
         BlockTransactions::Hashes(block.transactions.iter().map(|t| t.hash()).collect())
     };
@@ -357,11 +350,9 @@ fn block_json(block: &Block, full: bool) -> Value {
 
 fn logs(node: &Node, filter: &Filter) -> Result<Vec<Log>, RpcError> {
     let head = node.head().0;
-    let internal = |e: crate::node::LedgerError| RpcError::new(-32603, e.to_string());
     let (from, to) = match filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
-            let number =
-                node.block_number_of_hash(hash).map_err(internal)?.ok_or_else(|| RpcError::server("unknown block"))?;
+            let number = node.block_number_of_hash(hash)?.ok_or_else(|| RpcError::server("unknown block"))?;
             (number, number)
         }
         FilterBlockOption::Range { from_block, to_block } => {
@@ -386,12 +377,11 @@ fn logs(node: &Node, filter: &Filter) -> Result<Vec<Log>, RpcError> {
     }
     let mut found = Vec::new();
     for number in from..=to {
-        let Some(block) = node.block(number).map_err(internal)? else { continue };
+        let Some(block) = node.block(number)? else { continue };
         if !filter.matches_bloom(block.header.logs_bloom) {
             continue;
         }
-        for index in 0..block.transactions.len() {
-            let Some(mined) = block.mined(index) else { continue };
+        for mined in block.mined_all() {
             for log in receipt(&mined).inner.logs() {
                 if filter.matches_address(log.address()) && filter.matches_topics(log.topics()) {
                     found.push(log.clone());

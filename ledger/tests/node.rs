@@ -100,15 +100,24 @@ fn signed_transactions_are_mined_and_survive_a_restart() {
     assert_eq!(role_of(&node, &alice), 1);
     let paid = U256::from(10u64).pow(U256::from(24)) - node.balance(relayer.address());
     assert_eq!(paid, U256::from(mined.gas_used) * U256::from(BASE_FEE + 1), "base fee plus the 1 wei tip");
+    // The clock moves forward for later blocks.
+    node.advance_time(3_600);
+    let bob = keys(2);
+    let raw = relayer.sign_raw(CHAIN_ID, 1, Some(node.contracts().directory), register_input(&node, &bob, 1), fees());
+    let later = node.send_raw_transaction_blocking(&raw).unwrap();
+    let time = |n: u64| node.block(n).unwrap().unwrap().header.timestamp;
+    assert!(time(later.block_number) >= now() + 3_600, "an hour ahead");
+    assert!(time(inclusion.block_number) <= now());
     let head = node.head();
     drop(node);
 
     let node = Node::open(&path, genesis_of(&path)).unwrap();
     assert_eq!(node.head(), head, "the chain is back after a restart");
     assert_eq!(role_of(&node, &alice), 1, "state rebuilt by re-execution");
-    assert_eq!(node.nonce(relayer.address()), 1);
+    assert_eq!(node.nonce(relayer.address()), 2);
+    assert_eq!(head.0, 2);
     let block = node.block(1).unwrap().unwrap();
-    assert_eq!(block.hash, head.1);
+    assert_eq!(block.hash, inclusion.block_hash);
     assert_eq!(block.header.parent_hash, node.block(0).unwrap().unwrap().hash);
     assert_eq!(block.transactions.len(), 1);
 

@@ -201,14 +201,7 @@ pub fn execute(
     transactions: Vec<SignedTx>,
 ) -> (Executed, Vec<(SignedTx, BlockError)>) {
     let number = parent.header.number + 1;
-    let params = BlockParams {
-        number,
-        timestamp,
-        basefee: super::BASE_FEE,
-        gas_limit: super::BLOCK_GAS_LIMIT,
-        beneficiary: Address::ZERO,
-        prevrandao: B256::ZERO,
-    };
+    let params = BlockParams { number, timestamp, basefee: super::BASE_FEE };
     let mut diff = StateDiff::default();
     let mut included = Vec::with_capacity(transactions.len());
     let mut receipts = Vec::with_capacity(transactions.len());

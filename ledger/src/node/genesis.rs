@@ -54,14 +54,7 @@ impl Genesis {
             diff.record_account(address, &info);
             state.insert_account_info(address, info);
         }
-        let block = BlockParams {
-            number: 0,
-            timestamp: self.timestamp,
-            basefee: 0,
-            gas_limit: super::BLOCK_GAS_LIMIT,
-            beneficiary: Address::ZERO,
-            prevrandao: Default::default(),
-        };
+        let block = BlockParams { number: 0, timestamp: self.timestamp, basefee: 0 };
         let directory = artifacts::directory();
         let records = artifacts::records();
         let contracts = Contracts::of_genesis();

@@ -141,7 +141,6 @@ pub struct Node {
 }
 
 struct Inner {
-    path: PathBuf,
     genesis: Genesis,
     /// The executed state; the miner holds it while executing a block.
     state: Mutex<Executed>,
@@ -178,44 +177,41 @@ impl Node {
     /// Opens the chain at `path` with whatever genesis it was created with,
     /// or creates it from `init()` when there is none yet.
     pub fn open_or_init(path: &Path, init: impl FnOnce() -> Genesis) -> Result<Self, LedgerError> {
-        let stored = if path.exists() { Store::open(path)?.meta("genesis")? } else { None };
-        let genesis = match stored {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })?,
-            None => init(),
-        };
-        Self::open(path, genesis)
+        let writer = Store::open(path)?;
+        match stored_genesis(&writer)? {
+            Some(genesis) => Self::start(path, writer, genesis, false),
+            None => Self::start(path, writer, init(), true),
+        }
     }
 
     /// Opens the chain stored at `path` (creating it from `genesis` when the
     /// file is new), re-executes and checks it, and starts mining.
     pub fn open(path: &Path, genesis: Genesis) -> Result<Self, LedgerError> {
-        let mut writer = Store::open(path)?;
-        match writer.meta("genesis")? {
-            Some(stored) => {
-                let stored: Genesis = serde_json::from_slice(&stored)
-                    .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })?;
-                if stored != genesis {
-                    return Err(LedgerError::GenesisMismatch { path: path.to_owned() });
-                }
-            }
-            None => {
-                let (header, hash) = genesis_header(&genesis)?;
-                writer.set_meta("genesis", &serde_json::to_vec(&genesis).expect("genesis serialises"))?;
-                writer.append(&StoredBlock {
-                    number: 0,
-                    hash: hash.0,
-                    header: alloy_rlp::encode(&header),
-                    transactions: Vec::new(),
-                    receipts: Vec::new(),
-                })?;
-            }
+        let writer = Store::open(path)?;
+        match stored_genesis(&writer)? {
+            Some(stored) if stored != genesis => Err(LedgerError::GenesisMismatch { path: path.to_owned() }),
+            Some(_) => Self::start(path, writer, genesis, false),
+            None => Self::start(path, writer, genesis, true),
+        }
+    }
+
+    /// Writes genesis when the store is `new`, replays the chain and starts the miner.
+    fn start(path: &Path, mut writer: Store, genesis: Genesis, new: bool) -> Result<Self, LedgerError> {
+        if new {
+            let (header, hash) = genesis_header(&genesis)?;
+            let block = StoredBlock {
+                number: 0,
+                hash: hash.0,
+                header: alloy_rlp::encode(&header),
+                transactions: Vec::new(),
+                receipts: Vec::new(),
+            };
+            writer.create(&serde_json::to_vec(&genesis).expect("genesis serialises"), &block)?;
         }
         let (executed, report) = replay(&writer, &genesis, &mut |_, _| {})?;
         let head = (executed.header.number, executed.hash, executed.header.timestamp);
         tracing::info!(blocks = report.blocks, transactions = report.transactions, "ledger replayed and verified");
         let inner = Arc::new(Inner {
-            path: path.to_owned(),
             genesis,
             state: Mutex::new(executed),
             head: Mutex::new(head),
@@ -232,10 +228,6 @@ impl Node {
             .spawn(move || mine(&miner_inner, writer))
             .expect("spawn the miner thread");
         Ok(Self { inner, miner: Some(miner) })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     pub fn chain_id(&self) -> u64 {
@@ -259,12 +251,6 @@ impl Node {
     /// Moves the node's clock forward (later blocks and calls see it).
     pub fn advance_time(&self, seconds: u64) {
         self.inner.time_offset.fetch_add(seconds, Ordering::SeqCst);
-    }
-
-    /// The time the next block would carry.
-    pub fn now(&self) -> u64 {
-        let (_, _, head_time) = *lock(&self.inner.head);
-        self.inner.now().max(head_time)
     }
 
     /// Submits a signed transaction (EIP-2718 bytes) and waits until the
@@ -422,11 +408,6 @@ impl Node {
         Ok(block.mined(index as usize))
     }
 
-    /// Stops mining after the queued transactions are in a block.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
     fn stop(&mut self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.work.notify_all();
@@ -436,6 +417,7 @@ impl Node {
     }
 }
 
+/// Dropping the node stops the miner once the queued transactions are in a block.
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
@@ -466,9 +448,6 @@ impl Inner {
             number: state.header.number + 1,
             timestamp: self.now().max(state.header.timestamp),
             basefee: 0,
-            gas_limit: BLOCK_GAS_LIMIT,
-            beneficiary: Address::ZERO,
-            prevrandao: B256::ZERO,
         };
         let chain_id = self.genesis.chain_id;
         let outcome =
@@ -506,10 +485,26 @@ fn halt_message(reason: &str) -> String {
 impl Block {
     /// Transaction `index` with its receipt.
     pub fn mined(&self, index: usize) -> Option<MinedTx> {
+        let first_log_index = self.receipts.get(..index)?.iter().map(|r| r.logs().len() as u64).sum();
+        self.mined_at(index, first_log_index)
+    }
+
+    /// Every transaction with its receipt, in order.
+    pub fn mined_all(&self) -> Vec<MinedTx> {
+        let mut first_log_index = 0;
+        (0..self.transactions.len())
+            .filter_map(|index| {
+                let mined = self.mined_at(index, first_log_index)?;
+                first_log_index += mined.receipt.logs().len() as u64;
+                Some(mined)
+            })
+            .collect()
+    }
+
+    fn mined_at(&self, index: usize, first_log_index: u64) -> Option<MinedTx> {
         let tx = self.transactions.get(index)?.clone();
         let receipt = self.receipts.get(index)?.clone();
         let previous = if index == 0 { 0 } else { self.receipts[index - 1].cumulative_gas_used() };
-        let first_log_index = self.receipts[..index].iter().map(|r| r.logs().len() as u64).sum();
         let contract_address = match tx.envelope.kind() {
             TxKind::Create if receipt.is_success() => Some(tx.sender.create(tx.envelope.nonce())),
             _ => None,
@@ -532,6 +527,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock leaves data that is still consistent for
     // reading (every writer finishes its update before releasing).
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The genesis spec stored with the chain, if any.
+fn stored_genesis(store: &Store) -> Result<Option<Genesis>, LedgerError> {
+    let Some(bytes) = store.meta("genesis")? else { return Ok(None) };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })
 }
 
 fn genesis_header(genesis: &Genesis) -> Result<(Header, B256), LedgerError> {
@@ -646,9 +649,7 @@ pub fn verify(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyR
         return Err(LedgerError::Missing { path: path.to_owned() });
     }
     let store = Store::open_read_only(path)?;
-    let genesis = store.meta("genesis")?.ok_or(LedgerError::BadBlock { number: 0, reason: "no genesis".into() })?;
-    let genesis: Genesis = serde_json::from_slice(&genesis)
-        .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })?;
+    let genesis = stored_genesis(&store)?.ok_or(LedgerError::BadBlock { number: 0, reason: "no genesis".into() })?;
     replay(&store, &genesis, progress).map(|(_, report)| report)
 }
 
@@ -676,7 +677,7 @@ fn mine(inner: &Inner, mut writer: Store) {
             pool.queue.drain(..take).collect::<Vec<_>>()
         };
         let (transactions, mut waiters): (Vec<SignedTx>, HashMap<B256, _>) =
-            batch.into_iter().map(|p| (p.tx.clone(), (p.tx.hash(), p.done))).unzip();
+            batch.into_iter().map(|p| (p.tx.hash(), p)).map(|(hash, p)| (p.tx, (hash, p.done))).unzip();
         let senders: Vec<Address> = transactions.iter().map(|t| t.sender).collect();
         let hashes: Vec<B256> = transactions.iter().map(SignedTx::hash).collect();
 

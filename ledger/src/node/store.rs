@@ -84,32 +84,19 @@ impl Store {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
-    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+    /// Starts a new chain: its genesis spec and block 0, in one durable commit.
+    pub fn create(&mut self, genesis: &[u8], block: &StoredBlock) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("INSERT INTO meta (key, value) VALUES ('genesis', ?1)", [genesis])?;
+        insert_block(&tx, block)?;
+        tx.commit()?;
         Ok(())
     }
 
     /// Appends a block with its transactions and receipts in one durable commit.
     pub fn append(&mut self, block: &StoredBlock) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        {
-            let number = i64::try_from(block.number).expect("block numbers fit in i64");
-            tx.prepare_cached("INSERT INTO blocks (number, hash, header) VALUES (?1, ?2, ?3)")?.execute(params![
-                number,
-                &block.hash[..],
-                &block.header
-            ])?;
-            let mut insert_tx =
-                tx.prepare_cached("INSERT INTO transactions (hash, block_number, idx, raw) VALUES (?1, ?2, ?3, ?4)")?;
-            for (idx, t) in block.transactions.iter().enumerate() {
-                insert_tx.execute(params![&t.hash[..], number, idx as i64, &t.raw])?;
-            }
-            let mut insert_receipt =
-                tx.prepare_cached("INSERT INTO receipts (block_number, idx, raw) VALUES (?1, ?2, ?3)")?;
-            for (idx, raw) in block.receipts.iter().enumerate() {
-                insert_receipt.execute(params![number, idx as i64, raw])?;
-            }
-        }
+        insert_block(&tx, block)?;
         tx.commit()?;
         Ok(())
     }
@@ -168,6 +155,25 @@ impl Store {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+fn insert_block(tx: &rusqlite::Transaction<'_>, block: &StoredBlock) -> Result<(), StoreError> {
+    let number = i64::try_from(block.number).expect("block numbers fit in i64");
+    tx.prepare_cached("INSERT INTO blocks (number, hash, header) VALUES (?1, ?2, ?3)")?.execute(params![
+        number,
+        &block.hash[..],
+        &block.header
+    ])?;
+    let mut insert_tx =
+        tx.prepare_cached("INSERT INTO transactions (hash, block_number, idx, raw) VALUES (?1, ?2, ?3, ?4)")?;
+    for (idx, t) in block.transactions.iter().enumerate() {
+        insert_tx.execute(params![&t.hash[..], number, idx as i64, &t.raw])?;
+    }
+    let mut insert_receipt = tx.prepare_cached("INSERT INTO receipts (block_number, idx, raw) VALUES (?1, ?2, ?3)")?;
+    for (idx, raw) in block.receipts.iter().enumerate() {
+        insert_receipt.execute(params![number, idx as i64, raw])?;
+    }
+    Ok(())
 }
 
 fn to_hash(bytes: &[u8]) -> [u8; 32] {
