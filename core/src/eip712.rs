@@ -8,6 +8,7 @@
 use ethers_core::abi::{Token, encode};
 use ethers_core::types::{Address, Signature, U256};
 use ethers_core::utils::keccak256;
+use serde::{Deserialize, Serialize};
 
 use crate::directory::sign_digest;
 use crate::keys::AccountKeys;
@@ -79,10 +80,12 @@ pub trait TypedMessage {
 }
 
 /// An account registering (or rotating) its encryption key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Register {
     pub account: Address,
     pub role: u8,
+    #[serde(with = "hex32")]
     pub encryption_key: [u8; 32],
     pub nonce: U256,
 }
@@ -100,13 +103,16 @@ impl TypedMessage for Register {
 }
 
 /// A credentialing authority issuing (or renewing) a clinician's credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IssueCredential {
     pub authority: Address,
     pub clinician: Address,
     /// keccak256 of the licence number as issued (the number itself stays off-chain).
+    #[serde(with = "hex32")]
     pub license_id_hash: [u8; 32],
     /// The specialty, UTF-8, right-padded with zeros to 32 bytes.
+    #[serde(with = "hex32")]
     pub specialty: [u8; 32],
     /// Unix seconds.
     pub expires_at: u64,
@@ -128,7 +134,8 @@ impl TypedMessage for IssueCredential {
 }
 
 /// The issuing authority revoking a clinician's credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RevokeCredential {
     pub authority: Address,
     pub clinician: Address,
@@ -148,14 +155,18 @@ pub const SCOPE_CATEGORIES: u8 = 1;
 pub const SCOPE_EVERYTHING: u8 = 2;
 
 /// An author anchoring one record's ciphertext hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Anchor {
     pub author: Address,
     pub patient: Address,
+    #[serde(with = "hex32")]
     pub record_id: [u8; 32],
+    #[serde(with = "hex32")]
     pub ciphertext_hash: [u8; 32],
     pub category: u8,
     /// The record this one corrects, or zero.
+    #[serde(with = "hex32")]
     pub amends: [u8; 32],
     pub nonce: U256,
 }
@@ -176,10 +187,12 @@ impl TypedMessage for Anchor {
 }
 
 /// An author anchoring a batch of records as one Merkle root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AnchorBatch {
     pub author: Address,
     pub patient: Address,
+    #[serde(with = "hex32")]
     pub root: [u8; 32],
     pub count: u32,
     pub nonce: U256,
@@ -200,7 +213,8 @@ impl TypedMessage for AnchorBatch {
 
 /// A patient's consent: `grantee` may read (and with `write`, add to) the
 /// records in scope until `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
     pub patient: Address,
     pub grantee: Address,
@@ -208,6 +222,7 @@ pub struct Grant {
     /// Bit n set: category n is shared (scope `SCOPE_CATEGORIES`).
     pub categories: u32,
     /// The records shared (scope `SCOPE_RECORDS`).
+    #[serde(with = "hex32_list")]
     pub records: Vec<[u8; 32]>,
     pub write: bool,
     pub expires_at: u64,
@@ -233,7 +248,8 @@ impl TypedMessage for Grant {
 }
 
 /// The patient stopping a grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Revoke {
     pub patient: Address,
     pub grantee: Address,
@@ -248,10 +264,12 @@ impl TypedMessage for Revoke {
 }
 
 /// A grantee's request to open one record; logged before anything is released.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Access {
     pub grantee: Address,
     pub patient: Address,
+    #[serde(with = "hex32")]
     pub record_id: [u8; 32],
     pub nonce: U256,
 }
@@ -265,6 +283,60 @@ impl TypedMessage for Access {
             Token::FixedBytes(self.record_id.to_vec()),
             Token::Uint(self.nonce),
         ]
+    }
+}
+
+/// Any signed message the ledger's contracts take, tagged by kind for the
+/// wire (the browser signs, the server relays).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum LedgerMessage {
+    Register(Register),
+    IssueCredential(IssueCredential),
+    RevokeCredential(RevokeCredential),
+    Anchor(Anchor),
+    AnchorBatch(AnchorBatch),
+    Grant(Grant),
+    Revoke(Revoke),
+    Access(Access),
+}
+
+/// `bytes32` values as 0x-prefixed hex on the wire.
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", hex::encode(bytes)))
+    }
+
+    pub fn parse(text: &str) -> Result<[u8; 32], String> {
+        let digits = text.strip_prefix("0x").ok_or("a bytes32 is 0x-prefixed hex")?;
+        let bytes = hex::decode(digits).map_err(|_| "a bytes32 is hex")?;
+        <[u8; 32]>::try_from(bytes).map_err(|_| "a bytes32 is 32 bytes".into())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex32_list {
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for bytes in list {
+            seq.serialize_element(&format!("0x{}", hex::encode(bytes)))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| super::hex32::parse(text).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 
@@ -286,6 +358,36 @@ mod tests {
 
     fn domain() -> Domain {
         Domain::directory(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap())
+    }
+
+    #[test]
+    fn messages_travel_as_tagged_json_with_hex_bytes32() {
+        let message = LedgerMessage::Grant(Grant {
+            patient: Address::repeat_byte(1),
+            grantee: Address::repeat_byte(2),
+            scope: 0,
+            categories: 0,
+            records: vec![[0xab; 32]],
+            write: false,
+            expires_at: 9,
+            nonce: U256::from(3),
+        });
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(json["kind"], "grant");
+        assert_eq!(json["message"]["records"][0], format!("0x{}", "ab".repeat(32)));
+        assert_eq!(serde_json::from_value::<LedgerMessage>(json.clone()).unwrap(), message);
+        let mut bad = json.clone();
+        bad["message"]["records"][0] = "0xabcd".into();
+        assert!(serde_json::from_value::<LedgerMessage>(bad).is_err(), "short bytes32");
+        let mut bad = json.clone();
+        bad["message"]["records"][0] = "ab".repeat(32).into();
+        assert!(serde_json::from_value::<LedgerMessage>(bad).is_err(), "no 0x");
+        let mut bad = json.clone();
+        bad["message"]["extra"] = 1.into();
+        assert!(serde_json::from_value::<LedgerMessage>(bad).is_err(), "unknown field");
+        let mut bad = json;
+        bad["kind"] = "mint".into();
+        assert!(serde_json::from_value::<LedgerMessage>(bad).is_err(), "unknown kind");
     }
 
     #[test]

@@ -9,13 +9,44 @@ use ethers_core::abi::Token;
 
 use crate::artifacts::{self, Artifact};
 use crate::evm::encode_call;
+use crate::node::Contracts;
+
+/// Which of Chartkey's contracts a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Directory,
+    Records,
+}
+
+impl Target {
+    pub fn artifact(self) -> &'static Artifact {
+        match self {
+            Self::Directory => artifacts::directory(),
+            Self::Records => artifacts::records(),
+        }
+    }
+
+    pub fn address(self, contracts: &Contracts) -> alloy_primitives::Address {
+        match self {
+            Self::Directory => contracts.directory,
+            Self::Records => contracts.records,
+        }
+    }
+}
 
 /// A signed message that a contract takes as `FUNCTION(fields…, signature)`.
 pub trait SignedCall: TypedMessage {
     const FUNCTION: &'static str;
 
     /// The contract that verifies it.
-    fn artifact() -> &'static Artifact;
+    const TARGET: Target;
+
+    /// The account whose signature the contract checks.
+    fn signer(&self) -> ethers_core::types::Address;
+
+    fn artifact() -> &'static Artifact {
+        Self::TARGET.artifact()
+    }
 
     /// The arguments before the signature. The contracts take the EIP-712
     /// fields in their order, except where a field is hashed for signing
@@ -39,29 +70,31 @@ pub fn input<M: SignedCall>(message: &M, signature: Vec<u8>) -> Vec<u8> {
 }
 
 macro_rules! signed_call {
-    ($message:ty, $function:literal, $artifact:path) => {
+    ($message:ty, $function:literal, $target:ident, $signer:ident) => {
         impl SignedCall for $message {
             const FUNCTION: &'static str = $function;
-            fn artifact() -> &'static Artifact {
-                $artifact()
+            const TARGET: Target = Target::$target;
+            fn signer(&self) -> ethers_core::types::Address {
+                self.$signer
             }
         }
     };
 }
 
-signed_call!(Register, "register", artifacts::directory);
-signed_call!(IssueCredential, "issueCredential", artifacts::directory);
-signed_call!(RevokeCredential, "revokeCredential", artifacts::directory);
-signed_call!(Anchor, "anchor", artifacts::records);
-signed_call!(AnchorBatch, "anchorBatch", artifacts::records);
-signed_call!(Revoke, "revoke", artifacts::records);
-signed_call!(Access, "logAccess", artifacts::records);
+signed_call!(Register, "register", Directory, account);
+signed_call!(IssueCredential, "issueCredential", Directory, authority);
+signed_call!(RevokeCredential, "revokeCredential", Directory, authority);
+signed_call!(Anchor, "anchor", Records, author);
+signed_call!(AnchorBatch, "anchorBatch", Records, author);
+signed_call!(Revoke, "revoke", Records, patient);
+signed_call!(Access, "logAccess", Records, grantee);
 
 impl SignedCall for Grant {
     const FUNCTION: &'static str = "grant";
+    const TARGET: Target = Target::Records;
 
-    fn artifact() -> &'static Artifact {
-        artifacts::records()
+    fn signer(&self) -> ethers_core::types::Address {
+        self.patient
     }
 
     fn arguments(&self) -> Vec<Token> {

@@ -9,12 +9,18 @@
 //! - [`node`]: the embedded node: signed transactions, blocks, durable
 //!   storage, re-execution and verification.
 //! - [`rpc`]: Ethereum JSON-RPC over the node, as geth answers it.
+//! - [`client`]: the ledger as the server reaches it (the embedded node).
+//! - [`relayer`]: signed messages into paid, journalled transactions.
+//! - [`refusal`]: a contract's revert, in words.
 
 pub mod artifacts;
 pub mod calls;
+pub mod client;
 pub mod evm;
 pub mod exec;
 pub mod node;
+pub mod refusal;
+pub mod relayer;
 pub mod rpc;
 
 pub use artifacts::Artifact;

@@ -187,8 +187,13 @@ async fn dispatch(node: &Node, method: &str, params: Vec<Value>) -> Result<Value
         "eth_getTransactionCount" | "eth_getBalance" | "eth_getCode" => {
             p.at_most(2)?;
             let address: Address = p.required(0)?;
-            latest_state(node, p.optional(1)?)?;
+            let tag: Option<BlockNumberOrTag> = p.optional(1)?;
+            latest_state(node, tag)?;
             Ok(match method {
+                // "pending" counts transactions waiting for the next block, as geth's pool does.
+                "eth_getTransactionCount" if tag == Some(BlockNumberOrTag::Pending) => {
+                    json!(U64::from(node.pending_nonce(address)))
+                }
                 "eth_getTransactionCount" => json!(U64::from(node.nonce(address))),
                 "eth_getBalance" => json!(node.balance(address)),
                 _ => json!(node.code(address)),

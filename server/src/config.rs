@@ -31,6 +31,9 @@ pub struct Config {
     pub chain_id: u64,
     /// Who may use the ledger's JSON-RPC at /rpc.
     pub rpc_access: RpcAccess,
+    /// How long a relay request waits for its block before answering
+    /// "accepted, not mined yet".
+    pub relay_wait: Duration,
 }
 
 /// Who may use /rpc. The ledger holds no health data, but its events tell
@@ -62,6 +65,7 @@ impl Config {
             api_body_limit: 64 * 1024,
             chain_id: crate::ledger::DEFAULT_CHAIN_ID,
             rpc_access: RpcAccess::default(),
+            relay_wait: Duration::from_secs(20),
         }
     }
 

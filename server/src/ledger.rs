@@ -1,5 +1,6 @@
 //! The server's side of the ledger: the embedded node, opened from the data
-//! directory, and the keys the operator holds (relayer, administrator).
+//! directory, the keys the operator holds (relayer, administrator), and the
+//! relayer with its journal.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::U256;
 use anyhow::Context;
+use chartkey_ledger::client::LedgerClient;
 use chartkey_ledger::node::{Genesis, Node, Wallet};
+use chartkey_ledger::relayer::Relayer;
 
 /// Chartkey's default chain id for the embedded ledger ("chk").
 pub const DEFAULT_CHAIN_ID: u64 = 0x0063_686b;
@@ -16,16 +19,19 @@ pub const DEFAULT_CHAIN_ID: u64 = 0x0063_686b;
 /// The embedded ledger and the keys that act on it.
 pub struct Ledger {
     pub node: Arc<Node>,
-    /// Pays gas for the signed messages the server relays.
-    pub relayer: Wallet,
+    /// Relays the signed messages of the portal's users, paying their gas
+    /// with keys/relayer.key.
+    pub relayer: Relayer,
     /// Owner of the Directory contract (names credentialing authorities).
     pub admin: Wallet,
 }
 
 impl Ledger {
     /// Opens (or, on first run, creates) the ledger under `data_dir`: the
-    /// chain in `ledger.sqlite3`, the keys in `keys/` (owner-only files).
-    pub fn open(data_dir: &Path, chain_id: u64) -> anyhow::Result<Self> {
+    /// chain in `ledger.sqlite3`, the keys in `keys/` (owner-only files), the
+    /// relayer's journal in `relayer.sqlite3` (whatever it holds unsent is
+    /// sent now).
+    pub async fn open(data_dir: &Path, chain_id: u64) -> anyhow::Result<Self> {
         let keys = data_dir.join("keys");
         let relayer = load_or_create_key(&keys.join("relayer.key"))?;
         let admin = load_or_create_key(&keys.join("admin.key"))?;
@@ -37,7 +43,12 @@ impl Ledger {
         if node.genesis().admin != admin.address() {
             anyhow::bail!("keys/admin.key is not the administrator this ledger was created with");
         }
-        Ok(Self { node: Arc::new(node), relayer, admin })
+        let node = Arc::new(node);
+        let relayer =
+            Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), relayer, &data_dir.join("relayer.sqlite3"))
+                .await
+                .context("starting the relayer")?;
+        Ok(Self { node, relayer, admin })
     }
 }
 
@@ -92,10 +103,10 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Wallet> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn keys_persist_and_are_owner_only() {
+    #[tokio::test]
+    async fn keys_persist_and_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Ledger::open(dir.path(), DEFAULT_CHAIN_ID).unwrap();
+        let first = Ledger::open(dir.path(), DEFAULT_CHAIN_ID).await.unwrap();
         let (relayer, admin) = (first.relayer.address(), first.admin.address());
         assert_ne!(relayer, admin);
         drop(first);
@@ -105,12 +116,12 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join("keys/relayer.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = Ledger::open(dir.path(), DEFAULT_CHAIN_ID).unwrap();
+        let again = Ledger::open(dir.path(), DEFAULT_CHAIN_ID).await.unwrap();
         assert_eq!((again.relayer.address(), again.admin.address()), (relayer, admin));
         assert!(again.node.balance(relayer) > U256::ZERO, "genesis funds the relayer");
         drop(again);
-        assert!(Ledger::open(dir.path(), 1).is_err(), "another chain id is refused");
+        assert!(Ledger::open(dir.path(), 1).await.is_err(), "another chain id is refused");
         std::fs::write(dir.path().join("keys/admin.key"), "zz").unwrap();
-        assert!(Ledger::open(dir.path(), DEFAULT_CHAIN_ID).is_err(), "an unreadable key is refused");
+        assert!(Ledger::open(dir.path(), DEFAULT_CHAIN_ID).await.is_err(), "an unreadable key is refused");
     }
 }

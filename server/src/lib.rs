@@ -172,7 +172,7 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
-    let state = AppState::new(config)?;
+    let state = AppState::new(config).await?;
     let app = router(state, site);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)

@@ -8,65 +8,19 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, Bytes};
 use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, bytes32_text};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls;
 use chartkey_ledger::evm::encode_call;
-use chartkey_ledger::node::{BASE_FEE, Contracts, Fees, Wallet};
-use common::TestServer;
+use chartkey_ledger::node::Contracts;
+use common::{Rpc, TestServer, wallet};
 use ethers_core::abi::Token;
 use ethers_core::types::U256;
 use serde_json::{Value, json};
 
 fn keys(n: u8) -> AccountKeys {
     AccountSecret::from_bytes([n; 32]).derive()
-}
-
-fn wallet(data_dir: &Path, name: &str) -> Wallet {
-    let text = std::fs::read_to_string(data_dir.join("keys").join(name)).unwrap();
-    Wallet::from_secret(&hex::decode(text.trim()).unwrap().try_into().unwrap()).unwrap()
-}
-
-struct Rpc {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Rpc {
-    async fn raw(&self, body: String) -> (u16, Value) {
-        let response =
-            self.http.post(&self.url).header("content-type", "application/json").body(body).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn call(&self, method: &str, params: Value) -> Value {
-        let (_, answer) =
-            self.raw(json!({ "jsonrpc": "2.0", "id": 7, "method": method, "params": params }).to_string()).await;
-        assert_eq!(answer["id"], 7, "{answer}");
-        answer
-    }
-
-    async fn result(&self, method: &str, params: Value) -> Value {
-        let answer = self.call(method, params).await;
-        assert!(answer.get("error").is_none(), "{method}: {answer}");
-        answer["result"].clone()
-    }
-
-    /// Signs `input` to `to` with `wallet` and sends it; returns the transaction hash.
-    async fn send(&self, chain_id: u64, wallet: &Wallet, to: Address, input: Vec<u8>) -> String {
-        let nonce = self.result("eth_getTransactionCount", json!([wallet.address(), "latest"])).await;
-        let nonce = u64::from_str_radix(nonce.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
-        let fees =
-            Fees { gas_limit: 1_000_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
-        let raw = wallet.sign_raw(chain_id, nonce, Some(to), Bytes::from(input), fees);
-        let hash = self.result("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))])).await;
-        let receipt = self.result("eth_getTransactionReceipt", json!([hash])).await;
-        assert_eq!(receipt["status"], "0x1", "{receipt}");
-        hash.as_str().unwrap().to_owned()
-    }
 }
 
 fn now() -> u64 {

@@ -16,6 +16,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The ledger's contracts refused a signed message: `code` is the
+    /// contract's error name, `message` says why in words.
+    #[error("{message}")]
+    Refused { code: String, message: String },
     #[error("Too many attempts from your network. Wait a minute, then try again.")]
     RateLimited,
     #[error("Something went wrong on the server. Try again; if it keeps happening, tell your administrator.")]
@@ -35,6 +39,7 @@ impl ApiError {
             ApiError::BadRequest(_) => 400,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
+            ApiError::Refused { .. } => 422,
             ApiError::RateLimited => 429,
             ApiError::Internal => 500,
             ApiError::Transport(_) => 400,

@@ -111,3 +111,24 @@ pub async fn remove_passkey(credential_id: String, signature: String) -> Result<
 pub async fn directory_lookup(address: String) -> Result<PublicKeysOf, ApiError> {
     call(move |b, c| async move { b.directory_lookup(&c, address).await }).await
 }
+
+/// The ledger's chain id and contract addresses.
+#[server(endpoint = "ledger/info", input = Json)]
+pub async fn ledger_info() -> Result<LedgerContracts, ApiError> {
+    call(move |b, c| async move { b.ledger_info(&c).await }).await
+}
+
+/// Relays a message the signed-in account signed (EIP-712) to the ledger.
+/// Answers once it is mined, or, if that takes long, once it is accepted
+/// (`mined: false`; ask `ledger/job` later). A contract's refusal comes back
+/// as [`ApiError::Refused`], with nothing sent.
+#[server(endpoint = "ledger/relay", input = Json)]
+pub async fn ledger_relay(body: RelayBody) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.ledger_relay(&c, body).await }).await
+}
+
+/// A relayed message of the signed-in account, as it stands now.
+#[server(endpoint = "ledger/job", input = Json)]
+pub async fn ledger_job(job: i64) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.ledger_job(&c, job).await }).await
+}

@@ -60,6 +60,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn add_passkey_finish(&self, caller: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError>;
     async fn remove_passkey(&self, caller: &Caller, credential_id: String, signature: String) -> Result<(), ApiError>;
     async fn directory_lookup(&self, caller: &Caller, address: String) -> Result<PublicKeysOf, ApiError>;
+    async fn ledger_info(&self, caller: &Caller) -> Result<LedgerContracts, ApiError>;
+    async fn ledger_relay(&self, caller: &Caller, body: RelayBody) -> Result<RelayReceipt, ApiError>;
+    async fn ledger_job(&self, caller: &Caller, job: i64) -> Result<RelayReceipt, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

@@ -98,3 +98,33 @@ pub struct PublicKeysOf {
     pub display_name: String,
     pub entry: DirectoryEntry,
 }
+
+/// Where the ledger is: what the browser needs to build EIP-712 domains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerContracts {
+    pub chain_id: u64,
+    /// The Directory contract (0x-prefixed address).
+    pub directory: String,
+    /// The Records contract.
+    pub records: String,
+    /// The server's relayer, which pays for relayed messages.
+    pub relayer: String,
+}
+
+/// A signed ledger message for the relayer. `signature` is the 65-byte
+/// EIP-712 signature, 0x-prefixed hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayBody {
+    pub message: chartkey_core::eip712::LedgerMessage,
+    pub signature: String,
+}
+
+/// A relayed message: accepted (journalled and sent) and, once `mined`, in
+/// block `block_number`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayReceipt {
+    pub job: i64,
+    pub tx_hash: String,
+    pub mined: bool,
+    pub block_number: Option<u64>,
+}

@@ -344,6 +344,14 @@ impl Node {
         exec::nonce_of(&lock(&self.inner.state).db, address)
     }
 
+    /// The nonce the next transaction from `address` must carry: after those
+    /// mined and those queued (eth_getTransactionCount at "pending").
+    pub fn pending_nonce(&self, address: Address) -> u64 {
+        let state = lock(&self.inner.state);
+        let pool = lock(&self.inner.pool);
+        pool.senders.get(&address).map(|&(next, _)| next).unwrap_or_else(|| exec::nonce_of(&state.db, address))
+    }
+
     pub fn balance(&self, address: Address) -> U256 {
         exec::balance_of(&lock(&self.inner.state).db, address)
     }

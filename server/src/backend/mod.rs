@@ -3,6 +3,7 @@
 //! validates its input, and answers with a typed [`ApiError`].
 
 mod accounts;
+mod ledger;
 mod passkeys;
 
 use base64::Engine;
@@ -93,6 +94,15 @@ impl Backend for ServerBackend {
             .await?
             .ok_or_else(|| ApiError::NotFound("No account has that address.".into()))?;
         Ok(PublicKeysOf { display_name: row.display_name.clone(), entry: directory_entry(&row)? })
+    }
+    async fn ledger_info(&self, _c: &Caller) -> Result<LedgerContracts, ApiError> {
+        ledger::info(&self.state).await
+    }
+    async fn ledger_relay(&self, c: &Caller, body: RelayBody) -> Result<RelayReceipt, ApiError> {
+        ledger::relay(&self.state, c, body).await
+    }
+    async fn ledger_job(&self, c: &Caller, job: i64) -> Result<RelayReceipt, ApiError> {
+        ledger::job(&self.state, c, job).await
     }
 }
 

@@ -6,10 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alloy_primitives::{Address, Bytes};
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::wire::Role;
 use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_ledger::node::{BASE_FEE, Fees, Wallet};
 use chartkey_server::Config;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -63,11 +65,6 @@ impl TestServer {
         panic!("server did not start");
     }
 
-    /// A browser-like client with its own cookie jar.
-    pub fn client(&self) -> Client {
-        Client { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: self.base.clone() }
-    }
-
     /// Row counts of the tables a refused request must not change.
     pub fn counts(&self) -> (i64, i64, i64) {
         let conn = rusqlite::Connection::open_with_flags(
@@ -99,6 +96,97 @@ impl TestServer {
         let result = tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap()).await;
         result.expect("server stops within 10 s").unwrap().unwrap();
         self._tmp
+    }
+}
+
+/// A running portal: in this process ([`TestServer`]) or the real binary
+/// ([`ServerProcess`]).
+pub trait Portal {
+    fn base(&self) -> &str;
+    fn origin(&self) -> &Url;
+
+    /// A browser-like client with its own cookie jar.
+    fn client(&self) -> Client {
+        Client { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: self.base().to_owned() }
+    }
+}
+
+impl Portal for TestServer {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn origin(&self) -> &Url {
+        &self.origin
+    }
+}
+
+/// The `chartkey` binary serving `data_dir` on 127.0.0.1 (a free port),
+/// stopped with SIGKILL by its process id when dropped or killed.
+pub struct ServerProcess {
+    pub base: String,
+    pub origin: Url,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    pub async fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
+            .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("CHARTKEY_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the chartkey binary");
+        // Owned from here on, so a failed start still kills it.
+        let mut process = Self { base: String::new(), origin: "http://localhost".parse().unwrap(), child };
+        let stdout = process.child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            reader.read_line(&mut line).map(|_| line)
+        })
+        .await
+        .unwrap()
+        .expect("the server prints its URL");
+        process.origin = line
+            .trim()
+            .strip_prefix("Chartkey is running at ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .unwrap();
+        process.base = format!("http://127.0.0.1:{}", process.origin.port().unwrap());
+        let probe = reqwest::Client::new();
+        for _ in 0..250 {
+            if probe.get(format!("{}/healthz", process.base)).send().await.is_ok() {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the server process did not answer");
+    }
+
+    /// SIGKILL: no shutdown, no flushing, as a power cut or the OOM killer.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Portal for ServerProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn origin(&self) -> &Url {
+        &self.origin
     }
 }
 
@@ -186,14 +274,14 @@ pub struct Account {
 }
 
 /// Signs up a new account through the real ceremony; returns it signed in.
-pub async fn sign_up(server: &TestServer, name: &str, role: Role) -> Account {
+pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
     let client = server.client();
     let secret = AccountSecret::generate(&mut rand::rngs::OsRng);
     let keys = secret.derive();
     let mut device = Device::new();
     let start = client.call("signup/start", json!({"display_name": name, "role": role})).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
-    let credential = device.register(&server.origin, start.body["options"].clone());
+    let credential = device.register(server.origin(), start.body["options"].clone());
     let finish = client
         .call(
             "signup/finish",
@@ -213,10 +301,10 @@ pub async fn sign_up(server: &TestServer, name: &str, role: Role) -> Account {
 }
 
 /// A full discoverable sign-in; returns the server's answer.
-pub async fn sign_in(server: &TestServer, client: &Client, device: &mut Device) -> Answer {
+pub async fn sign_in(server: &impl Portal, client: &Client, device: &mut Device) -> Answer {
     let start = client.call("login/start", json!({})).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
-    let assertion = device.assert(&server.origin, start.body["options"].clone());
+    let assertion = device.assert(server.origin(), start.body["options"].clone());
     client
         .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}))
         .await
@@ -224,11 +312,11 @@ pub async fn sign_in(server: &TestServer, client: &Client, device: &mut Device) 
 
 /// Adds a passkey to a signed-in account, the add signed by `signer`
 /// (the account's own keys, or not). Returns the answer and the new device.
-pub async fn add_passkey(server: &TestServer, account: &Account, signer: &AccountKeys) -> (Answer, Device) {
+pub async fn add_passkey(server: &impl Portal, account: &Account, signer: &AccountKeys) -> (Answer, Device) {
     let start = account.client.call("passkeys/add/start", json!({})).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     let mut device = Device::new();
-    let credential = device.register(&server.origin, start.body["options"].clone());
+    let credential = device.register(server.origin(), start.body["options"].clone());
     let credential_id = base64::Engine::encode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         device.credential_id.as_ref().unwrap(),
@@ -260,6 +348,53 @@ pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &Acc
             json!({"credential_id": credential_id, "signature": chartkey_core::proof::sign_message(signer, &message)}),
         )
         .await
+}
+
+/// A ledger key the server created in its data directory.
+pub fn wallet(data_dir: &std::path::Path, name: &str) -> Wallet {
+    let text = std::fs::read_to_string(data_dir.join("keys").join(name)).unwrap();
+    Wallet::from_secret(&hex::decode(text.trim()).unwrap().try_into().unwrap()).unwrap()
+}
+
+/// JSON-RPC to the server's /rpc.
+pub struct Rpc {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+impl Rpc {
+    pub async fn raw(&self, body: String) -> (u16, Value) {
+        let response =
+            self.http.post(&self.url).header("content-type", "application/json").body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn call(&self, method: &str, params: Value) -> Value {
+        let (_, answer) =
+            self.raw(json!({ "jsonrpc": "2.0", "id": 7, "method": method, "params": params }).to_string()).await;
+        assert_eq!(answer["id"], 7, "{answer}");
+        answer
+    }
+
+    pub async fn result(&self, method: &str, params: Value) -> Value {
+        let answer = self.call(method, params).await;
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
+    /// Signs `input` to `to` with `wallet` and sends it; returns the transaction hash.
+    pub async fn send(&self, chain_id: u64, wallet: &Wallet, to: Address, input: Vec<u8>) -> String {
+        let nonce = self.result("eth_getTransactionCount", json!([wallet.address(), "latest"])).await;
+        let nonce = u64::from_str_radix(nonce.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let fees =
+            Fees { gas_limit: 1_000_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
+        let raw = wallet.sign_raw(chain_id, nonce, Some(to), Bytes::from(input), fees);
+        let hash = self.result("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))])).await;
+        let receipt = self.result("eth_getTransactionReceipt", json!([hash])).await;
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        hash.as_str().unwrap().to_owned()
+    }
 }
 
 pub fn other_keys() -> AccountKeys {

@@ -1,0 +1,171 @@
+//! How the server and its relayer reach the ledger: the embedded node in this
+//! process. Everything above this type (relayer, views) is written against
+//! it, so an external Ethereum node can take the embedded node's place.
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256, Bytes, Log};
+
+use crate::node::{Acknowledgement, BASE_FEE, CallError, CallRequest, Contracts, LedgerError, Node, SubmitError};
+
+/// A ledger the server reads and relays to.
+#[derive(Clone)]
+pub enum LedgerClient {
+    Embedded(Arc<Node>),
+}
+
+/// A transaction handed to the ledger, not yet confirmed.
+pub enum Submitted {
+    Embedded(Acknowledgement),
+}
+
+/// A mined transaction's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub hash: B256,
+    pub block_number: u64,
+    pub success: bool,
+    pub gas_used: u64,
+    pub logs: Vec<Log>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The call reverted, with the contract's revert data.
+    #[error("execution reverted")]
+    Reverted(Bytes),
+    /// The ledger refused the transaction (geth's wording).
+    #[error("{0}")]
+    Rejected(String),
+    /// The ledger cannot be reached or failed.
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<CallError> for ClientError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Reverted(data) => Self::Reverted(data),
+            CallError::Halted(why) | CallError::Invalid(why) => Self::Rejected(why),
+        }
+    }
+}
+
+impl From<SubmitError> for ClientError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Rejected(why) => Self::Rejected(why),
+            SubmitError::Unavailable(why) => Self::Unavailable(why),
+        }
+    }
+}
+
+impl From<LedgerError> for ClientError {
+    fn from(e: LedgerError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl LedgerClient {
+    pub fn chain_id(&self) -> u64 {
+        match self {
+            Self::Embedded(node) => node.chain_id(),
+        }
+    }
+
+    pub fn contracts(&self) -> Contracts {
+        match self {
+            Self::Embedded(node) => node.contracts(),
+        }
+    }
+
+    /// The next nonce of `address` (counting transactions mined).
+    pub async fn nonce(&self, address: Address) -> Result<u64, ClientError> {
+        match self {
+            Self::Embedded(node) => Ok(node.nonce(address)),
+        }
+    }
+
+    /// The nonce `address`'s next transaction must carry, counting those
+    /// waiting to be mined.
+    pub async fn pending_nonce(&self, address: Address) -> Result<u64, ClientError> {
+        match self {
+            Self::Embedded(node) => Ok(node.pending_nonce(address)),
+        }
+    }
+
+    /// The fee cap a relayed transaction offers per gas, and its tip.
+    pub async fn fees(&self) -> Result<(u128, u128), ClientError> {
+        match self {
+            // The base fee is constant; twice it leaves room, as wallets do.
+            Self::Embedded(_) => Ok((2 * u128::from(BASE_FEE), 0)),
+        }
+    }
+
+    /// Runs `request` on the latest state; the output, or why it reverted.
+    pub async fn call(&self, request: CallRequest) -> Result<Bytes, ClientError> {
+        match self {
+            Self::Embedded(node) => {
+                let node = Arc::clone(node);
+                blocking(move || node.call(&request).map(|(output, _)| output).map_err(ClientError::from)).await
+            }
+        }
+    }
+
+    /// The gas `request` needs, or why it reverts.
+    pub async fn estimate_gas(&self, request: CallRequest) -> Result<u64, ClientError> {
+        match self {
+            Self::Embedded(node) => {
+                let node = Arc::clone(node);
+                blocking(move || node.estimate_gas(&request).map_err(ClientError::from)).await
+            }
+        }
+    }
+
+    /// Hands a signed transaction to the ledger. An error here means the
+    /// ledger did not take it (it will not be mined).
+    pub fn submit(&self, raw: &[u8]) -> Result<Submitted, ClientError> {
+        match self {
+            Self::Embedded(node) => Ok(Submitted::Embedded(node.submit(raw)?)),
+        }
+    }
+
+    /// Waits until a submitted transaction is mined (and, on the embedded
+    /// node, its block is on disk).
+    pub async fn confirm(&self, hash: B256, submitted: Submitted) -> Result<Outcome, ClientError> {
+        match submitted {
+            Submitted::Embedded(ack) => {
+                ack.await.map_err(|_| ClientError::Unavailable("the ledger stopped".into()))??;
+            }
+        }
+        self.outcome(hash)
+            .await?
+            .ok_or_else(|| ClientError::Unavailable(format!("transaction {hash} was mined but cannot be read")))
+    }
+
+    /// The result of a mined transaction, or `None` when it is not mined.
+    pub async fn outcome(&self, hash: B256) -> Result<Option<Outcome>, ClientError> {
+        match self {
+            Self::Embedded(node) => {
+                let node = Arc::clone(node);
+                blocking(move || {
+                    let mined = node.transaction(hash)?;
+                    Ok(mined.map(|m| Outcome {
+                        hash,
+                        block_number: m.block_number,
+                        success: m.receipt.status(),
+                        gas_used: m.gas_used,
+                        logs: m.receipt.logs().to_vec(),
+                    }))
+                })
+                .await
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ClientError::Unavailable(format!("ledger task failed: {e}")))?
+}

@@ -1,0 +1,302 @@
+//! The relayer on the embedded node: signed messages become paid
+//! transactions; refusals come back in words before anything is sent; one
+//! signer's requests keep their order; and the journal brings back, after a
+//! crash, every accepted request without relaying any twice.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::{Address, Bytes, U256, keccak256};
+use chartkey_core::AccountKeys;
+use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage, bytes32_text};
+use chartkey_ledger::Node;
+use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::calls::{self, SignedCall};
+use chartkey_ledger::client::LedgerClient;
+use chartkey_ledger::evm::encode_call;
+use chartkey_ledger::node::{BASE_FEE, CallRequest, Fees, Genesis, Wallet};
+use chartkey_ledger::relayer::{JobStatus, JobStore, NewJob, RelayError, Relayer, Request};
+use common::{CHAIN_ID, keys};
+use ethers_core::abi::Token;
+
+const RELAYER: [u8; 32] = [0x5e; 32];
+const ADMIN: [u8; 32] = [0xad; 32];
+const SCOPE_EVERYTHING: u8 = 2;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn wallet(secret: [u8; 32]) -> Wallet {
+    Wallet::from_secret(&secret).unwrap()
+}
+
+fn open_node(dir: &Path) -> Arc<Node> {
+    let ether = U256::from(10u64).pow(U256::from(18));
+    let genesis = Genesis {
+        chain_id: CHAIN_ID,
+        timestamp: now() - 60,
+        admin: wallet(ADMIN).address(),
+        alloc: [(wallet(RELAYER).address(), ether * U256::from(1_000u64)), (wallet(ADMIN).address(), ether)].into(),
+    };
+    Arc::new(Node::open(&dir.join("ledger.sqlite3"), genesis).unwrap())
+}
+
+struct World {
+    node: Arc<Node>,
+    relayer: Relayer,
+}
+
+impl World {
+    async fn start(dir: &Path) -> Self {
+        let node = open_node(dir);
+        let relayer =
+            Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), wallet(RELAYER), &dir.join("relayer.sqlite3"))
+                .await
+                .unwrap();
+        Self { node, relayer }
+    }
+
+    fn domain<M: SignedCall>(&self) -> Domain {
+        let contracts = self.node.contracts();
+        match M::TARGET {
+            calls::Target::Directory => Domain::directory(CHAIN_ID, contracts.directory.0.0.into()),
+            calls::Target::Records => Domain::records(CHAIN_ID, contracts.records.0.0.into()),
+        }
+    }
+
+    fn nonce_of<M: SignedCall>(&self, who: &AccountKeys) -> ethers_core::types::U256 {
+        let artifact = M::artifact();
+        let input = encode_call(&artifact.abi, "nonces", &[Token::Address(who.address())]).unwrap();
+        let to = M::TARGET.address(&self.node.contracts());
+        let (out, _) = self.node.call(&CallRequest { to: Some(to), data: input.into(), ..Default::default() }).unwrap();
+        ethers_core::types::U256::from_big_endian(&out)
+    }
+
+    fn request<M: SignedCall + TypedMessage>(&self, signer: &AccountKeys, message: &M) -> Request {
+        Request::signed(message, self.domain::<M>().sign(signer, message))
+    }
+
+    async fn register(&self, who: &AccountKeys, role: u8) {
+        let message = register(who, role, self.nonce_of::<Register>(who));
+        self.relayer.relay(self.request(who, &message)).await.expect("registered");
+    }
+
+    /// A clinician with a credential from an authority the admin named.
+    async fn verified_clinician(&self, clinician: &AccountKeys, authority: &AccountKeys) {
+        self.register(clinician, 2).await;
+        self.register(authority, 4).await;
+        let admin = wallet(ADMIN);
+        let input =
+            encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
+                .unwrap();
+        let fees = Fees { gas_limit: 200_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
+        let raw = admin.sign_raw(
+            CHAIN_ID,
+            self.node.nonce(admin.address()),
+            Some(self.node.contracts().directory),
+            input.into(),
+            fees,
+        );
+        self.node.send_raw_transaction(&raw).await.unwrap();
+        let credential = IssueCredential {
+            authority: authority.address(),
+            clinician: clinician.address(),
+            license_id_hash: [9; 32],
+            specialty: bytes32_text("psychiatry").unwrap(),
+            expires_at: now() + 365 * 86_400,
+            nonce: self.nonce_of::<IssueCredential>(authority),
+        };
+        self.relayer.relay(self.request(authority, &credential)).await.expect("credential issued");
+    }
+}
+
+fn register(who: &AccountKeys, role: u8, nonce: ethers_core::types::U256) -> Register {
+    Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce }
+}
+
+fn grant(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant {
+    Grant {
+        patient: patient.address(),
+        grantee: grantee.address(),
+        scope: SCOPE_EVERYTHING,
+        categories: 0,
+        records: vec![],
+        write: false,
+        expires_at: now() + 7 * 86_400,
+        nonce: nonce.into(),
+    }
+}
+
+fn granted_serials(world: &World, patient: &AccountKeys, clinician: &AccountKeys) -> u64 {
+    let input = encode_call(
+        &records().abi,
+        "grantOf",
+        &[Token::Address(patient.address()), Token::Address(clinician.address())],
+    )
+    .unwrap();
+    let to = world.node.contracts().records;
+    let (out, _) = world.node.call(&CallRequest { to: Some(to), data: input.into(), ..Default::default() }).unwrap();
+    u64::from(out[31])
+}
+
+fn refusal(result: Result<impl std::fmt::Debug, RelayError>) -> (String, String) {
+    match result {
+        Err(RelayError::Refused(r)) => (r.code, r.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_signed_messages_and_refuses_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::start(dir.path()).await;
+    let (clinician, authority) = (keys(200), keys(201));
+    world.verified_clinician(&clinician, &authority).await;
+
+    // Twenty patients register and grant at once.
+    let world = Arc::new(world);
+    let patients: Vec<AccountKeys> = (1..=20).map(keys).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=20 {
+        let world = Arc::clone(&world);
+        tasks.spawn(async move {
+            let (patient, clinician) = (keys(n), keys(200));
+            world.register(&patient, 1).await;
+            let message = grant(&patient, &clinician, 0);
+            world.relayer.relay(world.request(&patient, &message)).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let relayed = done.unwrap().expect("grant relayed");
+        let granted = relayed.logs.iter().any(|log| log.address == world.node.contracts().records);
+        assert!(granted, "the receipt carries the Granted event");
+    }
+    for patient in &patients {
+        assert_eq!(granted_serials(&world, patient, &clinician), 1);
+    }
+
+    // Refusals come back in words, before anything is sent.
+    let relayer_nonce = world.node.nonce(world.relayer.address());
+    let stranger = keys(202);
+    world.register(&stranger, 2).await;
+    let relayer_nonce = relayer_nonce + 1;
+    let (code, message) =
+        refusal(world.relayer.relay(world.request(&patients[0], &grant(&patients[0], &stranger, 1))).await);
+    assert_eq!(code, "UnverifiedGrantee");
+    assert!(message.contains("not verified"), "{message}");
+    let (code, _) =
+        refusal(world.relayer.relay(world.request(&patients[0], &grant(&patients[0], &clinician, 0))).await);
+    assert_eq!(code, "InvalidAccountNonce", "a replayed grant");
+    let forged = Request::signed(
+        &grant(&patients[0], &clinician, 1),
+        world.domain::<Grant>().sign(&patients[1], &grant(&patients[0], &clinician, 1)),
+    );
+    let (code, message) = refusal(world.relayer.relay(forged).await);
+    assert_eq!(code, "WrongSigner");
+    assert!(message.contains("signature"), "{message}");
+    assert_eq!(world.node.nonce(world.relayer.address()), relayer_nonce, "refused requests cost nothing");
+
+    // One signer's requests keep their order: each waits for the one before.
+    let first = world.relayer.submit(world.request(&patients[0], &grant(&patients[0], &clinician, 1))).await.unwrap();
+    let second = world.relayer.submit(world.request(&patients[0], &grant(&patients[0], &clinician, 2))).await.unwrap();
+    let (first, second) = (first.done.await.unwrap().unwrap(), second.done.await.unwrap().unwrap());
+    assert!(first.block_number < second.block_number);
+    assert_eq!(granted_serials(&world, &patients[0], &clinician), 3);
+
+    // Every accepted request is in the journal, settled.
+    let job = world.relayer.job(second.job).await.unwrap().unwrap();
+    assert_eq!(job.tx_hash, second.tx_hash);
+    assert_eq!(job.function, "grant");
+    assert_eq!(job.status, JobStatus::Mined { block_number: second.block_number });
+    assert!(world.relayer.job(second.job + 1000).await.unwrap().is_none());
+}
+
+/// Signs `message` into a journal entry with relayer nonce `nonce`, as the
+/// relayer does just before it sends.
+fn journal_entry<M: SignedCall + TypedMessage>(node: &Node, who: &AccountKeys, message: &M, nonce: u64) -> NewJob {
+    let domain = Domain::directory(CHAIN_ID, node.contracts().directory.0.0.into());
+    let input = Bytes::from(calls::input(message, domain.sign(who, message)));
+    let fees = Fees { gas_limit: 300_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
+    let target = node.contracts().directory;
+    let raw = wallet(RELAYER).sign_raw(CHAIN_ID, nonce, Some(target), input.clone(), fees);
+    NewJob {
+        function: M::FUNCTION.into(),
+        signer: Address::from(message.signer().0),
+        target,
+        input: input.to_vec(),
+        gas_limit: fees.gas_limit,
+        relayer_nonce: nonce,
+        tx_hash: keccak256(&raw),
+        raw,
+    }
+}
+
+async fn settled(relayer: &Relayer, job: i64) -> JobStatus {
+    for _ in 0..500 {
+        let status = relayer.job(job).await.unwrap().unwrap().status;
+        if status != JobStatus::Sent {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {job} was not settled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resends_what_was_accepted_and_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("relayer.sqlite3");
+    let node = open_node(dir.path());
+    let n = node.pending_nonce(wallet(RELAYER).address());
+    let (a, b, c) = (keys(31), keys(32), keys(33));
+    let zero = ethers_core::types::U256::zero();
+
+    // The state a crash can leave: A journalled and mined; B and C
+    // journalled, never sent; and B's relayer nonce since taken by another
+    // transaction of the relayer's key.
+    let job_a = journal_entry(&node, &a, &register(&a, 1, zero), n);
+    let job_b = journal_entry(&node, &b, &register(&b, 1, zero), n + 1);
+    let job_c = journal_entry(&node, &c, &register(&c, 2, zero), n + 2);
+    let ids = JobStore::open(&journal).unwrap().insert(&[job_a.clone(), job_b.clone(), job_c.clone()]).unwrap();
+    node.send_raw_transaction(&job_a.raw).await.unwrap();
+    let other = journal_entry(&node, &keys(34), &register(&keys(34), 1, zero), n + 1);
+    node.send_raw_transaction(&other.raw).await.unwrap();
+
+    let relayer = Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), wallet(RELAYER), &journal).await.unwrap();
+    let mined = |status: JobStatus| match status {
+        JobStatus::Mined { block_number } => block_number,
+        other => panic!("expected mined, got {other:?}"),
+    };
+    let block_a = mined(settled(&relayer, ids[0]).await);
+    let block_b = mined(settled(&relayer, ids[1]).await);
+    let block_c = mined(settled(&relayer, ids[2]).await);
+    assert!(block_a < block_b && block_b <= block_c);
+    let job = relayer.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(job.tx_hash, job_a.tx_hash, "A was mined before the crash: not resent");
+    let job = relayer.job(ids[1]).await.unwrap().unwrap();
+    assert_ne!(job.tx_hash, job_b.tx_hash, "B was re-signed: its nonce was taken");
+    assert_eq!(job.relayer_nonce, n + 2);
+    assert_eq!(relayer.job(ids[2]).await.unwrap().unwrap().relayer_nonce, n + 3);
+    assert_eq!(node.nonce(relayer.address()), n + 4, "four transactions, none twice");
+    let roles: Vec<u8> = [&a, &b, &c]
+        .iter()
+        .map(|who| {
+            let input = encode_call(&directory().abi, "accountOf", &[Token::Address(who.address())]).unwrap();
+            let request =
+                CallRequest { to: Some(node.contracts().directory), data: input.into(), ..Default::default() };
+            node.call(&request).unwrap().0[31]
+        })
+        .collect();
+    assert_eq!(roles, [1, 1, 2]);
+    drop(relayer);
+
+    // Nothing left to resend: a second start sends nothing.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let relayer = Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), wallet(RELAYER), &journal).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(node.nonce(relayer.address()), n + 4);
+}

@@ -1,0 +1,299 @@
+//! The relayer through the portal's API: a signed-in account relays the
+//! messages it signed, refusals come back in words, and a server killed
+//! with SIGKILL while relaying loses no request it acknowledged.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chartkey_core::AccountKeys;
+use chartkey_core::eip712::{Domain, Grant, IssueCredential, LedgerMessage, Register, TypedMessage, bytes32_text};
+use chartkey_core::wire::Role;
+use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::evm::encode_call;
+use common::*;
+use ethers_core::abi::Token;
+use ethers_core::types::{Address, U256};
+use serde_json::{Value, json};
+
+const SCOPE_EVERYTHING: u8 = 2;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The ledger as `ledger/info` describes it, and its JSON-RPC.
+struct Chain {
+    rpc: Rpc,
+    chain_id: u64,
+    directory: Address,
+    records: Address,
+}
+
+impl Chain {
+    async fn of(portal: &impl Portal, client: &Client) -> Self {
+        let info = client.call("ledger/info", json!({})).await;
+        assert_eq!(info.status, 200, "{:?}", info.body);
+        let address = |key: &str| info.body[key].as_str().unwrap().parse::<Address>().unwrap();
+        Self {
+            rpc: Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", portal.base()) },
+            chain_id: info.body["chain_id"].as_u64().unwrap(),
+            directory: address("directory"),
+            records: address("records"),
+        }
+    }
+
+    fn sign(&self, keys: &AccountKeys, message: &LedgerMessage) -> String {
+        let directory = Domain::directory(self.chain_id, self.directory);
+        let records = Domain::records(self.chain_id, self.records);
+        fn with(domain: &Domain, keys: &AccountKeys, m: &impl TypedMessage) -> Vec<u8> {
+            domain.sign(keys, m)
+        }
+        let signature = match message {
+            LedgerMessage::Register(m) => with(&directory, keys, m),
+            LedgerMessage::IssueCredential(m) => with(&directory, keys, m),
+            LedgerMessage::RevokeCredential(m) => with(&directory, keys, m),
+            LedgerMessage::Anchor(m) => with(&records, keys, m),
+            LedgerMessage::AnchorBatch(m) => with(&records, keys, m),
+            LedgerMessage::Grant(m) => with(&records, keys, m),
+            LedgerMessage::Revoke(m) => with(&records, keys, m),
+            LedgerMessage::Access(m) => with(&records, keys, m),
+        };
+        format!("0x{}", hex::encode(signature))
+    }
+
+    /// `message` signed by `keys`, relayed by `client`'s session.
+    async fn relay(&self, client: &Client, keys: &AccountKeys, message: LedgerMessage) -> Answer {
+        let signature = self.sign(keys, &message);
+        client.call("ledger/relay", json!({ "body": { "message": message, "signature": signature } })).await
+    }
+
+    async fn nonce(&self, contract: Address, who: Address) -> U256 {
+        let input = encode_call(&records().abi, "nonces", &[Token::Address(who)]).unwrap();
+        let out = self
+            .rpc
+            .result("eth_call", json!([{ "to": contract, "data": format!("0x{}", hex::encode(input)) }, "latest"]))
+            .await;
+        U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+
+    /// Names `authority` a credentialing authority, with the administrator's key.
+    async fn set_authority(&self, data_dir: &Path, authority: Address) {
+        let input =
+            encode_call(&directory().abi, "setAuthority", &[Token::Address(authority), Token::Bool(true)]).unwrap();
+        let admin = wallet(data_dir, "admin.key");
+        self.rpc.send(self.chain_id, &admin, self.directory.0.into(), input).await;
+    }
+}
+
+fn register(account: &Account, role: Role) -> LedgerMessage {
+    LedgerMessage::Register(Register {
+        account: account.keys.address(),
+        role: role.code(),
+        encryption_key: account.keys.encryption_public(),
+        nonce: U256::zero(),
+    })
+}
+
+fn credential(authority: &Account, clinician: &Account) -> LedgerMessage {
+    LedgerMessage::IssueCredential(IssueCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        license_id_hash: ethers_core::utils::keccak256(b"GMC-7654321"),
+        specialty: bytes32_text("psychiatry").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce: U256::one(),
+    })
+}
+
+fn grant(patient: &Account, grantee: &Account, nonce: u64) -> LedgerMessage {
+    LedgerMessage::Grant(Grant {
+        patient: patient.keys.address(),
+        grantee: grantee.keys.address(),
+        scope: SCOPE_EVERYTHING,
+        categories: 0,
+        records: vec![],
+        write: false,
+        expires_at: now() + 7 * 86_400,
+        nonce: nonce.into(),
+    })
+}
+
+fn mined(answer: &Answer) -> (i64, String) {
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["mined"], true, "{:?}", answer.body);
+    (answer.body["job"].as_i64().unwrap(), answer.body["tx_hash"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn relays_what_the_signed_in_account_signed() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Pat", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Chen", Role::Clinician).await;
+    let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
+    let unverified = sign_up(&server, "Dr Nobody", Role::Clinician).await;
+    let chain = Chain::of(&server, &patient.client).await;
+
+    // Only a session relays, and only what its own account signed.
+    let anonymous = chain.relay(&server.client(), &patient.keys, register(&patient, Role::Patient)).await;
+    assert_eq!(anonymous.status, 401);
+    let for_someone_else = chain.relay(&patient.client, &clinician.keys, register(&clinician, Role::Clinician)).await;
+    assert_eq!(for_someone_else.status, 403, "{:?}", for_someone_else.body);
+    let wrong_role = chain.relay(&patient.client, &patient.keys, register(&patient, Role::Clinician)).await;
+    assert_eq!(wrong_role.status, 400, "{:?}", wrong_role.body);
+    let mut other_key = register(&patient, Role::Patient);
+    if let LedgerMessage::Register(r) = &mut other_key {
+        r.encryption_key = [7; 32];
+    }
+    assert_eq!(chain.relay(&patient.client, &patient.keys, other_key).await.status, 400);
+    let message = register(&patient, Role::Patient);
+    for signature in ["0x12", "zz", ""] {
+        let answer = patient
+            .client
+            .call("ledger/relay", json!({ "body": { "message": message, "signature": signature } }))
+            .await;
+        assert_eq!(answer.status, 400, "{signature}: {:?}", answer.body);
+    }
+    let unknown = patient
+        .client
+        .call("ledger/relay", json!({ "body": { "message": { "kind": "mint", "message": {} }, "signature": "0x" } }))
+        .await;
+    assert_eq!(unknown.status, 400);
+
+    // Everyone registers; the administrator names the authority; it verifies the clinician.
+    for (account, role) in [
+        (&patient, Role::Patient),
+        (&clinician, Role::Clinician),
+        (&authority, Role::CredentialingAuthority),
+        (&unverified, Role::Clinician),
+    ] {
+        mined(&chain.relay(&account.client, &account.keys, register(account, role)).await);
+    }
+    chain.set_authority(&server.data_dir, authority.keys.address()).await;
+    let not_authority = chain.relay(&clinician.client, &clinician.keys, credential(&clinician, &clinician)).await;
+    assert_eq!(not_authority.status, 403, "{:?}", not_authority.body);
+    mined(&chain.relay(&authority.client, &authority.keys, credential(&authority, &clinician)).await);
+
+    // Refusals in words, with the contract's error as a code.
+    let refused = chain.relay(&patient.client, &patient.keys, grant(&patient, &unverified, 0)).await;
+    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    assert_eq!(refused.body["Refused"]["code"], "UnverifiedGrantee");
+    assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("not verified"));
+    let (job, tx_hash) = mined(&chain.relay(&patient.client, &patient.keys, grant(&patient, &clinician, 0)).await);
+    let replayed = chain.relay(&patient.client, &patient.keys, grant(&patient, &clinician, 0)).await;
+    assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
+    assert_eq!(chain.nonce(chain.records, patient.keys.address()).await, U256::one());
+
+    // A relayed message's state, for its signer only.
+    let status = patient.client.call("ledger/job", json!({ "job": job })).await;
+    assert_eq!(status.status, 200, "{:?}", status.body);
+    assert_eq!(status.body["tx_hash"], tx_hash);
+    assert_eq!(status.body["mined"], true);
+    assert_eq!(clinician.client.call("ledger/job", json!({ "job": job })).await.status, 404);
+    assert_eq!(patient.client.call("ledger/job", json!({ "job": 999_999 })).await.status, 404);
+    let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([tx_hash])).await;
+    assert_eq!(receipt["status"], "0x1");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
+    const PATIENTS: usize = 10;
+    const GRANTS_EACH: u64 = 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut server = ServerProcess::spawn(&data_dir, &["--registration-per-minute", "1000"]).await;
+
+    let clinician = sign_up(&server, "Dr Chen", Role::Clinician).await;
+    let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
+    let chain = Chain::of(&server, &clinician.client).await;
+    mined(&chain.relay(&clinician.client, &clinician.keys, register(&clinician, Role::Clinician)).await);
+    mined(&chain.relay(&authority.client, &authority.keys, register(&authority, Role::CredentialingAuthority)).await);
+    chain.set_authority(&data_dir, authority.keys.address()).await;
+    mined(&chain.relay(&authority.client, &authority.keys, credential(&authority, &clinician)).await);
+    let mut patients = Vec::new();
+    for i in 0..PATIENTS {
+        let patient = sign_up(&server, &format!("Patient {i}"), Role::Patient).await;
+        mined(&chain.relay(&patient.client, &patient.keys, register(&patient, Role::Patient)).await);
+        patients.push(patient);
+    }
+
+    // 100 grants: ten patients, each granting ten times in a row.
+    let addresses: Vec<Address> = patients.iter().map(|p| p.keys.address()).collect();
+    let chain = Arc::new(chain);
+    let clinician = Arc::new(clinician);
+    let acknowledged: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, patient) in patients.into_iter().enumerate() {
+        let (chain, clinician, acknowledged) = (Arc::clone(&chain), Arc::clone(&clinician), Arc::clone(&acknowledged));
+        tasks.spawn(async move {
+            for nonce in 0..GRANTS_EACH {
+                let signature = chain.sign(&patient.keys, &grant(&patient, &clinician, nonce));
+                let body = json!({ "body": { "message": grant(&patient, &clinician, nonce), "signature": signature } });
+                let Ok(response) = patient
+                    .client
+                    .http
+                    .post(format!("{}/api/ledger/relay", patient.client.base))
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if response.status() != 200 {
+                    return;
+                }
+                let Ok(answer) = response.json::<Value>().await else { return };
+                acknowledged.lock().unwrap().push((i, nonce, answer["tx_hash"].as_str().unwrap().to_owned()));
+            }
+        });
+    }
+    // Kill once a third are acknowledged.
+    let started = std::time::Instant::now();
+    while acknowledged.lock().unwrap().len() < 30 {
+        assert!(started.elapsed() < Duration::from_secs(60), "grants are not being relayed");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.kill();
+    while tasks.join_next().await.is_some() {}
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let total = PATIENTS as u64 * GRANTS_EACH;
+    assert!(acknowledged.len() < total as usize, "the kill landed after everything was relayed");
+
+    // Restart: the chain is replayed, the journal resent; every acknowledged
+    // grant is mined, and nothing twice.
+    let server = ServerProcess::spawn(&data_dir, &[]).await;
+    let rpc = Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", server.base) };
+    for (_, _, tx_hash) in &acknowledged {
+        let receipt = rpc.result("eth_getTransactionReceipt", json!([tx_hash])).await;
+        assert_eq!(receipt["status"], "0x1", "acknowledged grant {tx_hash} is mined: {receipt}");
+    }
+    let chain = Chain { rpc, ..Arc::into_inner(chain).unwrap() };
+    let mut consumed = 0u64;
+    for (i, address) in addresses.iter().enumerate() {
+        let nonce = chain.nonce(chain.records, *address).await.as_u64();
+        if let Some(highest) = acknowledged.iter().filter(|(p, _, _)| *p == i).map(|(_, n, _)| *n).max() {
+            assert!(nonce > highest, "patient {i}: grant {highest} was acknowledged, the ledger is at {nonce}");
+        }
+        consumed += nonce;
+    }
+    let granted = format!("{:#x}", records().abi.event("Granted").unwrap().signature());
+    let filter = json!([{ "fromBlock": "0x0", "toBlock": "latest", "address": chain.records, "topics": [granted] }]);
+    let logs = chain.rpc.result("eth_getLogs", filter).await;
+    assert_eq!(logs.as_array().unwrap().len() as u64, consumed, "one grant per signed message, none twice");
+    assert!(consumed >= acknowledged.len() as u64 && consumed <= total);
+    eprintln!(
+        "{} of {total} grants acknowledged before SIGKILL; {consumed} on the ledger after restart",
+        acknowledged.len()
+    );
+    drop(server);
+
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
+        .args(["ledger", "verify", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
