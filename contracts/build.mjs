@@ -24,7 +24,7 @@ const input = {
   settings: {
     optimizer: { enabled: true, runs: 10000 },
     evmVersion: 'cancun',
-    viaIR: false,
+    viaIR: true,
     metadata: { bytecodeHash: 'none', appendCBOR: false },
     outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
   },

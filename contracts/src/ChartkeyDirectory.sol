@@ -139,11 +139,19 @@ contract ChartkeyDirectory is ChartkeySigned, Ownable2Step {
         return (c.authority, c.licenseIdHash, c.specialty, c.expiresAt, c.revoked);
     }
 
+    /// For a consent from `patient` to `grantee`, in one call: is the patient registered as
+    /// one, and does the grantee hold a valid credential.
+    function consentParties(address patient, address grantee)
+        external
+        view
+        returns (bool patientRegistered, bool granteeVerified)
+    {
+        return (_accounts[patient].role == ROLE_PATIENT, credentialValid(grantee));
+    }
+
     /// True while `clinician` holds an unexpired, unrevoked credential from a current authority.
     function credentialValid(address clinician) public view returns (bool) {
         Credential storage c = _credentials[clinician];
         return c.authority != address(0) && !c.revoked && c.expiresAt > block.timestamp && isAuthority[c.authority];
     }
-
-
 }

@@ -5,7 +5,10 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ChartkeySigned} from "./ChartkeySigned.sol";
 
 interface IChartkeyDirectory {
-    function accountOf(address account) external view returns (uint8 role, bytes32 encryptionKey, uint64 registeredAt);
+    function consentParties(address patient, address grantee)
+        external
+        view
+        returns (bool patientRegistered, bool granteeVerified);
     function credentialValid(address clinician) external view returns (bool);
 }
 
@@ -15,21 +18,26 @@ interface IChartkeyDirectory {
 /// cannot act on its own. A grant reaches only a clinician with a valid credential, and an
 /// access is logged only while the grant and the credential are both live. Records and
 /// batches are kept per patient, so no one can claim an id in another patient's chart.
+///
+/// Replay protection, per signer: an access request spends the grantee's nonce
+/// (OpenZeppelin `Nonces`); a grant or revocation spends the nonce of the patient's consents
+/// to that grantee, which is the pair's `serial` kept in the grant's own storage slot (so a
+/// consent costs one storage write, and consents to different clinicians never wait on each
+/// other); an anchor or batch is unique by its record id or root, which it claims for good.
 contract ChartkeyRecords is ChartkeySigned {
     uint8 public constant SCOPE_RECORDS = 0;
     uint8 public constant SCOPE_CATEGORIES = 1;
     uint8 public constant SCOPE_EVERYTHING = 2;
     /// Categories are bits of a uint32.
     uint8 public constant CATEGORY_COUNT = 32;
-    uint8 private constant ROLE_PATIENT = 1;
     /// Longest consent a patient can give in one signature.
     uint64 public constant MAX_GRANT_SECONDS = 366 days;
 
     bytes32 public constant ANCHOR_TYPEHASH = keccak256(
-        "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends,uint256 nonce)"
+        "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends)"
     );
     bytes32 public constant ANCHOR_BATCH_TYPEHASH =
-        keccak256("AnchorBatch(address author,address patient,bytes32 root,uint32 count,uint256 nonce)");
+        keccak256("AnchorBatch(address author,address patient,bytes32 root,uint32 count)");
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,uint8 scope,uint32 categories,bytes32[] records,bool write,uint64 expiresAt,uint256 nonce)"
     );
@@ -44,7 +52,8 @@ contract ChartkeyRecords is ChartkeySigned {
         bytes32 ciphertextHash;
     }
 
-    /// One storage slot: the latest grant from a patient to a grantee.
+    /// One storage slot: the latest consent from a patient to a grantee. `serial` counts the
+    /// grants and revocations signed between them, and is the nonce of the next one.
     struct Grant {
         uint64 expiresAt;
         uint64 grantedAt;
@@ -88,8 +97,8 @@ contract ChartkeyRecords is ChartkeySigned {
         bool write,
         uint64 expiresAt
     );
-    /// `serial` is the grant stopped, or 0 when nothing was live (the signature still voids
-    /// any grant signed earlier and not yet submitted).
+    /// `serial` is the grant stopped, or 0 when none was in force (the revocation still
+    /// spends the pair's nonce, voiding any grant signed earlier and not yet submitted).
     event Revoked(address indexed patient, address indexed grantee, uint32 serial);
     event Accessed(address indexed patient, address indexed grantee, bytes32 indexed recordId, uint32 serial);
 
@@ -131,47 +140,39 @@ contract ChartkeyRecords is ChartkeySigned {
         bytes32 ciphertextHash,
         uint8 category,
         bytes32 amends,
-        uint256 nonce,
         bytes calldata signature
     ) external {
-        _useSignature(
+        _checkSignature(
             author,
-            keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends, nonce)),
-            nonce,
+            keccak256(abi.encode(ANCHOR_TYPEHASH, author, patient, recordId, ciphertextHash, category, amends)),
             signature
         );
         if (recordId == bytes32(0)) revert ZeroId();
         if (category >= CATEGORY_COUNT) revert InvalidCategory(category);
         mapping(bytes32 => Record) storage chart = _records[patient];
         if (chart[recordId].anchoredAt != 0) revert RecordExists(recordId);
-        if (!_mayWrite(author, patient, category)) revert NotAuthorisedAuthor(author);
+        uint256 writable = _writableCategories(author, patient);
+        if ((writable >> category) & 1 == 0) revert NotAuthorisedAuthor(author);
         if (amends != bytes32(0)) {
             Record storage amended = chart[amends];
             if (amended.anchoredAt == 0) revert UnknownRecord(amends);
-            if (!_mayWrite(author, patient, amended.category)) revert NotAuthorisedAuthor(author);
+            if ((writable >> amended.category) & 1 == 0) revert NotAuthorisedAuthor(author);
         }
         chart[recordId] = Record(category, uint64(block.timestamp), author, ciphertextHash);
         emit RecordAnchored(patient, recordId, author, ciphertextHash, category, amends);
     }
 
     /// Anchors many records at once as one RFC 6962 Merkle root over their leaves.
-    function anchorBatch(address author, address patient, bytes32 root, uint32 count, uint256 nonce, bytes calldata signature)
+    function anchorBatch(address author, address patient, bytes32 root, uint32 count, bytes calldata signature)
         external
     {
-        _useSignature(
-            author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count, nonce)), nonce, signature
-        );
+        _checkSignature(author, keccak256(abi.encode(ANCHOR_BATCH_TYPEHASH, author, patient, root, count)), signature);
         if (root == bytes32(0)) revert ZeroId();
         if (count == 0) revert EmptyBatch();
         if (_batches[patient][root].anchoredAt != 0) revert BatchExists(root);
         // A batch's categories are inside its leaves: only the patient, or a grantee allowed to
         // write everything, may anchor one.
-        if (author != patient) {
-            Grant memory g = _grants[patient][author];
-            if (!g.write || g.scope != SCOPE_EVERYTHING || _grantError(g, author) != 0) {
-                revert NotAuthorisedAuthor(author);
-            }
-        }
+        if (_writableCategories(author, patient) != ALL_CATEGORIES) revert NotAuthorisedAuthor(author);
         _batches[patient][root] = Batch(count, uint64(block.timestamp));
         emit BatchAnchored(patient, root, author, count);
     }
@@ -194,7 +195,7 @@ contract ChartkeyRecords is ChartkeySigned {
 
     /// The patient grants `grantee` access to listed records (read only), categories or
     /// everything, read or read+write, until `expiresAt`. Replaces any earlier grant to the
-    /// same grantee.
+    /// same grantee. `nonce` is the pair's [`consentNonce`].
     function grant(
         address patient,
         address grantee,
@@ -206,15 +207,13 @@ contract ChartkeyRecords is ChartkeySigned {
         uint256 nonce,
         bytes calldata signature
     ) external {
-        _useSignature(
-            patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), nonce, signature
-        );
-        (uint8 role,,) = directory.accountOf(patient);
-        if (role != ROLE_PATIENT) revert NotPatient(patient);
-        if (!directory.credentialValid(grantee)) revert UnverifiedGrantee(grantee);
+        _checkSignature(patient, _grantHash(patient, grantee, scope, categories, records, write, expiresAt, nonce), signature);
+        uint32 serial = _useConsentNonce(patient, grantee, nonce);
+        (bool patientRegistered, bool granteeVerified) = directory.consentParties(patient, grantee);
+        if (!patientRegistered) revert NotPatient(patient);
+        if (!granteeVerified) revert UnverifiedGrantee(grantee);
         if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt);
         if (expiresAt > block.timestamp + MAX_GRANT_SECONDS) revert ExpiryTooFar(expiresAt);
-        uint32 serial = _grants[patient][grantee].serial + 1;
         if (scope == SCOPE_RECORDS) {
             if (categories != 0) revert ScopeMismatch();
             if (write) revert WriteNeedsCategories();
@@ -231,17 +230,22 @@ contract ChartkeyRecords is ChartkeySigned {
         emit Granted(patient, grantee, serial, scope, categories, records, write, expiresAt);
     }
 
-    /// The patient stops sharing with `grantee`, at once. Always spends the nonce, so a grant
-    /// signed earlier but not yet submitted can never take effect afterwards.
+    /// The patient stops sharing with `grantee`, at once. Always spends the pair's nonce, so a
+    /// grant signed earlier but not yet submitted can never take effect afterwards.
     function revoke(address patient, address grantee, uint256 nonce, bytes calldata signature) external {
-        _useSignature(patient, keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, nonce)), nonce, signature);
-        Grant storage g = _grants[patient][grantee];
-        uint32 stopped = 0;
-        if (g.serial != 0 && !g.revoked) {
-            g.revoked = true;
-            stopped = g.serial;
-        }
+        _checkSignature(patient, keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, nonce)), signature);
+        Grant memory g = _grants[patient][grantee];
+        uint32 serial = _useConsentNonce(patient, grantee, nonce);
+        uint32 stopped = g.grantedAt != 0 && !g.revoked ? g.serial : 0;
+        g.serial = serial;
+        g.revoked = true;
+        _grants[patient][grantee] = g;
         emit Revoked(patient, grantee, stopped);
+    }
+
+    /// The nonce the next grant or revocation from `patient` to `grantee` must carry.
+    function consentNonce(address patient, address grantee) external view returns (uint256) {
+        return _grants[patient][grantee].serial;
     }
 
     function grantOf(address patient, address grantee)
@@ -274,6 +278,15 @@ contract ChartkeyRecords is ChartkeySigned {
     }
 
     // ----- Internals -----
+
+    uint256 private constant ALL_CATEGORIES = type(uint256).max;
+
+    /// Reverts unless `nonce` is the pair's next consent nonce; returns the serial it becomes.
+    function _useConsentNonce(address patient, address grantee, uint256 nonce) private view returns (uint32) {
+        uint32 current = _grants[patient][grantee].serial;
+        if (nonce != current) revert InvalidAccountNonce(patient, current);
+        return current + 1;
+    }
 
     function _grantHash(
         address patient,
@@ -329,7 +342,7 @@ contract ChartkeyRecords is ChartkeySigned {
 
     /// 0 live; 1 none; 2 revoked; 3 expired; 4 the grantee's credential is not valid.
     function _grantError(Grant memory g, address grantee) private view returns (uint8) {
-        if (g.serial == 0) return 1;
+        if (g.grantedAt == 0) return 1;
         if (g.revoked) return 2;
         if (g.expiresAt <= block.timestamp) return 3;
         if (!directory.credentialValid(grantee)) return 4;
@@ -346,11 +359,14 @@ contract ChartkeyRecords is ChartkeySigned {
         return _listed[patient][grantee][recordId] == g.serial;
     }
 
-    /// The patient, or a grantee with a live read+write grant covering `category`.
-    function _mayWrite(address author, address patient, uint8 category) private view returns (bool) {
-        if (author == patient) return true;
+    /// The categories (bit n: category n) `author` may add to `patient`'s chart: all of them for
+    /// the patient and for a grantee with a live read+write grant to everything; the granted
+    /// ones for a read+write grant by category; none otherwise.
+    function _writableCategories(address author, address patient) private view returns (uint256) {
+        if (author == patient) return ALL_CATEGORIES;
         Grant memory g = _grants[patient][author];
-        if (!g.write || _grantError(g, author) != 0) return false;
-        return g.scope == SCOPE_EVERYTHING || (g.scope == SCOPE_CATEGORIES && (g.categories >> category) & 1 == 1);
+        if (!g.write || _grantError(g, author) != 0) return 0;
+        if (g.scope == SCOPE_EVERYTHING) return ALL_CATEGORIES;
+        return g.scope == SCOPE_CATEGORIES ? g.categories : 0;
     }
 }

@@ -18,10 +18,15 @@ abstract contract ChartkeySigned is EIP712, Nonces {
         return _hashTypedDataV4(structHash);
     }
 
-    /// Reverts unless `signature` over `structHash` is `expected`'s, then spends its `nonce`.
-    function _useSignature(address expected, bytes32 structHash, uint256 nonce, bytes calldata signature) internal {
+    /// Reverts unless `signature` over `structHash` is `expected`'s.
+    function _checkSignature(address expected, bytes32 structHash, bytes calldata signature) internal view {
         address actual = ECDSA.recover(_hashTypedDataV4(structHash), signature);
         if (actual != expected) revert WrongSigner(expected, actual);
+    }
+
+    /// Reverts unless `signature` over `structHash` is `expected`'s, then spends its `nonce`.
+    function _useSignature(address expected, bytes32 structHash, uint256 nonce, bytes calldata signature) internal {
+        _checkSignature(expected, structHash, signature);
         _useCheckedNonce(expected, nonce);
     }
 }

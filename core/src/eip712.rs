@@ -154,7 +154,8 @@ pub const SCOPE_RECORDS: u8 = 0;
 pub const SCOPE_CATEGORIES: u8 = 1;
 pub const SCOPE_EVERYTHING: u8 = 2;
 
-/// An author anchoring one record's ciphertext hash.
+/// An author anchoring one record's ciphertext hash. No nonce: the record id
+/// is claimed for good, so the message cannot be replayed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Anchor {
@@ -168,11 +169,11 @@ pub struct Anchor {
     /// The record this one corrects, or zero.
     #[serde(with = "hex32")]
     pub amends: [u8; 32],
-    pub nonce: U256,
 }
 
 impl TypedMessage for Anchor {
-    const TYPE: &'static str = "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends,uint256 nonce)";
+    const TYPE: &'static str =
+        "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends)";
     fn fields(&self) -> Vec<Token> {
         vec![
             Token::Address(self.author),
@@ -181,12 +182,12 @@ impl TypedMessage for Anchor {
             Token::FixedBytes(self.ciphertext_hash.to_vec()),
             Token::Uint(U256::from(self.category)),
             Token::FixedBytes(self.amends.to_vec()),
-            Token::Uint(self.nonce),
         ]
     }
 }
 
-/// An author anchoring a batch of records as one Merkle root.
+/// An author anchoring a batch of records as one Merkle root (unique, like a
+/// record id: no nonce).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnchorBatch {
@@ -195,24 +196,23 @@ pub struct AnchorBatch {
     #[serde(with = "hex32")]
     pub root: [u8; 32],
     pub count: u32,
-    pub nonce: U256,
 }
 
 impl TypedMessage for AnchorBatch {
-    const TYPE: &'static str = "AnchorBatch(address author,address patient,bytes32 root,uint32 count,uint256 nonce)";
+    const TYPE: &'static str = "AnchorBatch(address author,address patient,bytes32 root,uint32 count)";
     fn fields(&self) -> Vec<Token> {
         vec![
             Token::Address(self.author),
             Token::Address(self.patient),
             Token::FixedBytes(self.root.to_vec()),
             Token::Uint(U256::from(self.count)),
-            Token::Uint(self.nonce),
         ]
     }
 }
 
 /// A patient's consent: `grantee` may read (and with `write`, add to) the
-/// records in scope until `expires_at`.
+/// records in scope until `expires_at`. `nonce` is the pair's consent nonce
+/// (the contract's `consentNonce(patient, grantee)`), shared with [`Revoke`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
@@ -528,7 +528,6 @@ mod tests {
             ciphertext_hash: [4; 32],
             category: 7,
             amends: [5; 32],
-            nonce: U256::from(6),
         };
         let expected = ethers_digest(
             &domain,
@@ -540,26 +539,19 @@ mod tests {
                 ("ciphertextHash", "bytes32"),
                 ("category", "uint8"),
                 ("amends", "bytes32"),
-                ("nonce", "uint256"),
             ],
             serde_json::json!({"author": format!("{a:?}"), "patient": format!("{b:?}"), "recordId": hex32(&[3; 32]),
-                "ciphertextHash": hex32(&[4; 32]), "category": 7, "amends": hex32(&[5; 32]), "nonce": 6}),
+                "ciphertextHash": hex32(&[4; 32]), "category": 7, "amends": hex32(&[5; 32])}),
         );
         assert_eq!(domain.digest(&anchor), expected);
 
-        let batch = AnchorBatch { author: a, patient: b, root: [8; 32], count: 1000, nonce: U256::from(9) };
+        let batch = AnchorBatch { author: a, patient: b, root: [8; 32], count: 1000 };
         let expected = ethers_digest(
             &domain,
             "AnchorBatch",
-            &[
-                ("author", "address"),
-                ("patient", "address"),
-                ("root", "bytes32"),
-                ("count", "uint32"),
-                ("nonce", "uint256"),
-            ],
+            &[("author", "address"), ("patient", "address"), ("root", "bytes32"), ("count", "uint32")],
             serde_json::json!({"author": format!("{a:?}"), "patient": format!("{b:?}"), "root": hex32(&[8; 32]),
-                "count": 1000, "nonce": 9}),
+                "count": 1000}),
         );
         assert_eq!(domain.digest(&batch), expected);
 

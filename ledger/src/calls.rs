@@ -139,11 +139,10 @@ mod tests {
                     ciphertext_hash: [2; 32],
                     category: 3,
                     amends: [0; 32],
-                    nonce: n,
                 },
                 sig.clone(),
             ),
-            input(&AnchorBatch { author: a, patient: b, root: [1; 32], count: 4, nonce: n }, sig.clone()),
+            input(&AnchorBatch { author: a, patient: b, root: [1; 32], count: 4 }, sig.clone()),
             input(&Revoke { patient: a, grantee: b, nonce: n }, sig.clone()),
             input(&Access { grantee: a, patient: b, record_id: [1; 32], nonce: n }, sig.clone()),
         ];

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, B256, Bytes, Log};
 
 use crate::node::{Acknowledgement, BASE_FEE, CallError, CallRequest, Contracts, LedgerError, Node, SubmitError};
@@ -112,12 +113,14 @@ impl LedgerClient {
         }
     }
 
-    /// The gas `request` needs, or why it reverts.
-    pub async fn estimate_gas(&self, request: CallRequest) -> Result<u64, ClientError> {
+    /// Runs `request` as a transaction would run now: the gas it uses (an
+    /// estimate on an external node), or why it reverts.
+    pub async fn simulate(&self, request: CallRequest) -> Result<u64, ClientError> {
         match self {
+            // One execution: the relayer adds its own margin.
             Self::Embedded(node) => {
                 let node = Arc::clone(node);
-                blocking(move || node.estimate_gas(&request).map_err(ClientError::from)).await
+                blocking(move || node.call(&request).map(|(_, gas)| gas).map_err(ClientError::from)).await
             }
         }
     }
@@ -130,17 +133,30 @@ impl LedgerClient {
         }
     }
 
+    /// [`Self::submit`] for a transaction this process signed with
+    /// `sender`'s key: the embedded node skips recovering the sender.
+    pub fn submit_signed_by(&self, envelope: TxEnvelope, sender: Address) -> Result<Submitted, ClientError> {
+        match self {
+            Self::Embedded(node) => Ok(Submitted::Embedded(node.submit_signed_by(envelope, sender)?)),
+        }
+    }
+
     /// Waits until a submitted transaction is mined (and, on the embedded
     /// node, its block is on disk).
     pub async fn confirm(&self, hash: B256, submitted: Submitted) -> Result<Outcome, ClientError> {
         match submitted {
             Submitted::Embedded(ack) => {
-                ack.await.map_err(|_| ClientError::Unavailable("the ledger stopped".into()))??;
+                let inclusion = ack.await.map_err(|_| ClientError::Unavailable("the ledger stopped".into()))??;
+                debug_assert_eq!(inclusion.hash, hash);
+                Ok(Outcome {
+                    hash,
+                    block_number: inclusion.block_number,
+                    success: inclusion.success,
+                    gas_used: inclusion.gas_used,
+                    logs: inclusion.logs,
+                })
             }
         }
-        self.outcome(hash)
-            .await?
-            .ok_or_else(|| ClientError::Unavailable(format!("transaction {hash} was mined but cannot be read")))
     }
 
     /// The result of a mined transaction, or `None` when it is not mined.

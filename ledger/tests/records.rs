@@ -100,6 +100,14 @@ impl Ledger {
         self.view(artifact, "nonces", &[Token::Address(who)])[0].clone().into_uint().unwrap()
     }
 
+    /// The nonce of the next grant or revocation between `patient` and `grantee`.
+    fn consent_nonce(&mut self, patient: Address, grantee: Address) -> U256 {
+        self.view(records(), "consentNonce", &[Token::Address(patient), Token::Address(grantee)])[0]
+            .clone()
+            .into_uint()
+            .unwrap()
+    }
+
     fn issue_credential(&mut self, expires_at: u64) {
         let (authority, clinician) = (self.authority.address(), self.clinician.address());
         let message = IssueCredential {
@@ -127,7 +135,6 @@ impl Ledger {
             ciphertext_hash: [0xcc; 32],
             category,
             amends,
-            nonce: self.nonce(records(), author),
         }
     }
 
@@ -151,13 +158,12 @@ impl Ledger {
             ciphertext_hash: [0xee; 32],
             category: LABS,
             amends: [0; 32],
-            nonce: self.nonce(records(), owner.address()),
         };
         self.anchor_with(&message, owner)
     }
 
     fn batch_message(&mut self, author: Address, root: [u8; 32], count: u32) -> AnchorBatch {
-        AnchorBatch { author, patient: self.patient.address(), root, count, nonce: self.nonce(records(), author) }
+        AnchorBatch { author, patient: self.patient.address(), root, count }
     }
 
     fn batch_with(&mut self, message: &AnchorBatch, signer: &AccountKeys) -> Result<Receipt, TxError> {
@@ -182,7 +188,7 @@ impl Ledger {
             records: records_,
             write,
             expires_at,
-            nonce: self.nonce(records(), patient),
+            nonce: self.consent_nonce(patient, grantee),
         }
     }
 
@@ -210,7 +216,7 @@ impl Ledger {
 
     fn revoke(&mut self) -> Result<Receipt, TxError> {
         let (patient, grantee) = (self.patient.address(), self.clinician.address());
-        let message = Revoke { patient, grantee, nonce: self.nonce(records(), patient) };
+        let message = Revoke { patient, grantee, nonce: self.consent_nonce(patient, grantee) };
         self.revoke_with(&message, &keys(1))
     }
 
@@ -290,9 +296,9 @@ fn anchor_reverts() {
     // Bad signature and wrong signer.
     let message = l.anchor_message(patient.address(), id(2), LABS, [0; 32]);
     assert!(reason(l.anchor_with(&message, &keys(9))).starts_with("WrongSigner("));
-    // Replayed nonce.
+    // Replayed: the record id is taken for good.
     l.anchor_with(&message, &patient).unwrap();
-    assert!(reason(l.anchor_with(&message, &patient)).starts_with("InvalidAccountNonce("));
+    assert!(reason(l.anchor_with(&message, &patient)).starts_with("RecordExists("));
     // Unauthorised author: a clinician without a write grant.
     let clinician = keys(2);
     let message = l.anchor_message(clinician.address(), id(3), NOTES, [0; 32]);
@@ -344,7 +350,7 @@ fn batches_anchor_one_root() {
     let m = l.batch_message(patient.address(), id(0xb4), 5);
     assert!(reason(l.batch_with(&m, &keys(9))).starts_with("WrongSigner("));
     l.batch_with(&m, &patient).unwrap();
-    assert!(reason(l.batch_with(&m, &patient)).starts_with("InvalidAccountNonce("));
+    assert!(reason(l.batch_with(&m, &patient)).starts_with("BatchExists("));
 }
 
 #[test]
@@ -461,7 +467,7 @@ fn grant_reverts() {
     let c = keys(2);
     let m =
         Grant { patient: c.address(), ..l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY) };
-    let m = Grant { nonce: l.nonce(records(), c.address()), ..m };
+    let m = Grant { nonce: l.consent_nonce(c.address(), clinician), ..m };
     assert_eq!(reason(l.grant_with(&m, &c)), format!("NotPatient({:?})", c.address()));
     // Replayed nonce.
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
@@ -478,7 +484,7 @@ fn revoke_and_access_reverts() {
     l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + DAY).unwrap();
     // A revoke signed by the clinician, not the patient.
     let (patient, grantee) = (l.patient.address(), l.clinician.address());
-    let m = Revoke { patient, grantee, nonce: l.nonce(records(), patient) };
+    let m = Revoke { patient, grantee, nonce: l.consent_nonce(patient, grantee) };
     assert!(reason(l.revoke_with(&m, &keys(2))).starts_with("WrongSigner("));
     // A forged access request (signed by another key), and a replayed one.
     let m = l.access_message(grantee, id(1));
@@ -490,7 +496,7 @@ fn revoke_and_access_reverts() {
     l.anchor_own(&keys(5), id(8)).unwrap();
     assert!(reason(l.access(id(8))).starts_with("UnknownRecord("), "another patient's record");
     // A replayed revoke.
-    let m = Revoke { patient, grantee, nonce: l.nonce(records(), patient) };
+    let m = Revoke { patient, grantee, nonce: l.consent_nonce(patient, grantee) };
     l.revoke_with(&m, &keys(1)).unwrap();
     assert!(reason(l.revoke_with(&m, &keys(1))).starts_with("InvalidAccountNonce("));
 }
@@ -513,11 +519,11 @@ fn malformed_signatures_are_refused_everywhere() {
     let sig = short(l.domain(records()).sign(&patient, &m));
     assert_eq!(reason(l.send_signed(&m, sig)), expected);
 
-    let m = AnchorBatch { author: p, patient: p, root: id(0xb1), count: 3, nonce: l.nonce(records(), p) };
+    let m = AnchorBatch { author: p, patient: p, root: id(0xb1), count: 3 };
     let sig = short(l.domain(records()).sign(&patient, &m));
     assert_eq!(reason(l.send_signed(&m, sig)), expected);
 
-    let m = Revoke { patient: p, grantee: c, nonce: l.nonce(records(), p) };
+    let m = Revoke { patient: p, grantee: c, nonce: l.consent_nonce(p, c) };
     let sig = short(l.domain(records()).sign(&patient, &m));
     assert_eq!(reason(l.send_signed(&m, sig)), expected);
 
@@ -626,4 +632,28 @@ fn a_clinician_with_an_expired_credential_cannot_be_granted() {
     let c = l.clinician.address();
     let g = l.grant_message(c, SCOPE_EVERYTHING, 0, vec![], false, START + 3 * DAY);
     assert_eq!(reason(l.grant_with(&g, &keys(1))), format!("UnverifiedGrantee({c:?})"));
+}
+
+#[test]
+fn consent_nonces_are_per_pair_and_spent_by_grants_and_revocations() {
+    let mut l = Ledger::new();
+    l.anchor(id(1), LABS).unwrap();
+    let (p, c, other) = (l.patient.address(), l.clinician.address(), l.unverified.address());
+    let account_nonce = l.nonce(records(), p);
+    // Consents to one grantee leave another's nonce alone.
+    let held = l.grant_message(other, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
+    l.grant(SCOPE_EVERYTHING, 0, vec![], false, START + DAY).unwrap();
+    assert_eq!(l.consent_nonce(p, c), U256::one());
+    l.revoke().unwrap();
+    assert_eq!(l.consent_nonce(p, c), U256::from(2));
+    let receipt = l.grant(SCOPE_CATEGORIES, 1 << LABS, vec![], false, START + DAY).unwrap();
+    assert_eq!(receipt.events(&records().abi, "Granted")[0][2], Token::Uint(3.into()), "the grant's serial");
+    assert_eq!(l.consent_nonce(p, other), U256::zero());
+    assert_eq!(held.nonce, U256::zero());
+    assert_eq!(l.nonce(records(), p), account_nonce, "consents leave the account nonce alone");
+    // Stopping a pair that never shared spends its nonce and says nothing was stopped.
+    let m = Revoke { patient: p, grantee: other, nonce: U256::zero() };
+    let receipt = l.revoke_with(&m, &keys(1)).unwrap();
+    assert_eq!(receipt.events(&records().abi, "Revoked")[0][2], Token::Uint(0.into()));
+    assert!(reason(l.grant_with(&held, &keys(1))).starts_with("InvalidAccountNonce("));
 }

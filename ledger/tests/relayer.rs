@@ -185,7 +185,7 @@ async fn relays_signed_messages_and_refuses_in_words() {
     world.register(&stranger, 2).await;
     let relayer_nonce = relayer_nonce + 1;
     let (code, message) =
-        refusal(world.relayer.relay(world.request(&patients[0], &grant(&patients[0], &stranger, 1))).await);
+        refusal(world.relayer.relay(world.request(&patients[0], &grant(&patients[0], &stranger, 0))).await);
     assert_eq!(code, "UnverifiedGrantee");
     assert!(message.contains("not verified"), "{message}");
     let (code, _) =

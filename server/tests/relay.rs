@@ -70,13 +70,13 @@ impl Chain {
         client.call("ledger/relay", json!({ "body": { "message": message, "signature": signature } })).await
     }
 
-    async fn nonce(&self, contract: Address, who: Address) -> U256 {
-        let input = encode_call(&records().abi, "nonces", &[Token::Address(who)]).unwrap();
-        let out = self
-            .rpc
-            .result("eth_call", json!([{ "to": contract, "data": format!("0x{}", hex::encode(input)) }, "latest"]))
-            .await;
-        U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    /// The nonce of the next grant or revocation from `patient` to `grantee`.
+    async fn consent_nonce(&self, patient: Address, grantee: Address) -> u64 {
+        let input =
+            encode_call(&records().abi, "consentNonce", &[Token::Address(patient), Token::Address(grantee)]).unwrap();
+        let call = json!([{ "to": self.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
+        let out = self.rpc.result("eth_call", call).await;
+        U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap().as_u64()
     }
 
     /// Names `authority` a credentialing authority, with the administrator's key.
@@ -184,7 +184,7 @@ async fn relays_what_the_signed_in_account_signed() {
     let (job, tx_hash) = mined(&chain.relay(&patient.client, &patient.keys, grant(&patient, &clinician, 0)).await);
     let replayed = chain.relay(&patient.client, &patient.keys, grant(&patient, &clinician, 0)).await;
     assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
-    assert_eq!(chain.nonce(chain.records, patient.keys.address()).await, U256::one());
+    assert_eq!(chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await, 1);
 
     // A relayed message's state, for its signer only.
     let status = patient.client.call("ledger/job", json!({ "job": job })).await;
@@ -222,6 +222,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
 
     // 100 grants: ten patients, each granting ten times in a row.
     let addresses: Vec<Address> = patients.iter().map(|p| p.keys.address()).collect();
+    let clinician_address = clinician.keys.address();
     let chain = Arc::new(chain);
     let clinician = Arc::new(clinician);
     let acknowledged: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
@@ -273,7 +274,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     let chain = Chain { rpc, ..Arc::into_inner(chain).unwrap() };
     let mut consumed = 0u64;
     for (i, address) in addresses.iter().enumerate() {
-        let nonce = chain.nonce(chain.records, *address).await.as_u64();
+        let nonce = chain.consent_nonce(*address, clinician_address).await;
         if let Some(highest) = acknowledged.iter().filter(|(p, _, _)| *p == i).map(|(_, n, _)| *n).max() {
             assert!(nonce > highest, "patient {i}: grant {highest} was acknowledged, the ledger is at {nonce}");
         }

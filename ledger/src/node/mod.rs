@@ -93,13 +93,16 @@ pub struct CallRequest {
 /// Answers once the transaction's block is durable (or why it was not mined).
 pub type Acknowledgement = oneshot::Receiver<Result<Inclusion, SubmitError>>;
 
-/// Where a mined transaction landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a mined transaction landed, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inclusion {
     pub hash: B256,
     pub block_number: u64,
     pub block_hash: B256,
     pub index: u64,
+    pub success: bool,
+    pub gas_used: u64,
+    pub logs: Vec<alloy_primitives::Log>,
 }
 
 /// A block read back from the store.
@@ -274,17 +277,44 @@ impl Node {
         self.admit(raw)
     }
 
-    fn admit(&self, raw: &[u8]) -> Result<Acknowledgement, SubmitError> {
-        let inner = &self.inner;
-        if let Some(reason) = lock(&inner.failed).clone() {
+    /// [`Self::submit`] for a transaction signed in this process by `sender`'s
+    /// key (the relayer's): the sender is not recovered again, which is most
+    /// of the cost of admitting a transaction. (Replay recovers every sender
+    /// from the stored bytes, so a wrong `sender` could never go unnoticed;
+    /// debug builds check it here too.)
+    pub fn submit_signed_by(&self, envelope: TxEnvelope, sender: Address) -> Result<Acknowledgement, SubmitError> {
+        debug_assert_eq!(
+            SignedTx::recover(envelope.clone()).ok().map(|t| t.sender),
+            Some(sender),
+            "the sender signed it"
+        );
+        self.check_open()?;
+        self.admit_signed(SignedTx { envelope, sender })
+    }
+
+    fn check_open(&self) -> Result<(), SubmitError> {
+        if let Some(reason) = lock(&self.inner.failed).clone() {
             return Err(SubmitError::Unavailable(reason));
         }
-        if inner.stopping.load(Ordering::SeqCst) {
+        if self.inner.stopping.load(Ordering::SeqCst) {
             return Err(SubmitError::Unavailable("the ledger is stopping".into()));
         }
+        Ok(())
+    }
+
+    fn admit(&self, raw: &[u8]) -> Result<Acknowledgement, SubmitError> {
+        self.check_open()?;
         let reject = |msg: String| SubmitError::Rejected(msg);
         let envelope = TxEnvelope::decode_2718_exact(raw).map_err(|e| reject(format!("rlp: {e}")))?;
-        match &envelope {
+        let tx = SignedTx::recover(envelope).map_err(|e| reject(e.to_string()))?;
+        self.admit_signed(tx)
+    }
+
+    fn admit_signed(&self, tx: SignedTx) -> Result<Acknowledgement, SubmitError> {
+        let inner = &self.inner;
+        let reject = |msg: String| SubmitError::Rejected(msg);
+        let envelope = &tx.envelope;
+        match envelope {
             TxEnvelope::Legacy(tx) if tx.tx().chain_id.is_none() => {
                 return Err(reject("only replay-protected (EIP-155) transactions allowed over RPC".into()));
             }
@@ -294,7 +324,6 @@ impl Node {
         if envelope.chain_id() != Some(inner.genesis.chain_id) {
             return Err(reject("invalid chain id for signer".into()));
         }
-        let tx = SignedTx::recover(envelope).map_err(|e| reject(e.to_string()))?;
         let (sender, nonce, gas_limit) = (tx.sender, tx.envelope.nonce(), tx.envelope.gas_limit());
         if gas_limit > TX_GAS_CAP {
             return Err(reject(format!("transaction gas limit too high (cap: {TX_GAS_CAP}, tx: {gas_limit})")));
@@ -407,13 +436,30 @@ impl Node {
         Ok(number.filter(|&n| n <= self.head().0))
     }
 
-    /// A mined transaction, its receipt and where it is.
+    /// A mined transaction, its receipt and where it is. Reads its block
+    /// but recovers the sender of this transaction only.
     pub fn transaction(&self, hash: B256) -> Result<Option<MinedTx>, LedgerError> {
         let Some((number, index)) = lock(&self.inner.reader).transaction_location(&hash.0)? else {
             return Ok(None);
         };
-        let Some(block) = self.block(number)? else { return Ok(None) };
-        Ok(block.mined(index as usize))
+        if number > self.head().0 {
+            return Ok(None);
+        }
+        let Some(stored) = lock(&self.inner.reader).block(number)? else { return Ok(None) };
+        let index = index as usize;
+        let bad = |reason: String| LedgerError::BadBlock { number, reason };
+        let header =
+            Header::decode(&mut stored.header.as_slice()).map_err(|e| bad(format!("header unreadable: {e}")))?;
+        let Some(raw) = stored.transactions.get(index) else { return Ok(None) };
+        let envelope =
+            TxEnvelope::decode_2718_exact(&raw.raw).map_err(|e| bad(format!("transaction unreadable: {e}")))?;
+        let tx = SignedTx::recover(envelope).map_err(|e| bad(e.to_string()))?;
+        let receipts = stored.receipts[..(index + 1).min(stored.receipts.len())]
+            .iter()
+            .map(|raw| ReceiptEnvelope::decode_2718_exact(raw).map_err(|e| bad(format!("receipt unreadable: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first_log_index = receipts[..index.min(receipts.len())].iter().map(|r| r.logs().len() as u64).sum();
+        Ok(mined_tx(B256::from(stored.hash), &header, index, tx, &receipts, first_log_index))
     }
 
     fn stop(&mut self) {
@@ -511,24 +557,37 @@ impl Block {
 
     fn mined_at(&self, index: usize, first_log_index: u64) -> Option<MinedTx> {
         let tx = self.transactions.get(index)?.clone();
-        let receipt = self.receipts.get(index)?.clone();
-        let previous = if index == 0 { 0 } else { self.receipts[index - 1].cumulative_gas_used() };
-        let contract_address = match tx.envelope.kind() {
-            TxKind::Create if receipt.is_success() => Some(tx.sender.create(tx.envelope.nonce())),
-            _ => None,
-        };
-        Some(MinedTx {
-            gas_used: receipt.cumulative_gas_used() - previous,
-            tx,
-            receipt,
-            block_hash: self.hash,
-            block_number: self.header.number,
-            block_timestamp: self.header.timestamp,
-            index: index as u64,
-            first_log_index,
-            contract_address,
-        })
+        mined_tx(self.hash, &self.header, index, tx, self.receipts.get(..=index)?, first_log_index)
     }
+}
+
+/// Transaction `index` of a block, given the block's receipts up to and
+/// including its own.
+fn mined_tx(
+    block_hash: B256,
+    header: &Header,
+    index: usize,
+    tx: SignedTx,
+    receipts: &[ReceiptEnvelope],
+    first_log_index: u64,
+) -> Option<MinedTx> {
+    let receipt = receipts.get(index)?.clone();
+    let previous = if index == 0 { 0 } else { receipts[index - 1].cumulative_gas_used() };
+    let contract_address = match tx.envelope.kind() {
+        TxKind::Create if receipt.is_success() => Some(tx.sender.create(tx.envelope.nonce())),
+        _ => None,
+    };
+    Some(MinedTx {
+        gas_used: receipt.cumulative_gas_used() - previous,
+        tx,
+        receipt,
+        block_hash,
+        block_number: header.number,
+        block_timestamp: header.timestamp,
+        index: index as u64,
+        first_log_index,
+        contract_address,
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -745,15 +804,21 @@ fn mine(inner: &Inner, mut writer: Store) {
             return;
         }
         *lock(&inner.head) = (executed.header.number, executed.hash, executed.header.timestamp);
-        for (index, tx) in executed.transactions.iter().enumerate() {
+        let mut previous_gas = 0;
+        for (index, (tx, receipt)) in executed.transactions.iter().zip(&executed.receipts).enumerate() {
+            let cumulative = receipt.cumulative_gas_used();
             if let Some(done) = waiters.remove(&tx.hash()) {
                 let _ = done.send(Ok(Inclusion {
                     hash: tx.hash(),
                     block_number: executed.header.number,
                     block_hash: executed.hash,
                     index: index as u64,
+                    success: receipt.is_success(),
+                    gas_used: cumulative - previous_gas,
+                    logs: receipt.logs().to_vec(),
                 }));
             }
+            previous_gas = cumulative;
         }
     }
 }

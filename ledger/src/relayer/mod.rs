@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use alloy_primitives::{Address, B256, Bytes, Log, keccak256};
+use alloy_consensus::TxEnvelope;
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, Log};
 use tokio::sync::{mpsc, oneshot};
 
 pub use store::{Job, JobStatus, JobStore, NewJob};
@@ -31,6 +33,9 @@ use crate::refusal::Refusal;
 
 /// Most requests signed and journalled in one commit.
 const MAX_BATCH: usize = 512;
+/// Simulations run at once: more only contend for the ledger's state (and
+/// starve the miner of it).
+const SIMULATIONS: usize = 4;
 
 /// A signed message to relay: the contract call that carries it.
 #[derive(Debug, Clone)]
@@ -60,6 +65,7 @@ pub struct Relayed {
     pub job: i64,
     pub tx_hash: B256,
     pub block_number: u64,
+    pub gas_used: u64,
     pub logs: Vec<Log>,
 }
 
@@ -93,6 +99,7 @@ struct Inner {
     client: LedgerClient,
     wallet: Wallet,
     store: Mutex<JobStore>,
+    simulations: tokio::sync::Semaphore,
     /// One lock per signer with requests in flight.
     signers: Mutex<HashMap<Address, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -119,6 +126,9 @@ struct Outgoing {
     nonce: u64,
     raw: Vec<u8>,
     hash: B256,
+    /// The transaction as signed here, when it was (not when read back from
+    /// the journal): the ledger need not recover its sender.
+    signed: Option<TxEnvelope>,
 }
 
 impl Relayer {
@@ -126,7 +136,13 @@ impl Relayer {
     /// seen mined; then starts relaying. Needs a Tokio runtime.
     pub async fn start(client: LedgerClient, wallet: Wallet, journal: &Path) -> Result<Self, RelayError> {
         let store = JobStore::open(journal).map_err(unavailable)?;
-        let inner = Arc::new(Inner { client, wallet, store: Mutex::new(store), signers: Mutex::new(HashMap::new()) });
+        let inner = Arc::new(Inner {
+            client,
+            wallet,
+            store: Mutex::new(store),
+            simulations: tokio::sync::Semaphore::new(SIMULATIONS),
+            signers: Mutex::new(HashMap::new()),
+        });
         let (commands, receiver) = mpsc::unbounded_channel();
         let mut next_nonce = inner.client.pending_nonce(inner.wallet.address()).await.map_err(from_client)?;
         recover(&inner, &commands, &mut next_nonce).await?;
@@ -215,7 +231,13 @@ impl Relayer {
             data: request.input.clone(),
             ..Default::default()
         };
-        match self.inner.client.estimate_gas(call).await {
+        let _slot = self
+            .inner
+            .simulations
+            .acquire()
+            .await
+            .map_err(|_| RelayError::Unavailable("the relayer stopped".into()))?;
+        match self.inner.client.simulate(call).await {
             Ok(gas) => Ok(gas),
             Err(ClientError::Reverted(data)) => {
                 Err(RelayError::Refused(Refusal::decode(request.target.artifact(), &data)))
@@ -246,11 +268,19 @@ impl Inner {
         }
     }
 
-    fn sign(&self, fees: (u128, u128), nonce: u64, target: Address, input: &Bytes, gas_limit: u64) -> (Vec<u8>, B256) {
+    fn sign(
+        &self,
+        fees: (u128, u128),
+        nonce: u64,
+        target: Address,
+        input: &Bytes,
+        gas_limit: u64,
+    ) -> (TxEnvelope, Vec<u8>, B256) {
         let fees = Fees { gas_limit, max_fee_per_gas: fees.0, max_priority_fee_per_gas: fees.1 };
-        let raw = self.wallet.sign_raw(self.client.chain_id(), nonce, Some(target), input.clone(), fees);
-        let hash = keccak256(&raw);
-        (raw, hash)
+        let envelope = self.wallet.sign(self.client.chain_id(), nonce, Some(target), input.clone(), fees);
+        let raw = envelope.encoded_2718();
+        let hash = *envelope.tx_hash();
+        (envelope, raw, hash)
     }
 
     /// Hands `job` to the ledger with relayer nonce `*next`, re-signing it
@@ -260,11 +290,15 @@ impl Inner {
         for attempt in 0..2 {
             if job.nonce != *next {
                 let fees = self.client.fees().await.map_err(from_client)?;
-                let (raw, hash) = self.sign(fees, *next, job.target, &job.input, job.gas_limit);
-                (job.nonce, job.raw, job.hash) = (*next, raw, hash);
+                let (envelope, raw, hash) = self.sign(fees, *next, job.target, &job.input, job.gas_limit);
+                (job.nonce, job.raw, job.hash, job.signed) = (*next, raw, hash, Some(envelope));
                 self.store().resign(job.id, job.nonce, &job.raw, job.hash).map_err(unavailable)?;
             }
-            match self.client.submit(&job.raw) {
+            let submitted = match job.signed.take() {
+                Some(envelope) => self.client.submit_signed_by(envelope, self.wallet.address()),
+                None => self.client.submit(&job.raw),
+            };
+            match submitted {
                 Ok(submitted) => {
                     *next += 1;
                     return Ok(submitted);
@@ -306,6 +340,7 @@ async fn recover(
             nonce: job.relayer_nonce,
             raw: job.raw,
             hash: job.tx_hash,
+            signed: None,
         };
         match inner.send(&mut outgoing, next).await {
             Ok(submitted) => {
@@ -354,7 +389,13 @@ async fn finish(
     let outcome = inner.client.confirm(tx_hash, submitted).await.map_err(from_client)?;
     if outcome.success {
         let _ = commands.send(Command::Settle(job, status_of(&outcome)));
-        return Ok(Relayed { job, tx_hash, block_number: outcome.block_number, logs: outcome.logs });
+        return Ok(Relayed {
+            job,
+            tx_hash,
+            block_number: outcome.block_number,
+            gas_used: outcome.gas_used,
+            logs: outcome.logs,
+        });
     }
     let call = CallRequest {
         from: Some(inner.wallet.address()),
@@ -416,8 +457,9 @@ async fn work(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<Command>,
             .map(|(i, (request, gas_limit, _))| {
                 let target = request.target.address(&contracts);
                 let nonce = next + i as u64;
-                let (raw, hash) = inner.sign(fees, nonce, target, &request.input, *gas_limit);
-                Outgoing { id: 0, target, input: request.input.clone(), gas_limit: *gas_limit, nonce, raw, hash }
+                let (envelope, raw, hash) = inner.sign(fees, nonce, target, &request.input, *gas_limit);
+                let input = request.input.clone();
+                Outgoing { id: 0, target, input, gas_limit: *gas_limit, nonce, raw, hash, signed: Some(envelope) }
             })
             .collect();
         let new_jobs: Vec<NewJob> = sends
