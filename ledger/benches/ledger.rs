@@ -1,10 +1,12 @@
-//! `cargo xtask bench ledger`: gas of each contract call and durable grants
-//! per second on the embedded node, with real signed messages (EIP-712,
-//! signed by chartkey-core as the browser does) relayed by the server's
-//! relayer (simulation, journal, relayer-signed transactions).
+//! `cargo xtask bench ledger`: gas of each contract call, and grants per
+//! second on the embedded node (durable) and on anvil (in memory), with
+//! real signed messages (EIP-712, signed by chartkey-core as the browser
+//! does) relayed by the same relayer (simulation, journal, relayer-signed
+//! transactions) in the same run.
 //!
 //! Prints one `name: value` per line.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,11 +16,12 @@ use chartkey_core::eip712::{
     bytes32_text,
 };
 use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::calls::{SignedCall, Target};
-use chartkey_ledger::client::LedgerClient;
+use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::evm::encode_call;
-use chartkey_ledger::node::{BASE_FEE, Fees, Genesis, Node, Wallet};
+use chartkey_ledger::node::{Contracts, Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{Relayer, Request};
 use ethers_core::abi::Token;
 use ethers_core::types::U256;
@@ -30,6 +33,7 @@ const PATIENTS: usize = 1_000;
 
 struct Bench {
     relayer: Relayer,
+    client: LedgerClient,
     directory: Domain,
     records: Domain,
 }
@@ -84,45 +88,67 @@ fn main() {
     runtime.block_on(run());
 }
 
-#[allow(clippy::print_stdout)]
-async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let relayer_key = [0x5e; 32];
-    let admin = Wallet::from_secret(&[0xad; 32]).unwrap();
+/// The embedded node, its genesis funding the relayer and the administrator.
+async fn embedded(dir: &Path) -> (Arc<Node>, LedgerClient) {
     let ether = AU256::from(10u64).pow(AU256::from(18));
     let genesis = Genesis {
         chain_id: CHAIN_ID,
         timestamp: now(),
-        admin: admin.address(),
-        alloc: [
-            (Wallet::from_secret(&relayer_key).unwrap().address(), ether * AU256::from(1_000_000u64)),
-            (admin.address(), ether),
-        ]
-        .into(),
+        admin: admin().address(),
+        alloc: [(relayer_wallet().address(), ether * AU256::from(1_000_000u64)), (admin().address(), ether)].into(),
     };
-    let node = Arc::new(Node::open(&dir.path().join("ledger.sqlite3"), genesis).unwrap());
-    let contracts = node.contracts();
-    let client = LedgerClient::Embedded(Arc::clone(&node));
-    let relayer =
-        Relayer::start(client, Wallet::from_secret(&relayer_key).unwrap(), &dir.path().join("relayer.sqlite3"))
-            .await
-            .unwrap();
-    let bench = Arc::new(Bench {
+    let node = Arc::new(Node::open(&dir.join("ledger.sqlite3"), genesis).unwrap());
+    (Arc::clone(&node), LedgerClient::Embedded(node))
+}
+
+/// Anvil with the relayer and administrator funded and the contracts deployed.
+async fn anvil(anvil: &Anvil) -> LedgerClient {
+    let placeholder =
+        Contracts { directory: alloy_primitives::Address::ZERO, records: alloy_primitives::Address::ZERO };
+    let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();
+    for who in [relayer_wallet().address(), admin().address()] {
+        let _: serde_json::Value =
+            node.request("anvil_setBalance", serde_json::json!([who, "0xd3c21bcecceda1000000"])).await.unwrap();
+    }
+    let contracts = RemoteNode::deploy(&anvil.url, &relayer_wallet(), admin().address()).await.unwrap();
+    LedgerClient::Remote(Arc::new(RemoteNode::connect(&anvil.url, contracts).await.unwrap()))
+}
+
+fn relayer_wallet() -> Wallet {
+    Wallet::from_secret(&[0x5e; 32]).unwrap()
+}
+
+fn admin() -> Wallet {
+    Wallet::from_secret(&[0xad; 32]).unwrap()
+}
+
+async fn start(client: LedgerClient, journal: &Path) -> Arc<Bench> {
+    let contracts = client.contracts();
+    let relayer = Relayer::start(client.clone(), relayer_wallet(), journal).await.unwrap();
+    Arc::new(Bench {
         relayer,
+        client,
         directory: Domain::directory(CHAIN_ID, contracts.directory.0.0.into()),
         records: Domain::records(CHAIN_ID, contracts.records.0.0.into()),
-    });
+    })
+}
 
-    // Setup: a clinician with a credential, patients.
-    let (clinician, authority) = (keys(1_000_001), keys(1_000_002));
-    bench.send(&clinician, &register(&clinician, 2)).await;
+/// A clinician with a credential, and the patients, registered.
+async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
+    let authority = keys(1_000_002);
+    bench.send(clinician, &register(clinician, 2)).await;
     bench.send(&authority, &register(&authority, 4)).await;
     let input =
         encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
             .unwrap();
-    let fees = Fees { gas_limit: 200_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
-    let raw = admin.sign_raw(CHAIN_ID, 0, Some(contracts.directory), input.into(), fees);
-    node.send_raw_transaction(&raw).await.unwrap();
+    let client = &bench.client;
+    let (max_fee_per_gas, max_priority_fee_per_gas) = client.fees().await.unwrap();
+    let fees = Fees { gas_limit: 200_000, max_fee_per_gas, max_priority_fee_per_gas };
+    let nonce = client.pending_nonce(admin().address()).await.unwrap();
+    let envelope = admin().sign(CHAIN_ID, nonce, Some(client.contracts().directory), input.into(), fees);
+    let hash = *envelope.tx_hash();
+    let submitted = client.submit_signed_by(envelope, admin().address()).await.unwrap();
+    assert!(client.confirm(hash, submitted).await.unwrap().success);
     let credential = IssueCredential {
         authority: authority.address(),
         clinician: clinician.address(),
@@ -134,13 +160,51 @@ async fn run() {
     bench.send(&authority, &credential).await;
     let mut registrations = tokio::task::JoinSet::new();
     for p in 0..=PATIENTS as u32 {
-        let bench = Arc::clone(&bench);
+        let bench = Arc::clone(bench);
         registrations.spawn(async move {
             let patient = keys(p);
             bench.send(&patient, &register(&patient, 1)).await
         });
     }
     while registrations.join_next().await.is_some() {}
+}
+
+/// Patient-signed grants (signed beforehand, as browsers do), each
+/// simulated, journalled, wrapped and signed by the relayer; counted when
+/// every one is mined (on the embedded node: its block on disk). Each
+/// patient's grants go one after another (consecutive nonces); the patients
+/// at once. Grants per second.
+async fn throughput(bench: &Arc<Bench>, clinician: &AccountKeys) -> f64 {
+    let per_patient = GRANTS / PATIENTS;
+    let chains: Vec<Vec<Request>> = (1..=PATIENTS as u32)
+        .map(|p| {
+            let patient = keys(p);
+            (0..per_patient as u64).map(|nonce| bench.request(&patient, &grant(&patient, clinician, nonce))).collect()
+        })
+        .collect();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for chain in chains {
+        let bench = Arc::clone(bench);
+        tasks.spawn(async move {
+            for request in chain {
+                bench.relayer.relay(request).await.expect("grant relayed");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    GRANTS as f64 / started.elapsed().as_secs_f64()
+}
+
+#[allow(clippy::print_stdout)]
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, client) = embedded(dir.path()).await;
+    let bench = start(client, &dir.path().join("relayer.sqlite3")).await;
+    let clinician = keys(1_000_001);
+    setup(&bench, &clinician).await;
 
     // Gas, each call on its own (patient 0, who shares with the clinician
     // for the first time).
@@ -158,33 +222,24 @@ async fn run() {
     let gas_access = bench.send(&clinician, &access).await;
     let gas_revoke = bench.send(&patient, &Revoke { patient: me, grantee: clinician.address(), nonce: 2.into() }).await;
 
-    // Throughput: patient-signed grants (signed beforehand, as browsers do),
-    // each simulated, journalled, wrapped and signed by the relayer; counted
-    // when every block holding them is on disk. Each patient's grants go one
-    // after another (consecutive nonces); the patients at once.
-    let per_patient = GRANTS / PATIENTS;
-    let chains: Vec<Vec<Request>> = (1..=PATIENTS as u32)
-        .map(|p| {
-            let patient = keys(p);
-            (0..per_patient as u64).map(|nonce| bench.request(&patient, &grant(&patient, &clinician, nonce))).collect()
-        })
-        .collect();
     let head_before = node.head().0;
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for chain in chains {
-        let bench = Arc::clone(&bench);
-        tasks.spawn(async move {
-            for request in chain {
-                bench.relayer.relay(request).await.expect("grant relayed");
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let embedded_rate = throughput(&bench, &clinician).await;
     let blocks = node.head().0 - head_before;
+
+    // The same workload on anvil, relayed by the same code.
+    let anvil_dir = tempfile::tempdir().unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // Interval mining every 100 ms: anvil's best of the settings tried here
+    // (automine, a block per transaction: ~24 grants/s; 1 s blocks: ~190/s;
+    // 100 ms: ~470/s). ANVIL_OPTIONS replaces it.
+    let options = std::env::var("ANVIL_OPTIONS").unwrap_or_else(|_| "--block-time 0.1".into());
+    let options: Vec<String> = options.split_whitespace().map(String::from).collect();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let anvil_node =
+        Anvil::start_with(workspace, CHAIN_ID, &options).expect("anvil (npm @foundry-rs/anvil in contracts/)");
+    let anvil_bench = start(anvil(&anvil_node).await, &anvil_dir.path().join("relayer.sqlite3")).await;
+    setup(&anvil_bench, &clinician).await;
+    let anvil_rate = throughput(&anvil_bench, &clinician).await;
 
     println!("gas.grant: {gas_grant}");
     println!("gas.grant_renewal: {gas_regrant}");
@@ -193,6 +248,8 @@ async fn run() {
     println!("gas.anchor_batch_1000: {gas_batch}");
     println!("gas.access_log: {gas_access}");
     println!("gas.access_log_first: {gas_first_access}");
-    println!("ledger.grants_per_s.embedded: {:.0}", GRANTS as f64 / elapsed);
+    println!("ledger.grants_per_s.embedded: {embedded_rate:.0}");
     println!("ledger.grants_blocks.embedded: {blocks}");
+    println!("ledger.grants_per_s.anvil: {anvil_rate:.0}");
+    println!("ledger.grants_ratio: {:.2}", embedded_rate / anvil_rate);
 }

@@ -9,10 +9,13 @@
 //! - [`node`]: the embedded node: signed transactions, blocks, durable
 //!   storage, re-execution and verification.
 //! - [`rpc`]: Ethereum JSON-RPC over the node, as geth answers it.
-//! - [`client`]: the ledger as the server reaches it (the embedded node).
+//! - [`client`]: the ledger as the server reaches it (the embedded node, or
+//!   an external one over JSON-RPC), and deploying the contracts there.
+//! - [`anvil`]: Foundry's anvil as an external node for tests and benchmarks.
 //! - [`relayer`]: signed messages into paid, journalled transactions.
 //! - [`refusal`]: a contract's revert, in words.
 
+pub mod anvil;
 pub mod artifacts;
 pub mod calls;
 pub mod client;

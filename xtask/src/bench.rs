@@ -14,10 +14,12 @@ use flate2::write::GzEncoder;
 
 use crate::{Env, Result, run_cmd, step, tools};
 
-/// `cargo xtask bench ledger`: gas of each contract call and durable grants
-/// per second on the embedded node (ledger/benches/ledger.rs, release build).
+/// `cargo xtask bench ledger`: gas of each contract call, and grants per
+/// second on the embedded node and on anvil (npm, in contracts/), relayed by
+/// the same relayer (ledger/benches/ledger.rs, release build).
 pub fn ledger() -> Result {
     let env = Env::new()?;
+    tools::ensure_npm_packages(&env, "contracts")?;
     step("ledger benchmark (release)", || {
         let mut cmd = env.cmd("cargo");
         cmd.args(["bench", "--locked", "-p", "chartkey-ledger", "--bench", "ledger"]);

@@ -295,8 +295,8 @@ impl Inner {
                 self.store().resign(job.id, job.nonce, &job.raw, job.hash).map_err(unavailable)?;
             }
             let submitted = match job.signed.take() {
-                Some(envelope) => self.client.submit_signed_by(envelope, self.wallet.address()),
-                None => self.client.submit(&job.raw),
+                Some(envelope) => self.client.submit_signed_by(envelope, self.wallet.address()).await,
+                None => self.client.submit(&job.raw).await,
             };
             match submitted {
                 Ok(submitted) => {

@@ -1,11 +1,15 @@
 //! How the server and its relayer reach the ledger: the embedded node in this
-//! process. Everything above this type (relayer, views) is written against
-//! it, so an external Ethereum node can take the embedded node's place.
+//! process, or an external Ethereum node over JSON-RPC (`--chain-rpc`).
+//! Everything above this type (relayer, views) is written against it.
+
+mod remote;
 
 use std::sync::Arc;
 
 use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, B256, Bytes, Log};
+
+pub use remote::RemoteNode;
 
 use crate::node::{Acknowledgement, BASE_FEE, CallError, CallRequest, Contracts, LedgerError, Node, SubmitError};
 
@@ -13,11 +17,14 @@ use crate::node::{Acknowledgement, BASE_FEE, CallError, CallRequest, Contracts, 
 #[derive(Clone)]
 pub enum LedgerClient {
     Embedded(Arc<Node>),
+    Remote(Arc<RemoteNode>),
 }
 
 /// A transaction handed to the ledger, not yet confirmed.
 pub enum Submitted {
     Embedded(Acknowledgement),
+    /// Sent; its receipt is polled for.
+    Remote,
 }
 
 /// A mined transaction's result.
@@ -28,6 +35,8 @@ pub struct Outcome {
     pub success: bool,
     pub gas_used: u64,
     pub logs: Vec<Log>,
+    /// The contract a creation made.
+    pub contract_address: Option<Address>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,19 +80,14 @@ impl LedgerClient {
     pub fn chain_id(&self) -> u64 {
         match self {
             Self::Embedded(node) => node.chain_id(),
+            Self::Remote(remote) => remote.chain_id(),
         }
     }
 
     pub fn contracts(&self) -> Contracts {
         match self {
             Self::Embedded(node) => node.contracts(),
-        }
-    }
-
-    /// The next nonce of `address` (counting transactions mined).
-    pub async fn nonce(&self, address: Address) -> Result<u64, ClientError> {
-        match self {
-            Self::Embedded(node) => Ok(node.nonce(address)),
+            Self::Remote(remote) => remote.contracts(),
         }
     }
 
@@ -92,6 +96,7 @@ impl LedgerClient {
     pub async fn pending_nonce(&self, address: Address) -> Result<u64, ClientError> {
         match self {
             Self::Embedded(node) => Ok(node.pending_nonce(address)),
+            Self::Remote(remote) => remote.pending_nonce(address).await,
         }
     }
 
@@ -100,6 +105,7 @@ impl LedgerClient {
         match self {
             // The base fee is constant; twice it leaves room, as wallets do.
             Self::Embedded(_) => Ok((2 * u128::from(BASE_FEE), 0)),
+            Self::Remote(remote) => remote.fees().await,
         }
     }
 
@@ -110,11 +116,12 @@ impl LedgerClient {
                 let node = Arc::clone(node);
                 blocking(move || node.call(&request).map(|(output, _)| output).map_err(ClientError::from)).await
             }
+            Self::Remote(remote) => remote.call(&request).await,
         }
     }
 
-    /// Runs `request` as a transaction would run now: the gas it uses (an
-    /// estimate on an external node), or why it reverts.
+    /// Runs `request` as a transaction would run now: the gas it uses (the
+    /// node's estimate on an external node), or why it reverts.
     pub async fn simulate(&self, request: CallRequest) -> Result<u64, ClientError> {
         match self {
             // One execution: the relayer adds its own margin.
@@ -122,30 +129,41 @@ impl LedgerClient {
                 let node = Arc::clone(node);
                 blocking(move || node.call(&request).map(|(_, gas)| gas).map_err(ClientError::from)).await
             }
+            Self::Remote(remote) => remote.estimate_gas(&request).await,
         }
     }
 
     /// Hands a signed transaction to the ledger. An error here means the
     /// ledger did not take it (it will not be mined).
-    pub fn submit(&self, raw: &[u8]) -> Result<Submitted, ClientError> {
+    pub async fn submit(&self, raw: &[u8]) -> Result<Submitted, ClientError> {
         match self {
             Self::Embedded(node) => Ok(Submitted::Embedded(node.submit(raw)?)),
+            Self::Remote(remote) => match remote.send_raw_transaction(raw).await {
+                Ok(_) => Ok(Submitted::Remote),
+                // Sent before (a restart resending its journal): wait for it as for any other.
+                Err(ClientError::Rejected(why)) if why.contains("already known") => Ok(Submitted::Remote),
+                Err(e) => Err(e),
+            },
         }
     }
 
     /// [`Self::submit`] for a transaction this process signed with
     /// `sender`'s key: the embedded node skips recovering the sender.
-    pub fn submit_signed_by(&self, envelope: TxEnvelope, sender: Address) -> Result<Submitted, ClientError> {
+    pub async fn submit_signed_by(&self, envelope: TxEnvelope, sender: Address) -> Result<Submitted, ClientError> {
         match self {
             Self::Embedded(node) => Ok(Submitted::Embedded(node.submit_signed_by(envelope, sender)?)),
+            Self::Remote(_) => {
+                use alloy_eips::eip2718::Encodable2718;
+                self.submit(&envelope.encoded_2718()).await
+            }
         }
     }
 
     /// Waits until a submitted transaction is mined (and, on the embedded
     /// node, its block is on disk).
     pub async fn confirm(&self, hash: B256, submitted: Submitted) -> Result<Outcome, ClientError> {
-        match submitted {
-            Submitted::Embedded(ack) => {
+        match (submitted, self) {
+            (Submitted::Embedded(ack), _) => {
                 let inclusion = ack.await.map_err(|_| ClientError::Unavailable("the ledger stopped".into()))??;
                 debug_assert_eq!(inclusion.hash, hash);
                 Ok(Outcome {
@@ -154,8 +172,14 @@ impl LedgerClient {
                     success: inclusion.success,
                     gas_used: inclusion.gas_used,
                     logs: inclusion.logs,
+                    contract_address: None,
                 })
             }
+            (Submitted::Remote, Self::Remote(remote)) => remote.wait(hash).await,
+            (Submitted::Remote, Self::Embedded(_)) => self
+                .outcome(hash)
+                .await?
+                .ok_or_else(|| ClientError::Unavailable(format!("transaction {hash} is not on the embedded ledger"))),
         }
     }
 
@@ -172,10 +196,12 @@ impl LedgerClient {
                         success: m.receipt.status(),
                         gas_used: m.gas_used,
                         logs: m.receipt.logs().to_vec(),
+                        contract_address: m.contract_address,
                     }))
                 })
                 .await
             }
+            Self::Remote(remote) => remote.outcome(hash).await,
         }
     }
 }
