@@ -29,6 +29,16 @@ pub struct Config {
     pub api_body_limit: usize,
     /// Chain id of the embedded ledger (fixed when it is first created).
     pub chain_id: u64,
+    /// An external Ethereum node (JSON-RPC) to use instead of the embedded
+    /// ledger.
+    pub chain_rpc: Option<Url>,
+    /// The relayer's key file (hex secret); default `keys/relayer.key` in
+    /// the data directory. On an external chain it must hold funds.
+    pub relayer_key: Option<PathBuf>,
+    /// Where the contracts are on the external chain; default
+    /// `contracts.json` in the data directory, written when the server
+    /// deploys them (first start with `chain_rpc` and no file).
+    pub contracts_file: Option<PathBuf>,
     /// Who may use the ledger's JSON-RPC at /rpc.
     pub rpc_access: RpcAccess,
     /// How long a relay request waits for its block before answering
@@ -64,6 +74,9 @@ impl Config {
             login_per_minute: 30,
             api_body_limit: 64 * 1024,
             chain_id: crate::ledger::DEFAULT_CHAIN_ID,
+            chain_rpc: None,
+            relayer_key: None,
+            contracts_file: None,
             rpc_access: RpcAccess::default(),
             relay_wait: Duration::from_secs(20),
         }

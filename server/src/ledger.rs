@@ -1,6 +1,7 @@
-//! The server's side of the ledger: the embedded node, opened from the data
-//! directory, the keys the operator holds (relayer, administrator), and the
-//! relayer with its journal.
+//! The server's side of the ledger: the embedded node opened from the data
+//! directory, or (with `--chain-rpc`) an external Ethereum node holding the
+//! same contracts; the keys the operator holds (relayer, administrator); and
+//! the relayer with its journal.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,47 +10,118 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::U256;
 use anyhow::Context;
-use chartkey_ledger::client::LedgerClient;
-use chartkey_ledger::node::{Genesis, Node, Wallet};
+use chartkey_ledger::client::{LedgerClient, RemoteNode};
+use chartkey_ledger::node::{Contracts, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::Relayer;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
 
 /// Chartkey's default chain id for the embedded ledger ("chk").
 pub const DEFAULT_CHAIN_ID: u64 = 0x0063_686b;
 
-/// The embedded ledger and the keys that act on it.
+/// The ledger and the keys that act on it.
 pub struct Ledger {
-    pub node: Arc<Node>,
+    /// How the server reaches the ledger.
+    pub client: LedgerClient,
+    /// The embedded node; `None` when the ledger is external.
+    pub node: Option<Arc<Node>>,
     /// Relays the signed messages of the portal's users, paying their gas
-    /// with keys/relayer.key.
+    /// with the relayer key.
     pub relayer: Relayer,
     /// Owner of the Directory contract (names credentialing authorities).
     pub admin: Wallet,
 }
 
+/// Where the contracts are on an external chain: `contracts.json` in the
+/// data directory (written after deploying them), or `--contracts FILE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContractsFile {
+    pub chain_id: u64,
+    pub directory: alloy_primitives::Address,
+    pub records: alloy_primitives::Address,
+}
+
 impl Ledger {
-    /// Opens (or, on first run, creates) the ledger under `data_dir`: the
-    /// chain in `ledger.sqlite3`, the keys in `keys/` (owner-only files), the
-    /// relayer's journal in `relayer.sqlite3` (whatever it holds unsent is
-    /// sent now).
-    pub async fn open(data_dir: &Path, chain_id: u64) -> anyhow::Result<Self> {
+    /// Opens the ledger `config` names: the embedded one under the data
+    /// directory (created on first run: the chain in `ledger.sqlite3`, the
+    /// keys in `keys/`, owner-only files), or the external node at
+    /// `config.chain_rpc`. Then starts the relayer on its journal
+    /// (`relayer.sqlite3`), which sends whatever it holds unsent.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let data_dir = &config.data_dir;
         let keys = data_dir.join("keys");
-        let relayer = load_or_create_key(&keys.join("relayer.key"))?;
+        let relayer_key = config.relayer_key.clone().unwrap_or_else(|| keys.join("relayer.key"));
+        let relayer = load_or_create_key(&relayer_key)?;
         let admin = load_or_create_key(&keys.join("admin.key"))?;
-        let node = Node::open_or_init(&ledger_path(data_dir), || genesis(chain_id, &relayer, &admin))
-            .context("opening the ledger")?;
-        if node.chain_id() != chain_id {
-            anyhow::bail!("the ledger in {} has chain id {}, not {chain_id}", data_dir.display(), node.chain_id());
-        }
-        if node.genesis().admin != admin.address() {
-            anyhow::bail!("keys/admin.key is not the administrator this ledger was created with");
-        }
-        let node = Arc::new(node);
-        let relayer =
-            Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), relayer, &data_dir.join("relayer.sqlite3"))
-                .await
-                .context("starting the relayer")?;
-        Ok(Self { node, relayer, admin })
+        let (client, node) = match &config.chain_rpc {
+            None => {
+                let node = Arc::new(open_embedded(data_dir, config.chain_id, &relayer, &admin)?);
+                (LedgerClient::Embedded(Arc::clone(&node)), Some(node))
+            }
+            Some(url) => (open_remote(config, url.as_str(), &relayer, &admin).await?, None),
+        };
+        let relayer = Relayer::start(client.clone(), relayer, &data_dir.join("relayer.sqlite3"))
+            .await
+            .context("starting the relayer")?;
+        Ok(Self { client, node, relayer, admin })
     }
+}
+
+fn open_embedded(data_dir: &Path, chain_id: u64, relayer: &Wallet, admin: &Wallet) -> anyhow::Result<Node> {
+    let node = Node::open_or_init(&ledger_path(data_dir), || genesis(chain_id, relayer, admin))
+        .context("opening the ledger")?;
+    if node.chain_id() != chain_id {
+        anyhow::bail!("the ledger in {} has chain id {}, not {chain_id}", data_dir.display(), node.chain_id());
+    }
+    if node.genesis().admin != admin.address() {
+        anyhow::bail!("keys/admin.key is not the administrator this ledger was created with");
+    }
+    Ok(node)
+}
+
+/// The external node at `url`, with the contracts its file names, or newly
+/// deployed (paid by the relayer key) when there is no file yet.
+async fn open_remote(config: &Config, url: &str, relayer: &Wallet, admin: &Wallet) -> anyhow::Result<LedgerClient> {
+    let path = config.contracts_file.clone().unwrap_or_else(|| config.data_dir.join("contracts.json"));
+    let contracts = match std::fs::read(&path) {
+        Ok(bytes) => {
+            let file: ContractsFile = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a contracts file", path.display()))?;
+            Some(file)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.contracts_file.is_none() => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let contracts = match contracts {
+        Some(file) => file,
+        None => {
+            tracing::info!(url, relayer = %relayer.address(), "deploying the contracts on the external ledger");
+            let deployed = RemoteNode::deploy(url, relayer, admin.address()).await.with_context(|| {
+                format!("deploying the contracts at {url} (the relayer {} pays; is it funded?)", relayer.address())
+            })?;
+            let probe = RemoteNode::connect(url, deployed).await?;
+            let file =
+                ContractsFile { chain_id: probe.chain_id(), directory: deployed.directory, records: deployed.records };
+            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+            tracing::info!(path = %path.display(), directory = %file.directory, records = %file.records, "contracts deployed");
+            file
+        }
+    };
+    let remote = RemoteNode::connect(url, Contracts { directory: contracts.directory, records: contracts.records })
+        .await
+        .with_context(|| format!("connecting to the ledger at {url}"))?;
+    if remote.chain_id() != contracts.chain_id {
+        anyhow::bail!(
+            "{url} is chain {}, but {} is for chain {}",
+            remote.chain_id(),
+            path.display(),
+            contracts.chain_id
+        );
+    }
+    remote.check_contracts().await.with_context(|| format!("checking the contracts {} names", path.display()))?;
+    Ok(LedgerClient::Remote(Arc::new(remote)))
 }
 
 pub fn ledger_path(data_dir: &Path) -> PathBuf {
@@ -82,16 +154,7 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Wallet> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let wallet = Wallet::random();
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(hex::encode(wallet.secret()).as_bytes())?;
-            file.sync_all()?;
+            write_private(path, hex::encode(wallet.secret()).as_bytes())?;
             tracing::info!(path = %path.display(), address = %wallet.address(), "created a ledger key");
             Ok(wallet)
         }
@@ -99,14 +162,35 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Wallet> {
     }
 }
 
+/// Creates `path` (it must not exist) readable by the owner only, durably.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn config(dir: &Path, chain_id: u64) -> Config {
+        let mut config = Config::new(dir.to_owned(), "http://localhost:8080".parse().unwrap());
+        config.chain_id = chain_id;
+        config
+    }
+
     #[tokio::test]
     async fn keys_persist_and_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Ledger::open(dir.path(), DEFAULT_CHAIN_ID).await.unwrap();
+        let first = Ledger::open(&config(dir.path(), DEFAULT_CHAIN_ID)).await.unwrap();
         let (relayer, admin) = (first.relayer.address(), first.admin.address());
         assert_ne!(relayer, admin);
         drop(first);
@@ -116,12 +200,12 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join("keys/relayer.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = Ledger::open(dir.path(), DEFAULT_CHAIN_ID).await.unwrap();
+        let again = Ledger::open(&config(dir.path(), DEFAULT_CHAIN_ID)).await.unwrap();
         assert_eq!((again.relayer.address(), again.admin.address()), (relayer, admin));
-        assert!(again.node.balance(relayer) > U256::ZERO, "genesis funds the relayer");
+        assert!(again.node.as_ref().unwrap().balance(relayer) > U256::ZERO, "genesis funds the relayer");
         drop(again);
-        assert!(Ledger::open(dir.path(), 1).await.is_err(), "another chain id is refused");
+        assert!(Ledger::open(&config(dir.path(), 1)).await.is_err(), "another chain id is refused");
         std::fs::write(dir.path().join("keys/admin.key"), "zz").unwrap();
-        assert!(Ledger::open(dir.path(), DEFAULT_CHAIN_ID).await.is_err(), "an unreadable key is refused");
+        assert!(Ledger::open(&config(dir.path(), DEFAULT_CHAIN_ID)).await.is_err(), "an unreadable key is refused");
     }
 }

@@ -115,7 +115,11 @@ async fn rpc_handler(
         return (StatusCode::FORBIDDEN, "The ledger's JSON-RPC is not open to this client (see --rpc-access).")
             .into_response();
     }
-    match chartkey_ledger::rpc::handle(&state.ledger.node, &body).await {
+    let Some(node) = &state.ledger.node else {
+        return (StatusCode::NOT_FOUND, "This server uses an external ledger (--chain-rpc): ask that node.")
+            .into_response();
+    };
+    match chartkey_ledger::rpc::handle(node, &body).await {
         Some(answer) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }

@@ -73,6 +73,21 @@ struct Args {
     /// Chain id of the embedded ledger, used when it is first created.
     #[arg(long, env = "CHARTKEY_CHAIN_ID", default_value_t = chartkey_server::ledger::DEFAULT_CHAIN_ID)]
     chain_id: u64,
+    /// Use the Ethereum node at this JSON-RPC URL as the ledger instead of the
+    /// embedded one (the contracts are deployed on first start, or named by
+    /// --contracts).
+    #[arg(long, env = "CHARTKEY_CHAIN_RPC")]
+    chain_rpc: Option<url::Url>,
+    /// The relayer's key file (hex secret key; created if missing). Default:
+    /// keys/relayer.key in the data directory. With --chain-rpc it pays for
+    /// every relayed message, so it must hold funds on that chain.
+    #[arg(long, env = "CHARTKEY_RELAYER_KEY")]
+    relayer_key: Option<PathBuf>,
+    /// With --chain-rpc: a JSON file naming the contracts ({"chainId",
+    /// "directory", "records"}). Default: contracts.json in the data
+    /// directory, written when the server deploys them.
+    #[arg(long, env = "CHARTKEY_CONTRACTS", requires = "chain_rpc")]
+    contracts: Option<PathBuf>,
     /// Who may use the ledger's Ethereum JSON-RPC at /rpc.
     #[arg(long, env = "CHARTKEY_RPC_ACCESS", value_enum, default_value_t = chartkey_server::config::RpcAccess::Loopback)]
     rpc_access: chartkey_server::config::RpcAccess,
@@ -142,6 +157,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.login_per_minute = args.login_per_minute;
     config.chain_id = args.chain_id;
     config.rpc_access = args.rpc_access;
+    config.chain_rpc = args.chain_rpc;
+    config.relayer_key = args.relayer_key;
+    config.contracts_file = args.contracts;
 
     tracing::info!(data_dir = %config.data_dir.display(), "starting");
     #[allow(clippy::print_stdout)]

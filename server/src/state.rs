@@ -37,7 +37,7 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path())?;
-        let ledger = Ledger::open(&config.data_dir, config.chain_id).await?;
+        let ledger = Ledger::open(&config).await?;
         let rp_id = config.rp_id()?;
         let webauthn =
             WebauthnBuilder::new(&rp_id, &config.origin)?.rp_name("Chartkey").timeout(config.ceremony_ttl).build()?;

@@ -16,9 +16,9 @@ use crate::db;
 use crate::state::AppState;
 
 pub async fn info(state: &AppState) -> Result<LedgerContracts, ApiError> {
-    let contracts = state.ledger.node.contracts();
+    let contracts = state.ledger.client.contracts();
     Ok(LedgerContracts {
-        chain_id: state.ledger.node.chain_id(),
+        chain_id: state.ledger.client.chain_id(),
         directory: contracts.directory.to_checksum(None),
         records: contracts.records.to_checksum(None),
         relayer: state.ledger.relayer.address().to_checksum(None),

@@ -1,0 +1,142 @@
+//! `--chain-rpc`: the server on an external Ethereum node (anvil, started on
+//! 127.0.0.1): it deploys the contracts on first start and remembers them,
+//! relays through that node, and refuses a contracts file that names no
+//! contracts.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use chartkey_core::eip712::{LedgerMessage, Register};
+use chartkey_core::wire::Role;
+use chartkey_ledger::anvil::Anvil;
+use chartkey_ledger::client::RemoteNode;
+use chartkey_ledger::node::{Contracts, Wallet};
+use chartkey_server::Config;
+use chartkey_server::ledger::{ContractsFile, Ledger};
+use common::*;
+use ethers_core::types::U256;
+use serde_json::json;
+
+const RELAYER: [u8; 32] = [0x5e; 32];
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Anvil, with the relayer key (written to `dir/relayer.key`) funded.
+async fn anvil_with_funded_relayer(dir: &Path) -> (Anvil, PathBuf) {
+    let anvil = Anvil::start(workspace(), 31_337).expect("anvil (npm @foundry-rs/anvil in contracts/)");
+    let relayer = Wallet::from_secret(&RELAYER).unwrap();
+    let node =
+        RemoteNode::connect(&anvil.url, Contracts { directory: Default::default(), records: Default::default() })
+            .await
+            .unwrap();
+    let _: serde_json::Value =
+        node.request("anvil_setBalance", json!([relayer.address(), "0x3635c9adc5dea00000"])).await.unwrap();
+    let key = dir.join("relayer.key");
+    std::fs::write(&key, hex::encode(RELAYER)).unwrap();
+    (anvil, key)
+}
+
+async fn relayer_nonce(anvil: &Anvil) -> u64 {
+    let node =
+        RemoteNode::connect(&anvil.url, Contracts { directory: Default::default(), records: Default::default() })
+            .await
+            .unwrap();
+    node.pending_nonce(Wallet::from_secret(&RELAYER).unwrap().address()).await.unwrap()
+}
+
+fn external(config: &mut Config, data_dir: &Path, anvil: &Anvil, key: &Path) {
+    config.data_dir = data_dir.to_owned();
+    config.chain_rpc = Some(anvil.url.parse().unwrap());
+    config.relayer_key = Some(key.to_owned());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_runs_on_an_external_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let (anvil, key) = anvil_with_funded_relayer(tmp.path()).await;
+
+    // First start: the contracts are deployed and written down.
+    let server = TestServer::start_with(|c| external(c, &data_dir, &anvil, &key)).await;
+    let file: ContractsFile = serde_json::from_slice(&std::fs::read(data_dir.join("contracts.json")).unwrap()).unwrap();
+    assert_eq!(file.chain_id, 31_337);
+    let patient = sign_up(&server, "Pat", Role::Patient).await;
+    let info = patient.client.call("ledger/info", json!({})).await;
+    assert_eq!(info.status, 200, "{:?}", info.body);
+    assert_eq!(info.body["chain_id"], 31_337);
+    assert_eq!(info.body["directory"].as_str().unwrap().to_lowercase(), format!("{:?}", file.directory).to_lowercase());
+
+    // A relayed registration lands on anvil.
+    let directory = info.body["directory"].as_str().unwrap().parse().unwrap();
+    let message = Register {
+        account: patient.keys.address(),
+        role: Role::Patient.code(),
+        encryption_key: patient.keys.encryption_public(),
+        nonce: U256::zero(),
+    };
+    let signature = chartkey_core::eip712::Domain::directory(31_337, directory).sign(&patient.keys, &message);
+    let body = json!({ "body": { "message": LedgerMessage::Register(message), "signature": format!("0x{}", hex::encode(signature)) } });
+    let relayed = patient.client.call("ledger/relay", body).await;
+    assert_eq!(relayed.status, 200, "{:?}", relayed.body);
+    assert_eq!(relayed.body["mined"], true);
+    let receipt: serde_json::Value =
+        RemoteNode::connect(&anvil.url, Contracts { directory: file.directory, records: file.records })
+            .await
+            .unwrap()
+            .request("eth_getTransactionReceipt", json!([relayed.body["tx_hash"]]))
+            .await
+            .unwrap();
+    assert_eq!(receipt["status"], "0x1", "the transaction is anvil's: {receipt}");
+
+    // The embedded node's JSON-RPC is not served: the ledger is elsewhere.
+    let rpc = reqwest::Client::new()
+        .post(format!("{}/rpc", server.base))
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rpc.status(), 404);
+    server.stop().await;
+
+    // A restart uses the same contracts: nothing is deployed again.
+    let before = relayer_nonce(&anvil).await;
+    let server = TestServer::start_with(|c| external(c, &data_dir, &anvil, &key)).await;
+    let info = server.client().call("ledger/info", json!({})).await;
+    assert_eq!(info.body["records"].as_str().unwrap().to_lowercase(), format!("{:?}", file.records).to_lowercase());
+    assert_eq!(relayer_nonce(&anvil).await, before);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contracts_file_without_contracts_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (anvil, key) = anvil_with_funded_relayer(tmp.path()).await;
+    let data_dir = tmp.path().join("data");
+    let named = tmp.path().join("contracts.json");
+    let nowhere = ContractsFile {
+        chain_id: 31_337,
+        directory: alloy_primitives::Address::repeat_byte(1),
+        records: alloy_primitives::Address::repeat_byte(2),
+    };
+    std::fs::write(&named, serde_json::to_vec(&nowhere).unwrap()).unwrap();
+    let mut config = Config::new(data_dir.clone(), "http://localhost:1".parse().unwrap());
+    external(&mut config, &data_dir, &anvil, &key);
+    config.contracts_file = Some(named.clone());
+    let error = Ledger::open(&config).await.err().expect("refused").to_string();
+    assert!(error.contains("checking the contracts"), "{error}");
+
+    let wrong_chain = ContractsFile { chain_id: 1, ..nowhere };
+    std::fs::write(&named, serde_json::to_vec(&wrong_chain).unwrap()).unwrap();
+    let error = format!("{:#}", Ledger::open(&config).await.err().expect("refused"));
+    assert!(error.contains("for chain 1"), "{error}");
+
+    std::fs::write(&named, b"{\"chainId\": 31337}").unwrap();
+    let error = format!("{:#}", Ledger::open(&config).await.err().expect("refused"));
+    assert!(error.contains("is not a contracts file"), "{error}");
+
+    config.contracts_file = Some(tmp.path().join("missing.json"));
+    assert!(Ledger::open(&config).await.is_err(), "a named file must exist");
+}
