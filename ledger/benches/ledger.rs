@@ -58,10 +58,12 @@ impl Bench {
         Request::signed(message, domain.sign(signer, message))
     }
 
-    /// Relays `message` signed by `signer` and waits; returns the gas used.
+    /// Relays `message` signed by `signer` and waits; returns the gas its
+    /// share of the transaction used.
     async fn send<M: SignedCall + TypedMessage>(&self, signer: &AccountKeys, message: &M) -> u64 {
         let relayed = self.relayer.relay(self.request(signer, message)).await;
-        relayed.unwrap_or_else(|e| panic!("{}: {e}", M::FUNCTION)).gas_used
+        let relayed = relayed.unwrap_or_else(|e| panic!("{}: {e}", M::FUNCTION));
+        relayed.tx_gas_used / u64::from(relayed.calls_in_tx)
     }
 }
 
@@ -136,7 +138,6 @@ async fn start(client: LedgerClient, journal: &Path) -> Arc<Bench> {
 /// A clinician with a credential, and the patients, registered.
 async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
     let authority = keys(1_000_002);
-    bench.send(clinician, &register(clinician, 2)).await;
     bench.send(&authority, &register(&authority, 4)).await;
     let input =
         encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
@@ -149,15 +150,7 @@ async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
     let hash = *envelope.tx_hash();
     let submitted = client.submit_signed_by(envelope, admin().address()).await.unwrap();
     assert!(client.confirm(hash, submitted).await.unwrap().success);
-    let credential = IssueCredential {
-        authority: authority.address(),
-        clinician: clinician.address(),
-        license_id_hash: [9; 32],
-        specialty: bytes32_text("psychiatry").unwrap(),
-        expires_at: now() + 365 * 86_400,
-        nonce: U256::one(),
-    };
-    bench.send(&authority, &credential).await;
+    credential(bench, &authority, clinician, U256::one()).await;
     let mut registrations = tokio::task::JoinSet::new();
     for p in 0..=PATIENTS as u32 {
         let bench = Arc::clone(bench);
@@ -167,6 +160,21 @@ async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
         });
     }
     while registrations.join_next().await.is_some() {}
+}
+
+/// Registers `clinician` and has `authority` issue it a credential (with the
+/// authority's Directory `nonce`).
+async fn credential(bench: &Bench, authority: &AccountKeys, clinician: &AccountKeys, nonce: U256) {
+    bench.send(clinician, &register(clinician, 2)).await;
+    let credential = IssueCredential {
+        authority: authority.address(),
+        clinician: clinician.address(),
+        license_id_hash: [9; 32],
+        specialty: bytes32_text("psychiatry").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce,
+    };
+    bench.send(authority, &credential).await;
 }
 
 /// Patient-signed grants (signed beforehand, as browsers do), each
@@ -206,21 +214,42 @@ async fn run() {
     let clinician = keys(1_000_001);
     setup(&bench, &clinician).await;
 
-    // Gas, each call on its own (patient 0, who shares with the clinician
-    // for the first time).
+    // Gas, each call on its own in a transaction (patient 0, who shares
+    // with the clinician for the first time).
     let patient = keys(0);
     let (me, record_id) = (patient.address(), [1u8; 32]);
     let anchor = Anchor { author: me, patient: me, record_id, ciphertext_hash: [2; 32], category: 3, amends: [0; 32] };
     let gas_anchor = bench.send(&patient, &anchor).await;
     let batch = AnchorBatch { author: me, patient: me, root: [3; 32], count: 1000 };
     let gas_batch = bench.send(&patient, &batch).await;
-    let gas_grant = bench.send(&patient, &grant(&patient, &clinician, 0)).await;
+    let gas_grant_alone = bench.send(&patient, &grant(&patient, &clinician, 0)).await;
     let gas_regrant = bench.send(&patient, &grant(&patient, &clinician, 1)).await;
     let access = Access { grantee: clinician.address(), patient: me, record_id, nonce: U256::zero() };
     let gas_first_access = bench.send(&clinician, &access).await;
     let access = Access { nonce: U256::one(), ..access };
     let gas_access = bench.send(&clinician, &access).await;
     let gas_revoke = bench.send(&patient, &Revoke { patient: me, grantee: clinician.address(), nonce: 2.into() }).await;
+
+    // First grants as the relayer sends them when patients share at once:
+    // fifty patients, a new clinician; the relayer bundles what arrives
+    // together. Gas per grant: all their transactions' gas over fifty.
+    let second = keys(1_000_003);
+    credential(&bench, &keys(1_000_002), &second, 2.into()).await;
+    let mut sharing = tokio::task::JoinSet::new();
+    for p in 1..=50u32 {
+        let (bench, second) = (Arc::clone(&bench), keys(1_000_003));
+        sharing.spawn(async move {
+            let patient = keys(p);
+            bench.relayer.relay(bench.request(&patient, &grant(&patient, &second, 0))).await.expect("grant relayed")
+        });
+    }
+    let mut transactions = std::collections::HashMap::new();
+    while let Some(relayed) = sharing.join_next().await {
+        let relayed = relayed.unwrap();
+        transactions.insert(relayed.tx_hash, relayed.tx_gas_used);
+    }
+    let gas_grant = transactions.values().sum::<u64>() / 50;
+    let grants_per_tx = 50.0 / transactions.len() as f64;
 
     let head_before = node.head().0;
     let embedded_rate = throughput(&bench, &clinician).await;
@@ -242,6 +271,8 @@ async fn run() {
     let anvil_rate = throughput(&anvil_bench, &clinician).await;
 
     println!("gas.grant: {gas_grant}");
+    println!("gas.grant_bundle_size: {grants_per_tx:.1}");
+    println!("gas.grant_alone: {gas_grant_alone}");
     println!("gas.grant_renewal: {gas_regrant}");
     println!("gas.revoke: {gas_revoke}");
     println!("gas.anchor: {gas_anchor}");

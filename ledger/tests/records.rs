@@ -10,6 +10,7 @@ use chartkey_core::eip712::{
 };
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls::{self, SignedCall};
+use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::{Artifact, Chain, Receipt, TxError};
 use common::{CHAIN_ID, DAY, START, keys, reason};
 use ethers_core::abi::Token;
@@ -656,4 +657,91 @@ fn consent_nonces_are_per_pair_and_spent_by_grants_and_revocations() {
     let receipt = l.revoke_with(&m, &keys(1)).unwrap();
     assert_eq!(receipt.events(&records().abi, "Revoked")[0][2], Token::Uint(0.into()));
     assert!(reason(l.grant_with(&held, &keys(1))).starts_with("InvalidAccountNonce("));
+}
+
+impl Ledger {
+    /// `calls` (message inputs) in one `bundle` transaction from the relayer.
+    fn bundle(&mut self, artifact: &Artifact, calls: Vec<Vec<u8>>) -> Result<Receipt, TxError> {
+        let (relayer, to) = (self.relayer, self.contract_of(artifact));
+        let calls = Token::Array(calls.into_iter().map(Token::Bytes).collect());
+        self.chain.send(relayer, to, artifact, "bundle", &[calls])
+    }
+
+    fn input<M: SignedCall>(&self, signer: &AccountKeys, message: &M) -> Vec<u8> {
+        calls::input(message, self.domain(M::artifact()).sign(signer, message))
+    }
+}
+
+#[test]
+fn a_bundle_runs_each_call_as_if_alone() {
+    let mut l = Ledger::new();
+    let patient = keys(1);
+    let clinician = l.clinician.address();
+    let anchor = l.anchor_message(patient.address(), id(1), LABS, [0; 32]);
+    let grant = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
+    let forged = l.grant_message(l.unverified.address(), SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
+    let calls = vec![
+        l.input(&patient, &anchor),
+        l.input(&patient, &anchor),
+        l.input(&keys(9), &forged),
+        l.input(&patient, &grant),
+    ];
+    let receipt = l.bundle(records(), calls).unwrap();
+    assert_eq!(receipt.events(&records().abi, "RecordAnchored").len(), 1);
+    assert_eq!(receipt.events(&records().abi, "Granted").len(), 1);
+    let reverted = receipt.events(&records().abi, "BundledCallReverted");
+    assert_eq!(reverted.len(), 2, "the replayed anchor and the forged grant");
+    assert_eq!(reverted[0][0], Token::Uint(1.into()));
+    let reason = reverted[0][1].clone().into_bytes().unwrap();
+    assert_eq!(records().describe_revert(&reason), format!("RecordExists(0x{})", hex::encode(id(1))));
+    assert_eq!(reverted[1][0], Token::Uint(2.into()));
+    let reason = reverted[1][1].clone().into_bytes().unwrap();
+    assert!(records().describe_revert(&reason).starts_with("WrongSigner("));
+    // One event per call, in call order: how the relayer tells calls apart.
+    assert_eq!(receipt.logs.len(), 4);
+    assert!(l.can_access(id(1)));
+
+    // The caller stays the relayer: an administrator's call in a bundle is refused.
+    let set_authority =
+        encode_call(&directory().abi, "setAuthority", &[Token::Address(keys(9).address()), Token::Bool(true)]);
+    let receipt = l.bundle(directory(), vec![set_authority.unwrap()]).unwrap();
+    let reverted = receipt.events(&directory().abi, "BundledCallReverted");
+    let reason = reverted[0][1].clone().into_bytes().unwrap();
+    assert!(directory().describe_revert(&reason).starts_with("OwnableUnauthorizedAccount("));
+}
+
+#[test]
+fn bundled_grants_share_the_transaction_cost() {
+    let mut l = Ledger::new();
+    let clinician = l.clinician.address();
+    let patients: Vec<AccountKeys> = (40..60).map(keys).collect();
+    for p in &patients {
+        let message =
+            Register { account: p.address(), role: 1, encryption_key: p.encryption_public(), nonce: U256::zero() };
+        l.signed(p, &message).unwrap();
+    }
+    let single = {
+        let p = &patients[0];
+        let message = Grant {
+            patient: p.address(),
+            ..l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY)
+        };
+        l.signed(p, &message).unwrap().gas_used
+    };
+    let calls: Vec<Vec<u8>> = patients[1..]
+        .iter()
+        .map(|p| {
+            let message = Grant {
+                patient: p.address(),
+                ..l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY)
+            };
+            l.input(p, &message)
+        })
+        .collect();
+    let count = calls.len() as u64;
+    let receipt = l.bundle(records(), calls).unwrap();
+    assert_eq!(receipt.events(&records().abi, "Granted").len() as u64, count);
+    let per_grant = receipt.gas_used / count;
+    eprintln!("grant alone: {single}; in a bundle of {count}: {per_grant} each");
+    assert!(per_grant < single - 15_000, "bundling saves most of the 21,000 per transaction");
 }

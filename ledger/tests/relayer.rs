@@ -232,6 +232,7 @@ fn journal_entry<M: SignedCall + TypedMessage>(node: &Node, who: &AccountKeys, m
         relayer_nonce: nonce,
         tx_hash: keccak256(&raw),
         raw,
+        bundle_index: None,
     }
 }
 
@@ -299,4 +300,70 @@ async fn a_restart_resends_what_was_accepted_and_nothing_twice() {
     let relayer = Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), wallet(RELAYER), &journal).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(node.nonce(relayer.address()), n + 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journalled_bundle_is_resent_and_each_call_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("relayer.sqlite3");
+    let node = open_node(dir.path());
+    let n = node.pending_nonce(wallet(RELAYER).address());
+    let zero = ethers_core::types::U256::zero();
+    let (a, b) = (keys(41), keys(42));
+    // A bundle of three registrations, the second a replay of the first.
+    let calls: Vec<NewJob> = [(&a, 1u8), (&a, 1), (&b, 2)]
+        .iter()
+        .map(|(who, role)| journal_entry(&node, who, &register(who, *role, zero), n))
+        .collect();
+    let inputs = Token::Array(calls.iter().map(|c| Token::Bytes(c.input.clone())).collect());
+    let bundle = encode_call(&directory().abi, "bundle", &[inputs]).unwrap();
+    let fees = Fees { gas_limit: 900_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
+    let raw = wallet(RELAYER).sign_raw(CHAIN_ID, n, Some(node.contracts().directory), bundle.into(), fees);
+    let rows: Vec<NewJob> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| NewJob {
+            gas_limit: 300_000,
+            raw: raw.clone(),
+            tx_hash: keccak256(&raw),
+            bundle_index: Some(i as u32),
+            ..call
+        })
+        .collect();
+    let ids = JobStore::open(&journal).unwrap().insert(&rows).unwrap();
+
+    let relayer = Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), wallet(RELAYER), &journal).await.unwrap();
+    assert!(matches!(settled(&relayer, ids[0]).await, JobStatus::Mined { .. }));
+    match settled(&relayer, ids[1]).await {
+        JobStatus::Reverted { error, .. } => assert_eq!(error, "InvalidAccountNonce"),
+        other => panic!("the replay is refused, not {other:?}"),
+    }
+    assert!(matches!(settled(&relayer, ids[2]).await, JobStatus::Mined { .. }));
+    let job = relayer.job(ids[2]).await.unwrap().unwrap();
+    assert_eq!((job.tx_hash, job.bundle_index), (keccak256(&raw), Some(2)), "sent as journalled, byte for byte");
+    assert_eq!(node.nonce(relayer.address()), n + 1, "one transaction for the three");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_arrive_together_share_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Arc::new(World::start(dir.path()).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 50..90 {
+        let world = Arc::clone(&world);
+        tasks.spawn(async move {
+            let who = keys(n);
+            let message = register(&who, 1, ethers_core::types::U256::zero());
+            world.relayer.relay(world.request(&who, &message)).await.unwrap()
+        });
+    }
+    let mut transactions = std::collections::HashMap::new();
+    while let Some(relayed) = tasks.join_next().await {
+        let relayed = relayed.unwrap();
+        assert_eq!(relayed.logs.len(), 1, "each request gets its own event");
+        transactions.insert(relayed.tx_hash, relayed.calls_in_tx);
+    }
+    assert_eq!(transactions.values().map(|&c| c as usize).sum::<usize>(), 40, "every request in one transaction");
+    assert!(transactions.len() < 40, "forty requests at once are bundled");
+    eprintln!("40 registrations in {} transactions", transactions.len());
 }

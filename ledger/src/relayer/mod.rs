@@ -3,36 +3,44 @@
 //!
 //! For each request: the contract call is simulated first, so a refusal
 //! (a bad signature, an expired grant…) comes back at once, in words, and
-//! costs nothing. Then one worker signs transactions with consecutive
-//! relayer nonces, journals each with its exact bytes in SQLite (one fsync
-//! for all requests that arrived together) and only then hands them to the
-//! ledger and acknowledges them. Requests from one signer run one after the
-//! other (their message nonces are consecutive); requests from different
-//! signers share blocks. On start, every journalled transaction not seen
-//! mined is sent again, byte for byte (re-signed only when its relayer nonce
-//! was taken by something else), so an accepted request survives a crash
-//! and is never relayed twice.
+//! costs nothing. Then one worker takes everything that queued meanwhile,
+//! puts the calls to one contract into one transaction (the contracts'
+//! `bundle`, which runs each call as if alone and reports each failure; a
+//! lone call goes as itself), signs the transactions with consecutive
+//! relayer nonces, journals every request with its transaction's exact bytes
+//! in SQLite (one fsync for the lot) and only then hands them to the ledger
+//! and acknowledges them. Requests from one signer run one after the other
+//! (their message nonces are consecutive); requests from different signers
+//! share transactions and blocks. On start, every journalled transaction not
+//! seen mined is sent again, byte for byte (re-signed only when its relayer
+//! nonce was taken by something else), so an accepted request survives a
+//! crash and is never relayed twice.
 
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use alloy_consensus::TxEnvelope;
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, Log};
+use alloy_primitives::{Address, B256, Bytes, Log, U256};
 use tokio::sync::{mpsc, oneshot};
 
 pub use store::{Job, JobStatus, JobStore, NewJob};
 
+use crate::artifacts;
 use crate::calls::{self, SignedCall, Target};
 use crate::client::{ClientError, LedgerClient, Outcome, Submitted};
+use crate::evm::encode_call;
 use crate::node::{CallRequest, Fees, StoreError, TX_GAS_CAP, Wallet};
 use crate::refusal::Refusal;
 
 /// Most requests signed and journalled in one commit.
 const MAX_BATCH: usize = 512;
+/// Most calls in one bundle transaction, and most gas it may ask for.
+const MAX_BUNDLE: usize = 100;
+const MAX_BUNDLE_GAS: u64 = 10_000_000;
 /// Simulations run at once: more only contend for the ledger's state (and
 /// starve the miner of it).
 const SIMULATIONS: usize = 4;
@@ -65,14 +73,17 @@ pub struct Relayed {
     pub job: i64,
     pub tx_hash: B256,
     pub block_number: u64,
-    pub gas_used: u64,
+    /// Gas of the whole transaction, and how many requests it carried.
+    pub tx_gas_used: u64,
+    pub calls_in_tx: u32,
+    /// The events this request's call emitted.
     pub logs: Vec<Log>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelayError {
-    /// The contract refused the message (nothing was relayed, or the
-    /// transaction reverted).
+    /// The contract refused the message (nothing was relayed, or its call
+    /// reverted).
     #[error("{0}")]
     Refused(Refusal),
     /// The ledger would not take the transaction.
@@ -104,24 +115,30 @@ struct Inner {
     signers: Mutex<HashMap<Address, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+type Done = oneshot::Sender<Result<Relayed, RelayError>>;
 type Reply = oneshot::Sender<Result<Sent, RelayError>>;
+/// A request in a transaction: the acknowledgement it waits for, and the
+/// receiving end of its outcome (handed over with the acknowledgement).
+type Waiting = (Request, Reply, oneshot::Receiver<Result<Relayed, RelayError>>);
 
 enum Command {
     Send { request: Request, gas_limit: u64, reply: Reply },
-    Settle(i64, JobStatus),
+    Settle(Vec<(i64, JobStatus)>),
 }
 
+/// A request handed to the ledger; `done` says how it ended.
 struct Sent {
     job: i64,
     tx_hash: B256,
-    submitted: Submitted,
+    done: oneshot::Receiver<Result<Relayed, RelayError>>,
 }
 
-/// A journalled job on its way to the ledger.
+/// A journalled transaction on its way to the ledger: one call, or a bundle.
 struct Outgoing {
-    id: i64,
-    target: Address,
-    input: Bytes,
+    target: Target,
+    /// The requests it carries, in call order.
+    jobs: Vec<OutJob>,
+    bundled: bool,
     gas_limit: u64,
     nonce: u64,
     raw: Vec<u8>,
@@ -129,6 +146,34 @@ struct Outgoing {
     /// The transaction as signed here, when it was (not when read back from
     /// the journal): the ledger need not recover its sender.
     signed: Option<TxEnvelope>,
+}
+
+struct OutJob {
+    id: i64,
+    input: Bytes,
+    /// Who waits for the outcome (nobody, for a job recovered from the journal).
+    done: Option<Done>,
+}
+
+impl Outgoing {
+    /// The transaction's input: the call itself, or `bundle(calls)`.
+    fn input(&self) -> Bytes {
+        if !self.bundled {
+            return self.jobs[0].input.clone();
+        }
+        let calls = ethers_core::abi::Token::Array(
+            self.jobs.iter().map(|job| ethers_core::abi::Token::Bytes(job.input.to_vec())).collect(),
+        );
+        encode_call(&self.target.artifact().abi, "bundle", &[calls]).expect("bundle takes bytes[]").into()
+    }
+
+    fn fail(&mut self, error: &RelayError) {
+        for job in &mut self.jobs {
+            if let Some(done) = job.done.take() {
+                let _ = done.send(Err(error.clone()));
+            }
+        }
+    }
 }
 
 impl Relayer {
@@ -146,7 +191,7 @@ impl Relayer {
         let (commands, receiver) = mpsc::unbounded_channel();
         let mut next_nonce = inner.client.pending_nonce(inner.wallet.address()).await.map_err(from_client)?;
         recover(&inner, &commands, &mut next_nonce).await?;
-        tokio::spawn(work(Arc::clone(&inner), receiver, next_nonce));
+        tokio::spawn(work(Arc::clone(&inner), receiver, commands.clone(), next_nonce));
         Ok(Self { inner, commands })
     }
 
@@ -170,8 +215,7 @@ impl Relayer {
     pub async fn submit(&self, request: Request) -> Result<Ticket, RelayError> {
         let signer = request.signer;
         let turn = self.inner.signer_lock(signer).lock_owned().await;
-        let (target, input) = (request.target, request.input.clone());
-        let Sent { job, tx_hash, submitted } = match self.accept(request).await {
+        let Sent { job, tx_hash, done } = match self.accept(request).await {
             Ok(sent) => sent,
             Err(e) => {
                 drop(turn);
@@ -179,16 +223,16 @@ impl Relayer {
                 return Err(e);
             }
         };
-        let (done_tx, done) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
         let inner = Arc::clone(&self.inner);
-        let commands = self.commands.clone();
         tokio::spawn(async move {
-            let result = finish(&inner, &commands, job, tx_hash, submitted, target, input).await;
+            let result = done.await.unwrap_or_else(|_| Err(RelayError::Unavailable("the relayer stopped".into())));
+            // The signer's next request may go once this one is mined.
             drop(turn);
             inner.forget_signer(signer);
             let _ = done_tx.send(result);
         });
-        Ok(Ticket { job, tx_hash, done })
+        Ok(Ticket { job, tx_hash, done: done_rx })
     }
 
     /// Simulates, then has the worker journal and send.
@@ -214,10 +258,23 @@ impl Relayer {
         if job.status == JobStatus::Sent
             && let Some(outcome) = self.inner.client.outcome(job.tx_hash).await.map_err(from_client)?
         {
-            job.status = if outcome.success {
-                JobStatus::Mined { block_number: outcome.block_number }
-            } else {
-                JobStatus::Reverted { block_number: outcome.block_number, error: "reverted".into() }
+            let target = target_of(&self.inner.client, job.target);
+            let calls = match job.bundle_index {
+                Some(_) => {
+                    let inner = Arc::clone(&self.inner);
+                    let hash = job.tx_hash;
+                    tokio::task::spawn_blocking(move || inner.store().jobs_of(hash))
+                        .await
+                        .map_err(|e| RelayError::Unavailable(e.to_string()))?
+                        .map_err(unavailable)?
+                        .len()
+                }
+                None => 1,
+            };
+            let index = job.bundle_index.unwrap_or(0) as usize;
+            job.status = match attribute(&outcome, target, job.bundle_index.is_some(), calls).swap_remove(index) {
+                Ok(_) => JobStatus::Mined { block_number: outcome.block_number },
+                Err(refusal) => JobStatus::Reverted { block_number: outcome.block_number, error: refusal.code },
             };
         }
         Ok(Some(job))
@@ -268,35 +325,31 @@ impl Inner {
         }
     }
 
-    fn sign(
-        &self,
-        fees: (u128, u128),
-        nonce: u64,
-        target: Address,
-        input: &Bytes,
-        gas_limit: u64,
-    ) -> (TxEnvelope, Vec<u8>, B256) {
-        let fees = Fees { gas_limit, max_fee_per_gas: fees.0, max_priority_fee_per_gas: fees.1 };
-        let envelope = self.wallet.sign(self.client.chain_id(), nonce, Some(target), input.clone(), fees);
-        let raw = envelope.encoded_2718();
-        let hash = *envelope.tx_hash();
-        (envelope, raw, hash)
+    /// Signs `tx` with relayer nonce `nonce`.
+    fn sign(&self, fees: (u128, u128), nonce: u64, tx: &mut Outgoing) {
+        let fees = Fees { gas_limit: tx.gas_limit, max_fee_per_gas: fees.0, max_priority_fee_per_gas: fees.1 };
+        let target = tx.target.address(&self.client.contracts());
+        let envelope = self.wallet.sign(self.client.chain_id(), nonce, Some(target), tx.input(), fees);
+        tx.raw = envelope.encoded_2718();
+        tx.hash = *envelope.tx_hash();
+        tx.nonce = nonce;
+        tx.signed = Some(envelope);
     }
 
-    /// Hands `job` to the ledger with relayer nonce `*next`, re-signing it
+    /// Hands `tx` to the ledger with relayer nonce `*next`, re-signing it
     /// (and re-journalling) when it was signed with another nonce, or when the
     /// ledger says the nonce is taken. Advances `*next` when the ledger takes it.
-    async fn send(&self, job: &mut Outgoing, next: &mut u64) -> Result<Submitted, RelayError> {
+    async fn send(&self, tx: &mut Outgoing, next: &mut u64) -> Result<Submitted, RelayError> {
         for attempt in 0..2 {
-            if job.nonce != *next {
+            if tx.nonce != *next {
                 let fees = self.client.fees().await.map_err(from_client)?;
-                let (envelope, raw, hash) = self.sign(fees, *next, job.target, &job.input, job.gas_limit);
-                (job.nonce, job.raw, job.hash, job.signed) = (*next, raw, hash, Some(envelope));
-                self.store().resign(job.id, job.nonce, &job.raw, job.hash).map_err(unavailable)?;
+                let old = tx.hash;
+                self.sign(fees, *next, tx);
+                self.store().resign(old, tx.nonce, &tx.raw, tx.hash).map_err(unavailable)?;
             }
-            let submitted = match job.signed.take() {
+            let submitted = match tx.signed.take() {
                 Some(envelope) => self.client.submit_signed_by(envelope, self.wallet.address()).await,
-                None => self.client.submit(&job.raw).await,
+                None => self.client.submit(&tx.raw).await,
             };
             match submitted {
                 Ok(submitted) => {
@@ -304,7 +357,7 @@ impl Inner {
                     return Ok(submitted);
                 }
                 Err(ClientError::Rejected(why)) if attempt == 0 && why.starts_with("nonce too") => {
-                    tracing::warn!(job = job.id, %why, "relayer nonce out of step; re-signing");
+                    tracing::warn!(tx = %tx.hash, %why, "relayer nonce out of step; re-signing");
                     *next = self.client.pending_nonce(self.wallet.address()).await.map_err(from_client)?;
                 }
                 Err(ClientError::Rejected(why)) => return Err(RelayError::Failed(why)),
@@ -312,6 +365,26 @@ impl Inner {
             }
         }
         Err(RelayError::Failed("the relayer's nonce could not be agreed with the ledger".into()))
+    }
+
+    /// Sends `tx` and, in the background, waits for it and settles its
+    /// jobs; or fails them at once when the ledger will not take it.
+    async fn dispatch(self: &Arc<Self>, mut tx: Outgoing, next: &mut u64, commands: &mpsc::UnboundedSender<Command>) {
+        match self.send(&mut tx, next).await {
+            Ok(submitted) => {
+                let (inner, commands) = (Arc::clone(self), commands.clone());
+                tokio::spawn(async move { finish(&inner, &commands, tx, submitted).await });
+            }
+            Err(e) => {
+                tracing::warn!(tx = %tx.hash, error = %e, "the ledger did not take a relayed transaction");
+                let failed: Vec<(i64, JobStatus)> =
+                    tx.jobs.iter().map(|job| (job.id, JobStatus::Failed { error: e.to_string() })).collect();
+                if let Err(e) = self.store().settle(&failed) {
+                    tracing::error!(error = %e, "relayer journal: recording a failure failed");
+                }
+                tx.fail(&e);
+            }
+        }
     }
 }
 
@@ -325,39 +398,41 @@ async fn recover(
     if unsettled.is_empty() {
         return Ok(());
     }
-    let (mut resent, mut settled) = (0usize, 0usize);
+    // The transactions, in nonce order, each with its jobs in call order.
+    let mut transactions: Vec<Vec<Job>> = Vec::new();
     for job in unsettled {
-        if let Some(outcome) = inner.client.outcome(job.tx_hash).await.map_err(from_client)? {
-            inner.store().settle(&[(job.id, status_of(&outcome))]).map_err(unavailable)?;
-            settled += 1;
+        match transactions.last_mut() {
+            Some(jobs) if jobs[0].tx_hash == job.tx_hash => jobs.push(job),
+            _ => transactions.push(vec![job]),
+        }
+    }
+    let (mut resent, mut settled) = (0usize, 0usize);
+    for jobs in transactions {
+        let first = &jobs[0];
+        let target = target_of(&inner.client, first.target);
+        let bundled = first.bundle_index.is_some();
+        if let Some(outcome) = inner.client.outcome(first.tx_hash).await.map_err(from_client)? {
+            let statuses = attribute(&outcome, target, bundled, jobs.len())
+                .into_iter()
+                .zip(&jobs)
+                .map(|(result, job)| (job.id, status_of(&outcome, &result)))
+                .collect::<Vec<_>>();
+            inner.store().settle(&statuses).map_err(unavailable)?;
+            settled += jobs.len();
             continue;
         }
-        let mut outgoing = Outgoing {
-            id: job.id,
-            target: job.target,
-            input: Bytes::from(job.input),
-            gas_limit: job.gas_limit,
-            nonce: job.relayer_nonce,
-            raw: job.raw,
-            hash: job.tx_hash,
+        let tx = Outgoing {
+            target,
+            bundled,
+            gas_limit: if bundled { jobs.iter().map(|j| j.gas_limit).sum() } else { first.gas_limit },
+            nonce: first.relayer_nonce,
+            raw: first.raw.clone(),
+            hash: first.tx_hash,
             signed: None,
+            jobs: jobs.iter().map(|j| OutJob { id: j.id, input: Bytes::from(j.input.clone()), done: None }).collect(),
         };
-        match inner.send(&mut outgoing, next).await {
-            Ok(submitted) => {
-                resent += 1;
-                let (inner, commands) = (Arc::clone(inner), commands.clone());
-                let target = target_of(&inner.client, outgoing.target);
-                tokio::spawn(async move {
-                    let _ =
-                        finish(&inner, &commands, outgoing.id, outgoing.hash, submitted, target, outgoing.input).await;
-                });
-            }
-            Err(RelayError::Unavailable(why)) => return Err(RelayError::Unavailable(why)),
-            Err(e) => {
-                tracing::warn!(job = job.id, error = %e, "a journalled request could not be resent");
-                inner.store().settle(&[(job.id, JobStatus::Failed { error: e.to_string() })]).map_err(unavailable)?;
-            }
-        }
+        resent += 1;
+        inner.dispatch(tx, next, commands).await;
     }
     tracing::info!(resent, settled, "relayer recovered its journal");
     Ok(())
@@ -367,56 +442,153 @@ fn target_of(client: &LedgerClient, address: Address) -> Target {
     if address == client.contracts().directory { Target::Directory } else { Target::Records }
 }
 
-fn status_of(outcome: &Outcome) -> JobStatus {
-    if outcome.success {
-        JobStatus::Mined { block_number: outcome.block_number }
-    } else {
-        JobStatus::Reverted { block_number: outcome.block_number, error: "reverted on the ledger".into() }
+fn status_of(outcome: &Outcome, result: &Result<Vec<Log>, Refusal>) -> JobStatus {
+    match result {
+        Ok(_) => JobStatus::Mined { block_number: outcome.block_number },
+        Err(refusal) => JobStatus::Reverted { block_number: outcome.block_number, error: refusal.code.clone() },
     }
 }
 
-/// Waits for a sent job's block, records the outcome, and says why when the
-/// contract reverted (by simulating the call again: receipts carry no reason).
-async fn finish(
-    inner: &Inner,
-    commands: &mpsc::UnboundedSender<Command>,
-    job: i64,
-    tx_hash: B256,
-    submitted: Submitted,
-    target: Target,
-    input: Bytes,
-) -> Result<Relayed, RelayError> {
-    let outcome = inner.client.confirm(tx_hash, submitted).await.map_err(from_client)?;
-    if outcome.success {
-        let _ = commands.send(Command::Settle(job, status_of(&outcome)));
-        return Ok(Relayed {
-            job,
-            tx_hash,
-            block_number: outcome.block_number,
-            gas_used: outcome.gas_used,
-            logs: outcome.logs,
+/// What each of a transaction's `calls` did: its events, or the
+/// contract's refusal. A bundle reports a call that reverted in a
+/// `BundledCallReverted(index, reason)` event; every other call emits its
+/// own events, in call order (one each, for Chartkey's contracts: when the
+/// count does not allow telling them apart, each gets all of them).
+fn attribute(outcome: &Outcome, target: Target, bundled: bool, calls: usize) -> Vec<Result<Vec<Log>, Refusal>> {
+    let reverted = || Refusal { code: "Reverted".into(), message: "The ledger refused this.".into() };
+    if !outcome.success {
+        return vec![Err(reverted()); calls];
+    }
+    if !bundled {
+        return vec![Ok(outcome.logs.clone())];
+    }
+    let event = bundled_call_reverted();
+    let mut failures = BTreeMap::new();
+    let mut others = Vec::new();
+    for log in &outcome.logs {
+        let topics = log.data.topics();
+        if topics.first() == Some(&event) && topics.len() == 2 {
+            let index = U256::from_be_bytes(topics[1].0);
+            let reason = ethers_core::abi::decode(&[ethers_core::abi::ParamType::Bytes], &log.data.data)
+                .ok()
+                .and_then(|tokens| tokens.into_iter().next())
+                .and_then(|token| token.into_bytes())
+                .unwrap_or_default();
+            if let Ok(index) = usize::try_from(index) {
+                failures.insert(index, Refusal::decode(target.artifact(), &reason));
+            }
+        } else {
+            others.push(log.clone());
+        }
+    }
+    let one_each = others.len() + failures.len() == calls;
+    let mut others = others.into_iter();
+    (0..calls)
+        .map(|index| match failures.remove(&index) {
+            Some(refusal) => Err(refusal),
+            None if one_each => Ok(others.next().into_iter().collect()),
+            None => Ok(outcome.logs.clone()),
+        })
+        .collect()
+}
+
+fn bundled_call_reverted() -> B256 {
+    let event = artifacts::records().abi.event("BundledCallReverted").expect("the contracts report bundle failures");
+    B256::from(event.signature().0)
+}
+
+/// Waits for a sent transaction's block, records the outcome of each job it
+/// carries and tells whoever waits. A call sent alone that reverted is
+/// simulated again for its reason (receipts carry none); a bundle's events
+/// carry each failed call's reason.
+async fn finish(inner: &Inner, commands: &mpsc::UnboundedSender<Command>, mut tx: Outgoing, submitted: Submitted) {
+    let outcome = match inner.client.confirm(tx.hash, submitted).await {
+        Ok(outcome) => outcome,
+        // Still journalled as sent: a restart settles it.
+        Err(e) => return tx.fail(&from_client(e)),
+    };
+    let mut results = attribute(&outcome, tx.target, tx.bundled, tx.jobs.len());
+    if !tx.bundled && !outcome.success {
+        let call = CallRequest {
+            from: Some(inner.wallet.address()),
+            to: Some(tx.target.address(&inner.client.contracts())),
+            data: tx.jobs[0].input.clone(),
+            ..Default::default()
+        };
+        if let Err(ClientError::Reverted(data)) = inner.client.call(call).await {
+            results = vec![Err(Refusal::decode(tx.target.artifact(), &data))];
+        }
+    }
+    let statuses = tx.jobs.iter().zip(&results).map(|(job, result)| (job.id, status_of(&outcome, result))).collect();
+    let _ = commands.send(Command::Settle(statuses));
+    let calls_in_tx = tx.jobs.len() as u32;
+    for (job, result) in tx.jobs.iter_mut().zip(results) {
+        let Some(done) = job.done.take() else { continue };
+        let _ = done.send(match result {
+            Ok(logs) => Ok(Relayed {
+                job: job.id,
+                tx_hash: tx.hash,
+                block_number: outcome.block_number,
+                tx_gas_used: outcome.gas_used,
+                calls_in_tx,
+                logs,
+            }),
+            Err(refusal) => Err(RelayError::Refused(refusal)),
         });
     }
-    let call = CallRequest {
-        from: Some(inner.wallet.address()),
-        to: Some(target.address(&inner.client.contracts())),
-        data: input,
-        ..Default::default()
-    };
-    let refusal = match inner.client.call(call).await {
-        Err(ClientError::Reverted(data)) => Refusal::decode(target.artifact(), &data),
-        _ => Refusal { code: "Reverted".into(), message: "The ledger refused this.".into() },
-    };
-    let _ = commands.send(Command::Settle(
-        job,
-        JobStatus::Reverted { block_number: outcome.block_number, error: refusal.code.clone() },
-    ));
-    Err(RelayError::Refused(refusal))
+}
+
+/// Groups requests into transactions: each contract's calls in bundles of at
+/// most [`MAX_BUNDLE`] calls and [`MAX_BUNDLE_GAS`]; a lone call as itself.
+fn group(sends: Vec<(Request, u64, Reply)>) -> Vec<(Outgoing, Vec<Waiting>)> {
+    let mut groups: Vec<(Outgoing, Vec<Waiting>)> = Vec::new();
+    for (request, gas_limit, reply) in sends {
+        let open = groups.iter().position(|(tx, _)| {
+            tx.target == request.target && tx.jobs.len() < MAX_BUNDLE && tx.gas_limit + gas_limit <= MAX_BUNDLE_GAS
+        });
+        let index = match open {
+            Some(index) => index,
+            None => {
+                groups.push((
+                    Outgoing {
+                        target: request.target,
+                        jobs: Vec::new(),
+                        bundled: false,
+                        gas_limit: 0,
+                        nonce: 0,
+                        raw: Vec::new(),
+                        hash: B256::ZERO,
+                        signed: None,
+                    },
+                    Vec::new(),
+                ));
+                groups.len() - 1
+            }
+        };
+        let (tx, requests) = &mut groups[index];
+        let (done, waiting) = oneshot::channel();
+        tx.gas_limit += gas_limit;
+        tx.jobs.push(OutJob { id: 0, input: request.input.clone(), done: Some(done) });
+        requests.push((request, reply, waiting));
+    }
+    for (tx, _) in &mut groups {
+        tx.bundled = tx.jobs.len() > 1;
+        if tx.bundled {
+            // The bundle's own loop and copies, on top of its calls.
+            tx.gas_limit = (tx.gas_limit + 5_000 + 3_000 * tx.jobs.len() as u64).min(TX_GAS_CAP);
+        }
+    }
+    groups
 }
 
 /// The one task that signs, journals and sends: consecutive relayer nonces,
 /// one commit for everything that queued up meanwhile.
-async fn work(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<Command>, mut next: u64) {
+async fn work(
+    inner: Arc<Inner>,
+    mut receiver: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedSender<Command>,
+    mut next: u64,
+) {
     while let Some(first) = receiver.recv().await {
         let mut sends = Vec::new();
         let mut settles = Vec::new();
@@ -424,7 +596,7 @@ async fn work(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<Command>,
         while let Some(command) = next_command {
             match command {
                 Command::Send { request, gas_limit, reply } => sends.push((request, gas_limit, reply)),
-                Command::Settle(id, status) => settles.push((id, status)),
+                Command::Settle(statuses) => settles.extend(statuses),
             }
             next_command = if sends.len() < MAX_BATCH { receiver.try_recv().ok() } else { None };
         }
@@ -438,72 +610,75 @@ async fn work(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<Command>,
         if sends.is_empty() {
             continue;
         }
-        let failed = |sends: Vec<(Request, u64, Reply)>, e: RelayError| {
-            for (_, _, reply) in sends {
-                let _ = reply.send(Err(e.clone()));
-            }
-        };
         let fees = match inner.client.fees().await {
             Ok(fees) => fees,
             Err(e) => {
-                failed(sends, from_client(e));
+                let e = from_client(e);
+                for (_, _, reply) in sends {
+                    let _ = reply.send(Err(e.clone()));
+                }
                 continue;
             }
         };
+        let mut groups = group(sends);
+        for (i, (tx, _)) in groups.iter_mut().enumerate() {
+            inner.sign(fees, next + i as u64, tx);
+        }
         let contracts = inner.client.contracts();
-        let mut outgoing: Vec<Outgoing> = sends
+        let new_jobs: Vec<NewJob> = groups
             .iter()
-            .enumerate()
-            .map(|(i, (request, gas_limit, _))| {
-                let target = request.target.address(&contracts);
-                let nonce = next + i as u64;
-                let (envelope, raw, hash) = inner.sign(fees, nonce, target, &request.input, *gas_limit);
-                let input = request.input.clone();
-                Outgoing { id: 0, target, input, gas_limit: *gas_limit, nonce, raw, hash, signed: Some(envelope) }
-            })
-            .collect();
-        let new_jobs: Vec<NewJob> = sends
-            .iter()
-            .zip(&outgoing)
-            .map(|((request, _, _), job)| NewJob {
-                function: request.function.to_owned(),
-                signer: request.signer,
-                target: job.target,
-                input: job.input.to_vec(),
-                gas_limit: job.gas_limit,
-                relayer_nonce: job.nonce,
-                raw: job.raw.clone(),
-                tx_hash: job.hash,
+            .flat_map(|(tx, requests)| {
+                requests.iter().zip(&tx.jobs).enumerate().map(move |(index, ((request, _, _), job))| NewJob {
+                    function: request.function.to_owned(),
+                    signer: request.signer,
+                    target: tx.target.address(&contracts),
+                    input: job.input.to_vec(),
+                    gas_limit: tx.gas_limit.min(request_gas(tx, index)),
+                    relayer_nonce: tx.nonce,
+                    raw: tx.raw.clone(),
+                    tx_hash: tx.hash,
+                    bundle_index: tx.bundled.then_some(index as u32),
+                })
             })
             .collect();
         let journal = Arc::clone(&inner);
         let ids = match tokio::task::spawn_blocking(move || journal.store().insert(&new_jobs)).await {
             Ok(Ok(ids)) => ids,
-            Ok(Err(e)) => {
+            failure => {
+                let e = match failure {
+                    Ok(Err(e)) => unavailable(e),
+                    Err(e) => RelayError::Unavailable(e.to_string()),
+                    Ok(Ok(_)) => unreachable!(),
+                };
                 tracing::error!(error = %e, "relayer journal: storing requests failed");
-                failed(sends, unavailable(e));
-                continue;
-            }
-            Err(e) => {
-                failed(sends, RelayError::Unavailable(e.to_string()));
+                for (_, requests) in groups {
+                    for (_, reply, _) in requests {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
                 continue;
             }
         };
-        for ((job, id), (_, _, reply)) in outgoing.iter_mut().zip(ids).zip(sends) {
-            job.id = id;
-            let result = match inner.send(job, &mut next).await {
-                Ok(submitted) => Ok(Sent { job: id, tx_hash: job.hash, submitted }),
-                Err(e) => {
-                    let status = JobStatus::Failed { error: e.to_string() };
-                    if let Err(e) = inner.store().settle(&[(id, status)]) {
-                        tracing::error!(error = %e, "relayer journal: recording a failure failed");
-                    }
-                    Err(e)
-                }
-            };
-            let _ = reply.send(result);
+        let mut ids = ids.into_iter();
+        for (mut tx, requests) in groups {
+            for job in &mut tx.jobs {
+                job.id = ids.next().unwrap_or_default();
+            }
+            // Acknowledged: journalled. The ledger's answer comes through `done`.
+            for ((_, reply, done), job) in requests.into_iter().zip(&tx.jobs) {
+                let _ = reply.send(Ok(Sent { job: job.id, tx_hash: tx.hash, done }));
+            }
+            inner.dispatch(tx, &mut next, &commands).await;
         }
     }
+}
+
+/// The gas limit journalled for call `index` of `tx` (its share, so a
+/// bundle rebuilt from the journal asks for the same total).
+fn request_gas(tx: &Outgoing, index: usize) -> u64 {
+    let calls = tx.jobs.len() as u64;
+    let share = tx.gas_limit / calls;
+    if index == 0 { tx.gas_limit - share * (calls - 1) } else { share }
 }
 
 fn unavailable(e: StoreError) -> RelayError {
@@ -515,5 +690,84 @@ fn from_client(e: ClientError) -> RelayError {
         ClientError::Reverted(_) => RelayError::Failed("execution reverted".into()),
         ClientError::Rejected(why) => RelayError::Failed(why),
         ClientError::Unavailable(why) => RelayError::Unavailable(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::LogData;
+
+    use super::*;
+
+    fn request(target: Target, byte: u8) -> (Request, u64, Reply) {
+        let request = Request { function: "f", signer: Address::repeat_byte(byte), target, input: vec![byte].into() };
+        (request, 100_000, oneshot::channel().0)
+    }
+
+    #[test]
+    fn calls_to_one_contract_share_a_transaction() {
+        let sends = vec![
+            request(Target::Records, 1),
+            request(Target::Directory, 2),
+            request(Target::Records, 3),
+            request(Target::Records, 4),
+        ];
+        let groups = group(sends);
+        assert_eq!(groups.len(), 2);
+        let (records, directory) = (&groups[0].0, &groups[1].0);
+        assert!(records.bundled && !directory.bundled, "a lone call goes as itself");
+        let inputs: Vec<u8> = records.jobs.iter().map(|job| job.input[0]).collect();
+        assert_eq!(inputs, [1, 3, 4], "in arrival order");
+        assert!(records.gas_limit > 300_000, "the calls' gas and the bundle's own");
+        assert_eq!(directory.input(), Bytes::from(vec![2]));
+        let bundle = artifacts::records().abi.function("bundle").unwrap();
+        assert_eq!(records.input()[..4], bundle.short_signature());
+
+        let many: Vec<_> = (0..(MAX_BUNDLE + 1) as u32).map(|i| request(Target::Records, i as u8)).collect();
+        let groups = group(many);
+        assert_eq!(groups.iter().map(|(tx, _)| tx.jobs.len()).collect::<Vec<_>>(), [MAX_BUNDLE, 1]);
+        let heavy: Vec<_> =
+            (0..3).map(|i| (request(Target::Records, i).0, MAX_BUNDLE_GAS / 2, oneshot::channel().0)).collect();
+        assert_eq!(group(heavy).len(), 2, "a bundle stays under its gas cap");
+    }
+
+    fn log(topics: Vec<B256>, data: Vec<u8>) -> Log {
+        Log { address: Address::ZERO, data: LogData::new(topics, data.into()).unwrap() }
+    }
+
+    #[test]
+    fn a_bundles_events_are_told_apart() {
+        let event = |byte| log(vec![B256::repeat_byte(byte)], vec![]);
+        let revert = artifacts::records()
+            .abi
+            .error("RecordExists")
+            .unwrap()
+            .encode(&[ethers_core::abi::Token::FixedBytes(vec![7; 32])])
+            .unwrap();
+        let failed = log(
+            vec![bundled_call_reverted(), B256::from(U256::from(1u8))],
+            ethers_core::abi::encode(&[ethers_core::abi::Token::Bytes(revert)]),
+        );
+        let outcome = |logs| Outcome {
+            hash: B256::ZERO,
+            block_number: 3,
+            success: true,
+            gas_used: 1,
+            logs,
+            contract_address: None,
+        };
+        let results = attribute(&outcome(vec![event(1), failed.clone(), event(3)]), Target::Records, true, 3);
+        assert_eq!(results[0], Ok(vec![event(1)]));
+        assert_eq!(results[1].as_ref().unwrap_err().code, "RecordExists");
+        assert_eq!(results[2], Ok(vec![event(3)]));
+        // Events that cannot be told apart go to every call that succeeded.
+        let all = vec![event(1), event(2), failed, event(3)];
+        let results = attribute(&outcome(all.clone()), Target::Records, true, 3);
+        assert_eq!((&results[0], &results[2]), (&Ok(all.clone()), &Ok(all)));
+        assert!(results[1].is_err());
+        // A transaction that failed as a whole fails every call.
+        let whole = Outcome { success: false, ..outcome(vec![]) };
+        assert!(attribute(&whole, Target::Records, true, 2).iter().all(|r| r.as_ref().unwrap_err().code == "Reverted"));
+        assert_eq!(attribute(&outcome(vec![event(9)]), Target::Records, false, 1), vec![Ok(vec![event(9)])]);
     }
 }

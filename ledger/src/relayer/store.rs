@@ -12,8 +12,9 @@ use rusqlite_migration::{M, Migrations};
 use crate::node::StoreError;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE jobs (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE jobs (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              function TEXT NOT NULL,
              signer BLOB NOT NULL,
@@ -30,7 +31,11 @@ fn migrations() -> Migrations<'static> {
              updated_at INTEGER NOT NULL
          ) STRICT;
          CREATE INDEX jobs_sent ON jobs (relayer_nonce) WHERE status = 'sent';",
-    )])
+        ),
+        // Jobs relayed together in one `bundle` transaction share its bytes and
+        // hash; this is each one's position in it (NULL: sent alone).
+        M::up("ALTER TABLE jobs ADD COLUMN bundle_index INTEGER;"),
+    ])
 }
 
 /// What happened to a job.
@@ -64,6 +69,8 @@ pub struct Job {
     pub relayer_nonce: u64,
     pub raw: Vec<u8>,
     pub tx_hash: B256,
+    /// Position in the bundle transaction carrying it; `None` when sent alone.
+    pub bundle_index: Option<u32>,
     pub status: JobStatus,
 }
 
@@ -78,14 +85,15 @@ pub struct NewJob {
     pub relayer_nonce: u64,
     pub raw: Vec<u8>,
     pub tx_hash: B256,
+    pub bundle_index: Option<u32>,
 }
 
 pub struct JobStore {
     conn: Connection,
 }
 
-const COLUMNS: &str =
-    "id, function, signer, target, input, gas_limit, relayer_nonce, raw, tx_hash, status, block_number, error";
+const COLUMNS: &str = "id, function, signer, target, input, gas_limit, relayer_nonce, raw, tx_hash, status, \
+                       block_number, error, bundle_index";
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let address = |i: usize| -> rusqlite::Result<Address> {
@@ -113,6 +121,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         relayer_nonce: row.get::<_, i64>(6)? as u64,
         raw: row.get(7)?,
         tx_hash: B256::try_from(hash.as_slice()).unwrap_or_default(),
+        bundle_index: row.get::<_, Option<i64>>(12)?.map(|i| i as u32),
         status,
     })
 }
@@ -137,8 +146,8 @@ impl JobStore {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO jobs (function, signer, target, input, gas_limit, relayer_nonce, raw, tx_hash, status,
-                                   created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sent', ?9, ?9)",
+                                   created_at, updated_at, bundle_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sent', ?9, ?9, ?10)",
             )?;
             let now = now();
             for job in jobs {
@@ -151,7 +160,8 @@ impl JobStore {
                     job.relayer_nonce as i64,
                     job.raw,
                     job.tx_hash.as_slice(),
-                    now
+                    now,
+                    job.bundle_index.map(i64::from)
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
@@ -160,11 +170,12 @@ impl JobStore {
         Ok(ids)
     }
 
-    /// Replaces a job's transaction (re-signed with another relayer nonce).
-    pub fn resign(&mut self, id: i64, relayer_nonce: u64, raw: &[u8], tx_hash: B256) -> Result<(), StoreError> {
+    /// Replaces a transaction (re-signed with another relayer nonce) in
+    /// every job it carries.
+    pub fn resign(&mut self, old: B256, relayer_nonce: u64, raw: &[u8], tx_hash: B256) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE jobs SET relayer_nonce = ?2, raw = ?3, tx_hash = ?4, updated_at = ?5 WHERE id = ?1",
-            params![id, relayer_nonce as i64, raw, tx_hash.as_slice(), now()],
+            "UPDATE jobs SET relayer_nonce = ?2, raw = ?3, tx_hash = ?4, updated_at = ?5 WHERE tx_hash = ?1",
+            params![old.as_slice(), relayer_nonce as i64, raw, tx_hash.as_slice(), now()],
         )?;
         Ok(())
     }
@@ -193,12 +204,21 @@ impl JobStore {
         Ok(())
     }
 
-    /// Jobs sent but not seen mined, in relayer nonce order.
+    /// Jobs sent but not seen mined, in relayer nonce order (a bundle's in
+    /// call order).
     pub fn unsettled(&self) -> Result<Vec<Job>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE status = 'sent' ORDER BY relayer_nonce, id"))?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'sent' ORDER BY relayer_nonce, bundle_index, id"
+        ))?;
         let jobs = stmt.query_map([], job_from_row)?.collect::<Result<_, _>>()?;
+        Ok(jobs)
+    }
+
+    /// The jobs a transaction carries, in call order.
+    pub fn jobs_of(&self, tx_hash: B256) -> Result<Vec<Job>, StoreError> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE tx_hash = ?1 ORDER BY bundle_index, id"))?;
+        let jobs = stmt.query_map([tx_hash.as_slice()], job_from_row)?.collect::<Result<_, _>>()?;
         Ok(jobs)
     }
 
