@@ -40,7 +40,7 @@ impl Artifact {
         for error in self.abi.errors() {
             if &error.signature().as_bytes()[..4] == selector {
                 let args = error.decode(&data[4..]).unwrap_or_default();
-                return format!("{}({})", error.name, args.iter().map(token_text).collect::<Vec<_>>().join(", "));
+                return format!("{}({})", error.name, args.iter().map(revert_arg).collect::<Vec<_>>().join(", "));
             }
         }
         format!("unknown error 0x{}", hex::encode(selector))
@@ -56,12 +56,43 @@ pub fn revert_message(data: &[u8]) -> Option<String> {
     tokens.into_iter().next()?.into_string()
 }
 
-fn token_text(token: &Token) -> String {
+fn revert_arg(token: &Token) -> String {
     match token {
         Token::Address(a) => format!("{a:?}"),
         Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),
         Token::Uint(n) | Token::Int(n) => n.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// A log of Chartkey's contracts as (event name, [(parameter, value)]),
+/// from whichever contract's ABI knows its first topic.
+pub fn decode_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String, Token)>)> {
+    let raw = ethers_core::abi::RawLog {
+        topics: log.data.topics().iter().map(|t| ethers_core::types::H256::from(t.0)).collect(),
+        data: log.data.data.to_vec(),
+    };
+    let first = *raw.topics.first()?;
+    for artifact in [directory(), records()] {
+        if let Some(event) = artifact.abi.events().find(|e| e.signature() == first) {
+            let parsed = event.parse_log(raw).ok()?;
+            return Some((event.name.clone(), parsed.params.into_iter().map(|p| (p.name, p.value)).collect()));
+        }
+    }
+    None
+}
+
+/// A value as people read it: checksummed addresses, 0x hex bytes, decimal numbers.
+pub fn token_text(token: &Token) -> String {
+    match token {
+        Token::Address(a) => ethers_core::utils::to_checksum(a, None),
+        Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),
+        Token::Uint(n) | Token::Int(n) => n.to_string(),
+        Token::Bool(b) => b.to_string(),
+        Token::Array(items) | Token::FixedArray(items) | Token::Tuple(items) => {
+            format!("[{}]", items.iter().map(token_text).collect::<Vec<_>>().join(", "))
+        }
+        Token::String(s) => s.clone(),
     }
 }
 

@@ -353,7 +353,9 @@ fn block_json(block: &Block, full: bool) -> Value {
     json!(RpcBlock { header, uncles: Vec::new(), transactions, withdrawals: None })
 }
 
-fn logs(node: &Node, filter: &Filter) -> Result<Vec<Log>, RpcError> {
+/// The logs `filter` selects, as eth_getLogs answers (at most
+/// [`MAX_LOG_RANGE`] blocks).
+pub fn logs(node: &Node, filter: &Filter) -> Result<Vec<Log>, RpcError> {
     let head = node.head().0;
     let (from, to) = match filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {

@@ -16,14 +16,14 @@ use chartkey_core::eip712::{
     bytes32_text,
 };
 use chartkey_ledger::anvil::Anvil;
-use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::{CallRequest, Contracts, Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{RelayError, Relayer, Request};
 use common::keys;
-use ethers_core::abi::{RawLog, Token};
+use ethers_core::abi::Token;
 use serde_json::json;
 
 const CHAIN_ID: u64 = 31_337;
@@ -130,19 +130,10 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// A log as (event name, arguments), from whichever contract's ABI knows it.
+/// A log as (event name, arguments).
 fn decode(log: &alloy_primitives::Log) -> (String, Vec<Token>) {
-    let raw = RawLog {
-        topics: log.data.topics().iter().map(|t| ethers_core::types::H256::from(t.0)).collect(),
-        data: log.data.data.to_vec(),
-    };
-    for artifact in [directory(), records()] {
-        if let Some(event) = artifact.abi.events().find(|e| raw.topics.first() == Some(&e.signature())) {
-            let parsed = event.parse_log(raw.clone()).unwrap();
-            return (event.name.clone(), parsed.params.into_iter().map(|p| p.value).collect());
-        }
-    }
-    panic!("unknown event {:?}", raw.topics.first());
+    let (name, params) = chartkey_ledger::artifacts::decode_event(log).expect("an event of the contracts");
+    (name, params.into_iter().map(|(_, value)| value).collect())
 }
 
 /// The scenario of the issue: register, credential, grant, anchor, batch

@@ -31,6 +31,8 @@ pub struct Ledger {
     pub relayer: Relayer,
     /// Owner of the Directory contract (names credentialing authorities).
     pub admin: Wallet,
+    /// Held while the chain is being verified (one verification at a time).
+    pub verifying: tokio::sync::Mutex<()>,
 }
 
 /// Where the contracts are on an external chain: `contracts.json` in the
@@ -65,7 +67,7 @@ impl Ledger {
         let relayer = Relayer::start(client.clone(), relayer, &data_dir.join("relayer.sqlite3"))
             .await
             .context("starting the relayer")?;
-        Ok(Self { client, node, relayer, admin })
+        Ok(Self { client, node, relayer, admin, verifying: tokio::sync::Mutex::new(()) })
     }
 }
 

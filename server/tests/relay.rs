@@ -195,6 +195,33 @@ async fn relays_what_the_signed_in_account_signed() {
     assert_eq!(patient.client.call("ledger/job", json!({ "job": 999_999 })).await.status, 404);
     let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([tx_hash])).await;
     assert_eq!(receipt["status"], "0x1");
+
+    // The ledger page: blocks, the events naming the caller, a transaction's
+    // events for its parties only, and verification.
+    let page = patient.client.call("ledger/overview", json!({})).await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    assert_eq!(page.body["external"], false);
+    assert!(page.body["blocks"].as_array().unwrap().len() > 3);
+    let names: Vec<&str> =
+        page.body["activity"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Granted", "AccountRegistered"], "newest first, only the patient's");
+    let granted = patient.client.call("ledger/transaction", json!({ "hash": tx_hash })).await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    assert_eq!(granted.body["events"][0]["name"], "Granted");
+    let fields = granted.body["events"][0]["fields"].as_array().unwrap();
+    assert!(fields.contains(&json!(["grantee", ethers_core::utils::to_checksum(&clinician.keys.address(), None)])));
+    let stranger_view = unverified.client.call("ledger/transaction", json!({ "hash": tx_hash })).await;
+    assert_eq!(stranger_view.body["events"], json!([]), "someone else's events are not shown");
+    assert_eq!(stranger_view.body["others"], 1);
+    let bad = patient.client.call("ledger/transaction", json!({ "hash": "0x12" })).await;
+    assert_eq!(bad.status, 400);
+    let missing = patient.client.call("ledger/transaction", json!({ "hash": format!("0x{}", "ab".repeat(32)) })).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(server.client().call("ledger/overview", json!({})).await.status, 401);
+    let verified = patient.client.call("ledger/verify", json!({})).await;
+    assert_eq!(verified.status, 200, "{:?}", verified.body);
+    assert_eq!(verified.body["ok"], true);
+    assert!(verified.body["blocks"].as_u64().unwrap() > 3);
     server.stop().await;
 }
 

@@ -132,3 +132,21 @@ pub async fn ledger_relay(body: RelayBody) -> Result<RelayReceipt, ApiError> {
 pub async fn ledger_job(job: i64) -> Result<RelayReceipt, ApiError> {
     call(move |b, c| async move { b.ledger_job(&c, job).await }).await
 }
+
+/// The chain, its latest blocks, and the events that name the caller.
+#[server(endpoint = "ledger/overview", input = Json)]
+pub async fn ledger_overview() -> Result<LedgerPage, ApiError> {
+    call(move |b, c| async move { b.ledger_overview(&c).await }).await
+}
+
+/// A transaction's decoded events that name the caller.
+#[server(endpoint = "ledger/transaction", input = Json)]
+pub async fn ledger_transaction(hash: String) -> Result<LedgerTxView, ApiError> {
+    call(move |b, c| async move { b.ledger_transaction(&c, hash).await }).await
+}
+
+/// Re-executes the embedded chain from genesis and checks every block.
+#[server(endpoint = "ledger/verify", input = Json)]
+pub async fn ledger_verify() -> Result<LedgerVerification, ApiError> {
+    call(move |b, c| async move { b.ledger_verify(&c).await }).await
+}

@@ -63,6 +63,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn ledger_info(&self, caller: &Caller) -> Result<LedgerContracts, ApiError>;
     async fn ledger_relay(&self, caller: &Caller, body: RelayBody) -> Result<RelayReceipt, ApiError>;
     async fn ledger_job(&self, caller: &Caller, job: i64) -> Result<RelayReceipt, ApiError>;
+    async fn ledger_overview(&self, caller: &Caller) -> Result<LedgerPage, ApiError>;
+    async fn ledger_transaction(&self, caller: &Caller, hash: String) -> Result<LedgerTxView, ApiError>;
+    async fn ledger_verify(&self, caller: &Caller) -> Result<LedgerVerification, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

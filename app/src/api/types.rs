@@ -128,3 +128,58 @@ pub struct RelayReceipt {
     pub mined: bool,
     pub block_number: Option<u64>,
 }
+
+/// The ledger page: the chain, its latest blocks, and what the ledger says
+/// about the signed-in account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerPage {
+    pub chain_id: u64,
+    /// On an external Ethereum network (`--chain-rpc`) rather than embedded.
+    pub external: bool,
+    pub head: u64,
+    /// Newest first.
+    pub blocks: Vec<LedgerBlock>,
+    /// Events that name this account, newest first.
+    pub activity: Vec<LedgerEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerBlock {
+    pub number: u64,
+    pub hash: String,
+    pub timestamp: u64,
+    pub transactions: u32,
+    pub gas_used: u64,
+}
+
+/// A contract event, decoded: its name and its fields as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEvent {
+    pub block_number: u64,
+    pub tx_hash: String,
+    pub name: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// A transaction's events that name the signed-in account; `others` counts
+/// the rest (a bundle carries other people's messages too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerTxView {
+    pub hash: String,
+    pub block_number: u64,
+    pub success: bool,
+    pub events: Vec<LedgerEvent>,
+    pub others: u32,
+}
+
+/// The result of re-executing the chain from genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerVerification {
+    pub ok: bool,
+    pub blocks: u64,
+    pub transactions: u64,
+    pub head_hash: String,
+    /// The first bad block and why, when not ok.
+    pub problem: Option<String>,
+    pub millis: u64,
+}

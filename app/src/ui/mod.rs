@@ -25,6 +25,7 @@ pub fn App() -> impl IntoView {
         "/signup" => view! { <pages::SignUp /> }.into_any(),
         "/signin" => view! { <pages::SignIn /> }.into_any(),
         "/restore" => view! { <pages::Restore /> }.into_any(),
+        "/ledger" => view! { <pages::Ledger /> }.into_any(),
         _ => view! { <pages::NotFound /> }.into_any(),
     };
 
@@ -57,6 +58,7 @@ fn Header() -> impl IntoView {
                             {move || session.account.get().map(|a| format!("{} · {}", a.display_name, a.role.label()))}
                         </span>
                         <Link href="/account">"Account"</Link>
+                        <Link href="/ledger">"Ledger"</Link>
                         <Show when=move || session.is_unlocked()>
                             <button type="button" class="button button-small" on:click=lock>"Lock"</button>
                         </Show>

@@ -27,6 +27,16 @@ pub enum Submitted {
     Remote,
 }
 
+/// A block, briefly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockSummary {
+    pub number: u64,
+    pub hash: B256,
+    pub timestamp: u64,
+    pub transactions: usize,
+    pub gas_used: u64,
+}
+
 /// A mined transaction's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -180,6 +190,61 @@ impl LedgerClient {
                 .outcome(hash)
                 .await?
                 .ok_or_else(|| ClientError::Unavailable(format!("transaction {hash} is not on the embedded ledger"))),
+        }
+    }
+
+    /// The number of the latest block.
+    pub async fn head(&self) -> Result<u64, ClientError> {
+        match self {
+            Self::Embedded(node) => Ok(node.head().0),
+            Self::Remote(remote) => {
+                let head: alloy_primitives::U64 = remote.request("eth_blockNumber", serde_json::json!([])).await?;
+                Ok(head.to())
+            }
+        }
+    }
+
+    /// Block `number`, briefly; `None` past the head.
+    pub async fn block_summary(&self, number: u64) -> Result<Option<BlockSummary>, ClientError> {
+        match self {
+            Self::Embedded(node) => {
+                let node = Arc::clone(node);
+                blocking(move || {
+                    Ok(node.block(number)?.map(|block| BlockSummary {
+                        number,
+                        hash: block.hash,
+                        timestamp: block.header.timestamp,
+                        transactions: block.transactions.len(),
+                        gas_used: block.header.gas_used,
+                    }))
+                })
+                .await
+            }
+            Self::Remote(remote) => {
+                let params = serde_json::json!([alloy_primitives::U64::from(number), false]);
+                let block: Option<alloy_rpc_types_eth::Block> = remote.request("eth_getBlockByNumber", params).await?;
+                Ok(block.map(|b| BlockSummary {
+                    number,
+                    hash: b.header.hash,
+                    timestamp: b.header.timestamp,
+                    transactions: b.transactions.len(),
+                    gas_used: b.header.gas_used,
+                }))
+            }
+        }
+    }
+
+    /// The logs `filter` selects (eth_getLogs).
+    pub async fn logs(
+        &self,
+        filter: alloy_rpc_types_eth::Filter,
+    ) -> Result<Vec<alloy_rpc_types_eth::Log>, ClientError> {
+        match self {
+            Self::Embedded(node) => {
+                let node = Arc::clone(node);
+                blocking(move || crate::rpc::logs(&node, &filter).map_err(|e| ClientError::Rejected(e.message))).await
+            }
+            Self::Remote(remote) => remote.request("eth_getLogs", serde_json::json!([filter])).await,
         }
     }
 

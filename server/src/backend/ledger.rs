@@ -6,7 +6,10 @@
 //! holds for it) and by the contract, which checks the signature itself.
 
 use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{ApiError, LedgerContracts, RelayBody, RelayReceipt};
+use chartkey_app::api::{
+    ApiError, LedgerBlock, LedgerContracts, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification, RelayBody,
+    RelayReceipt,
+};
 use chartkey_core::eip712::LedgerMessage;
 use chartkey_core::wire::Role;
 use chartkey_ledger::relayer::{JobStatus, RelayError, Request};
@@ -127,4 +130,147 @@ fn relay_error(e: RelayError, function: &str) -> ApiError {
             ApiError::Internal
         }
     }
+}
+
+/// Blocks shown on the ledger page, and events of the caller.
+const BLOCKS_SHOWN: u64 = 10;
+const EVENTS_SHOWN: usize = 20;
+
+async fn caller_address(state: &AppState, c: &Caller) -> Result<alloy_primitives::Address, ApiError> {
+    let session = c.require_session()?;
+    let id = session.account_id.clone();
+    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    account.address.parse().map_err(|_| {
+        tracing::error!(account = %account.id, "stored address is invalid");
+        ApiError::Internal
+    })
+}
+
+fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
+    tracing::error!(error = %e, "reading the ledger failed");
+    ApiError::Internal
+}
+
+/// Whether an event names `who` in one of its indexed topics.
+fn names(log: &alloy_primitives::Log, who: alloy_primitives::Address) -> bool {
+    log.data.topics().iter().skip(1).any(|topic| *topic == who.into_word())
+}
+
+fn event_of(log: &alloy_primitives::Log, block_number: u64, tx_hash: alloy_primitives::B256) -> Option<LedgerEvent> {
+    let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
+    Some(LedgerEvent {
+        block_number,
+        tx_hash: format!("{tx_hash:#x}"),
+        name,
+        fields: params
+            .iter()
+            .map(|(field, value)| (field.clone(), chartkey_ledger::artifacts::token_text(value)))
+            .collect(),
+    })
+}
+
+pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiError> {
+    let who = caller_address(state, c).await?;
+    let client = &state.ledger.client;
+    let head = client.head().await.map_err(ledger_down)?;
+    let mut blocks = Vec::new();
+    for number in (head.saturating_sub(BLOCKS_SHOWN - 1)..=head).rev() {
+        if let Some(b) = client.block_summary(number).await.map_err(ledger_down)? {
+            blocks.push(LedgerBlock {
+                number: b.number,
+                hash: format!("{:#x}", b.hash),
+                timestamp: b.timestamp,
+                transactions: b.transactions as u32,
+                gas_used: b.gas_used,
+            });
+        }
+    }
+    // Events naming the caller in any indexed position, in the latest
+    // blocks a log query may cover.
+    let contracts = client.contracts();
+    let from = head.saturating_sub(chartkey_ledger::rpc::MAX_LOG_RANGE - 1);
+    let mut found = Vec::new();
+    for position in 1..=3 {
+        let mut filter = alloy_rpc_types_eth::Filter::new()
+            .address(vec![contracts.directory, contracts.records])
+            .from_block(from)
+            .to_block(head);
+        filter.topics[position] = who.into_word().into();
+        found.extend(client.logs(filter).await.map_err(ledger_down)?);
+    }
+    found.sort_by_key(|log| std::cmp::Reverse((log.block_number, log.log_index)));
+    found.dedup_by_key(|log| (log.block_number, log.log_index));
+    let activity = found
+        .iter()
+        .filter_map(|log| {
+            event_of(&log.inner, log.block_number.unwrap_or_default(), log.transaction_hash.unwrap_or_default())
+        })
+        .take(EVENTS_SHOWN)
+        .collect();
+    Ok(LedgerPage { chain_id: client.chain_id(), external: state.ledger.node.is_none(), head, blocks, activity })
+}
+
+pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<LedgerTxView, ApiError> {
+    let who = caller_address(state, c).await?;
+    let parsed: alloy_primitives::B256 = hash
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("A transaction hash is 0x followed by 64 hexadecimal digits."))?;
+    let outcome = state
+        .ledger
+        .client
+        .outcome(parsed)
+        .await
+        .map_err(ledger_down)?
+        .ok_or_else(|| ApiError::NotFound("No transaction with that hash is on the ledger.".into()))?;
+    let (mine, others): (Vec<_>, Vec<_>) = outcome.logs.iter().partition(|log| names(log, who));
+    Ok(LedgerTxView {
+        hash: format!("{parsed:#x}"),
+        block_number: outcome.block_number,
+        success: outcome.success,
+        events: mine.into_iter().filter_map(|log| event_of(log, outcome.block_number, parsed)).collect(),
+        others: others.len() as u32,
+    })
+}
+
+pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, ApiError> {
+    c.require_session()?;
+    if state.ledger.node.is_none() {
+        return Err(ApiError::bad_request(
+            "This portal uses an external Ethereum network as its ledger; that network's own nodes verify it.",
+        ));
+    }
+    let Ok(_turn) = state.ledger.verifying.try_lock() else {
+        return Err(ApiError::Conflict("The chain is being verified already. Try again in a moment.".into()));
+    };
+    let path = crate::ledger::ledger_path(&state.config.data_dir);
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || chartkey_ledger::node::verify(&path, &mut |_, _| {}))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "ledger verification task failed");
+            ApiError::Internal
+        })?;
+    let millis = started.elapsed().as_millis() as u64;
+    Ok(match result {
+        Ok(report) => LedgerVerification {
+            ok: true,
+            blocks: report.blocks,
+            transactions: report.transactions,
+            head_hash: format!("{:#x}", report.head_hash),
+            problem: None,
+            millis,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "ledger verification FAILED");
+            LedgerVerification {
+                ok: false,
+                blocks: 0,
+                transactions: 0,
+                head_hash: String::new(),
+                problem: Some(e.to_string()),
+                millis,
+            }
+        }
+    })
 }

@@ -104,6 +104,15 @@ impl Backend for ServerBackend {
     async fn ledger_job(&self, c: &Caller, job: i64) -> Result<RelayReceipt, ApiError> {
         ledger::job(&self.state, c, job).await
     }
+    async fn ledger_overview(&self, c: &Caller) -> Result<LedgerPage, ApiError> {
+        ledger::overview(&self.state, c).await
+    }
+    async fn ledger_transaction(&self, c: &Caller, hash: String) -> Result<LedgerTxView, ApiError> {
+        ledger::transaction(&self.state, c, hash).await
+    }
+    async fn ledger_verify(&self, c: &Caller) -> Result<LedgerVerification, ApiError> {
+        ledger::verify(&self.state, c).await
+    }
 }
 
 /// The account as the browser sees it.

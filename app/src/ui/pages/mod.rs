@@ -3,6 +3,7 @@
 //! whose recovery phrase is unconfirmed gets the phrase first.
 
 mod account;
+mod ledger;
 mod recovery;
 mod restore;
 mod signin;
@@ -44,6 +45,12 @@ pub fn Home() -> impl IntoView {
 #[component]
 pub fn AccountPage() -> impl IntoView {
     Home()
+}
+
+#[component]
+pub fn Ledger() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <ledger::LedgerOverview /> }.into_any())
 }
 
 #[component]

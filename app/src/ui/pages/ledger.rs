@@ -1,0 +1,253 @@
+//! The ledger page: the chain's latest blocks, what the ledger records about
+//! you, a transaction's decoded events, and a check of the whole chain.
+
+use leptos::prelude::*;
+
+use crate::api::{self, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
+use crate::ui::components::{Busy, ErrorMessage, format_date};
+
+#[component]
+pub fn LedgerOverview() -> impl IntoView {
+    let page = RwSignal::new(None::<LedgerPage>);
+    let error = RwSignal::new(None::<String>);
+    let load = move || {
+        leptos::task::spawn_local(async move {
+            match api::ledger_overview().await {
+                Ok(loaded) => {
+                    error.set(None);
+                    page.set(Some(loaded));
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    load();
+    let selected = RwSignal::new(None::<String>);
+    view! {
+        <h1>"Ledger"</h1>
+        <p class="lead">
+            "Every record's fingerprint, every consent you sign and every access to your records is written to "
+            "this ledger, where no one — not even Chartkey's server — can change it afterwards."
+        </p>
+        <ErrorMessage error=error />
+        {move || match page.get() {
+            None if error.get().is_none() => {
+                view! { <Busy message=Signal::derive(|| Some("Reading the ledger…".to_string())) /> }.into_any()
+            }
+            None => ().into_any(),
+            Some(page) => view! { <Chain page=page.clone() reload=Callback::new(move |()| load()) /> <Activity events=page.activity selected /> }
+                .into_any(),
+        }}
+        <Transaction selected />
+    }
+}
+
+#[component]
+fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
+    let external = page.external;
+    view! {
+        <section class="panel">
+            <h2>"The chain"</h2>
+            <dl class="facts">
+                <dt>"Where"</dt>
+                <dd>{if external { "An Ethereum network shared with other organisations" } else { "Kept by this server (embedded)" }}</dd>
+                <dt>"Chain id"</dt>
+                <dd><code>{page.chain_id}</code></dd>
+                <dt>"Latest block"</dt>
+                <dd data-testid="ledger-head">{page.head}</dd>
+            </dl>
+            <div class="actions">
+                <button type="button" class="button button-small" on:click=move |_| reload.run(())>"Refresh"</button>
+            </div>
+            {(!external).then(|| view! { <Verify /> })}
+            <h3>"Latest blocks"</h3>
+            <table class="table" data-testid="ledger-blocks">
+                <thead>
+                    <tr><th scope="col">"Block"</th><th scope="col">"Date"</th><th scope="col">"Transactions"</th><th scope="col">"Hash"</th></tr>
+                </thead>
+                <tbody>
+                    {page
+                        .blocks
+                        .into_iter()
+                        .map(|block| {
+                            view! {
+                                <tr>
+                                    <td>{block.number}</td>
+                                    <td>{format_date(block.timestamp as i64)}</td>
+                                    <td>{block.transactions}</td>
+                                    <td><code title=block.hash.clone()>{short(&block.hash)}</code></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn Verify() -> impl IntoView {
+    let result = RwSignal::new(None::<LedgerVerification>);
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let verify = move |_| {
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match api::ledger_verify().await {
+                Ok(done) => result.set(Some(done)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <p>
+            "Verifying re-executes every transaction from the first block and checks every block, transaction and "
+            "receipt against what is stored."
+        </p>
+        <button type="button" class="button" on:click=verify disabled=move || busy.get() data-testid="ledger-verify">
+            "Verify the chain"
+        </button>
+        <Busy message=Signal::derive(move || busy.get().then(|| "Re-executing the chain…".to_string())) />
+        <ErrorMessage error=error />
+        {move || {
+            result.get().map(|r| {
+                if r.ok {
+                    view! {
+                        <p class="alert alert-success" role="status" data-testid="ledger-verified">
+                            {format!(
+                                "✓ The chain is intact: {} blocks and {} transactions re-executed and checked in {}.{} s.",
+                                r.blocks,
+                                r.transactions,
+                                r.millis / 1000,
+                                r.millis % 1000 / 100,
+                            )}
+                        </p>
+                    }
+                    .into_any()
+                } else {
+                    view! {
+                        <p class="alert alert-error" role="alert" data-testid="ledger-verified">
+                            {format!("The chain does not verify: {}", r.problem.unwrap_or_default())}
+                        </p>
+                    }
+                    .into_any()
+                }
+            })
+        }}
+    }
+}
+
+#[component]
+fn Activity(events: Vec<LedgerEvent>, selected: RwSignal<Option<String>>) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"What the ledger records about you"</h2>
+            {if events.is_empty() {
+                view! { <p class="muted">"Nothing yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="list" data-testid="ledger-activity">
+                        {events
+                            .into_iter()
+                            .map(|event| {
+                                let hash = event.tx_hash.clone();
+                                view! {
+                                    <li>
+                                        <strong>{describe(&event.name)}</strong>
+                                        " · block " {event.block_number} " · "
+                                        <button type="button" class="button button-small button-quiet"
+                                            on:click=move |_| selected.set(Some(hash.clone()))>
+                                            "Show transaction"
+                                        </button>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                }
+                .into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn Transaction(selected: RwSignal<Option<String>>) -> impl IntoView {
+    let input = RwSignal::new(String::new());
+    let shown = RwSignal::new(None::<LedgerTxView>);
+    let error = RwSignal::new(None::<String>);
+    let show = move |hash: String| {
+        input.set(hash.clone());
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match api::ledger_transaction(hash).await {
+                Ok(tx) => shown.set(Some(tx)),
+                Err(e) => {
+                    shown.set(None);
+                    error.set(Some(e.to_string()));
+                }
+            }
+        });
+    };
+    Effect::new(move |_| {
+        if let Some(hash) = selected.get() {
+            show(hash);
+        }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        show(input.get_untracked().trim().to_owned());
+    };
+    view! {
+        <section class="panel" id="transaction">
+            <h2>"A transaction"</h2>
+            <form on:submit=submit class="inline-form">
+                <label for="tx-hash">"Transaction hash"</label>
+                <input id="tx-hash" type="text" spellcheck="false" autocomplete="off" placeholder="0x…"
+                    prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev)) />
+                <button type="submit" class="button">"Show"</button>
+            </form>
+            <ErrorMessage error=error />
+            {move || shown.get().map(|tx| view! {
+                <p data-testid="ledger-transaction">
+                    <code class="break">{tx.hash}</code>
+                    {format!(" · block {} · {}", tx.block_number, if tx.success { "succeeded" } else { "reverted" })}
+                </p>
+                {tx.events.into_iter().map(|event| view! {
+                    <h3>{describe(&event.name)}</h3>
+                    <ul class="list">
+                        {event.fields.into_iter().map(|(field, value)| view! { <li>{field} ": " <code class="break">{value}</code></li> }).collect_view()}
+                    </ul>
+                }).collect_view()}
+                {(tx.others > 0).then(|| view! {
+                    <p class="muted">{tx.others} " more event(s) in this transaction concern other accounts and are not shown."</p>
+                })}
+            })}
+        </section>
+    }
+}
+
+/// An event's name in words.
+fn describe(name: &str) -> &'static str {
+    match name {
+        "AccountRegistered" => "Account registered",
+        "EncryptionKeyChanged" => "Encryption key changed",
+        "AuthoritySet" => "Credentialing authority named",
+        "CredentialIssued" => "Credential issued",
+        "CredentialRevoked" => "Credential revoked",
+        "RecordAnchored" => "Record fingerprinted",
+        "BatchAnchored" => "Records fingerprinted (batch)",
+        "Granted" => "Sharing started",
+        "Revoked" => "Sharing stopped",
+        "Accessed" => "Record opened",
+        _ => "Ledger event",
+    }
+}
+
+/// `0x1234…abcd`.
+fn short(hash: &str) -> String {
+    if hash.len() > 14 { format!("{}…{}", &hash[..8], &hash[hash.len() - 4..]) } else { hash.to_owned() }
+}
