@@ -367,3 +367,68 @@ async fn requests_that_arrive_together_share_a_transaction() {
     assert!(transactions.len() < 40, "forty requests at once are bundled");
     eprintln!("40 registrations in {} transactions", transactions.len());
 }
+
+/// A crash while a journalled transaction waits in an external node's pool:
+/// the restart sends the same bytes again and waits, instead of re-signing
+/// (which would run the calls twice, the copy failing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
+    use chartkey_ledger::anvil::Anvil;
+    use chartkey_ledger::client::RemoteNode;
+    use chartkey_ledger::node::Contracts;
+
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let anvil = Anvil::start_with(workspace, CHAIN_ID, &["--no-mining"]).expect("anvil");
+    let placeholder = Contracts { directory: Address::ZERO, records: Address::ZERO };
+    let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();
+    let relayer_address = wallet(RELAYER).address();
+    let _: serde_json::Value =
+        node.request("anvil_setBalance", serde_json::json!([relayer_address, "0x3635c9adc5dea00000"])).await.unwrap();
+    let deploying = tokio::spawn({
+        let url = anvil.url.clone();
+        async move { RemoteNode::deploy(&url, &wallet(RELAYER), wallet(ADMIN).address()).await }
+    });
+    // Interval-less anvil: mine by hand while deploying.
+    let contracts = loop {
+        let _: serde_json::Value = node.request("evm_mine", serde_json::json!([])).await.unwrap();
+        if deploying.is_finished() {
+            break deploying.await.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let remote = Arc::new(RemoteNode::connect(&anvil.url, contracts).await.unwrap());
+
+    // Journalled and sent, then the crash: it waits in the pool, unmined.
+    let who = keys(61);
+    let message = register(&who, 1, ethers_core::types::U256::zero());
+    let domain = Domain::directory(CHAIN_ID, contracts.directory.0.0.into());
+    let input = Bytes::from(calls::input(&message, domain.sign(&who, &message)));
+    let n = remote.pending_nonce(relayer_address).await.unwrap();
+    let fees = Fees { gas_limit: 300_000, max_fee_per_gas: 100_000_000_000, max_priority_fee_per_gas: 1 };
+    let raw = wallet(RELAYER).sign_raw(CHAIN_ID, n, Some(contracts.directory), input.clone(), fees);
+    let job = NewJob {
+        function: "register".into(),
+        signer: Address::from(who.address().0),
+        target: contracts.directory,
+        input: input.to_vec(),
+        gas_limit: 300_000,
+        relayer_nonce: n,
+        tx_hash: keccak256(&raw),
+        raw: raw.clone(),
+        bundle_index: None,
+    };
+    let ids = JobStore::open(&dir.path().join("relayer.sqlite3")).unwrap().insert(&[job]).unwrap();
+    remote.send_raw_transaction(&raw).await.unwrap();
+
+    let relayer =
+        Relayer::start(LedgerClient::Remote(Arc::clone(&remote)), wallet(RELAYER), &dir.path().join("relayer.sqlite3"))
+            .await
+            .unwrap();
+    let _: serde_json::Value = node.request("evm_mine", serde_json::json!([])).await.unwrap();
+    let status = settled(&relayer, ids[0]).await;
+    assert!(matches!(status, JobStatus::Mined { .. }), "{status:?}");
+    let job = relayer.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(job.tx_hash, keccak256(&raw), "the same transaction, not a re-signed copy");
+    assert_eq!(remote.pending_nonce(relayer_address).await.unwrap(), n + 1, "one transaction");
+}

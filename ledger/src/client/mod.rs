@@ -101,6 +101,18 @@ impl LedgerClient {
         }
     }
 
+    /// The number of `address`'s transactions mined.
+    pub async fn nonce(&self, address: Address) -> Result<u64, ClientError> {
+        match self {
+            Self::Embedded(node) => Ok(node.nonce(address)),
+            Self::Remote(remote) => {
+                let nonce: alloy_primitives::U64 =
+                    remote.request("eth_getTransactionCount", serde_json::json!([address, "latest"])).await?;
+                Ok(nonce.to())
+            }
+        }
+    }
+
     /// The nonce `address`'s next transaction must carry, counting those
     /// waiting to be mined.
     pub async fn pending_nonce(&self, address: Address) -> Result<u64, ClientError> {
@@ -151,7 +163,7 @@ impl LedgerClient {
             Self::Remote(remote) => match remote.send_raw_transaction(raw).await {
                 Ok(_) => Ok(Submitted::Remote),
                 // Sent before (a restart resending its journal): wait for it as for any other.
-                Err(ClientError::Rejected(why)) if why.contains("already known") => Ok(Submitted::Remote),
+                Err(ClientError::Rejected(why)) if already_held(&why) => Ok(Submitted::Remote),
                 Err(e) => Err(e),
             },
         }
@@ -269,6 +281,16 @@ impl LedgerClient {
             Self::Remote(remote) => remote.outcome(hash).await,
         }
     }
+}
+
+/// Whether a node's refusal means it holds this transaction already (geth:
+/// "already known", anvil: "transaction already imported", Besu: "known
+/// transaction"), or one with its nonce it will not replace.
+pub fn already_held(refusal: &str) -> bool {
+    let refusal = refusal.to_ascii_lowercase();
+    ["already known", "already imported", "known transaction", "replacement transaction underpriced"]
+        .iter()
+        .any(|phrase| refusal.contains(phrase))
 }
 
 async fn blocking<T: Send + 'static>(

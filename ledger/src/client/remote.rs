@@ -172,8 +172,9 @@ impl RemoteNode {
                 tokio::spawn(Arc::clone(self).follow_blocks());
             }
         }
-        // Mined before the watcher saw its block: ask once directly.
-        if let Some(outcome) = self.outcome(hash).await? {
+        // Mined before the watcher saw its block: ask once directly (on an
+        // error, the watcher's sweep will ask again).
+        if let Ok(Some(outcome)) = self.outcome(hash).await {
             self.resolve(hash, &Ok(outcome));
         }
         receiver.await.map_err(|_| ClientError::Unavailable("stopped waiting for the ledger".into()))?

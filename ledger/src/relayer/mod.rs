@@ -41,6 +41,8 @@ const MAX_BATCH: usize = 512;
 /// Most calls in one bundle transaction, and most gas it may ask for.
 const MAX_BUNDLE: usize = 100;
 const MAX_BUNDLE_GAS: u64 = 10_000_000;
+/// Times a transaction is sent again when the ledger does not answer.
+const SEND_RETRIES: u32 = 4;
 /// Simulations run at once: more only contend for the ledger's state (and
 /// starve the miner of it).
 const SIMULATIONS: usize = 4;
@@ -189,8 +191,9 @@ impl Relayer {
             signers: Mutex::new(HashMap::new()),
         });
         let (commands, receiver) = mpsc::unbounded_channel();
-        let mut next_nonce = inner.client.pending_nonce(inner.wallet.address()).await.map_err(from_client)?;
-        recover(&inner, &commands, &mut next_nonce).await?;
+        // From the last mined nonce: a journalled transaction still waiting
+        // in an external node's pool keeps its nonce and is sent again as is.
+        let next_nonce = resynchronise(&inner, &commands).await?;
         tokio::spawn(work(Arc::clone(&inner), receiver, commands.clone(), next_nonce));
         Ok(Self { inner, commands })
     }
@@ -272,10 +275,13 @@ impl Relayer {
                 None => 1,
             };
             let index = job.bundle_index.unwrap_or(0) as usize;
-            job.status = match attribute(&outcome, target, job.bundle_index.is_some(), calls).swap_remove(index) {
-                Ok(_) => JobStatus::Mined { block_number: outcome.block_number },
-                Err(refusal) => JobStatus::Reverted { block_number: outcome.block_number, error: refusal.code },
-            };
+            let mut results = attribute(&outcome, target, job.bundle_index.is_some(), calls);
+            if index < results.len() {
+                job.status = match results.swap_remove(index) {
+                    Ok(_) => JobStatus::Mined { block_number: outcome.block_number },
+                    Err(refusal) => JobStatus::Reverted { block_number: outcome.block_number, error: refusal.code },
+                };
+            }
         }
         Ok(Some(job))
     }
@@ -340,7 +346,9 @@ impl Inner {
     /// (and re-journalling) when it was signed with another nonce, or when the
     /// ledger says the nonce is taken. Advances `*next` when the ledger takes it.
     async fn send(&self, tx: &mut Outgoing, next: &mut u64) -> Result<Submitted, RelayError> {
-        for attempt in 0..2 {
+        let mut unreachable = 0u32;
+        let mut attempt = 0;
+        while attempt < 2 {
             if tx.nonce != *next {
                 let fees = self.client.fees().await.map_err(from_client)?;
                 let old = tx.hash;
@@ -356,11 +364,39 @@ impl Inner {
                     *next += 1;
                     return Ok(submitted);
                 }
-                Err(ClientError::Rejected(why)) if attempt == 0 && why.starts_with("nonce too") => {
+                // Taken: by this very transaction (sent before a crash, or by a
+                // send whose answer was lost), or by another one.
+                Err(ClientError::Rejected(why)) if why.starts_with("nonce too low") => {
+                    if self.client.outcome(tx.hash).await.map_err(from_client)?.is_some() {
+                        *next += 1;
+                        return Ok(Submitted::Remote);
+                    }
+                    if attempt > 0 {
+                        return Err(RelayError::Failed(why));
+                    }
+                    tracing::warn!(tx = %tx.hash, %why, "relayer nonce taken by another transaction; re-signing");
+                    *next = self.client.pending_nonce(self.wallet.address()).await.map_err(from_client)?;
+                    attempt += 1;
+                }
+                Err(ClientError::Rejected(why)) if why.starts_with("nonce too high") && attempt == 0 => {
                     tracing::warn!(tx = %tx.hash, %why, "relayer nonce out of step; re-signing");
                     *next = self.client.pending_nonce(self.wallet.address()).await.map_err(from_client)?;
+                    attempt += 1;
+                }
+                // The node holds it already (sent before a resynchronisation,
+                // or by a send whose answer was lost): wait for it by its hash.
+                Err(ClientError::Rejected(why)) if crate::client::already_held(&why) => {
+                    *next += 1;
+                    return Ok(Submitted::Remote);
                 }
                 Err(ClientError::Rejected(why)) => return Err(RelayError::Failed(why)),
+                // No answer: the same bytes again (sending twice is harmless),
+                // a few times, then give up for now (the job stays journalled).
+                Err(ClientError::Unavailable(why)) if unreachable < SEND_RETRIES => {
+                    unreachable += 1;
+                    tracing::warn!(tx = %tx.hash, %why, unreachable, "the ledger did not answer; sending again");
+                    tokio::time::sleep(std::time::Duration::from_millis(250 << unreachable)).await;
+                }
                 Err(e) => return Err(from_client(e)),
             }
         }
@@ -368,12 +404,26 @@ impl Inner {
     }
 
     /// Sends `tx` and, in the background, waits for it and settles its
-    /// jobs; or fails them at once when the ledger will not take it.
-    async fn dispatch(self: &Arc<Self>, mut tx: Outgoing, next: &mut u64, commands: &mpsc::UnboundedSender<Command>) {
+    /// jobs; or fails them at once when the ledger refuses it. When the
+    /// ledger cannot be reached the jobs stay journalled as sent, and the
+    /// relayer resynchronises (journal and nonce) before its next round.
+    /// Returns whether that is needed.
+    async fn dispatch(
+        self: &Arc<Self>,
+        mut tx: Outgoing,
+        next: &mut u64,
+        commands: &mpsc::UnboundedSender<Command>,
+    ) -> bool {
         match self.send(&mut tx, next).await {
             Ok(submitted) => {
                 let (inner, commands) = (Arc::clone(self), commands.clone());
                 tokio::spawn(async move { finish(&inner, &commands, tx, submitted).await });
+                false
+            }
+            Err(e @ RelayError::Unavailable(_)) => {
+                tracing::warn!(tx = %tx.hash, error = %e, "the ledger is unreachable; the request stays journalled");
+                tx.fail(&e);
+                true
             }
             Err(e) => {
                 tracing::warn!(tx = %tx.hash, error = %e, "the ledger did not take a relayed transaction");
@@ -383,9 +433,18 @@ impl Inner {
                     tracing::error!(error = %e, "relayer journal: recording a failure failed");
                 }
                 tx.fail(&e);
+                false
             }
         }
     }
+}
+
+/// Resends the journal from the last mined nonce; the nonce new work starts at.
+async fn resynchronise(inner: &Arc<Inner>, commands: &mpsc::UnboundedSender<Command>) -> Result<u64, RelayError> {
+    let address = inner.wallet.address();
+    let mut next = inner.client.nonce(address).await.map_err(from_client)?;
+    recover(inner, commands, &mut next).await?;
+    Ok(next.max(inner.client.pending_nonce(address).await.map_err(from_client)?))
 }
 
 /// Resends what the journal holds as sent but the ledger has not mined.
@@ -432,7 +491,9 @@ async fn recover(
             jobs: jobs.iter().map(|j| OutJob { id: j.id, input: Bytes::from(j.input.clone()), done: None }).collect(),
         };
         resent += 1;
-        inner.dispatch(tx, next, commands).await;
+        if inner.dispatch(tx, next, commands).await {
+            return Err(RelayError::Unavailable("the ledger is unreachable".into()));
+        }
     }
     tracing::info!(resent, settled, "relayer recovered its journal");
     Ok(())
@@ -589,6 +650,7 @@ async fn work(
     commands: mpsc::UnboundedSender<Command>,
     mut next: u64,
 ) {
+    let mut resync = false;
     while let Some(first) = receiver.recv().await {
         let mut sends = Vec::new();
         let mut settles = Vec::new();
@@ -609,6 +671,22 @@ async fn work(
         }
         if sends.is_empty() {
             continue;
+        }
+        if resync {
+            // The ledger did not answer earlier: resend the journal (in nonce
+            // order, from the last mined nonce) before anything new.
+            match resynchronise(&inner, &commands).await {
+                Ok(nonce) => {
+                    next = nonce;
+                    resync = false;
+                }
+                Err(e) => {
+                    for (_, _, reply) in sends {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            }
         }
         let fees = match inner.client.fees().await {
             Ok(fees) => fees,
@@ -668,7 +746,12 @@ async fn work(
             for ((_, reply, done), job) in requests.into_iter().zip(&tx.jobs) {
                 let _ = reply.send(Ok(Sent { job: job.id, tx_hash: tx.hash, done }));
             }
-            inner.dispatch(tx, &mut next, &commands).await;
+            if resync {
+                // Journalled; sent by the resynchronisation, in nonce order.
+                tx.fail(&RelayError::Unavailable("the ledger is unreachable; the request is kept".into()));
+                continue;
+            }
+            resync = inner.dispatch(tx, &mut next, &commands).await;
         }
     }
 }

@@ -208,7 +208,7 @@ impl JobStore {
     /// call order).
     pub fn unsettled(&self) -> Result<Vec<Job>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM jobs WHERE status = 'sent' ORDER BY relayer_nonce, bundle_index, id"
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'sent' ORDER BY relayer_nonce, tx_hash, bundle_index, id"
         ))?;
         let jobs = stmt.query_map([], job_from_row)?.collect::<Result<_, _>>()?;
         Ok(jobs)
