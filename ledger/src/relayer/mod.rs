@@ -155,6 +155,9 @@ struct OutJob {
     input: Bytes,
     /// Who waits for the outcome (nobody, for a job recovered from the journal).
     done: Option<Done>,
+    /// A recovered job holds its signer's turn until it is settled, so the
+    /// signer's next request is simulated after it.
+    turn: Option<(Address, tokio::sync::OwnedMutexGuard<()>)>,
 }
 
 impl Outgoing {
@@ -173,6 +176,16 @@ impl Outgoing {
         for job in &mut self.jobs {
             if let Some(done) = job.done.take() {
                 let _ = done.send(Err(error.clone()));
+            }
+        }
+    }
+
+    /// Gives recovered jobs' signers their turn back.
+    fn release(&mut self, inner: &Inner) {
+        for job in &mut self.jobs {
+            if let Some((signer, turn)) = job.turn.take() {
+                drop(turn);
+                inner.forget_signer(signer);
             }
         }
     }
@@ -216,38 +229,31 @@ impl Relayer {
     /// it to the ledger. `Ok` is the acknowledgement: from here the request
     /// survives a crash. A refusal is returned without anything relayed.
     pub async fn submit(&self, request: Request) -> Result<Ticket, RelayError> {
-        let signer = request.signer;
-        let turn = self.inner.signer_lock(signer).lock_owned().await;
-        let Sent { job, tx_hash, done } = match self.accept(request).await {
-            Ok(sent) => sent,
-            Err(e) => {
-                drop(turn);
-                self.inner.forget_signer(signer);
-                return Err(e);
-            }
-        };
-        let (done_tx, done_rx) = oneshot::channel();
-        let inner = Arc::clone(&self.inner);
+        let (inner, commands) = (Arc::clone(&self.inner), self.commands.clone());
+        let (ticket_tx, ticket) = oneshot::channel();
+        // One task per request: it holds the signer's turn until the request
+        // is settled, even when the caller stops waiting.
         tokio::spawn(async move {
-            let result = done.await.unwrap_or_else(|_| Err(RelayError::Unavailable("the relayer stopped".into())));
-            // The signer's next request may go once this one is mined.
-            drop(turn);
-            inner.forget_signer(signer);
-            let _ = done_tx.send(result);
+            let signer = request.signer;
+            let turn = inner.signer_lock(signer).lock_owned().await;
+            match accept(&inner, &commands, request).await {
+                Err(e) => {
+                    drop(turn);
+                    inner.forget_signer(signer);
+                    let _ = ticket_tx.send(Err(e));
+                }
+                Ok(Sent { job, tx_hash, done }) => {
+                    let (done_tx, done_rx) = oneshot::channel();
+                    let _ = ticket_tx.send(Ok(Ticket { job, tx_hash, done: done_rx }));
+                    let result = done.await.unwrap_or_else(|_| Err(stopped()));
+                    // The signer's next request may go once this one is mined.
+                    drop(turn);
+                    inner.forget_signer(signer);
+                    let _ = done_tx.send(result);
+                }
+            }
         });
-        Ok(Ticket { job, tx_hash, done: done_rx })
-    }
-
-    /// Simulates, then has the worker journal and send.
-    async fn accept(&self, request: Request) -> Result<Sent, RelayError> {
-        let gas_used = self.preflight(&request).await?;
-        // Room for state that changed since the simulation.
-        let gas_limit = (gas_used + gas_used / 5 + 10_000).min(TX_GAS_CAP);
-        let (reply, sent) = oneshot::channel();
-        self.commands
-            .send(Command::Send { request, gas_limit, reply })
-            .map_err(|_| RelayError::Unavailable("the relayer stopped".into()))?;
-        sent.await.unwrap_or_else(|_| Err(RelayError::Unavailable("the relayer stopped".into())))
+        ticket.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// A job's state, checked against the ledger while it is in flight.
@@ -285,28 +291,39 @@ impl Relayer {
         }
         Ok(Some(job))
     }
+}
 
-    /// The gas `request` uses now, or the contract's refusal.
-    async fn preflight(&self, request: &Request) -> Result<u64, RelayError> {
-        let call = CallRequest {
-            from: Some(self.inner.wallet.address()),
-            to: Some(request.target.address(&self.inner.client.contracts())),
-            data: request.input.clone(),
-            ..Default::default()
-        };
-        let _slot = self
-            .inner
-            .simulations
-            .acquire()
-            .await
-            .map_err(|_| RelayError::Unavailable("the relayer stopped".into()))?;
-        match self.inner.client.simulate(call).await {
-            Ok(gas) => Ok(gas),
-            Err(ClientError::Reverted(data)) => {
-                Err(RelayError::Refused(Refusal::decode(request.target.artifact(), &data)))
-            }
-            Err(e) => Err(from_client(e)),
-        }
+fn stopped() -> RelayError {
+    RelayError::Unavailable("the relayer stopped".into())
+}
+
+/// Simulates, then has the worker journal and send.
+async fn accept(
+    inner: &Inner,
+    commands: &mpsc::UnboundedSender<Command>,
+    request: Request,
+) -> Result<Sent, RelayError> {
+    let gas_used = preflight(inner, &request).await?;
+    // Room for state that changed since the simulation.
+    let gas_limit = (gas_used + gas_used / 5 + 10_000).min(TX_GAS_CAP);
+    let (reply, sent) = oneshot::channel();
+    commands.send(Command::Send { request, gas_limit, reply }).map_err(|_| stopped())?;
+    sent.await.unwrap_or_else(|_| Err(stopped()))
+}
+
+/// The gas `request` uses now, or the contract's refusal.
+async fn preflight(inner: &Inner, request: &Request) -> Result<u64, RelayError> {
+    let call = CallRequest {
+        from: Some(inner.wallet.address()),
+        to: Some(request.target.address(&inner.client.contracts())),
+        data: request.input.clone(),
+        ..Default::default()
+    };
+    let _slot = inner.simulations.acquire().await.map_err(|_| stopped())?;
+    match inner.client.simulate(call).await {
+        Ok(gas) => Ok(gas),
+        Err(ClientError::Reverted(data)) => Err(RelayError::Refused(Refusal::decode(request.target.artifact(), &data))),
+        Err(e) => Err(from_client(e)),
     }
 }
 
@@ -422,6 +439,7 @@ impl Inner {
             }
             Err(e @ RelayError::Unavailable(_)) => {
                 tracing::warn!(tx = %tx.hash, error = %e, "the ledger is unreachable; the request stays journalled");
+                tx.release(self);
                 tx.fail(&e);
                 true
             }
@@ -432,6 +450,7 @@ impl Inner {
                 if let Err(e) = self.store().settle(&failed) {
                     tracing::error!(error = %e, "relayer journal: recording a failure failed");
                 }
+                tx.release(self);
                 tx.fail(&e);
                 false
             }
@@ -488,7 +507,15 @@ async fn recover(
             raw: first.raw.clone(),
             hash: first.tx_hash,
             signed: None,
-            jobs: jobs.iter().map(|j| OutJob { id: j.id, input: Bytes::from(j.input.clone()), done: None }).collect(),
+            jobs: jobs
+                .iter()
+                .map(|j| OutJob {
+                    id: j.id,
+                    input: Bytes::from(j.input.clone()),
+                    done: None,
+                    turn: inner.signer_lock(j.signer).try_lock_owned().ok().map(|turn| (j.signer, turn)),
+                })
+                .collect(),
         };
         resent += 1;
         if inner.dispatch(tx, next, commands).await {
@@ -566,7 +593,10 @@ async fn finish(inner: &Inner, commands: &mpsc::UnboundedSender<Command>, mut tx
     let outcome = match inner.client.confirm(tx.hash, submitted).await {
         Ok(outcome) => outcome,
         // Still journalled as sent: a restart settles it.
-        Err(e) => return tx.fail(&from_client(e)),
+        Err(e) => {
+            tx.release(inner);
+            return tx.fail(&from_client(e));
+        }
     };
     let mut results = attribute(&outcome, tx.target, tx.bundled, tx.jobs.len());
     if !tx.bundled && !outcome.success {
@@ -582,6 +612,7 @@ async fn finish(inner: &Inner, commands: &mpsc::UnboundedSender<Command>, mut tx
     }
     let statuses = tx.jobs.iter().zip(&results).map(|(job, result)| (job.id, status_of(&outcome, result))).collect();
     let _ = commands.send(Command::Settle(statuses));
+    tx.release(inner);
     let calls_in_tx = tx.jobs.len() as u32;
     for (job, result) in tx.jobs.iter_mut().zip(results) {
         let Some(done) = job.done.take() else { continue };
@@ -629,7 +660,7 @@ fn group(sends: Vec<(Request, u64, Reply)>) -> Vec<(Outgoing, Vec<Waiting>)> {
         let (tx, requests) = &mut groups[index];
         let (done, waiting) = oneshot::channel();
         tx.gas_limit += gas_limit;
-        tx.jobs.push(OutJob { id: 0, input: request.input.clone(), done: Some(done) });
+        tx.jobs.push(OutJob { id: 0, input: request.input.clone(), done: Some(done), turn: None });
         requests.push((request, reply, waiting));
     }
     for (tx, _) in &mut groups {
