@@ -340,6 +340,15 @@ mod hex32_list {
     }
 }
 
+/// A new account's first registration in the Directory (nonce 0), as the
+/// browser signs it at sign-up: the message and its signature, 0x hex.
+pub fn first_registration(keys: &AccountKeys, role: u8, chain_id: u64, directory: Address) -> (Register, String) {
+    let message =
+        Register { account: keys.address(), role, encryption_key: keys.encryption_public(), nonce: U256::zero() };
+    let signature = Domain::directory(chain_id, directory).sign(keys, &message);
+    (message, format!("0x{}", hex::encode(signature)))
+}
+
 /// `text` as a right-zero-padded bytes32 (at most 32 bytes of UTF-8).
 pub fn bytes32_text(text: &str) -> Option<[u8; 32]> {
     let bytes = text.as_bytes();

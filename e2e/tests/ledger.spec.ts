@@ -12,10 +12,15 @@ test('the ledger page shows the latest blocks and verifies the chain', async ({ 
   await expect(page.getByRole('heading', { name: 'Ledger', exact: true })).toBeVisible();
   await expect(page.getByTestId('ledger-blocks').locator('tbody tr').first()).toBeVisible();
   await expect(page.getByText('Kept by this server (embedded)')).toBeVisible();
+  // Sign-up registered the account in the Directory contract.
+  await expect(page.getByTestId('ledger-activity')).toContainText('Account registered');
+  await page.getByRole('button', { name: 'Show transaction' }).first().click();
+  await expect(page.getByTestId('ledger-transaction')).toContainText('succeeded');
+  await expect(page.getByRole('heading', { name: 'Account registered' })).toBeVisible();
   await page.getByTestId('ledger-verify').click();
   await expect(page.getByTestId('ledger-verified')).toContainText('The chain is intact');
   // A transaction hash that is not there gets a clear answer.
   await page.getByLabel('Transaction hash').fill('0x' + 'ab'.repeat(32));
-  await page.getByRole('button', { name: 'Show' }).click();
+  await page.getByRole('button', { name: 'Show', exact: true }).click();
   await expect(page.getByRole('alert')).toContainText('No transaction with that hash');
 });

@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use chartkey_core::eip712::{LedgerMessage, Register};
 use chartkey_core::wire::Role;
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::client::RemoteNode;
@@ -15,7 +14,6 @@ use chartkey_ledger::node::{Contracts, Wallet};
 use chartkey_server::Config;
 use chartkey_server::ledger::{ContractsFile, Ledger};
 use common::*;
-use ethers_core::types::U256;
 use serde_json::json;
 
 const RELAYER: [u8; 32] = [0x5e; 32];
@@ -69,27 +67,19 @@ async fn the_portal_runs_on_an_external_node() {
     assert_eq!(info.body["chain_id"], 31_337);
     assert_eq!(info.body["directory"].as_str().unwrap().to_lowercase(), format!("{:?}", file.directory).to_lowercase());
 
-    // A relayed registration lands on anvil.
-    let directory = info.body["directory"].as_str().unwrap().parse().unwrap();
-    let message = Register {
-        account: patient.keys.address(),
-        role: Role::Patient.code(),
-        encryption_key: patient.keys.encryption_public(),
-        nonce: U256::zero(),
-    };
-    let signature = chartkey_core::eip712::Domain::directory(31_337, directory).sign(&patient.keys, &message);
-    let body = json!({ "body": { "message": LedgerMessage::Register(message), "signature": format!("0x{}", hex::encode(signature)) } });
-    let relayed = patient.client.call("ledger/relay", body).await;
-    assert_eq!(relayed.status, 200, "{:?}", relayed.body);
-    assert_eq!(relayed.body["mined"], true);
-    let receipt: serde_json::Value =
-        RemoteNode::connect(&anvil.url, Contracts { directory: file.directory, records: file.records })
-            .await
-            .unwrap()
-            .request("eth_getTransactionReceipt", json!([relayed.body["tx_hash"]]))
-            .await
-            .unwrap();
-    assert_eq!(receipt["status"], "0x1", "the transaction is anvil's: {receipt}");
+    // Sign-up registered the patient on anvil.
+    let remote =
+        RemoteNode::connect(&anvil.url, Contracts { directory: file.directory, records: file.records }).await.unwrap();
+    let input = chartkey_ledger::evm::encode_call(
+        &chartkey_ledger::artifacts::directory().abi,
+        "accountOf",
+        &[ethers_core::abi::Token::Address(patient.keys.address())],
+    )
+    .unwrap();
+    let request =
+        chartkey_ledger::node::CallRequest { to: Some(file.directory), data: input.into(), ..Default::default() };
+    let account = remote.call(&request).await.unwrap();
+    assert_eq!(account[31], Role::Patient.code(), "registered on anvil as a patient");
 
     // The embedded node's JSON-RPC is not served: the ledger is elsewhere.
     let rpc = reqwest::Client::new()

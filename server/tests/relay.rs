@@ -162,15 +162,11 @@ async fn relays_what_the_signed_in_account_signed() {
         .await;
     assert_eq!(unknown.status, 400);
 
-    // Everyone registers; the administrator names the authority; it verifies the clinician.
-    for (account, role) in [
-        (&patient, Role::Patient),
-        (&clinician, Role::Clinician),
-        (&authority, Role::CredentialingAuthority),
-        (&unverified, Role::Clinician),
-    ] {
-        mined(&chain.relay(&account.client, &account.keys, register(account, role)).await);
-    }
+    // Sign-up registered everyone in the Directory (a second registration
+    // with the same nonce is a replay); the administrator names the
+    // authority; it verifies the clinician.
+    let again = chain.relay(&patient.client, &patient.keys, register(&patient, Role::Patient)).await;
+    assert_eq!(again.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", again.body);
     chain.set_authority(&server.data_dir, authority.keys.address()).await;
     let not_authority = chain.relay(&clinician.client, &clinician.keys, credential(&clinician, &clinician)).await;
     assert_eq!(not_authority.status, 403, "{:?}", not_authority.body);
@@ -225,6 +221,41 @@ async fn relays_what_the_signed_in_account_signed() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn sign_up_registers_the_account_on_the_ledger_or_refuses() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Pat", Role::Patient).await;
+    let chain = Chain::of(&server, &patient.client).await;
+    let input = encode_call(&directory().abi, "accountOf", &[Token::Address(patient.keys.address())]).unwrap();
+    let call = json!([{ "to": chain.directory, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
+    let account = chain.rpc.result("eth_call", call).await;
+    assert!(account.as_str().unwrap().starts_with(&format!("0x{:064x}", 1)), "registered as a patient: {account}");
+
+    // A registration signed by another key: refused by the contract, nothing created.
+    let client = server.client();
+    let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
+    let mut device = Device::new();
+    let start = client.call("signup/start", json!({"display_name": "Mallory", "role": "patient"})).await;
+    let credential = device.register(&server.origin, start.body["options"].clone());
+    let (_, forged) =
+        chartkey_core::eip712::first_registration(&other_keys(), Role::Patient.code(), chain.chain_id, chain.directory);
+    let finish = client
+        .call(
+            "signup/finish",
+            json!({"finish": {
+                "ceremony_id": start.body["ceremony_id"], "credential": credential, "passkey_label": "p",
+                "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
+                "directory": chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
+                "ledger_registration": forged,
+            }}),
+        )
+        .await;
+    assert_eq!(finish.status, 422, "{:?}", finish.body);
+    assert_eq!(finish.body["Refused"]["code"], "WrongSigner");
+    assert_eq!(server.counts().0, 1, "only Pat's account exists");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     const PATIENTS: usize = 10;
@@ -236,15 +267,11 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     let clinician = sign_up(&server, "Dr Chen", Role::Clinician).await;
     let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
     let chain = Chain::of(&server, &clinician.client).await;
-    mined(&chain.relay(&clinician.client, &clinician.keys, register(&clinician, Role::Clinician)).await);
-    mined(&chain.relay(&authority.client, &authority.keys, register(&authority, Role::CredentialingAuthority)).await);
     chain.set_authority(&data_dir, authority.keys.address()).await;
     mined(&chain.relay(&authority.client, &authority.keys, credential(&authority, &clinician)).await);
     let mut patients = Vec::new();
     for i in 0..PATIENTS {
-        let patient = sign_up(&server, &format!("Patient {i}"), Role::Patient).await;
-        mined(&chain.relay(&patient.client, &patient.keys, register(&patient, Role::Patient)).await);
-        patients.push(patient);
+        patients.push(sign_up(&server, &format!("Patient {i}"), Role::Patient).await);
     }
 
     // 100 grants: ten patients, each granting ten times in a row.

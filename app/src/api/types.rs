@@ -39,6 +39,12 @@ pub struct SignupFinishBody {
     pub sealed_keystore: String,
     pub uses_passphrase: bool,
     pub directory: DirectoryEntry,
+    /// The account's registration in the ledger's Directory contract
+    /// (EIP-712 `Register`, nonce 0, `chartkey_core::eip712::first_registration`):
+    /// the signature, 0x hex. The server relays it (after the passkey checks
+    /// out; a missing or bad one is refused then).
+    #[serde(default)]
+    pub ledger_registration: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -43,6 +43,7 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         return Err(ApiError::bad_request("The signed directory entry names a different role than the one chosen."));
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
+    super::ledger::register_account(state, &verified, &f.ledger_registration).await?;
 
     let account = AccountRow {
         id: account_id.clone(),

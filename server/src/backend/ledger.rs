@@ -97,6 +97,28 @@ pub async fn job(state: &AppState, c: &Caller, job: i64) -> Result<RelayReceipt,
     }
 }
 
+/// Relays a new account's first registration in the Directory (signed in the
+/// browser at sign-up), and waits for it up to `relay_wait`: after that it is
+/// journalled and will be mined. A refusal ends the sign-up with its reason.
+pub async fn register_account(
+    state: &AppState,
+    entry: &chartkey_core::directory::VerifiedEntry,
+    signature: &str,
+) -> Result<(), ApiError> {
+    let message = chartkey_core::eip712::Register {
+        account: entry.address,
+        role: entry.role.code(),
+        encryption_key: entry.encryption_key,
+        nonce: ethers_core::types::U256::zero(),
+    };
+    let request = Request::signed(&message, parse_signature(signature)?);
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, "register"))?;
+    match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
+        Ok(Ok(Err(e))) => Err(relay_error(e, "register")),
+        _ => Ok(()),
+    }
+}
+
 fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
     match message {
         LedgerMessage::Register(m) => Request::signed(m, signature),

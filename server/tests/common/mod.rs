@@ -282,6 +282,11 @@ pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
     let start = client.call("signup/start", json!({"display_name": name, "role": role})).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     let credential = device.register(server.origin(), start.body["options"].clone());
+    let ledger = client.call("ledger/info", json!({})).await;
+    assert_eq!(ledger.status, 200, "{:?}", ledger.body);
+    let directory = ledger.body["directory"].as_str().unwrap().parse().unwrap();
+    let chain_id = ledger.body["chain_id"].as_u64().unwrap();
+    let (_, registration) = chartkey_core::eip712::first_registration(&keys, role.code(), chain_id, directory);
     let finish = client
         .call(
             "signup/finish",
@@ -292,6 +297,7 @@ pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
                 "sealed_keystore": device.seal(&secret),
                 "uses_passphrase": false,
                 "directory": DirectoryEntry::sign(&keys, role),
+                "ledger_registration": registration,
             }}),
         )
         .await;

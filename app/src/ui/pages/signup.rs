@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chartkey_core::AccountSecret;
 use chartkey_core::directory::DirectoryEntry;
+use chartkey_core::eip712::first_registration;
 use chartkey_core::wire::Role;
 use leptos::prelude::*;
 
@@ -36,13 +37,19 @@ pub fn SignUp() -> impl IntoView {
     let enrollment = Enrollment::new(move |passkey, sealed_keystore, uses_passphrase| async move {
         let secret = secret.get_value();
         let role = chosen_role.get_value();
+        let keys = secret.derive();
+        let ledger = api::ledger_info().await.map_err(|e| e.to_string())?;
+        let directory =
+            ledger.directory.parse().map_err(|_| "The server named an invalid ledger contract.".to_string())?;
+        let (_, ledger_registration) = first_registration(&keys, role.code(), ledger.chain_id, directory);
         let account = api::signup_finish(api::SignupFinishBody {
             ceremony_id: passkey.ceremony_id,
             credential: passkey.credential,
             passkey_label: default_passkey_label(),
             sealed_keystore,
             uses_passphrase,
-            directory: DirectoryEntry::sign(&secret.derive(), role),
+            directory: DirectoryEntry::sign(&keys, role),
+            ledger_registration,
         })
         .await
         .map_err(|e| e.to_string())?;
