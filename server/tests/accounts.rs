@@ -306,6 +306,27 @@ async fn directory_lookup_returns_entries_that_verify() {
     let verified = entry.verify().unwrap();
     assert_eq!(verified.encryption_key, clinician.keys.encryption_public());
     assert_eq!(verified.role, Role::Clinician);
+
+    // The ledger is the source of truth: an entry it does not confirm is not served.
+    let db = rusqlite::Connection::open(server.data_dir.join("chartkey.sqlite3")).unwrap();
+    let other = other_keys();
+    db.execute(
+        "UPDATE accounts SET encryption_key = ?1 WHERE address = ?2",
+        rusqlite::params![format!("0x{}", hex::encode(other.encryption_public())), address],
+    )
+    .unwrap();
+    let answer = patient.client.call("directory/lookup", json!({"address": address})).await;
+    assert_eq!(answer.status, 409, "a key the ledger does not know: {:?}", answer.body);
+    let unregistered = chartkey_core::directory::DirectoryEntry::sign(&other, Role::Clinician);
+    db.execute(
+        "INSERT INTO accounts (id, display_name, role, address, encryption_key, directory_signature, created_at)
+         VALUES ('x', 'Nobody', 'clinician', ?1, ?2, ?3, 0)",
+        rusqlite::params![unregistered.address, unregistered.encryption_key, unregistered.signature],
+    )
+    .unwrap();
+    let answer = patient.client.call("directory/lookup", json!({"address": unregistered.address})).await;
+    assert_eq!(answer.status, 404, "not on the ledger: {:?}", answer.body);
+    assert!(answer.body["NotFound"].as_str().unwrap().contains("not registered on the ledger"));
     server.stop().await;
 }
 

@@ -119,6 +119,31 @@ pub async fn register_account(
     }
 }
 
+/// What the Directory contract says of `address`: role and encryption key
+/// (0x hex), or `None` when it is not registered.
+pub async fn account_on_chain(state: &AppState, address: &str) -> Result<Option<(u8, String)>, ApiError> {
+    let account: Address =
+        address.parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    let directory = chartkey_ledger::artifacts::directory();
+    let input =
+        chartkey_ledger::evm::encode_call(&directory.abi, "accountOf", &[ethers_core::abi::Token::Address(account)])
+            .map_err(|_| ApiError::Internal)?;
+    let client = &state.ledger.client;
+    let call = chartkey_ledger::node::CallRequest {
+        to: Some(client.contracts().directory),
+        data: input.into(),
+        ..Default::default()
+    };
+    let output = client.call(call).await.map_err(ledger_down)?;
+    // (uint8 role, bytes32 encryptionKey, uint64 registeredAt)
+    if output.len() < 96 {
+        tracing::error!("the Directory answered accountOf with {} bytes", output.len());
+        return Err(ApiError::Internal);
+    }
+    let role = output[31];
+    Ok((role != 0).then(|| (role, format!("0x{}", hex::encode(&output[32..64])))))
+}
+
 fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
     match message {
         LedgerMessage::Register(m) => Request::signed(m, signature),

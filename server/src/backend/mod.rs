@@ -84,16 +84,32 @@ impl Backend for ServerBackend {
     async fn remove_passkey(&self, c: &Caller, credential_id: String, signature: String) -> Result<(), ApiError> {
         passkeys::remove(&self.state, c, credential_id, signature).await
     }
+    /// The Directory contract is the source of truth: an account must be
+    /// registered there, with the role and key of the entry the server
+    /// serves (which the browser verifies against the account's own
+    /// signature). A disagreement is refused and logged.
     async fn directory_lookup(&self, c: &Caller, address: String) -> Result<PublicKeysOf, ApiError> {
         c.require_session()?;
         let address = parse_address(&address)?;
+        let lookup = address.clone();
         let row = self
             .state
             .db
-            .call(move |conn| db::account_by_address(conn, &address))
+            .call(move |conn| db::account_by_address(conn, &lookup))
             .await?
             .ok_or_else(|| ApiError::NotFound("No account has that address.".into()))?;
-        Ok(PublicKeysOf { display_name: row.display_name.clone(), entry: directory_entry(&row)? })
+        let entry = directory_entry(&row)?;
+        let on_chain = ledger::account_on_chain(&self.state, &address).await?;
+        match on_chain {
+            None => Err(ApiError::NotFound("That account is not registered on the ledger.".into())),
+            Some((role, key)) if role != entry.role.code() || !key.eq_ignore_ascii_case(&row.encryption_key) => {
+                tracing::error!(account = %row.id, "the ledger's Directory and the server's entry disagree");
+                Err(ApiError::Conflict(
+                    "The ledger and this server disagree about this account's keys, so they are not shown.".into(),
+                ))
+            }
+            Some(_) => Ok(PublicKeysOf { display_name: row.display_name.clone(), entry }),
+        }
     }
     async fn ledger_info(&self, _c: &Caller) -> Result<LedgerContracts, ApiError> {
         ledger::info(&self.state).await
