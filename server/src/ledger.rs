@@ -31,9 +31,14 @@ pub struct Ledger {
     pub relayer: Relayer,
     /// Owner of the Directory contract (names credentialing authorities).
     pub admin: Wallet,
-    /// Held while the chain is being verified (one verification at a time).
-    pub verifying: tokio::sync::Mutex<()>,
+    /// The last verification and when it finished; held while one runs
+    /// (one at a time, and at most one per [`VERIFY_INTERVAL`]).
+    pub verifying: tokio::sync::Mutex<Option<(std::time::Instant, chartkey_app::api::LedgerVerification)>>,
 }
+
+/// A verification re-executes the whole chain: within this long of the
+/// last one, its result is given instead.
+pub const VERIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where the contracts are on an external chain: `contracts.json` in the
 /// data directory (written after deploying them), or `--contracts FILE`.
@@ -67,7 +72,7 @@ impl Ledger {
         let relayer = Relayer::start(client.clone(), relayer, &data_dir.join("relayer.sqlite3"))
             .await
             .context("starting the relayer")?;
-        Ok(Self { client, node, relayer, admin, verifying: tokio::sync::Mutex::new(()) })
+        Ok(Self { client, node, relayer, admin, verifying: tokio::sync::Mutex::new(None) })
     }
 }
 

@@ -218,6 +218,9 @@ async fn relays_what_the_signed_in_account_signed() {
     assert_eq!(verified.status, 200, "{:?}", verified.body);
     assert_eq!(verified.body["ok"], true);
     assert!(verified.body["blocks"].as_u64().unwrap() > 3);
+    // Within 30 s the same result comes back rather than a second re-execution.
+    let again = unverified.client.call("ledger/verify", json!({})).await;
+    assert_eq!(again.body, verified.body);
     server.stop().await;
 }
 
