@@ -101,31 +101,28 @@ async fn open_remote(config: &Config, url: &str, relayer: &Wallet, admin: &Walle
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.contracts_file.is_none() => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let contracts = match contracts {
-        Some(file) => file,
+    let deployed = match &contracts {
+        Some(file) => Contracts { directory: file.directory, records: file.records },
         None => {
             tracing::info!(url, relayer = %relayer.address(), "deploying the contracts on the external ledger");
-            let deployed = RemoteNode::deploy(url, relayer, admin.address()).await.with_context(|| {
+            RemoteNode::deploy(url, relayer, admin.address()).await.with_context(|| {
                 format!("deploying the contracts at {url} (the relayer {} pays; is it funded?)", relayer.address())
-            })?;
-            let probe = RemoteNode::connect(url, deployed).await?;
-            let file =
-                ContractsFile { chain_id: probe.chain_id(), directory: deployed.directory, records: deployed.records };
-            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
-            tracing::info!(path = %path.display(), directory = %file.directory, records = %file.records, "contracts deployed");
-            file
+            })?
         }
     };
-    let remote = RemoteNode::connect(url, Contracts { directory: contracts.directory, records: contracts.records })
-        .await
-        .with_context(|| format!("connecting to the ledger at {url}"))?;
-    if remote.chain_id() != contracts.chain_id {
-        anyhow::bail!(
-            "{url} is chain {}, but {} is for chain {}",
-            remote.chain_id(),
-            path.display(),
-            contracts.chain_id
-        );
+    let remote =
+        RemoteNode::connect(url, deployed).await.with_context(|| format!("connecting to the ledger at {url}"))?;
+    match contracts {
+        Some(file) if remote.chain_id() != file.chain_id => {
+            anyhow::bail!("{url} is chain {}, but {} is for chain {}", remote.chain_id(), path.display(), file.chain_id)
+        }
+        Some(_) => {}
+        None => {
+            let file =
+                ContractsFile { chain_id: remote.chain_id(), directory: deployed.directory, records: deployed.records };
+            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+            tracing::info!(path = %path.display(), directory = %file.directory, records = %file.records, "contracts deployed");
+        }
     }
     remote.check_contracts().await.with_context(|| format!("checking the contracts {} names", path.display()))?;
     Ok(LedgerClient::Remote(Arc::new(remote)))

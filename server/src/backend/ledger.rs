@@ -5,6 +5,7 @@
 //! the message's signer, and for registrations the role and key the server
 //! holds for it) and by the contract, which checks the signature itself.
 
+use alloy_primitives::Address;
 use chartkey_app::api::ssr::Caller;
 use chartkey_app::api::{
     ApiError, LedgerBlock, LedgerContracts, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification, RelayBody,
@@ -13,7 +14,6 @@ use chartkey_app::api::{
 use chartkey_core::eip712::LedgerMessage;
 use chartkey_core::wire::Role;
 use chartkey_ledger::relayer::{JobStatus, RelayError, Request};
-use ethers_core::types::Address;
 
 use crate::db;
 use crate::state::AppState;
@@ -29,16 +29,10 @@ pub async fn info(state: &AppState) -> Result<LedgerContracts, ApiError> {
 }
 
 pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<RelayReceipt, ApiError> {
-    let session = c.require_session()?;
-    let id = session.account_id.clone();
-    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
-    let address: Address = account.address.parse().map_err(|_| {
-        tracing::error!(account = %account.id, "stored address is invalid");
-        ApiError::Internal
-    })?;
+    let (account, address) = caller(state, c).await?;
     let signature = parse_signature(&body.signature)?;
     let request = request_of(&body.message, signature);
-    if request.signer.0 != address.0 {
+    if request.signer != address {
         return Err(ApiError::Forbidden("You can only relay messages signed for your own account.".into()));
     }
     let role = Role::parse(&account.role).ok_or(ApiError::Internal)?;
@@ -73,12 +67,10 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
 }
 
 pub async fn job(state: &AppState, c: &Caller, job: i64) -> Result<RelayReceipt, ApiError> {
-    let session = c.require_session()?;
-    let id = session.account_id.clone();
-    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    let (_, address) = caller(state, c).await?;
     let not_found = || ApiError::NotFound("No such relayed message of yours.".into());
     let found = state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))?.ok_or_else(not_found)?;
-    if !found.signer.to_checksum(None).eq_ignore_ascii_case(&account.address) {
+    if found.signer != address {
         return Err(not_found());
     }
     let tx_hash = format!("{:#x}", found.tx_hash);
@@ -122,7 +114,7 @@ pub async fn register_account(
 /// What the Directory contract says of `address`: role and encryption key
 /// (0x hex), or `None` when it is not registered.
 pub async fn account_on_chain(state: &AppState, address: &str) -> Result<Option<(u8, String)>, ApiError> {
-    let account: Address =
+    let account: ethers_core::types::Address =
         address.parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
     let directory = chartkey_ledger::artifacts::directory();
     let input =
@@ -183,14 +175,16 @@ fn relay_error(e: RelayError, function: &str) -> ApiError {
 const BLOCKS_SHOWN: u64 = 10;
 const EVENTS_SHOWN: usize = 20;
 
-async fn caller_address(state: &AppState, c: &Caller) -> Result<alloy_primitives::Address, ApiError> {
+/// The signed-in account and its ledger address.
+async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountRow, Address), ApiError> {
     let session = c.require_session()?;
     let id = session.account_id.clone();
     let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
-    account.address.parse().map_err(|_| {
+    let address = account.address.parse().map_err(|_| {
         tracing::error!(account = %account.id, "stored address is invalid");
         ApiError::Internal
-    })
+    })?;
+    Ok((account, address))
 }
 
 fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
@@ -199,7 +193,7 @@ fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
 }
 
 /// Whether an event names `who` in one of its indexed topics.
-fn names(log: &alloy_primitives::Log, who: alloy_primitives::Address) -> bool {
+fn names(log: &alloy_primitives::Log, who: Address) -> bool {
     log.data.topics().iter().skip(1).any(|topic| *topic == who.into_word())
 }
 
@@ -217,7 +211,7 @@ fn event_of(log: &alloy_primitives::Log, block_number: u64, tx_hash: alloy_primi
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiError> {
-    let who = caller_address(state, c).await?;
+    let (_, who) = caller(state, c).await?;
     let client = &state.ledger.client;
     let head = client.head().await.map_err(ledger_down)?;
     let mut blocks = Vec::new();
@@ -258,7 +252,7 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiErr
 }
 
 pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<LedgerTxView, ApiError> {
-    let who = caller_address(state, c).await?;
+    let (_, who) = caller(state, c).await?;
     let parsed: alloy_primitives::B256 = hash
         .trim()
         .parse()
