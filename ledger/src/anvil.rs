@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use alloy_primitives::{Address, U256};
+
+use crate::client::{ClientError, RemoteNode};
+use crate::node::Contracts;
+
 /// The anvil binary the npm package installed for this platform.
 pub fn binary(workspace: &Path) -> PathBuf {
     let platform = match (std::env::consts::OS, std::env::consts::ARCH) {
@@ -57,6 +62,19 @@ impl Anvil {
             }
         }
         Err(std::io::Error::other("anvil did not start listening"))
+    }
+}
+
+impl Anvil {
+    /// Gives each of `accounts` a balance of `ether` ether (anvil_setBalance).
+    pub async fn fund(&self, accounts: &[Address], ether: u64) -> Result<(), ClientError> {
+        let node =
+            RemoteNode::connect(&self.url, Contracts { directory: Address::ZERO, records: Address::ZERO }).await?;
+        let wei = U256::from(ether) * U256::from(10u64).pow(U256::from(18));
+        for account in accounts {
+            let _: serde_json::Value = node.request("anvil_setBalance", serde_json::json!([account, wei])).await?;
+        }
+        Ok(())
     }
 }
 

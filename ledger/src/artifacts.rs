@@ -56,7 +56,8 @@ pub fn revert_message(data: &[u8]) -> Option<String> {
     tokens.into_iter().next()?.into_string()
 }
 
-fn revert_arg(token: &Token) -> String {
+/// A revert argument as `describe_revert` writes it.
+pub(crate) fn revert_arg(token: &Token) -> String {
     match token {
         Token::Address(a) => format!("{a:?}"),
         Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),

@@ -1,7 +1,6 @@
 //! Why a contract refused a signed message, in words a patient or clinician
 //! can act on, with the contract's error name kept as a stable code.
 
-use ethers_core::abi::Token;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{self, Artifact};
@@ -36,7 +35,7 @@ impl Refusal {
             };
         };
         let args = error.decode(&data[4..]).unwrap_or_default();
-        let arg = |i: usize| args.get(i).map(text).unwrap_or_default();
+        let arg = |i: usize| args.get(i).map(artifacts::revert_arg).unwrap_or_default();
         let message = match error.name.as_str() {
             "WrongSigner" => format!("The signature is not {}'s: it was made by another key.", arg(0)),
             "ECDSAInvalidSignature" | "ECDSAInvalidSignatureLength" | "ECDSAInvalidSignatureS" => {
@@ -89,18 +88,9 @@ impl Refusal {
     }
 }
 
-fn text(token: &Token) -> String {
-    match token {
-        Token::Address(a) => format!("{a:?}"),
-        Token::Uint(n) | Token::Int(n) => n.to_string(),
-        Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use ethers_core::abi::ParamType;
+    use ethers_core::abi::{ParamType, Token};
     use ethers_core::types::Address;
 
     use super::*;

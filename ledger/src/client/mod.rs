@@ -23,7 +23,7 @@ pub enum LedgerClient {
 /// A transaction handed to the ledger, not yet confirmed.
 pub enum Submitted {
     Embedded(Acknowledgement),
-    /// Sent; its receipt is polled for.
+    /// Sent, or held by the ledger already: waited for by its hash.
     Remote,
 }
 
@@ -105,11 +105,7 @@ impl LedgerClient {
     pub async fn nonce(&self, address: Address) -> Result<u64, ClientError> {
         match self {
             Self::Embedded(node) => Ok(node.nonce(address)),
-            Self::Remote(remote) => {
-                let nonce: alloy_primitives::U64 =
-                    remote.request("eth_getTransactionCount", serde_json::json!([address, "latest"])).await?;
-                Ok(nonce.to())
-            }
+            Self::Remote(remote) => remote.nonce_at(address, "latest").await,
         }
     }
 
@@ -156,24 +152,24 @@ impl LedgerClient {
     }
 
     /// Hands a signed transaction to the ledger. An error here means the
-    /// ledger did not take it (it will not be mined).
+    /// ledger did not take it (it will not be mined); a ledger that holds
+    /// it already (sent before a restart, or by a send whose answer was
+    /// lost) counts as taking it: it is then waited for by its hash.
     pub async fn submit(&self, raw: &[u8]) -> Result<Submitted, ClientError> {
-        match self {
-            Self::Embedded(node) => Ok(Submitted::Embedded(node.submit(raw)?)),
-            Self::Remote(remote) => match remote.send_raw_transaction(raw).await {
-                Ok(_) => Ok(Submitted::Remote),
-                // Sent before (a restart resending its journal): wait for it as for any other.
-                Err(ClientError::Rejected(why)) if already_held(&why) => Ok(Submitted::Remote),
-                Err(e) => Err(e),
-            },
-        }
+        let sent = match self {
+            Self::Embedded(node) => node.submit(raw).map(Submitted::Embedded).map_err(ClientError::from),
+            Self::Remote(remote) => remote.send_raw_transaction(raw).await.map(|_| Submitted::Remote),
+        };
+        held_already(sent)
     }
 
     /// [`Self::submit`] for a transaction this process signed with
     /// `sender`'s key: the embedded node skips recovering the sender.
     pub async fn submit_signed_by(&self, envelope: TxEnvelope, sender: Address) -> Result<Submitted, ClientError> {
         match self {
-            Self::Embedded(node) => Ok(Submitted::Embedded(node.submit_signed_by(envelope, sender)?)),
+            Self::Embedded(node) => held_already(
+                node.submit_signed_by(envelope, sender).map(Submitted::Embedded).map_err(ClientError::from),
+            ),
             Self::Remote(_) => {
                 use alloy_eips::eip2718::Encodable2718;
                 self.submit(&envelope.encoded_2718()).await
@@ -209,10 +205,7 @@ impl LedgerClient {
     pub async fn head(&self) -> Result<u64, ClientError> {
         match self {
             Self::Embedded(node) => Ok(node.head().0),
-            Self::Remote(remote) => {
-                let head: alloy_primitives::U64 = remote.request("eth_blockNumber", serde_json::json!([])).await?;
-                Ok(head.to())
-            }
+            Self::Remote(remote) => remote.block_number().await,
         }
     }
 
@@ -283,10 +276,17 @@ impl LedgerClient {
     }
 }
 
+fn held_already(sent: Result<Submitted, ClientError>) -> Result<Submitted, ClientError> {
+    match sent {
+        Err(ClientError::Rejected(why)) if already_held(&why) => Ok(Submitted::Remote),
+        other => other,
+    }
+}
+
 /// Whether a node's refusal means it holds this transaction already (geth:
 /// "already known", anvil: "transaction already imported", Besu: "known
 /// transaction"), or one with its nonce it will not replace.
-pub fn already_held(refusal: &str) -> bool {
+fn already_held(refusal: &str) -> bool {
     let refusal = refusal.to_ascii_lowercase();
     ["already known", "already imported", "known transaction", "replacement transaction underpriced"]
         .iter()

@@ -93,9 +93,20 @@ impl RemoteNode {
             .map_err(|e| ClientError::Unavailable(format!("{method}: unexpected answer: {e}")))
     }
 
-    pub async fn pending_nonce(&self, address: Address) -> Result<u64, ClientError> {
-        let nonce: U64 = self.request("eth_getTransactionCount", json!([address, "pending"])).await?;
+    /// `address`'s transaction count at `tag` ("latest": mined; "pending":
+    /// counting those in the node's pool).
+    pub async fn nonce_at(&self, address: Address, tag: &str) -> Result<u64, ClientError> {
+        let nonce: U64 = self.request("eth_getTransactionCount", json!([address, tag])).await?;
         Ok(nonce.to())
+    }
+
+    pub async fn pending_nonce(&self, address: Address) -> Result<u64, ClientError> {
+        self.nonce_at(address, "pending").await
+    }
+
+    pub async fn block_number(&self) -> Result<u64, ClientError> {
+        let head: U64 = self.request("eth_blockNumber", json!([])).await?;
+        Ok(head.to())
     }
 
     /// Twice the latest base fee plus the node's suggested tip, as wallets offer.
@@ -214,8 +225,7 @@ impl RemoteNode {
     }
 
     async fn scan(&self, scanned: &mut Option<u64>, last_sweep: &mut Instant) -> Result<(), ClientError> {
-        let head: U64 = self.request("eth_blockNumber", json!([])).await?;
-        let head: u64 = head.to();
+        let head = self.block_number().await?;
         let from = scanned.map_or(head.saturating_sub(1), |n| n + 1);
         for number in from..=head {
             let block: Value = self.request("eth_getBlockByNumber", json!([U64::from(number), false])).await?;

@@ -400,12 +400,6 @@ impl Inner {
                     *next = self.client.pending_nonce(self.wallet.address()).await.map_err(from_client)?;
                     attempt += 1;
                 }
-                // The node holds it already (sent before a resynchronisation,
-                // or by a send whose answer was lost): wait for it by its hash.
-                Err(ClientError::Rejected(why)) if crate::client::already_held(&why) => {
-                    *next += 1;
-                    return Ok(Submitted::Remote);
-                }
                 Err(ClientError::Rejected(why)) => return Err(RelayError::Failed(why)),
                 // No answer: the same bytes again (sending twice is harmless),
                 // a few times, then give up for now (the job stays journalled).
