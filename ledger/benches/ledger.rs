@@ -21,7 +21,7 @@ use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::evm::encode_call;
-use chartkey_ledger::node::{Contracts, Fees, Genesis, Node, Wallet};
+use chartkey_ledger::node::{Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{Relayer, Request};
 use ethers_core::abi::Token;
 use ethers_core::types::U256;
@@ -105,13 +105,7 @@ async fn embedded(dir: &Path) -> (Arc<Node>, LedgerClient) {
 
 /// Anvil with the relayer and administrator funded and the contracts deployed.
 async fn anvil(anvil: &Anvil) -> LedgerClient {
-    let placeholder =
-        Contracts { directory: alloy_primitives::Address::ZERO, records: alloy_primitives::Address::ZERO };
-    let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();
-    for who in [relayer_wallet().address(), admin().address()] {
-        let _: serde_json::Value =
-            node.request("anvil_setBalance", serde_json::json!([who, "0xd3c21bcecceda1000000"])).await.unwrap();
-    }
+    anvil.fund(&[relayer_wallet().address(), admin().address()], 1_000_000).await.unwrap();
     let contracts = RemoteNode::deploy(&anvil.url, &relayer_wallet(), admin().address()).await.unwrap();
     LedgerClient::Remote(Arc::new(RemoteNode::connect(&anvil.url, contracts).await.unwrap()))
 }

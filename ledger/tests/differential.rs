@@ -7,9 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, U256};
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{
     Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, SCOPE_CATEGORIES, TypedMessage,
@@ -20,21 +18,13 @@ use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::evm::encode_call;
-use chartkey_ledger::node::{CallRequest, Contracts, Fees, Genesis, Node, Wallet};
+use chartkey_ledger::node::{CallRequest, Contracts, Fees};
 use chartkey_ledger::relayer::{RelayError, Relayer, Request};
-use common::keys;
+use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, keys, now, wallet};
 use ethers_core::abi::Token;
-use serde_json::json;
 
-const CHAIN_ID: u64 = 31_337;
-const RELAYER: [u8; 32] = [0x5e; 32];
-const ADMIN: [u8; 32] = [0xad; 32];
 const LABS: u8 = 3;
 const NOTES: u8 = 7;
-
-fn wallet(secret: [u8; 32]) -> Wallet {
-    Wallet::from_secret(&secret).unwrap()
-}
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -52,26 +42,12 @@ struct Side {
 
 impl Side {
     async fn embedded(dir: &Path) -> Self {
-        let ether = U256::from(10u64).pow(U256::from(18));
-        let genesis = Genesis {
-            chain_id: CHAIN_ID,
-            timestamp: now() - 60,
-            admin: wallet(ADMIN).address(),
-            alloc: [(wallet(RELAYER).address(), ether * U256::from(1_000u64)), (wallet(ADMIN).address(), ether)].into(),
-        };
-        let node = Arc::new(Node::open(&dir.join("ledger.sqlite3"), genesis).unwrap());
-        let client = LedgerClient::Embedded(node);
+        let client = LedgerClient::Embedded(embedded_node(dir));
         Self::start(client, &dir.join("relayer.sqlite3")).await
     }
 
     async fn anvil(anvil: &Anvil, dir: &Path) -> Self {
-        let fund = RemoteNode::connect(&anvil.url, Contracts { directory: Address::ZERO, records: Address::ZERO })
-            .await
-            .unwrap();
-        for who in [wallet(RELAYER).address(), wallet(ADMIN).address()] {
-            let _: serde_json::Value =
-                fund.request("anvil_setBalance", json!([who, "0x3635c9adc5dea00000"])).await.unwrap();
-        }
+        anvil.fund(&[wallet(RELAYER).address(), wallet(ADMIN).address()], 1_000).await.unwrap();
         let contracts = RemoteNode::deploy(&anvil.url, &wallet(RELAYER), wallet(ADMIN).address()).await.unwrap();
         let remote = RemoteNode::connect(&anvil.url, contracts).await.unwrap();
         remote.check_contracts().await.unwrap();
@@ -124,10 +100,6 @@ impl Side {
         assert!(outcome.success);
         Ok(outcome.logs.iter().map(decode).collect())
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A log as (event name, arguments).

@@ -7,9 +7,9 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use alloy_primitives::{Address, Bytes, U256, keccak256};
+use alloy_primitives::{Address, Bytes, keccak256};
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage, bytes32_text};
 use chartkey_ledger::Node;
@@ -17,33 +17,12 @@ use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::client::LedgerClient;
 use chartkey_ledger::evm::encode_call;
-use chartkey_ledger::node::{BASE_FEE, CallRequest, Fees, Genesis, Wallet};
+use chartkey_ledger::node::{BASE_FEE, CallRequest, Fees};
 use chartkey_ledger::relayer::{JobStatus, JobStore, NewJob, RelayError, Relayer, Request};
-use common::{CHAIN_ID, keys};
+use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, keys, now, wallet};
 use ethers_core::abi::Token;
 
-const RELAYER: [u8; 32] = [0x5e; 32];
-const ADMIN: [u8; 32] = [0xad; 32];
 const SCOPE_EVERYTHING: u8 = 2;
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn wallet(secret: [u8; 32]) -> Wallet {
-    Wallet::from_secret(&secret).unwrap()
-}
-
-fn open_node(dir: &Path) -> Arc<Node> {
-    let ether = U256::from(10u64).pow(U256::from(18));
-    let genesis = Genesis {
-        chain_id: CHAIN_ID,
-        timestamp: now() - 60,
-        admin: wallet(ADMIN).address(),
-        alloc: [(wallet(RELAYER).address(), ether * U256::from(1_000u64)), (wallet(ADMIN).address(), ether)].into(),
-    };
-    Arc::new(Node::open(&dir.join("ledger.sqlite3"), genesis).unwrap())
-}
 
 struct World {
     node: Arc<Node>,
@@ -52,7 +31,7 @@ struct World {
 
 impl World {
     async fn start(dir: &Path) -> Self {
-        let node = open_node(dir);
+        let node = embedded_node(dir);
         let relayer =
             Relayer::start(LedgerClient::Embedded(Arc::clone(&node)), wallet(RELAYER), &dir.join("relayer.sqlite3"))
                 .await
@@ -251,7 +230,7 @@ async fn settled(relayer: &Relayer, job: i64) -> JobStatus {
 async fn a_restart_resends_what_was_accepted_and_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("relayer.sqlite3");
-    let node = open_node(dir.path());
+    let node = embedded_node(dir.path());
     let n = node.pending_nonce(wallet(RELAYER).address());
     let (a, b, c) = (keys(31), keys(32), keys(33));
     let zero = ethers_core::types::U256::zero();
@@ -306,7 +285,7 @@ async fn a_restart_resends_what_was_accepted_and_nothing_twice() {
 async fn a_journalled_bundle_is_resent_and_each_call_settled() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("relayer.sqlite3");
-    let node = open_node(dir.path());
+    let node = embedded_node(dir.path());
     let n = node.pending_nonce(wallet(RELAYER).address());
     let zero = ethers_core::types::U256::zero();
     let (a, b) = (keys(41), keys(42));
@@ -383,8 +362,7 @@ async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
     let placeholder = Contracts { directory: Address::ZERO, records: Address::ZERO };
     let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();
     let relayer_address = wallet(RELAYER).address();
-    let _: serde_json::Value =
-        node.request("anvil_setBalance", serde_json::json!([relayer_address, "0x3635c9adc5dea00000"])).await.unwrap();
+    anvil.fund(&[relayer_address], 1_000).await.unwrap();
     let deploying = tokio::spawn({
         let url = anvil.url.clone();
         async move { RemoteNode::deploy(&url, &wallet(RELAYER), wallet(ADMIN).address()).await }

@@ -25,13 +25,7 @@ fn workspace() -> &'static Path {
 /// Anvil, with the relayer key (written to `dir/relayer.key`) funded.
 async fn anvil_with_funded_relayer(dir: &Path) -> (Anvil, PathBuf) {
     let anvil = Anvil::start(workspace(), 31_337).expect("anvil (npm @foundry-rs/anvil in contracts/)");
-    let relayer = Wallet::from_secret(&RELAYER).unwrap();
-    let node =
-        RemoteNode::connect(&anvil.url, Contracts { directory: Default::default(), records: Default::default() })
-            .await
-            .unwrap();
-    let _: serde_json::Value =
-        node.request("anvil_setBalance", json!([relayer.address(), "0x3635c9adc5dea00000"])).await.unwrap();
+    anvil.fund(&[Wallet::from_secret(&RELAYER).unwrap().address()], 1_000).await.unwrap();
     let key = dir.join("relayer.key");
     std::fs::write(&key, hex::encode(RELAYER)).unwrap();
     (anvil, key)

@@ -2,7 +2,13 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::U256;
 use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_ledger::node::{Genesis, Node, Wallet};
 use chartkey_ledger::{Receipt, TxError};
 
 pub const CHAIN_ID: u64 = 31337;
@@ -20,4 +26,29 @@ pub fn reason(result: Result<Receipt, TxError>) -> String {
         Err(TxError::Reverted { reason, .. }) => reason,
         other => panic!("expected a revert, got {other:?}"),
     }
+}
+
+/// The relayer's and the administrator's keys on the test nodes.
+pub const RELAYER: [u8; 32] = [0x5e; 32];
+pub const ADMIN: [u8; 32] = [0xad; 32];
+
+pub fn wallet(secret: [u8; 32]) -> Wallet {
+    Wallet::from_secret(&secret).unwrap()
+}
+
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// An embedded node in `dir` whose genesis funds the relayer (1,000 ether)
+/// and the administrator (1 ether).
+pub fn embedded_node(dir: &Path) -> Arc<Node> {
+    let ether = U256::from(10u64).pow(U256::from(18));
+    let genesis = Genesis {
+        chain_id: CHAIN_ID,
+        timestamp: now() - 60,
+        admin: wallet(ADMIN).address(),
+        alloc: [(wallet(RELAYER).address(), ether * U256::from(1_000u64)), (wallet(ADMIN).address(), ether)].into(),
+    };
+    Arc::new(Node::open(&dir.join("ledger.sqlite3"), genesis).unwrap())
 }
