@@ -7,14 +7,25 @@
 //!   a passphrase.
 //! - [`recovery`]: the 24-word recovery phrase (BIP39 English).
 //! - [`directory`]: the signed public-key directory entry (EIP-712).
+//! - [`envelope`]: a record encrypted in chunks under its own data key, and
+//!   the data key wrapped to each reader (HPKE).
+//! - [`merkle`]: RFC 6962 trees for anchoring many records at once.
+//! - [`records`]: the ledger message that anchors new records.
+//! - [`fhir`]: record categories, and splitting a FHIR import into records.
+//! - [`summary`]: a readable digest of a FHIR resource, per type.
 //! - [`wire`]: types that travel between browser and server.
 
 pub mod directory;
 pub mod eip712;
+pub mod envelope;
+pub mod fhir;
 pub mod keys;
 pub mod keystore;
+pub mod merkle;
 pub mod proof;
+pub mod records;
 pub mod recovery;
+pub mod summary;
 pub mod wire;
 
 pub use keys::{AccountKeys, AccountSecret};
