@@ -132,7 +132,8 @@ contract ChartkeyRecords is ChartkeySigned {
     // ----- Records -----
 
     /// Anchors one record's ciphertext hash in `patient`'s chart. `amends` names the record it
-    /// corrects (or zero); a grantee may only correct records of categories it may write.
+    /// corrects (or zero); a grantee may only correct records anchored here, of categories it
+    /// may write; the patient may also correct a record of one of their batches.
     function anchor(
         address author,
         address patient,
@@ -155,8 +156,13 @@ contract ChartkeyRecords is ChartkeySigned {
         if ((writable >> category) & 1 == 0) revert NotAuthorisedAuthor(author);
         if (amends != bytes32(0)) {
             Record storage amended = chart[amends];
-            if (amended.anchoredAt == 0) revert UnknownRecord(amends);
-            if ((writable >> amended.category) & 1 == 0) revert NotAuthorisedAuthor(author);
+            if (amended.anchoredAt != 0) {
+                if ((writable >> amended.category) & 1 == 0) revert NotAuthorisedAuthor(author);
+            } else if (author != patient) {
+                // A record inside a batch is not held here by itself: only the patient may
+                // correct one (the reader checks the link against the batch's root).
+                revert UnknownRecord(amends);
+            }
         }
         chart[recordId] = Record(category, uint64(block.timestamp), author, ciphertextHash);
         emit RecordAnchored(patient, recordId, author, ciphertextHash, category, amends);
