@@ -44,6 +44,11 @@ pub struct Config {
     /// How long a relay request waits for its block before answering
     /// "accepted, not mined yet".
     pub relay_wait: Duration,
+    /// Where record envelopes are kept: an object store URL; default the
+    /// `blobs` directory in the data directory.
+    pub blob_store: Option<Url>,
+    /// Largest record (encrypted file) accepted, in bytes.
+    pub max_record_bytes: u64,
 }
 
 /// Who may use /rpc. The ledger holds no health data, but its events tell
@@ -79,6 +84,8 @@ impl Config {
             contracts_file: None,
             rpc_access: RpcAccess::default(),
             relay_wait: Duration::from_secs(20),
+            blob_store: None,
+            max_record_bytes: 100_000_000,
         }
     }
 

@@ -15,6 +15,7 @@ use chartkey_app::api::ApiError;
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_accounts.sql")),
     M::up(include_str!("../migrations/0002_session_credential.sql")),
+    M::up(include_str!("../migrations/0003_records.sql")),
 ];
 
 #[derive(Clone)]

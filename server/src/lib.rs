@@ -5,6 +5,8 @@
 //! listener, so integration tests bind 127.0.0.1:0 and drive it over HTTP.
 
 pub mod backend;
+pub mod blob_routes;
+pub mod blobs;
 pub mod ceremonies;
 pub mod config;
 pub mod db;
@@ -50,10 +52,22 @@ impl FromRef<ApiState> for AppState {
 /// Builds the application router.
 pub fn router(state: AppState, site: Site) -> Router {
     let backend: DynBackend = Arc::new(backend::ServerBackend { state: state.clone() });
+    let api_state = ApiState { app: state.clone(), backend };
     let api = Router::new()
         .route("/api/{*fn_name}", post(api_handler))
         .layer(RequestBodyLimitLayer::new(state.config.api_body_limit))
-        .with_state(ApiState { app: state.clone(), backend });
+        .with_state(api_state.clone());
+    // Adding a thousand records at once lists each one.
+    let records = Router::new()
+        .route("/api/records/add", post(api_handler))
+        .layer(RequestBodyLimitLayer::new(RECORDS_BODY_LIMIT))
+        .with_state(api_state);
+    // Blob bodies are limited by the blob store itself (before and while reading).
+    let blobs = Router::new()
+        .route("/api/blobs/{name}", axum::routing::put(blob_routes::put).get(blob_routes::get))
+        .route("/api/blobs/pack", post(blob_routes::put_pack))
+        .route("/api/blobs/fetch", post(blob_routes::fetch).layer(RequestBodyLimitLayer::new(RECORDS_BODY_LIMIT)))
+        .with_state(state.clone());
 
     let static_files = match &site.dist {
         Some(dir) => Router::new()
@@ -71,6 +85,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/healthz", get(healthz))
         .with_state(state)
         .merge(rpc)
+        .merge(blobs)
+        .merge(records)
         .merge(api)
         .merge(static_files)
         .layer(axum::middleware::from_fn_with_state(site, web::security_headers))
@@ -96,6 +112,9 @@ async fn healthz(State(state): State<AppState>) -> Response {
         }
     }
 }
+
+/// Largest body of `records/add` and `blobs/fetch` (5,000 records' names and keys).
+const RECORDS_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Largest JSON-RPC request (a batch, or a transaction with its data).
 const RPC_BODY_LIMIT: usize = 1024 * 1024;
@@ -132,12 +151,8 @@ async fn api_handler(
     ResolvedCaller(caller): ResolvedCaller,
     request: Request<Body>,
 ) -> Response {
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let expected = state.config.origin.origin().ascii_serialization();
-        if origin.as_bytes() != expected.as_bytes() {
-            tracing::warn!("cross-origin API call refused");
-            return (StatusCode::FORBIDDEN, "Cross-origin requests are not allowed.").into_response();
-        }
+    if !same_origin(request.headers(), &state.config) {
+        return (StatusCode::FORBIDDEN, "Cross-origin requests are not allowed.").into_response();
     }
     let response = leptos_axum::handle_server_fns_with_context(
         move || {
@@ -149,6 +164,18 @@ async fn api_handler(
     .await
     .into_response();
     with_error_status(response).await
+}
+
+/// False for a request a browser sent from another site (its Origin
+/// header names another origin than the portal's).
+pub fn same_origin(headers: &axum::http::HeaderMap, config: &Config) -> bool {
+    match headers.get(header::ORIGIN) {
+        Some(origin) if origin.as_bytes() != config.origin.origin().ascii_serialization().as_bytes() => {
+            tracing::warn!("cross-origin API call refused");
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Server functions answer every error with 500; give the response the

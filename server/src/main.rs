@@ -88,6 +88,13 @@ struct Args {
     /// directory, written when the server deploys them.
     #[arg(long, env = "CHARTKEY_CONTRACTS", requires = "chain_rpc")]
     contracts: Option<PathBuf>,
+    /// Where encrypted records are kept: an object store URL (file:///…).
+    /// Default: the blobs directory in the data directory.
+    #[arg(long, env = "CHARTKEY_BLOB_STORE")]
+    blob_store: Option<url::Url>,
+    /// Largest record accepted (an encrypted file), in megabytes.
+    #[arg(long, env = "CHARTKEY_MAX_RECORD_MB", default_value_t = 100)]
+    max_record_mb: u64,
     /// Who may use the ledger's Ethereum JSON-RPC at /rpc.
     #[arg(long, env = "CHARTKEY_RPC_ACCESS", value_enum, default_value_t = chartkey_server::config::RpcAccess::Loopback)]
     rpc_access: chartkey_server::config::RpcAccess,
@@ -160,6 +167,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.chain_rpc = args.chain_rpc;
     config.relayer_key = args.relayer_key;
     config.contracts_file = args.contracts;
+    config.blob_store = args.blob_store;
+    config.max_record_bytes = args.max_record_mb.saturating_mul(1_000_000);
 
     tracing::info!(data_dir = %config.data_dir.display(), "starting");
     #[allow(clippy::print_stdout)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+use crate::blobs::BlobStore;
 use crate::ceremonies::Ceremonies;
 use crate::config::Config;
 use crate::db::Db;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub ceremonies: Arc<Ceremonies>,
     pub limits: Arc<RateLimits>,
     pub ledger: Arc<Ledger>,
+    pub blobs: BlobStore,
 }
 
 /// Per-IP limits on the unauthenticated entry points.
@@ -38,6 +40,10 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path())?;
         let ledger = Ledger::open(&config).await?;
+        let blobs = match &config.blob_store {
+            Some(url) => BlobStore::from_url(url, config.max_record_bytes)?,
+            None => BlobStore::local(config.data_dir.join("blobs"), config.max_record_bytes)?,
+        };
         let rp_id = config.rp_id()?;
         let webauthn =
             WebauthnBuilder::new(&rp_id, &config.origin)?.rp_name("Chartkey").timeout(config.ceremony_ttl).build()?;
@@ -52,6 +58,7 @@ impl AppState {
             webauthn: Arc::new(webauthn),
             limits: Arc::new(limits),
             ledger: Arc::new(ledger),
+            blobs,
         })
     }
 }

@@ -136,7 +136,7 @@ pub async fn account_on_chain(state: &AppState, address: &str) -> Result<Option<
     Ok((role != 0).then(|| (role, format!("0x{}", hex::encode(&output[32..64])))))
 }
 
-fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
+pub(super) fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
     match message {
         LedgerMessage::Register(m) => Request::signed(m, signature),
         LedgerMessage::IssueCredential(m) => Request::signed(m, signature),
@@ -149,7 +149,7 @@ fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
     }
 }
 
-fn parse_signature(text: &str) -> Result<Vec<u8>, ApiError> {
+pub(super) fn parse_signature(text: &str) -> Result<Vec<u8>, ApiError> {
     let bad = || ApiError::bad_request("The signature must be 65 bytes of 0x-prefixed hex.");
     let bytes = hex::decode(text.strip_prefix("0x").ok_or_else(bad)?).map_err(|_| bad())?;
     if bytes.len() != 65 {
@@ -158,7 +158,7 @@ fn parse_signature(text: &str) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-fn relay_error(e: RelayError, function: &str) -> ApiError {
+pub(super) fn relay_error(e: RelayError, function: &str) -> ApiError {
     match e {
         RelayError::Refused(refusal) => {
             tracing::info!(function, code = %refusal.code, "the ledger refused a relayed message");
@@ -176,7 +176,7 @@ const BLOCKS_SHOWN: u64 = 10;
 const EVENTS_SHOWN: usize = 20;
 
 /// The signed-in account and its ledger address.
-async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountRow, Address), ApiError> {
+pub(super) async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountRow, Address), ApiError> {
     let session = c.require_session()?;
     let id = session.account_id.clone();
     let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
@@ -187,7 +187,7 @@ async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountRow, Address
     Ok((account, address))
 }
 
-fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
+pub(super) fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
     tracing::error!(error = %e, "reading the ledger failed");
     ApiError::Internal
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod ledger;
 mod passkeys;
+mod records;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -125,6 +126,16 @@ impl Backend for ServerBackend {
     }
     async fn ledger_transaction(&self, c: &Caller, hash: String) -> Result<LedgerTxView, ApiError> {
         ledger::transaction(&self.state, c, hash).await
+    }
+    async fn records_add(&self, c: &Caller, body: AddRecordsBody) -> Result<RelayReceipt, ApiError> {
+        records::add(&self.state, c, body).await
+    }
+    async fn records_list(&self, c: &Caller) -> Result<Vec<RecordMeta>, ApiError> {
+        records::list(&self.state, c).await
+    }
+    async fn records_limits(&self, c: &Caller) -> Result<RecordLimits, ApiError> {
+        c.require_session()?;
+        Ok(RecordLimits { max_record_bytes: self.state.blobs.limit })
     }
     async fn ledger_verify(&self, c: &Caller) -> Result<LedgerVerification, ApiError> {
         ledger::verify(&self.state, c).await

@@ -1,0 +1,432 @@
+//! Records: adding them to a patient's chart (checked, anchored, stored)
+//! and listing them with what the ledger holds for each.
+//!
+//! The server never sees a record's plaintext or data key: it checks that
+//! each envelope is stored under its name, rebuilds the anchoring message
+//! from the records exactly as the browser did
+//! (`chartkey_core::records::anchor_message`), relays it with the
+//! patient's signature (the contract checks the signature), and only
+//! then stores the records' rows.
+
+use std::collections::HashMap;
+
+use chartkey_app::api::ssr::Caller;
+use chartkey_app::api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
+use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
+use chartkey_core::wire::Role;
+use chartkey_ledger::relayer::JobStatus;
+use ethers_core::abi::Token;
+use rusqlite::{OptionalExtension, params};
+
+use super::ledger::{caller, ledger_down, parse_signature, relay_error, request_of};
+use crate::blobs::BlobName;
+use crate::db;
+use crate::state::AppState;
+
+pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<RelayReceipt, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    if Role::parse(&account.role) != Some(Role::Patient) {
+        return Err(ApiError::Forbidden("Only a patient adds records to their own chart.".into()));
+    }
+    let signature = parse_signature(&body.signature)?;
+    let signature_hex = format!("0x{}", hex::encode(&signature));
+    let mut records = Vec::with_capacity(body.records.len());
+    let mut sizes = Vec::with_capacity(body.records.len());
+    for (i, r) in body.records.iter().enumerate() {
+        let which = || if body.records.len() == 1 { "The record".to_owned() } else { format!("Record {}", i + 1) };
+        let blob = BlobName::parse(&r.blob)
+            .map_err(|_| ApiError::bad_request(format!("{}: its blob name is not a SHA-256 in hex.", which())))?;
+        if r.category >= 32 {
+            return Err(ApiError::bad_request(format!("{}: category {} does not exist.", which(), r.category)));
+        }
+        WrappedKey::from_base64(&r.wrapped_key)
+            .map_err(|_| ApiError::bad_request(format!("{}: its wrapped key is malformed.", which())))?;
+        let size = state.blobs.size(&blob).await.map_err(storage_down)?.ok_or_else(|| {
+            ApiError::bad_request(format!("{}: its encrypted content has not been uploaded.", which()))
+        })?;
+        sizes.push(size);
+        records.push(AnchoredRecord { id: r.id, ciphertext_hash: blob.0, category: r.category, amends: r.amends });
+    }
+    let message = anchor_message(to_ethers(address), to_ethers(address), &records)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+
+    // Ids must be new; a corrected record must be this patient's.
+    let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
+    let amends = records.first().and_then(|r| r.amends).map(|a| a.to_hex());
+    let blobs: Vec<String> = body.records.iter().map(|r| r.blob.to_ascii_lowercase()).collect();
+    let patient_id = account.id.clone();
+    let (taken, not_uploaded, amended_ok) = state
+        .db
+        .call(move |conn| {
+            let mut exists = conn.prepare_cached("SELECT 1 FROM records WHERE id = ?1")?;
+            let mut taken = None;
+            for id in &ids {
+                if exists.exists([id])? {
+                    taken = Some(id.clone());
+                    break;
+                }
+            }
+            let mut uploaded = conn.prepare_cached("SELECT 1 FROM blob_uploads WHERE blob = ?1 AND account_id = ?2")?;
+            let mut not_uploaded = None;
+            for (i, blob) in blobs.iter().enumerate() {
+                if !uploaded.exists(params![blob, patient_id])? {
+                    not_uploaded = Some(i);
+                    break;
+                }
+            }
+            let amended_ok = match &amends {
+                None => true,
+                Some(a) => conn
+                    .query_row(
+                        "SELECT 1 FROM records WHERE id = ?1 AND patient_id = ?2",
+                        params![a, patient_id],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some(),
+            };
+            Ok((taken, not_uploaded, amended_ok))
+        })
+        .await?;
+    if let Some(i) = not_uploaded {
+        let which = if body.records.len() == 1 { "The record".to_owned() } else { format!("Record {}", i + 1) };
+        return Err(ApiError::bad_request(format!("{which}: its encrypted content has not been uploaded.")));
+    }
+    if taken.is_some() {
+        return Err(ApiError::Conflict("A record with this id is already in the chart.".into()));
+    }
+    if !amended_ok {
+        return Err(ApiError::NotFound("The record to correct is not in your chart.".into()));
+    }
+
+    let request = request_of(&message, signature);
+    let function = request.function;
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+
+    let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
+    let rows = body.records.clone();
+    let (patient_id, count, tx) = (account.id.clone(), records.len() as i64, tx_hash.clone());
+    state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            let now = db::now();
+            {
+                let mut insert = t.prepare_cached(
+                    "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
+                        leaf_index, batch_size, signature, anchor_job, anchor_tx, created_at)
+                     VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )?;
+                let mut key = t.prepare_cached(
+                    "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
+                     SELECT ?1, address, ?2, ?3 FROM accounts WHERE id = ?4",
+                )?;
+                for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
+                    let root = batch.map(|b| format!("0x{}", hex::encode(b)));
+                    let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
+                    insert.execute(params![
+                        r.id.to_hex(),
+                        patient_id,
+                        r.blob,
+                        *size as i64,
+                        r.category,
+                        r.amends.map(|a| a.to_hex()),
+                        root,
+                        index,
+                        batch_size,
+                        signature_hex,
+                        job,
+                        tx,
+                        now
+                    ])?;
+                    key.execute(params![r.id.to_hex(), r.wrapped_key, now, patient_id])?;
+                }
+            }
+            t.commit()
+        })
+        .await?;
+    tracing::info!(job, records = records.len(), "records added");
+
+    match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
+        Ok(Ok(Ok(relayed))) => {
+            let block = relayed.block_number as i64;
+            state
+                .db
+                .call(move |conn| {
+                    conn.execute("UPDATE records SET anchor_block = ?1 WHERE anchor_job = ?2", params![block, job])
+                })
+                .await?;
+            Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(relayed.block_number) })
+        }
+        Ok(Ok(Err(e))) => {
+            // Refused: the records were never anchored, so they are not in
+            // the chart.
+            forget_job(state, job).await?;
+            Err(relay_error(e, function))
+        }
+        Ok(Err(_)) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
+    }
+}
+
+/// Removes the rows of records whose anchoring transaction failed.
+async fn forget_job(state: &AppState, job: i64) -> Result<(), ApiError> {
+    let removed = state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            t.execute(
+                "DELETE FROM record_keys WHERE record_id IN (SELECT id FROM records WHERE anchor_job = ?1)",
+                [job],
+            )?;
+            let n = t.execute("DELETE FROM records WHERE anchor_job = ?1", [job])?;
+            t.commit()?;
+            Ok(n)
+        })
+        .await?;
+    tracing::warn!(job, removed, "records removed: their anchor was refused");
+    Ok(())
+}
+
+struct Row {
+    id: String,
+    blob: String,
+    size: i64,
+    category: i64,
+    author: String,
+    author_name: String,
+    amends: Option<String>,
+    batch_root: Option<String>,
+    leaf_index: Option<i64>,
+    batch_size: Option<i64>,
+    signature: String,
+    anchor_job: i64,
+    anchor_tx: String,
+    anchor_block: Option<i64>,
+    created_at: i64,
+    wrapped_key: Option<String>,
+}
+
+pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<RecordMeta>, ApiError> {
+    let (account, patient) = caller(state, c).await?;
+    let (patient_id, reader) = (account.id.clone(), account.address.clone());
+    let rows = state
+        .db
+        .call(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT r.id, r.blob, r.size, r.category, a.address, a.display_name, r.amends, r.batch_root,
+                        r.leaf_index, r.batch_size, r.signature, r.anchor_job, r.anchor_tx, r.anchor_block,
+                        r.created_at, k.wrapped_key
+                 FROM records r JOIN accounts a ON a.id = r.author_id
+                 LEFT JOIN record_keys k ON k.record_id = r.id AND k.reader = ?2
+                 WHERE r.patient_id = ?1
+                 ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
+            )?;
+            let rows = q.query_map(params![patient_id, reader], |row| {
+                Ok(Row {
+                    id: row.get(0)?,
+                    blob: row.get(1)?,
+                    size: row.get(2)?,
+                    category: row.get(3)?,
+                    author: row.get(4)?,
+                    author_name: row.get(5)?,
+                    amends: row.get(6)?,
+                    batch_root: row.get(7)?,
+                    leaf_index: row.get(8)?,
+                    batch_size: row.get(9)?,
+                    signature: row.get(10)?,
+                    anchor_job: row.get(11)?,
+                    anchor_tx: row.get(12)?,
+                    anchor_block: row.get(13)?,
+                    created_at: row.get(14)?,
+                    wrapped_key: row.get(15)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+
+    let (blocks, failed) = settle_anchors(state, &rows).await?;
+    let rows: Vec<Row> = rows.into_iter().filter(|r| !failed.contains(&r.anchor_job)).collect();
+    let trees = batch_trees(&rows);
+    let mut amended_by: HashMap<&str, Vec<RecordId>> = HashMap::new();
+    for r in &rows {
+        if let (Some(a), Some(id)) = (&r.amends, RecordId::from_hex(&r.id)) {
+            amended_by.entry(a.as_str()).or_default().push(id);
+        }
+    }
+    let mut batch_on_ledger: HashMap<String, LedgerAnchor> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id = RecordId::from_hex(&r.id).ok_or_else(|| corrupt("record id"))?;
+        let (batch, ledger) = match (&r.batch_root, r.leaf_index, r.batch_size) {
+            (Some(root), Some(index), Some(size)) => {
+                let tree = trees.get(root.as_str()).ok_or_else(|| corrupt("batch"))?;
+                let path = tree.proof(index as usize).ok_or_else(|| corrupt("leaf index"))?;
+                let ledger = match batch_on_ledger.get(root) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = batch_of(state, patient, root).await?;
+                        batch_on_ledger.insert(root.clone(), l.clone());
+                        l
+                    }
+                };
+                let proof = BatchProof {
+                    root: root.clone(),
+                    index: index as u64,
+                    size: size as u64,
+                    path: path.iter().map(|h| format!("0x{}", hex::encode(h))).collect(),
+                };
+                (Some(proof), ledger)
+            }
+            _ => (None, record_of(state, patient, &id).await?),
+        };
+        out.push(RecordMeta {
+            id,
+            blob: r.blob.clone(),
+            size: r.size as u64,
+            category: r.category as u8,
+            author: r.author.clone(),
+            author_name: r.author_name.clone(),
+            amends: r.amends.as_deref().and_then(RecordId::from_hex),
+            amended_by: amended_by.get(r.id.as_str()).cloned().unwrap_or_default(),
+            created_at: r.created_at,
+            wrapped_key: r.wrapped_key.clone(),
+            signature: r.signature.clone(),
+            anchor_tx: r.anchor_tx.clone(),
+            anchor_block: blocks.get(&r.anchor_job).copied().or(r.anchor_block.map(|b| b as u64)),
+            batch,
+            ledger,
+        });
+    }
+    Ok(out)
+}
+
+/// Records whose anchor was not yet mined when they were added: ask the
+/// relayer, remember the block of those mined since, and drop those whose
+/// anchor was refused (returned as the second set).
+async fn settle_anchors(state: &AppState, rows: &[Row]) -> Result<(HashMap<i64, u64>, Vec<i64>), ApiError> {
+    let mut pending: Vec<i64> = rows.iter().filter(|r| r.anchor_block.is_none()).map(|r| r.anchor_job).collect();
+    pending.sort_unstable();
+    pending.dedup();
+    let mut mined = HashMap::new();
+    let mut failed = Vec::new();
+    for job in pending {
+        let found = state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))?;
+        match found.map(|j| j.status) {
+            Some(JobStatus::Mined { block_number }) => {
+                mined.insert(job, block_number);
+            }
+            Some(JobStatus::Reverted { .. } | JobStatus::Failed { .. }) => {
+                forget_job(state, job).await?;
+                failed.push(job);
+            }
+            Some(JobStatus::Sent) | None => {}
+        }
+    }
+    if !mined.is_empty() {
+        let updates: Vec<(i64, u64)> = mined.iter().map(|(j, b)| (*j, *b)).collect();
+        state
+            .db
+            .call(move |conn| {
+                for (job, block) in &updates {
+                    conn.execute(
+                        "UPDATE records SET anchor_block = ?1 WHERE anchor_job = ?2",
+                        params![*block as i64, job],
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok((mined, failed))
+}
+
+/// Each batch's tree, rebuilt from its rows (ordered by leaf index).
+fn batch_trees(rows: &[Row]) -> HashMap<&str, chartkey_core::merkle::Tree> {
+    let mut leaves: HashMap<&str, Vec<(i64, AnchoredRecord)>> = HashMap::new();
+    for r in rows {
+        let (Some(root), Some(index)) = (&r.batch_root, r.leaf_index) else { continue };
+        let (Some(id), Ok(blob)) = (RecordId::from_hex(&r.id), BlobName::parse(&r.blob)) else { continue };
+        let record = AnchoredRecord {
+            id,
+            ciphertext_hash: blob.0,
+            category: r.category as u8,
+            amends: r.amends.as_deref().and_then(RecordId::from_hex),
+        };
+        leaves.entry(root.as_str()).or_default().push((index, record));
+    }
+    leaves
+        .into_iter()
+        .filter_map(|(root, mut members)| {
+            members.sort_by_key(|(i, _)| *i);
+            let records: Vec<_> = members.into_iter().map(|(_, r)| r).collect();
+            Some((root, batch_tree(&records)?))
+        })
+        .collect()
+}
+
+async fn view(state: &AppState, function: &str, args: &[Token]) -> Result<Vec<Token>, ApiError> {
+    let records = chartkey_ledger::artifacts::records();
+    let input = chartkey_ledger::evm::encode_call(&records.abi, function, args).map_err(|_| ApiError::Internal)?;
+    let client = &state.ledger.client;
+    let call = chartkey_ledger::node::CallRequest {
+        to: Some(client.contracts().records),
+        data: input.into(),
+        ..Default::default()
+    };
+    let output = client.call(call).await.map_err(ledger_down)?;
+    let f = records.abi.function(function).map_err(|_| ApiError::Internal)?;
+    f.decode_output(&output).map_err(|e| {
+        tracing::error!(function, error = %e, "the Records contract answered in an unexpected shape");
+        ApiError::Internal
+    })
+}
+
+fn to_ethers(a: alloy_primitives::Address) -> ethers_core::types::Address {
+    ethers_core::types::Address::from_slice(a.as_slice())
+}
+
+async fn record_of(
+    state: &AppState,
+    patient: alloy_primitives::Address,
+    id: &RecordId,
+) -> Result<LedgerAnchor, ApiError> {
+    let out = view(state, "recordOf", &[Token::Address(to_ethers(patient)), Token::FixedBytes(id.0.to_vec())]).await?;
+    // (bool exists, uint8 category, uint64 anchoredAt, address author, bytes32 ciphertextHash)
+    match out.as_slice() {
+        [Token::Bool(false), ..] => Ok(LedgerAnchor::Missing),
+        [Token::Bool(true), Token::Uint(category), _, Token::Address(author), Token::FixedBytes(hash)] => {
+            Ok(LedgerAnchor::Record {
+                ciphertext_hash: format!("0x{}", hex::encode(hash)),
+                category: category.low_u32() as u8,
+                author: format!("{author:#x}"),
+            })
+        }
+        _ => Err(corrupt("recordOf")),
+    }
+}
+
+async fn batch_of(state: &AppState, patient: alloy_primitives::Address, root: &str) -> Result<LedgerAnchor, ApiError> {
+    let root_bytes = RecordId::from_hex(root).ok_or_else(|| corrupt("batch root"))?;
+    let out =
+        view(state, "batchOf", &[Token::Address(to_ethers(patient)), Token::FixedBytes(root_bytes.0.to_vec())]).await?;
+    match out.as_slice() {
+        [Token::Uint(count), Token::Uint(anchored_at)] if !anchored_at.is_zero() => {
+            Ok(LedgerAnchor::Batch { count: count.low_u64() })
+        }
+        [Token::Uint(_), Token::Uint(_)] => Ok(LedgerAnchor::Missing),
+        _ => Err(corrupt("batchOf")),
+    }
+}
+
+fn corrupt(what: &str) -> ApiError {
+    tracing::error!(what, "a stored record row is inconsistent");
+    ApiError::Internal
+}
+
+pub(crate) fn storage_down(e: crate::blobs::BlobError) -> ApiError {
+    tracing::error!(error = %e, "blob storage failed");
+    ApiError::Internal
+}

@@ -1,0 +1,301 @@
+//! The blob endpoints: binary bodies, so plain axum routes beside the
+//! JSON server functions. All need a signed-in session and refuse
+//! cross-site requests.
+//!
+//! - `PUT /api/blobs/{sha256}`: one envelope, streamed (large files).
+//! - `POST /api/blobs/pack`: many small envelopes in one body (an import).
+//! - `GET /api/blobs/{sha256}`: one envelope of a record the caller may read.
+//! - `POST /api/blobs/fetch`: many envelopes at once, as a pack.
+//!
+//! A pack is a sequence of frames, `sha256 (32 bytes) || length (u32
+//! big-endian) || envelope` (`chartkey_core::records::pack_frame`).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chartkey_app::api::ApiError;
+use rusqlite::params;
+
+use chartkey_core::records::{pack_frame, parse_pack};
+
+use crate::blobs::{BlobError, BlobName};
+use crate::sessions::ResolvedCaller;
+use crate::state::AppState;
+
+/// Largest pack: many records at once (an import), each within the
+/// per-record limit.
+const PACK_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Most envelopes fetched in one request.
+const MAX_FETCH: usize = 5_000;
+
+/// Records `account` as an uploader of each `(name, size)`.
+async fn note_uploads(state: &AppState, account: String, blobs: Vec<(String, u64)>) -> Result<(), ApiError> {
+    state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            {
+                let mut insert = t.prepare_cached(
+                    "INSERT OR IGNORE INTO blob_uploads (blob, account_id, size, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                let now = crate::db::now();
+                for (name, size) in &blobs {
+                    insert.execute(params![name, account, *size as i64, now])?;
+                }
+            }
+            t.commit()
+        })
+        .await
+}
+
+fn api_refusal(e: ApiError) -> Response {
+    refuse(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e)
+}
+
+fn refuse(status: StatusCode, error: ApiError) -> Response {
+    (status, Json(error)).into_response()
+}
+
+fn blob_error(e: BlobError) -> Response {
+    match e {
+        BlobError::BadName => refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("That is not a blob name.")),
+        BlobError::TooLarge { limit, .. } => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::bad_request(format!("The file is too large: the limit is {} MB.", limit / 1_000_000)),
+        ),
+        BlobError::HashMismatch { .. } => refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::bad_request("The upload was damaged on the way: its contents do not match its fingerprint."),
+        ),
+        BlobError::Interrupted(_) => {
+            refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("The upload was interrupted; nothing was stored."))
+        }
+        BlobError::NotFound => refuse(StatusCode::NOT_FOUND, ApiError::NotFound("No such record content.".into())),
+        other => {
+            tracing::error!(error = %other, "blob storage failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, ApiError::Internal)
+        }
+    }
+}
+
+/// Why a blob request was turned away before anything was read.
+enum Denied {
+    CrossOrigin,
+    SignedOut,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::CrossOrigin => (StatusCode::FORBIDDEN, "Cross-origin requests are not allowed.").into_response(),
+            Denied::SignedOut => refuse(StatusCode::UNAUTHORIZED, ApiError::Unauthorized),
+        }
+    }
+}
+
+/// The caller's account id, or why the request is refused.
+fn authorise(state: &AppState, caller: &ResolvedCaller, headers: &HeaderMap) -> Result<String, Denied> {
+    if !crate::same_origin(headers, &state.config) {
+        return Err(Denied::CrossOrigin);
+    }
+    caller.0.session.as_ref().map(|s| s.account_id.clone()).ok_or(Denied::SignedOut)
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    caller: ResolvedCaller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let account = match authorise(&state, &caller, &headers) {
+        Ok(a) => a,
+        Err(denied) => return denied.into_response(),
+    };
+    let name = match BlobName::parse(&name) {
+        Ok(n) => n,
+        Err(e) => return blob_error(e),
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    match state.blobs.put_stream(&name, declared, body.into_data_stream()).await {
+        Ok(new) => {
+            let size = match state.blobs.size(&name).await {
+                Ok(Some(size)) => size,
+                Ok(None) => return blob_error(BlobError::NotFound),
+                Err(e) => return blob_error(e),
+            };
+            if let Err(e) = note_uploads(&state, account.clone(), vec![(name.hex(), size)]).await {
+                return api_refusal(e);
+            }
+            tracing::info!(account = %account, new, "blob stored");
+            (if new { StatusCode::CREATED } else { StatusCode::OK }, Json(serde_json::json!({ "new": new })))
+                .into_response()
+        }
+        Err(e) => blob_error(e),
+    }
+}
+
+pub async fn put_pack(
+    State(state): State<AppState>,
+    caller: ResolvedCaller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let account = match authorise(&state, &caller, &headers) {
+        Ok(a) => a,
+        Err(denied) => return denied.into_response(),
+    };
+    let limit = PACK_LIMIT.max(state.blobs.limit);
+    if let Some(size) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && size > limit
+    {
+        return blob_error(BlobError::TooLarge { size, limit });
+    }
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        match chunk {
+            Ok(chunk) if (bytes.len() + chunk.len()) as u64 > limit => {
+                return blob_error(BlobError::TooLarge { size: (bytes.len() + chunk.len()) as u64, limit });
+            }
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(e) => return blob_error(BlobError::Interrupted(e.to_string())),
+        }
+    }
+    // The frames are views into the one body: no copies.
+    let body = Bytes::from(bytes);
+    let Some(frames) = parse_pack(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("The upload is not a well-formed pack."));
+    };
+    if let Some((_, big)) = frames.iter().find(|(_, b)| b.len() as u64 > state.blobs.limit) {
+        return blob_error(BlobError::TooLarge { size: big.len() as u64, limit: state.blobs.limit });
+    }
+    let names: Vec<(String, u64)> = frames.iter().map(|(name, b)| (hex::encode(name), b.len() as u64)).collect();
+    let frames: Vec<(BlobName, Bytes)> =
+        frames.into_iter().map(|(name, frame)| (BlobName(name), body.slice_ref(frame))).collect();
+    let count = frames.len();
+    match state.blobs.put_many(frames).await {
+        Ok(new) => {
+            if let Err(e) = note_uploads(&state, account.clone(), names).await {
+                return api_refusal(e);
+            }
+            tracing::info!(account = %account, count, new, "blob pack stored");
+            Json(serde_json::json!({ "count": count, "new": new })).into_response()
+        }
+        Err(e) => blob_error(e),
+    }
+}
+
+/// Which of `names` the account may read: envelopes of records in its own
+/// chart, or that it wrote.
+async fn readable(state: &AppState, account: String, names: Vec<String>) -> Result<Vec<String>, ApiError> {
+    state
+        .db
+        .call(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT 1 FROM records WHERE blob = ?1 AND (patient_id = ?2 OR author_id = ?2) LIMIT 1",
+            )?;
+            let mut out = Vec::new();
+            for name in names {
+                if q.exists(params![name, account])? {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: ResolvedCaller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let account = match authorise(&state, &caller, &headers) {
+        Ok(a) => a,
+        Err(denied) => return denied.into_response(),
+    };
+    let name = match BlobName::parse(&name) {
+        Ok(n) => n,
+        Err(e) => return blob_error(e),
+    };
+    match readable(&state, account, vec![name.hex()]).await {
+        Ok(allowed) if allowed.is_empty() => return blob_error(BlobError::NotFound),
+        Ok(_) => {}
+        Err(e) => return api_refusal(e),
+    }
+    match state.blobs.get(&name).await {
+        Ok(bytes) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "private, no-store")], bytes)
+                .into_response()
+        }
+        Err(e) => blob_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct FetchBody {
+    blobs: Vec<String>,
+}
+
+pub async fn fetch(
+    State(state): State<AppState>,
+    caller: ResolvedCaller,
+    headers: HeaderMap,
+    Json(body): Json<FetchBody>,
+) -> Response {
+    let account = match authorise(&state, &caller, &headers) {
+        Ok(a) => a,
+        Err(denied) => return denied.into_response(),
+    };
+    if body.blobs.len() > MAX_FETCH {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ApiError::bad_request(format!("At most {MAX_FETCH} records can be fetched at once.")),
+        );
+    }
+    let mut names = Vec::with_capacity(body.blobs.len());
+    for n in &body.blobs {
+        match BlobName::parse(n) {
+            Ok(name) => names.push(name),
+            Err(e) => return blob_error(e),
+        }
+    }
+    // In the order asked, each once.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.0));
+    let asked = names.iter().map(BlobName::hex).collect();
+    let allowed = match readable(&state, account, asked).await {
+        Ok(a) => a,
+        Err(e) => return api_refusal(e),
+    };
+    if allowed.len() != names.len() {
+        return blob_error(BlobError::NotFound);
+    }
+    // Envelopes missing from storage are left out: the reader reports
+    // those records, and still gets the rest.
+    let limit = PACK_LIMIT.max(state.blobs.limit);
+    let mut out = Vec::new();
+    for name in &names {
+        match state.blobs.get(name).await {
+            Ok(bytes) if !out.is_empty() && (out.len() + bytes.len()) as u64 > limit => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ApiError::bad_request("Too much at once: ask for fewer records per request."),
+                );
+            }
+            Ok(bytes) => pack_frame(&mut out, &name.0, &bytes),
+            Err(BlobError::NotFound) => {
+                tracing::error!(blob = %name.hex(), "a record's envelope is missing from storage");
+            }
+            Err(e) => return blob_error(e),
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "private, no-store")], out)
+        .into_response()
+}

@@ -1,0 +1,420 @@
+//! Records through the portal's API, as the browser drives it: envelopes
+//! sealed on the client, uploaded by name, anchored by a signed message,
+//! listed with what the ledger holds, fetched, checked and opened; and
+//! every way it can go wrong leaves nothing behind.
+
+mod common;
+
+use chartkey_core::AccountKeys;
+use chartkey_core::eip712::{Domain, LedgerMessage};
+use chartkey_core::envelope::{self, DataKey, RecordId, WrappedKey};
+use chartkey_core::fhir::{self, ImportedResource};
+use chartkey_core::records::{self, AnchoredRecord, Inclusion, OnLedger, Provenance};
+use chartkey_core::wire::Role;
+use common::*;
+use rand::rngs::OsRng;
+use serde_json::{Value, json};
+
+const FLOYD: &str = include_str!("../../fixtures/fhir/Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json");
+
+/// Strings from the Floyd Connelly bundle that must never reach the
+/// server's disk in the clear: name, address, code display texts.
+const DISTINCTIVE: &[&str] =
+    &["Connelly", "LEOMINSTER", "HOSPITAL ROAD", "Osteoarthritis of hip", "Body Height", "Musculoskeletal care"];
+
+struct Sealed {
+    pack: Vec<u8>,
+    records: Vec<Value>,
+    anchored: Vec<AnchoredRecord>,
+    keys: Vec<DataKey>,
+}
+
+/// Seals each resource as the browser does, wrapped to `owner`.
+fn seal_all(owner: &AccountKeys, items: &[ImportedResource], amends: Option<RecordId>) -> Sealed {
+    let mut out = Sealed { pack: Vec::new(), records: Vec::new(), anchored: Vec::new(), keys: Vec::new() };
+    for item in items {
+        let id = RecordId::generate(&mut OsRng);
+        let key = DataKey::generate(&mut OsRng);
+        let plaintext = fhir::entry_json(item.full_url.as_deref(), &item.json);
+        let sealed = envelope::seal(&key, id, plaintext.as_bytes(), &mut OsRng);
+        let hash = envelope::ciphertext_hash(&sealed);
+        let wrapped = envelope::wrap_key(&key, id, owner.address(), &owner.encryption_public(), &mut OsRng).unwrap();
+        records::pack_frame(&mut out.pack, &hash, &sealed);
+        let category = item.category().code();
+        out.records.push(json!({
+            "id": id, "blob": hex::encode(hash), "category": category, "amends": amends, "wrapped_key": wrapped.to_base64(),
+        }));
+        out.anchored.push(AnchoredRecord { id, ciphertext_hash: hash, category, amends });
+        out.keys.push(key);
+    }
+    out
+}
+
+async fn ledger_domain(client: &Client) -> Domain {
+    let info = client.call("ledger/info", json!({})).await;
+    Domain::records(info.body["chain_id"].as_u64().unwrap(), info.body["records"].as_str().unwrap().parse().unwrap())
+}
+
+fn sign_anchor(domain: &Domain, keys: &AccountKeys, anchored: &[AnchoredRecord]) -> String {
+    let signature = match records::anchor_message(keys.address(), keys.address(), anchored).unwrap() {
+        LedgerMessage::Anchor(m) => domain.sign(keys, &m),
+        LedgerMessage::AnchorBatch(m) => domain.sign(keys, &m),
+        other => panic!("not an anchor: {other:?}"),
+    };
+    format!("0x{}", hex::encode(signature))
+}
+
+async fn upload_pack(client: &Client, pack: Vec<u8>) -> (u16, Value) {
+    let res = client.http.post(format!("{}/api/blobs/pack", client.base)).body(pack).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn fetch(client: &Client, names: &[String]) -> (u16, Vec<u8>) {
+    let res = client
+        .http
+        .post(format!("{}/api/blobs/fetch", client.base))
+        .json(&json!({ "blobs": names }))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.bytes().await.unwrap().to_vec())
+}
+
+/// Sealed, uploaded and anchored: the `records/add` answer.
+async fn add(account: &Account, domain: &Domain, sealed: &Sealed) -> Answer {
+    let (status, body) = upload_pack(&account.client, sealed.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let signature = sign_anchor(domain, &account.keys, &sealed.anchored);
+    account.client.call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } })).await
+}
+
+fn hash32(text: &str) -> [u8; 32] {
+    hex::decode(text.trim_start_matches("0x")).unwrap().try_into().unwrap()
+}
+
+/// The browser's read: check against the author's signature and the
+/// ledger, unwrap, open, parse.
+fn read(keys: &AccountKeys, domain: &Domain, meta: &Value, envelope_bytes: &[u8]) -> Result<ImportedResource, String> {
+    let id: RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
+    let amends: Option<RecordId> = serde_json::from_value(meta["amends"].clone()).unwrap();
+    let record = AnchoredRecord {
+        id,
+        ciphertext_hash: hash32(meta["blob"].as_str().unwrap()),
+        category: meta["category"].as_u64().unwrap() as u8,
+        amends,
+    };
+    let inclusion = meta["batch"].as_object().map(|b| Inclusion {
+        root: hash32(b["root"].as_str().unwrap()),
+        index: b["index"].as_u64().unwrap(),
+        size: b["size"].as_u64().unwrap(),
+        path: b["path"].as_array().unwrap().iter().map(|p| hash32(p.as_str().unwrap())).collect(),
+    });
+    let ledger = match meta["ledger"]["kind"].as_str().unwrap() {
+        "missing" => OnLedger::Missing,
+        "record" => OnLedger::Record {
+            ciphertext_hash: hash32(meta["ledger"]["ciphertext_hash"].as_str().unwrap()),
+            category: meta["ledger"]["category"].as_u64().unwrap() as u8,
+        },
+        "batch" => OnLedger::Batch { count: meta["ledger"]["count"].as_u64().unwrap() },
+        other => panic!("{other}"),
+    };
+    let signature = hex::decode(meta["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let author = meta["author"].as_str().unwrap().parse().unwrap();
+    let provenance = Provenance { domain, patient: keys.address(), author, signature: &signature };
+    records::check_read(&record, envelope_bytes, inclusion.as_ref(), &ledger, &provenance)
+        .map_err(|e| e.to_string())?;
+    let wrapped = WrappedKey::from_base64(meta["wrapped_key"].as_str().unwrap()).unwrap();
+    let key =
+        envelope::unwrap_key(&wrapped, id, keys.address(), keys.encryption_secret()).map_err(|e| e.to_string())?;
+    let plaintext = envelope::open(&key, id, envelope_bytes).map_err(|e| e.to_string())?;
+    fhir::parse_entry(std::str::from_utf8(&plaintext).unwrap()).map_err(|e| e.to_string())
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_bundle_import_is_one_batch_and_reads_back_exactly() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Import Patient", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    let resources = fhir::split_import(FLOYD).unwrap();
+    assert_eq!(resources.len(), 145);
+    let sealed = seal_all(&patient.keys, &resources, None);
+
+    let added = add(&patient, &domain, &sealed).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    assert_eq!(added.body["mined"], true);
+    // Uploading the same pack again is harmless.
+    let (status, body) = upload_pack(&patient.client, sealed.pack.clone()).await;
+    assert_eq!((status, body["new"].as_u64()), (200, Some(0)));
+
+    let list = patient.client.call("records/list", json!({})).await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let metas = list.body.as_array().unwrap();
+    assert_eq!(metas.len(), 145);
+    let roots: std::collections::HashSet<_> = metas.iter().map(|m| m["batch"]["root"].as_str().unwrap()).collect();
+    assert_eq!(roots.len(), 1, "one batch anchor per import");
+    assert!(metas.iter().all(|m| m["ledger"] == json!({"kind": "batch", "count": 145})));
+    assert!(metas.iter().all(|m| m["anchor_block"] == added.body["block_number"]));
+
+    let names: Vec<String> = metas.iter().map(|m| m["blob"].as_str().unwrap().to_owned()).collect();
+    let (status, pack) = fetch(&patient.client, &names).await;
+    assert_eq!(status, 200);
+    let frames = records::parse_pack(&pack).unwrap();
+    assert_eq!(frames.len(), 145);
+    let mut read_back = Vec::new();
+    for (meta, (name, bytes)) in metas.iter().zip(frames) {
+        assert_eq!(hex::encode(name), meta["blob"].as_str().unwrap());
+        read_back.push(read(&patient.keys, &domain, meta, bytes).unwrap());
+    }
+    // Every resource, byte for byte, with its fullUrl.
+    let mut expected: Vec<_> = resources.iter().map(|r| (r.full_url.clone(), r.json.clone())).collect();
+    let mut got: Vec<_> = read_back.iter().map(|r| (r.full_url.clone(), r.json.clone())).collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+
+    // Another patient sees none of it and cannot fetch it.
+    let other = sign_up(&server, "Other Patient", Role::Patient).await;
+    let theirs = other.client.call("records/list", json!({})).await;
+    assert_eq!(theirs.body, json!([]));
+    assert_eq!(fetch(&other.client, &names[..1]).await.0, 404);
+    let single = other.client.http.get(format!("{}/api/blobs/{}", server.base, names[0])).send().await.unwrap();
+    assert_eq!(single.status().as_u16(), 404);
+    let own = patient.client.http.get(format!("{}/api/blobs/{}", server.base, names[0])).send().await.unwrap();
+    assert_eq!(own.status().as_u16(), 200);
+
+    // Nothing readable on the server's disk: database, blobs, anything.
+    let tmp = server.stop_keeping_data().await;
+    let files = files_under(tmp.path());
+    assert!(files.iter().any(|f| f.to_string_lossy().contains("blobs")));
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in DISTINCTIVE {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle:?} in {}", file.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_correction_links_both_records_and_both_are_anchored() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Correcting Patient", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    let original = fhir::split_import(r#"{"resourceType":"Condition","id":"c1","code":{"text":"Asthma"}}"#).unwrap();
+    let sealed = seal_all(&patient.keys, &original, None);
+    let first = add(&patient, &domain, &sealed).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let original_id = sealed.anchored[0].id;
+
+    let fixed = fhir::split_import(r#"{"resourceType":"Condition","id":"c1","code":{"text":"Mild asthma"}}"#).unwrap();
+    let correction = seal_all(&patient.keys, &fixed, Some(original_id));
+    let second = add(&patient, &domain, &correction).await;
+    assert_eq!(second.status, 200, "{:?}", second.body);
+
+    let list = patient.client.call("records/list", json!({})).await.body;
+    let find = |id: RecordId| list.as_array().unwrap().iter().find(|m| m["id"] == json!(id)).unwrap().clone();
+    let (old, new) = (find(original_id), find(correction.anchored[0].id));
+    assert_eq!(old["amended_by"], json!([correction.anchored[0].id]));
+    assert_eq!(new["amends"], json!(original_id));
+    for meta in [&old, &new] {
+        assert_eq!(meta["ledger"]["kind"], "record", "{meta}");
+        assert!(meta["batch"].is_null());
+        let (_, bytes) = fetch(&patient.client, &[meta["blob"].as_str().unwrap().to_owned()]).await;
+        let frames = records::parse_pack(&bytes).unwrap();
+        read(&patient.keys, &domain, meta, frames[0].1).unwrap();
+    }
+
+    // A correction of a record that is not in the chart is refused.
+    let stray = seal_all(&patient.keys, &fixed, Some(RecordId([9; 32])));
+    let refused = add(&patient, &domain, &stray).await;
+    assert_eq!(refused.status, 404, "{:?}", refused.body);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_on_disk_is_detected_on_read() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Tampered Patient", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    let items = fhir::split_import(FLOYD).unwrap();
+    let sealed = seal_all(&patient.keys, &items[..3], None);
+    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    let list = patient.client.call("records/list", json!({})).await.body;
+    let meta = list[0].clone();
+    let name = meta["blob"].as_str().unwrap();
+    let path = server.data_dir.join("blobs").join(&name[..2]).join(name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, pack) = fetch(&patient.client, &[name.to_owned()]).await;
+    let frames = records::parse_pack(&pack).unwrap();
+    let error = read(&patient.keys, &domain, &meta, frames[0].1).unwrap_err();
+    assert!(error.contains("altered"), "{error}");
+
+    // A server that lies about a record (another category, a correction
+    // link, another author) and about the ledger to match is caught by the
+    // author's signature.
+    let other = list[1].clone();
+    let (_, pack) = fetch(&patient.client, &[other["blob"].as_str().unwrap().to_owned()]).await;
+    let envelope = records::parse_pack(&pack).unwrap()[0].1.to_vec();
+    read(&patient.keys, &domain, &other, &envelope).expect("the honest answer reads");
+    let mut relabelled = other.clone();
+    relabelled["category"] = json!((other["category"].as_u64().unwrap() + 1) % 11);
+    assert!(read(&patient.keys, &domain, &relabelled, &envelope).unwrap_err().contains("proof"));
+    let mut single = other.clone();
+    single["batch"] = Value::Null;
+    single["ledger"] = json!({"kind": "record", "ciphertext_hash": other["blob"], "category": other["category"], "author": other["author"]});
+    assert!(read(&patient.keys, &domain, &single, &envelope).unwrap_err().contains("signature"));
+    let mut forged = other.clone();
+    forged["author"] = json!(format!("{:#x}", ethers_core::types::Address::repeat_byte(7)));
+    assert!(read(&patient.keys, &domain, &forged, &envelope).unwrap_err().contains("signature"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_uploads_and_bad_records_change_nothing() {
+    let server = TestServer::start_with(|c| c.max_record_bytes = 10_000).await;
+    let patient = sign_up(&server, "Careful Patient", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    let http = &patient.client.http;
+    let base = &server.base;
+    let blob_dir = server.data_dir.join("blobs");
+    let stored = || files_under(&blob_dir).len();
+
+    // A body whose hash does not match its name.
+    let name = hex::encode(envelope::ciphertext_hash(b"the real bytes"));
+    let res = http.put(format!("{base}/api/blobs/{name}")).body("other bytes").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("do not match"), "{text}");
+    // Over the limit: refused from Content-Length, before the body is read.
+    let big = vec![0u8; 10_001];
+    let big_name = hex::encode(envelope::ciphertext_hash(&big));
+    let res = http.put(format!("{base}/api/blobs/{big_name}")).body(big.clone()).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+    assert!(res.text().await.unwrap().contains("too large"));
+    let mut pack = Vec::new();
+    records::pack_frame(&mut pack, &envelope::ciphertext_hash(&big), &big);
+    assert_eq!(upload_pack(&patient.client, pack).await.0, 413);
+    // Interrupted mid-body.
+    let partial = futures_util::stream::iter(vec![
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"the real")),
+        Err(std::io::Error::other("connection dropped")),
+    ]);
+    let res = http
+        .put(format!("{base}/api/blobs/{name}"))
+        .header("content-length", "14")
+        .body(reqwest::Body::wrap_stream(partial))
+        .send()
+        .await;
+    assert!(res.is_err() || res.unwrap().status().as_u16() == 400);
+    // Malformed names and packs.
+    assert_eq!(http.put(format!("{base}/api/blobs/not-a-hash")).body("x").send().await.unwrap().status().as_u16(), 400);
+    assert_eq!(upload_pack(&patient.client, vec![1, 2, 3]).await.0, 400);
+    // Not signed in; from another site.
+    let anonymous = reqwest::Client::new();
+    let good = hex::encode(envelope::ciphertext_hash(b"the real bytes"));
+    assert_eq!(
+        anonymous
+            .put(format!("{base}/api/blobs/{good}"))
+            .body("the real bytes")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let cross = http
+        .put(format!("{base}/api/blobs/{good}"))
+        .header("origin", "https://evil.example")
+        .body("the real bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    assert_eq!(stored(), 0, "nothing stored: {:?}", files_under(&blob_dir));
+
+    // Records whose content was never uploaded.
+    let items = fhir::split_import(r#"{"resourceType":"Observation","code":{"text":"x"}}"#).unwrap();
+    let sealed = seal_all(&patient.keys, &items, None);
+    let signature = sign_anchor(&domain, &patient.keys, &sealed.anchored);
+    let missing = patient
+        .client
+        .call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } }))
+        .await;
+    assert_eq!(missing.status, 400, "{:?}", missing.body);
+    // Signed by someone else: the ledger refuses, nothing is stored.
+    assert_eq!(upload_pack(&patient.client, sealed.pack.clone()).await.0, 200);
+    let forged = sign_anchor(&domain, &other_keys(), &sealed.anchored);
+    let refused =
+        patient.client.call("records/add", json!({ "body": { "records": sealed.records, "signature": forged } })).await;
+    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    // A signature over other records than those sent.
+    let mut tampered = sealed.records.clone();
+    tampered[0]["category"] = json!(5);
+    let mismatch =
+        patient.client.call("records/add", json!({ "body": { "records": tampered, "signature": signature } })).await;
+    assert_eq!(mismatch.status, 422, "{:?}", mismatch.body);
+    // Malformed fields.
+    let mut bad = sealed.records.clone();
+    bad[0]["wrapped_key"] = json!("AAAA");
+    assert_eq!(
+        patient.client.call("records/add", json!({ "body": { "records": bad, "signature": signature } })).await.status,
+        400
+    );
+    let mut bad = sealed.records.clone();
+    bad[0]["category"] = json!(40);
+    assert_eq!(
+        patient.client.call("records/add", json!({ "body": { "records": bad, "signature": signature } })).await.status,
+        400
+    );
+    assert_eq!(
+        patient.client.call("records/add", json!({ "body": { "records": [], "signature": signature } })).await.status,
+        400
+    );
+    // Only patients add records to their own chart (for now).
+    let clinician = sign_up(&server, "Dr Writer", Role::Clinician).await;
+    let theirs = seal_all(&clinician.keys, &items, None);
+    assert_eq!(add(&clinician, &domain, &theirs).await.status, 403);
+    // Content someone else uploaded cannot be named in one's own records
+    // (fingerprints are public, on the ledger).
+    let curious = sign_up(&server, "Curious Patient", Role::Patient).await;
+    let borrowed = sign_anchor(&domain, &curious.keys, &sealed.anchored);
+    let answer = curious
+        .client
+        .call("records/add", json!({ "body": { "records": sealed.records, "signature": borrowed } }))
+        .await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert!(answer.body.to_string().contains("not been uploaded"), "{:?}", answer.body);
+    assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(0)");
+
+    // And then the good one goes through, once.
+    let ok = patient
+        .client
+        .call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } }))
+        .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let again = patient
+        .client
+        .call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } }))
+        .await;
+    assert_eq!(again.status, 409, "{:?}", again.body);
+    assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(1)");
+    server.stop().await;
+}
