@@ -150,3 +150,25 @@ pub async fn ledger_transaction(hash: String) -> Result<LedgerTxView, ApiError> 
 pub async fn ledger_verify() -> Result<LedgerVerification, ApiError> {
     call(move |b, c| async move { b.ledger_verify(&c).await }).await
 }
+
+/// Adds records to the signed-in patient's chart and anchors them on the
+/// ledger (one anchor, or one Merkle batch). Answers once the anchor is
+/// mined, or accepted if that takes long.
+#[server(endpoint = "records/add", input = Json)]
+pub async fn records_add(body: AddRecordsBody) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.records_add(&c, body).await }).await
+}
+
+/// The signed-in patient's records, newest first, with what the ledger
+/// holds for each.
+#[server(endpoint = "records/list", input = Json)]
+pub async fn records_list() -> Result<Vec<RecordMeta>, ApiError> {
+    call(move |b, c| async move { b.records_list(&c).await }).await
+}
+
+/// The size limit for records, so the browser can refuse a file before
+/// encrypting it.
+#[server(endpoint = "records/limits", input = Json)]
+pub async fn records_limits() -> Result<RecordLimits, ApiError> {
+    call(move |b, c| async move { b.records_limits(&c).await }).await
+}

@@ -66,6 +66,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn ledger_overview(&self, caller: &Caller) -> Result<LedgerPage, ApiError>;
     async fn ledger_transaction(&self, caller: &Caller, hash: String) -> Result<LedgerTxView, ApiError>;
     async fn ledger_verify(&self, caller: &Caller) -> Result<LedgerVerification, ApiError>;
+    async fn records_add(&self, caller: &Caller, body: AddRecordsBody) -> Result<RelayReceipt, ApiError>;
+    async fn records_list(&self, caller: &Caller) -> Result<Vec<RecordMeta>, ApiError>;
+    async fn records_limits(&self, caller: &Caller) -> Result<RecordLimits, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

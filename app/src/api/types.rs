@@ -189,3 +189,87 @@ pub struct LedgerVerification {
     pub problem: Option<String>,
     pub millis: u64,
 }
+
+/// One new record: its envelope is already uploaded to the blob store
+/// under `blob`; `wrapped_key` is its data key wrapped (HPKE) to the author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRecord {
+    pub id: chartkey_core::envelope::RecordId,
+    /// SHA-256 of the envelope, 64 lowercase hex digits.
+    pub blob: String,
+    pub category: u8,
+    pub amends: Option<chartkey_core::envelope::RecordId>,
+    /// base64url, 81 bytes.
+    pub wrapped_key: String,
+}
+
+/// Records to add to the signed-in patient's chart, with the signature of
+/// the ledger message that anchors them
+/// (`chartkey_core::records::anchor_message`: one record alone, several
+/// as one Merkle batch, in this order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddRecordsBody {
+    pub records: Vec<NewRecord>,
+    /// 0x hex, 65 bytes.
+    pub signature: String,
+}
+
+/// A record's place in a Merkle batch, to check against the batch's root
+/// on the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchProof {
+    /// 0x hex.
+    pub root: String,
+    pub index: u64,
+    pub size: u64,
+    /// Audit path, 0x hex hashes from the leaf's sibling up.
+    pub path: Vec<String>,
+}
+
+/// What the ledger's Records contract holds for a record, read when the
+/// record is listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LedgerAnchor {
+    /// Nothing: not (yet) anchored.
+    Missing,
+    /// A single anchor: the hash, category and author it names.
+    Record { ciphertext_hash: String, category: u8, author: String },
+    /// The record's batch root is anchored with this many leaves.
+    Batch { count: u64 },
+}
+
+/// A record as the server lists it: ciphertext coordinates, the caller's
+/// wrapped key, and the anchoring facts to verify before showing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    pub id: chartkey_core::envelope::RecordId,
+    pub blob: String,
+    pub size: u64,
+    pub category: u8,
+    /// The author's ledger address and display name.
+    pub author: String,
+    pub author_name: String,
+    pub amends: Option<chartkey_core::envelope::RecordId>,
+    /// Records that correct this one, as the server says; the browser
+    /// recomputes this from the verified records.
+    pub amended_by: Vec<chartkey_core::envelope::RecordId>,
+    pub created_at: i64,
+    /// The data key wrapped for the caller (base64url).
+    pub wrapped_key: Option<String>,
+    /// The author's signature of the message that anchored the record (an
+    /// `Anchor`, or the `AnchorBatch` of its batch), 0x hex: the browser
+    /// checks it, so the server cannot change what it says of a record.
+    pub signature: String,
+    pub anchor_tx: String,
+    pub anchor_block: Option<u64>,
+    pub batch: Option<BatchProof>,
+    pub ledger: LedgerAnchor,
+}
+
+/// Limits the browser checks before it starts encrypting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLimits {
+    /// Largest record (encrypted) the server accepts, in bytes.
+    pub max_record_bytes: u64,
+}

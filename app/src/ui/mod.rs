@@ -2,9 +2,11 @@
 
 mod components;
 mod enroll;
+mod http;
 mod idle;
 mod nav;
 mod pages;
+mod records;
 mod session;
 mod webauthn;
 
@@ -26,6 +28,7 @@ pub fn App() -> impl IntoView {
         "/signin" => view! { <pages::SignIn /> }.into_any(),
         "/restore" => view! { <pages::Restore /> }.into_any(),
         "/ledger" => view! { <pages::Ledger /> }.into_any(),
+        "/records" => view! { <pages::Records /> }.into_any(),
         _ => view! { <pages::NotFound /> }.into_any(),
     };
 
@@ -57,6 +60,9 @@ fn Header() -> impl IntoView {
                         <span class="who">
                             {move || session.account.get().map(|a| format!("{} · {}", a.display_name, a.role.label()))}
                         </span>
+                        <Show when=move || session.account.with(|a| a.as_ref().is_some_and(|a| a.role == chartkey_core::wire::Role::Patient))>
+                            <Link href="/records">"Records"</Link>
+                        </Show>
                         <Link href="/account">"Account"</Link>
                         <Link href="/ledger">"Ledger"</Link>
                         <Show when=move || session.is_unlocked()>

@@ -4,6 +4,7 @@
 
 mod account;
 mod ledger;
+mod records;
 mod recovery;
 mod restore;
 mod signin;
@@ -51,6 +52,12 @@ pub fn AccountPage() -> impl IntoView {
 pub fn Ledger() -> impl IntoView {
     let gate = gate();
     move || gate().unwrap_or_else(|| view! { <ledger::LedgerOverview /> }.into_any())
+}
+
+#[component]
+pub fn Records() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <records::RecordsOverview /> }.into_any())
 }
 
 #[component]

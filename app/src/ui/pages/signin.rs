@@ -44,7 +44,10 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
                 match session::sign_in_with_passkey(session).await {
                     Ok(SignInOutcome::Unlocked) => {
                         busy.set(None);
-                        location.navigate("/");
+                        // Unlocking keeps the page the patient was on.
+                        if !unlock {
+                            location.navigate("/");
+                        }
                     }
                     Ok(SignInOutcome::NeedsPassphrase { account, sealed }) => {
                         busy.set(None);
@@ -68,6 +71,7 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
             let result = session::unlock_with_passphrase(session, account, &sealed, &passphrase).await;
             busy.set(None);
             match result {
+                Ok(()) if unlock => {}
                 Ok(()) => location.navigate("/"),
                 Err(e) => error.set(Some(e)),
             }
