@@ -1,7 +1,7 @@
 // Starts the real Chartkey server binary on 127.0.0.1 (port chosen by the
 // OS), with a fresh data directory, and stops it by its process id.
 import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,6 +9,7 @@ export interface RunningServer {
   url: string;
   pid: number;
   dataDir: string;
+  logFile: string;
   stop: () => Promise<void>;
 }
 
@@ -20,9 +21,13 @@ export async function startServer(extraArgs: string[] = []): Promise<RunningServ
   // Every test browser comes from 127.0.0.1: lift the per-client limits
   // (the server's own tests check that they hold).
   const limits = ['--registration-per-minute', '1000', '--login-per-minute', '1000'];
+  // The server's log goes to a file beside the data directory: the records
+  // tests scan it for plaintext, and it is there to read when a test fails.
+  const logFile = `${dataDir}.log`;
+  const log = openSync(logFile, 'w');
   const child: ChildProcess = spawn(bin, ['--port', '0', '--data-dir', dataDir, '--dist', dist, ...limits, ...extraArgs], {
-    env: { ...process.env, CHARTKEY_LOG: process.env.CHARTKEY_LOG ?? 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, CHARTKEY_LOG: process.env.CHARTKEY_LOG ?? 'info' },
+    stdio: ['ignore', 'pipe', log],
   });
   const url = await new Promise<string>((resolve, reject) => {
     let buffer = '';
@@ -43,11 +48,14 @@ export async function startServer(extraArgs: string[] = []): Promise<RunningServ
     url,
     pid,
     dataDir,
+    logFile,
     stop: async () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       process.kill(pid, 'SIGTERM');
       await exited;
+      closeSync(log);
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(logFile, { force: true });
     },
   };
 }

@@ -1,4 +1,5 @@
 //! `cargo xtask bench bundle`: what a first visit costs.
+//! `cargo xtask bench records`: encryption speed and a whole import.
 //!
 //! - `app.first_load_gzip_bytes`: the wasm, js and css the entry page loads,
 //!   each gzip -9 compressed, summed.
@@ -44,13 +45,34 @@ pub fn bundle() -> Result {
         }
     }
 
+    let measured = browser_bench(&env, "bench/login-interactive.mjs", &[])?;
+    println!("app.first_load_gzip_bytes: {total}");
+    print!("{measured}");
+    Ok(())
+}
+
+/// `cargo xtask bench records`: record encryption in the browser (wasm)
+/// beside the browser's own AES-GCM, and a whole import of the largest
+/// sample bundle (e2e/bench/records.mjs).
+pub fn records() -> Result {
+    let env = Env::new()?;
+    env.build_app()?;
+    let measured = browser_bench(&env, "bench/records.mjs", &[])?;
+    print!("{measured}");
+    Ok(())
+}
+
+/// Runs a Node script (in e2e/) against the release server on 127.0.0.1
+/// with a fresh data directory, and returns what it printed. The server
+/// is stopped by its process id.
+fn browser_bench(env: &Env, script: &str, server_args: &[&str]) -> Result<String> {
     step("build the server (release)", || {
         let mut cmd = env.cmd("cargo");
         cmd.args(["build", "--release", "--locked", "-p", "chartkey-server"]);
         run_cmd(cmd)
     })?;
     tools::ensure_chromium()?;
-    tools::ensure_npm_packages(&env, "e2e")?;
+    tools::ensure_npm_packages(env, "e2e")?;
 
     let data = env.target.join("bench-data");
     let _ = std::fs::remove_dir_all(&data);
@@ -59,6 +81,8 @@ pub fn bundle() -> Result {
         .arg(&data)
         .arg("--dist")
         .arg(env.dist())
+        .args(["--registration-per-minute", "1000", "--login-per-minute", "1000"])
+        .args(server_args)
         .env("CHARTKEY_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -71,18 +95,19 @@ pub fn bundle() -> Result {
     let measured = env
         .cmd("node")
         .current_dir(env.root.join("e2e"))
-        .arg("bench/login-interactive.mjs")
+        .arg(script)
         .env("CHARTKEY_URL", &url)
+        .env("CHARTKEY_FIXTURES", env.root.join("fixtures"))
+        .stderr(Stdio::inherit())
         .output();
     let _ = server.kill();
     let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&data);
     let measured = measured.map_err(|e| format!("running the browser benchmark: {e}"))?;
     if !measured.status.success() {
-        return Err(format!("browser benchmark failed: {}", String::from_utf8_lossy(&measured.stderr)));
+        return Err(format!("browser benchmark {script} failed"));
     }
-    println!("app.first_load_gzip_bytes: {total}");
-    print!("{}", String::from_utf8_lossy(&measured.stdout));
-    Ok(())
+    Ok(String::from_utf8_lossy(&measured.stdout).into_owned())
 }
 
 fn gzip_len(bytes: &[u8]) -> usize {

@@ -21,6 +21,7 @@ usage:
   cargo xtask test                  format, lints (native and wasm32), unit, integration and browser tests
   cargo xtask bench bundle          first-load size and time to an interactive sign-in page
   cargo xtask bench ledger          gas per contract call, durable grants per second (embedded node)
+  cargo xtask bench records         record encryption (wasm vs WebCrypto AES-GCM), a 1,111-resource import
   cargo xtask contracts             recompile contracts/src with the pinned solc into contracts/artifacts
 ";
 
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("bundle") => bench::bundle(),
             Some("ledger") => bench::ledger(),
+            Some("records") => bench::records(),
             _ => Err(format!("unknown benchmark\n{USAGE}")),
         },
         Some("build-app") => Env::new().and_then(|env| env.build_app()),
