@@ -64,10 +64,11 @@ contract ChartkeyRecords is ChartkeySigned {
         bool revoked;
     }
 
-    /// One storage slot; the author is in the BatchAnchored event.
+    /// One storage slot.
     struct Batch {
         uint32 count;
         uint64 anchoredAt;
+        address author;
     }
 
     IChartkeyDirectory public immutable directory;
@@ -87,6 +88,8 @@ contract ChartkeyRecords is ChartkeySigned {
         bytes32 amends
     );
     event BatchAnchored(address indexed patient, bytes32 indexed root, address indexed author, uint32 count);
+    /// A record of a batch brought into the chart by its audit path ([`proveBatchRecord`]).
+    event BatchRecordProven(address indexed patient, bytes32 indexed recordId, bytes32 indexed root, uint32 index);
     event Granted(
         address indexed patient,
         address indexed grantee,
@@ -124,6 +127,8 @@ contract ChartkeyRecords is ChartkeySigned {
     error GrantExpired(address patient, address grantee, uint64 expiresAt);
     error CredentialInvalid(address grantee);
     error OutOfScope(bytes32 recordId);
+    error UnknownBatch(bytes32 root);
+    error BadInclusionProof(bytes32 recordId);
 
     constructor(IChartkeyDirectory directory_) EIP712("Chartkey Records", "1") {
         directory = directory_;
@@ -179,8 +184,38 @@ contract ChartkeyRecords is ChartkeySigned {
         // A batch's categories are inside its leaves: only the patient, or a grantee allowed to
         // write everything, may anchor one.
         if (_writableCategories(author, patient) != ALL_CATEGORIES) revert NotAuthorisedAuthor(author);
-        _batches[patient][root] = Batch(count, uint64(block.timestamp));
+        _batches[patient][root] = Batch(count, uint64(block.timestamp), author);
         emit BatchAnchored(patient, root, author, count);
+    }
+
+    /// Brings one record of an anchored batch into `patient`'s chart, as if it had been anchored
+    /// alone by the batch's author when the batch was, so that it can be listed in a grant and
+    /// its accesses logged. Anyone may submit it: the RFC 9162 audit path from the record's leaf
+    /// to the root the patient's batch holds is the authority, and the leaf is exactly what the
+    /// author signed into the batch. Proving a record already proven changes nothing.
+    function proveBatchRecord(
+        address patient,
+        bytes32 root,
+        uint32 index,
+        bytes32 recordId,
+        bytes32 ciphertextHash,
+        uint8 category,
+        bytes32 amends,
+        bytes32[] calldata path
+    ) external {
+        Batch memory b = _batches[patient][root];
+        if (b.anchoredAt == 0) revert UnknownBatch(root);
+        if (recordId == bytes32(0)) revert ZeroId();
+        if (category >= CATEGORY_COUNT) revert InvalidCategory(category);
+        bytes32 leaf = sha256(abi.encodePacked(bytes1(0x00), recordId, ciphertextHash, category, amends));
+        if (!_included(leaf, index, b.count, path, root)) revert BadInclusionProof(recordId);
+        Record storage r = _records[patient][recordId];
+        if (r.anchoredAt != 0) {
+            if (r.ciphertextHash != ciphertextHash) revert RecordExists(recordId);
+            return;
+        }
+        _records[patient][recordId] = Record(category, b.anchoredAt, b.author, ciphertextHash);
+        emit BatchRecordProven(patient, recordId, root, index);
     }
 
     function recordOf(address patient, bytes32 recordId)
@@ -192,9 +227,13 @@ contract ChartkeyRecords is ChartkeySigned {
         return (r.anchoredAt != 0, r.category, r.anchoredAt, r.author, r.ciphertextHash);
     }
 
-    function batchOf(address patient, bytes32 root) external view returns (uint32 count, uint64 anchoredAt) {
+    function batchOf(address patient, bytes32 root)
+        external
+        view
+        returns (uint32 count, uint64 anchoredAt, address author)
+    {
         Batch storage b = _batches[patient][root];
-        return (b.count, b.anchoredAt);
+        return (b.count, b.anchoredAt, b.author);
     }
 
     // ----- Consent -----
@@ -286,6 +325,36 @@ contract ChartkeyRecords is ChartkeySigned {
     // ----- Internals -----
 
     uint256 private constant ALL_CATEGORIES = type(uint256).max;
+
+    /// RFC 9162 §2.1.3.2: whether `path` leads from the leaf hash at `index` of a tree of
+    /// `size` leaves to `root` (node hash: SHA-256(0x01 || left || right)).
+    function _included(bytes32 leaf, uint256 index, uint256 size, bytes32[] calldata path, bytes32 root)
+        private
+        pure
+        returns (bool)
+    {
+        if (index >= size) return false;
+        uint256 fn = index;
+        uint256 sn = size - 1;
+        bytes32 r = leaf;
+        for (uint256 i = 0; i < path.length; i++) {
+            if (sn == 0) return false;
+            if (fn & 1 == 1 || fn == sn) {
+                r = sha256(abi.encodePacked(bytes1(0x01), path[i], r));
+                if (fn & 1 == 0) {
+                    while (fn & 1 == 0 && fn != 0) {
+                        fn >>= 1;
+                        sn >>= 1;
+                    }
+                }
+            } else {
+                r = sha256(abi.encodePacked(bytes1(0x01), r, path[i]));
+            }
+            fn >>= 1;
+            sn >>= 1;
+        }
+        return sn == 0 && r == root;
+    }
 
     /// Reverts unless `nonce` is the pair's next consent nonce; returns the serial it becomes.
     function _useConsentNonce(address patient, address grantee, uint256 nonce) private view returns (uint32) {

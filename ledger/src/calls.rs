@@ -105,6 +105,44 @@ impl SignedCall for Grant {
     }
 }
 
+/// A record of an anchored batch brought into the patient's chart by its
+/// audit path (`proveBatchRecord`), so it can be listed in a grant and its
+/// accesses logged. Not signed: anyone may submit it, because the contract
+/// checks the path against the root the patient's batch holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecordProof {
+    pub patient: ethers_core::types::Address,
+    pub root: [u8; 32],
+    pub index: u32,
+    pub record: chartkey_core::records::AnchoredRecord,
+    pub path: Vec<[u8; 32]>,
+}
+
+impl BatchRecordProof {
+    pub const FUNCTION: &'static str = "proveBatchRecord";
+    pub const TARGET: Target = Target::Records;
+
+    pub fn arguments(&self) -> Vec<Token> {
+        let r = &self.record;
+        vec![
+            Token::Address(self.patient),
+            Token::FixedBytes(self.root.to_vec()),
+            Token::Uint(self.index.into()),
+            Token::FixedBytes(r.id.0.to_vec()),
+            Token::FixedBytes(r.ciphertext_hash.to_vec()),
+            Token::Uint(r.category.into()),
+            Token::FixedBytes(r.amends.map(|a| a.0).unwrap_or([0; 32]).to_vec()),
+            Token::Array(self.path.iter().map(|h| Token::FixedBytes(h.to_vec())).collect()),
+        ]
+    }
+
+    /// The ABI-encoded call (transaction input).
+    pub fn input(&self) -> Vec<u8> {
+        encode_call(&Self::TARGET.artifact().abi, Self::FUNCTION, &self.arguments())
+            .expect("a proof's fields match proveBatchRecord's parameters")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ethers_core::types::{Address, U256};

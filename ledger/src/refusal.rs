@@ -82,6 +82,8 @@ impl Refusal {
                 "Your credential has expired or was revoked, so shared records are closed to you.".into()
             }
             "OutOfScope" => "This record is not among those shared with you.".into(),
+            "UnknownBatch" => "This batch of records is not on the ledger.".into(),
+            "BadInclusionProof" => "This record's proof does not lead to its batch on the ledger.".into(),
             other => format!("The ledger refused this ({other})."),
         };
         Self { code: error.name.clone(), message }

@@ -8,6 +8,9 @@ use chartkey_core::eip712::{
     Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, RevokeCredential, SCOPE_CATEGORIES,
     SCOPE_EVERYTHING, SCOPE_RECORDS, TypedMessage,
 };
+use chartkey_core::envelope::RecordId;
+use chartkey_core::merkle::Tree;
+use chartkey_core::records::{AnchoredRecord, batch_tree};
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::evm::encode_call;
@@ -746,4 +749,107 @@ fn bundled_grants_share_the_transaction_cost() {
     let per_grant = receipt.gas_used / count;
     eprintln!("grant alone: {single}; in a bundle of {count}: {per_grant} each");
     assert!(per_grant < single - 15_000, "bundling saves most of the 21,000 per transaction");
+}
+
+/// Seven records of one batch (an uneven tree) with their audit paths.
+fn proven_batch(l: &mut Ledger) -> ([u8; 32], Vec<AnchoredRecord>, Tree) {
+    let batch: Vec<AnchoredRecord> = (0..7u8)
+        .map(|i| AnchoredRecord {
+            id: RecordId([0x40 + i; 32]),
+            ciphertext_hash: [0x80 + i; 32],
+            category: if i % 2 == 0 { LABS } else { NOTES },
+            amends: None,
+        })
+        .collect();
+    let tree = batch_tree(&batch).unwrap();
+    let patient = keys(1);
+    let m = l.batch_message(patient.address(), tree.root(), batch.len() as u32);
+    l.batch_with(&m, &patient).unwrap();
+    (tree.root(), batch, tree)
+}
+
+fn prove(
+    l: &mut Ledger,
+    patient: Address,
+    root: [u8; 32],
+    index: u32,
+    r: &AnchoredRecord,
+    path: &[[u8; 32]],
+) -> Result<Receipt, TxError> {
+    let proof = calls::BatchRecordProof { patient, root, index, record: *r, path: path.to_vec() };
+    // Anyone may submit a proof: here, an account that is no one in particular.
+    let (from, to) = (Address::repeat_byte(0x77), l.records);
+    l.chain.send(from, to, records(), calls::BatchRecordProof::FUNCTION, &proof.arguments())
+}
+
+#[test]
+fn a_batch_record_proven_by_its_audit_path_can_be_shared_and_opened() {
+    let mut l = Ledger::new();
+    let (root, batch, tree) = proven_batch(&mut l);
+    let patient = l.patient.address();
+    // Before it is proven, the record is not in the chart by itself.
+    assert!(!l.can_access(batch[2].id.0));
+    let week = START + 7 * DAY;
+    assert!(reason(l.grant(SCOPE_RECORDS, 0, vec![batch[2].id.0], false, week)).starts_with("UnknownRecord("));
+
+    for (i, r) in batch.iter().enumerate() {
+        let path = tree.proof(i).unwrap();
+        let receipt = prove(&mut l, patient, root, i as u32, r, &path).unwrap();
+        eprintln!("gas.prove_batch_record_{i}_of_7: {}", receipt.gas_used);
+        assert_eq!(receipt.events(&records().abi, "BatchRecordProven").len(), 1);
+        let on = l.view(records(), "recordOf", &[Token::Address(patient), Token::FixedBytes(r.id.0.to_vec())]);
+        assert_eq!(on[0], Token::Bool(true));
+        assert_eq!(on[1], Token::Uint(r.category.into()));
+        assert_eq!(on[3], Token::Address(patient), "the batch's author is the record's");
+        assert_eq!(on[4], Token::FixedBytes(r.ciphertext_hash.to_vec()));
+    }
+    // Proving again changes nothing, and says so by emitting nothing.
+    let again = prove(&mut l, patient, root, 2, &batch[2], &tree.proof(2).unwrap()).unwrap();
+    assert!(again.events(&records().abi, "BatchRecordProven").is_empty());
+
+    l.grant(SCOPE_RECORDS, 0, vec![batch[2].id.0], false, week).unwrap();
+    assert!(l.can_access(batch[2].id.0));
+    assert!(!l.can_access(batch[3].id.0), "proven but not shared");
+    l.access(batch[2].id.0).unwrap();
+    assert!(reason(l.access(batch[3].id.0)).starts_with("OutOfScope("));
+}
+
+#[test]
+fn a_wrong_audit_path_proves_nothing() {
+    let mut l = Ledger::new();
+    let (root, batch, tree) = proven_batch(&mut l);
+    let patient = l.patient.address();
+    let path = tree.proof(3).unwrap();
+    let r = batch[3];
+    let bad = |res: Result<Receipt, TxError>| reason(res);
+    // Another index, a changed hash or category, a flipped path step, a short or long path.
+    assert!(bad(prove(&mut l, patient, root, 2, &r, &path)).starts_with("BadInclusionProof("));
+    assert!(bad(prove(&mut l, patient, root, 7, &r, &path)).starts_with("BadInclusionProof("));
+    assert!(bad(prove(&mut l, patient, root, u32::MAX, &r, &path)).starts_with("BadInclusionProof("));
+    let mut changed = r;
+    changed.ciphertext_hash[0] ^= 1;
+    assert!(bad(prove(&mut l, patient, root, 3, &changed, &path)).starts_with("BadInclusionProof("));
+    let mut changed = r;
+    changed.category = LABS + 1;
+    assert!(bad(prove(&mut l, patient, root, 3, &changed, &path)).starts_with("BadInclusionProof("));
+    let mut flipped = path.clone();
+    flipped[0][5] ^= 0x10;
+    assert!(bad(prove(&mut l, patient, root, 3, &r, &flipped)).starts_with("BadInclusionProof("));
+    assert!(bad(prove(&mut l, patient, root, 3, &r, &path[1..])).starts_with("BadInclusionProof("));
+    let mut long = path.clone();
+    long.push([0; 32]);
+    assert!(bad(prove(&mut l, patient, root, 3, &r, &long)).starts_with("BadInclusionProof("));
+    // A root the patient never anchored, or the patient's root under someone else's chart.
+    assert!(bad(prove(&mut l, patient, [9; 32], 3, &r, &path)).starts_with("UnknownBatch("));
+    let other = keys(5).address();
+    assert!(bad(prove(&mut l, other, root, 3, &r, &path)).starts_with("UnknownBatch("));
+    // A record anchored alone with another fingerprint cannot be overwritten through a batch.
+    let mut l = Ledger::new();
+    l.anchor(batch[0].id.0, LABS).unwrap();
+    let (root, batch, tree) = proven_batch(&mut l);
+    let patient = l.patient.address();
+    assert!(bad(prove(&mut l, patient, root, 0, &batch[0], &tree.proof(0).unwrap())).starts_with("RecordExists("));
+    // Nothing was written by any of the refusals.
+    let on = l.view(records(), "recordOf", &[Token::Address(patient), Token::FixedBytes(batch[0].id.0.to_vec())]);
+    assert_eq!(on[4], Token::FixedBytes(vec![0xcc; 32]));
 }

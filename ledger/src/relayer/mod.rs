@@ -67,6 +67,17 @@ impl Request {
             input: Bytes::from(calls::input(message, signature)),
         }
     }
+
+    /// The call bringing a batch's record into the chart. It runs in the
+    /// patient's turn, so after the patient's batch anchor it depends on.
+    pub fn batch_proof(proof: &calls::BatchRecordProof) -> Self {
+        Self {
+            function: calls::BatchRecordProof::FUNCTION,
+            signer: Address::from(proof.patient.0),
+            target: calls::BatchRecordProof::TARGET,
+            input: Bytes::from(proof.input()),
+        }
+    }
 }
 
 /// A relayed request, mined with success.
