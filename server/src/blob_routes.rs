@@ -16,7 +16,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chartkey_app::api::ApiError;
-use rusqlite::params;
+use chartkey_core::envelope::RecordId;
+use rusqlite::{OptionalExtension, params};
 
 use chartkey_core::records::{pack_frame, parse_pack};
 
@@ -190,24 +191,58 @@ pub async fn put_pack(
     }
 }
 
+/// How long after the ledger recorded a grantee's access the envelope of
+/// that record may be fetched by them.
+pub const RELEASE_SECONDS: i64 = 60;
+
 /// Which of `names` the account may read: envelopes of records in its own
-/// chart, or that it wrote.
+/// chart, or that it wrote; or, for a grantee, of a record whose access the
+/// ledger recorded in the last [`RELEASE_SECONDS`] (`records/open`) and
+/// still allows now (so stopping a share closes the window at once).
 async fn readable(state: &AppState, account: String, names: Vec<String>) -> Result<Vec<String>, ApiError> {
-    state
+    let since = crate::db::now() - RELEASE_SECONDS;
+    let (own, opened) = state
         .db
         .call(move |conn| {
             let mut q = conn.prepare_cached(
                 "SELECT 1 FROM records WHERE blob = ?1 AND (patient_id = ?2 OR author_id = ?2) LIMIT 1",
             )?;
-            let mut out = Vec::new();
+            let mut opened_q = conn.prepare_cached(
+                "SELECT r.id, p.address, g.address FROM accesses x
+                 JOIN records r ON r.id = x.record_id
+                 JOIN accounts p ON p.id = x.patient_id
+                 JOIN accounts g ON g.id = x.grantee_id
+                 WHERE r.blob = ?1 AND x.grantee_id = ?2 AND x.at >= ?3
+                 ORDER BY x.at DESC LIMIT 1",
+            )?;
+            let (mut own, mut opened) = (Vec::new(), Vec::new());
             for name in names {
                 if q.exists(params![name, account])? {
-                    out.push(name);
+                    own.push(name);
+                } else if let Some(found) = opened_q
+                    .query_row(params![name, account, since], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                    })
+                    .optional()?
+                {
+                    opened.push((name, found));
                 }
             }
-            Ok(out)
+            Ok((own, opened))
         })
-        .await
+        .await?;
+    let mut out = own;
+    for (name, (record, patient, grantee)) in opened {
+        let (Some(record), Ok(patient), Ok(grantee)) = (RecordId::from_hex(&record), patient.parse(), grantee.parse())
+        else {
+            tracing::error!("a stored access names an invalid record or address");
+            return Err(ApiError::Internal);
+        };
+        if crate::backend::can_access(state, grantee, patient, record).await? {
+            out.push(name);
+        }
+    }
+    Ok(out)
 }
 
 pub async fn get(

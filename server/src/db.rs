@@ -16,6 +16,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_accounts.sql")),
     M::up(include_str!("../migrations/0002_session_credential.sql")),
     M::up(include_str!("../migrations/0003_records.sql")),
+    M::up(include_str!("../migrations/0004_sharing.sql")),
 ];
 
 #[derive(Clone)]

@@ -6,12 +6,14 @@
 mod common;
 
 use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Domain, LedgerMessage};
+use chartkey_core::eip712::{Access, Domain, Grant, IssueCredential, LedgerMessage, Revoke, SCOPE_RECORDS};
 use chartkey_core::envelope::{self, DataKey, RecordId, WrappedKey};
 use chartkey_core::fhir::{self, ImportedResource};
 use chartkey_core::records::{self, AnchoredRecord, Inclusion, OnLedger, Provenance};
 use chartkey_core::wire::Role;
+use common::chain::Chain;
 use common::*;
+use ethers_core::types::U256;
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
 
@@ -416,5 +418,214 @@ async fn bad_uploads_and_bad_records_change_nothing() {
         .await;
     assert_eq!(again.status, 409, "{:?}", again.body);
     assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(1)");
+    server.stop().await;
+}
+
+/// The clinician's read of a shared record: the same checks as the
+/// patient's, against the patient's chart, with the key wrapped for them.
+fn read_shared(
+    patient: &AccountKeys,
+    reader: &AccountKeys,
+    domain: &Domain,
+    meta: &Value,
+    envelope_bytes: &[u8],
+) -> Result<String, String> {
+    let id: RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
+    let record = AnchoredRecord {
+        id,
+        ciphertext_hash: hash32(meta["blob"].as_str().unwrap()),
+        category: meta["category"].as_u64().unwrap() as u8,
+        amends: serde_json::from_value(meta["amends"].clone()).unwrap(),
+    };
+    let b = &meta["batch"];
+    let inclusion = Inclusion {
+        root: hash32(b["root"].as_str().unwrap()),
+        index: b["index"].as_u64().unwrap(),
+        size: b["size"].as_u64().unwrap(),
+        path: b["path"].as_array().unwrap().iter().map(|p| hash32(p.as_str().unwrap())).collect(),
+    };
+    let ledger = OnLedger::Batch { count: meta["ledger"]["count"].as_u64().unwrap() };
+    let signature = hex::decode(meta["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let author = meta["author"].as_str().unwrap().parse().unwrap();
+    let provenance = Provenance { domain, patient: patient.address(), author, signature: &signature };
+    records::check_read(&record, envelope_bytes, Some(&inclusion), &ledger, &provenance).map_err(|e| e.to_string())?;
+    let wrapped = WrappedKey::from_base64(meta["wrapped_key"].as_str().unwrap()).unwrap();
+    let key =
+        envelope::unwrap_key(&wrapped, id, reader.address(), reader.encryption_secret()).map_err(|e| e.to_string())?;
+    let plaintext = envelope::open(&key, id, envelope_bytes).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8(plaintext.to_vec()).unwrap())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+async fn get_blob(client: &Client, name: &str) -> (u16, Vec<u8>) {
+    let res = client.http.get(format!("{}/api/blobs/{name}", client.base)).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.bytes().await.unwrap().to_vec())
+}
+
+/// The next access nonce of `grantee` (the Records contract's `nonces`).
+async fn access_nonce(chain: &Chain, grantee: &AccountKeys) -> U256 {
+    let input = chartkey_ledger::evm::encode_call(
+        &chartkey_ledger::artifacts::records().abi,
+        "nonces",
+        &[ethers_core::abi::Token::Address(grantee.address())],
+    )
+    .unwrap();
+    let call = json!([{ "to": chain.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
+    let out = chain.rpc.result("eth_call", call).await;
+    U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// `grant`, signed by `signer`, with `keys`, sent by `client`'s session.
+async fn share(client: &Client, domain: &Domain, signer: &AccountKeys, grant: &Grant, keys: Vec<Value>) -> Answer {
+    let signature = format!("0x{}", hex::encode(domain.sign(signer, grant)));
+    client.call("shares/grant", json!({ "body": { "grant": grant, "signature": signature, "keys": keys } })).await
+}
+
+fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> Value {
+    json!({ "body": { "access": access, "signature": format!("0x{}", hex::encode(domain.sign(signer, access))) } })
+}
+
+#[tokio::test]
+async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Share Patient", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Share", Role::Clinician).await;
+    let unverified = sign_up(&server, "Dr Unverified", Role::Clinician).await;
+    let authority = sign_up(&server, "Share Board", Role::CredentialingAuthority).await;
+    let chain = Chain::of(&server, &patient.client).await;
+    let domain = ledger_domain(&patient.client).await;
+    chain.set_authority(&server.data_dir, authority.keys.address()).await;
+    let credential = LedgerMessage::IssueCredential(IssueCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        license_id_hash: [1; 32],
+        specialty: chartkey_core::eip712::bytes32_text("psychiatry").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce: U256::one(),
+    });
+    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+
+    let resources = fhir::split_import(FLOYD).unwrap();
+    let sealed = seal_all(&patient.keys, &resources, None);
+    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    let chosen: Vec<usize> = vec![3, 40, 100];
+    let wraps = |to: &AccountKeys| -> Vec<Value> {
+        chosen
+            .iter()
+            .map(|&i| {
+                let id = sealed.anchored[i].id;
+                let w =
+                    envelope::wrap_key(&sealed.keys[i], id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
+                json!({ "record": id, "wrapped_key": w.to_base64() })
+            })
+            .collect()
+    };
+    let grant_to = |to: &AccountKeys, nonce: u64| Grant {
+        patient: patient.keys.address(),
+        grantee: to.address(),
+        scope: SCOPE_RECORDS,
+        categories: 0,
+        records: chosen.iter().map(|&i| sealed.anchored[i].id.0).collect(),
+        write: false,
+        expires_at: now() + 7 * 86_400,
+        nonce: nonce.into(),
+    };
+    let keys_of = |who: &str| server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{who}'"));
+
+    // Refused, and nothing kept: an unverified clinician; someone else's
+    // session; a listed record without its key; a key out of scope; a
+    // malformed key.
+    let refused =
+        share(&patient.client, &domain, &patient.keys, &grant_to(&unverified.keys, 0), wraps(&unverified.keys)).await;
+    assert_eq!(
+        (refused.status, &refused.body["Refused"]["code"]),
+        (422, &json!("UnverifiedGrantee")),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(keys_of(&format!("{:#x}", unverified.keys.address())), "Integer(0)");
+    let grant = grant_to(&clinician.keys, 0);
+    assert_eq!(share(&clinician.client, &domain, &patient.keys, &grant, wraps(&clinician.keys)).await.status, 403);
+    assert_eq!(
+        share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys)[..2].to_vec()).await.status,
+        400
+    );
+    let mut extra = wraps(&clinician.keys);
+    let other = sealed.anchored[5].id;
+    extra.push(json!({ "record": other, "wrapped_key": extra[0]["wrapped_key"] }));
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, extra).await.status, 400);
+    let mut malformed = wraps(&clinician.keys);
+    malformed[0]["wrapped_key"] = json!("AAAA");
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, malformed).await.status, 400);
+    let clinician_reader = format!("{:#x}", clinician.keys.address());
+    assert_eq!(keys_of(&clinician_reader), "Integer(0)");
+
+    // Shared: three records of the imported batch, brought into the chart on
+    // the ledger by their audit paths, then granted.
+    let shared = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys)).await;
+    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    assert_eq!(shared.body["mined"], true);
+    assert_eq!(keys_of(&clinician_reader), "Integer(3)");
+    assert_eq!(server.query_one("SELECT serial FROM grants"), "Integer(1)");
+
+    let target = &sealed.anchored[chosen[0]];
+    let blob = hex::encode(target.ciphertext_hash);
+    // Nothing is released before an access is on the ledger.
+    assert_eq!(get_blob(&clinician.client, &blob).await.0, 404);
+    let access = Access {
+        grantee: clinician.keys.address(),
+        patient: patient.keys.address(),
+        record_id: target.id.0,
+        nonce: access_nonce(&chain, &clinician.keys).await,
+    };
+    // Forged (another key signed it), or sent from another session.
+    let forged = clinician.client.call("records/open", access_body(&domain, &unverified.keys, &access)).await;
+    assert_eq!((forged.status, &forged.body["Refused"]["code"]), (422, &json!("WrongSigner")), "{:?}", forged.body);
+    let theirs = unverified.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
+    assert_eq!(theirs.status, 403);
+    assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
+
+    let opened = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
+    assert_eq!(opened.status, 200, "{:?}", opened.body);
+    assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(1)");
+    let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([opened.body["access_tx"]])).await;
+    assert_eq!(receipt["status"], "0x1");
+    let (status, bytes) = get_blob(&clinician.client, &blob).await;
+    assert_eq!(status, 200);
+    let text = read_shared(&patient.keys, &clinician.keys, &domain, &opened.body["record"], &bytes).unwrap();
+    let resource = fhir::parse_entry(&text).unwrap();
+    assert_eq!(resource.json, resources[chosen[0]].json);
+    // Only that record's envelope was released.
+    let unopened = hex::encode(sealed.anchored[chosen[1]].ciphertext_hash);
+    assert_eq!(get_blob(&clinician.client, &unopened).await.0, 404);
+    assert_eq!(get_blob(&unverified.client, &blob).await.0, 404);
+
+    // A replayed request; a record outside the share.
+    let replayed = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
+    assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
+    let outside =
+        Access { record_id: sealed.anchored[5].id.0, nonce: access_nonce(&chain, &clinician.keys).await, ..access };
+    let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &outside)).await;
+    assert_eq!(refused.status, 404, "{:?}", refused.body);
+
+    // Stop sharing: the next open is refused, saying why, and the envelope
+    // opened a moment ago is no longer released.
+    let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
+    let revoke = LedgerMessage::Revoke(Revoke {
+        patient: patient.keys.address(),
+        grantee: clinician.keys.address(),
+        nonce: nonce.into(),
+    });
+    assert_eq!(chain.relay(&patient.client, &patient.keys, revoke).await.status, 200);
+    let again = Access { nonce: access_nonce(&chain, &clinician.keys).await, ..access };
+    let stopped = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &again)).await;
+    assert_eq!((stopped.status, &stopped.body["Refused"]["code"]), (422, &json!("GrantRevoked")), "{:?}", stopped.body);
+    assert!(stopped.body["Refused"]["message"].as_str().unwrap().contains("stopped sharing"));
+    assert_eq!(get_blob(&clinician.client, &blob).await.0, 404);
+    assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(1)");
     server.stop().await;
 }

@@ -4,15 +4,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Domain, Grant, IssueCredential, LedgerMessage, Register, TypedMessage, bytes32_text};
+use chartkey_core::eip712::{Grant, IssueCredential, LedgerMessage, Register, bytes32_text};
 use chartkey_core::wire::Role;
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::evm::encode_call;
+use common::chain::Chain;
 use common::*;
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
@@ -22,70 +21,6 @@ const SCOPE_EVERYTHING: u8 = 2;
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// The ledger as `ledger/info` describes it, and its JSON-RPC.
-struct Chain {
-    rpc: Rpc,
-    chain_id: u64,
-    directory: Address,
-    records: Address,
-}
-
-impl Chain {
-    async fn of(portal: &impl Portal, client: &Client) -> Self {
-        let info = client.call("ledger/info", json!({})).await;
-        assert_eq!(info.status, 200, "{:?}", info.body);
-        let address = |key: &str| info.body[key].as_str().unwrap().parse::<Address>().unwrap();
-        Self {
-            rpc: Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", portal.base()) },
-            chain_id: info.body["chain_id"].as_u64().unwrap(),
-            directory: address("directory"),
-            records: address("records"),
-        }
-    }
-
-    fn sign(&self, keys: &AccountKeys, message: &LedgerMessage) -> String {
-        let directory = Domain::directory(self.chain_id, self.directory);
-        let records = Domain::records(self.chain_id, self.records);
-        fn with(domain: &Domain, keys: &AccountKeys, m: &impl TypedMessage) -> Vec<u8> {
-            domain.sign(keys, m)
-        }
-        let signature = match message {
-            LedgerMessage::Register(m) => with(&directory, keys, m),
-            LedgerMessage::IssueCredential(m) => with(&directory, keys, m),
-            LedgerMessage::RevokeCredential(m) => with(&directory, keys, m),
-            LedgerMessage::Anchor(m) => with(&records, keys, m),
-            LedgerMessage::AnchorBatch(m) => with(&records, keys, m),
-            LedgerMessage::Grant(m) => with(&records, keys, m),
-            LedgerMessage::Revoke(m) => with(&records, keys, m),
-            LedgerMessage::Access(m) => with(&records, keys, m),
-        };
-        format!("0x{}", hex::encode(signature))
-    }
-
-    /// `message` signed by `keys`, relayed by `client`'s session.
-    async fn relay(&self, client: &Client, keys: &AccountKeys, message: LedgerMessage) -> Answer {
-        let signature = self.sign(keys, &message);
-        client.call("ledger/relay", json!({ "body": { "message": message, "signature": signature } })).await
-    }
-
-    /// The nonce of the next grant or revocation from `patient` to `grantee`.
-    async fn consent_nonce(&self, patient: Address, grantee: Address) -> u64 {
-        let input =
-            encode_call(&records().abi, "consentNonce", &[Token::Address(patient), Token::Address(grantee)]).unwrap();
-        let call = json!([{ "to": self.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
-        let out = self.rpc.result("eth_call", call).await;
-        U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap().as_u64()
-    }
-
-    /// Names `authority` a credentialing authority, with the administrator's key.
-    async fn set_authority(&self, data_dir: &Path, authority: Address) {
-        let input =
-            encode_call(&directory().abi, "setAuthority", &[Token::Address(authority), Token::Bool(true)]).unwrap();
-        let admin = wallet(data_dir, "admin.key");
-        self.rpc.send(self.chain_id, &admin, self.directory.0.into(), input).await;
-    }
 }
 
 fn register(account: &Account, role: Role) -> LedgerMessage {

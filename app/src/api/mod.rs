@@ -172,3 +172,20 @@ pub async fn records_list() -> Result<Vec<RecordMeta>, ApiError> {
 pub async fn records_limits() -> Result<RecordLimits, ApiError> {
     call(move |b, c| async move { b.records_limits(&c).await }).await
 }
+
+/// The signed-in patient shares records: relays their signed grant (after
+/// bringing any listed batch records into the chart on the ledger) and
+/// keeps the data keys wrapped for the grantee. Answers once it is mined.
+#[server(endpoint = "shares/grant", input = Json)]
+pub async fn shares_grant(body: ShareBody) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.shares_grant(&c, body).await }).await
+}
+
+/// A grantee opens a shared record: the signed access is recorded on the
+/// ledger first (which refuses it, saying why, unless the grant and the
+/// grantee's credential are live and the record is in scope); only then
+/// does the answer carry the record and its key for the grantee.
+#[server(endpoint = "records/open", input = Json)]
+pub async fn records_open(body: OpenBody) -> Result<OpenedRecord, ApiError> {
+    call(move |b, c| async move { b.records_open(&c, body).await }).await
+}

@@ -69,6 +69,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn records_add(&self, caller: &Caller, body: AddRecordsBody) -> Result<RelayReceipt, ApiError>;
     async fn records_list(&self, caller: &Caller) -> Result<Vec<RecordMeta>, ApiError>;
     async fn records_limits(&self, caller: &Caller) -> Result<RecordLimits, ApiError>;
+    async fn shares_grant(&self, caller: &Caller, body: ShareBody) -> Result<RelayReceipt, ApiError>;
+    async fn records_open(&self, caller: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

@@ -273,3 +273,38 @@ pub struct RecordLimits {
     /// Largest record (encrypted) the server accepts, in bytes.
     pub max_record_bytes: u64,
 }
+
+/// One record's data key wrapped for the grantee of a share (base64url).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareKey {
+    pub record: chartkey_core::envelope::RecordId,
+    pub wrapped_key: String,
+}
+
+/// A grant the patient signed in the browser, with the data keys of the
+/// records it covers wrapped to the grantee's encryption key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareBody {
+    pub grant: chartkey_core::eip712::Grant,
+    /// The patient's EIP-712 signature of `grant`, 0x hex.
+    pub signature: String,
+    pub keys: Vec<ShareKey>,
+}
+
+/// A grantee's request to open one record, signed in their browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenBody {
+    pub access: chartkey_core::eip712::Access,
+    /// The grantee's EIP-712 signature of `access`, 0x hex.
+    pub signature: String,
+}
+
+/// An opened record: the access is on the ledger (`access_tx` in
+/// `access_block`); the envelope may now be fetched by the grantee, for a
+/// short while, and opened with `record.wrapped_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedRecord {
+    pub record: RecordMeta,
+    pub access_tx: String,
+    pub access_block: u64,
+}

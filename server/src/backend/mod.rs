@@ -6,6 +6,9 @@ mod accounts;
 mod ledger;
 mod passkeys;
 mod records;
+mod shares;
+
+pub(crate) use records::can_access;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -139,6 +142,12 @@ impl Backend for ServerBackend {
     }
     async fn ledger_verify(&self, c: &Caller) -> Result<LedgerVerification, ApiError> {
         ledger::verify(&self.state, c).await
+    }
+    async fn shares_grant(&self, c: &Caller, body: ShareBody) -> Result<RelayReceipt, ApiError> {
+        shares::grant(&self.state, c, body).await
+    }
+    async fn records_open(&self, c: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError> {
+        shares::open(&self.state, c, body).await
     }
 }
 

@@ -210,7 +210,23 @@ struct Row {
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<RecordMeta>, ApiError> {
     let (account, patient) = caller(state, c).await?;
-    let (patient_id, reader) = (account.id.clone(), account.address.clone());
+    chart(state, &account.id, patient, &account.address, None).await
+}
+
+/// The records of a patient's chart (`patient_id`, ledger address
+/// `patient`) as `reader` (a ledger address) sees them: with the data key
+/// wrapped for the reader, if any, and what the ledger holds for each.
+/// With `only`, just that record (its batch is still rebuilt whole, for its
+/// audit path, and its corrections are found).
+pub(super) async fn chart(
+    state: &AppState,
+    patient_id: &str,
+    patient: alloy_primitives::Address,
+    reader: &str,
+    only: Option<RecordId>,
+) -> Result<Vec<RecordMeta>, ApiError> {
+    let (patient_id, reader) = (patient_id.to_owned(), reader.to_owned());
+    let only_hex = only.map(|id| id.to_hex());
     let rows = state
         .db
         .call(move |conn| {
@@ -221,9 +237,11 @@ pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<RecordMeta>, ApiEr
                  FROM records r JOIN accounts a ON a.id = r.author_id
                  LEFT JOIN record_keys k ON k.record_id = r.id AND k.reader = ?2
                  WHERE r.patient_id = ?1
+                   AND (?3 IS NULL OR r.id = ?3 OR r.amends = ?3
+                        OR r.batch_root = (SELECT batch_root FROM records WHERE id = ?3))
                  ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
             )?;
-            let rows = q.query_map(params![patient_id, reader], |row| {
+            let rows = q.query_map(params![patient_id, reader, only_hex], |row| {
                 Ok(Row {
                     id: row.get(0)?,
                     blob: row.get(1)?,
@@ -260,6 +278,9 @@ pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<RecordMeta>, ApiEr
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let id = RecordId::from_hex(&r.id).ok_or_else(|| corrupt("record id"))?;
+        if only.is_some_and(|o| o != id) {
+            continue;
+        }
         let (batch, ledger) = match (&r.batch_root, r.leaf_index, r.batch_size) {
             (Some(root), Some(index), Some(size)) => {
                 let tree = trees.get(root.as_str()).ok_or_else(|| corrupt("batch"))?;
@@ -384,11 +405,26 @@ async fn view(state: &AppState, function: &str, args: &[Token]) -> Result<Vec<To
     })
 }
 
-fn to_ethers(a: alloy_primitives::Address) -> ethers_core::types::Address {
+/// Whether the ledger allows `grantee` to read `record` of `patient` now.
+pub(crate) async fn can_access(
+    state: &AppState,
+    grantee: alloy_primitives::Address,
+    patient: alloy_primitives::Address,
+    record: RecordId,
+) -> Result<bool, ApiError> {
+    let args =
+        [Token::Address(to_ethers(grantee)), Token::Address(to_ethers(patient)), Token::FixedBytes(record.0.to_vec())];
+    match view(state, "canAccess", &args).await?.as_slice() {
+        [Token::Bool(allowed)] => Ok(*allowed),
+        _ => Err(corrupt("canAccess")),
+    }
+}
+
+pub(super) fn to_ethers(a: alloy_primitives::Address) -> ethers_core::types::Address {
     ethers_core::types::Address::from_slice(a.as_slice())
 }
 
-async fn record_of(
+pub(super) async fn record_of(
     state: &AppState,
     patient: alloy_primitives::Address,
     id: &RecordId,
@@ -413,15 +449,16 @@ async fn batch_of(state: &AppState, patient: alloy_primitives::Address, root: &s
     let out =
         view(state, "batchOf", &[Token::Address(to_ethers(patient)), Token::FixedBytes(root_bytes.0.to_vec())]).await?;
     match out.as_slice() {
-        [Token::Uint(count), Token::Uint(anchored_at)] if !anchored_at.is_zero() => {
+        // (uint32 count, uint64 anchoredAt, address author)
+        [Token::Uint(count), Token::Uint(anchored_at), Token::Address(_)] if !anchored_at.is_zero() => {
             Ok(LedgerAnchor::Batch { count: count.low_u64() })
         }
-        [Token::Uint(_), Token::Uint(_)] => Ok(LedgerAnchor::Missing),
+        [Token::Uint(_), Token::Uint(_), Token::Address(_)] => Ok(LedgerAnchor::Missing),
         _ => Err(corrupt("batchOf")),
     }
 }
 
-fn corrupt(what: &str) -> ApiError {
+pub(super) fn corrupt(what: &str) -> ApiError {
     tracing::error!(what, "a stored record row is inconsistent");
     ApiError::Internal
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod chain;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

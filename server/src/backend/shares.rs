@@ -1,0 +1,273 @@
+//! Sharing: a patient's grants, relayed with the records' data keys wrapped
+//! for the grantee, and a grantee's opens, recorded on the ledger before
+//! anything of the record is released.
+//!
+//! The ledger decides. The server authorises the session (a patient grants
+//! only their own records, a grantee opens only with their own signature),
+//! checks what it can of the input, brings batch records into the chart on
+//! the ledger when a grant or an open needs them alone, and relays; the
+//! contract checks the signatures, the grant, its scope and expiry and the
+//! grantee's credential, and refuses in words the server passes on.
+
+use std::collections::{HashMap, HashSet};
+
+use chartkey_app::api::ssr::Caller;
+use chartkey_app::api::{ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody};
+use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
+use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::records::AnchoredRecord;
+use chartkey_core::wire::Role;
+use chartkey_ledger::calls::BatchRecordProof;
+use chartkey_ledger::relayer::{Relayed, Request};
+use ethers_core::abi::Token;
+use rusqlite::params;
+
+use super::ledger::{caller, parse_signature, relay_error, request_of};
+use super::records::{chart, corrupt, record_of};
+use crate::db;
+use crate::state::AppState;
+
+/// Most records one grant may carry keys for.
+pub const MAX_SHARED_KEYS: usize = 5_000;
+
+pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<RelayReceipt, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    if Role::parse(&account.role) != Some(Role::Patient) {
+        return Err(ApiError::Forbidden("Only a patient shares records.".into()));
+    }
+    let g = body.grant;
+    if g.patient.0 != address.0.0 {
+        return Err(ApiError::Forbidden("You can only share your own records.".into()));
+    }
+    let signature = parse_signature(&body.signature)?;
+    if body.keys.len() > MAX_SHARED_KEYS {
+        return Err(ApiError::bad_request(format!("At most {MAX_SHARED_KEYS} records can be shared at once.")));
+    }
+    let grantee_address = format!("{:#x}", g.grantee);
+    let lookup = grantee_address.clone();
+    let grantee = state
+        .db
+        .call(move |conn| db::account_by_address(conn, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("No one with this address has an account here.".into()))?;
+    if Role::parse(&grantee.role) != Some(Role::Clinician) {
+        return Err(ApiError::bad_request("Records can only be shared with a clinician."));
+    }
+
+    // Every key is for a record of this chart that the grant covers, once;
+    // a grant of listed records carries a key for each of them.
+    let chart = chart(state, &account.id, address, &account.address, None).await?;
+    let by_id: HashMap<RecordId, &RecordMeta> = chart.iter().map(|m| (m.id, m)).collect();
+    let listed: HashSet<RecordId> = g.records.iter().map(|r| RecordId(*r)).collect();
+    if listed.len() != g.records.len() {
+        return Err(ApiError::bad_request("A record is listed twice."));
+    }
+    let mut keys = Vec::with_capacity(body.keys.len());
+    let mut seen = HashSet::new();
+    for k in &body.keys {
+        let meta =
+            by_id.get(&k.record).ok_or_else(|| ApiError::NotFound("A record to share is not in your chart.".into()))?;
+        let in_scope = match g.scope {
+            SCOPE_RECORDS => listed.contains(&k.record),
+            SCOPE_CATEGORIES => g.categories >> meta.category & 1 == 1,
+            SCOPE_EVERYTHING => true,
+            _ => return Err(ApiError::bad_request("Choose records, categories or everything to share.")),
+        };
+        if !in_scope {
+            return Err(ApiError::bad_request("A key was given for a record this share does not cover."));
+        }
+        if !seen.insert(k.record) {
+            return Err(ApiError::bad_request("A record's key was given twice."));
+        }
+        WrappedKey::from_base64(&k.wrapped_key)
+            .map_err(|_| ApiError::bad_request("A record's wrapped key is malformed."))?;
+        keys.push((k.record.to_hex(), k.wrapped_key.clone()));
+    }
+    if g.scope == SCOPE_RECORDS {
+        if let Some(missing) = listed.iter().find(|id| !seen.contains(id)) {
+            return Err(if by_id.contains_key(missing) {
+                ApiError::bad_request("Each shared record needs its key wrapped for the clinician.")
+            } else {
+                ApiError::NotFound("A record to share is not in your chart.".into())
+            });
+        }
+        // Listed records must be on the ledger by themselves.
+        let members: Vec<&RecordMeta> = g.records.iter().filter_map(|r| by_id.get(&RecordId(*r)).copied()).collect();
+        prove_batch_members(state, address, &members).await?;
+    }
+
+    let request = request_of(&LedgerMessage::Grant(g.clone()), signature);
+    let function = request.function;
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    tracing::info!(job, keys = keys.len(), "grant accepted");
+
+    // The keys and the grant's row are stored once it is mined, even if
+    // that is after this answer: a refused grant leaves nothing behind.
+    let (db, patient_id, grantee_id) = (state.db.clone(), account.id.clone(), grantee.id.clone());
+    let records_json = serde_json::to_string(&g.records.iter().map(|r| RecordId(*r).to_hex()).collect::<Vec<_>>())
+        .map_err(|_| ApiError::Internal)?;
+    let stored_tx = tx_hash.clone();
+    let settle = tokio::spawn(async move {
+        let relayed = match ticket.done.await {
+            Ok(Ok(relayed)) => relayed,
+            Ok(Err(e)) => return Err(relay_error(e, function)),
+            Err(_) => return Err(ApiError::Internal),
+        };
+        let serial = granted_serial(&relayed).ok_or_else(|| corrupt("Granted event"))?;
+        let block = relayed.block_number as i64;
+        db.call(move |conn| {
+            let t = conn.transaction()?;
+            t.execute(
+                "INSERT OR REPLACE INTO grants (patient_id, grantee_id, serial, scope, categories, records, write,
+                    expires_at, grant_tx, grant_block, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    patient_id,
+                    grantee_id,
+                    serial,
+                    g.scope,
+                    g.categories,
+                    records_json,
+                    g.write,
+                    g.expires_at as i64,
+                    stored_tx,
+                    block,
+                    db::now()
+                ],
+            )?;
+            {
+                let mut insert = t.prepare_cached(
+                    "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (record, key) in &keys {
+                    insert.execute(params![record, grantee_address, key, db::now()])?;
+                }
+            }
+            t.commit()
+        })
+        .await?;
+        Ok(relayed.block_number)
+    });
+    match tokio::time::timeout(state.config.relay_wait, settle).await {
+        Ok(Ok(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(ApiError::Internal),
+        Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
+    }
+}
+
+pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    let a = body.access;
+    if a.grantee.0 != address.0.0 {
+        return Err(ApiError::Forbidden("You can only open records with your own signature.".into()));
+    }
+    let signature = parse_signature(&body.signature)?;
+    let not_shared = || ApiError::NotFound("This record is not shared with you.".into());
+    let patient_address = format!("{:#x}", a.patient);
+    let patient =
+        state.db.call(move |conn| db::account_by_address(conn, &patient_address)).await?.ok_or_else(not_shared)?;
+    let patient_ledger: alloy_primitives::Address = patient.address.parse().map_err(|_| corrupt("patient address"))?;
+    let id = RecordId(a.record_id);
+    let mut found = chart(state, &patient.id, patient_ledger, &account.address, Some(id)).await?;
+    let meta = found.pop().ok_or_else(not_shared)?;
+    if meta.wrapped_key.is_none() {
+        // Nothing to release even if the ledger allowed it (the patient's
+        // browser has not wrapped this record for the grantee).
+        return Err(not_shared());
+    }
+    prove_batch_members(state, patient_ledger, &[&meta]).await?;
+
+    let request = request_of(&LedgerMessage::Access(a), signature);
+    let function = request.function;
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    let relayed = match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
+        Ok(Ok(Ok(relayed))) => relayed,
+        Ok(Ok(Err(e))) => return Err(relay_error(e, function)),
+        Ok(Err(_)) => return Err(ApiError::Internal),
+        Err(_) => {
+            return Err(ApiError::Conflict(
+                "The ledger has not recorded this access yet, so nothing was released. Try again in a moment.".into(),
+            ));
+        }
+    };
+    let access_tx = format!("{:#x}", relayed.tx_hash);
+    let (patient_id, grantee_id, record, tx, block) =
+        (patient.id.clone(), account.id.clone(), id.to_hex(), access_tx.clone(), relayed.block_number as i64);
+    state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "INSERT INTO accesses (patient_id, grantee_id, record_id, tx, block, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![patient_id, grantee_id, record, tx, block, db::now()],
+            )
+        })
+        .await?;
+    tracing::info!(block, "access recorded, record released");
+    Ok(OpenedRecord { record: meta, access_tx, access_block: relayed.block_number })
+}
+
+/// The serial of the grant a mined `grant` call made (its `Granted` event).
+fn granted_serial(relayed: &Relayed) -> Option<u32> {
+    relayed.logs.iter().find_map(|log| {
+        let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
+        if name != "Granted" {
+            return None;
+        }
+        params.into_iter().find_map(|(p, v)| match (p.as_str(), v) {
+            ("serial", Token::Uint(n)) => Some(n.low_u32()),
+            _ => None,
+        })
+    })
+}
+
+/// Brings the batch records among `metas` that the ledger does not yet hold
+/// by themselves into the patient's chart there, by their audit paths, and
+/// waits until that is mined.
+async fn prove_batch_members(
+    state: &AppState,
+    patient: alloy_primitives::Address,
+    metas: &[&RecordMeta],
+) -> Result<(), ApiError> {
+    let mut tickets = Vec::new();
+    for meta in metas {
+        let Some(batch) = &meta.batch else { continue };
+        if !matches!(record_of(state, patient, &meta.id).await?, LedgerAnchor::Missing) {
+            continue;
+        }
+        let hash32 = |text: &str| -> Result<[u8; 32], ApiError> {
+            let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|_| corrupt("hash"))?;
+            bytes.try_into().map_err(|_| corrupt("hash"))
+        };
+        let proof = BatchRecordProof {
+            patient: super::records::to_ethers(patient),
+            root: hash32(&batch.root)?,
+            index: u32::try_from(batch.index).map_err(|_| corrupt("leaf index"))?,
+            record: AnchoredRecord {
+                id: meta.id,
+                ciphertext_hash: hash32(&meta.blob)?,
+                category: meta.category,
+                amends: meta.amends,
+            },
+            path: batch.path.iter().map(|h| hash32(h)).collect::<Result<_, _>>()?,
+        };
+        let request = Request::batch_proof(&proof);
+        tickets.push(state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, "proveBatchRecord"))?);
+    }
+    for ticket in tickets {
+        match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => return Err(relay_error(e, "proveBatchRecord")),
+            Ok(Err(_)) => return Err(ApiError::Internal),
+            Err(_) => {
+                return Err(ApiError::Conflict(
+                    "The ledger is busy: the records could not be prepared for sharing yet. Try again in a moment."
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
