@@ -17,6 +17,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0002_session_credential.sql")),
     M::up(include_str!("../migrations/0003_records.sql")),
     M::up(include_str!("../migrations/0004_sharing.sql")),
+    M::up(include_str!("../migrations/0005_credentials.sql")),
 ];
 
 #[derive(Clone)]
@@ -26,13 +27,7 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).context("applying database migrations")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(open_connection(path)?)) })
     }
 
     /// Runs `f` on the connection in a blocking task. Database failures are
@@ -59,6 +54,19 @@ impl Db {
     }
 }
 
+/// A connection to the database at `path` (WAL, foreign keys), migrated to
+/// the latest schema. The server holds one; the operator's commands open
+/// their own beside it.
+pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).context("applying database migrations")?;
+    Ok(conn)
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -77,7 +85,11 @@ pub struct AccountRow {
 const ACCOUNT_COLUMNS: &str =
     "id, display_name, role, address, encryption_key, directory_signature, recovery_confirmed_at IS NOT NULL";
 
-fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+/// [`ACCOUNT_COLUMNS`] of `accounts a`, for queries that join other tables.
+pub const ACCOUNT_COLUMNS_OF_A: &str = "a.id, a.display_name, a.role, a.address, a.encryption_key, \
+    a.directory_signature, a.recovery_confirmed_at IS NOT NULL";
+
+pub fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {
         id: row.get(0)?,
         display_name: row.get(1)?,

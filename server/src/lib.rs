@@ -4,6 +4,7 @@
 //! `launch(listener, config, shutdown)` runs the real server on any
 //! listener, so integration tests bind 127.0.0.1:0 and drive it over HTTP.
 
+pub mod authorities;
 pub mod backend;
 pub mod blob_routes;
 pub mod blobs;
@@ -204,6 +205,7 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
     let state = AppState::new(config).await?;
+    authorities::watch(state.clone());
     let app = router(state, site);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)

@@ -26,6 +26,31 @@ enum Command {
     /// Ledger maintenance.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Credentialing authorities: name one (it can then verify clinicians),
+    /// or stop naming one. Applied by the running server within a second, or
+    /// when it next starts.
+    #[command(subcommand)]
+    Authority(AuthorityCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuthorityCommand {
+    /// Names the account at ADDRESS (signed up as a credentialing authority;
+    /// its address is shown on its Credentials page) an authority.
+    Add {
+        address: String,
+        /// The server's data directory.
+        #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
+        data_dir: PathBuf,
+    },
+    /// Stops naming ADDRESS an authority: the credentials it issued stop
+    /// counting at once.
+    Remove {
+        address: String,
+        /// The server's data directory.
+        #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +132,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Ledger(LedgerCommand::Verify { data_dir })) => verify_ledger(&data_dir),
+        Some(Command::Authority(AuthorityCommand::Add { address, data_dir })) => {
+            name_authority(&data_dir, &address, true)
+        }
+        Some(Command::Authority(AuthorityCommand::Remove { address, data_dir })) => {
+            name_authority(&data_dir, &address, false)
+        }
         None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cli.serve)),
     }
 }
@@ -138,6 +169,35 @@ fn verify_ledger(data_dir: &std::path::Path) -> anyhow::Result<()> {
         Err(e) => {
             println!("ledger verification FAILED: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+/// `chartkey authority add|remove`: records the change, then waits a few
+/// seconds for a running server to apply it and says what happened.
+#[allow(clippy::print_stdout)]
+fn name_authority(data_dir: &std::path::Path, address: &str, enabled: bool) -> anyhow::Result<()> {
+    use chartkey_server::authorities::{self, Applied};
+    let path = chartkey_server::Config::new(data_dir.to_owned(), "http://localhost".parse()?).database_path();
+    if !path.exists() {
+        anyhow::bail!("no Chartkey data in {} (start the server once, or pass --data-dir)", data_dir.display());
+    }
+    let conn = chartkey_server::db::open_connection(&path)?;
+    let id = authorities::request(&conn, address, enabled)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match authorities::applied(&conn, id)? {
+            Applied::Sent { tx } => {
+                let done = if enabled { "named a credentialing authority" } else { "no longer an authority" };
+                println!("{address} is {done} (ledger transaction {tx}).");
+                return Ok(());
+            }
+            Applied::Failed { error } => anyhow::bail!("the ledger refused the change: {error}"),
+            Applied::Waiting if std::time::Instant::now() >= deadline => {
+                println!("Recorded. The server is not running: the change is applied when it next starts.");
+                return Ok(());
+            }
+            Applied::Waiting => std::thread::sleep(Duration::from_millis(200)),
         }
     }
 }

@@ -189,3 +189,48 @@ pub async fn shares_grant(body: ShareBody) -> Result<RelayReceipt, ApiError> {
 pub async fn records_open(body: OpenBody) -> Result<OpenedRecord, ApiError> {
     call(move |b, c| async move { b.records_open(&c, body).await }).await
 }
+
+/// The signed-in clinician's verification: their badge, their latest
+/// request, and the authorities they can ask.
+#[server(endpoint = "credentials/mine", input = Json)]
+pub async fn credentials_mine() -> Result<MyVerification, ApiError> {
+    call(move |b, c| async move { b.credentials_mine(&c).await }).await
+}
+
+/// The signed-in clinician asks an authority to verify them.
+#[server(endpoint = "credentials/request", input = Json)]
+pub async fn credentials_request(body: CredentialRequestBody) -> Result<MyVerification, ApiError> {
+    call(move |b, c| async move { b.credentials_request(&c, body).await }).await
+}
+
+/// The signed-in authority's desk: requests to decide, credentials issued.
+#[server(endpoint = "credentials/desk", input = Json)]
+pub async fn credentials_desk() -> Result<AuthorityDesk, ApiError> {
+    call(move |b, c| async move { b.credentials_desk(&c).await }).await
+}
+
+/// The signed-in authority issues a requested credential (signed in its
+/// browser); answers once it is mined.
+#[server(endpoint = "credentials/issue", input = Json)]
+pub async fn credentials_issue(body: IssueCredentialBody) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.credentials_issue(&c, body).await }).await
+}
+
+/// The signed-in authority declines a pending request.
+#[server(endpoint = "credentials/decline", input = Json)]
+pub async fn credentials_decline(request: i64) -> Result<(), ApiError> {
+    call(move |b, c| async move { b.credentials_decline(&c, request).await }).await
+}
+
+/// The signed-in authority revokes a credential it issued.
+#[server(endpoint = "credentials/revoke", input = Json)]
+pub async fn credentials_revoke(body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.credentials_revoke(&c, body).await }).await
+}
+
+/// Clinicians whose name, specialty or organisation contains `query`, each
+/// with what the ledger says of their credential.
+#[server(endpoint = "clinicians/search", input = Json)]
+pub async fn clinicians_search(query: String) -> Result<Vec<ClinicianCard>, ApiError> {
+    call(move |b, c| async move { b.clinicians_search(&c, query).await }).await
+}

@@ -71,6 +71,17 @@ pub trait Backend: Send + Sync + 'static {
     async fn records_limits(&self, caller: &Caller) -> Result<RecordLimits, ApiError>;
     async fn shares_grant(&self, caller: &Caller, body: ShareBody) -> Result<RelayReceipt, ApiError>;
     async fn records_open(&self, caller: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError>;
+    async fn credentials_mine(&self, caller: &Caller) -> Result<MyVerification, ApiError>;
+    async fn credentials_request(
+        &self,
+        caller: &Caller,
+        body: CredentialRequestBody,
+    ) -> Result<MyVerification, ApiError>;
+    async fn credentials_desk(&self, caller: &Caller) -> Result<AuthorityDesk, ApiError>;
+    async fn credentials_issue(&self, caller: &Caller, body: IssueCredentialBody) -> Result<RelayReceipt, ApiError>;
+    async fn credentials_decline(&self, caller: &Caller, request: i64) -> Result<(), ApiError>;
+    async fn credentials_revoke(&self, caller: &Caller, body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError>;
+    async fn clinicians_search(&self, caller: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

@@ -187,6 +187,25 @@ pub(super) async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountR
     Ok((account, address))
 }
 
+/// Calls view `function` of `contract` (deployed at `to`) on the latest
+/// state, and decodes its outputs.
+pub(super) async fn view(
+    state: &AppState,
+    contract: &chartkey_ledger::artifacts::Artifact,
+    to: Address,
+    function: &str,
+    args: &[ethers_core::abi::Token],
+) -> Result<Vec<ethers_core::abi::Token>, ApiError> {
+    let input = chartkey_ledger::evm::encode_call(&contract.abi, function, args).map_err(|_| ApiError::Internal)?;
+    let call = chartkey_ledger::node::CallRequest { to: Some(to), data: input.into(), ..Default::default() };
+    let output = state.ledger.client.call(call).await.map_err(ledger_down)?;
+    let f = contract.abi.function(function).map_err(|_| ApiError::Internal)?;
+    f.decode_output(&output).map_err(|e| {
+        tracing::error!(function, error = %e, "a contract answered in an unexpected shape");
+        ApiError::Internal
+    })
+}
+
 pub(super) fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
     tracing::error!(error = %e, "reading the ledger failed");
     ApiError::Internal

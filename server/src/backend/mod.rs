@@ -3,6 +3,7 @@
 //! validates its input, and answers with a typed [`ApiError`].
 
 mod accounts;
+mod credentials;
 mod ledger;
 mod passkeys;
 mod records;
@@ -148,6 +149,27 @@ impl Backend for ServerBackend {
     }
     async fn records_open(&self, c: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError> {
         shares::open(&self.state, c, body).await
+    }
+    async fn credentials_mine(&self, c: &Caller) -> Result<MyVerification, ApiError> {
+        credentials::mine(&self.state, c).await
+    }
+    async fn credentials_request(&self, c: &Caller, body: CredentialRequestBody) -> Result<MyVerification, ApiError> {
+        credentials::request(&self.state, c, body).await
+    }
+    async fn credentials_desk(&self, c: &Caller) -> Result<AuthorityDesk, ApiError> {
+        credentials::desk(&self.state, c).await
+    }
+    async fn credentials_issue(&self, c: &Caller, body: IssueCredentialBody) -> Result<RelayReceipt, ApiError> {
+        credentials::issue(&self.state, c, body).await
+    }
+    async fn credentials_decline(&self, c: &Caller, request: i64) -> Result<(), ApiError> {
+        credentials::decline(&self.state, c, request).await
+    }
+    async fn credentials_revoke(&self, c: &Caller, body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError> {
+        credentials::revoke(&self.state, c, body).await
+    }
+    async fn clinicians_search(&self, c: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError> {
+        credentials::search(&self.state, c, query).await
     }
 }
 

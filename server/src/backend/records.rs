@@ -19,7 +19,7 @@ use chartkey_ledger::relayer::JobStatus;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::ledger::{caller, ledger_down, parse_signature, relay_error, request_of};
+use super::ledger::{caller, parse_signature, relay_error, request_of};
 use crate::blobs::BlobName;
 use crate::db;
 use crate::state::AppState;
@@ -389,20 +389,8 @@ fn batch_trees(rows: &[Row]) -> HashMap<&str, chartkey_core::merkle::Tree> {
 }
 
 async fn view(state: &AppState, function: &str, args: &[Token]) -> Result<Vec<Token>, ApiError> {
-    let records = chartkey_ledger::artifacts::records();
-    let input = chartkey_ledger::evm::encode_call(&records.abi, function, args).map_err(|_| ApiError::Internal)?;
-    let client = &state.ledger.client;
-    let call = chartkey_ledger::node::CallRequest {
-        to: Some(client.contracts().records),
-        data: input.into(),
-        ..Default::default()
-    };
-    let output = client.call(call).await.map_err(ledger_down)?;
-    let f = records.abi.function(function).map_err(|_| ApiError::Internal)?;
-    f.decode_output(&output).map_err(|e| {
-        tracing::error!(function, error = %e, "the Records contract answered in an unexpected shape");
-        ApiError::Internal
-    })
+    let to = state.ledger.client.contracts().records;
+    super::ledger::view(state, chartkey_ledger::artifacts::records(), to, function, args).await
 }
 
 /// Whether the ledger allows `grantee` to read `record` of `patient` now.

@@ -1,0 +1,479 @@
+//! Clinician credentials: a clinician's request to an authority, the
+//! authority's desk (issue, decline, revoke), and finding clinicians with
+//! what the ledger says of them.
+//!
+//! The ledger holds the credential; the server keeps only the requests
+//! (the licence number is professional data, never health data) and reads
+//! every badge from the Directory contract when it answers.
+
+use chartkey_app::api::ssr::Caller;
+use chartkey_app::api::{
+    ApiError, AuthorityDesk, AuthorityInfo, ClinicianCard, CredentialRequestBody, CredentialRequestView,
+    CredentialStatus, IssueCredentialBody, MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RelayReceipt, RequestState,
+    RevokeCredentialBody, license_id_hash,
+};
+use chartkey_core::eip712::{LedgerMessage, bytes32_text};
+use chartkey_core::wire::Role;
+use ethers_core::abi::Token;
+use rusqlite::{OptionalExtension, params};
+
+use super::ledger::{caller, parse_signature, relay_error, request_of, view};
+use super::records::to_ethers;
+use crate::db::{self, AccountRow};
+use crate::state::AppState;
+
+/// Longest a credential may run from its issue, in seconds (five years).
+pub const MAX_CREDENTIAL_SECONDS: u64 = 5 * 366 * 86_400;
+/// Most clinicians one search answers.
+const SEARCH_LIMIT: usize = 20;
+/// Most decided requests an authority's desk lists.
+const DECIDED_SHOWN: usize = 100;
+
+pub async fn mine(state: &AppState, c: &Caller) -> Result<MyVerification, ApiError> {
+    let (account, _) = caller(state, c).await?;
+    require_role(&account, Role::Clinician, "Only a clinician asks to be verified.")?;
+    let me = card(state, &account).await?;
+    let id = account.id.clone();
+    let latest = state
+        .db
+        .call(move |conn| {
+            conn.query_row(
+                &format!("{REQUEST_SELECT} WHERE r.clinician_id = ?1 ORDER BY r.id DESC LIMIT 1"),
+                [id],
+                request_row,
+            )
+            .optional()
+        })
+        .await?;
+    let request = match latest {
+        Some(row) => Some(request_view(state, row).await?),
+        None => None,
+    };
+    Ok(MyVerification { me, request, authorities: authorities(state).await? })
+}
+
+pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) -> Result<MyVerification, ApiError> {
+    let (account, _) = caller(state, c).await?;
+    require_role(&account, Role::Clinician, "Only a clinician asks to be verified.")?;
+    let license_number = field("licence number", &body.license_number)?;
+    let specialty = field("specialty", &body.specialty)?;
+    if bytes32_text(&specialty).is_none() {
+        return Err(ApiError::bad_request("The specialty must fit in 32 bytes: use a shorter name."));
+    }
+    let jurisdiction = field("jurisdiction", &body.jurisdiction)?;
+    let organisation = field("organisation", &body.organisation)?;
+    let authority_address = body.authority.trim().to_lowercase();
+    let lookup = authority_address.clone();
+    let authority = state
+        .db
+        .call(move |conn| db::account_by_address(conn, &lookup))
+        .await?
+        .filter(|a| Role::parse(&a.role) == Some(Role::CredentialingAuthority))
+        .ok_or_else(|| ApiError::NotFound("No credentialing authority has this address here.".into()))?;
+    if !is_authority(state, &authority.address).await? {
+        return Err(ApiError::bad_request(
+            "This authority has not been named by the server's operator yet, so it cannot verify anyone.",
+        ));
+    }
+    let (clinician_id, authority_id) = (account.id.clone(), authority.id.clone());
+    let inserted = state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO credential_requests
+                    (clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, requested_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, db::now()],
+            )
+        })
+        .await?;
+    if inserted == 0 {
+        return Err(ApiError::Conflict(
+            "You already have a request waiting for an authority's decision. Wait for it, or ask the authority.".into(),
+        ));
+    }
+    tracing::info!(account = %account.id, "credential requested");
+    mine(state, c).await
+}
+
+pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority has a desk.")?;
+    let named = is_authority(state, &account.address).await?;
+    let directory = chartkey_ledger::artifacts::directory();
+    let to = state.ledger.client.contracts().directory;
+    let next_nonce = match view(state, directory, to, "nonces", &[Token::Address(to_ethers(address))]).await?.as_slice()
+    {
+        [Token::Uint(n)] => n.low_u64(),
+        _ => return Err(ApiError::Internal),
+    };
+    let id = account.id.clone();
+    let rows = state
+        .db
+        .call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "{REQUEST_SELECT} WHERE r.authority_id = ?1 ORDER BY r.decision IS NOT NULL, r.id DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![id, (DECIDED_SHOWN + 500) as i64], request_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    let (mut pending, mut decided) = (Vec::new(), Vec::new());
+    for row in rows {
+        let view = request_view(state, row).await?;
+        match view.state {
+            RequestState::Pending => pending.push(view),
+            _ if decided.len() < DECIDED_SHOWN => decided.push(view),
+            _ => {}
+        }
+    }
+    Ok(AuthorityDesk {
+        named,
+        operator_command: format!("chartkey authority add {}", account.address.to_lowercase()),
+        next_nonce,
+        pending,
+        decided,
+    })
+}
+
+pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> Result<RelayReceipt, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority issues credentials.")?;
+    let signature = parse_signature(&body.signature)?;
+    let m = &body.message;
+    if m.authority.0 != address.0.0 {
+        return Err(ApiError::Forbidden("You can only issue credentials signed for your own account.".into()));
+    }
+    let row = pending_request(state, &account, body.request).await?;
+    let clinician: ethers_core::types::Address =
+        row.clinician_address.parse().map_err(|_| super::records::corrupt("clinician address"))?;
+    if m.clinician != clinician {
+        return Err(ApiError::bad_request("The credential names another clinician than the request."));
+    }
+    if m.license_id_hash != license_id_hash(&row.license_number) {
+        return Err(ApiError::bad_request("The credential's licence does not match the request's licence number."));
+    }
+    if Some(m.specialty) != bytes32_text(&row.specialty) {
+        return Err(ApiError::bad_request("The credential's specialty does not match the request's."));
+    }
+    let now = db::now() as u64;
+    if m.expires_at <= now {
+        return Err(ApiError::bad_request("Choose an expiry date in the future."));
+    }
+    if m.expires_at > now + MAX_CREDENTIAL_SECONDS {
+        return Err(ApiError::bad_request("A credential can run for at most five years."));
+    }
+
+    let request = request_of(&LedgerMessage::IssueCredential(m.clone()), signature);
+    let function = request.function;
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    tracing::info!(job, request = row.id, "credential issue accepted");
+    // The request is marked issued once the credential is mined, even if
+    // that is after this answer; a refusal leaves it pending.
+    let (db, request_id, stored_tx) = (state.db.clone(), row.id, tx_hash.clone());
+    let settle = tokio::spawn(async move {
+        let relayed = match ticket.done.await {
+            Ok(Ok(relayed)) => relayed,
+            Ok(Err(e)) => return Err(relay_error(e, function)),
+            Err(_) => return Err(ApiError::Internal),
+        };
+        db.call(move |conn| {
+            conn.execute(
+                "UPDATE credential_requests SET decision = 'issued', decided_at = ?1, decision_tx = ?2
+                 WHERE id = ?3 AND decision IS NULL",
+                params![db::now(), stored_tx, request_id],
+            )
+        })
+        .await?;
+        Ok(relayed.block_number)
+    });
+    settled(state, settle, job, tx_hash).await
+}
+
+pub async fn decline(state: &AppState, c: &Caller, request: i64) -> Result<(), ApiError> {
+    let (account, _) = caller(state, c).await?;
+    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority decides requests.")?;
+    let row = pending_request(state, &account, request).await?;
+    state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE credential_requests SET decision = 'declined', decided_at = ?1 WHERE id = ?2 AND decision IS NULL",
+                params![db::now(), row.id],
+            )
+        })
+        .await?;
+    tracing::info!(request, "credential request declined");
+    Ok(())
+}
+
+pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority revokes credentials.")?;
+    if body.message.authority.0 != address.0.0 {
+        return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
+    }
+    let signature = parse_signature(&body.signature)?;
+    let request = request_of(&LedgerMessage::RevokeCredential(body.message), signature);
+    let function = request.function;
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    tracing::info!(job, "credential revocation accepted");
+    let settle = tokio::spawn(async move {
+        match ticket.done.await {
+            Ok(Ok(relayed)) => Ok(relayed.block_number),
+            Ok(Err(e)) => Err(relay_error(e, function)),
+            Err(_) => Err(ApiError::Internal),
+        }
+    });
+    settled(state, settle, job, tx_hash).await
+}
+
+pub async fn search(state: &AppState, c: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError> {
+    c.require_session()?;
+    let query = query.trim().to_owned();
+    if query.chars().count() > MAX_CREDENTIAL_FIELD_CHARS {
+        return Err(ApiError::bad_request("Search for at most 80 characters."));
+    }
+    let pattern = format!("%{}%", query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let found = state
+        .db
+        .call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {columns} FROM accounts a
+                 LEFT JOIN credential_requests r ON r.id = (
+                     SELECT id FROM credential_requests WHERE clinician_id = a.id ORDER BY id DESC LIMIT 1)
+                 WHERE a.role = 'clinician' AND (
+                     a.display_name LIKE ?1 ESCAPE '\\' OR r.specialty LIKE ?1 ESCAPE '\\'
+                     OR r.organisation LIKE ?1 ESCAPE '\\')
+                 ORDER BY a.display_name COLLATE NOCASE LIMIT ?2",
+                columns = db::ACCOUNT_COLUMNS_OF_A
+            ))?;
+            let rows = statement.query_map(params![pattern, SEARCH_LIMIT as i64], db::account_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    let mut cards = Vec::with_capacity(found.len());
+    for account in &found {
+        cards.push(card(state, account).await?);
+    }
+    Ok(cards)
+}
+
+/// A clinician as others see them: profile from their latest request, badge
+/// from the ledger.
+pub(super) async fn card(state: &AppState, account: &AccountRow) -> Result<ClinicianCard, ApiError> {
+    let id = account.id.clone();
+    let profile = state
+        .db
+        .call(move |conn| {
+            conn.query_row(
+                "SELECT specialty, organisation, jurisdiction FROM credential_requests
+                 WHERE clinician_id = ?1 ORDER BY decision = 'issued' DESC, id DESC LIMIT 1",
+                [id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()
+        })
+        .await?;
+    let (specialty, organisation, jurisdiction) = match profile {
+        Some((s, o, j)) => (Some(s), Some(o), Some(j)),
+        None => (None, None, None),
+    };
+    Ok(ClinicianCard {
+        address: account.address.to_lowercase(),
+        display_name: account.display_name.clone(),
+        specialty,
+        organisation,
+        jurisdiction,
+        credential: credential_status(state, &account.address).await?,
+    })
+}
+
+/// What the Directory contract says of `clinician`'s credential now.
+pub(super) async fn credential_status(state: &AppState, clinician: &str) -> Result<CredentialStatus, ApiError> {
+    let address: ethers_core::types::Address =
+        clinician.parse().map_err(|_| super::records::corrupt("clinician address"))?;
+    let directory = chartkey_ledger::artifacts::directory();
+    let to = state.ledger.client.contracts().directory;
+    let out = view(state, directory, to, "credentialOf", &[Token::Address(address)]).await?;
+    let [Token::Address(authority), _, Token::FixedBytes(specialty), Token::Uint(expires_at), Token::Bool(revoked)] =
+        out.as_slice()
+    else {
+        return Err(super::records::corrupt("credentialOf"));
+    };
+    if authority.is_zero() {
+        return Ok(CredentialStatus::NotVerified);
+    }
+    let authority = format!("{authority:#x}");
+    let lookup = authority.clone();
+    let authority_name = state
+        .db
+        .call(move |conn| db::account_by_address(conn, &lookup))
+        .await?
+        .map_or_else(|| format!("authority {}", &authority[..10]), |a| a.display_name);
+    let specialty = String::from_utf8_lossy(specialty).trim_end_matches('\0').to_owned();
+    let expires_at = expires_at.low_u64();
+    Ok(if *revoked {
+        CredentialStatus::Revoked { authority, authority_name, specialty, expires_at }
+    } else if expires_at <= db::now() as u64 {
+        CredentialStatus::Expired { authority, authority_name, specialty, expires_at }
+    } else if !is_authority(state, &authority).await? {
+        CredentialStatus::AuthorityRemoved { authority, authority_name, specialty, expires_at }
+    } else {
+        CredentialStatus::Verified { authority, authority_name, specialty, expires_at }
+    })
+}
+
+/// The authorities named on the ledger, among this server's accounts.
+async fn authorities(state: &AppState) -> Result<Vec<AuthorityInfo>, ApiError> {
+    let all = state
+        .db
+        .call(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {columns} FROM accounts a WHERE a.role = 'credentialing_authority'
+                 ORDER BY a.display_name COLLATE NOCASE",
+                columns = db::ACCOUNT_COLUMNS_OF_A
+            ))?;
+            let rows = statement.query_map([], db::account_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    let mut named = Vec::new();
+    for a in all {
+        if is_authority(state, &a.address).await? {
+            named.push(AuthorityInfo { address: a.address.to_lowercase(), display_name: a.display_name });
+        }
+    }
+    Ok(named)
+}
+
+async fn is_authority(state: &AppState, address: &str) -> Result<bool, ApiError> {
+    let address: ethers_core::types::Address = address.parse().map_err(|_| super::records::corrupt("address"))?;
+    let directory = chartkey_ledger::artifacts::directory();
+    let to = state.ledger.client.contracts().directory;
+    match view(state, directory, to, "isAuthority", &[Token::Address(address)]).await?.as_slice() {
+        [Token::Bool(named)] => Ok(*named),
+        _ => Err(super::records::corrupt("isAuthority")),
+    }
+}
+
+fn require_role(account: &AccountRow, role: Role, refusal: &str) -> Result<(), ApiError> {
+    if Role::parse(&account.role) == Some(role) { Ok(()) } else { Err(ApiError::Forbidden(refusal.into())) }
+}
+
+/// A request's field, trimmed: present, not too long, no control characters.
+fn field(name: &str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::bad_request(format!("Enter your {name}.")));
+    }
+    if value.chars().count() > MAX_CREDENTIAL_FIELD_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "The {name} can be at most {MAX_CREDENTIAL_FIELD_CHARS} characters."
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("The {name} contains characters that cannot be shown.")));
+    }
+    Ok(value.to_owned())
+}
+
+/// A request row with both parties.
+struct RequestRow {
+    id: i64,
+    clinician_id: String,
+    clinician_address: String,
+    authority_id: String,
+    license_number: String,
+    specialty: String,
+    jurisdiction: String,
+    organisation: String,
+    requested_at: i64,
+    decision: Option<String>,
+    decided_at: Option<i64>,
+    decision_tx: Option<String>,
+}
+
+const REQUEST_SELECT: &str = "SELECT r.id, r.clinician_id, c.address, r.authority_id, r.license_number, r.specialty,
+        r.jurisdiction, r.organisation, r.requested_at, r.decision, r.decided_at, r.decision_tx
+    FROM credential_requests r JOIN accounts c ON c.id = r.clinician_id";
+
+fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: r.get(0)?,
+        clinician_id: r.get(1)?,
+        clinician_address: r.get(2)?,
+        authority_id: r.get(3)?,
+        license_number: r.get(4)?,
+        specialty: r.get(5)?,
+        jurisdiction: r.get(6)?,
+        organisation: r.get(7)?,
+        requested_at: r.get(8)?,
+        decision: r.get(9)?,
+        decided_at: r.get(10)?,
+        decision_tx: r.get(11)?,
+    })
+}
+
+async fn request_view(state: &AppState, row: RequestRow) -> Result<CredentialRequestView, ApiError> {
+    let (clinician_id, authority_id) = (row.clinician_id.clone(), row.authority_id.clone());
+    let (clinician, authority) = state
+        .db
+        .call(move |conn| Ok((db::account_by_id(conn, &clinician_id)?, db::account_by_id(conn, &authority_id)?)))
+        .await?;
+    let (Some(clinician), Some(authority)) = (clinician, authority) else {
+        return Err(super::records::corrupt("credential request parties"));
+    };
+    Ok(CredentialRequestView {
+        id: row.id,
+        clinician: card(state, &clinician).await?,
+        authority: AuthorityInfo { address: authority.address.to_lowercase(), display_name: authority.display_name },
+        license_number: row.license_number,
+        specialty: row.specialty,
+        jurisdiction: row.jurisdiction,
+        organisation: row.organisation,
+        requested_at: row.requested_at,
+        state: match row.decision.as_deref() {
+            None => RequestState::Pending,
+            Some("issued") => RequestState::Issued,
+            Some(_) => RequestState::Declined,
+        },
+        decided_at: row.decided_at,
+        decision_tx: row.decision_tx,
+    })
+}
+
+/// `id`, if it is a pending request addressed to `authority`.
+async fn pending_request(state: &AppState, authority: &AccountRow, id: i64) -> Result<RequestRow, ApiError> {
+    let authority_id = authority.id.clone();
+    state
+        .db
+        .call(move |conn| {
+            conn.query_row(
+                &format!("{REQUEST_SELECT} WHERE r.id = ?1 AND r.authority_id = ?2 AND r.decision IS NULL"),
+                params![id, authority_id],
+                request_row,
+            )
+            .optional()
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound("No pending request of yours has this number.".into()))
+}
+
+/// The receipt of a relayed message whose bookkeeping `settle` does once
+/// it is mined: mined, refused, or accepted and still on its way.
+async fn settled(
+    state: &AppState,
+    settle: tokio::task::JoinHandle<Result<u64, ApiError>>,
+    job: i64,
+    tx_hash: String,
+) -> Result<RelayReceipt, ApiError> {
+    match tokio::time::timeout(state.config.relay_wait, settle).await {
+        Ok(Ok(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(ApiError::Internal),
+        Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
+    }
+}
