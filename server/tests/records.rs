@@ -6,7 +6,9 @@
 mod common;
 
 use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Access, Domain, Grant, IssueCredential, LedgerMessage, Revoke, SCOPE_RECORDS};
+use chartkey_core::eip712::{
+    Access, Domain, Grant, IssueCredential, LedgerMessage, Revoke, RevokeCredential, SCOPE_RECORDS,
+};
 use chartkey_core::envelope::{self, DataKey, RecordId, WrappedKey};
 use chartkey_core::fhir::{self, ImportedResource};
 use chartkey_core::records::{self, AnchoredRecord, Inclusion, OnLedger, Provenance};
@@ -612,20 +614,72 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &outside)).await;
     assert_eq!(refused.status, 404, "{:?}", refused.body);
 
-    // Stop sharing: the next open is refused, saying why, and the envelope
-    // opened a moment ago is no longer released.
+    // Both sides list the share; the patient sees the access.
+    let given = patient.client.call("shares/list", json!({})).await;
+    assert_eq!(given.status, 200, "{:?}", given.body);
+    assert_eq!(given.body.as_array().unwrap().len(), 1, "{:?}", given.body);
+    assert_eq!((&given.body[0]["state"], &given.body[0]["keys"]), (&json!("active"), &json!(3)));
+    assert_eq!(given.body[0]["grantee"]["display_name"], "Dr Share");
+    assert_eq!(given.body[0]["grantee"]["credential"]["status"], "verified");
+    let held = clinician.client.call("shares/list", json!({})).await;
+    assert_eq!(held.body[0]["patient_name"], "Share Patient");
+    assert_eq!(held.body[0]["records"].as_array().unwrap().len(), 3);
+    assert_eq!(unverified.client.call("shares/list", json!({})).await.body, json!([]));
+    let viewed = patient.client.call("accesses/list", json!({})).await;
+    assert_eq!(viewed.status, 200, "{:?}", viewed.body);
+    assert_eq!(viewed.body.as_array().unwrap().len(), 1);
+    assert_eq!(viewed.body[0]["grantee_name"], "Dr Share");
+    assert_eq!(viewed.body[0]["record"], json!(target.id));
+    assert_eq!(viewed.body[0]["tx"], opened.body["access_tx"]);
+    assert_eq!(unverified.client.call("accesses/list", json!({})).await.body, json!([]));
+
+    // Stop sharing: only the patient, only a share that exists. The next
+    // open is refused, saying why, and the envelope opened a moment ago is
+    // no longer released.
     let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
-    let revoke = LedgerMessage::Revoke(Revoke {
+    let revoke = |grantee: &AccountKeys, nonce: u64| Revoke {
         patient: patient.keys.address(),
-        grantee: clinician.keys.address(),
+        grantee: grantee.address(),
         nonce: nonce.into(),
-    });
-    assert_eq!(chain.relay(&patient.client, &patient.keys, revoke).await.status, 200);
+    };
+    let stop = |signer: &AccountKeys, m: Revoke| {
+        let signature = format!("0x{}", hex::encode(domain.sign(signer, &m)));
+        json!({ "body": { "message": m, "signature": signature } })
+    };
+    let by_clinician = clinician.client.call("shares/stop", stop(&patient.keys, revoke(&clinician.keys, nonce))).await;
+    assert_eq!(by_clinician.status, 403);
+    let never = patient.client.call("shares/stop", stop(&patient.keys, revoke(&unverified.keys, 0))).await;
+    assert_eq!(never.status, 404);
+    let forged = patient.client.call("shares/stop", stop(&unverified.keys, revoke(&clinician.keys, nonce))).await;
+    assert_eq!(forged.body["Refused"]["code"], "WrongSigner", "{:?}", forged.body);
+    let stopped = patient.client.call("shares/stop", stop(&patient.keys, revoke(&clinician.keys, nonce))).await;
+    assert_eq!(stopped.status, 200, "{:?}", stopped.body);
+    assert_eq!(stopped.body["mined"], true);
+    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "stopped");
     let again = Access { nonce: access_nonce(&chain, &clinician.keys).await, ..access };
     let stopped = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &again)).await;
     assert_eq!((stopped.status, &stopped.body["Refused"]["code"]), (422, &json!("GrantRevoked")), "{:?}", stopped.body);
     assert!(stopped.body["Refused"]["message"].as_str().unwrap().contains("stopped sharing"));
     assert_eq!(get_blob(&clinician.client, &blob).await.0, 404);
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(1)");
+
+    // Shared again, then the clinician's credential is revoked: the share
+    // shows it, and opens are refused saying why.
+    let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
+    let renewed =
+        share(&patient.client, &domain, &patient.keys, &grant_to(&clinician.keys, nonce), wraps(&clinician.keys)).await;
+    assert_eq!(renewed.status, 200, "{:?}", renewed.body);
+    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "active");
+    let lapse = LedgerMessage::RevokeCredential(RevokeCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        nonce: U256::from(2),
+    });
+    assert_eq!(chain.relay(&authority.client, &authority.keys, lapse).await.status, 200);
+    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "credential_lapsed");
+    let lapsed = Access { nonce: access_nonce(&chain, &clinician.keys).await, ..access };
+    let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &lapsed)).await;
+    assert_eq!(refused.body["Refused"]["code"], "CredentialInvalid", "{:?}", refused.body);
+    assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("credential"));
     server.stop().await;
 }

@@ -234,3 +234,25 @@ pub async fn credentials_revoke(body: RevokeCredentialBody) -> Result<RelayRecei
 pub async fn clinicians_search(query: String) -> Result<Vec<ClinicianCard>, ApiError> {
     call(move |b, c| async move { b.clinicians_search(&c, query).await }).await
 }
+
+/// The signed-in account's grants: those a patient gave, or those a
+/// clinician holds; each with where it stands on the ledger now.
+#[server(endpoint = "shares/list", input = Json)]
+pub async fn shares_list() -> Result<Vec<ShareView>, ApiError> {
+    call(move |b, c| async move { b.shares_list(&c).await }).await
+}
+
+/// The signed-in patient stops sharing with a clinician (their signed
+/// `Revoke`); answers once it is mined.
+#[server(endpoint = "shares/stop", input = Json)]
+pub async fn shares_stop(body: StopBody) -> Result<RelayReceipt, ApiError> {
+    call(move |b, c| async move { b.shares_stop(&c, body).await }).await
+}
+
+/// "Who viewed my records": every access the ledger recorded to the
+/// signed-in patient's records (or, for a clinician, their own accesses),
+/// newest first.
+#[server(endpoint = "accesses/list", input = Json)]
+pub async fn accesses_list() -> Result<Vec<AccessView>, ApiError> {
+    call(move |b, c| async move { b.accesses_list(&c).await }).await
+}

@@ -82,6 +82,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn credentials_decline(&self, caller: &Caller, request: i64) -> Result<(), ApiError>;
     async fn credentials_revoke(&self, caller: &Caller, body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError>;
     async fn clinicians_search(&self, caller: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError>;
+    async fn shares_list(&self, caller: &Caller) -> Result<Vec<ShareView>, ApiError>;
+    async fn shares_stop(&self, caller: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError>;
+    async fn accesses_list(&self, caller: &Caller) -> Result<Vec<AccessView>, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

@@ -449,3 +449,59 @@ pub struct RevokeCredentialBody {
 pub fn license_id_hash(license_number: &str) -> [u8; 32] {
     ethers_core::utils::keccak256(license_number.trim().as_bytes())
 }
+
+/// Where a grant stands, as the ledger says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareState {
+    Active,
+    Expired,
+    /// The patient stopped sharing (or replaced this grant).
+    Stopped,
+    /// The clinician's credential expired, was revoked, or its authority is
+    /// no longer named.
+    CredentialLapsed,
+}
+
+/// A grant, for the patient who gave it or the clinician who holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareView {
+    pub patient: String,
+    pub patient_name: String,
+    pub grantee: ClinicianCard,
+    pub serial: u32,
+    /// 0 listed records, 1 categories, 2 everything (`eip712::SCOPE_*`).
+    pub scope: u8,
+    pub categories: u32,
+    /// Listed record ids (0x hex), for scope 0.
+    pub records: Vec<String>,
+    pub write: bool,
+    pub expires_at: u64,
+    pub granted_at: i64,
+    pub grant_tx: String,
+    /// Records whose key is wrapped for the grantee.
+    pub keys: u32,
+    pub state: ShareState,
+}
+
+/// Stop sharing: the patient's signed `Revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopBody {
+    pub message: chartkey_core::eip712::Revoke,
+    pub signature: String,
+}
+
+/// One access the ledger recorded: who opened which record, when, in
+/// which transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessView {
+    pub grantee: String,
+    pub grantee_name: String,
+    pub patient: String,
+    pub patient_name: String,
+    pub record: chartkey_core::envelope::RecordId,
+    pub category: u8,
+    pub at: i64,
+    pub tx: String,
+    pub block: u64,
+}

@@ -464,7 +464,7 @@ async fn pending_request(state: &AppState, authority: &AccountRow, id: i64) -> R
 
 /// The receipt of a relayed message whose bookkeeping `settle` does once
 /// it is mined: mined, refused, or accepted and still on its way.
-async fn settled(
+pub(super) async fn settled(
     state: &AppState,
     settle: tokio::task::JoinHandle<Result<u64, ApiError>>,
     job: i64,

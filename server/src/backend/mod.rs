@@ -171,6 +171,15 @@ impl Backend for ServerBackend {
     async fn clinicians_search(&self, c: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError> {
         credentials::search(&self.state, c, query).await
     }
+    async fn shares_list(&self, c: &Caller) -> Result<Vec<ShareView>, ApiError> {
+        shares::list(&self.state, c).await
+    }
+    async fn shares_stop(&self, c: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError> {
+        shares::stop(&self.state, c, body).await
+    }
+    async fn accesses_list(&self, c: &Caller) -> Result<Vec<AccessView>, ApiError> {
+        shares::accesses(&self.state, c).await
+    }
 }
 
 /// The account as the browser sees it.

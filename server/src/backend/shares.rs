@@ -12,7 +12,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody};
+use chartkey_app::api::{
+    AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
+    ShareView, StopBody,
+};
 use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::records::AnchoredRecord;
@@ -22,7 +25,8 @@ use chartkey_ledger::relayer::{Relayed, Request};
 use ethers_core::abi::Token;
 use rusqlite::params;
 
-use super::ledger::{caller, parse_signature, relay_error, request_of};
+use super::credentials::{card, settled};
+use super::ledger::{caller, parse_signature, relay_error, request_of, view};
 use super::records::{chart, corrupt, record_of};
 use crate::db;
 use crate::state::AppState;
@@ -150,12 +154,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         .await?;
         Ok(relayed.block_number)
     });
-    match tokio::time::timeout(state.config.relay_wait, settle).await {
-        Ok(Ok(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
-        Ok(Ok(Err(e))) => Err(e),
-        Ok(Err(_)) => Err(ApiError::Internal),
-        Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
-    }
+    settled(state, settle, job, tx_hash).await
 }
 
 pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError> {
@@ -270,4 +269,203 @@ async fn prove_batch_members(
         }
     }
     Ok(())
+}
+
+/// Most grants and accesses one list answers.
+const LISTED: i64 = 500;
+
+pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<ShareView>, ApiError> {
+    let (account, _) = caller(state, c).await?;
+    let column = match Role::parse(&account.role) {
+        Some(Role::Patient) => "g.patient_id",
+        Some(Role::Clinician) => "g.grantee_id",
+        _ => return Ok(Vec::new()),
+    };
+    let id = account.id.clone();
+    let rows = state
+        .db
+        .call(move |conn| {
+            // The newest grant of each pair: the one the ledger holds.
+            let mut statement = conn.prepare(&format!(
+                "SELECT p.address, p.display_name, g.grantee_id, g.serial, g.scope, g.categories, g.records, g.write,
+                        g.expires_at, g.created_at, g.grant_tx,
+                        (SELECT count(*) FROM record_keys k JOIN records r ON r.id = k.record_id
+                          WHERE k.reader = e.address COLLATE NOCASE AND r.patient_id = g.patient_id)
+                 FROM grants g JOIN accounts p ON p.id = g.patient_id JOIN accounts e ON e.id = g.grantee_id
+                 WHERE {column} = ?1 AND g.serial = (
+                     SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)
+                 ORDER BY g.created_at DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![id, LISTED], |r| {
+                Ok(GrantRow {
+                    patient: r.get(0)?,
+                    patient_name: r.get(1)?,
+                    grantee_id: r.get(2)?,
+                    serial: r.get(3)?,
+                    scope: r.get(4)?,
+                    categories: r.get(5)?,
+                    records: r.get(6)?,
+                    write: r.get(7)?,
+                    expires_at: r.get(8)?,
+                    granted_at: r.get(9)?,
+                    grant_tx: r.get(10)?,
+                    keys: r.get(11)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    let mut shares = Vec::with_capacity(rows.len());
+    for row in rows {
+        let grantee_id = row.grantee_id.clone();
+        let grantee = state
+            .db
+            .call(move |conn| db::account_by_id(conn, &grantee_id))
+            .await?
+            .ok_or_else(|| corrupt("grantee account"))?;
+        let grantee = card(state, &grantee).await?;
+        let state_now = share_state(state, &row, &grantee).await?;
+        shares.push(ShareView {
+            patient: row.patient.to_lowercase(),
+            patient_name: row.patient_name,
+            grantee,
+            serial: row.serial,
+            scope: row.scope,
+            categories: row.categories,
+            records: serde_json::from_str(&row.records).map_err(|_| corrupt("grant records"))?,
+            write: row.write,
+            expires_at: row.expires_at as u64,
+            granted_at: row.granted_at,
+            grant_tx: row.grant_tx,
+            keys: row.keys,
+            state: state_now,
+        });
+    }
+    Ok(shares)
+}
+
+struct GrantRow {
+    patient: String,
+    patient_name: String,
+    grantee_id: String,
+    serial: u32,
+    scope: u8,
+    categories: u32,
+    records: String,
+    write: bool,
+    expires_at: i64,
+    granted_at: i64,
+    grant_tx: String,
+    keys: u32,
+}
+
+/// What the ledger says of a stored grant now.
+async fn share_state(
+    state: &AppState,
+    row: &GrantRow,
+    grantee: &chartkey_app::api::ClinicianCard,
+) -> Result<ShareState, ApiError> {
+    let address =
+        |text: &str| -> Result<ethers_core::types::Address, ApiError> { text.parse().map_err(|_| corrupt("address")) };
+    let args = [Token::Address(address(&row.patient)?), Token::Address(address(&grantee.address)?)];
+    let records = chartkey_ledger::artifacts::records();
+    let to = state.ledger.client.contracts().records;
+    let out = view(state, records, to, "grantOf", &args).await?;
+    let [Token::Uint(serial), _, _, _, Token::Uint(expires_at), Token::Bool(revoked)] = out.as_slice() else {
+        return Err(corrupt("grantOf"));
+    };
+    Ok(if *revoked || serial.low_u32() != row.serial {
+        ShareState::Stopped
+    } else if expires_at.low_u64() <= db::now() as u64 {
+        ShareState::Expired
+    } else if !grantee.credential.is_verified() {
+        ShareState::CredentialLapsed
+    } else {
+        ShareState::Active
+    })
+}
+
+pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    if Role::parse(&account.role) != Some(Role::Patient) {
+        return Err(ApiError::Forbidden("Only a patient stops sharing their records.".into()));
+    }
+    let m = body.message;
+    if m.patient.0 != address.0.0 {
+        return Err(ApiError::Forbidden("You can only stop your own shares.".into()));
+    }
+    let signature = parse_signature(&body.signature)?;
+    let (patient_id, grantee) = (account.id.clone(), format!("{:#x}", m.grantee));
+    let known = state
+        .db
+        .call(move |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM grants g JOIN accounts e ON e.id = g.grantee_id
+                 WHERE g.patient_id = ?1 AND e.address = ?2 COLLATE NOCASE",
+                params![patient_id, grantee],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .await?;
+    if known == 0 {
+        return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
+    }
+    let request = request_of(&LedgerMessage::Revoke(m), signature);
+    let function = request.function;
+    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    tracing::info!(job, "stop sharing accepted");
+    let settle = tokio::spawn(async move {
+        match ticket.done.await {
+            Ok(Ok(relayed)) => Ok(relayed.block_number),
+            Ok(Err(e)) => Err(relay_error(e, function)),
+            Err(_) => Err(ApiError::Internal),
+        }
+    });
+    settled(state, settle, job, tx_hash).await
+}
+
+pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, ApiError> {
+    let (account, _) = caller(state, c).await?;
+    let column = match Role::parse(&account.role) {
+        Some(Role::Patient) => "a.patient_id",
+        Some(Role::Clinician) => "a.grantee_id",
+        _ => return Ok(Vec::new()),
+    };
+    let id = account.id.clone();
+    state
+        .db
+        .call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT e.address, e.display_name, p.address, p.display_name, a.record_id, r.category, a.at, a.tx, a.block
+                 FROM accesses a JOIN accounts e ON e.id = a.grantee_id JOIN accounts p ON p.id = a.patient_id
+                 JOIN records r ON r.id = a.record_id
+                 WHERE {column} = ?1 ORDER BY a.id DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![id, LISTED], |r| {
+                let record: String = r.get(4)?;
+                Ok((
+                    AccessView {
+                        grantee: r.get::<_, String>(0)?.to_lowercase(),
+                        grantee_name: r.get(1)?,
+                        patient: r.get::<_, String>(2)?.to_lowercase(),
+                        patient_name: r.get(3)?,
+                        record: RecordId([0; 32]),
+                        category: r.get(5)?,
+                        at: r.get(6)?,
+                        tx: r.get(7)?,
+                        block: r.get::<_, i64>(8)? as u64,
+                    },
+                    record,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(|(mut view, record)| {
+            view.record = RecordId::from_hex(&record).ok_or_else(|| corrupt("record id"))?;
+            Ok(view)
+        })
+        .collect()
 }
