@@ -1,4 +1,5 @@
-import { expect, Page, CDPSession } from '@playwright/test';
+import { expect, Browser, Page, CDPSession } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
 
 export interface Authenticator {
   cdp: CDPSession;
@@ -80,4 +81,70 @@ export async function expectNoBrowserStorage(page: Page) {
     idb: (await indexedDB.databases()).length,
   }));
   expect(stored).toEqual({ local: 0, session: 0, idb: 0 });
+}
+
+/** A new browser context with a new signed-up, unlocked account. */
+export async function newAccount(browser: Browser, name: string, role = 'Patient'): Promise<Page> {
+  const context = await browser.newContext({ baseURL: process.env.CHARTKEY_URL });
+  const page = await context.newPage();
+  await addAuthenticator(page);
+  await startSignUp(page, name, role);
+  await confirmRecoveryPhrase(page);
+  await ledgerAddress(page);
+  return page;
+}
+
+/** A link of the signed-in menu. */
+export function nav(page: Page, name: string) {
+  return page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name, exact: true });
+}
+
+/** Reloads (which locks the keys) and unlocks with the passkey. */
+export async function reloadAndUnlock(page: Page) {
+  await page.reload();
+  await page.getByRole('button', { name: 'Unlock with passkey' }).click();
+}
+
+/** The operator's `chartkey authority add`, for the authority signed in on
+ *  `authority` (its Credentials page shows the command). */
+export async function nameAuthority(authority: Page) {
+  await nav(authority, 'Credentials').click();
+  const command = (await authority.getByTestId('not-named').locator('code').textContent())!;
+  expect(command).toMatch(/^chartkey authority add 0x[0-9a-f]{40}$/);
+  const out = execFileSync(process.env.CHARTKEY_BIN!, [
+    ...command.split(' ').slice(1),
+    '--data-dir',
+    process.env.CHARTKEY_DATA_DIR!,
+  ]).toString();
+  expect(out).toContain('is named a credentialing authority');
+  await reloadAndUnlock(authority);
+  await expect(authority.getByRole('heading', { name: 'Credentials' })).toBeVisible();
+  await expect(authority.getByTestId('not-named')).toHaveCount(0);
+}
+
+/** The clinician asks `authorityName` to verify them. */
+export async function requestVerification(
+  clinician: Page,
+  authorityName: string,
+  { license = 'LIC-1', specialty = 'Psychiatry', jurisdiction = 'Massachusetts, US', organisation = 'Harbourside Clinic' } = {},
+) {
+  await nav(clinician, 'Verification').click();
+  await clinician.getByLabel('Credentialing authority').selectOption({ label: authorityName });
+  await clinician.getByLabel('Licence number').fill(license);
+  await clinician.getByLabel('Specialty').fill(specialty);
+  await clinician.getByLabel('Jurisdiction').fill(jurisdiction);
+  await clinician.getByLabel('Organisation').fill(organisation);
+  await clinician.getByRole('button', { name: 'Send request' }).click();
+  await expect(clinician.getByTestId('verification-request')).toContainText(`Waiting for ${authorityName}`);
+}
+
+/** The authority issues the credential `clinicianName` asked for. */
+export async function issueCredential(authority: Page, clinicianName: string, validUntil?: string) {
+  await reloadAndUnlock(authority);
+  const request = authority.getByTestId('pending-request').filter({ hasText: clinicianName });
+  if (validUntil) await request.getByLabel('Valid until').fill(validUntil);
+  await request.getByRole('button', { name: 'Issue credential' }).click();
+  const decided = authority.getByTestId('decided-request').filter({ hasText: clinicianName });
+  await expect(decided.locator('[data-credential]')).toHaveAttribute('data-credential', 'verified');
+  return decided;
 }

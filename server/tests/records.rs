@@ -637,6 +637,9 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     // open is refused, saying why, and the envelope opened a moment ago is
     // no longer released.
     let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
+    let asked =
+        patient.client.call("shares/nonce", json!({ "grantee": format!("{:#x}", clinician.keys.address()) })).await;
+    assert_eq!(asked.body, json!(nonce), "the portal reads the same nonce");
     let revoke = |grantee: &AccountKeys, nonce: u64| Revoke {
         patient: patient.keys.address(),
         grantee: grantee.address(),

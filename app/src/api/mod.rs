@@ -256,3 +256,10 @@ pub async fn shares_stop(body: StopBody) -> Result<RelayReceipt, ApiError> {
 pub async fn accesses_list() -> Result<Vec<AccessView>, ApiError> {
     call(move |b, c| async move { b.accesses_list(&c).await }).await
 }
+
+/// The nonce the signed-in patient's next grant to, or stop of, `grantee`
+/// must carry (the Records contract's `consentNonce`).
+#[server(endpoint = "shares/nonce", input = Json)]
+pub async fn shares_nonce(grantee: String) -> Result<u64, ApiError> {
+    call(move |b, c| async move { b.shares_nonce(&c, grantee).await }).await
+}

@@ -127,3 +127,41 @@ pub fn format_date(unix_secs: i64) -> String {
     let date = js_sys::Date::new(&JsValue::from_f64(unix_secs as f64 * 1000.0));
     String::from(date.to_locale_date_string("default", &JsValue::UNDEFINED))
 }
+
+/// A clinician's badge: what the ledger says of their credential.
+#[component]
+pub fn CredentialBadge(status: crate::api::CredentialStatus) -> impl IntoView {
+    use crate::api::CredentialStatus as S;
+    let (class, words) = match &status {
+        S::NotVerified => ("credential credential-none", "Not verified".to_string()),
+        S::Verified { authority_name, expires_at, .. } => (
+            "credential credential-ok",
+            format!("✓ Verified by {authority_name} until {}", format_date(*expires_at as i64)),
+        ),
+        S::Expired { authority_name, expires_at, .. } => (
+            "credential credential-lapsed",
+            format!("Credential from {authority_name} expired on {}", format_date(*expires_at as i64)),
+        ),
+        S::Revoked { authority_name, .. } => {
+            ("credential credential-lapsed", format!("Credential revoked by {authority_name}"))
+        }
+        S::AuthorityRemoved { authority_name, .. } => (
+            "credential credential-lapsed",
+            format!("Not verified: {authority_name} is no longer a credentialing authority here"),
+        ),
+    };
+    let kind = match status {
+        S::NotVerified => "not_verified",
+        S::Verified { .. } => "verified",
+        S::Expired { .. } => "expired",
+        S::Revoked { .. } => "revoked",
+        S::AuthorityRemoved { .. } => "authority_removed",
+    };
+    view! { <span class=class data-credential=kind>{words}</span> }
+}
+
+/// A date and time from Unix seconds, in the browser's locale.
+pub fn format_datetime(unix_secs: i64) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(unix_secs as f64 * 1000.0));
+    String::from(date.to_locale_string("default", &JsValue::UNDEFINED))
+}

@@ -10,6 +10,7 @@ mod records;
 mod session;
 mod webauthn;
 
+use chartkey_core::wire::Role;
 use leptos::prelude::*;
 
 use nav::{Link, Location};
@@ -29,6 +30,8 @@ pub fn App() -> impl IntoView {
         "/restore" => view! { <pages::Restore /> }.into_any(),
         "/ledger" => view! { <pages::Ledger /> }.into_any(),
         "/records" => view! { <pages::Records /> }.into_any(),
+        "/credentials" | "/clinicians" => view! { <pages::Credentials /> }.into_any(),
+        "/sharing" => view! { <pages::Sharing /> }.into_any(),
         _ => view! { <pages::NotFound /> }.into_any(),
     };
 
@@ -45,6 +48,7 @@ pub fn App() -> impl IntoView {
 fn Header() -> impl IntoView {
     let session = use_session();
     let signed_in = move || session.account.with(Option::is_some);
+    let role = move || session.account.with(|a| a.as_ref().map(|a| a.role));
     let lock = move |_| session.lock();
     let sign_out = move |_| leptos::task::spawn_local(session.sign_out());
     view! {
@@ -60,8 +64,17 @@ fn Header() -> impl IntoView {
                         <span class="who">
                             {move || session.account.get().map(|a| format!("{} · {}", a.display_name, a.role.label()))}
                         </span>
-                        <Show when=move || session.account.with(|a| a.as_ref().is_some_and(|a| a.role == chartkey_core::wire::Role::Patient))>
+                        <Show when=move || role() == Some(Role::Patient)>
                             <Link href="/records">"Records"</Link>
+                            <Link href="/sharing">"Sharing"</Link>
+                            <Link href="/clinicians">"Clinicians"</Link>
+                        </Show>
+                        <Show when=move || role() == Some(Role::Clinician)>
+                            <Link href="/sharing">"Shared with me"</Link>
+                            <Link href="/credentials">"Verification"</Link>
+                        </Show>
+                        <Show when=move || role() == Some(Role::CredentialingAuthority)>
+                            <Link href="/credentials">"Credentials"</Link>
                         </Show>
                         <Link href="/account">"Account"</Link>
                         <Link href="/ledger">"Ledger"</Link>

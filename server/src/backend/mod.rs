@@ -180,6 +180,9 @@ impl Backend for ServerBackend {
     async fn accesses_list(&self, c: &Caller) -> Result<Vec<AccessView>, ApiError> {
         shares::accesses(&self.state, c).await
     }
+    async fn shares_nonce(&self, c: &Caller, grantee: String) -> Result<u64, ApiError> {
+        shares::nonce(&self.state, c, grantee).await
+    }
 }
 
 /// The account as the browser sees it.

@@ -469,3 +469,16 @@ pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, A
         })
         .collect()
 }
+
+pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64, ApiError> {
+    let (_, address) = caller(state, c).await?;
+    let grantee: ethers_core::types::Address =
+        grantee.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    let records = chartkey_ledger::artifacts::records();
+    let to = state.ledger.client.contracts().records;
+    let args = [Token::Address(super::records::to_ethers(address)), Token::Address(grantee)];
+    match view(state, records, to, "consentNonce", &args).await?.as_slice() {
+        [Token::Uint(n)] => Ok(n.low_u64()),
+        _ => Err(corrupt("consentNonce")),
+    }
+}

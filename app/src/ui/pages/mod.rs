@@ -3,10 +3,12 @@
 //! whose recovery phrase is unconfirmed gets the phrase first.
 
 mod account;
+mod credentials;
 mod ledger;
 mod records;
 mod recovery;
 mod restore;
+mod sharing;
 mod signin;
 mod signup;
 
@@ -58,6 +60,18 @@ pub fn Ledger() -> impl IntoView {
 pub fn Records() -> impl IntoView {
     let gate = gate();
     move || gate().unwrap_or_else(|| view! { <records::RecordsOverview /> }.into_any())
+}
+
+#[component]
+pub fn Credentials() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <credentials::CredentialsOverview /> }.into_any())
+}
+
+#[component]
+pub fn Sharing() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <sharing::SharingOverview /> }.into_any())
 }
 
 #[component]

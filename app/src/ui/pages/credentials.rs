@@ -1,0 +1,547 @@
+//! Credentials: a clinician's verification (ask an authority, see the
+//! badge), an authority's desk (issue with an expiry, decline, revoke; the
+//! operator's command while it is not yet named), and finding a clinician.
+//!
+//! Every badge is what the ledger says now, as the server read it; issuing
+//! and revoking are signed in this browser with the authority's key.
+
+use chartkey_core::eip712::{Domain, IssueCredential, RevokeCredential, bytes32_text};
+use chartkey_core::wire::Role;
+use ethers_core::types::{Address, U256};
+use leptos::prelude::*;
+
+use crate::api::{
+    self, AuthorityDesk, ClinicianCard, CredentialRequestBody, CredentialRequestView, CredentialStatus,
+    MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
+};
+use crate::ui::components::{Busy, CopyButton, CredentialBadge, ErrorMessage, format_date};
+use crate::ui::session::use_session;
+
+#[component]
+pub fn CredentialsOverview() -> impl IntoView {
+    let session = use_session();
+    match session.account.get_untracked().map(|a| a.role) {
+        Some(Role::Clinician) => view! { <Verification /> }.into_any(),
+        Some(Role::CredentialingAuthority) => view! { <Desk /> }.into_any(),
+        _ => view! { <FindClinician /> }.into_any(),
+    }
+}
+
+/// A clinician's verification: the badge, the latest request, the form.
+#[component]
+fn Verification() -> impl IntoView {
+    let state = RwSignal::new(None::<MyVerification>);
+    let error = RwSignal::new(None::<String>);
+    leptos::task::spawn_local(async move {
+        match api::credentials_mine().await {
+            Ok(mine) => state.set(Some(mine)),
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    });
+    view! {
+        <h1>"Verification"</h1>
+        <p class="lead">
+            "Patients can only share records with a clinician whose licence a credentialing authority has verified "
+            "on the ledger. Ask one here; your badge shows what the ledger says."
+        </p>
+        <ErrorMessage error=error />
+        {move || match state.get() {
+            None if error.with(Option::is_none) => {
+                view! { <Busy message=Signal::derive(|| Some("Loading…".to_string())) /> }.into_any()
+            }
+            None => ().into_any(),
+            Some(mine) => view! { <VerificationBody mine=mine state=state /> }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn VerificationBody(mine: MyVerification, state: RwSignal<Option<MyVerification>>) -> impl IntoView {
+    let pending = mine.request.as_ref().is_some_and(|r| r.state == RequestState::Pending);
+    let can_ask = !pending && !mine.me.credential.is_verified();
+    let latest = mine.request.clone().map(|r| {
+        let words = match r.state {
+            RequestState::Pending => {
+                format!("Waiting for {} since {}.", r.authority.display_name, format_date(r.requested_at))
+            }
+            RequestState::Issued => format!(
+                "{} issued your credential on {}.",
+                r.authority.display_name,
+                format_date(r.decided_at.unwrap_or(r.requested_at))
+            ),
+            RequestState::Declined => format!(
+                "{} declined your request on {}. You can ask again.",
+                r.authority.display_name,
+                format_date(r.decided_at.unwrap_or(r.requested_at))
+            ),
+        };
+        view! {
+            <section class="panel" data-testid="verification-request">
+                <h2>"Your request"</h2>
+                <p>{words}</p>
+                <RequestFacts request=r />
+            </section>
+        }
+    });
+    view! {
+        <section class="panel">
+            <h2>"Your badge"</h2>
+            <p data-testid="my-badge"><CredentialBadge status=mine.me.credential.clone() /></p>
+        </section>
+        {latest}
+        {can_ask.then(|| view! { <RequestForm mine=mine state=state /> })}
+    }
+}
+
+#[component]
+fn RequestFacts(request: CredentialRequestView) -> impl IntoView {
+    view! {
+        <dl class="facts">
+            <dt>"Licence number"</dt>
+            <dd>{request.license_number}</dd>
+            <dt>"Specialty"</dt>
+            <dd>{request.specialty}</dd>
+            <dt>"Jurisdiction"</dt>
+            <dd>{request.jurisdiction}</dd>
+            <dt>"Organisation"</dt>
+            <dd>{request.organisation}</dd>
+        </dl>
+    }
+}
+
+#[component]
+fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) -> impl IntoView {
+    let previous = mine.request.clone();
+    let field = |pick: fn(&CredentialRequestView) -> &String| {
+        RwSignal::new(previous.as_ref().map(|r| pick(r).clone()).unwrap_or_default())
+    };
+    let license = field(|r| &r.license_number);
+    let specialty = field(|r| &r.specialty);
+    let jurisdiction = field(|r| &r.jurisdiction);
+    let organisation = field(|r| &r.organisation);
+    let authority = RwSignal::new(mine.authorities.first().map(|a| a.address.clone()).unwrap_or_default());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if bytes32_text(specialty.get_untracked().trim()).is_none() {
+            error.set(Some("The specialty must fit in 32 bytes: use a shorter name.".into()));
+            return;
+        }
+        let body = CredentialRequestBody {
+            authority: authority.get_untracked(),
+            license_number: license.get_untracked(),
+            specialty: specialty.get_untracked(),
+            jurisdiction: jurisdiction.get_untracked(),
+            organisation: organisation.get_untracked(),
+        };
+        error.set(None);
+        busy.set(Some("Sending your request…".into()));
+        leptos::task::spawn_local(async move {
+            match api::credentials_request(body).await {
+                Ok(mine) => state.set(Some(mine)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+            busy.set(None);
+        });
+    };
+    if mine.authorities.is_empty() {
+        return view! {
+            <p class="alert alert-info">
+                "No credentialing authority has been named on this server yet, so no one can verify you. "
+                "Ask the server's operator to name one."
+            </p>
+        }
+        .into_any();
+    }
+    let authorities = mine.authorities.clone();
+    view! {
+        <section class="panel">
+            <h2>"Ask to be verified"</h2>
+            <form class="stack" on:submit=submit>
+                <label class="field">
+                    <span>"Credentialing authority"</span>
+                    <select bind:value=authority required>
+                        {authorities
+                            .into_iter()
+                            .map(|a| view! { <option value=a.address.clone()>{a.display_name}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Licence number"</span>
+                    <input type="text" required maxlength=MAX_CREDENTIAL_FIELD_CHARS autocomplete="off" bind:value=license />
+                </label>
+                <label class="field">
+                    <span>"Specialty"</span>
+                    <input type="text" required maxlength="32" placeholder="Psychiatry" bind:value=specialty />
+                </label>
+                <label class="field">
+                    <span>"Jurisdiction"</span>
+                    <input type="text" required maxlength=MAX_CREDENTIAL_FIELD_CHARS placeholder="State or country that licensed you" bind:value=jurisdiction />
+                </label>
+                <label class="field">
+                    <span>"Organisation"</span>
+                    <input type="text" required maxlength=MAX_CREDENTIAL_FIELD_CHARS autocomplete="organization" bind:value=organisation />
+                </label>
+                <p class="muted">
+                    "The authority sees these details. The ledger keeps only a fingerprint of your licence number, your specialty and the expiry."
+                </p>
+                <ErrorMessage error=error />
+                <Busy message=busy />
+                <button type="submit" class="button button-primary" disabled=move || busy.with(Option::is_some)>
+                    "Send request"
+                </button>
+            </form>
+        </section>
+    }
+    .into_any()
+}
+
+/// An authority's desk.
+#[component]
+fn Desk() -> impl IntoView {
+    let desk = RwSignal::new(None::<AuthorityDesk>);
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            match api::credentials_desk().await {
+                Ok(d) => desk.set(Some(d)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        })
+    };
+    reload();
+    view! {
+        <h1>"Credentials"</h1>
+        <p class="lead">
+            "Clinicians ask you to verify their licence. A credential you issue is signed with your key, written on "
+            "the ledger, and lets patients share records with that clinician until it expires or you revoke it."
+        </p>
+        <ErrorMessage error=error />
+        {move || match desk.get() {
+            None if error.with(Option::is_none) => {
+                view! { <Busy message=Signal::derive(|| Some("Loading…".to_string())) /> }.into_any()
+            }
+            None => ().into_any(),
+            Some(d) => view! { <DeskBody desk=d reload=Callback::new(move |()| reload()) /> }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn DeskBody(desk: AuthorityDesk, reload: Callback<()>) -> impl IntoView {
+    let nonce = desk.next_nonce;
+    let not_named = (!desk.named).then(|| {
+        let command = desk.operator_command.clone();
+        view! {
+            <section class="alert alert-warning" data-testid="not-named">
+                <p><strong>"The server's operator has not named you a credentialing authority yet."</strong></p>
+                <p>"Until then clinicians cannot ask you. Send the operator this command to run on the server:"</p>
+                <p><code class="break">{command.clone()}</code> " " <CopyButton text=command label="Copy the command" /></p>
+            </section>
+        }
+    });
+    let pending = desk.pending.clone();
+    let decided = desk.decided.clone();
+    view! {
+        {not_named}
+        <section class="panel">
+            <h2>"Requests waiting"</h2>
+            {if pending.is_empty() {
+                view! { <p class="muted">"No requests are waiting."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="list">
+                        {pending
+                            .into_iter()
+                            .map(|r| view! { <PendingRequest request=r nonce=nonce reload=reload /> })
+                            .collect_view()}
+                    </ul>
+                }
+                .into_any()
+            }}
+        </section>
+        <section class="panel">
+            <h2>"Decided"</h2>
+            {if decided.is_empty() {
+                view! { <p class="muted">"Nothing decided yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="table">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Clinician"</th>
+                                <th scope="col">"Decision"</th>
+                                <th scope="col">"On the ledger now"</th>
+                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {decided
+                                .into_iter()
+                                .map(|r| view! { <DecidedRequest request=r nonce=nonce reload=reload /> })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                .into_any()
+            }}
+        </section>
+    }
+}
+
+/// Unix seconds of the end (23:59:59 UTC) of an `<input type=date>` value.
+pub(super) fn end_of_day(value: &str) -> Option<u64> {
+    let mut parts = value.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + 86_399).ok()
+}
+
+/// `YYYY-MM-DD` of now plus `days`, in UTC.
+fn date_in(days: i64) -> String {
+    let ms = js_sys::Date::now() + days as f64 * 86_400_000.0;
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    format!("{:04}-{:02}-{:02}", date.get_utc_full_year(), date.get_utc_month() + 1, date.get_utc_date())
+}
+
+async fn ledger_domain() -> Result<Domain, String> {
+    let info = api::ledger_info().await.map_err(|e| e.to_string())?;
+    let directory: Address = info.directory.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
+    Ok(Domain::directory(info.chain_id, directory))
+}
+
+#[component]
+fn PendingRequest(request: CredentialRequestView, nonce: u64, reload: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let expiry = RwSignal::new(date_in(365));
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let (id, name) = (request.id, request.clinician.display_name.clone());
+    let issue_request = request.clone();
+    let issue = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let Some(expires_at) = end_of_day(&expiry.get_untracked()) else {
+            error.set(Some("Choose an expiry date.".into()));
+            return;
+        };
+        let r = issue_request.clone();
+        error.set(None);
+        busy.set(Some("Signing and writing the credential on the ledger…".into()));
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let clinician: Address =
+                    r.clinician.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
+                let specialty = bytes32_text(&r.specialty).ok_or("The specialty is too long.")?;
+                let message = IssueCredential {
+                    authority: keyring.keys.address(),
+                    clinician,
+                    license_id_hash: license_id_hash(&r.license_number),
+                    specialty,
+                    expires_at,
+                    nonce: U256::from(nonce),
+                };
+                let signature = ledger_domain().await?.sign(&keyring.keys, &message);
+                let body = api::IssueCredentialBody {
+                    request: r.id,
+                    message,
+                    signature: format!("0x{}", hex::encode(signature)),
+                };
+                api::credentials_issue(body).await.map_err(|e| e.to_string())
+            }
+            .await;
+            busy.set(None);
+            match result {
+                Ok(_) => reload.run(()),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    let decline = move |_| {
+        let confirmed = web_sys::window()
+            .and_then(|w| w.confirm_with_message(&format!("Decline {name}'s request?")).ok())
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            match api::credentials_decline(id).await {
+                Ok(()) => reload.run(()),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    let (min, max) = (date_in(1), date_in(5 * 365));
+    view! {
+        <li class="request" data-testid="pending-request">
+            <h3>{request.clinician.display_name.clone()}</h3>
+            <p class="muted">"Asked on " {format_date(request.requested_at)}</p>
+            <RequestFacts request=request.clone() />
+            <form class="inline-form" on:submit=issue>
+                <label class="field">
+                    <span>"Valid until"</span>
+                    <input type="date" required min=min max=max bind:value=expiry />
+                </label>
+                <button type="submit" class="button button-primary" disabled=move || busy.with(Option::is_some)>
+                    "Issue credential"
+                </button>
+                <button type="button" class="button" on:click=decline disabled=move || busy.with(Option::is_some)>
+                    "Decline"
+                </button>
+            </form>
+            <Busy message=busy />
+            <ErrorMessage error=error />
+        </li>
+    }
+}
+
+#[component]
+fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let status = request.clinician.credential.clone();
+    // Only the credential this desk issued, while it counts, can be revoked here.
+    let session_address = session.keyring.get_untracked().map(|k| format!("{:#x}", k.keys.address()));
+    let revocable = matches!(&status, CredentialStatus::Verified { authority, .. } if Some(authority) == session_address.as_ref())
+        && request.state == RequestState::Issued;
+    let clinician = request.clinician.clone();
+    let revoke = move |_| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let confirmed = web_sys::window()
+            .and_then(|w| {
+                w.confirm_with_message(&format!(
+                    "Revoke {}'s credential? Patients' shares with them stop working at once.",
+                    clinician.display_name
+                ))
+                .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        let address = clinician.address.clone();
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let clinician: Address =
+                    address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
+                let message =
+                    RevokeCredential { authority: keyring.keys.address(), clinician, nonce: U256::from(nonce) };
+                let signature = ledger_domain().await?.sign(&keyring.keys, &message);
+                let body = api::RevokeCredentialBody { message, signature: format!("0x{}", hex::encode(signature)) };
+                api::credentials_revoke(body).await.map_err(|e| e.to_string())
+            }
+            .await;
+            busy.set(false);
+            match result {
+                Ok(_) => reload.run(()),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    let decision = match request.state {
+        RequestState::Issued => "Issued",
+        RequestState::Declined => "Declined",
+        RequestState::Pending => "Waiting",
+    };
+    view! {
+        <tr data-testid="decided-request">
+            <td>
+                {request.clinician.display_name.clone()}
+                <br />
+                <small class="muted">{request.specialty.clone()} " · " {request.organisation.clone()}</small>
+            </td>
+            <td>{decision} " " {request.decided_at.map(format_date)}</td>
+            <td><CredentialBadge status=status /></td>
+            <td>
+                {revocable.then(|| view! {
+                    <button type="button" class="button button-small button-danger" on:click=revoke disabled=move || busy.get()>
+                        "Revoke"
+                    </button>
+                })}
+                <ErrorMessage error=error />
+            </td>
+        </tr>
+    }
+}
+
+/// Finding a clinician by name, specialty or organisation.
+#[component]
+pub fn FindClinician() -> impl IntoView {
+    let query = RwSignal::new(String::new());
+    let found = RwSignal::new(None::<Vec<ClinicianCard>>);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let search = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        error.set(None);
+        busy.set(Some("Searching…".into()));
+        leptos::task::spawn_local(async move {
+            match api::clinicians_search(query.get_untracked()).await {
+                Ok(list) => found.set(Some(list)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+            busy.set(None);
+        });
+    };
+    view! {
+        <h1>"Find a clinician"</h1>
+        <p class="lead">
+            "Search by name, specialty or organisation. You can only share records with a clinician a credentialing "
+            "authority has verified; each badge is what the ledger says now."
+        </p>
+        <section class="panel">
+            <form class="inline-form" role="search" on:submit=search>
+                <label class="field">
+                    <span>"Name, specialty or organisation"</span>
+                    <input type="search" maxlength=MAX_CREDENTIAL_FIELD_CHARS bind:value=query />
+                </label>
+                <button type="submit" class="button button-primary">"Search"</button>
+            </form>
+            <Busy message=busy />
+            <ErrorMessage error=error />
+            {move || found.get().map(|list| {
+                if list.is_empty() {
+                    view! { <p class="muted">"No clinician matches."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="list" aria-label="Clinicians found">
+                            {list.into_iter().map(|c| view! { <ClinicianItem card=c /> }).collect_view()}
+                        </ul>
+                    }
+                    .into_any()
+                }
+            })}
+        </section>
+    }
+}
+
+#[component]
+pub fn ClinicianItem(card: ClinicianCard) -> impl IntoView {
+    let details = [card.specialty.clone(), card.organisation.clone(), card.jurisdiction.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    view! {
+        <li class="clinician" data-testid="clinician">
+            <strong>{card.display_name.clone()}</strong>
+            {(!details.is_empty()).then(|| view! { <span class="muted">" — " {details}</span> })}
+            <br />
+            <CredentialBadge status=card.credential.clone() />
+        </li>
+    }
+}

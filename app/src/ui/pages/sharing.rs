@@ -1,0 +1,750 @@
+//! Sharing. A patient shares chosen records, categories or everything with
+//! a verified clinician for a chosen time, reviews it in plain words, and
+//! the browser wraps each record's data key to the clinician's verified
+//! encryption key and signs the grant; every share is listed with where it
+//! stands on the ledger, and "Stop sharing" ends one at once; "Who viewed
+//! my records" lists every access. A clinician sees what is shared with
+//! them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chartkey_core::eip712::{Domain, Grant, Revoke, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
+use chartkey_core::envelope::{self, RecordId, WrappedKey};
+use chartkey_core::fhir::Category;
+use chartkey_core::wire::Role;
+use ethers_core::types::{Address, U256};
+use leptos::prelude::*;
+use rand_core::OsRng;
+
+use super::credentials::ClinicianItem;
+use crate::api::{self, AccessView, ClinicianCard, ShareKey, ShareState, ShareView};
+use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, format_date, format_datetime};
+use crate::ui::records::{self as chart_records, Loaded, ReadState};
+use crate::ui::session::{Keyring, use_session};
+
+/// Longest a share may run (the Records contract's limit is 366 days).
+const MAX_SHARE_DAYS: i64 = 365;
+
+#[component]
+pub fn SharingOverview() -> impl IntoView {
+    let session = use_session();
+    match session.account.get_untracked().map(|a| a.role) {
+        Some(Role::Patient) => view! { <PatientSharing /> }.into_any(),
+        Some(Role::Clinician) => view! { <SharedWithMe /> }.into_any(),
+        _ => view! {
+            <h1>"Sharing"</h1>
+            <p class="alert alert-info">"Patients share records with clinicians; there is nothing to share from this account."</p>
+        }
+        .into_any(),
+    }
+}
+
+/// The patient's page: share, the list of shares, who viewed.
+#[component]
+fn PatientSharing() -> impl IntoView {
+    let session = use_session();
+    let chart = RwSignal::new(None::<Arc<Vec<Loaded>>>);
+    let shares = RwSignal::new(None::<Vec<ShareView>>);
+    let accesses = RwSignal::new(None::<Vec<AccessView>>);
+    let error = RwSignal::new(None::<String>);
+    let loading = RwSignal::new(Some("Fetching and decrypting your records…".to_string()));
+    let reload_lists = move || {
+        leptos::task::spawn_local(async move {
+            match api::shares_list().await {
+                Ok(list) => shares.set(Some(list)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+            match api::accesses_list().await {
+                Ok(list) => accesses.set(Some(list)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        })
+    };
+    reload_lists();
+    if let Some(keyring) = session.keyring.get_untracked() {
+        leptos::task::spawn_local(async move {
+            let result = chart_records::load_all(&keyring, move |done, total| {
+                loading.set(Some(format!("Verifying and decrypting your records: {done} of {total}")));
+            })
+            .await;
+            match result {
+                Ok(list) => chart.set(Some(Arc::new(list))),
+                Err(e) => error.set(Some(e)),
+            }
+            loading.set(None);
+        });
+    }
+    let reload = Callback::new(move |()| reload_lists());
+    view! {
+        <h1>"Sharing"</h1>
+        <p class="lead">
+            "Choose what a verified clinician may see and for how long. Your browser hands them the keys to those "
+            "records only; every time they open one, the ledger records it before anything is sent, and you see it here."
+        </p>
+        <ErrorMessage error=error />
+        <Busy message=loading />
+        {move || chart.get().map(|c| view! { <ShareForm chart=c on_shared=reload /> })}
+        <SharesList shares=shares reload=reload />
+        <WhoViewed accesses=accesses chart=chart />
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Choose,
+    Review,
+    Done,
+}
+
+/// The record ids a share of `scope` covers, among the records this browser
+/// could verify and holds a key for.
+fn covered(chart: &[Loaded], scope: u8, chosen: &BTreeSet<RecordId>, categories: u32) -> Vec<RecordId> {
+    chart
+        .iter()
+        .filter(|l| matches!(l.state, ReadState::Open(_)) && l.meta.wrapped_key.is_some())
+        .filter(|l| match scope {
+            SCOPE_RECORDS => chosen.contains(&l.meta.id),
+            SCOPE_CATEGORIES => categories >> l.meta.category & 1 == 1,
+            _ => true,
+        })
+        .map(|l| l.meta.id)
+        .collect()
+}
+
+fn title_of(l: &Loaded) -> String {
+    match l.opened() {
+        Some(o) => match &o.summary.date {
+            Some(date) => format!("{} ({date})", o.summary.title),
+            None => o.summary.title.clone(),
+        },
+        None => format!("Record {}", &l.meta.id.to_hex()[..10]),
+    }
+}
+
+fn duration_words(days: i64) -> String {
+    match days {
+        1 => "1 day".into(),
+        n => format!("{n} days"),
+    }
+}
+
+#[component]
+fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let step = RwSignal::new(Step::Choose);
+    let clinician = RwSignal::new(None::<ClinicianCard>);
+    let scope = RwSignal::new(SCOPE_RECORDS);
+    let chosen = RwSignal::new(BTreeSet::<RecordId>::new());
+    let categories = RwSignal::new(0u32);
+    let days = RwSignal::new("7".to_string());
+    let custom_date = RwSignal::new(String::new());
+    let write = RwSignal::new(false);
+    let filter = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let chart = StoredValue::new(chart);
+
+    // Days from now the share runs, from the choice.
+    let share_days = move || -> Result<i64, String> {
+        match days.get().as_str() {
+            "custom" => {
+                let end = super::credentials::end_of_day(&custom_date.get())
+                    .ok_or_else(|| "Choose the last day of the share.".to_string())?;
+                let now = (js_sys::Date::now() / 1000.0) as i64;
+                let d = (end as i64 - now) / 86_400 + 1;
+                if end as i64 <= now {
+                    Err("Choose a day in the future.".into())
+                } else if d > MAX_SHARE_DAYS {
+                    Err("A share can run for at most a year.".into())
+                } else {
+                    Ok(d)
+                }
+            }
+            other => other.parse::<i64>().map_err(|_| "Choose how long to share for.".to_string()),
+        }
+    };
+    let expires_at = move || -> Result<u64, String> {
+        let now = (js_sys::Date::now() / 1000.0) as u64;
+        match days.get().as_str() {
+            "custom" => {
+                share_days()?;
+                super::credentials::end_of_day(&custom_date.get()).ok_or_else(|| "Choose a day.".to_string())
+            }
+            _ => Ok(now + share_days()? as u64 * 86_400),
+        }
+    };
+    let count = move || chart.with_value(|c| covered(c, scope.get(), &chosen.get(), categories.get()).len());
+
+    let review = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        error.set(None);
+        let problem = if clinician.with(Option::is_none) {
+            Some("Choose a verified clinician.".to_string())
+        } else if scope.get_untracked() == SCOPE_RECORDS && chosen.with_untracked(BTreeSet::is_empty) {
+            Some("Choose at least one record.".into())
+        } else if scope.get_untracked() == SCOPE_CATEGORIES && categories.get_untracked() == 0 {
+            Some("Choose at least one kind of record.".into())
+        } else {
+            expires_at().err()
+        };
+        match problem {
+            Some(p) => error.set(Some(p)),
+            None => step.set(Step::Review),
+        }
+    };
+
+    let share = move |_| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let Some(card) = clinician.get_untracked() else { return };
+        let (scope_now, chosen_now, categories_now) =
+            (scope.get_untracked(), chosen.get_untracked(), categories.get_untracked());
+        let write_now = write.get_untracked() && scope_now != SCOPE_RECORDS;
+        let Ok(expires) = expires_at() else { return };
+        let ids = chart.with_value(|c| covered(c, scope_now, &chosen_now, categories_now));
+        let metas: Vec<_> =
+            chart.with_value(|c| c.iter().filter(|l| ids.contains(&l.meta.id)).map(|l| l.meta.clone()).collect());
+        error.set(None);
+        busy.set(Some("Checking the clinician's keys…".into()));
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let grantee: Address =
+                    card.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
+                let published = api::directory_lookup(card.address.clone()).await.map_err(|e| e.to_string())?;
+                let entry = published.entry.verify_for(&grantee).map_err(|e| {
+                    format!("The clinician's published keys do not check out ({e}). Nothing was shared.")
+                })?;
+                if entry.role != Role::Clinician {
+                    return Err("This account is not a clinician's. Nothing was shared.".into());
+                }
+                busy.set(Some(format!("Handing over the keys to {} records…", metas.len())));
+                let keys = wrap_for(&keyring, &metas, grantee, &entry.encryption_key)?;
+                let nonce = api::shares_nonce(card.address.clone()).await.map_err(|e| e.to_string())?;
+                let grant = Grant {
+                    patient: keyring.keys.address(),
+                    grantee,
+                    scope: scope_now,
+                    categories: if scope_now == SCOPE_CATEGORIES { categories_now } else { 0 },
+                    records: if scope_now == SCOPE_RECORDS { chosen_now.iter().map(|r| r.0).collect() } else { vec![] },
+                    write: write_now,
+                    expires_at: expires,
+                    nonce: U256::from(nonce),
+                };
+                busy.set(Some("Signing the share and writing it on the ledger…".into()));
+                let signature = records_domain().await?.sign(&keyring.keys, &grant);
+                let body = api::ShareBody { grant, signature: format!("0x{}", hex::encode(signature)), keys };
+                api::shares_grant(body).await.map_err(|e| e.to_string())
+            }
+            .await;
+            busy.set(None);
+            match result {
+                Ok(_) => {
+                    step.set(Step::Done);
+                    on_shared.run(());
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+
+    let restart = move |_| {
+        clinician.set(None);
+        chosen.set(BTreeSet::new());
+        categories.set(0);
+        write.set(false);
+        step.set(Step::Choose);
+    };
+
+    let summary = move || {
+        let who = clinician.get().map(|c| c.display_name).unwrap_or_default();
+        let what = match scope.get() {
+            SCOPE_RECORDS => {
+                let n = chosen.with(BTreeSet::len);
+                if n == 1 { "1 record you chose".to_string() } else { format!("{n} records you chose") }
+            }
+            SCOPE_CATEGORIES => {
+                let names: Vec<&str> = Category::ALL
+                    .into_iter()
+                    .filter(|c| categories.get() >> c.code() & 1 == 1)
+                    .map(Category::label)
+                    .collect();
+                format!("your {} — now {} records, and any you add later", names.join(", "), count())
+            }
+            _ => format!("all your records — now {}, and any you add later", count()),
+        };
+        let how = if write.get() && scope.get() != SCOPE_RECORDS {
+            "see them and add notes, observations or prescriptions to your chart"
+        } else {
+            "see them"
+        };
+        let until = expires_at().map(|t| format_date(t as i64)).unwrap_or_default();
+        format!(
+            "{who} will be able to {how}: {what}, until {until}. Each time they open a record, the ledger records it and you are told. You can stop sharing at any time."
+        )
+    };
+
+    view! {
+        <section class="panel" aria-labelledby="share-heading">
+            <h2 id="share-heading">"Share records"</h2>
+            {move || match step.get() {
+                Step::Choose => view! {
+                    <form class="stack" on:submit=review>
+                        <ChooseClinician chosen=clinician />
+                        <fieldset class="field">
+                            <legend>"What to share"</legend>
+                            <label class="choice-inline"><input type="radio" name="scope" checked=move || scope.get() == SCOPE_RECORDS on:change=move |_| scope.set(SCOPE_RECORDS) /> " Records I choose"</label>
+                            <label class="choice-inline"><input type="radio" name="scope" checked=move || scope.get() == SCOPE_CATEGORIES on:change=move |_| scope.set(SCOPE_CATEGORIES) /> " Kinds of records"</label>
+                            <label class="choice-inline"><input type="radio" name="scope" checked=move || scope.get() == SCOPE_EVERYTHING on:change=move |_| scope.set(SCOPE_EVERYTHING) /> " Everything"</label>
+                        </fieldset>
+                        <Show when=move || scope.get() == SCOPE_RECORDS>
+                            <label class="field">
+                                <span>"Find records"</span>
+                                <input type="search" placeholder="Title or date" bind:value=filter />
+                            </label>
+                            <ul class="checklist share-records" aria-label="Records to share">
+                                {move || {
+                                    let needle = filter.get().to_lowercase();
+                                    chart.with_value(|c| {
+                                        c.iter()
+                                            .filter(|l| matches!(l.state, ReadState::Open(_)))
+                                            .map(|l| (l.meta.id, title_of(l)))
+                                            .filter(|(_, t)| needle.is_empty() || t.to_lowercase().contains(&needle))
+                                            .take(200)
+                                            .map(|(id, title)| view! {
+                                                <li>
+                                                    <label>
+                                                        <input type="checkbox"
+                                                            checked=move || chosen.with(|s| s.contains(&id))
+                                                            on:change=move |ev| {
+                                                                let on = event_target_checked(&ev);
+                                                                chosen.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
+                                                            } />
+                                                        " " {title}
+                                                    </label>
+                                                </li>
+                                            })
+                                            .collect_view()
+                                    })
+                                }}
+                            </ul>
+                            <p class="muted">{move || format!("{} chosen", chosen.with(BTreeSet::len))}</p>
+                        </Show>
+                        <Show when=move || scope.get() == SCOPE_CATEGORIES>
+                            <fieldset class="field">
+                                <legend>"Kinds of records (records you add later in these kinds are shared too)"</legend>
+                                {Category::ALL.into_iter().map(|c| {
+                                    let bit = 1u32 << c.code();
+                                    view! {
+                                        <label class="choice-inline">
+                                            <input type="checkbox"
+                                                checked=move || categories.get() & bit != 0
+                                                on:change=move |ev| {
+                                                    let on = event_target_checked(&ev);
+                                                    categories.update(|m| if on { *m |= bit } else { *m &= !bit });
+                                                } />
+                                            " " {c.label()}
+                                        </label>
+                                    }
+                                }).collect_view()}
+                            </fieldset>
+                        </Show>
+                        <fieldset class="field">
+                            <legend>"For how long"</legend>
+                            <select bind:value=days aria-label="For how long">
+                                <option value="1">"1 day"</option>
+                                <option value="7">"7 days"</option>
+                                <option value="30">"30 days"</option>
+                                <option value="custom">"Until a date I choose (up to a year)"</option>
+                            </select>
+                            <Show when=move || days.get() == "custom">
+                                <label class="field">
+                                    <span>"Last day"</span>
+                                    <input type="date" bind:value=custom_date />
+                                </label>
+                            </Show>
+                        </fieldset>
+                        <label class="choice-inline">
+                            <input type="checkbox" bind:checked=write disabled=move || scope.get() == SCOPE_RECORDS />
+                            " They may also add to my chart (notes, observations, prescriptions)"
+                        </label>
+                        <Show when=move || scope.get() == SCOPE_RECORDS>
+                            <p class="muted">"Adding to your chart needs a share of kinds of records or everything."</p>
+                        </Show>
+                        <ErrorMessage error=error />
+                        <button type="submit" class="button button-primary">"Review"</button>
+                    </form>
+                }.into_any(),
+                Step::Review => view! {
+                    <div class="stack" data-testid="share-review">
+                        <p class="review">{summary}</p>
+                        {move || clinician.get().map(|c| view! { <p><CredentialBadge status=c.credential /></p> })}
+                        <p class="muted">{move || share_days().map(|d| format!("That is {}.", duration_words(d))).unwrap_or_default()}</p>
+                        <ErrorMessage error=error />
+                        <Busy message=busy />
+                        <div class="actions">
+                            <button type="button" class="button button-primary" on:click=share disabled=move || busy.with(Option::is_some)>
+                                "Share"
+                            </button>
+                            <button type="button" class="button" on:click=move |_| step.set(Step::Choose) disabled=move || busy.with(Option::is_some)>
+                                "Change"
+                            </button>
+                        </div>
+                    </div>
+                }.into_any(),
+                Step::Done => view! {
+                    <div class="stack">
+                        <p class="alert alert-success" role="status">
+                            {move || format!("Shared with {}.", clinician.get().map(|c| c.display_name).unwrap_or_default())}
+                        </p>
+                        <button type="button" class="button" on:click=restart>"Share something else"</button>
+                    </div>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// Wraps the data key of each record to the grantee's encryption key.
+fn wrap_for(
+    keyring: &Keyring,
+    metas: &[api::RecordMeta],
+    grantee: Address,
+    grantee_key: &[u8; 32],
+) -> Result<Vec<ShareKey>, String> {
+    let keys = &keyring.keys;
+    metas
+        .iter()
+        .map(|m| {
+            let wrapped = m
+                .wrapped_key
+                .as_deref()
+                .and_then(|w| WrappedKey::from_base64(w).ok())
+                .ok_or("A record's key is missing.")?;
+            let key = envelope::unwrap_key(&wrapped, m.id, keys.address(), keys.encryption_secret())
+                .map_err(|e| e.to_string())?;
+            let theirs = envelope::wrap_key(&key, m.id, grantee, grantee_key, &mut OsRng).map_err(|e| e.to_string())?;
+            Ok(ShareKey { record: m.id, wrapped_key: theirs.to_base64() })
+        })
+        .collect()
+}
+
+async fn records_domain() -> Result<Domain, String> {
+    let info = api::ledger_info().await.map_err(|e| e.to_string())?;
+    let contract: Address = info.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
+    Ok(Domain::records(info.chain_id, contract))
+}
+
+/// Search, then choose one verified clinician.
+#[component]
+fn ChooseClinician(chosen: RwSignal<Option<ClinicianCard>>) -> impl IntoView {
+    let query = RwSignal::new(String::new());
+    let found = RwSignal::new(None::<Vec<ClinicianCard>>);
+    let error = RwSignal::new(None::<String>);
+    let search = move || {
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match api::clinicians_search(query.get_untracked()).await {
+                Ok(list) => found.set(Some(list)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    view! {
+        <fieldset class="field">
+            <legend>"Clinician"</legend>
+            {move || match chosen.get() {
+                Some(card) => view! {
+                    <div data-testid="chosen-clinician">
+                        <ul class="list"><ClinicianItem card=card /></ul>
+                        <button type="button" class="button button-small" on:click=move |_| chosen.set(None)>"Choose someone else"</button>
+                    </div>
+                }.into_any(),
+                None => view! {
+                    <div class="inline-form">
+                        <label class="field">
+                            <span>"Find a clinician by name, specialty or organisation"</span>
+                            <input type="search" bind:value=query
+                                on:keydown=move |ev| if ev.key() == "Enter" { ev.prevent_default(); search(); } />
+                        </label>
+                        <button type="button" class="button" on:click=move |_| search()>"Search"</button>
+                    </div>
+                    <ErrorMessage error=error />
+                    {move || found.get().map(|list| {
+                        if list.is_empty() {
+                            view! { <p class="muted">"No clinician matches."</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul class="list" aria-label="Clinicians found">
+                                    {list.into_iter().map(|c| {
+                                        let verified = c.credential.is_verified();
+                                        let pick = c.clone();
+                                        view! {
+                                            <li class="clinician-choice">
+                                                <ul class="list"><ClinicianItem card=c.clone() /></ul>
+                                                {if verified {
+                                                    view! { <button type="button" class="button button-small" on:click=move |_| chosen.set(Some(pick.clone()))>{format!("Choose {}", c.display_name)}</button> }.into_any()
+                                                } else {
+                                                    view! { <small class="muted">"Records can only be shared with a verified clinician."</small> }.into_any()
+                                                }}
+                                            </li>
+                                        }
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        }
+                    })}
+                }.into_any(),
+            }}
+        </fieldset>
+    }
+}
+
+fn scope_words(s: &ShareView) -> String {
+    match s.scope {
+        SCOPE_RECORDS => match s.records.len() {
+            1 => "1 record".into(),
+            n => format!("{n} records"),
+        },
+        SCOPE_CATEGORIES => Category::ALL
+            .into_iter()
+            .filter(|c| s.categories >> c.code() & 1 == 1)
+            .map(Category::label)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "Everything".into(),
+    }
+}
+
+fn state_words(state: ShareState) -> (&'static str, &'static str) {
+    match state {
+        ShareState::Active => ("Active", "chip chip-ok"),
+        ShareState::Expired => ("Expired", "chip"),
+        ShareState::Stopped => ("Stopped", "chip"),
+        ShareState::CredentialLapsed => ("Credential lapsed", "chip chip-warn"),
+    }
+}
+
+fn time_left(expires_at: u64) -> String {
+    let now = (js_sys::Date::now() / 1000.0) as u64;
+    let left = expires_at.saturating_sub(now);
+    match left {
+        0 => "ended".into(),
+        s if s < 3_600 => format!("{} min left", s / 60 + 1),
+        s if s < 2 * 86_400 => format!("{} h left", s / 3_600),
+        s => format!("{} days left", s / 86_400),
+    }
+}
+
+#[component]
+fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let error = RwSignal::new(None::<String>);
+    let stopping = RwSignal::new(None::<String>);
+    let stop = move |share: ShareView| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let confirmed = web_sys::window()
+            .and_then(|w| {
+                w.confirm_with_message(&format!(
+                    "Stop sharing with {}? They will not be able to open your records from now on.",
+                    share.grantee.display_name
+                ))
+                .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        error.set(None);
+        stopping.set(Some(format!("Stopping the share with {}…", share.grantee.display_name)));
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let grantee: Address =
+                    share.grantee.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
+                let nonce = api::shares_nonce(share.grantee.address.clone()).await.map_err(|e| e.to_string())?;
+                let message = Revoke { patient: keyring.keys.address(), grantee, nonce: U256::from(nonce) };
+                let signature = records_domain().await?.sign(&keyring.keys, &message);
+                api::shares_stop(api::StopBody { message, signature: format!("0x{}", hex::encode(signature)) })
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            stopping.set(None);
+            match result {
+                Ok(_) => reload.run(()),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <section class="panel" aria-labelledby="shares-heading">
+            <h2 id="shares-heading">"Your shares"</h2>
+            <ErrorMessage error=error />
+            <Busy message=stopping />
+            {move || match shares.get() {
+                None => ().into_any(),
+                Some(list) if list.is_empty() => view! { <p class="muted">"You have not shared anything yet."</p> }.into_any(),
+                Some(list) => view! {
+                    <table class="table" data-testid="shares">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Clinician"</th>
+                                <th scope="col">"What"</th>
+                                <th scope="col">"Access"</th>
+                                <th scope="col">"Until"</th>
+                                <th scope="col">"Status"</th>
+                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list.into_iter().map(|s| {
+                                let (words, class) = state_words(s.state);
+                                let live = matches!(s.state, ShareState::Active | ShareState::CredentialLapsed);
+                                let target = s.clone();
+                                view! {
+                                    <tr data-testid="share">
+                                        <td>{s.grantee.display_name.clone()}<br /><CredentialBadge status=s.grantee.credential.clone() /></td>
+                                        <td>{scope_words(&s)}</td>
+                                        <td>{if s.write { "Read and add" } else { "Read" }}</td>
+                                        <td>{format_date(s.expires_at as i64)}<br /><small class="muted">{if s.state == ShareState::Active { time_left(s.expires_at) } else { String::new() }}</small></td>
+                                        <td><span class=class data-state=format!("{:?}", s.state)>{words}</span></td>
+                                        <td>
+                                            {live.then(|| view! {
+                                                <button type="button" class="button button-small button-danger"
+                                                    on:click=move |_| stop(target.clone())
+                                                    disabled=move || stopping.with(Option::is_some)>
+                                                    "Stop sharing"
+                                                </button>
+                                            })}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option<Arc<Vec<Loaded>>>>) -> impl IntoView {
+    let by_clinician = RwSignal::new(String::new());
+    let by_record = RwSignal::new(String::new());
+    let record_title = move |id: RecordId| {
+        chart.with(|c| {
+            c.as_ref()
+                .and_then(|list| list.iter().find(|l| l.meta.id == id).map(title_of))
+                .unwrap_or_else(|| format!("Record {}", &id.to_hex()[..10]))
+        })
+    };
+    view! {
+        <section class="panel" aria-labelledby="viewed-heading">
+            <h2 id="viewed-heading">"Who viewed my records"</h2>
+            <p class="muted">"Every open of a shared record, as the ledger recorded it before anything was sent."</p>
+            {move || match accesses.get() {
+                None => ().into_any(),
+                Some(list) if list.is_empty() => view! { <p class="muted">"No one has opened a shared record yet."</p> }.into_any(),
+                Some(list) => {
+                    let clinicians: BTreeSet<(String, String)> =
+                        list.iter().map(|a| (a.grantee_name.clone(), a.grantee.clone())).collect();
+                    let records: BTreeSet<RecordId> = list.iter().map(|a| a.record).collect();
+                    view! {
+                        <div class="filters">
+                            <label class="field">
+                                <span>"Clinician"</span>
+                                <select bind:value=by_clinician>
+                                    <option value="">"Everyone"</option>
+                                    {clinicians.into_iter().map(|(name, address)| view! { <option value=address>{name}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label class="field">
+                                <span>"Record"</span>
+                                <select bind:value=by_record>
+                                    <option value="">"Every record"</option>
+                                    {records.into_iter().map(|id| view! { <option value=id.to_hex()>{record_title(id)}</option> }).collect_view()}
+                                </select>
+                            </label>
+                        </div>
+                        <table class="table" data-testid="accesses">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"When"</th>
+                                    <th scope="col">"Who"</th>
+                                    <th scope="col">"Record"</th>
+                                    <th scope="col">"Ledger"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {move || {
+                                    let (who, what) = (by_clinician.get(), by_record.get());
+                                    list.iter()
+                                        .filter(|a| who.is_empty() || a.grantee == who)
+                                        .filter(|a| what.is_empty() || a.record.to_hex() == what)
+                                        .map(|a| view! {
+                                            <tr data-testid="access">
+                                                <td>{format_datetime(a.at)}</td>
+                                                <td>{a.grantee_name.clone()}</td>
+                                                <td>{record_title(a.record)}</td>
+                                                <td><code title=a.tx.clone()>{format!("block {}", a.block)}</code></td>
+                                            </tr>
+                                        })
+                                        .collect_view()
+                                }}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+/// A clinician's "Shared with me".
+#[component]
+fn SharedWithMe() -> impl IntoView {
+    let shares = RwSignal::new(None::<Vec<ShareView>>);
+    let error = RwSignal::new(None::<String>);
+    leptos::task::spawn_local(async move {
+        match api::shares_list().await {
+            Ok(list) => shares.set(Some(list)),
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    });
+    view! {
+        <h1>"Shared with me"</h1>
+        <p class="lead">"Patients who shared records with you, what, and for how long. Every record you open is recorded on the ledger and the patient is told."</p>
+        <ErrorMessage error=error />
+        {move || match shares.get() {
+            None => ().into_any(),
+            Some(list) if list.is_empty() => view! { <p class="muted">"No one has shared records with you yet."</p> }.into_any(),
+            Some(list) => view! {
+                <table class="table" data-testid="shared-with-me">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Patient"</th>
+                            <th scope="col">"What"</th>
+                            <th scope="col">"Access"</th>
+                            <th scope="col">"Time left"</th>
+                            <th scope="col">"Status"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {list.into_iter().map(|s| {
+                            let (words, class) = state_words(s.state);
+                            view! {
+                                <tr data-testid="held-share">
+                                    <td>{s.patient_name.clone()}</td>
+                                    <td>{scope_words(&s)}</td>
+                                    <td>{if s.write { "Read and add" } else { "Read" }}</td>
+                                    <td>{if s.state == ShareState::Active { time_left(s.expires_at) } else { "—".into() }}</td>
+                                    <td><span class=class>{words}</span></td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any(),
+        }}
+    }
+}
