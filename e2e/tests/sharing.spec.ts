@@ -1,15 +1,17 @@
 // Sharing in the browser: a patient with an imported bundle finds a
 // verified clinician, chooses three records and 7 days, reviews it in plain
 // words and shares (keys wrapped and the grant signed in this browser); the
-// clinician's "Shared with me" lists it; an unverified clinician cannot be
-// chosen; "Stop sharing" ends it on both sides at once.
+// clinician's "Shared with me" lists it and the clinician opens one record
+// (the ledger records the access first); the patient sees who viewed it;
+// an unverified clinician cannot be chosen; "Stop sharing" ends it at once
+// and the clinician's next open is refused, saying why.
 import { test, expect } from '@playwright/test';
 import { join } from 'node:path';
 import { issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
 
 const FLOYD = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir', 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
 
-test('a patient shares three chosen records with a verified clinician for 7 days, then stops sharing', async ({ browser }) => {
+test('a patient shares three chosen records for 7 days, the clinician opens one, the patient sees it, stops sharing, the next open is refused', async ({ browser }) => {
   const authority = await newAccount(browser, 'Share Test Board', 'Credentialing authority');
   await nameAuthority(authority);
   const clinician = await newAccount(browser, 'Dr Sharing Mensah', 'Clinician');
@@ -57,11 +59,37 @@ test('a patient shares three chosen records with a verified clinician for 7 days
   await expect(held).toContainText('3 records');
   await expect(held).toContainText('Active');
 
+  // The clinician opens one: the ledger records it first, the browser
+  // verifies and decrypts.
+  await held.getByRole('button', { name: "Open Sharing Patient's chart" }).click();
+  const sharedChart = clinician.getByTestId('shared-chart');
+  await expect(sharedChart.getByTestId('shared-record')).toHaveCount(3);
+  await sharedChart.getByTestId('shared-record').first().getByRole('button', { name: 'Open' }).click();
+  const opened = sharedChart.getByTestId('opened-record');
+  await expect(opened).toHaveCount(1);
+  await expect(opened).toContainText('Access recorded on the ledger in block');
+
+  // The patient sees who viewed what.
+  await reloadAndUnlock(patient);
+  const access = patient.getByTestId('access');
+  await expect(access).toHaveCount(1);
+  await expect(access).toContainText('Dr Sharing Mensah');
+  await expect(access.locator('code')).toHaveAttribute('title', /^0x[0-9a-f]{64}$/);
+
+  // Stop sharing: the clinician's next open is refused and says why, and
+  // what was decrypted is gone.
+  const share2 = patient.getByTestId('share').filter({ hasText: 'Dr Sharing Mensah' });
   patient.once('dialog', (dialog) => dialog.accept());
-  await share.getByRole('button', { name: 'Stop sharing' }).click();
-  await expect(share.locator('[data-state]')).toHaveText('Stopped');
-  await expect(share.getByRole('button', { name: 'Stop sharing' })).toHaveCount(0);
+  await share2.getByRole('button', { name: 'Stop sharing' }).click();
+  await expect(share2.locator('[data-state]')).toHaveText('Stopped');
+  await expect(share2.getByRole('button', { name: 'Stop sharing' })).toHaveCount(0);
+  await sharedChart.getByTestId('shared-record').nth(1).getByRole('button', { name: 'Open' }).click();
+  await expect(sharedChart.getByRole('alert').first()).toContainText('The patient stopped sharing with you');
+  await expect(sharedChart.getByTestId('share-ended')).toBeVisible();
+  await expect(opened).toHaveCount(0);
+  await expect(sharedChart.getByTestId('shared-record')).toHaveCount(0);
   await clinician.reload();
   await clinician.getByRole('button', { name: 'Unlock with passkey' }).click();
   await expect(clinician.getByTestId('held-share').filter({ hasText: 'Sharing Patient' })).toContainText('Stopped');
+  expect(await access.count()).toBe(1);
 });

@@ -632,6 +632,15 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     assert_eq!(viewed.body[0]["record"], json!(target.id));
     assert_eq!(viewed.body[0]["tx"], opened.body["access_tx"]);
     assert_eq!(unverified.client.call("accesses/list", json!({})).await.body, json!([]));
+    let patient_address = json!({ "patient": format!("{:#x}", patient.keys.address()) });
+    let shared_chart = clinician.client.call("shares/chart", patient_address.clone()).await;
+    assert_eq!(shared_chart.status, 200, "{:?}", shared_chart.body);
+    assert_eq!(shared_chart.body["share"]["state"], "active");
+    assert_eq!(shared_chart.body["records"].as_array().unwrap().len(), 3);
+    assert!(shared_chart.body["records"].as_array().unwrap().iter().all(|r| r["wrapped_key"].is_string()));
+    assert_eq!(shared_chart.body["next_nonce"], json!(access_nonce(&chain, &clinician.keys).await.as_u64()));
+    assert_eq!(unverified.client.call("shares/chart", patient_address.clone()).await.status, 404);
+    assert_eq!(patient.client.call("shares/chart", patient_address.clone()).await.status, 403);
 
     // Stop sharing: only the patient, only a share that exists. The next
     // open is refused, saying why, and the envelope opened a moment ago is
@@ -659,6 +668,8 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     assert_eq!(stopped.status, 200, "{:?}", stopped.body);
     assert_eq!(stopped.body["mined"], true);
     assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "stopped");
+    let ended = clinician.client.call("shares/chart", patient_address.clone()).await;
+    assert_eq!((&ended.body["share"]["state"], &ended.body["records"]), (&json!("stopped"), &json!([])));
     let again = Access { nonce: access_nonce(&chain, &clinician.keys).await, ..access };
     let stopped = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &again)).await;
     assert_eq!((stopped.status, &stopped.body["Refused"]["code"]), (422, &json!("GrantRevoked")), "{:?}", stopped.body);

@@ -263,3 +263,10 @@ pub async fn accesses_list() -> Result<Vec<AccessView>, ApiError> {
 pub async fn shares_nonce(grantee: String) -> Result<u64, ApiError> {
     call(move |b, c| async move { b.shares_nonce(&c, grantee).await }).await
 }
+
+/// A chart `patient` (their 0x address) shared with the signed-in
+/// clinician: the share, and while it is active, the records shared.
+#[server(endpoint = "shares/chart", input = Json)]
+pub async fn shares_chart(patient: String) -> Result<SharedChart, ApiError> {
+    call(move |b, c| async move { b.shares_chart(&c, patient).await }).await
+}

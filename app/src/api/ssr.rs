@@ -86,6 +86,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn shares_stop(&self, caller: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError>;
     async fn accesses_list(&self, caller: &Caller) -> Result<Vec<AccessView>, ApiError>;
     async fn shares_nonce(&self, caller: &Caller, grantee: String) -> Result<u64, ApiError>;
+    async fn shares_chart(&self, caller: &Caller, patient: String) -> Result<SharedChart, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

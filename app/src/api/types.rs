@@ -505,3 +505,14 @@ pub struct AccessView {
     pub tx: String,
     pub block: u64,
 }
+
+/// A chart shared with the signed-in clinician.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharedChart {
+    pub share: ShareView,
+    /// While the share is active: the records shared, each with its key
+    /// wrapped for the clinician. Empty once it has ended.
+    pub records: Vec<RecordMeta>,
+    /// The clinician's next access nonce (the Records contract's `nonces`).
+    pub next_nonce: u64,
+}

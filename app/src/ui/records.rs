@@ -214,6 +214,17 @@ impl Checker {
         let contract = ledger.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
         Ok(Self { domain: Domain::records(ledger.chain_id, contract), patient: keyring.keys.address() })
     }
+
+    /// For the chart of `patient`, shared with this account.
+    pub async fn for_chart(patient: ethers_core::types::Address) -> Result<Self, String> {
+        let ledger = api::ledger_info().await.map_err(|e| e.to_string())?;
+        let contract = ledger.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
+        Ok(Self { domain: Domain::records(ledger.chain_id, contract), patient })
+    }
+
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
 }
 
 /// Lists, fetches, verifies and decrypts every record of the chart.

@@ -183,6 +183,9 @@ impl Backend for ServerBackend {
     async fn shares_nonce(&self, c: &Caller, grantee: String) -> Result<u64, ApiError> {
         shares::nonce(&self.state, c, grantee).await
     }
+    async fn shares_chart(&self, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
+        shares::shared_chart(&self.state, c, patient).await
+    }
 }
 
 /// The account as the browser sees it.

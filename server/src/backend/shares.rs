@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use chartkey_app::api::ssr::Caller;
 use chartkey_app::api::{
     AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
-    ShareView, StopBody,
+    ShareView, SharedChart, StopBody,
 };
 use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::{RecordId, WrappedKey};
@@ -281,7 +281,18 @@ pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<ShareView>, ApiErr
         Some(Role::Clinician) => "g.grantee_id",
         _ => return Ok(Vec::new()),
     };
-    let id = account.id.clone();
+    views(state, column, &account.id, None).await
+}
+
+/// The newest grant of each pair whose `column` is account `id` (and whose
+/// patient is `patient_id`, if given), as the ledger says it stands now.
+async fn views(
+    state: &AppState,
+    column: &str,
+    id: &str,
+    patient_id: Option<String>,
+) -> Result<Vec<ShareView>, ApiError> {
+    let (id, column) = (id.to_owned(), column.to_owned());
     let rows = state
         .db
         .call(move |conn| {
@@ -292,11 +303,11 @@ pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<ShareView>, ApiErr
                         (SELECT count(*) FROM record_keys k JOIN records r ON r.id = k.record_id
                           WHERE k.reader = e.address COLLATE NOCASE AND r.patient_id = g.patient_id)
                  FROM grants g JOIN accounts p ON p.id = g.patient_id JOIN accounts e ON e.id = g.grantee_id
-                 WHERE {column} = ?1 AND g.serial = (
+                 WHERE {column} = ?1 AND (?3 IS NULL OR g.patient_id = ?3) AND g.serial = (
                      SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)
                  ORDER BY g.created_at DESC LIMIT ?2"
             ))?;
-            let rows = statement.query_map(params![id, LISTED], |r| {
+            let rows = statement.query_map(params![id, LISTED, patient_id], |r| {
                 Ok(GrantRow {
                     patient: r.get(0)?,
                     patient_name: r.get(1)?,
@@ -481,4 +492,36 @@ pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64,
         [Token::Uint(n)] => Ok(n.low_u64()),
         _ => Err(corrupt("consentNonce")),
     }
+}
+
+/// A chart shared with the signed-in clinician: the share as the ledger
+/// says it stands, and while it is active, the records whose keys were
+/// wrapped for them (metadata only: every open goes through `records/open`).
+pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
+    let (account, address) = caller(state, c).await?;
+    if Role::parse(&account.role) != Some(Role::Clinician) {
+        return Err(ApiError::Forbidden("Only a clinician opens charts shared with them.".into()));
+    }
+    let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
+    let lookup = patient.trim().to_lowercase();
+    let patient = state.db.call(move |conn| db::account_by_address(conn, &lookup)).await?.ok_or_else(not_shared)?;
+    let share =
+        views(state, "g.grantee_id", &account.id, Some(patient.id.clone())).await?.pop().ok_or_else(not_shared)?;
+    let records = if share.state == ShareState::Active {
+        let patient_ledger: alloy_primitives::Address =
+            patient.address.parse().map_err(|_| corrupt("patient address"))?;
+        let mut all = chart(state, &patient.id, patient_ledger, &account.address, None).await?;
+        all.retain(|m| m.wrapped_key.is_some());
+        all
+    } else {
+        Vec::new()
+    };
+    let records_contract = chartkey_ledger::artifacts::records();
+    let to = state.ledger.client.contracts().records;
+    let args = [Token::Address(super::records::to_ethers(address))];
+    let next_nonce = match view(state, records_contract, to, "nonces", &args).await?.as_slice() {
+        [Token::Uint(n)] => n.low_u64(),
+        _ => return Err(corrupt("nonces")),
+    };
+    Ok(SharedChart { share, records, next_nonce })
 }

@@ -704,6 +704,7 @@ fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option
 #[component]
 fn SharedWithMe() -> impl IntoView {
     let shares = RwSignal::new(None::<Vec<ShareView>>);
+    let open_patient = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
     leptos::task::spawn_local(async move {
         match api::shares_list().await {
@@ -727,11 +728,13 @@ fn SharedWithMe() -> impl IntoView {
                             <th scope="col">"Access"</th>
                             <th scope="col">"Time left"</th>
                             <th scope="col">"Status"</th>
+                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                         </tr>
                     </thead>
                     <tbody>
                         {list.into_iter().map(|s| {
                             let (words, class) = state_words(s.state);
+                            let patient = s.patient.clone();
                             view! {
                                 <tr data-testid="held-share">
                                     <td>{s.patient_name.clone()}</td>
@@ -739,6 +742,12 @@ fn SharedWithMe() -> impl IntoView {
                                     <td>{if s.write { "Read and add" } else { "Read" }}</td>
                                     <td>{if s.state == ShareState::Active { time_left(s.expires_at) } else { "—".into() }}</td>
                                     <td><span class=class>{words}</span></td>
+                                    <td>
+                                        <button type="button" class="button button-small"
+                                            on:click=move |_| open_patient.set(Some(patient.clone()))>
+                                            {format!("Open {}'s chart", s.patient_name)}
+                                        </button>
+                                    </td>
                                 </tr>
                             }
                         }).collect_view()}
@@ -746,5 +755,160 @@ fn SharedWithMe() -> impl IntoView {
                 </table>
             }.into_any(),
         }}
+        {move || open_patient.get().map(|p| view! { <SharedChartView patient=p /> })}
+    }
+}
+
+/// A record opened from a shared chart (decrypted in memory only).
+#[derive(Clone)]
+struct OpenedShared {
+    id: RecordId,
+    opened: Arc<chart_records::Opened>,
+    access_block: u64,
+}
+
+/// One patient's shared chart, for the clinician. Every open signs an
+/// access, which the ledger records before anything is released; when the
+/// share has ended, the reason is shown and everything decrypted is dropped.
+#[component]
+fn SharedChartView(patient: String) -> impl IntoView {
+    let session = use_session();
+    let chart = RwSignal::new(None::<api::SharedChart>);
+    let opened = RwSignal::new(Vec::<OpenedShared>::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let nonce = StoredValue::new(0u64);
+    let patient_key = StoredValue::new(patient.clone());
+    let load = move || {
+        leptos::task::spawn_local(async move {
+            match api::shares_chart(patient_key.get_value()).await {
+                Ok(c) => {
+                    nonce.set_value(c.next_nonce);
+                    if c.share.state != ShareState::Active {
+                        opened.set(Vec::new());
+                    }
+                    chart.set(Some(c));
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        })
+    };
+    load();
+    let open = move |meta: api::RecordMeta| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        error.set(None);
+        busy.set(Some("Asking the ledger to record this access…".into()));
+        leptos::task::spawn_local(async move {
+            let result = open_shared(&keyring, &patient_key.get_value(), meta, nonce.get_value(), busy).await;
+            busy.set(None);
+            match result {
+                Ok(o) => {
+                    nonce.update_value(|n| *n += 1);
+                    opened.update(|list| {
+                        list.retain(|x| x.id != o.id);
+                        list.insert(0, o);
+                    });
+                }
+                Err(e) => {
+                    // Refused: whatever this chart showed is dropped, and
+                    // the share's state is read again to say why.
+                    opened.set(Vec::new());
+                    error.set(Some(e));
+                    load();
+                }
+            }
+        });
+    };
+    view! {
+        <section class="panel" data-testid="shared-chart" aria-labelledby="shared-chart-heading">
+            {move || chart.get().map(|c| {
+                let (words, _) = state_words(c.share.state);
+                view! {
+                    <h2 id="shared-chart-heading">{format!("{}'s shared records", c.share.patient_name)}</h2>
+                    {(c.share.state != ShareState::Active).then(|| view! {
+                        <p class="alert alert-warning" role="alert" data-testid="share-ended">
+                            {match c.share.state {
+                                ShareState::Stopped => "The patient stopped sharing with you, so these records are closed. Nothing decrypted from them is kept here.",
+                                ShareState::Expired => "The time the patient shared these for has ended. Nothing decrypted from them is kept here.",
+                                ShareState::CredentialLapsed => "Your credential has expired or was revoked, so shared records are closed to you.",
+                                ShareState::Active => "",
+                            }}
+                            " (" {words} ")"
+                        </p>
+                    })}
+                    <ul class="list" aria-label="Shared records">
+                        {c.records.into_iter().map(|m| {
+                            let label = Category::from_code(m.category).map_or("Record", Category::label);
+                            let meta = m.clone();
+                            view! {
+                                <li class="shared-record" data-testid="shared-record">
+                                    {format!("{label} · added {}", format_date(m.created_at))}
+                                    " "
+                                    <button type="button" class="button button-small"
+                                        on:click=move |_| open(meta.clone())
+                                        disabled=move || busy.with(Option::is_some)>
+                                        "Open"
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }
+            })}
+            <ErrorMessage error=error />
+            <Busy message=busy />
+            {move || opened.get().into_iter().map(|o| {
+                let summary = o.opened.summary.clone();
+                view! {
+                    <article class="record-view" data-testid="opened-record">
+                        <h3>{summary.title.clone()}</h3>
+                        {summary.date.clone().map(|d| view! { <p class="muted">{d}</p> })}
+                        <dl class="facts">
+                            {summary.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
+                        </dl>
+                        <p class="ledger-line muted">{format!("Access recorded on the ledger in block {}.", o.access_block)}</p>
+                    </article>
+                }
+            }).collect_view()}
+        </section>
+    }
+}
+
+/// Signs the access, has the server record it on the ledger, fetches the
+/// envelope, verifies it against the patient's anchor and the ledger, and
+/// decrypts it with the key wrapped for this clinician.
+async fn open_shared(
+    keyring: &Keyring,
+    patient: &str,
+    meta: api::RecordMeta,
+    nonce: u64,
+    busy: RwSignal<Option<String>>,
+) -> Result<OpenedShared, String> {
+    let patient: Address = patient.parse().map_err(|_| "The patient's address is invalid.".to_string())?;
+    let checker = chart_records::Checker::for_chart(patient).await?;
+    let access = chartkey_core::eip712::Access {
+        grantee: keyring.keys.address(),
+        patient,
+        record_id: meta.id.0,
+        nonce: U256::from(nonce),
+    };
+    let signature = checker.domain().sign(&keyring.keys, &access);
+    let answer = api::records_open(api::OpenBody { access, signature: format!("0x{}", hex::encode(signature)) })
+        .await
+        .map_err(|e| e.to_string())?;
+    busy.set(Some("Fetching, verifying and decrypting…".into()));
+    let bytes = crate::ui::http::send(
+        "GET",
+        &format!("/api/blobs/{}", answer.record.blob),
+        "application/octet-stream",
+        &[],
+        None,
+    )
+    .await?;
+    match chart_records::read(keyring, &checker, &answer.record, &bytes) {
+        ReadState::Open(o) => Ok(OpenedShared { id: meta.id, opened: Arc::from(o), access_block: answer.access_block }),
+        ReadState::Tampered(why) => Err(format!("This record failed its checks and is not shown: {why}")),
+        ReadState::Unreadable(why) => Err(why),
+        ReadState::Pending => Err("This record is not on the ledger yet.".into()),
     }
 }
