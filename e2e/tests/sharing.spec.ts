@@ -44,7 +44,7 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
   const review = patient.getByTestId('share-review');
   await expect(review).toContainText('Dr Sharing Mensah will be able to see them: 3 records you chose, until');
   await expect(review).toContainText('That is 7 days.');
-  await patient.getByRole('button', { name: 'Share', exact: true }).click();
+  await patient.getByRole('button', { name: 'Approve with passkey and share' }).click();
   await expect(patient.getByText('Shared with Dr Sharing Mensah.')).toBeVisible();
 
   const share = patient.getByTestId('share').filter({ hasText: 'Dr Sharing Mensah' });

@@ -44,6 +44,12 @@ pub enum Ceremony {
         account_id: String,
         challenge: String,
     },
+    /// A passkey approval of one signed ledger message (its EIP-712 digest).
+    Approval {
+        authentication: webauthn_rs::prelude::PasskeyAuthentication,
+        account_id: String,
+        digest: [u8; 32],
+    },
 }
 
 struct Pending {

@@ -481,10 +481,33 @@ async fn access_nonce(chain: &Chain, grantee: &AccountKeys) -> U256 {
     U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
-/// `grant`, signed by `signer`, with `keys`, sent by `client`'s session.
-async fn share(client: &Client, domain: &Domain, signer: &AccountKeys, grant: &Grant, keys: Vec<Value>) -> Answer {
+/// `grant`, signed by `signer`, with `keys` and `approval`, sent by
+/// `client`'s session.
+async fn share(
+    client: &Client,
+    domain: &Domain,
+    signer: &AccountKeys,
+    grant: &Grant,
+    keys: Vec<Value>,
+    approval: Value,
+) -> Answer {
     let signature = format!("0x{}", hex::encode(domain.sign(signer, grant)));
-    client.call("shares/grant", json!({ "body": { "grant": grant, "signature": signature, "keys": keys } })).await
+    let body = json!({ "body": { "grant": grant, "signature": signature, "keys": keys, "approval": approval } });
+    client.call("shares/grant", body).await
+}
+
+/// A passkey approval of `digest` by `device`, in a ceremony `client`'s
+/// session starts.
+async fn approve(server: &TestServer, client: &Client, device: &mut Device, digest: [u8; 32]) -> Value {
+    let start = client.call("approvals/start", json!({ "digest": format!("0x{}", hex::encode(digest)) })).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let credential = device.assert(&server.origin, start.body["options"].clone());
+    json!({ "ceremony_id": start.body["ceremony_id"], "credential": credential })
+}
+
+/// Not an approval: for requests refused before it is looked at.
+fn no_approval() -> Value {
+    json!({ "ceremony_id": "none", "credential": {} })
 }
 
 fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> Value {
@@ -494,8 +517,8 @@ fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> Value 
 #[tokio::test]
 async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let server = TestServer::start().await;
-    let patient = sign_up(&server, "Share Patient", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Share", Role::Clinician).await;
+    let mut patient = sign_up(&server, "Share Patient", Role::Patient).await;
+    let mut clinician = sign_up(&server, "Dr Share", Role::Clinician).await;
     let unverified = sign_up(&server, "Dr Unverified", Role::Clinician).await;
     let authority = sign_up(&server, "Share Board", Role::CredentialingAuthority).await;
     let chain = Chain::of(&server, &patient.client).await;
@@ -541,8 +564,10 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     // Refused, and nothing kept: an unverified clinician; someone else's
     // session; a listed record without its key; a key out of scope; a
     // malformed key.
+    let to_unverified = grant_to(&unverified.keys, 0);
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&to_unverified)).await;
     let refused =
-        share(&patient.client, &domain, &patient.keys, &grant_to(&unverified.keys, 0), wraps(&unverified.keys)).await;
+        share(&patient.client, &domain, &patient.keys, &to_unverified, wraps(&unverified.keys), approval).await;
     assert_eq!(
         (refused.status, &refused.body["Refused"]["code"]),
         (422, &json!("UnverifiedGrantee")),
@@ -551,28 +576,42 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     );
     assert_eq!(keys_of(&format!("{:#x}", unverified.keys.address())), "Integer(0)");
     let grant = grant_to(&clinician.keys, 0);
-    assert_eq!(share(&clinician.client, &domain, &patient.keys, &grant, wraps(&clinician.keys)).await.status, 403);
-    assert_eq!(
-        share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys)[..2].to_vec()).await.status,
-        400
-    );
+    let wrong_session = share(&clinician.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), no_approval());
+    assert_eq!(wrong_session.await.status, 403);
+    let missing = wraps(&clinician.keys)[..2].to_vec();
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, missing, no_approval()).await.status, 400);
     let mut extra = wraps(&clinician.keys);
     let other = sealed.anchored[5].id;
     extra.push(json!({ "record": other, "wrapped_key": extra[0]["wrapped_key"] }));
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, extra).await.status, 400);
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, extra, no_approval()).await.status, 400);
     let mut malformed = wraps(&clinician.keys);
     malformed[0]["wrapped_key"] = json!("AAAA");
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, malformed).await.status, 400);
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, malformed, no_approval()).await.status, 400);
+    // The passkey approval: missing, for another grant, started by another
+    // account, or used twice, and nothing is shared.
+    assert_eq!(
+        share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), no_approval()).await.status,
+        400
+    );
+    let for_other = approve(&server, &patient.client, &mut patient.device, domain.digest(&to_unverified)).await;
+    let mismatch = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), for_other).await;
+    assert_eq!(mismatch.status, 403, "{:?}", mismatch.body);
+    let theirs = approve(&server, &clinician.client, &mut clinician.device, domain.digest(&grant)).await;
+    let by_other = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), theirs).await;
+    assert_eq!(by_other.status, 403, "{:?}", by_other.body);
     let clinician_reader = format!("{:#x}", clinician.keys.address());
     assert_eq!(keys_of(&clinician_reader), "Integer(0)");
 
     // Shared: three records of the imported batch, brought into the chart on
     // the ledger by their audit paths, then granted.
-    let shared = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys)).await;
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&grant)).await;
+    let shared = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), approval.clone()).await;
     assert_eq!(shared.status, 200, "{:?}", shared.body);
     assert_eq!(shared.body["mined"], true);
     assert_eq!(keys_of(&clinician_reader), "Integer(3)");
     assert_eq!(server.query_one("SELECT serial FROM grants"), "Integer(1)");
+    let reused = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), approval).await;
+    assert_eq!(reused.status, 400, "an approval is single use: {:?}", reused.body);
 
     let target = &sealed.anchored[chosen[0]];
     let blob = hex::encode(target.ciphertext_hash);
@@ -654,17 +693,23 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
         grantee: grantee.address(),
         nonce: nonce.into(),
     };
-    let stop = |signer: &AccountKeys, m: Revoke| {
+    let stop = |signer: &AccountKeys, m: Revoke, approval: Value| {
         let signature = format!("0x{}", hex::encode(domain.sign(signer, &m)));
-        json!({ "body": { "message": m, "signature": signature } })
+        json!({ "body": { "message": m, "signature": signature, "approval": approval } })
     };
-    let by_clinician = clinician.client.call("shares/stop", stop(&patient.keys, revoke(&clinician.keys, nonce))).await;
-    assert_eq!(by_clinician.status, 403);
-    let never = patient.client.call("shares/stop", stop(&patient.keys, revoke(&unverified.keys, 0))).await;
-    assert_eq!(never.status, 404);
-    let forged = patient.client.call("shares/stop", stop(&unverified.keys, revoke(&clinician.keys, nonce))).await;
+    let by_clinician = stop(&patient.keys, revoke(&clinician.keys, nonce), no_approval());
+    assert_eq!(clinician.client.call("shares/stop", by_clinician).await.status, 403);
+    let never = stop(&patient.keys, revoke(&unverified.keys, 0), no_approval());
+    assert_eq!(patient.client.call("shares/stop", never).await.status, 404);
+    let unapproved = stop(&patient.keys, revoke(&clinician.keys, nonce), no_approval());
+    assert_eq!(patient.client.call("shares/stop", unapproved).await.status, 400);
+    let forged_stop = revoke(&clinician.keys, nonce);
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&forged_stop)).await;
+    let forged = patient.client.call("shares/stop", stop(&unverified.keys, forged_stop, approval)).await;
     assert_eq!(forged.body["Refused"]["code"], "WrongSigner", "{:?}", forged.body);
-    let stopped = patient.client.call("shares/stop", stop(&patient.keys, revoke(&clinician.keys, nonce))).await;
+    let stop_message = revoke(&clinician.keys, nonce);
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&stop_message)).await;
+    let stopped = patient.client.call("shares/stop", stop(&patient.keys, stop_message, approval)).await;
     assert_eq!(stopped.status, 200, "{:?}", stopped.body);
     assert_eq!(stopped.body["mined"], true);
     assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "stopped");
@@ -680,8 +725,9 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     // Shared again, then the clinician's credential is revoked: the share
     // shows it, and opens are refused saying why.
     let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
-    let renewed =
-        share(&patient.client, &domain, &patient.keys, &grant_to(&clinician.keys, nonce), wraps(&clinician.keys)).await;
+    let renewal = grant_to(&clinician.keys, nonce);
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&renewal)).await;
+    let renewed = share(&patient.client, &domain, &patient.keys, &renewal, wraps(&clinician.keys), approval).await;
     assert_eq!(renewed.status, 200, "{:?}", renewed.body);
     assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "active");
     let lapse = LedgerMessage::RevokeCredential(RevokeCredential {

@@ -87,6 +87,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn accesses_list(&self, caller: &Caller) -> Result<Vec<AccessView>, ApiError>;
     async fn shares_nonce(&self, caller: &Caller, grantee: String) -> Result<u64, ApiError>;
     async fn shares_chart(&self, caller: &Caller, patient: String) -> Result<SharedChart, ApiError>;
+    async fn approvals_start(&self, caller: &Caller, digest: String) -> Result<RequestStart, ApiError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

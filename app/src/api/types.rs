@@ -289,6 +289,16 @@ pub struct ShareBody {
     /// The patient's EIP-712 signature of `grant`, 0x hex.
     pub signature: String,
     pub keys: Vec<ShareKey>,
+    /// The patient's passkey approval of this grant's EIP-712 digest.
+    pub approval: Approval,
+}
+
+/// A passkey assertion (user verified) in a ceremony `approvals/start`
+/// began for one message's EIP-712 digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Approval {
+    pub ceremony_id: String,
+    pub credential: WebauthnJson,
 }
 
 /// A grantee's request to open one record, signed in their browser.
@@ -489,6 +499,8 @@ pub struct ShareView {
 pub struct StopBody {
     pub message: chartkey_core::eip712::Revoke,
     pub signature: String,
+    /// The patient's passkey approval of this message's EIP-712 digest.
+    pub approval: Approval,
 }
 
 /// One access the ledger recorded: who opened which record, when, in

@@ -3,6 +3,7 @@
 //! validates its input, and answers with a typed [`ApiError`].
 
 mod accounts;
+mod approvals;
 mod credentials;
 mod ledger;
 mod passkeys;
@@ -185,6 +186,9 @@ impl Backend for ServerBackend {
     }
     async fn shares_chart(&self, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
         shares::shared_chart(&self.state, c, patient).await
+    }
+    async fn approvals_start(&self, c: &Caller, digest: String) -> Result<RequestStart, ApiError> {
+        approvals::start(&self.state, c, digest).await
     }
 }
 

@@ -100,6 +100,8 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         prove_batch_members(state, address, &members).await?;
     }
 
+    super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&g)).await?;
+
     let request = request_of(&LedgerMessage::Grant(g.clone()), signature);
     let function = request.function;
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
@@ -421,6 +423,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
     if known == 0 {
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
     }
+    super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
     let request = request_of(&LedgerMessage::Revoke(m), signature);
     let function = request.function;
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
@@ -524,4 +527,10 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Resu
         _ => return Err(corrupt("nonces")),
     };
     Ok(SharedChart { share, records, next_nonce })
+}
+
+/// The Records contract's EIP-712 domain on this ledger.
+fn records_domain(state: &AppState) -> chartkey_core::eip712::Domain {
+    let client = &state.ledger.client;
+    chartkey_core::eip712::Domain::records(client.chain_id(), super::records::to_ethers(client.contracts().records))
 }

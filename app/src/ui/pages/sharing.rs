@@ -230,9 +230,12 @@ fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> impl IntoView 
                     expires_at: expires,
                     nonce: U256::from(nonce),
                 };
+                let domain = records_domain().await?;
+                busy.set(Some("Approve with your passkey (face, fingerprint or device PIN)…".into()));
+                let approval = approve(domain.digest(&grant)).await?;
                 busy.set(Some("Signing the share and writing it on the ledger…".into()));
-                let signature = records_domain().await?.sign(&keyring.keys, &grant);
-                let body = api::ShareBody { grant, signature: format!("0x{}", hex::encode(signature)), keys };
+                let signature = domain.sign(&keyring.keys, &grant);
+                let body = api::ShareBody { grant, signature: format!("0x{}", hex::encode(signature)), keys, approval };
                 api::shares_grant(body).await.map_err(|e| e.to_string())
             }
             .await;
@@ -383,7 +386,7 @@ fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> impl IntoView 
                         <Busy message=busy />
                         <div class="actions">
                             <button type="button" class="button button-primary" on:click=share disabled=move || busy.with(Option::is_some)>
-                                "Share"
+                                "Approve with passkey and share"
                             </button>
                             <button type="button" class="button" on:click=move |_| step.set(Step::Choose) disabled=move || busy.with(Option::is_some)>
                                 "Change"
@@ -426,6 +429,14 @@ fn wrap_for(
             Ok(ShareKey { record: m.id, wrapped_key: theirs.to_base64() })
         })
         .collect()
+}
+
+/// Asks for the passkey (with user verification) to approve the message
+/// whose EIP-712 digest is `digest`.
+async fn approve(digest: [u8; 32]) -> Result<api::Approval, String> {
+    let start = api::approvals_start(format!("0x{}", hex::encode(digest))).await.map_err(|e| e.to_string())?;
+    let asserted = crate::ui::webauthn::assert(&start.options).await?;
+    Ok(api::Approval { ceremony_id: start.ceremony_id, credential: asserted.credential })
 }
 
 async fn records_domain() -> Result<Domain, String> {
@@ -555,17 +566,23 @@ fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callback<()>) ->
             return;
         }
         error.set(None);
-        stopping.set(Some(format!("Stopping the share with {}…", share.grantee.display_name)));
+        stopping.set(Some(format!("Approve with your passkey to stop sharing with {}…", share.grantee.display_name)));
         leptos::task::spawn_local(async move {
             let result = async {
                 let grantee: Address =
                     share.grantee.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
                 let nonce = api::shares_nonce(share.grantee.address.clone()).await.map_err(|e| e.to_string())?;
                 let message = Revoke { patient: keyring.keys.address(), grantee, nonce: U256::from(nonce) };
-                let signature = records_domain().await?.sign(&keyring.keys, &message);
-                api::shares_stop(api::StopBody { message, signature: format!("0x{}", hex::encode(signature)) })
-                    .await
-                    .map_err(|e| e.to_string())
+                let domain = records_domain().await?;
+                let approval = approve(domain.digest(&message)).await?;
+                let signature = domain.sign(&keyring.keys, &message);
+                api::shares_stop(api::StopBody {
+                    message,
+                    signature: format!("0x{}", hex::encode(signature)),
+                    approval,
+                })
+                .await
+                .map_err(|e| e.to_string())
             }
             .await;
             stopping.set(None);
