@@ -64,7 +64,12 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
   await held.getByRole('button', { name: "Open Sharing Patient's chart" }).click();
   const sharedChart = clinician.getByTestId('shared-chart');
   await expect(sharedChart.getByTestId('shared-record')).toHaveCount(3);
+  const clicked = Date.now();
   await sharedChart.getByTestId('shared-record').first().getByRole('button', { name: 'Open' }).click();
+  // The patient's open page is told within 2 s.
+  await expect(patient.getByTestId('toast')).toContainText('Dr Sharing Mensah opened one of your records', { timeout: 2_000 });
+  expect(Date.now() - clicked).toBeLessThan(2_000);
+  await expect(patient.getByTestId('unread')).toHaveText('1');
   const opened = sharedChart.getByTestId('opened-record');
   await expect(opened).toHaveCount(1);
   await expect(opened).toContainText('Access recorded on the ledger in block');
@@ -75,6 +80,12 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
   await expect(access).toHaveCount(1);
   await expect(access).toContainText('Dr Sharing Mensah');
   await expect(access.locator('code')).toHaveAttribute('title', /^0x[0-9a-f]{64}$/);
+
+  await patient.getByRole('link', { name: /^Inbox/ }).click();
+  await expect(patient.getByTestId('notice')).toHaveCount(1);
+  await expect(patient.getByTestId('notice')).toContainText('Dr Sharing Mensah opened one of your records');
+  await expect(patient.getByTestId('unread')).toHaveCount(0);
+  await nav(patient, 'Sharing').click();
 
   // Stop sharing: the clinician's next open is refused and says why, and
   // what was decrypted is gone.

@@ -18,6 +18,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0003_records.sql")),
     M::up(include_str!("../migrations/0004_sharing.sql")),
     M::up(include_str!("../migrations/0005_credentials.sql")),
+    M::up(include_str!("../migrations/0006_notices.sql")),
 ];
 
 #[derive(Clone)]

@@ -12,6 +12,7 @@ pub mod ceremonies;
 pub mod config;
 pub mod db;
 pub mod ledger;
+pub mod notices;
 pub mod sessions;
 pub mod state;
 pub mod web;
@@ -67,6 +68,7 @@ pub fn router(state: AppState, site: Site) -> Router {
     let blobs = Router::new()
         .route("/api/blobs/{name}", axum::routing::put(blob_routes::put).get(blob_routes::get))
         .route("/api/blobs/pack", post(blob_routes::put_pack))
+        .route("/api/notices/stream", get(notices::stream))
         .route("/api/blobs/fetch", post(blob_routes::fetch).layer(RequestBodyLimitLayer::new(RECORDS_BODY_LIMIT)))
         .with_state(state.clone());
 
@@ -206,7 +208,12 @@ pub async fn launch(
     let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
     let state = AppState::new(config).await?;
     authorities::watch(state.clone());
+    let stopping = state.stopping.clone();
     let app = router(state, site);
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -22,6 +22,10 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     pub ledger: Arc<Ledger>,
     pub blobs: BlobStore,
+    pub notifier: Arc<crate::notices::Notifier>,
+    /// Becomes true when the server starts shutting down, so long-lived
+    /// responses (notice streams) end and graceful shutdown can finish.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Per-IP limits on the unauthenticated entry points.
@@ -59,6 +63,8 @@ impl AppState {
             limits: Arc::new(limits),
             ledger: Arc::new(ledger),
             blobs,
+            notifier: Arc::new(crate::notices::Notifier::default()),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 }

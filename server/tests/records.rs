@@ -630,8 +630,30 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     assert_eq!(theirs.status, 403);
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
 
+    // The patient's open page is told at once.
+    let anonymous = server.client();
+    let refused = anonymous.http.get(format!("{}/api/notices/stream", anonymous.base)).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let mut stream =
+        patient.client.http.get(format!("{}/api/notices/stream", patient.client.base)).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let opened = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
     assert_eq!(opened.status, 200, "{:?}", opened.body);
+    let mut received = String::new();
+    while !received.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk()).await;
+        received.push_str(&String::from_utf8_lossy(&chunk.expect("a notice within 5 s").unwrap().unwrap()));
+    }
+    assert!(received.starts_with("event: notice\ndata: "), "{received}");
+    let notice: Value = serde_json::from_str(received.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
+    assert_eq!((&notice["kind"], &notice["actor_name"]), (&json!("access"), &json!("Dr Share")));
+    assert_eq!((&notice["record"], &notice["tx"]), (&json!(target.id), &opened.body["access_tx"]));
+    let inbox = patient.client.call("notices/list", json!({})).await;
+    assert_eq!((&inbox.body["unread"], inbox.body["notices"].as_array().unwrap().len()), (&json!(1), 1));
+    assert_eq!(clinician.client.call("notices/list", json!({})).await.body["unread"], 0);
+    let read = patient.client.call("notices/read", json!({ "up_to": notice["id"] })).await;
+    assert_eq!((&read.body["unread"], &read.body["notices"][0]["read"]), (&json!(0), &json!(true)));
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(1)");
     let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([opened.body["access_tx"]])).await;
     assert_eq!(receipt["status"], "0x1");
@@ -741,5 +763,7 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &lapsed)).await;
     assert_eq!(refused.body["Refused"]["code"], "CredentialInvalid", "{:?}", refused.body);
     assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("credential"));
+    // Shutting down ends the open notice stream rather than waiting for it.
     server.stop().await;
+    drop(stream);
 }

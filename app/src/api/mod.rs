@@ -277,3 +277,16 @@ pub async fn shares_chart(patient: String) -> Result<SharedChart, ApiError> {
 pub async fn approvals_start(digest: String) -> Result<RequestStart, ApiError> {
     call(move |b, c| async move { b.approvals_start(&c, digest).await }).await
 }
+
+/// The signed-in account's notices, newest first, and the unread count.
+/// New ones also arrive live on `GET /api/notices/stream` (server-sent events).
+#[server(endpoint = "notices/list", input = Json)]
+pub async fn notices_list() -> Result<Inbox, ApiError> {
+    call(move |b, c| async move { b.notices_list(&c).await }).await
+}
+
+/// Marks the signed-in account's notices up to `up_to` (an id) as read.
+#[server(endpoint = "notices/read", input = Json)]
+pub async fn notices_read(up_to: i64) -> Result<Inbox, ApiError> {
+    call(move |b, c| async move { b.notices_read(&c, up_to).await }).await
+}

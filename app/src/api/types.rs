@@ -528,3 +528,33 @@ pub struct SharedChart {
     /// The clinician's next access nonce (the Records contract's `nonces`).
     pub next_nonce: u64,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A clinician opened one of the patient's records.
+    Access,
+    /// A clinician added a record to the patient's chart.
+    WriteBack,
+}
+
+/// A notice: who did what to which record, in which ledger transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeView {
+    pub id: i64,
+    pub kind: NoticeKind,
+    pub actor: String,
+    pub actor_name: String,
+    pub record: Option<chartkey_core::envelope::RecordId>,
+    pub category: Option<u8>,
+    pub tx: String,
+    pub at: i64,
+    pub read: bool,
+}
+
+/// The inbox: the newest notices and how many are unread.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inbox {
+    pub unread: u32,
+    pub notices: Vec<NoticeView>,
+}

@@ -5,6 +5,7 @@ mod enroll;
 mod http;
 mod idle;
 mod nav;
+mod notices;
 mod pages;
 mod records;
 mod session;
@@ -22,6 +23,7 @@ pub fn App() -> impl IntoView {
     provide_context(session);
     leptos::task::spawn_local(session.refresh());
     idle::watch(session);
+    notices::Notices::install(session);
     let location = Location::install();
     let page = move || match location.path().as_str() {
         "/" | "/account" => view! { <pages::Home /> }.into_any(),
@@ -32,11 +34,13 @@ pub fn App() -> impl IntoView {
         "/records" => view! { <pages::Records /> }.into_any(),
         "/credentials" | "/clinicians" => view! { <pages::Credentials /> }.into_any(),
         "/sharing" => view! { <pages::Sharing /> }.into_any(),
+        "/inbox" => view! { <pages::Inbox /> }.into_any(),
         _ => view! { <pages::NotFound /> }.into_any(),
     };
 
     view! {
         <Header />
+        <notices::Toast />
         <main id="main" class="container">{page}</main>
         <footer class="footer container">
             <p>"Chartkey — your records are encrypted in this browser before they leave it."</p>
@@ -49,6 +53,7 @@ fn Header() -> impl IntoView {
     let session = use_session();
     let signed_in = move || session.account.with(Option::is_some);
     let role = move || session.account.with(|a| a.as_ref().map(|a| a.role));
+    let notices = notices::use_notices();
     let lock = move |_| session.lock();
     let sign_out = move |_| leptos::task::spawn_local(session.sign_out());
     view! {
@@ -76,6 +81,13 @@ fn Header() -> impl IntoView {
                         <Show when=move || role() == Some(Role::CredentialingAuthority)>
                             <Link href="/credentials">"Credentials"</Link>
                         </Show>
+                        <Link href="/inbox">
+                            "Inbox"
+                            {move || {
+                                let n = notices.unread();
+                                (n > 0).then(|| view! { " " <span class="count" data-testid="unread">{n}</span><span class="visually-hidden">" unread"</span> })
+                            }}
+                        </Link>
                         <Link href="/account">"Account"</Link>
                         <Link href="/ledger">"Ledger"</Link>
                         <Show when=move || session.is_unlocked()>

@@ -190,6 +190,14 @@ impl Backend for ServerBackend {
     async fn approvals_start(&self, c: &Caller, digest: String) -> Result<RequestStart, ApiError> {
         approvals::start(&self.state, c, digest).await
     }
+    async fn notices_list(&self, c: &Caller) -> Result<Inbox, ApiError> {
+        crate::notices::inbox(&self.state, &c.require_session()?.account_id).await
+    }
+    async fn notices_read(&self, c: &Caller, up_to: i64) -> Result<Inbox, ApiError> {
+        let account_id = c.require_session()?.account_id.clone();
+        crate::notices::mark_read(&self.state, &account_id, up_to).await?;
+        crate::notices::inbox(&self.state, &account_id).await
+    }
 }
 
 /// The account as the browser sees it.

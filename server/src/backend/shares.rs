@@ -207,6 +207,18 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
         })
         .await?;
     tracing::info!(block, "access recorded, record released");
+    let notice = crate::notices::publish(
+        state,
+        &patient.id,
+        chartkey_app::api::NoticeKind::Access,
+        &account.id,
+        Some((id, meta.category)),
+        &access_tx,
+    );
+    if let Err(e) = notice.await {
+        // The access is on the ledger and in "who viewed"; the notice is extra.
+        tracing::error!(error = %e, "recording an access notice failed");
+    }
     Ok(OpenedRecord { record: meta, access_tx, access_block: relayed.block_number })
 }
 

@@ -75,6 +75,12 @@ pub fn Sharing() -> impl IntoView {
 }
 
 #[component]
+pub fn Inbox() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <crate::ui::notices::InboxPage /> }.into_any())
+}
+
+#[component]
 fn Welcome() -> impl IntoView {
     view! {
         <section class="hero">

@@ -1,0 +1,185 @@
+//! Notices: a row per event an account is told of (an access to one of a
+//! patient's records, a clinician's write-back), and a live stream of new
+//! ones to the account's open pages (server-sent events on
+//! `GET /api/notices/stream`). A notice names who, which record (id and
+//! category) and the ledger transaction: never anything of the record.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chartkey_app::api::{ApiError, Inbox, NoticeKind, NoticeView};
+use chartkey_core::envelope::RecordId;
+use rusqlite::params;
+use tokio::sync::broadcast;
+
+use crate::db;
+use crate::sessions::ResolvedCaller;
+use crate::state::AppState;
+
+/// Notices kept waiting for a slow stream before it skips ahead (it then
+/// says so, and the page reloads its inbox).
+const BACKLOG: usize = 256;
+/// Notices an inbox lists.
+const SHOWN: i64 = 200;
+/// How often an idle stream sends a comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Fans new notices out to the streams of the accounts they are for.
+pub struct Notifier {
+    tx: broadcast::Sender<(String, NoticeView)>,
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self { tx: broadcast::channel(BACKLOG).0 }
+    }
+}
+
+/// Records a notice for `account_id` and sends it to their open pages.
+pub async fn publish(
+    state: &AppState,
+    account_id: &str,
+    kind: NoticeKind,
+    actor_id: &str,
+    record: Option<(RecordId, u8)>,
+    tx: &str,
+) -> Result<(), ApiError> {
+    let (account, actor, tx_hash) = (account_id.to_owned(), actor_id.to_owned(), tx.to_owned());
+    let kind_text = kind_text(kind);
+    let (record_hex, category) = (record.map(|(id, _)| id.to_hex()), record.map(|(_, c)| c));
+    let at = db::now();
+    let (id, actor_row) = state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![account, kind_text, actor, record_hex, category, tx_hash, at],
+            )?;
+            Ok((conn.last_insert_rowid(), db::account_by_id(conn, &actor)?))
+        })
+        .await?;
+    let actor = actor_row.ok_or(ApiError::Internal)?;
+    let view = NoticeView {
+        id,
+        kind,
+        actor: actor.address.to_lowercase(),
+        actor_name: actor.display_name,
+        record: record.map(|(id, _)| id),
+        category: record.map(|(_, c)| c),
+        tx: tx.to_owned(),
+        at,
+        read: false,
+    };
+    // No open page is not an error: the inbox has it.
+    let _ = state.notifier.tx.send((account_id.to_owned(), view));
+    Ok(())
+}
+
+fn kind_text(kind: NoticeKind) -> &'static str {
+    match kind {
+        NoticeKind::Access => "access",
+        NoticeKind::WriteBack => "write_back",
+    }
+}
+
+pub async fn inbox(state: &AppState, account_id: &str) -> Result<Inbox, ApiError> {
+    let id = account_id.to_owned();
+    let (unread, rows) = state
+        .db
+        .call(move |conn| {
+            let unread: u32 = conn.query_row(
+                "SELECT count(*) FROM notices WHERE account_id = ?1 AND read_at IS NULL",
+                [&id],
+                |r| r.get(0),
+            )?;
+            let mut statement = conn.prepare(
+                "SELECT n.id, n.kind, a.address, a.display_name, n.record_id, n.category, n.tx, n.at, n.read_at IS NOT NULL
+                 FROM notices n JOIN accounts a ON a.id = n.actor_id
+                 WHERE n.account_id = ?1 ORDER BY n.id DESC LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![id, SHOWN], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<u8>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, bool>(8)?,
+                ))
+            })?;
+            Ok((unread, rows.collect::<rusqlite::Result<Vec<_>>>()?))
+        })
+        .await?;
+    let notices = rows
+        .into_iter()
+        .map(|(id, kind, actor, actor_name, record, category, tx, at, read)| NoticeView {
+            id,
+            kind: if kind == "write_back" { NoticeKind::WriteBack } else { NoticeKind::Access },
+            actor: actor.to_lowercase(),
+            actor_name,
+            record: record.as_deref().and_then(RecordId::from_hex),
+            category,
+            tx,
+            at,
+            read,
+        })
+        .collect();
+    Ok(Inbox { unread, notices })
+}
+
+pub async fn mark_read(state: &AppState, account_id: &str, up_to: i64) -> Result<(), ApiError> {
+    let id = account_id.to_owned();
+    state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE notices SET read_at = ?1 WHERE account_id = ?2 AND id <= ?3 AND read_at IS NULL",
+                params![db::now(), id, up_to],
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+/// `GET /api/notices/stream`: the signed-in account's new notices as
+/// server-sent events (`event: notice`, the notice as JSON; `event: lagged`
+/// when some were skipped). Ends when the server shuts down.
+pub async fn stream(State(state): State<AppState>, ResolvedCaller(caller): ResolvedCaller) -> Response {
+    let Some(session) = caller.session else {
+        return (StatusCode::UNAUTHORIZED, "Sign in to receive notices.").into_response();
+    };
+    let account_id = session.account_id;
+    let receiver = state.notifier.tx.subscribe();
+    let stopping = state.stopping.subscribe();
+    let events = futures_util::stream::unfold(
+        (receiver, stopping, account_id),
+        |(mut receiver, mut stopping, account_id)| async move {
+            loop {
+                let next = tokio::select! {
+                    next = receiver.recv() => next,
+                    _ = stopping.wait_for(|s| *s) => return None,
+                };
+                let event = match next {
+                    Ok((to, view)) if to == account_id => {
+                        Event::default().event("notice").json_data(&view).unwrap_or_else(|_| Event::default())
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("lagged").data("reload"),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok::<_, Infallible>(event), (receiver, stopping, account_id)));
+            }
+        },
+    );
+    let mut response = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
