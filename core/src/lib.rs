@@ -15,6 +15,7 @@
 //! - [`summary`]: a readable digest of a FHIR resource, per type.
 //! - [`wire`]: types that travel between browser and server.
 
+pub mod audit;
 pub mod directory;
 pub mod eip712;
 pub mod envelope;

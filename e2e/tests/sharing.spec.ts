@@ -7,6 +7,7 @@
 // and the clinician's next open is refused, saying why.
 import { test, expect } from '@playwright/test';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
 
 const FLOYD = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir', 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
@@ -80,6 +81,27 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
   await expect(access).toHaveCount(1);
   await expect(access).toContainText('Dr Sharing Mensah');
   await expect(access.locator('code')).toHaveAttribute('title', /^0x[0-9a-f]{64}$/);
+  const accessTx = await access.locator('code').getAttribute('title');
+
+  // Both export as FHIR: the accesses as AuditEvents, the share as a Consent.
+  const download = async (testId: string) => {
+    const file = patient.waitForEvent('download');
+    await patient.getByTestId(testId).click();
+    return JSON.parse(readFileSync((await (await file).path())!, 'utf8'));
+  };
+  const audit = await download('export-audit');
+  expect(audit.resourceType).toBe('Bundle');
+  expect(audit.entry).toHaveLength(1);
+  const event = audit.entry[0].resource;
+  expect(event.resourceType).toBe('AuditEvent');
+  expect(event.agent[0].who.display).toBe('Dr Sharing Mensah');
+  expect(event.entity.map((e: any) => e.what.identifier?.value)).toContain(accessTx);
+  const consents = await download('export-consents');
+  const consent = consents.entry[0].resource;
+  expect(consent.resourceType).toBe('Consent');
+  expect(consent.status).toBe('active');
+  expect(consent.provision.data).toHaveLength(3);
+  expect(consent.provision.actor[0].reference.display).toBe('Dr Sharing Mensah');
 
   await patient.getByRole('link', { name: /^Inbox/ }).click();
   await expect(patient.getByTestId('notice')).toHaveCount(1);

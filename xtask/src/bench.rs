@@ -62,6 +62,16 @@ pub fn records() -> Result {
     Ok(())
 }
 
+/// `cargo xtask bench share`: a clinician opening a shared 1 MB record (50
+/// opens, p50 and p95) and the access-to-notice delay on the patient's page.
+pub fn share() -> Result {
+    let env = Env::new()?;
+    env.build_app()?;
+    let measured = browser_bench(&env, "bench/share.mjs", &[])?;
+    print!("{measured}");
+    Ok(())
+}
+
 /// Runs a Node script (in e2e/) against the release server on 127.0.0.1
 /// with a fresh data directory, and returns what it printed. The server
 /// is stopped by its process id.
@@ -98,6 +108,8 @@ fn browser_bench(env: &Env, script: &str, server_args: &[&str]) -> Result<String
         .arg(script)
         .env("CHARTKEY_URL", &url)
         .env("CHARTKEY_FIXTURES", env.root.join("fixtures"))
+        .env("CHARTKEY_BIN", env.server_binary("release"))
+        .env("CHARTKEY_DATA_DIR", &data)
         .stderr(Stdio::inherit())
         .output();
     let _ = server.kill();

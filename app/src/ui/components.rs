@@ -165,3 +165,26 @@ pub fn format_datetime(unix_secs: i64) -> String {
     let date = js_sys::Date::new(&JsValue::from_f64(unix_secs as f64 * 1000.0));
     String::from(date.to_locale_string("default", &JsValue::UNDEFINED))
 }
+
+/// An object URL for `bytes` (revoke it when done).
+pub fn object_url(bytes: &[u8], content_type: &str) -> Option<String> {
+    let array = js_sys::Array::new();
+    array.push(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(content_type);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&array, &options).ok()?;
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}
+
+/// Offers `bytes` as a download named `name`.
+pub fn save_file(name: &str, content_type: &str, bytes: &[u8]) {
+    use wasm_bindgen::JsCast;
+    let Some(url) = object_url(bytes, content_type) else { return };
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+    if let Ok(a) = document.create_element("a").map(|e| e.unchecked_into::<web_sys::HtmlAnchorElement>()) {
+        a.set_href(&url);
+        a.set_download(name);
+        a.click();
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use chartkey_core::envelope::RecordId;
 use chartkey_core::fhir::{self, Category, ImportedResource};
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 
 use crate::api;
-use crate::ui::components::{Busy, ErrorMessage, format_date};
+use crate::ui::components::{Busy, ErrorMessage, format_date, object_url, save_file};
 use crate::ui::records::{self, Loaded, Progress, ReadState, ToAdd};
 use crate::ui::session::{Keyring, use_session};
 
@@ -660,27 +659,6 @@ fn Attachment(content_type: String, bytes: Vec<u8>, title: String) -> impl IntoV
             </figcaption>
         </figure>
     }
-}
-
-fn object_url(bytes: &[u8], content_type: &str) -> Option<String> {
-    let array = js_sys::Array::new();
-    array.push(&js_sys::Uint8Array::from(bytes));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type(content_type);
-    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&array, &options).ok()?;
-    web_sys::Url::create_object_url_with_blob(&blob).ok()
-}
-
-/// Offers `bytes` as a download named `name`.
-fn save_file(name: &str, content_type: &str, bytes: &[u8]) {
-    let Some(url) = object_url(bytes, content_type) else { return };
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
-    if let Ok(a) = document.create_element("a").map(|e| e.unchecked_into::<web_sys::HtmlAnchorElement>()) {
-        a.set_href(&url);
-        a.set_download(name);
-        a.click();
-    }
-    let _ = web_sys::Url::revoke_object_url(&url);
 }
 
 /// Adds a correction: a new version of the resource, anchored on its own

@@ -19,7 +19,7 @@ use rand_core::OsRng;
 
 use super::credentials::ClinicianItem;
 use crate::api::{self, AccessView, ClinicianCard, ShareKey, ShareState, ShareView};
-use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, format_date, format_datetime};
+use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, format_date, format_datetime, save_file};
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
 use crate::ui::session::{Keyring, use_session};
 
@@ -594,7 +594,15 @@ fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callback<()>) ->
     };
     view! {
         <section class="panel" aria-labelledby="shares-heading">
-            <h2 id="shares-heading">"Your shares"</h2>
+            <div class="panel-head">
+                <h2 id="shares-heading">"Your shares"</h2>
+                {move || shares.with(|s| s.as_ref().is_some_and(|l| !l.is_empty())).then(|| view! {
+                    <button type="button" class="button button-small" data-testid="export-consents"
+                        on:click=move |_| shares.with_untracked(|s| if let Some(list) = s { export_consents(list) })>
+                        "Export as FHIR Consent"
+                    </button>
+                })}
+            </div>
             <ErrorMessage error=error />
             <Busy message=stopping />
             {move || match shares.get() {
@@ -657,7 +665,15 @@ fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option
     };
     view! {
         <section class="panel" aria-labelledby="viewed-heading">
-            <h2 id="viewed-heading">"Who viewed my records"</h2>
+            <div class="panel-head">
+                <h2 id="viewed-heading">"Who viewed my records"</h2>
+                {move || accesses.with(|a| a.as_ref().is_some_and(|l| !l.is_empty())).then(|| view! {
+                    <button type="button" class="button button-small" data-testid="export-audit"
+                        on:click=move |_| accesses.with_untracked(|a| if let Some(list) = a { export_audit(list) })>
+                        "Export as FHIR AuditEvent"
+                    </button>
+                })}
+            </div>
             <p class="muted">"Every open of a shared record, as the ledger recorded it before anything was sent."</p>
             {move || match accesses.get() {
                 None => ().into_any(),
@@ -715,6 +731,60 @@ fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option
             }}
         </section>
     }
+}
+
+fn now_secs() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+/// Downloads every share as a FHIR Bundle of Consent resources.
+fn export_consents(list: &[ShareView]) {
+    use chartkey_core::audit::{Covered, GrantFacts, Party};
+    let resources = list
+        .iter()
+        .map(|s| {
+            let categories =
+                Category::ALL.into_iter().filter(|c| s.categories >> c.code() & 1 == 1).collect::<Vec<_>>();
+            chartkey_core::audit::consent(&GrantFacts {
+                patient: Party { address: &s.patient, name: &s.patient_name },
+                grantee: Party { address: &s.grantee.address, name: &s.grantee.display_name },
+                covered: match s.scope {
+                    SCOPE_RECORDS => Covered::Records(&s.records),
+                    SCOPE_CATEGORIES => Covered::Categories(categories),
+                    _ => Covered::Everything,
+                },
+                write: s.write,
+                granted_at: s.granted_at,
+                expires_at: s.expires_at as i64,
+                active: s.state == ShareState::Active,
+                grant_tx: &s.grant_tx,
+            })
+        })
+        .collect();
+    let bundle = chartkey_core::audit::bundle(resources, now_secs());
+    save_file("chartkey-consents.json", "application/fhir+json", bundle.as_bytes());
+}
+
+/// Downloads every access as a FHIR Bundle of AuditEvent resources.
+fn export_audit(list: &[AccessView]) {
+    use chartkey_core::audit::{AccessFacts, Party};
+    let ids: Vec<String> = list.iter().map(|a| a.record.to_hex()).collect();
+    let resources = list
+        .iter()
+        .zip(&ids)
+        .map(|(a, id)| {
+            chartkey_core::audit::audit_event(&AccessFacts {
+                patient: Party { address: &a.patient, name: &a.patient_name },
+                grantee: Party { address: &a.grantee, name: &a.grantee_name },
+                record_id: id,
+                category: Category::from_code(a.category),
+                at: a.at,
+                tx: &a.tx,
+            })
+        })
+        .collect();
+    let bundle = chartkey_core::audit::bundle(resources, now_secs());
+    save_file("chartkey-accesses.json", "application/fhir+json", bundle.as_bytes());
 }
 
 /// A clinician's "Shared with me".
@@ -782,6 +852,7 @@ struct OpenedShared {
     id: RecordId,
     opened: Arc<chart_records::Opened>,
     access_block: u64,
+    access_tx: String,
 }
 
 /// One patient's shared chart, for the clinician. Every open signs an
@@ -877,7 +948,7 @@ fn SharedChartView(patient: String) -> impl IntoView {
             {move || opened.get().into_iter().map(|o| {
                 let summary = o.opened.summary.clone();
                 view! {
-                    <article class="record-view" data-testid="opened-record">
+                    <article class="record-view" data-testid="opened-record" data-access-tx=o.access_tx.clone()>
                         <h3>{summary.title.clone()}</h3>
                         {summary.date.clone().map(|d| view! { <p class="muted">{d}</p> })}
                         <dl class="facts">
@@ -923,7 +994,12 @@ async fn open_shared(
     )
     .await?;
     match chart_records::read(keyring, &checker, &answer.record, &bytes) {
-        ReadState::Open(o) => Ok(OpenedShared { id: meta.id, opened: Arc::from(o), access_block: answer.access_block }),
+        ReadState::Open(o) => Ok(OpenedShared {
+            id: meta.id,
+            opened: Arc::from(o),
+            access_block: answer.access_block,
+            access_tx: answer.access_tx,
+        }),
         ReadState::Tampered(why) => Err(format!("This record failed its checks and is not shown: {why}")),
         ReadState::Unreadable(why) => Err(why),
         ReadState::Pending => Err("This record is not on the ledger yet.".into()),
