@@ -98,10 +98,14 @@ await patient.getByText('Shared with Dr Bench.').waitFor({ timeout: 30_000 });
 await patient.evaluate(() => {
   window.__notices = [];
   const region = document.querySelector('.toast-region');
-  new MutationObserver((changes) => {
-    const added = changes.some((c) => [...c.addedNodes].some((n) => n.dataset?.testid === 'toast'));
-    if (added) window.__notices.push(Date.now());
-  }).observe(region, { childList: true, subtree: true });
+  let last = null;
+  new MutationObserver(() => {
+    const shown = region.querySelector('[data-testid=toast]')?.dataset.notice;
+    if (shown && shown !== last) {
+      last = shown;
+      window.__notices.push(Date.now());
+    }
+  }).observe(region, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-notice'] });
 });
 
 // The clinician opens it, over and over.

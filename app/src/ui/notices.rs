@@ -127,7 +127,7 @@ pub fn Toast() -> impl IntoView {
     view! {
         <div class="toast-region" role="status" aria-live="polite">
             {move || notices.toast.get().map(|n| view! {
-                <div class="toast" data-testid="toast">
+                <div class="toast" data-testid="toast" data-notice=n.id.to_string()>
                     <span>{notice_text(&n)}</span>
                     <button type="button" class="button button-small button-quiet" aria-label="Dismiss"
                         on:click=move |_| notices.toast.set(None)>"×"</button>
