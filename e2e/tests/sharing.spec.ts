@@ -126,3 +126,44 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
   await expect(clinician.getByTestId('held-share').filter({ hasText: 'Sharing Patient' })).toContainText('Stopped');
   expect(await access.count()).toBe(1);
 });
+
+test('with read and write, a clinician adds a note; the patient is told and sees it as added by the clinician', async ({ browser }) => {
+  const authority = await newAccount(browser, 'Write Test Board', 'Credentialing authority');
+  await nameAuthority(authority);
+  const clinician = await newAccount(browser, 'Dr Writeback Adeyemi', 'Clinician');
+  await requestVerification(clinician, 'Write Test Board', { license: 'GP-42', specialty: 'General practice' });
+  await issueCredential(authority, 'Dr Writeback Adeyemi');
+
+  const patient = await newAccount(browser, 'Writeback Patient', 'Patient');
+  await nav(patient, 'Sharing').click();
+  await patient.getByLabel('Find a clinician by name, specialty or organisation').fill('Writeback');
+  await patient.getByRole('button', { name: 'Search', exact: true }).click();
+  await patient.getByRole('button', { name: 'Choose Dr Writeback Adeyemi' }).click();
+  await patient.getByLabel('Everything').check();
+  await patient.getByLabel('For how long').selectOption('1');
+  // Writing needs kinds of records or everything: the box is enabled now.
+  await patient.getByLabel('They may also add to my chart (notes, observations, prescriptions)').check();
+  await patient.getByRole('button', { name: 'Review' }).click();
+  await expect(patient.getByTestId('share-review')).toContainText('will be able to see them and add notes, observations or prescriptions to your chart: all your records');
+  await patient.getByRole('button', { name: 'Approve with passkey and share' }).click();
+  await expect(patient.getByText('Shared with Dr Writeback Adeyemi.')).toBeVisible();
+  await expect(patient.getByTestId('share').filter({ hasText: 'Dr Writeback Adeyemi' })).toContainText('Read and add');
+
+  await reloadAndUnlock(clinician);
+  await nav(clinician, 'Shared with me').click();
+  await clinician.getByRole('button', { name: "Open Writeback Patient's chart" }).click();
+  const form = clinician.getByTestId('write-back');
+  await form.locator('select').selectOption('note');
+  await form.getByRole('textbox', { name: 'Note' }).fill('Follow-up in two weeks; sleeping better on the new dose.');
+  await form.getByRole('button', { name: 'Add to chart' }).click();
+  await expect(form.getByRole('status')).toContainText('Added to the chart, anchored in block');
+  await expect(patient.getByTestId('toast')).toContainText('Dr Writeback Adeyemi added a record to your chart (Documents)');
+
+  // The patient opens it: verified, decrypted, "added by" the clinician.
+  await nav(patient, 'Records').click();
+  const item = patient.getByTestId('timeline').locator('.timeline-item').filter({ hasText: 'Clinical note' });
+  await expect(item.getByTestId('added-by')).toHaveText('added by Dr Writeback Adeyemi');
+  await item.getByRole('button').click();
+  await expect(patient.getByTestId('ledger-line')).toContainText('by Dr Writeback Adeyemi');
+  await expect(patient.getByText('Tampering detected')).toHaveCount(0);
+});

@@ -392,10 +392,14 @@ async fn bad_uploads_and_bad_records_change_nothing() {
         patient.client.call("records/add", json!({ "body": { "records": [], "signature": signature } })).await.status,
         400
     );
-    // Only patients add records to their own chart (for now).
+    // Only patients have charts of their own; a clinician must name the
+    // patient whose chart they write to (a_clinician_writes_back_…).
     let clinician = sign_up(&server, "Dr Writer", Role::Clinician).await;
     let theirs = seal_all(&clinician.keys, &items, None);
-    assert_eq!(add(&clinician, &domain, &theirs).await.status, 403);
+    assert_eq!(add(&clinician, &domain, &theirs).await.status, 400);
+    let verifier = sign_up(&server, "An Insurer", Role::Verifier).await;
+    let insurers = seal_all(&verifier.keys, &items, None);
+    assert_eq!(add(&verifier, &domain, &insurers).await.status, 403);
     // Content someone else uploaded cannot be named in one's own records
     // (fingerprints are public, on the ledger).
     let curious = sign_up(&server, "Curious Patient", Role::Patient).await;
@@ -766,4 +770,125 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     // Shutting down ends the open notice stream rather than waiting for it.
     server.stop().await;
     drop(stream);
+}
+
+/// A clinician's note under a read+write share: anchored with the
+/// clinician as author, readable by the patient, and the patient is told.
+/// Refused on a read-only share, to a patient who has not shared, and
+/// without the patient's key.
+#[tokio::test]
+async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_it() {
+    let server = TestServer::start().await;
+    let mut patient = sign_up(&server, "Write Patient", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Writer", Role::Clinician).await;
+    let stranger = sign_up(&server, "Other Patient", Role::Patient).await;
+    let authority = sign_up(&server, "Write Board", Role::CredentialingAuthority).await;
+    let chain = Chain::of(&server, &patient.client).await;
+    let domain = ledger_domain(&patient.client).await;
+    chain.set_authority(&server.data_dir, authority.keys.address()).await;
+    let credential = LedgerMessage::IssueCredential(IssueCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        license_id_hash: [2; 32],
+        specialty: chartkey_core::eip712::bytes32_text("general practice").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce: U256::one(),
+    });
+    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+
+    // The clinician's note, sealed in their browser for them and the patient.
+    let note = fhir::split_import(
+        r#"{"resourceType":"DocumentReference","status":"current","description":"Follow-up note: sleeping better.",
+            "content":[{"attachment":{"contentType":"text/plain","data":"U2xlZXBpbmcgYmV0dGVyLg=="}}]}"#,
+    )
+    .unwrap();
+    let sealed = seal_all(&clinician.keys, &note, None);
+    let id = sealed.anchored[0].id;
+    let for_patient =
+        envelope::wrap_key(&sealed.keys[0], id, patient.keys.address(), &patient.keys.encryption_public(), &mut OsRng)
+            .unwrap();
+    let (status, body) = upload_pack(&clinician.client, sealed.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let sign_for =
+        |who: &AccountKeys| match records::anchor_message(clinician.keys.address(), who.address(), &sealed.anchored)
+            .unwrap()
+        {
+            LedgerMessage::Anchor(m) => format!("0x{}", hex::encode(domain.sign(&clinician.keys, &m))),
+            other => panic!("not one anchor: {other:?}"),
+        };
+    let write_back = |to: &AccountKeys, patient_key: Option<String>| {
+        let mut record = sealed.records[0].clone();
+        record["patient_wrapped_key"] = json!(patient_key);
+        json!({ "body": { "records": [record], "signature": sign_for(to), "patient": format!("{:#x}", to.address()) } })
+    };
+
+    // Nothing shared yet, or shared with someone else.
+    let unshared = clinician.client.call("records/add", write_back(&patient.keys, Some(for_patient.to_base64()))).await;
+    assert_eq!(unshared.status, 404, "{:?}", unshared.body);
+
+    // A read-only share: the ledger refuses the clinician as an author.
+    let read_only = Grant {
+        patient: patient.keys.address(),
+        grantee: clinician.keys.address(),
+        scope: chartkey_core::eip712::SCOPE_EVERYTHING,
+        categories: 0,
+        records: vec![],
+        write: false,
+        expires_at: now() + 86_400,
+        nonce: 0.into(),
+    };
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&read_only)).await;
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &read_only, vec![], approval).await.status, 200);
+    let refused = clinician.client.call("records/add", write_back(&patient.keys, Some(for_patient.to_base64()))).await;
+    assert_eq!(refused.body["Refused"]["code"], "NotAuthorisedAuthor", "{:?}", refused.body);
+    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE id = '{}'", id.to_hex())), "Integer(0)");
+
+    // Read+write: anchored with the clinician as author.
+    let read_write = Grant { write: true, nonce: 1.into(), ..read_only };
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&read_write)).await;
+    assert_eq!(share(&patient.client, &domain, &patient.keys, &read_write, vec![], approval).await.status, 200);
+    let missing_key = clinician.client.call("records/add", write_back(&patient.keys, None)).await;
+    assert_eq!(missing_key.status, 400, "{:?}", missing_key.body);
+    let elsewhere =
+        clinician.client.call("records/add", write_back(&stranger.keys, Some(for_patient.to_base64()))).await;
+    assert_eq!(elsewhere.status, 404, "{:?}", elsewhere.body);
+    let mut own = sealed.records[0].clone();
+    own["patient_wrapped_key"] = json!(for_patient.to_base64());
+    let by_patient = patient
+        .client
+        .call("records/add", json!({ "body": { "records": [own], "signature": sign_for(&patient.keys) } }))
+        .await;
+    assert_eq!(by_patient.status, 400, "a patient's own record carries no second key: {:?}", by_patient.body);
+    let written = clinician.client.call("records/add", write_back(&patient.keys, Some(for_patient.to_base64()))).await;
+    assert_eq!(written.status, 200, "{:?}", written.body);
+    assert_eq!(written.body["mined"], true);
+
+    // The ledger names the clinician as the author.
+    let input = chartkey_ledger::evm::encode_call(
+        &chartkey_ledger::artifacts::records().abi,
+        "recordOf",
+        &[ethers_core::abi::Token::Address(patient.keys.address()), ethers_core::abi::Token::FixedBytes(id.0.to_vec())],
+    )
+    .unwrap();
+    let call = json!([{ "to": chain.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
+    let out = chain.rpc.result("eth_call", call).await;
+    let out = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+    assert_eq!(out[31], 1, "exists");
+    assert_eq!(&out[96 + 12..128], clinician.keys.address().as_bytes(), "author");
+
+    // The patient's chart lists it, "added by Dr Writer", and it reads back.
+    let listed = patient.client.call("records/list", json!({})).await;
+    let meta = listed.body.as_array().unwrap().iter().find(|m| m["id"] == json!(id)).unwrap().clone();
+    assert_eq!(meta["author_name"], "Dr Writer");
+    assert_eq!(meta["author"].as_str().unwrap().to_lowercase(), format!("{:#x}", clinician.keys.address()));
+    let (status, bytes) = get_blob(&patient.client, meta["blob"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let resource = read(&patient.keys, &domain, &meta, &bytes).unwrap();
+    assert!(resource.json.contains("sleeping better"));
+
+    // The patient is told.
+    let inbox = patient.client.call("notices/list", json!({})).await;
+    assert_eq!(inbox.body["notices"][0]["kind"], "write_back", "{:?}", inbox.body);
+    assert_eq!(inbox.body["notices"][0]["actor_name"], "Dr Writer");
+    server.stop().await;
 }

@@ -199,19 +199,27 @@ pub struct NewRecord {
     pub blob: String,
     pub category: u8,
     pub amends: Option<chartkey_core::envelope::RecordId>,
-    /// base64url, 81 bytes.
+    /// The data key wrapped for its author, base64url, 81 bytes.
     pub wrapped_key: String,
+    /// The data key wrapped for the chart's patient, when someone else
+    /// writes it (a clinician's write-back).
+    #[serde(default)]
+    pub patient_wrapped_key: Option<String>,
 }
 
-/// Records to add to the signed-in patient's chart, with the signature of
-/// the ledger message that anchors them
-/// (`chartkey_core::records::anchor_message`: one record alone, several
-/// as one Merkle batch, in this order).
+/// Records to add to a chart, with the author's signature of the ledger
+/// message that anchors them (`chartkey_core::records::anchor_message`:
+/// one record alone, several as one Merkle batch, in this order). The chart
+/// is the signed-in patient's own, or with `patient`, that patient's: a
+/// clinician writing back one record under a read+write share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddRecordsBody {
     pub records: Vec<NewRecord>,
     /// 0x hex, 65 bytes.
     pub signature: String,
+    /// The patient's 0x address, for a write-back.
+    #[serde(default)]
+    pub patient: Option<String>,
 }
 
 /// A record's place in a Merkle batch, to check against the batch's root

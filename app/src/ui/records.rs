@@ -99,6 +99,7 @@ pub async fn add(
             category: item.category.code(),
             amends: item.amends,
             wrapped_key: wrapped.to_base64(),
+            patient_wrapped_key: None,
         });
         anchored.push(AnchoredRecord {
             id,
@@ -136,7 +137,8 @@ pub async fn add(
         LedgerMessage::AnchorBatch(m) => domain.sign(keys, m),
         _ => return Err("Records are anchored by Anchor or AnchorBatch messages only.".into()),
     };
-    let body = AddRecordsBody { records: new_records, signature: format!("0x{}", hex::encode(signature)) };
+    let body =
+        AddRecordsBody { records: new_records, signature: format!("0x{}", hex::encode(signature)), patient: None };
     api::records_add(body).await.map_err(|e| e.to_string())
 }
 
@@ -300,12 +302,18 @@ pub fn read(keyring: &Keyring, checker: &Checker, meta: &RecordMeta, envelope_by
     if on_ledger == OnLedger::Missing && meta.anchor_block.is_none() {
         return ReadState::Pending;
     }
-    // Records of this chart are written by its patient (grantees with write
-    // access come with sharing).
-    let (Some(author), Some(signature)) = (
-        meta.author.strip_prefix("0x").and_then(|h| h.parse().ok()).filter(|a| *a == checker.patient),
-        hex::decode(meta.signature.strip_prefix("0x").unwrap_or_default()).ok(),
-    ) else {
+    // A chart's records are written by its patient, or (a write-back) by a
+    // clinician the patient let write: then only as a single anchor, whose
+    // author the ledger names too (the contract accepted it from them only
+    // under a read+write grant).
+    let parse = |text: &str| text.strip_prefix("0x").and_then(|h| h.parse::<ethers_core::types::Address>().ok());
+    let author = parse(&meta.author).filter(|a| {
+        *a == checker.patient
+            || matches!(&meta.ledger, LedgerAnchor::Record { author: on_ledger, .. } if parse(on_ledger) == Some(*a))
+    });
+    let (Some(author), Some(signature)) =
+        (author, hex::decode(meta.signature.strip_prefix("0x").unwrap_or_default()).ok())
+    else {
         return ReadState::Tampered(records::Tampered::BadSignature.to_string());
     };
     let provenance = Provenance { domain: &checker.domain, patient: checker.patient, author, signature: &signature };

@@ -26,9 +26,17 @@ use crate::state::AppState;
 
 pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller(state, c).await?;
-    if Role::parse(&account.role) != Some(Role::Patient) {
-        return Err(ApiError::Forbidden("Only a patient adds records to their own chart.".into()));
-    }
+    // Whose chart: the patient's own, or (a clinician's write-back) the
+    // patient the body names, who must have shared with them.
+    let (patient, patient_address) = match (Role::parse(&account.role), &body.patient) {
+        (Some(Role::Patient), None) => (account.clone(), address),
+        (Some(Role::Clinician), Some(patient)) => write_back_chart(state, &account, patient, &body).await?,
+        (Some(Role::Clinician), None) => {
+            return Err(ApiError::bad_request("Name the patient whose chart this record is for."));
+        }
+        _ => return Err(ApiError::Forbidden("Only a patient adds records to their own chart.".into())),
+    };
+    let writing_back = patient.id != account.id;
     let signature = parse_signature(&body.signature)?;
     let signature_hex = format!("0x{}", hex::encode(&signature));
     let mut records = Vec::with_capacity(body.records.len());
@@ -42,20 +50,37 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         }
         WrappedKey::from_base64(&r.wrapped_key)
             .map_err(|_| ApiError::bad_request(format!("{}: its wrapped key is malformed.", which())))?;
+        match (&r.patient_wrapped_key, writing_back) {
+            (Some(k), true) => {
+                WrappedKey::from_base64(k).map_err(|_| {
+                    ApiError::bad_request(format!("{}: the patient's wrapped key is malformed.", which()))
+                })?;
+            }
+            (None, true) => {
+                return Err(ApiError::bad_request(format!(
+                    "{}: it needs its key wrapped for the patient too.",
+                    which()
+                )));
+            }
+            (Some(_), false) => {
+                return Err(ApiError::bad_request(format!("{}: only a write-back carries a patient's key.", which())));
+            }
+            (None, false) => {}
+        }
         let size = state.blobs.size(&blob).await.map_err(storage_down)?.ok_or_else(|| {
             ApiError::bad_request(format!("{}: its encrypted content has not been uploaded.", which()))
         })?;
         sizes.push(size);
         records.push(AnchoredRecord { id: r.id, ciphertext_hash: blob.0, category: r.category, amends: r.amends });
     }
-    let message = anchor_message(to_ethers(address), to_ethers(address), &records)
+    let message = anchor_message(to_ethers(address), to_ethers(patient_address), &records)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
 
     // Ids must be new; a corrected record must be this patient's.
     let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
     let amends = records.first().and_then(|r| r.amends).map(|a| a.to_hex());
     let blobs: Vec<String> = body.records.iter().map(|r| r.blob.to_ascii_lowercase()).collect();
-    let patient_id = account.id.clone();
+    let (patient_id, author_id) = (patient.id.clone(), account.id.clone());
     let (taken, not_uploaded, amended_ok) = state
         .db
         .call(move |conn| {
@@ -70,7 +95,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
             let mut uploaded = conn.prepare_cached("SELECT 1 FROM blob_uploads WHERE blob = ?1 AND account_id = ?2")?;
             let mut not_uploaded = None;
             for (i, blob) in blobs.iter().enumerate() {
-                if !uploaded.exists(params![blob, patient_id])? {
+                if !uploaded.exists(params![blob, author_id])? {
                     not_uploaded = Some(i);
                     break;
                 }
@@ -107,7 +132,8 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
 
     let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
     let rows = body.records.clone();
-    let (patient_id, count, tx) = (account.id.clone(), records.len() as i64, tx_hash.clone());
+    let (patient_id, author_id, count, tx) =
+        (patient.id.clone(), account.id.clone(), records.len() as i64, tx_hash.clone());
     state
         .db
         .call(move |conn| {
@@ -117,7 +143,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                 let mut insert = t.prepare_cached(
                     "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
                         leaf_index, batch_size, signature, anchor_job, anchor_tx, created_at)
-                     VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     VALUES (?1, ?2, ?14, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )?;
                 let mut key = t.prepare_cached(
                     "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
@@ -139,9 +165,13 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                         signature_hex,
                         job,
                         tx,
-                        now
+                        now,
+                        author_id
                     ])?;
-                    key.execute(params![r.id.to_hex(), r.wrapped_key, now, patient_id])?;
+                    key.execute(params![r.id.to_hex(), r.wrapped_key, now, author_id])?;
+                    if let Some(k) = &r.patient_wrapped_key {
+                        key.execute(params![r.id.to_hex(), k, now, patient_id])?;
+                    }
                 }
             }
             t.commit()
@@ -158,6 +188,20 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                     conn.execute("UPDATE records SET anchor_block = ?1 WHERE anchor_job = ?2", params![block, job])
                 })
                 .await?;
+            if writing_back {
+                let record = (records[0].id, records[0].category);
+                let notice = crate::notices::publish(
+                    state,
+                    &patient.id,
+                    chartkey_app::api::NoticeKind::WriteBack,
+                    &account.id,
+                    Some(record),
+                    &tx_hash,
+                );
+                if let Err(e) = notice.await {
+                    tracing::error!(error = %e, "recording a write-back notice failed");
+                }
+            }
             Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(relayed.block_number) })
         }
         Ok(Ok(Err(e))) => {
@@ -168,6 +212,48 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         }
         Ok(Err(_)) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
     }
+}
+
+/// The chart a clinician writes back to: the patient the body names, who
+/// has shared with the clinician (the ledger checks that the grant is
+/// live, read+write and covers the record's category); one new record,
+/// correcting nothing.
+async fn write_back_chart(
+    state: &AppState,
+    clinician: &db::AccountRow,
+    patient: &str,
+    body: &AddRecordsBody,
+) -> Result<(db::AccountRow, alloy_primitives::Address), ApiError> {
+    if body.records.len() != 1 {
+        return Err(ApiError::bad_request("A clinician adds one record at a time."));
+    }
+    if body.records[0].amends.is_some() {
+        return Err(ApiError::bad_request("A clinician's record cannot correct the patient's records."));
+    }
+    let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
+    let lookup = patient.trim().to_lowercase();
+    let patient = state
+        .db
+        .call(move |conn| db::account_by_address(conn, &lookup))
+        .await?
+        .filter(|p| Role::parse(&p.role) == Some(Role::Patient))
+        .ok_or_else(not_shared)?;
+    let (patient_id, clinician_id) = (patient.id.clone(), clinician.id.clone());
+    let shared = state
+        .db
+        .call(move |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM grants WHERE patient_id = ?1 AND grantee_id = ?2",
+                params![patient_id, clinician_id],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .await?;
+    if shared == 0 {
+        return Err(not_shared());
+    }
+    let address = patient.address.parse().map_err(|_| corrupt("patient address"))?;
+    Ok((patient, address))
 }
 
 /// Removes the rows of records whose anchoring transaction failed.

@@ -474,11 +474,18 @@ fn TimelineItem(loaded: Loaded) -> impl IntoView {
         ),
     };
     let category = Category::from_code(loaded.meta.category).map(|c| c.label()).unwrap_or("Other");
+    // A record someone else wrote into this chart (a clinician's write-back).
+    let mine = use_session()
+        .keyring
+        .with_untracked(|k| k.as_ref().map(|k| format!("{:#x}", k.keys.address())))
+        .unwrap_or_default();
+    let added_by = (loaded.meta.author.to_lowercase() != mine).then(|| loaded.meta.author_name.clone());
     view! {
         <li class=class>
             <button type="button" class="timeline-button" on:click=open data-record=id.to_hex()>
                 <span class="timeline-title">{title}</span>
                 {corrected.then(|| view! { <span class="badge">"corrected"</span> })}
+                {added_by.map(|name| view! { <span class="badge badge-author" data-testid="added-by">{format!("added by {name}")}</span> })}
                 <span class="timeline-meta">{category}{detail.map(|d| format!(" · {d}"))}</span>
             </button>
         </li>

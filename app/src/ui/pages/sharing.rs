@@ -945,6 +945,9 @@ fn SharedChartView(patient: String) -> impl IntoView {
             })}
             <ErrorMessage error=error />
             <Busy message=busy />
+            {move || chart.get().filter(|c| c.share.write && c.share.state == ShareState::Active).map(|c| view! {
+                <WriteBack patient=c.share.patient.clone() patient_name=c.share.patient_name.clone() on_added=Callback::new(move |()| load()) />
+            })}
             {move || opened.get().into_iter().map(|o| {
                 let summary = o.opened.summary.clone();
                 view! {
@@ -960,6 +963,198 @@ fn SharedChartView(patient: String) -> impl IntoView {
             }).collect_view()}
         </section>
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Note,
+    Observation,
+    Medication,
+}
+
+/// A clinician adds a note, an observation or a medication request to the
+/// patient's chart under a read+write share: written as FHIR, encrypted in
+/// this browser for the patient and the clinician, anchored with the
+/// clinician as author.
+#[component]
+fn WriteBack(patient: String, patient_name: String, on_added: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let kind = RwSignal::new("note".to_string());
+    let text = RwSignal::new(String::new());
+    let value = RwSignal::new(String::new());
+    let unit = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let done = RwSignal::new(None::<String>);
+    let patient = StoredValue::new(patient);
+    let entry = move || match kind.get().as_str() {
+        "observation" => Entry::Observation,
+        "medication" => Entry::Medication,
+        _ => Entry::Note,
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let author = session.account.with_untracked(|a| a.as_ref().map(|a| a.display_name.clone())).unwrap_or_default();
+        let date = String::from(js_sys::Date::new_0().to_iso_string());
+        let resource = match build_entry(
+            entry(),
+            &text.get_untracked(),
+            &value.get_untracked(),
+            &unit.get_untracked(),
+            &author,
+            &date,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                error.set(Some(e));
+                return;
+            }
+        };
+        error.set(None);
+        done.set(None);
+        busy.set(Some("Encrypting for the patient and you, and anchoring it…".into()));
+        leptos::task::spawn_local(async move {
+            let result = write_back(&keyring, &patient.get_value(), &resource).await;
+            busy.set(None);
+            match result {
+                Ok(block) => {
+                    text.set(String::new());
+                    value.set(String::new());
+                    done.set(Some(match block {
+                        Some(block) => format!("Added to the chart, anchored in block {block}."),
+                        None => "Added; the ledger will anchor it shortly.".to_string(),
+                    }));
+                    on_added.run(());
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <form class="stack write-back" on:submit=submit data-testid="write-back">
+            <h3>{format!("Add to {patient_name}'s chart")}</h3>
+            <label class="field">
+                <span>"What"</span>
+                <select bind:value=kind>
+                    <option value="note">"Clinical note"</option>
+                    <option value="observation">"Observation"</option>
+                    <option value="medication">"Medication request"</option>
+                </select>
+            </label>
+            <label class="field">
+                <span>{move || match entry() { Entry::Note => "Note", Entry::Observation => "Observed (e.g. Body weight)", Entry::Medication => "Medication and dose" }}</span>
+                <textarea required rows="3" maxlength="20000" bind:value=text></textarea>
+            </label>
+            <Show when=move || entry() == Entry::Observation>
+                <div class="inline-form">
+                    <label class="field"><span>"Value"</span><input type="text" inputmode="decimal" bind:value=value /></label>
+                    <label class="field"><span>"Unit"</span><input type="text" maxlength="32" bind:value=unit /></label>
+                </div>
+            </Show>
+            <p class="muted">"The patient sees it as added by you, and is told."</p>
+            <ErrorMessage error=error />
+            <Busy message=busy />
+            {move || done.get().map(|d| view! { <p class="alert alert-success" role="status">{d}</p> })}
+            <button type="submit" class="button button-primary" disabled=move || busy.with(Option::is_some)>"Add to chart"</button>
+        </form>
+    }
+}
+
+/// The FHIR resource (JSON) for a write-back entry.
+fn build_entry(entry: Entry, text: &str, value: &str, unit: &str, author: &str, date: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("Write something first.".into());
+    }
+    let by = serde_json::json!([{ "display": author }]);
+    Ok(match entry {
+        Entry::Note => {
+            let mut doc: serde_json::Value = serde_json::from_str(&chartkey_core::fhir::document_reference(
+                "Clinical note",
+                "text/plain",
+                text.as_bytes(),
+                date,
+            ))
+            .map_err(|e| e.to_string())?;
+            doc["author"] = by;
+            doc["type"] = serde_json::json!({ "text": "Clinical note" });
+            doc.to_string()
+        }
+        Entry::Observation => {
+            let number: f64 =
+                value.trim().replace(',', ".").parse().map_err(|_| "Enter the value as a number.".to_string())?;
+            serde_json::json!({
+                "resourceType": "Observation",
+                "status": "final",
+                "code": { "text": text },
+                "effectiveDateTime": date,
+                "issued": date,
+                "performer": by,
+                "valueQuantity": { "value": number, "unit": unit.trim() },
+            })
+            .to_string()
+        }
+        Entry::Medication => serde_json::json!({
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": { "text": text },
+            "authoredOn": date,
+            "requester": { "display": author },
+            "dosageInstruction": [{ "text": text }],
+        })
+        .to_string(),
+    })
+}
+
+/// Encrypts `resource` for this clinician and the patient (whose signed
+/// directory entry is checked first), uploads it, signs its anchor with the
+/// clinician as author and adds it to the patient's chart.
+async fn write_back(keyring: &Keyring, patient: &str, resource: &str) -> Result<Option<u64>, String> {
+    use chartkey_core::envelope::DataKey;
+    use chartkey_core::records::{self as core_records, AnchoredRecord};
+    let patient_address: Address = patient.parse().map_err(|_| "The patient's address is invalid.".to_string())?;
+    let published = api::directory_lookup(patient.to_owned()).await.map_err(|e| e.to_string())?;
+    let entry = published
+        .entry
+        .verify_for(&patient_address)
+        .map_err(|e| format!("The patient's published keys do not check out ({e}). Nothing was added."))?;
+    let item = chartkey_core::fhir::split_import(resource).map_err(|e| e.to_string())?.remove(0);
+    let plaintext = chartkey_core::fhir::entry_json(item.full_url.as_deref(), &item.json);
+    let (id, key) = (RecordId::generate(&mut OsRng), DataKey::generate(&mut OsRng));
+    let sealed = envelope::seal(&key, id, plaintext.as_bytes(), &mut OsRng);
+    let hash = envelope::ciphertext_hash(&sealed);
+    let keys = &keyring.keys;
+    let mine = envelope::wrap_key(&key, id, keys.address(), &keys.encryption_public(), &mut OsRng)
+        .map_err(|e| e.to_string())?;
+    let theirs =
+        envelope::wrap_key(&key, id, patient_address, &entry.encryption_key, &mut OsRng).map_err(|e| e.to_string())?;
+    let mut pack = Vec::new();
+    core_records::pack_frame(&mut pack, &hash, &sealed);
+    crate::ui::http::send("POST", "/api/blobs/pack", "application/octet-stream", &pack, None).await?;
+    let category = item.category().code();
+    let anchored = [AnchoredRecord { id, ciphertext_hash: hash, category, amends: None }];
+    let message =
+        core_records::anchor_message(keys.address(), patient_address, &anchored).map_err(|e| e.to_string())?;
+    let signature = match &message {
+        chartkey_core::eip712::LedgerMessage::Anchor(m) => records_domain().await?.sign(keys, m),
+        _ => return Err("One record is anchored alone.".into()),
+    };
+    let body = api::AddRecordsBody {
+        records: vec![api::NewRecord {
+            id,
+            blob: hex::encode(hash),
+            category,
+            amends: None,
+            wrapped_key: mine.to_base64(),
+            patient_wrapped_key: Some(theirs.to_base64()),
+        }],
+        signature: format!("0x{}", hex::encode(signature)),
+        patient: Some(patient.to_owned()),
+    };
+    let receipt = api::records_add(body).await.map_err(|e| e.to_string())?;
+    Ok(receipt.block_number)
 }
 
 /// Signs the access, has the server record it on the ledger, fetches the
