@@ -892,3 +892,70 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     assert_eq!(inbox.body["notices"][0]["actor_name"], "Dr Writer");
     server.stop().await;
 }
+
+/// A share's time runs out on the ledger's clock: the open is refused,
+/// saying why, the lists say "expired", and nothing is released.
+#[tokio::test]
+async fn an_expired_share_opens_nothing() {
+    let server = TestServer::start().await;
+    let mut patient = sign_up(&server, "Expiring Patient", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Brief", Role::Clinician).await;
+    let authority = sign_up(&server, "Brief Board", Role::CredentialingAuthority).await;
+    let chain = Chain::of(&server, &patient.client).await;
+    let domain = ledger_domain(&patient.client).await;
+    chain.set_authority(&server.data_dir, authority.keys.address()).await;
+    let credential = LedgerMessage::IssueCredential(IssueCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        license_id_hash: [3; 32],
+        specialty: chartkey_core::eip712::bytes32_text("dermatology").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce: U256::one(),
+    });
+    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+    let one = fhir::split_import(FLOYD).unwrap().into_iter().take(1).collect::<Vec<_>>();
+    let sealed = seal_all(&patient.keys, &one, None);
+    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    let record = sealed.anchored[0].id;
+    let wrapped = envelope::wrap_key(
+        &sealed.keys[0],
+        record,
+        clinician.keys.address(),
+        &clinician.keys.encryption_public(),
+        &mut OsRng,
+    )
+    .unwrap();
+    let grant = Grant {
+        patient: patient.keys.address(),
+        grantee: clinician.keys.address(),
+        scope: SCOPE_RECORDS,
+        categories: 0,
+        records: vec![record.0],
+        write: false,
+        expires_at: now() + 2,
+        nonce: 0.into(),
+    };
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&grant)).await;
+    let keys = vec![json!({ "record": record, "wrapped_key": wrapped.to_base64() })];
+    let shared = share(&patient.client, &domain, &patient.keys, &grant, keys, approval).await;
+    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "active");
+
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let access = Access {
+        grantee: clinician.keys.address(),
+        patient: patient.keys.address(),
+        record_id: record.0,
+        nonce: access_nonce(&chain, &clinician.keys).await,
+    };
+    let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
+    assert_eq!((refused.status, &refused.body["Refused"]["code"]), (422, &json!("GrantExpired")), "{:?}", refused.body);
+    assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("has ended"));
+    assert_eq!(get_blob(&clinician.client, &hex::encode(sealed.anchored[0].ciphertext_hash)).await.0, 404);
+    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "expired");
+    let ended =
+        clinician.client.call("shares/chart", json!({ "patient": format!("{:#x}", patient.keys.address()) })).await;
+    assert_eq!((&ended.body["share"]["state"], &ended.body["records"]), (&json!("expired"), &json!([])));
+    assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
+    server.stop().await;
+}

@@ -882,6 +882,14 @@ fn SharedChartView(patient: String) -> impl IntoView {
         })
     };
     load();
+    // The write-back form stays (with its messages) while the chart reloads.
+    let writable = Memo::new(move |_| {
+        chart.with(|c| {
+            c.as_ref()
+                .filter(|c| c.share.write && c.share.state == ShareState::Active)
+                .map(|c| (c.share.patient.clone(), c.share.patient_name.clone()))
+        })
+    });
     let open = move |meta: api::RecordMeta| {
         let Some(keyring) = session.keyring.get_untracked() else { return };
         error.set(None);
@@ -945,8 +953,8 @@ fn SharedChartView(patient: String) -> impl IntoView {
             })}
             <ErrorMessage error=error />
             <Busy message=busy />
-            {move || chart.get().filter(|c| c.share.write && c.share.state == ShareState::Active).map(|c| view! {
-                <WriteBack patient=c.share.patient.clone() patient_name=c.share.patient_name.clone() on_added=Callback::new(move |()| load()) />
+            {move || writable.get().map(|(patient, name)| view! {
+                <WriteBack patient=patient patient_name=name on_added=Callback::new(move |()| load()) />
             })}
             {move || opened.get().into_iter().map(|o| {
                 let summary = o.opened.summary.clone();
