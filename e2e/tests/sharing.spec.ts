@@ -166,4 +166,15 @@ test('with read and write, a clinician adds a note; the patient is told and sees
   await item.getByRole('button').click();
   await expect(patient.getByTestId('ledger-line')).toContainText('by Dr Writeback Adeyemi');
   await expect(patient.getByText('Tampering detected')).toHaveCount(0);
+
+  // Records the patient adds later are shared too (an everything share).
+  await patient.getByTestId('file-input').setInputFiles([FLOYD]);
+  await patient.getByTestId('import-button').click();
+  await expect(patient.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+  const imported = Number((await patient.getByTestId('import-done').textContent())!.match(/Added (\d+) record/)![1]);
+  await reloadAndUnlock(clinician);
+  await clinician.getByRole('button', { name: "Open Writeback Patient's chart" }).click();
+  await expect(clinician.getByTestId('shared-record')).toHaveCount(imported + 1);
+  await clinician.getByTestId('shared-record').first().getByRole('button', { name: 'Open' }).click();
+  await expect(clinician.getByTestId('opened-record')).toHaveCount(1);
 });

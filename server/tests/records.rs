@@ -890,6 +890,47 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     let inbox = patient.client.call("notices/list", json!({})).await;
     assert_eq!(inbox.body["notices"][0]["kind"], "write_back", "{:?}", inbox.body);
     assert_eq!(inbox.body["notices"][0]["actor_name"], "Dr Writer");
+
+    // A record the patient adds later is shared too (an everything share):
+    // its key comes wrapped for the clinician, and only for clinicians the
+    // patient shares that kind of record with.
+    let later = fhir::split_import(FLOYD).unwrap().into_iter().take(1).collect::<Vec<_>>();
+    let added = seal_all(&patient.keys, &later, None);
+    let (status, body) = upload_pack(&patient.client, added.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let new_id = added.anchored[0].id;
+    let wrap_for = |to: &AccountKeys| {
+        let w = envelope::wrap_key(&added.keys[0], new_id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
+        json!({ "reader": format!("{:#x}", to.address()), "wrapped_key": w.to_base64() })
+    };
+    let with_also = |also: Vec<Value>| {
+        let mut record = added.records[0].clone();
+        record["also"] = json!(also);
+        json!({ "body": { "records": [record], "signature": sign_anchor(&domain, &patient.keys, &added.anchored) } })
+    };
+    let not_shared = patient.client.call("records/add", with_also(vec![wrap_for(&stranger.keys)])).await;
+    assert_eq!(not_shared.status, 400, "{:?}", not_shared.body);
+    let twice =
+        patient.client.call("records/add", with_also(vec![wrap_for(&clinician.keys), wrap_for(&clinician.keys)])).await;
+    assert_eq!(twice.status, 400, "{:?}", twice.body);
+    let mut bad = wrap_for(&clinician.keys);
+    bad["wrapped_key"] = json!("AAAA");
+    assert_eq!(patient.client.call("records/add", with_also(vec![bad])).await.status, 400);
+    let shared_later = patient.client.call("records/add", with_also(vec![wrap_for(&clinician.keys)])).await;
+    assert_eq!(shared_later.status, 200, "{:?}", shared_later.body);
+    let chart =
+        clinician.client.call("shares/chart", json!({ "patient": format!("{:#x}", patient.keys.address()) })).await;
+    let listed = chart.body["records"].as_array().unwrap();
+    assert!(listed.iter().any(|m| m["id"] == json!(new_id) && m["wrapped_key"].is_string()), "{listed:?}");
+    let chain_nonce = access_nonce(&chain, &clinician.keys).await;
+    let access = Access {
+        grantee: clinician.keys.address(),
+        patient: patient.keys.address(),
+        record_id: new_id.0,
+        nonce: chain_nonce,
+    };
+    let opened = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
+    assert_eq!(opened.status, 200, "{:?}", opened.body);
     server.stop().await;
 }
 

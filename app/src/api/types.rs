@@ -205,6 +205,18 @@ pub struct NewRecord {
     /// writes it (a clinician's write-back).
     #[serde(default)]
     pub patient_wrapped_key: Option<String>,
+    /// The data key wrapped for clinicians the patient shares this kind of
+    /// record with (active category or everything shares), so records
+    /// added later are shared too.
+    #[serde(default)]
+    pub also: Vec<ReaderKey>,
+}
+
+/// A data key wrapped for one reader (their 0x ledger address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderKey {
+    pub reader: String,
+    pub wrapped_key: String,
 }
 
 /// Records to add to a chart, with the author's signature of the ledger

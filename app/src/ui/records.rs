@@ -62,6 +62,50 @@ impl From<&ImportedResource> for ToAdd {
     }
 }
 
+/// A clinician the patient shares kinds of records (or everything) with,
+/// whose keys checked out: new records of those kinds are wrapped for them.
+struct Reader {
+    address: ethers_core::types::Address,
+    encryption_key: [u8; 32],
+    scope: u8,
+    categories: u32,
+}
+
+impl Reader {
+    fn covers(&self, category: u8) -> bool {
+        self.scope == chartkey_core::eip712::SCOPE_EVERYTHING
+            || (self.scope == chartkey_core::eip712::SCOPE_CATEGORIES && self.categories >> category & 1 == 1)
+    }
+}
+
+/// The active shares that take new records, with each clinician's signed
+/// directory entry checked (a clinician whose keys do not check out gets
+/// nothing).
+async fn sharing_readers() -> Vec<Reader> {
+    let Ok(shares) = api::shares_list().await else { return Vec::new() };
+    let mut readers = Vec::new();
+    for s in shares {
+        if s.state != api::ShareState::Active || s.scope == chartkey_core::eip712::SCOPE_RECORDS {
+            continue;
+        }
+        let Ok(address) = s.grantee.address.parse::<ethers_core::types::Address>() else { continue };
+        let Ok(published) = api::directory_lookup(s.grantee.address.clone()).await else { continue };
+        match published.entry.verify_for(&address) {
+            Ok(entry) if entry.role == chartkey_core::wire::Role::Clinician => readers.push(Reader {
+                address,
+                encryption_key: entry.encryption_key,
+                scope: s.scope,
+                categories: s.categories,
+            }),
+            _ => leptos::logging::warn!(
+                "{}'s keys did not check out: new records are not shared",
+                s.grantee.display_name
+            ),
+        }
+    }
+    readers
+}
+
 /// Lets the page repaint between slices of work.
 async fn yield_now() {
     gloo_timers::future::TimeoutFuture::new(0).await;
@@ -75,6 +119,7 @@ pub async fn add(
 ) -> Result<RelayReceipt, String> {
     let ledger = api::ledger_info().await.map_err(|e| e.to_string())?;
     let keys = &keyring.keys;
+    let readers = sharing_readers().await;
     let total = items.len();
     let mut packs = vec![Vec::new()];
     let mut new_records = Vec::with_capacity(total);
@@ -88,6 +133,16 @@ pub async fn add(
         let hash = envelope::ciphertext_hash(&sealed);
         let wrapped = envelope::wrap_key(&key, id, keys.address(), &keys.encryption_public(), &mut OsRng)
             .map_err(|e| e.to_string())?;
+        let category = item.category.code();
+        let also = readers
+            .iter()
+            .filter(|r| r.covers(category))
+            .map(|r| {
+                envelope::wrap_key(&key, id, r.address, &r.encryption_key, &mut OsRng)
+                    .map(|w| api::ReaderKey { reader: format!("{:#x}", r.address), wrapped_key: w.to_base64() })
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let pack = packs.last_mut().expect("one pack at least");
         if !pack.is_empty() && (pack.len() + sealed.len()) as u64 > REQUEST_BYTES {
             packs.push(Vec::new());
@@ -96,10 +151,11 @@ pub async fn add(
         new_records.push(NewRecord {
             id,
             blob: hex::encode(hash),
-            category: item.category.code(),
+            category,
             amends: item.amends,
             wrapped_key: wrapped.to_base64(),
             patient_wrapped_key: None,
+            also,
         });
         anchored.push(AnchoredRecord {
             id,

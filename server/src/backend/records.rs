@@ -67,6 +67,14 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
             }
             (None, false) => {}
         }
+        if writing_back && !r.also.is_empty() {
+            return Err(ApiError::bad_request(format!("{}: a write-back carries only the patient's key.", which())));
+        }
+        for k in &r.also {
+            WrappedKey::from_base64(&k.wrapped_key).map_err(|_| {
+                ApiError::bad_request(format!("{}: a key wrapped for a clinician is malformed.", which()))
+            })?;
+        }
         let size = state.blobs.size(&blob).await.map_err(storage_down)?.ok_or_else(|| {
             ApiError::bad_request(format!("{}: its encrypted content has not been uploaded.", which()))
         })?;
@@ -124,6 +132,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     if !amended_ok {
         return Err(ApiError::NotFound("The record to correct is not in your chart.".into()));
     }
+    check_also(state, &patient.id, &body.records).await?;
 
     let request = request_of(&message, signature);
     let function = request.function;
@@ -149,6 +158,10 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                     "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
                      SELECT ?1, address, ?2, ?3 FROM accounts WHERE id = ?4",
                 )?;
+                let mut also = t.prepare_cached(
+                    "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
                 for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
                     let root = batch.map(|b| format!("0x{}", hex::encode(b)));
                     let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
@@ -171,6 +184,9 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                     key.execute(params![r.id.to_hex(), r.wrapped_key, now, author_id])?;
                     if let Some(k) = &r.patient_wrapped_key {
                         key.execute(params![r.id.to_hex(), k, now, patient_id])?;
+                    }
+                    for k in &r.also {
+                        also.execute(params![r.id.to_hex(), k.reader.to_lowercase(), k.wrapped_key, now])?;
                     }
                 }
             }
@@ -212,6 +228,54 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         }
         Ok(Err(_)) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
     }
+}
+
+/// Keys wrapped for other readers of a patient's new records: each reader is
+/// a clinician the patient shares with (the newest grant of the pair)
+/// whose share covers the record's category (kinds of records, or
+/// everything), once per record. The ledger still decides every open.
+async fn check_also(
+    state: &AppState,
+    patient_id: &str,
+    records: &[chartkey_app::api::NewRecord],
+) -> Result<(), ApiError> {
+    if records.iter().all(|r| r.also.is_empty()) {
+        return Ok(());
+    }
+    let id = patient_id.to_owned();
+    let shares: HashMap<String, (u8, u32)> = state
+        .db
+        .call(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT lower(e.address), g.scope, g.categories FROM grants g JOIN accounts e ON e.id = g.grantee_id
+                 WHERE g.patient_id = ?1 AND g.serial = (
+                     SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)",
+            )?;
+            let rows =
+                q.query_map([id], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, u8>(1)?, r.get::<_, u32>(2)?))))?;
+            rows.collect()
+        })
+        .await?;
+    for r in records {
+        let mut seen = std::collections::HashSet::new();
+        for k in &r.also {
+            let reader = k.reader.trim().to_lowercase();
+            let covers = match shares.get(&reader) {
+                Some((chartkey_core::eip712::SCOPE_EVERYTHING, _)) => true,
+                Some((chartkey_core::eip712::SCOPE_CATEGORIES, categories)) => categories >> r.category & 1 == 1,
+                _ => false,
+            };
+            if !covers {
+                return Err(ApiError::bad_request(
+                    "A record's key was wrapped for someone who is not shared this kind of record.",
+                ));
+            }
+            if !seen.insert(reader) {
+                return Err(ApiError::bad_request("A record's key was given twice for the same clinician."));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The chart a clinician writes back to: the patient the body names, who

@@ -1157,6 +1157,7 @@ async fn write_back(keyring: &Keyring, patient: &str, resource: &str) -> Result<
             amends: None,
             wrapped_key: mine.to_base64(),
             patient_wrapped_key: Some(theirs.to_base64()),
+            also: Vec::new(),
         }],
         signature: format!("0x{}", hex::encode(signature)),
         patient: Some(patient.to_owned()),
