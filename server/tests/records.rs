@@ -934,8 +934,9 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     server.stop().await;
 }
 
-/// A share's time runs out on the ledger's clock: the open is refused,
-/// saying why, the lists say "expired", and nothing is released.
+/// A share's time runs out on the ledger's clock, or the clinician's
+/// credential does: the open is refused, saying why, the lists say so, and
+/// nothing is released.
 #[tokio::test]
 async fn an_expired_share_opens_nothing() {
     let server = TestServer::start().await;
@@ -997,6 +998,49 @@ async fn an_expired_share_opens_nothing() {
     let ended =
         clinician.client.call("shares/chart", json!({ "patient": format!("{:#x}", patient.keys.address()) })).await;
     assert_eq!((&ended.body["share"]["state"], &ended.body["records"]), (&json!("expired"), &json!([])));
+    assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
+
+    // The clinician's credential runs out while a share is live: the share
+    // shows "credential lapsed" and the open is refused, saying why.
+    let short_lived = sign_up(&server, "Dr Lapsing Soon", Role::Clinician).await;
+    let credential = LedgerMessage::IssueCredential(IssueCredential {
+        authority: authority.keys.address(),
+        clinician: short_lived.keys.address(),
+        license_id_hash: [4; 32],
+        specialty: chartkey_core::eip712::bytes32_text("dermatology").unwrap(),
+        expires_at: now() + 2,
+        nonce: U256::from(2),
+    });
+    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+    let wrapped = envelope::wrap_key(
+        &sealed.keys[0],
+        record,
+        short_lived.keys.address(),
+        &short_lived.keys.encryption_public(),
+        &mut OsRng,
+    )
+    .unwrap();
+    let week = Grant { grantee: short_lived.keys.address(), expires_at: now() + 7 * 86_400, ..grant };
+    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&week)).await;
+    let keys = vec![json!({ "record": record, "wrapped_key": wrapped.to_base64() })];
+    let shared = share(&patient.client, &domain, &patient.keys, &week, keys, approval).await;
+    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let listed = patient.client.call("shares/list", json!({})).await;
+    let lapsed =
+        listed.body.as_array().unwrap().iter().find(|s| s["grantee"]["display_name"] == "Dr Lapsing Soon").unwrap();
+    assert_eq!(
+        (&lapsed["state"], &lapsed["grantee"]["credential"]["status"]),
+        (&json!("credential_lapsed"), &json!("expired"))
+    );
+    let access = Access {
+        grantee: short_lived.keys.address(),
+        patient: patient.keys.address(),
+        record_id: record.0,
+        nonce: access_nonce(&chain, &short_lived.keys).await,
+    };
+    let refused = short_lived.client.call("records/open", access_body(&domain, &short_lived.keys, &access)).await;
+    assert_eq!(refused.body["Refused"]["code"], "CredentialInvalid", "{:?}", refused.body);
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
     server.stop().await;
 }
