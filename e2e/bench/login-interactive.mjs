@@ -1,14 +1,10 @@
 // app.login_page_interactive_ms: navigation to an enabled "Sign in with a
 // passkey" button, fresh browser context (empty cache) each time, median of 5.
-import { chromium } from '@playwright/test';
+import { launch } from './common.mjs';
 
 const url = process.env.CHARTKEY_URL;
 if (!url) throw new Error('CHARTKEY_URL is not set');
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const samples = [];
 for (let i = 0; i < 5; i++) {
   const context = await browser.newContext();

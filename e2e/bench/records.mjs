@@ -7,7 +7,7 @@
 // - import.fletcher_hyatt_ms: the 3.9 MB, 1,111-resource bundle, from the file
 //   chosen to every record anchored (the page's "anchored in block" notice),
 //   median of 3, each by a new patient.
-import { chromium } from '@playwright/test';
+import { launch, signUp } from './common.mjs';
 import { join } from 'node:path';
 
 const url = process.env.CHARTKEY_URL;
@@ -16,11 +16,7 @@ const fixtures = process.env.CHARTKEY_FIXTURES ?? join(import.meta.dirname, '..'
 const bundle = join(fixtures, 'fhir', 'Fletcher_Hyatt_fe0562b5-f517-4951-8366-32fdab088930.json');
 const MiB = 1024 * 1024;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // ----- encryption, side by side -----
@@ -59,33 +55,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 }
 
 // ----- a whole import -----
-async function signUp(page, name) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
-      isUserVerified: true, hasPrf: true, automaticPresenceSimulation: true },
-  });
-  await page.goto(`${url}/signup`);
-  await page.getByLabel('Your name').fill(name);
-  await page.getByRole('radio', { name: /Patient/ }).check();
-  await page.getByRole('button', { name: 'Create passkey and account' }).click();
-  await page.getByRole('heading', { name: 'Your recovery phrase' }).waitFor();
-  const words = await page.locator('.phrase .word').allTextContents();
-  await page.getByLabel('I have written down all 24 words, in order.').check();
-  await page.getByRole('button', { name: 'Continue' }).click();
-  for (const label of await page.locator('form label.field > span').allTextContents()) {
-    await page.getByLabel(label, { exact: true }).fill(words[Number(label.replace('Word ', '')) - 1]);
-  }
-  await page.getByRole('button', { name: 'Confirm' }).click();
-  await page.getByRole('heading', { name: 'Your account' }).waitFor();
-}
-
 const imports = [];
 for (let i = 0; i < 3; i++) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await signUp(page, `Bench Patient ${i + 1}`);
+  await signUp(page, url, `Bench Patient ${i + 1}`);
   await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Records' }).click();
   await page.getByTestId('file-input').waitFor({ state: 'attached' });
   const started = Date.now();

@@ -12,7 +12,7 @@
 //   700–1,400 ms per 1 MB record.
 // Everything is set up through the portal itself: an authority named by the
 // operator's command, a verified clinician, the patient's upload and share.
-import { chromium } from '@playwright/test';
+import { launch, signUp } from './common.mjs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
@@ -22,11 +22,7 @@ const dataDir = process.env.CHARTKEY_DATA_DIR;
 if (!url || !bin || !dataDir) throw new Error('CHARTKEY_URL, CHARTKEY_BIN and CHARTKEY_DATA_DIR must be set');
 const OPENS = 50;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const percentile = (xs, p) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -35,25 +31,7 @@ const percentile = (xs, p) => {
 async function account(name, role) {
   const context = await browser.newContext({ baseURL: url });
   const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
-      isUserVerified: true, hasPrf: true, automaticPresenceSimulation: true },
-  });
-  await page.goto('/signup');
-  await page.getByLabel('Your name').fill(name);
-  await page.getByRole('radio', { name: new RegExp(role) }).check();
-  await page.getByRole('button', { name: 'Create passkey and account' }).click();
-  await page.getByRole('heading', { name: 'Your recovery phrase' }).waitFor();
-  const words = await page.locator('.phrase .word').allTextContents();
-  await page.getByLabel('I have written down all 24 words, in order.').check();
-  await page.getByRole('button', { name: 'Continue' }).click();
-  for (const label of await page.locator('form label.field > span').allTextContents()) {
-    await page.getByLabel(label, { exact: true }).fill(words[Number(label.replace('Word ', '')) - 1]);
-  }
-  await page.getByRole('button', { name: 'Confirm' }).click();
-  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  await signUp(page, url, name, role);
   return page;
 }
 const nav = (page, name) => page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name, exact: true });

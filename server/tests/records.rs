@@ -514,6 +514,27 @@ fn no_approval() -> Value {
     json!({ "ceremony_id": "none", "credential": {} })
 }
 
+/// `authority` issues `clinician` a credential in `specialty` until
+/// `expires_at`, as its `nonce`th Directory message (relayed, mined).
+async fn issue_credential(
+    chain: &Chain,
+    authority: &Account,
+    clinician: &Account,
+    specialty: &str,
+    expires_at: u64,
+    nonce: u64,
+) {
+    let credential = LedgerMessage::IssueCredential(IssueCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        license_id_hash: [1; 32],
+        specialty: chartkey_core::eip712::bytes32_text(specialty).unwrap(),
+        expires_at,
+        nonce: nonce.into(),
+    });
+    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+}
+
 fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> Value {
     json!({ "body": { "access": access, "signature": format!("0x{}", hex::encode(domain.sign(signer, access))) } })
 }
@@ -528,15 +549,7 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let chain = Chain::of(&server, &patient.client).await;
     let domain = ledger_domain(&patient.client).await;
     chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    let credential = LedgerMessage::IssueCredential(IssueCredential {
-        authority: authority.keys.address(),
-        clinician: clinician.keys.address(),
-        license_id_hash: [1; 32],
-        specialty: chartkey_core::eip712::bytes32_text("psychiatry").unwrap(),
-        expires_at: now() + 365 * 86_400,
-        nonce: U256::one(),
-    });
-    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+    issue_credential(&chain, &authority, &clinician, "psychiatry", now() + 365 * 86_400, 1).await;
 
     let resources = fhir::split_import(FLOYD).unwrap();
     let sealed = seal_all(&patient.keys, &resources, None);
@@ -786,15 +799,7 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     let chain = Chain::of(&server, &patient.client).await;
     let domain = ledger_domain(&patient.client).await;
     chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    let credential = LedgerMessage::IssueCredential(IssueCredential {
-        authority: authority.keys.address(),
-        clinician: clinician.keys.address(),
-        license_id_hash: [2; 32],
-        specialty: chartkey_core::eip712::bytes32_text("general practice").unwrap(),
-        expires_at: now() + 365 * 86_400,
-        nonce: U256::one(),
-    });
-    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+    issue_credential(&chain, &authority, &clinician, "general practice", now() + 365 * 86_400, 1).await;
 
     // The clinician's note, sealed in their browser for them and the patient.
     let note = fhir::split_import(
@@ -946,15 +951,7 @@ async fn an_expired_share_opens_nothing() {
     let chain = Chain::of(&server, &patient.client).await;
     let domain = ledger_domain(&patient.client).await;
     chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    let credential = LedgerMessage::IssueCredential(IssueCredential {
-        authority: authority.keys.address(),
-        clinician: clinician.keys.address(),
-        license_id_hash: [3; 32],
-        specialty: chartkey_core::eip712::bytes32_text("dermatology").unwrap(),
-        expires_at: now() + 365 * 86_400,
-        nonce: U256::one(),
-    });
-    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+    issue_credential(&chain, &authority, &clinician, "dermatology", now() + 365 * 86_400, 1).await;
     let one = fhir::split_import(FLOYD).unwrap().into_iter().take(1).collect::<Vec<_>>();
     let sealed = seal_all(&patient.keys, &one, None);
     assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
@@ -1003,15 +1000,7 @@ async fn an_expired_share_opens_nothing() {
     // The clinician's credential runs out while a share is live: the share
     // shows "credential lapsed" and the open is refused, saying why.
     let short_lived = sign_up(&server, "Dr Lapsing Soon", Role::Clinician).await;
-    let credential = LedgerMessage::IssueCredential(IssueCredential {
-        authority: authority.keys.address(),
-        clinician: short_lived.keys.address(),
-        license_id_hash: [4; 32],
-        specialty: chartkey_core::eip712::bytes32_text("dermatology").unwrap(),
-        expires_at: now() + 2,
-        nonce: U256::from(2),
-    });
-    assert_eq!(chain.relay(&authority.client, &authority.keys, credential).await.status, 200);
+    issue_credential(&chain, &authority, &short_lived, "dermatology", now() + 2, 2).await;
     let wrapped = envelope::wrap_key(
         &sealed.keys[0],
         record,

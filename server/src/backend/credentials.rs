@@ -17,7 +17,7 @@ use chartkey_core::wire::Role;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::ledger::{caller, parse_signature, relay_error, request_of, view};
+use super::ledger::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
 use super::records::to_ethers;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;
@@ -215,19 +215,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
     let signature = parse_signature(&body.signature)?;
-    let request = request_of(&LedgerMessage::RevokeCredential(body.message), signature);
-    let function = request.function;
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    tracing::info!(job, "credential revocation accepted");
-    let settle = tokio::spawn(async move {
-        match ticket.done.await {
-            Ok(Ok(relayed)) => Ok(relayed.block_number),
-            Ok(Err(e)) => Err(relay_error(e, function)),
-            Err(_) => Err(ApiError::Internal),
-        }
-    });
-    settled(state, settle, job, tx_hash).await
+    relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await
 }
 
 pub async fn search(state: &AppState, c: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError> {
@@ -460,20 +448,4 @@ async fn pending_request(state: &AppState, authority: &AccountRow, id: i64) -> R
         })
         .await?
         .ok_or_else(|| ApiError::NotFound("No pending request of yours has this number.".into()))
-}
-
-/// The receipt of a relayed message whose bookkeeping `settle` does once
-/// it is mined: mined, refused, or accepted and still on its way.
-pub(super) async fn settled(
-    state: &AppState,
-    settle: tokio::task::JoinHandle<Result<u64, ApiError>>,
-    job: i64,
-    tx_hash: String,
-) -> Result<RelayReceipt, ApiError> {
-    match tokio::time::timeout(state.config.relay_wait, settle).await {
-        Ok(Ok(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
-        Ok(Ok(Err(e))) => Err(e),
-        Ok(Err(_)) => Err(ApiError::Internal),
-        Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
-    }
 }

@@ -54,6 +54,13 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
         }
         _ => {}
     }
+    relay_and_wait(state, request).await
+}
+
+/// Relays `request` and waits up to `relay_wait` for it to be mined: the
+/// receipt, the ledger's refusal, or (still on its way, journalled, to be
+/// mined after a restart if need be) a receipt that says not mined yet.
+pub(super) async fn relay_and_wait(state: &AppState, request: Request) -> Result<RelayReceipt, ApiError> {
     let function = request.function;
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
     tracing::info!(job = ticket.job, function, "relay accepted");
@@ -61,8 +68,24 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
     match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
         Ok(Ok(Ok(relayed))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(relayed.block_number) }),
         Ok(Ok(Err(e))) => Err(relay_error(e, function)),
-        // Accepted and journalled: it will be mined (after a restart if need be).
         Ok(Err(_)) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
+    }
+}
+
+/// The receipt of a relayed message whose bookkeeping `settle` does once
+/// it is mined (even after this answer): mined, refused, or accepted and
+/// still on its way after `relay_wait`.
+pub(super) async fn settled(
+    state: &AppState,
+    settle: tokio::task::JoinHandle<Result<u64, ApiError>>,
+    job: i64,
+    tx_hash: String,
+) -> Result<RelayReceipt, ApiError> {
+    match tokio::time::timeout(state.config.relay_wait, settle).await {
+        Ok(Ok(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(ApiError::Internal),
+        Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
     }
 }
 

@@ -25,8 +25,8 @@ use chartkey_ledger::relayer::{Relayed, Request};
 use ethers_core::abi::Token;
 use rusqlite::params;
 
-use super::credentials::{card, settled};
-use super::ledger::{caller, parse_signature, relay_error, request_of, view};
+use super::credentials::card;
+use super::ledger::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
 use super::records::{chart, corrupt, record_of};
 use crate::db;
 use crate::state::AppState;
@@ -436,19 +436,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
-    let request = request_of(&LedgerMessage::Revoke(m), signature);
-    let function = request.function;
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    tracing::info!(job, "stop sharing accepted");
-    let settle = tokio::spawn(async move {
-        match ticket.done.await {
-            Ok(Ok(relayed)) => Ok(relayed.block_number),
-            Ok(Err(e)) => Err(relay_error(e, function)),
-            Err(_) => Err(ApiError::Internal),
-        }
-    });
-    settled(state, settle, job, tx_hash).await
+    relay_and_wait(state, request_of(&LedgerMessage::Revoke(m), signature)).await
 }
 
 pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, ApiError> {

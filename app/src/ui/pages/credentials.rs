@@ -293,19 +293,7 @@ fn DeskBody(desk: AuthorityDesk, reload: Callback<()>) -> impl IntoView {
 
 /// Unix seconds of the end (23:59:59 UTC) of an `<input type=date>` value.
 pub(super) fn end_of_day(value: &str) -> Option<u64> {
-    let mut parts = value.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = chartkey_core::summary::days_since_epoch(value)? as i64;
     u64::try_from(days * 86_400 + 86_399).ok()
 }
 
