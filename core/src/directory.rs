@@ -102,6 +102,13 @@ pub fn parse_strict_signature(bytes: &[u8]) -> Option<Signature> {
     Signature::try_from(bytes).ok()
 }
 
+/// The one signature check every consumer uses (directory entries, record
+/// anchors, account proofs): the address that signed `digest`, for a
+/// signature in the canonical encoding only ([`parse_strict_signature`]).
+pub fn recover_strict(digest: &[u8; 32], signature: &[u8]) -> Option<Address> {
+    parse_strict_signature(signature)?.recover(RecoveryMessage::Hash(H256::from(*digest))).ok()
+}
+
 /// Signs a 32-byte digest with a secp256k1 key (RFC 6979, low-s), returning
 /// an Ethereum signature with v in {27, 28}.
 pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> Signature {
@@ -150,11 +157,10 @@ impl DirectoryEntry {
             .and_then(|b| b.try_into().ok())
             .ok_or(DirectoryError::Malformed("encryption key"))?;
         let signature = decode_hex(&self.signature)
-            .and_then(|b| parse_strict_signature(&b))
+            .filter(|b| parse_strict_signature(b).is_some())
             .ok_or(DirectoryError::Malformed("signature"))?;
         let digest = entry_digest(address, self.role, &encryption_key);
-        let signer =
-            signature.recover(RecoveryMessage::Hash(H256::from(digest))).map_err(|_| DirectoryError::BadSignature)?;
+        let signer = recover_strict(&digest, &signature).ok_or(DirectoryError::BadSignature)?;
         if signer != address {
             return Err(DirectoryError::BadSignature);
         }

@@ -8,6 +8,11 @@
 //!   counter(u32 BE) || last(0|1)`, with the envelope header as associated
 //!   data. A dropped, repeated, reordered or swapped chunk, a truncation and
 //!   trailing bytes all fail authentication.
+//! - Key commitment (version 2): the header carries SHA-256 of the data key
+//!   under a domain label, checked before anything is decrypted, so an
+//!   envelope opens under one key only (a Poly1305 tag alone can be made to
+//!   verify under two keys, giving two readers two different records under
+//!   one anchored hash). Version 1 envelopes, without it, still open.
 //! - Key: a fresh random 256-bit data key per record, wrapped to each reader
 //!   with HPKE (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256),
 //!   HKDF-SHA256, ChaCha20-Poly1305), the wrap bound to the record id and
@@ -23,7 +28,10 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// "CKEV": Chartkey envelope.
 pub const MAGIC: [u8; 4] = *b"CKEV";
-pub const VERSION: u8 = 1;
+/// The version new envelopes are sealed in: 2, with a key commitment.
+pub const VERSION: u8 = 2;
+/// The first version, without a key commitment: still opened, never sealed.
+pub const VERSION_1: u8 = 1;
 /// Suite 1: XChaCha20-Poly1305 STREAM-BE32 body, HPKE X25519/HKDF-SHA256/ChaCha20-Poly1305 wraps.
 pub const SUITE: u8 = 1;
 /// Plaintext bytes per chunk, as a power of two (64 KiB).
@@ -31,8 +39,13 @@ pub const CHUNK_LOG2: u8 = 16;
 pub const CHUNK_SIZE: usize = 1 << CHUNK_LOG2;
 pub const TAG_LEN: usize = 16;
 pub const NONCE_PREFIX_LEN: usize = 19;
-/// magic, version, suite, chunk size, reserved, record id, nonce prefix.
-pub const HEADER_LEN: usize = 4 + 1 + 1 + 1 + 1 + 32 + NONCE_PREFIX_LEN;
+/// Version 1: magic, version, suite, chunk size, reserved, record id, nonce prefix.
+pub const HEADER_LEN_V1: usize = 4 + 1 + 1 + 1 + 1 + 32 + NONCE_PREFIX_LEN;
+pub const KEY_COMMITMENT_LEN: usize = 32;
+/// Version 2 (what [`seal`] writes): version 1's fields, then the key commitment.
+pub const HEADER_LEN: usize = HEADER_LEN_V1 + KEY_COMMITMENT_LEN;
+/// The key commitment's domain label; the key, record id and nonce prefix follow.
+const KEY_COMMITMENT_LABEL: &[u8] = b"chartkey/key-commitment/v2";
 /// The STREAM counter is 32 bits.
 const MAX_CHUNKS: u64 = 1 << 32;
 
@@ -59,6 +72,8 @@ pub enum EnvelopeError {
     UnsupportedChunkSize(u8),
     #[error("this ciphertext belongs to another record")]
     WrongRecord,
+    #[error("this record was not sealed with this key")]
+    KeyMismatch,
     #[error("the record is cut short")]
     Truncated,
     #[error("the record has been altered (chunk {chunk} fails authentication)")]
@@ -154,33 +169,50 @@ impl std::fmt::Debug for DataKey {
 /// The parsed envelope header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// [`VERSION`] or [`VERSION_1`].
+    pub version: u8,
     pub record_id: RecordId,
     pub nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    /// Version 2: [`key_commitment`] of the data key; version 1: none.
+    pub key_commitment: Option<[u8; KEY_COMMITMENT_LEN]>,
 }
 
 impl Header {
-    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
-        out[..4].copy_from_slice(&MAGIC);
-        out[4] = VERSION;
-        out[5] = SUITE;
-        out[6] = CHUNK_LOG2;
-        out[7] = 0;
-        out[8..40].copy_from_slice(&self.record_id.0);
-        out[40..].copy_from_slice(&self.nonce_prefix);
+    /// A version 2 header for `key`.
+    pub fn new(key: &DataKey, record_id: RecordId, nonce_prefix: [u8; NONCE_PREFIX_LEN]) -> Self {
+        let key_commitment = Some(key_commitment(key, record_id, &nonce_prefix));
+        Self { version: VERSION, record_id, nonce_prefix, key_commitment }
+    }
+
+    /// The header's length in bytes: [`HEADER_LEN`], or [`HEADER_LEN_V1`].
+    pub fn encoded_len(&self) -> usize {
+        header_len(self.version)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&[self.version, SUITE, CHUNK_LOG2, 0]);
+        out.extend_from_slice(&self.record_id.0);
+        out.extend_from_slice(&self.nonce_prefix);
+        if let Some(commitment) = &self.key_commitment {
+            out.extend_from_slice(commitment);
+        }
         out
     }
 
-    /// Parses the first [`HEADER_LEN`] bytes of an envelope.
+    /// Parses the header at the start of an envelope (its length depends
+    /// on its version).
     pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         if bytes.len() < 4 || bytes[..4] != MAGIC {
             return Err(if MAGIC.starts_with(bytes) { EnvelopeError::Truncated } else { EnvelopeError::NotAnEnvelope });
         }
-        if bytes.len() < HEADER_LEN {
-            return Err(EnvelopeError::Truncated);
+        let Some(&version) = bytes.get(4) else { return Err(EnvelopeError::Truncated) };
+        if version != VERSION && version != VERSION_1 {
+            return Err(EnvelopeError::UnsupportedVersion(version));
         }
-        if bytes[4] != VERSION {
-            return Err(EnvelopeError::UnsupportedVersion(bytes[4]));
+        if bytes.len() < header_len(version) {
+            return Err(EnvelopeError::Truncated);
         }
         if bytes[5] != SUITE {
             return Err(EnvelopeError::UnsupportedSuite(bytes[5]));
@@ -191,9 +223,35 @@ impl Header {
         let mut record_id = [0u8; 32];
         record_id.copy_from_slice(&bytes[8..40]);
         let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
-        nonce_prefix.copy_from_slice(&bytes[40..HEADER_LEN]);
-        Ok(Self { record_id: RecordId(record_id), nonce_prefix })
+        nonce_prefix.copy_from_slice(&bytes[40..HEADER_LEN_V1]);
+        let key_commitment = (version == VERSION).then(|| {
+            let mut commitment = [0u8; KEY_COMMITMENT_LEN];
+            commitment.copy_from_slice(&bytes[HEADER_LEN_V1..HEADER_LEN]);
+            commitment
+        });
+        Ok(Self { version, record_id: RecordId(record_id), nonce_prefix, key_commitment })
     }
+}
+
+fn header_len(version: u8) -> usize {
+    if version == VERSION_1 { HEADER_LEN_V1 } else { HEADER_LEN }
+}
+
+/// The version 2 key commitment: `SHA-256(label || data key || record id ||
+/// nonce prefix)`. Public (it is in the header), it reveals nothing of a
+/// 256-bit random key, and binds the envelope to that one key.
+pub fn key_commitment(
+    key: &DataKey,
+    record_id: RecordId,
+    nonce_prefix: &[u8; NONCE_PREFIX_LEN],
+) -> [u8; KEY_COMMITMENT_LEN] {
+    Sha256::new()
+        .chain_update(KEY_COMMITMENT_LABEL)
+        .chain_update(key.as_bytes())
+        .chain_update(record_id.0)
+        .chain_update(nonce_prefix)
+        .finalize()
+        .into()
 }
 
 /// The size of the envelope of `plaintext_len` bytes.
@@ -222,7 +280,7 @@ fn chunk_nonce(prefix: &[u8; NONCE_PREFIX_LEN], counter: u64, last: bool) -> XNo
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
     header: Header,
-    header_bytes: [u8; HEADER_LEN],
+    header_bytes: Vec<u8>,
     header_written: bool,
     counter: u64,
     /// Plaintext not yet sealed: at most one chunk, kept until it is known
@@ -241,7 +299,7 @@ impl Sealer {
     /// must never be reused with the same key.
     #[doc(hidden)]
     pub fn with_nonce_prefix(key: &DataKey, record_id: RecordId, nonce_prefix: [u8; NONCE_PREFIX_LEN]) -> Self {
-        let header = Header { record_id, nonce_prefix };
+        let header = Header::new(key, record_id, nonce_prefix);
         Self {
             cipher: key.cipher(),
             header,
@@ -329,8 +387,9 @@ pub fn seal(key: &DataKey, record_id: RecordId, plaintext: &[u8], rng: &mut impl
 /// succeeds (only then is truncation ruled out).
 pub struct Opener {
     cipher: XChaCha20Poly1305,
+    key: DataKey,
     record_id: RecordId,
-    header: Option<([u8; HEADER_LEN], Header)>,
+    header: Option<(Vec<u8>, Header)>,
     counter: u64,
     pending: Vec<u8>,
 }
@@ -341,28 +400,28 @@ impl Opener {
     /// `record_id` is the record the caller expects: an envelope of
     /// another record is refused even under the right key.
     pub fn new(key: &DataKey, record_id: RecordId) -> Self {
-        Self { cipher: key.cipher(), record_id, header: None, counter: 0, pending: Vec::new() }
+        Self { cipher: key.cipher(), key: key.clone(), record_id, header: None, counter: 0, pending: Vec::new() }
     }
 
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
         self.pending.extend_from_slice(input);
         if self.header.is_none() {
-            if self.pending.len() < HEADER_LEN {
-                // Reject a wrong magic early; wait for the rest otherwise.
-                return match Header::parse(&self.pending) {
-                    Err(EnvelopeError::Truncated) => Ok(()),
-                    Err(e) => Err(e),
-                    Ok(_) => unreachable!("a header is HEADER_LEN bytes"),
-                };
-            }
-            let header = Header::parse(&self.pending)?;
+            let header = match Header::parse(&self.pending) {
+                // Wait for the rest of the header (a wrong magic or version
+                // is refused as soon as it arrives).
+                Err(EnvelopeError::Truncated) => return Ok(()),
+                other => other?,
+            };
             if header.record_id != self.record_id {
                 return Err(EnvelopeError::WrongRecord);
             }
-            let mut bytes = [0u8; HEADER_LEN];
-            bytes.copy_from_slice(&self.pending[..HEADER_LEN]);
+            if let Some(commitment) = header.key_commitment
+                && commitment != key_commitment(&self.key, header.record_id, &header.nonce_prefix)
+            {
+                return Err(EnvelopeError::KeyMismatch);
+            }
+            let bytes: Vec<u8> = self.pending.drain(..header.encoded_len()).collect();
             self.header = Some((bytes, header));
-            self.pending.drain(..HEADER_LEN);
         }
         // Keep at least one sealed chunk back: it may be the last.
         let mut offset = 0;

@@ -6,9 +6,9 @@
 //! 6962 Merkle batch ([`AnchorBatch`]), each record a leaf in the order
 //! given.
 
-use ethers_core::types::{Address, H256, RecoveryMessage};
+use ethers_core::types::Address;
 
-use crate::directory::parse_strict_signature;
+use crate::directory::recover_strict;
 use crate::eip712::{Anchor, AnchorBatch, Domain, LedgerMessage};
 use crate::envelope::RecordId;
 use crate::merkle::{self, Hash, Tree};
@@ -188,9 +188,8 @@ impl Provenance<'_> {
             LedgerMessage::AnchorBatch(m) => self.domain.digest(&m),
             _ => return Err(Tampered::BadSignature),
         };
-        let signature = parse_strict_signature(self.signature).ok_or(Tampered::BadSignature)?;
-        match signature.recover(RecoveryMessage::Hash(H256::from(digest))) {
-            Ok(signer) if signer == self.author => Ok(()),
+        match recover_strict(&digest, self.signature) {
+            Some(signer) if signer == self.author => Ok(()),
             _ => Err(Tampered::BadSignature),
         }
     }

@@ -68,7 +68,11 @@ fn sealed(len: usize) -> Vec<u8> {
 
 // ----- known answers -----
 
-const VECTORS: &str = include_str!("vectors/envelope-v1.json");
+/// Version 2, what `seal` writes now.
+const VECTORS: &str = include_str!("vectors/envelope-v2.json");
+/// Version 1 (no key commitment), frozen: records sealed before version 2
+/// must still open.
+const VECTORS_V1: &str = include_str!("vectors/envelope-v1.json");
 
 fn vectors() -> serde_json::Value {
     serde_json::from_str(VECTORS).expect("vectors are JSON")
@@ -114,7 +118,7 @@ fn computed_vectors() -> serde_json::Value {
         (0u8..7).map(|i| merkle::leaf_hash(&merkle::record_leaf(rid(i + 1), &[i; 32], i, None))).collect();
     let tree = merkle::Tree::from_leaf_hashes(leaves).expect("leaves");
     serde_json::json!({
-        "description": "Chartkey envelope v1 known answers (docs/envelope.md). plaintext = bytes i % 251.",
+        "description": "Chartkey envelope v2 known answers (docs/envelope.md). plaintext = bytes i % 251.",
         "data_key": hex::encode(key().as_bytes()),
         "record_id": rid(7).to_hex(),
         "nonce_prefix": hex::encode(std::array::from_fn::<u8, NONCE_PREFIX_LEN, _>(|i| i as u8 + 1)),
@@ -138,15 +142,32 @@ fn computed_vectors() -> serde_json::Value {
 fn known_answers_match() {
     let computed = computed_vectors();
     if std::env::var_os("CHARTKEY_WRITE_VECTORS").is_some() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/envelope-v1.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/envelope-v2.json");
         std::fs::write(path, serde_json::to_string_pretty(&computed).expect("json") + "\n").expect("writes");
         return;
     }
-    assert_eq!(computed, vectors(), "the v1 format changed: a new format needs a new version");
+    assert_eq!(computed, vectors(), "the v2 format changed: a new format needs a new version");
 }
 
 #[test]
 fn known_answers_open() {
+    for (text, version) in [(VECTORS, VERSION), (VECTORS_V1, VERSION_1)] {
+        let v: serde_json::Value = serde_json::from_str(text).expect("vectors are JSON");
+        let mut opened = 0;
+        for e in v["envelopes"].as_array().expect("list") {
+            let Some(hex_env) = e["envelope"].as_str() else { continue };
+            let env = hex::decode(hex_env).expect("hex");
+            assert_eq!(Header::parse(&env).expect("a header").version, version);
+            let len = e["plaintext_len"].as_u64().expect("len") as usize;
+            assert_eq!(*open(&key(), rid(7), &env).expect("opens"), pattern(len), "v{version}, {len} bytes");
+            opened += 1;
+        }
+        assert!(opened >= 3, "v{version}: {opened} envelopes");
+    }
+}
+
+#[test]
+fn known_answers_unwrap() {
     let v = vectors();
     let (reader_secret, _) = wrap_vector();
     let reader = reader_secret.derive();
@@ -154,12 +175,6 @@ fn known_answers_open() {
         .expect("a wrap");
     let data_key = unwrap_key(&wrapped, rid(7), reader.address(), reader.encryption_secret()).expect("unwraps");
     assert_eq!(data_key, key());
-    for e in v["envelopes"].as_array().expect("list") {
-        let Some(hex_env) = e["envelope"].as_str() else { continue };
-        let env = hex::decode(hex_env).expect("hex");
-        let len = e["plaintext_len"].as_u64().expect("len") as usize;
-        assert_eq!(*open(&data_key, rid(7), &env).expect("opens"), pattern(len));
-    }
 }
 
 /// The chunk construction is exactly `aead::stream`'s StreamBE32 over
@@ -317,8 +332,16 @@ fn header_tampering_is_detected() {
     wrong_magic[0] = b'X';
     assert_eq!(open(&key(), rid(7), &wrong_magic), Err(EnvelopeError::NotAnEnvelope));
     let mut version = env.clone();
-    version[4] = 2;
-    assert_eq!(open(&key(), rid(7), &version), Err(EnvelopeError::UnsupportedVersion(2)));
+    version[4] = 3;
+    assert_eq!(open(&key(), rid(7), &version), Err(EnvelopeError::UnsupportedVersion(3)));
+    // Posing as version 1 (no commitment): the header is authenticated.
+    let mut downgraded = env.clone();
+    downgraded[4] = VERSION_1;
+    assert_eq!(open(&key(), rid(7), &downgraded), Err(EnvelopeError::Altered { chunk: 0 }));
+    let mut stripped = env[..HEADER_LEN_V1].to_vec();
+    stripped[4] = VERSION_1;
+    stripped.extend_from_slice(&env[HEADER_LEN..]);
+    assert_eq!(open(&key(), rid(7), &stripped), Err(EnvelopeError::Altered { chunk: 0 }));
     let mut suite = env.clone();
     suite[5] = 9;
     assert_eq!(open(&key(), rid(7), &suite), Err(EnvelopeError::UnsupportedSuite(9)));
@@ -332,20 +355,168 @@ fn header_tampering_is_detected() {
     let mut relabelled = env.clone();
     relabelled[8] ^= 1;
     assert_eq!(open(&key(), rid(7), &relabelled), Err(EnvelopeError::WrongRecord));
-    // The record id is also authenticated: relabel and ask for the new id.
+    // The record id and nonce prefix are covered by the key commitment (and
+    // authenticated): relabel and ask for the new id; change the prefix.
     let mut other_id = env.clone();
     other_id[8..40].copy_from_slice(&rid(8).0);
-    assert_eq!(open(&key(), rid(8), &other_id), Err(EnvelopeError::Altered { chunk: 0 }));
+    assert_eq!(open(&key(), rid(8), &other_id), Err(EnvelopeError::KeyMismatch));
     let mut prefix = env.clone();
     prefix[45] ^= 1;
-    assert_eq!(open(&key(), rid(7), &prefix), Err(EnvelopeError::Altered { chunk: 0 }));
+    assert_eq!(open(&key(), rid(7), &prefix), Err(EnvelopeError::KeyMismatch));
+    let mut commitment = env.clone();
+    commitment[HEADER_LEN - 1] ^= 1;
+    assert_eq!(open(&key(), rid(7), &commitment), Err(EnvelopeError::KeyMismatch));
     assert_eq!(open(&key(), rid(7), b"%PDF-1.7 not an envelope"), Err(EnvelopeError::NotAnEnvelope));
 }
 
 #[test]
 fn wrong_key_is_refused() {
     let env = sealed(10);
-    assert_eq!(open(&DataKey::from_bytes([0x43; 32]), rid(7), &env), Err(EnvelopeError::Altered { chunk: 0 }));
+    assert_eq!(open(&DataKey::from_bytes([0x43; 32]), rid(7), &env), Err(EnvelopeError::KeyMismatch));
+    // Version 1 has no commitment: the first chunk's tag refuses it.
+    let v1: serde_json::Value = serde_json::from_str(VECTORS_V1).expect("json");
+    let old = hex::decode(v1["envelopes"][1]["envelope"].as_str().expect("hex")).expect("hex");
+    assert_eq!(open(&DataKey::from_bytes([0x43; 32]), rid(7), &old), Err(EnvelopeError::Altered { chunk: 0 }));
+}
+
+// ----- key commitment: one envelope, one key -----
+
+/// Poly1305 (RFC 8439) over the field 2^130 - 5, to build what an attacker
+/// would: one ciphertext whose tag verifies under two data keys.
+mod two_keys {
+    use chacha20::cipher::{KeyIvInit, StreamCipher};
+    use chartkey_core::envelope::DataKey;
+    use num_bigint::BigUint;
+
+    fn p() -> BigUint {
+        (BigUint::from(1u8) << 130u32) - 5u8
+    }
+
+    fn le(bytes: &[u8]) -> BigUint {
+        BigUint::from_bytes_le(bytes)
+    }
+
+    /// XChaCha20's keystream for `key` and `nonce`: block 0 is the Poly1305
+    /// key, the message is enciphered from block 1 on.
+    fn keystream(key: &DataKey, nonce: &[u8; 24], len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; 64 + len];
+        chacha20::XChaCha20::new(key.as_bytes().into(), nonce.into()).apply_keystream(&mut buf);
+        buf
+    }
+
+    /// The AEAD's Poly1305 input blocks (each full 16 bytes, as values with
+    /// the 2^128 bit): padded AAD, padded ciphertext, the two lengths.
+    fn blocks(aad: &[u8], ciphertext: &[u8]) -> Vec<BigUint> {
+        let pad = |b: &[u8]| {
+            let mut v = b.to_vec();
+            v.resize(b.len().div_ceil(16) * 16, 0);
+            v
+        };
+        let mut all = pad(aad);
+        all.extend(pad(ciphertext));
+        all.extend((aad.len() as u64).to_le_bytes());
+        all.extend((ciphertext.len() as u64).to_le_bytes());
+        all.chunks(16).map(|b| le(b) + (BigUint::from(1u8) << 128u32)).collect()
+    }
+
+    /// A 32-byte ciphertext and its tag that verify, with `aad` and
+    /// `nonce`, under both `k1` and `k2`: two free blocks, solved so that
+    /// both Poly1305 sums land on the same tag.
+    pub fn forge(k1: &DataKey, k2: &DataKey, aad: &[u8], nonce: &[u8; 24]) -> (Vec<u8>, [u8; 16]) {
+        let p = p();
+        let two128 = BigUint::from(1u8) << 128u32;
+        let clamp = BigUint::from(0x0ffffffc0ffffffc0ffffffc0fffffffu128);
+        let poly = |k: &DataKey| {
+            let ks = keystream(k, nonce, 0);
+            (le(&ks[..16]) & &clamp, le(&ks[16..32]))
+        };
+        let ((r1, s1), (r2, s2)) = (poly(k1), poly(k2));
+        // Blocks: the AAD's, then c1, c2 (unknown), then the lengths.
+        let template = blocks(aad, &[0u8; 32]);
+        let n = template.len();
+        let (i1, i2) = (n - 3, n - 2);
+        let sum_without = |r: &BigUint| {
+            let mut h = BigUint::from(0u8);
+            for (j, b) in template.iter().enumerate() {
+                if j != i1 && j != i2 {
+                    h = (h + b * r.modpow(&BigUint::from((n - j) as u64), &p)) % &p;
+                }
+            }
+            h
+        };
+        let (a1, a2) = (sum_without(&r1), sum_without(&r2));
+        let (e1, f1) = (r1.modpow(&BigUint::from(3u8), &p), r1.modpow(&BigUint::from(2u8), &p));
+        let (e2, f2) = (r2.modpow(&BigUint::from(3u8), &p), r2.modpow(&BigUint::from(2u8), &p));
+        let sub = |a: &BigUint, b: &BigUint| (a + &p - (b % &p)) % &p;
+        let det = sub(&(&e1 * &f2 % &p), &(&e2 * &f1 % &p));
+        let inverse = det.modpow(&(&p - 2u8), &p);
+        for attempt in 0u64.. {
+            // Tag T: both sums must equal T - s_i (mod 2^128), taken below 2^128.
+            let t = BigUint::from(attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15)) << 60u32;
+            let v1 = (&t + &two128 - &s1) % &two128;
+            let v2 = (&t + &two128 - &s2) % &two128;
+            let (d1, d2) = (sub(&v1, &a1), sub(&v2, &a2));
+            let x = sub(&(&d1 * &f2 % &p), &(&d2 * &f1 % &p)) * &inverse % &p;
+            let y = sub(&(&e1 * &d2 % &p), &(&e2 * &d1 % &p)) * &inverse % &p;
+            // Each must be a full block: 2^128 plus 16 bytes.
+            if x < two128 || y < two128 || x >= &two128 << 1u32 || y >= &two128 << 1u32 {
+                continue;
+            }
+            let mut ciphertext = (x - &two128).to_bytes_le();
+            ciphertext.resize(16, 0);
+            let mut second = (y - &two128).to_bytes_le();
+            second.resize(16, 0);
+            ciphertext.extend(second);
+            let mut tag = t.to_bytes_le();
+            tag.resize(16, 0);
+            return (ciphertext, tag.try_into().expect("16 bytes"));
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+/// One envelope of a single (last) chunk, crafted to verify under two keys.
+fn two_key_envelope(header: &Header, k1: &DataKey, k2: &DataKey) -> Vec<u8> {
+    let aad = header.to_bytes();
+    let mut nonce = [0u8; 24];
+    nonce[..NONCE_PREFIX_LEN].copy_from_slice(&header.nonce_prefix);
+    nonce[23] = 1;
+    let (ciphertext, tag) = two_keys::forge(k1, k2, &aad, &nonce);
+    [aad, ciphertext, tag.to_vec()].concat()
+}
+
+/// Finding 10 of the security review: without a key commitment, an author
+/// can anchor one ciphertext that the patient (under one wrapped key) and
+/// a clinician (under another) read as two different records. Version 1
+/// falls for it; version 2 opens it under the committed key only.
+#[test]
+fn a_ciphertext_crafted_for_two_keys_opens_under_one() {
+    let (k1, k2) = (DataKey::from_bytes([0x51; 32]), DataKey::from_bytes([0x52; 32]));
+    let prefix = [0x33; NONCE_PREFIX_LEN];
+
+    let v1 = Header { version: VERSION_1, record_id: rid(9), nonce_prefix: prefix, key_commitment: None };
+    let forged = two_key_envelope(&v1, &k1, &k2);
+    let (one, two) = (open(&k1, rid(9), &forged), open(&k2, rid(9), &forged));
+    assert!(one.is_ok() && two.is_ok(), "the forgery works on version 1: {one:?} {two:?}");
+    assert_ne!(one.expect("opens"), two.expect("opens"), "two keys, two different records");
+
+    let v2 = Header::new(&k1, rid(9), prefix);
+    let forged = two_key_envelope(&v2, &k1, &k2);
+    open(&k1, rid(9), &forged).expect("the committed key opens it");
+    assert_eq!(open(&k2, rid(9), &forged), Err(EnvelopeError::KeyMismatch));
+    // The Poly1305 tag does verify under the second key: it is the
+    // commitment that refuses it.
+    use chacha20poly1305::XChaCha20Poly1305;
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    let (aad, rest) = forged.split_at(HEADER_LEN);
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut nonce = [0u8; 24];
+    nonce[..NONCE_PREFIX_LEN].copy_from_slice(&prefix);
+    nonce[23] = 1;
+    let mut buffer = body.to_vec();
+    XChaCha20Poly1305::new(k2.as_bytes().into())
+        .decrypt_in_place_detached(&nonce.into(), aad, &mut buffer, tag.into())
+        .expect("the tag alone verifies under the second key");
 }
 
 #[test]
