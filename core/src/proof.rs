@@ -3,10 +3,10 @@
 //! account's secp256k1 key as an EIP-191 personal message, and the server
 //! recovers the signer. No secret crosses the wire.
 
-use ethers_core::types::{Address, RecoveryMessage};
+use ethers_core::types::Address;
 use ethers_core::utils::hash_message;
 
-use crate::directory::{parse_strict_signature, sign_digest};
+use crate::directory::{recover_strict, sign_digest};
 use crate::keys::AccountKeys;
 
 /// The message signed to restore an account with the recovery phrase. It
@@ -29,10 +29,11 @@ pub fn add_passkey_message(address: &Address, challenge: &str, credential_id: &s
 }
 
 /// The message signed, with the unlocked account key, to remove the passkey
-/// `credential_id` (base64url). A session alone cannot remove a passkey.
-pub fn remove_passkey_message(address: &Address, credential_id: &str) -> String {
+/// `credential_id` (base64url). A session alone cannot remove a passkey;
+/// the server's single-use challenge keeps a signature from being used twice.
+pub fn remove_passkey_message(address: &Address, challenge: &str, credential_id: &str) -> String {
     format!(
-        "Chartkey: remove this passkey from my account.\nAccount: {}\nPasskey: {credential_id}",
+        "Chartkey: remove this passkey from my account.\nAccount: {}\nPasskey: {credential_id}\nChallenge: {challenge}",
         ethers_core::utils::to_checksum(address, None)
     )
 }
@@ -46,8 +47,7 @@ pub fn sign_message(keys: &AccountKeys, message: &str) -> String {
 /// The address that signed `message`, or `None` for a malformed signature.
 pub fn recover_signer(message: &str, signature: &str) -> Option<Address> {
     let bytes = hex::decode(signature.strip_prefix("0x")?).ok()?;
-    let sig = parse_strict_signature(&bytes)?;
-    sig.recover(RecoveryMessage::Data(message.as_bytes().to_vec())).ok()
+    recover_strict(&hash_message(message).0, &bytes)
 }
 
 #[cfg(test)]
@@ -80,7 +80,7 @@ mod tests {
         let add = add_passkey_message(&a, "c", "cred1");
         assert!(add.contains("add this passkey") && add.contains("cred1") && add.contains("Challenge: c"));
         assert_ne!(add, add_passkey_message(&a, "c", "cred2"));
-        let remove = remove_passkey_message(&a, "cred1");
+        let remove = remove_passkey_message(&a, "c", "cred1");
         assert!(remove.contains("remove this passkey") && remove.contains("cred1"));
         assert_ne!(remove, restore_message(&a, "c"));
     }

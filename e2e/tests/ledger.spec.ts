@@ -12,6 +12,9 @@ test('the ledger page shows the latest blocks and verifies the chain', async ({ 
   await expect(page.getByRole('heading', { name: 'Ledger', exact: true })).toBeVisible();
   await expect(page.getByTestId('ledger-blocks').locator('tbody tr').first()).toBeVisible();
   await expect(page.getByText('Kept by this server (embedded)')).toBeVisible();
+  // What the page claims is what holds for an embedded chain: no "no one can change it".
+  await expect(page.getByTestId('ledger-trust')).toContainText('could rebuild a different history');
+  await expect(page.getByText('not even Chartkey')).toHaveCount(0);
   // Sign-up registered the account in the Directory contract.
   await expect(page.getByTestId('ledger-activity')).toContainText('Account registered');
   await page.getByRole('button', { name: 'Show transaction' }).first().click();

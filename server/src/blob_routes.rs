@@ -1,14 +1,19 @@
-//! The blob endpoints: binary bodies, so plain axum routes beside the
+//! The envelope endpoints: binary bodies, so plain axum routes beside the
 //! JSON server functions. All need a signed-in session and refuse
 //! cross-site requests.
 //!
+//! Uploads name content by its hash; reads name a record, never a hash
+//! (fingerprints are public, on the ledger, so knowing one gives nothing):
+//!
 //! - `PUT /api/blobs/{sha256}`: one envelope, streamed (large files).
 //! - `POST /api/blobs/pack`: many small envelopes in one body (an import).
-//! - `GET /api/blobs/{sha256}`: one envelope of a record the caller may read.
-//! - `POST /api/blobs/fetch`: many envelopes at once, as a pack.
+//! - `GET /api/envelopes/{record_id}`: one envelope of a record the caller
+//!   may read now.
+//! - `POST /api/envelopes`: many envelopes at once, as a pack.
 //!
-//! A pack is a sequence of frames, `sha256 (32 bytes) || length (u32
-//! big-endian) || envelope` (`chartkey_core::records::pack_frame`).
+//! A pack is a sequence of frames, `name (32 bytes) || length (u32
+//! big-endian) || envelope` (`chartkey_core::records::pack_frame`): named by
+//! SHA-256 going up, by record id coming down.
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -195,75 +200,105 @@ pub async fn put_pack(
 /// that record may be fetched by them.
 pub const RELEASE_SECONDS: i64 = 60;
 
-/// Which of `names` the account may read: envelopes of records in its own
-/// chart, or that it wrote; or, for a grantee, of a record whose access the
-/// ledger recorded in the last [`RELEASE_SECONDS`] (`records/open`) and
-/// still allows now (so stopping a share closes the window at once).
-async fn readable(state: &AppState, account: String, names: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// The envelopes (record id, blob name) of `records` that `account` may read
+/// now: records of its own chart (the account is their patient); or, for
+/// anyone else, a record whose access by this account the ledger recorded
+/// in the last [`RELEASE_SECONDS`] (`records/open`) and still allows now, so
+/// stopping a share closes the window at once (unless `own_only`).
+/// Authorship gives nothing: a clinician reads a note they wrote back
+/// through `records/open` too.
+async fn readable(
+    state: &AppState,
+    account: String,
+    records: Vec<RecordId>,
+    own_only: bool,
+) -> Result<Vec<(RecordId, BlobName)>, ApiError> {
     let since = crate::db::now() - RELEASE_SECONDS;
-    let (own, opened) = state
+    let found = state
         .db
         .call(move |conn| {
-            let mut q = conn.prepare_cached(
-                "SELECT 1 FROM records WHERE blob = ?1 AND (patient_id = ?2 OR author_id = ?2) LIMIT 1",
-            )?;
-            let mut opened_q = conn.prepare_cached(
-                "SELECT r.id, p.address, g.address FROM accesses x
-                 JOIN records r ON r.id = x.record_id
+            let mut record = conn.prepare_cached("SELECT blob, patient_id = ?2 FROM records WHERE id = ?1")?;
+            let mut opened = conn.prepare_cached(
+                "SELECT p.address, g.address FROM accesses x
                  JOIN accounts p ON p.id = x.patient_id
                  JOIN accounts g ON g.id = x.grantee_id
-                 WHERE r.blob = ?1 AND x.grantee_id = ?2 AND x.at >= ?3
+                 WHERE x.record_id = ?1 AND x.grantee_id = ?2 AND x.at >= ?3
                  ORDER BY x.at DESC LIMIT 1",
             )?;
-            let (mut own, mut opened) = (Vec::new(), Vec::new());
-            for name in names {
-                if q.exists(params![name, account])? {
-                    own.push(name);
-                } else if let Some(found) = opened_q
-                    .query_row(params![name, account, since], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
-                    })
+            let mut out = Vec::with_capacity(records.len());
+            for id in records {
+                let hex = id.to_hex();
+                let Some((blob, own)) = record
+                    .query_row(params![hex, account], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
                     .optional()?
-                {
-                    opened.push((name, found));
-                }
+                else {
+                    continue;
+                };
+                let parties = if own {
+                    None
+                } else if own_only {
+                    continue;
+                } else {
+                    match opened
+                        .query_row(params![hex, account, since], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?
+                    {
+                        Some(parties) => Some(parties),
+                        None => continue,
+                    }
+                };
+                out.push((id, blob, parties));
             }
-            Ok((own, opened))
+            Ok(out)
         })
         .await?;
-    let mut out = own;
-    for (name, (record, patient, grantee)) in opened {
-        let (Some(record), Ok(patient), Ok(grantee)) = (RecordId::from_hex(&record), patient.parse(), grantee.parse())
-        else {
-            tracing::error!("a stored access names an invalid record or address");
+    let mut out = Vec::with_capacity(found.len());
+    for (id, blob, parties) in found {
+        let Ok(name) = BlobName::parse(&blob) else {
+            tracing::error!("a stored record names an invalid blob");
             return Err(ApiError::Internal);
         };
-        if crate::backend::can_access(state, grantee, patient, record).await? {
-            out.push(name);
+        if let Some((patient, grantee)) = parties {
+            let (Ok(patient), Ok(grantee)) = (patient.parse(), grantee.parse()) else {
+                tracing::error!("a stored access names an invalid address");
+                return Err(ApiError::Internal);
+            };
+            if !crate::backend::can_access(state, grantee, patient, id).await? {
+                continue;
+            }
         }
+        out.push((id, name));
     }
     Ok(out)
 }
 
+fn not_readable() -> Response {
+    refuse(StatusCode::NOT_FOUND, ApiError::NotFound("No such record, or it is not open to you now.".into()))
+}
+
+/// `GET /api/envelopes/{record_id}`: one record's envelope.
 pub async fn get(
     State(state): State<AppState>,
     caller: ResolvedCaller,
-    Path(name): Path<String>,
+    Path(record): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let account = match authorise(&state, &caller, &headers) {
         Ok(a) => a,
         Err(denied) => return denied.into_response(),
     };
-    let name = match BlobName::parse(&name) {
-        Ok(n) => n,
-        Err(e) => return blob_error(e),
+    let Some(record) = RecordId::from_hex(&record) else {
+        return refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("That is not a record id."));
     };
-    match readable(&state, account, vec![name.hex()]).await {
-        Ok(allowed) if allowed.is_empty() => return blob_error(BlobError::NotFound),
-        Ok(_) => {}
+    let name = match readable(&state, account, vec![record], false).await {
+        Ok(allowed) => match allowed.first() {
+            Some((_, name)) => *name,
+            None => return not_readable(),
+        },
         Err(e) => return api_refusal(e),
-    }
+    };
     match state.blobs.get(&name).await {
         Ok(bytes) => {
             ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "private, no-store")], bytes)
@@ -275,9 +310,12 @@ pub async fn get(
 
 #[derive(serde::Deserialize)]
 pub struct FetchBody {
-    blobs: Vec<String>,
+    records: Vec<RecordId>,
 }
 
+/// `POST /api/envelopes`: many envelopes of the caller's own chart at once,
+/// as a pack whose frames are named by record id, in the order asked. A
+/// grantee reads one record per logged open (`GET /api/envelopes/{id}`).
 pub async fn fetch(
     State(state): State<AppState>,
     caller: ResolvedCaller,
@@ -288,35 +326,28 @@ pub async fn fetch(
         Ok(a) => a,
         Err(denied) => return denied.into_response(),
     };
-    if body.blobs.len() > MAX_FETCH {
+    if body.records.len() > MAX_FETCH {
         return refuse(
             StatusCode::BAD_REQUEST,
             ApiError::bad_request(format!("At most {MAX_FETCH} records can be fetched at once.")),
         );
     }
-    let mut names = Vec::with_capacity(body.blobs.len());
-    for n in &body.blobs {
-        match BlobName::parse(n) {
-            Ok(name) => names.push(name),
-            Err(e) => return blob_error(e),
-        }
-    }
-    // In the order asked, each once.
+    let mut records = body.records;
     let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(n.0));
-    let asked = names.iter().map(BlobName::hex).collect();
-    let allowed = match readable(&state, account, asked).await {
+    records.retain(|r| seen.insert(*r));
+    let asked = records.len();
+    let allowed = match readable(&state, account, records, true).await {
         Ok(a) => a,
         Err(e) => return api_refusal(e),
     };
-    if allowed.len() != names.len() {
-        return blob_error(BlobError::NotFound);
+    if allowed.len() != asked {
+        return not_readable();
     }
     // Envelopes missing from storage are left out: the reader reports
     // those records, and still gets the rest.
     let limit = PACK_LIMIT.max(state.blobs.limit);
     let mut out = Vec::new();
-    for name in &names {
+    for (id, name) in &allowed {
         match state.blobs.get(name).await {
             Ok(bytes) if !out.is_empty() && (out.len() + bytes.len()) as u64 > limit => {
                 return refuse(
@@ -324,7 +355,7 @@ pub async fn fetch(
                     ApiError::bad_request("Too much at once: ask for fewer records per request."),
                 );
             }
-            Ok(bytes) => pack_frame(&mut out, &name.0, &bytes),
+            Ok(bytes) => pack_frame(&mut out, &id.0, &bytes),
             Err(BlobError::NotFound) => {
                 tracing::error!(blob = %name.hex(), "a record's envelope is missing from storage");
             }

@@ -10,7 +10,8 @@
 //!   large ones as a multipart upload completed only after the hash checks
 //!   (the local backend stages it and renames it in place), and aborted on
 //!   any failure or disconnect.
-//! - Storing a blob that is already there succeeds without writing again.
+//! - Storing a blob that is already there succeeds without writing again,
+//!   once the body sent has been hashed to its name like any other.
 //! - On the local backend the file system is flushed (syncfs) before an
 //!   upload is acknowledged.
 
@@ -106,6 +107,12 @@ impl BlobStore {
         }
     }
 
+    /// The first `len` bytes of a stored blob (fewer if it is shorter).
+    pub async fn prefix(&self, name: &BlobName, len: u64) -> Result<Bytes, BlobError> {
+        let size = self.size(name).await?.ok_or(BlobError::NotFound)?;
+        Ok(self.store.get_range(&name.path(), 0..len.min(size)).await?)
+    }
+
     pub async fn get(&self, name: &BlobName) -> Result<Bytes, BlobError> {
         match self.store.get(&name.path()).await {
             Ok(result) => Ok(result.bytes().await?),
@@ -124,9 +131,9 @@ impl BlobStore {
         if let Some(size) = declared.filter(|s| *s > self.limit) {
             return Err(BlobError::TooLarge { size, limit: self.limit });
         }
-        if self.size(name).await?.is_some() {
-            return Ok(false);
-        }
+        // A name already stored is claimed only by a body that hashes to
+        // it: the names are public (on the ledger), the bytes are not.
+        let exists = self.size(name).await?.is_some();
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         let mut small = Vec::with_capacity(declared.unwrap_or(0).min(PART_SIZE as u64) as usize);
@@ -139,6 +146,9 @@ impl BlobStore {
                     return Err(BlobError::TooLarge { size: received, limit: self.limit });
                 }
                 hasher.update(&chunk);
+                if exists {
+                    continue;
+                }
                 match &mut multipart {
                     Some(upload) => upload.put(chunk),
                     None if small.len() + chunk.len() <= PART_SIZE => small.extend_from_slice(&chunk),
@@ -166,6 +176,7 @@ impl BlobStore {
         }
         .await;
         match (outcome, multipart) {
+            (Ok(()), None) if exists => return Ok(false),
             (Ok(()), Some(upload)) => {
                 upload.finish().await?;
             }
@@ -261,6 +272,13 @@ mod tests {
         assert_eq!(store.get(&name).await.expect("found"), Bytes::from_static(b"hello world"));
         assert_eq!(store.size(&name).await.expect("head"), Some(11));
         assert!(!store.put_stream(&name, Some(11), stream(vec![b"hello world"])).await.expect("again"));
+        // Knowing a stored name is not enough to claim it: the body must
+        // hash to it, as for a new blob.
+        for body in [vec![], vec![&b"hello"[..]], vec![&b"hello worle"[..]]] {
+            let e = store.put_stream(&name, None, stream(body)).await.unwrap_err();
+            assert!(matches!(e, BlobError::HashMismatch { .. }), "{e}");
+        }
+        assert_eq!(store.get(&name).await.expect("kept"), Bytes::from_static(b"hello world"));
 
         let wrong = name_of(b"something else");
         let e = store.put_stream(&wrong, None, stream(vec![b"hello world"])).await.unwrap_err();

@@ -44,6 +44,12 @@ pub enum Ceremony {
         account_id: String,
         challenge: String,
     },
+    /// Removing a passkey: the challenge the account key signs with it.
+    RemovePasskey {
+        account_id: String,
+        credential_id: String,
+        challenge: String,
+    },
     /// A passkey approval of one signed ledger message (its EIP-712 digest).
     Approval {
         authentication: webauthn_rs::prelude::PasskeyAuthentication,

@@ -215,14 +215,7 @@ pub fn live_session(
     clinician_idle_secs: i64,
 ) -> rusqlite::Result<Option<(String, String)>> {
     let now = now();
-    let found = conn
-        .query_row(
-            "SELECT s.account_id, s.credential_id FROM sessions s JOIN accounts a ON a.id = s.account_id
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND (a.role != 'clinician' OR s.last_seen_at > ?2 - ?3)",
-            params![token_hash, now, clinician_idle_secs],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        )
-        .optional()?;
+    let found = session_if_live(conn, token_hash, clinician_idle_secs)?;
     if found.is_some() {
         conn.execute(
             "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1 AND last_seen_at < ?2 - 30",
@@ -230,6 +223,23 @@ pub fn live_session(
         )?;
     }
     Ok(found)
+}
+
+/// The session's account and passkey while it is live (not signed out, not
+/// expired, not idle-locked), without counting this look as activity: for
+/// checks a page makes on its own (an open notice stream), not the person.
+pub fn session_if_live(
+    conn: &Connection,
+    token_hash: &str,
+    clinician_idle_secs: i64,
+) -> rusqlite::Result<Option<(String, String)>> {
+    conn.query_row(
+        "SELECT s.account_id, s.credential_id FROM sessions s JOIN accounts a ON a.id = s.account_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND (a.role != 'clinician' OR s.last_seen_at > ?2 - ?3)",
+        params![token_hash, now(), clinician_idle_secs],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )
+    .optional()
 }
 
 pub fn delete_session(conn: &Connection, token_hash: &str) -> rusqlite::Result<()> {

@@ -66,10 +66,11 @@ pub fn router(state: AppState, site: Site) -> Router {
         .with_state(api_state);
     // Blob bodies are limited by the blob store itself (before and while reading).
     let blobs = Router::new()
-        .route("/api/blobs/{name}", axum::routing::put(blob_routes::put).get(blob_routes::get))
+        .route("/api/blobs/{name}", axum::routing::put(blob_routes::put))
         .route("/api/blobs/pack", post(blob_routes::put_pack))
+        .route("/api/envelopes/{record}", get(blob_routes::get))
+        .route("/api/envelopes", post(blob_routes::fetch).layer(RequestBodyLimitLayer::new(RECORDS_BODY_LIMIT)))
         .route("/api/notices/stream", get(notices::stream))
-        .route("/api/blobs/fetch", post(blob_routes::fetch).layer(RequestBodyLimitLayer::new(RECORDS_BODY_LIMIT)))
         .with_state(state.clone());
 
     let static_files = match &site.dist {
@@ -116,7 +117,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Largest body of `records/add` and `blobs/fetch` (5,000 records' names and keys).
+/// Largest body of `records/add` and `POST /api/envelopes` (5,000 records' names and keys).
 const RECORDS_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Largest JSON-RPC request (a batch, or a transaction with its data).

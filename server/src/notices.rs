@@ -151,35 +151,70 @@ pub async fn mark_read(state: &AppState, account_id: &str, up_to: i64) -> Result
 
 /// `GET /api/notices/stream`: the signed-in account's new notices as
 /// server-sent events (`event: notice`, the notice as JSON; `event: lagged`
-/// when some were skipped). Ends when the server shuts down.
+/// when some were skipped). Ends when the server shuts down, and within
+/// [`SESSION_CHECK`] of its session ending (sign-out, expiry, the
+/// clinician's idle lock, the passkey's removal).
 pub async fn stream(State(state): State<AppState>, ResolvedCaller(caller): ResolvedCaller) -> Response {
     let Some(session) = caller.session else {
         return (StatusCode::UNAUTHORIZED, "Sign in to receive notices.").into_response();
     };
-    let account_id = session.account_id;
-    let receiver = state.notifier.tx.subscribe();
-    let stopping = state.stopping.subscribe();
-    let events = futures_util::stream::unfold(
-        (receiver, stopping, account_id),
-        |(mut receiver, mut stopping, account_id)| async move {
-            loop {
-                let next = tokio::select! {
-                    next = receiver.recv() => next,
-                    _ = stopping.wait_for(|s| *s) => return None,
-                };
-                let event = match next {
-                    Ok((to, view)) if to == account_id => {
-                        Event::default().event("notice").json_data(&view).unwrap_or_else(|_| Event::default())
-                    }
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("lagged").data("reload"),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                return Some((Ok::<_, Infallible>(event), (receiver, stopping, account_id)));
-            }
-        },
-    );
+    let watch = Watch {
+        receiver: state.notifier.tx.subscribe(),
+        stopping: state.stopping.subscribe(),
+        check: tokio::time::interval_at(tokio::time::Instant::now() + SESSION_CHECK, SESSION_CHECK),
+        account_id: session.account_id,
+        token_hash: session.token_hash,
+        state,
+    };
+    let events = futures_util::stream::unfold(watch, |mut watch| async move {
+        loop {
+            let next = tokio::select! {
+                next = watch.receiver.recv() => Some(next),
+                _ = watch.stopping.wait_for(|s| *s) => return None,
+                _ = watch.check.tick() => None,
+            };
+            let Some(next) = next else {
+                if watch.session_live().await {
+                    continue;
+                }
+                return None;
+            };
+            let event = match next {
+                Ok((to, view)) if to == watch.account_id => {
+                    Event::default().event("notice").json_data(&view).unwrap_or_else(|_| Event::default())
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("lagged").data("reload"),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok::<_, Infallible>(event), watch));
+        }
+    });
     let mut response = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     response
+}
+
+/// How often an open stream checks that its session is still live.
+pub const SESSION_CHECK: Duration = Duration::from_secs(2);
+
+/// One open stream: what it listens to and whose session it serves.
+struct Watch {
+    receiver: broadcast::Receiver<(String, NoticeView)>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    check: tokio::time::Interval,
+    account_id: String,
+    token_hash: String,
+    state: AppState,
+}
+
+impl Watch {
+    /// Whether the stream's session is still live (a failed look ends it too).
+    async fn session_live(&self) -> bool {
+        let (hash, idle) = (self.token_hash.clone(), self.state.config.clinician_idle_lock.as_secs() as i64);
+        matches!(
+            self.state.db.call(move |c| db::session_if_live(c, &hash, idle)).await,
+            Ok(Some((account, _))) if account == self.account_id
+        )
+    }
 }

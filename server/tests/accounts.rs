@@ -5,6 +5,8 @@ mod common;
 
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::wire::Role;
+use common::chain::Chain;
+use common::records::{now, share_approved};
 use common::*;
 use serde_json::json;
 
@@ -70,7 +72,8 @@ async fn protected_functions_answer_401_without_a_session() {
             json!({"finish": {"ceremony_id": "x", "credential": {}, "passkey_label": "p",
             "sealed_keystore": "x", "uses_passphrase": false, "signature": "0x"}}),
         ),
-        ("passkeys/remove", json!({"credential_id": "x", "signature": "0x"})),
+        ("passkeys/remove/start", json!({"credential_id": "x"})),
+        ("passkeys/remove", json!({"ceremony_id": "x", "credential_id": "x", "signature": "0x"})),
         ("directory/lookup", json!({"address": "0x0000000000000000000000000000000000000001"})),
     ] {
         let answer = client.call(name, args).await;
@@ -362,5 +365,55 @@ async fn cross_origin_calls_are_refused() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
+    server.stop().await;
+}
+
+/// Finding 6 of the security review: a ledger address must not map to a
+/// patient's name for just anyone signed in. Clinicians stay findable.
+#[tokio::test]
+async fn a_patients_name_goes_only_to_their_counterparties() {
+    let server = TestServer::start().await;
+    let mut patient = sign_up(&server, "Priya Private", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Counterpart", Role::Clinician).await;
+    let stranger_clinician = sign_up(&server, "Dr Stranger", Role::Clinician).await;
+    let other_patient = sign_up(&server, "Curious Neighbour", Role::Patient).await;
+    let verifier = sign_up(&server, "Nosy Insurer", Role::Verifier).await;
+    let authority = sign_up(&server, "Names Board", Role::CredentialingAuthority).await;
+    let chain = Chain::of(&server, &patient.client).await;
+    chain.set_authority(&server.data_dir, authority.keys.address()).await;
+    chain.verify_clinician(&authority, &clinician, "oncology", now() + 86_400).await;
+    let lookup = |address: ethers_core::types::Address| json!({ "address": format!("{address:#x}") });
+    let of_patient = lookup(patient.keys.address());
+
+    for outsider in [&clinician, &stranger_clinician, &other_patient, &verifier, &authority] {
+        let answer = outsider.client.call("directory/lookup", of_patient.clone()).await;
+        assert_eq!(answer.status, 404, "{:?}", answer.body);
+        assert!(!answer.body.to_string().contains("Priya"), "{:?}", answer.body);
+    }
+    let own = patient.client.call("directory/lookup", of_patient.clone()).await;
+    assert_eq!((own.status, &own.body["display_name"]), (200, &json!("Priya Private")));
+    // Clinicians, authorities and verifiers are public.
+    for public in [&clinician, &authority, &verifier] {
+        let answer = other_patient.client.call("directory/lookup", lookup(public.keys.address())).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+
+    // Once the patient shares with a clinician, that clinician knows whose
+    // chart it is; the others still do not.
+    let grant = chartkey_core::eip712::Grant {
+        patient: patient.keys.address(),
+        grantee: clinician.keys.address(),
+        scope: chartkey_core::eip712::SCOPE_EVERYTHING,
+        categories: 0,
+        records: vec![],
+        write: false,
+        expires_at: now() + 86_400,
+        nonce: 0.into(),
+    };
+    assert_eq!(share_approved(&server, &mut patient, &grant, vec![]).await.status, 200);
+    let counterpart = clinician.client.call("directory/lookup", of_patient.clone()).await;
+    assert_eq!((counterpart.status, &counterpart.body["display_name"]), (200, &json!("Priya Private")));
+    assert_eq!(stranger_clinician.client.call("directory/lookup", of_patient.clone()).await.status, 404);
+    assert_eq!(other_patient.client.call("directory/lookup", of_patient).await.status, 404);
     server.stop().await;
 }

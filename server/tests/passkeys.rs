@@ -7,7 +7,7 @@ mod common;
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::wire::Role;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn credential_ids(list: &Answer) -> Vec<String> {
     list.body.as_array().unwrap().iter().map(|k| k["credential_id"].as_str().unwrap().to_owned()).collect()
@@ -69,6 +69,51 @@ async fn removing_needs_the_key_and_spares_the_last_and_current_passkey() {
     assert_eq!(remove_passkey(&account, &second_id, &account.keys).await.status, 200);
     assert_eq!(elsewhere.call("me", json!({})).await.status, 401);
     assert_eq!(account.client.call("me", json!({})).await.status, 200);
+    assert_eq!(server.counts().1, 1);
+    server.stop().await;
+}
+
+/// Finding 12 of the security review: a removal signature is bound to a
+/// single-use server challenge, so a captured one cannot be sent again.
+#[tokio::test]
+async fn a_removal_signature_works_once_for_its_own_challenge() {
+    let server = TestServer::start().await;
+    let account = sign_up(&server, "Una", Role::Patient).await;
+    let (added, _) = add_passkey(&server, &account, &account.keys).await;
+    let second = added.body["credential_id"].as_str().unwrap().to_owned();
+    let start = |id: String| {
+        let client = &account.client;
+        async move { client.call("passkeys/remove/start", json!({ "credential_id": id })).await.body }
+    };
+    let signed = |challenge: &Value, id: &str| {
+        let message =
+            chartkey_core::proof::remove_passkey_message(&account.keys.address(), challenge.as_str().unwrap(), id);
+        chartkey_core::proof::sign_message(&account.keys, &message)
+    };
+    let send = |ceremony: &Value, id: &str, signature: &str| {
+        let body = json!({ "ceremony_id": ceremony, "credential_id": id, "signature": signature });
+        account.client.call("passkeys/remove", body)
+    };
+
+    // A signature over one challenge, sent with another ceremony: refused.
+    let first = start(second.clone()).await;
+    let signature = signed(&first["challenge"], &second);
+    let other = start(second.clone()).await;
+    assert_eq!(send(&other["ceremony_id"], &second, &signature).await.status, 403);
+    // The ceremony is spent by that attempt; the right signature is then too late.
+    let again = send(&other["ceremony_id"], &second, &signed(&other["challenge"], &second)).await;
+    assert_eq!(again.status, 400, "{:?}", again.body);
+    // A ceremony started for one passkey removes no other.
+    let ids = credential_ids(&account.client.call("passkeys/list", json!({})).await);
+    let first_id = ids.into_iter().find(|id| *id != second).unwrap();
+    let wrong = send(&first["ceremony_id"], &first_id, &signed(&first["challenge"], &first_id)).await;
+    assert_eq!(wrong.status, 400, "{:?}", wrong.body);
+    assert_eq!(server.counts().1, 2, "nothing removed");
+    // Fresh and matching: removed, once.
+    let fresh = start(second.clone()).await;
+    let signature = signed(&fresh["challenge"], &second);
+    assert_eq!(send(&fresh["ceremony_id"], &second, &signature).await.status, 200);
+    assert_eq!(send(&fresh["ceremony_id"], &second, &signature).await.status, 400);
     assert_eq!(server.counts().1, 1);
     server.stop().await;
 }

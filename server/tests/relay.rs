@@ -5,23 +5,24 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use chartkey_core::eip712::{Grant, IssueCredential, LedgerMessage, Register, bytes32_text};
+use chartkey_core::eip712::{
+    Access, Grant, IssueCredential, LedgerMessage, Register, Revoke, RevokeCredential, bytes32_text,
+};
+use chartkey_core::envelope::RecordId;
+use chartkey_core::records::AnchoredRecord;
 use chartkey_core::wire::Role;
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::evm::encode_call;
 use common::chain::Chain;
+use common::records::{ledger_domain, now, share_approved};
 use common::*;
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 use serde_json::{Value, json};
 
 const SCOPE_EVERYTHING: u8 = 2;
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
 
 fn register(account: &Account, role: Role) -> LedgerMessage {
     LedgerMessage::Register(Register {
@@ -43,8 +44,16 @@ fn credential(authority: &Account, clinician: &Account) -> LedgerMessage {
     })
 }
 
-fn grant(patient: &Account, grantee: &Account, nonce: u64) -> LedgerMessage {
-    LedgerMessage::Grant(Grant {
+fn revoke_credential(authority: &Account, clinician: &Account) -> LedgerMessage {
+    LedgerMessage::RevokeCredential(RevokeCredential {
+        authority: authority.keys.address(),
+        clinician: clinician.keys.address(),
+        nonce: U256::one(),
+    })
+}
+
+fn everything(patient: &Account, grantee: &Account, nonce: u64) -> Grant {
+    Grant {
         patient: patient.keys.address(),
         grantee: grantee.keys.address(),
         scope: SCOPE_EVERYTHING,
@@ -53,6 +62,24 @@ fn grant(patient: &Account, grantee: &Account, nonce: u64) -> LedgerMessage {
         write: false,
         expires_at: now() + 7 * 86_400,
         nonce: nonce.into(),
+    }
+}
+
+fn grant(patient: &Account, grantee: &Account, nonce: u64) -> LedgerMessage {
+    LedgerMessage::Grant(everything(patient, grantee, nonce))
+}
+
+fn anchor(patient: &Account) -> LedgerMessage {
+    let record = AnchoredRecord { id: RecordId([1; 32]), ciphertext_hash: [2; 32], category: 0, amends: None };
+    chartkey_core::records::anchor_message(patient.keys.address(), patient.keys.address(), &[record]).unwrap()
+}
+
+fn access(grantee: &Account, patient: &Account) -> LedgerMessage {
+    LedgerMessage::Access(Access {
+        grantee: grantee.keys.address(),
+        patient: patient.keys.address(),
+        record_id: [1; 32],
+        nonce: U256::zero(),
     })
 }
 
@@ -65,7 +92,7 @@ fn mined(answer: &Answer) -> (i64, String) {
 #[tokio::test]
 async fn relays_what_the_signed_in_account_signed() {
     let server = TestServer::start().await;
-    let patient = sign_up(&server, "Pat", Role::Patient).await;
+    let mut patient = sign_up(&server, "Pat", Role::Patient).await;
     let clinician = sign_up(&server, "Dr Chen", Role::Clinician).await;
     let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
     let unverified = sign_up(&server, "Dr Nobody", Role::Clinician).await;
@@ -103,17 +130,43 @@ async fn relays_what_the_signed_in_account_signed() {
     let again = chain.relay(&patient.client, &patient.keys, register(&patient, Role::Patient)).await;
     assert_eq!(again.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", again.body);
     chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    let not_authority = chain.relay(&clinician.client, &clinician.keys, credential(&clinician, &clinician)).await;
-    assert_eq!(not_authority.status, 403, "{:?}", not_authority.body);
-    mined(&chain.relay(&authority.client, &authority.keys, credential(&authority, &clinician)).await);
 
-    // Refusals in words, with the contract's error as a code.
-    let refused = chain.relay(&patient.client, &patient.keys, grant(&patient, &unverified, 0)).await;
+    // Every other kind of message has its own endpoint (passkey approval,
+    // per-object checks, the server's records of it): the generic relay
+    // refuses each, whoever signed it, and nothing reaches the ledger.
+    let head = chain.rpc.result("eth_blockNumber", json!([])).await;
+    let others = [
+        (&authority, credential(&authority, &clinician)),
+        (&authority, revoke_credential(&authority, &clinician)),
+        (&patient, grant(&patient, &clinician, 0)),
+        (
+            &patient,
+            LedgerMessage::Revoke(Revoke {
+                patient: patient.keys.address(),
+                grantee: clinician.keys.address(),
+                nonce: U256::zero(),
+            }),
+        ),
+        (&patient, anchor(&patient)),
+        (&clinician, access(&clinician, &patient)),
+    ];
+    for (signer, message) in others {
+        let refused = chain.relay(&signer.client, &signer.keys, message.clone()).await;
+        assert_eq!(refused.status, 403, "{message:?}: {:?}", refused.body);
+    }
+    assert_eq!(chain.rpc.result("eth_blockNumber", json!([])).await, head, "nothing was relayed");
+    chain.verify_clinician(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await;
+
+    // Refusals in words, with the contract's error as a code (a share, here
+    // through its own endpoint).
+    let to_unverified = everything(&patient, &unverified, 0);
+    let refused = share_approved(&server, &mut patient, &to_unverified, vec![]).await;
     assert_eq!(refused.status, 422, "{:?}", refused.body);
     assert_eq!(refused.body["Refused"]["code"], "UnverifiedGrantee");
     assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("not verified"));
-    let (job, tx_hash) = mined(&chain.relay(&patient.client, &patient.keys, grant(&patient, &clinician, 0)).await);
-    let replayed = chain.relay(&patient.client, &patient.keys, grant(&patient, &clinician, 0)).await;
+    let to_clinician = everything(&patient, &clinician, 0);
+    let (job, tx_hash) = mined(&share_approved(&server, &mut patient, &to_clinician, vec![]).await);
+    let replayed = share_approved(&server, &mut patient, &to_clinician, vec![]).await;
     assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
     assert_eq!(chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await, 1);
 
@@ -206,7 +259,8 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
     let chain = Chain::of(&server, &clinician.client).await;
     chain.set_authority(&data_dir, authority.keys.address()).await;
-    mined(&chain.relay(&authority.client, &authority.keys, credential(&authority, &clinician)).await);
+    chain.verify_clinician(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await;
+    let domain = ledger_domain(&clinician.client).await;
     let mut patients = Vec::new();
     for i in 0..PATIENTS {
         patients.push(sign_up(&server, &format!("Patient {i}"), Role::Patient).await);
@@ -219,16 +273,34 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     let clinician = Arc::new(clinician);
     let acknowledged: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, patient) in patients.into_iter().enumerate() {
-        let (chain, clinician, acknowledged) = (Arc::clone(&chain), Arc::clone(&clinician), Arc::clone(&acknowledged));
+    let origin = server.origin.clone();
+    for (i, mut patient) in patients.into_iter().enumerate() {
+        let (clinician, acknowledged, domain, origin) =
+            (Arc::clone(&clinician), Arc::clone(&acknowledged), domain.clone(), origin.clone());
         tasks.spawn(async move {
             for nonce in 0..GRANTS_EACH {
-                let signature = chain.sign(&patient.keys, &grant(&patient, &clinician, nonce));
-                let body = json!({ "body": { "message": grant(&patient, &clinician, nonce), "signature": signature } });
+                // Each share approved with the patient's passkey, as the
+                // portal does, then sent; an answer cut off by the kill ends
+                // this patient's run.
+                let grant = everything(&patient, &clinician, nonce);
+                let start = patient
+                    .client
+                    .http
+                    .post(format!("{}/api/approvals/start", patient.client.base))
+                    .json(&json!({ "digest": format!("0x{}", hex::encode(domain.digest(&grant))) }))
+                    .send()
+                    .await;
+                let Ok(start) = start else { return };
+                let Ok(start) = start.json::<Value>().await else { return };
+                let credential = patient.device.assert(&origin, start["options"].clone());
+                let approval = json!({ "ceremony_id": start["ceremony_id"], "credential": credential });
+                let signature = format!("0x{}", hex::encode(domain.sign(&patient.keys, &grant)));
+                let body =
+                    json!({ "body": { "grant": grant, "signature": signature, "keys": [], "approval": approval } });
                 let Ok(response) = patient
                     .client
                     .http
-                    .post(format!("{}/api/ledger/relay", patient.client.base))
+                    .post(format!("{}/api/shares/grant", patient.client.base))
                     .json(&body)
                     .send()
                     .await

@@ -97,12 +97,19 @@ pub async fn add_passkey_finish(finish: AddPasskeyFinishBody) -> Result<PasskeyI
     call(move |b, c| async move { b.add_passkey_finish(&c, finish).await }).await
 }
 
+/// A challenge for removing the passkey `credential_id`.
+#[server(endpoint = "passkeys/remove/start", input = Json)]
+pub async fn remove_passkey_start(credential_id: String) -> Result<RemovalChallenge, ApiError> {
+    call(move |b, c| async move { b.remove_passkey_start(&c, credential_id).await }).await
+}
+
 /// Removes a passkey, with the unlocked account key's signature of
-/// `chartkey_core::proof::remove_passkey_message`; refused for the account's
-/// last passkey and for the one this session signed in with.
+/// `chartkey_core::proof::remove_passkey_message` over the challenge of
+/// `ceremony_id`; refused for the account's last passkey and for the one
+/// this session signed in with.
 #[server(endpoint = "passkeys/remove", input = Json)]
-pub async fn remove_passkey(credential_id: String, signature: String) -> Result<(), ApiError> {
-    call(move |b, c| async move { b.remove_passkey(&c, credential_id, signature).await }).await
+pub async fn remove_passkey(ceremony_id: String, credential_id: String, signature: String) -> Result<(), ApiError> {
+    call(move |b, c| async move { b.remove_passkey(&c, ceremony_id, credential_id, signature).await }).await
 }
 
 /// Someone's signed directory entry. The caller must verify it

@@ -58,7 +58,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>, ApiError>;
     async fn add_passkey_start(&self, caller: &Caller) -> Result<NewPasskeyChallenge, ApiError>;
     async fn add_passkey_finish(&self, caller: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError>;
-    async fn remove_passkey(&self, caller: &Caller, credential_id: String, signature: String) -> Result<(), ApiError>;
+    async fn remove_passkey_start(&self, caller: &Caller, credential_id: String) -> Result<RemovalChallenge, ApiError>;
+    async fn remove_passkey(
+        &self,
+        caller: &Caller,
+        ceremony_id: String,
+        credential_id: String,
+        signature: String,
+    ) -> Result<(), ApiError>;
     async fn directory_lookup(&self, caller: &Caller, address: String) -> Result<PublicKeysOf, ApiError>;
     async fn ledger_info(&self, caller: &Caller) -> Result<LedgerContracts, ApiError>;
     async fn ledger_relay(&self, caller: &Caller, body: RelayBody) -> Result<RelayReceipt, ApiError>;

@@ -79,6 +79,14 @@ pub struct NewPasskeyChallenge {
     pub challenge: String,
 }
 
+/// A single-use challenge for the account key's signature removing one
+/// passkey (`chartkey_core::proof::remove_passkey_message`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemovalChallenge {
+    pub ceremony_id: String,
+    pub challenge: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreFinishBody {
     pub ceremony_id: String,
@@ -539,12 +547,23 @@ pub struct AccessView {
 }
 
 /// A chart shared with the signed-in clinician.
+/// A record of a chart shared with a clinician, as listed before it is
+/// opened: what kind it is and when it was added. Nothing to read it with:
+/// its wrapped key and its content come only from `records/open`, after
+/// the ledger recorded the access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRecord {
+    pub id: chartkey_core::envelope::RecordId,
+    pub category: u8,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SharedChart {
     pub share: ShareView,
-    /// While the share is active: the records shared, each with its key
-    /// wrapped for the clinician. Empty once it has ended.
-    pub records: Vec<RecordMeta>,
+    /// While the share is active: the records shared with the clinician,
+    /// newest first. Empty once it has ended.
+    pub records: Vec<SharedRecord>,
     /// The clinician's next access nonce (the Records contract's `nonces`).
     pub next_nonce: u64,
 }

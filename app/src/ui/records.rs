@@ -292,13 +292,13 @@ pub async fn load_all(keyring: &Keyring, progress: impl Fn(usize, usize)) -> Res
     let total = metas.len();
     let mut out = Vec::with_capacity(total);
     for group in fetch_groups(&metas) {
-        let names: Vec<&str> = group.iter().map(|m| m.blob.as_str()).collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "blobs": names })).map_err(|e| e.to_string())?;
-        let pack = http::send("POST", "/api/blobs/fetch", "application/json", &body, None).await?;
+        let ids: Vec<RecordId> = group.iter().map(|m| m.id).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "records": ids })).map_err(|e| e.to_string())?;
+        let pack = http::send("POST", "/api/envelopes", "application/json", &body, None).await?;
         let frames = records::parse_pack(&pack).ok_or("The server sent a malformed answer.")?;
-        let by_name: HashMap<String, &[u8]> = frames.into_iter().map(|(n, b)| (hex::encode(n), b)).collect();
+        let by_id: HashMap<RecordId, &[u8]> = frames.into_iter().map(|(id, b)| (RecordId(id), b)).collect();
         for (i, meta) in group.iter().enumerate() {
-            let state = match by_name.get(&meta.blob) {
+            let state = match by_id.get(&meta.id) {
                 Some(envelope) => read(keyring, &checker, meta, envelope),
                 None if meta.anchor_block.is_none() => ReadState::Pending,
                 None => ReadState::Tampered("The server did not send this record's content.".into()),

@@ -87,23 +87,47 @@ impl Backend for ServerBackend {
     async fn add_passkey_finish(&self, c: &Caller, finish: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
         passkeys::add_finish(&self.state, c, finish).await
     }
-    async fn remove_passkey(&self, c: &Caller, credential_id: String, signature: String) -> Result<(), ApiError> {
-        passkeys::remove(&self.state, c, credential_id, signature).await
+    async fn remove_passkey_start(&self, c: &Caller, credential_id: String) -> Result<RemovalChallenge, ApiError> {
+        passkeys::remove_start(&self.state, c, credential_id).await
+    }
+    async fn remove_passkey(
+        &self,
+        c: &Caller,
+        ceremony_id: String,
+        credential_id: String,
+        signature: String,
+    ) -> Result<(), ApiError> {
+        passkeys::remove(&self.state, c, ceremony_id, credential_id, signature).await
     }
     /// The Directory contract is the source of truth: an account must be
     /// registered there, with the role and key of the entry the server
     /// serves (which the browser verifies against the account's own
     /// signature). A disagreement is refused and logged.
+    ///
+    /// Clinicians, authorities and verifiers are public; a patient's name
+    /// and keys go only to the patient and to clinicians the patient has
+    /// shared with (to anyone else the address is unknown here, whatever
+    /// the ledger says of it).
     async fn directory_lookup(&self, c: &Caller, address: String) -> Result<PublicKeysOf, ApiError> {
-        c.require_session()?;
+        let caller_id = c.require_session()?.account_id.clone();
         let address = parse_address(&address)?;
         let lookup = address.clone();
+        let unknown = || ApiError::NotFound("No account has that address.".into());
         let row = self
             .state
             .db
-            .call(move |conn| db::account_by_address(conn, &lookup))
+            .call(move |conn| {
+                let Some(row) = db::account_by_address(conn, &lookup)? else { return Ok(None) };
+                if Role::parse(&row.role) != Some(Role::Patient) || row.id == caller_id {
+                    return Ok(Some(row));
+                }
+                let shared = conn
+                    .prepare_cached("SELECT 1 FROM grants WHERE patient_id = ?1 AND grantee_id = ?2 LIMIT 1")?
+                    .exists([&row.id, &caller_id])?;
+                Ok(shared.then_some(row))
+            })
             .await?
-            .ok_or_else(|| ApiError::NotFound("No account has that address.".into()))?;
+            .ok_or_else(unknown)?;
         let entry = directory_entry(&row)?;
         let on_chain = ledger::account_on_chain(&self.state, &address).await?;
         match on_chain {

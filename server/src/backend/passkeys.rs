@@ -122,11 +122,40 @@ pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -
     Ok(info(row, &session.credential_id))
 }
 
-pub async fn remove(state: &AppState, c: &Caller, credential_id: String, signature: String) -> Result<(), ApiError> {
+pub async fn remove_start(state: &AppState, c: &Caller, credential_id: String) -> Result<RemovalChallenge, ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    if credential_id.is_empty() || credential_id.len() > 1024 {
+        return Err(ApiError::bad_request("That is not a passkey id."));
+    }
+    let challenge = sessions::random_token();
+    let ceremony = Ceremony::RemovePasskey { account_id, credential_id, challenge: challenge.clone() };
+    let ceremony_id = state.ceremonies.begin(c.ip, ceremony)?;
+    Ok(RemovalChallenge { ceremony_id, challenge })
+}
+
+pub async fn remove(
+    state: &AppState,
+    c: &Caller,
+    ceremony_id: String,
+    credential_id: String,
+    signature: String,
+) -> Result<(), ApiError> {
     let session = c.require_session()?.clone();
     let account_id = session.account_id.clone();
+    let Ceremony::RemovePasskey { account_id: started_by, credential_id: named, challenge } =
+        state.ceremonies.take(&ceremony_id)?
+    else {
+        return Err(ApiError::bad_request("This request does not belong to removing a passkey. Start again."));
+    };
+    if started_by != account_id {
+        return Err(ApiError::Forbidden("This request was started by another account.".into()));
+    }
+    if named != credential_id {
+        return Err(ApiError::bad_request("This request was started for another passkey. Start again."));
+    }
     let account = address_of(state, &account_id).await?;
-    let message = proof::remove_passkey_message(&account.parse().map_err(|_| ApiError::Internal)?, &credential_id);
+    let message =
+        proof::remove_passkey_message(&account.parse().map_err(|_| ApiError::Internal)?, &challenge, &credential_id);
     check_account_signature(&account, &message, &signature)?;
     if credential_id == session.credential_id {
         return Err(ApiError::Conflict(

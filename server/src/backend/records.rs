@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chartkey_app::api::ssr::Caller;
 use chartkey_app::api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
-use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
 use chartkey_core::wire::Role;
 use chartkey_ledger::relayer::JobStatus;
@@ -78,6 +78,16 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         let size = state.blobs.size(&blob).await.map_err(storage_down)?.ok_or_else(|| {
             ApiError::bad_request(format!("{}: its encrypted content has not been uploaded.", which()))
         })?;
+        // New records are sealed in the current envelope version, whose key
+        // commitment lets each reader's key open it only if it is the one
+        // it was sealed with (docs/envelope.md); older ones still read.
+        let head = state.blobs.prefix(&blob, 5).await.map_err(storage_down)?;
+        if head.len() < 5 || head[..4] != envelope::MAGIC || head[4] != envelope::VERSION {
+            return Err(ApiError::bad_request(format!(
+                "{}: its content is not sealed as this version of Chartkey seals records. Reload the page and add it again.",
+                which()
+            )));
+        }
         sizes.push(size);
         records.push(AnchoredRecord { id: r.id, ciphertext_hash: blob.0, category: r.category, amends: r.amends });
     }
@@ -89,7 +99,10 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     let amends = records.first().and_then(|r| r.amends).map(|a| a.to_hex());
     let blobs: Vec<String> = body.records.iter().map(|r| r.blob.to_ascii_lowercase()).collect();
     let (patient_id, author_id) = (patient.id.clone(), account.id.clone());
-    let (taken, not_uploaded, amended_ok) = state
+    if blobs.iter().collect::<std::collections::HashSet<_>>().len() != blobs.len() {
+        return Err(ApiError::bad_request("Two records name the same encrypted content."));
+    }
+    let (taken, anchored_elsewhere, not_uploaded, amended_ok) = state
         .db
         .call(move |conn| {
             let mut exists = conn.prepare_cached("SELECT 1 FROM records WHERE id = ?1")?;
@@ -99,6 +112,14 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                     taken = Some(id.clone());
                     break;
                 }
+            }
+            // Content belongs to the one record that anchored it: whoever
+            // holds a copy of the bytes (a clinician who opened it once)
+            // cannot make it a record of another chart and read it from there.
+            let mut named = conn.prepare_cached("SELECT 1 FROM records WHERE blob = ?1")?;
+            let mut anchored_elsewhere = false;
+            for blob in &blobs {
+                anchored_elsewhere |= named.exists([blob])?;
             }
             let mut uploaded = conn.prepare_cached("SELECT 1 FROM blob_uploads WHERE blob = ?1 AND account_id = ?2")?;
             let mut not_uploaded = None;
@@ -119,7 +140,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                     .optional()?
                     .is_some(),
             };
-            Ok((taken, not_uploaded, amended_ok))
+            Ok((taken, anchored_elsewhere, not_uploaded, amended_ok))
         })
         .await?;
     if let Some(i) = not_uploaded {
@@ -129,10 +150,15 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     if taken.is_some() {
         return Err(ApiError::Conflict("A record with this id is already in the chart.".into()));
     }
+    if anchored_elsewhere {
+        return Err(ApiError::Conflict(
+            "This encrypted content already belongs to another record, so it cannot be added again.".into(),
+        ));
+    }
     if !amended_ok {
         return Err(ApiError::NotFound("The record to correct is not in your chart.".into()));
     }
-    check_also(state, &patient.id, &body.records).await?;
+    check_also(state, patient_address, &patient.id, &body.records).await?;
 
     let request = request_of(&message, signature);
     let function = request.function;
@@ -232,10 +258,12 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
 
 /// Keys wrapped for other readers of a patient's new records: each reader is
 /// a clinician the patient shares with (the newest grant of the pair)
-/// whose share covers the record's category (kinds of records, or
-/// everything), once per record. The ledger still decides every open.
+/// whose share is live on the ledger now (not stopped, not run out) and
+/// covers the record's category (kinds of records, or everything), once
+/// per record. The ledger still decides every open.
 async fn check_also(
     state: &AppState,
+    patient: alloy_primitives::Address,
     patient_id: &str,
     records: &[chartkey_app::api::NewRecord],
 ) -> Result<(), ApiError> {
@@ -256,6 +284,9 @@ async fn check_also(
             rows.collect()
         })
         .await?;
+    let not_shared =
+        || ApiError::bad_request("A record's key was wrapped for someone who is not shared this kind of record.");
+    let mut live: HashMap<String, bool> = HashMap::new();
     for r in records {
         let mut seen = std::collections::HashSet::new();
         for k in &r.also {
@@ -266,8 +297,16 @@ async fn check_also(
                 _ => false,
             };
             if !covers {
+                return Err(not_shared());
+            }
+            if !live.contains_key(&reader) {
+                let grantee = reader.parse().map_err(|_| not_shared())?;
+                let on_ledger = super::shares::grant_on_ledger(state, to_ethers(patient), grantee).await?;
+                live.insert(reader.clone(), on_ledger.live());
+            }
+            if live.get(&reader) != Some(&true) {
                 return Err(ApiError::bad_request(
-                    "A record's key was wrapped for someone who is not shared this kind of record.",
+                    "A record's key was wrapped for a clinician whose share has ended. Reload and try again.",
                 ));
             }
             if !seen.insert(reader) {

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use chartkey_app::api::ssr::Caller;
 use chartkey_app::api::{
     AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
-    ShareView, SharedChart, StopBody,
+    ShareView, SharedChart, SharedRecord, StopBody,
 };
 use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::{RecordId, WrappedKey};
@@ -392,22 +392,45 @@ async fn share_state(
 ) -> Result<ShareState, ApiError> {
     let address =
         |text: &str| -> Result<ethers_core::types::Address, ApiError> { text.parse().map_err(|_| corrupt("address")) };
-    let args = [Token::Address(address(&row.patient)?), Token::Address(address(&grantee.address)?)];
-    let records = chartkey_ledger::artifacts::records();
-    let to = state.ledger.client.contracts().records;
-    let out = view(state, records, to, "grantOf", &args).await?;
-    let [Token::Uint(serial), _, _, _, Token::Uint(expires_at), Token::Bool(revoked)] = out.as_slice() else {
-        return Err(corrupt("grantOf"));
-    };
-    Ok(if *revoked || serial.low_u32() != row.serial {
+    let on_ledger = grant_on_ledger(state, address(&row.patient)?, address(&grantee.address)?).await?;
+    Ok(if on_ledger.revoked || on_ledger.serial != row.serial {
         ShareState::Stopped
-    } else if expires_at.low_u64() <= db::now() as u64 {
+    } else if on_ledger.expires_at <= db::now() as u64 {
         ShareState::Expired
     } else if !grantee.credential.is_verified() {
         ShareState::CredentialLapsed
     } else {
         ShareState::Active
     })
+}
+
+/// The grant in force from `patient` to `grantee` on the ledger.
+pub(super) struct GrantOnLedger {
+    pub serial: u32,
+    pub expires_at: u64,
+    pub revoked: bool,
+}
+
+impl GrantOnLedger {
+    /// Neither stopped nor run out (the contract also checks the
+    /// grantee's credential on every access).
+    pub fn live(&self) -> bool {
+        self.serial != 0 && !self.revoked && self.expires_at > db::now() as u64
+    }
+}
+
+pub(super) async fn grant_on_ledger(
+    state: &AppState,
+    patient: ethers_core::types::Address,
+    grantee: ethers_core::types::Address,
+) -> Result<GrantOnLedger, ApiError> {
+    let records = chartkey_ledger::artifacts::records();
+    let to = state.ledger.client.contracts().records;
+    let out = view(state, records, to, "grantOf", &[Token::Address(patient), Token::Address(grantee)]).await?;
+    let [Token::Uint(serial), _, _, _, Token::Uint(expires_at), Token::Bool(revoked)] = out.as_slice() else {
+        return Err(corrupt("grantOf"));
+    };
+    Ok(GrantOnLedger { serial: serial.low_u32(), expires_at: expires_at.low_u64(), revoked: *revoked })
 }
 
 pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError> {
@@ -498,8 +521,9 @@ pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64,
 }
 
 /// A chart shared with the signed-in clinician: the share as the ledger
-/// says it stands, and while it is active, the records whose keys were
-/// wrapped for them (metadata only: every open goes through `records/open`).
+/// says it stands, and while it is active, which records were wrapped for
+/// them (kind, date and id only: keys and content come from
+/// `records/open`, after the ledger recorded the access).
 pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
     let (account, address) = caller(state, c).await?;
     if Role::parse(&account.role) != Some(Role::Clinician) {
@@ -511,11 +535,28 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Resu
     let share =
         views(state, "g.grantee_id", &account.id, Some(patient.id.clone())).await?.pop().ok_or_else(not_shared)?;
     let records = if share.state == ShareState::Active {
-        let patient_ledger: alloy_primitives::Address =
-            patient.address.parse().map_err(|_| corrupt("patient address"))?;
-        let mut all = chart(state, &patient.id, patient_ledger, &account.address, None).await?;
-        all.retain(|m| m.wrapped_key.is_some());
-        all
+        let (patient_id, reader) = (patient.id.clone(), account.address.clone());
+        state
+            .db
+            .call(move |conn| {
+                let mut q = conn.prepare_cached(
+                    "SELECT r.id, r.category, r.created_at FROM records r
+                     JOIN record_keys k ON k.record_id = r.id AND k.reader = ?2
+                     WHERE r.patient_id = ?1
+                     ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
+                )?;
+                let rows = q.query_map(params![patient_id, reader], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?
+            .into_iter()
+            .map(|(id, category, created_at)| {
+                let id = RecordId::from_hex(&id).ok_or_else(|| corrupt("record id"))?;
+                Ok(SharedRecord { id, category, created_at })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?
     } else {
         Vec::new()
     };

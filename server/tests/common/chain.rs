@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Domain, LedgerMessage, TypedMessage};
+use chartkey_core::eip712::{Domain, IssueCredential, LedgerMessage, RevokeCredential, TypedMessage, bytes32_text};
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::evm::encode_call;
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 use serde_json::json;
 
-use super::{Answer, Client, Portal, Rpc, wallet};
+use super::{Account, Answer, Client, Portal, Rpc, wallet};
 
 /// The ledger as `ledger/info` describes it, and its JSON-RPC.
 pub struct Chain {
@@ -74,5 +74,75 @@ impl Chain {
             encode_call(&directory().abi, "setAuthority", &[Token::Address(authority), Token::Bool(true)]).unwrap();
         let admin = wallet(data_dir, "admin.key");
         self.rpc.send(self.chain_id, &admin, self.directory.0.into(), input).await;
+    }
+
+    /// `clinician` asks `authority` (already named) to verify them, and the
+    /// authority issues the credential until `expires_at`, as the portal's
+    /// credentials pages do.
+    pub async fn verify_clinician(&self, authority: &Account, clinician: &Account, specialty: &str, expires_at: u64) {
+        let asked = clinician
+            .client
+            .call(
+                "credentials/request",
+                json!({ "body": {
+                    "authority": format!("{:#x}", authority.keys.address()),
+                    "license_number": format!("MD-{}", &hex::encode(clinician.keys.address())[..8]),
+                    "specialty": specialty,
+                    "jurisdiction": "Massachusetts, US",
+                    "organisation": "Riverside Clinic",
+                }}),
+            )
+            .await;
+        assert_eq!(asked.status, 200, "{:?}", asked.body);
+        let desk = authority.client.call("credentials/desk", json!({})).await;
+        assert_eq!(desk.status, 200, "{:?}", desk.body);
+        let request = desk.body["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["clinician"]["address"]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case(&format!("{:#x}", clinician.keys.address()))
+            })
+            .expect("the request is on the authority's desk")["id"]
+            .clone();
+        let message = IssueCredential {
+            authority: authority.keys.address(),
+            clinician: clinician.keys.address(),
+            license_id_hash: chartkey_app::api::license_id_hash(
+                asked.body["request"]["license_number"].as_str().unwrap(),
+            ),
+            specialty: bytes32_text(specialty).unwrap(),
+            expires_at,
+            nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),
+        };
+        let signature = self.sign(&authority.keys, &LedgerMessage::IssueCredential(message.clone()));
+        let issued = authority
+            .client
+            .call(
+                "credentials/issue",
+                json!({ "body": { "request": request, "message": message, "signature": signature } }),
+            )
+            .await;
+        assert_eq!(issued.status, 200, "{:?}", issued.body);
+        assert_eq!(issued.body["mined"], true, "{:?}", issued.body);
+    }
+
+    /// `authority` revokes `clinician`'s credential.
+    pub async fn revoke_credential(&self, authority: &Account, clinician: &Account) {
+        let desk = authority.client.call("credentials/desk", json!({})).await;
+        let message = RevokeCredential {
+            authority: authority.keys.address(),
+            clinician: clinician.keys.address(),
+            nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),
+        };
+        let signature = self.sign(&authority.keys, &LedgerMessage::RevokeCredential(message.clone()));
+        let revoked = authority
+            .client
+            .call("credentials/revoke", json!({ "body": { "message": message, "signature": signature } }))
+            .await;
+        assert_eq!(revoked.status, 200, "{:?}", revoked.body);
     }
 }

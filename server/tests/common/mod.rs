@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod records;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -346,14 +347,18 @@ pub async fn add_passkey(server: &impl Portal, account: &Account, signer: &Accou
     (answer, device)
 }
 
-/// Removes a passkey, the removal signed by `signer`.
+/// Removes a passkey, the removal signed by `signer` over a fresh challenge.
 pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &AccountKeys) -> Answer {
-    let message = chartkey_core::proof::remove_passkey_message(&account.keys.address(), credential_id);
+    let start = account.client.call("passkeys/remove/start", json!({ "credential_id": credential_id })).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let challenge = start.body["challenge"].as_str().unwrap();
+    let message = chartkey_core::proof::remove_passkey_message(&account.keys.address(), challenge, credential_id);
     account
         .client
         .call(
             "passkeys/remove",
-            json!({"credential_id": credential_id, "signature": chartkey_core::proof::sign_message(signer, &message)}),
+            json!({"ceremony_id": start.body["ceremony_id"], "credential_id": credential_id,
+                "signature": chartkey_core::proof::sign_message(signer, &message)}),
         )
         .await
 }

@@ -130,11 +130,15 @@ fn Passkeys() -> impl IntoView {
             return;
         }
         let Some(keyring) = session.keyring.get_untracked() else { return };
-        let signature =
-            proof::sign_message(&keyring.keys, &proof::remove_passkey_message(&keyring.keys.address(), &credential_id));
         error.set(None);
         leptos::task::spawn_local(async move {
-            match api::remove_passkey(credential_id, signature).await {
+            let removed = async {
+                let start = api::remove_passkey_start(credential_id.clone()).await?;
+                let message = proof::remove_passkey_message(&keyring.keys.address(), &start.challenge, &credential_id);
+                let signature = proof::sign_message(&keyring.keys, &message);
+                api::remove_passkey(start.ceremony_id, credential_id, signature).await
+            };
+            match removed.await {
                 Ok(()) => reload(),
                 Err(e) => error.set(Some(e.to_string())),
             }

@@ -27,7 +27,7 @@ pub fn LedgerOverview() -> impl IntoView {
         <h1>"Ledger"</h1>
         <p class="lead">
             "Every record's fingerprint, every consent you sign and every access to your records is written to "
-            "this ledger, where no one — not even Chartkey's server — can change it afterwards."
+            "this ledger, one block after another, each block sealing the ones before it."
         </p>
         <ErrorMessage error=error />
         {move || match page.get() {
@@ -59,6 +59,20 @@ fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
             <div class="actions">
                 <button type="button" class="button button-small" on:click=move |_| reload.run(())>"Refresh"</button>
             </div>
+            <p data-testid="ledger-trust">
+                {if external {
+                    concat!(
+                        "This server writes to an Ethereum network it does not control alone. How hard the past is to ",
+                        "rewrite depends on who runs that network: on a public network, no single party can."
+                    )
+                } else {
+                    concat!(
+                        "This ledger is kept by this server. A change to its past shows to anyone who kept the ",
+                        "fingerprint of a later block, but whoever runs this server could rebuild a different history ",
+                        "for anyone who did not."
+                    )
+                }}
+            </p>
             {(!external).then(|| view! { <Verify /> })}
             <h3>"Latest blocks"</h3>
             <table class="table" data-testid="ledger-blocks">

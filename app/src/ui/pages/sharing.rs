@@ -890,7 +890,7 @@ fn SharedChartView(patient: String) -> impl IntoView {
                 .map(|c| (c.share.patient.clone(), c.share.patient_name.clone()))
         })
     });
-    let open = move |meta: api::RecordMeta| {
+    let open = move |meta: api::SharedRecord| {
         let Some(keyring) = session.keyring.get_untracked() else { return };
         error.set(None);
         busy.set(Some("Asking the ledger to record this access…".into()));
@@ -1172,7 +1172,7 @@ async fn write_back(keyring: &Keyring, patient: &str, resource: &str) -> Result<
 async fn open_shared(
     keyring: &Keyring,
     patient: &str,
-    meta: api::RecordMeta,
+    meta: api::SharedRecord,
     nonce: u64,
     busy: RwSignal<Option<String>>,
 ) -> Result<OpenedShared, String> {
@@ -1188,15 +1188,13 @@ async fn open_shared(
     let answer = api::records_open(api::OpenBody { access, signature: format!("0x{}", hex::encode(signature)) })
         .await
         .map_err(|e| e.to_string())?;
+    if answer.record.id != meta.id {
+        return Err("The server answered with another record than the one opened; nothing is shown.".into());
+    }
     busy.set(Some("Fetching, verifying and decrypting…".into()));
-    let bytes = crate::ui::http::send(
-        "GET",
-        &format!("/api/blobs/{}", answer.record.blob),
-        "application/octet-stream",
-        &[],
-        None,
-    )
-    .await?;
+    let bytes =
+        crate::ui::http::send("GET", &format!("/api/envelopes/{}", meta.id), "application/octet-stream", &[], None)
+            .await?;
     match chart_records::read(keyring, &checker, &answer.record, &bytes) {
         ReadState::Open(o) => Ok(OpenedShared {
             id: meta.id,

@@ -1,0 +1,286 @@
+//! Records and shares as the browser drives them: envelopes sealed on the
+//! client, uploaded by name, anchored by a signed message, shared with a
+//! passkey approval, opened with a signed access, and read back with the
+//! browser's own checks.
+
+use chartkey_core::AccountKeys;
+use chartkey_core::eip712::{Access, Domain, Grant, LedgerMessage};
+use chartkey_core::envelope::{self, DataKey, RecordId, WrappedKey};
+use chartkey_core::fhir::{self, ImportedResource};
+use chartkey_core::records::{self, AnchoredRecord, Inclusion, OnLedger, Provenance};
+use ethers_core::types::U256;
+use rand::rngs::OsRng;
+use serde_json::{Value, json};
+
+use super::chain::Chain;
+use super::{Account, Answer, Client, Device, Portal};
+
+pub const FLOYD: &str = include_str!("../../../fixtures/fhir/Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json");
+
+pub struct Sealed {
+    pub pack: Vec<u8>,
+    pub records: Vec<Value>,
+    pub anchored: Vec<AnchoredRecord>,
+    pub keys: Vec<DataKey>,
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+/// Seals each resource as the browser does, wrapped to `owner`.
+pub fn seal_all(owner: &AccountKeys, items: &[ImportedResource], amends: Option<RecordId>) -> Sealed {
+    let mut out =
+        Sealed { pack: Vec::new(), records: Vec::new(), anchored: Vec::new(), keys: Vec::new(), envelopes: Vec::new() };
+    for item in items {
+        let id = RecordId::generate(&mut OsRng);
+        let key = DataKey::generate(&mut OsRng);
+        let plaintext = fhir::entry_json(item.full_url.as_deref(), &item.json);
+        let sealed = envelope::seal(&key, id, plaintext.as_bytes(), &mut OsRng);
+        let hash = envelope::ciphertext_hash(&sealed);
+        let wrapped = envelope::wrap_key(&key, id, owner.address(), &owner.encryption_public(), &mut OsRng).unwrap();
+        records::pack_frame(&mut out.pack, &hash, &sealed);
+        let category = item.category().code();
+        out.records.push(json!({
+            "id": id, "blob": hex::encode(hash), "category": category, "amends": amends, "wrapped_key": wrapped.to_base64(),
+        }));
+        out.anchored.push(AnchoredRecord { id, ciphertext_hash: hash, category, amends });
+        out.keys.push(key);
+        out.envelopes.push(sealed);
+    }
+    out
+}
+
+/// The first `n` resources of Floyd Connelly's bundle.
+pub fn floyd(n: usize) -> Vec<ImportedResource> {
+    fhir::split_import(FLOYD).unwrap().into_iter().take(n).collect()
+}
+
+pub async fn ledger_domain(client: &Client) -> Domain {
+    let info = client.call("ledger/info", json!({})).await;
+    Domain::records(info.body["chain_id"].as_u64().unwrap(), info.body["records"].as_str().unwrap().parse().unwrap())
+}
+
+pub fn sign_anchor(domain: &Domain, keys: &AccountKeys, anchored: &[AnchoredRecord]) -> String {
+    let signature = match records::anchor_message(keys.address(), keys.address(), anchored).unwrap() {
+        LedgerMessage::Anchor(m) => domain.sign(keys, &m),
+        LedgerMessage::AnchorBatch(m) => domain.sign(keys, &m),
+        other => panic!("not an anchor: {other:?}"),
+    };
+    format!("0x{}", hex::encode(signature))
+}
+
+pub async fn upload_pack(client: &Client, pack: Vec<u8>) -> (u16, Value) {
+    let res = client.http.post(format!("{}/api/blobs/pack", client.base)).body(pack).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// `PUT /api/blobs/{name}` with `body`.
+pub async fn put_blob(client: &Client, name: &str, body: Vec<u8>) -> (u16, Value) {
+    let res = client.http.put(format!("{}/api/blobs/{name}", client.base)).body(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The envelopes of `records`, as a pack whose frames are named by record id.
+pub async fn fetch(client: &Client, records: &[RecordId]) -> (u16, Vec<u8>) {
+    let res = client
+        .http
+        .post(format!("{}/api/envelopes", client.base))
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.bytes().await.unwrap().to_vec())
+}
+
+/// One record's envelope.
+pub async fn get_envelope(client: &Client, record: RecordId) -> (u16, Vec<u8>) {
+    let res = client.http.get(format!("{}/api/envelopes/{}", client.base, record.to_hex())).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.bytes().await.unwrap().to_vec())
+}
+
+/// Sealed, uploaded and anchored: the `records/add` answer.
+pub async fn add(account: &Account, domain: &Domain, sealed: &Sealed) -> Answer {
+    let (status, body) = upload_pack(&account.client, sealed.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let signature = sign_anchor(domain, &account.keys, &sealed.anchored);
+    account.client.call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } })).await
+}
+
+pub fn hash32(text: &str) -> [u8; 32] {
+    hex::decode(text.trim_start_matches("0x")).unwrap().try_into().unwrap()
+}
+
+/// The browser's read of a record of `patient`'s chart by `reader`: check
+/// against the author's signature and the ledger, unwrap, open.
+pub fn read_as(
+    patient: &AccountKeys,
+    reader: &AccountKeys,
+    domain: &Domain,
+    meta: &Value,
+    envelope_bytes: &[u8],
+) -> Result<String, String> {
+    let id: RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
+    let record = AnchoredRecord {
+        id,
+        ciphertext_hash: hash32(meta["blob"].as_str().unwrap()),
+        category: meta["category"].as_u64().unwrap() as u8,
+        amends: serde_json::from_value(meta["amends"].clone()).unwrap(),
+    };
+    let inclusion = meta["batch"].as_object().map(|b| Inclusion {
+        root: hash32(b["root"].as_str().unwrap()),
+        index: b["index"].as_u64().unwrap(),
+        size: b["size"].as_u64().unwrap(),
+        path: b["path"].as_array().unwrap().iter().map(|p| hash32(p.as_str().unwrap())).collect(),
+    });
+    let ledger = match meta["ledger"]["kind"].as_str().unwrap() {
+        "missing" => OnLedger::Missing,
+        "record" => OnLedger::Record {
+            ciphertext_hash: hash32(meta["ledger"]["ciphertext_hash"].as_str().unwrap()),
+            category: meta["ledger"]["category"].as_u64().unwrap() as u8,
+        },
+        "batch" => OnLedger::Batch { count: meta["ledger"]["count"].as_u64().unwrap() },
+        other => panic!("{other}"),
+    };
+    let signature = hex::decode(meta["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let author = meta["author"].as_str().unwrap().parse().unwrap();
+    let provenance = Provenance { domain, patient: patient.address(), author, signature: &signature };
+    records::check_read(&record, envelope_bytes, inclusion.as_ref(), &ledger, &provenance)
+        .map_err(|e| e.to_string())?;
+    let wrapped = WrappedKey::from_base64(meta["wrapped_key"].as_str().unwrap()).unwrap();
+    let key =
+        envelope::unwrap_key(&wrapped, id, reader.address(), reader.encryption_secret()).map_err(|e| e.to_string())?;
+    let plaintext = envelope::open(&key, id, envelope_bytes).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8(plaintext.to_vec()).unwrap())
+}
+
+/// The patient's own read, parsed as the chart shows it.
+pub fn read(
+    keys: &AccountKeys,
+    domain: &Domain,
+    meta: &Value,
+    envelope_bytes: &[u8],
+) -> Result<ImportedResource, String> {
+    let text = read_as(keys, keys, domain, meta, envelope_bytes)?;
+    fhir::parse_entry(&text).map_err(|e| e.to_string())
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The next access nonce of `grantee` (the Records contract's `nonces`).
+pub async fn access_nonce(chain: &Chain, grantee: &AccountKeys) -> U256 {
+    let input = chartkey_ledger::evm::encode_call(
+        &chartkey_ledger::artifacts::records().abi,
+        "nonces",
+        &[ethers_core::abi::Token::Address(grantee.address())],
+    )
+    .unwrap();
+    let call = json!([{ "to": chain.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
+    let out = chain.rpc.result("eth_call", call).await;
+    U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// `grant`, signed by `signer`, with `keys` and `approval`, sent by
+/// `client`'s session.
+pub async fn share(
+    client: &Client,
+    domain: &Domain,
+    signer: &AccountKeys,
+    grant: &Grant,
+    keys: Vec<Value>,
+    approval: Value,
+) -> Answer {
+    let signature = format!("0x{}", hex::encode(domain.sign(signer, grant)));
+    let body = json!({ "body": { "grant": grant, "signature": signature, "keys": keys, "approval": approval } });
+    client.call("shares/grant", body).await
+}
+
+/// A passkey approval of `digest` by `device`, in a ceremony `client`'s
+/// session starts.
+pub async fn approve(portal: &impl Portal, client: &Client, device: &mut Device, digest: [u8; 32]) -> Value {
+    let start = client.call("approvals/start", json!({ "digest": format!("0x{}", hex::encode(digest)) })).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let credential = device.assert(portal.origin(), start.body["options"].clone());
+    json!({ "ceremony_id": start.body["ceremony_id"], "credential": credential })
+}
+
+/// `patient` shares `grant` (approved with their passkey), with `keys`.
+pub async fn share_approved(portal: &impl Portal, patient: &mut Account, grant: &Grant, keys: Vec<Value>) -> Answer {
+    let domain = ledger_domain(&patient.client).await;
+    let approval = approve(portal, &patient.client, &mut patient.device, domain.digest(grant)).await;
+    share(&patient.client, &domain, &patient.keys, grant, keys, approval).await
+}
+
+/// Not an approval: for requests refused before it is looked at.
+pub fn no_approval() -> Value {
+    json!({ "ceremony_id": "none", "credential": {} })
+}
+
+pub fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> Value {
+    json!({ "body": { "access": access, "signature": format!("0x{}", hex::encode(domain.sign(signer, access))) } })
+}
+
+/// `grantee` opens `record` of `patient`'s chart: a signed access, with
+/// the grantee's next nonce.
+pub async fn open(chain: &Chain, grantee: &Account, patient: &AccountKeys, record: RecordId) -> Answer {
+    let domain = ledger_domain(&grantee.client).await;
+    let access = Access {
+        grantee: grantee.keys.address(),
+        patient: patient.address(),
+        record_id: record.0,
+        nonce: access_nonce(chain, &grantee.keys).await,
+    };
+    grantee.client.call("records/open", access_body(&domain, &grantee.keys, &access)).await
+}
+
+/// `key` of record `id` wrapped for `to`, as a share's key entry.
+pub fn wrapped_for(key: &DataKey, id: RecordId, to: &AccountKeys) -> Value {
+    let w = envelope::wrap_key(key, id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
+    json!({ "record": id, "wrapped_key": w.to_base64() })
+}
+
+/// `patient` stops sharing with `grantee` (approved with their passkey).
+pub async fn stop_approved(
+    portal: &impl Portal,
+    chain: &Chain,
+    patient: &mut Account,
+    grantee: &AccountKeys,
+) -> Answer {
+    let domain = ledger_domain(&patient.client).await;
+    let message = chartkey_core::eip712::Revoke {
+        patient: patient.keys.address(),
+        grantee: grantee.address(),
+        nonce: chain.consent_nonce(patient.keys.address(), grantee.address()).await.into(),
+    };
+    let approval = approve(portal, &patient.client, &mut patient.device, domain.digest(&message)).await;
+    let signature = format!("0x{}", hex::encode(domain.sign(&patient.keys, &message)));
+    patient
+        .client
+        .call("shares/stop", json!({ "body": { "message": message, "signature": signature, "approval": approval } }))
+        .await
+}
+
+/// A new record of `patient`'s, its key also wrapped for `readers`, sent
+/// to `records/add` (the content uploaded first).
+pub async fn add_shared(patient: &Account, readers: &[&AccountKeys]) -> (Sealed, Answer) {
+    let domain = ledger_domain(&patient.client).await;
+    let sealed = seal_all(&patient.keys, &floyd(1), None);
+    let (status, body) = upload_pack(&patient.client, sealed.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let id = sealed.anchored[0].id;
+    let also: Vec<Value> = readers
+        .iter()
+        .map(|to| {
+            let w = envelope::wrap_key(&sealed.keys[0], id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
+            json!({ "reader": format!("{:#x}", to.address()), "wrapped_key": w.to_base64() })
+        })
+        .collect();
+    let mut record = sealed.records[0].clone();
+    record["also"] = json!(also);
+    let signature = sign_anchor(&domain, &patient.keys, &sealed.anchored);
+    let answer =
+        patient.client.call("records/add", json!({ "body": { "records": [record], "signature": signature } })).await;
+    (sealed, answer)
+}
