@@ -5,8 +5,7 @@ mod common;
 
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::wire::Role;
-use common::chain::Chain;
-use common::records::{now, share_approved};
+use common::records::{Parties, everything, share_approved, verified_parties};
 use common::*;
 use serde_json::json;
 
@@ -373,15 +372,11 @@ async fn cross_origin_calls_are_refused() {
 #[tokio::test]
 async fn a_patients_name_goes_only_to_their_counterparties() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Priya Private", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Counterpart", Role::Clinician).await;
+    let Parties { mut patient, clinician, authority, .. } =
+        verified_parties(&server, &server.data_dir, "Priya Private", "Dr Counterpart").await;
     let stranger_clinician = sign_up(&server, "Dr Stranger", Role::Clinician).await;
     let other_patient = sign_up(&server, "Curious Neighbour", Role::Patient).await;
     let verifier = sign_up(&server, "Nosy Insurer", Role::Verifier).await;
-    let authority = sign_up(&server, "Names Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "oncology", now() + 86_400).await;
     let lookup = |address: ethers_core::types::Address| json!({ "address": format!("{address:#x}") });
     let of_patient = lookup(patient.keys.address());
 
@@ -400,16 +395,7 @@ async fn a_patients_name_goes_only_to_their_counterparties() {
 
     // Once the patient shares with a clinician, that clinician knows whose
     // chart it is; the others still do not.
-    let grant = chartkey_core::eip712::Grant {
-        patient: patient.keys.address(),
-        grantee: clinician.keys.address(),
-        scope: chartkey_core::eip712::SCOPE_EVERYTHING,
-        categories: 0,
-        records: vec![],
-        write: false,
-        expires_at: now() + 86_400,
-        nonce: 0.into(),
-    };
+    let grant = everything(&patient.keys, &clinician.keys, 0);
     assert_eq!(share_approved(&server, &mut patient, &grant, vec![]).await.status, 200);
     let counterpart = clinician.client.call("directory/lookup", of_patient.clone()).await;
     assert_eq!((counterpart.status, &counterpart.body["display_name"]), (200, &json!("Priya Private")));

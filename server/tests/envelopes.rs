@@ -7,7 +7,7 @@
 
 mod common;
 
-use chartkey_core::eip712::{Grant, SCOPE_EVERYTHING};
+use chartkey_core::eip712::Grant;
 use chartkey_core::envelope::RecordId;
 use chartkey_core::wire::Role;
 use common::chain::Chain;
@@ -77,25 +77,11 @@ async fn a_known_fingerprint_claims_nothing() {
 #[tokio::test]
 async fn a_shared_chart_lists_records_without_keys() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Lena Listed", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Lister", Role::Clinician).await;
-    let authority = sign_up(&server, "List Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "cardiology", now() + 86_400).await;
-    let domain = ledger_domain(&patient.client).await;
+    let Parties { mut patient, clinician, chain, domain, .. } =
+        verified_parties(&server, &server.data_dir, "Lena Listed", "Dr Lister").await;
     let sealed = seal_all(&patient.keys, &floyd(2), None);
     assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
-    let grant = Grant {
-        patient: patient.keys.address(),
-        grantee: clinician.keys.address(),
-        scope: SCOPE_EVERYTHING,
-        categories: 0,
-        records: vec![],
-        write: false,
-        expires_at: now() + 86_400,
-        nonce: 0.into(),
-    };
+    let grant = everything(&patient.keys, &clinician.keys, 0);
     let keys = (0..2).map(|i| wrapped_for(&sealed.keys[i], sealed.anchored[i].id, &clinician.keys)).collect();
     let shared = share_approved(&server, &mut patient, &grant, keys).await;
     assert_eq!(shared.status, 200, "{:?}", shared.body);
@@ -129,22 +115,9 @@ async fn a_shared_chart_lists_records_without_keys() {
 #[tokio::test]
 async fn later_records_are_wrapped_only_for_live_shares() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Later Patient", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Later", Role::Clinician).await;
-    let authority = sign_up(&server, "Later Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "neurology", now() + 86_400).await;
-    let grant = Grant {
-        patient: patient.keys.address(),
-        grantee: clinician.keys.address(),
-        scope: SCOPE_EVERYTHING,
-        categories: 0,
-        records: vec![],
-        write: false,
-        expires_at: now() + 86_400,
-        nonce: 0.into(),
-    };
+    let Parties { mut patient, clinician, chain, .. } =
+        verified_parties(&server, &server.data_dir, "Later Patient", "Dr Later").await;
+    let grant = everything(&patient.keys, &clinician.keys, 0);
     assert_eq!(share_approved(&server, &mut patient, &grant, vec![]).await.status, 200);
     let (_, live) = add_shared(&patient, &[&clinician.keys]).await;
     assert_eq!(live.status, 200, "{:?}", live.body);
@@ -271,28 +244,14 @@ async fn sweep(
 #[tokio::test]
 async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Audited Patient", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Audited", Role::Clinician).await;
-    let authority = sign_up(&server, "Audit Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "cardiology", now() + 86_400).await;
-    let domain = ledger_domain(&patient.client).await;
+    let Parties { mut patient, clinician, chain, domain, .. } =
+        verified_parties(&server, &server.data_dir, "Audited Patient", "Dr Audited").await;
     let sealed = seal_all(&patient.keys, &floyd(3), None);
     assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
     let keys: Vec<serde_json::Value> =
         (0..3).map(|i| wrapped_for(&sealed.keys[i], sealed.anchored[i].id, &clinician.keys)).collect();
     let wrapped: Vec<String> = keys.iter().map(|k| k["wrapped_key"].as_str().unwrap().to_owned()).collect();
-    let grant = Grant {
-        patient: patient.keys.address(),
-        grantee: clinician.keys.address(),
-        scope: SCOPE_EVERYTHING,
-        categories: 0,
-        records: vec![],
-        write: false,
-        expires_at: now() + 86_400,
-        nonce: 0.into(),
-    };
+    let grant = everything(&patient.keys, &clinician.keys, 0);
     assert_eq!(share_approved(&server, &mut patient, &grant, keys).await.status, 200);
     let ids: Vec<RecordId> = sealed.anchored.iter().map(|a| a.id).collect();
     let mut observer = Observer::default();

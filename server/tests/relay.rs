@@ -7,22 +7,18 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chartkey_core::eip712::{
-    Access, Grant, IssueCredential, LedgerMessage, Register, Revoke, RevokeCredential, bytes32_text,
-};
+use chartkey_core::eip712::{Access, IssueCredential, LedgerMessage, Register, Revoke, RevokeCredential, bytes32_text};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::wire::Role;
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::evm::encode_call;
 use common::chain::Chain;
-use common::records::{ledger_domain, now, share_approved};
+use common::records::{everything, ledger_domain, now, share_approved};
 use common::*;
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 use serde_json::{Value, json};
-
-const SCOPE_EVERYTHING: u8 = 2;
 
 fn register(account: &Account, role: Role) -> LedgerMessage {
     LedgerMessage::Register(Register {
@@ -52,21 +48,8 @@ fn revoke_credential(authority: &Account, clinician: &Account) -> LedgerMessage 
     })
 }
 
-fn everything(patient: &Account, grantee: &Account, nonce: u64) -> Grant {
-    Grant {
-        patient: patient.keys.address(),
-        grantee: grantee.keys.address(),
-        scope: SCOPE_EVERYTHING,
-        categories: 0,
-        records: vec![],
-        write: false,
-        expires_at: now() + 7 * 86_400,
-        nonce: nonce.into(),
-    }
-}
-
 fn grant(patient: &Account, grantee: &Account, nonce: u64) -> LedgerMessage {
-    LedgerMessage::Grant(everything(patient, grantee, nonce))
+    LedgerMessage::Grant(everything(&patient.keys, &grantee.keys, nonce))
 }
 
 fn anchor(patient: &Account) -> LedgerMessage {
@@ -159,12 +142,12 @@ async fn relays_what_the_signed_in_account_signed() {
 
     // Refusals in words, with the contract's error as a code (a share, here
     // through its own endpoint).
-    let to_unverified = everything(&patient, &unverified, 0);
+    let to_unverified = everything(&patient.keys, &unverified.keys, 0);
     let refused = share_approved(&server, &mut patient, &to_unverified, vec![]).await;
     assert_eq!(refused.status, 422, "{:?}", refused.body);
     assert_eq!(refused.body["Refused"]["code"], "UnverifiedGrantee");
     assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("not verified"));
-    let to_clinician = everything(&patient, &clinician, 0);
+    let to_clinician = everything(&patient.keys, &clinician.keys, 0);
     let (job, tx_hash) = mined(&share_approved(&server, &mut patient, &to_clinician, vec![]).await);
     let replayed = share_approved(&server, &mut patient, &to_clinician, vec![]).await;
     assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
@@ -282,7 +265,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
                 // Each share approved with the patient's passkey, as the
                 // portal does, then sent; an answer cut off by the kill ends
                 // this patient's run.
-                let grant = everything(&patient, &clinician, nonce);
+                let grant = everything(&patient.keys, &clinician.keys, nonce);
                 let start = patient
                     .client
                     .http

@@ -284,3 +284,47 @@ pub async fn add_shared(patient: &Account, readers: &[&AccountKeys]) -> (Sealed,
         patient.client.call("records/add", json!({ "body": { "records": [record], "signature": signature } })).await;
     (sealed, answer)
 }
+
+/// A patient and a clinician verified by a named authority, on `portal`'s
+/// ledger: the cast of every sharing test.
+pub struct Parties {
+    pub patient: Account,
+    pub clinician: Account,
+    pub authority: Account,
+    pub chain: Chain,
+    pub domain: Domain,
+}
+
+/// Signs up `patient` and `clinician` (and an authority for them), names
+/// the authority with the administrator's key and has it verify the
+/// clinician for a day.
+pub async fn verified_parties(
+    portal: &impl Portal,
+    data_dir: &std::path::Path,
+    patient: &str,
+    clinician: &str,
+) -> Parties {
+    use chartkey_core::wire::Role;
+    let authority = super::sign_up(portal, &format!("Board of {clinician}"), Role::CredentialingAuthority).await;
+    let patient = super::sign_up(portal, patient, Role::Patient).await;
+    let clinician = super::sign_up(portal, clinician, Role::Clinician).await;
+    let chain = Chain::of(portal, &patient.client).await;
+    chain.set_authority(data_dir, authority.keys.address()).await;
+    chain.verify_clinician(&authority, &clinician, "cardiology", now() + 86_400).await;
+    let domain = ledger_domain(&patient.client).await;
+    Parties { patient, clinician, authority, chain, domain }
+}
+
+/// A share of everything from `patient` to `grantee` for a day, read only.
+pub fn everything(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant {
+    Grant {
+        patient: patient.address(),
+        grantee: grantee.address(),
+        scope: chartkey_core::eip712::SCOPE_EVERYTHING,
+        categories: 0,
+        records: vec![],
+        write: false,
+        expires_at: now() + 86_400,
+        nonce: nonce.into(),
+    }
+}
