@@ -4,9 +4,10 @@
 // Prints what it found as JSON for the Rust test to compare.
 //
 // usage: node ethers-rpc.mjs <rpc url> <grant transaction hash>
+// (CHARTKEY_RPC_TOKEN, when set, is sent as the bearer token /rpc asks for)
 
 import { readFileSync } from "node:fs";
-import { Interface, JsonRpcProvider, TypedDataEncoder, verifyTypedData } from "ethers";
+import { FetchRequest, Interface, JsonRpcProvider, TypedDataEncoder, verifyTypedData } from "ethers";
 
 const [url, grantHash] = process.argv.slice(2);
 if (!url || !grantHash) {
@@ -15,7 +16,9 @@ if (!url || !grantHash) {
 }
 const artifact = JSON.parse(readFileSync(new URL("../artifacts/ChartkeyRecords.json", import.meta.url), "utf8"));
 const records = new Interface(artifact.abi);
-const provider = new JsonRpcProvider(url);
+const request = new FetchRequest(url);
+if (process.env.CHARTKEY_RPC_TOKEN) request.setHeader("Authorization", `Bearer ${process.env.CHARTKEY_RPC_TOKEN}`);
+const provider = new JsonRpcProvider(request);
 
 const network = await provider.getNetwork();
 const blockNumber = await provider.getBlockNumber();

@@ -18,7 +18,9 @@ use crate::artifacts::revert_message;
 use crate::node::{BASE_FEE, Block, CallError, CallRequest, LedgerError, MinedTx, Node, SubmitError};
 
 /// Most blocks one eth_getLogs may scan.
-pub const MAX_LOG_RANGE: u64 = 100_000;
+pub const MAX_LOG_RANGE: u64 = 10_000;
+/// Most requests one batch may hold.
+pub const MAX_BATCH: usize = 100;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +60,10 @@ pub async fn handle(node: &Node, body: &[u8]) -> Option<Value> {
     match parsed {
         Value::Array(requests) if requests.is_empty() => {
             Some(error_response(Value::Null, RpcError::new(-32600, "empty batch")))
+        }
+        Value::Array(requests) if requests.len() > MAX_BATCH => {
+            let error = RpcError::new(-32600, format!("batch of {} requests, more than {MAX_BATCH}", requests.len()));
+            Some(error_response(Value::Null, error))
         }
         Value::Array(requests) => {
             let mut answers = Vec::with_capacity(requests.len());

@@ -41,6 +41,9 @@ pub struct Config {
     pub contracts_file: Option<PathBuf>,
     /// Who may use the ledger's JSON-RPC at /rpc.
     pub rpc_access: RpcAccess,
+    /// Reverse proxies whose `X-Forwarded-For` names the client. From any
+    /// other peer the header is ignored: the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a relay request waits for its block before answering
     /// "accepted, not mined yet".
     pub relay_wait: Duration,
@@ -52,15 +55,17 @@ pub struct Config {
 }
 
 /// Who may use /rpc. The ledger holds no health data, but its events tell
-/// which pseudonymous accounts share with which: by default only tools on
-/// the server's own machine (or an SSH tunnel) may read it.
+/// which pseudonymous accounts share with which, so it is off unless the
+/// operator opens it. "Only from this machine" is no rule: behind a reverse
+/// proxy on the same host every request comes from the loopback address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RpcAccess {
     /// No JSON-RPC.
-    Off,
-    /// Clients connecting from a loopback address only.
     #[default]
-    Loopback,
+    Off,
+    /// Clients that send `Authorization: Bearer <token>`, the token in
+    /// `keys/rpc.token` in the data directory (created on first start).
+    Token,
     /// Anyone who can reach the server.
     Open,
 }
@@ -83,6 +88,7 @@ impl Config {
             relayer_key: None,
             contracts_file: None,
             rpc_access: RpcAccess::default(),
+            trusted_proxies: Vec::new(),
             relay_wait: Duration::from_secs(20),
             blob_store: None,
             max_record_bytes: 100_000_000,
@@ -101,5 +107,20 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("chartkey.sqlite3")
+    }
+
+    /// The bearer token of `/rpc` with `--rpc-access token`.
+    pub fn rpc_token_path(&self) -> PathBuf {
+        self.data_dir.join("keys").join("rpc.token")
+    }
+
+    /// `host[:port]` as browsers send it in `Host` for the origin (no port
+    /// when it is the scheme's default).
+    pub fn origin_authority(&self) -> String {
+        let host = self.origin.host_str().unwrap_or_default();
+        match self.origin.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
     }
 }

@@ -166,6 +166,24 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Wallet> {
     }
 }
 
+/// Reads a secret token (hex), or creates a random 256-bit one readable by
+/// the owner only.
+pub fn secret_file(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= 32 => Ok(text.trim().to_owned()),
+        Ok(_) => anyhow::bail!("{} holds no token (32 characters or more)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            let token = hex::encode(bytes);
+            write_private(path, token.as_bytes())?;
+            tracing::info!(path = %path.display(), "created a token");
+            Ok(token)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// Creates `path` (it must not exist) readable by the owner only, durably.
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {

@@ -87,12 +87,13 @@ pub fn router(state: AppState, site: Site) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(state)
+        .with_state(state.clone())
         .merge(rpc)
         .merge(blobs)
         .merge(records)
         .merge(api)
         .merge(static_files)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), expected_host))
         .layer(axum::middleware::from_fn_with_state(site, web::security_headers))
         .layer(
             TraceLayer::new_for_http()
@@ -123,29 +124,96 @@ const RECORDS_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Largest JSON-RPC request (a batch, or a transaction with its data).
 const RPC_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Ethereum JSON-RPC over the embedded ledger, for the clients `rpc_access` allows.
+/// Ethereum JSON-RPC over the embedded ledger, for the clients `rpc_access`
+/// allows. Answered on a blocking thread: a batch or a log query decodes
+/// blocks, which must not hold up the async workers serving the portal.
 async fn rpc_handler(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let allowed = match state.config.rpc_access {
-        config::RpcAccess::Off => false,
-        config::RpcAccess::Loopback => peer.ip().is_loopback(),
-        config::RpcAccess::Open => true,
-    };
-    if !allowed {
-        return (StatusCode::FORBIDDEN, "The ledger's JSON-RPC is not open to this client (see --rpc-access).")
-            .into_response();
-    }
-    let Some(node) = &state.ledger.node else {
+    if state.ledger.node.is_none() {
         return (StatusCode::NOT_FOUND, "This server uses an external ledger (--chain-rpc): ask that node.")
             .into_response();
-    };
-    match chartkey_ledger::rpc::handle(node, &body).await {
-        Some(answer) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
     }
+    match (state.config.rpc_access, &state.rpc_token) {
+        (config::RpcAccess::Open, _) => {}
+        (config::RpcAccess::Token, Some(token)) if bearer_matches(&headers, token) => {}
+        (config::RpcAccess::Token, _) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "The ledger's JSON-RPC needs the bearer token in keys/rpc.token of the data directory.",
+            )
+                .into_response();
+        }
+        (config::RpcAccess::Off, _) => {
+            return (StatusCode::FORBIDDEN, "The ledger's JSON-RPC is off on this server (see --rpc-access).")
+                .into_response();
+        }
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let answered = tokio::task::spawn_blocking(move || {
+        let node = state.ledger.node.as_ref().expect("checked above");
+        runtime.block_on(chartkey_ledger::rpc::handle(node, &body))
+    })
+    .await;
+    match answered {
+        Ok(Some(answer)) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)).into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a JSON-RPC request failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Whether `Authorization: Bearer <token>` names `token` (compared as
+/// hashes, so the time taken says nothing of how much matched).
+fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    use sha2::Digest;
+    let Some(given) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    sha2::Sha256::digest(given.trim().as_bytes()) == sha2::Sha256::digest(token.as_bytes())
+}
+
+/// Refuses requests whose `Host` is not the portal's origin (a DNS
+/// rebinding page, or a client that reached the server by another name):
+/// 421. `/healthz` answers whatever the name, for load balancers.
+async fn expected_host(State(state): State<AppState>, request: Request, next: axum::middleware::Next) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned));
+    match host {
+        Some(host) if host_matches(&host, &state.config) => next.run(request).await,
+        _ => {
+            tracing::warn!("request for another host refused");
+            let words = format!("This server answers as {} only.", state.config.origin_authority());
+            (StatusCode::MISDIRECTED_REQUEST, words).into_response()
+        }
+    }
+}
+
+/// `host` (a Host header) names the origin's host and port.
+pub fn host_matches(host: &str, config: &Config) -> bool {
+    let expected = config.origin_authority();
+    if host.eq_ignore_ascii_case(&expected) {
+        return true;
+    }
+    // The scheme's default port spelled out.
+    config.origin.port().is_none()
+        && config
+            .origin
+            .port_or_known_default()
+            .is_some_and(|port| host.eq_ignore_ascii_case(&format!("{expected}:{port}")))
 }
 
 /// Every server function call: refuse cross-site requests, resolve the

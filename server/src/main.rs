@@ -120,9 +120,16 @@ struct Args {
     /// Largest record accepted (an encrypted file), in megabytes.
     #[arg(long, env = "CHARTKEY_MAX_RECORD_MB", default_value_t = 100)]
     max_record_mb: u64,
-    /// Who may use the ledger's Ethereum JSON-RPC at /rpc.
-    #[arg(long, env = "CHARTKEY_RPC_ACCESS", value_enum, default_value_t = chartkey_server::config::RpcAccess::Loopback)]
+    /// Who may use the ledger's Ethereum JSON-RPC at /rpc: nobody (off),
+    /// clients with the bearer token in keys/rpc.token (token), or anyone
+    /// (open).
+    #[arg(long, env = "CHARTKEY_RPC_ACCESS", value_enum, default_value_t = chartkey_server::config::RpcAccess::Off)]
     rpc_access: chartkey_server::config::RpcAccess,
+    /// A reverse proxy (address or CIDR) whose X-Forwarded-For names the
+    /// client, for per-client limits; repeat the flag or separate with
+    /// commas. From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "CHARTKEY_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CHARTKEY_LOG_JSON")]
     log_json: bool,
@@ -224,6 +231,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.login_per_minute = args.login_per_minute;
     config.chain_id = args.chain_id;
     config.rpc_access = args.rpc_access;
+    config.trusted_proxies = args.trusted_proxies;
     config.chain_rpc = args.chain_rpc;
     config.relayer_key = args.relayer_key;
     config.contracts_file = args.contracts;
@@ -238,6 +246,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     chartkey_server::launch(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A trusted proxy: a CIDR, or one address.
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or a CIDR range (e.g. 127.0.0.1 or 10.0.0.0/8)"))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -55,6 +55,19 @@ pub fn token_from_headers(headers: &axum::http::HeaderMap, secure: bool) -> Opti
         .map(|(_, v)| v.to_owned())
 }
 
+/// The request's client address: the peer, or the one a trusted proxy
+/// forwarded (`state::client_ip`).
+pub fn client_of(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> std::net::IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let forwarded: Vec<&str> =
+        parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    crate::state::client_ip(peer, &forwarded, trusted_proxies)
+}
+
 /// Resolves the caller: remote IP and, when the cookie names a live
 /// session, its account.
 pub struct ResolvedCaller(pub Caller);
@@ -68,11 +81,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip())
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let ip = client_of(parts, &state.config.trusted_proxies);
         let mut session = None;
         if let Some(token) = token_from_headers(&parts.headers, state.config.secure_cookies()) {
             let hash = token_hash(&token);

@@ -14,7 +14,7 @@ use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls;
 use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::Contracts;
-use common::{Rpc, TestServer, wallet};
+use common::{Portal, TestServer, wallet};
 use ethers_core::abi::Token;
 use ethers_core::types::U256;
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ fn now() -> u64 {
 #[tokio::test]
 async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     let server = TestServer::start().await;
-    let rpc = Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", server.base) };
+    let rpc = server.rpc();
 
     // Basics and geth's errors.
     let chain_id = rpc.result("eth_chainId", json!([])).await;
@@ -148,11 +148,13 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
         "ethers.js is not installed: run `cargo xtask test` (it runs npm ci in contracts/)"
     );
     // Off the runtime's thread: the server answering ethers runs on it.
-    let (url, hash) = (rpc.url.clone(), grant_hash.clone());
-    let output = tokio::task::spawn_blocking(move || Command::new("node").arg(&script).arg(&url).arg(&hash).output())
-        .await
-        .unwrap()
-        .expect("node runs");
+    let (url, hash, token) = (rpc.url.clone(), grant_hash.clone(), rpc.token.clone().unwrap());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(&script).arg(&url).arg(&hash).env("CHARTKEY_RPC_TOKEN", token).output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
     assert!(output.status.success(), "ethers-rpc.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
     let seen: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
     assert_eq!(seen["chainId"], chain_id.to_string());
@@ -190,16 +192,52 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     assert!(stdout.contains("block 4 is bad"), "{stdout}");
 }
 
+/// Security review finding 3: /rpc is off unless the operator opens it,
+/// with a bearer token or for everyone; "from this machine" is no rule
+/// (behind a reverse proxy on the same host, everyone is). Batches are
+/// capped.
 #[tokio::test]
 async fn json_rpc_is_refused_unless_allowed() {
-    let server = TestServer::start_with(|c| c.rpc_access = chartkey_server::config::RpcAccess::Off).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/rpc", server.base))
-        .header("content-type", "application/json")
-        .body(json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" }).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
+    use chartkey_server::config::RpcAccess;
+    let chain_id = json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" }).to_string();
+    let ask = |server: &TestServer, token: Option<&str>| {
+        let mut rpc = server.rpc();
+        rpc.token = token.map(str::to_owned);
+        let body = chain_id.clone();
+        async move { rpc.raw(body).await.0 }
+    };
+
+    // The default: off, from anywhere, loopback included.
+    let server = TestServer::start_with(|c| c.rpc_access = RpcAccess::default()).await;
+    assert_eq!(ask(&server, None).await, 403);
+    assert!(!server.data_dir.join("keys/rpc.token").exists(), "no token is made when it is off");
+    server.stop().await;
+
+    // A token: kept owner-only in the data directory, required exactly.
+    let server = TestServer::start().await;
+    let token = std::fs::read_to_string(server.data_dir.join("keys/rpc.token")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.data_dir.join("keys/rpc.token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(ask(&server, None).await, 401);
+    assert_eq!(ask(&server, Some("not-the-token")).await, 401);
+    assert_eq!(ask(&server, Some(&token[..token.len() - 1])).await, 401);
+    assert_eq!(ask(&server, Some(token.trim())).await, 200);
+    // Batches are capped.
+    let rpc = server.rpc();
+    let batch = |n: usize| {
+        json!((0..n).map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "eth_chainId" })).collect::<Vec<_>>())
+    };
+    let (status, answer) = rpc.raw(batch(100).to_string()).await;
+    assert_eq!((status, answer.as_array().map(Vec::len)), (200, Some(100)));
+    let (_, answer) = rpc.raw(batch(101).to_string()).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    server.stop().await;
+
+    let server = TestServer::start_with(|c| c.rpc_access = RpcAccess::Open).await;
+    assert_eq!(ask(&server, None).await, 200);
     server.stop().await;
 }

@@ -313,7 +313,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     // Restart: the chain is replayed, the journal resent; every acknowledged
     // grant is mined, and nothing twice.
     let server = ServerProcess::spawn(&data_dir, &[]).await;
-    let rpc = Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", server.base) };
+    let rpc = server.rpc();
     for (_, _, tx_hash) in &acknowledged {
         let receipt = rpc.result("eth_getTransactionReceipt", json!([tx_hash])).await;
         assert_eq!(receipt["status"], "0x1", "acknowledged grant {tx_hash} is mined: {receipt}");

@@ -119,3 +119,70 @@ async fn missing_app_build_fails_with_a_clear_message() {
     let err = chartkey_server::launch(listener, config, async {}).await.unwrap_err();
     assert!(err.to_string().contains("the web app is not built"), "{err}");
 }
+
+/// Security review finding 3 (DNS rebinding): a request naming another
+/// host than the origin's is refused, on every route but /healthz.
+#[tokio::test]
+async fn requests_for_another_host_are_refused() {
+    let server = TestServer::start().await;
+    let port = server.origin.port().unwrap();
+    let raw = reqwest::Client::new();
+    let at = |host: String, path: &str| {
+        raw.post(format!("http://127.0.0.1:{port}{path}")).header("host", host).json(&serde_json::json!({})).send()
+    };
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("evil.example:{port}"),
+        "localhost".into(),
+        format!("localhost:{}", port + 1),
+    ] {
+        let refused = at(host.clone(), "/api/ledger/info").await.unwrap();
+        assert_eq!(refused.status(), 421, "{host}");
+        assert!(refused.text().await.unwrap().contains(&format!("localhost:{port}")));
+    }
+    assert_eq!(at(format!("LOCALHOST:{port}"), "/api/ledger/info").await.unwrap().status(), 200);
+    assert_eq!(at(format!("localhost:{port}"), "/api/ledger/info").await.unwrap().status(), 200);
+    let health = raw.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "health checks answer whatever the name");
+    server.stop().await;
+}
+
+/// Per-client limits count the client a trusted proxy names, and ignore
+/// the header from anyone else (it is the client's to forge).
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let start = |client: &reqwest::Client, base: &str, forwarded: &str| {
+        client
+            .post(format!("{base}/api/login/start"))
+            .header("x-forwarded-for", forwarded)
+            .json(&serde_json::json!({}))
+            .send()
+    };
+    // The test is the proxy: its loopback address is trusted.
+    let server = TestServer::start_with(|c| {
+        c.login_per_minute = 2;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        assert_eq!(start(&http, &server.base, "198.51.100.7").await.unwrap().status(), 200);
+    }
+    assert_eq!(start(&http, &server.base, "198.51.100.7").await.unwrap().status(), 429, "that client's limit");
+    assert_eq!(start(&http, &server.base, "198.51.100.8").await.unwrap().status(), 200, "another client's own");
+    // A client cannot pick its address by adding to the header: the proxy
+    // appends the one it saw, and that is what counts.
+    assert_eq!(start(&http, &server.base, "203.0.113.1, 198.51.100.7").await.unwrap().status(), 429);
+    server.stop().await;
+
+    // No trusted proxy: the header means nothing; every request is the peer's.
+    let server = TestServer::start_with(|c| c.login_per_minute = 2).await;
+    assert_eq!(start(&http, &server.base, "198.51.100.1").await.unwrap().status(), 200);
+    assert_eq!(start(&http, &server.base, "198.51.100.2").await.unwrap().status(), 200);
+    assert_eq!(
+        start(&http, &server.base, "198.51.100.3").await.unwrap().status(),
+        429,
+        "forged headers changed nothing"
+    );
+    server.stop().await;
+}

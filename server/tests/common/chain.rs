@@ -27,7 +27,7 @@ impl Chain {
         assert_eq!(info.status, 200, "{:?}", info.body);
         let address = |key: &str| info.body[key].as_str().unwrap().parse::<Address>().unwrap();
         Self {
-            rpc: Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", portal.base()) },
+            rpc: portal.rpc(),
             chain_id: info.body["chain_id"].as_u64().unwrap(),
             directory: address("directory"),
             records: address("records"),

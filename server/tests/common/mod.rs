@@ -43,14 +43,17 @@ impl TestServer {
         let port = listener.local_addr().unwrap().port();
         let origin: Url = format!("http://localhost:{port}").parse().unwrap();
         let mut config = Config::new(tmp.path().join("data"), origin.clone());
+        // The tests read the ledger over /rpc with the data directory's token.
+        config.rpc_access = chartkey_server::config::RpcAccess::Token;
         tweak(&mut config);
         let data_dir = config.data_dir.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(chartkey_server::launch(listener, config, async move {
             let _ = rx.await;
         }));
+        // Requests go to the origin's name: the server refuses other hosts.
         let server = Self {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://localhost:{port}"),
             origin,
             data_dir,
             _tmp: tmp,
@@ -107,6 +110,14 @@ impl TestServer {
 pub trait Portal {
     fn base(&self) -> &str;
     fn origin(&self) -> &Url;
+    fn data_dir(&self) -> &std::path::Path;
+
+    /// The ledger's JSON-RPC, with the bearer token the server keeps in its
+    /// data directory (when it was started with `--rpc-access token`).
+    fn rpc(&self) -> Rpc {
+        let token = std::fs::read_to_string(self.data_dir().join("keys/rpc.token")).ok().map(|t| t.trim().to_owned());
+        Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", self.base()), token }
+    }
 
     /// A browser-like client with its own cookie jar.
     fn client(&self) -> Client {
@@ -121,6 +132,9 @@ impl Portal for TestServer {
     fn origin(&self) -> &Url {
         &self.origin
     }
+    fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
 }
 
 /// The `chartkey` binary serving `data_dir` on 127.0.0.1 (a free port),
@@ -128,15 +142,18 @@ impl Portal for TestServer {
 pub struct ServerProcess {
     pub base: String,
     pub origin: Url,
+    pub data_dir: PathBuf,
     child: std::process::Child,
 }
 
 impl ServerProcess {
     pub async fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> Self {
         use std::io::BufRead;
+        let rpc_access: &[&str] = if extra.contains(&"--rpc-access") { &[] } else { &["--rpc-access", "token"] };
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
             .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
             .arg(data_dir)
+            .args(rpc_access)
             .args(extra)
             .env("CHARTKEY_LOG", "warn")
             .stdout(std::process::Stdio::piped())
@@ -144,7 +161,12 @@ impl ServerProcess {
             .spawn()
             .expect("start the chartkey binary");
         // Owned from here on, so a failed start still kills it.
-        let mut process = Self { base: String::new(), origin: "http://localhost".parse().unwrap(), child };
+        let mut process = Self {
+            base: String::new(),
+            origin: "http://localhost".parse().unwrap(),
+            data_dir: data_dir.to_owned(),
+            child,
+        };
         let stdout = process.child.stdout.take().unwrap();
         let line = tokio::task::spawn_blocking(move || {
             let mut reader = std::io::BufReader::new(stdout);
@@ -160,7 +182,7 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .parse()
             .unwrap();
-        process.base = format!("http://127.0.0.1:{}", process.origin.port().unwrap());
+        process.base = format!("http://localhost:{}", process.origin.port().unwrap());
         let probe = reqwest::Client::new();
         for _ in 0..250 {
             if probe.get(format!("{}/healthz", process.base)).send().await.is_ok() {
@@ -190,6 +212,9 @@ impl Portal for ServerProcess {
     }
     fn origin(&self) -> &Url {
         &self.origin
+    }
+    fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 }
 
@@ -373,12 +398,17 @@ pub fn wallet(data_dir: &std::path::Path, name: &str) -> Wallet {
 pub struct Rpc {
     pub http: reqwest::Client,
     pub url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub token: Option<String>,
 }
 
 impl Rpc {
     pub async fn raw(&self, body: String) -> (u16, Value) {
-        let response =
-            self.http.post(&self.url).header("content-type", "application/json").body(body).send().await.unwrap();
+        let mut request = self.http.post(&self.url).header("content-type", "application/json").body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
