@@ -173,6 +173,7 @@ fn test() -> Result {
         run_cmd(cmd)
     })?;
     contracts::check(&env)?;
+    tools::ensure_nginx()?;
     step("unit and integration tests", || {
         let mut cmd = env.cmd("cargo");
         cmd.args(["test", "--locked", "--workspace"]);

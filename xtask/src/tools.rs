@@ -119,10 +119,25 @@ fn collect_files(path: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 pub fn ensure_chromium() -> Result {
-    if Path::new(CHROMIUM).exists() {
+    ensure_debian_package("Chromium", "chromium", CHROMIUM)
+}
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// nginx, the reverse proxy the server's proxy tests start in front of it
+/// (server/tests/common/services.rs), on their own port and by pid.
+pub fn ensure_nginx() -> Result {
+    ensure_debian_package("nginx", "nginx", "/usr/sbin/nginx")
+}
+
+/// Installs Debian's `package` unless `binary` is there. Packages that ship
+/// a service (nginx) would start it on install: a policy-rc.d that says no
+/// keeps them stopped, since the tests start what they need themselves.
+fn ensure_debian_package(what: &str, package: &str, binary: &str) -> Result {
+    if Path::new(binary).exists() {
         return Ok(());
     }
-    step("install Chromium (Debian package, first run only)", || {
+    step(&format!("install {what} (Debian package, first run only)"), || {
         let sudo = !is_root();
         let apt = |args: &[&str]| {
             let mut cmd = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
@@ -132,12 +147,20 @@ pub fn ensure_chromium() -> Result {
             cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
             run_cmd(cmd)
         };
-        apt(&["update"])?;
-        apt(&["install", "-y", "--no-install-recommends", "chromium"])
+        let policy = Path::new("/usr/sbin/policy-rc.d");
+        let ours = is_root() && !policy.exists();
+        if ours {
+            std::fs::write(policy, "#!/bin/sh\n# cargo xtask: no service starts on install\nexit 101\n")
+                .and_then(|()| std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755)))
+                .map_err(|e| format!("writing {}: {e}", policy.display()))?;
+        }
+        let installed = apt(&["update"]).and_then(|()| apt(&["install", "-y", "--no-install-recommends", package]));
+        if ours {
+            let _ = std::fs::remove_file(policy);
+        }
+        installed
     })
 }
-
-pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)

@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod records;
+pub mod services;
 
 use std::path::PathBuf;
 use std::time::Duration;
