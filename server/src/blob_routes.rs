@@ -57,6 +57,57 @@ async fn note_uploads(state: &AppState, account: String, blobs: Vec<(String, u64
         .await
 }
 
+/// Refuses an upload of `adding` bytes that would take `account` over its
+/// storage quota (counted over what it uploaded, each blob once); `None`
+/// when it fits. The size must be declared (Content-Length): it is checked
+/// before a byte is read, and again as the body arrives.
+async fn over_quota(state: &AppState, account: &str, adding: Option<u64>) -> Option<Response> {
+    let Some(adding) = adding else {
+        return Some(refuse(
+            StatusCode::LENGTH_REQUIRED,
+            ApiError::bad_request("An upload must say its size (Content-Length)."),
+        ));
+    };
+    let id = account.to_owned();
+    let used = state
+        .db
+        .call(move |conn| {
+            conn.query_row("SELECT coalesce(sum(size), 0) FROM blob_uploads WHERE account_id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .await;
+    let used = match used {
+        Ok(used) => used.max(0) as u64,
+        Err(e) => return Some(api_refusal(e)),
+    };
+    let quota = state.config.storage_quota_bytes;
+    if used.saturating_add(adding) <= quota {
+        return None;
+    }
+    tracing::warn!(account = %account, "storage quota reached");
+    let mb = |b: u64| b.div_ceil(1_000_000);
+    Some(refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::bad_request(format!(
+            "Your storage is full: {} MB of your {} MB are used and this needs {} MB more. Nothing was stored.",
+            mb(used),
+            mb(quota),
+            mb(adding)
+        )),
+    ))
+}
+
+/// The body's size as the request declares it: its Content-Length, or none
+/// at all (0) when it is not chunked either.
+fn declared_size(headers: &HeaderMap) -> Option<u64> {
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(length) => length.to_str().ok().and_then(|v| v.parse().ok()),
+        None if !headers.contains_key(header::TRANSFER_ENCODING) => Some(0),
+        None => None,
+    }
+}
+
 fn api_refusal(e: ApiError) -> Response {
     refuse(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e)
 }
@@ -125,7 +176,10 @@ pub async fn put(
         Ok(n) => n,
         Err(e) => return blob_error(e),
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let declared = declared_size(&headers);
+    if let Some(refused) = over_quota(&state, &account, declared).await {
+        return refused;
+    }
     match state.blobs.put_stream(&name, declared, body.into_data_stream()).await {
         Ok(new) => {
             let size = match state.blobs.size(&name).await {
@@ -155,11 +209,14 @@ pub async fn put_pack(
         Err(denied) => return denied.into_response(),
     };
     let limit = PACK_LIMIT.max(state.blobs.limit);
-    if let Some(size) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    let declared = declared_size(&headers);
+    if let Some(size) = declared
         && size > limit
     {
         return blob_error(BlobError::TooLarge { size, limit });
+    }
+    if let Some(refused) = over_quota(&state, &account, declared).await {
+        return refused;
     }
     let mut bytes = Vec::new();
     let mut stream = body.into_data_stream();

@@ -52,6 +52,13 @@ pub struct Config {
     pub blob_store: Option<Url>,
     /// Largest record (encrypted file) accepted, in bytes.
     pub max_record_bytes: u64,
+    /// Encrypted content one account may upload in all, in bytes.
+    pub storage_quota_bytes: u64,
+    /// Ledger messages one account may have relayed (paid by the relayer)
+    /// per hour.
+    pub relays_per_hour: u32,
+    /// Live notice streams (open pages) one account may hold at once.
+    pub streams_per_account: usize,
 }
 
 /// Who may use /rpc. The ledger holds no health data, but its events tell
@@ -92,6 +99,9 @@ impl Config {
             relay_wait: Duration::from_secs(20),
             blob_store: None,
             max_record_bytes: 100_000_000,
+            storage_quota_bytes: 10_000_000_000,
+            relays_per_hour: 600,
+            streams_per_account: 8,
         }
     }
 

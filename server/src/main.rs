@@ -120,6 +120,16 @@ struct Args {
     /// Largest record accepted (an encrypted file), in megabytes.
     #[arg(long, env = "CHARTKEY_MAX_RECORD_MB", default_value_t = 100)]
     max_record_mb: u64,
+    /// Encrypted content one account may store in all, in megabytes.
+    #[arg(long, env = "CHARTKEY_STORAGE_QUOTA_MB", default_value_t = 10_000)]
+    storage_quota_mb: u64,
+    /// Ledger messages (anchors, shares, opens, credentials) one account may
+    /// have relayed per hour; the relayer pays for each.
+    #[arg(long, env = "CHARTKEY_RELAYS_PER_HOUR", default_value_t = 600)]
+    relays_per_hour: u32,
+    /// Pages one account may have receiving live notices at once.
+    #[arg(long, env = "CHARTKEY_STREAMS_PER_ACCOUNT", default_value_t = 8)]
+    streams_per_account: usize,
     /// Who may use the ledger's Ethereum JSON-RPC at /rpc: nobody (off),
     /// clients with the bearer token in keys/rpc.token (token), or anyone
     /// (open).
@@ -237,6 +247,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.contracts_file = args.contracts;
     config.blob_store = args.blob_store;
     config.max_record_bytes = args.max_record_mb.saturating_mul(1_000_000);
+    config.storage_quota_bytes = args.storage_quota_mb.saturating_mul(1_000_000);
+    config.relays_per_hour = args.relays_per_hour;
+    config.streams_per_account = args.streams_per_account;
 
     tracing::info!(data_dir = %config.data_dir.display(), "starting");
     #[allow(clippy::print_stdout)]

@@ -158,7 +158,15 @@ pub async fn stream(State(state): State<AppState>, ResolvedCaller(caller): Resol
     let Some(session) = caller.session else {
         return (StatusCode::UNAUTHORIZED, "Sign in to receive notices.").into_response();
     };
+    let Some(slot) = StreamSlot::take(&state, &session.account_id) else {
+        let error = ApiError::OverQuota(format!(
+            "This account already has {} pages receiving notices. Close one, then reload this page.",
+            state.config.streams_per_account
+        ));
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(error)).into_response();
+    };
     let watch = Watch {
+        _slot: slot,
         receiver: state.notifier.tx.subscribe(),
         stopping: state.stopping.subscribe(),
         check: tokio::time::interval_at(tokio::time::Instant::now() + SESSION_CHECK, SESSION_CHECK),
@@ -198,8 +206,41 @@ pub async fn stream(State(state): State<AppState>, ResolvedCaller(caller): Resol
 /// How often an open stream checks that its session is still live.
 pub const SESSION_CHECK: Duration = Duration::from_secs(2);
 
+/// One of an account's open streams, given back when the stream ends (its
+/// page closed, its session ended, the server stopping).
+struct StreamSlot {
+    state: AppState,
+    account_id: String,
+}
+
+impl StreamSlot {
+    fn take(state: &AppState, account_id: &str) -> Option<Self> {
+        let mut open = state.limits.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(account_id.to_owned()).or_default();
+        if *count >= state.config.streams_per_account {
+            tracing::warn!(account = %account_id, "too many notice streams");
+            return None;
+        }
+        *count += 1;
+        Some(Self { state: state.clone(), account_id: account_id.to_owned() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.state.limits.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.account_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.account_id);
+            }
+        }
+    }
+}
+
 /// One open stream: what it listens to and whose session it serves.
 struct Watch {
+    _slot: StreamSlot,
     receiver: broadcast::Receiver<(String, NoticeView)>,
     stopping: tokio::sync::watch::Receiver<bool>,
     check: tokio::time::Interval,

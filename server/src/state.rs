@@ -30,15 +30,25 @@ pub struct AppState {
     pub rpc_token: Option<Arc<str>>,
 }
 
-/// Per-IP limits on the unauthenticated entry points.
+/// Per-IP limits on the unauthenticated entry points, and per-account
+/// allowances.
 pub struct RateLimits {
     pub registration: DefaultKeyedRateLimiter<IpAddr>,
     pub login: DefaultKeyedRateLimiter<IpAddr>,
+    /// Ledger messages relayed for an account (its id), per hour.
+    pub relays: DefaultKeyedRateLimiter<String>,
+    /// Open notice streams per account id.
+    pub streams: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 fn per_minute(n: u32) -> Quota {
     let n = NonZeroU32::new(n.max(1)).expect("at least one");
     Quota::per_minute(n).allow_burst(n)
+}
+
+fn per_hour(n: u32) -> Quota {
+    let n = NonZeroU32::new(n.max(1)).expect("at least one");
+    Quota::per_hour(n).allow_burst(n)
 }
 
 impl AppState {
@@ -60,6 +70,8 @@ impl AppState {
         let limits = RateLimits {
             registration: RateLimiter::keyed(per_minute(config.registration_per_minute)),
             login: RateLimiter::keyed(per_minute(config.login_per_minute)),
+            relays: RateLimiter::keyed(per_hour(config.relays_per_hour)),
+            streams: Default::default(),
         };
         Ok(Self {
             ceremonies: Arc::new(Ceremonies::new(config.ceremony_ttl)),

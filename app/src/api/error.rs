@@ -22,6 +22,10 @@ pub enum ApiError {
     Refused { code: String, message: String },
     #[error("Too many attempts from your network. Wait a minute, then try again.")]
     RateLimited,
+    /// An account's own allowance is used up (ledger messages per hour,
+    /// open pages): says which, and when it comes back.
+    #[error("{0}")]
+    OverQuota(String),
     #[error("Something went wrong on the server. Try again; if it keeps happening, tell your administrator.")]
     Internal,
     /// The request did not reach the server function (network, size limit,
@@ -40,7 +44,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::Refused { .. } => 422,
-            ApiError::RateLimited => 429,
+            ApiError::RateLimited | ApiError::OverQuota(_) => 429,
             ApiError::Internal => 500,
             ApiError::Transport(_) => 400,
         }

@@ -164,6 +164,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
         return Err(ApiError::bad_request("A credential can run for at most five years."));
     }
 
+    super::spend_relay(state, &account.id)?;
     let request = request_of(&LedgerMessage::IssueCredential(m.clone()), signature);
     let function = request.function;
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
@@ -215,6 +216,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
     let signature = parse_signature(&body.signature)?;
+    super::spend_relay(state, &account.id)?;
     relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await
 }
 

@@ -53,6 +53,7 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
     if format!("0x{}", hex::encode(register.encryption_key)) != account.encryption_key.to_lowercase() {
         return Err(ApiError::bad_request("The registration names another encryption key than your account's."));
     }
+    super::spend_relay(state, &account.id)?;
     relay_and_wait(state, request).await
 }
 

@@ -347,6 +347,23 @@ fn rate_limit(limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>, c: 
     })
 }
 
+/// Spends one of the account's ledger messages for this hour (the relayer
+/// pays for each): called once a request has passed every check and is
+/// about to be relayed, so a refused one costs nothing.
+pub(crate) fn spend_relay(state: &AppState, account_id: &str) -> Result<(), ApiError> {
+    let limiter = &state.limits.relays;
+    if limiter.len() > 10_000 {
+        limiter.retain_recent();
+    }
+    limiter.check_key(&account_id.to_owned()).map_err(|_| {
+        tracing::warn!(account = %account_id, "relay allowance used up");
+        ApiError::OverQuota(format!(
+            "This account has sent its {} ledger messages for this hour. Nothing was sent; try again later.",
+            state.config.relays_per_hour
+        ))
+    })
+}
+
 /// Checks `signature` is the account key's EIP-191 signature of `message`.
 fn check_account_signature(address: &str, message: &str, signature: &str) -> Result<(), ApiError> {
     let address: ethers_core::types::Address = address.parse().map_err(|_| ApiError::Internal)?;

@@ -160,6 +160,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     }
     check_also(state, patient_address, &patient.id, &body.records).await?;
 
+    super::spend_relay(state, &account.id)?;
     let request = request_of(&message, signature);
     let function = request.function;
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;

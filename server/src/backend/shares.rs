@@ -87,20 +87,23 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
             .map_err(|_| ApiError::bad_request("A record's wrapped key is malformed."))?;
         keys.push((k.record.to_hex(), k.wrapped_key.clone()));
     }
+    if g.scope == SCOPE_RECORDS
+        && let Some(missing) = listed.iter().find(|id| !seen.contains(id))
+    {
+        return Err(if by_id.contains_key(missing) {
+            ApiError::bad_request("Each shared record needs its key wrapped for the clinician.")
+        } else {
+            ApiError::NotFound("A record to share is not in your chart.".into())
+        });
+    }
+
+    super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&g)).await?;
+    super::spend_relay(state, &account.id)?;
     if g.scope == SCOPE_RECORDS {
-        if let Some(missing) = listed.iter().find(|id| !seen.contains(id)) {
-            return Err(if by_id.contains_key(missing) {
-                ApiError::bad_request("Each shared record needs its key wrapped for the clinician.")
-            } else {
-                ApiError::NotFound("A record to share is not in your chart.".into())
-            });
-        }
         // Listed records must be on the ledger by themselves.
         let members: Vec<&RecordMeta> = g.records.iter().filter_map(|r| by_id.get(&RecordId(*r)).copied()).collect();
         prove_batch_members(state, address, &members).await?;
     }
-
-    super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&g)).await?;
 
     let request = request_of(&LedgerMessage::Grant(g.clone()), signature);
     let function = request.function;
@@ -179,6 +182,7 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
         // browser has not wrapped this record for the grantee).
         return Err(not_shared());
     }
+    super::spend_relay(state, &account.id)?;
     prove_batch_members(state, patient_ledger, &[&meta]).await?;
 
     let request = request_of(&LedgerMessage::Access(a), signature);
@@ -459,6 +463,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
+    super::spend_relay(state, &account.id)?;
     relay_and_wait(state, request_of(&LedgerMessage::Revoke(m), signature)).await
 }
 

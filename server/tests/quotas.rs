@@ -1,0 +1,128 @@
+//! Per-account allowances (security review finding 7): what one account
+//! may store, have relayed (the relayer pays for each ledger message) and
+//! hold open, each refused with a clear 413 or 429 that changes nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use chartkey_core::wire::Role;
+use common::records::*;
+use common::*;
+use serde_json::json;
+
+fn stored_files(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            count += if path.is_dir() { stored_files(&path) } else { 1 };
+        }
+    }
+    count
+}
+
+#[tokio::test]
+async fn storage_beyond_the_quota_is_refused_and_nothing_is_kept() {
+    let server = TestServer::start_with(|c| c.storage_quota_bytes = 40_000).await;
+    let patient = sign_up(&server, "Quota Patient", Role::Patient).await;
+    let small = seal_all(&patient.keys, &floyd(2), None);
+    assert!(small.pack.len() < 20_000, "{}", small.pack.len());
+    assert_eq!(upload_pack(&patient.client, small.pack.clone()).await.0, 200);
+
+    let blobs = server.data_dir.join("blobs");
+    let (files, uploads) = (stored_files(&blobs), server.query_one("SELECT count(*) FROM blob_uploads"));
+    let big = seal_all(&patient.keys, &floyd(40), None);
+    assert!(big.pack.len() > 40_000, "{}", big.pack.len());
+    let (status, body) = upload_pack(&patient.client, big.pack.clone()).await;
+    assert_eq!(status, 413, "{body:?}");
+    assert!(body.to_string().contains("Your storage is full"), "{body:?}");
+    let one = &big.envelopes[5];
+    let name = hex::encode(chartkey_core::envelope::ciphertext_hash(one));
+    let mut over = one.clone();
+    over.resize(30_000, 0);
+    let (status, body) = put_blob(&patient.client, &name, over).await;
+    assert_eq!(status, 413, "{body:?}");
+    assert_eq!((stored_files(&blobs), server.query_one("SELECT count(*) FROM blob_uploads")), (files, uploads));
+
+    // An upload that does not say its size cannot be counted: refused.
+    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(one.clone()))]);
+    let unsized_put = patient
+        .client
+        .http
+        .put(format!("{}/api/blobs/{name}", server.base))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsized_put.status(), 411);
+
+    // Another account's allowance is its own.
+    let other = sign_up(&server, "Other Quota", Role::Patient).await;
+    assert_eq!(upload_pack(&other.client, small.pack.clone()).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn relays_beyond_the_hourly_allowance_are_refused_before_the_ledger() {
+    let server = TestServer::start_with(|c| c.relays_per_hour = 2).await;
+    let patient = sign_up(&server, "Busy Patient", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    for _ in 0..2 {
+        let sealed = seal_all(&patient.keys, &floyd(1), None);
+        assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    }
+    let chain = common::chain::Chain::of(&server, &patient.client).await;
+    let head = chain.rpc.result("eth_blockNumber", json!([])).await;
+    let third = seal_all(&patient.keys, &floyd(1), None);
+    let refused = add(&patient, &domain, &third).await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    assert!(
+        refused.body["OverQuota"].as_str().unwrap().contains("2 ledger messages for this hour"),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(chain.rpc.result("eth_blockNumber", json!([])).await, head, "nothing reached the ledger");
+    assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(2)");
+    // A request refused for another reason does not spend the allowance:
+    // another patient's malformed add, then two good ones.
+    let other = sign_up(&server, "Careful Patient", Role::Patient).await;
+    let bad = other.client.call("records/add", json!({ "body": { "records": [], "signature": "0x12" } })).await;
+    assert_eq!(bad.status, 400);
+    for _ in 0..2 {
+        let sealed = seal_all(&other.keys, &floyd(1), None);
+        assert_eq!(add(&other, &domain, &sealed).await.status, 200);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_holds_a_bounded_number_of_notice_streams() {
+    let server = TestServer::start_with(|c| c.streams_per_account = 2).await;
+    let patient = sign_up(&server, "Many Tabs", Role::Patient).await;
+    let open = || patient.client.http.get(format!("{}/api/notices/stream", patient.client.base)).send();
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = open().await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert!(third.text().await.unwrap().contains("already has 2 pages"));
+    // Closing a page gives its place back.
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        let answer = open().await.unwrap();
+        if answer.status() == 200 {
+            reopened = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened.is_some(), "a closed stream's place comes back");
+    // Another account is not affected.
+    let other = sign_up(&server, "One Tab", Role::Patient).await;
+    let theirs = other.client.http.get(format!("{}/api/notices/stream", other.client.base)).send().await.unwrap();
+    assert_eq!(theirs.status(), 200);
+    drop((second, reopened, theirs));
+    server.stop().await;
+}
