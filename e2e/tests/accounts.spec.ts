@@ -10,6 +10,9 @@ import {
   signOut,
   startSignUp,
 } from './helpers';
+import { scanAfterThisFile } from '../scan';
+
+scanAfterThisFile();
 
 test('patient signs up, confirms the phrase, signs out, signs in and unlocks after reload with the same address', async ({ page }) => {
   const auth = await addAuthenticator(page);

@@ -5,6 +5,9 @@
 // ledger's badge; the authority revokes it and the badge says so.
 import { test, expect } from '@playwright/test';
 import { issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
+import { scanAfterThisFile } from '../scan';
+
+scanAfterThisFile();
 
 test('an authority named by the operator verifies a clinician, a patient sees the badge, revoking shows at once', async ({ browser }) => {
   const authority = await newAccount(browser, 'Harbour Medical Board', 'Credentialing authority');

@@ -2,6 +2,9 @@
 import { test, expect } from '@playwright/test';
 import { startServer } from '../server';
 import { addAuthenticator, confirmRecoveryPhrase, ledgerAddress, startSignUp } from './helpers';
+import { scanAfterThisFile } from '../scan';
+
+scanAfterThisFile();
 
 test('a clinician\'s keys lock after the configured idle time', async ({ browser }) => {
   const server = await startServer(['--clinician-idle-lock-secs', '3']);

@@ -2,6 +2,9 @@
 // latest blocks, and verifies the whole chain on request.
 import { test, expect } from '@playwright/test';
 import { addAuthenticator, confirmRecoveryPhrase, startSignUp } from './helpers';
+import { scanAfterThisFile } from '../scan';
+
+scanAfterThisFile();
 
 test('the ledger page shows the latest blocks and verifies the chain', async ({ page }) => {
   await addAuthenticator(page);

@@ -7,7 +7,9 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { addAuthenticator, confirmRecoveryPhrase, startSignUp } from './helpers';
-import { plaintextFound } from '../scan';
+import { plaintextFound, scanAfterThisFile } from '../scan';
+
+scanAfterThisFile();
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir');
 const BUNDLES = {

@@ -9,6 +9,9 @@ import { test, expect } from '@playwright/test';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
+import { scanAfterThisFile } from '../scan';
+
+scanAfterThisFile();
 
 const FLOYD = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir', 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
 
