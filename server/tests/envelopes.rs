@@ -302,3 +302,62 @@ async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
     assert_eq!(observer.releases.len(), before, "released after stop: {:?}", &observer.releases[before..]);
     server.stop().await;
 }
+
+/// The envelope routes, for every role: only the chart's patient reads
+/// without an open; everyone else gets 404 (nothing says the record
+/// exists), signed out 401, another site 403.
+#[tokio::test]
+async fn envelope_routes_for_every_role() {
+    let server = TestServer::start().await;
+    let Parties { mut patient, clinician, authority, domain, .. } =
+        verified_parties(&server, &server.data_dir, "Role Patient", "Dr Role").await;
+    let sealed = seal_all(&patient.keys, &floyd(1), None);
+    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    let id = sealed.anchored[0].id;
+    let grant = everything(&patient.keys, &clinician.keys, 0);
+    let keys = vec![wrapped_for(&sealed.keys[0], id, &clinician.keys)];
+    assert_eq!(share_approved(&server, &mut patient, &grant, keys).await.status, 200);
+    let other_patient = sign_up(&server, "Role Other", Role::Patient).await;
+    let unshared_clinician = sign_up(&server, "Dr Unshared", Role::Clinician).await;
+    let verifier = sign_up(&server, "Role Insurer", Role::Verifier).await;
+
+    assert_eq!(get_envelope(&patient.client, id).await.0, 200);
+    assert_eq!(fetch(&patient.client, &[id]).await.0, 200);
+    for (who, account) in [
+        ("another patient", &other_patient),
+        ("a clinician it is shared with, before an open", &clinician),
+        ("a clinician it is not shared with", &unshared_clinician),
+        ("a verifier", &verifier),
+        ("an authority", &authority),
+    ] {
+        assert_eq!(get_envelope(&account.client, id).await.0, 404, "{who}");
+        assert_eq!(fetch(&account.client, &[id]).await.0, 404, "{who}");
+    }
+    let anonymous = server.client();
+    assert_eq!(get_envelope(&anonymous, id).await.0, 401);
+    assert_eq!(fetch(&anonymous, &[id]).await.0, 401);
+    let cross = patient
+        .client
+        .http
+        .get(format!("{}/api/envelopes/{}", server.base, id.to_hex()))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    // Malformed ids and bodies.
+    let bad = patient.client.http.get(format!("{}/api/envelopes/0x12", server.base)).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = patient
+        .client
+        .http
+        .post(format!("{}/api/envelopes", server.base))
+        .json(&json!({ "records": ["not an id"] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    let too_many: Vec<RecordId> = (0..5_001u32).map(|i| RecordId([(i % 251) as u8; 32])).collect();
+    assert_eq!(fetch(&patient.client, &too_many).await.0, 400);
+    server.stop().await;
+}

@@ -115,6 +115,16 @@ async fn a_removal_signature_works_once_for_its_own_challenge() {
     assert_eq!(send(&fresh["ceremony_id"], &second, &signature).await.status, 200);
     assert_eq!(send(&fresh["ceremony_id"], &second, &signature).await.status, 400);
     assert_eq!(server.counts().1, 1);
+
+    // Another account cannot finish this account's removal ceremony.
+    let (added, _) = add_passkey(&server, &account, &account.keys).await;
+    let third = added.body["credential_id"].as_str().unwrap().to_owned();
+    let started = start(third.clone()).await;
+    let other = sign_up(&server, "Vic", Role::Patient).await;
+    let body = json!({ "ceremony_id": started["ceremony_id"], "credential_id": third,
+        "signature": signed(&started["challenge"], &third) });
+    assert_eq!(other.client.call("passkeys/remove", body).await.status, 403);
+    assert_eq!(server.counts().1, 3, "both of Una's passkeys and Vic's stay");
     server.stop().await;
 }
 
