@@ -107,10 +107,11 @@ impl BlobStore {
         }
     }
 
-    /// The first `len` bytes of a stored blob (fewer if it is shorter).
-    pub async fn prefix(&self, name: &BlobName, len: u64) -> Result<Bytes, BlobError> {
-        let size = self.size(name).await?.ok_or(BlobError::NotFound)?;
-        Ok(self.store.get_range(&name.path(), 0..len.min(size)).await?)
+    /// A stored blob's size and its first `len` bytes (fewer if it is
+    /// shorter), or `None`.
+    pub async fn size_and_prefix(&self, name: &BlobName, len: u64) -> Result<Option<(u64, Bytes)>, BlobError> {
+        let Some(size) = self.size(name).await? else { return Ok(None) };
+        Ok(Some((size, self.store.get_range(&name.path(), 0..len.min(size)).await?)))
     }
 
     pub async fn get(&self, name: &BlobName) -> Result<Bytes, BlobError> {

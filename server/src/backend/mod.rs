@@ -337,25 +337,27 @@ pub(crate) async fn start_session(
 /// Per-client limit (IPv4 address or IPv6 /64). Idle clients are forgotten
 /// once the table grows, so it cannot grow without bound.
 fn rate_limit(limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>, c: &Caller) -> Result<(), ApiError> {
-    if limiter.len() > 10_000 {
-        limiter.retain_recent();
-    }
     let client = crate::state::client_key(c.ip);
-    limiter.check_key(&client).map_err(|_| {
+    allowed(limiter, &client).map_err(|()| {
         tracing::warn!(%client, "rate limited");
         ApiError::RateLimited
     })
+}
+
+/// Takes one from `key`'s allowance in `limiter`. Idle keys are forgotten
+/// once the table grows, so it cannot grow without bound.
+fn allowed<K: Clone + Eq + std::hash::Hash>(limiter: &governor::DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ()> {
+    if limiter.len() > 10_000 {
+        limiter.retain_recent();
+    }
+    limiter.check_key(key).map_err(|_| ())
 }
 
 /// Spends one of the account's ledger messages for this hour (the relayer
 /// pays for each): called once a request has passed every check and is
 /// about to be relayed, so a refused one costs nothing.
 pub(crate) fn spend_relay(state: &AppState, account_id: &str) -> Result<(), ApiError> {
-    let limiter = &state.limits.relays;
-    if limiter.len() > 10_000 {
-        limiter.retain_recent();
-    }
-    limiter.check_key(&account_id.to_owned()).map_err(|_| {
+    allowed(&state.limits.relays, &account_id.to_owned()).map_err(|()| {
         tracing::warn!(account = %account_id, "relay allowance used up");
         ApiError::OverQuota(format!(
             "This account has sent its {} ledger messages for this hour. Nothing was sent; try again later.",

@@ -75,13 +75,12 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                 ApiError::bad_request(format!("{}: a key wrapped for a clinician is malformed.", which()))
             })?;
         }
-        let size = state.blobs.size(&blob).await.map_err(storage_down)?.ok_or_else(|| {
+        let (size, head) = state.blobs.size_and_prefix(&blob, 5).await.map_err(storage_down)?.ok_or_else(|| {
             ApiError::bad_request(format!("{}: its encrypted content has not been uploaded.", which()))
         })?;
         // New records are sealed in the current envelope version, whose key
         // commitment lets each reader's key open it only if it is the one
         // it was sealed with (docs/envelope.md); older ones still read.
-        let head = state.blobs.prefix(&blob, 5).await.map_err(storage_down)?;
         if head.len() < 5 || head[..4] != envelope::MAGIC || head[4] != envelope::VERSION {
             return Err(ApiError::bad_request(format!(
                 "{}: its content is not sealed as this version of Chartkey seals records. Reload the page and add it again.",
