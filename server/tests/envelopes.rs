@@ -134,9 +134,9 @@ async fn later_records_are_wrapped_only_for_live_shares() {
 
     // A share that has run out counts as ended too.
     let brief =
-        Grant { expires_at: now() + 2, nonce: chain.consent_nonce(grant.patient, grant.grantee).await.into(), ..grant };
+        Grant { expires_at: now() + 5, nonce: chain.consent_nonce(grant.patient, grant.grantee).await.into(), ..grant };
     assert_eq!(share_approved(&server, &mut patient, &brief, vec![]).await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    sleep_past(brief.expires_at).await;
     let (_, expired) = add_shared(&patient, &[&clinician.keys]).await;
     assert_eq!(expired.status, 400, "{:?}", expired.body);
     // Without the clinician's key, the record is added as usual.

@@ -279,11 +279,14 @@ async fn restore_reveals_nothing_before_the_proof_and_adds_a_passkey_after() {
 
 #[tokio::test]
 async fn clinician_sessions_expire_when_idle_on_the_server_too() {
-    let server = TestServer::start_with(|c| c.clinician_idle_lock = std::time::Duration::from_secs(1)).await;
-    let clinician = sign_up(&server, "Dr Pi", Role::Clinician).await;
+    // The patient signs up first: on a loaded machine a sign-up can take
+    // longer than the clinician's idle lock, which must not run out before
+    // the first check.
+    let server = TestServer::start_with(|c| c.clinician_idle_lock = std::time::Duration::from_secs(2)).await;
     let patient = sign_up(&server, "Quinn", Role::Patient).await;
+    let clinician = sign_up(&server, "Dr Pi", Role::Clinician).await;
     assert_eq!(clinician.client.call("me", json!({})).await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
     assert_eq!(clinician.client.call("me", json!({})).await.status, 401);
     assert_eq!(patient.client.call("me", json!({})).await.status, 200);
     server.stop().await;

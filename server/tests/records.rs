@@ -754,7 +754,7 @@ async fn an_expired_share_opens_nothing() {
         categories: 0,
         records: vec![record.0],
         write: false,
-        expires_at: now() + 2,
+        expires_at: now() + 5,
         nonce: 0.into(),
     };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&grant)).await;
@@ -763,7 +763,7 @@ async fn an_expired_share_opens_nothing() {
     assert_eq!(shared.status, 200, "{:?}", shared.body);
     assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "active");
 
-    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    sleep_past(grant.expires_at).await;
     let access = Access {
         grantee: clinician.keys.address(),
         patient: patient.keys.address(),
@@ -783,7 +783,8 @@ async fn an_expired_share_opens_nothing() {
     // The clinician's credential runs out while a share is live: the share
     // shows "credential lapsed" and the open is refused, saying why.
     let short_lived = sign_up(&server, "Dr Lapsing Soon", Role::Clinician).await;
-    chain.verify_clinician(&authority, &short_lived, "dermatology", now() + 2).await;
+    let lapses_at = now() + 5;
+    chain.verify_clinician(&authority, &short_lived, "dermatology", lapses_at).await;
     let wrapped = envelope::wrap_key(
         &sealed.keys[0],
         record,
@@ -797,7 +798,7 @@ async fn an_expired_share_opens_nothing() {
     let keys = vec![json!({ "record": record, "wrapped_key": wrapped.to_base64() })];
     let shared = share(&patient.client, &domain, &patient.keys, &week, keys, approval).await;
     assert_eq!(shared.status, 200, "{:?}", shared.body);
-    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    sleep_past(lapses_at).await;
     let listed = patient.client.call("shares/list", json!({})).await;
     let lapsed =
         listed.body.as_array().unwrap().iter().find(|s| s["grantee"]["display_name"] == "Dr Lapsing Soon").unwrap();

@@ -169,6 +169,17 @@ pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Waits until the wall clock is a full second past `unix` (an expiry
+/// time), however long the steps before took: tests give a short-lived
+/// share or credential a few seconds of margin to be set up on a loaded
+/// machine and then wait only for what remains.
+pub async fn sleep_past(unix: u64) {
+    let target = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix + 1);
+    if let Ok(left) = target.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left + std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The next access nonce of `grantee` (the Records contract's `nonces`).
 pub async fn access_nonce(chain: &Chain, grantee: &AccountKeys) -> U256 {
     let input = chartkey_ledger::evm::encode_call(
