@@ -47,6 +47,12 @@ pub struct Config {
     /// How long a relay request waits for its block before answering
     /// "accepted, not mined yet".
     pub relay_wait: Duration,
+    /// Start with the embedded ledger's miner paused (a test control).
+    #[cfg(feature = "test-controls")]
+    pub pause_mining: bool,
+    /// The embedded miner's wait before each block (a test control).
+    #[cfg(feature = "test-controls")]
+    pub block_delay: Duration,
     /// Where record envelopes are kept: an object store URL; default the
     /// `blobs` directory in the data directory.
     pub blob_store: Option<Url>,
@@ -97,6 +103,10 @@ impl Config {
             rpc_access: RpcAccess::default(),
             trusted_proxies: Vec::new(),
             relay_wait: Duration::from_secs(20),
+            #[cfg(feature = "test-controls")]
+            pause_mining: false,
+            #[cfg(feature = "test-controls")]
+            block_delay: Duration::ZERO,
             blob_store: None,
             max_record_bytes: 100_000_000,
             storage_quota_bytes: 10_000_000_000,

@@ -19,6 +19,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0004_sharing.sql")),
     M::up(include_str!("../migrations/0005_credentials.sql")),
     M::up(include_str!("../migrations/0006_notices.sql")),
+    M::up(include_str!("../migrations/0007_pending.sql")),
 ];
 
 #[derive(Clone)]
@@ -249,4 +250,18 @@ pub fn delete_session(conn: &Connection, token_hash: &str) -> rusqlite::Result<(
 
 pub fn delete_expired_sessions(conn: &Connection) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now()])
+}
+
+#[cfg(test)]
+mod tests {
+    /// What the server records (accounts, grants, accesses, pending
+    /// bookkeeping) is fsync'd before a request is answered.
+    #[test]
+    fn commits_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::open_connection(&dir.path().join("chartkey.sqlite3")).unwrap();
+        let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!((synchronous, journal.as_str()), (2, "wal"), "synchronous=FULL, WAL");
+    }
 }

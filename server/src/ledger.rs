@@ -65,6 +65,13 @@ impl Ledger {
         let (client, node) = match &config.chain_rpc {
             None => {
                 let node = Arc::new(open_embedded(data_dir, config.chain_id, &relayer, &admin)?);
+                #[cfg(feature = "test-controls")]
+                if config.pause_mining {
+                    tracing::warn!("test control: the ledger mines nothing");
+                    node.pause_mining(true);
+                }
+                #[cfg(feature = "test-controls")]
+                node.delay_blocks(config.block_delay);
                 (LedgerClient::Embedded(Arc::clone(&node)), Some(node))
             }
             Some(url) => (open_remote(config, url.as_str(), &relayer, &admin).await?, None),

@@ -276,6 +276,7 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
     let state = AppState::new(config).await?;
+    backend::pending::reconcile(&state).await.map_err(|e| anyhow::anyhow!("picking up pending bookkeeping: {e}"))?;
     authorities::watch(state.clone());
     let stopping = state.stopping.clone();
     let app = router(state, site);

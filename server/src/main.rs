@@ -130,6 +130,21 @@ struct Args {
     /// Pages one account may have receiving live notices at once.
     #[arg(long, env = "CHARTKEY_STREAMS_PER_ACCOUNT", default_value_t = 8)]
     streams_per_account: usize,
+    /// Test control: the embedded ledger accepts transactions but mines
+    /// none (builds with the `test-controls` feature only).
+    #[cfg(feature = "test-controls")]
+    #[arg(long, hide = true)]
+    test_pause_mining: bool,
+    /// Test control: how long a request waits for its block before
+    /// answering "accepted, not mined yet" (builds with the `test-controls`
+    /// feature only).
+    #[cfg(feature = "test-controls")]
+    #[arg(long, hide = true)]
+    test_relay_wait_ms: Option<u64>,
+    /// Test control: the embedded miner waits this long before each block.
+    #[cfg(feature = "test-controls")]
+    #[arg(long, hide = true, default_value_t = 0)]
+    test_block_delay_ms: u64,
     /// Who may use the ledger's Ethereum JSON-RPC at /rpc: nobody (off),
     /// clients with the bearer token in keys/rpc.token (token), or anyone
     /// (open).
@@ -250,6 +265,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.storage_quota_bytes = args.storage_quota_mb.saturating_mul(1_000_000);
     config.relays_per_hour = args.relays_per_hour;
     config.streams_per_account = args.streams_per_account;
+    #[cfg(feature = "test-controls")]
+    {
+        config.pause_mining = args.test_pause_mining;
+        config.block_delay = Duration::from_millis(args.test_block_delay_ms);
+        if let Some(ms) = args.test_relay_wait_ms {
+            config.relay_wait = Duration::from_millis(ms);
+        }
+    }
 
     tracing::info!(data_dir = %config.data_dir.display(), "starting");
     #[allow(clippy::print_stdout)]

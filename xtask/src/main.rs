@@ -137,6 +137,10 @@ fn run(server_args: &[String]) -> Result {
     if status.success() { Ok(()) } else { Err(format!("the server exited with {status}")) }
 }
 
+/// The cargo feature with the controls only tests use (a paused miner, the
+/// ledger's clock, a short relay wait); never in `cargo xtask run`'s build.
+const TEST_CONTROLS: &str = "chartkey-server/test-controls";
+
 fn test() -> Result {
     let env = Env::new()?;
     let started = Instant::now();
@@ -147,7 +151,11 @@ fn test() -> Result {
     })?;
     step("clippy (native)", || {
         let mut cmd = env.cmd("cargo");
-        cmd.args(["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+        // With the test-only controls, so that the tests that use them are
+        // checked too (the release build, without them, is built for the
+        // browser tests below).
+        cmd.args(["clippy", "--locked", "--workspace", "--all-targets", "--features", TEST_CONTROLS]);
+        cmd.args(["--", "-D", "warnings"]);
         run_cmd(cmd)
     })?;
     tools::ensure_wasm_target(&env)?;
@@ -176,7 +184,7 @@ fn test() -> Result {
     tools::ensure_nginx()?;
     step("unit and integration tests", || {
         let mut cmd = env.cmd("cargo");
-        cmd.args(["test", "--locked", "--workspace"]);
+        cmd.args(["test", "--locked", "--workspace", "--features", TEST_CONTROLS]);
         run_cmd(cmd)
     })?;
     env.build_app()?;

@@ -153,6 +153,12 @@ struct Inner {
     work: Condvar,
     reader: Mutex<Store>,
     time_offset: AtomicU64,
+    /// Set by a test: mining waits (never in a release build).
+    #[cfg(feature = "test-controls")]
+    paused: AtomicBool,
+    /// Set by a test: the miner waits this long (ms) before each block.
+    #[cfg(feature = "test-controls")]
+    block_delay_ms: AtomicU64,
     stopping: AtomicBool,
     failed: Mutex<Option<String>>,
 }
@@ -222,6 +228,10 @@ impl Node {
             work: Condvar::new(),
             reader: Mutex::new(Store::open(path)?),
             time_offset: AtomicU64::new(0),
+            #[cfg(feature = "test-controls")]
+            paused: AtomicBool::new(false),
+            #[cfg(feature = "test-controls")]
+            block_delay_ms: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             failed: Mutex::new(None),
         });
@@ -251,9 +261,29 @@ impl Node {
         (number, hash)
     }
 
-    /// Moves the node's clock forward (later blocks and calls see it).
+    /// Moves the node's clock forward (later blocks and calls see it). A
+    /// test control: not in release builds.
+    #[cfg(feature = "test-controls")]
     pub fn advance_time(&self, seconds: u64) {
         self.inner.time_offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// Holds every transaction in the pool, accepted but unmined, until
+    /// called again with `false`; so a test can stop a server between
+    /// journalling and mining. A test control: not in release builds.
+    #[cfg(feature = "test-controls")]
+    pub fn pause_mining(&self, paused: bool) {
+        self.inner.paused.store(paused, Ordering::SeqCst);
+        let _pool = lock(&self.inner.pool);
+        self.inner.work.notify_all();
+    }
+
+    /// Makes the miner wait `delay` before each block, so that requests
+    /// stay acknowledged but unmined for a while. A test control: not in
+    /// release builds.
+    #[cfg(feature = "test-controls")]
+    pub fn delay_blocks(&self, delay: std::time::Duration) {
+        self.inner.block_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Submits a signed transaction (EIP-2718 bytes) and waits until the
@@ -479,6 +509,14 @@ impl Drop for Node {
 }
 
 impl Inner {
+    /// Whether a test paused mining; always false in a release build.
+    fn paused(&self) -> bool {
+        #[cfg(feature = "test-controls")]
+        return self.paused.load(Ordering::SeqCst);
+        #[cfg(not(feature = "test-controls"))]
+        false
+    }
+
     fn now(&self) -> u64 {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         wall + self.time_offset.load(Ordering::SeqCst)
@@ -723,9 +761,14 @@ pub fn verify(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyR
 /// The miner: takes queued transactions into blocks until the node stops.
 fn mine(inner: &Inner, mut writer: Store) {
     loop {
+        #[cfg(feature = "test-controls")]
+        match inner.block_delay_ms.load(Ordering::SeqCst) {
+            0 => {}
+            ms => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        }
         let batch = {
             let mut pool = lock(&inner.pool);
-            while pool.queue.is_empty() && !inner.stopping.load(Ordering::SeqCst) {
+            while (pool.queue.is_empty() || inner.paused()) && !inner.stopping.load(Ordering::SeqCst) {
                 pool = inner.work.wait(pool).unwrap_or_else(|p| p.into_inner());
             }
             if pool.queue.is_empty() {

@@ -231,4 +231,15 @@ mod tests {
         assert_eq!(store.head_number().unwrap(), Some(0));
         assert_eq!(store.block(1).unwrap(), None);
     }
+
+    /// Every commit is fsync'd before it returns (a block is acknowledged
+    /// only once durable), in the WAL journal.
+    #[test]
+    fn commits_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("ledger.sqlite3")).unwrap();
+        let synchronous: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let journal: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!((synchronous, journal.as_str()), (2, "wal"), "synchronous=FULL, WAL");
+    }
 }

@@ -269,40 +269,87 @@ impl Relayer {
 
     /// A job's state, checked against the ledger while it is in flight.
     pub async fn job(&self, id: i64) -> Result<Option<Job>, RelayError> {
+        let Some((mut job, mined)) = self.checked(id).await? else { return Ok(None) };
+        if let Some((outcome, result, _)) = mined {
+            job.status = status_of(&outcome, &result);
+        }
+        Ok(Some(job))
+    }
+
+    /// The newest journalled job whose call input hashes (keccak256) to
+    /// `input_hash`: whether a request was accepted, found again after a
+    /// crash.
+    pub async fn find(&self, input_hash: B256) -> Result<Option<i64>, RelayError> {
+        let (inner, hash) = (Arc::clone(&self.inner), input_hash);
+        tokio::task::spawn_blocking(move || inner.store().find(hash))
+            .await
+            .map_err(|e| RelayError::Unavailable(e.to_string()))?
+            .map_err(unavailable)
+    }
+
+    /// How job `id` ended, as [`Ticket::done`] would have said: `None`
+    /// while it is still on its way (or unknown), so that work a crash cut
+    /// off from its ticket can wait for the same answer.
+    pub async fn outcome(&self, id: i64) -> Result<Option<Result<Relayed, RelayError>>, RelayError> {
+        let Some((job, mined)) = self.checked(id).await? else { return Ok(None) };
+        if let JobStatus::Failed { error } = job.status {
+            return Ok(Some(Err(RelayError::Failed(error))));
+        }
+        let Some((outcome, result, calls)) = mined else { return Ok(None) };
+        Ok(Some(match result {
+            Ok(logs) => Ok(Relayed {
+                job: id,
+                tx_hash: outcome.hash,
+                block_number: outcome.block_number,
+                tx_gas_used: outcome.gas_used,
+                calls_in_tx: calls as u32,
+                logs,
+            }),
+            Err(refusal) => Err(RelayError::Refused(refusal)),
+        }))
+    }
+
+    /// Job `id` as journalled, and, once its transaction is mined, the
+    /// transaction's outcome with what this job's call did in it.
+    async fn checked(&self, id: i64) -> Result<Option<(Job, Option<Mined>)>, RelayError> {
         let inner = Arc::clone(&self.inner);
         let job = tokio::task::spawn_blocking(move || inner.store().job(id))
             .await
             .map_err(|e| RelayError::Unavailable(e.to_string()))?
             .map_err(unavailable)?;
-        let Some(mut job) = job else { return Ok(None) };
-        if job.status == JobStatus::Sent
-            && let Some(outcome) = self.inner.client.outcome(job.tx_hash).await.map_err(from_client)?
-        {
-            let target = target_of(&self.inner.client, job.target);
-            let calls = match job.bundle_index {
-                Some(_) => {
-                    let inner = Arc::clone(&self.inner);
-                    let hash = job.tx_hash;
-                    tokio::task::spawn_blocking(move || inner.store().jobs_of(hash))
-                        .await
-                        .map_err(|e| RelayError::Unavailable(e.to_string()))?
-                        .map_err(unavailable)?
-                        .len()
-                }
-                None => 1,
-            };
-            let index = job.bundle_index.unwrap_or(0) as usize;
-            let mut results = attribute(&outcome, target, job.bundle_index.is_some(), calls);
-            if index < results.len() {
-                job.status = match results.swap_remove(index) {
-                    Ok(_) => JobStatus::Mined { block_number: outcome.block_number },
-                    Err(refusal) => JobStatus::Reverted { block_number: outcome.block_number, error: refusal.code },
-                };
-            }
+        let Some(job) = job else { return Ok(None) };
+        if matches!(job.status, JobStatus::Failed { .. }) {
+            return Ok(Some((job, None)));
         }
-        Ok(Some(job))
+        let Some(outcome) = self.inner.client.outcome(job.tx_hash).await.map_err(from_client)? else {
+            return Ok(Some((job, None)));
+        };
+        let target = target_of(&self.inner.client, job.target);
+        let calls = match job.bundle_index {
+            Some(_) => {
+                let inner = Arc::clone(&self.inner);
+                let hash = job.tx_hash;
+                tokio::task::spawn_blocking(move || inner.store().jobs_of(hash))
+                    .await
+                    .map_err(|e| RelayError::Unavailable(e.to_string()))?
+                    .map_err(unavailable)?
+                    .len()
+            }
+            None => 1,
+        };
+        let index = job.bundle_index.unwrap_or(0) as usize;
+        let mut results = attribute(&outcome, target, job.bundle_index.is_some(), calls);
+        if index >= results.len() {
+            return Ok(Some((job, None)));
+        }
+        let result = results.swap_remove(index);
+        Ok(Some((job, Some((outcome, result, calls)))))
     }
 }
+
+/// A mined transaction's outcome, what one call in it did, and how many
+/// calls it carried.
+type Mined = (Outcome, Result<Vec<Log>, Refusal>, usize);
 
 fn stopped() -> RelayError {
     RelayError::Unavailable("the relayer stopped".into())

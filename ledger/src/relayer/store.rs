@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, keccak256};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
@@ -35,6 +35,12 @@ fn migrations() -> Migrations<'static> {
         // Jobs relayed together in one `bundle` transaction share its bytes and
         // hash; this is each one's position in it (NULL: sent alone).
         M::up("ALTER TABLE jobs ADD COLUMN bundle_index INTEGER;"),
+        // keccak256 of the call's input: how the server finds, after a
+        // crash, whether a request it was about to relay was journalled.
+        M::up(
+            "ALTER TABLE jobs ADD COLUMN input_hash BLOB;
+             CREATE INDEX jobs_input_hash ON jobs (input_hash) WHERE input_hash IS NOT NULL;",
+        ),
     ])
 }
 
@@ -146,8 +152,8 @@ impl JobStore {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO jobs (function, signer, target, input, gas_limit, relayer_nonce, raw, tx_hash, status,
-                                   created_at, updated_at, bundle_index)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sent', ?9, ?9, ?10)",
+                                   created_at, updated_at, bundle_index, input_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sent', ?9, ?9, ?10, ?11)",
             )?;
             let now = now();
             for job in jobs {
@@ -161,7 +167,8 @@ impl JobStore {
                     job.raw,
                     job.tx_hash.as_slice(),
                     now,
-                    job.bundle_index.map(i64::from)
+                    job.bundle_index.map(i64::from),
+                    keccak256(&job.input).as_slice()
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
@@ -222,6 +229,18 @@ impl JobStore {
         Ok(jobs)
     }
 
+    /// The newest job whose call input hashes to `input_hash`.
+    pub fn find(&self, input_hash: B256) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM jobs WHERE input_hash = ?1 ORDER BY id DESC LIMIT 1",
+                [input_hash.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         Ok(self.conn.query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], job_from_row).optional()?)
     }
@@ -230,5 +249,47 @@ impl JobStore {
     pub fn highest_nonce(&self) -> Result<Option<u64>, StoreError> {
         let n: Option<i64> = self.conn.query_row("SELECT max(relayer_nonce) FROM jobs", [], |r| r.get(0))?;
         Ok(n.map(|n| n as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(input: &[u8], nonce: u64) -> NewJob {
+        NewJob {
+            function: "grant".into(),
+            signer: Address::repeat_byte(1),
+            target: Address::repeat_byte(2),
+            input: input.to_vec(),
+            gas_limit: 100_000,
+            relayer_nonce: nonce,
+            raw: vec![nonce as u8],
+            tx_hash: B256::repeat_byte(nonce as u8),
+            bundle_index: None,
+        }
+    }
+
+    /// A request is acknowledged only once its journal entry is fsync'd.
+    #[test]
+    fn commits_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(&dir.path().join("relayer.sqlite3")).unwrap();
+        let synchronous: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let journal: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!((synchronous, journal.as_str()), (2, "wal"), "synchronous=FULL, WAL");
+    }
+
+    #[test]
+    fn jobs_are_found_by_the_hash_of_their_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = JobStore::open(&dir.path().join("relayer.sqlite3")).unwrap();
+        let ids = store.insert(&[job(b"first", 0), job(b"second", 1)]).unwrap();
+        assert_eq!(store.find(keccak256(b"second")).unwrap(), Some(ids[1]));
+        assert_eq!(store.find(keccak256(b"first")).unwrap(), Some(ids[0]));
+        assert_eq!(store.find(keccak256(b"never sent")).unwrap(), None);
+        // Sent again (a new job for the same call): the newest is found.
+        let again = store.insert(&[job(b"first", 2)]).unwrap();
+        assert_eq!(store.find(keccak256(b"first")).unwrap(), Some(again[0]));
     }
 }

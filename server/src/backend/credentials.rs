@@ -167,28 +167,21 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
     super::spend_relay(state, &account.id)?;
     let request = request_of(&LedgerMessage::IssueCredential(m.clone()), signature);
     let function = request.function;
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    // The request is marked issued once the credential is mined, even if
+    // that is after this answer or after a restart; a refusal leaves it
+    // pending.
+    let pending =
+        super::pending::record(state, &request.input, super::pending::Work::Credential { request_id: row.id }).await?;
+    let ticket = match state.ledger.relayer.submit(request).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            super::pending::forget(state, pending).await?;
+            return Err(relay_error(e, function));
+        }
+    };
     let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
     tracing::info!(job, request = row.id, "credential issue accepted");
-    // The request is marked issued once the credential is mined, even if
-    // that is after this answer; a refusal leaves it pending.
-    let (db, request_id, stored_tx) = (state.db.clone(), row.id, tx_hash.clone());
-    let settle = tokio::spawn(async move {
-        let relayed = match ticket.done.await {
-            Ok(Ok(relayed)) => relayed,
-            Ok(Err(e)) => return Err(relay_error(e, function)),
-            Err(_) => return Err(ApiError::Internal),
-        };
-        db.call(move |conn| {
-            conn.execute(
-                "UPDATE credential_requests SET decision = 'issued', decided_at = ?1, decision_tx = ?2
-                 WHERE id = ?3 AND decision IS NULL",
-                params![db::now(), stored_tx, request_id],
-            )
-        })
-        .await?;
-        Ok(relayed.block_number)
-    });
+    let settle = super::pending::settle(state, pending, ticket, function);
     settled(state, settle, job, tx_hash).await
 }
 

@@ -7,6 +7,7 @@ mod approvals;
 mod credentials;
 mod ledger;
 mod passkeys;
+pub(crate) mod pending;
 mod records;
 mod shares;
 

@@ -107,58 +107,33 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
 
     let request = request_of(&LedgerMessage::Grant(g.clone()), signature);
     let function = request.function;
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
+    // The grant's row and keys are written before the request is journalled
+    // and recorded once it is mined, even if that is after this answer or
+    // after a restart: a refused grant leaves nothing behind.
+    let work = super::pending::Work::Grant {
+        patient_id: account.id.clone(),
+        grantee_id: grantee.id.clone(),
+        grantee_address,
+        scope: g.scope,
+        categories: g.categories,
+        records: serde_json::to_string(&g.records.iter().map(|r| RecordId(*r).to_hex()).collect::<Vec<_>>())
+            .map_err(|_| ApiError::Internal)?,
+        write: g.write,
+        expires_at: g.expires_at as i64,
+        keys,
+    };
+    let key_count = body.keys.len();
+    let pending = super::pending::record(state, &request.input, work).await?;
+    let ticket = match state.ledger.relayer.submit(request).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            super::pending::forget(state, pending).await?;
+            return Err(relay_error(e, function));
+        }
+    };
     let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    tracing::info!(job, keys = keys.len(), "grant accepted");
-
-    // The keys and the grant's row are stored once it is mined, even if
-    // that is after this answer: a refused grant leaves nothing behind.
-    let (db, patient_id, grantee_id) = (state.db.clone(), account.id.clone(), grantee.id.clone());
-    let records_json = serde_json::to_string(&g.records.iter().map(|r| RecordId(*r).to_hex()).collect::<Vec<_>>())
-        .map_err(|_| ApiError::Internal)?;
-    let stored_tx = tx_hash.clone();
-    let settle = tokio::spawn(async move {
-        let relayed = match ticket.done.await {
-            Ok(Ok(relayed)) => relayed,
-            Ok(Err(e)) => return Err(relay_error(e, function)),
-            Err(_) => return Err(ApiError::Internal),
-        };
-        let serial = granted_serial(&relayed).ok_or_else(|| corrupt("Granted event"))?;
-        let block = relayed.block_number as i64;
-        db.call(move |conn| {
-            let t = conn.transaction()?;
-            t.execute(
-                "INSERT OR REPLACE INTO grants (patient_id, grantee_id, serial, scope, categories, records, write,
-                    expires_at, grant_tx, grant_block, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    patient_id,
-                    grantee_id,
-                    serial,
-                    g.scope,
-                    g.categories,
-                    records_json,
-                    g.write,
-                    g.expires_at as i64,
-                    stored_tx,
-                    block,
-                    db::now()
-                ],
-            )?;
-            {
-                let mut insert = t.prepare_cached(
-                    "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (record, key) in &keys {
-                    insert.execute(params![record, grantee_address, key, db::now()])?;
-                }
-            }
-            t.commit()
-        })
-        .await?;
-        Ok(relayed.block_number)
-    });
+    tracing::info!(job, keys = key_count, "grant accepted");
+    let settle = super::pending::settle(state, pending, ticket, function);
     settled(state, settle, job, tx_hash).await
 }
 
@@ -187,47 +162,37 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
 
     let request = request_of(&LedgerMessage::Access(a), signature);
     let function = request.function;
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
-    let relayed = match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
-        Ok(Ok(Ok(relayed))) => relayed,
-        Ok(Ok(Err(e))) => return Err(relay_error(e, function)),
-        Ok(Err(_)) => return Err(ApiError::Internal),
-        Err(_) => {
-            return Err(ApiError::Conflict(
-                "The ledger has not recorded this access yet, so nothing was released. Try again in a moment.".into(),
-            ));
+    // "Who viewed" and the patient's notice follow from the mined access,
+    // even when it is mined after this answer gave up waiting, or after a
+    // restart; nothing of the record is released unless it was mined in time.
+    let work = super::pending::Work::Access {
+        patient_id: patient.id.clone(),
+        grantee_id: account.id.clone(),
+        record: id,
+        category: meta.category,
+    };
+    let pending = super::pending::record(state, &request.input, work).await?;
+    let ticket = match state.ledger.relayer.submit(request).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            super::pending::forget(state, pending).await?;
+            return Err(relay_error(e, function));
         }
     };
-    let access_tx = format!("{:#x}", relayed.tx_hash);
-    let (patient_id, grantee_id, record, tx, block) =
-        (patient.id.clone(), account.id.clone(), id.to_hex(), access_tx.clone(), relayed.block_number as i64);
-    state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "INSERT INTO accesses (patient_id, grantee_id, record_id, tx, block, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![patient_id, grantee_id, record, tx, block, db::now()],
-            )
-        })
-        .await?;
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    let settle = super::pending::settle(state, pending, ticket, function);
+    let receipt = settled(state, settle, job, tx_hash).await?;
+    let Some(block) = receipt.block_number.filter(|_| receipt.mined) else {
+        return Err(ApiError::Conflict(
+            "The ledger has not recorded this access yet, so nothing was released. Try again in a moment.".into(),
+        ));
+    };
     tracing::info!(block, "access recorded, record released");
-    let notice = crate::notices::publish(
-        state,
-        &patient.id,
-        chartkey_app::api::NoticeKind::Access,
-        &account.id,
-        Some((id, meta.category)),
-        &access_tx,
-    );
-    if let Err(e) = notice.await {
-        // The access is on the ledger and in "who viewed"; the notice is extra.
-        tracing::error!(error = %e, "recording an access notice failed");
-    }
-    Ok(OpenedRecord { record: meta, access_tx, access_block: relayed.block_number })
+    Ok(OpenedRecord { record: meta, access_tx: receipt.tx_hash, access_block: block })
 }
 
 /// The serial of the grant a mined `grant` call made (its `Granted` event).
-fn granted_serial(relayed: &Relayed) -> Option<u32> {
+pub(super) fn granted_serial(relayed: &Relayed) -> Option<u32> {
     relayed.logs.iter().find_map(|log| {
         let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
         if name != "Granted" {

@@ -80,6 +80,19 @@ impl Chain {
     /// authority issues the credential until `expires_at`, as the portal's
     /// credentials pages do.
     pub async fn verify_clinician(&self, authority: &Account, clinician: &Account, specialty: &str, expires_at: u64) {
+        let issued = self.issue_credential(authority, clinician, specialty, expires_at).await;
+        assert_eq!(issued.status, 200, "{:?}", issued.body);
+        assert_eq!(issued.body["mined"], true, "{:?}", issued.body);
+    }
+
+    /// As [`Self::verify_clinician`]; the answer to the issue, mined or not.
+    pub async fn issue_credential(
+        &self,
+        authority: &Account,
+        clinician: &Account,
+        specialty: &str,
+        expires_at: u64,
+    ) -> Answer {
         let asked = clinician
             .client
             .call(
@@ -119,15 +132,13 @@ impl Chain {
             nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),
         };
         let signature = self.sign(&authority.keys, &LedgerMessage::IssueCredential(message.clone()));
-        let issued = authority
+        authority
             .client
             .call(
                 "credentials/issue",
                 json!({ "body": { "request": request, "message": message, "signature": signature } }),
             )
-            .await;
-        assert_eq!(issued.status, 200, "{:?}", issued.body);
-        assert_eq!(issued.body["mined"], true, "{:?}", issued.body);
+            .await
     }
 
     /// `authority` revokes `clinician`'s credential.

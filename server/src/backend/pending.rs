@@ -1,0 +1,258 @@
+//! Bookkeeping that waits for the ledger: what the server records once a
+//! relayed grant, access or credential is mined (a grant's row and wrapped
+//! keys, an access in "who viewed" with its notice, a credential request
+//! marked issued).
+//!
+//! The relayer's journal and the server's database are two files, so no
+//! transaction covers both. The work is therefore written here first
+//! (`pending_relays`, synchronous=FULL), then the request is journalled;
+//! once the ledger answers, the work is done and its row deleted in one
+//! transaction (a refusal only deletes it). A crash can leave a row behind:
+//! on start [`reconcile`] looks each one up in the journal by the hash of
+//! the call's input. Not journalled means the request was never accepted
+//! (the row goes); journalled means the relayer is sending it again, and the
+//! row waits for the ledger's answer as the request would have.
+
+use std::time::Duration;
+
+use alloy_primitives::{B256, keccak256};
+use chartkey_app::api::{ApiError, NoticeKind};
+use chartkey_core::envelope::RecordId;
+use chartkey_ledger::relayer::{RelayError, Relayed, Ticket};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::ledger::relay_error;
+use super::records::corrupt;
+use crate::db;
+use crate::state::AppState;
+
+/// What to record once a relayed message is mined.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Work {
+    /// A grant's row, and the record keys wrapped for its grantee.
+    Grant {
+        patient_id: String,
+        grantee_id: String,
+        grantee_address: String,
+        scope: u8,
+        categories: u32,
+        /// JSON list of 0x record ids (scope "records").
+        records: String,
+        write: bool,
+        expires_at: i64,
+        /// (record id, wrapped key), both as stored.
+        keys: Vec<(String, String)>,
+    },
+    /// An access: a row in "who viewed", and a notice to the patient.
+    Access { patient_id: String, grantee_id: String, record: RecordId, category: u8 },
+    /// A credential request answered by the credential it asked for.
+    Credential { request_id: i64 },
+}
+
+/// A pending row: its id, and the call it waits for.
+pub struct Pending {
+    id: i64,
+    work: Work,
+}
+
+/// Writes `work` for the request whose call input is `input`, before the
+/// request is handed to the relayer.
+pub async fn record(state: &AppState, input: &[u8], work: Work) -> Result<Pending, ApiError> {
+    let text = serde_json::to_string(&work).map_err(|_| ApiError::Internal)?;
+    let hash = keccak256(input);
+    let id = state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "INSERT INTO pending_relays (input_hash, work, created_at) VALUES (?1, ?2, ?3)",
+                params![hash.as_slice(), text, db::now()],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await?;
+    Ok(Pending { id, work })
+}
+
+/// Deletes a pending row whose request was not accepted.
+pub async fn forget(state: &AppState, pending: Pending) -> Result<(), ApiError> {
+    let id = pending.id;
+    state.db.call(move |conn| conn.execute("DELETE FROM pending_relays WHERE id = ?1", [id])).await?;
+    Ok(())
+}
+
+/// Does `pending`'s work once its request (`ticket`) is mined, however long
+/// that takes, and deletes the row; a refusal only deletes it. The handle
+/// gives the block it was mined in, or why it was not.
+pub fn settle(
+    state: &AppState,
+    pending: Pending,
+    ticket: Ticket,
+    function: &'static str,
+) -> tokio::task::JoinHandle<Result<u64, ApiError>> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let outcome = ticket.done.await.unwrap_or_else(|_| Err(RelayError::Unavailable("the relayer stopped".into())));
+        finish(&state, pending, outcome, function).await
+    })
+}
+
+async fn finish(
+    state: &AppState,
+    pending: Pending,
+    outcome: Result<Relayed, RelayError>,
+    function: &'static str,
+) -> Result<u64, ApiError> {
+    match outcome {
+        Ok(relayed) => {
+            apply(state, pending, &relayed).await?;
+            Ok(relayed.block_number)
+        }
+        Err(RelayError::Unavailable(why)) => {
+            // The request is journalled and will be sent again (by this
+            // process or the next one's start): the row stays.
+            tracing::warn!(function, %why, "relayed message not settled yet; its bookkeeping waits");
+            Err(ApiError::Internal)
+        }
+        Err(e) => {
+            forget(state, pending).await?;
+            Err(relay_error(e, function))
+        }
+    }
+}
+
+/// Does the work of a mined request and deletes its row, in one
+/// transaction (nothing, if another task already did).
+async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<(), ApiError> {
+    let tx = format!("{:#x}", relayed.tx_hash);
+    let block = relayed.block_number as i64;
+    let serial = match &pending.work {
+        Work::Grant { .. } => Some(super::shares::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
+        _ => None,
+    };
+    let (id, work, stored_tx) = (pending.id, pending.work.clone(), tx.clone());
+    let done = state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            if t.execute("DELETE FROM pending_relays WHERE id = ?1", [id])? == 0 {
+                return Ok(false);
+            }
+            let now = db::now();
+            match work {
+                Work::Grant {
+                    patient_id,
+                    grantee_id,
+                    grantee_address,
+                    scope,
+                    categories,
+                    records,
+                    write,
+                    expires_at,
+                    keys,
+                } => {
+                    t.execute(
+                        "INSERT OR REPLACE INTO grants (patient_id, grantee_id, serial, scope, categories, records,
+                            write, expires_at, grant_tx, grant_block, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        params![
+                            patient_id, grantee_id, serial, scope, categories, records, write, expires_at, stored_tx,
+                            block, now
+                        ],
+                    )?;
+                    let mut insert = t.prepare_cached(
+                        "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?;
+                    for (record, key) in &keys {
+                        insert.execute(params![record, grantee_address, key, now])?;
+                    }
+                }
+                Work::Access { patient_id, grantee_id, record, .. } => {
+                    t.execute(
+                        "INSERT INTO accesses (patient_id, grantee_id, record_id, tx, block, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![patient_id, grantee_id, record.to_hex(), stored_tx, block, now],
+                    )?;
+                }
+                Work::Credential { request_id } => {
+                    t.execute(
+                        "UPDATE credential_requests SET decision = 'issued', decided_at = ?1, decision_tx = ?2
+                         WHERE id = ?3 AND decision IS NULL",
+                        params![now, stored_tx, request_id],
+                    )?;
+                }
+            }
+            t.commit()?;
+            Ok(true)
+        })
+        .await?;
+    if done && let Work::Access { patient_id, grantee_id, record, category } = &pending.work {
+        let notice =
+            crate::notices::publish(state, patient_id, NoticeKind::Access, grantee_id, Some((*record, *category)), &tx);
+        if let Err(e) = notice.await {
+            // The access is on the ledger and in "who viewed"; the notice is extra.
+            tracing::error!(error = %e, "recording an access notice failed");
+        }
+    }
+    Ok(())
+}
+
+/// Longest pause between two looks at a request recovered on start.
+const RECHECK_MAX: Duration = Duration::from_secs(5);
+
+/// Picks up the rows a crash left: each request the journal holds is
+/// followed until the ledger answers; the others were never accepted.
+/// Runs once on start, after the relayer resent what its journal holds.
+pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
+    let rows = state
+        .db
+        .call(|conn| {
+            let mut q = conn.prepare("SELECT id, input_hash, work FROM pending_relays ORDER BY id")?;
+            let rows =
+                q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    let (mut followed, mut dropped) = (0usize, 0usize);
+    for (id, hash, text) in rows {
+        let work: Work = serde_json::from_str(&text).map_err(|_| corrupt("pending work"))?;
+        let hash = B256::try_from(hash.as_slice()).map_err(|_| corrupt("pending input hash"))?;
+        let pending = Pending { id, work };
+        match state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))? {
+            None => {
+                forget(state, pending).await?;
+                dropped += 1;
+            }
+            Some(job) => {
+                followed += 1;
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let mut wait = Duration::from_millis(100);
+                    loop {
+                        match state.ledger.relayer.outcome(job).await {
+                            Ok(Some(outcome)) => {
+                                if let Err(e) = finish(&state, pending, outcome, "recovered").await {
+                                    tracing::warn!(job, error = %e, "a recovered request was not recorded");
+                                }
+                                return;
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(job, error = %e, "checking a recovered request"),
+                        }
+                        if *state.stopping.borrow() {
+                            return;
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(RECHECK_MAX);
+                    }
+                });
+            }
+        }
+    }
+    if followed + dropped > 0 {
+        tracing::info!(followed, dropped, "bookkeeping left by a restart picked up");
+    }
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! A server killed (SIGKILL, no shutdown) between journalling a request and
+//! seeing it mined: after a restart every acknowledged request is mined
+//! exactly once, and what the patient sees (Sharing, "Who viewed", notices,
+//! the authority's desk) agrees with the ledger.
+//!
+//! Needs the `test-controls` feature (a paused miner, a short relay wait),
+//! which `cargo xtask test` turns on and release builds never have.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chartkey_core::wire::Role;
+use chartkey_ledger::artifacts::{directory, records};
+use common::records::*;
+use common::*;
+use ethers_core::types::{Address, H256};
+use serde_json::{Value, json};
+
+/// Every event `name` of the contract at `address` whose indexed topics
+/// start with `topics`, over the whole chain, read over JSON-RPC.
+async fn events(portal: &impl Portal, address: Address, name: &str, topics: &[H256]) -> Vec<Value> {
+    let (records, directory) = (&records().abi, &directory().abi);
+    let event = records.event(name).or_else(|_| directory.event(name)).unwrap();
+    let mut filter = vec![json!(format!("{:#x}", event.signature()))];
+    filter.extend(topics.iter().map(|t| json!(format!("{t:#x}"))));
+    let query = json!([{ "fromBlock": "0x0", "toBlock": "latest", "address": address, "topics": filter }]);
+    portal.rpc().result("eth_getLogs", query).await.as_array().unwrap().clone()
+}
+
+async fn chain_of(portal: &impl Portal, account: &Account) -> common::chain::Chain {
+    common::chain::Chain::of(portal, &account.client).await
+}
+
+fn topic(address: Address) -> H256 {
+    H256::from(address)
+}
+
+/// The accounts' sessions (kept in the database) on the restarted server.
+fn move_to(server: &ServerProcess, accounts: &mut [&mut Account]) {
+    for account in accounts {
+        account.client.base = server.base.clone();
+    }
+}
+
+fn pending_rows(data_dir: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(data_dir.join("chartkey.sqlite3")).unwrap();
+    conn.query_row("SELECT count(*) FROM pending_relays", [], |r| r.get(0)).unwrap()
+}
+
+/// Finding 5: a grant, a stop, an access and a credential, each
+/// acknowledged while the miner is paused, then SIGKILL. Before the fix a
+/// grant mined after the restart had no row: a live consent the patient
+/// could neither see nor stop; an access had no "who viewed" entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut server = ServerProcess::spawn(&data_dir, &["--registration-per-minute", "1000"]).await;
+    let Parties { patient: mut granting, clinician: dr_grant, authority: mut board, chain, .. } =
+        verified_parties(&server, &data_dir, "Grace Granting", "Dr Grant").await;
+    let mut stopping = sign_up(&server, "Stella Stopping", Role::Patient).await;
+    let mut viewed = sign_up(&server, "Vera Viewed", Role::Patient).await;
+    let mut dr_stop = sign_up(&server, "Dr Stop", Role::Clinician).await;
+    let mut dr_view = sign_up(&server, "Dr View", Role::Clinician).await;
+    let mut dr_new = sign_up(&server, "Dr New", Role::Clinician).await;
+    for clinician in [&dr_stop, &dr_view] {
+        chain.verify_clinician(&board, clinician, "cardiology", now() + 86_400).await;
+    }
+    // A record each for the grant and the access, and the shares that are
+    // stopped and used during the pause.
+    let (granted_record, added) = add_shared(&granting, &[]).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    let (viewed_record, added) = add_shared(&viewed, &[]).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    let view_id = viewed_record.anchored[0].id;
+    let key = wrapped_for(&viewed_record.keys[0], view_id, &dr_view.keys);
+    let grant = everything(&viewed.keys, &dr_view.keys, 0);
+    let shared = share_approved(&server, &mut viewed, &grant, vec![key]).await;
+    assert_eq!((shared.status, &shared.body["mined"]), (200, &json!(true)), "{:?}", shared.body);
+    let grant = everything(&stopping.keys, &dr_stop.keys, 0);
+    let shared = share_approved(&server, &mut stopping, &grant, vec![]).await;
+    assert_eq!((shared.status, &shared.body["mined"]), (200, &json!(true)), "{:?}", shared.body);
+
+    // Restarted with the miner paused and no wait for blocks: each request
+    // below is journalled and acknowledged, and none is mined.
+    server.kill();
+    let mut server = ServerProcess::spawn(&data_dir, &["--test-pause-mining", "--test-relay-wait-ms", "0"]).await;
+    move_to(
+        &server,
+        &mut [&mut granting, &mut stopping, &mut viewed, &mut board, &mut dr_stop, &mut dr_view, &mut dr_new],
+    );
+    let chain = common::chain::Chain { rpc: server.rpc(), ..chain };
+    let head_before = server.rpc().result("eth_blockNumber", json!([])).await;
+
+    let grant_id = granting_record_id(&granted_record);
+    let key = wrapped_for(&granted_record.keys[0], grant_id, &dr_grant.keys);
+    let grant = everything(&granting.keys, &dr_grant.keys, 0);
+    let granted = share_approved(&server, &mut granting, &grant, vec![key]).await;
+    assert_eq!((granted.status, &granted.body["mined"]), (200, &json!(false)), "{:?}", granted.body);
+    let stopped = stop_approved(&server, &chain, &mut stopping, &dr_stop.keys).await;
+    assert_eq!((stopped.status, &stopped.body["mined"]), (200, &json!(false)), "{:?}", stopped.body);
+    let opened = open(&chain, &dr_view, &viewed.keys, view_id).await;
+    assert_eq!(opened.status, 409, "not mined, so nothing is released: {:?}", opened.body);
+    assert_eq!(get_envelope(&dr_view.client, view_id).await.0, 404);
+    let issued = chain.issue_credential(&board, &dr_new, "oncology", now() + 86_400).await;
+    assert_eq!((issued.status, &issued.body["mined"]), (200, &json!(false)), "{:?}", issued.body);
+    assert_eq!(server.rpc().result("eth_blockNumber", json!([])).await, head_before, "nothing was mined");
+    assert_eq!(pending_rows(&data_dir), 3, "a grant, an access and a credential wait for their blocks");
+    let acknowledged: Vec<String> =
+        [&granted, &stopped, &issued].iter().map(|a| a.body["tx_hash"].as_str().unwrap().to_owned()).collect();
+
+    server.kill();
+    let server = ServerProcess::spawn(&data_dir, &[]).await;
+    move_to(&server, &mut [&mut granting, &mut stopping, &mut viewed, &mut board, &mut dr_view, &mut dr_new]);
+    let mut dr_grant = dr_grant;
+    move_to(&server, &mut [&mut dr_grant]);
+
+    // Every acknowledged request is mined once, and its bookkeeping done.
+    let started = std::time::Instant::now();
+    while pending_rows(&data_dir) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the recovered requests are not settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rpc = server.rpc();
+    for tx in &acknowledged {
+        let receipt = rpc.result("eth_getTransactionReceipt", json!([tx])).await;
+        assert_eq!(receipt["status"], "0x1", "acknowledged {tx} is mined: {receipt}");
+    }
+    let chain = chain_of(&server, &granting).await;
+    let granted_events =
+        events(&server, chain.records, "Granted", &[topic(granting.keys.address()), topic(dr_grant.keys.address())])
+            .await;
+    assert_eq!(granted_events.len(), 1, "the grant, once");
+    let revoked =
+        events(&server, chain.records, "Revoked", &[topic(stopping.keys.address()), topic(dr_stop.keys.address())])
+            .await;
+    assert_eq!(revoked.len(), 1, "the stop, once");
+    let accessed = events(
+        &server,
+        chain.records,
+        "Accessed",
+        &[topic(viewed.keys.address()), topic(dr_view.keys.address()), H256(view_id.0)],
+    )
+    .await;
+    assert_eq!(accessed.len(), 1, "the access, once");
+    let credentialed = events(&server, chain.directory, "CredentialIssued", &[topic(dr_new.keys.address())]).await;
+    assert_eq!(credentialed.len(), 1, "the credential, once");
+
+    // Sharing: the grant is listed (with its key) and can be stopped; the
+    // stopped share shows stopped.
+    let shares = granting.client.call("shares/list", json!({})).await;
+    assert_eq!(shares.body.as_array().unwrap().len(), 1, "{:?}", shares.body);
+    let share = &shares.body[0];
+    assert_eq!((&share["state"], &share["keys"]), (&json!("active"), &json!(1)), "{share:?}");
+    assert_eq!(share["grant_tx"], granted_events[0]["transactionHash"]);
+    let chart =
+        dr_grant.client.call("shares/chart", json!({ "patient": format!("{:#x}", granting.keys.address()) })).await;
+    assert_eq!(chart.body["records"][0]["id"], json!(grant_id), "{:?}", chart.body);
+    let stop = stop_approved(&server, &chain, &mut granting, &dr_grant.keys).await;
+    assert_eq!((stop.status, &stop.body["mined"]), (200, &json!(true)), "the patient can stop it: {:?}", stop.body);
+    let shares = stopping.client.call("shares/list", json!({})).await;
+    assert_eq!(shares.body[0]["state"], "stopped", "{:?}", shares.body);
+
+    // Who viewed: the access the ledger recorded, with its notice.
+    let viewed_list = viewed.client.call("accesses/list", json!({})).await;
+    assert_eq!(viewed_list.body.as_array().unwrap().len(), 1, "{:?}", viewed_list.body);
+    assert_eq!(viewed_list.body[0]["tx"], accessed[0]["transactionHash"]);
+    assert_eq!(viewed_list.body[0]["grantee_name"], "Dr View");
+    let inbox = viewed.client.call("notices/list", json!({})).await;
+    let notices = inbox.body["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 1, "{:?}", inbox.body);
+    assert_eq!((&notices[0]["kind"], &notices[0]["tx"]), (&json!("access"), &accessed[0]["transactionHash"]));
+
+    // The authority's desk: the request is issued, by the mined transaction.
+    let desk = board.client.call("credentials/desk", json!({})).await;
+    let decided = desk.body["decided"].as_array().unwrap();
+    let request = decided.iter().find(|r| r["clinician"]["display_name"] == "Dr New").expect("decided");
+    assert_eq!((&request["state"], &request["decision_tx"]), (&json!("issued"), &credentialed[0]["transactionHash"]));
+    assert!(desk.body["pending"].as_array().unwrap().is_empty(), "{:?}", desk.body);
+    let mine = dr_new.client.call("credentials/mine", json!({})).await;
+    assert_eq!(mine.body["me"]["credential"]["status"], "verified", "{:?}", mine.body);
+    drop(server);
+}
+
+fn granting_record_id(sealed: &Sealed) -> chartkey_core::envelope::RecordId {
+    sealed.anchored[0].id
+}
+
+/// Grants from ten patients at once, each answered as soon as it is
+/// journalled (no wait for its block), and a SIGKILL at an arbitrary
+/// moment: every acknowledged grant is mined after the restart, each
+/// signed message once. Any failure before the kill fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
+    const PATIENTS: usize = 10;
+    const GRANTS_EACH: u64 = 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    // Answers as soon as a grant is journalled, and a block at most every
+    // 100 ms: at the kill, acknowledged grants wait in the pool.
+    let flags = ["--registration-per-minute", "1000", "--test-relay-wait-ms", "0", "--test-block-delay-ms", "100"];
+    let mut server = ServerProcess::spawn(&data_dir, &flags).await;
+
+    let clinician = sign_up(&server, "Dr Chen", Role::Clinician).await;
+    let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
+    let chain = chain_of(&server, &clinician).await;
+    chain.set_authority(&data_dir, authority.keys.address()).await;
+    let issued = chain.issue_credential(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await;
+    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    let domain = ledger_domain(&clinician.client).await;
+    let mut patients = Vec::new();
+    for i in 0..PATIENTS {
+        patients.push(sign_up(&server, &format!("Patient {i}"), Role::Patient).await);
+    }
+    // The credential is mined before the first grant needs it.
+    let started = std::time::Instant::now();
+    while clinician.client.call("credentials/mine", json!({})).await.body["me"]["credential"]["status"] != "verified" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the credential is not mined");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 100 grants: ten patients, each granting ten times in a row.
+    let addresses: Vec<Address> = patients.iter().map(|p| p.keys.address()).collect();
+    let clinician_address = clinician.keys.address();
+    let clinician = Arc::new(clinician);
+    let acknowledged: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let killing = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    let origin = server.origin.clone();
+    for (i, mut patient) in patients.into_iter().enumerate() {
+        let (clinician, acknowledged, failures, killing, domain, origin) = (
+            Arc::clone(&clinician),
+            Arc::clone(&acknowledged),
+            Arc::clone(&failures),
+            Arc::clone(&killing),
+            domain.clone(),
+            origin.clone(),
+        );
+        tasks.spawn(async move {
+            for nonce in 0..GRANTS_EACH {
+                // Each share approved with the patient's passkey, as the
+                // portal does, then sent. Only the kill may end a run early.
+                let grant = everything(&patient.keys, &clinician.keys, nonce);
+                let result = async {
+                    let start = patient
+                        .client
+                        .http
+                        .post(format!("{}/api/approvals/start", patient.client.base))
+                        .json(&json!({ "digest": format!("0x{}", hex::encode(domain.digest(&grant))) }))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let start = start.json::<Value>().await.map_err(|e| e.to_string())?;
+                    let credential = patient.device.assert(&origin, start["options"].clone());
+                    let approval = json!({ "ceremony_id": start["ceremony_id"], "credential": credential });
+                    let signature = format!("0x{}", hex::encode(domain.sign(&patient.keys, &grant)));
+                    let body =
+                        json!({ "body": { "grant": grant, "signature": signature, "keys": [], "approval": approval } });
+                    let response = patient
+                        .client
+                        .http
+                        .post(format!("{}/api/shares/grant", patient.client.base))
+                        .json(&body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = response.status();
+                    let answer = response.json::<Value>().await.map_err(|e| e.to_string())?;
+                    if status != 200 {
+                        return Err(format!("{status}: {answer}"));
+                    }
+                    Ok(answer["tx_hash"].as_str().unwrap().to_owned())
+                }
+                .await;
+                match result {
+                    Ok(tx) => acknowledged.lock().unwrap().push((i, nonce, tx)),
+                    Err(e) => {
+                        if !killing.load(Ordering::SeqCst) {
+                            failures.lock().unwrap().push(format!("patient {i}, grant {nonce}: {e}"));
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    // Kill once a third are acknowledged.
+    let started = std::time::Instant::now();
+    while acknowledged.lock().unwrap().len() < 30 {
+        assert!(started.elapsed() < Duration::from_secs(60), "grants are not being relayed: {failures:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    killing.store(true, Ordering::SeqCst);
+    server.kill();
+    while tasks.join_next().await.is_some() {}
+    assert_eq!(failures.lock().unwrap().as_slice(), &[] as &[String], "nothing failed before the kill");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let total = PATIENTS as u64 * GRANTS_EACH;
+    assert!(acknowledged.len() < total as usize, "the kill landed after everything was relayed");
+    // The blocks on disk at the kill: grants acknowledged but not in them
+    // had only the journal to survive by.
+    let durable_head: i64 = rusqlite::Connection::open(data_dir.join("ledger.sqlite3"))
+        .unwrap()
+        .query_row("SELECT max(number) FROM blocks", [], |r| r.get(0))
+        .unwrap();
+
+    // Restart: the chain is replayed, the journal resent; every acknowledged
+    // grant is mined, and nothing twice.
+    let server = ServerProcess::spawn(&data_dir, &[]).await;
+    let rpc = server.rpc();
+    let mut unmined_at_kill = 0;
+    for (_, _, tx_hash) in &acknowledged {
+        let receipt = rpc.result("eth_getTransactionReceipt", json!([tx_hash])).await;
+        assert_eq!(receipt["status"], "0x1", "acknowledged grant {tx_hash} is mined: {receipt}");
+        let block = i64::from_str_radix(receipt["blockNumber"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        unmined_at_kill += usize::from(block > durable_head);
+    }
+    let chain = common::chain::Chain { rpc, ..chain };
+    let mut consumed = 0u64;
+    for (i, address) in addresses.iter().enumerate() {
+        let nonce = chain.consent_nonce(*address, clinician_address).await;
+        if let Some(highest) = acknowledged.iter().filter(|(p, _, _)| *p == i).map(|(_, n, _)| *n).max() {
+            assert!(nonce > highest, "patient {i}: grant {highest} was acknowledged, the ledger is at {nonce}");
+        }
+        consumed += nonce;
+        let granted = events(&server, chain.records, "Granted", &[topic(*address), topic(clinician_address)]).await;
+        assert_eq!(granted.len() as u64, nonce, "patient {i}: one grant per signed message, none twice");
+    }
+    assert!(consumed >= acknowledged.len() as u64 && consumed <= total);
+    assert!(unmined_at_kill > 0, "the kill landed between acknowledgement and block for some grant");
+    eprintln!(
+        "{} of {total} grants acknowledged before SIGKILL ({unmined_at_kill} of them not yet in a block on disk); \
+         {consumed} on the ledger after restart",
+        acknowledged.len()
+    );
+    let until = std::time::Instant::now();
+    while pending_rows(&data_dir) > 0 {
+        assert!(until.elapsed() < Duration::from_secs(30), "the recovered grants' rows are not written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows: i64 = rusqlite::Connection::open(data_dir.join("chartkey.sqlite3"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM grants", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows as u64, consumed, "a row for every grant on the ledger");
+    drop(server);
+
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
+        .args(["ledger", "verify", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
