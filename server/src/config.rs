@@ -50,6 +50,10 @@ pub struct Config {
     /// Start with the embedded ledger's miner paused (a test control).
     #[cfg(feature = "test-controls")]
     pub pause_mining: bool,
+    /// New records' requests stop answering once their anchor is
+    /// journalled (a test control: the server is killed there).
+    #[cfg(feature = "test-controls")]
+    pub stall_after_journal: bool,
     /// The embedded miner's wait before each block (a test control).
     #[cfg(feature = "test-controls")]
     pub block_delay: Duration,
@@ -105,6 +109,8 @@ impl Config {
             relay_wait: Duration::from_secs(20),
             #[cfg(feature = "test-controls")]
             pause_mining: false,
+            #[cfg(feature = "test-controls")]
+            stall_after_journal: false,
             #[cfg(feature = "test-controls")]
             block_delay: Duration::ZERO,
             blob_store: None,

@@ -141,6 +141,11 @@ struct Args {
     #[cfg(feature = "test-controls")]
     #[arg(long, hide = true)]
     test_relay_wait_ms: Option<u64>,
+    /// Test control: a new record's request never answers once its anchor
+    /// is journalled (the test kills the server there).
+    #[cfg(feature = "test-controls")]
+    #[arg(long, hide = true)]
+    test_stall_after_journal: bool,
     /// Test control: the embedded miner waits this long before each block.
     #[cfg(feature = "test-controls")]
     #[arg(long, hide = true, default_value_t = 0)]
@@ -269,6 +274,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     {
         config.pause_mining = args.test_pause_mining;
         config.block_delay = Duration::from_millis(args.test_block_delay_ms);
+        config.stall_after_journal = args.test_stall_after_journal;
         if let Some(ms) = args.test_relay_wait_ms {
             config.relay_wait = Duration::from_millis(ms);
         }

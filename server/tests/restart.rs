@@ -356,3 +356,66 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+/// A new batch's anchor journalled and the server killed before it noted
+/// the job: the rows were written before the anchor was journalled, and
+/// after the restart the records are in the chart, anchored once. (Before,
+/// the rows were written after the journal, so this kill left an anchor on
+/// the ledger and no records in the chart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut server = ServerProcess::spawn(&data_dir, &["--test-stall-after-journal"]).await;
+    let mut patient = sign_up(&server, "Nora Journal", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    let sealed = seal_all(&patient.keys, &floyd(3), None);
+    let (status, body) = upload_pack(&patient.client, sealed.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let signature = sign_anchor(&domain, &patient.keys, &sealed.anchored);
+    let request = patient
+        .client
+        .http
+        .post(format!("{}/api/records/add", patient.client.base))
+        .json(&json!({ "body": { "records": sealed.records, "signature": signature } }))
+        .send();
+    let stalled = tokio::spawn(request);
+    let journal = rusqlite::Connection::open(data_dir.join("relayer.sqlite3")).unwrap();
+    let started = std::time::Instant::now();
+    while journal
+        .query_row("SELECT count(*) FROM jobs WHERE function = 'anchorBatch'", [], |r| r.get::<_, i64>(0))
+        .unwrap()
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "the anchor is not journalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill();
+    assert!(stalled.await.unwrap().is_err(), "the request was cut off by the kill");
+    drop(journal);
+
+    let server = ServerProcess::spawn(&data_dir, &[]).await;
+    move_to(&server, &mut [&mut patient]);
+    assert_eq!(pending_rows(&data_dir), 0, "picked up on start");
+    let started = std::time::Instant::now();
+    let metas = loop {
+        let list = patient.client.call("records/list", json!({})).await;
+        assert_eq!(list.status, 200, "{:?}", list.body);
+        let metas = list.body.as_array().unwrap().clone();
+        assert_eq!(metas.len(), 3, "the records are in the chart: {metas:?}");
+        if metas.iter().all(|m| m["anchor_block"].is_u64()) {
+            break metas;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the anchor is not mined: {metas:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(metas.iter().all(|m| m["ledger"] == json!({"kind": "batch", "count": 3})), "{metas:?}");
+    let chain = chain_of(&server, &patient).await;
+    let batches = events(&server, chain.records, "BatchAnchored", &[topic(patient.keys.address())]).await;
+    assert_eq!(batches.len(), 1, "anchored once");
+    assert_eq!(metas[0]["anchor_tx"], batches[0]["transactionHash"]);
+    for (meta, envelope) in metas.iter().zip(&sealed.envelopes) {
+        let id: chartkey_core::envelope::RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
+        assert_eq!(&get_envelope(&patient.client, id).await.1, envelope, "its envelope reads back");
+    }
+}

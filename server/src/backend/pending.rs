@@ -49,6 +49,9 @@ pub enum Work {
     Access { patient_id: String, grantee_id: String, record: RecordId, category: u8 },
     /// A credential request answered by the credential it asked for.
     Credential { request_id: i64 },
+    /// Records whose rows are written before their anchor is journalled:
+    /// done once it is (the chart follows the job from there).
+    Anchor { ids: Vec<String> },
 }
 
 /// A pending row: its id, and the call it waits for.
@@ -131,7 +134,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         Work::Grant { .. } => Some(super::shares::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
         _ => None,
     };
-    let (id, work, stored_tx) = (pending.id, pending.work.clone(), tx.clone());
+    let (id, work, stored_tx, job) = (pending.id, pending.work.clone(), tx.clone(), relayed.job);
     let done = state
         .db
         .call(move |conn| {
@@ -176,6 +179,14 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
                         params![patient_id, grantee_id, record.to_hex(), stored_tx, block, now],
                     )?;
                 }
+                Work::Anchor { ids } => {
+                    for id in &ids {
+                        t.execute(
+                            "UPDATE records SET anchor_job = ?1, anchor_tx = ?2, anchor_block = ?3 WHERE id = ?4",
+                            params![job, stored_tx, block, id],
+                        )?;
+                    }
+                }
                 Work::Credential { request_id } => {
                     t.execute(
                         "UPDATE credential_requests SET decision = 'issued', decided_at = ?1, decision_tx = ?2
@@ -196,6 +207,28 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
             tracing::error!(error = %e, "recording an access notice failed");
         }
     }
+    Ok(())
+}
+
+/// Records that the anchor of `pending`'s records was journalled as `job`
+/// (transaction `tx`), and deletes the row.
+pub async fn journalled(state: &AppState, pending: Pending, job: i64, tx: &str) -> Result<(), ApiError> {
+    let Work::Anchor { ids } = pending.work else { return Err(ApiError::Internal) };
+    let (id, tx) = (pending.id, tx.to_owned());
+    state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            for record in &ids {
+                t.execute(
+                    "UPDATE records SET anchor_job = ?1, anchor_tx = ?2 WHERE id = ?3 AND anchor_job = 0",
+                    params![job, tx, record],
+                )?;
+            }
+            t.execute("DELETE FROM pending_relays WHERE id = ?1", [id])?;
+            t.commit()
+        })
+        .await?;
     Ok(())
 }
 
@@ -220,7 +253,28 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
         let work: Work = serde_json::from_str(&text).map_err(|_| corrupt("pending work"))?;
         let hash = B256::try_from(hash.as_slice()).map_err(|_| corrupt("pending input hash"))?;
         let pending = Pending { id, work };
-        match state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))? {
+        let found = state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))?;
+        if let Work::Anchor { ids } = &pending.work {
+            // Records: journalled means the chart follows the job; not
+            // journalled means never anchored.
+            match found {
+                Some(job) => {
+                    let tx = match state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))? {
+                        Some(j) => format!("{:#x}", j.tx_hash),
+                        None => return Err(corrupt("journalled job")),
+                    };
+                    journalled(state, pending, job, &tx).await?;
+                    followed += 1;
+                }
+                None => {
+                    super::records::forget_records(state, ids.clone()).await?;
+                    forget(state, pending).await?;
+                    dropped += 1;
+                }
+            }
+            continue;
+        }
+        match found {
             None => {
                 forget(state, pending).await?;
                 dropped += 1;

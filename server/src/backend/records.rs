@@ -162,8 +162,12 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     super::spend_relay(state, &account.id)?;
     let request = request_of(&message, signature);
     let function = request.function;
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    // The rows are written before the anchor is journalled (with job 0:
+    // not journalled yet), so that no anchor reaches the ledger without its
+    // records in the chart; a restart in between is settled on start.
+    let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
+    let pending = super::pending::record(state, &request.input, super::pending::Work::Anchor { ids }).await?;
+    let (job, tx_hash) = (0i64, String::new());
 
     let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
     let rows = body.records.clone();
@@ -219,6 +223,21 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
             t.commit()
         })
         .await?;
+    let ticket = match state.ledger.relayer.submit(request).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            super::pending::forget(state, pending).await?;
+            forget_records(state, records.iter().map(|r| r.id.to_hex()).collect()).await?;
+            return Err(relay_error(e, function));
+        }
+    };
+    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    #[cfg(feature = "test-controls")]
+    if state.config.stall_after_journal {
+        // A test kills the server here: journalled, rows not yet told so.
+        std::future::pending::<()>().await;
+    }
+    super::pending::journalled(state, pending, job, &tx_hash).await?;
     tracing::info!(job, records = records.len(), "records added");
 
     match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
@@ -357,6 +376,25 @@ async fn write_back_chart(
     }
     let address = patient.address.parse().map_err(|_| corrupt("patient address"))?;
     Ok((patient, address))
+}
+
+/// Removes the rows of records `ids`, whose anchor was never journalled.
+pub(super) async fn forget_records(state: &AppState, ids: Vec<String>) -> Result<(), ApiError> {
+    let removed = state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            let mut n = 0;
+            for id in &ids {
+                t.execute("DELETE FROM record_keys WHERE record_id = ?1", [id])?;
+                n += t.execute("DELETE FROM records WHERE id = ?1 AND anchor_job = 0", [id])?;
+            }
+            t.commit()?;
+            Ok(n)
+        })
+        .await?;
+    tracing::info!(removed, "records removed: their anchor was not relayed");
+    Ok(())
 }
 
 /// Removes the rows of records whose anchoring transaction failed.
