@@ -16,7 +16,7 @@
 //! SHA-256 going up, by record id coming down.
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ use chartkey_app::api::ApiError;
 use chartkey_core::envelope::RecordId;
 use rusqlite::{OptionalExtension, params};
 
-use chartkey_core::records::{pack_frame, parse_pack};
+use chartkey_core::records::pack_frame;
 
 use crate::blobs::{BlobError, BlobName};
 use crate::sessions::ResolvedCaller;
@@ -131,6 +131,9 @@ fn blob_error(e: BlobError) -> Response {
             refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("The upload was interrupted; nothing was stored."))
         }
         BlobError::NotFound => refuse(StatusCode::NOT_FOUND, ApiError::NotFound("No such record content.".into())),
+        BlobError::MalformedPack(_) => {
+            refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("The upload is not a well-formed pack."))
+        }
         other => {
             tracing::error!(error = %other, "blob storage failed");
             refuse(StatusCode::INTERNAL_SERVER_ERROR, ApiError::Internal)
@@ -218,34 +221,18 @@ pub async fn put_pack(
     if let Some(refused) = over_quota(&state, &account, declared).await {
         return refused;
     }
-    let mut bytes = Vec::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        match chunk {
-            Ok(chunk) if (bytes.len() + chunk.len()) as u64 > limit => {
-                return blob_error(BlobError::TooLarge { size: (bytes.len() + chunk.len()) as u64, limit });
-            }
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(e) => return blob_error(BlobError::Interrupted(e.to_string())),
-        }
+    // Read and stored frame by frame, in bounded memory; what was stored
+    // before a failure counts against the allowance like the rest.
+    let (done, result) = state.blobs.put_pack(body.into_data_stream(), limit).await;
+    let (count, new) = (done.stored.len(), done.new);
+    let names: Vec<(String, u64)> = done.stored.iter().map(|(name, size)| (hex::encode(name.0), *size)).collect();
+    if !names.is_empty()
+        && let Err(e) = note_uploads(&state, account.clone(), names).await
+    {
+        return api_refusal(e);
     }
-    // The frames are views into the one body: no copies.
-    let body = Bytes::from(bytes);
-    let Some(frames) = parse_pack(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("The upload is not a well-formed pack."));
-    };
-    if let Some((_, big)) = frames.iter().find(|(_, b)| b.len() as u64 > state.blobs.limit) {
-        return blob_error(BlobError::TooLarge { size: big.len() as u64, limit: state.blobs.limit });
-    }
-    let names: Vec<(String, u64)> = frames.iter().map(|(name, b)| (hex::encode(name), b.len() as u64)).collect();
-    let frames: Vec<(BlobName, Bytes)> =
-        frames.into_iter().map(|(name, frame)| (BlobName(name), body.slice_ref(frame))).collect();
-    let count = frames.len();
-    match state.blobs.put_many(frames).await {
-        Ok(new) => {
-            if let Err(e) = note_uploads(&state, account.clone(), names).await {
-                return api_refusal(e);
-            }
+    match result {
+        Ok(()) => {
             tracing::info!(account = %account, count, new, "blob pack stored");
             Json(serde_json::json!({ "count": count, "new": new })).into_response()
         }

@@ -25,8 +25,27 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use sha2::{Digest, Sha256};
 
 /// Bodies up to this size are written in one piece; larger ones as
-/// multipart uploads in parts of this size.
-const PART_SIZE: usize = 8 * 1024 * 1024;
+/// multipart uploads in parts of this size (S3's smallest part: memory per
+/// upload stays a few parts).
+const PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// A pack's small frames are written together once this many bytes of them
+/// are read.
+const PACK_BATCH: usize = 4 * 1024 * 1024;
+
+/// Most frames one pack may carry (an import of a whole history is a few
+/// thousand records).
+pub const MAX_PACK_FRAMES: usize = 20_000;
+
+/// What a pack upload stored: each frame written (or already there) and
+/// checked against its name, with its size; and how many were new. Kept
+/// when a later frame fails, so that what is on disk counts against the
+/// uploader's allowance.
+#[derive(Debug, Default)]
+pub struct PackStored {
+    pub stored: Vec<(BlobName, u64)>,
+    pub new: usize,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -40,6 +59,8 @@ pub enum BlobError {
     Interrupted(String),
     #[error("no such blob")]
     NotFound,
+    #[error("the upload is not a well-formed pack: {0}")]
+    MalformedPack(&'static str),
     #[error("storage failed: {0}")]
     Storage(#[from] object_store::Error),
     #[error("storage failed: {0}")]
@@ -194,6 +215,80 @@ impl BlobStore {
         Ok(true)
     }
 
+    /// Stores the frames of a pack (`name (32) || length (u32 BE) ||
+    /// envelope`, `chartkey_core::records::pack_frame`) as they arrive, in
+    /// bounded memory: frames up to a part's size are gathered and written
+    /// together (up to a part's worth at a time), larger ones streamed into
+    /// the store like a single upload. Each is hashed against its name.
+    /// At most `limit` bytes in all and [`MAX_PACK_FRAMES`] frames. What was
+    /// stored before a failure stays stored and is reported.
+    pub async fn put_pack<S, E>(&self, body: S, limit: u64) -> (PackStored, Result<(), BlobError>)
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut reader = PackReader { body, buffer: bytes::BytesMut::new(), received: 0, limit };
+        let mut done = PackStored::default();
+        let result = self.read_pack(&mut reader, &mut done).await;
+        (done, result)
+    }
+
+    async fn read_pack<S, E>(&self, reader: &mut PackReader<S>, done: &mut PackStored) -> Result<(), BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut batch: Vec<(BlobName, Bytes)> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut frames = 0usize;
+        while reader.fill(36).await? {
+            let header = reader.buffer.split_to(36);
+            let name = BlobName(header[..32].try_into().expect("32 bytes"));
+            let len = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes")) as u64;
+            frames += 1;
+            if frames > MAX_PACK_FRAMES {
+                return Err(BlobError::MalformedPack("too many frames"));
+            }
+            if len > self.limit {
+                return Err(BlobError::TooLarge { size: len, limit: self.limit });
+            }
+            if len as usize <= PART_SIZE {
+                if !reader.fill(len as usize).await? {
+                    return Err(BlobError::MalformedPack("a frame ends early"));
+                }
+                let bytes = reader.buffer.split_to(len as usize).freeze();
+                batch_bytes += bytes.len();
+                batch.push((name, bytes));
+                if batch_bytes >= PACK_BATCH {
+                    self.store_batch(std::mem::take(&mut batch), done).await?;
+                    batch_bytes = 0;
+                }
+                continue;
+            }
+            self.store_batch(std::mem::take(&mut batch), done).await?;
+            batch_bytes = 0;
+            let frame = Box::pin(reader.frame(len));
+            if self.put_stream(&name, Some(len), frame).await? {
+                done.new += 1;
+            }
+            done.stored.push((name, len));
+        }
+        if !reader.buffer.is_empty() {
+            return Err(BlobError::MalformedPack("a frame header ends early"));
+        }
+        self.store_batch(batch, done).await
+    }
+
+    async fn store_batch(&self, batch: Vec<(BlobName, Bytes)>, done: &mut PackStored) -> Result<(), BlobError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sizes: Vec<(BlobName, u64)> = batch.iter().map(|(n, b)| (*n, b.len() as u64)).collect();
+        done.new += self.put_many(batch).await?;
+        done.stored.extend(sizes);
+        Ok(())
+    }
+
     /// Stores blobs already in memory, each checked against its name; one
     /// flush for all. Returns how many were new.
     pub async fn put_many(&self, blobs: Vec<(BlobName, Bytes)>) -> Result<usize, BlobError> {
@@ -240,6 +335,64 @@ impl BlobStore {
         .await
         .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
         Ok(())
+    }
+}
+
+/// A pack body read frame by frame.
+struct PackReader<S> {
+    body: S,
+    buffer: bytes::BytesMut,
+    received: u64,
+    limit: u64,
+}
+
+impl<S, E> PackReader<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    /// Reads until `n` bytes are buffered: `false` if the body ends first.
+    async fn fill(&mut self, n: usize) -> Result<bool, BlobError> {
+        while self.buffer.len() < n {
+            if !self.next_chunk().await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn next_chunk(&mut self) -> Result<bool, BlobError> {
+        match self.body.next().await {
+            Some(Ok(chunk)) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.limit {
+                    return Err(BlobError::TooLarge { size: self.received, limit: self.limit });
+                }
+                self.buffer.extend_from_slice(&chunk);
+                Ok(true)
+            }
+            Some(Err(e)) => Err(BlobError::Interrupted(e.to_string())),
+            None => Ok(false),
+        }
+    }
+
+    /// The next `len` bytes of the body, as they arrive.
+    fn frame(&mut self, len: u64) -> impl Stream<Item = Result<Bytes, String>> + '_ {
+        futures_util::stream::unfold((self, len), |(reader, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            if reader.buffer.is_empty() {
+                match reader.next_chunk().await {
+                    Ok(true) => {}
+                    Ok(false) => return Some((Err("the pack ends inside a frame".to_owned()), (reader, 0))),
+                    Err(e) => return Some((Err(e.to_string()), (reader, 0))),
+                }
+            }
+            let take = (left as usize).min(reader.buffer.len());
+            let bytes = reader.buffer.split_to(take).freeze();
+            Some((Ok(bytes), (reader, left - take as u64)))
+        })
     }
 }
 
@@ -347,5 +500,80 @@ mod tests {
             }
         }
         out
+    }
+
+    fn pack_of(envelopes: &[&[u8]]) -> Vec<u8> {
+        let mut pack = Vec::new();
+        for e in envelopes {
+            chartkey_core::records::pack_frame(&mut pack, &name_of(e).0, e);
+        }
+        pack
+    }
+
+    /// The body cut into `size`-byte chunks, as a network delivers it.
+    fn chunked(body: Vec<u8>, size: usize) -> impl Stream<Item = Result<Bytes, String>> + Unpin {
+        let chunks: Vec<Result<Bytes, String>> =
+            body.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect::<Vec<_>>();
+        futures_util::stream::iter(chunks)
+    }
+
+    #[tokio::test]
+    async fn packs_are_stored_frame_by_frame_whatever_the_chunking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::local(dir.path().to_owned(), 20_000_000).expect("store");
+        // Small frames gathered, one larger than a part streamed on its own.
+        let large: Vec<u8> = (0..PART_SIZE + 1_000).map(|i| (i % 251) as u8).collect();
+        let envelopes: Vec<&[u8]> = vec![b"first", b"", &large, b"last"];
+        for chunk in [1, 7, 36, 64 * 1024, usize::MAX] {
+            let pack = pack_of(&envelopes);
+            let chunk = chunk.min(pack.len());
+            let (done, result) = store.put_pack(chunked(pack, chunk), 100_000_000).await;
+            result.expect("stored");
+            assert_eq!(done.stored.len(), 4);
+            for e in &envelopes {
+                assert_eq!(store.get(&name_of(e)).await.expect("found"), Bytes::copy_from_slice(e));
+            }
+        }
+        let (done, _) = store.put_pack(chunked(pack_of(&[b"fresh"]), 3), 1_000).await;
+        assert_eq!((done.stored.len(), done.new), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn malformed_packs_are_refused_and_report_what_was_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::local(dir.path().to_owned(), 1_000).expect("store");
+        let good = pack_of(&[b"kept"]);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![1, 2, 3], "header cut"),
+            ([good.clone(), vec![0; 35]].concat(), "second header cut"),
+            (
+                [good.clone(), name_of(b"abc").0.to_vec(), 3u32.to_be_bytes().to_vec(), b"ab".to_vec()].concat(),
+                "frame cut",
+            ),
+            ([good.clone(), name_of(b"abc").0.to_vec(), 3u32.to_be_bytes().to_vec(), b"abd".to_vec()].concat(), "hash"),
+            ([good.clone(), name_of(b"x").0.to_vec(), 1_001u32.to_be_bytes().to_vec()].concat(), "frame too large"),
+            ([good.clone(), name_of(b"x").0.to_vec(), u32::MAX.to_be_bytes().to_vec()].concat(), "length u32::MAX"),
+        ];
+        for (body, why) in cases {
+            let (done, result) = store.put_pack(chunked(body, 5), 100_000).await;
+            let e = result.expect_err(why);
+            match why {
+                "hash" => assert!(matches!(e, BlobError::HashMismatch { .. }), "{why}: {e}"),
+                "frame too large" | "length u32::MAX" => assert!(matches!(e, BlobError::TooLarge { .. }), "{why}: {e}"),
+                _ => assert!(matches!(e, BlobError::MalformedPack(_)), "{why}: {e}"),
+            }
+            // Frames gathered in memory are written together, after the
+            // whole batch is read: nothing of a bad pack of small frames.
+            assert!(done.stored.len() <= 1, "{why}");
+            assert_eq!(store.size(&name_of(b"abd")).await.expect("head"), None);
+        }
+        // The whole body is bounded too, and so is the number of frames.
+        let (_, result) = store.put_pack(chunked(pack_of(&[&[5u8; 600], &[6u8; 600]]), 100), 1_000).await;
+        assert!(matches!(result, Err(BlobError::TooLarge { .. })), "{result:?}");
+        let empties = pack_of(&vec![&b""[..]; MAX_PACK_FRAMES + 1]);
+        let (_, result) = store.put_pack(chunked(empties, 4096), 10_000_000).await;
+        assert!(matches!(result, Err(BlobError::MalformedPack("too many frames"))), "{result:?}");
+        let (done, result) = store.put_pack(chunked(Vec::new(), 1), 1_000).await;
+        assert!(result.is_ok() && done.stored.is_empty(), "an empty pack stores nothing");
     }
 }

@@ -126,3 +126,56 @@ async fn an_account_holds_a_bounded_number_of_notice_streams() {
     drop((second, reopened, theirs));
     server.stop().await;
 }
+
+/// A field of /proc/PID/status in bytes (VmRSS, VmHWM).
+fn memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("{field} in {status}"));
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// A pack of just under 256 MiB, the most one upload may carry: 127
+/// frames of 1 MiB (gathered and written together) and 8 of 16 MiB
+/// (streamed one by one), each distinct.
+fn large_pack(seed: u8) -> Vec<u8> {
+    const MIB: usize = 1024 * 1024;
+    let mut pack = Vec::with_capacity(256 * MIB);
+    let sizes = std::iter::repeat_n(MIB, 127).chain(std::iter::repeat_n(16 * MIB, 8));
+    for (i, size) in sizes.enumerate() {
+        let mut frame = vec![seed; size];
+        frame[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        chartkey_core::records::pack_frame(&mut pack, &chartkey_core::envelope::ciphertext_hash(&frame), &frame);
+    }
+    assert!(pack.len() <= 256 * MIB);
+    pack
+}
+
+/// Finding 7: a pack was read whole into memory before it was parsed (up
+/// to 256 MiB per request). Two such packs at once now raise the server's
+/// resident memory by at most 64 MiB (its peak, VmHWM, reset before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_largest_packs_at_once_stay_within_64_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::spawn(&tmp.path().join("data"), &[]).await;
+    let first = sign_up(&server, "Pack One", Role::Patient).await;
+    let second = sign_up(&server, "Pack Two", Role::Patient).await;
+    let (one, two) = (large_pack(1), large_pack(2));
+    let pid = server.pid();
+    let before = memory(pid, "VmRSS:");
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak resident size");
+    let started = std::time::Instant::now();
+    let ((a, body_a), (b, body_b)) = tokio::join!(upload_pack(&first.client, one), upload_pack(&second.client, two));
+    let took = started.elapsed();
+    assert_eq!((a, b), (200, 200), "{body_a:?} {body_b:?}");
+    assert_eq!((body_a["count"].as_u64(), body_b["new"].as_u64()), (Some(135), Some(135)));
+    let peak = memory(pid, "VmHWM:");
+    let rise = peak.saturating_sub(before);
+    eprintln!(
+        "two 256 MiB packs in {took:.1?}: resident {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB)",
+        before as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        rise as f64 / 1048576.0
+    );
+    assert!(rise <= 64 * 1024 * 1024, "the server's resident memory rose by {rise} bytes");
+}

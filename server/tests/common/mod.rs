@@ -194,6 +194,10 @@ impl ServerProcess {
         panic!("the server process did not answer");
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no flushing, as a power cut or the OOM killer.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
