@@ -34,7 +34,20 @@ pub struct Ledger {
     /// The last verification and when it finished; held while one runs
     /// (one at a time, and at most one per [`VERIFY_INTERVAL`]).
     pub verifying: tokio::sync::Mutex<Option<(std::time::Instant, chartkey_app::api::LedgerVerification)>>,
+    /// Each account's ledger activity as last shown, and up to which block
+    /// it was read: the Ledger page reads only the blocks since.
+    pub activity: std::sync::Mutex<std::collections::HashMap<alloy_primitives::Address, Activity>>,
 }
+
+/// An account's newest events (newest first) up to block `scanned`.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub scanned: u64,
+    pub events: Vec<chartkey_app::api::LedgerEvent>,
+}
+
+/// Accounts whose activity is kept; past this the cache starts over.
+pub const ACTIVITY_CACHED: usize = 10_000;
 
 /// A verification re-executes the whole chain: within this long of the
 /// last one, its result is given instead.
@@ -79,7 +92,14 @@ impl Ledger {
         let relayer = Relayer::start(client.clone(), relayer, &data_dir.join("relayer.sqlite3"))
             .await
             .context("starting the relayer")?;
-        Ok(Self { client, node, relayer, admin, verifying: tokio::sync::Mutex::new(None) })
+        Ok(Self {
+            client,
+            node,
+            relayer,
+            admin,
+            verifying: tokio::sync::Mutex::new(None),
+            activity: Default::default(),
+        })
     }
 }
 

@@ -169,6 +169,17 @@ async fn relays_what_the_signed_in_account_signed() {
     let names: Vec<&str> =
         page.body["activity"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Granted", "AccountRegistered"], "newest first, only the patient's");
+    // Looked at again, only the blocks since are read: the same activity,
+    // and what happened since on top.
+    let again = patient.client.call("ledger/overview", json!({})).await;
+    assert_eq!(again.body["activity"], page.body["activity"]);
+    let renewed = everything(&patient.keys, &clinician.keys, 1);
+    mined(&share_approved(&server, &mut patient, &renewed, vec![]).await);
+    let later = patient.client.call("ledger/overview", json!({})).await;
+    let names: Vec<&str> =
+        later.body["activity"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Granted", "Granted", "AccountRegistered"]);
+    assert_eq!(later.body["activity"][1], page.body["activity"][0]);
     let granted = patient.client.call("ledger/transaction", json!({ "hash": tx_hash })).await;
     assert_eq!(granted.status, 200, "{:?}", granted.body);
     assert_eq!(granted.body["events"][0]["name"], "Granted");

@@ -282,28 +282,44 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiErr
         }
     }
     // Events naming the caller in any indexed position, in the latest
-    // blocks a log query may cover.
-    let contracts = client.contracts();
-    let from = head.saturating_sub(chartkey_ledger::rpc::MAX_LOG_RANGE - 1);
-    let mut found = Vec::new();
-    for position in 1..=3 {
-        let mut filter = alloy_rpc_types_eth::Filter::new()
-            .address(vec![contracts.directory, contracts.records])
-            .from_block(from)
-            .to_block(head);
-        filter.topics[position] = who.into_word().into();
-        found.extend(client.logs(filter).await.map_err(ledger_down)?);
-    }
-    found.sort_by_key(|log| std::cmp::Reverse((log.block_number, log.log_index)));
-    found.dedup_by_key(|log| (log.block_number, log.log_index));
-    let activity = found
-        .iter()
-        .filter_map(|log| {
+    // blocks a log query may cover: read once, then only the blocks since
+    // the last look (a chain that went back is read afresh).
+    let cached = lock_activity(state).get(&who).cloned().filter(|a| a.scanned <= head);
+    let window = head.saturating_sub(chartkey_ledger::rpc::MAX_LOG_RANGE - 1);
+    let (from, mut activity) = match cached {
+        Some(a) => ((a.scanned + 1).max(window), a.events),
+        None => (window, Vec::new()),
+    };
+    if from <= head {
+        let contracts = client.contracts();
+        let mut found = Vec::new();
+        for position in 1..=3 {
+            let mut filter = alloy_rpc_types_eth::Filter::new()
+                .address(vec![contracts.directory, contracts.records])
+                .from_block(from)
+                .to_block(head);
+            filter.topics[position] = who.into_word().into();
+            found.extend(client.logs(filter).await.map_err(ledger_down)?);
+        }
+        found.sort_by_key(|log| std::cmp::Reverse((log.block_number, log.log_index)));
+        found.dedup_by_key(|log| (log.block_number, log.log_index));
+        let newer = found.iter().filter_map(|log| {
             event_of(&log.inner, log.block_number.unwrap_or_default(), log.transaction_hash.unwrap_or_default())
-        })
-        .take(EVENTS_SHOWN)
-        .collect();
+        });
+        activity = newer.chain(activity.into_iter().filter(|e| e.block_number >= window)).take(EVENTS_SHOWN).collect();
+        let mut cache = lock_activity(state);
+        if cache.len() >= crate::ledger::ACTIVITY_CACHED {
+            cache.clear();
+        }
+        cache.insert(who, crate::ledger::Activity { scanned: head, events: activity.clone() });
+    }
     Ok(LedgerPage { chain_id: client.chain_id(), external: state.ledger.node.is_none(), head, blocks, activity })
+}
+
+fn lock_activity(
+    state: &AppState,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<alloy_primitives::Address, crate::ledger::Activity>> {
+    state.ledger.activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<LedgerTxView, ApiError> {
