@@ -127,6 +127,14 @@ pub async fn remove_start(state: &AppState, c: &Caller, credential_id: String) -
     if credential_id.is_empty() || credential_id.len() > 1024 {
         return Err(ApiError::bad_request("That is not a passkey id."));
     }
+    // Only one's own passkeys: the same answer for another account's and
+    // for none at all.
+    let (id, named) = (account_id.clone(), credential_id.clone());
+    let owned =
+        state.db.call(move |conn| Ok(db::passkeys_of(conn, &id)?.iter().any(|k| k.credential_id == named))).await?;
+    if !owned {
+        return Err(ApiError::NotFound("That passkey is not on your account.".into()));
+    }
     let challenge = sessions::random_token();
     let ceremony = Ceremony::RemovePasskey { account_id, credential_id, challenge: challenge.clone() };
     let ceremony_id = state.ceremonies.begin(c.ip, ceremony)?;

@@ -93,6 +93,19 @@ impl Chain {
         specialty: &str,
         expires_at: u64,
     ) -> Answer {
+        let body = self.credential_request_answered(authority, clinician, specialty, expires_at).await;
+        authority.client.call("credentials/issue", body).await
+    }
+
+    /// `clinician` asks `authority` for a credential; the body of the
+    /// authority's `credentials/issue` answering it (signed, not sent).
+    pub async fn credential_request_answered(
+        &self,
+        authority: &Account,
+        clinician: &Account,
+        specialty: &str,
+        expires_at: u64,
+    ) -> serde_json::Value {
         let asked = clinician
             .client
             .call(
@@ -132,13 +145,7 @@ impl Chain {
             nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),
         };
         let signature = self.sign(&authority.keys, &LedgerMessage::IssueCredential(message.clone()));
-        authority
-            .client
-            .call(
-                "credentials/issue",
-                json!({ "body": { "request": request, "message": message, "signature": signature } }),
-            )
-            .await
+        json!({ "body": { "request": request, "message": message, "signature": signature } })
     }
 
     /// `authority` revokes `clinician`'s credential.
