@@ -292,6 +292,44 @@ async fn every_route_for_every_role() {
             [400; 7],
             May::Nothing,
         ),
+        row(
+            "signup/finish (a made-up ceremony)",
+            Req::Fn(
+                "signup/finish",
+                json!({ "finish": { "ceremony_id": "x", "credential": {}, "passkey_label": "p",
+                "sealed_keystore": "x", "uses_passphrase": false } }),
+            ),
+            [400; 7],
+            May::Nothing,
+        ),
+        // The same challenge whether or not the address has an account.
+        row("restore/start", Req::Fn("restore/start", json!({ "address": owner_address })), [200; 7], May::Nothing),
+        row(
+            "restore/options (a made-up ceremony)",
+            Req::Fn("restore/options", json!({ "proof": { "ceremony_id": "x", "signature": "0x00" } })),
+            [400; 7],
+            May::Nothing,
+        ),
+        row(
+            "restore/finish (a made-up ceremony)",
+            Req::Fn(
+                "restore/finish",
+                json!({ "finish": { "ceremony_id": "x", "credential": {}, "passkey_label": "p",
+                "sealed_keystore": "x", "uses_passphrase": false } }),
+            ),
+            [400; 7],
+            May::Nothing,
+        ),
+        row(
+            "passkeys/add/finish (a made-up ceremony)",
+            Req::Fn(
+                "passkeys/add/finish",
+                json!({ "finish": { "ceremony_id": "x", "credential": {},
+                "passkey_label": "p", "sealed_keystore": "x", "uses_passphrase": false, "signature": "0x" } }),
+            ),
+            all(400),
+            May::Nothing,
+        ),
         row("me", Req::Fn("me", json!({})), all(200), May::Nothing),
         row("passkeys/list", Req::Fn("passkeys/list", json!({})), all(200), May::Nothing),
         row("passkeys/add/start", Req::Fn("passkeys/add/start", json!({})), all(200), May::Nothing),
@@ -535,6 +573,17 @@ async fn every_route_for_every_role() {
         ),
         row("logout", Req::Fn("logout", json!({})), [200; 7], May::Own),
     ];
+
+    // Every server function the app declares has a row.
+    let declared: Vec<&str> = include_str!("../../app/src/api/mod.rs")
+        .split("endpoint = \"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert!(declared.len() >= 41, "{declared:?}");
+    for endpoint in declared {
+        assert!(rows.iter().any(|r| matches!(r.req, Req::Fn(name, _) if name == endpoint)), "no row calls {endpoint}");
+    }
 
     let clients: [&Client; 7] = [
         &anonymous,
