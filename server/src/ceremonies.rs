@@ -55,6 +55,8 @@ pub enum Ceremony {
         authentication: webauthn_rs::prelude::PasskeyAuthentication,
         account_id: String,
         digest: [u8; 32],
+        /// The nonce in the challenge (`proof::approval_challenge`).
+        nonce: [u8; 32],
     },
 }
 

@@ -20,6 +20,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0005_credentials.sql")),
     M::up(include_str!("../migrations/0006_notices.sql")),
     M::up(include_str!("../migrations/0007_pending.sql")),
+    M::up(include_str!("../migrations/0008_approvals.sql")),
 ];
 
 #[derive(Clone)]

@@ -293,3 +293,59 @@ async fn clinician_sessions_expire_when_idle_on_the_server_too() {
     assert_eq!(patient.client.call("me", json!({})).await.status, 200);
     server.stop().await;
 }
+
+/// Finding 11: an approval was bound to its message only in the server's
+/// memory. Its WebAuthn challenge is now SHA-256(label ‖ EIP-712 digest ‖
+/// nonce): the browser checks it before asking for the passkey, and the
+/// assertion, kept with the digest, proves by itself what was approved.
+#[tokio::test]
+async fn an_approval_names_its_message_in_the_assertion() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use common::records::*;
+    let server = TestServer::start().await;
+    let Parties { mut patient, clinician, domain, .. } =
+        verified_parties(&server, &server.data_dir, "Approving Patient", "Dr Approved").await;
+    let grant = everything(&patient.keys, &clinician.keys, 0);
+    let digest = domain.digest(&grant);
+    let start = patient.client.call("approvals/start", json!({ "digest": format!("0x{}", hex::encode(digest)) })).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let nonce: [u8; 32] =
+        hex::decode(start.body["nonce"].as_str().unwrap().trim_start_matches("0x")).unwrap().try_into().unwrap();
+    let challenge = chartkey_core::proof::approval_challenge(&digest, &nonce);
+    assert_eq!(start.body["options"]["publicKey"]["challenge"], URL_SAFE_NO_PAD.encode(challenge));
+    let credential = patient.device.assert(&server.origin, start.body["options"].clone());
+    let approval = json!({ "ceremony_id": start.body["ceremony_id"], "credential": credential });
+    let shared = share(&patient.client, &domain, &patient.keys, &grant, vec![], approval).await;
+    assert_eq!(shared.status, 200, "{:?}", shared.body);
+
+    // What is kept: the assertion whose signed client data names the challenge.
+    let conn = rusqlite::Connection::open(server.data_dir.join("chartkey.sqlite3")).unwrap();
+    let (kept_nonce, kept_assertion): (String, String) = conn
+        .query_row(
+            "SELECT nonce, assertion FROM approvals WHERE digest = ?1",
+            [format!("0x{}", hex::encode(digest))],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(kept_nonce, start.body["nonce"].as_str().unwrap());
+    let assertion: Value = serde_json::from_str(&kept_assertion).unwrap();
+    let client_data = URL_SAFE_NO_PAD.decode(assertion["response"]["clientDataJSON"].as_str().unwrap()).unwrap();
+    let client_data: Value = serde_json::from_slice(&client_data).unwrap();
+    assert_eq!(client_data["challenge"], URL_SAFE_NO_PAD.encode(challenge));
+    assert_eq!(client_data["type"], "webauthn.get");
+
+    // An assertion over another challenge (a forged or replayed one) is refused.
+    let other = everything(&patient.keys, &clinician.keys, 1);
+    let start = patient
+        .client
+        .call("approvals/start", json!({ "digest": format!("0x{}", hex::encode(domain.digest(&other))) }))
+        .await;
+    let mut options = start.body["options"].clone();
+    options["publicKey"]["challenge"] = json!(URL_SAFE_NO_PAD.encode([9u8; 32]));
+    let credential = patient.device.assert(&server.origin, options);
+    let approval = json!({ "ceremony_id": start.body["ceremony_id"], "credential": credential });
+    let refused = share(&patient.client, &domain, &patient.keys, &other, vec![], approval).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    server.stop().await;
+}

@@ -281,7 +281,7 @@ pub async fn shares_chart(patient: String) -> Result<SharedChart, ApiError> {
 /// Starts a passkey approval of the message whose EIP-712 digest is
 /// `digest` (0x hex): authentication options for the caller's passkeys.
 #[server(endpoint = "approvals/start", input = Json)]
-pub async fn approvals_start(digest: String) -> Result<RequestStart, ApiError> {
+pub async fn approvals_start(digest: String) -> Result<ApprovalStart, ApiError> {
     call(move |b, c| async move { b.approvals_start(&c, digest).await }).await
 }
 

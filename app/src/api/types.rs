@@ -30,6 +30,18 @@ pub struct RequestStart {
     pub options: WebauthnJson,
 }
 
+/// A passkey approval in progress: its options carry the challenge
+/// `chartkey_core::proof::approval_challenge(digest, nonce)`, which the
+/// browser checks against the message it shows before asking for the
+/// passkey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalStart {
+    pub ceremony_id: String,
+    pub options: WebauthnJson,
+    /// The server's single-use nonce, 0x hex (32 bytes).
+    pub nonce: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignupFinishBody {
     pub ceremony_id: String,

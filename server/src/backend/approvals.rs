@@ -1,13 +1,26 @@
 //! Passkey approval of one signed ledger message: sharing and stopping a
 //! share ask for a fresh assertion, with user verification, from one of the
-//! account's own passkeys, in a ceremony bound to the message's EIP-712
-//! digest. The message itself is still authorised by the account key's
-//! signature (checked by the contract); the approval proves the person
-//! with the passkey was there and agreed to exactly this message, now.
+//! account's own passkeys. The WebAuthn challenge is
+//! `proof::approval_challenge(digest, nonce)` (the message's EIP-712 digest
+//! and a single-use server nonce), so the assertion itself proves which
+//! message was approved; it is kept (`approvals`) for later audit. The
+//! message itself is still authorised by the account key's signature
+//! (checked by the contract); the approval proves the person with the
+//! passkey was there and agreed to exactly this message, now.
+//!
+//! webauthn-rs always draws its own random challenge. Its
+//! `danger-allow-state-serialisation` feature makes the authentication
+//! state a serde value, whose challenge is replaced here (and in the
+//! options) before the ceremony starts; verification is webauthn-rs's own.
+//! (The other way, webauthn-rs-core's lower-level calls, gives up the safe
+//! wrapper's checks; the serialisable state is also what several replicas
+//! will need to share ceremonies.)
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{ApiError, Approval, RequestStart};
-use webauthn_rs::prelude::Passkey;
+use chartkey_app::api::{ApiError, Approval, ApprovalStart};
+use webauthn_rs::prelude::{Passkey, PasskeyAuthentication};
 
 use super::{credential_id_text, parse_credential, webauthn_json};
 use crate::ceremonies::Ceremony;
@@ -16,7 +29,7 @@ use crate::state::AppState;
 
 /// Starts an approval of the message whose EIP-712 digest is `digest`
 /// (0x hex): authentication options for the caller's own passkeys.
-pub async fn start(state: &AppState, c: &Caller, digest: String) -> Result<RequestStart, ApiError> {
+pub async fn start(state: &AppState, c: &Caller, digest: String) -> Result<ApprovalStart, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
     let digest = parse_digest(&digest)?;
     let id = account_id.clone();
@@ -26,19 +39,40 @@ pub async fn start(state: &AppState, c: &Caller, digest: String) -> Result<Reque
     if passkeys.is_empty() {
         return Err(ApiError::bad_request("This account has no passkey to approve with."));
     }
-    let (options, authentication) = state.webauthn.start_passkey_authentication(&passkeys).map_err(|e| {
+    let (mut options, authentication) = state.webauthn.start_passkey_authentication(&passkeys).map_err(|e| {
         tracing::error!(error = %e, "starting a passkey approval");
         ApiError::Internal
     })?;
-    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Approval { authentication, account_id, digest })?;
-    Ok(RequestStart { ceremony_id, options: webauthn_json(&options)? })
+    let mut nonce = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let challenge = chartkey_core::proof::approval_challenge(&digest, &nonce);
+    options.public_key.challenge = challenge.to_vec();
+    let authentication = with_challenge(authentication, &challenge)?;
+    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Approval { authentication, account_id, digest, nonce })?;
+    Ok(ApprovalStart { ceremony_id, options: webauthn_json(&options)?, nonce: format!("0x{}", hex::encode(nonce)) })
+}
+
+/// `authentication` expecting `challenge` instead of the one webauthn-rs
+/// drew.
+fn with_challenge(
+    authentication: PasskeyAuthentication,
+    challenge: &[u8; 32],
+) -> Result<PasskeyAuthentication, ApiError> {
+    let broken = |what: &str| {
+        tracing::error!(what, "the passkey authentication state changed shape");
+        ApiError::Internal
+    };
+    let mut state = serde_json::to_value(&authentication).map_err(|_| broken("serialise"))?;
+    let slot = state.pointer_mut("/ast/challenge").ok_or_else(|| broken("challenge"))?;
+    *slot = serde_json::Value::String(URL_SAFE_NO_PAD.encode(challenge));
+    serde_json::from_value(state).map_err(|_| broken("deserialise"))
 }
 
 /// Checks that `approval` is a verified assertion of one of `account_id`'s
 /// passkeys, in a ceremony started for `digest`; single use.
 pub async fn check(state: &AppState, account_id: &str, approval: &Approval, digest: [u8; 32]) -> Result<(), ApiError> {
     let refused = |why: &str| ApiError::Forbidden(why.into());
-    let Ceremony::Approval { authentication, account_id: started_by, digest: approved } =
+    let Ceremony::Approval { authentication, account_id: started_by, digest: approved, nonce } =
         state.ceremonies.take(&approval.ceremony_id)?
     else {
         return Err(ApiError::bad_request("This passkey request does not belong to an approval. Start again."));
@@ -59,9 +93,24 @@ pub async fn check(state: &AppState, account_id: &str, approval: &Approval, dige
     }
     let (credential_id, account) = (credential_id_text(result.cred_id()), account_id.to_owned());
     let counter_update = result.clone();
+    let assertion = approval.credential.get().to_owned();
     state
         .db
         .call(move |conn| {
+            // Kept for audit: this assertion, under this passkey's key,
+            // approved the message with this digest.
+            conn.execute(
+                "INSERT INTO approvals (account_id, digest, nonce, credential_id, assertion, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    account,
+                    format!("0x{}", hex::encode(digest)),
+                    format!("0x{}", hex::encode(nonce)),
+                    credential_id,
+                    assertion,
+                    db::now()
+                ],
+            )?;
             let Some(row) = db::passkey_by_credential(conn, &credential_id)? else { return Ok(()) };
             if row.account_id != account {
                 return Ok(());

@@ -212,7 +212,7 @@ impl Backend for ServerBackend {
     async fn shares_chart(&self, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
         shares::shared_chart(&self.state, c, patient).await
     }
-    async fn approvals_start(&self, c: &Caller, digest: String) -> Result<RequestStart, ApiError> {
+    async fn approvals_start(&self, c: &Caller, digest: String) -> Result<ApprovalStart, ApiError> {
         approvals::start(&self.state, c, digest).await
     }
     async fn notices_list(&self, c: &Caller) -> Result<Inbox, ApiError> {

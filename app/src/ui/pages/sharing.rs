@@ -435,6 +435,22 @@ fn wrap_for(
 /// whose EIP-712 digest is `digest`.
 async fn approve(digest: [u8; 32]) -> Result<api::Approval, String> {
     let start = api::approvals_start(format!("0x{}", hex::encode(digest))).await.map_err(|e| e.to_string())?;
+    // The passkey signs the challenge: it must be this message's, so that
+    // the assertion proves what was approved (and a server could not ask
+    // for an approval of something else under this screen).
+    let nonce: [u8; 32] = hex::decode(start.nonce.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("The server's approval request is malformed.")?;
+    let expected = chartkey_core::proof::approval_challenge(&digest, &nonce);
+    let options: serde_json::Value =
+        serde_json::from_str(start.options.get()).map_err(|_| "The server's approval request is malformed.")?;
+    let challenge = options["publicKey"]["challenge"].as_str().unwrap_or_default();
+    if base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, challenge).ok().as_deref()
+        != Some(&expected[..])
+    {
+        return Err("The server asked to approve something other than this message. Nothing was approved.".into());
+    }
     let asserted = crate::ui::webauthn::assert(&start.options).await?;
     Ok(api::Approval { ceremony_id: start.ceremony_id, credential: asserted.credential })
 }
