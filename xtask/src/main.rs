@@ -6,6 +6,7 @@
 
 mod bench;
 mod contracts;
+mod sweep;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,7 @@ impl Env {
         };
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| cache.join("target"));
         std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
+        sweep::sweep(&target);
         Ok(Self { root, cache, target })
     }
 
