@@ -20,6 +20,7 @@ pub mod directory;
 pub mod eip712;
 pub mod envelope;
 pub mod fhir;
+pub mod heads;
 pub mod keys;
 pub mod keystore;
 pub mod merkle;

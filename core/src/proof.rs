@@ -55,6 +55,21 @@ pub fn approval_challenge(digest: &[u8; 32], nonce: &[u8; 32]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The text a ledger's administrator signs (EIP-191) to vouch that block
+/// `number` of chain `chain_id` has hash `hash` (0x hex): a checkpoint that
+/// `chartkey ledger verify --checkpoint` later holds the chain to.
+pub fn checkpoint_message(chain_id: u64, number: u64, hash: &str) -> String {
+    format!("Chartkey ledger checkpoint\nChain: {chain_id}\nBlock: {number}\nHash: {}", hash.to_lowercase())
+}
+
+/// EIP-191 `personal_sign` of `message` with the secp256k1 key `secret`;
+/// `None` if the bytes are not a valid key.
+pub fn sign_message_with_secret(secret: &[u8; 32], message: &str) -> Option<String> {
+    let key = ethers_core::k256::ecdsa::SigningKey::from_bytes(secret.into()).ok()?;
+    let digest = hash_message(message);
+    Some(format!("0x{}", sign_digest(&key, &digest.0)))
+}
+
 /// EIP-191 `personal_sign` of `message`; 0x-prefixed 65-byte hex.
 pub fn sign_message(keys: &AccountKeys, message: &str) -> String {
     let digest = hash_message(message);

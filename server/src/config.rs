@@ -23,6 +23,9 @@ pub struct Config {
     pub clinician_idle_lock: Duration,
     /// Per-IP allowance for starting a registration (sign-up, restore, add passkey).
     pub registration_per_minute: u32,
+    /// Chain-head requests (`GET /api/chain/heads`, public) per client per
+    /// minute.
+    pub heads_per_minute: u32,
     /// Per-IP allowance for starting a sign-in.
     pub login_per_minute: u32,
     /// Largest request body accepted by `/api`.
@@ -98,6 +101,7 @@ impl Config {
             session_ttl: Duration::from_secs(12 * 60 * 60),
             clinician_idle_lock: Duration::from_secs(15 * 60),
             registration_per_minute: 10,
+            heads_per_minute: 120,
             login_per_minute: 30,
             api_body_limit: 64 * 1024,
             chain_id: crate::ledger::DEFAULT_CHAIN_ID,

@@ -87,6 +87,7 @@ pub fn router(state: AppState, site: Site) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/chain/heads", get(chain_heads))
         .with_state(state.clone())
         .merge(rpc)
         .merge(blobs)
@@ -104,6 +105,37 @@ pub fn router(state: AppState, site: Site) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+}
+
+#[derive(serde::Deserialize)]
+struct HeadsQuery {
+    from: Option<u64>,
+}
+
+/// `GET /api/chain/heads?from=N`: consecutive chain heads (number, hash,
+/// parent hash) for anyone who follows the chain from outside (finding 13
+/// of the security review). Public, rate-limited per client address, and
+/// readable from any origin: it is what every block already says.
+async fn chain_heads(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+    query: Result<axum::extract::Query<HeadsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(query)) = query else {
+        return (StatusCode::BAD_REQUEST, "from= is a block number.").into_response();
+    };
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let client = state::client_key(state::client_ip(peer.ip(), &forwarded, &state.config.trusted_proxies));
+    if backend::allowed(&state.limits.heads, &client).is_err() {
+        return (StatusCode::TOO_MANY_REQUESTS, "Too many requests for chain heads; try again in a minute.")
+            .into_response();
+    }
+    match backend::ledger::heads(&state, query.from).await {
+        Ok(heads) => ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], axum::Json(heads)).into_response(),
+        Err(e) => (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(e))
+            .into_response(),
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

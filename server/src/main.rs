@@ -61,6 +61,11 @@ enum LedgerCommand {
         /// The server's data directory.
         #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
         data_dir: PathBuf,
+        /// A checkpoint downloaded from the Ledger page: the chain must
+        /// hold that block at that height, vouched for by this ledger's
+        /// administrator key.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
 }
 
@@ -160,6 +165,10 @@ struct Args {
     /// commas. From any other peer the header is ignored.
     #[arg(long = "trusted-proxy", env = "CHARTKEY_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests for chain heads (GET /api/chain/heads, public, for outside
+    /// witnesses) per client address per minute.
+    #[arg(long, env = "CHARTKEY_HEADS_PER_MINUTE", default_value_t = 120)]
+    heads_per_minute: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CHARTKEY_LOG_JSON")]
     log_json: bool,
@@ -168,7 +177,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Ledger(LedgerCommand::Verify { data_dir })) => verify_ledger(&data_dir),
+        Some(Command::Ledger(LedgerCommand::Verify { data_dir, checkpoint })) => {
+            verify_ledger(&data_dir, checkpoint.as_deref())
+        }
         Some(Command::Authority(AuthorityCommand::Add { address, data_dir })) => {
             name_authority(&data_dir, &address, true)
         }
@@ -182,7 +193,7 @@ fn main() -> anyhow::Result<()> {
 /// `chartkey ledger verify`: progress on stderr, the verdict on stdout, exit
 /// status 1 when a block is bad.
 #[allow(clippy::print_stdout, clippy::print_stderr)]
-fn verify_ledger(data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn verify_ledger(data_dir: &std::path::Path, checkpoint: Option<&std::path::Path>) -> anyhow::Result<()> {
     let path = chartkey_server::ledger::ledger_path(data_dir);
     let started = std::time::Instant::now();
     let mut last_report = started;
@@ -201,13 +212,58 @@ fn verify_ledger(data_dir: &std::path::Path) -> anyhow::Result<()> {
                 report.head_hash,
                 started.elapsed().as_secs_f64()
             );
-            Ok(())
+            let Some(file) = checkpoint else { return Ok(()) };
+            match check_checkpoint(&path, file) {
+                Ok(held) => {
+                    println!("{held}");
+                    Ok(())
+                }
+                Err(why) => {
+                    println!("checkpoint FAILED: {why}");
+                    std::process::exit(1);
+                }
+            }
         }
         Err(e) => {
             println!("ledger verification FAILED: {e}");
             std::process::exit(1);
         }
     }
+}
+
+/// Holds the verified chain at `path` to the checkpoint in `file`: its text
+/// is the checkpoint message of its fields, signed by this chain's
+/// administrator, for this chain id, and the chain has that block at that
+/// height.
+fn check_checkpoint(path: &std::path::Path, file: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let checkpoint: chartkey_app::api::SignedCheckpoint =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a checkpoint: {e}", file.display()))?;
+    let message = chartkey_core::proof::checkpoint_message(checkpoint.chain_id, checkpoint.number, &checkpoint.hash);
+    if message != checkpoint.message {
+        return Err("its text does not match its block, hash and chain".into());
+    }
+    let (genesis, hash) = chartkey_ledger::node::checkpoint_view(path, checkpoint.number).map_err(|e| e.to_string())?;
+    let signer =
+        chartkey_core::proof::recover_signer(&message, &checkpoint.signature).ok_or("its signature is malformed")?;
+    let admin = ethers_core::types::Address::from(genesis.admin.into_array());
+    if signer != admin {
+        return Err(format!("it is signed by {signer:#x}, not by this ledger's administrator {admin:#x}"));
+    }
+    if checkpoint.chain_id != genesis.chain_id {
+        return Err(format!("it is for chain {}, this ledger is chain {}", checkpoint.chain_id, genesis.chain_id));
+    }
+    let stored = hash.ok_or_else(|| format!("this chain does not reach block {}", checkpoint.number))?;
+    if format!("{stored:#x}") != checkpoint.hash.to_lowercase() {
+        return Err(format!(
+            "block {} is {stored:#x} here, not {} as the checkpoint says: the chain was rewritten",
+            checkpoint.number, checkpoint.hash
+        ));
+    }
+    Ok(format!(
+        "checkpoint holds: block {} is {} on chain {}, as the administrator {admin:#x} signed",
+        checkpoint.number, checkpoint.hash, checkpoint.chain_id
+    ))
 }
 
 /// `chartkey authority add|remove`: records the change, then waits a few
@@ -258,6 +314,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.clinician_idle_lock = Duration::from_secs(args.clinician_idle_lock_secs);
     config.ceremony_ttl = Duration::from_secs(args.ceremony_ttl_secs);
     config.registration_per_minute = args.registration_per_minute;
+    config.heads_per_minute = args.heads_per_minute;
     config.login_per_minute = args.login_per_minute;
     config.chain_id = args.chain_id;
     config.rpc_access = args.rpc_access;

@@ -39,6 +39,8 @@ pub struct RateLimits {
     pub relays: DefaultKeyedRateLimiter<String>,
     /// Open notice streams per account id.
     pub streams: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// Public chain-head requests per client address.
+    pub heads: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -72,6 +74,7 @@ impl AppState {
             login: RateLimiter::keyed(per_minute(config.login_per_minute)),
             relays: RateLimiter::keyed(per_hour(config.relays_per_hour)),
             streams: Default::default(),
+            heads: RateLimiter::keyed(per_minute(config.heads_per_minute)),
         };
         Ok(Self {
             ceremonies: Arc::new(Ceremonies::new(config.ceremony_ttl)),

@@ -241,3 +241,121 @@ async fn json_rpc_is_refused_unless_allowed() {
     assert_eq!(ask(&server, None).await, 200);
     server.stop().await;
 }
+
+/// Finding 13: outside witnesses follow the chain through a public,
+/// rate-limited list of heads (number, hash, parent hash), each linked to
+/// the one before; malformed queries are refused.
+#[tokio::test]
+async fn chain_heads_are_public_linked_and_rate_limited() {
+    let server = TestServer::start_with(|c| c.heads_per_minute = 5).await;
+    let anyone = server.client();
+    let account = common::sign_up(&server, "Witness Patient", chartkey_core::wire::Role::Patient).await;
+    let get = |query: &str| {
+        let url = format!("{}/api/chain/heads{query}", server.base);
+        let http = anyone.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let answer = get("?from=0").await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["access-control-allow-origin"], "*");
+    let body: Value = answer.json().await.unwrap();
+    let heads = body["heads"].as_array().unwrap();
+    let head = server.rpc().result("eth_blockNumber", json!([])).await;
+    assert_eq!(format!("{:#x}", body["head"].as_u64().unwrap()), head.as_str().unwrap());
+    assert_eq!(heads.len() as u64, body["head"].as_u64().unwrap() + 1, "from genesis to the head");
+    for pair in heads.windows(2) {
+        assert_eq!(pair[1]["number"].as_u64(), pair[0]["number"].as_u64().map(|n| n + 1));
+        assert_eq!(pair[1]["parent_hash"], pair[0]["hash"], "each block names the one before");
+    }
+    let block = server.rpc().result("eth_getBlockByNumber", json!([head, false])).await;
+    assert_eq!(heads.last().unwrap()["hash"], block["hash"]);
+    assert_eq!(heads.last().unwrap()["parent_hash"], block["parentHash"]);
+    let beyond: Value = get("?from=1000000").await.json().await.unwrap();
+    assert_eq!(beyond["heads"], json!([]));
+    assert_eq!(get("?from=abc").await.status(), 400);
+    assert_eq!(get("?from=-1").await.status(), 400);
+    // Five a minute here: the sixth is refused, for this client only.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get("").await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "two of five were used above (malformed ones count none)");
+    let _ = account;
+    server.stop().await;
+}
+
+/// Finding 13: a patient keeps a checkpoint (the head, signed with the
+/// ledger's administrator key); `chartkey ledger verify --checkpoint FILE`
+/// holds the chain to it, and refuses one that was altered or signed by
+/// another key.
+#[tokio::test]
+async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
+    let server = TestServer::start().await;
+    let patient = common::sign_up(&server, "Checkpoint Patient", chartkey_core::wire::Role::Patient).await;
+    assert_eq!(server.client().call("ledger/checkpoint", json!({})).await.status, 401);
+    let answer = patient.client.call("ledger/checkpoint", json!({})).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let checkpoint = answer.body.clone();
+    let admin = wallet(&server.data_dir, "admin.key");
+    assert_eq!(checkpoint["signer"], format!("{:#x}", admin.address()));
+    let head = server.rpc().result("eth_blockNumber", json!([])).await;
+    assert_eq!(format!("{:#x}", checkpoint["number"].as_u64().unwrap()), head.as_str().unwrap());
+    let dir = server.stop_keeping_data().await;
+    let data_dir = dir.path().join("data");
+    let verify = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_chartkey"))
+            .args(["ledger", "verify", "--data-dir"])
+            .arg(&data_dir)
+            .arg("--checkpoint")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let file = dir.path().join("checkpoint.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&checkpoint).unwrap()).unwrap();
+    let held = verify(&file);
+    assert!(held.status.success(), "{}", String::from_utf8_lossy(&held.stdout));
+    assert!(String::from_utf8_lossy(&held.stdout).contains("checkpoint holds"));
+
+    // Another hash for that block (a rewritten chain, as the checkpoint
+    // sees it), re-signed by someone else, or not re-signed at all.
+    let mut forged = checkpoint.clone();
+    let other_hash = format!("0x{}", "ab".repeat(32));
+    let number = checkpoint["number"].as_u64().unwrap();
+    let chain_id = checkpoint["chain_id"].as_u64().unwrap();
+    forged["hash"] = json!(other_hash);
+    let unsigned = forged.clone();
+    forged["message"] = json!(chartkey_core::proof::checkpoint_message(chain_id, number, &other_hash));
+    let stranger = keys(7);
+    forged["signature"] = json!(chartkey_core::proof::sign_message(&stranger, forged["message"].as_str().unwrap()));
+    let signed_by_admin = {
+        let mut c = forged.clone();
+        c["signature"] = json!(
+            chartkey_core::proof::sign_message_with_secret(&admin.secret(), c["message"].as_str().unwrap()).unwrap()
+        );
+        c
+    };
+    let beyond = {
+        let mut c = checkpoint.clone();
+        let message =
+            chartkey_core::proof::checkpoint_message(chain_id, number + 50, checkpoint["hash"].as_str().unwrap());
+        c["number"] = json!(number + 50);
+        c["signature"] = json!(chartkey_core::proof::sign_message_with_secret(&admin.secret(), &message).unwrap());
+        c["message"] = json!(message);
+        c
+    };
+    for (case, body, why) in [
+        ("altered, not re-signed", unsigned, "does not match"),
+        ("signed by another key", forged, "not by this ledger's administrator"),
+        ("the administrator's, for another history", signed_by_admin, "the chain was rewritten"),
+        ("beyond the chain", beyond, "does not reach block"),
+    ] {
+        std::fs::write(&file, serde_json::to_vec(&body).unwrap()).unwrap();
+        let refused = verify(&file);
+        let out = String::from_utf8_lossy(&refused.stdout);
+        assert!(!refused.status.success(), "{case}: {out}");
+        assert!(out.contains(why), "{case}: {out}");
+    }
+    std::fs::write(&file, b"{ not json").unwrap();
+    assert!(!verify(&file).status.success(), "a malformed file");
+}

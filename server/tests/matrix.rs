@@ -373,6 +373,8 @@ async fn every_route_for_every_role() {
             )
         },
         row("ledger/verify", Req::Fn("ledger/verify", json!({})), all(200), May::Nothing),
+        row("ledger/checkpoint", Req::Fn("ledger/checkpoint", json!({})), all(200), May::Nothing),
+        row("GET /api/chain/heads (public)", get("/api/chain/heads?from=0".into()), [200; 7], May::Nothing),
         Row {
             check: Some(Box::new(not_the_owners)),
             ..row("records/list", Req::Fn("records/list", json!({})), all(200), May::Nothing)

@@ -278,6 +278,14 @@ pub async fn shares_chart(patient: String) -> Result<SharedChart, ApiError> {
     call(move |b, c| async move { b.shares_chart(&c, patient).await }).await
 }
 
+/// The embedded ledger's head, signed by its administrator key: a
+/// checkpoint the patient keeps, which `chartkey ledger verify
+/// --checkpoint FILE` holds the chain to later.
+#[server(endpoint = "ledger/checkpoint", input = Json)]
+pub async fn ledger_checkpoint() -> Result<SignedCheckpoint, ApiError> {
+    call(move |b, c| async move { b.ledger_checkpoint(&c).await }).await
+}
+
 /// Starts a passkey approval of the message whose EIP-712 digest is
 /// `digest` (0x hex): authentication options for the caller's passkeys.
 #[server(endpoint = "approvals/start", input = Json)]

@@ -94,6 +94,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn accesses_list(&self, caller: &Caller) -> Result<Vec<AccessView>, ApiError>;
     async fn shares_nonce(&self, caller: &Caller, grantee: String) -> Result<u64, ApiError>;
     async fn shares_chart(&self, caller: &Caller, patient: String) -> Result<SharedChart, ApiError>;
+    async fn ledger_checkpoint(&self, caller: &Caller) -> Result<SignedCheckpoint, ApiError>;
     async fn approvals_start(&self, caller: &Caller, digest: String) -> Result<ApprovalStart, ApiError>;
     async fn notices_list(&self, caller: &Caller) -> Result<Inbox, ApiError>;
     async fn notices_read(&self, caller: &Caller, up_to: i64) -> Result<Inbox, ApiError>;

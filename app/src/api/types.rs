@@ -187,6 +187,37 @@ pub struct LedgerEvent {
     pub fields: Vec<(String, String)>,
 }
 
+/// A block as an outside witness follows the chain: number, hash and its
+/// parent's hash (0x hex). `GET /api/chain/heads?from=N` answers with these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub number: u64,
+    pub hash: String,
+    pub parent_hash: String,
+}
+
+/// Consecutive heads from the block asked for, and the chain's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHeads {
+    pub chain_id: u64,
+    pub head: u64,
+    pub heads: Vec<ChainHead>,
+}
+
+/// A chain head vouched for by the ledger's administrator key (EIP-191
+/// signature of `message`), to keep and check later with `chartkey ledger
+/// verify --checkpoint FILE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    pub chain_id: u64,
+    pub number: u64,
+    pub hash: String,
+    /// The administrator's address.
+    pub signer: String,
+    pub message: String,
+    pub signature: String,
+}
+
 /// A transaction's events that name the signed-in account; `others` counts
 /// the rest (a bundle carries other people's messages too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,7 @@ pub enum Submitted {
 pub struct BlockSummary {
     pub number: u64,
     pub hash: B256,
+    pub parent_hash: B256,
     pub timestamp: u64,
     pub transactions: usize,
     pub gas_used: u64,
@@ -218,6 +219,7 @@ impl LedgerClient {
                     Ok(node.block(number)?.map(|block| BlockSummary {
                         number,
                         hash: block.hash,
+                        parent_hash: block.header.parent_hash,
                         timestamp: block.header.timestamp,
                         transactions: block.transactions.len(),
                         gas_used: block.header.gas_used,
@@ -231,6 +233,7 @@ impl LedgerClient {
                 Ok(block.map(|b| BlockSummary {
                     number,
                     hash: b.header.hash,
+                    parent_hash: b.header.parent_hash,
                     timestamp: b.header.timestamp,
                     transactions: b.transactions.len(),
                     gas_used: b.header.gas_used,

@@ -758,6 +758,19 @@ pub fn verify(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyR
     replay(&store, &genesis, progress).map(|(_, report)| report)
 }
 
+/// What a checkpoint is checked against, read from the chain stored at
+/// `path` (after [`verify`]): its genesis (chain id, administrator) and the
+/// hash of block `number`, if the chain reaches it.
+pub fn checkpoint_view(path: &Path, number: u64) -> Result<(Genesis, Option<B256>), LedgerError> {
+    if !path.exists() {
+        return Err(LedgerError::Missing { path: path.to_owned() });
+    }
+    let store = Store::open_read_only(path)?;
+    let genesis = stored_genesis(&store)?.ok_or(LedgerError::BadBlock { number: 0, reason: "no genesis".into() })?;
+    let hash = store.block(number)?.map(|b| B256::from(b.hash));
+    Ok((genesis, hash))
+}
+
 /// The miner: takes queued transactions into blocks until the node stops.
 fn mine(inner: &Inner, mut writer: Store) {
     loop {

@@ -345,6 +345,52 @@ pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<L
     })
 }
 
+/// The embedded chain's head, signed with the administrator key.
+pub async fn checkpoint(state: &AppState, c: &Caller) -> Result<chartkey_app::api::SignedCheckpoint, ApiError> {
+    c.require_session()?;
+    let Some(node) = &state.ledger.node else {
+        return Err(ApiError::bad_request(
+            "This portal uses an external Ethereum network as its ledger; keep a block hash from that network's explorer instead.",
+        ));
+    };
+    let (number, hash) = node.head();
+    let (chain_id, hash) = (node.chain_id(), format!("{hash:#x}"));
+    let message = chartkey_core::proof::checkpoint_message(chain_id, number, &hash);
+    let signature = chartkey_core::proof::sign_message_with_secret(&state.ledger.admin.secret(), &message)
+        .ok_or(ApiError::Internal)?;
+    Ok(chartkey_app::api::SignedCheckpoint {
+        chain_id,
+        number,
+        hash,
+        signer: format!("{:#x}", state.ledger.admin.address()),
+        message,
+        signature,
+    })
+}
+
+/// Most heads one `GET /api/chain/heads` answers.
+pub const HEADS_PER_ANSWER: u64 = 256;
+
+/// Consecutive heads from block `from` (default: the last 16), at most
+/// [`HEADS_PER_ANSWER`]. Public: outside witnesses follow the chain with it.
+pub async fn heads(state: &AppState, from: Option<u64>) -> Result<chartkey_app::api::ChainHeads, ApiError> {
+    let client = &state.ledger.client;
+    let head = client.head().await.map_err(ledger_down)?;
+    let from = from.unwrap_or(head.saturating_sub(15));
+    let mut heads = Vec::new();
+    if from <= head {
+        for number in from..=head.min(from + HEADS_PER_ANSWER - 1) {
+            let Some(b) = client.block_summary(number).await.map_err(ledger_down)? else { break };
+            heads.push(chartkey_app::api::ChainHead {
+                number,
+                hash: format!("{:#x}", b.hash),
+                parent_hash: format!("{:#x}", b.parent_hash),
+            });
+        }
+    }
+    Ok(chartkey_app::api::ChainHeads { chain_id: client.chain_id(), head, heads })
+}
+
 pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, ApiError> {
     c.require_session()?;
     if state.ledger.node.is_none() {

@@ -5,7 +5,7 @@
 mod accounts;
 mod approvals;
 mod credentials;
-mod ledger;
+pub(crate) mod ledger;
 mod passkeys;
 pub(crate) mod pending;
 mod records;
@@ -212,6 +212,9 @@ impl Backend for ServerBackend {
     async fn shares_chart(&self, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
         shares::shared_chart(&self.state, c, patient).await
     }
+    async fn ledger_checkpoint(&self, c: &Caller) -> Result<SignedCheckpoint, ApiError> {
+        ledger::checkpoint(&self.state, c).await
+    }
     async fn approvals_start(&self, c: &Caller, digest: String) -> Result<ApprovalStart, ApiError> {
         approvals::start(&self.state, c, digest).await
     }
@@ -347,7 +350,10 @@ fn rate_limit(limiter: &governor::DefaultKeyedRateLimiter<std::net::IpAddr>, c: 
 
 /// Takes one from `key`'s allowance in `limiter`. Idle keys are forgotten
 /// once the table grows, so it cannot grow without bound.
-fn allowed<K: Clone + Eq + std::hash::Hash>(limiter: &governor::DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ()> {
+pub(crate) fn allowed<K: Clone + Eq + std::hash::Hash>(
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), ()> {
     if limiter.len() > 10_000 {
         limiter.retain_recent();
     }

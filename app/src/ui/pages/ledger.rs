@@ -3,18 +3,70 @@
 
 use leptos::prelude::*;
 
-use crate::api::{self, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
-use crate::ui::components::{Busy, ErrorMessage, format_date};
+use std::cell::Cell;
+
+use chartkey_core::heads::{self, Head};
+
+use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
+use crate::ui::components::{Busy, ErrorMessage, format_date, save_file};
+
+thread_local! {
+    /// The newest block this page verified in this session (number, hash):
+    /// each later head must extend it.
+    static SEEN: Cell<Option<(u64, [u8; 32])>> = const { Cell::new(None) };
+}
+
+fn hash32(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text.trim_start_matches("0x")).ok()?.try_into().ok()
+}
+
+/// Checks that the chain `page` shows extends the newest block seen before
+/// in this session, through the public chain heads (parent by parent);
+/// remembers its head. `Err` says how the history changed.
+async fn follow(page: &LedgerPage) -> Result<(), String> {
+    let Some(shown) = page.blocks.iter().find(|b| b.number == page.head).and_then(|b| hash32(&b.hash)) else {
+        return Ok(());
+    };
+    let Some(mut verified) = SEEN.get() else {
+        SEEN.set(Some((page.head, shown)));
+        return Ok(());
+    };
+    loop {
+        let url = format!("/api/chain/heads?from={}", verified.0);
+        let bytes = crate::ui::http::send("GET", &url, "application/json", &[], None).await?;
+        let answer: ChainHeads =
+            serde_json::from_slice(&bytes).map_err(|_| "The server's chain heads are malformed.".to_string())?;
+        let list = answer
+            .heads
+            .iter()
+            .map(|h| Some(Head { number: h.number, hash: hash32(&h.hash)?, parent: hash32(&h.parent_hash)? }))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("The server's chain heads are malformed.")?;
+        verified = heads::extend(verified, answer.head, &list).map_err(|e| e.to_string())?;
+        if verified.0 >= page.head.min(answer.head) {
+            break;
+        }
+    }
+    if verified.0 == page.head && verified.1 != shown {
+        return Err(format!("block {} is not the block the chain's heads lead to", page.head));
+    }
+    SEEN.set(Some(verified));
+    Ok(())
+}
 
 #[component]
 pub fn LedgerOverview() -> impl IntoView {
     let page = RwSignal::new(None::<LedgerPage>);
     let error = RwSignal::new(None::<String>);
+    let rewritten = RwSignal::new(None::<String>);
     let load = move || {
         leptos::task::spawn_local(async move {
             match api::ledger_overview().await {
                 Ok(loaded) => {
                     error.set(None);
+                    if let Err(why) = follow(&loaded).await {
+                        rewritten.set(Some(why));
+                    }
                     page.set(Some(loaded));
                 }
                 Err(e) => error.set(Some(e.to_string())),
@@ -30,6 +82,14 @@ pub fn LedgerOverview() -> impl IntoView {
             "this ledger, one block after another, each block sealing the ones before it."
         </p>
         <ErrorMessage error=error />
+        {move || rewritten.get().map(|why| view! {
+            <p class="alert alert-error" role="alert" data-testid="ledger-rewritten">
+                {format!(
+                    "The ledger's history is not the one this page saw earlier: {why}. Records and consents shown \
+                     may not match what was recorded. Keep your checkpoints and tell the portal's operator."
+                )}
+            </p>
+        })}
         {move || match page.get() {
             None if error.get().is_none() => {
                 view! { <Busy message=Signal::derive(|| Some("Reading the ledger…".to_string())) /> }.into_any()
@@ -73,7 +133,7 @@ fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
                     )
                 }}
             </p>
-            {(!external).then(|| view! { <Verify /> })}
+            {(!external).then(|| view! { <Verify /> <Checkpoint /> })}
             <h3>"Latest blocks"</h3>
             <table class="table" data-testid="ledger-blocks">
                 <thead>
@@ -97,6 +157,41 @@ fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
                 </tbody>
             </table>
         </section>
+    }
+}
+
+/// Downloads the head, signed by the ledger's administrator key: kept, it
+/// lets anyone check later that the chain still holds that block.
+#[component]
+fn Checkpoint() -> impl IntoView {
+    let error = RwSignal::new(None::<String>);
+    let saved = RwSignal::new(None::<u64>);
+    let download = move |_| {
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match api::ledger_checkpoint().await {
+                Ok(checkpoint) => {
+                    let json = serde_json::to_vec_pretty(&checkpoint).unwrap_or_default();
+                    save_file(&format!("chartkey-checkpoint-{}.json", checkpoint.number), "application/json", &json);
+                    saved.set(Some(checkpoint.number));
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    view! {
+        <p>
+            "A checkpoint is the latest block's fingerprint, signed by this ledger's administrator key. Keep it: "
+            <code>"chartkey ledger verify --checkpoint FILE"</code>
+            " later shows whether the chain still holds that block, so a rewritten history cannot go unnoticed."
+        </p>
+        <button type="button" class="button button-small" on:click=download data-testid="ledger-checkpoint">
+            "Download a checkpoint"
+        </button>
+        <ErrorMessage error=error />
+        {move || saved.get().map(|n| view! {
+            <p class="alert alert-success" role="status">{format!("Checkpoint of block {n} saved.")}</p>
+        })}
     }
 }
 
