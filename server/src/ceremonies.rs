@@ -17,6 +17,18 @@ const MAX_PENDING: usize = 10_000;
 /// Ceremonies one client address may have pending at once, so one client
 /// cannot fill the table for everyone.
 const MAX_PENDING_PER_CLIENT: usize = 20;
+/// Ceremonies the clients of one network may have pending at once, for
+/// wider and wider networks (IPv4 prefix, IPv6 prefix, cap): one site's
+/// /48 holds 65,536 IPv6 /64s, so a per-client cap alone would let it fill
+/// the table for everyone. Filling it now takes five IPv4 /16s or five
+/// IPv6 /32s (each an ISP's allocation).
+const NETWORK_CAPS: [(u8, u8, usize); 2] = [(24, 48, 200), (16, 32, MAX_PENDING / 5)];
+
+/// The network of `prefix` bits (IPv4) or `prefix6` bits (IPv6) `ip` is in.
+fn network(ip: IpAddr, prefix: u8, prefix6: u8) -> IpAddr {
+    let bits = if ip.is_ipv4() { prefix } else { prefix6 };
+    ipnet::IpNet::new(ip, bits).map(|net| net.network()).unwrap_or(ip)
+}
 
 pub enum Ceremony {
     Signup {
@@ -83,8 +95,13 @@ impl Ceremonies {
         let ttl = self.ttl;
         pending.retain(|_, p| p.started.elapsed() < ttl);
         let client = crate::state::client_key(client);
+        let network_full = NETWORK_CAPS.iter().any(|&(v4, v6, cap)| {
+            let net = network(client, v4, v6);
+            pending.values().filter(|p| network(p.client, v4, v6) == net).count() >= cap
+        });
         if pending.len() >= MAX_PENDING
             || pending.values().filter(|p| p.client == client).count() >= MAX_PENDING_PER_CLIENT
+            || network_full
         {
             tracing::warn!(%client, "too many pending WebAuthn ceremonies");
             return Err(ApiError::RateLimited);
@@ -142,5 +159,37 @@ mod tests {
         assert!(c.begin("2001:db8::ffff".parse().unwrap(), login()).is_err());
         // …but other clients still get in.
         assert!(c.begin("10.0.0.2".parse().unwrap(), login()).is_ok());
+    }
+
+    /// Finding 7: one network's many client addresses (a /48 holds 65,536
+    /// IPv6 /64s) no longer fill the table for everyone.
+    #[test]
+    fn one_network_cannot_fill_the_table() {
+        let ip = |text: String| -> IpAddr { text.parse().unwrap() };
+        // A /48: 200 of its /64s, then no more; another /48 still gets in.
+        let c = Ceremonies::new(Duration::from_secs(60));
+        for n in 0..200u32 {
+            c.begin(ip(format!("2001:db8:1:{n:x}::1")), login()).unwrap();
+        }
+        assert_eq!(c.begin(ip("2001:db8:1:ffff::1".into()), login()).unwrap_err(), ApiError::RateLimited);
+        assert!(c.begin(ip("2001:db8:2::1".into()), login()).is_ok());
+
+        // A /32: ten full /48s, then no more; another /32 still gets in.
+        let c = Ceremonies::new(Duration::from_secs(60));
+        for site in 0..10u32 {
+            for n in 0..200u32 {
+                c.begin(ip(format!("2001:db8:{site:x}:{n:x}::1")), login()).unwrap();
+            }
+        }
+        assert_eq!(c.begin(ip("2001:db8:ff::1".into()), login()).unwrap_err(), ApiError::RateLimited);
+        assert!(c.begin(ip("2001:db9::1".into()), login()).is_ok());
+
+        // IPv4: 200 addresses of one /24, then no more.
+        let c = Ceremonies::new(Duration::from_secs(60));
+        for n in 0..200u8 {
+            c.begin(IpAddr::from([10, 1, 0, n]), login()).unwrap();
+        }
+        assert_eq!(c.begin(IpAddr::from([10, 1, 0, 250]), login()).unwrap_err(), ApiError::RateLimited);
+        assert!(c.begin(IpAddr::from([10, 1, 1, 1]), login()).is_ok());
     }
 }
