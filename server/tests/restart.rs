@@ -396,7 +396,11 @@ async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
 
     let server = ServerProcess::spawn(&data_dir, &[]).await;
     move_to(&server, &mut [&mut patient]);
-    assert_eq!(pending_rows(&data_dir), 0, "picked up on start");
+    let started = std::time::Instant::now();
+    while pending_rows(&data_dir) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "not picked up after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let started = std::time::Instant::now();
     let metas = loop {
         let list = patient.client.call("records/list", json!({})).await;
@@ -418,4 +422,69 @@ async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
         let id: chartkey_core::envelope::RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
         assert_eq!(&get_envelope(&patient.client, id).await.1, envelope, "its envelope reads back");
     }
+}
+
+/// A clinician's write-back acknowledged but not mined when the server is
+/// killed: after the restart the record is anchored in the patient's chart
+/// and the patient gets the write-back notice (before, the notice was sent
+/// only when the anchor was mined within the request's wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
+    use chartkey_core::eip712::LedgerMessage;
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut server = ServerProcess::spawn(&data_dir, &["--registration-per-minute", "1000"]).await;
+    let Parties { mut patient, clinician: mut writer, domain, .. } =
+        verified_parties(&server, &data_dir, "Wren Patient", "Dr Wren").await;
+    let read_write = chartkey_core::eip712::Grant { write: true, ..everything(&patient.keys, &writer.keys, 0) };
+    let shared = share_approved(&server, &mut patient, &read_write, vec![]).await;
+    assert_eq!((shared.status, &shared.body["mined"]), (200, &json!(true)), "{:?}", shared.body);
+
+    server.kill();
+    let mut server = ServerProcess::spawn(&data_dir, &["--test-pause-mining", "--test-relay-wait-ms", "0"]).await;
+    move_to(&server, &mut [&mut patient, &mut writer]);
+    let sealed = seal_all(&writer.keys, &floyd(1), None);
+    let (status, body) = upload_pack(&writer.client, sealed.pack.clone()).await;
+    assert_eq!(status, 200, "{body:?}");
+    let id = sealed.anchored[0].id;
+    let for_patient = wrapped_for(&sealed.keys[0], id, &patient.keys)["wrapped_key"].clone();
+    let signature =
+        match chartkey_core::records::anchor_message(writer.keys.address(), patient.keys.address(), &sealed.anchored)
+            .unwrap()
+        {
+            LedgerMessage::Anchor(m) => format!("0x{}", hex::encode(domain.sign(&writer.keys, &m))),
+            other => panic!("not one anchor: {other:?}"),
+        };
+    let mut record = sealed.records[0].clone();
+    record["patient_wrapped_key"] = for_patient;
+    let written = writer
+        .client
+        .call(
+            "records/add",
+            json!({ "body": { "records": [record], "signature": signature,
+                "patient": format!("{:#x}", patient.keys.address()) } }),
+        )
+        .await;
+    assert_eq!((written.status, &written.body["mined"]), (200, &json!(false)), "{:?}", written.body);
+    assert_eq!(pending_rows(&data_dir), 1, "the anchor waits for its block");
+    let anchor_tx = written.body["tx_hash"].clone();
+
+    server.kill();
+    let server = ServerProcess::spawn(&data_dir, &[]).await;
+    move_to(&server, &mut [&mut patient, &mut writer]);
+    let started = std::time::Instant::now();
+    while pending_rows(&data_dir) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the write-back is not settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let inbox = patient.client.call("notices/list", json!({})).await;
+    let notices = inbox.body["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 1, "{:?}", inbox.body);
+    assert_eq!((&notices[0]["kind"], &notices[0]["tx"]), (&json!("write_back"), &anchor_tx));
+    assert_eq!(notices[0]["actor_name"], "Dr Wren");
+    let list = patient.client.call("records/list", json!({})).await;
+    let metas = list.body.as_array().unwrap();
+    let meta = metas.iter().find(|m| m["id"] == json!(id)).expect("the record is in the chart");
+    assert!(meta["anchor_block"].is_u64(), "{meta:?}");
+    assert_eq!(meta["anchor_tx"], anchor_tx);
 }

@@ -50,8 +50,19 @@ pub enum Work {
     /// A credential request answered by the credential it asked for.
     Credential { request_id: i64 },
     /// Records whose rows are written before their anchor is journalled:
-    /// done once it is (the chart follows the job from there).
-    Anchor { ids: Vec<String> },
+    /// given the job once journalled, and their block once mined, when a
+    /// write-back's notice goes to the patient; a refusal removes them.
+    Anchor { ids: Vec<String>, notice: Option<WriteBack> },
+}
+
+/// The notice a mined write-back sends to the patient.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBack {
+    pub patient_id: String,
+    pub author_id: String,
+    pub record: RecordId,
+    pub category: u8,
 }
 
 /// A pending row: its id, and the call it waits for.
@@ -119,6 +130,11 @@ async fn finish(
             Err(ApiError::Internal)
         }
         Err(e) => {
+            if let Work::Anchor { ids, .. } = &pending.work {
+                // Refused: the records were never anchored, so they are
+                // not in the chart.
+                super::records::forget_records(state, ids.clone()).await?;
+            }
             forget(state, pending).await?;
             Err(relay_error(e, function))
         }
@@ -179,7 +195,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
                         params![patient_id, grantee_id, record.to_hex(), stored_tx, block, now],
                     )?;
                 }
-                Work::Anchor { ids } => {
+                Work::Anchor { ids, .. } => {
                     for id in &ids {
                         t.execute(
                             "UPDATE records SET anchor_job = ?1, anchor_tx = ?2, anchor_block = ?3 WHERE id = ?4",
@@ -199,22 +215,31 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
             Ok(true)
         })
         .await?;
-    if done && let Work::Access { patient_id, grantee_id, record, category } = &pending.work {
-        let notice =
-            crate::notices::publish(state, patient_id, NoticeKind::Access, grantee_id, Some((*record, *category)), &tx);
+    let notice = match &pending.work {
+        Work::Access { patient_id, grantee_id, record, category } => {
+            Some((patient_id, NoticeKind::Access, grantee_id, *record, *category))
+        }
+        Work::Anchor { notice: Some(n), .. } => {
+            Some((&n.patient_id, NoticeKind::WriteBack, &n.author_id, n.record, n.category))
+        }
+        _ => None,
+    };
+    if done && let Some((patient_id, kind, actor_id, record, category)) = notice {
+        let notice = crate::notices::publish(state, patient_id, kind, actor_id, Some((record, category)), &tx);
         if let Err(e) = notice.await {
-            // The access is on the ledger and in "who viewed"; the notice is extra.
-            tracing::error!(error = %e, "recording an access notice failed");
+            // What happened is on the ledger and in the chart; the notice is extra.
+            tracing::error!(error = %e, "recording a notice failed");
         }
     }
     Ok(())
 }
 
 /// Records that the anchor of `pending`'s records was journalled as `job`
-/// (transaction `tx`), and deletes the row.
-pub async fn journalled(state: &AppState, pending: Pending, job: i64, tx: &str) -> Result<(), ApiError> {
-    let Work::Anchor { ids } = pending.work else { return Err(ApiError::Internal) };
-    let (id, tx) = (pending.id, tx.to_owned());
+/// (transaction `tx`): the chart follows the job from here, and the row
+/// waits for the block.
+pub async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: &str) -> Result<(), ApiError> {
+    let Work::Anchor { ids, .. } = pending.work.clone() else { return Err(ApiError::Internal) };
+    let tx = tx.to_owned();
     state
         .db
         .call(move |conn| {
@@ -225,7 +250,6 @@ pub async fn journalled(state: &AppState, pending: Pending, job: i64, tx: &str) 
                     params![job, tx, record],
                 )?;
             }
-            t.execute("DELETE FROM pending_relays WHERE id = ?1", [id])?;
             t.commit()
         })
         .await?;
@@ -254,25 +278,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
         let hash = B256::try_from(hash.as_slice()).map_err(|_| corrupt("pending input hash"))?;
         let pending = Pending { id, work };
         let found = state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))?;
-        if let Work::Anchor { ids } = &pending.work {
-            // Records: journalled means the chart follows the job; not
-            // journalled means never anchored.
-            match found {
-                Some(job) => {
-                    let tx = match state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))? {
-                        Some(j) => format!("{:#x}", j.tx_hash),
-                        None => return Err(corrupt("journalled job")),
-                    };
-                    journalled(state, pending, job, &tx).await?;
-                    followed += 1;
-                }
-                None => {
-                    super::records::forget_records(state, ids.clone()).await?;
-                    forget(state, pending).await?;
-                    dropped += 1;
-                }
-            }
-            continue;
+        if let (Work::Anchor { ids, .. }, None) = (&pending.work, found) {
+            // Never journalled: never anchored.
+            super::records::forget_records(state, ids.clone()).await?;
         }
         match found {
             None => {
@@ -280,6 +288,14 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
                 dropped += 1;
             }
             Some(job) => {
+                if matches!(pending.work, Work::Anchor { .. }) {
+                    // The chart follows the job from here.
+                    let tx = match state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))? {
+                        Some(j) => format!("{:#x}", j.tx_hash),
+                        None => return Err(corrupt("journalled job")),
+                    };
+                    journalled(state, &pending, job, &tx).await?;
+                }
                 followed += 1;
                 let state = state.clone();
                 tokio::spawn(async move {

@@ -166,7 +166,13 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     // not journalled yet), so that no anchor reaches the ledger without its
     // records in the chart; a restart in between is settled on start.
     let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
-    let pending = super::pending::record(state, &request.input, super::pending::Work::Anchor { ids }).await?;
+    let notice = writing_back.then(|| super::pending::WriteBack {
+        patient_id: patient.id.clone(),
+        author_id: account.id.clone(),
+        record: records[0].id,
+        category: records[0].category,
+    });
+    let pending = super::pending::record(state, &request.input, super::pending::Work::Anchor { ids, notice }).await?;
     let (job, tx_hash) = (0i64, String::new());
 
     let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
@@ -237,42 +243,12 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         // A test kills the server here: journalled, rows not yet told so.
         std::future::pending::<()>().await;
     }
-    super::pending::journalled(state, pending, job, &tx_hash).await?;
+    super::pending::journalled(state, &pending, job, &tx_hash).await?;
     tracing::info!(job, records = records.len(), "records added");
-
-    match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
-        Ok(Ok(Ok(relayed))) => {
-            let block = relayed.block_number as i64;
-            state
-                .db
-                .call(move |conn| {
-                    conn.execute("UPDATE records SET anchor_block = ?1 WHERE anchor_job = ?2", params![block, job])
-                })
-                .await?;
-            if writing_back {
-                let record = (records[0].id, records[0].category);
-                let notice = crate::notices::publish(
-                    state,
-                    &patient.id,
-                    chartkey_app::api::NoticeKind::WriteBack,
-                    &account.id,
-                    Some(record),
-                    &tx_hash,
-                );
-                if let Err(e) = notice.await {
-                    tracing::error!(error = %e, "recording a write-back notice failed");
-                }
-            }
-            Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(relayed.block_number) })
-        }
-        Ok(Ok(Err(e))) => {
-            // Refused: the records were never anchored, so they are not in
-            // the chart.
-            forget_job(state, job).await?;
-            Err(relay_error(e, function))
-        }
-        Ok(Err(_)) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
-    }
+    // Once mined (now or later, or after a restart): the block, and a
+    // write-back's notice to the patient; refused, the rows go.
+    let settle = super::pending::settle(state, pending, ticket, function);
+    super::ledger::settled(state, settle, job, tx_hash).await
 }
 
 /// Keys wrapped for other readers of a patient's new records: each reader is
@@ -378,7 +354,8 @@ async fn write_back_chart(
     Ok((patient, address))
 }
 
-/// Removes the rows of records `ids`, whose anchor was never journalled.
+/// Removes the rows of records `ids`, whose anchor was never journalled or
+/// was refused (the ids were checked new when the rows were written).
 pub(super) async fn forget_records(state: &AppState, ids: Vec<String>) -> Result<(), ApiError> {
     let removed = state
         .db
@@ -387,7 +364,7 @@ pub(super) async fn forget_records(state: &AppState, ids: Vec<String>) -> Result
             let mut n = 0;
             for id in &ids {
                 t.execute("DELETE FROM record_keys WHERE record_id = ?1", [id])?;
-                n += t.execute("DELETE FROM records WHERE id = ?1 AND anchor_job = 0", [id])?;
+                n += t.execute("DELETE FROM records WHERE id = ?1", [id])?;
             }
             t.commit()?;
             Ok(n)
