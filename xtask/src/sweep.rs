@@ -14,6 +14,11 @@ const STALE: Duration = Duration::from_secs(3 * 24 * 3600);
 /// Deletes stale files in every `deps` directory and stale `incremental`
 /// sessions under `target`; prints what it freed.
 pub fn sweep(target: &Path) {
+    // Only a directory cargo made its target directory (it writes this tag
+    // there): a mistyped CARGO_TARGET_DIR never loses anything else.
+    if !target.join("CACHEDIR.TAG").is_file() {
+        return;
+    }
     let now = SystemTime::now();
     let mut freed = 0u64;
     let mut removed = 0usize;
@@ -87,6 +92,7 @@ mod tests {
         let dir = tempfile_dir();
         let deps = dir.join("debug/deps");
         std::fs::create_dir_all(&deps).unwrap();
+        std::fs::write(dir.join("CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55").unwrap();
         let (old, fresh) = (deps.join("old-1234"), deps.join("fresh-5678"));
         std::fs::write(&old, vec![0u8; 1000]).unwrap();
         std::fs::write(&fresh, b"x").unwrap();
@@ -94,6 +100,10 @@ mod tests {
         let file = std::fs::File::options().write(true).open(&old).unwrap();
         file.set_times(std::fs::FileTimes::new().set_accessed(long_ago).set_modified(long_ago)).unwrap();
         drop(file);
+        std::fs::rename(dir.join("CACHEDIR.TAG"), dir.join("not-a-tag")).unwrap();
+        sweep(&dir);
+        assert!(old.exists(), "not a cargo target directory: nothing goes");
+        std::fs::rename(dir.join("not-a-tag"), dir.join("CACHEDIR.TAG")).unwrap();
         sweep(&dir);
         assert!(!old.exists(), "unused for ten days");
         assert!(fresh.exists(), "just written");

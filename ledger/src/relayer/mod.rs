@@ -267,13 +267,27 @@ impl Relayer {
         ticket.await.unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// A job's state, checked against the ledger while it is in flight.
+    /// A job's state, checked against the ledger while it is in flight
+    /// (a settled job's state is the journal's, with its refusal's code).
     pub async fn job(&self, id: i64) -> Result<Option<Job>, RelayError> {
+        let Some(job) = self.journalled(id).await? else { return Ok(None) };
+        if job.status != JobStatus::Sent {
+            return Ok(Some(job));
+        }
         let Some((mut job, mined)) = self.checked(id).await? else { return Ok(None) };
         if let Some((outcome, result, _)) = mined {
             job.status = status_of(&outcome, &result);
         }
         Ok(Some(job))
+    }
+
+    /// Job `id` as the journal holds it, without asking the ledger.
+    pub async fn journalled(&self, id: i64) -> Result<Option<Job>, RelayError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.store().job(id))
+            .await
+            .map_err(|e| RelayError::Unavailable(e.to_string()))?
+            .map_err(unavailable)
     }
 
     /// The newest journalled job whose call input hashes (keccak256) to

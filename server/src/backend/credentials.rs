@@ -17,7 +17,7 @@ use chartkey_core::wire::Role;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::ledger::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
+use super::ledger::{caller, parse_signature, relay_and_wait, request_of, settled, view};
 use super::records::to_ethers;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;
@@ -170,18 +170,9 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
     // The request is marked issued once the credential is mined, even if
     // that is after this answer or after a restart; a refusal leaves it
     // pending.
-    let pending =
-        super::pending::record(state, &request.input, super::pending::Work::Credential { request_id: row.id }).await?;
-    let ticket = match state.ledger.relayer.submit(request).await {
-        Ok(ticket) => ticket,
-        Err(e) => {
-            super::pending::forget(state, pending).await?;
-            return Err(relay_error(e, function));
-        }
-    };
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    tracing::info!(job, request = row.id, "credential issue accepted");
-    let settle = super::pending::settle(state, pending, ticket, function);
+    let work = super::pending::Work::Credential { request_id: row.id };
+    let (job, tx_hash, settle) = super::pending::relay(state, request, work, None).await?;
+    tracing::info!(job, request = row.id, function, "credential issue accepted");
     settled(state, settle, job, tx_hash).await
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use alloy_primitives::{B256, keccak256};
 use chartkey_app::api::{ApiError, NoticeKind};
 use chartkey_core::envelope::RecordId;
-use chartkey_ledger::relayer::{RelayError, Relayed, Ticket};
+use chartkey_ledger::relayer::{RelayError, Relayed, Request, Ticket};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -71,26 +71,76 @@ pub struct Pending {
     work: Work,
 }
 
-/// Writes `work` for the request whose call input is `input`, before the
-/// request is handed to the relayer.
-pub async fn record(state: &AppState, input: &[u8], work: Work) -> Result<Pending, ApiError> {
+/// What writes a request's own rows, in the same transaction as its
+/// pending row (a new record's rows: both or neither).
+pub type Rows = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>;
+
+/// Writes `work` (and `rows`) for `request`, hands the request to the
+/// relayer and starts its settlement, all in a task of its own: a client
+/// that goes away mid-request cannot leave journalled work unwatched.
+/// Returns the job, its transaction and the settlement (the block, or why
+/// not); a refusal before anything was relayed leaves nothing behind.
+pub async fn relay(
+    state: &AppState,
+    request: Request,
+    work: Work,
+    rows: Option<Rows>,
+) -> Result<(i64, String, tokio::task::JoinHandle<Result<u64, ApiError>>), ApiError> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let function = request.function;
+        let pending = record(&state, &request.input, work, rows).await?;
+        let ticket = match state.ledger.relayer.submit(request).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                if let Work::Anchor { ids, .. } = &pending.work {
+                    super::records::forget_records(&state, ids.clone()).await?;
+                }
+                forget(&state, pending).await?;
+                return Err(relay_error(e, function));
+            }
+        };
+        let (job, tx) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+        if matches!(pending.work, Work::Anchor { .. }) {
+            #[cfg(feature = "test-controls")]
+            if state.config.stall_after_journal {
+                // A test kills the server here: journalled, rows not yet told so.
+                std::future::pending::<()>().await;
+            }
+            journalled(&state, &pending, job, &tx).await?;
+        }
+        Ok((job, tx, settle(&state, pending, ticket, function)))
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+}
+
+/// Writes `work` (and `rows`, in one transaction) for the request whose
+/// call input is `input`, before the request is handed to the relayer.
+async fn record(state: &AppState, input: &[u8], work: Work, rows: Option<Rows>) -> Result<Pending, ApiError> {
     let text = serde_json::to_string(&work).map_err(|_| ApiError::Internal)?;
     let hash = keccak256(input);
     let id = state
         .db
         .call(move |conn| {
-            conn.execute(
+            let t = conn.transaction()?;
+            t.execute(
                 "INSERT INTO pending_relays (input_hash, work, created_at) VALUES (?1, ?2, ?3)",
                 params![hash.as_slice(), text, db::now()],
             )?;
-            Ok(conn.last_insert_rowid())
+            let id = t.last_insert_rowid();
+            if let Some(rows) = rows {
+                rows(&t)?;
+            }
+            t.commit()?;
+            Ok(id)
         })
         .await?;
     Ok(Pending { id, work })
 }
 
 /// Deletes a pending row whose request was not accepted.
-pub async fn forget(state: &AppState, pending: Pending) -> Result<(), ApiError> {
+async fn forget(state: &AppState, pending: Pending) -> Result<(), ApiError> {
     let id = pending.id;
     state.db.call(move |conn| conn.execute("DELETE FROM pending_relays WHERE id = ?1", [id])).await?;
     Ok(())
@@ -99,22 +149,24 @@ pub async fn forget(state: &AppState, pending: Pending) -> Result<(), ApiError> 
 /// Does `pending`'s work once its request (`ticket`) is mined, however long
 /// that takes, and deletes the row; a refusal only deletes it. The handle
 /// gives the block it was mined in, or why it was not.
-pub fn settle(
+fn settle(
     state: &AppState,
     pending: Pending,
     ticket: Ticket,
     function: &'static str,
 ) -> tokio::task::JoinHandle<Result<u64, ApiError>> {
     let state = state.clone();
+    let job = ticket.job;
     tokio::spawn(async move {
         let outcome = ticket.done.await.unwrap_or_else(|_| Err(RelayError::Unavailable("the relayer stopped".into())));
-        finish(&state, pending, outcome, function).await
+        finish(&state, pending, job, outcome, function).await
     })
 }
 
 async fn finish(
     state: &AppState,
     pending: Pending,
+    job: i64,
     outcome: Result<Relayed, RelayError>,
     function: &'static str,
 ) -> Result<u64, ApiError> {
@@ -123,22 +175,71 @@ async fn finish(
             apply(state, pending, &relayed).await?;
             Ok(relayed.block_number)
         }
-        Err(RelayError::Unavailable(why)) => {
-            // The request is journalled and will be sent again (by this
-            // process or the next one's start): the row stays.
-            tracing::warn!(function, %why, "relayed message not settled yet; its bookkeeping waits");
-            Err(ApiError::Internal)
-        }
-        Err(e) => {
+        Err(RelayError::Refused(refusal)) => {
             if let Work::Anchor { ids, .. } = &pending.work {
                 // Refused: the records were never anchored, so they are
                 // not in the chart.
                 super::records::forget_records(state, ids.clone()).await?;
             }
             forget(state, pending).await?;
-            Err(relay_error(e, function))
+            Err(relay_error(RelayError::Refused(refusal), function))
+        }
+        Err(e) => {
+            // Not a final answer (the ledger unreachable, the relayer
+            // stopping, a send that failed): the request is journalled and
+            // will be sent again, so its work waits for the ledger's answer.
+            tracing::warn!(function, job, error = %e, "relayed message not settled yet; its bookkeeping follows it");
+            follow(state.clone(), pending, job);
+            Err(ApiError::Conflict(
+                "The ledger has not confirmed this yet; it will be recorded once it does. Check again in a moment."
+                    .into(),
+            ))
         }
     }
+}
+
+/// Longest pause between two looks at a request whose answer did not come.
+const RECHECK_MAX: Duration = Duration::from_secs(5);
+
+/// Follows journalled job `job` until the journal or the ledger says how it
+/// ended, then does or drops `pending`'s work.
+fn follow(state: AppState, pending: Pending, job: i64) {
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let answer = match state.ledger.relayer.outcome(job).await {
+                Ok(Some(Err(RelayError::Failed(why)))) => {
+                    // Failed as journalled: final only if the journal says
+                    // so now (a resend at start may still mine it).
+                    match state.ledger.relayer.job(job).await {
+                        Ok(Some(j)) if matches!(j.status, chartkey_ledger::relayer::JobStatus::Failed { .. }) => {
+                            Some(Err(RelayError::Refused(chartkey_ledger::refusal::Refusal {
+                                code: "Failed".into(),
+                                message: why,
+                            })))
+                        }
+                        _ => None,
+                    }
+                }
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::warn!(job, error = %e, "checking a relayed request");
+                    None
+                }
+            };
+            if let Some(outcome) = answer {
+                if let Err(e) = Box::pin(finish(&state, pending, job, outcome, "followed")).await {
+                    tracing::warn!(job, error = %e, "a followed request was not recorded");
+                }
+                return;
+            }
+            if *state.stopping.borrow() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RECHECK_MAX);
+        }
+    });
 }
 
 /// Does the work of a mined request and deletes its row, in one
@@ -237,7 +338,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
 /// Records that the anchor of `pending`'s records was journalled as `job`
 /// (transaction `tx`): the chart follows the job from here, and the row
 /// waits for the block.
-pub async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: &str) -> Result<(), ApiError> {
+async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: &str) -> Result<(), ApiError> {
     let Work::Anchor { ids, .. } = pending.work.clone() else { return Err(ApiError::Internal) };
     let tx = tx.to_owned();
     state
@@ -256,9 +357,6 @@ pub async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: &str)
     Ok(())
 }
 
-/// Longest pause between two looks at a request recovered on start.
-const RECHECK_MAX: Duration = Duration::from_secs(5);
-
 /// Picks up the rows a crash left: each request the journal holds is
 /// followed until the ledger answers; the others were never accepted.
 /// Runs once on start, after the relayer resent what its journal holds.
@@ -272,57 +370,46 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })
         .await?;
-    let (mut followed, mut dropped) = (0usize, 0usize);
+    let (mut followed, mut dropped, mut skipped) = (0usize, 0usize, 0usize);
     for (id, hash, text) in rows {
-        let work: Work = serde_json::from_str(&text).map_err(|_| corrupt("pending work"))?;
-        let hash = B256::try_from(hash.as_slice()).map_err(|_| corrupt("pending input hash"))?;
-        let pending = Pending { id, work };
-        let found = state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))?;
-        if let (Work::Anchor { ids, .. }, None) = (&pending.work, found) {
+        // One row that cannot be read is reported, not a reason to stay down.
+        match pick_up(state, id, &hash, &text).await {
+            Ok(true) => followed += 1,
+            Ok(false) => dropped += 1,
+            Err(e) => {
+                skipped += 1;
+                tracing::error!(row = id, error = %e, "pending bookkeeping left as it is");
+            }
+        }
+    }
+    if followed + dropped + skipped > 0 {
+        tracing::info!(followed, dropped, skipped, "bookkeeping left by a restart picked up");
+    }
+    Ok(())
+}
+
+/// One leftover row: followed (`true`) if its request was journalled,
+/// dropped (`false`) if it never was.
+async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<bool, ApiError> {
+    let work: Work = serde_json::from_str(text).map_err(|_| corrupt("pending work"))?;
+    let hash = B256::try_from(hash).map_err(|_| corrupt("pending input hash"))?;
+    let pending = Pending { id, work };
+    let Some(job) = state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))? else {
+        if let Work::Anchor { ids, .. } = &pending.work {
             // Never journalled: never anchored.
             super::records::forget_records(state, ids.clone()).await?;
         }
-        match found {
-            None => {
-                forget(state, pending).await?;
-                dropped += 1;
-            }
-            Some(job) => {
-                if matches!(pending.work, Work::Anchor { .. }) {
-                    // The chart follows the job from here.
-                    let tx = match state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))? {
-                        Some(j) => format!("{:#x}", j.tx_hash),
-                        None => return Err(corrupt("journalled job")),
-                    };
-                    journalled(state, &pending, job, &tx).await?;
-                }
-                followed += 1;
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let mut wait = Duration::from_millis(100);
-                    loop {
-                        match state.ledger.relayer.outcome(job).await {
-                            Ok(Some(outcome)) => {
-                                if let Err(e) = finish(&state, pending, outcome, "recovered").await {
-                                    tracing::warn!(job, error = %e, "a recovered request was not recorded");
-                                }
-                                return;
-                            }
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(job, error = %e, "checking a recovered request"),
-                        }
-                        if *state.stopping.borrow() {
-                            return;
-                        }
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(RECHECK_MAX);
-                    }
-                });
-            }
-        }
+        forget(state, pending).await?;
+        return Ok(false);
+    };
+    if matches!(pending.work, Work::Anchor { .. }) {
+        // The chart follows the job from here.
+        let tx = match state.ledger.relayer.journalled(job).await.map_err(|e| relay_error(e, "job"))? {
+            Some(j) => format!("{:#x}", j.tx_hash),
+            None => return Err(corrupt("journalled job")),
+        };
+        journalled(state, &pending, job, &tx).await?;
     }
-    if followed + dropped > 0 {
-        tracing::info!(followed, dropped, "bookkeeping left by a restart picked up");
-    }
-    Ok(())
+    follow(state.clone(), pending, job);
+    Ok(true)
 }

@@ -172,82 +172,62 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         record: records[0].id,
         category: records[0].category,
     });
-    let pending = super::pending::record(state, &request.input, super::pending::Work::Anchor { ids, notice }).await?;
-    let (job, tx_hash) = (0i64, String::new());
+    let (job, tx) = (0i64, String::new());
 
     let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
     let rows = body.records.clone();
-    let (patient_id, author_id, count, tx) =
-        (patient.id.clone(), account.id.clone(), records.len() as i64, tx_hash.clone());
-    state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            let now = db::now();
-            {
-                let mut insert = t.prepare_cached(
-                    "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
+    let (patient_id, author_id, count) = (patient.id.clone(), account.id.clone(), records.len() as i64);
+    let write_rows: super::pending::Rows = Box::new(move |t: &rusqlite::Transaction<'_>| {
+        let now = db::now();
+        {
+            let mut insert = t.prepare_cached(
+                "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
                         leaf_index, batch_size, signature, anchor_job, anchor_tx, created_at)
                      VALUES (?1, ?2, ?14, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                )?;
-                let mut key = t.prepare_cached(
-                    "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
+            )?;
+            let mut key = t.prepare_cached(
+                "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
                      SELECT ?1, address, ?2, ?3 FROM accounts WHERE id = ?4",
-                )?;
-                let mut also = t.prepare_cached(
-                    "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
+            )?;
+            let mut also = t.prepare_cached(
+                "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
                      VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
-                    let root = batch.map(|b| format!("0x{}", hex::encode(b)));
-                    let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
-                    insert.execute(params![
-                        r.id.to_hex(),
-                        patient_id,
-                        r.blob,
-                        *size as i64,
-                        r.category,
-                        r.amends.map(|a| a.to_hex()),
-                        root,
-                        index,
-                        batch_size,
-                        signature_hex,
-                        job,
-                        tx,
-                        now,
-                        author_id
-                    ])?;
-                    key.execute(params![r.id.to_hex(), r.wrapped_key, now, author_id])?;
-                    if let Some(k) = &r.patient_wrapped_key {
-                        key.execute(params![r.id.to_hex(), k, now, patient_id])?;
-                    }
-                    for k in &r.also {
-                        also.execute(params![r.id.to_hex(), k.reader.to_lowercase(), k.wrapped_key, now])?;
-                    }
+            )?;
+            for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
+                let root = batch.map(|b| format!("0x{}", hex::encode(b)));
+                let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
+                insert.execute(params![
+                    r.id.to_hex(),
+                    patient_id,
+                    r.blob,
+                    *size as i64,
+                    r.category,
+                    r.amends.map(|a| a.to_hex()),
+                    root,
+                    index,
+                    batch_size,
+                    signature_hex,
+                    job,
+                    tx,
+                    now,
+                    author_id
+                ])?;
+                key.execute(params![r.id.to_hex(), r.wrapped_key, now, author_id])?;
+                if let Some(k) = &r.patient_wrapped_key {
+                    key.execute(params![r.id.to_hex(), k, now, patient_id])?;
+                }
+                for k in &r.also {
+                    also.execute(params![r.id.to_hex(), k.reader.to_lowercase(), k.wrapped_key, now])?;
                 }
             }
-            t.commit()
-        })
-        .await?;
-    let ticket = match state.ledger.relayer.submit(request).await {
-        Ok(ticket) => ticket,
-        Err(e) => {
-            super::pending::forget(state, pending).await?;
-            forget_records(state, records.iter().map(|r| r.id.to_hex()).collect()).await?;
-            return Err(relay_error(e, function));
         }
-    };
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    #[cfg(feature = "test-controls")]
-    if state.config.stall_after_journal {
-        // A test kills the server here: journalled, rows not yet told so.
-        std::future::pending::<()>().await;
-    }
-    super::pending::journalled(state, &pending, job, &tx_hash).await?;
-    tracing::info!(job, records = records.len(), "records added");
+        Ok(())
+    });
+    let work = super::pending::Work::Anchor { ids, notice };
+    let (job, tx_hash, settle) = super::pending::relay(state, request, work, Some(write_rows)).await?;
+    tracing::info!(job, records = records.len(), function, "records added");
     // Once mined (now or later, or after a restart): the block, and a
     // write-back's notice to the patient; refused, the rows go.
-    let settle = super::pending::settle(state, pending, ticket, function);
     super::ledger::settled(state, settle, job, tx_hash).await
 }
 

@@ -106,7 +106,6 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
     }
 
     let request = request_of(&LedgerMessage::Grant(g.clone()), signature);
-    let function = request.function;
     // The grant's row and keys are written before the request is journalled
     // and recorded once it is mined, even if that is after this answer or
     // after a restart: a refused grant leaves nothing behind.
@@ -123,17 +122,8 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         keys,
     };
     let key_count = body.keys.len();
-    let pending = super::pending::record(state, &request.input, work).await?;
-    let ticket = match state.ledger.relayer.submit(request).await {
-        Ok(ticket) => ticket,
-        Err(e) => {
-            super::pending::forget(state, pending).await?;
-            return Err(relay_error(e, function));
-        }
-    };
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    let (job, tx_hash, settle) = super::pending::relay(state, request, work, None).await?;
     tracing::info!(job, keys = key_count, "grant accepted");
-    let settle = super::pending::settle(state, pending, ticket, function);
     settled(state, settle, job, tx_hash).await
 }
 
@@ -161,7 +151,6 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
     prove_batch_members(state, patient_ledger, &[&meta]).await?;
 
     let request = request_of(&LedgerMessage::Access(a), signature);
-    let function = request.function;
     // "Who viewed" and the patient's notice follow from the mined access,
     // even when it is mined after this answer gave up waiting, or after a
     // restart; nothing of the record is released unless it was mined in time.
@@ -171,16 +160,7 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
         record: id,
         category: meta.category,
     };
-    let pending = super::pending::record(state, &request.input, work).await?;
-    let ticket = match state.ledger.relayer.submit(request).await {
-        Ok(ticket) => ticket,
-        Err(e) => {
-            super::pending::forget(state, pending).await?;
-            return Err(relay_error(e, function));
-        }
-    };
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    let settle = super::pending::settle(state, pending, ticket, function);
+    let (job, tx_hash, settle) = super::pending::relay(state, request, work, None).await?;
     let receipt = settled(state, settle, job, tx_hash).await?;
     let Some(block) = receipt.block_number.filter(|_| receipt.mined) else {
         return Err(ApiError::Conflict(

@@ -22,7 +22,9 @@ fn hash32(text: &str) -> Option<[u8; 32]> {
 
 /// Checks that the chain `page` shows extends the newest block seen before
 /// in this session, through the public chain heads (parent by parent);
-/// remembers its head. `Err` says how the history changed.
+/// remembers its head. `Err` says how the history changed. When the heads
+/// cannot be read now (offline, rate-limited), nothing is concluded: the
+/// next look checks again from the same block.
 async fn follow(page: &LedgerPage) -> Result<(), String> {
     let Some(shown) = page.blocks.iter().find(|b| b.number == page.head).and_then(|b| hash32(&b.hash)) else {
         return Ok(());
@@ -31,18 +33,23 @@ async fn follow(page: &LedgerPage) -> Result<(), String> {
         SEEN.set(Some((page.head, shown)));
         return Ok(());
     };
+    if page.head < verified.0 {
+        return Err(heads::Break::WentBack { last: verified.0, now: page.head }.to_string());
+    }
     loop {
         let url = format!("/api/chain/heads?from={}", verified.0);
-        let bytes = crate::ui::http::send("GET", &url, "application/json", &[], None).await?;
-        let answer: ChainHeads =
-            serde_json::from_slice(&bytes).map_err(|_| "The server's chain heads are malformed.".to_string())?;
+        let Ok(bytes) = crate::ui::http::send("GET", &url, "application/json", &[], None).await else {
+            return Ok(());
+        };
+        let Ok(answer) = serde_json::from_slice::<ChainHeads>(&bytes) else { return Ok(()) };
         let list = answer
             .heads
             .iter()
             .map(|h| Some(Head { number: h.number, hash: hash32(&h.hash)?, parent: hash32(&h.parent_hash)? }))
             .collect::<Option<Vec<_>>>()
-            .ok_or("The server's chain heads are malformed.")?;
+            .ok_or("the server's chain heads are malformed")?;
         verified = heads::extend(verified, answer.head, &list).map_err(|e| e.to_string())?;
+        SEEN.set(Some(verified));
         if verified.0 >= page.head.min(answer.head) {
             break;
         }
@@ -50,7 +57,6 @@ async fn follow(page: &LedgerPage) -> Result<(), String> {
     if verified.0 == page.head && verified.1 != shown {
         return Err(format!("block {} is not the block the chain's heads lead to", page.head));
     }
-    SEEN.set(Some(verified));
     Ok(())
 }
 
