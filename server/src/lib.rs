@@ -125,8 +125,7 @@ async fn chain_heads(
     let Ok(axum::extract::Query(query)) = query else {
         return (StatusCode::BAD_REQUEST, "from= is a block number.").into_response();
     };
-    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-    let client = state::client_key(state::client_ip(peer.ip(), &forwarded, &state.config.trusted_proxies));
+    let client = state::client_key(sessions::client_from(peer.ip(), &headers, &state.config.trusted_proxies));
     if backend::allowed(&state.limits.heads, &client).is_err() {
         return (StatusCode::TOO_MANY_REQUESTS, "Too many requests for chain heads; try again in a minute.")
             .into_response();

@@ -63,8 +63,16 @@ pub fn client_of(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> std::net::I
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ci| ci.0.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let forwarded: Vec<&str> =
-        parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    client_from(peer, &parts.headers, trusted_proxies)
+}
+
+/// The client address of a request from `peer` with `headers`.
+pub fn client_from(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
     crate::state::client_ip(peer, &forwarded, trusted_proxies)
 }
 

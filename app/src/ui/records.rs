@@ -325,7 +325,8 @@ pub async fn load_all(keyring: &Keyring, progress: impl Fn(usize, usize)) -> Res
     Ok(out)
 }
 
-fn hash32(hex_text: &str) -> Option<[u8; 32]> {
+/// A 32-byte hash from hex, with or without `0x`.
+pub(crate) fn hash32(hex_text: &str) -> Option<[u8; 32]> {
     hex::decode(hex_text.strip_prefix("0x").unwrap_or(hex_text)).ok()?.try_into().ok()
 }
 

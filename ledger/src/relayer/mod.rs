@@ -270,12 +270,11 @@ impl Relayer {
     /// A job's state, checked against the ledger while it is in flight
     /// (a settled job's state is the journal's, with its refusal's code).
     pub async fn job(&self, id: i64) -> Result<Option<Job>, RelayError> {
-        let Some(job) = self.journalled(id).await? else { return Ok(None) };
+        let Some(mut job) = self.journalled(id).await? else { return Ok(None) };
         if job.status != JobStatus::Sent {
             return Ok(Some(job));
         }
-        let Some((mut job, mined)) = self.checked(id).await? else { return Ok(None) };
-        if let Some((outcome, result, _)) = mined {
+        if let Some((outcome, result, _)) = self.mined(&job).await? {
             job.status = status_of(&outcome, &result);
         }
         Ok(Some(job))
@@ -305,11 +304,11 @@ impl Relayer {
     /// while it is still on its way (or unknown), so that work a crash cut
     /// off from its ticket can wait for the same answer.
     pub async fn outcome(&self, id: i64) -> Result<Option<Result<Relayed, RelayError>>, RelayError> {
-        let Some((job, mined)) = self.checked(id).await? else { return Ok(None) };
+        let Some(job) = self.journalled(id).await? else { return Ok(None) };
         if let JobStatus::Failed { error } = job.status {
             return Ok(Some(Err(RelayError::Failed(error))));
         }
-        let Some((outcome, result, calls)) = mined else { return Ok(None) };
+        let Some((outcome, result, calls)) = self.mined(&job).await? else { return Ok(None) };
         Ok(Some(match result {
             Ok(logs) => Ok(Relayed {
                 job: id,
@@ -323,20 +322,15 @@ impl Relayer {
         }))
     }
 
-    /// Job `id` as journalled, and, once its transaction is mined, the
-    /// transaction's outcome with what this job's call did in it.
-    async fn checked(&self, id: i64) -> Result<Option<(Job, Option<Mined>)>, RelayError> {
-        let inner = Arc::clone(&self.inner);
-        let job = tokio::task::spawn_blocking(move || inner.store().job(id))
-            .await
-            .map_err(|e| RelayError::Unavailable(e.to_string()))?
-            .map_err(unavailable)?;
-        let Some(job) = job else { return Ok(None) };
+    /// Once `job`'s transaction is mined (and the job did not fail before
+    /// the ledger took it): the transaction's outcome with what this job's
+    /// call did in it.
+    async fn mined(&self, job: &Job) -> Result<Option<Mined>, RelayError> {
         if matches!(job.status, JobStatus::Failed { .. }) {
-            return Ok(Some((job, None)));
+            return Ok(None);
         }
         let Some(outcome) = self.inner.client.outcome(job.tx_hash).await.map_err(from_client)? else {
-            return Ok(Some((job, None)));
+            return Ok(None);
         };
         let target = target_of(&self.inner.client, job.target);
         let calls = match job.bundle_index {
@@ -354,10 +348,10 @@ impl Relayer {
         let index = job.bundle_index.unwrap_or(0) as usize;
         let mut results = attribute(&outcome, target, job.bundle_index.is_some(), calls);
         if index >= results.len() {
-            return Ok(Some((job, None)));
+            return Ok(None);
         }
         let result = results.swap_remove(index);
-        Ok(Some((job, Some((outcome, result, calls)))))
+        Ok(Some((outcome, result, calls)))
     }
 }
 

@@ -9,15 +9,12 @@ use chartkey_core::heads::{self, Head};
 
 use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
 use crate::ui::components::{Busy, ErrorMessage, format_date, save_file};
+use crate::ui::records::hash32;
 
 thread_local! {
     /// The newest block this page verified in this session (number, hash):
     /// each later head must extend it.
     static SEEN: Cell<Option<(u64, [u8; 32])>> = const { Cell::new(None) };
-}
-
-fn hash32(text: &str) -> Option<[u8; 32]> {
-    hex::decode(text.trim_start_matches("0x")).ok()?.try_into().ok()
 }
 
 /// Checks that the chain `page` shows extends the newest block seen before
