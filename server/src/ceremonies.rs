@@ -75,7 +75,14 @@ pub enum Ceremony {
 struct Pending {
     started: Instant,
     client: IpAddr,
+    /// The client's networks, one per [`NETWORK_CAPS`] entry.
+    networks: [IpAddr; NETWORK_CAPS.len()],
     ceremony: Ceremony,
+}
+
+/// `client`'s network for each [`NETWORK_CAPS`] entry.
+fn networks_of(client: IpAddr) -> [IpAddr; NETWORK_CAPS.len()] {
+    NETWORK_CAPS.map(|(v4, v6, _)| network(client, v4, v6))
 }
 
 pub struct Ceremonies {
@@ -95,10 +102,11 @@ impl Ceremonies {
         let ttl = self.ttl;
         pending.retain(|_, p| p.started.elapsed() < ttl);
         let client = crate::state::client_key(client);
-        let network_full = NETWORK_CAPS.iter().any(|&(v4, v6, cap)| {
-            let net = network(client, v4, v6);
-            pending.values().filter(|p| network(p.client, v4, v6) == net).count() >= cap
-        });
+        let networks = networks_of(client);
+        let network_full = NETWORK_CAPS
+            .iter()
+            .enumerate()
+            .any(|(i, &(_, _, cap))| pending.values().filter(|p| p.networks[i] == networks[i]).count() >= cap);
         if pending.len() >= MAX_PENDING
             || pending.values().filter(|p| p.client == client).count() >= MAX_PENDING_PER_CLIENT
             || network_full
@@ -106,7 +114,7 @@ impl Ceremonies {
             tracing::warn!(%client, "too many pending WebAuthn ceremonies");
             return Err(ApiError::RateLimited);
         }
-        pending.insert(id.clone(), Pending { started: Instant::now(), client, ceremony });
+        pending.insert(id.clone(), Pending { started: Instant::now(), client, networks, ceremony });
         Ok(id)
     }
 
