@@ -95,17 +95,7 @@ fn snapshot(server: &TestServer, head: &str) -> String {
             .unwrap();
         out += &format!("{table}: {rows:?}\n");
     }
-    let mut blobs = Vec::new();
-    let mut dirs = vec![server.data_dir.join("blobs")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.path().is_dir() {
-                dirs.push(entry.path());
-            } else {
-                blobs.push(entry.path().display().to_string());
-            }
-        }
-    }
+    let mut blobs = files_under(&server.data_dir.join("blobs"));
     blobs.sort();
     out + &format!("blobs: {blobs:?}\n")
 }

@@ -12,14 +12,7 @@ use common::*;
 use serde_json::json;
 
 fn stored_files(dir: &std::path::Path) -> usize {
-    let mut count = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            count += if path.is_dir() { stored_files(&path) } else { 1 };
-        }
-    }
-    count
+    files_under(dir).len()
 }
 
 #[tokio::test]

@@ -22,21 +22,6 @@ use serde_json::{Value, json};
 const DISTINCTIVE: &[&str] =
     &["Connelly", "LEOMINSTER", "HOSPITAL ROAD", "Osteoarthritis of hip", "Body Height", "Musculoskeletal care"];
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_bundle_import_is_one_batch_and_reads_back_exactly() {
     let server = TestServer::start().await;

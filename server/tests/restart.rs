@@ -50,6 +50,16 @@ fn pending_rows(data_dir: &std::path::Path) -> i64 {
     conn.query_row("SELECT count(*) FROM pending_relays", [], |r| r.get(0)).unwrap()
 }
 
+/// Waits (at most 30 s) until no bookkeeping is pending; `what` names
+/// what did not settle otherwise.
+async fn until_settled(data_dir: &std::path::Path, what: &str) {
+    let started = std::time::Instant::now();
+    while pending_rows(data_dir) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Finding 5: a grant, a stop, an access and a credential, each
 /// acknowledged while the miner is paused, then SIGKILL. Before the fix a
 /// grant mined after the restart had no row: a live consent the patient
@@ -119,11 +129,7 @@ async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
     move_to(&server, &mut [&mut dr_grant]);
 
     // Every acknowledged request is mined once, and its bookkeeping done.
-    let started = std::time::Instant::now();
-    while pending_rows(&data_dir) > 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the recovered requests are not settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_settled(&data_dir, "the recovered requests are not settled").await;
     let rpc = server.rpc();
     for tx in &acknowledged {
         let receipt = rpc.result("eth_getTransactionReceipt", json!([tx])).await;
@@ -337,11 +343,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
          {consumed} on the ledger after restart",
         acknowledged.len()
     );
-    let until = std::time::Instant::now();
-    while pending_rows(&data_dir) > 0 {
-        assert!(until.elapsed() < Duration::from_secs(30), "the recovered grants' rows are not written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_settled(&data_dir, "the recovered grants' rows are not written").await;
     let rows: i64 = rusqlite::Connection::open(data_dir.join("chartkey.sqlite3"))
         .unwrap()
         .query_row("SELECT count(*) FROM grants", [], |r| r.get(0))
@@ -396,11 +398,7 @@ async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
 
     let server = ServerProcess::spawn(&data_dir, &[]).await;
     move_to(&server, &mut [&mut patient]);
-    let started = std::time::Instant::now();
-    while pending_rows(&data_dir) > 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "not picked up after the restart");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_settled(&data_dir, "not picked up after the restart").await;
     let started = std::time::Instant::now();
     let metas = loop {
         let list = patient.client.call("records/list", json!({})).await;
@@ -472,11 +470,7 @@ async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
     server.kill();
     let server = ServerProcess::spawn(&data_dir, &[]).await;
     move_to(&server, &mut [&mut patient, &mut writer]);
-    let started = std::time::Instant::now();
-    while pending_rows(&data_dir) > 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the write-back is not settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_settled(&data_dir, "the write-back is not settled").await;
     let inbox = patient.client.call("notices/list", json!({})).await;
     let notices = inbox.body["notices"].as_array().unwrap();
     assert_eq!(notices.len(), 1, "{:?}", inbox.body);

@@ -393,6 +393,22 @@ pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &Acc
         .await
 }
 
+/// Every file under `dir`, at any depth (none if it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 /// A ledger key the server created in its data directory.
 pub fn wallet(data_dir: &std::path::Path, name: &str) -> Wallet {
     let text = std::fs::read_to_string(data_dir.join("keys").join(name)).unwrap();
