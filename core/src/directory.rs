@@ -22,7 +22,7 @@ use ethers_core::utils::keccak256;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{AccountKeys, key_fingerprint};
-use crate::wire::Role;
+use crate::role::Role;
 
 pub const DOMAIN_NAME: &str = "Chartkey Directory";
 pub const DOMAIN_VERSION: &str = "1";

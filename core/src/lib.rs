@@ -13,7 +13,7 @@
 //! - [`records`]: the ledger message that anchors new records.
 //! - [`fhir`]: record categories, and splitting a FHIR import into records.
 //! - [`summary`]: a readable digest of a FHIR resource, per type.
-//! - [`wire`]: types that travel between browser and server.
+//! - [`role`]: what an account is for.
 
 pub mod audit;
 pub mod directory;
@@ -27,7 +27,7 @@ pub mod merkle;
 pub mod proof;
 pub mod records;
 pub mod recovery;
+pub mod role;
 pub mod summary;
-pub mod wire;
 
 pub use keys::{AccountKeys, AccountSecret};

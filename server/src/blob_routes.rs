@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chartkey_app::api::ApiError;
+use chartkey_api::ApiError;
 use chartkey_core::envelope::RecordId;
 use rusqlite::{OptionalExtension, params};
 
@@ -309,7 +309,7 @@ async fn readable(
                 tracing::error!("a stored access names an invalid address");
                 return Err(ApiError::Internal);
             };
-            if !crate::backend::can_access(state, grantee, patient, id).await? {
+            if !chartkey_services::can_access(state, grantee, patient, id).await? {
                 continue;
             }
         }

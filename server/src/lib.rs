@@ -4,66 +4,47 @@
 //! `launch(listener, config, shutdown)` runs the real server on any
 //! listener, so integration tests bind 127.0.0.1:0 and drive it over HTTP.
 
-pub mod authorities;
-pub mod backend;
 pub mod blob_routes;
-pub mod blobs;
-pub mod ceremonies;
-pub mod config;
-pub mod db;
-pub mod ledger;
-pub mod notices;
-pub mod sessions;
-pub mod state;
 pub mod web;
+
+// The server side the binary and its tests reach by these names.
+pub use chartkey_services::{Config, authorities, blobs, config, db, ledger, notices, sessions, state};
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chartkey_app::api::ssr::DynBackend;
+// The server functions register themselves with the router (inventory)
+// when chartkey-app is linked into this binary: naming its API here is
+// what links it.
+use chartkey_app::api::ApiError;
+use chartkey_services::Caller;
 use leptos::prelude::provide_context;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use config::Config;
 use sessions::ResolvedCaller;
 use state::AppState;
 use web::Site;
 
-#[derive(Clone)]
-struct ApiState {
-    app: AppState,
-    backend: DynBackend,
-}
-
-impl FromRef<ApiState> for AppState {
-    fn from_ref(api: &ApiState) -> AppState {
-        api.app.clone()
-    }
-}
-
 /// Builds the application router.
 pub fn router(state: AppState, site: Site) -> Router {
-    let backend: DynBackend = Arc::new(backend::ServerBackend { state: state.clone() });
-    let api_state = ApiState { app: state.clone(), backend };
     let api = Router::new()
         .route("/api/{*fn_name}", post(api_handler))
         .layer(RequestBodyLimitLayer::new(state.config.api_body_limit))
-        .with_state(api_state.clone());
+        .with_state(state.clone());
     // Adding a thousand records at once lists each one.
     let records = Router::new()
         .route("/api/records/add", post(api_handler))
         .layer(RequestBodyLimitLayer::new(RECORDS_BODY_LIMIT))
-        .with_state(api_state);
+        .with_state(state.clone());
     // Blob bodies are limited by the blob store itself (before and while reading).
     let blobs = Router::new()
         .route("/api/blobs/{name}", axum::routing::put(blob_routes::put))
@@ -126,11 +107,11 @@ async fn chain_heads(
         return (StatusCode::BAD_REQUEST, "from= is a block number.").into_response();
     };
     let client = state::client_key(sessions::client_from(peer.ip(), &headers, &state.config.trusted_proxies));
-    if backend::allowed(&state.limits.heads, &client).is_err() {
+    if !chartkey_services::allowed(&state.limits.heads, &client) {
         return (StatusCode::TOO_MANY_REQUESTS, "Too many requests for chain heads; try again in a minute.")
             .into_response();
     }
-    match backend::ledger::heads(&state, query.from).await {
+    match chartkey_services::chain::heads(&state, query.from).await {
         Ok(heads) => ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], axum::Json(heads)).into_response(),
         Err(e) => (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(e))
             .into_response(),
@@ -248,24 +229,32 @@ pub fn host_matches(host: &str, config: &Config) -> bool {
 }
 
 /// Every server function call: refuse cross-site requests, resolve the
-/// caller, then run the function with the backend and caller in context.
+/// caller, then run the function with the state and caller in context
+/// (`chartkey_app::api` takes them from there), and send any cookie the
+/// call set.
 async fn api_handler(
-    State(ApiState { app: state, backend }): State<ApiState>,
+    State(state): State<AppState>,
     ResolvedCaller(caller): ResolvedCaller,
     request: Request<Body>,
 ) -> Response {
     if !same_origin(request.headers(), &state.config) {
         return (StatusCode::FORBIDDEN, "Cross-origin requests are not allowed.").into_response();
     }
-    let response = leptos_axum::handle_server_fns_with_context(
+    let context = caller.clone();
+    let mut response = leptos_axum::handle_server_fns_with_context(
         move || {
-            provide_context(backend.clone());
-            provide_context(caller.clone());
+            provide_context(state.clone());
+            provide_context::<Caller>(context.clone());
         },
         request,
     )
     .await
     .into_response();
+    for cookie in caller.take_cookies() {
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
     with_error_status(response).await
 }
 
@@ -292,7 +281,7 @@ async fn with_error_status(response: Response) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    if let Ok(error) = serde_json::from_slice::<chartkey_app::api::ApiError>(&bytes) {
+    if let Ok(error) = serde_json::from_slice::<ApiError>(&bytes) {
         parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, Body::from(bytes))
@@ -307,7 +296,9 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
     let state = AppState::new(config).await?;
-    backend::pending::reconcile(&state).await.map_err(|e| anyhow::anyhow!("picking up pending bookkeeping: {e}"))?;
+    chartkey_services::pending::reconcile(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("picking up pending bookkeeping: {e}"))?;
     authorities::watch(state.clone());
     let stopping = state.stopping.clone();
     let app = router(state, site);

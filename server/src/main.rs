@@ -237,7 +237,7 @@ fn verify_ledger(data_dir: &std::path::Path, checkpoint: Option<&std::path::Path
 /// height.
 fn check_checkpoint(path: &std::path::Path, file: &std::path::Path) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
-    let checkpoint: chartkey_app::api::SignedCheckpoint =
+    let checkpoint: chartkey_api::SignedCheckpoint =
         serde_json::from_str(&text).map_err(|e| format!("{} is not a checkpoint: {e}", file.display()))?;
     let message = chartkey_core::proof::checkpoint_message(checkpoint.chain_id, checkpoint.number, &checkpoint.hash);
     if message != checkpoint.message {

@@ -4,7 +4,7 @@
 mod common;
 
 use chartkey_core::keystore::SealedKeystore;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::records::{Parties, everything, share_approved, verified_parties};
 use common::*;
 use serde_json::json;

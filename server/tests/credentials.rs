@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use chartkey_app::api::license_id_hash;
+use chartkey_api::license_id_hash;
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{IssueCredential, LedgerMessage, RevokeCredential, bytes32_text};
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_server::authorities::{self, Applied};
 use common::chain::Chain;
 use common::*;

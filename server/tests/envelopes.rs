@@ -9,7 +9,7 @@ mod common;
 
 use chartkey_core::eip712::Grant;
 use chartkey_core::envelope::RecordId;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::chain::Chain;
 use common::records::*;
 use common::*;

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::client::RemoteNode;
 use chartkey_ledger::node::{Contracts, Wallet};

@@ -249,7 +249,7 @@ async fn json_rpc_is_refused_unless_allowed() {
 async fn chain_heads_are_public_linked_and_rate_limited() {
     let server = TestServer::start_with(|c| c.heads_per_minute = 5).await;
     let anyone = server.client();
-    let account = common::sign_up(&server, "Witness Patient", chartkey_core::wire::Role::Patient).await;
+    let account = common::sign_up(&server, "Witness Patient", chartkey_core::role::Role::Patient).await;
     let get = |query: &str| {
         let url = format!("{}/api/chain/heads{query}", server.base);
         let http = anyone.http.clone();
@@ -291,7 +291,7 @@ async fn chain_heads_are_public_linked_and_rate_limited() {
 #[tokio::test]
 async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
     let server = TestServer::start().await;
-    let patient = common::sign_up(&server, "Checkpoint Patient", chartkey_core::wire::Role::Patient).await;
+    let patient = common::sign_up(&server, "Checkpoint Patient", chartkey_core::role::Role::Patient).await;
     assert_eq!(server.client().call("ledger/checkpoint", json!({})).await.status, 401);
     let answer = patient.client.call("ledger/checkpoint", json!({})).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);

@@ -10,7 +10,7 @@ mod common;
 
 use chartkey_core::eip712::{Access, IssueCredential, LedgerMessage, Register, Revoke, RevokeCredential, bytes32_text};
 use chartkey_core::envelope::RecordId;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::records::*;
 use common::*;
 use ethers_core::types::U256;
@@ -567,7 +567,7 @@ async fn every_route_for_every_role() {
     ];
 
     // Every server function the app declares has a row.
-    let declared: Vec<&str> = include_str!("../../app/src/api/mod.rs")
+    let declared: Vec<&str> = include_str!("../../app/src/api.rs")
         .split("endpoint = \"")
         .skip(1)
         .map(|rest| rest.split('"').next().unwrap())

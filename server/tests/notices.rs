@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::*;
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 mod common;
 
 use chartkey_core::keystore::SealedKeystore;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::*;
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::records::*;
 use common::*;
 use serde_json::json;

@@ -10,7 +10,7 @@ use chartkey_core::eip712::{Access, Grant, LedgerMessage, Revoke, SCOPE_RECORDS}
 use chartkey_core::envelope::{self, RecordId};
 use chartkey_core::fhir;
 use chartkey_core::records;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use common::chain::Chain;
 use common::records::*;
 use common::*;

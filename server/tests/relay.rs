@@ -7,7 +7,7 @@ mod common;
 use chartkey_core::eip712::{Access, IssueCredential, LedgerMessage, Register, Revoke, RevokeCredential, bytes32_text};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::evm::encode_call;
 use common::chain::Chain;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::artifacts::{directory, records};
 use common::records::*;
 use common::*;

@@ -171,6 +171,8 @@ fn test() -> Result {
             "-p",
             "chartkey-core",
             "-p",
+            "chartkey-api",
+            "-p",
             "chartkey-app",
             "--features",
             "chartkey-app/csr",

@@ -11,7 +11,7 @@ mod records;
 mod session;
 mod webauthn;
 
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use leptos::prelude::*;
 
 use nav::{Link, Location};

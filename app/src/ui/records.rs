@@ -91,7 +91,7 @@ async fn sharing_readers() -> Vec<Reader> {
         let Ok(address) = s.grantee.address.parse::<ethers_core::types::Address>() else { continue };
         let Ok(published) = api::directory_lookup(s.grantee.address.clone()).await else { continue };
         match published.entry.verify_for(&address) {
-            Ok(entry) if entry.role == chartkey_core::wire::Role::Clinician => readers.push(Reader {
+            Ok(entry) if entry.role == chartkey_core::role::Role::Clinician => readers.push(Reader {
                 address,
                 encryption_key: entry.encryption_key,
                 scope: s.scope,

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use crate::api::{AccountInfo, LoginResult};
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::keystore::{Argon2Params, SealedKeystore};
-use chartkey_core::wire::{AccountInfo, LoginResult};
 use chartkey_core::{AccountKeys, AccountSecret};
 use leptos::prelude::*;
 

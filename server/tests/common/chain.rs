@@ -137,9 +137,7 @@ impl Chain {
         let message = IssueCredential {
             authority: authority.keys.address(),
             clinician: clinician.keys.address(),
-            license_id_hash: chartkey_app::api::license_id_hash(
-                asked.body["request"]["license_number"].as_str().unwrap(),
-            ),
+            license_id_hash: chartkey_api::license_id_hash(asked.body["request"]["license_number"].as_str().unwrap()),
             specialty: bytes32_text(specialty).unwrap(),
             expires_at,
             nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),

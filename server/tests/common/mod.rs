@@ -13,7 +13,7 @@ use std::time::Duration;
 use alloy_primitives::{Address, Bytes};
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::keystore::SealedKeystore;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::node::{BASE_FEE, Fees, Wallet};
 use chartkey_server::Config;

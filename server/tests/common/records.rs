@@ -315,7 +315,7 @@ pub async fn verified_parties(
     patient: &str,
     clinician: &str,
 ) -> Parties {
-    use chartkey_core::wire::Role;
+    use chartkey_core::role::Role;
     let authority = super::sign_up(portal, &format!("Board of {clinician}"), Role::CredentialingAuthority).await;
     let patient = super::sign_up(portal, patient, Role::Patient).await;
     let clinician = super::sign_up(portal, clinician, Role::Clinician).await;

@@ -1,9 +1,9 @@
 //! The account page: ledger address, encryption key fingerprint, passkeys,
 //! and a check of anyone's public keys.
 
+use crate::api::PasskeyInfo;
 use chartkey_core::keys::short_address;
 use chartkey_core::proof;
-use chartkey_core::wire::PasskeyInfo;
 use leptos::prelude::*;
 
 use super::restore::default_passkey_label;

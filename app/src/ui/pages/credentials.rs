@@ -6,7 +6,7 @@
 //! and revoking are signed in this browser with the authority's key.
 
 use chartkey_core::eip712::{Domain, IssueCredential, RevokeCredential, bytes32_text};
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use ethers_core::types::{Address, U256};
 use leptos::prelude::*;
 

@@ -65,7 +65,7 @@ pub fn RecordsOverview() -> impl IntoView {
         chart.reload(keyring);
     }
     let is_patient =
-        move || session.account.with(|a| a.as_ref().is_some_and(|a| a.role == chartkey_core::wire::Role::Patient));
+        move || session.account.with(|a| a.as_ref().is_some_and(|a| a.role == chartkey_core::role::Role::Patient));
     view! {
         <h1>"Records"</h1>
         <p class="lead">

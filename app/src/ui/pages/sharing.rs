@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chartkey_core::eip712::{Domain, Grant, Revoke, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::fhir::Category;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use ethers_core::types::{Address, U256};
 use leptos::prelude::*;
 use rand_core::OsRng;

@@ -1,7 +1,7 @@
 //! Sign in (and unlock after a reload or lock) with a discoverable passkey.
 
+use crate::api::AccountInfo;
 use chartkey_core::keystore::SealedKeystore;
-use chartkey_core::wire::AccountInfo;
 use leptos::prelude::*;
 
 use crate::ui::components::{Busy, EnterPassphrase, ErrorMessage};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chartkey_core::AccountSecret;
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::eip712::first_registration;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use leptos::prelude::*;
 
 use crate::api::{self, MAX_DISPLAY_NAME_CHARS};

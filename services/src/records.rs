@@ -10,16 +10,16 @@
 
 use std::collections::HashMap;
 
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
+use crate::caller::Caller;
+use chartkey_api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
 use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::relayer::JobStatus;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::ledger::{caller, parse_signature, relay_error, request_of};
+use super::chain::{caller, parse_signature, relay_error, request_of};
 use crate::blobs::BlobName;
 use crate::db;
 use crate::state::AppState;
@@ -228,7 +228,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     tracing::info!(job, records = records.len(), function, "records added");
     // Once mined (now or later, or after a restart): the block, and a
     // write-back's notice to the patient; refused, the rows go.
-    super::ledger::settled(state, settle, job, tx_hash).await
+    super::chain::settled(state, settle, job, tx_hash).await
 }
 
 /// Keys wrapped for other readers of a patient's new records: each reader is
@@ -240,7 +240,7 @@ async fn check_also(
     state: &AppState,
     patient: alloy_primitives::Address,
     patient_id: &str,
-    records: &[chartkey_app::api::NewRecord],
+    records: &[chartkey_api::NewRecord],
 ) -> Result<(), ApiError> {
     if records.iter().all(|r| r.also.is_empty()) {
         return Ok(());
@@ -390,6 +390,13 @@ struct Row {
     anchor_block: Option<i64>,
     created_at: i64,
     wrapped_key: Option<String>,
+}
+
+/// The size limit for records, so the browser can refuse a file before
+/// encrypting it.
+pub async fn limits(state: &AppState, c: &Caller) -> Result<chartkey_api::RecordLimits, ApiError> {
+    c.require_session()?;
+    Ok(chartkey_api::RecordLimits { max_record_bytes: state.blobs.limit })
 }
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<RecordMeta>, ApiError> {
@@ -574,11 +581,11 @@ fn batch_trees(rows: &[Row]) -> HashMap<&str, chartkey_core::merkle::Tree> {
 
 async fn view(state: &AppState, function: &str, args: &[Token]) -> Result<Vec<Token>, ApiError> {
     let to = state.ledger.client.contracts().records;
-    super::ledger::view(state, chartkey_ledger::artifacts::records(), to, function, args).await
+    super::chain::view(state, chartkey_ledger::artifacts::records(), to, function, args).await
 }
 
 /// Whether the ledger allows `grantee` to read `record` of `patient` now.
-pub(crate) async fn can_access(
+pub async fn can_access(
     state: &AppState,
     grantee: alloy_primitives::Address,
     patient: alloy_primitives::Address,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use chartkey_app::api::ApiError;
+use chartkey_api::ApiError;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_accounts.sql")),

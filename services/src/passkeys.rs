@@ -2,10 +2,10 @@
 //! a passkey need the unlocked account key, not just a session: a session
 //! left open on a locked workstation cannot take the account over.
 
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::*;
+use crate::caller::Caller;
+use chartkey_api::*;
+use chartkey_api::{LoginResult, PasskeyInfo};
 use chartkey_core::proof;
-use chartkey_core::wire::{LoginResult, PasskeyInfo};
 use webauthn_rs::prelude::{Passkey, Uuid};
 
 use super::accounts::{credential_ids, finish_registration, new_registration, passkey_row};

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
+use crate::caller::{Caller, SessionRef};
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chartkey_app::api::ssr::{Caller, SessionRef};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -101,7 +101,7 @@ where
                 session = Some(SessionRef { account_id, token_hash: hash, credential_id });
             }
         }
-        Ok(ResolvedCaller(Caller { ip, session }))
+        Ok(ResolvedCaller(Caller::new(ip, session)))
     }
 }
 

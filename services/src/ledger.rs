@@ -33,7 +33,7 @@ pub struct Ledger {
     pub admin: Wallet,
     /// The last verification and when it finished; held while one runs
     /// (one at a time, and at most one per [`VERIFY_INTERVAL`]).
-    pub verifying: tokio::sync::Mutex<Option<(std::time::Instant, chartkey_app::api::LedgerVerification)>>,
+    pub verifying: tokio::sync::Mutex<Option<(std::time::Instant, chartkey_api::LedgerVerification)>>,
     /// Each account's ledger activity as last shown, and up to which block
     /// it was read: the Ledger page reads only the blocks since.
     pub activity: std::sync::Mutex<std::collections::HashMap<alloy_primitives::Address, Activity>>,
@@ -43,7 +43,7 @@ pub struct Ledger {
 #[derive(Debug, Clone, Default)]
 pub struct Activity {
     pub scanned: u64,
-    pub events: Vec<chartkey_app::api::LedgerEvent>,
+    pub events: Vec<chartkey_api::LedgerEvent>,
 }
 
 /// Accounts whose activity is kept; past this the cache starts over.

@@ -16,13 +16,13 @@
 use std::time::Duration;
 
 use alloy_primitives::{B256, keccak256};
-use chartkey_app::api::{ApiError, NoticeKind};
+use chartkey_api::{ApiError, NoticeKind};
 use chartkey_core::envelope::RecordId;
 use chartkey_ledger::relayer::{RelayError, Relayed, Request, Ticket};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::ledger::relay_error;
+use super::chain::relay_error;
 use super::records::corrupt;
 use crate::db;
 use crate::state::AppState;

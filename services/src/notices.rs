@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chartkey_app::api::{ApiError, Inbox, NoticeKind, NoticeView};
+use chartkey_api::{ApiError, Inbox, NoticeKind, NoticeView};
 use chartkey_core::envelope::RecordId;
 use rusqlite::params;
 use tokio::sync::broadcast;
@@ -85,6 +85,18 @@ fn kind_text(kind: NoticeKind) -> &'static str {
         NoticeKind::Access => "access",
         NoticeKind::WriteBack => "write_back",
     }
+}
+
+/// The signed-in account's notices, newest first, and the unread count.
+pub async fn list(state: &AppState, c: &crate::caller::Caller) -> Result<Inbox, ApiError> {
+    inbox(state, &c.require_session()?.account_id).await
+}
+
+/// Marks the signed-in account's notices up to `up_to` as read.
+pub async fn read(state: &AppState, c: &crate::caller::Caller, up_to: i64) -> Result<Inbox, ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    mark_read(state, &account_id, up_to).await?;
+    inbox(state, &account_id).await
 }
 
 pub async fn inbox(state: &AppState, account_id: &str) -> Result<Inbox, ApiError> {

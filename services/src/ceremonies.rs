@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chartkey_app::api::ApiError;
-use chartkey_core::wire::Role;
+use chartkey_api::ApiError;
+use chartkey_core::role::Role;
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 
 /// Ceremonies kept at most at once; beyond this, new ones are refused

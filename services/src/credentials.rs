@@ -6,18 +6,18 @@
 //! (the licence number is professional data, never health data) and reads
 //! every badge from the Directory contract when it answers.
 
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{
+use crate::caller::Caller;
+use chartkey_api::{
     ApiError, AuthorityDesk, AuthorityInfo, ClinicianCard, CredentialRequestBody, CredentialRequestView,
     CredentialStatus, IssueCredentialBody, MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RelayReceipt, RequestState,
     RevokeCredentialBody, license_id_hash,
 };
 use chartkey_core::eip712::{LedgerMessage, bytes32_text};
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::ledger::{caller, parse_signature, relay_and_wait, request_of, settled, view};
+use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
 use super::records::to_ethers;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;

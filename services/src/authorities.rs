@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::client::ClientError;
 use chartkey_ledger::node::{CallRequest, Fees};
 use ethers_core::abi::Token;

@@ -1,9 +1,10 @@
 //! Sign-up and restore-with-recovery-phrase.
 
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::*;
+use crate::caller::Caller;
+use chartkey_api::AccountInfo;
+use chartkey_api::*;
 use chartkey_core::proof;
-use chartkey_core::wire::{AccountInfo, Role};
+use chartkey_core::role::Role;
 use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
 use webauthn_rs_proto::{
     AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement, UserVerificationPolicy,
@@ -43,7 +44,7 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         return Err(ApiError::bad_request("The signed directory entry names a different role than the one chosen."));
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
-    super::ledger::register_account(state, &verified, &f.ledger_registration).await?;
+    super::chain::register_account(state, &verified, &f.ledger_registration).await?;
 
     let account = AccountRow {
         id: account_id.clone(),
@@ -217,4 +218,37 @@ pub(super) fn passkey_row(
         created_at: db::now(),
         last_used_at: None,
     })
+}
+
+/// The signed-in account, or 401.
+pub async fn me(state: &AppState, c: &Caller) -> Result<AccountInfo, ApiError> {
+    let session = c.require_session()?;
+    account_info(state, &session.account_id).await
+}
+
+/// Ends the caller's session (if any) and clears its cookie.
+pub async fn logout(state: &AppState, c: &Caller) -> Result<(), ApiError> {
+    if let Some(session) = &c.session {
+        let hash = session.token_hash.clone();
+        state.db.call(move |conn| db::delete_session(conn, &hash)).await?;
+        tracing::info!(account = %session.account_id, "signed out");
+    }
+    c.set_cookie(sessions::clearing_cookie(state.config.secure_cookies()));
+    Ok(())
+}
+
+/// Records that the user confirmed writing down the recovery phrase.
+pub async fn confirm_recovery(state: &AppState, c: &Caller) -> Result<AccountInfo, ApiError> {
+    let account_id = c.require_session()?.account_id.clone();
+    let id = account_id.clone();
+    state
+        .db
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE accounts SET recovery_confirmed_at = ?1 WHERE id = ?2 AND recovery_confirmed_at IS NULL",
+                rusqlite::params![db::now(), id],
+            )
+        })
+        .await?;
+    account_info(state, &account_id).await
 }

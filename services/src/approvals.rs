@@ -16,10 +16,10 @@
 //! wrapper's checks; the serialisable state is also what several replicas
 //! will need to share ceremonies.)
 
+use crate::caller::Caller;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{ApiError, Approval, ApprovalStart};
+use chartkey_api::{ApiError, Approval, ApprovalStart};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication};
 
 use super::{credential_id_text, parse_credential, webauthn_json};

@@ -11,22 +11,22 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{
+use crate::caller::Caller;
+use chartkey_api::{
     AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
     ShareView, SharedChart, SharedRecord, StopBody,
 };
 use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::records::AnchoredRecord;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::calls::BatchRecordProof;
 use chartkey_ledger::relayer::{Relayed, Request};
 use ethers_core::abi::Token;
 use rusqlite::params;
 
+use super::chain::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
 use super::credentials::card;
-use super::ledger::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
 use super::records::{chart, corrupt, record_of};
 use crate::db;
 use crate::state::AppState;
@@ -337,7 +337,7 @@ struct GrantRow {
 async fn share_state(
     state: &AppState,
     row: &GrantRow,
-    grantee: &chartkey_app::api::ClinicianCard,
+    grantee: &chartkey_api::ClinicianCard,
 ) -> Result<ShareState, ApiError> {
     let address =
         |text: &str| -> Result<ethers_core::types::Address, ApiError> { text.parse().map_err(|_| corrupt("address")) };

@@ -5,14 +5,14 @@
 //! the message's signer, and for registrations the role and key the server
 //! holds for it) and by the contract, which checks the signature itself.
 
+use crate::caller::Caller;
 use alloy_primitives::Address;
-use chartkey_app::api::ssr::Caller;
-use chartkey_app::api::{
+use chartkey_api::{
     ApiError, LedgerBlock, LedgerContracts, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification, RelayBody,
     RelayReceipt,
 };
 use chartkey_core::eip712::LedgerMessage;
-use chartkey_core::wire::Role;
+use chartkey_core::role::Role;
 use chartkey_ledger::relayer::{JobStatus, RelayError, Request};
 
 use crate::db;
@@ -346,7 +346,7 @@ pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<L
 }
 
 /// The embedded chain's head, signed with the administrator key.
-pub async fn checkpoint(state: &AppState, c: &Caller) -> Result<chartkey_app::api::SignedCheckpoint, ApiError> {
+pub async fn checkpoint(state: &AppState, c: &Caller) -> Result<chartkey_api::SignedCheckpoint, ApiError> {
     c.require_session()?;
     let Some(node) = &state.ledger.node else {
         return Err(ApiError::bad_request(
@@ -358,7 +358,7 @@ pub async fn checkpoint(state: &AppState, c: &Caller) -> Result<chartkey_app::ap
     let message = chartkey_core::proof::checkpoint_message(chain_id, number, &hash);
     let signature = chartkey_core::proof::sign_message_with_secret(&state.ledger.admin.secret(), &message)
         .ok_or(ApiError::Internal)?;
-    Ok(chartkey_app::api::SignedCheckpoint {
+    Ok(chartkey_api::SignedCheckpoint {
         chain_id,
         number,
         hash,
@@ -373,7 +373,7 @@ pub const HEADS_PER_ANSWER: u64 = 256;
 
 /// Consecutive heads from block `from` (default: the last 16), at most
 /// [`HEADS_PER_ANSWER`]. Public: outside witnesses follow the chain with it.
-pub async fn heads(state: &AppState, from: Option<u64>) -> Result<chartkey_app::api::ChainHeads, ApiError> {
+pub async fn heads(state: &AppState, from: Option<u64>) -> Result<chartkey_api::ChainHeads, ApiError> {
     let client = &state.ledger.client;
     let head = client.head().await.map_err(ledger_down)?;
     let from = from.unwrap_or(head.saturating_sub(15));
@@ -381,14 +381,14 @@ pub async fn heads(state: &AppState, from: Option<u64>) -> Result<chartkey_app::
     if from <= head {
         for number in from..=head.min(from + HEADS_PER_ANSWER - 1) {
             let Some(b) = client.block_summary(number).await.map_err(ledger_down)? else { break };
-            heads.push(chartkey_app::api::ChainHead {
+            heads.push(chartkey_api::ChainHead {
                 number,
                 hash: format!("{:#x}", b.hash),
                 parent_hash: format!("{:#x}", b.parent_hash),
             });
         }
     }
-    Ok(chartkey_app::api::ChainHeads { chain_id: client.chain_id(), head, heads })
+    Ok(chartkey_api::ChainHeads { chain_id: client.chain_id(), head, heads })
 }
 
 pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, ApiError> {

@@ -69,7 +69,7 @@ impl FromServerFnError for ApiError {
             // arguments: unreadable ones are the caller's fault. In the
             // browser, it is the server's answer that could not be read.
             ServerFnErrorErr::Deserialization(e) => {
-                if cfg!(feature = "ssr") {
+                if cfg!(feature = "server") {
                     ApiError::BadRequest("The request was not understood.".into())
                 } else {
                     ApiError::Transport(short(&e))

@@ -1,0 +1,13 @@
+//! What crosses Chartkey's HTTP API: the request and response bodies of
+//! the portal's server functions, and [`ApiError`], the one error they
+//! answer with. The browser (chartkey-app) and the server side
+//! (chartkey-services) both build on this crate, so a body is declared
+//! once; the values inside it (hashes, addresses, signatures) are core's.
+
+mod account;
+mod error;
+mod types;
+
+pub use account::*;
+pub use error::ApiError;
+pub use types::*;
