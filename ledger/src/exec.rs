@@ -7,7 +7,8 @@ use revm::database::{CacheDB, EmptyDB};
 use revm::primitives::{Address, B256, U256};
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 
-use crate::node::BLOCK_GAS_LIMIT;
+/// Gas limit of every block.
+pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
 
 /// The whole state: accounts, code and storage, all in memory.
 pub type State = CacheDB<EmptyDB>;

@@ -106,7 +106,11 @@ async fn chain_heads(
     let Ok(axum::extract::Query(query)) = query else {
         return (StatusCode::BAD_REQUEST, "from= is a block number.").into_response();
     };
-    let client = state::client_key(sessions::client_from(peer.ip(), &headers, &state.config.trusted_proxies));
+    let client = chartkey_services::caller::client_key(sessions::client_from(
+        peer.ip(),
+        &headers,
+        &state.config.trusted_proxies,
+    ));
     if !chartkey_services::allowed(&state.limits.heads, &client) {
         return (StatusCode::TOO_MANY_REQUESTS, "Too many requests for chain heads; try again in a minute.")
             .into_response();

@@ -10,8 +10,16 @@ use webauthn_rs_proto::{
     AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement, UserVerificationPolicy,
 };
 
-use super::*;
 use crate::ceremonies::Ceremony;
+use crate::db::{self, AccountRow};
+use crate::limits::rate_limit;
+use crate::sessions;
+use crate::sessions::start_session;
+use crate::state::AppState;
+use crate::webauthn::{
+    check_label, check_sealed_keystore, credential_id_text, parse_credential, passkey_taken, webauthn_json,
+};
+use chartkey_core::directory::DirectoryEntry;
 
 pub async fn signup_start(
     state: &AppState,
@@ -88,7 +96,7 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
 pub async fn restore_start(state: &AppState, c: &Caller, address: String) -> Result<RestoreChallenge, ApiError> {
     rate_limit(&state.limits.registration, c)?;
     let address = parse_address(&address)?;
-    let challenge = sessions::random_token();
+    let challenge = crate::token::random_token();
     let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::RestoreProof { address, challenge: challenge.clone() })?;
     Ok(RestoreChallenge { ceremony_id, challenge })
 }
@@ -251,4 +259,40 @@ pub async fn confirm_recovery(state: &AppState, c: &Caller) -> Result<AccountInf
         })
         .await?;
     account_info(state, &account_id).await
+}
+
+/// The account as the browser sees it.
+pub async fn account_info(state: &AppState, account_id: &str) -> Result<AccountInfo, ApiError> {
+    let id = account_id.to_owned();
+    let row = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    let entry = directory_entry(&row)?;
+    let role = entry.role;
+    Ok(AccountInfo {
+        account_id: row.id,
+        display_name: row.display_name,
+        role,
+        directory: entry,
+        recovery_confirmed: row.recovery_confirmed,
+        idle_lock_secs: (role == Role::Clinician).then(|| state.config.clinician_idle_lock.as_secs()),
+    })
+}
+
+pub(crate) fn directory_entry(row: &AccountRow) -> Result<DirectoryEntry, ApiError> {
+    let role = Role::parse(&row.role).ok_or_else(|| {
+        tracing::error!(account = %row.id, "stored role is invalid");
+        ApiError::Internal
+    })?;
+    Ok(DirectoryEntry {
+        address: row.address.clone(),
+        role,
+        encryption_key: row.encryption_key.clone(),
+        signature: row.directory_signature.clone(),
+    })
+}
+
+/// A 0x-prefixed 20-byte hex address, returned EIP-55 checksummed.
+pub(crate) fn parse_address(address: &str) -> Result<String, ApiError> {
+    let parsed: ethers_core::types::Address =
+        address.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    Ok(ethers_core::utils::to_checksum(&parsed, None))
 }

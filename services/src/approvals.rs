@@ -22,10 +22,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_api::{ApiError, Approval, ApprovalStart};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication};
 
-use super::{credential_id_text, parse_credential, webauthn_json};
 use crate::ceremonies::Ceremony;
 use crate::db;
 use crate::state::AppState;
+use crate::webauthn::{credential_id_text, parse_credential, webauthn_json};
 
 /// Starts an approval of the message whose EIP-712 digest is `digest`
 /// (0x hex): authentication options for the caller's own passkeys.

@@ -97,11 +97,11 @@ impl Ceremonies {
 
     /// Stores a ceremony started by `client` and returns its id.
     pub fn begin(&self, client: IpAddr, ceremony: Ceremony) -> Result<String, ApiError> {
-        let id = crate::sessions::random_token();
+        let id = crate::token::random_token();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let ttl = self.ttl;
         pending.retain(|_, p| p.started.elapsed() < ttl);
-        let client = crate::state::client_key(client);
+        let client = crate::caller::client_key(client);
         let networks = networks_of(client);
         let network_full = NETWORK_CAPS
             .iter()

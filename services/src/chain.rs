@@ -13,7 +13,8 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::LedgerMessage;
 use chartkey_core::role::Role;
-use chartkey_ledger::relayer::{JobStatus, RelayError, Request};
+use chartkey_ledger::relayer::{JobStatus, RelayError, Relayed, Request};
+use ethers_core::abi::Token;
 
 use crate::db;
 use crate::state::AppState;
@@ -53,7 +54,7 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
     if format!("0x{}", hex::encode(register.encryption_key)) != account.encryption_key.to_lowercase() {
         return Err(ApiError::bad_request("The registration names another encryption key than your account's."));
     }
-    super::spend_relay(state, &account.id)?;
+    spend_relay(state, &account.id)?;
     relay_and_wait(state, request).await
 }
 
@@ -440,4 +441,70 @@ pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, 
     };
     *last = Some((std::time::Instant::now(), result.clone()));
     Ok(result)
+}
+
+pub(crate) fn to_ethers(a: alloy_primitives::Address) -> ethers_core::types::Address {
+    ethers_core::types::Address::from_slice(a.as_slice())
+}
+
+pub(crate) fn corrupt(what: &str) -> ApiError {
+    tracing::error!(what, "a stored record row is inconsistent");
+    ApiError::Internal
+}
+
+/// The serial of the grant a mined `grant` call made (its `Granted` event).
+pub(crate) fn granted_serial(relayed: &Relayed) -> Option<u32> {
+    relayed.logs.iter().find_map(|log| {
+        let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
+        if name != "Granted" {
+            return None;
+        }
+        params.into_iter().find_map(|(p, v)| match (p.as_str(), v) {
+            ("serial", Token::Uint(n)) => Some(n.low_u32()),
+            _ => None,
+        })
+    })
+}
+
+/// The grant in force from `patient` to `grantee` on the ledger.
+pub(crate) struct GrantOnLedger {
+    pub serial: u32,
+    pub expires_at: u64,
+    pub revoked: bool,
+}
+
+impl GrantOnLedger {
+    /// Neither stopped nor run out (the contract also checks the
+    /// grantee's credential on every access).
+    pub fn live(&self) -> bool {
+        self.serial != 0 && !self.revoked && self.expires_at > db::now() as u64
+    }
+}
+
+pub(crate) async fn grant_on_ledger(
+    state: &AppState,
+    patient: ethers_core::types::Address,
+    grantee: ethers_core::types::Address,
+) -> Result<GrantOnLedger, ApiError> {
+    let records = chartkey_ledger::artifacts::records();
+    let to = state.ledger.client.contracts().records;
+    let out = view(state, records, to, "grantOf", &[Token::Address(patient), Token::Address(grantee)]).await?;
+    let [Token::Uint(serial), _, _, _, Token::Uint(expires_at), Token::Bool(revoked)] = out.as_slice() else {
+        return Err(corrupt("grantOf"));
+    };
+    Ok(GrantOnLedger { serial: serial.low_u32(), expires_at: expires_at.low_u64(), revoked: *revoked })
+}
+
+/// Spends one of the account's ledger messages for this hour (the relayer
+/// pays for each): called once a request has passed every check and is
+/// about to be relayed, so a refused one costs nothing.
+pub(crate) fn spend_relay(state: &AppState, account_id: &str) -> Result<(), ApiError> {
+    if crate::limits::allowed(&state.limits.relays, &account_id.to_owned()) {
+        return Ok(());
+    }
+    tracing::warn!(account = %account_id, "relay allowance used up");
+    Err(ApiError::OverQuota(format!(
+        "This account has sent its {} ledger messages for this hour. Nothing was sent; try again later.",
+        state.config.relays_per_hour
+    )))
 }

@@ -74,6 +74,9 @@ pub struct Config {
     pub streams_per_account: usize,
 }
 
+/// Chartkey's default chain id for the embedded ledger ("chk").
+pub const DEFAULT_CHAIN_ID: u64 = 0x0063_686b;
+
 /// Who may use /rpc. The ledger holds no health data, but its events tell
 /// which pseudonymous accounts share with which, so it is off unless the
 /// operator opens it. "Only from this machine" is no rule: behind a reverse
@@ -104,7 +107,7 @@ impl Config {
             heads_per_minute: 120,
             login_per_minute: 30,
             api_body_limit: 64 * 1024,
-            chain_id: crate::ledger::DEFAULT_CHAIN_ID,
+            chain_id: DEFAULT_CHAIN_ID,
             chain_rpc: None,
             relayer_key: None,
             contracts_file: None,

@@ -17,8 +17,8 @@ use chartkey_core::role::Role;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
+use super::chain::to_ethers;
 use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
-use super::records::to_ethers;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;
 
@@ -146,7 +146,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
     }
     let row = pending_request(state, &account, body.request).await?;
     let clinician: ethers_core::types::Address =
-        row.clinician_address.parse().map_err(|_| super::records::corrupt("clinician address"))?;
+        row.clinician_address.parse().map_err(|_| super::chain::corrupt("clinician address"))?;
     if m.clinician != clinician {
         return Err(ApiError::bad_request("The credential names another clinician than the request."));
     }
@@ -164,7 +164,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
         return Err(ApiError::bad_request("A credential can run for at most five years."));
     }
 
-    super::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id)?;
     let request = request_of(&LedgerMessage::IssueCredential(m.clone()), signature);
     let function = request.function;
     // The request is marked issued once the credential is mined, even if
@@ -200,7 +200,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
     let signature = parse_signature(&body.signature)?;
-    super::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id)?;
     relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await
 }
 
@@ -268,14 +268,14 @@ pub(super) async fn card(state: &AppState, account: &AccountRow) -> Result<Clini
 /// What the Directory contract says of `clinician`'s credential now.
 pub(super) async fn credential_status(state: &AppState, clinician: &str) -> Result<CredentialStatus, ApiError> {
     let address: ethers_core::types::Address =
-        clinician.parse().map_err(|_| super::records::corrupt("clinician address"))?;
+        clinician.parse().map_err(|_| super::chain::corrupt("clinician address"))?;
     let directory = chartkey_ledger::artifacts::directory();
     let to = state.ledger.client.contracts().directory;
     let out = view(state, directory, to, "credentialOf", &[Token::Address(address)]).await?;
     let [Token::Address(authority), _, Token::FixedBytes(specialty), Token::Uint(expires_at), Token::Bool(revoked)] =
         out.as_slice()
     else {
-        return Err(super::records::corrupt("credentialOf"));
+        return Err(super::chain::corrupt("credentialOf"));
     };
     if authority.is_zero() {
         return Ok(CredentialStatus::NotVerified);
@@ -324,12 +324,12 @@ async fn authorities(state: &AppState) -> Result<Vec<AuthorityInfo>, ApiError> {
 }
 
 async fn is_authority(state: &AppState, address: &str) -> Result<bool, ApiError> {
-    let address: ethers_core::types::Address = address.parse().map_err(|_| super::records::corrupt("address"))?;
+    let address: ethers_core::types::Address = address.parse().map_err(|_| super::chain::corrupt("address"))?;
     let directory = chartkey_ledger::artifacts::directory();
     let to = state.ledger.client.contracts().directory;
     match view(state, directory, to, "isAuthority", &[Token::Address(address)]).await?.as_slice() {
         [Token::Bool(named)] => Ok(*named),
-        _ => Err(super::records::corrupt("isAuthority")),
+        _ => Err(super::chain::corrupt("isAuthority")),
     }
 }
 
@@ -398,7 +398,7 @@ async fn request_view(state: &AppState, row: RequestRow) -> Result<CredentialReq
         .call(move |conn| Ok((db::account_by_id(conn, &clinician_id)?, db::account_by_id(conn, &authority_id)?)))
         .await?;
     let (Some(clinician), Some(authority)) = (clinician, authority) else {
-        return Err(super::records::corrupt("credential request parties"));
+        return Err(super::chain::corrupt("credential request parties"));
     };
     Ok(CredentialRequestView {
         id: row.id,

@@ -3,9 +3,10 @@
 use chartkey_api::{ApiError, PublicKeysOf};
 use chartkey_core::role::Role;
 
+use crate::accounts::{directory_entry, parse_address};
 use crate::caller::Caller;
 use crate::state::AppState;
-use crate::{chain, db, directory_entry, parse_address};
+use crate::{chain, db};
 
 /// The Directory contract is the source of truth: an account must be
 /// registered there, with the role and key of the entry the server

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
-/// Chartkey's default chain id for the embedded ledger ("chk").
-pub const DEFAULT_CHAIN_ID: u64 = 0x0063_686b;
+pub use crate::config::DEFAULT_CHAIN_ID;
 
 /// The ledger and the keys that act on it.
 pub struct Ledger {

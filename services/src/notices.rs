@@ -20,24 +20,10 @@ use crate::db;
 use crate::sessions::ResolvedCaller;
 use crate::state::AppState;
 
-/// Notices kept waiting for a slow stream before it skips ahead (it then
-/// says so, and the page reloads its inbox).
-const BACKLOG: usize = 256;
 /// Notices an inbox lists.
 const SHOWN: i64 = 200;
 /// How often an idle stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// Fans new notices out to the streams of the accounts they are for.
-pub struct Notifier {
-    tx: broadcast::Sender<(String, NoticeView)>,
-}
-
-impl Default for Notifier {
-    fn default() -> Self {
-        Self { tx: broadcast::channel(BACKLOG).0 }
-    }
-}
 
 /// Records a notice for `account_id` and sends it to their open pages.
 pub async fn publish(
@@ -76,7 +62,7 @@ pub async fn publish(
         read: false,
     };
     // No open page is not an error: the inbox has it.
-    let _ = state.notifier.tx.send((account_id.to_owned(), view));
+    state.notifier.send(account_id, view);
     Ok(())
 }
 
@@ -179,7 +165,7 @@ pub async fn stream(State(state): State<AppState>, ResolvedCaller(caller): Resol
     };
     let watch = Watch {
         _slot: slot,
-        receiver: state.notifier.tx.subscribe(),
+        receiver: state.notifier.subscribe(),
         stopping: state.stopping.subscribe(),
         check: tokio::time::interval_at(tokio::time::Instant::now() + SESSION_CHECK, SESSION_CHECK),
         account_id: session.account_id,

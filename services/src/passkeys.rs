@@ -8,9 +8,16 @@ use chartkey_api::{LoginResult, PasskeyInfo};
 use chartkey_core::proof;
 use webauthn_rs::prelude::{Passkey, Uuid};
 
+use super::accounts::account_info;
 use super::accounts::{credential_ids, finish_registration, new_registration, passkey_row};
-use super::*;
 use crate::ceremonies::Ceremony;
+use crate::db;
+use crate::limits::rate_limit;
+use crate::sessions::start_session;
+use crate::state::AppState;
+use crate::webauthn::{
+    check_label, check_sealed_keystore, credential_id_text, parse_credential, passkey_taken, webauthn_json,
+};
 
 pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, ApiError> {
     rate_limit(&state.limits.login, c)?;
@@ -91,7 +98,7 @@ pub async fn add_start(state: &AppState, c: &Caller) -> Result<NewPasskeyChallen
     let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
     let (options, registration) =
         new_registration(state, user, &account.display_name, Some(credential_ids(&existing)))?;
-    let challenge = sessions::random_token();
+    let challenge = crate::token::random_token();
     let ceremony_id = state
         .ceremonies
         .begin(c.ip, Ceremony::AddPasskey { registration, account_id, challenge: challenge.clone() })?;
@@ -135,7 +142,7 @@ pub async fn remove_start(state: &AppState, c: &Caller, credential_id: String) -
     if !owned {
         return Err(ApiError::NotFound("That passkey is not on your account.".into()));
     }
-    let challenge = sessions::random_token();
+    let challenge = crate::token::random_token();
     let ceremony = Ceremony::RemovePasskey { account_id, credential_id, challenge: challenge.clone() };
     let ceremony_id = state.ceremonies.begin(c.ip, ceremony)?;
     Ok(RemovalChallenge { ceremony_id, challenge })
@@ -223,4 +230,16 @@ fn info(row: db::PasskeyRow, session_credential: &str) -> PasskeyInfo {
         last_used_at: row.last_used_at,
         uses_passphrase: row.uses_passphrase,
     }
+}
+
+/// Checks `signature` is the account key's EIP-191 signature of `message`.
+fn check_account_signature(address: &str, message: &str, signature: &str) -> Result<(), ApiError> {
+    let address: ethers_core::types::Address = address.parse().map_err(|_| ApiError::Internal)?;
+    if chartkey_core::proof::recover_signer(message, signature) != Some(address) {
+        return Err(ApiError::Forbidden(
+            "This needs your unlocked account key, and the signature sent does not match it. Unlock and try again."
+                .into(),
+        ));
+    }
+    Ok(())
 }

@@ -22,8 +22,8 @@ use chartkey_ledger::relayer::{RelayError, Relayed, Request, Ticket};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
+use super::chain::corrupt;
 use super::chain::relay_error;
-use super::records::corrupt;
 use crate::db;
 use crate::state::AppState;
 
@@ -94,7 +94,7 @@ pub async fn relay(
             Ok(ticket) => ticket,
             Err(e) => {
                 if let Work::Anchor { ids, .. } = &pending.work {
-                    super::records::forget_records(&state, ids.clone()).await?;
+                    super::pending::forget_records(&state, ids.clone()).await?;
                 }
                 forget(&state, pending).await?;
                 return Err(relay_error(e, function));
@@ -179,7 +179,7 @@ async fn finish(
             if let Work::Anchor { ids, .. } = &pending.work {
                 // Refused: the records were never anchored, so they are
                 // not in the chart.
-                super::records::forget_records(state, ids.clone()).await?;
+                super::pending::forget_records(state, ids.clone()).await?;
             }
             forget(state, pending).await?;
             Err(relay_error(RelayError::Refused(refusal), function))
@@ -248,7 +248,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
     let tx = format!("{:#x}", relayed.tx_hash);
     let block = relayed.block_number as i64;
     let serial = match &pending.work {
-        Work::Grant { .. } => Some(super::shares::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
+        Work::Grant { .. } => Some(super::chain::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
         _ => None,
     };
     let (id, work, stored_tx, job) = (pending.id, pending.work.clone(), tx.clone(), relayed.job);
@@ -397,7 +397,7 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
     let Some(job) = state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))? else {
         if let Work::Anchor { ids, .. } = &pending.work {
             // Never journalled: never anchored.
-            super::records::forget_records(state, ids.clone()).await?;
+            super::pending::forget_records(state, ids.clone()).await?;
         }
         forget(state, pending).await?;
         return Ok(false);
@@ -412,4 +412,24 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
     }
     follow(state.clone(), pending, job);
     Ok(true)
+}
+
+/// Removes the rows of records `ids`, whose anchor was never journalled or
+/// was refused (the ids were checked new when the rows were written).
+pub(crate) async fn forget_records(state: &AppState, ids: Vec<String>) -> Result<(), ApiError> {
+    let removed = state
+        .db
+        .call(move |conn| {
+            let t = conn.transaction()?;
+            let mut n = 0;
+            for id in &ids {
+                t.execute("DELETE FROM record_keys WHERE record_id = ?1", [id])?;
+                n += t.execute("DELETE FROM records WHERE id = ?1", [id])?;
+            }
+            t.commit()?;
+            Ok(n)
+        })
+        .await?;
+    tracing::info!(removed, "records removed: their anchor was not relayed");
+    Ok(())
 }

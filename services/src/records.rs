@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use crate::caller::Caller;
+use crate::chain::{corrupt, to_ethers};
 use chartkey_api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
 use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
@@ -159,7 +160,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     }
     check_also(state, patient_address, &patient.id, &body.records).await?;
 
-    super::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id)?;
     let request = request_of(&message, signature);
     let function = request.function;
     // The rows are written before the anchor is journalled (with job 0:
@@ -276,7 +277,7 @@ async fn check_also(
             }
             if !live.contains_key(&reader) {
                 let grantee = reader.parse().map_err(|_| not_shared())?;
-                let on_ledger = super::shares::grant_on_ledger(state, to_ethers(patient), grantee).await?;
+                let on_ledger = super::chain::grant_on_ledger(state, to_ethers(patient), grantee).await?;
                 live.insert(reader.clone(), on_ledger.live());
             }
             if live.get(&reader) != Some(&true) {
@@ -332,26 +333,6 @@ async fn write_back_chart(
     }
     let address = patient.address.parse().map_err(|_| corrupt("patient address"))?;
     Ok((patient, address))
-}
-
-/// Removes the rows of records `ids`, whose anchor was never journalled or
-/// was refused (the ids were checked new when the rows were written).
-pub(super) async fn forget_records(state: &AppState, ids: Vec<String>) -> Result<(), ApiError> {
-    let removed = state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            let mut n = 0;
-            for id in &ids {
-                t.execute("DELETE FROM record_keys WHERE record_id = ?1", [id])?;
-                n += t.execute("DELETE FROM records WHERE id = ?1", [id])?;
-            }
-            t.commit()?;
-            Ok(n)
-        })
-        .await?;
-    tracing::info!(removed, "records removed: their anchor was not relayed");
-    Ok(())
 }
 
 /// Removes the rows of records whose anchoring transaction failed.
@@ -599,10 +580,6 @@ pub async fn can_access(
     }
 }
 
-pub(super) fn to_ethers(a: alloy_primitives::Address) -> ethers_core::types::Address {
-    ethers_core::types::Address::from_slice(a.as_slice())
-}
-
 pub(super) async fn record_of(
     state: &AppState,
     patient: alloy_primitives::Address,
@@ -635,11 +612,6 @@ async fn batch_of(state: &AppState, patient: alloy_primitives::Address, root: &s
         [Token::Uint(_), Token::Uint(_), Token::Address(_)] => Ok(LedgerAnchor::Missing),
         _ => Err(corrupt("batchOf")),
     }
-}
-
-pub(super) fn corrupt(what: &str) -> ApiError {
-    tracing::error!(what, "a stored record row is inconsistent");
-    ApiError::Internal
 }
 
 pub(crate) fn storage_down(e: crate::blobs::BlobError) -> ApiError {

@@ -6,25 +6,12 @@ use std::net::SocketAddr;
 use crate::caller::{Caller, SessionRef};
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+
+use chartkey_api::ApiError;
 
 use crate::db;
 use crate::state::AppState;
-
-/// 256 random bits, base64url.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// What the database stores instead of the token.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+use crate::token::token_hash;
 
 pub fn cookie_name(secure: bool) -> &'static str {
     if secure { "__Host-chartkey_session" } else { "chartkey_session" }
@@ -56,7 +43,7 @@ pub fn token_from_headers(headers: &axum::http::HeaderMap, secure: bool) -> Opti
 }
 
 /// The request's client address: the peer, or the one a trusted proxy
-/// forwarded (`state::client_ip`).
+/// forwarded (`caller::client_ip`).
 pub fn client_of(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> std::net::IpAddr {
     let peer = parts
         .extensions
@@ -73,7 +60,7 @@ pub fn client_from(
     trusted_proxies: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
     let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-    crate::state::client_ip(peer, &forwarded, trusted_proxies)
+    crate::caller::client_ip(peer, &forwarded, trusted_proxies)
 }
 
 /// Resolves the caller: remote IP and, when the cookie names a live
@@ -105,6 +92,38 @@ where
     }
 }
 
+/// Signs the caller in with the passkey `credential_id`: a fresh session
+/// token (never reusing the one the browser had), stored hashed, sent as an
+/// HttpOnly SameSite=Strict cookie. The session dies with its passkey.
+pub(crate) async fn start_session(
+    state: &AppState,
+    c: &Caller,
+    account_id: &str,
+    credential_id: &str,
+) -> Result<(), ApiError> {
+    let token = crate::token::random_token();
+    let hash = crate::token::token_hash(&token);
+    let ttl = state.config.session_ttl.as_secs();
+    let expires_at = db::now() + ttl as i64;
+    let account = account_id.to_owned();
+    let credential = credential_id.to_owned();
+    let old = c.session.as_ref().map(|s| s.token_hash.clone());
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(old) = old {
+                db::delete_session(&tx, &old)?;
+            }
+            db::delete_expired_sessions(&tx)?;
+            db::insert_session(&tx, &hash, &account, &credential, expires_at)?;
+            tx.commit()
+        })
+        .await?;
+    c.set_cookie(session_cookie(&token, ttl, state.config.secure_cookies()));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,14 +153,5 @@ mod tests {
         assert_eq!(token_from_headers(&headers(&format!("chartkey_session={}", "a".repeat(65))), false), None);
         // The insecure name is not accepted when cookies are secure.
         assert_eq!(token_from_headers(&headers("chartkey_session=tok"), true), None);
-    }
-
-    #[test]
-    fn tokens_are_random_and_hashed() {
-        let a = random_token();
-        assert_ne!(a, random_token());
-        assert_eq!(a.len(), 43);
-        assert_eq!(token_hash(&a).len(), 64);
-        assert_ne!(token_hash(&a), a);
     }
 }

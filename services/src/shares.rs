@@ -21,13 +21,14 @@ use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
 use chartkey_ledger::calls::BatchRecordProof;
-use chartkey_ledger::relayer::{Relayed, Request};
+use chartkey_ledger::relayer::Request;
 use ethers_core::abi::Token;
 use rusqlite::params;
 
 use super::chain::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
+use super::chain::{corrupt, grant_on_ledger};
 use super::credentials::card;
-use super::records::{chart, corrupt, record_of};
+use super::records::{chart, record_of};
 use crate::db;
 use crate::state::AppState;
 
@@ -98,7 +99,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
     }
 
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&g)).await?;
-    super::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id)?;
     if g.scope == SCOPE_RECORDS {
         // Listed records must be on the ledger by themselves.
         let members: Vec<&RecordMeta> = g.records.iter().filter_map(|r| by_id.get(&RecordId(*r)).copied()).collect();
@@ -147,7 +148,7 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
         // browser has not wrapped this record for the grantee).
         return Err(not_shared());
     }
-    super::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id)?;
     prove_batch_members(state, patient_ledger, &[&meta]).await?;
 
     let request = request_of(&LedgerMessage::Access(a), signature);
@@ -171,20 +172,6 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
     Ok(OpenedRecord { record: meta, access_tx: receipt.tx_hash, access_block: block })
 }
 
-/// The serial of the grant a mined `grant` call made (its `Granted` event).
-pub(super) fn granted_serial(relayed: &Relayed) -> Option<u32> {
-    relayed.logs.iter().find_map(|log| {
-        let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
-        if name != "Granted" {
-            return None;
-        }
-        params.into_iter().find_map(|(p, v)| match (p.as_str(), v) {
-            ("serial", Token::Uint(n)) => Some(n.low_u32()),
-            _ => None,
-        })
-    })
-}
-
 /// Brings the batch records among `metas` that the ledger does not yet hold
 /// by themselves into the patient's chart there, by their audit paths, and
 /// waits until that is mined.
@@ -204,7 +191,7 @@ async fn prove_batch_members(
             bytes.try_into().map_err(|_| corrupt("hash"))
         };
         let proof = BatchRecordProof {
-            patient: super::records::to_ethers(patient),
+            patient: super::chain::to_ethers(patient),
             root: hash32(&batch.root)?,
             index: u32::try_from(batch.index).map_err(|_| corrupt("leaf index"))?,
             record: AnchoredRecord {
@@ -353,35 +340,6 @@ async fn share_state(
     })
 }
 
-/// The grant in force from `patient` to `grantee` on the ledger.
-pub(super) struct GrantOnLedger {
-    pub serial: u32,
-    pub expires_at: u64,
-    pub revoked: bool,
-}
-
-impl GrantOnLedger {
-    /// Neither stopped nor run out (the contract also checks the
-    /// grantee's credential on every access).
-    pub fn live(&self) -> bool {
-        self.serial != 0 && !self.revoked && self.expires_at > db::now() as u64
-    }
-}
-
-pub(super) async fn grant_on_ledger(
-    state: &AppState,
-    patient: ethers_core::types::Address,
-    grantee: ethers_core::types::Address,
-) -> Result<GrantOnLedger, ApiError> {
-    let records = chartkey_ledger::artifacts::records();
-    let to = state.ledger.client.contracts().records;
-    let out = view(state, records, to, "grantOf", &[Token::Address(patient), Token::Address(grantee)]).await?;
-    let [Token::Uint(serial), _, _, _, Token::Uint(expires_at), Token::Bool(revoked)] = out.as_slice() else {
-        return Err(corrupt("grantOf"));
-    };
-    Ok(GrantOnLedger { serial: serial.low_u32(), expires_at: expires_at.low_u64(), revoked: *revoked })
-}
-
 pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller(state, c).await?;
     if Role::parse(&account.role) != Some(Role::Patient) {
@@ -408,7 +366,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
-    super::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id)?;
     relay_and_wait(state, request_of(&LedgerMessage::Revoke(m), signature)).await
 }
 
@@ -463,7 +421,7 @@ pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64,
         grantee.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
     let records = chartkey_ledger::artifacts::records();
     let to = state.ledger.client.contracts().records;
-    let args = [Token::Address(super::records::to_ethers(address)), Token::Address(grantee)];
+    let args = [Token::Address(super::chain::to_ethers(address)), Token::Address(grantee)];
     match view(state, records, to, "consentNonce", &args).await?.as_slice() {
         [Token::Uint(n)] => Ok(n.low_u64()),
         _ => Err(corrupt("consentNonce")),
@@ -512,7 +470,7 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Resu
     };
     let records_contract = chartkey_ledger::artifacts::records();
     let to = state.ledger.client.contracts().records;
-    let args = [Token::Address(super::records::to_ethers(address))];
+    let args = [Token::Address(super::chain::to_ethers(address))];
     let next_nonce = match view(state, records_contract, to, "nonces", &args).await?.as_slice() {
         [Token::Uint(n)] => n.low_u64(),
         _ => return Err(corrupt("nonces")),
@@ -523,5 +481,5 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Resu
 /// The Records contract's EIP-712 domain on this ledger.
 fn records_domain(state: &AppState) -> chartkey_core::eip712::Domain {
     let client = &state.ledger.client;
-    chartkey_core::eip712::Domain::records(client.chain_id(), super::records::to_ethers(client.contracts().records))
+    chartkey_core::eip712::Domain::records(client.chain_id(), super::chain::to_ethers(client.contracts().records))
 }

@@ -38,8 +38,7 @@ pub use wallet::{Fees, Wallet};
 use crate::exec::{self, BlockParams, State};
 use block::{Parent, StateDiff};
 
-/// Gas limit of every block.
-pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
+pub use crate::exec::BLOCK_GAS_LIMIT;
 /// Base fee of every block (constant: this chain has no fee market).
 pub const BASE_FEE: u64 = 1_000_000_000;
 /// Most gas one transaction may use (EIP-7825, in force on revm's default spec).
