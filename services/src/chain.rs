@@ -79,27 +79,39 @@ pub(super) async fn relay_and_wait(state: &AppState, request: Request) -> Result
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
     tracing::info!(job = ticket.job, function, "relay accepted");
     let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
-    match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
-        Ok(Ok(Ok(relayed))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(relayed.block_number) }),
-        Ok(Ok(Err(e))) => Err(relay_error(e, function)),
-        Ok(Err(_)) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
-    }
+    // A dropped ticket means the relayer is stopping: the message is
+    // journalled, so it is on its way, not failed.
+    let outcome =
+        async move { ticket.done.await.ok().map(|r| r.map(|r| r.block_number).map_err(|e| relay_error(e, function))) };
+    receipt(state, job, tx_hash, outcome).await
 }
 
 /// The receipt of a relayed message whose bookkeeping `settle` does once
-/// it is mined (even after this answer): mined, refused, or accepted and
-/// still on its way after `relay_wait`.
+/// it is mined (even after this answer).
 pub(super) async fn settled(
     state: &AppState,
     settle: tokio::task::JoinHandle<Result<u64, ApiError>>,
     job: i64,
     tx_hash: String,
 ) -> Result<RelayReceipt, ApiError> {
-    match tokio::time::timeout(state.config.relay_wait, settle).await {
-        Ok(Ok(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
-        Ok(Ok(Err(e))) => Err(e),
-        Ok(Err(_)) => Err(ApiError::Internal),
-        Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
+    let outcome = async move { Some(settle.await.unwrap_or(Err(ApiError::Internal))) };
+    receipt(state, job, tx_hash, outcome).await
+}
+
+/// Waits up to `relay_wait` for the `outcome` of relayed message `job`
+/// (its block, or why it failed; `None` when the outcome will not come to
+/// this request): mined, refused, or accepted and still on its way. Every
+/// relay in the server answers through here.
+pub(super) async fn receipt(
+    state: &AppState,
+    job: i64,
+    tx_hash: String,
+    outcome: impl Future<Output = Option<Result<u64, ApiError>>>,
+) -> Result<RelayReceipt, ApiError> {
+    match tokio::time::timeout(state.config.relay_wait, outcome).await {
+        Ok(Some(Ok(block))) => Ok(RelayReceipt { job, tx_hash, mined: true, block_number: Some(block) }),
+        Ok(Some(Err(e))) => Err(e),
+        Ok(None) | Err(_) => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
     }
 }
 
@@ -140,12 +152,8 @@ pub async fn register_account(
         encryption_key: entry.encryption_key,
         nonce: ethers_core::types::U256::zero(),
     };
-    let request = Request::signed(&message, parse_signature(signature)?);
-    let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, "register"))?;
-    match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
-        Ok(Ok(Err(e))) => Err(relay_error(e, "register")),
-        _ => Ok(()),
-    }
+    relay_and_wait(state, Request::signed(&message, parse_signature(signature)?)).await?;
+    Ok(())
 }
 
 /// What the Directory contract says of `address`: role and encryption key

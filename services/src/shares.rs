@@ -25,7 +25,7 @@ use chartkey_ledger::relayer::Request;
 use ethers_core::abi::Token;
 use rusqlite::params;
 
-use super::chain::{caller, parse_signature, relay_and_wait, relay_error, request_of, settled, view};
+use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
 use super::chain::{corrupt, grant_on_ledger};
 use super::credentials::card;
 use super::records::{chart, record_of};
@@ -202,20 +202,13 @@ async fn prove_batch_members(
             },
             path: batch.path.iter().map(|h| hash32(h)).collect::<Result<_, _>>()?,
         };
-        let request = Request::batch_proof(&proof);
-        tickets.push(state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, "proveBatchRecord"))?);
+        tickets.push(relay_and_wait(state, Request::batch_proof(&proof)));
     }
-    for ticket in tickets {
-        match tokio::time::timeout(state.config.relay_wait, ticket.done).await {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => return Err(relay_error(e, "proveBatchRecord")),
-            Ok(Err(_)) => return Err(ApiError::Internal),
-            Err(_) => {
-                return Err(ApiError::Conflict(
-                    "The ledger is busy: the records could not be prepared for sharing yet. Try again in a moment."
-                        .into(),
-                ));
-            }
+    for receipt in futures_util::future::join_all(tickets).await {
+        if !receipt?.mined {
+            return Err(ApiError::Conflict(
+                "The ledger is busy: the records could not be prepared for sharing yet. Try again in a moment.".into(),
+            ));
         }
     }
     Ok(())
