@@ -1,8 +1,9 @@
-//! Sign-up and restore-with-recovery-phrase.
+//! Accounts: sign-up, restore with the recovery phrase, the signed-in
+//! account (me, sign-out, recovery phrase confirmed), and how an account
+//! and its directory entry are described to the browser.
 
-use crate::caller::Caller;
-use chartkey_api::AccountInfo;
 use chartkey_api::*;
+use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::proof;
 use chartkey_core::role::Role;
 use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
@@ -10,16 +11,15 @@ use webauthn_rs_proto::{
     AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement, UserVerificationPolicy,
 };
 
+use crate::caller::Caller;
 use crate::ceremonies::Ceremony;
 use crate::db::{self, AccountRow};
 use crate::limits::rate_limit;
-use crate::sessions;
-use crate::sessions::start_session;
+use crate::sessions::{self, start_session};
 use crate::state::AppState;
 use crate::webauthn::{
     check_label, check_sealed_keystore, credential_id_text, parse_credential, passkey_taken, webauthn_json,
 };
-use chartkey_core::directory::DirectoryEntry;
 
 pub async fn signup_start(
     state: &AppState,

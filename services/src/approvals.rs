@@ -16,12 +16,12 @@
 //! wrapper's checks; the serialisable state is also what several replicas
 //! will need to share ceremonies.)
 
-use crate::caller::Caller;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_api::{ApiError, Approval, ApprovalStart};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication};
 
+use crate::caller::Caller;
 use crate::ceremonies::Ceremony;
 use crate::db;
 use crate::state::AppState;

@@ -5,7 +5,6 @@
 //! the message's signer, and for registrations the role and key the server
 //! holds for it) and by the contract, which checks the signature itself.
 
-use crate::caller::Caller;
 use alloy_primitives::Address;
 use chartkey_api::{
     ApiError, LedgerBlock, LedgerContracts, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification, RelayBody,
@@ -16,6 +15,7 @@ use chartkey_core::role::Role;
 use chartkey_ledger::relayer::{JobStatus, RelayError, Relayed, Request};
 use ethers_core::abi::Token;
 
+use crate::caller::Caller;
 use crate::db;
 use crate::state::AppState;
 

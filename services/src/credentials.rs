@@ -6,7 +6,6 @@
 //! (the licence number is professional data, never health data) and reads
 //! every badge from the Directory contract when it answers.
 
-use crate::caller::Caller;
 use chartkey_api::{
     ApiError, AuthorityDesk, AuthorityInfo, ClinicianCard, CredentialRequestBody, CredentialRequestView,
     CredentialStatus, IssueCredentialBody, MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RelayReceipt, RequestState,
@@ -17,8 +16,8 @@ use chartkey_core::role::Role;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::chain::to_ethers;
-use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
+use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, to_ethers, view};
+use crate::caller::Caller;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;
 

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 /// says so, and the page reloads its inbox).
 const BACKLOG: usize = 256;
 
-/// Fans new notices out to the streams of the accounts they are for.
+/// The fan-out: one broadcast channel of (account id, notice).
 pub struct Notifier {
     tx: broadcast::Sender<(String, NoticeView)>,
 }

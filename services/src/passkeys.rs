@@ -2,14 +2,12 @@
 //! a passkey need the unlocked account key, not just a session: a session
 //! left open on a locked workstation cannot take the account over.
 
-use crate::caller::Caller;
 use chartkey_api::*;
-use chartkey_api::{LoginResult, PasskeyInfo};
 use chartkey_core::proof;
 use webauthn_rs::prelude::{Passkey, Uuid};
 
-use super::accounts::account_info;
-use super::accounts::{credential_ids, finish_registration, new_registration, passkey_row};
+use super::accounts::{account_info, credential_ids, finish_registration, new_registration, passkey_row};
+use crate::caller::Caller;
 use crate::ceremonies::Ceremony;
 use crate::db;
 use crate::limits::rate_limit;

@@ -94,7 +94,7 @@ pub async fn relay(
             Ok(ticket) => ticket,
             Err(e) => {
                 if let Work::Anchor { ids, .. } = &pending.work {
-                    super::pending::forget_records(&state, ids.clone()).await?;
+                    forget_records(&state, ids.clone()).await?;
                 }
                 forget(&state, pending).await?;
                 return Err(relay_error(e, function));
@@ -179,7 +179,7 @@ async fn finish(
             if let Work::Anchor { ids, .. } = &pending.work {
                 // Refused: the records were never anchored, so they are
                 // not in the chart.
-                super::pending::forget_records(state, ids.clone()).await?;
+                forget_records(state, ids.clone()).await?;
             }
             forget(state, pending).await?;
             Err(relay_error(RelayError::Refused(refusal), function))
@@ -397,7 +397,7 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
     let Some(job) = state.ledger.relayer.find(hash).await.map_err(|e| relay_error(e, "find"))? else {
         if let Work::Anchor { ids, .. } = &pending.work {
             // Never journalled: never anchored.
-            super::pending::forget_records(state, ids.clone()).await?;
+            forget_records(state, ids.clone()).await?;
         }
         forget(state, pending).await?;
         return Ok(false);

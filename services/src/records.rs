@@ -10,8 +10,6 @@
 
 use std::collections::HashMap;
 
-use crate::caller::Caller;
-use crate::chain::{corrupt, to_ethers};
 use chartkey_api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
 use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
@@ -20,8 +18,9 @@ use chartkey_ledger::relayer::JobStatus;
 use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::chain::{caller, parse_signature, relay_error, request_of};
+use super::chain::{caller, corrupt, parse_signature, relay_error, request_of, to_ethers};
 use crate::blobs::BlobName;
+use crate::caller::Caller;
 use crate::db;
 use crate::state::AppState;
 

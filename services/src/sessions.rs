@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 
-use crate::caller::{Caller, SessionRef};
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
-
 use chartkey_api::ApiError;
 
+use crate::caller::{Caller, SessionRef};
 use crate::db;
 use crate::state::AppState;
 use crate::token::token_hash;

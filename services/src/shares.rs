@@ -11,7 +11,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::caller::Caller;
 use chartkey_api::{
     AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
     ShareView, SharedChart, SharedRecord, StopBody,
@@ -25,10 +24,10 @@ use chartkey_ledger::relayer::Request;
 use ethers_core::abi::Token;
 use rusqlite::params;
 
-use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
-use super::chain::{corrupt, grant_on_ledger};
+use super::chain::{caller, corrupt, grant_on_ledger, parse_signature, relay_and_wait, request_of, settled, view};
 use super::credentials::card;
 use super::records::{chart, record_of};
+use crate::caller::Caller;
 use crate::db;
 use crate::state::AppState;
 
@@ -180,7 +179,7 @@ async fn prove_batch_members(
     patient: alloy_primitives::Address,
     metas: &[&RecordMeta],
 ) -> Result<(), ApiError> {
-    let mut tickets = Vec::new();
+    let mut proofs = Vec::new();
     for meta in metas {
         let Some(batch) = &meta.batch else { continue };
         if !matches!(record_of(state, patient, &meta.id).await?, LedgerAnchor::Missing) {
@@ -202,9 +201,9 @@ async fn prove_batch_members(
             },
             path: batch.path.iter().map(|h| hash32(h)).collect::<Result<_, _>>()?,
         };
-        tickets.push(relay_and_wait(state, Request::batch_proof(&proof)));
+        proofs.push(relay_and_wait(state, Request::batch_proof(&proof)));
     }
-    for receipt in futures_util::future::join_all(tickets).await {
+    for receipt in futures_util::future::join_all(proofs).await {
         if !receipt?.mined {
             return Err(ApiError::Conflict(
                 "The ledger is busy: the records could not be prepared for sharing yet. Try again in a moment.".into(),
