@@ -18,9 +18,9 @@ use chartkey_core::eip712::{
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::artifacts::directory;
+use chartkey_ledger::artifacts::encode_call;
 use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
-use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::{Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{Relayer, Request};
 use ethers_core::abi::Token;

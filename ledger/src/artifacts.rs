@@ -66,6 +66,13 @@ pub(crate) fn revert_arg(token: &Token) -> String {
     }
 }
 
+/// ABI-encodes a call to `function` of `abi` (the first overload of that
+/// name): for the signed messages' calls, whose arguments come from core's
+/// EIP-712 fields, and for tests.
+pub fn encode_call(abi: &Abi, function: &str, args: &[Token]) -> Result<Vec<u8>, ethers_core::abi::Error> {
+    abi.function(function)?.encode_input(args)
+}
+
 /// A log of Chartkey's contracts as (event name, [(parameter, value)]),
 /// from whichever contract's ABI knows its first topic.
 pub fn decode_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String, Token)>)> {
@@ -81,6 +88,13 @@ pub fn decode_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String,
         }
     }
     None
+}
+
+/// A log of Chartkey's contracts as its event name and each field as people
+/// read it (the ledger page's explorer).
+pub fn describe_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String, String)>)> {
+    let (name, params) = decode_event(log)?;
+    Some((name, params.iter().map(|(field, value)| (field.clone(), token_text(value))).collect()))
 }
 
 /// A value as people read it: checksummed addresses, 0x hex bytes, decimal numbers.

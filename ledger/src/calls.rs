@@ -7,8 +7,8 @@ use chartkey_core::eip712::{
 };
 use ethers_core::abi::Token;
 
+use crate::artifacts::encode_call;
 use crate::artifacts::{self, Artifact};
-use crate::evm::encode_call;
 use crate::node::Contracts;
 
 /// Which of Chartkey's contracts a call goes to.

@@ -3,14 +3,14 @@
 //! controllable clock. The embedded node (`crate::node`) runs signed
 //! transactions on the same execution code (`crate::exec`).
 
-use ethers_core::abi::{Abi, Function, RawLog, Token};
+use ethers_core::abi::{Abi, RawLog, Token};
 use ethers_core::types::{Address, H256};
 use revm::DatabaseCommit;
 use revm::context::TxEnv;
 use revm::context_interface::result::{ExecutionResult, Output};
 use revm::primitives::{Address as EvmAddress, Bytes, TxKind};
 
-use crate::artifacts::Artifact;
+use crate::artifacts::{Artifact, encode_call};
 use crate::exec::{self, BlockParams, State};
 use crate::node::TX_GAS_CAP;
 
@@ -78,7 +78,7 @@ impl Chain {
         function: &str,
         args: &[Token],
     ) -> Result<Receipt, TxError> {
-        let data = encode_call(&artifact.abi, function, args)?;
+        let data = encode_call(&artifact.abi, function, args).map_err(|e| TxError::Abi(e.to_string()))?;
         self.execute(from, TxKind::Call(to.0.into()), data, artifact, true)
     }
 
@@ -90,7 +90,7 @@ impl Chain {
         function: &str,
         args: &[Token],
     ) -> Result<Vec<Token>, TxError> {
-        let f = find(&artifact.abi, function)?;
+        let f = artifact.abi.function(function).map_err(|e| TxError::Abi(e.to_string()))?;
         let data = f.encode_input(args).map_err(|e| TxError::Abi(e.to_string()))?;
         let receipt = self.execute(Address::zero(), TxKind::Call(to.0.into()), data, artifact, false)?;
         f.decode_output(&receipt.output).map_err(|e| TxError::Abi(e.to_string()))
@@ -145,15 +145,6 @@ impl Chain {
             ExecutionResult::Halt { reason, .. } => Err(TxError::Halted(format!("{reason:?}"))),
         }
     }
-}
-
-fn find<'a>(abi: &'a Abi, function: &str) -> Result<&'a Function, TxError> {
-    abi.function(function).map_err(|e| TxError::Abi(e.to_string()))
-}
-
-/// ABI-encodes a call to `function` (the first overload of that name).
-pub fn encode_call(abi: &Abi, function: &str, args: &[Token]) -> Result<Vec<u8>, TxError> {
-    find(abi, function)?.encode_input(args).map_err(|e| TxError::Abi(e.to_string()))
 }
 
 impl Receipt {

@@ -2,7 +2,10 @@
 //!
 //! - [`artifacts`]: the contracts compiled from contracts/src by the pinned
 //!   solc (committed JSON: ABI and bytecode), with revert decoding.
+//! - [`abi`]: the contracts' calls, views and events as typed Rust
+//!   (alloy `sol!`), and [`client::LedgerClient::view`] to read them.
 //! - [`calls`]: which contract function carries each signed message.
+//! - [`convert`]: addresses between ethers-core and alloy (the one place).
 //! - [`exec`]: one transaction on revm in a given block (shared).
 //! - [`evm`]: an in-memory test chain that deploys and calls the contracts
 //!   with unsigned transactions (contract tests).
@@ -15,10 +18,12 @@
 //! - [`relayer`]: signed messages into paid, journalled transactions.
 //! - [`refusal`]: a contract's revert, in words.
 
+pub mod abi;
 pub mod anvil;
 pub mod artifacts;
 pub mod calls;
 pub mod client;
+pub mod convert;
 pub mod evm;
 pub mod exec;
 pub mod node;

@@ -15,9 +15,9 @@ use chartkey_core::eip712::{
 };
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::artifacts::directory;
+use chartkey_ledger::artifacts::encode_call;
 use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
-use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::node::{CallRequest, Contracts, Fees};
 use chartkey_ledger::relayer::{RelayError, Relayer, Request};
 use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, keys, now, wallet};

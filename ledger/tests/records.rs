@@ -11,9 +11,9 @@ use chartkey_core::eip712::{
 use chartkey_core::envelope::RecordId;
 use chartkey_core::merkle::Tree;
 use chartkey_core::records::{AnchoredRecord, batch_tree};
+use chartkey_ledger::artifacts::encode_call;
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls::{self, SignedCall};
-use chartkey_ledger::evm::encode_call;
 use chartkey_ledger::{Artifact, Chain, Receipt, TxError};
 use common::{CHAIN_ID, DAY, START, keys, reason};
 use ethers_core::abi::Token;

@@ -64,16 +64,20 @@ async fn the_portal_runs_on_an_external_node() {
     // Sign-up registered the patient on anvil.
     let remote =
         RemoteNode::connect(&anvil.url, Contracts { directory: file.directory, records: file.records }).await.unwrap();
-    let input = chartkey_ledger::evm::encode_call(
-        &chartkey_ledger::artifacts::directory().abi,
-        "accountOf",
-        &[ethers_core::abi::Token::Address(patient.keys.address())],
-    )
-    .unwrap();
-    let request =
-        chartkey_ledger::node::CallRequest { to: Some(file.directory), data: input.into(), ..Default::default() };
-    let account = remote.call(&request).await.unwrap();
-    assert_eq!(account[31], Role::Patient.code(), "registered on anvil as a patient");
+    let account = chartkey_ledger::convert::to_alloy(patient.keys.address());
+    let call = chartkey_ledger::abi::ChartkeyDirectory::accountOfCall { account };
+    let request = chartkey_ledger::node::CallRequest {
+        to: Some(file.directory),
+        data: chartkey_ledger::abi::SolCall::abi_encode(&call).into(),
+        ..Default::default()
+    };
+    let answer = remote.call(&request).await.unwrap();
+    let account =
+        <chartkey_ledger::abi::ChartkeyDirectory::accountOfCall as chartkey_ledger::abi::SolCall>::abi_decode_returns(
+            &answer,
+        )
+        .unwrap();
+    assert_eq!(account.role, Role::Patient.code(), "registered on anvil as a patient");
 
     // The embedded node's JSON-RPC is not served: the ledger is elsewhere.
     let rpc = reqwest::Client::new()

@@ -10,12 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, bytes32_text};
 use chartkey_core::{AccountKeys, AccountSecret};
-use chartkey_ledger::artifacts::{directory, records};
+use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
 use chartkey_ledger::calls;
-use chartkey_ledger::evm::encode_call;
+use chartkey_ledger::convert::to_alloy;
 use chartkey_ledger::node::Contracts;
 use common::{Portal, TestServer, wallet};
-use ethers_core::abi::Token;
 use ethers_core::types::U256;
 use serde_json::{Value, json};
 
@@ -82,8 +81,7 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
         rpc.send(chain_id, &relayer, contracts.directory, input).await;
     }
     let input =
-        encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
-            .unwrap();
+        ChartkeyDirectory::setAuthorityCall { authority: to_alloy(authority.address()), enabled: true }.abi_encode();
     rpc.send(chain_id, &admin, contracts.directory, input).await;
     let credential = IssueCredential {
         authority: authority.address(),
@@ -124,12 +122,12 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
         )
         .await;
     assert_eq!(none, json!([]));
-    let view = encode_call(
-        &records().abi,
-        "canAccess",
-        &[Token::Address(clinician.address()), Token::Address(patient.address()), Token::FixedBytes(vec![1; 32])],
-    )
-    .unwrap();
+    let view = ChartkeyRecords::canAccessCall {
+        grantee: to_alloy(clinician.address()),
+        patient: to_alloy(patient.address()),
+        recordId: [1; 32].into(),
+    }
+    .abi_encode();
     let reverted = rpc
         .call(
             "eth_call",

@@ -626,17 +626,14 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     assert_eq!(written.body["mined"], true);
 
     // The ledger names the clinician as the author.
-    let input = chartkey_ledger::evm::encode_call(
-        &chartkey_ledger::artifacts::records().abi,
-        "recordOf",
-        &[ethers_core::abi::Token::Address(patient.keys.address()), ethers_core::abi::Token::FixedBytes(id.0.to_vec())],
-    )
-    .unwrap();
-    let call = json!([{ "to": chain.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
-    let out = chain.rpc.result("eth_call", call).await;
-    let out = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
-    assert_eq!(out[31], 1, "exists");
-    assert_eq!(&out[96 + 12..128], clinician.keys.address().as_bytes(), "author");
+    let to_alloy = chartkey_ledger::convert::to_alloy;
+    let call = chartkey_ledger::abi::ChartkeyRecords::recordOfCall {
+        patient: to_alloy(patient.keys.address()),
+        recordId: id.0.into(),
+    };
+    let on_ledger = chain.rpc.view(to_alloy(chain.records), call).await;
+    assert!(on_ledger.exists);
+    assert_eq!(on_ledger.author, to_alloy(clinician.keys.address()), "author");
 
     // The patient's chart lists it, "added by Dr Writer", and it reads back.
     let listed = patient.client.call("records/list", json!({})).await;

@@ -8,12 +8,11 @@ use chartkey_core::eip712::{Access, IssueCredential, LedgerMessage, Register, Re
 use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
-use chartkey_ledger::artifacts::directory;
-use chartkey_ledger::evm::encode_call;
+use chartkey_ledger::abi::ChartkeyDirectory;
+use chartkey_ledger::convert::to_alloy;
 use common::chain::Chain;
 use common::records::{everything, now, share_approved};
 use common::*;
-use ethers_core::abi::Token;
 use ethers_core::types::U256;
 use serde_json::json;
 
@@ -208,10 +207,9 @@ async fn sign_up_registers_the_account_on_the_ledger_or_refuses() {
     let server = TestServer::start().await;
     let patient = sign_up(&server, "Pat", Role::Patient).await;
     let chain = Chain::of(&server, &patient.client).await;
-    let input = encode_call(&directory().abi, "accountOf", &[Token::Address(patient.keys.address())]).unwrap();
-    let call = json!([{ "to": chain.directory, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
-    let account = chain.rpc.result("eth_call", call).await;
-    assert!(account.as_str().unwrap().starts_with(&format!("0x{:064x}", 1)), "registered as a patient: {account}");
+    let call = ChartkeyDirectory::accountOfCall { account: to_alloy(patient.keys.address()) };
+    let account = chain.rpc.view(to_alloy(chain.directory), call).await;
+    assert_eq!(account.role, Role::Patient.code(), "registered as a patient");
 
     // A registration signed by another key: refused by the contract, nothing created.
     let client = server.client();

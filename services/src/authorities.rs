@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chartkey_core::role::Role;
+use chartkey_ledger::abi::{ChartkeyDirectory, SolCall};
 use chartkey_ledger::client::ClientError;
 use chartkey_ledger::node::{CallRequest, Fees};
-use ethers_core::abi::Token;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db;
@@ -129,14 +129,8 @@ enum SetError {
 /// for it to be mined.
 async fn set_authority(state: &AppState, address: &str, enabled: bool) -> Result<String, SetError> {
     let directory = chartkey_ledger::artifacts::directory();
-    let authority: ethers_core::types::Address =
-        address.parse().map_err(|_| SetError::Refused(format!("{address} is not an address")))?;
-    let input = chartkey_ledger::evm::encode_call(
-        &directory.abi,
-        "setAuthority",
-        &[Token::Address(authority), Token::Bool(enabled)],
-    )
-    .map_err(|e| SetError::Refused(e.to_string()))?;
+    let authority = address.parse().map_err(|_| SetError::Refused(format!("{address} is not an address")))?;
+    let input = ChartkeyDirectory::setAuthorityCall { authority, enabled }.abi_encode();
     let client = &state.ledger.client;
     let admin = &state.ledger.admin;
     let to = client.contracts().directory;

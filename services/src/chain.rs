@@ -12,8 +12,9 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::LedgerMessage;
 use chartkey_core::role::Role;
+use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall, SolEvent};
+use chartkey_ledger::calls::Target;
 use chartkey_ledger::relayer::{JobStatus, RelayError, Relayed, Request};
-use ethers_core::abi::Token;
 
 use crate::caller::Caller;
 use crate::db;
@@ -156,29 +157,13 @@ pub async fn register_account(
     Ok(())
 }
 
-/// What the Directory contract says of `address`: role and encryption key
-/// (0x hex), or `None` when it is not registered.
-pub async fn account_on_chain(state: &AppState, address: &str) -> Result<Option<(u8, String)>, ApiError> {
-    let account: ethers_core::types::Address =
+/// What the Directory contract says of `address`: role and encryption key,
+/// or `None` when it is not registered.
+pub async fn account_on_chain(state: &AppState, address: &str) -> Result<Option<(u8, [u8; 32])>, ApiError> {
+    let account: Address =
         address.parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
-    let directory = chartkey_ledger::artifacts::directory();
-    let input =
-        chartkey_ledger::evm::encode_call(&directory.abi, "accountOf", &[ethers_core::abi::Token::Address(account)])
-            .map_err(|_| ApiError::Internal)?;
-    let client = &state.ledger.client;
-    let call = chartkey_ledger::node::CallRequest {
-        to: Some(client.contracts().directory),
-        data: input.into(),
-        ..Default::default()
-    };
-    let output = client.call(call).await.map_err(ledger_down)?;
-    // (uint8 role, bytes32 encryptionKey, uint64 registeredAt)
-    if output.len() < 96 {
-        tracing::error!("the Directory answered accountOf with {} bytes", output.len());
-        return Err(ApiError::Internal);
-    }
-    let role = output[31];
-    Ok((role != 0).then(|| (role, format!("0x{}", hex::encode(&output[32..64])))))
+    let on_chain = view(state, Target::Directory, ChartkeyDirectory::accountOfCall { account }).await?;
+    Ok((on_chain.role != 0).then_some((on_chain.role, on_chain.encryptionKey.0)))
 }
 
 pub(super) fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
@@ -232,23 +217,9 @@ pub(super) async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountR
     Ok((account, address))
 }
 
-/// Calls view `function` of `contract` (deployed at `to`) on the latest
-/// state, and decodes its outputs.
-pub(super) async fn view(
-    state: &AppState,
-    contract: &chartkey_ledger::artifacts::Artifact,
-    to: Address,
-    function: &str,
-    args: &[ethers_core::abi::Token],
-) -> Result<Vec<ethers_core::abi::Token>, ApiError> {
-    let input = chartkey_ledger::evm::encode_call(&contract.abi, function, args).map_err(|_| ApiError::Internal)?;
-    let call = chartkey_ledger::node::CallRequest { to: Some(to), data: input.into(), ..Default::default() };
-    let output = state.ledger.client.call(call).await.map_err(ledger_down)?;
-    let f = contract.abi.function(function).map_err(|_| ApiError::Internal)?;
-    f.decode_output(&output).map_err(|e| {
-        tracing::error!(function, error = %e, "a contract answered in an unexpected shape");
-        ApiError::Internal
-    })
+/// Reads view `call` of `target` on the latest state.
+pub(crate) async fn view<C: SolCall>(state: &AppState, target: Target, call: C) -> Result<C::Return, ApiError> {
+    state.ledger.client.view(target, call).await.map_err(ledger_down)
 }
 
 pub(super) fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
@@ -262,16 +233,8 @@ fn names(log: &alloy_primitives::Log, who: Address) -> bool {
 }
 
 fn event_of(log: &alloy_primitives::Log, block_number: u64, tx_hash: alloy_primitives::B256) -> Option<LedgerEvent> {
-    let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
-    Some(LedgerEvent {
-        block_number,
-        tx_hash: format!("{tx_hash:#x}"),
-        name,
-        fields: params
-            .iter()
-            .map(|(field, value)| (field.clone(), chartkey_ledger::artifacts::token_text(value)))
-            .collect(),
-    })
+    let (name, fields) = chartkey_ledger::artifacts::describe_event(log)?;
+    Some(LedgerEvent { block_number, tx_hash: format!("{tx_hash:#x}"), name, fields })
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiError> {
@@ -451,10 +414,6 @@ pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, 
     Ok(result)
 }
 
-pub(crate) fn to_ethers(a: alloy_primitives::Address) -> ethers_core::types::Address {
-    ethers_core::types::Address::from_slice(a.as_slice())
-}
-
 pub(crate) fn corrupt(what: &str) -> ApiError {
     tracing::error!(what, "a stored record row is inconsistent");
     ApiError::Internal
@@ -462,16 +421,7 @@ pub(crate) fn corrupt(what: &str) -> ApiError {
 
 /// The serial of the grant a mined `grant` call made (its `Granted` event).
 pub(crate) fn granted_serial(relayed: &Relayed) -> Option<u32> {
-    relayed.logs.iter().find_map(|log| {
-        let (name, params) = chartkey_ledger::artifacts::decode_event(log)?;
-        if name != "Granted" {
-            return None;
-        }
-        params.into_iter().find_map(|(p, v)| match (p.as_str(), v) {
-            ("serial", Token::Uint(n)) => Some(n.low_u32()),
-            _ => None,
-        })
-    })
+    relayed.logs.iter().find_map(|log| ChartkeyRecords::Granted::decode_log(log).ok().map(|granted| granted.serial))
 }
 
 /// The grant in force from `patient` to `grantee` on the ledger.
@@ -491,16 +441,11 @@ impl GrantOnLedger {
 
 pub(crate) async fn grant_on_ledger(
     state: &AppState,
-    patient: ethers_core::types::Address,
-    grantee: ethers_core::types::Address,
+    patient: Address,
+    grantee: Address,
 ) -> Result<GrantOnLedger, ApiError> {
-    let records = chartkey_ledger::artifacts::records();
-    let to = state.ledger.client.contracts().records;
-    let out = view(state, records, to, "grantOf", &[Token::Address(patient), Token::Address(grantee)]).await?;
-    let [Token::Uint(serial), _, _, _, Token::Uint(expires_at), Token::Bool(revoked)] = out.as_slice() else {
-        return Err(corrupt("grantOf"));
-    };
-    Ok(GrantOnLedger { serial: serial.low_u32(), expires_at: expires_at.low_u64(), revoked: *revoked })
+    let grant = view(state, Target::Records, ChartkeyRecords::grantOfCall { patient, grantee }).await?;
+    Ok(GrantOnLedger { serial: grant.serial, expires_at: grant.expiresAt, revoked: grant.revoked })
 }
 
 /// Spends one of the account's ledger messages for this hour (the relayer

@@ -13,10 +13,12 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::{LedgerMessage, bytes32_text};
 use chartkey_core::role::Role;
-use ethers_core::abi::Token;
+use chartkey_ledger::abi::ChartkeyDirectory;
+use chartkey_ledger::calls::Target;
+use chartkey_ledger::convert::to_alloy;
 use rusqlite::{OptionalExtension, params};
 
-use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, to_ethers, view};
+use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
 use crate::caller::Caller;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;
@@ -99,13 +101,8 @@ pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiErro
     let (account, address) = caller(state, c).await?;
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority has a desk.")?;
     let named = is_authority(state, &account.address).await?;
-    let directory = chartkey_ledger::artifacts::directory();
-    let to = state.ledger.client.contracts().directory;
-    let next_nonce = match view(state, directory, to, "nonces", &[Token::Address(to_ethers(address))]).await?.as_slice()
-    {
-        [Token::Uint(n)] => n.low_u64(),
-        _ => return Err(ApiError::Internal),
-    };
+    let next_nonce = view(state, Target::Directory, ChartkeyDirectory::noncesCall { owner: address }).await?;
+    let next_nonce = u64::try_from(next_nonce).map_err(|_| super::chain::corrupt("nonces"))?;
     let id = account.id.clone();
     let rows = state
         .db
@@ -140,7 +137,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority issues credentials.")?;
     let signature = parse_signature(&body.signature)?;
     let m = &body.message;
-    if m.authority.0 != address.0.0 {
+    if to_alloy(m.authority) != address {
         return Err(ApiError::Forbidden("You can only issue credentials signed for your own account.".into()));
     }
     let row = pending_request(state, &account, body.request).await?;
@@ -195,7 +192,7 @@ pub async fn decline(state: &AppState, c: &Caller, request: i64) -> Result<(), A
 pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller(state, c).await?;
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority revokes credentials.")?;
-    if body.message.authority.0 != address.0.0 {
+    if to_alloy(body.message.authority) != address {
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
     let signature = parse_signature(&body.signature)?;
@@ -266,16 +263,9 @@ pub(super) async fn card(state: &AppState, account: &AccountRow) -> Result<Clini
 
 /// What the Directory contract says of `clinician`'s credential now.
 pub(super) async fn credential_status(state: &AppState, clinician: &str) -> Result<CredentialStatus, ApiError> {
-    let address: ethers_core::types::Address =
-        clinician.parse().map_err(|_| super::chain::corrupt("clinician address"))?;
-    let directory = chartkey_ledger::artifacts::directory();
-    let to = state.ledger.client.contracts().directory;
-    let out = view(state, directory, to, "credentialOf", &[Token::Address(address)]).await?;
-    let [Token::Address(authority), _, Token::FixedBytes(specialty), Token::Uint(expires_at), Token::Bool(revoked)] =
-        out.as_slice()
-    else {
-        return Err(super::chain::corrupt("credentialOf"));
-    };
+    let clinician = clinician.parse().map_err(|_| super::chain::corrupt("clinician address"))?;
+    let ChartkeyDirectory::credentialOfReturn { authority, specialty, expiresAt: expires_at, revoked, .. } =
+        view(state, Target::Directory, ChartkeyDirectory::credentialOfCall { clinician }).await?;
     if authority.is_zero() {
         return Ok(CredentialStatus::NotVerified);
     }
@@ -286,9 +276,8 @@ pub(super) async fn credential_status(state: &AppState, clinician: &str) -> Resu
         .call(move |conn| db::account_by_address(conn, &lookup))
         .await?
         .map_or_else(|| format!("authority {}", &authority[..10]), |a| a.display_name);
-    let specialty = String::from_utf8_lossy(specialty).trim_end_matches('\0').to_owned();
-    let expires_at = expires_at.low_u64();
-    Ok(if *revoked {
+    let specialty = String::from_utf8_lossy(specialty.as_slice()).trim_end_matches('\0').to_owned();
+    Ok(if revoked {
         CredentialStatus::Revoked { authority, authority_name, specialty, expires_at }
     } else if expires_at <= db::now() as u64 {
         CredentialStatus::Expired { authority, authority_name, specialty, expires_at }
@@ -323,13 +312,8 @@ async fn authorities(state: &AppState) -> Result<Vec<AuthorityInfo>, ApiError> {
 }
 
 async fn is_authority(state: &AppState, address: &str) -> Result<bool, ApiError> {
-    let address: ethers_core::types::Address = address.parse().map_err(|_| super::chain::corrupt("address"))?;
-    let directory = chartkey_ledger::artifacts::directory();
-    let to = state.ledger.client.contracts().directory;
-    match view(state, directory, to, "isAuthority", &[Token::Address(address)]).await?.as_slice() {
-        [Token::Bool(named)] => Ok(*named),
-        _ => Err(super::chain::corrupt("isAuthority")),
-    }
+    let authority = address.parse().map_err(|_| super::chain::corrupt("address"))?;
+    view(state, Target::Directory, ChartkeyDirectory::isAuthorityCall { authority }).await
 }
 
 fn require_role(account: &AccountRow, role: Role, refusal: &str) -> Result<(), ApiError> {

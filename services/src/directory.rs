@@ -40,7 +40,10 @@ pub async fn lookup(state: &AppState, c: &Caller, address: String) -> Result<Pub
     let on_chain = chain::account_on_chain(state, &address).await?;
     match on_chain {
         None => Err(ApiError::NotFound("That account is not registered on the ledger.".into())),
-        Some((role, key)) if role != entry.role.code() || !key.eq_ignore_ascii_case(&row.encryption_key) => {
+        Some((role, key))
+            if role != entry.role.code()
+                || hex::decode(row.encryption_key.trim_start_matches("0x")).ok().as_deref() != Some(&key[..]) =>
+        {
             tracing::error!(account = %row.id, "the ledger's Directory and the server's entry disagree");
             Err(ApiError::Conflict(
                 "The ledger and this server disagree about this account's keys, so they are not shown.".into(),

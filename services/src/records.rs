@@ -14,11 +14,13 @@ use chartkey_api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMet
 use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
 use chartkey_core::role::Role;
+use chartkey_ledger::abi::ChartkeyRecords;
+use chartkey_ledger::calls::Target;
+use chartkey_ledger::convert::to_ethers;
 use chartkey_ledger::relayer::JobStatus;
-use ethers_core::abi::Token;
 use rusqlite::{OptionalExtension, params};
 
-use super::chain::{caller, corrupt, parse_signature, relay_error, request_of, to_ethers};
+use super::chain::{caller, corrupt, parse_signature, relay_error, request_of, view};
 use crate::blobs::BlobName;
 use crate::caller::Caller;
 use crate::db;
@@ -276,7 +278,7 @@ async fn check_also(
             }
             if !live.contains_key(&reader) {
                 let grantee = reader.parse().map_err(|_| not_shared())?;
-                let on_ledger = super::chain::grant_on_ledger(state, to_ethers(patient), grantee).await?;
+                let on_ledger = super::chain::grant_on_ledger(state, patient, grantee).await?;
                 live.insert(reader.clone(), on_ledger.live());
             }
             if live.get(&reader) != Some(&true) {
@@ -559,11 +561,6 @@ fn batch_trees(rows: &[Row]) -> HashMap<&str, chartkey_core::merkle::Tree> {
         .collect()
 }
 
-async fn view(state: &AppState, function: &str, args: &[Token]) -> Result<Vec<Token>, ApiError> {
-    let to = state.ledger.client.contracts().records;
-    super::chain::view(state, chartkey_ledger::artifacts::records(), to, function, args).await
-}
-
 /// Whether the ledger allows `grantee` to read `record` of `patient` now.
 pub async fn can_access(
     state: &AppState,
@@ -571,12 +568,8 @@ pub async fn can_access(
     patient: alloy_primitives::Address,
     record: RecordId,
 ) -> Result<bool, ApiError> {
-    let args =
-        [Token::Address(to_ethers(grantee)), Token::Address(to_ethers(patient)), Token::FixedBytes(record.0.to_vec())];
-    match view(state, "canAccess", &args).await?.as_slice() {
-        [Token::Bool(allowed)] => Ok(*allowed),
-        _ => Err(corrupt("canAccess")),
-    }
+    let call = ChartkeyRecords::canAccessCall { grantee, patient, recordId: record.0.into() };
+    view(state, Target::Records, call).await
 }
 
 pub(super) async fn record_of(
@@ -584,33 +577,27 @@ pub(super) async fn record_of(
     patient: alloy_primitives::Address,
     id: &RecordId,
 ) -> Result<LedgerAnchor, ApiError> {
-    let out = view(state, "recordOf", &[Token::Address(to_ethers(patient)), Token::FixedBytes(id.0.to_vec())]).await?;
-    // (bool exists, uint8 category, uint64 anchoredAt, address author, bytes32 ciphertextHash)
-    match out.as_slice() {
-        [Token::Bool(false), ..] => Ok(LedgerAnchor::Missing),
-        [Token::Bool(true), Token::Uint(category), _, Token::Address(author), Token::FixedBytes(hash)] => {
-            Ok(LedgerAnchor::Record {
-                ciphertext_hash: format!("0x{}", hex::encode(hash)),
-                category: category.low_u32() as u8,
-                author: format!("{author:#x}"),
-            })
+    let on_ledger =
+        view(state, Target::Records, ChartkeyRecords::recordOfCall { patient, recordId: id.0.into() }).await?;
+    Ok(if on_ledger.exists {
+        LedgerAnchor::Record {
+            ciphertext_hash: format!("{:#x}", on_ledger.ciphertextHash),
+            category: on_ledger.category,
+            author: format!("{:#x}", on_ledger.author),
         }
-        _ => Err(corrupt("recordOf")),
-    }
+    } else {
+        LedgerAnchor::Missing
+    })
 }
 
 async fn batch_of(state: &AppState, patient: alloy_primitives::Address, root: &str) -> Result<LedgerAnchor, ApiError> {
-    let root_bytes = RecordId::from_hex(root).ok_or_else(|| corrupt("batch root"))?;
-    let out =
-        view(state, "batchOf", &[Token::Address(to_ethers(patient)), Token::FixedBytes(root_bytes.0.to_vec())]).await?;
-    match out.as_slice() {
-        // (uint32 count, uint64 anchoredAt, address author)
-        [Token::Uint(count), Token::Uint(anchored_at), Token::Address(_)] if !anchored_at.is_zero() => {
-            Ok(LedgerAnchor::Batch { count: count.low_u64() })
-        }
-        [Token::Uint(_), Token::Uint(_), Token::Address(_)] => Ok(LedgerAnchor::Missing),
-        _ => Err(corrupt("batchOf")),
-    }
+    let root = RecordId::from_hex(root).ok_or_else(|| corrupt("batch root"))?;
+    let batch = view(state, Target::Records, ChartkeyRecords::batchOfCall { patient, root: root.0.into() }).await?;
+    Ok(if batch.anchoredAt != 0 {
+        LedgerAnchor::Batch { count: u64::from(batch.count) }
+    } else {
+        LedgerAnchor::Missing
+    })
 }
 
 pub(crate) fn storage_down(e: crate::blobs::BlobError) -> ApiError {

@@ -19,9 +19,11 @@ use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, S
 use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
+use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::BatchRecordProof;
+use chartkey_ledger::calls::Target;
+use chartkey_ledger::convert::{to_alloy, to_ethers};
 use chartkey_ledger::relayer::Request;
-use ethers_core::abi::Token;
 use rusqlite::params;
 
 use super::chain::{caller, corrupt, grant_on_ledger, parse_signature, relay_and_wait, request_of, settled, view};
@@ -40,7 +42,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         return Err(ApiError::Forbidden("Only a patient shares records.".into()));
     }
     let g = body.grant;
-    if g.patient.0 != address.0.0 {
+    if to_alloy(g.patient) != address {
         return Err(ApiError::Forbidden("You can only share your own records.".into()));
     }
     let signature = parse_signature(&body.signature)?;
@@ -130,7 +132,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
 pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError> {
     let (account, address) = caller(state, c).await?;
     let a = body.access;
-    if a.grantee.0 != address.0.0 {
+    if to_alloy(a.grantee) != address {
         return Err(ApiError::Forbidden("You can only open records with your own signature.".into()));
     }
     let signature = parse_signature(&body.signature)?;
@@ -190,7 +192,7 @@ async fn prove_batch_members(
             bytes.try_into().map_err(|_| corrupt("hash"))
         };
         let proof = BatchRecordProof {
-            patient: super::chain::to_ethers(patient),
+            patient: to_ethers(patient),
             root: hash32(&batch.root)?,
             index: u32::try_from(batch.index).map_err(|_| corrupt("leaf index"))?,
             record: AnchoredRecord {
@@ -319,7 +321,7 @@ async fn share_state(
     grantee: &chartkey_api::ClinicianCard,
 ) -> Result<ShareState, ApiError> {
     let address =
-        |text: &str| -> Result<ethers_core::types::Address, ApiError> { text.parse().map_err(|_| corrupt("address")) };
+        |text: &str| -> Result<alloy_primitives::Address, ApiError> { text.parse().map_err(|_| corrupt("address")) };
     let on_ledger = grant_on_ledger(state, address(&row.patient)?, address(&grantee.address)?).await?;
     Ok(if on_ledger.revoked || on_ledger.serial != row.serial {
         ShareState::Stopped
@@ -338,7 +340,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
         return Err(ApiError::Forbidden("Only a patient stops sharing their records.".into()));
     }
     let m = body.message;
-    if m.patient.0 != address.0.0 {
+    if to_alloy(m.patient) != address {
         return Err(ApiError::Forbidden("You can only stop your own shares.".into()));
     }
     let signature = parse_signature(&body.signature)?;
@@ -409,15 +411,9 @@ pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, A
 
 pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64, ApiError> {
     let (_, address) = caller(state, c).await?;
-    let grantee: ethers_core::types::Address =
-        grantee.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
-    let records = chartkey_ledger::artifacts::records();
-    let to = state.ledger.client.contracts().records;
-    let args = [Token::Address(super::chain::to_ethers(address)), Token::Address(grantee)];
-    match view(state, records, to, "consentNonce", &args).await?.as_slice() {
-        [Token::Uint(n)] => Ok(n.low_u64()),
-        _ => Err(corrupt("consentNonce")),
-    }
+    let grantee = grantee.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    let nonce = view(state, Target::Records, ChartkeyRecords::consentNonceCall { patient: address, grantee }).await?;
+    u64::try_from(nonce).map_err(|_| corrupt("consentNonce"))
 }
 
 /// A chart shared with the signed-in clinician: the share as the ledger
@@ -460,18 +456,13 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Resu
     } else {
         Vec::new()
     };
-    let records_contract = chartkey_ledger::artifacts::records();
-    let to = state.ledger.client.contracts().records;
-    let args = [Token::Address(super::chain::to_ethers(address))];
-    let next_nonce = match view(state, records_contract, to, "nonces", &args).await?.as_slice() {
-        [Token::Uint(n)] => n.low_u64(),
-        _ => return Err(corrupt("nonces")),
-    };
+    let next_nonce = view(state, Target::Records, ChartkeyRecords::noncesCall { owner: address }).await?;
+    let next_nonce = u64::try_from(next_nonce).map_err(|_| corrupt("nonces"))?;
     Ok(SharedChart { share, records, next_nonce })
 }
 
 /// The Records contract's EIP-712 domain on this ledger.
 fn records_domain(state: &AppState) -> chartkey_core::eip712::Domain {
     let client = &state.ledger.client;
-    chartkey_core::eip712::Domain::records(client.chain_id(), super::chain::to_ethers(client.contracts().records))
+    chartkey_core::eip712::Domain::records(client.chain_id(), to_ethers(client.contracts().records))
 }

@@ -30,9 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 pub use store::{Job, JobStatus, JobStore, NewJob};
 
 use crate::artifacts;
+use crate::artifacts::encode_call;
 use crate::calls::{self, SignedCall, Target};
 use crate::client::{ClientError, LedgerClient, Outcome, Submitted};
-use crate::evm::encode_call;
 use crate::node::{CallRequest, Fees, StoreError, TX_GAS_CAP, Wallet};
 use crate::refusal::Refusal;
 
@@ -62,7 +62,7 @@ impl Request {
     pub fn signed<M: SignedCall>(message: &M, signature: Vec<u8>) -> Self {
         Self {
             function: M::FUNCTION,
-            signer: Address::from(message.signer().0),
+            signer: crate::convert::to_alloy(message.signer()),
             target: M::TARGET,
             input: Bytes::from(calls::input(message, signature)),
         }
@@ -73,7 +73,7 @@ impl Request {
     pub fn batch_proof(proof: &calls::BatchRecordProof) -> Self {
         Self {
             function: calls::BatchRecordProof::FUNCTION,
-            signer: Address::from(proof.patient.0),
+            signer: crate::convert::to_alloy(proof.patient),
             target: calls::BatchRecordProof::TARGET,
             input: Bytes::from(proof.input()),
         }

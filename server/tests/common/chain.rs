@@ -5,9 +5,8 @@ use std::path::Path;
 
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, IssueCredential, LedgerMessage, RevokeCredential, TypedMessage, bytes32_text};
-use chartkey_ledger::artifacts::{directory, records};
-use chartkey_ledger::evm::encode_call;
-use ethers_core::abi::Token;
+use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
+use chartkey_ledger::convert::to_alloy;
 use ethers_core::types::{Address, U256};
 use serde_json::json;
 
@@ -61,17 +60,13 @@ impl Chain {
 
     /// The nonce of the next grant or revocation from `patient` to `grantee`.
     pub async fn consent_nonce(&self, patient: Address, grantee: Address) -> u64 {
-        let input =
-            encode_call(&records().abi, "consentNonce", &[Token::Address(patient), Token::Address(grantee)]).unwrap();
-        let call = json!([{ "to": self.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
-        let out = self.rpc.result("eth_call", call).await;
-        U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap().as_u64()
+        let call = ChartkeyRecords::consentNonceCall { patient: to_alloy(patient), grantee: to_alloy(grantee) };
+        self.rpc.view(to_alloy(self.records), call).await.try_into().unwrap()
     }
 
     /// Names `authority` a credentialing authority, with the administrator's key.
     pub async fn set_authority(&self, data_dir: &Path, authority: Address) {
-        let input =
-            encode_call(&directory().abi, "setAuthority", &[Token::Address(authority), Token::Bool(true)]).unwrap();
+        let input = ChartkeyDirectory::setAuthorityCall { authority: to_alloy(authority), enabled: true }.abi_encode();
         let admin = wallet(data_dir, "admin.key");
         self.rpc.send(self.chain_id, &admin, self.directory.0.into(), input).await;
     }

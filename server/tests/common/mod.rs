@@ -15,6 +15,7 @@ use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::role::Role;
 use chartkey_core::{AccountKeys, AccountSecret};
+use chartkey_ledger::abi::SolCall;
 use chartkey_ledger::node::{BASE_FEE, Fees, Wallet};
 use chartkey_server::Config;
 use serde_json::{Value, json};
@@ -445,6 +446,15 @@ impl Rpc {
         let answer = self.call(method, params).await;
         assert!(answer.get("error").is_none(), "{method}: {answer}");
         answer["result"].clone()
+    }
+
+    /// Calls view `call` of the contract at `to` (`eth_call` on the latest
+    /// block) and decodes its answer with the contract bindings.
+    pub async fn view<C: SolCall>(&self, to: impl Into<Address>, call: C) -> C::Return {
+        let data = format!("{}", Bytes::from(call.abi_encode()));
+        let out = self.result("eth_call", json!([{ "to": to.into(), "data": data }, "latest"])).await;
+        let out: Bytes = out.as_str().unwrap().parse().unwrap();
+        C::abi_decode_returns(&out).unwrap()
     }
 
     /// Signs `input` to `to` with `wallet` and sends it; returns the transaction hash.

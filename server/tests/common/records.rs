@@ -182,15 +182,10 @@ pub async fn sleep_past(unix: u64) {
 
 /// The next access nonce of `grantee` (the Records contract's `nonces`).
 pub async fn access_nonce(chain: &Chain, grantee: &AccountKeys) -> U256 {
-    let input = chartkey_ledger::evm::encode_call(
-        &chartkey_ledger::artifacts::records().abi,
-        "nonces",
-        &[ethers_core::abi::Token::Address(grantee.address())],
-    )
-    .unwrap();
-    let call = json!([{ "to": chain.records, "data": format!("0x{}", hex::encode(input)) }, "latest"]);
-    let out = chain.rpc.result("eth_call", call).await;
-    U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    let owner = chartkey_ledger::convert::to_alloy(grantee.address());
+    let call = chartkey_ledger::abi::ChartkeyRecords::noncesCall { owner };
+    let nonce = chain.rpc.view(chartkey_ledger::convert::to_alloy(chain.records), call).await;
+    U256::from_little_endian(&nonce.to_le_bytes::<32>())
 }
 
 /// `grant`, signed by `signer`, with `keys` and `approval`, sent by
