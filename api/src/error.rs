@@ -70,7 +70,9 @@ impl FromServerFnError for ApiError {
             // browser, it is the server's answer that could not be read.
             ServerFnErrorErr::Deserialization(e) => {
                 if cfg!(feature = "server") {
-                    ApiError::BadRequest("The request was not understood.".into())
+                    // serde's reason names the field's problem (e.g. "an
+                    // address must start with 0x"); never the value.
+                    ApiError::BadRequest(format!("The request was not understood: {}.", short(&e)))
                 } else {
                     ApiError::Transport(short(&e))
                 }

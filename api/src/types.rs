@@ -1,6 +1,8 @@
 //! Request and response bodies of the server functions.
 
 use chartkey_core::directory::DirectoryEntry;
+use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::value::{Address, Hash32, Signature};
 use serde::{Deserialize, Serialize};
 
 /// WebAuthn JSON, passed through unparsed: creation and request options
@@ -38,8 +40,8 @@ pub struct RequestStart {
 pub struct ApprovalStart {
     pub ceremony_id: String,
     pub options: WebauthnJson,
-    /// The server's single-use nonce, 0x hex (32 bytes).
-    pub nonce: String,
+    /// The server's single-use nonce (32 random bytes).
+    pub nonce: Hash32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,10 +55,10 @@ pub struct SignupFinishBody {
     pub directory: DirectoryEntry,
     /// The account's registration in the ledger's Directory contract
     /// (EIP-712 `Register`, nonce 0, `chartkey_core::eip712::first_registration`):
-    /// the signature, 0x hex. The server relays it (after the passkey checks
-    /// out; a missing or bad one is refused then).
+    /// the signature. The server relays it (after the passkey checks out; a
+    /// missing or bad one is refused then).
     #[serde(default)]
-    pub ledger_registration: String,
+    pub ledger_registration: Option<Signature>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,7 +81,7 @@ pub struct RestoreChallenge {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreProofBody {
     pub ceremony_id: String,
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// Adding a passkey: creation options, and a challenge the unlocked account
@@ -116,7 +118,7 @@ pub struct AddPasskeyFinishBody {
     pub sealed_keystore: String,
     pub uses_passphrase: bool,
     /// `personal_sign` of `chartkey_core::proof::add_passkey_message`.
-    pub signature: String,
+    pub signature: Signature,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,20 +131,19 @@ pub struct PublicKeysOf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerContracts {
     pub chain_id: u64,
-    /// The Directory contract (0x-prefixed address).
-    pub directory: String,
+    /// The Directory contract.
+    pub directory: Address,
     /// The Records contract.
-    pub records: String,
+    pub records: Address,
     /// The server's relayer, which pays for relayed messages.
-    pub relayer: String,
+    pub relayer: Address,
 }
 
-/// A signed ledger message for the relayer. `signature` is the 65-byte
-/// EIP-712 signature, 0x-prefixed hex.
+/// A signed ledger message for the relayer, with its EIP-712 signature.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelayBody {
     pub message: chartkey_core::eip712::LedgerMessage,
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// A relayed message: accepted (journalled and sent) and, once `mined`, in
@@ -150,7 +151,7 @@ pub struct RelayBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayReceipt {
     pub job: i64,
-    pub tx_hash: String,
+    pub tx_hash: Hash32,
     pub mined: bool,
     pub block_number: Option<u64>,
 }
@@ -172,7 +173,7 @@ pub struct LedgerPage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerBlock {
     pub number: u64,
-    pub hash: String,
+    pub hash: Hash32,
     pub timestamp: u64,
     pub transactions: u32,
     pub gas_used: u64,
@@ -182,18 +183,18 @@ pub struct LedgerBlock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEvent {
     pub block_number: u64,
-    pub tx_hash: String,
+    pub tx_hash: Hash32,
     pub name: String,
     pub fields: Vec<(String, String)>,
 }
 
 /// A block as an outside witness follows the chain: number, hash and its
-/// parent's hash (0x hex). `GET /api/chain/heads?from=N` answers with these.
+/// parent's hash. `GET /api/chain/heads?from=N` answers with these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
     pub number: u64,
-    pub hash: String,
-    pub parent_hash: String,
+    pub hash: Hash32,
+    pub parent_hash: Hash32,
 }
 
 /// Consecutive heads from the block asked for, and the chain's head.
@@ -211,18 +212,18 @@ pub struct ChainHeads {
 pub struct SignedCheckpoint {
     pub chain_id: u64,
     pub number: u64,
-    pub hash: String,
+    pub hash: Hash32,
     /// The administrator's address.
-    pub signer: String,
+    pub signer: Address,
     pub message: String,
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// A transaction's events that name the signed-in account; `others` counts
 /// the rest (a bundle carries other people's messages too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerTxView {
-    pub hash: String,
+    pub hash: Hash32,
     pub block_number: u64,
     pub success: bool,
     pub events: Vec<LedgerEvent>,
@@ -235,7 +236,8 @@ pub struct LedgerVerification {
     pub ok: bool,
     pub blocks: u64,
     pub transactions: u64,
-    pub head_hash: String,
+    /// The head it reached (none when it failed before the first block).
+    pub head_hash: Option<Hash32>,
     /// The first bad block and why, when not ok.
     pub problem: Option<String>,
     pub millis: u64,
@@ -245,17 +247,17 @@ pub struct LedgerVerification {
 /// under `blob`; `wrapped_key` is its data key wrapped (HPKE) to the author.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRecord {
-    pub id: chartkey_core::envelope::RecordId,
-    /// SHA-256 of the envelope, 64 lowercase hex digits.
-    pub blob: String,
+    pub id: RecordId,
+    /// SHA-256 of the envelope (its name in the blob store).
+    pub blob: Hash32,
     pub category: u8,
-    pub amends: Option<chartkey_core::envelope::RecordId>,
-    /// The data key wrapped for its author, base64url, 81 bytes.
-    pub wrapped_key: String,
+    pub amends: Option<RecordId>,
+    /// The data key wrapped for its author.
+    pub wrapped_key: WrappedKey,
     /// The data key wrapped for the chart's patient, when someone else
     /// writes it (a clinician's write-back).
     #[serde(default)]
-    pub patient_wrapped_key: Option<String>,
+    pub patient_wrapped_key: Option<WrappedKey>,
     /// The data key wrapped for clinicians the patient shares this kind of
     /// record with (active category or everything shares), so records
     /// added later are shared too.
@@ -263,11 +265,11 @@ pub struct NewRecord {
     pub also: Vec<ReaderKey>,
 }
 
-/// A data key wrapped for one reader (their 0x ledger address).
+/// A data key wrapped for one reader (their ledger address).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReaderKey {
-    pub reader: String,
-    pub wrapped_key: String,
+    pub reader: Address,
+    pub wrapped_key: WrappedKey,
 }
 
 /// Records to add to a chart, with the author's signature of the ledger
@@ -278,23 +280,21 @@ pub struct ReaderKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddRecordsBody {
     pub records: Vec<NewRecord>,
-    /// 0x hex, 65 bytes.
-    pub signature: String,
-    /// The patient's 0x address, for a write-back.
+    pub signature: Signature,
+    /// The patient's address, for a write-back.
     #[serde(default)]
-    pub patient: Option<String>,
+    pub patient: Option<Address>,
 }
 
 /// A record's place in a Merkle batch, to check against the batch's root
 /// on the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchProof {
-    /// 0x hex.
-    pub root: String,
+    pub root: Hash32,
     pub index: u64,
     pub size: u64,
-    /// Audit path, 0x hex hashes from the leaf's sibling up.
-    pub path: Vec<String>,
+    /// Audit path, from the leaf's sibling up.
+    pub path: Vec<Hash32>,
 }
 
 /// What the ledger's Records contract holds for a record, read when the
@@ -305,7 +305,7 @@ pub enum LedgerAnchor {
     /// Nothing: not (yet) anchored.
     Missing,
     /// A single anchor: the hash, category and author it names.
-    Record { ciphertext_hash: String, category: u8, author: String },
+    Record { ciphertext_hash: Hash32, category: u8, author: Address },
     /// The record's batch root is anchored with this many leaves.
     Batch { count: u64 },
 }
@@ -314,25 +314,26 @@ pub enum LedgerAnchor {
 /// wrapped key, and the anchoring facts to verify before showing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMeta {
-    pub id: chartkey_core::envelope::RecordId,
-    pub blob: String,
+    pub id: RecordId,
+    pub blob: Hash32,
     pub size: u64,
     pub category: u8,
     /// The author's ledger address and display name.
-    pub author: String,
+    pub author: Address,
     pub author_name: String,
-    pub amends: Option<chartkey_core::envelope::RecordId>,
+    pub amends: Option<RecordId>,
     /// Records that correct this one, as the server says; the browser
     /// recomputes this from the verified records.
-    pub amended_by: Vec<chartkey_core::envelope::RecordId>,
+    pub amended_by: Vec<RecordId>,
     pub created_at: i64,
-    /// The data key wrapped for the caller (base64url).
-    pub wrapped_key: Option<String>,
+    /// The data key wrapped for the caller.
+    pub wrapped_key: Option<WrappedKey>,
     /// The author's signature of the message that anchored the record (an
-    /// `Anchor`, or the `AnchorBatch` of its batch), 0x hex: the browser
-    /// checks it, so the server cannot change what it says of a record.
-    pub signature: String,
-    pub anchor_tx: String,
+    /// `Anchor`, or the `AnchorBatch` of its batch): the browser checks it,
+    /// so the server cannot change what it says of a record.
+    pub signature: Signature,
+    /// The anchoring transaction, once the relayer journalled it.
+    pub anchor_tx: Option<Hash32>,
     pub anchor_block: Option<u64>,
     pub batch: Option<BatchProof>,
     pub ledger: LedgerAnchor,
@@ -345,11 +346,11 @@ pub struct RecordLimits {
     pub max_record_bytes: u64,
 }
 
-/// One record's data key wrapped for the grantee of a share (base64url).
+/// One record's data key wrapped for the grantee of a share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareKey {
-    pub record: chartkey_core::envelope::RecordId,
-    pub wrapped_key: String,
+    pub record: RecordId,
+    pub wrapped_key: WrappedKey,
 }
 
 /// A grant the patient signed in the browser, with the data keys of the
@@ -357,8 +358,8 @@ pub struct ShareKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShareBody {
     pub grant: chartkey_core::eip712::Grant,
-    /// The patient's EIP-712 signature of `grant`, 0x hex.
-    pub signature: String,
+    /// The patient's EIP-712 signature of `grant`.
+    pub signature: Signature,
     pub keys: Vec<ShareKey>,
     /// The patient's passkey approval of this grant's EIP-712 digest.
     pub approval: Approval,
@@ -376,8 +377,8 @@ pub struct Approval {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenBody {
     pub access: chartkey_core::eip712::Access,
-    /// The grantee's EIP-712 signature of `access`, 0x hex.
-    pub signature: String,
+    /// The grantee's EIP-712 signature of `access`.
+    pub signature: Signature,
 }
 
 /// An opened record: the access is on the ledger (`access_tx` in
@@ -386,7 +387,7 @@ pub struct OpenBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenedRecord {
     pub record: RecordMeta,
-    pub access_tx: String,
+    pub access_tx: Hash32,
     pub access_block: u64,
 }
 
@@ -398,8 +399,7 @@ pub const MAX_CREDENTIAL_FIELD_CHARS: usize = 80;
 /// A clinician asks an authority to verify them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CredentialRequestBody {
-    /// The authority's 0x address.
-    pub authority: String,
+    pub authority: Address,
     pub license_number: String,
     pub specialty: String,
     pub jurisdiction: String,
@@ -413,26 +413,26 @@ pub struct CredentialRequestBody {
 pub enum CredentialStatus {
     NotVerified,
     Verified {
-        authority: String,
+        authority: Address,
         authority_name: String,
         specialty: String,
         expires_at: u64,
     },
     Expired {
-        authority: String,
+        authority: Address,
         authority_name: String,
         specialty: String,
         expires_at: u64,
     },
     Revoked {
-        authority: String,
+        authority: Address,
         authority_name: String,
         specialty: String,
         expires_at: u64,
     },
     /// The issuing authority is no longer named by the server's operator.
     AuthorityRemoved {
-        authority: String,
+        authority: Address,
         authority_name: String,
         specialty: String,
         expires_at: u64,
@@ -448,7 +448,7 @@ impl CredentialStatus {
 /// A clinician as others see them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClinicianCard {
-    pub address: String,
+    pub address: Address,
     pub display_name: String,
     /// From the clinician's latest credential request, if any.
     pub specialty: Option<String>,
@@ -460,7 +460,7 @@ pub struct ClinicianCard {
 /// A credentialing authority named on the ledger.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorityInfo {
-    pub address: String,
+    pub address: Address,
     pub display_name: String,
 }
 
@@ -485,7 +485,7 @@ pub struct CredentialRequestView {
     pub requested_at: i64,
     pub state: RequestState,
     pub decided_at: Option<i64>,
-    pub decision_tx: Option<String>,
+    pub decision_tx: Option<Hash32>,
 }
 
 /// A clinician's verification page.
@@ -515,14 +515,14 @@ pub struct AuthorityDesk {
 pub struct IssueCredentialBody {
     pub request: i64,
     pub message: chartkey_core::eip712::IssueCredential,
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// An authority revokes a credential it issued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevokeCredentialBody {
     pub message: chartkey_core::eip712::RevokeCredential,
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// The licence hash a credential carries on the ledger: keccak256 of the
@@ -547,19 +547,19 @@ pub enum ShareState {
 /// A grant, for the patient who gave it or the clinician who holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShareView {
-    pub patient: String,
+    pub patient: Address,
     pub patient_name: String,
     pub grantee: ClinicianCard,
     pub serial: u32,
     /// 0 listed records, 1 categories, 2 everything (`eip712::SCOPE_*`).
     pub scope: u8,
     pub categories: u32,
-    /// Listed record ids (0x hex), for scope 0.
-    pub records: Vec<String>,
+    /// Listed record ids, for scope 0.
+    pub records: Vec<RecordId>,
     pub write: bool,
     pub expires_at: u64,
     pub granted_at: i64,
-    pub grant_tx: String,
+    pub grant_tx: Hash32,
     /// Records whose key is wrapped for the grantee.
     pub keys: u32,
     pub state: ShareState,
@@ -569,7 +569,7 @@ pub struct ShareView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StopBody {
     pub message: chartkey_core::eip712::Revoke,
-    pub signature: String,
+    pub signature: Signature,
     /// The patient's passkey approval of this message's EIP-712 digest.
     pub approval: Approval,
 }
@@ -578,14 +578,14 @@ pub struct StopBody {
 /// which transaction.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessView {
-    pub grantee: String,
+    pub grantee: Address,
     pub grantee_name: String,
-    pub patient: String,
+    pub patient: Address,
     pub patient_name: String,
-    pub record: chartkey_core::envelope::RecordId,
+    pub record: RecordId,
     pub category: u8,
     pub at: i64,
-    pub tx: String,
+    pub tx: Hash32,
     pub block: u64,
 }
 
@@ -596,7 +596,7 @@ pub struct AccessView {
 /// the ledger recorded the access.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedRecord {
-    pub id: chartkey_core::envelope::RecordId,
+    pub id: RecordId,
     pub category: u8,
     pub created_at: i64,
 }
@@ -625,11 +625,11 @@ pub enum NoticeKind {
 pub struct NoticeView {
     pub id: i64,
     pub kind: NoticeKind,
-    pub actor: String,
+    pub actor: Address,
     pub actor_name: String,
-    pub record: Option<chartkey_core::envelope::RecordId>,
+    pub record: Option<RecordId>,
     pub category: Option<u8>,
-    pub tx: String,
+    pub tx: Hash32,
     pub at: i64,
     pub read: bool,
 }
@@ -639,4 +639,44 @@ pub struct NoticeView {
 pub struct Inbox {
     pub unread: u32,
     pub notices: Vec<NoticeView>,
+}
+
+impl RecordMeta {
+    /// The one read check, as the browser (and the tests, as it) makes it
+    /// before showing a record: the envelope's hash, its audit path and
+    /// its author's signature, against what the ledger holds
+    /// ([`chartkey_core::records::check_read`]). A chart's records are
+    /// written by its `patient`, or (a write-back) by a clinician the
+    /// patient let write: then only as a single anchor, whose author the
+    /// ledger names too (the contract took it from them only under a
+    /// read+write grant).
+    pub fn check(
+        &self,
+        domain: &chartkey_core::eip712::Domain,
+        patient: ethers_core::types::Address,
+        envelope: &[u8],
+    ) -> Result<(), chartkey_core::records::Tampered> {
+        use chartkey_core::records::{AnchoredRecord, Inclusion, OnLedger, Provenance, Tampered, check_read};
+        let record =
+            AnchoredRecord { id: self.id, ciphertext_hash: self.blob.0, category: self.category, amends: self.amends };
+        let inclusion = self.batch.as_ref().map(|b| Inclusion {
+            root: b.root.0,
+            index: b.index,
+            size: b.size,
+            path: b.path.iter().map(|h| h.0).collect(),
+        });
+        let on_ledger = match &self.ledger {
+            LedgerAnchor::Missing => OnLedger::Missing,
+            LedgerAnchor::Record { ciphertext_hash, category, .. } => {
+                OnLedger::Record { ciphertext_hash: ciphertext_hash.0, category: *category }
+            }
+            LedgerAnchor::Batch { count } => OnLedger::Batch { count: *count },
+        };
+        let named_by_ledger = matches!(&self.ledger, LedgerAnchor::Record { author, .. } if *author == self.author);
+        if self.author != patient && !named_by_ledger {
+            return Err(Tampered::BadSignature);
+        }
+        let provenance = Provenance { domain, patient, author: self.author.into(), signature: &self.signature.0 };
+        check_read(&record, envelope, inclusion.as_ref(), &on_ledger, &provenance)
+    }
 }

@@ -9,6 +9,7 @@
 pub use chartkey_api::*;
 
 use chartkey_core::role::Role;
+use chartkey_core::value::{Address, Hash32, Signature};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
@@ -60,7 +61,7 @@ pub async fn login_finish(finish: LoginFinishBody) -> Result<LoginResult, ApiErr
 /// Starts restoring access with a recovery phrase: a challenge for the
 /// account key to sign.
 #[server(endpoint = "restore/start", input = Json)]
-pub async fn restore_start(address: String) -> Result<RestoreChallenge, ApiError> {
+pub async fn restore_start(address: Address) -> Result<RestoreChallenge, ApiError> {
     let (state, caller) = context()?;
     svc::accounts::restore_start(&state, &caller, address).await
 }
@@ -128,7 +129,7 @@ pub async fn remove_passkey_start(credential_id: String) -> Result<RemovalChalle
 /// `ceremony_id`; refused for the account's last passkey and for the one
 /// this session signed in with.
 #[server(endpoint = "passkeys/remove", input = Json)]
-pub async fn remove_passkey(ceremony_id: String, credential_id: String, signature: String) -> Result<(), ApiError> {
+pub async fn remove_passkey(ceremony_id: String, credential_id: String, signature: Signature) -> Result<(), ApiError> {
     let (state, caller) = context()?;
     svc::passkeys::remove(&state, &caller, ceremony_id, credential_id, signature).await
 }
@@ -136,7 +137,7 @@ pub async fn remove_passkey(ceremony_id: String, credential_id: String, signatur
 /// Someone's signed directory entry. The caller must verify it
 /// (`DirectoryEntry::verify`) before using the keys.
 #[server(endpoint = "directory/lookup", input = Json)]
-pub async fn directory_lookup(address: String) -> Result<PublicKeysOf, ApiError> {
+pub async fn directory_lookup(address: Address) -> Result<PublicKeysOf, ApiError> {
     let (state, caller) = context()?;
     svc::directory::lookup(&state, &caller, address).await
 }
@@ -174,7 +175,7 @@ pub async fn ledger_overview() -> Result<LedgerPage, ApiError> {
 
 /// A transaction's decoded events that name the caller.
 #[server(endpoint = "ledger/transaction", input = Json)]
-pub async fn ledger_transaction(hash: String) -> Result<LedgerTxView, ApiError> {
+pub async fn ledger_transaction(hash: Hash32) -> Result<LedgerTxView, ApiError> {
     let (state, caller) = context()?;
     svc::chain::transaction(&state, &caller, hash).await
 }
@@ -310,7 +311,7 @@ pub async fn accesses_list() -> Result<Vec<AccessView>, ApiError> {
 /// The nonce the signed-in patient's next grant to, or stop of, `grantee`
 /// must carry (the Records contract's `consentNonce`).
 #[server(endpoint = "shares/nonce", input = Json)]
-pub async fn shares_nonce(grantee: String) -> Result<u64, ApiError> {
+pub async fn shares_nonce(grantee: Address) -> Result<u64, ApiError> {
     let (state, caller) = context()?;
     svc::shares::nonce(&state, &caller, grantee).await
 }
@@ -318,7 +319,7 @@ pub async fn shares_nonce(grantee: String) -> Result<u64, ApiError> {
 /// A chart `patient` (their 0x address) shared with the signed-in
 /// clinician: the share, and while it is active, the records shared.
 #[server(endpoint = "shares/chart", input = Json)]
-pub async fn shares_chart(patient: String) -> Result<SharedChart, ApiError> {
+pub async fn shares_chart(patient: Address) -> Result<SharedChart, ApiError> {
     let (state, caller) = context()?;
     svc::shares::shared_chart(&state, &caller, patient).await
 }
@@ -335,7 +336,7 @@ pub async fn ledger_checkpoint() -> Result<SignedCheckpoint, ApiError> {
 /// Starts a passkey approval of the message whose EIP-712 digest is
 /// `digest` (0x hex): authentication options for the caller's passkeys.
 #[server(endpoint = "approvals/start", input = Json)]
-pub async fn approvals_start(digest: String) -> Result<ApprovalStart, ApiError> {
+pub async fn approvals_start(digest: Hash32) -> Result<ApprovalStart, ApiError> {
     let (state, caller) = context()?;
     svc::approvals::start(&state, &caller, digest).await
 }

@@ -7,6 +7,7 @@
 //! ([`RECORD_SYSTEM`]); the ledger transaction that holds the grant or the
 //! access by its hash ([`TX_SYSTEM`]), so a reader can check it there.
 
+use crate::value::{Address, Hash32, RecordId};
 use serde_json::{Value, json};
 
 use crate::fhir::Category;
@@ -23,7 +24,7 @@ pub const CATEGORY_SYSTEM: &str = "urn:chartkey:record-category";
 /// Someone named in a Consent or AuditEvent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Party<'a> {
-    pub address: &'a str,
+    pub address: Address,
     pub name: &'a str,
 }
 
@@ -36,7 +37,7 @@ impl Party<'_> {
 /// What a grant covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Covered<'a> {
-    Records(&'a [String]),
+    Records(&'a [RecordId]),
     Categories(Vec<Category>),
     Everything,
 }
@@ -53,7 +54,7 @@ pub struct GrantFacts<'a> {
     pub expires_at: i64,
     /// Still in force on the ledger (not expired, stopped or lapsed).
     pub active: bool,
-    pub grant_tx: &'a str,
+    pub grant_tx: Hash32,
 }
 
 /// An access the ledger recorded.
@@ -61,11 +62,11 @@ pub struct GrantFacts<'a> {
 pub struct AccessFacts<'a> {
     pub patient: Party<'a>,
     pub grantee: Party<'a>,
-    pub record_id: &'a str,
+    pub record_id: RecordId,
     pub category: Option<Category>,
     /// Unix seconds.
     pub at: i64,
-    pub tx: &'a str,
+    pub tx: Hash32,
 }
 
 /// RFC 3339 (UTC, seconds) of Unix seconds, as FHIR `instant` and
@@ -210,8 +211,8 @@ fn category_code(c: Category) -> &'static str {
 mod tests {
     use super::*;
 
-    const PATIENT: Party<'static> = Party { address: "0x00000000000000000000000000000000000000aa", name: "Pat" };
-    const DOCTOR: Party<'static> = Party { address: "0x00000000000000000000000000000000000000bb", name: "Dr B" };
+    const PATIENT: Party<'static> = Party { address: Address([0xaa; 20]), name: "Pat" };
+    const DOCTOR: Party<'static> = Party { address: Address([0xbb; 20]), name: "Dr B" };
 
     #[test]
     fn instants_are_rfc3339_utc() {
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_grant_of_listed_records_is_a_permit_consent_with_its_period_and_data() {
-        let ids = vec!["0x01".to_string(), "0x02".to_string()];
+        let ids = vec![RecordId([1; 32]), RecordId([2; 32])];
         let c = consent(&GrantFacts {
             patient: PATIENT,
             grantee: DOCTOR,
@@ -232,17 +233,17 @@ mod tests {
             granted_at: 0,
             expires_at: 7 * 86_400,
             active: true,
-            grant_tx: "0xabc",
+            grant_tx: Hash32([0xab; 32]),
         });
         assert_eq!(c["resourceType"], "Consent");
         assert_eq!(c["status"], "active");
-        assert_eq!(c["patient"]["identifier"]["value"], PATIENT.address);
+        assert_eq!(c["patient"]["identifier"]["value"], format!("0x{}", "aa".repeat(20)));
         assert_eq!(c["provision"]["type"], "permit");
         assert_eq!(c["provision"]["period"]["end"], "1970-01-08T00:00:00Z");
         assert_eq!(c["provision"]["actor"][0]["reference"]["display"], "Dr B");
         assert_eq!(c["provision"]["action"].as_array().unwrap().len(), 1);
-        assert_eq!(c["provision"]["data"][1]["reference"]["identifier"]["value"], "0x02");
-        assert_eq!(c["identifier"][0]["value"], "0xabc");
+        assert_eq!(c["provision"]["data"][1]["reference"]["identifier"]["value"], RecordId([2; 32]).to_string());
+        assert_eq!(c["identifier"][0]["value"], Hash32([0xab; 32]).to_string());
         // R4 invariant ppc-1: a policy or a policy rule.
         assert!(c["policyRule"].is_object());
     }
@@ -257,7 +258,7 @@ mod tests {
             granted_at: 0,
             expires_at: 1,
             active: false,
-            grant_tx: "0xabc",
+            grant_tx: Hash32([0xab; 32]),
         });
         assert_eq!(c["status"], "inactive");
         assert_eq!(c["provision"]["action"][1]["coding"][0]["code"], "correct");
@@ -270,17 +271,17 @@ mod tests {
         let e = audit_event(&AccessFacts {
             patient: PATIENT,
             grantee: DOCTOR,
-            record_id: "0x01",
+            record_id: RecordId([1; 32]),
             category: Some(Category::Conditions),
             at: 60,
-            tx: "0xdef",
+            tx: Hash32([0xde; 32]),
         });
         assert_eq!((&e["resourceType"], &e["action"], &e["outcome"]), (&json!("AuditEvent"), &json!("R"), &json!("0")));
         assert_eq!(e["recorded"], "1970-01-01T00:01:00Z");
-        assert_eq!(e["agent"][0]["who"]["identifier"]["value"], DOCTOR.address);
-        assert_eq!(e["entity"][0]["what"]["identifier"]["value"], "0x01");
+        assert_eq!(e["agent"][0]["who"]["identifier"]["value"], DOCTOR.address.to_string());
+        assert_eq!(e["entity"][0]["what"]["identifier"]["value"], RecordId([1; 32]).to_string());
         assert_eq!(e["entity"][0]["description"], "Conditions");
-        assert_eq!(e["entity"][2]["what"]["identifier"]["value"], "0xdef");
+        assert_eq!(e["entity"][2]["what"]["identifier"]["value"], Hash32([0xde; 32]).to_string());
         let b: Value = serde_json::from_str(&bundle(vec![e], 0)).unwrap();
         assert_eq!((&b["type"], b["entry"].as_array().unwrap().len()), (&json!("collection"), 1));
     }

@@ -23,23 +23,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{AccountKeys, key_fingerprint};
 use crate::role::Role;
+use crate::value;
 
 pub const DOMAIN_NAME: &str = "Chartkey Directory";
 pub const DOMAIN_VERSION: &str = "1";
 const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version)";
 const ENTRY_TYPE: &str = "DirectoryEntry(address account,uint8 role,bytes32 encryptionKey)";
 
-/// A signed directory entry as it travels and is stored (hex strings, so
-/// it is readable in JSON and in the database).
+/// A signed directory entry as it travels and is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryEntry {
-    /// 0x-prefixed, EIP-55 checksummed.
-    pub address: String,
+    pub address: value::Address,
     pub role: Role,
-    /// 0x-prefixed hex of the 32-byte X25519 public key.
-    pub encryption_key: String,
-    /// 0x-prefixed 65-byte r‖s‖v signature over the EIP-712 digest.
-    pub signature: String,
+    /// The account's X25519 public key.
+    pub encryption_key: value::PublicKey,
+    /// r‖s‖v over the EIP-712 digest.
+    pub signature: value::Signature,
 }
 
 /// A directory entry whose signature has been checked.
@@ -128,10 +127,10 @@ impl DirectoryEntry {
         let digest = entry_digest(keys.address(), role, &encryption_key);
         let signature = sign_digest(keys.signing_key(), &digest);
         Self {
-            address: ethers_core::utils::to_checksum(&keys.address(), None),
+            address: keys.address().into(),
             role,
-            encryption_key: format!("0x{}", hex::encode(encryption_key)),
-            signature: format!("0x{signature}"),
+            encryption_key: encryption_key.into(),
+            signature: signature.into(),
         }
     }
 
@@ -148,28 +147,18 @@ impl DirectoryEntry {
 
     /// Parses and checks the signature (see [`Self::verify_for`]).
     pub fn verify(&self) -> Result<VerifiedEntry, DirectoryError> {
-        let address: Address = self
-            .address
-            .strip_prefix("0x")
-            .and_then(|hex| hex.parse().ok())
-            .ok_or(DirectoryError::Malformed("address"))?;
-        let encryption_key: [u8; 32] = decode_hex(&self.encryption_key)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(DirectoryError::Malformed("encryption key"))?;
-        let signature = decode_hex(&self.signature)
-            .filter(|b| parse_strict_signature(b).is_some())
-            .ok_or(DirectoryError::Malformed("signature"))?;
+        let address: Address = self.address.into();
+        let encryption_key = self.encryption_key.0;
+        if parse_strict_signature(&self.signature.0).is_none() {
+            return Err(DirectoryError::Malformed("signature"));
+        }
         let digest = entry_digest(address, self.role, &encryption_key);
-        let signer = recover_strict(&digest, &signature).ok_or(DirectoryError::BadSignature)?;
+        let signer = recover_strict(&digest, &self.signature.0).ok_or(DirectoryError::BadSignature)?;
         if signer != address {
             return Err(DirectoryError::BadSignature);
         }
         Ok(VerifiedEntry { address, role: self.role, encryption_key })
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    hex::decode(s.strip_prefix("0x")?).ok()
 }
 
 #[cfg(test)]
@@ -187,7 +176,7 @@ mod tests {
         // Independent EIP-712 implementation: ethers-core's JSON TypedData,
         // the same encoding MetaMask's eth_signTypedData_v4 uses.
         let k = keys(5);
-        let key_hex = format!("0x{}", hex::encode(k.encryption_public()));
+        let key_hex = crate::value::hex_text(&k.encryption_public());
         let json = serde_json::json!({
             "types": {
                 "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
@@ -211,7 +200,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&entry).unwrap(), KAT_ENTRY_JSON);
     }
 
-    const KAT_ENTRY_JSON: &str = r#"{"address":"0x958A00c874220d6801D1EeaC084BED1F11189756","role":"patient","encryption_key":"0x7b62f7bca05f9f9f4f8ab45d0852550c01ddba5016d6b3187ca6b8fa49e0736c","signature":"0x1db44a292dfed3770494502873608530a32d31216a625373c08e38a133b907a32098734d26d7033b9ef9cfeaff1d754e3ead74cc371deda704a0a8b7c1b383441c"}"#;
+    const KAT_ENTRY_JSON: &str = r#"{"address":"0x958a00c874220d6801d1eeac084bed1f11189756","role":"patient","encryption_key":"0x7b62f7bca05f9f9f4f8ab45d0852550c01ddba5016d6b3187ca6b8fa49e0736c","signature":"0x1db44a292dfed3770494502873608530a32d31216a625373c08e38a133b907a32098734d26d7033b9ef9cfeaff1d754e3ead74cc371deda704a0a8b7c1b383441c"}"#;
 
     #[test]
     fn sign_then_verify() {
@@ -228,7 +217,7 @@ mod tests {
     fn substituted_fields_are_detected() {
         let mut entry = DirectoryEntry::sign(&keys(7), Role::Patient);
         // A server swapping in its own encryption key:
-        entry.encryption_key = format!("0x{}", hex::encode(keys(8).encryption_public()));
+        entry.encryption_key = keys(8).encryption_public().into();
         assert_eq!(entry.verify().unwrap_err(), DirectoryError::BadSignature);
 
         let mut entry = DirectoryEntry::sign(&keys(7), Role::Patient);
@@ -251,7 +240,7 @@ mod tests {
     #[test]
     fn only_the_canonical_signature_encoding_is_accepted() {
         let good = DirectoryEntry::sign(&keys(7), Role::Patient);
-        let bytes = hex::decode(&good.signature[2..]).unwrap();
+        let bytes = good.signature.0.to_vec();
         assert!(parse_strict_signature(&bytes).is_some());
         // v as 0/1 instead of 27/28.
         let mut v01 = bytes.clone();
@@ -271,30 +260,31 @@ mod tests {
         for bad in [v01, malleated] {
             assert!(parse_strict_signature(&bad).is_none());
             let mut entry = good.clone();
-            entry.signature = format!("0x{}", hex::encode(&bad));
+            entry.signature = value::Signature(bad.try_into().unwrap());
             assert_eq!(entry.verify().unwrap_err(), DirectoryError::Malformed("signature"));
         }
     }
 
     #[test]
     fn malformed_entries_are_refused() {
-        let good = DirectoryEntry::sign(&keys(7), Role::Patient);
-        type Mutation = fn(&mut DirectoryEntry);
-        let cases: [(&str, Mutation); 6] = [
-            ("address", |e| e.address = "0x1234".into()),
-            ("address", |e| e.address = e.address[2..].to_owned()),
-            ("encryption key", |e| e.encryption_key = "0xzz".into()),
-            ("encryption key", |e| e.encryption_key = "00".repeat(32)),
-            ("signature", |e| e.signature = "0x00".into()),
-            ("signature", |e| e.signature.truncate(10)),
+        let good = serde_json::to_value(DirectoryEntry::sign(&keys(7), Role::Patient)).unwrap();
+        let text = |v: &serde_json::Value| v.as_str().unwrap().to_owned();
+        let cases: [(&str, serde_json::Value); 7] = [
+            ("address", "0x1234".into()),
+            ("address", text(&good["address"])[2..].into()),
+            ("encryption_key", "0xzz".into()),
+            ("encryption_key", "00".repeat(32).into()),
+            ("signature", "0x00".into()),
+            ("signature", text(&good["signature"])[..10].into()),
+            ("role", "doctor".into()),
         ];
-        for (what, mutate) in cases {
+        for (field, bad) in cases {
             let mut e = good.clone();
-            mutate(&mut e);
-            assert_eq!(e.verify().unwrap_err(), DirectoryError::Malformed(what));
+            e[field] = bad;
+            assert!(serde_json::from_value::<DirectoryEntry>(e).is_err(), "{field}");
         }
-        let mut e = good.clone();
-        e.signature = format!("0x{}", "00".repeat(65));
+        let mut e: DirectoryEntry = serde_json::from_value(good).unwrap();
+        e.signature = value::Signature([0; 65]);
         assert!(e.verify().is_err());
     }
 }

@@ -56,8 +56,13 @@ impl Domain {
 
     /// Signs `message` with the account's secp256k1 key: 65 bytes r‖s‖v.
     pub fn sign(&self, keys: &AccountKeys, message: &impl TypedMessage) -> Vec<u8> {
+        self.sign_typed(keys, message).0.to_vec()
+    }
+
+    /// [`Self::sign`], as the wire value.
+    pub fn sign_typed(&self, keys: &AccountKeys, message: &impl TypedMessage) -> crate::value::Signature {
         let signature: Signature = sign_digest(keys.signing_key(), &self.digest(message));
-        signature.to_vec()
+        signature.into()
     }
 }
 
@@ -305,18 +310,14 @@ pub enum LedgerMessage {
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0x{}", hex::encode(bytes)))
-    }
+    use crate::value::Hash32;
 
-    pub fn parse(text: &str) -> Result<[u8; 32], String> {
-        let digits = text.strip_prefix("0x").ok_or("a bytes32 is 0x-prefixed hex")?;
-        let bytes = hex::decode(digits).map_err(|_| "a bytes32 is hex")?;
-        <[u8; 32]>::try_from(bytes).map_err(|_| "a bytes32 is 32 bytes".into())
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&Hash32(*bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        Hash32::deserialize(d).map(|h| h.0)
     }
 }
 
@@ -324,29 +325,33 @@ mod hex32_list {
     use serde::ser::SerializeSeq;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    use crate::value::Hash32;
+
     pub fn serialize<S: Serializer>(list: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(list.len()))?;
         for bytes in list {
-            seq.serialize_element(&format!("0x{}", hex::encode(bytes)))?;
+            seq.serialize_element(&Hash32(*bytes))?;
         }
         seq.end()
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|text| super::hex32::parse(text).map_err(serde::de::Error::custom))
-            .collect()
+        Ok(Vec::<Hash32>::deserialize(d)?.into_iter().map(|h| h.0).collect())
     }
 }
 
 /// A new account's first registration in the Directory (nonce 0), as the
-/// browser signs it at sign-up: the message and its signature, 0x hex.
-pub fn first_registration(keys: &AccountKeys, role: u8, chain_id: u64, directory: Address) -> (Register, String) {
+/// browser signs it at sign-up: the message and its signature.
+pub fn first_registration(
+    keys: &AccountKeys,
+    role: u8,
+    chain_id: u64,
+    directory: Address,
+) -> (Register, crate::value::Signature) {
     let message =
         Register { account: keys.address(), role, encryption_key: keys.encryption_public(), nonce: U256::zero() };
-    let signature = Domain::directory(chain_id, directory).sign(keys, &message);
-    (message, format!("0x{}", hex::encode(signature)))
+    let signature = Domain::directory(chain_id, directory).sign_typed(keys, &message);
+    (message, signature)
 }
 
 /// `text` as a right-zero-padded bytes32 (at most 32 bytes of UTF-8).
@@ -423,7 +428,7 @@ mod tests {
             "domain": {"name": "Chartkey Directory", "version": "1", "chainId": 31337,
                        "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
             "message": {"account": format!("{:?}", keys.address()), "role": 2,
-                        "encryptionKey": format!("0x{}", hex::encode(keys.encryption_public())), "nonce": 7}
+                        "encryptionKey": crate::value::hex_text(&keys.encryption_public()), "nonce": 7}
         });
         let typed: TypedData = serde_json::from_value(json).unwrap();
         assert_eq!(typed.encode_eip712().unwrap(), domain().digest(&message));
@@ -456,8 +461,8 @@ mod tests {
                        "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
             "message": {"authority": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
                         "clinician": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-                        "licenseIdHash": format!("0x{}", hex::encode(message.license_id_hash)),
-                        "specialty": format!("0x{}", hex::encode(message.specialty)),
+                        "licenseIdHash": crate::value::hex_text(&message.license_id_hash),
+                        "specialty": crate::value::hex_text(&message.specialty),
                         "expiresAt": 1_900_000_000u64, "nonce": 0}
         });
         let typed: TypedData = serde_json::from_value(json).unwrap();
@@ -523,7 +528,7 @@ mod tests {
     }
 
     fn hex32(b: &[u8; 32]) -> String {
-        format!("0x{}", hex::encode(b))
+        crate::value::hex_text(b)
     }
 
     #[test]

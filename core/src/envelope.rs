@@ -90,51 +90,7 @@ pub enum EnvelopeError {
 
 /// A record's identity: 32 random bytes chosen by the browser that creates
 /// it. The ledger anchors it; the envelope and every wrap are bound to it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RecordId(pub [u8; 32]);
-
-impl RecordId {
-    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        let mut id = [0u8; 32];
-        rng.fill_bytes(&mut id);
-        Self(id)
-    }
-
-    /// 0x-prefixed lowercase hex, as on the ledger.
-    pub fn to_hex(&self) -> String {
-        format!("0x{}", hex::encode(self.0))
-    }
-
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()?;
-        Some(Self(bytes.try_into().ok()?))
-    }
-}
-
-impl std::fmt::Debug for RecordId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RecordId({})", self.to_hex())
-    }
-}
-
-impl std::fmt::Display for RecordId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl serde::Serialize for RecordId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for RecordId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom("a record id is 32 bytes of 0x hex"))
-    }
-}
+pub use crate::value::RecordId;
 
 /// A record's data key. Zeroed on drop; Debug prints `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -494,6 +450,39 @@ impl WrappedKey {
         let bytes =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| EnvelopeError::MalformedWrap)?;
         Self::from_slice(&bytes)
+    }
+}
+
+/// base64url without padding, as it travels and is stored.
+impl serde::Serialize for WrappedKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_base64())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WrappedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_base64(&text).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "a wrapped key is {WRAPPED_KEY_LEN} bytes of base64url, version {WRAP_VERSION}"
+            ))
+        })
+    }
+}
+
+/// In the server's SQLite database, as on the wire.
+#[cfg(feature = "rusqlite")]
+impl rusqlite::types::ToSql for WrappedKey {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.to_base64()))
+    }
+}
+
+#[cfg(feature = "rusqlite")]
+impl rusqlite::types::FromSql for WrappedKey {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Self::from_base64(value.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`fhir`]: record categories, and splitting a FHIR import into records.
 //! - [`summary`]: a readable digest of a FHIR resource, per type.
 //! - [`role`]: what an account is for.
+//! - [`value`]: hashes, addresses, signatures, keys and record ids, typed
+//!   once with one text form for the wire and the database.
 
 pub mod audit;
 pub mod directory;
@@ -29,5 +31,6 @@ pub mod records;
 pub mod recovery;
 pub mod role;
 pub mod summary;
+pub mod value;
 
 pub use keys::{AccountKeys, AccountSecret};

@@ -8,6 +8,7 @@ use ethers_core::utils::hash_message;
 
 use crate::directory::{recover_strict, sign_digest};
 use crate::keys::AccountKeys;
+use crate::value::{Hash32, Signature};
 
 /// The message signed to restore an account with the recovery phrase. It
 /// names what is being approved, so the signature cannot be reused for
@@ -58,28 +59,28 @@ pub fn approval_challenge(digest: &[u8; 32], nonce: &[u8; 32]) -> [u8; 32] {
 /// The text a ledger's administrator signs (EIP-191) to vouch that block
 /// `number` of chain `chain_id` has hash `hash` (0x hex): a checkpoint that
 /// `chartkey ledger verify --checkpoint` later holds the chain to.
-pub fn checkpoint_message(chain_id: u64, number: u64, hash: &str) -> String {
-    format!("Chartkey ledger checkpoint\nChain: {chain_id}\nBlock: {number}\nHash: {}", hash.to_lowercase())
+pub fn checkpoint_message(chain_id: u64, number: u64, hash: &Hash32) -> String {
+    format!("Chartkey ledger checkpoint\nChain: {chain_id}\nBlock: {number}\nHash: {hash}")
 }
 
 /// EIP-191 `personal_sign` of `message` with the secp256k1 key `secret`;
 /// `None` if the bytes are not a valid key.
-pub fn sign_message_with_secret(secret: &[u8; 32], message: &str) -> Option<String> {
+pub fn sign_message_with_secret(secret: &[u8; 32], message: &str) -> Option<Signature> {
     let key = ethers_core::k256::ecdsa::SigningKey::from_bytes(secret.into()).ok()?;
     let digest = hash_message(message);
-    Some(format!("0x{}", sign_digest(&key, &digest.0)))
+    Some(sign_digest(&key, &digest.0).into())
 }
 
-/// EIP-191 `personal_sign` of `message`; 0x-prefixed 65-byte hex.
-pub fn sign_message(keys: &AccountKeys, message: &str) -> String {
+/// EIP-191 `personal_sign` of `message`.
+pub fn sign_message(keys: &AccountKeys, message: &str) -> Signature {
     let digest = hash_message(message);
-    format!("0x{}", sign_digest(keys.signing_key(), &digest.0))
+    sign_digest(keys.signing_key(), &digest.0).into()
 }
 
-/// The address that signed `message`, or `None` for a malformed signature.
-pub fn recover_signer(message: &str, signature: &str) -> Option<Address> {
-    let bytes = hex::decode(signature.strip_prefix("0x")?).ok()?;
-    recover_strict(&hash_message(message).0, &bytes)
+/// The address that signed `message`, or `None` for a signature not in
+/// the canonical encoding.
+pub fn recover_signer(message: &str, signature: &Signature) -> Option<Address> {
+    recover_strict(&hash_message(message).0, &signature.0)
 }
 
 #[cfg(test)]
@@ -132,8 +133,13 @@ mod tests {
 
     #[test]
     fn malformed_signatures() {
-        for bad in ["", "0x", "00", "0xzz", "0x1234", &format!("0x{}", "00".repeat(65))] {
-            assert_eq!(recover_signer("m", bad), None, "{bad}");
+        let keys = AccountSecret::from_bytes([4; 32]).derive();
+        let good = sign_message(&keys, "m");
+        assert_eq!(recover_signer("m", &good), Some(keys.address()));
+        let mut v01 = good;
+        v01.0[64] -= 27;
+        for bad in [Signature([0; 65]), v01] {
+            assert_eq!(recover_signer("m", &bad), None, "{bad}");
         }
     }
 }

@@ -223,7 +223,9 @@ test('a flipped byte in a stored record shows the tampering warning and nothing 
   writeFileSync(file, JSON.stringify({ resourceType: 'AllergyIntolerance', code: { text: 'Peanut allergy' } }));
   await importFiles(page, [file]);
   const [record] = await listed(page);
-  const blob = join(process.env.CHARTKEY_DATA_DIR!, 'blobs', record.blob.slice(0, 2), record.blob);
+  // The envelope's hash is 0x hex on the wire; the blob store names files by its bare digits.
+  const name = record.blob.replace(/^0x/, '');
+  const blob = join(process.env.CHARTKEY_DATA_DIR!, 'blobs', name.slice(0, 2), name);
   const bytes = readFileSync(blob);
   bytes[80] ^= 0x01;
   writeFileSync(blob, bytes);

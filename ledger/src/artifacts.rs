@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use chartkey_core::value::hex_text;
 use ethers_core::abi::{Abi, Token};
 
 pub struct Artifact {
@@ -35,7 +36,7 @@ impl Artifact {
             return format!("Error({message})");
         }
         if selector == [0x4e, 0x48, 0x7b, 0x71] {
-            return format!("Panic(0x{})", hex::encode(&data[4..]));
+            return format!("Panic({})", hex_text(&data[4..]));
         }
         for error in self.abi.errors() {
             if &error.signature().as_bytes()[..4] == selector {
@@ -43,7 +44,7 @@ impl Artifact {
                 return format!("{}({})", error.name, args.iter().map(revert_arg).collect::<Vec<_>>().join(", "));
             }
         }
-        format!("unknown error 0x{}", hex::encode(selector))
+        format!("unknown error {}", hex_text(selector))
     }
 }
 
@@ -56,13 +57,12 @@ pub fn revert_message(data: &[u8]) -> Option<String> {
     tokens.into_iter().next()?.into_string()
 }
 
-/// A revert argument as `describe_revert` writes it.
+/// A revert argument as `describe_revert` writes it: as [`token_text`],
+/// but addresses in lowercase (as the contract's tests expect them).
 pub(crate) fn revert_arg(token: &Token) -> String {
     match token {
         Token::Address(a) => format!("{a:?}"),
-        Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),
-        Token::Uint(n) | Token::Int(n) => n.to_string(),
-        other => other.to_string(),
+        other => token_text(other),
     }
 }
 
@@ -101,7 +101,7 @@ pub fn describe_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(Strin
 pub fn token_text(token: &Token) -> String {
     match token {
         Token::Address(a) => ethers_core::utils::to_checksum(a, None),
-        Token::FixedBytes(b) | Token::Bytes(b) => format!("0x{}", hex::encode(b)),
+        Token::FixedBytes(b) | Token::Bytes(b) => hex_text(b),
         Token::Uint(n) | Token::Int(n) => n.to_string(),
         Token::Bool(b) => b.to_string(),
         Token::Array(items) | Token::FixedArray(items) | Token::Tuple(items) => {

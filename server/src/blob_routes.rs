@@ -22,6 +22,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chartkey_api::ApiError;
 use chartkey_core::envelope::RecordId;
+use chartkey_core::value::{Address, Hash32};
+use chartkey_ledger::convert;
 use rusqlite::{OptionalExtension, params};
 
 use chartkey_core::records::pack_frame;
@@ -38,7 +40,7 @@ const PACK_LIMIT: u64 = 256 * 1024 * 1024;
 const MAX_FETCH: usize = 5_000;
 
 /// Records `account` as an uploader of each `(name, size)`.
-async fn note_uploads(state: &AppState, account: String, blobs: Vec<(String, u64)>) -> Result<(), ApiError> {
+async fn note_uploads(state: &AppState, account: String, blobs: Vec<(Hash32, u64)>) -> Result<(), ApiError> {
     state
         .db
         .call(move |conn| {
@@ -190,7 +192,7 @@ pub async fn put(
                 Ok(None) => return blob_error(BlobError::NotFound),
                 Err(e) => return blob_error(e),
             };
-            if let Err(e) = note_uploads(&state, account.clone(), vec![(name.hex(), size)]).await {
+            if let Err(e) = note_uploads(&state, account.clone(), vec![(name.hash(), size)]).await {
                 return api_refusal(e);
             }
             tracing::info!(account = %account, new, "blob stored");
@@ -225,7 +227,7 @@ pub async fn put_pack(
     // before a failure counts against the allowance like the rest.
     let (done, result) = state.blobs.put_pack(body.into_data_stream(), limit).await;
     let (count, new) = (done.stored.len(), done.new);
-    let names: Vec<(String, u64)> = done.stored.iter().map(|(name, size)| (hex::encode(name.0), *size)).collect();
+    let names: Vec<(Hash32, u64)> = done.stored.iter().map(|(name, size)| (name.hash(), *size)).collect();
     if !names.is_empty()
         && let Err(e) = note_uploads(&state, account.clone(), names).await
     {
@@ -271,9 +273,8 @@ async fn readable(
             )?;
             let mut out = Vec::with_capacity(records.len());
             for id in records {
-                let hex = id.to_hex();
                 let Some((blob, own)) = record
-                    .query_row(params![hex, account], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
+                    .query_row(params![id, account], |r| Ok((r.get::<_, Hash32>(0)?, r.get::<_, bool>(1)?)))
                     .optional()?
                 else {
                     continue;
@@ -284,8 +285,8 @@ async fn readable(
                     continue;
                 } else {
                     match opened
-                        .query_row(params![hex, account, since], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        .query_row(params![id, account, since], |r| {
+                            Ok((r.get::<_, Address>(0)?, r.get::<_, Address>(1)?))
                         })
                         .optional()?
                     {
@@ -300,15 +301,9 @@ async fn readable(
         .await?;
     let mut out = Vec::with_capacity(found.len());
     for (id, blob, parties) in found {
-        let Ok(name) = BlobName::parse(&blob) else {
-            tracing::error!("a stored record names an invalid blob");
-            return Err(ApiError::Internal);
-        };
+        let name = BlobName::from(blob);
         if let Some((patient, grantee)) = parties {
-            let (Ok(patient), Ok(grantee)) = (patient.parse(), grantee.parse()) else {
-                tracing::error!("a stored access names an invalid address");
-                return Err(ApiError::Internal);
-            };
+            let (patient, grantee) = (convert::alloy(patient), convert::alloy(grantee));
             if !chartkey_services::can_access(state, grantee, patient, id).await? {
                 continue;
             }

@@ -246,7 +246,7 @@ fn check_checkpoint(path: &std::path::Path, file: &std::path::Path) -> Result<St
     let (genesis, hash) = chartkey_ledger::node::checkpoint_view(path, checkpoint.number).map_err(|e| e.to_string())?;
     let signer =
         chartkey_core::proof::recover_signer(&message, &checkpoint.signature).ok_or("its signature is malformed")?;
-    let admin = ethers_core::types::Address::from(genesis.admin.into_array());
+    let admin = chartkey_ledger::convert::to_ethers(genesis.admin);
     if signer != admin {
         return Err(format!("it is signed by {signer:#x}, not by this ledger's administrator {admin:#x}"));
     }
@@ -254,7 +254,7 @@ fn check_checkpoint(path: &std::path::Path, file: &std::path::Path) -> Result<St
         return Err(format!("it is for chain {}, this ledger is chain {}", checkpoint.chain_id, genesis.chain_id));
     }
     let stored = hash.ok_or_else(|| format!("this chain does not reach block {}", checkpoint.number))?;
-    if format!("{stored:#x}") != checkpoint.hash.to_lowercase() {
+    if chartkey_ledger::convert::hash(stored) != checkpoint.hash {
         return Err(format!(
             "block {} is {stored:#x} here, not {} as the checkpoint says: the chain was rewritten",
             checkpoint.number, checkpoint.hash

@@ -69,10 +69,13 @@ async fn protected_functions_answer_401_without_a_session() {
         (
             "passkeys/add/finish",
             json!({"finish": {"ceremony_id": "x", "credential": {}, "passkey_label": "p",
-            "sealed_keystore": "x", "uses_passphrase": false, "signature": "0x"}}),
+            "sealed_keystore": "x", "uses_passphrase": false, "signature": chartkey_core::value::Signature([0; 65])}}),
         ),
         ("passkeys/remove/start", json!({"credential_id": "x"})),
-        ("passkeys/remove", json!({"ceremony_id": "x", "credential_id": "x", "signature": "0x"})),
+        (
+            "passkeys/remove",
+            json!({"ceremony_id": "x", "credential_id": "x", "signature": chartkey_core::value::Signature([0; 65])}),
+        ),
         ("directory/lookup", json!({"address": "0x0000000000000000000000000000000000000001"})),
     ] {
         let answer = client.call(name, args).await;
@@ -252,7 +255,7 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
 
     // A directory entry whose encryption key was swapped after signing.
     let mut entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
-    entry.encryption_key = format!("0x{}", hex::encode(other.encryption_public()));
+    entry.encryption_key = other.encryption_public().into();
     let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
     let credential = device.register(&server.origin, start.body["options"].clone());
     let answer = client

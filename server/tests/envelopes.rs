@@ -41,7 +41,7 @@ async fn a_known_fingerprint_claims_nothing() {
     // Without an upload of its own, the puppet's record naming the
     // victim's content is refused.
     let mut stolen = seal_all(&puppet.keys, &floyd(1), None);
-    stolen.records[0]["blob"] = json!(name);
+    stolen.records[0]["blob"] = json!(chartkey_core::value::Hash32(sealed.anchored[0].ciphertext_hash));
     stolen.anchored[0].ciphertext_hash = sealed.anchored[0].ciphertext_hash;
     let signature = sign_anchor(&domain, &puppet.keys, &stolen.anchored);
     let body = json!({ "body": { "records": stolen.records, "signature": signature } });
@@ -56,7 +56,7 @@ async fn a_known_fingerprint_claims_nothing() {
     let refused = puppet.client.call("records/add", body).await;
     assert_eq!(refused.status, 409, "{:?}", refused.body);
     assert!(refused.body.to_string().contains("another record"), "{:?}", refused.body);
-    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE blob = '{name}'")), "Integer(1)");
+    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE blob = '0x{name}'")), "Integer(1)");
 
     // Reads go by record id: the puppet gets nothing of the victim's.
     let victims = sealed.anchored[0].id;
@@ -161,7 +161,7 @@ async fn a_new_record_must_be_sealed_with_a_key_commitment() {
     let hash = chartkey_core::envelope::ciphertext_hash(&old);
     sealed.pack.clear();
     chartkey_core::records::pack_frame(&mut sealed.pack, &hash, &old);
-    sealed.records[0]["blob"] = json!(hex::encode(hash));
+    sealed.records[0]["blob"] = json!(chartkey_core::value::Hash32(hash));
     sealed.anchored[0].ciphertext_hash = hash;
     let refused = add(&patient, &domain, &sealed).await;
     assert_eq!(refused.status, 400, "{:?}", refused.body);

@@ -318,7 +318,7 @@ async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
     // Another hash for that block (a rewritten chain, as the checkpoint
     // sees it), re-signed by someone else, or not re-signed at all.
     let mut forged = checkpoint.clone();
-    let other_hash = format!("0x{}", "ab".repeat(32));
+    let other_hash = chartkey_core::value::Hash32([0xab; 32]);
     let number = checkpoint["number"].as_u64().unwrap();
     let chain_id = checkpoint["chain_id"].as_u64().unwrap();
     forged["hash"] = json!(other_hash);
@@ -335,8 +335,11 @@ async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
     };
     let beyond = {
         let mut c = checkpoint.clone();
-        let message =
-            chartkey_core::proof::checkpoint_message(chain_id, number + 50, checkpoint["hash"].as_str().unwrap());
+        let message = chartkey_core::proof::checkpoint_message(
+            chain_id,
+            number + 50,
+            &checkpoint["hash"].as_str().unwrap().parse().unwrap(),
+        );
         c["number"] = json!(number + 50);
         c["signature"] = json!(chartkey_core::proof::sign_message_with_secret(&admin.secret(), &message).unwrap());
         c["message"] = json!(message);

@@ -177,7 +177,7 @@ async fn every_route_for_every_role() {
     // Another chart's content named by a record of this chart.
     let mut theirs = new_record.records.clone();
     theirs[0]["id"] = json!(RecordId([7; 32]));
-    theirs[0]["blob"] = json!(hex::encode(other_sealed.anchored[0].ciphertext_hash));
+    theirs[0]["blob"] = json!(chartkey_core::value::Hash32(other_sealed.anchored[0].ciphertext_hash));
     let mut claimed = new_record.anchored.clone();
     claimed[0].id = RecordId([7; 32]);
     claimed[0].ciphertext_hash = other_sealed.anchored[0].ciphertext_hash;
@@ -315,7 +315,7 @@ async fn every_route_for_every_role() {
             Req::Fn(
                 "passkeys/add/finish",
                 json!({ "finish": { "ceremony_id": "x", "credential": {},
-                "passkey_label": "p", "sealed_keystore": "x", "uses_passphrase": false, "signature": "0x" } }),
+                "passkey_label": "p", "sealed_keystore": "x", "uses_passphrase": false, "signature": chartkey_core::value::Signature([0; 65]) } }),
             ),
             all(400),
             May::Nothing,

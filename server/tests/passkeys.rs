@@ -90,7 +90,7 @@ async fn a_removal_signature_works_once_for_its_own_challenge() {
             chartkey_core::proof::remove_passkey_message(&account.keys.address(), challenge.as_str().unwrap(), id);
         chartkey_core::proof::sign_message(&account.keys, &message)
     };
-    let send = |ceremony: &Value, id: &str, signature: &str| {
+    let send = |ceremony: &Value, id: &str, signature: &chartkey_core::value::Signature| {
         let body = json!({ "ceremony_id": ceremony, "credential_id": id, "signature": signature });
         account.client.call("passkeys/remove", body)
     };
@@ -155,7 +155,7 @@ async fn another_accounts_add_ceremony_cannot_be_finished() {
             "passkeys/add/finish",
             json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
                 "passkey_label": "x", "sealed_keystore": device.seal(&b.secret), "uses_passphrase": false,
-                "signature": "0x00"}}),
+                "signature": chartkey_core::value::Signature([0; 65])}}),
         )
         .await;
     assert_eq!(answer.status, 403, "{:?}", answer.body);
@@ -275,7 +275,7 @@ async fn restore_reveals_nothing_before_the_proof_and_adds_a_passkey_after() {
     client.call("logout", json!({})).await;
     let login = sign_in(&server, &client, &mut device).await;
     assert_eq!(login.status, 200);
-    assert_eq!(login.body["account"]["directory"]["address"], address.as_str());
+    assert_eq!(login.body["account"]["directory"]["address"], address.to_lowercase(), "one stored form");
     server.stop().await;
 }
 

@@ -130,7 +130,7 @@ async fn a_flipped_byte_on_disk_is_detected_on_read() {
     assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
     let list = patient.client.call("records/list", json!({})).await.body;
     let meta = list[0].clone();
-    let name = meta["blob"].as_str().unwrap();
+    let name = meta["blob"].as_str().unwrap().trim_start_matches("0x");
     let path = server.data_dir.join("blobs").join(&name[..2]).join(name);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 1;

@@ -6,6 +6,7 @@ use chartkey_api::*;
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::proof;
 use chartkey_core::role::Role;
+use chartkey_core::value::Address;
 use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
 use webauthn_rs_proto::{
     AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement, UserVerificationPolicy,
@@ -52,16 +53,15 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         return Err(ApiError::bad_request("The signed directory entry names a different role than the one chosen."));
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
-    super::chain::register_account(state, &verified, &f.ledger_registration).await?;
+    super::chain::register_account(state, &verified, f.ledger_registration).await?;
 
     let account = AccountRow {
         id: account_id.clone(),
         display_name,
         role: role.as_str().to_owned(),
-        // Stored in one canonical form, so one key is one account.
-        address: ethers_core::utils::to_checksum(&verified.address, None),
-        encryption_key: format!("0x{}", hex::encode(verified.encryption_key)),
-        directory_signature: f.directory.signature.clone(),
+        address: verified.address.into(),
+        encryption_key: verified.encryption_key.into(),
+        directory_signature: f.directory.signature,
         recovery_confirmed: false,
     };
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
@@ -93,9 +93,8 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
 
 /// Restore, step 1: a challenge, whatever the address. Whether an account
 /// exists, and anything about it, is only told to the holder of its key.
-pub async fn restore_start(state: &AppState, c: &Caller, address: String) -> Result<RestoreChallenge, ApiError> {
+pub async fn restore_start(state: &AppState, c: &Caller, address: Address) -> Result<RestoreChallenge, ApiError> {
     rate_limit(&state.limits.registration, c)?;
-    let address = parse_address(&address)?;
     let challenge = crate::token::random_token();
     let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::RestoreProof { address, challenge: challenge.clone() })?;
     Ok(RestoreChallenge { ceremony_id, challenge })
@@ -107,16 +106,15 @@ pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) 
     let Ceremony::RestoreProof { address, challenge } = state.ceremonies.take(&p.ceremony_id)? else {
         return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
     };
-    let lookup = address.clone();
     let found = state
         .db
         .call(move |conn| {
-            let Some(account) = db::account_by_address(conn, &lookup)? else { return Ok(None) };
+            let Some(account) = db::account_by_address(conn, &address)? else { return Ok(None) };
             let existing = db::passkeys_of(conn, &account.id)?;
             Ok(Some((account, existing)))
         })
         .await?;
-    let parsed: ethers_core::types::Address = address.parse().map_err(|_| ApiError::Internal)?;
+    let parsed = address.into();
     let signer = proof::recover_signer(&proof::restore_message(&parsed, &challenge), &p.signature);
     let Some((account, existing)) = found.filter(|_| signer == Some(parsed)) else {
         tracing::warn!("restore proof refused");
@@ -283,16 +281,9 @@ pub(crate) fn directory_entry(row: &AccountRow) -> Result<DirectoryEntry, ApiErr
         ApiError::Internal
     })?;
     Ok(DirectoryEntry {
-        address: row.address.clone(),
+        address: row.address,
         role,
-        encryption_key: row.encryption_key.clone(),
-        signature: row.directory_signature.clone(),
+        encryption_key: row.encryption_key,
+        signature: row.directory_signature,
     })
-}
-
-/// A 0x-prefixed 20-byte hex address, returned EIP-55 checksummed.
-pub(crate) fn parse_address(address: &str) -> Result<String, ApiError> {
-    let parsed: ethers_core::types::Address =
-        address.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
-    Ok(ethers_core::utils::to_checksum(&parsed, None))
 }

@@ -19,6 +19,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_api::{ApiError, Approval, ApprovalStart};
+use chartkey_core::value::Hash32;
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication};
 
 use crate::caller::Caller;
@@ -29,9 +30,9 @@ use crate::webauthn::{credential_id_text, parse_credential, webauthn_json};
 
 /// Starts an approval of the message whose EIP-712 digest is `digest`
 /// (0x hex): authentication options for the caller's own passkeys.
-pub async fn start(state: &AppState, c: &Caller, digest: String) -> Result<ApprovalStart, ApiError> {
+pub async fn start(state: &AppState, c: &Caller, digest: Hash32) -> Result<ApprovalStart, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    let digest = parse_digest(&digest)?;
+    let digest = digest.0;
     let id = account_id.clone();
     let rows = state.db.call(move |conn| db::passkeys_of(conn, &id)).await?;
     let passkeys: Vec<Passkey> =
@@ -49,7 +50,7 @@ pub async fn start(state: &AppState, c: &Caller, digest: String) -> Result<Appro
     options.public_key.challenge = challenge.to_vec();
     let authentication = with_challenge(authentication, &challenge)?;
     let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Approval { authentication, account_id, digest, nonce })?;
-    Ok(ApprovalStart { ceremony_id, options: webauthn_json(&options)?, nonce: format!("0x{}", hex::encode(nonce)) })
+    Ok(ApprovalStart { ceremony_id, options: webauthn_json(&options)?, nonce: Hash32(nonce) })
 }
 
 /// `authentication` expecting `challenge` instead of the one webauthn-rs
@@ -102,14 +103,7 @@ pub async fn check(state: &AppState, account_id: &str, approval: &Approval, dige
             conn.execute(
                 "INSERT INTO approvals (account_id, digest, nonce, credential_id, assertion, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![
-                    account,
-                    format!("0x{}", hex::encode(digest)),
-                    format!("0x{}", hex::encode(nonce)),
-                    credential_id,
-                    assertion,
-                    db::now()
-                ],
+                rusqlite::params![account, Hash32(digest), Hash32(nonce), credential_id, assertion, db::now()],
             )?;
             let Some(row) = db::passkey_by_credential(conn, &credential_id)? else { return Ok(()) };
             if row.account_id != account {
@@ -128,10 +122,4 @@ pub async fn check(state: &AppState, account_id: &str, approval: &Approval, dige
         .await?;
     tracing::info!(account = %account_id, "passkey approval verified");
     Ok(())
-}
-
-fn parse_digest(text: &str) -> Result<[u8; 32], ApiError> {
-    let bad = || ApiError::bad_request("The digest must be 32 bytes of 0x-prefixed hex.");
-    let bytes = hex::decode(text.strip_prefix("0x").ok_or_else(bad)?).map_err(|_| bad())?;
-    bytes.try_into().map_err(|_| bad())
 }

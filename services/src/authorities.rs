@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chartkey_core::role::Role;
+use chartkey_core::value::Address;
 use chartkey_ledger::abi::{ChartkeyDirectory, SolCall};
 use chartkey_ledger::client::ClientError;
 use chartkey_ledger::node::{CallRequest, Fees};
@@ -30,11 +31,8 @@ pub enum Applied {
 /// Records that `address` is to be named (or no longer named) a
 /// credentialing authority. Naming needs an account of that role here.
 pub fn request(conn: &Connection, address: &str, enabled: bool) -> anyhow::Result<i64> {
-    let parsed: ethers_core::types::Address = address
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{address:?} is not an account address (0x and 40 hex digits)"))?;
-    let address = format!("{parsed:#x}");
+    let address: Address =
+        address.trim().parse().map_err(|e| anyhow::anyhow!("{address:?} is not an account address: {e}"))?;
     if enabled {
         let account = db::account_by_address(conn, &address)?
             .with_context(|| format!("no account with address {address} has signed up on this server"))?;
@@ -87,13 +85,13 @@ async fn apply_waiting(state: &AppState) -> anyhow::Result<()> {
         .call(|conn| {
             let mut statement = conn
                 .prepare("SELECT id, address, enabled FROM authority_changes WHERE applied_at IS NULL ORDER BY id")?;
-            let rows = statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
-            rows.collect::<rusqlite::Result<Vec<(i64, String, bool)>>>()
+            let rows = statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Address>(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<Vec<(i64, Address, bool)>>>()
         })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (id, address, enabled) in waiting {
-        let outcome = set_authority(state, &address, enabled).await;
+        let outcome = set_authority(state, address, enabled).await;
         let (tx, error) = match &outcome {
             Ok(tx) => {
                 tracing::info!(%address, enabled, %tx, "credentialing authority changed");
@@ -127,9 +125,9 @@ enum SetError {
 
 /// Sends `setAuthority(address, enabled)` as the administrator and waits
 /// for it to be mined.
-async fn set_authority(state: &AppState, address: &str, enabled: bool) -> Result<String, SetError> {
+async fn set_authority(state: &AppState, address: Address, enabled: bool) -> Result<String, SetError> {
     let directory = chartkey_ledger::artifacts::directory();
-    let authority = address.parse().map_err(|_| SetError::Refused(format!("{address} is not an address")))?;
+    let authority = chartkey_ledger::convert::alloy(address);
     let input = ChartkeyDirectory::setAuthorityCall { authority, enabled }.abi_encode();
     let client = &state.ledger.client;
     let admin = &state.ledger.admin;

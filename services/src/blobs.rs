@@ -84,10 +84,21 @@ impl BlobName {
         hex::encode(self.0)
     }
 
+    /// The envelope's hash as the database and the wire hold it.
+    pub fn hash(&self) -> chartkey_core::value::Hash32 {
+        chartkey_core::value::Hash32(self.0)
+    }
+
     /// `ab/abcdef…`: a fan-out directory per first byte keeps directories small.
     fn path(&self) -> Path {
         let hex = self.hex();
         Path::from(format!("{}/{hex}", &hex[..2]))
+    }
+}
+
+impl From<chartkey_core::value::Hash32> for BlobName {
+    fn from(hash: chartkey_core::value::Hash32) -> Self {
+        Self(hash.0)
     }
 }
 

@@ -43,7 +43,7 @@ pub enum Ceremony {
     /// Restore, step 1: a challenge for the account key to sign. Nothing
     /// about the account is revealed before the signature checks out.
     RestoreProof {
-        address: String,
+        address: chartkey_core::value::Address,
         challenge: String,
     },
     /// Restore, step 2: the proof passed; a passkey may be registered.
@@ -135,7 +135,7 @@ mod tests {
     use super::*;
 
     fn login() -> Ceremony {
-        Ceremony::RestoreProof { address: String::new(), challenge: String::new() }
+        Ceremony::RestoreProof { address: chartkey_core::value::Address::ZERO, challenge: String::new() }
     }
 
     #[test]

@@ -12,8 +12,10 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::LedgerMessage;
 use chartkey_core::role::Role;
+use chartkey_core::value::{Address as Signer, Hash32, Signature};
 use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall, SolEvent};
 use chartkey_ledger::calls::Target;
+use chartkey_ledger::convert;
 use chartkey_ledger::relayer::{JobStatus, RelayError, Relayed, Request};
 
 use crate::caller::Caller;
@@ -24,9 +26,9 @@ pub async fn info(state: &AppState) -> Result<LedgerContracts, ApiError> {
     let contracts = state.ledger.client.contracts();
     Ok(LedgerContracts {
         chain_id: state.ledger.client.chain_id(),
-        directory: contracts.directory.to_checksum(None),
-        records: contracts.records.to_checksum(None),
-        relayer: state.ledger.relayer.address().to_checksum(None),
+        directory: convert::address(contracts.directory),
+        records: convert::address(contracts.records),
+        relayer: convert::address(state.ledger.relayer.address()),
     })
 }
 
@@ -37,7 +39,7 @@ pub async fn info(state: &AppState) -> Result<LedgerContracts, ApiError> {
 /// and keeps the server's records whole; through here they are refused.
 pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller(state, c).await?;
-    let signature = parse_signature(&body.signature)?;
+    let signature = body.signature.0.to_vec();
     let LedgerMessage::Register(register) = &body.message else {
         return Err(ApiError::Forbidden(format!(
             "A {} is sent through its own page of the portal, not relayed as it is.",
@@ -52,7 +54,7 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
     if register.role != role.code() {
         return Err(ApiError::bad_request("The registration names another role than your account's."));
     }
-    if format!("0x{}", hex::encode(register.encryption_key)) != account.encryption_key.to_lowercase() {
+    if register.encryption_key != account.encryption_key.0 {
         return Err(ApiError::bad_request("The registration names another encryption key than your account's."));
     }
     spend_relay(state, &account.id)?;
@@ -79,7 +81,7 @@ pub(super) async fn relay_and_wait(state: &AppState, request: Request) -> Result
     let function = request.function;
     let ticket = state.ledger.relayer.submit(request).await.map_err(|e| relay_error(e, function))?;
     tracing::info!(job = ticket.job, function, "relay accepted");
-    let (job, tx_hash) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+    let (job, tx_hash) = (ticket.job, convert::hash(ticket.tx_hash));
     // A dropped ticket means the relayer is stopping: the message is
     // journalled, so it is on its way, not failed.
     let outcome =
@@ -93,7 +95,7 @@ pub(super) async fn settled(
     state: &AppState,
     settle: tokio::task::JoinHandle<Result<u64, ApiError>>,
     job: i64,
-    tx_hash: String,
+    tx_hash: Hash32,
 ) -> Result<RelayReceipt, ApiError> {
     let outcome = async move { Some(settle.await.unwrap_or(Err(ApiError::Internal))) };
     receipt(state, job, tx_hash, outcome).await
@@ -106,7 +108,7 @@ pub(super) async fn settled(
 pub(super) async fn receipt(
     state: &AppState,
     job: i64,
-    tx_hash: String,
+    tx_hash: Hash32,
     outcome: impl Future<Output = Option<Result<u64, ApiError>>>,
 ) -> Result<RelayReceipt, ApiError> {
     match tokio::time::timeout(state.config.relay_wait, outcome).await {
@@ -123,7 +125,7 @@ pub async fn job(state: &AppState, c: &Caller, job: i64) -> Result<RelayReceipt,
     if found.signer != address {
         return Err(not_found());
     }
-    let tx_hash = format!("{:#x}", found.tx_hash);
+    let tx_hash = convert::hash(found.tx_hash);
     match found.status {
         JobStatus::Sent => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
         JobStatus::Mined { block_number } => {
@@ -145,23 +147,25 @@ pub async fn job(state: &AppState, c: &Caller, job: i64) -> Result<RelayReceipt,
 pub async fn register_account(
     state: &AppState,
     entry: &chartkey_core::directory::VerifiedEntry,
-    signature: &str,
+    signature: Option<Signature>,
 ) -> Result<(), ApiError> {
+    let signature = signature.ok_or_else(|| {
+        ApiError::bad_request("The account's ledger registration is missing: reload the page and sign up again.")
+    })?;
     let message = chartkey_core::eip712::Register {
         account: entry.address,
         role: entry.role.code(),
         encryption_key: entry.encryption_key,
         nonce: ethers_core::types::U256::zero(),
     };
-    relay_and_wait(state, Request::signed(&message, parse_signature(signature)?)).await?;
+    relay_and_wait(state, Request::signed(&message, signature.0.to_vec())).await?;
     Ok(())
 }
 
 /// What the Directory contract says of `address`: role and encryption key,
 /// or `None` when it is not registered.
-pub async fn account_on_chain(state: &AppState, address: &str) -> Result<Option<(u8, [u8; 32])>, ApiError> {
-    let account: Address =
-        address.parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+pub async fn account_on_chain(state: &AppState, address: Signer) -> Result<Option<(u8, [u8; 32])>, ApiError> {
+    let account = convert::alloy(address);
     let on_chain = view(state, Target::Directory, ChartkeyDirectory::accountOfCall { account }).await?;
     Ok((on_chain.role != 0).then_some((on_chain.role, on_chain.encryptionKey.0)))
 }
@@ -177,15 +181,6 @@ pub(super) fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request
         LedgerMessage::Revoke(m) => Request::signed(m, signature),
         LedgerMessage::Access(m) => Request::signed(m, signature),
     }
-}
-
-pub(super) fn parse_signature(text: &str) -> Result<Vec<u8>, ApiError> {
-    let bad = || ApiError::bad_request("The signature must be 65 bytes of 0x-prefixed hex.");
-    let bytes = hex::decode(text.strip_prefix("0x").ok_or_else(bad)?).map_err(|_| bad())?;
-    if bytes.len() != 65 {
-        return Err(bad());
-    }
-    Ok(bytes)
 }
 
 pub(super) fn relay_error(e: RelayError, function: &str) -> ApiError {
@@ -210,10 +205,7 @@ pub(super) async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountR
     let session = c.require_session()?;
     let id = session.account_id.clone();
     let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
-    let address = account.address.parse().map_err(|_| {
-        tracing::error!(account = %account.id, "stored address is invalid");
-        ApiError::Internal
-    })?;
+    let address = convert::alloy(account.address);
     Ok((account, address))
 }
 
@@ -234,7 +226,7 @@ fn names(log: &alloy_primitives::Log, who: Address) -> bool {
 
 fn event_of(log: &alloy_primitives::Log, block_number: u64, tx_hash: alloy_primitives::B256) -> Option<LedgerEvent> {
     let (name, fields) = chartkey_ledger::artifacts::describe_event(log)?;
-    Some(LedgerEvent { block_number, tx_hash: format!("{tx_hash:#x}"), name, fields })
+    Some(LedgerEvent { block_number, tx_hash: convert::hash(tx_hash), name, fields })
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiError> {
@@ -246,7 +238,7 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiErr
         if let Some(b) = client.block_summary(number).await.map_err(ledger_down)? {
             blocks.push(LedgerBlock {
                 number: b.number,
-                hash: format!("{:#x}", b.hash),
+                hash: convert::hash(b.hash),
                 timestamp: b.timestamp,
                 transactions: b.transactions as u32,
                 gas_used: b.gas_used,
@@ -294,12 +286,9 @@ fn lock_activity(
     state.ledger.activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<LedgerTxView, ApiError> {
+pub async fn transaction(state: &AppState, c: &Caller, hash: Hash32) -> Result<LedgerTxView, ApiError> {
     let (_, who) = caller(state, c).await?;
-    let parsed: alloy_primitives::B256 = hash
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::bad_request("A transaction hash is 0x followed by 64 hexadecimal digits."))?;
+    let parsed = alloy_primitives::B256::from(hash.0);
     let outcome = state
         .ledger
         .client
@@ -309,7 +298,7 @@ pub async fn transaction(state: &AppState, c: &Caller, hash: String) -> Result<L
         .ok_or_else(|| ApiError::NotFound("No transaction with that hash is on the ledger.".into()))?;
     let (mine, others): (Vec<_>, Vec<_>) = outcome.logs.iter().partition(|log| names(log, who));
     Ok(LedgerTxView {
-        hash: format!("{parsed:#x}"),
+        hash,
         block_number: outcome.block_number,
         success: outcome.success,
         events: mine.into_iter().filter_map(|log| event_of(log, outcome.block_number, parsed)).collect(),
@@ -326,7 +315,7 @@ pub async fn checkpoint(state: &AppState, c: &Caller) -> Result<chartkey_api::Si
         ));
     };
     let (number, hash) = node.head();
-    let (chain_id, hash) = (node.chain_id(), format!("{hash:#x}"));
+    let (chain_id, hash) = (node.chain_id(), convert::hash(hash));
     let message = chartkey_core::proof::checkpoint_message(chain_id, number, &hash);
     let signature = chartkey_core::proof::sign_message_with_secret(&state.ledger.admin.secret(), &message)
         .ok_or(ApiError::Internal)?;
@@ -334,7 +323,7 @@ pub async fn checkpoint(state: &AppState, c: &Caller) -> Result<chartkey_api::Si
         chain_id,
         number,
         hash,
-        signer: format!("{:#x}", state.ledger.admin.address()),
+        signer: convert::address(state.ledger.admin.address()),
         message,
         signature,
     })
@@ -355,8 +344,8 @@ pub async fn heads(state: &AppState, from: Option<u64>) -> Result<chartkey_api::
             let Some(b) = client.block_summary(number).await.map_err(ledger_down)? else { break };
             heads.push(chartkey_api::ChainHead {
                 number,
-                hash: format!("{:#x}", b.hash),
-                parent_hash: format!("{:#x}", b.parent_hash),
+                hash: convert::hash(b.hash),
+                parent_hash: convert::hash(b.parent_hash),
             });
         }
     }
@@ -394,7 +383,7 @@ pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, 
             ok: true,
             blocks: report.blocks,
             transactions: report.transactions,
-            head_hash: format!("{:#x}", report.head_hash),
+            head_hash: Some(convert::hash(report.head_hash)),
             problem: None,
             millis,
         },
@@ -404,7 +393,7 @@ pub async fn verify(state: &AppState, c: &Caller) -> Result<LedgerVerification, 
                 ok: false,
                 blocks: 0,
                 transactions: 0,
-                head_hash: String::new(),
+                head_hash: None,
                 problem: Some(e.to_string()),
                 millis,
             }

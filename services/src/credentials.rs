@@ -13,12 +13,13 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::{LedgerMessage, bytes32_text};
 use chartkey_core::role::Role;
+use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::abi::ChartkeyDirectory;
 use chartkey_ledger::calls::Target;
-use chartkey_ledger::convert::to_alloy;
+use chartkey_ledger::convert::{self, to_alloy};
 use rusqlite::{OptionalExtension, params};
 
-use super::chain::{caller, parse_signature, relay_and_wait, request_of, settled, view};
+use super::chain::{caller, relay_and_wait, request_of, settled, view};
 use crate::caller::Caller;
 use crate::db::{self, AccountRow};
 use crate::state::AppState;
@@ -63,15 +64,14 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
     }
     let jurisdiction = field("jurisdiction", &body.jurisdiction)?;
     let organisation = field("organisation", &body.organisation)?;
-    let authority_address = body.authority.trim().to_lowercase();
-    let lookup = authority_address.clone();
+    let lookup = body.authority;
     let authority = state
         .db
         .call(move |conn| db::account_by_address(conn, &lookup))
         .await?
         .filter(|a| Role::parse(&a.role) == Some(Role::CredentialingAuthority))
         .ok_or_else(|| ApiError::NotFound("No credentialing authority has this address here.".into()))?;
-    if !is_authority(state, &authority.address).await? {
+    if !is_authority(state, authority.address).await? {
         return Err(ApiError::bad_request(
             "This authority has not been named by the server's operator yet, so it cannot verify anyone.",
         ));
@@ -100,7 +100,7 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
 pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiError> {
     let (account, address) = caller(state, c).await?;
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority has a desk.")?;
-    let named = is_authority(state, &account.address).await?;
+    let named = is_authority(state, account.address).await?;
     let next_nonce = view(state, Target::Directory, ChartkeyDirectory::noncesCall { owner: address }).await?;
     let next_nonce = u64::try_from(next_nonce).map_err(|_| super::chain::corrupt("nonces"))?;
     let id = account.id.clone();
@@ -125,7 +125,7 @@ pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiErro
     }
     Ok(AuthorityDesk {
         named,
-        operator_command: format!("chartkey authority add {}", account.address.to_lowercase()),
+        operator_command: format!("chartkey authority add {}", account.address),
         next_nonce,
         pending,
         decided,
@@ -135,15 +135,13 @@ pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiErro
 pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller(state, c).await?;
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority issues credentials.")?;
-    let signature = parse_signature(&body.signature)?;
+    let signature = body.signature.0.to_vec();
     let m = &body.message;
     if to_alloy(m.authority) != address {
         return Err(ApiError::Forbidden("You can only issue credentials signed for your own account.".into()));
     }
     let row = pending_request(state, &account, body.request).await?;
-    let clinician: ethers_core::types::Address =
-        row.clinician_address.parse().map_err(|_| super::chain::corrupt("clinician address"))?;
-    if m.clinician != clinician {
+    if row.clinician_address != m.clinician {
         return Err(ApiError::bad_request("The credential names another clinician than the request."));
     }
     if m.license_id_hash != license_id_hash(&row.license_number) {
@@ -195,7 +193,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
     if to_alloy(body.message.authority) != address {
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
-    let signature = parse_signature(&body.signature)?;
+    let signature = body.signature.0.to_vec();
     crate::chain::spend_relay(state, &account.id)?;
     relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await
 }
@@ -252,36 +250,35 @@ pub(super) async fn card(state: &AppState, account: &AccountRow) -> Result<Clini
         None => (None, None, None),
     };
     Ok(ClinicianCard {
-        address: account.address.to_lowercase(),
+        address: account.address,
         display_name: account.display_name.clone(),
         specialty,
         organisation,
         jurisdiction,
-        credential: credential_status(state, &account.address).await?,
+        credential: credential_status(state, account.address).await?,
     })
 }
 
 /// What the Directory contract says of `clinician`'s credential now.
-pub(super) async fn credential_status(state: &AppState, clinician: &str) -> Result<CredentialStatus, ApiError> {
-    let clinician = clinician.parse().map_err(|_| super::chain::corrupt("clinician address"))?;
+pub(super) async fn credential_status(state: &AppState, clinician: Address) -> Result<CredentialStatus, ApiError> {
+    let clinician = convert::alloy(clinician);
     let ChartkeyDirectory::credentialOfReturn { authority, specialty, expiresAt: expires_at, revoked, .. } =
         view(state, Target::Directory, ChartkeyDirectory::credentialOfCall { clinician }).await?;
     if authority.is_zero() {
         return Ok(CredentialStatus::NotVerified);
     }
-    let authority = format!("{authority:#x}");
-    let lookup = authority.clone();
+    let authority = convert::address(authority);
     let authority_name = state
         .db
-        .call(move |conn| db::account_by_address(conn, &lookup))
+        .call(move |conn| db::account_by_address(conn, &authority))
         .await?
-        .map_or_else(|| format!("authority {}", &authority[..10]), |a| a.display_name);
+        .map_or_else(|| format!("authority {}", authority.short()), |a| a.display_name);
     let specialty = String::from_utf8_lossy(specialty.as_slice()).trim_end_matches('\0').to_owned();
     Ok(if revoked {
         CredentialStatus::Revoked { authority, authority_name, specialty, expires_at }
     } else if expires_at <= db::now() as u64 {
         CredentialStatus::Expired { authority, authority_name, specialty, expires_at }
-    } else if !is_authority(state, &authority).await? {
+    } else if !is_authority(state, authority).await? {
         CredentialStatus::AuthorityRemoved { authority, authority_name, specialty, expires_at }
     } else {
         CredentialStatus::Verified { authority, authority_name, specialty, expires_at }
@@ -304,15 +301,15 @@ async fn authorities(state: &AppState) -> Result<Vec<AuthorityInfo>, ApiError> {
         .await?;
     let mut named = Vec::new();
     for a in all {
-        if is_authority(state, &a.address).await? {
-            named.push(AuthorityInfo { address: a.address.to_lowercase(), display_name: a.display_name });
+        if is_authority(state, a.address).await? {
+            named.push(AuthorityInfo { address: a.address, display_name: a.display_name });
         }
     }
     Ok(named)
 }
 
-async fn is_authority(state: &AppState, address: &str) -> Result<bool, ApiError> {
-    let authority = address.parse().map_err(|_| super::chain::corrupt("address"))?;
+async fn is_authority(state: &AppState, address: Address) -> Result<bool, ApiError> {
+    let authority = convert::alloy(address);
     view(state, Target::Directory, ChartkeyDirectory::isAuthorityCall { authority }).await
 }
 
@@ -341,7 +338,7 @@ fn field(name: &str, value: &str) -> Result<String, ApiError> {
 struct RequestRow {
     id: i64,
     clinician_id: String,
-    clinician_address: String,
+    clinician_address: Address,
     authority_id: String,
     license_number: String,
     specialty: String,
@@ -350,7 +347,7 @@ struct RequestRow {
     requested_at: i64,
     decision: Option<String>,
     decided_at: Option<i64>,
-    decision_tx: Option<String>,
+    decision_tx: Option<Hash32>,
 }
 
 const REQUEST_SELECT: &str = "SELECT r.id, r.clinician_id, c.address, r.authority_id, r.license_number, r.specialty,
@@ -386,7 +383,7 @@ async fn request_view(state: &AppState, row: RequestRow) -> Result<CredentialReq
     Ok(CredentialRequestView {
         id: row.id,
         clinician: card(state, &clinician).await?,
-        authority: AuthorityInfo { address: authority.address.to_lowercase(), display_name: authority.display_name },
+        authority: AuthorityInfo { address: authority.address, display_name: authority.display_name },
         license_number: row.license_number,
         specialty: row.specialty,
         jurisdiction: row.jurisdiction,

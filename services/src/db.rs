@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use chartkey_api::ApiError;
+use chartkey_core::value::{Address, PublicKey, Signature};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_accounts.sql")),
@@ -21,6 +22,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0006_notices.sql")),
     M::up(include_str!("../migrations/0007_pending.sql")),
     M::up(include_str!("../migrations/0008_approvals.sql")),
+    M::up(include_str!("../migrations/0009_one_address_form.sql")),
 ];
 
 #[derive(Clone)]
@@ -79,9 +81,9 @@ pub struct AccountRow {
     pub id: String,
     pub display_name: String,
     pub role: String,
-    pub address: String,
-    pub encryption_key: String,
-    pub directory_signature: String,
+    pub address: Address,
+    pub encryption_key: PublicKey,
+    pub directory_signature: Signature,
     pub recovery_confirmed: bool,
 }
 
@@ -108,13 +110,9 @@ pub fn account_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Acc
     conn.query_row(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"), [id], account_from_row).optional()
 }
 
-pub fn account_by_address(conn: &Connection, address: &str) -> rusqlite::Result<Option<AccountRow>> {
-    conn.query_row(
-        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = ?1 COLLATE NOCASE"),
-        [address],
-        account_from_row,
-    )
-    .optional()
+pub fn account_by_address(conn: &Connection, address: &Address) -> rusqlite::Result<Option<AccountRow>> {
+    conn.query_row(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = ?1"), [address], account_from_row)
+        .optional()
 }
 
 pub fn insert_account(conn: &Connection, a: &AccountRow) -> rusqlite::Result<()> {
@@ -255,6 +253,53 @@ pub fn delete_expired_sessions(conn: &Connection) -> rusqlite::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::params;
+
+    /// Rows written before migration 9 (EIP-55 addresses, bare-hex envelope
+    /// hashes) come out in the one stored form, and are found by it.
+    #[test]
+    fn existing_rows_are_converted_to_one_form() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let migrations = rusqlite_migration::Migrations::from_slice(super::MIGRATIONS);
+        migrations.to_version(&mut conn, 8).unwrap();
+        let checksummed = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        let (key, signature) = (format!("0x{}", "11".repeat(32)), format!("0x{}", "22".repeat(65)));
+        conn.execute(
+            "INSERT INTO accounts (id, display_name, role, address, encryption_key, directory_signature, created_at)
+             VALUES ('a', 'Pat', 'patient', ?1, ?2, ?3, 0)",
+            params![checksummed, key, signature],
+        )
+        .unwrap();
+        let (blob, id) = ("ab".repeat(32), format!("0x{}", "01".repeat(32)));
+        conn.execute(
+            "INSERT INTO records (id, patient_id, author_id, blob, size, category, signature, anchor_job, anchor_tx,
+                created_at) VALUES (?1, 'a', 'a', ?2, 1, 0, ?3, 1, '', 0)",
+            params![id, blob, signature],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at) VALUES (?1, ?2, 'k', 0)",
+            params![id, checksummed],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO blob_uploads (blob, account_id, size, created_at) VALUES (?1, 'a', 1, 0)", [&blob])
+            .unwrap();
+        migrations.to_latest(&mut conn).unwrap();
+
+        let address: chartkey_core::value::Address = checksummed.parse().unwrap();
+        let account = super::account_by_address(&conn, &address).unwrap().expect("found by its one form");
+        assert_eq!(account.address, address);
+        let stored: String = conn.query_row("SELECT address FROM accounts", [], |r| r.get(0)).unwrap();
+        assert_eq!(stored, checksummed.to_lowercase());
+        let reader: String = conn.query_row("SELECT reader FROM record_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(reader, checksummed.to_lowercase());
+        for table in ["records", "blob_uploads"] {
+            let hash: chartkey_core::value::Hash32 =
+                conn.query_row(&format!("SELECT blob FROM {table}"), [], |r| r.get(0)).unwrap();
+            assert_eq!(hash.to_string(), format!("0x{blob}"), "{table}");
+        }
+    }
+
     /// What the server records (accounts, grants, accesses, pending
     /// bookkeeping) is fsync'd before a request is answered.
     #[test]

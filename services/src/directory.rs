@@ -2,8 +2,9 @@
 
 use chartkey_api::{ApiError, PublicKeysOf};
 use chartkey_core::role::Role;
+use chartkey_core::value::Address;
 
-use crate::accounts::{directory_entry, parse_address};
+use crate::accounts::directory_entry;
 use crate::caller::Caller;
 use crate::state::AppState;
 use crate::{chain, db};
@@ -17,15 +18,13 @@ use crate::{chain, db};
 /// and keys go only to the patient and to clinicians the patient has
 /// shared with (to anyone else the address is unknown here, whatever
 /// the ledger says of it).
-pub async fn lookup(state: &AppState, c: &Caller, address: String) -> Result<PublicKeysOf, ApiError> {
+pub async fn lookup(state: &AppState, c: &Caller, address: Address) -> Result<PublicKeysOf, ApiError> {
     let caller_id = c.require_session()?.account_id.clone();
-    let address = parse_address(&address)?;
-    let lookup = address.clone();
     let unknown = || ApiError::NotFound("No account has that address.".into());
     let row = state
         .db
         .call(move |conn| {
-            let Some(row) = db::account_by_address(conn, &lookup)? else { return Ok(None) };
+            let Some(row) = db::account_by_address(conn, &address)? else { return Ok(None) };
             if Role::parse(&row.role) != Some(Role::Patient) || row.id == caller_id {
                 return Ok(Some(row));
             }
@@ -37,13 +36,10 @@ pub async fn lookup(state: &AppState, c: &Caller, address: String) -> Result<Pub
         .await?
         .ok_or_else(unknown)?;
     let entry = directory_entry(&row)?;
-    let on_chain = chain::account_on_chain(state, &address).await?;
+    let on_chain = chain::account_on_chain(state, address).await?;
     match on_chain {
         None => Err(ApiError::NotFound("That account is not registered on the ledger.".into())),
-        Some((role, key))
-            if role != entry.role.code()
-                || hex::decode(row.encryption_key.trim_start_matches("0x")).ok().as_deref() != Some(&key[..]) =>
-        {
+        Some((role, key)) if role != entry.role.code() || key != row.encryption_key.0 => {
             tracing::error!(account = %row.id, "the ledger's Directory and the server's entry disagree");
             Err(ApiError::Conflict(
                 "The ledger and this server disagree about this account's keys, so they are not shown.".into(),

@@ -13,6 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chartkey_api::{ApiError, Inbox, NoticeKind, NoticeView};
 use chartkey_core::envelope::RecordId;
+use chartkey_core::value::{Address, Hash32};
 use rusqlite::params;
 use tokio::sync::broadcast;
 
@@ -32,11 +33,11 @@ pub async fn publish(
     kind: NoticeKind,
     actor_id: &str,
     record: Option<(RecordId, u8)>,
-    tx: &str,
+    tx: Hash32,
 ) -> Result<(), ApiError> {
-    let (account, actor, tx_hash) = (account_id.to_owned(), actor_id.to_owned(), tx.to_owned());
+    let (account, actor) = (account_id.to_owned(), actor_id.to_owned());
     let kind_text = kind_text(kind);
-    let (record_hex, category) = (record.map(|(id, _)| id.to_hex()), record.map(|(_, c)| c));
+    let (record_id, category) = (record.map(|(id, _)| id), record.map(|(_, c)| c));
     let at = db::now();
     let (id, actor_row) = state
         .db
@@ -44,7 +45,7 @@ pub async fn publish(
             conn.execute(
                 "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![account, kind_text, actor, record_hex, category, tx_hash, at],
+                params![account, kind_text, actor, record_id, category, tx, at],
             )?;
             Ok((conn.last_insert_rowid(), db::account_by_id(conn, &actor)?))
         })
@@ -53,11 +54,11 @@ pub async fn publish(
     let view = NoticeView {
         id,
         kind,
-        actor: actor.address.to_lowercase(),
+        actor: actor.address,
         actor_name: actor.display_name,
         record: record.map(|(id, _)| id),
         category: record.map(|(_, c)| c),
-        tx: tx.to_owned(),
+        tx,
         at,
         read: false,
     };
@@ -104,11 +105,11 @@ pub async fn inbox(state: &AppState, account_id: &str) -> Result<Inbox, ApiError
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, Address>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<RecordId>>(4)?,
                     r.get::<_, Option<u8>>(5)?,
-                    r.get::<_, String>(6)?,
+                    r.get::<_, Hash32>(6)?,
                     r.get::<_, i64>(7)?,
                     r.get::<_, bool>(8)?,
                 ))
@@ -121,9 +122,9 @@ pub async fn inbox(state: &AppState, account_id: &str) -> Result<Inbox, ApiError
         .map(|(id, kind, actor, actor_name, record, category, tx, at, read)| NoticeView {
             id,
             kind: if kind == "write_back" { NoticeKind::WriteBack } else { NoticeKind::Access },
-            actor: actor.to_lowercase(),
+            actor,
             actor_name,
-            record: record.as_deref().and_then(RecordId::from_hex),
+            record,
             category,
             tx,
             at,

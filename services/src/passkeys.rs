@@ -4,6 +4,7 @@
 
 use chartkey_api::*;
 use chartkey_core::proof;
+use chartkey_core::value::{Address, Signature};
 use webauthn_rs::prelude::{Passkey, Uuid};
 
 use super::accounts::{account_info, credential_ids, finish_registration, new_registration, passkey_row};
@@ -116,8 +117,7 @@ pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -
     let passkey = finish_registration(state, &f.credential, &registration)?;
     let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
     let account = address_of(state, &account_id).await?;
-    let message =
-        proof::add_passkey_message(&account.parse().map_err(|_| ApiError::Internal)?, &challenge, &row.credential_id);
+    let message = proof::add_passkey_message(&account.into(), &challenge, &row.credential_id);
     check_account_signature(&account, &message, &f.signature)?;
     let stored = row.clone();
     if !state.db.call(move |conn| db::insert_passkey(conn, &stored)).await? {
@@ -151,7 +151,7 @@ pub async fn remove(
     c: &Caller,
     ceremony_id: String,
     credential_id: String,
-    signature: String,
+    signature: Signature,
 ) -> Result<(), ApiError> {
     let session = c.require_session()?.clone();
     let account_id = session.account_id.clone();
@@ -167,8 +167,7 @@ pub async fn remove(
         return Err(ApiError::bad_request("This request was started for another passkey. Start again."));
     }
     let account = address_of(state, &account_id).await?;
-    let message =
-        proof::remove_passkey_message(&account.parse().map_err(|_| ApiError::Internal)?, &challenge, &credential_id);
+    let message = proof::remove_passkey_message(&account.into(), &challenge, &credential_id);
     check_account_signature(&account, &message, &signature)?;
     if credential_id == session.credential_id {
         return Err(ApiError::Conflict(
@@ -213,7 +212,7 @@ enum Removal {
     LastOne,
 }
 
-async fn address_of(state: &AppState, account_id: &str) -> Result<String, ApiError> {
+async fn address_of(state: &AppState, account_id: &str) -> Result<Address, ApiError> {
     let id = account_id.to_owned();
     let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
     Ok(account.address)
@@ -231,9 +230,8 @@ fn info(row: db::PasskeyRow, session_credential: &str) -> PasskeyInfo {
 }
 
 /// Checks `signature` is the account key's EIP-191 signature of `message`.
-fn check_account_signature(address: &str, message: &str, signature: &str) -> Result<(), ApiError> {
-    let address: ethers_core::types::Address = address.parse().map_err(|_| ApiError::Internal)?;
-    if chartkey_core::proof::recover_signer(message, signature) != Some(address) {
+fn check_account_signature(address: &Address, message: &str, signature: &Signature) -> Result<(), ApiError> {
+    if chartkey_core::proof::recover_signer(message, signature) != Some((*address).into()) {
         return Err(ApiError::Forbidden(
             "This needs your unlocked account key, and the signature sent does not match it. Unlock and try again."
                 .into(),

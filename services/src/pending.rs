@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use alloy_primitives::{B256, keccak256};
 use chartkey_api::{ApiError, NoticeKind};
-use chartkey_core::envelope::RecordId;
+use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::value::{Address, Hash32};
+use chartkey_ledger::convert;
 use chartkey_ledger::relayer::{RelayError, Relayed, Request, Ticket};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -35,15 +37,14 @@ pub enum Work {
     Grant {
         patient_id: String,
         grantee_id: String,
-        grantee_address: String,
+        grantee_address: Address,
         scope: u8,
         categories: u32,
-        /// JSON list of 0x record ids (scope "records").
+        /// JSON list of record ids (scope "records"), as stored.
         records: String,
         write: bool,
         expires_at: i64,
-        /// (record id, wrapped key), both as stored.
-        keys: Vec<(String, String)>,
+        keys: Vec<(RecordId, WrappedKey)>,
     },
     /// An access: a row in "who viewed", and a notice to the patient.
     Access { patient_id: String, grantee_id: String, record: RecordId, category: u8 },
@@ -52,7 +53,7 @@ pub enum Work {
     /// Records whose rows are written before their anchor is journalled:
     /// given the job once journalled, and their block once mined, when a
     /// write-back's notice goes to the patient; a refusal removes them.
-    Anchor { ids: Vec<String>, notice: Option<WriteBack> },
+    Anchor { ids: Vec<RecordId>, notice: Option<WriteBack> },
 }
 
 /// The notice a mined write-back sends to the patient.
@@ -85,7 +86,7 @@ pub async fn relay(
     request: Request,
     work: Work,
     rows: Option<Rows>,
-) -> Result<(i64, String, tokio::task::JoinHandle<Result<u64, ApiError>>), ApiError> {
+) -> Result<(i64, Hash32, tokio::task::JoinHandle<Result<u64, ApiError>>), ApiError> {
     let state = state.clone();
     tokio::spawn(async move {
         let function = request.function;
@@ -100,14 +101,14 @@ pub async fn relay(
                 return Err(relay_error(e, function));
             }
         };
-        let (job, tx) = (ticket.job, format!("{:#x}", ticket.tx_hash));
+        let (job, tx) = (ticket.job, convert::hash(ticket.tx_hash));
         if matches!(pending.work, Work::Anchor { .. }) {
             #[cfg(feature = "test-controls")]
             if state.config.stall_after_journal {
                 // A test kills the server here: journalled, rows not yet told so.
                 std::future::pending::<()>().await;
             }
-            journalled(&state, &pending, job, &tx).await?;
+            journalled(&state, &pending, job, tx).await?;
         }
         Ok((job, tx, settle(&state, pending, ticket, function)))
     })
@@ -245,13 +246,13 @@ fn follow(state: AppState, pending: Pending, job: i64) {
 /// Does the work of a mined request and deletes its row, in one
 /// transaction (nothing, if another task already did).
 async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<(), ApiError> {
-    let tx = format!("{:#x}", relayed.tx_hash);
+    let tx = convert::hash(relayed.tx_hash);
     let block = relayed.block_number as i64;
     let serial = match &pending.work {
         Work::Grant { .. } => Some(super::chain::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
         _ => None,
     };
-    let (id, work, stored_tx, job) = (pending.id, pending.work.clone(), tx.clone(), relayed.job);
+    let (id, work, stored_tx, job) = (pending.id, pending.work.clone(), tx, relayed.job);
     let done = state
         .db
         .call(move |conn| {
@@ -293,7 +294,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
                     t.execute(
                         "INSERT INTO accesses (patient_id, grantee_id, record_id, tx, block, at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![patient_id, grantee_id, record.to_hex(), stored_tx, block, now],
+                        params![patient_id, grantee_id, record, stored_tx, block, now],
                     )?;
                 }
                 Work::Anchor { ids, .. } => {
@@ -326,7 +327,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         _ => None,
     };
     if done && let Some((patient_id, kind, actor_id, record, category)) = notice {
-        let notice = crate::notices::publish(state, patient_id, kind, actor_id, Some((record, category)), &tx);
+        let notice = crate::notices::publish(state, patient_id, kind, actor_id, Some((record, category)), tx);
         if let Err(e) = notice.await {
             // What happened is on the ledger and in the chart; the notice is extra.
             tracing::error!(error = %e, "recording a notice failed");
@@ -338,9 +339,8 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
 /// Records that the anchor of `pending`'s records was journalled as `job`
 /// (transaction `tx`): the chart follows the job from here, and the row
 /// waits for the block.
-async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: &str) -> Result<(), ApiError> {
+async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: Hash32) -> Result<(), ApiError> {
     let Work::Anchor { ids, .. } = pending.work.clone() else { return Err(ApiError::Internal) };
-    let tx = tx.to_owned();
     state
         .db
         .call(move |conn| {
@@ -405,10 +405,10 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
     if matches!(pending.work, Work::Anchor { .. }) {
         // The chart follows the job from here.
         let tx = match state.ledger.relayer.journalled(job).await.map_err(|e| relay_error(e, "job"))? {
-            Some(j) => format!("{:#x}", j.tx_hash),
+            Some(j) => convert::hash(j.tx_hash),
             None => return Err(corrupt("journalled job")),
         };
-        journalled(state, &pending, job, &tx).await?;
+        journalled(state, &pending, job, tx).await?;
     }
     follow(state.clone(), pending, job);
     Ok(true)
@@ -416,7 +416,7 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
 
 /// Removes the rows of records `ids`, whose anchor was never journalled or
 /// was refused (the ids were checked new when the rows were written).
-pub(crate) async fn forget_records(state: &AppState, ids: Vec<String>) -> Result<(), ApiError> {
+pub(crate) async fn forget_records(state: &AppState, ids: Vec<RecordId>) -> Result<(), ApiError> {
     let removed = state
         .db
         .call(move |conn| {

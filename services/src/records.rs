@@ -14,13 +14,14 @@ use chartkey_api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMet
 use chartkey_core::envelope::{self, RecordId, WrappedKey};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
 use chartkey_core::role::Role;
+use chartkey_core::value::{Address, Hash32, Signature};
 use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::Target;
-use chartkey_ledger::convert::to_ethers;
+use chartkey_ledger::convert::{self, to_ethers};
 use chartkey_ledger::relayer::JobStatus;
 use rusqlite::{OptionalExtension, params};
 
-use super::chain::{caller, corrupt, parse_signature, relay_error, request_of, view};
+use super::chain::{caller, corrupt, relay_error, request_of, view};
 use crate::blobs::BlobName;
 use crate::caller::Caller;
 use crate::db;
@@ -39,25 +40,18 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         _ => return Err(ApiError::Forbidden("Only a patient adds records to their own chart.".into())),
     };
     let writing_back = patient.id != account.id;
-    let signature = parse_signature(&body.signature)?;
-    let signature_hex = format!("0x{}", hex::encode(&signature));
+    let signature = body.signature.0.to_vec();
+    let stored_signature = body.signature;
     let mut records = Vec::with_capacity(body.records.len());
     let mut sizes = Vec::with_capacity(body.records.len());
     for (i, r) in body.records.iter().enumerate() {
         let which = || if body.records.len() == 1 { "The record".to_owned() } else { format!("Record {}", i + 1) };
-        let blob = BlobName::parse(&r.blob)
-            .map_err(|_| ApiError::bad_request(format!("{}: its blob name is not a SHA-256 in hex.", which())))?;
+        let blob = BlobName::from(r.blob);
         if r.category >= 32 {
             return Err(ApiError::bad_request(format!("{}: category {} does not exist.", which(), r.category)));
         }
-        WrappedKey::from_base64(&r.wrapped_key)
-            .map_err(|_| ApiError::bad_request(format!("{}: its wrapped key is malformed.", which())))?;
         match (&r.patient_wrapped_key, writing_back) {
-            (Some(k), true) => {
-                WrappedKey::from_base64(k).map_err(|_| {
-                    ApiError::bad_request(format!("{}: the patient's wrapped key is malformed.", which()))
-                })?;
-            }
+            (Some(_), true) | (None, false) => {}
             (None, true) => {
                 return Err(ApiError::bad_request(format!(
                     "{}: it needs its key wrapped for the patient too.",
@@ -67,15 +61,9 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
             (Some(_), false) => {
                 return Err(ApiError::bad_request(format!("{}: only a write-back carries a patient's key.", which())));
             }
-            (None, false) => {}
         }
         if writing_back && !r.also.is_empty() {
             return Err(ApiError::bad_request(format!("{}: a write-back carries only the patient's key.", which())));
-        }
-        for k in &r.also {
-            WrappedKey::from_base64(&k.wrapped_key).map_err(|_| {
-                ApiError::bad_request(format!("{}: a key wrapped for a clinician is malformed.", which()))
-            })?;
         }
         let (size, head) = state.blobs.size_and_prefix(&blob, 5).await.map_err(storage_down)?.ok_or_else(|| {
             ApiError::bad_request(format!("{}: its encrypted content has not been uploaded.", which()))
@@ -96,9 +84,9 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
 
     // Ids must be new; a corrected record must be this patient's.
-    let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
-    let amends = records.first().and_then(|r| r.amends).map(|a| a.to_hex());
-    let blobs: Vec<String> = body.records.iter().map(|r| r.blob.to_ascii_lowercase()).collect();
+    let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
+    let amends = records.first().and_then(|r| r.amends);
+    let blobs: Vec<Hash32> = body.records.iter().map(|r| r.blob).collect();
     let (patient_id, author_id) = (patient.id.clone(), account.id.clone());
     if blobs.iter().collect::<std::collections::HashSet<_>>().len() != blobs.len() {
         return Err(ApiError::bad_request("Two records name the same encrypted content."));
@@ -110,7 +98,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
             let mut taken = None;
             for id in &ids {
                 if exists.exists([id])? {
-                    taken = Some(id.clone());
+                    taken = Some(*id);
                     break;
                 }
             }
@@ -167,14 +155,15 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     // The rows are written before the anchor is journalled (with job 0:
     // not journalled yet), so that no anchor reaches the ledger without its
     // records in the chart; a restart in between is settled on start.
-    let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
+    let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
     let notice = writing_back.then(|| super::pending::WriteBack {
         patient_id: patient.id.clone(),
         author_id: account.id.clone(),
         record: records[0].id,
         category: records[0].category,
     });
-    let (job, tx) = (0i64, String::new());
+    // The transaction is not known until the relayer journals it.
+    let (job, tx) = (0i64, "");
 
     let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
     let rows = body.records.clone();
@@ -196,30 +185,30 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                      VALUES (?1, ?2, ?3, ?4)",
             )?;
             for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
-                let root = batch.map(|b| format!("0x{}", hex::encode(b)));
+                let root = batch.map(Hash32);
                 let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
                 insert.execute(params![
-                    r.id.to_hex(),
+                    r.id,
                     patient_id,
                     r.blob,
                     *size as i64,
                     r.category,
-                    r.amends.map(|a| a.to_hex()),
+                    r.amends,
                     root,
                     index,
                     batch_size,
-                    signature_hex,
+                    stored_signature,
                     job,
                     tx,
                     now,
                     author_id
                 ])?;
-                key.execute(params![r.id.to_hex(), r.wrapped_key, now, author_id])?;
+                key.execute(params![r.id, r.wrapped_key, now, author_id])?;
                 if let Some(k) = &r.patient_wrapped_key {
-                    key.execute(params![r.id.to_hex(), k, now, patient_id])?;
+                    key.execute(params![r.id, k, now, patient_id])?;
                 }
                 for k in &r.also {
-                    also.execute(params![r.id.to_hex(), k.reader.to_lowercase(), k.wrapped_key, now])?;
+                    also.execute(params![r.id, k.reader, k.wrapped_key, now])?;
                 }
             }
         }
@@ -248,26 +237,26 @@ async fn check_also(
         return Ok(());
     }
     let id = patient_id.to_owned();
-    let shares: HashMap<String, (u8, u32)> = state
+    let shares: HashMap<Address, (u8, u32)> = state
         .db
         .call(move |conn| {
             let mut q = conn.prepare(
-                "SELECT lower(e.address), g.scope, g.categories FROM grants g JOIN accounts e ON e.id = g.grantee_id
+                "SELECT e.address, g.scope, g.categories FROM grants g JOIN accounts e ON e.id = g.grantee_id
                  WHERE g.patient_id = ?1 AND g.serial = (
                      SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)",
             )?;
             let rows =
-                q.query_map([id], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, u8>(1)?, r.get::<_, u32>(2)?))))?;
+                q.query_map([id], |r| Ok((r.get::<_, Address>(0)?, (r.get::<_, u8>(1)?, r.get::<_, u32>(2)?))))?;
             rows.collect()
         })
         .await?;
     let not_shared =
         || ApiError::bad_request("A record's key was wrapped for someone who is not shared this kind of record.");
-    let mut live: HashMap<String, bool> = HashMap::new();
+    let mut live: HashMap<Address, bool> = HashMap::new();
     for r in records {
         let mut seen = std::collections::HashSet::new();
         for k in &r.also {
-            let reader = k.reader.trim().to_lowercase();
+            let reader = k.reader;
             let covers = match shares.get(&reader) {
                 Some((chartkey_core::eip712::SCOPE_EVERYTHING, _)) => true,
                 Some((chartkey_core::eip712::SCOPE_CATEGORIES, categories)) => categories >> r.category & 1 == 1,
@@ -276,12 +265,14 @@ async fn check_also(
             if !covers {
                 return Err(not_shared());
             }
-            if !live.contains_key(&reader) {
-                let grantee = reader.parse().map_err(|_| not_shared())?;
-                let on_ledger = super::chain::grant_on_ledger(state, patient, grantee).await?;
-                live.insert(reader.clone(), on_ledger.live());
-            }
-            if live.get(&reader) != Some(&true) {
+            let is_live = match live.get(&reader) {
+                Some(known) => *known,
+                None => {
+                    let on_ledger = super::chain::grant_on_ledger(state, patient, convert::alloy(reader)).await?;
+                    *live.entry(reader).or_insert(on_ledger.live())
+                }
+            };
+            if !is_live {
                 return Err(ApiError::bad_request(
                     "A record's key was wrapped for a clinician whose share has ended. Reload and try again.",
                 ));
@@ -301,7 +292,7 @@ async fn check_also(
 async fn write_back_chart(
     state: &AppState,
     clinician: &db::AccountRow,
-    patient: &str,
+    patient: &Address,
     body: &AddRecordsBody,
 ) -> Result<(db::AccountRow, alloy_primitives::Address), ApiError> {
     if body.records.len() != 1 {
@@ -311,7 +302,7 @@ async fn write_back_chart(
         return Err(ApiError::bad_request("A clinician's record cannot correct the patient's records."));
     }
     let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
-    let lookup = patient.trim().to_lowercase();
+    let lookup = *patient;
     let patient = state
         .db
         .call(move |conn| db::account_by_address(conn, &lookup))
@@ -332,7 +323,7 @@ async fn write_back_chart(
     if shared == 0 {
         return Err(not_shared());
     }
-    let address = patient.address.parse().map_err(|_| corrupt("patient address"))?;
+    let address = convert::alloy(patient.address);
     Ok((patient, address))
 }
 
@@ -356,22 +347,22 @@ async fn forget_job(state: &AppState, job: i64) -> Result<(), ApiError> {
 }
 
 struct Row {
-    id: String,
-    blob: String,
+    id: RecordId,
+    blob: Hash32,
     size: i64,
     category: i64,
-    author: String,
+    author: Address,
     author_name: String,
-    amends: Option<String>,
-    batch_root: Option<String>,
+    amends: Option<RecordId>,
+    batch_root: Option<Hash32>,
     leaf_index: Option<i64>,
     batch_size: Option<i64>,
-    signature: String,
+    signature: Signature,
     anchor_job: i64,
-    anchor_tx: String,
+    anchor_tx: Option<Hash32>,
     anchor_block: Option<i64>,
     created_at: i64,
-    wrapped_key: Option<String>,
+    wrapped_key: Option<WrappedKey>,
 }
 
 /// The size limit for records, so the browser can refuse a file before
@@ -383,7 +374,7 @@ pub async fn limits(state: &AppState, c: &Caller) -> Result<chartkey_api::Record
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<RecordMeta>, ApiError> {
     let (account, patient) = caller(state, c).await?;
-    chart(state, &account.id, patient, &account.address, None).await
+    chart(state, &account.id, patient, account.address, None).await
 }
 
 /// The records of a patient's chart (`patient_id`, ledger address
@@ -395,17 +386,16 @@ pub(super) async fn chart(
     state: &AppState,
     patient_id: &str,
     patient: alloy_primitives::Address,
-    reader: &str,
+    reader: Address,
     only: Option<RecordId>,
 ) -> Result<Vec<RecordMeta>, ApiError> {
-    let (patient_id, reader) = (patient_id.to_owned(), reader.to_owned());
-    let only_hex = only.map(|id| id.to_hex());
+    let patient_id = patient_id.to_owned();
     let rows = state
         .db
         .call(move |conn| {
             let mut q = conn.prepare_cached(
                 "SELECT r.id, r.blob, r.size, r.category, a.address, a.display_name, r.amends, r.batch_root,
-                        r.leaf_index, r.batch_size, r.signature, r.anchor_job, r.anchor_tx, r.anchor_block,
+                        r.leaf_index, r.batch_size, r.signature, r.anchor_job, NULLIF(r.anchor_tx, ''), r.anchor_block,
                         r.created_at, k.wrapped_key
                  FROM records r JOIN accounts a ON a.id = r.author_id
                  LEFT JOIN record_keys k ON k.record_id = r.id AND k.reader = ?2
@@ -414,7 +404,7 @@ pub(super) async fn chart(
                         OR r.batch_root = (SELECT batch_root FROM records WHERE id = ?3))
                  ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
             )?;
-            let rows = q.query_map(params![patient_id, reader, only_hex], |row| {
+            let rows = q.query_map(params![patient_id, reader, only], |row| {
                 Ok(Row {
                     id: row.get(0)?,
                     blob: row.get(1)?,
@@ -441,36 +431,36 @@ pub(super) async fn chart(
     let (blocks, failed) = settle_anchors(state, &rows).await?;
     let rows: Vec<Row> = rows.into_iter().filter(|r| !failed.contains(&r.anchor_job)).collect();
     let trees = batch_trees(&rows);
-    let mut amended_by: HashMap<&str, Vec<RecordId>> = HashMap::new();
+    let mut amended_by: HashMap<RecordId, Vec<RecordId>> = HashMap::new();
     for r in &rows {
-        if let (Some(a), Some(id)) = (&r.amends, RecordId::from_hex(&r.id)) {
-            amended_by.entry(a.as_str()).or_default().push(id);
+        if let Some(a) = r.amends {
+            amended_by.entry(a).or_default().push(r.id);
         }
     }
-    let mut batch_on_ledger: HashMap<String, LedgerAnchor> = HashMap::new();
+    let mut batch_on_ledger: HashMap<Hash32, LedgerAnchor> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let id = RecordId::from_hex(&r.id).ok_or_else(|| corrupt("record id"))?;
+        let id = r.id;
         if only.is_some_and(|o| o != id) {
             continue;
         }
         let (batch, ledger) = match (&r.batch_root, r.leaf_index, r.batch_size) {
             (Some(root), Some(index), Some(size)) => {
-                let tree = trees.get(root.as_str()).ok_or_else(|| corrupt("batch"))?;
+                let tree = trees.get(root).ok_or_else(|| corrupt("batch"))?;
                 let path = tree.proof(index as usize).ok_or_else(|| corrupt("leaf index"))?;
                 let ledger = match batch_on_ledger.get(root) {
                     Some(l) => l.clone(),
                     None => {
-                        let l = batch_of(state, patient, root).await?;
-                        batch_on_ledger.insert(root.clone(), l.clone());
+                        let l = batch_of(state, patient, *root).await?;
+                        batch_on_ledger.insert(*root, l.clone());
                         l
                     }
                 };
                 let proof = BatchProof {
-                    root: root.clone(),
+                    root: *root,
                     index: index as u64,
                     size: size as u64,
-                    path: path.iter().map(|h| format!("0x{}", hex::encode(h))).collect(),
+                    path: path.into_iter().map(Hash32).collect(),
                 };
                 (Some(proof), ledger)
             }
@@ -478,17 +468,17 @@ pub(super) async fn chart(
         };
         out.push(RecordMeta {
             id,
-            blob: r.blob.clone(),
+            blob: r.blob,
             size: r.size as u64,
             category: r.category as u8,
-            author: r.author.clone(),
+            author: r.author,
             author_name: r.author_name.clone(),
-            amends: r.amends.as_deref().and_then(RecordId::from_hex),
-            amended_by: amended_by.get(r.id.as_str()).cloned().unwrap_or_default(),
+            amends: r.amends,
+            amended_by: amended_by.get(&r.id).cloned().unwrap_or_default(),
             created_at: r.created_at,
             wrapped_key: r.wrapped_key.clone(),
-            signature: r.signature.clone(),
-            anchor_tx: r.anchor_tx.clone(),
+            signature: r.signature,
+            anchor_tx: r.anchor_tx,
             anchor_block: blocks.get(&r.anchor_job).copied().or(r.anchor_block.map(|b| b as u64)),
             batch,
             ledger,
@@ -538,18 +528,13 @@ async fn settle_anchors(state: &AppState, rows: &[Row]) -> Result<(HashMap<i64, 
 }
 
 /// Each batch's tree, rebuilt from its rows (ordered by leaf index).
-fn batch_trees(rows: &[Row]) -> HashMap<&str, chartkey_core::merkle::Tree> {
-    let mut leaves: HashMap<&str, Vec<(i64, AnchoredRecord)>> = HashMap::new();
+fn batch_trees(rows: &[Row]) -> HashMap<Hash32, chartkey_core::merkle::Tree> {
+    let mut leaves: HashMap<Hash32, Vec<(i64, AnchoredRecord)>> = HashMap::new();
     for r in rows {
-        let (Some(root), Some(index)) = (&r.batch_root, r.leaf_index) else { continue };
-        let (Some(id), Ok(blob)) = (RecordId::from_hex(&r.id), BlobName::parse(&r.blob)) else { continue };
-        let record = AnchoredRecord {
-            id,
-            ciphertext_hash: blob.0,
-            category: r.category as u8,
-            amends: r.amends.as_deref().and_then(RecordId::from_hex),
-        };
-        leaves.entry(root.as_str()).or_default().push((index, record));
+        let (Some(root), Some(index)) = (r.batch_root, r.leaf_index) else { continue };
+        let record =
+            AnchoredRecord { id: r.id, ciphertext_hash: r.blob.0, category: r.category as u8, amends: r.amends };
+        leaves.entry(root).or_default().push((index, record));
     }
     leaves
         .into_iter()
@@ -581,17 +566,20 @@ pub(super) async fn record_of(
         view(state, Target::Records, ChartkeyRecords::recordOfCall { patient, recordId: id.0.into() }).await?;
     Ok(if on_ledger.exists {
         LedgerAnchor::Record {
-            ciphertext_hash: format!("{:#x}", on_ledger.ciphertextHash),
+            ciphertext_hash: Hash32(on_ledger.ciphertextHash.0),
             category: on_ledger.category,
-            author: format!("{:#x}", on_ledger.author),
+            author: convert::address(on_ledger.author),
         }
     } else {
         LedgerAnchor::Missing
     })
 }
 
-async fn batch_of(state: &AppState, patient: alloy_primitives::Address, root: &str) -> Result<LedgerAnchor, ApiError> {
-    let root = RecordId::from_hex(root).ok_or_else(|| corrupt("batch root"))?;
+async fn batch_of(
+    state: &AppState,
+    patient: alloy_primitives::Address,
+    root: Hash32,
+) -> Result<LedgerAnchor, ApiError> {
     let batch = view(state, Target::Records, ChartkeyRecords::batchOfCall { patient, root: root.0.into() }).await?;
     Ok(if batch.anchoredAt != 0 {
         LedgerAnchor::Batch { count: u64::from(batch.count) }

@@ -16,17 +16,18 @@ use chartkey_api::{
     ShareView, SharedChart, SharedRecord, StopBody,
 };
 use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
-use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
+use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::BatchRecordProof;
 use chartkey_ledger::calls::Target;
-use chartkey_ledger::convert::{to_alloy, to_ethers};
+use chartkey_ledger::convert::{self, to_alloy, to_ethers};
 use chartkey_ledger::relayer::Request;
 use rusqlite::params;
 
-use super::chain::{caller, corrupt, grant_on_ledger, parse_signature, relay_and_wait, request_of, settled, view};
+use super::chain::{caller, corrupt, grant_on_ledger, relay_and_wait, request_of, settled, view};
 use super::credentials::card;
 use super::records::{chart, record_of};
 use crate::caller::Caller;
@@ -45,12 +46,12 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
     if to_alloy(g.patient) != address {
         return Err(ApiError::Forbidden("You can only share your own records.".into()));
     }
-    let signature = parse_signature(&body.signature)?;
+    let signature = body.signature.0.to_vec();
     if body.keys.len() > MAX_SHARED_KEYS {
         return Err(ApiError::bad_request(format!("At most {MAX_SHARED_KEYS} records can be shared at once.")));
     }
-    let grantee_address = format!("{:#x}", g.grantee);
-    let lookup = grantee_address.clone();
+    let grantee_address = Address::from(g.grantee);
+    let lookup = grantee_address;
     let grantee = state
         .db
         .call(move |conn| db::account_by_address(conn, &lookup))
@@ -62,7 +63,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
 
     // Every key is for a record of this chart that the grant covers, once;
     // a grant of listed records carries a key for each of them.
-    let chart = chart(state, &account.id, address, &account.address, None).await?;
+    let chart = chart(state, &account.id, address, account.address, None).await?;
     let by_id: HashMap<RecordId, &RecordMeta> = chart.iter().map(|m| (m.id, m)).collect();
     let listed: HashSet<RecordId> = g.records.iter().map(|r| RecordId(*r)).collect();
     if listed.len() != g.records.len() {
@@ -85,9 +86,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         if !seen.insert(k.record) {
             return Err(ApiError::bad_request("A record's key was given twice."));
         }
-        WrappedKey::from_base64(&k.wrapped_key)
-            .map_err(|_| ApiError::bad_request("A record's wrapped key is malformed."))?;
-        keys.push((k.record.to_hex(), k.wrapped_key.clone()));
+        keys.push((k.record, k.wrapped_key.clone()));
     }
     if g.scope == SCOPE_RECORDS
         && let Some(missing) = listed.iter().find(|id| !seen.contains(id))
@@ -117,7 +116,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         grantee_address,
         scope: g.scope,
         categories: g.categories,
-        records: serde_json::to_string(&g.records.iter().map(|r| RecordId(*r).to_hex()).collect::<Vec<_>>())
+        records: serde_json::to_string(&g.records.iter().map(|r| RecordId(*r)).collect::<Vec<_>>())
             .map_err(|_| ApiError::Internal)?,
         write: g.write,
         expires_at: g.expires_at as i64,
@@ -135,14 +134,14 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
     if to_alloy(a.grantee) != address {
         return Err(ApiError::Forbidden("You can only open records with your own signature.".into()));
     }
-    let signature = parse_signature(&body.signature)?;
+    let signature = body.signature.0.to_vec();
     let not_shared = || ApiError::NotFound("This record is not shared with you.".into());
-    let patient_address = format!("{:#x}", a.patient);
+    let patient_address = Address::from(a.patient);
     let patient =
         state.db.call(move |conn| db::account_by_address(conn, &patient_address)).await?.ok_or_else(not_shared)?;
-    let patient_ledger: alloy_primitives::Address = patient.address.parse().map_err(|_| corrupt("patient address"))?;
+    let patient_ledger = convert::alloy(patient.address);
     let id = RecordId(a.record_id);
-    let mut found = chart(state, &patient.id, patient_ledger, &account.address, Some(id)).await?;
+    let mut found = chart(state, &patient.id, patient_ledger, account.address, Some(id)).await?;
     let meta = found.pop().ok_or_else(not_shared)?;
     if meta.wrapped_key.is_none() {
         // Nothing to release even if the ledger allowed it (the patient's
@@ -187,21 +186,17 @@ async fn prove_batch_members(
         if !matches!(record_of(state, patient, &meta.id).await?, LedgerAnchor::Missing) {
             continue;
         }
-        let hash32 = |text: &str| -> Result<[u8; 32], ApiError> {
-            let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|_| corrupt("hash"))?;
-            bytes.try_into().map_err(|_| corrupt("hash"))
-        };
         let proof = BatchRecordProof {
             patient: to_ethers(patient),
-            root: hash32(&batch.root)?,
+            root: batch.root.0,
             index: u32::try_from(batch.index).map_err(|_| corrupt("leaf index"))?,
             record: AnchoredRecord {
                 id: meta.id,
-                ciphertext_hash: hash32(&meta.blob)?,
+                ciphertext_hash: meta.blob.0,
                 category: meta.category,
                 amends: meta.amends,
             },
-            path: batch.path.iter().map(|h| hash32(h)).collect::<Result<_, _>>()?,
+            path: batch.path.iter().map(|h| h.0).collect(),
         };
         proofs.push(relay_and_wait(state, Request::batch_proof(&proof)));
     }
@@ -245,7 +240,7 @@ async fn views(
                 "SELECT p.address, p.display_name, g.grantee_id, g.serial, g.scope, g.categories, g.records, g.write,
                         g.expires_at, g.created_at, g.grant_tx,
                         (SELECT count(*) FROM record_keys k JOIN records r ON r.id = k.record_id
-                          WHERE k.reader = e.address COLLATE NOCASE AND r.patient_id = g.patient_id)
+                          WHERE k.reader = e.address AND r.patient_id = g.patient_id)
                  FROM grants g JOIN accounts p ON p.id = g.patient_id JOIN accounts e ON e.id = g.grantee_id
                  WHERE {column} = ?1 AND (?3 IS NULL OR g.patient_id = ?3) AND g.serial = (
                      SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)
@@ -281,7 +276,7 @@ async fn views(
         let grantee = card(state, &grantee).await?;
         let state_now = share_state(state, &row, &grantee).await?;
         shares.push(ShareView {
-            patient: row.patient.to_lowercase(),
+            patient: row.patient,
             patient_name: row.patient_name,
             grantee,
             serial: row.serial,
@@ -300,7 +295,7 @@ async fn views(
 }
 
 struct GrantRow {
-    patient: String,
+    patient: Address,
     patient_name: String,
     grantee_id: String,
     serial: u32,
@@ -310,7 +305,7 @@ struct GrantRow {
     write: bool,
     expires_at: i64,
     granted_at: i64,
-    grant_tx: String,
+    grant_tx: Hash32,
     keys: u32,
 }
 
@@ -320,9 +315,7 @@ async fn share_state(
     row: &GrantRow,
     grantee: &chartkey_api::ClinicianCard,
 ) -> Result<ShareState, ApiError> {
-    let address =
-        |text: &str| -> Result<alloy_primitives::Address, ApiError> { text.parse().map_err(|_| corrupt("address")) };
-    let on_ledger = grant_on_ledger(state, address(&row.patient)?, address(&grantee.address)?).await?;
+    let on_ledger = grant_on_ledger(state, convert::alloy(row.patient), convert::alloy(grantee.address)).await?;
     Ok(if on_ledger.revoked || on_ledger.serial != row.serial {
         ShareState::Stopped
     } else if on_ledger.expires_at <= db::now() as u64 {
@@ -343,14 +336,14 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
     if to_alloy(m.patient) != address {
         return Err(ApiError::Forbidden("You can only stop your own shares.".into()));
     }
-    let signature = parse_signature(&body.signature)?;
-    let (patient_id, grantee) = (account.id.clone(), format!("{:#x}", m.grantee));
+    let signature = body.signature.0.to_vec();
+    let (patient_id, grantee) = (account.id.clone(), Address::from(m.grantee));
     let known = state
         .db
         .call(move |conn| {
             conn.query_row(
                 "SELECT count(*) FROM grants g JOIN accounts e ON e.id = g.grantee_id
-                 WHERE g.patient_id = ?1 AND e.address = ?2 COLLATE NOCASE",
+                 WHERE g.patient_id = ?1 AND e.address = ?2",
                 params![patient_id, grantee],
                 |r| r.get::<_, i64>(0),
             )
@@ -382,36 +375,26 @@ pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, A
                  WHERE {column} = ?1 ORDER BY a.id DESC LIMIT ?2"
             ))?;
             let rows = statement.query_map(params![id, LISTED], |r| {
-                let record: String = r.get(4)?;
-                Ok((
-                    AccessView {
-                        grantee: r.get::<_, String>(0)?.to_lowercase(),
-                        grantee_name: r.get(1)?,
-                        patient: r.get::<_, String>(2)?.to_lowercase(),
-                        patient_name: r.get(3)?,
-                        record: RecordId([0; 32]),
-                        category: r.get(5)?,
-                        at: r.get(6)?,
-                        tx: r.get(7)?,
-                        block: r.get::<_, i64>(8)? as u64,
-                    },
-                    record,
-                ))
+                Ok(AccessView {
+                    grantee: r.get(0)?,
+                    grantee_name: r.get(1)?,
+                    patient: r.get(2)?,
+                    patient_name: r.get(3)?,
+                    record: r.get(4)?,
+                    category: r.get(5)?,
+                    at: r.get(6)?,
+                    tx: r.get(7)?,
+                    block: r.get::<_, i64>(8)? as u64,
+                })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })
-        .await?
-        .into_iter()
-        .map(|(mut view, record)| {
-            view.record = RecordId::from_hex(&record).ok_or_else(|| corrupt("record id"))?;
-            Ok(view)
-        })
-        .collect()
+        .await
 }
 
-pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64, ApiError> {
+pub async fn nonce(state: &AppState, c: &Caller, grantee: Address) -> Result<u64, ApiError> {
     let (_, address) = caller(state, c).await?;
-    let grantee = grantee.trim().parse().map_err(|_| ApiError::bad_request("That is not a valid account address."))?;
+    let grantee = convert::alloy(grantee);
     let nonce = view(state, Target::Records, ChartkeyRecords::consentNonceCall { patient: address, grantee }).await?;
     u64::try_from(nonce).map_err(|_| corrupt("consentNonce"))
 }
@@ -420,18 +403,17 @@ pub async fn nonce(state: &AppState, c: &Caller, grantee: String) -> Result<u64,
 /// says it stands, and while it is active, which records were wrapped for
 /// them (kind, date and id only: keys and content come from
 /// `records/open`, after the ledger recorded the access).
-pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Result<SharedChart, ApiError> {
+pub async fn shared_chart(state: &AppState, c: &Caller, patient: Address) -> Result<SharedChart, ApiError> {
     let (account, address) = caller(state, c).await?;
     if Role::parse(&account.role) != Some(Role::Clinician) {
         return Err(ApiError::Forbidden("Only a clinician opens charts shared with them.".into()));
     }
     let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
-    let lookup = patient.trim().to_lowercase();
-    let patient = state.db.call(move |conn| db::account_by_address(conn, &lookup)).await?.ok_or_else(not_shared)?;
+    let patient = state.db.call(move |conn| db::account_by_address(conn, &patient)).await?.ok_or_else(not_shared)?;
     let share =
         views(state, "g.grantee_id", &account.id, Some(patient.id.clone())).await?.pop().ok_or_else(not_shared)?;
     let records = if share.state == ShareState::Active {
-        let (patient_id, reader) = (patient.id.clone(), account.address.clone());
+        let (patient_id, reader) = (patient.id.clone(), account.address);
         state
             .db
             .call(move |conn| {
@@ -442,17 +424,11 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: String) -> Resu
                      ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
                 )?;
                 let rows = q.query_map(params![patient_id, reader], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?))
+                    Ok(SharedRecord { id: r.get(0)?, category: r.get(1)?, created_at: r.get(2)? })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?
-            .into_iter()
-            .map(|(id, category, created_at)| {
-                let id = RecordId::from_hex(&id).ok_or_else(|| corrupt("record id"))?;
-                Ok(SharedRecord { id, category, created_at })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?
     } else {
         Vec::new()
     };

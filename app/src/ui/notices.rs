@@ -170,7 +170,7 @@ pub fn InboxPage() -> impl IntoView {
                             <li class:unread=!n.read data-testid="notice">
                                 <span>{notice_text(&n)}</span>
                                 <br />
-                                <small class="muted">{format_datetime(n.at)} " · "<code title=n.tx.clone()>{format!("{}…", &n.tx[..n.tx.len().min(12)])}</code></small>
+                                <small class="muted">{format_datetime(n.at)} " · "<code title=n.tx.to_string()>{format!("{}…", &n.tx.to_string()[..12])}</code></small>
                             </li>
                         }).collect_view()}
                     </ul>

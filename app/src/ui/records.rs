@@ -11,10 +11,11 @@
 use std::collections::HashMap;
 
 use chartkey_core::eip712::{Domain, LedgerMessage};
-use chartkey_core::envelope::{self, DataKey, RecordId, WrappedKey};
+use chartkey_core::envelope::{self, DataKey, RecordId};
 use chartkey_core::fhir::{self, Category, ImportedResource};
-use chartkey_core::records::{self, AnchoredRecord, Inclusion, OnLedger, Provenance};
+use chartkey_core::records::{self, AnchoredRecord};
 use chartkey_core::summary::{Summary, summarize};
+use chartkey_core::value::Hash32;
 use rand_core::OsRng;
 
 use super::http;
@@ -88,8 +89,8 @@ async fn sharing_readers() -> Vec<Reader> {
         if s.state != api::ShareState::Active || s.scope == chartkey_core::eip712::SCOPE_RECORDS {
             continue;
         }
-        let Ok(address) = s.grantee.address.parse::<ethers_core::types::Address>() else { continue };
-        let Ok(published) = api::directory_lookup(s.grantee.address.clone()).await else { continue };
+        let address = s.grantee.address.into();
+        let Ok(published) = api::directory_lookup(s.grantee.address).await else { continue };
         match published.entry.verify_for(&address) {
             Ok(entry) if entry.role == chartkey_core::role::Role::Clinician => readers.push(Reader {
                 address,
@@ -139,7 +140,7 @@ pub async fn add(
             .filter(|r| r.covers(category))
             .map(|r| {
                 envelope::wrap_key(&key, id, r.address, &r.encryption_key, &mut OsRng)
-                    .map(|w| api::ReaderKey { reader: format!("{:#x}", r.address), wrapped_key: w.to_base64() })
+                    .map(|w| api::ReaderKey { reader: r.address.into(), wrapped_key: w })
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -150,10 +151,10 @@ pub async fn add(
         records::pack_frame(packs.last_mut().expect("one pack at least"), &hash, &sealed);
         new_records.push(NewRecord {
             id,
-            blob: hex::encode(hash),
+            blob: Hash32(hash),
             category,
             amends: item.amends,
-            wrapped_key: wrapped.to_base64(),
+            wrapped_key: wrapped,
             patient_wrapped_key: None,
             also,
         });
@@ -186,15 +187,13 @@ pub async fn add(
     }
 
     progress(Progress::Anchoring);
-    let records_contract = ledger.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
-    let domain = Domain::records(ledger.chain_id, records_contract);
+    let domain = Domain::records(ledger.chain_id, ledger.records.into());
     let signature = match &message {
-        LedgerMessage::Anchor(m) => domain.sign(keys, m),
-        LedgerMessage::AnchorBatch(m) => domain.sign(keys, m),
+        LedgerMessage::Anchor(m) => domain.sign_typed(keys, m),
+        LedgerMessage::AnchorBatch(m) => domain.sign_typed(keys, m),
         _ => return Err("Records are anchored by Anchor or AnchorBatch messages only.".into()),
     };
-    let body =
-        AddRecordsBody { records: new_records, signature: format!("0x{}", hex::encode(signature)), patient: None };
+    let body = AddRecordsBody { records: new_records, signature, patient: None };
     api::records_add(body).await.map_err(|e| e.to_string())
 }
 
@@ -269,15 +268,13 @@ pub struct Checker {
 impl Checker {
     pub async fn for_own_chart(keyring: &Keyring) -> Result<Self, String> {
         let ledger = api::ledger_info().await.map_err(|e| e.to_string())?;
-        let contract = ledger.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
-        Ok(Self { domain: Domain::records(ledger.chain_id, contract), patient: keyring.keys.address() })
+        Ok(Self { domain: Domain::records(ledger.chain_id, ledger.records.into()), patient: keyring.keys.address() })
     }
 
     /// For the chart of `patient`, shared with this account.
     pub async fn for_chart(patient: ethers_core::types::Address) -> Result<Self, String> {
         let ledger = api::ledger_info().await.map_err(|e| e.to_string())?;
-        let contract = ledger.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
-        Ok(Self { domain: Domain::records(ledger.chain_id, contract), patient })
+        Ok(Self { domain: Domain::records(ledger.chain_id, ledger.records.into()), patient })
     }
 
     pub fn domain(&self) -> &Domain {
@@ -325,63 +322,20 @@ pub async fn load_all(keyring: &Keyring, progress: impl Fn(usize, usize)) -> Res
     Ok(out)
 }
 
-/// A 32-byte hash from hex, with or without `0x`.
-pub(crate) fn hash32(hex_text: &str) -> Option<[u8; 32]> {
-    hex::decode(hex_text.strip_prefix("0x").unwrap_or(hex_text)).ok()?.try_into().ok()
-}
-
 /// Checks one envelope against its author's signature and the ledger, then
 /// decrypts and parses it.
 pub fn read(keyring: &Keyring, checker: &Checker, meta: &RecordMeta, envelope_bytes: &[u8]) -> ReadState {
-    let Some(blob) = hash32(&meta.blob) else {
-        return ReadState::Tampered("The record's fingerprint is malformed.".into());
-    };
-    let record = AnchoredRecord { id: meta.id, ciphertext_hash: blob, category: meta.category, amends: meta.amends };
-    let inclusion = match &meta.batch {
-        None => None,
-        Some(b) => {
-            let (Some(root), Some(path)) =
-                (hash32(&b.root), b.path.iter().map(|p| hash32(p)).collect::<Option<Vec<_>>>())
-            else {
-                return ReadState::Tampered("The record's proof is malformed.".into());
-            };
-            Some(Inclusion { root, index: b.index, size: b.size, path })
-        }
-    };
-    let on_ledger = match &meta.ledger {
-        LedgerAnchor::Missing => OnLedger::Missing,
-        LedgerAnchor::Record { ciphertext_hash, category, .. } => match hash32(ciphertext_hash) {
-            Some(h) => OnLedger::Record { ciphertext_hash: h, category: *category },
-            None => OnLedger::Missing,
-        },
-        LedgerAnchor::Batch { count } => OnLedger::Batch { count: *count },
-    };
-    if on_ledger == OnLedger::Missing && meta.anchor_block.is_none() {
+    if meta.ledger == LedgerAnchor::Missing && meta.anchor_block.is_none() {
         return ReadState::Pending;
     }
-    // A chart's records are written by its patient, or (a write-back) by a
-    // clinician the patient let write: then only as a single anchor, whose
-    // author the ledger names too (the contract accepted it from them only
-    // under a read+write grant).
-    let parse = |text: &str| text.strip_prefix("0x").and_then(|h| h.parse::<ethers_core::types::Address>().ok());
-    let author = parse(&meta.author).filter(|a| {
-        *a == checker.patient
-            || matches!(&meta.ledger, LedgerAnchor::Record { author: on_ledger, .. } if parse(on_ledger) == Some(*a))
-    });
-    let (Some(author), Some(signature)) =
-        (author, hex::decode(meta.signature.strip_prefix("0x").unwrap_or_default()).ok())
-    else {
-        return ReadState::Tampered(records::Tampered::BadSignature.to_string());
-    };
-    let provenance = Provenance { domain: &checker.domain, patient: checker.patient, author, signature: &signature };
-    if let Err(e) = records::check_read(&record, envelope_bytes, inclusion.as_ref(), &on_ledger, &provenance) {
+    if let Err(e) = meta.check(&checker.domain, checker.patient, envelope_bytes) {
         return ReadState::Tampered(e.to_string());
     }
-    let Some(wrapped) = meta.wrapped_key.as_deref().and_then(|w| WrappedKey::from_base64(w).ok()) else {
+    let Some(wrapped) = &meta.wrapped_key else {
         return ReadState::Unreadable("This record's key was not shared with you.".into());
     };
     let keys = &keyring.keys;
-    let key = match envelope::unwrap_key(&wrapped, meta.id, keys.address(), keys.encryption_secret()) {
+    let key = match envelope::unwrap_key(wrapped, meta.id, keys.address(), keys.encryption_secret()) {
         Ok(k) => k,
         Err(e) => return ReadState::Unreadable(e.to_string()),
     };

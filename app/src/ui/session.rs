@@ -89,7 +89,7 @@ pub fn check_keys_match(keys: &AccountKeys, entry: &DirectoryEntry) -> Result<()
 /// passphrase that protects this passkey's key store.
 pub enum SignInOutcome {
     Unlocked,
-    NeedsPassphrase { account: AccountInfo, sealed: SealedKeystore },
+    NeedsPassphrase { account: Box<AccountInfo>, sealed: SealedKeystore },
 }
 
 /// Runs a discoverable passkey sign-in and unseals the keys with the PRF.
@@ -104,7 +104,7 @@ pub async fn sign_in_with_passkey(session: Session) -> Result<SignInOutcome, Str
     session.account.set(Some(account.clone()));
     session.checked.set(true);
     if sealed.needs_passphrase() {
-        return Ok(SignInOutcome::NeedsPassphrase { account, sealed });
+        return Ok(SignInOutcome::NeedsPassphrase { account: Box::new(account), sealed });
     }
     let prf = asserted.prf.ok_or(
         "Your passkey did not provide the key that protects your account this time. Try again with the same passkey.",

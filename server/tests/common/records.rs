@@ -5,9 +5,10 @@
 
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Access, Domain, Grant, LedgerMessage};
-use chartkey_core::envelope::{self, DataKey, RecordId, WrappedKey};
+use chartkey_core::envelope::{self, DataKey, RecordId};
 use chartkey_core::fhir::{self, ImportedResource};
-use chartkey_core::records::{self, AnchoredRecord, Inclusion, OnLedger, Provenance};
+use chartkey_core::records::{self, AnchoredRecord};
+use chartkey_core::value::Hash32;
 use ethers_core::types::U256;
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
@@ -39,7 +40,7 @@ pub fn seal_all(owner: &AccountKeys, items: &[ImportedResource], amends: Option<
         records::pack_frame(&mut out.pack, &hash, &sealed);
         let category = item.category().code();
         out.records.push(json!({
-            "id": id, "blob": hex::encode(hash), "category": category, "amends": amends, "wrapped_key": wrapped.to_base64(),
+            "id": id, "blob": Hash32(hash), "category": category, "amends": amends, "wrapped_key": wrapped.to_base64(),
         }));
         out.anchored.push(AnchoredRecord { id, ciphertext_hash: hash, category, amends });
         out.keys.push(key);
@@ -107,12 +108,9 @@ pub async fn add(account: &Account, domain: &Domain, sealed: &Sealed) -> Answer 
     account.client.call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } })).await
 }
 
-pub fn hash32(text: &str) -> [u8; 32] {
-    hex::decode(text.trim_start_matches("0x")).unwrap().try_into().unwrap()
-}
-
-/// The browser's read of a record of `patient`'s chart by `reader`: check
-/// against the author's signature and the ledger, unwrap, open.
+/// The browser's read of a record of `patient`'s chart by `reader`: the
+/// browser's own check against the author's signature and the ledger
+/// (`RecordMeta::check`), then unwrap and open.
 pub fn read_as(
     patient: &AccountKeys,
     reader: &AccountKeys,
@@ -120,37 +118,12 @@ pub fn read_as(
     meta: &Value,
     envelope_bytes: &[u8],
 ) -> Result<String, String> {
-    let id: RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
-    let record = AnchoredRecord {
-        id,
-        ciphertext_hash: hash32(meta["blob"].as_str().unwrap()),
-        category: meta["category"].as_u64().unwrap() as u8,
-        amends: serde_json::from_value(meta["amends"].clone()).unwrap(),
-    };
-    let inclusion = meta["batch"].as_object().map(|b| Inclusion {
-        root: hash32(b["root"].as_str().unwrap()),
-        index: b["index"].as_u64().unwrap(),
-        size: b["size"].as_u64().unwrap(),
-        path: b["path"].as_array().unwrap().iter().map(|p| hash32(p.as_str().unwrap())).collect(),
-    });
-    let ledger = match meta["ledger"]["kind"].as_str().unwrap() {
-        "missing" => OnLedger::Missing,
-        "record" => OnLedger::Record {
-            ciphertext_hash: hash32(meta["ledger"]["ciphertext_hash"].as_str().unwrap()),
-            category: meta["ledger"]["category"].as_u64().unwrap() as u8,
-        },
-        "batch" => OnLedger::Batch { count: meta["ledger"]["count"].as_u64().unwrap() },
-        other => panic!("{other}"),
-    };
-    let signature = hex::decode(meta["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap();
-    let author = meta["author"].as_str().unwrap().parse().unwrap();
-    let provenance = Provenance { domain, patient: patient.address(), author, signature: &signature };
-    records::check_read(&record, envelope_bytes, inclusion.as_ref(), &ledger, &provenance)
+    let meta: chartkey_api::RecordMeta = serde_json::from_value(meta.clone()).map_err(|e| e.to_string())?;
+    meta.check(domain, patient.address(), envelope_bytes).map_err(|e| e.to_string())?;
+    let wrapped = meta.wrapped_key.ok_or("no key wrapped for the reader")?;
+    let key = envelope::unwrap_key(&wrapped, meta.id, reader.address(), reader.encryption_secret())
         .map_err(|e| e.to_string())?;
-    let wrapped = WrappedKey::from_base64(meta["wrapped_key"].as_str().unwrap()).unwrap();
-    let key =
-        envelope::unwrap_key(&wrapped, id, reader.address(), reader.encryption_secret()).map_err(|e| e.to_string())?;
-    let plaintext = envelope::open(&key, id, envelope_bytes).map_err(|e| e.to_string())?;
+    let plaintext = envelope::open(&key, meta.id, envelope_bytes).map_err(|e| e.to_string())?;
     Ok(String::from_utf8(plaintext.to_vec()).unwrap())
 }
 

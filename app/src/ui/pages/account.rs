@@ -235,13 +235,11 @@ fn Lookup() -> impl IntoView {
         let typed = address.get_untracked();
         leptos::task::spawn_local(async move {
             let outcome = async {
-                let wanted: ethers_core::types::Address = typed
-                    .trim()
-                    .parse()
-                    .map_err(|_| "That is not a ledger address (0x followed by 40 hexadecimal digits).".to_string())?;
-                let found = api::directory_lookup(typed).await.map_err(|e| e.to_string())?;
+                let wanted: chartkey_core::value::Address =
+                    typed.trim().parse().map_err(|e| format!("That is not a ledger address: {e}."))?;
+                let found = api::directory_lookup(wanted).await.map_err(|e| e.to_string())?;
                 // The entry must be signed by the very address asked about.
-                let verified = found.entry.verify_for(&wanted).map_err(|e| e.to_string())?;
+                let verified = found.entry.verify_for(&wanted.into()).map_err(|e| e.to_string())?;
                 Ok(Found {
                     name: found.display_name,
                     address: ethers_core::utils::to_checksum(&verified.address, None),

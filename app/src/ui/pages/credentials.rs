@@ -119,7 +119,7 @@ fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) ->
     let specialty = field(|r| &r.specialty);
     let jurisdiction = field(|r| &r.jurisdiction);
     let organisation = field(|r| &r.organisation);
-    let authority = RwSignal::new(mine.authorities.first().map(|a| a.address.clone()).unwrap_or_default());
+    let authority = RwSignal::new(mine.authorities.first().map(|a| a.address.to_string()).unwrap_or_default());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -128,8 +128,12 @@ fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) ->
             error.set(Some("The specialty must fit in 32 bytes: use a shorter name.".into()));
             return;
         }
+        let Ok(chosen) = authority.get_untracked().parse() else {
+            error.set(Some("Choose a credentialing authority.".into()));
+            return;
+        };
         let body = CredentialRequestBody {
-            authority: authority.get_untracked(),
+            authority: chosen,
             license_number: license.get_untracked(),
             specialty: specialty.get_untracked(),
             jurisdiction: jurisdiction.get_untracked(),
@@ -164,7 +168,7 @@ fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) ->
                     <select bind:value=authority required>
                         {authorities
                             .into_iter()
-                            .map(|a| view! { <option value=a.address.clone()>{a.display_name}</option> })
+                            .map(|a| view! { <option value=a.address.to_string()>{a.display_name}</option> })
                             .collect_view()}
                     </select>
                 </label>
@@ -306,8 +310,7 @@ fn date_in(days: i64) -> String {
 
 async fn ledger_domain() -> Result<Domain, String> {
     let info = api::ledger_info().await.map_err(|e| e.to_string())?;
-    let directory: Address = info.directory.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
-    Ok(Domain::directory(info.chain_id, directory))
+    Ok(Domain::directory(info.chain_id, info.directory.into()))
 }
 
 #[component]
@@ -330,8 +333,7 @@ fn PendingRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
         busy.set(Some("Signing and writing the credential on the ledger…".into()));
         leptos::task::spawn_local(async move {
             let result = async {
-                let clinician: Address =
-                    r.clinician.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
+                let clinician: Address = r.clinician.address.into();
                 let specialty = bytes32_text(&r.specialty).ok_or("The specialty is too long.")?;
                 let message = IssueCredential {
                     authority: keyring.keys.address(),
@@ -341,12 +343,8 @@ fn PendingRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
                     expires_at,
                     nonce: U256::from(nonce),
                 };
-                let signature = ledger_domain().await?.sign(&keyring.keys, &message);
-                let body = api::IssueCredentialBody {
-                    request: r.id,
-                    message,
-                    signature: format!("0x{}", hex::encode(signature)),
-                };
+                let signature = ledger_domain().await?.sign_typed(&keyring.keys, &message);
+                let body = api::IssueCredentialBody { request: r.id, message, signature };
                 api::credentials_issue(body).await.map_err(|e| e.to_string())
             }
             .await;
@@ -402,8 +400,8 @@ fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
     let busy = RwSignal::new(false);
     let status = request.clinician.credential.clone();
     // Only the credential this desk issued, while it counts, can be revoked here.
-    let session_address = session.keyring.get_untracked().map(|k| format!("{:#x}", k.keys.address()));
-    let revocable = matches!(&status, CredentialStatus::Verified { authority, .. } if Some(authority) == session_address.as_ref())
+    let session_address = session.keyring.get_untracked().map(|k| k.keys.address());
+    let revocable = matches!(&status, CredentialStatus::Verified { authority, .. } if session_address.is_some_and(|me| *authority == me))
         && request.state == RequestState::Issued;
     let clinician = request.clinician.clone();
     let revoke = move |_| {
@@ -420,16 +418,15 @@ fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
         if !confirmed {
             return;
         }
-        let address = clinician.address.clone();
+        let address = clinician.address;
         busy.set(true);
         leptos::task::spawn_local(async move {
             let result = async {
-                let clinician: Address =
-                    address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
+                let clinician: Address = address.into();
                 let message =
                     RevokeCredential { authority: keyring.keys.address(), clinician, nonce: U256::from(nonce) };
-                let signature = ledger_domain().await?.sign(&keyring.keys, &message);
-                let body = api::RevokeCredentialBody { message, signature: format!("0x{}", hex::encode(signature)) };
+                let signature = ledger_domain().await?.sign_typed(&keyring.keys, &message);
+                let body = api::RevokeCredentialBody { message, signature };
                 api::credentials_revoke(body).await.map_err(|e| e.to_string())
             }
             .await;

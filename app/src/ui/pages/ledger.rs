@@ -9,7 +9,7 @@ use chartkey_core::heads::{self, Head};
 
 use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
 use crate::ui::components::{Busy, ErrorMessage, format_date, save_file};
-use crate::ui::records::hash32;
+use chartkey_core::value::Hash32;
 
 thread_local! {
     /// The newest block this page verified in this session (number, hash):
@@ -23,7 +23,7 @@ thread_local! {
 /// cannot be read now (offline, rate-limited), nothing is concluded: the
 /// next look checks again from the same block.
 async fn follow(page: &LedgerPage) -> Result<(), String> {
-    let Some(shown) = page.blocks.iter().find(|b| b.number == page.head).and_then(|b| hash32(&b.hash)) else {
+    let Some(shown) = page.blocks.iter().find(|b| b.number == page.head).map(|b| b.hash.0) else {
         return Ok(());
     };
     let Some(mut verified) = SEEN.get() else {
@@ -39,12 +39,8 @@ async fn follow(page: &LedgerPage) -> Result<(), String> {
             return Ok(());
         };
         let Ok(answer) = serde_json::from_slice::<ChainHeads>(&bytes) else { return Ok(()) };
-        let list = answer
-            .heads
-            .iter()
-            .map(|h| Some(Head { number: h.number, hash: hash32(&h.hash)?, parent: hash32(&h.parent_hash)? }))
-            .collect::<Option<Vec<_>>>()
-            .ok_or("the server's chain heads are malformed")?;
+        let list: Vec<Head> =
+            answer.heads.iter().map(|h| Head { number: h.number, hash: h.hash.0, parent: h.parent_hash.0 }).collect();
         verified = heads::extend(verified, answer.head, &list).map_err(|e| e.to_string())?;
         SEEN.set(Some(verified));
         if verified.0 >= page.head.min(answer.head) {
@@ -152,7 +148,7 @@ fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
                                     <td>{block.number}</td>
                                     <td>{format_date(block.timestamp as i64)}</td>
                                     <td>{block.transactions}</td>
-                                    <td><code title=block.hash.clone()>{short(&block.hash)}</code></td>
+                                    <td><code title=block.hash.to_string()>{short(&block.hash.to_string())}</code></td>
                                 </tr>
                             }
                         })
@@ -265,7 +261,7 @@ fn Activity(events: Vec<LedgerEvent>, selected: RwSignal<Option<String>>) -> imp
                         {events
                             .into_iter()
                             .map(|event| {
-                                let hash = event.tx_hash.clone();
+                                let hash = event.tx_hash.to_string();
                                 view! {
                                     <li>
                                         <strong>{describe(&event.name)}</strong>
@@ -291,9 +287,17 @@ fn Transaction(selected: RwSignal<Option<String>>) -> impl IntoView {
     let input = RwSignal::new(String::new());
     let shown = RwSignal::new(None::<LedgerTxView>);
     let error = RwSignal::new(None::<String>);
-    let show = move |hash: String| {
-        input.set(hash.clone());
+    let show = move |text: String| {
+        input.set(text.clone());
         error.set(None);
+        let hash = match text.trim().parse::<Hash32>() {
+            Ok(hash) => hash,
+            Err(e) => {
+                shown.set(None);
+                error.set(Some(format!("That is not a transaction hash: {e}.")));
+                return;
+            }
+        };
         leptos::task::spawn_local(async move {
             match api::ledger_transaction(hash).await {
                 Ok(tx) => shown.set(Some(tx)),
@@ -325,7 +329,7 @@ fn Transaction(selected: RwSignal<Option<String>>) -> impl IntoView {
             <ErrorMessage error=error />
             {move || shown.get().map(|tx| view! {
                 <p data-testid="ledger-transaction">
-                    <code class="break">{tx.hash}</code>
+                    <code class="break">{tx.hash.to_string()}</code>
                     {format!(" · block {} · {}", tx.block_number, if tx.success { "succeeded" } else { "reverted" })}
                 </p>
                 {tx.events.into_iter().map(|event| view! {

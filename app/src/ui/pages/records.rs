@@ -475,11 +475,8 @@ fn TimelineItem(loaded: Loaded) -> impl IntoView {
     };
     let category = Category::from_code(loaded.meta.category).map(|c| c.label()).unwrap_or("Other");
     // A record someone else wrote into this chart (a clinician's write-back).
-    let mine = use_session()
-        .keyring
-        .with_untracked(|k| k.as_ref().map(|k| format!("{:#x}", k.keys.address())))
-        .unwrap_or_default();
-    let added_by = (loaded.meta.author.to_lowercase() != mine).then(|| loaded.meta.author_name.clone());
+    let mine = use_session().keyring.with_untracked(|k| k.as_ref().map(|k| k.keys.address()));
+    let added_by = (mine.is_none_or(|mine| loaded.meta.author != mine)).then(|| loaded.meta.author_name.clone());
     view! {
         <li class=class>
             <button type="button" class="timeline-button" on:click=open data-record=id.to_hex()>
@@ -570,7 +567,7 @@ fn OpenRecord(
     let attachment = attachment_of(&opened.value);
     let amends = meta.amends;
     let amended_by = meta.amended_by.clone();
-    let author = if meta.author_name.is_empty() { meta.author.clone() } else { meta.author_name.clone() };
+    let author = if meta.author_name.is_empty() { meta.author.checksummed() } else { meta.author_name.clone() };
     view! {
         <p class="ledger-line ok" data-testid="ledger-line">
             <span aria-hidden="true">"✔ "</span>{ledger_line}

@@ -77,8 +77,7 @@ pub fn Restore() -> impl IntoView {
         secret.set_value(Some(restored.clone()));
         let keys = restored.derive();
         enrollment.begin(AccountSecret::clone(&restored), async move {
-            let address = ethers_core::utils::to_checksum(&keys.address(), None);
-            let start = api::restore_start(address).await.map_err(|e| e.to_string())?;
+            let start = api::restore_start(keys.address().into()).await.map_err(|e| e.to_string())?;
             // Prove the phrase to the server without revealing it.
             let signature = proof::sign_message(&keys, &proof::restore_message(&keys.address(), &start.challenge));
             api::restore_options(api::RestoreProofBody { ceremony_id: start.ceremony_id, signature })

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chartkey_core::eip712::{Domain, Grant, Revoke, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
-use chartkey_core::envelope::{self, RecordId, WrappedKey};
+use chartkey_core::envelope::{self, RecordId};
 use chartkey_core::fhir::Category;
 use chartkey_core::role::Role;
+use chartkey_core::value::{self, Hash32};
 use ethers_core::types::{Address, U256};
 use leptos::prelude::*;
 use rand_core::OsRng;
@@ -208,9 +209,8 @@ fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> impl IntoView 
         busy.set(Some("Checking the clinician's keys…".into()));
         leptos::task::spawn_local(async move {
             let result = async {
-                let grantee: Address =
-                    card.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
-                let published = api::directory_lookup(card.address.clone()).await.map_err(|e| e.to_string())?;
+                let grantee: Address = card.address.into();
+                let published = api::directory_lookup(card.address).await.map_err(|e| e.to_string())?;
                 let entry = published.entry.verify_for(&grantee).map_err(|e| {
                     format!("The clinician's published keys do not check out ({e}). Nothing was shared.")
                 })?;
@@ -219,7 +219,7 @@ fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> impl IntoView 
                 }
                 busy.set(Some(format!("Handing over the keys to {} records…", metas.len())));
                 let keys = wrap_for(&keyring, &metas, grantee, &entry.encryption_key)?;
-                let nonce = api::shares_nonce(card.address.clone()).await.map_err(|e| e.to_string())?;
+                let nonce = api::shares_nonce(card.address).await.map_err(|e| e.to_string())?;
                 let grant = Grant {
                     patient: keyring.keys.address(),
                     grantee,
@@ -234,8 +234,8 @@ fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> impl IntoView 
                 busy.set(Some("Approve with your passkey (face, fingerprint or device PIN)…".into()));
                 let approval = approve(domain.digest(&grant)).await?;
                 busy.set(Some("Signing the share and writing it on the ledger…".into()));
-                let signature = domain.sign(&keyring.keys, &grant);
-                let body = api::ShareBody { grant, signature: format!("0x{}", hex::encode(signature)), keys, approval };
+                let signature = domain.sign_typed(&keyring.keys, &grant);
+                let body = api::ShareBody { grant, signature, keys, approval };
                 api::shares_grant(body).await.map_err(|e| e.to_string())
             }
             .await;
@@ -418,15 +418,11 @@ fn wrap_for(
     metas
         .iter()
         .map(|m| {
-            let wrapped = m
-                .wrapped_key
-                .as_deref()
-                .and_then(|w| WrappedKey::from_base64(w).ok())
-                .ok_or("A record's key is missing.")?;
-            let key = envelope::unwrap_key(&wrapped, m.id, keys.address(), keys.encryption_secret())
+            let wrapped = m.wrapped_key.as_ref().ok_or("A record's key is missing.")?;
+            let key = envelope::unwrap_key(wrapped, m.id, keys.address(), keys.encryption_secret())
                 .map_err(|e| e.to_string())?;
             let theirs = envelope::wrap_key(&key, m.id, grantee, grantee_key, &mut OsRng).map_err(|e| e.to_string())?;
-            Ok(ShareKey { record: m.id, wrapped_key: theirs.to_base64() })
+            Ok(ShareKey { record: m.id, wrapped_key: theirs })
         })
         .collect()
 }
@@ -434,15 +430,11 @@ fn wrap_for(
 /// Asks for the passkey (with user verification) to approve the message
 /// whose EIP-712 digest is `digest`.
 async fn approve(digest: [u8; 32]) -> Result<api::Approval, String> {
-    let start = api::approvals_start(format!("0x{}", hex::encode(digest))).await.map_err(|e| e.to_string())?;
+    let start = api::approvals_start(Hash32(digest)).await.map_err(|e| e.to_string())?;
     // The passkey signs the challenge: it must be this message's, so that
     // the assertion proves what was approved (and a server could not ask
     // for an approval of something else under this screen).
-    let nonce: [u8; 32] = hex::decode(start.nonce.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or("The server's approval request is malformed.")?;
-    let expected = chartkey_core::proof::approval_challenge(&digest, &nonce);
+    let expected = chartkey_core::proof::approval_challenge(&digest, &start.nonce.0);
     let options: serde_json::Value =
         serde_json::from_str(start.options.get()).map_err(|_| "The server's approval request is malformed.")?;
     let challenge = options["publicKey"]["challenge"].as_str().unwrap_or_default();
@@ -457,8 +449,7 @@ async fn approve(digest: [u8; 32]) -> Result<api::Approval, String> {
 
 async fn records_domain() -> Result<Domain, String> {
     let info = api::ledger_info().await.map_err(|e| e.to_string())?;
-    let contract: Address = info.records.parse().map_err(|_| "The server named an invalid contract.".to_string())?;
-    Ok(Domain::records(info.chain_id, contract))
+    Ok(Domain::records(info.chain_id, info.records.into()))
 }
 
 /// Search, then choose one verified clinician.
@@ -585,20 +576,13 @@ fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callback<()>) ->
         stopping.set(Some(format!("Approve with your passkey to stop sharing with {}…", share.grantee.display_name)));
         leptos::task::spawn_local(async move {
             let result = async {
-                let grantee: Address =
-                    share.grantee.address.parse().map_err(|_| "The clinician's address is invalid.".to_string())?;
-                let nonce = api::shares_nonce(share.grantee.address.clone()).await.map_err(|e| e.to_string())?;
+                let grantee: Address = share.grantee.address.into();
+                let nonce = api::shares_nonce(share.grantee.address).await.map_err(|e| e.to_string())?;
                 let message = Revoke { patient: keyring.keys.address(), grantee, nonce: U256::from(nonce) };
                 let domain = records_domain().await?;
                 let approval = approve(domain.digest(&message)).await?;
-                let signature = domain.sign(&keyring.keys, &message);
-                api::shares_stop(api::StopBody {
-                    message,
-                    signature: format!("0x{}", hex::encode(signature)),
-                    approval,
-                })
-                .await
-                .map_err(|e| e.to_string())
+                let signature = domain.sign_typed(&keyring.keys, &message);
+                api::shares_stop(api::StopBody { message, signature, approval }).await.map_err(|e| e.to_string())
             }
             .await;
             stopping.set(None);
@@ -696,7 +680,7 @@ fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option
                 Some(list) if list.is_empty() => view! { <p class="muted">"No one has opened a shared record yet."</p> }.into_any(),
                 Some(list) => {
                     let clinicians: BTreeSet<(String, String)> =
-                        list.iter().map(|a| (a.grantee_name.clone(), a.grantee.clone())).collect();
+                        list.iter().map(|a| (a.grantee_name.clone(), a.grantee.to_string())).collect();
                     let records: BTreeSet<RecordId> = list.iter().map(|a| a.record).collect();
                     view! {
                         <div class="filters">
@@ -728,14 +712,14 @@ fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option
                                 {move || {
                                     let (who, what) = (by_clinician.get(), by_record.get());
                                     list.iter()
-                                        .filter(|a| who.is_empty() || a.grantee == who)
+                                        .filter(|a| who.is_empty() || a.grantee.to_string() == who)
                                         .filter(|a| what.is_empty() || a.record.to_hex() == what)
                                         .map(|a| view! {
                                             <tr data-testid="access">
                                                 <td>{format_datetime(a.at)}</td>
                                                 <td>{a.grantee_name.clone()}</td>
                                                 <td>{record_title(a.record)}</td>
-                                                <td><code title=a.tx.clone()>{format!("block {}", a.block)}</code></td>
+                                                <td><code title=a.tx.to_string()>{format!("block {}", a.block)}</code></td>
                                             </tr>
                                         })
                                         .collect_view()
@@ -762,8 +746,8 @@ fn export_consents(list: &[ShareView]) {
             let categories =
                 Category::ALL.into_iter().filter(|c| s.categories >> c.code() & 1 == 1).collect::<Vec<_>>();
             chartkey_core::audit::consent(&GrantFacts {
-                patient: Party { address: &s.patient, name: &s.patient_name },
-                grantee: Party { address: &s.grantee.address, name: &s.grantee.display_name },
+                patient: Party { address: s.patient, name: &s.patient_name },
+                grantee: Party { address: s.grantee.address, name: &s.grantee.display_name },
                 covered: match s.scope {
                     SCOPE_RECORDS => Covered::Records(&s.records),
                     SCOPE_CATEGORIES => Covered::Categories(categories),
@@ -773,7 +757,7 @@ fn export_consents(list: &[ShareView]) {
                 granted_at: s.granted_at,
                 expires_at: s.expires_at as i64,
                 active: s.state == ShareState::Active,
-                grant_tx: &s.grant_tx,
+                grant_tx: s.grant_tx,
             })
         })
         .collect();
@@ -784,18 +768,16 @@ fn export_consents(list: &[ShareView]) {
 /// Downloads every access as a FHIR Bundle of AuditEvent resources.
 fn export_audit(list: &[AccessView]) {
     use chartkey_core::audit::{AccessFacts, Party};
-    let ids: Vec<String> = list.iter().map(|a| a.record.to_hex()).collect();
     let resources = list
         .iter()
-        .zip(&ids)
-        .map(|(a, id)| {
+        .map(|a| {
             chartkey_core::audit::audit_event(&AccessFacts {
-                patient: Party { address: &a.patient, name: &a.patient_name },
-                grantee: Party { address: &a.grantee, name: &a.grantee_name },
-                record_id: id,
+                patient: Party { address: a.patient, name: &a.patient_name },
+                grantee: Party { address: a.grantee, name: &a.grantee_name },
+                record_id: a.record,
                 category: Category::from_code(a.category),
                 at: a.at,
-                tx: &a.tx,
+                tx: a.tx,
             })
         })
         .collect();
@@ -807,7 +789,7 @@ fn export_audit(list: &[AccessView]) {
 #[component]
 fn SharedWithMe() -> impl IntoView {
     let shares = RwSignal::new(None::<Vec<ShareView>>);
-    let open_patient = RwSignal::new(None::<String>);
+    let open_patient = RwSignal::new(None::<value::Address>);
     let error = RwSignal::new(None::<String>);
     leptos::task::spawn_local(async move {
         match api::shares_list().await {
@@ -837,7 +819,7 @@ fn SharedWithMe() -> impl IntoView {
                     <tbody>
                         {list.into_iter().map(|s| {
                             let (words, class) = state_words(s.state);
-                            let patient = s.patient.clone();
+                            let patient = s.patient;
                             view! {
                                 <tr data-testid="held-share">
                                     <td>{s.patient_name.clone()}</td>
@@ -847,7 +829,7 @@ fn SharedWithMe() -> impl IntoView {
                                     <td><span class=class>{words}</span></td>
                                     <td>
                                         <button type="button" class="button button-small"
-                                            on:click=move |_| open_patient.set(Some(patient.clone()))>
+                                            on:click=move |_| open_patient.set(Some(patient))>
                                             {format!("Open {}'s chart", s.patient_name)}
                                         </button>
                                     </td>
@@ -868,21 +850,21 @@ struct OpenedShared {
     id: RecordId,
     opened: Arc<chart_records::Opened>,
     access_block: u64,
-    access_tx: String,
+    access_tx: Hash32,
 }
 
 /// One patient's shared chart, for the clinician. Every open signs an
 /// access, which the ledger records before anything is released; when the
 /// share has ended, the reason is shown and everything decrypted is dropped.
 #[component]
-fn SharedChartView(patient: String) -> impl IntoView {
+fn SharedChartView(patient: value::Address) -> impl IntoView {
     let session = use_session();
     let chart = RwSignal::new(None::<api::SharedChart>);
     let opened = RwSignal::new(Vec::<OpenedShared>::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
     let nonce = StoredValue::new(0u64);
-    let patient_key = StoredValue::new(patient.clone());
+    let patient_key = StoredValue::new(patient);
     let load = move || {
         leptos::task::spawn_local(async move {
             match api::shares_chart(patient_key.get_value()).await {
@@ -903,7 +885,7 @@ fn SharedChartView(patient: String) -> impl IntoView {
         chart.with(|c| {
             c.as_ref()
                 .filter(|c| c.share.write && c.share.state == ShareState::Active)
-                .map(|c| (c.share.patient.clone(), c.share.patient_name.clone()))
+                .map(|c| (c.share.patient, c.share.patient_name.clone()))
         })
     });
     let open = move |meta: api::SharedRecord| {
@@ -911,7 +893,7 @@ fn SharedChartView(patient: String) -> impl IntoView {
         error.set(None);
         busy.set(Some("Asking the ledger to record this access…".into()));
         leptos::task::spawn_local(async move {
-            let result = open_shared(&keyring, &patient_key.get_value(), meta, nonce.get_value(), busy).await;
+            let result = open_shared(&keyring, patient_key.get_value(), meta, nonce.get_value(), busy).await;
             busy.set(None);
             match result {
                 Ok(o) => {
@@ -975,7 +957,7 @@ fn SharedChartView(patient: String) -> impl IntoView {
             {move || opened.get().into_iter().map(|o| {
                 let summary = o.opened.summary.clone();
                 view! {
-                    <article class="record-view" data-testid="opened-record" data-access-tx=o.access_tx.clone()>
+                    <article class="record-view" data-testid="opened-record" data-access-tx=o.access_tx.to_string()>
                         <h3>{summary.title.clone()}</h3>
                         {summary.date.clone().map(|d| view! { <p class="muted">{d}</p> })}
                         <dl class="facts">
@@ -1001,7 +983,7 @@ enum Entry {
 /// this browser for the patient and the clinician, anchored with the
 /// clinician as author.
 #[component]
-fn WriteBack(patient: String, patient_name: String, on_added: Callback<()>) -> impl IntoView {
+fn WriteBack(patient: value::Address, patient_name: String, on_added: Callback<()>) -> impl IntoView {
     let session = use_session();
     let kind = RwSignal::new("note".to_string());
     let text = RwSignal::new(String::new());
@@ -1039,7 +1021,7 @@ fn WriteBack(patient: String, patient_name: String, on_added: Callback<()>) -> i
         done.set(None);
         busy.set(Some("Encrypting for the patient and you, and anchoring it…".into()));
         leptos::task::spawn_local(async move {
-            let result = write_back(&keyring, &patient.get_value(), &resource).await;
+            let result = write_back(&keyring, patient.get_value(), &resource).await;
             busy.set(None);
             match result {
                 Ok(block) => {
@@ -1135,11 +1117,11 @@ fn build_entry(entry: Entry, text: &str, value: &str, unit: &str, author: &str, 
 /// Encrypts `resource` for this clinician and the patient (whose signed
 /// directory entry is checked first), uploads it, signs its anchor with the
 /// clinician as author and adds it to the patient's chart.
-async fn write_back(keyring: &Keyring, patient: &str, resource: &str) -> Result<Option<u64>, String> {
+async fn write_back(keyring: &Keyring, patient: value::Address, resource: &str) -> Result<Option<u64>, String> {
     use chartkey_core::envelope::DataKey;
     use chartkey_core::records::{self as core_records, AnchoredRecord};
-    let patient_address: Address = patient.parse().map_err(|_| "The patient's address is invalid.".to_string())?;
-    let published = api::directory_lookup(patient.to_owned()).await.map_err(|e| e.to_string())?;
+    let patient_address: Address = patient.into();
+    let published = api::directory_lookup(patient).await.map_err(|e| e.to_string())?;
     let entry = published
         .entry
         .verify_for(&patient_address)
@@ -1162,21 +1144,21 @@ async fn write_back(keyring: &Keyring, patient: &str, resource: &str) -> Result<
     let message =
         core_records::anchor_message(keys.address(), patient_address, &anchored).map_err(|e| e.to_string())?;
     let signature = match &message {
-        chartkey_core::eip712::LedgerMessage::Anchor(m) => records_domain().await?.sign(keys, m),
+        chartkey_core::eip712::LedgerMessage::Anchor(m) => records_domain().await?.sign_typed(keys, m),
         _ => return Err("One record is anchored alone.".into()),
     };
     let body = api::AddRecordsBody {
         records: vec![api::NewRecord {
             id,
-            blob: hex::encode(hash),
+            blob: Hash32(hash),
             category,
             amends: None,
-            wrapped_key: mine.to_base64(),
-            patient_wrapped_key: Some(theirs.to_base64()),
+            wrapped_key: mine,
+            patient_wrapped_key: Some(theirs),
             also: Vec::new(),
         }],
-        signature: format!("0x{}", hex::encode(signature)),
-        patient: Some(patient.to_owned()),
+        signature,
+        patient: Some(patient),
     };
     let receipt = api::records_add(body).await.map_err(|e| e.to_string())?;
     Ok(receipt.block_number)
@@ -1187,12 +1169,12 @@ async fn write_back(keyring: &Keyring, patient: &str, resource: &str) -> Result<
 /// decrypts it with the key wrapped for this clinician.
 async fn open_shared(
     keyring: &Keyring,
-    patient: &str,
+    patient: value::Address,
     meta: api::SharedRecord,
     nonce: u64,
     busy: RwSignal<Option<String>>,
 ) -> Result<OpenedShared, String> {
-    let patient: Address = patient.parse().map_err(|_| "The patient's address is invalid.".to_string())?;
+    let patient: Address = patient.into();
     let checker = chart_records::Checker::for_chart(patient).await?;
     let access = chartkey_core::eip712::Access {
         grantee: keyring.keys.address(),
@@ -1200,10 +1182,8 @@ async fn open_shared(
         record_id: meta.id.0,
         nonce: U256::from(nonce),
     };
-    let signature = checker.domain().sign(&keyring.keys, &access);
-    let answer = api::records_open(api::OpenBody { access, signature: format!("0x{}", hex::encode(signature)) })
-        .await
-        .map_err(|e| e.to_string())?;
+    let signature = checker.domain().sign_typed(&keyring.keys, &access);
+    let answer = api::records_open(api::OpenBody { access, signature }).await.map_err(|e| e.to_string())?;
     if answer.record.id != meta.id {
         return Err("The server answered with another record than the one opened; nothing is shown.".into());
     }

@@ -51,7 +51,7 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
                     }
                     Ok(SignInOutcome::NeedsPassphrase { account, sealed }) => {
                         busy.set(None);
-                        passphrase_for.set_value(Some((account, sealed)));
+                        passphrase_for.set_value(Some((*account, sealed)));
                         asking_passphrase.set(true);
                     }
                     Err(e) => {

@@ -39,9 +39,7 @@ pub fn SignUp() -> impl IntoView {
         let role = chosen_role.get_value();
         let keys = secret.derive();
         let ledger = api::ledger_info().await.map_err(|e| e.to_string())?;
-        let directory =
-            ledger.directory.parse().map_err(|_| "The server named an invalid ledger contract.".to_string())?;
-        let (_, ledger_registration) = first_registration(&keys, role.code(), ledger.chain_id, directory);
+        let (_, ledger_registration) = first_registration(&keys, role.code(), ledger.chain_id, ledger.directory.into());
         let account = api::signup_finish(api::SignupFinishBody {
             ceremony_id: passkey.ceremony_id,
             credential: passkey.credential,
@@ -49,7 +47,7 @@ pub fn SignUp() -> impl IntoView {
             sealed_keystore,
             uses_passphrase,
             directory: DirectoryEntry::sign(&keys, role),
-            ledger_registration,
+            ledger_registration: Some(ledger_registration),
         })
         .await
         .map_err(|e| e.to_string())?;
