@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use chartkey_core::role::Role;
 use common::*;
-use serde_json::json;
 
 /// Reads the stream until it ends; panics if it is still open after `limit`.
 async fn ends_within(mut stream: reqwest::Response, limit: Duration) -> Duration {
@@ -35,7 +34,7 @@ async fn the_notice_stream_ends_with_its_session() {
     // Signing out.
     let patient = sign_up(&server, "Stream Patient", Role::Patient).await;
     let stream = open_stream(&patient.client).await;
-    assert_eq!(patient.client.call("logout", json!({})).await.status, 200);
+    patient.client.api(fns::Logout {}).await.unwrap();
     let took = ends_within(stream, Duration::from_secs(6)).await;
     eprintln!("stream ended {took:?} after sign-out");
 
@@ -43,7 +42,7 @@ async fn the_notice_stream_ends_with_its_session() {
     let clinician = sign_up(&server, "Dr Idle", Role::Clinician).await;
     let stream = open_stream(&clinician.client).await;
     ends_within(stream, Duration::from_secs(9)).await;
-    assert_eq!(clinician.client.call("me", json!({})).await.status, 401, "the session is locked");
+    assert_eq!(clinician.client.api(fns::Me {}).await, Err(ApiError::Unauthorized), "the session is locked");
 
     // The passkey it signed in with is removed from another session.
     let owner = sign_up(&server, "Two Keys", Role::Patient).await;

@@ -15,6 +15,8 @@ use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::role::Role;
 use chartkey_core::{AccountKeys, AccountSecret};
+pub use chartkey_api::ApiError;
+pub use chartkey_app::api as fns;
 use chartkey_ledger::abi::SolCall;
 use chartkey_ledger::node::{BASE_FEE, Fees, Wallet};
 use chartkey_server::Config;
@@ -236,7 +238,28 @@ pub struct Answer {
 }
 
 impl Client {
-    /// Calls a server function: POST /api/<name> with a JSON body.
+    /// Calls server function `F` as the browser does: its typed arguments
+    /// (the struct `#[server]` makes of them, e.g. `RecordsAdd { body }`)
+    /// as JSON to its path, and its typed answer, or the `ApiError` the
+    /// browser would get. The status must be the one that error maps to.
+    pub async fn api<F>(&self, args: F) -> Result<F::Output, ApiError>
+    where
+        F: server_fn::ServerFn<Error = ApiError> + serde::Serialize,
+        F::Output: serde::de::DeserializeOwned,
+    {
+        let res = self.http.post(format!("{}{}", self.base, F::PATH)).json(&args).send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        if status == 200 {
+            return Ok(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", F::PATH)));
+        }
+        let error: ApiError = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", F::PATH));
+        assert_eq!(error.status(), status, "{}: {error:?} answered with status {status}", F::PATH);
+        Err(error)
+    }
+
+    /// Calls a server function by name with a raw JSON body: for what the
+    /// browser never sends (malformed or forged input).
     pub async fn call(&self, name: &str, args: Value) -> Answer {
         let res = self.http.post(format!("{}/api/{name}", self.base)).json(&args).send().await.unwrap();
         let status = res.status().as_u16();
