@@ -5,9 +5,17 @@
 //! once; the values inside it (hashes, addresses, signatures) are core's.
 
 mod account;
+mod ceremonies;
+mod credentials;
 mod error;
-mod types;
+mod ledger;
+mod records;
+mod sharing;
 
 pub use account::*;
+pub use ceremonies::*;
+pub use credentials::*;
 pub use error::ApiError;
-pub use types::*;
+pub use ledger::*;
+pub use records::*;
+pub use sharing::*;

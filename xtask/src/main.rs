@@ -7,6 +7,7 @@
 mod bench;
 mod circles;
 mod contracts;
+mod sizes;
 mod sweep;
 mod tools;
 
@@ -20,7 +21,7 @@ const USAGE: &str = "\
 usage:
   cargo xtask run [server flags…]   build the app and start Chartkey (http://localhost:8080)
                                     e.g. --port 9000 --data-dir ./mydata
-  cargo xtask test                  format, module circles, lints (native and wasm32), unit, integration and browser tests
+  cargo xtask test                  format, module circles, file sizes, lints (native and wasm32), unit, integration and browser tests
   cargo xtask bench bundle          first-load size and time to an interactive sign-in page
   cargo xtask bench ledger          gas per contract call, durable grants per second (embedded node)
   cargo xtask bench records         record encryption (wasm vs WebCrypto AES-GCM), a 1,111-resource import
@@ -153,6 +154,7 @@ fn test() -> Result {
         run_cmd(cmd)
     })?;
     step("module circles", || circles::check(&env.root))?;
+    step("file sizes", || sizes::check(&env.root))?;
     step("clippy (native)", || {
         let mut cmd = env.cmd("cargo");
         // With the test-only controls, so that the tests that use them are

@@ -12,6 +12,9 @@
 
 mod block;
 mod genesis;
+mod mined;
+mod miner;
+mod replay;
 mod store;
 mod wallet;
 
@@ -32,6 +35,11 @@ use tokio::sync::oneshot;
 
 pub use block::{BlockError, EXTRA_DATA, SignedTx};
 pub use genesis::{Contracts, GENESIS_DEPLOYER, Genesis};
+use mined::mined_tx;
+pub use mined::{Block, MinedTx};
+use miner::mine;
+pub use replay::{checkpoint_view, verify};
+use replay::{decode_block, genesis_header, replay, stored_genesis};
 pub use store::{Store, StoreError, StoredBlock, StoredTx};
 pub use wallet::{Fees, Wallet};
 
@@ -102,31 +110,6 @@ pub struct Inclusion {
     pub success: bool,
     pub gas_used: u64,
     pub logs: Vec<alloy_primitives::Log>,
-}
-
-/// A block read back from the store.
-#[derive(Debug, Clone)]
-pub struct Block {
-    pub hash: B256,
-    pub header: Header,
-    pub transactions: Vec<SignedTx>,
-    pub receipts: Vec<ReceiptEnvelope>,
-}
-
-/// A mined transaction with its receipt and where it is.
-#[derive(Debug, Clone)]
-pub struct MinedTx {
-    pub tx: SignedTx,
-    pub receipt: ReceiptEnvelope,
-    pub block_hash: B256,
-    pub block_number: u64,
-    pub block_timestamp: u64,
-    pub index: u64,
-    /// Gas this transaction used (not cumulative).
-    pub gas_used: u64,
-    /// Index in the block of this transaction's first log.
-    pub first_log_index: u64,
-    pub contract_address: Option<Address>,
 }
 
 /// What a verification went over.
@@ -573,307 +556,8 @@ fn halt_message(reason: &str) -> String {
     }
 }
 
-impl Block {
-    /// Transaction `index` with its receipt.
-    pub fn mined(&self, index: usize) -> Option<MinedTx> {
-        let first_log_index = self.receipts.get(..index)?.iter().map(|r| r.logs().len() as u64).sum();
-        self.mined_at(index, first_log_index)
-    }
-
-    /// Every transaction with its receipt, in order.
-    pub fn mined_all(&self) -> Vec<MinedTx> {
-        let mut first_log_index = 0;
-        (0..self.transactions.len())
-            .filter_map(|index| {
-                let mined = self.mined_at(index, first_log_index)?;
-                first_log_index += mined.receipt.logs().len() as u64;
-                Some(mined)
-            })
-            .collect()
-    }
-
-    fn mined_at(&self, index: usize, first_log_index: u64) -> Option<MinedTx> {
-        let tx = self.transactions.get(index)?.clone();
-        mined_tx(self.hash, &self.header, index, tx, self.receipts.get(..=index)?, first_log_index)
-    }
-}
-
-/// Transaction `index` of a block, given the block's receipts up to and
-/// including its own.
-fn mined_tx(
-    block_hash: B256,
-    header: &Header,
-    index: usize,
-    tx: SignedTx,
-    receipts: &[ReceiptEnvelope],
-    first_log_index: u64,
-) -> Option<MinedTx> {
-    let receipt = receipts.get(index)?.clone();
-    let previous = if index == 0 { 0 } else { receipts[index - 1].cumulative_gas_used() };
-    let contract_address = match tx.envelope.kind() {
-        TxKind::Create if receipt.is_success() => Some(tx.sender.create(tx.envelope.nonce())),
-        _ => None,
-    };
-    Some(MinedTx {
-        gas_used: receipt.cumulative_gas_used() - previous,
-        tx,
-        receipt,
-        block_hash,
-        block_number: header.number,
-        block_timestamp: header.timestamp,
-        index: index as u64,
-        first_log_index,
-        contract_address,
-    })
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock leaves data that is still consistent for
     // reading (every writer finishes its update before releasing).
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The genesis spec stored with the chain, if any.
-fn stored_genesis(store: &Store) -> Result<Option<Genesis>, LedgerError> {
-    let Some(bytes) = store.meta("genesis")? else { return Ok(None) };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| LedgerError::BadBlock { number: 0, reason: format!("genesis unreadable: {e}") })
-}
-
-fn genesis_header(genesis: &Genesis) -> Result<(Header, B256), LedgerError> {
-    let (_, diff) = genesis.build().map_err(|e| LedgerError::BadBlock { number: 0, reason: e.to_string() })?;
-    Ok(genesis_header_of(genesis, &diff))
-}
-
-fn genesis_header_of(genesis: &Genesis, diff: &StateDiff) -> (Header, B256) {
-    let header = block::header(None, 0, genesis.timestamp, block::state_commitment(B256::ZERO, diff), &[], &[]);
-    let hash = header.hash_slow();
-    (header, hash)
-}
-
-fn decode_block(stored: &StoredBlock) -> Result<Block, LedgerError> {
-    let bad = |reason: String| LedgerError::BadBlock { number: stored.number, reason };
-    let header = Header::decode(&mut stored.header.as_slice()).map_err(|e| bad(format!("header unreadable: {e}")))?;
-    let transactions = stored
-        .transactions
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let envelope =
-                TxEnvelope::decode_2718_exact(&t.raw).map_err(|e| bad(format!("transaction {i} unreadable: {e}")))?;
-            SignedTx::recover(envelope).map_err(|e| bad(format!("transaction {i}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let receipts = stored
-        .receipts
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            ReceiptEnvelope::decode_2718_exact(raw).map_err(|e| bad(format!("receipt {i} unreadable: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Block { hash: B256::from(stored.hash), header, transactions, receipts })
-}
-
-/// Re-executes the chain in `store` from `genesis` and checks every block
-/// against what execution produces; returns the resulting state. The first
-/// block that does not match is named in the error.
-fn replay(
-    store: &Store,
-    genesis: &Genesis,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(Executed, VerifyReport), LedgerError> {
-    let head = store.head_number()?.ok_or(LedgerError::BadBlock { number: 0, reason: "missing".into() })?;
-    let (mut db, diff) = genesis.build().map_err(|e| LedgerError::BadBlock { number: 0, reason: e.to_string() })?;
-    let (genesis_header, genesis_hash) = genesis_header_of(genesis, &diff);
-    let stored = store.block(0)?.ok_or(LedgerError::BadBlock { number: 0, reason: "missing".into() })?;
-    check_stored(&stored, &genesis_header, genesis_hash, &[], &[])?;
-    let (mut header, mut hash) = (genesis_header, genesis_hash);
-    let mut transactions = 0u64;
-    for number in 1..=head {
-        let stored = store.block(number)?.ok_or(LedgerError::BadBlock { number, reason: "missing".into() })?;
-        let bad = |reason: String| LedgerError::BadBlock { number, reason };
-        let decoded = decode_block(&stored)?;
-        for (i, t) in stored.transactions.iter().enumerate() {
-            if keccak256(&t.raw).0 != t.hash {
-                return Err(bad(format!("transaction {i}: stored hash does not match its bytes")));
-            }
-        }
-        if decoded.header.timestamp < header.timestamp {
-            return Err(bad("timestamp before its parent's".into()));
-        }
-        let parent = Parent { hash, header: &header };
-        let (executed, refused) =
-            block::execute(&mut db, genesis.chain_id, &parent, decoded.header.timestamp, decoded.transactions);
-        if let Some((tx, reason)) = refused.first() {
-            return Err(bad(format!("transaction {} cannot be included: {reason}", tx.hash())));
-        }
-        let raws: Vec<Vec<u8>> = executed.transactions.iter().map(|t| t.envelope.encoded_2718()).collect();
-        let receipts: Vec<Vec<u8>> = executed.receipts.iter().map(|r| r.encoded_2718()).collect();
-        check_stored(&stored, &executed.header, executed.hash, &raws, &receipts)?;
-        transactions += executed.transactions.len() as u64;
-        progress(number, head);
-        (header, hash) = (executed.header, executed.hash);
-    }
-    let report = VerifyReport { blocks: head + 1, transactions, head_hash: hash };
-    Ok((Executed { db, header, hash }, report))
-}
-
-/// Compares a stored block with the block re-execution produced.
-fn check_stored(
-    stored: &StoredBlock,
-    header: &Header,
-    hash: B256,
-    transactions: &[Vec<u8>],
-    receipts: &[Vec<u8>],
-) -> Result<(), LedgerError> {
-    let bad = |reason: &str| Err(LedgerError::BadBlock { number: stored.number, reason: reason.into() });
-    if stored.header != alloy_rlp::encode(header) {
-        return bad("header does not match re-execution");
-    }
-    if stored.hash != hash.0 {
-        return bad("stored hash does not match the header");
-    }
-    if stored.transactions.len() != transactions.len()
-        || stored.transactions.iter().zip(transactions).any(|(s, raw)| &s.raw != raw)
-    {
-        return bad("transactions do not match re-execution");
-    }
-    if stored.receipts.as_slice() != receipts {
-        return bad("receipts do not match re-execution");
-    }
-    Ok(())
-}
-
-/// Re-executes and checks the chain stored at `path` (read-only), calling
-/// `progress(block, head)` as it goes.
-pub fn verify(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, LedgerError> {
-    if !path.exists() {
-        return Err(LedgerError::Missing { path: path.to_owned() });
-    }
-    let store = Store::open_read_only(path)?;
-    let genesis = stored_genesis(&store)?.ok_or(LedgerError::BadBlock { number: 0, reason: "no genesis".into() })?;
-    replay(&store, &genesis, progress).map(|(_, report)| report)
-}
-
-/// What a checkpoint is checked against, read from the chain stored at
-/// `path` (after [`verify`]): its genesis (chain id, administrator) and the
-/// hash of block `number`, if the chain reaches it.
-pub fn checkpoint_view(path: &Path, number: u64) -> Result<(Genesis, Option<B256>), LedgerError> {
-    if !path.exists() {
-        return Err(LedgerError::Missing { path: path.to_owned() });
-    }
-    let store = Store::open_read_only(path)?;
-    let genesis = stored_genesis(&store)?.ok_or(LedgerError::BadBlock { number: 0, reason: "no genesis".into() })?;
-    let hash = store.block(number)?.map(|b| B256::from(b.hash));
-    Ok((genesis, hash))
-}
-
-/// The miner: takes queued transactions into blocks until the node stops.
-fn mine(inner: &Inner, mut writer: Store) {
-    loop {
-        #[cfg(feature = "test-controls")]
-        match inner.block_delay_ms.load(Ordering::SeqCst) {
-            0 => {}
-            ms => std::thread::sleep(std::time::Duration::from_millis(ms)),
-        }
-        let batch = {
-            let mut pool = lock(&inner.pool);
-            while (pool.queue.is_empty() || inner.paused()) && !inner.stopping.load(Ordering::SeqCst) {
-                pool = inner.work.wait(pool).unwrap_or_else(|p| p.into_inner());
-            }
-            if pool.queue.is_empty() {
-                return;
-            }
-            let mut gas = 0u64;
-            let take = pool
-                .queue
-                .iter()
-                .take_while(|p| {
-                    gas += p.tx.envelope.gas_limit();
-                    gas <= BLOCK_GAS_LIMIT
-                })
-                .count()
-                .max(1);
-            pool.queue.drain(..take).collect::<Vec<_>>()
-        };
-        let (transactions, mut waiters): (Vec<SignedTx>, HashMap<B256, _>) =
-            batch.into_iter().map(|p| (p.tx.hash(), p)).map(|(hash, p)| (p.tx, (hash, p.done))).unzip();
-        let senders: Vec<Address> = transactions.iter().map(|t| t.sender).collect();
-        let hashes: Vec<B256> = transactions.iter().map(SignedTx::hash).collect();
-
-        let mut state = lock(&inner.state);
-        let timestamp = inner.now().max(state.header.timestamp);
-        let parent_header = state.header.clone();
-        let parent = Parent { hash: state.hash, header: &parent_header };
-        let (executed, refused) =
-            block::execute(&mut state.db, inner.genesis.chain_id, &parent, timestamp, transactions);
-        {
-            let mut pool = lock(&inner.pool);
-            for (sender, hash) in senders.iter().zip(&hashes) {
-                pool.known.remove(hash);
-                if let Some(entry) = pool.senders.get_mut(sender) {
-                    entry.1 -= 1;
-                    if entry.1 == 0 {
-                        pool.senders.remove(sender);
-                    }
-                }
-            }
-        }
-        for (tx, reason) in refused {
-            if let Some(done) = waiters.remove(&tx.hash()) {
-                let _ = done.send(Err(SubmitError::Rejected(reason.to_string())));
-            }
-        }
-        if executed.transactions.is_empty() {
-            continue;
-        }
-        state.header = executed.header.clone();
-        state.hash = executed.hash;
-        drop(state);
-
-        let stored = StoredBlock {
-            number: executed.header.number,
-            hash: executed.hash.0,
-            header: alloy_rlp::encode(&executed.header),
-            transactions: executed
-                .transactions
-                .iter()
-                .map(|t| StoredTx { hash: t.hash().0, raw: t.envelope.encoded_2718() })
-                .collect(),
-            receipts: executed.receipts.iter().map(|r| r.encoded_2718()).collect(),
-        };
-        if let Err(e) = writer.append(&stored) {
-            // The in-memory state is now ahead of the disk: stop, so nothing
-            // more is acknowledged; a restart rebuilds from what is durable.
-            let reason = format!("writing block {}: {e}", stored.number);
-            inner.fail(reason.clone());
-            for (_, done) in waiters {
-                let _ = done.send(Err(SubmitError::Unavailable(reason.clone())));
-            }
-            let mut pool = lock(&inner.pool);
-            for pending in pool.queue.drain(..) {
-                let _ = pending.done.send(Err(SubmitError::Unavailable(reason.clone())));
-            }
-            return;
-        }
-        *lock(&inner.head) = (executed.header.number, executed.hash, executed.header.timestamp);
-        let mut previous_gas = 0;
-        for (index, (tx, receipt)) in executed.transactions.iter().zip(&executed.receipts).enumerate() {
-            let cumulative = receipt.cumulative_gas_used();
-            if let Some(done) = waiters.remove(&tx.hash()) {
-                let _ = done.send(Ok(Inclusion {
-                    hash: tx.hash(),
-                    block_number: executed.header.number,
-                    block_hash: executed.hash,
-                    index: index as u64,
-                    success: receipt.is_success(),
-                    gas_used: cumulative - previous_gas,
-                    logs: receipt.logs().to_vec(),
-                }));
-            }
-            previous_gas = cumulative;
-        }
-    }
 }

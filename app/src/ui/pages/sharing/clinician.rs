@@ -1,0 +1,424 @@
+//! A clinician's side: charts shared with them, opening a record (an
+//! access the ledger records first), and writing a record back.
+
+use super::*;
+use super::shares::{scope_words, state_words, time_left};
+
+/// A clinician's "Shared with me".
+#[component]
+pub(super) fn SharedWithMe() -> impl IntoView {
+    let shares = RwSignal::new(None::<Vec<ShareView>>);
+    let open_patient = RwSignal::new(None::<value::Address>);
+    let error = RwSignal::new(None::<String>);
+    leptos::task::spawn_local(async move {
+        match api::shares_list().await {
+            Ok(list) => shares.set(Some(list)),
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    });
+    view! {
+        <h1>"Shared with me"</h1>
+        <p class="lead">"Patients who shared records with you, what, and for how long. Every record you open is recorded on the ledger and the patient is told."</p>
+        <ErrorMessage error=error />
+        {move || match shares.get() {
+            None => ().into_any(),
+            Some(list) if list.is_empty() => view! { <p class="muted">"No one has shared records with you yet."</p> }.into_any(),
+            Some(list) => view! {
+                <table class="table" data-testid="shared-with-me">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Patient"</th>
+                            <th scope="col">"What"</th>
+                            <th scope="col">"Access"</th>
+                            <th scope="col">"Time left"</th>
+                            <th scope="col">"Status"</th>
+                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {list.into_iter().map(|s| {
+                            let (words, class) = state_words(s.state);
+                            let patient = s.patient;
+                            view! {
+                                <tr data-testid="held-share">
+                                    <td>{s.patient_name.clone()}</td>
+                                    <td>{scope_words(&s)}</td>
+                                    <td>{if s.write { "Read and add" } else { "Read" }}</td>
+                                    <td>{if s.state == ShareState::Active { time_left(s.expires_at) } else { "—".into() }}</td>
+                                    <td><span class=class>{words}</span></td>
+                                    <td>
+                                        <button type="button" class="button button-small"
+                                            on:click=move |_| open_patient.set(Some(patient))>
+                                            {format!("Open {}'s chart", s.patient_name)}
+                                        </button>
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any(),
+        }}
+        {move || open_patient.get().map(|p| view! { <SharedChartView patient=p /> })}
+    }
+}
+
+/// A record opened from a shared chart (decrypted in memory only).
+#[derive(Clone)]
+struct OpenedShared {
+    id: RecordId,
+    opened: Arc<chart_records::Opened>,
+    access_block: u64,
+    access_tx: Hash32,
+}
+
+/// One patient's shared chart, for the clinician. Every open signs an
+/// access, which the ledger records before anything is released; when the
+/// share has ended, the reason is shown and everything decrypted is dropped.
+#[component]
+fn SharedChartView(patient: value::Address) -> impl IntoView {
+    let session = use_session();
+    let chart = RwSignal::new(None::<api::SharedChart>);
+    let opened = RwSignal::new(Vec::<OpenedShared>::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let nonce = StoredValue::new(0u64);
+    let patient_key = StoredValue::new(patient);
+    let load = move || {
+        leptos::task::spawn_local(async move {
+            match api::shares_chart(patient_key.get_value()).await {
+                Ok(c) => {
+                    nonce.set_value(c.next_nonce);
+                    if c.share.state != ShareState::Active {
+                        opened.set(Vec::new());
+                    }
+                    chart.set(Some(c));
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        })
+    };
+    load();
+    // The write-back form stays (with its messages) while the chart reloads.
+    let writable = Memo::new(move |_| {
+        chart.with(|c| {
+            c.as_ref()
+                .filter(|c| c.share.write && c.share.state == ShareState::Active)
+                .map(|c| (c.share.patient, c.share.patient_name.clone()))
+        })
+    });
+    let open = move |meta: api::SharedRecord| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        error.set(None);
+        busy.set(Some("Asking the ledger to record this access…".into()));
+        leptos::task::spawn_local(async move {
+            let result = open_shared(&keyring, patient_key.get_value(), meta, nonce.get_value(), busy).await;
+            busy.set(None);
+            match result {
+                Ok(o) => {
+                    nonce.update_value(|n| *n += 1);
+                    opened.update(|list| {
+                        list.retain(|x| x.id != o.id);
+                        list.insert(0, o);
+                    });
+                }
+                Err(e) => {
+                    // Refused: whatever this chart showed is dropped, and
+                    // the share's state is read again to say why.
+                    opened.set(Vec::new());
+                    error.set(Some(e));
+                    load();
+                }
+            }
+        });
+    };
+    view! {
+        <section class="panel" data-testid="shared-chart" aria-labelledby="shared-chart-heading">
+            {move || chart.get().map(|c| {
+                let (words, _) = state_words(c.share.state);
+                view! {
+                    <h2 id="shared-chart-heading">{format!("{}'s shared records", c.share.patient_name)}</h2>
+                    {(c.share.state != ShareState::Active).then(|| view! {
+                        <p class="alert alert-warning" role="alert" data-testid="share-ended">
+                            {match c.share.state {
+                                ShareState::Stopped => "The patient stopped sharing with you, so these records are closed. Nothing decrypted from them is kept here.",
+                                ShareState::Expired => "The time the patient shared these for has ended. Nothing decrypted from them is kept here.",
+                                ShareState::CredentialLapsed => "Your credential has expired or was revoked, so shared records are closed to you.",
+                                ShareState::Active => "",
+                            }}
+                            " (" {words} ")"
+                        </p>
+                    })}
+                    <ul class="list" aria-label="Shared records">
+                        {c.records.into_iter().map(|m| {
+                            let label = Category::from_code(m.category).map_or("Record", Category::label);
+                            let meta = m.clone();
+                            view! {
+                                <li class="shared-record" data-testid="shared-record">
+                                    {format!("{label} · added {}", format_date(m.created_at))}
+                                    " "
+                                    <button type="button" class="button button-small"
+                                        on:click=move |_| open(meta.clone())
+                                        disabled=move || busy.with(Option::is_some)>
+                                        "Open"
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }
+            })}
+            <ErrorMessage error=error />
+            <Busy message=busy />
+            {move || writable.get().map(|(patient, name)| view! {
+                <WriteBack patient=patient patient_name=name on_added=Callback::new(move |()| load()) />
+            })}
+            {move || opened.get().into_iter().map(|o| {
+                let summary = o.opened.summary.clone();
+                view! {
+                    <article class="record-view" data-testid="opened-record" data-access-tx=o.access_tx.to_string()>
+                        <h3>{summary.title.clone()}</h3>
+                        {summary.date.clone().map(|d| view! { <p class="muted">{d}</p> })}
+                        <dl class="facts">
+                            {summary.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
+                        </dl>
+                        <p class="ledger-line muted">{format!("Access recorded on the ledger in block {}.", o.access_block)}</p>
+                    </article>
+                }
+            }).collect_view()}
+        </section>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Note,
+    Observation,
+    Medication,
+}
+
+/// A clinician adds a note, an observation or a medication request to the
+/// patient's chart under a read+write share: written as FHIR, encrypted in
+/// this browser for the patient and the clinician, anchored with the
+/// clinician as author.
+#[component]
+fn WriteBack(patient: value::Address, patient_name: String, on_added: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let kind = RwSignal::new("note".to_string());
+    let text = RwSignal::new(String::new());
+    let value = RwSignal::new(String::new());
+    let unit = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(None::<String>);
+    let done = RwSignal::new(None::<String>);
+    let patient = StoredValue::new(patient);
+    let entry = move || match kind.get().as_str() {
+        "observation" => Entry::Observation,
+        "medication" => Entry::Medication,
+        _ => Entry::Note,
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let author = session.account.with_untracked(|a| a.as_ref().map(|a| a.display_name.clone())).unwrap_or_default();
+        let date = String::from(js_sys::Date::new_0().to_iso_string());
+        let resource = match build_entry(
+            entry(),
+            &text.get_untracked(),
+            &value.get_untracked(),
+            &unit.get_untracked(),
+            &author,
+            &date,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                error.set(Some(e));
+                return;
+            }
+        };
+        error.set(None);
+        done.set(None);
+        busy.set(Some("Encrypting for the patient and you, and anchoring it…".into()));
+        leptos::task::spawn_local(async move {
+            let result = write_back(&keyring, patient.get_value(), &resource).await;
+            busy.set(None);
+            match result {
+                Ok(block) => {
+                    text.set(String::new());
+                    value.set(String::new());
+                    done.set(Some(match block {
+                        Some(block) => format!("Added to the chart, anchored in block {block}."),
+                        None => "Added; the ledger will anchor it shortly.".to_string(),
+                    }));
+                    on_added.run(());
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <form class="stack write-back" on:submit=submit data-testid="write-back">
+            <h3>{format!("Add to {patient_name}'s chart")}</h3>
+            <label class="field">
+                <span>"What"</span>
+                <select bind:value=kind>
+                    <option value="note">"Clinical note"</option>
+                    <option value="observation">"Observation"</option>
+                    <option value="medication">"Medication request"</option>
+                </select>
+            </label>
+            <label class="field">
+                <span>{move || match entry() { Entry::Note => "Note", Entry::Observation => "Observed (e.g. Body weight)", Entry::Medication => "Medication and dose" }}</span>
+                <textarea required rows="3" maxlength="20000" bind:value=text></textarea>
+            </label>
+            <Show when=move || entry() == Entry::Observation>
+                <div class="inline-form">
+                    <label class="field"><span>"Value"</span><input type="text" inputmode="decimal" bind:value=value /></label>
+                    <label class="field"><span>"Unit"</span><input type="text" maxlength="32" bind:value=unit /></label>
+                </div>
+            </Show>
+            <p class="muted">"The patient sees it as added by you, and is told."</p>
+            <ErrorMessage error=error />
+            <Busy message=busy />
+            {move || done.get().map(|d| view! { <p class="alert alert-success" role="status">{d}</p> })}
+            <button type="submit" class="button button-primary" disabled=move || busy.with(Option::is_some)>"Add to chart"</button>
+        </form>
+    }
+}
+
+/// The FHIR resource (JSON) for a write-back entry.
+fn build_entry(entry: Entry, text: &str, value: &str, unit: &str, author: &str, date: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("Write something first.".into());
+    }
+    let by = serde_json::json!([{ "display": author }]);
+    Ok(match entry {
+        Entry::Note => {
+            let mut doc: serde_json::Value = serde_json::from_str(&chartkey_core::fhir::document_reference(
+                "Clinical note",
+                "text/plain",
+                text.as_bytes(),
+                date,
+            ))
+            .map_err(|e| e.to_string())?;
+            doc["author"] = by;
+            doc["type"] = serde_json::json!({ "text": "Clinical note" });
+            doc.to_string()
+        }
+        Entry::Observation => {
+            let number: f64 =
+                value.trim().replace(',', ".").parse().map_err(|_| "Enter the value as a number.".to_string())?;
+            serde_json::json!({
+                "resourceType": "Observation",
+                "status": "final",
+                "code": { "text": text },
+                "effectiveDateTime": date,
+                "issued": date,
+                "performer": by,
+                "valueQuantity": { "value": number, "unit": unit.trim() },
+            })
+            .to_string()
+        }
+        Entry::Medication => serde_json::json!({
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": { "text": text },
+            "authoredOn": date,
+            "requester": { "display": author },
+            "dosageInstruction": [{ "text": text }],
+        })
+        .to_string(),
+    })
+}
+
+/// Encrypts `resource` for this clinician and the patient (whose signed
+/// directory entry is checked first), uploads it, signs its anchor with the
+/// clinician as author and adds it to the patient's chart.
+async fn write_back(keyring: &Keyring, patient: value::Address, resource: &str) -> Result<Option<u64>, String> {
+    use chartkey_core::envelope::DataKey;
+    use chartkey_core::records::{self as core_records, AnchoredRecord};
+    let patient_address: Address = patient.into();
+    let published = api::directory_lookup(patient).await.map_err(|e| e.to_string())?;
+    let entry = published
+        .entry
+        .verify_for(&patient_address)
+        .map_err(|e| format!("The patient's published keys do not check out ({e}). Nothing was added."))?;
+    let item = chartkey_core::fhir::split_import(resource).map_err(|e| e.to_string())?.remove(0);
+    let plaintext = chartkey_core::fhir::entry_json(item.full_url.as_deref(), &item.json);
+    let (id, key) = (RecordId::generate(&mut OsRng), DataKey::generate(&mut OsRng));
+    let sealed = envelope::seal(&key, id, plaintext.as_bytes(), &mut OsRng);
+    let hash = envelope::ciphertext_hash(&sealed);
+    let keys = &keyring.keys;
+    let mine = envelope::wrap_key(&key, id, keys.address(), &keys.encryption_public(), &mut OsRng)
+        .map_err(|e| e.to_string())?;
+    let theirs =
+        envelope::wrap_key(&key, id, patient_address, &entry.encryption_key, &mut OsRng).map_err(|e| e.to_string())?;
+    let mut pack = Vec::new();
+    core_records::pack_frame(&mut pack, &hash, &sealed);
+    crate::ui::http::send("POST", "/api/blobs/pack", "application/octet-stream", &pack, None).await?;
+    let category = item.category().code();
+    let anchored = [AnchoredRecord { id, ciphertext_hash: hash, category, amends: None }];
+    let message =
+        core_records::anchor_message(keys.address(), patient_address, &anchored).map_err(|e| e.to_string())?;
+    let signature = match &message {
+        chartkey_core::eip712::LedgerMessage::Anchor(m) => records_domain().await?.sign_typed(keys, m),
+        _ => return Err("One record is anchored alone.".into()),
+    };
+    let body = api::AddRecordsBody {
+        records: vec![api::NewRecord {
+            id,
+            blob: Hash32(hash),
+            category,
+            amends: None,
+            wrapped_key: mine,
+            patient_wrapped_key: Some(theirs),
+            also: Vec::new(),
+        }],
+        signature,
+        patient: Some(patient),
+    };
+    let receipt = api::records_add(body).await.map_err(|e| e.to_string())?;
+    Ok(receipt.block_number)
+}
+
+/// Signs the access, has the server record it on the ledger, fetches the
+/// envelope, verifies it against the patient's anchor and the ledger, and
+/// decrypts it with the key wrapped for this clinician.
+async fn open_shared(
+    keyring: &Keyring,
+    patient: value::Address,
+    meta: api::SharedRecord,
+    nonce: u64,
+    busy: RwSignal<Option<String>>,
+) -> Result<OpenedShared, String> {
+    let patient: Address = patient.into();
+    let checker = chart_records::Checker::for_chart(patient).await?;
+    let access = chartkey_core::eip712::Access {
+        grantee: keyring.keys.address(),
+        patient,
+        record_id: meta.id.0,
+        nonce: U256::from(nonce),
+    };
+    let signature = checker.domain().sign_typed(&keyring.keys, &access);
+    let answer = api::records_open(api::OpenBody { access, signature }).await.map_err(|e| e.to_string())?;
+    if answer.record.id != meta.id {
+        return Err("The server answered with another record than the one opened; nothing is shown.".into());
+    }
+    busy.set(Some("Fetching, verifying and decrypting…".into()));
+    let bytes =
+        crate::ui::http::send("GET", &format!("/api/envelopes/{}", meta.id), "application/octet-stream", &[], None)
+            .await?;
+    match chart_records::read(keyring, &checker, &answer.record, &bytes) {
+        ReadState::Open(o) => Ok(OpenedShared {
+            id: meta.id,
+            opened: Arc::from(o),
+            access_block: answer.access_block,
+            access_tx: answer.access_tx,
+        }),
+        ReadState::Tampered(why) => Err(format!("This record failed its checks and is not shown: {why}")),
+        ReadState::Unreadable(why) => Err(why),
+        ReadState::Pending => Err("This record is not on the ledger yet.".into()),
+    }
+}

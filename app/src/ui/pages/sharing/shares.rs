@@ -1,0 +1,272 @@
+//! A patient's shares as the ledger says they stand (with "Stop
+//! sharing"), who viewed which record, and their FHIR exports.
+
+use super::*;
+
+pub(super) fn scope_words(s: &ShareView) -> String {
+    match s.scope {
+        SCOPE_RECORDS => match s.records.len() {
+            1 => "1 record".into(),
+            n => format!("{n} records"),
+        },
+        SCOPE_CATEGORIES => Category::ALL
+            .into_iter()
+            .filter(|c| s.categories >> c.code() & 1 == 1)
+            .map(Category::label)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "Everything".into(),
+    }
+}
+
+pub(super) fn state_words(state: ShareState) -> (&'static str, &'static str) {
+    match state {
+        ShareState::Active => ("Active", "chip chip-ok"),
+        ShareState::Expired => ("Expired", "chip"),
+        ShareState::Stopped => ("Stopped", "chip"),
+        ShareState::CredentialLapsed => ("Credential lapsed", "chip chip-warn"),
+    }
+}
+
+pub(super) fn time_left(expires_at: u64) -> String {
+    let now = (js_sys::Date::now() / 1000.0) as u64;
+    let left = expires_at.saturating_sub(now);
+    match left {
+        0 => "ended".into(),
+        s if s < 3_600 => format!("{} min left", s / 60 + 1),
+        s if s < 2 * 86_400 => format!("{} h left", s / 3_600),
+        s => format!("{} days left", s / 86_400),
+    }
+}
+
+#[component]
+pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let error = RwSignal::new(None::<String>);
+    let stopping = RwSignal::new(None::<String>);
+    let stop = move |share: ShareView| {
+        let Some(keyring) = session.keyring.get_untracked() else { return };
+        let confirmed = web_sys::window()
+            .and_then(|w| {
+                w.confirm_with_message(&format!(
+                    "Stop sharing with {}? They will not be able to open your records from now on.",
+                    share.grantee.display_name
+                ))
+                .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        error.set(None);
+        stopping.set(Some(format!("Approve with your passkey to stop sharing with {}…", share.grantee.display_name)));
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let grantee: Address = share.grantee.address.into();
+                let nonce = api::shares_nonce(share.grantee.address).await.map_err(|e| e.to_string())?;
+                let message = Revoke { patient: keyring.keys.address(), grantee, nonce: U256::from(nonce) };
+                let domain = records_domain().await?;
+                let approval = approve(domain.digest(&message)).await?;
+                let signature = domain.sign_typed(&keyring.keys, &message);
+                api::shares_stop(api::StopBody { message, signature, approval }).await.map_err(|e| e.to_string())
+            }
+            .await;
+            stopping.set(None);
+            match result {
+                Ok(_) => reload.run(()),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <section class="panel" aria-labelledby="shares-heading">
+            <div class="panel-head">
+                <h2 id="shares-heading">"Your shares"</h2>
+                {move || shares.with(|s| s.as_ref().is_some_and(|l| !l.is_empty())).then(|| view! {
+                    <button type="button" class="button button-small" data-testid="export-consents"
+                        on:click=move |_| shares.with_untracked(|s| if let Some(list) = s { export_consents(list) })>
+                        "Export as FHIR Consent"
+                    </button>
+                })}
+            </div>
+            <ErrorMessage error=error />
+            <Busy message=stopping />
+            {move || match shares.get() {
+                None => ().into_any(),
+                Some(list) if list.is_empty() => view! { <p class="muted">"You have not shared anything yet."</p> }.into_any(),
+                Some(list) => view! {
+                    <table class="table" data-testid="shares">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Clinician"</th>
+                                <th scope="col">"What"</th>
+                                <th scope="col">"Access"</th>
+                                <th scope="col">"Until"</th>
+                                <th scope="col">"Status"</th>
+                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list.into_iter().map(|s| {
+                                let (words, class) = state_words(s.state);
+                                let live = matches!(s.state, ShareState::Active | ShareState::CredentialLapsed);
+                                let target = s.clone();
+                                view! {
+                                    <tr data-testid="share">
+                                        <td>{s.grantee.display_name.clone()}<br /><CredentialBadge status=s.grantee.credential.clone() /></td>
+                                        <td>{scope_words(&s)}</td>
+                                        <td>{if s.write { "Read and add" } else { "Read" }}</td>
+                                        <td>{format_date(s.expires_at as i64)}<br /><small class="muted">{if s.state == ShareState::Active { time_left(s.expires_at) } else { String::new() }}</small></td>
+                                        <td><span class=class data-state=format!("{:?}", s.state)>{words}</span></td>
+                                        <td>
+                                            {live.then(|| view! {
+                                                <button type="button" class="button button-small button-danger"
+                                                    on:click=move |_| stop(target.clone())
+                                                    disabled=move || stopping.with(Option::is_some)>
+                                                    "Stop sharing"
+                                                </button>
+                                            })}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+#[component]
+pub(super) fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option<Arc<Vec<Loaded>>>>) -> impl IntoView {
+    let by_clinician = RwSignal::new(String::new());
+    let by_record = RwSignal::new(String::new());
+    let record_title = move |id: RecordId| {
+        chart.with(|c| {
+            c.as_ref()
+                .and_then(|list| list.iter().find(|l| l.meta.id == id).map(title_of))
+                .unwrap_or_else(|| format!("Record {}", &id.to_hex()[..10]))
+        })
+    };
+    view! {
+        <section class="panel" aria-labelledby="viewed-heading">
+            <div class="panel-head">
+                <h2 id="viewed-heading">"Who viewed my records"</h2>
+                {move || accesses.with(|a| a.as_ref().is_some_and(|l| !l.is_empty())).then(|| view! {
+                    <button type="button" class="button button-small" data-testid="export-audit"
+                        on:click=move |_| accesses.with_untracked(|a| if let Some(list) = a { export_audit(list) })>
+                        "Export as FHIR AuditEvent"
+                    </button>
+                })}
+            </div>
+            <p class="muted">"Every open of a shared record, as the ledger recorded it before anything was sent."</p>
+            {move || match accesses.get() {
+                None => ().into_any(),
+                Some(list) if list.is_empty() => view! { <p class="muted">"No one has opened a shared record yet."</p> }.into_any(),
+                Some(list) => {
+                    let clinicians: BTreeSet<(String, String)> =
+                        list.iter().map(|a| (a.grantee_name.clone(), a.grantee.to_string())).collect();
+                    let records: BTreeSet<RecordId> = list.iter().map(|a| a.record).collect();
+                    view! {
+                        <div class="filters">
+                            <label class="field">
+                                <span>"Clinician"</span>
+                                <select bind:value=by_clinician>
+                                    <option value="">"Everyone"</option>
+                                    {clinicians.into_iter().map(|(name, address)| view! { <option value=address>{name}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label class="field">
+                                <span>"Record"</span>
+                                <select bind:value=by_record>
+                                    <option value="">"Every record"</option>
+                                    {records.into_iter().map(|id| view! { <option value=id.to_hex()>{record_title(id)}</option> }).collect_view()}
+                                </select>
+                            </label>
+                        </div>
+                        <table class="table" data-testid="accesses">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"When"</th>
+                                    <th scope="col">"Who"</th>
+                                    <th scope="col">"Record"</th>
+                                    <th scope="col">"Ledger"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {move || {
+                                    let (who, what) = (by_clinician.get(), by_record.get());
+                                    list.iter()
+                                        .filter(|a| who.is_empty() || a.grantee.to_string() == who)
+                                        .filter(|a| what.is_empty() || a.record.to_hex() == what)
+                                        .map(|a| view! {
+                                            <tr data-testid="access">
+                                                <td>{format_datetime(a.at)}</td>
+                                                <td>{a.grantee_name.clone()}</td>
+                                                <td>{record_title(a.record)}</td>
+                                                <td><code title=a.tx.to_string()>{format!("block {}", a.block)}</code></td>
+                                            </tr>
+                                        })
+                                        .collect_view()
+                                }}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+pub(super) fn now_secs() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+/// Downloads every share as a FHIR Bundle of Consent resources.
+fn export_consents(list: &[ShareView]) {
+    use chartkey_core::audit::{Covered, GrantFacts, Party};
+    let resources = list
+        .iter()
+        .map(|s| {
+            let categories =
+                Category::ALL.into_iter().filter(|c| s.categories >> c.code() & 1 == 1).collect::<Vec<_>>();
+            chartkey_core::audit::consent(&GrantFacts {
+                patient: Party { address: s.patient, name: &s.patient_name },
+                grantee: Party { address: s.grantee.address, name: &s.grantee.display_name },
+                covered: match s.scope {
+                    SCOPE_RECORDS => Covered::Records(&s.records),
+                    SCOPE_CATEGORIES => Covered::Categories(categories),
+                    _ => Covered::Everything,
+                },
+                write: s.write,
+                granted_at: s.granted_at,
+                expires_at: s.expires_at as i64,
+                active: s.state == ShareState::Active,
+                grant_tx: s.grant_tx,
+            })
+        })
+        .collect();
+    let bundle = chartkey_core::audit::bundle(resources, now_secs());
+    save_file("chartkey-consents.json", "application/fhir+json", bundle.as_bytes());
+}
+
+/// Downloads every access as a FHIR Bundle of AuditEvent resources.
+fn export_audit(list: &[AccessView]) {
+    use chartkey_core::audit::{AccessFacts, Party};
+    let resources = list
+        .iter()
+        .map(|a| {
+            chartkey_core::audit::audit_event(&AccessFacts {
+                patient: Party { address: a.patient, name: &a.patient_name },
+                grantee: Party { address: a.grantee, name: &a.grantee_name },
+                record_id: a.record,
+                category: Category::from_code(a.category),
+                at: a.at,
+                tx: a.tx,
+            })
+        })
+        .collect();
+    let bundle = chartkey_core::audit::bundle(resources, now_secs());
+    save_file("chartkey-accesses.json", "application/fhir+json", bundle.as_bytes());
+}
