@@ -1,8 +1,8 @@
 //! A clinician's side: charts shared with them, opening a record (an
 //! access the ledger records first), and writing a record back.
 
-use super::*;
 use super::shares::{scope_words, state_words, time_left};
+use super::*;
 
 /// A clinician's "Shared with me".
 #[component]

@@ -139,7 +139,10 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
 }
 
 #[component]
-pub(super) fn WhoViewed(accesses: RwSignal<Option<Vec<AccessView>>>, chart: RwSignal<Option<Arc<Vec<Loaded>>>>) -> impl IntoView {
+pub(super) fn WhoViewed(
+    accesses: RwSignal<Option<Vec<AccessView>>>,
+    chart: RwSignal<Option<Arc<Vec<Loaded>>>>,
+) -> impl IntoView {
     let by_clinician = RwSignal::new(String::new());
     let by_record = RwSignal::new(String::new());
     let record_title = move |id: RecordId| {
