@@ -327,23 +327,17 @@ async fn write_back_chart(
     Ok((patient, address))
 }
 
-/// Removes the rows of records whose anchoring transaction failed.
+/// Removes the rows of records whose anchoring transaction failed (as a
+/// refused anchor's are: the records were never anchored).
 async fn forget_job(state: &AppState, job: i64) -> Result<(), ApiError> {
-    let removed = state
+    let ids: Vec<RecordId> = state
         .db
         .call(move |conn| {
-            let t = conn.transaction()?;
-            t.execute(
-                "DELETE FROM record_keys WHERE record_id IN (SELECT id FROM records WHERE anchor_job = ?1)",
-                [job],
-            )?;
-            let n = t.execute("DELETE FROM records WHERE anchor_job = ?1", [job])?;
-            t.commit()?;
-            Ok(n)
+            conn.prepare("SELECT id FROM records WHERE anchor_job = ?1")?.query_map([job], |r| r.get(0))?.collect()
         })
         .await?;
-    tracing::warn!(job, removed, "records removed: their anchor was refused");
-    Ok(())
+    tracing::warn!(job, "the anchor of these records failed");
+    super::pending::forget_records(state, ids).await
 }
 
 struct Row {

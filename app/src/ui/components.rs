@@ -15,6 +15,20 @@ pub fn ErrorMessage(#[prop(into)] error: Signal<Option<String>>) -> impl IntoVie
 }
 
 /// A progress line for work in flight ("Waiting for your passkey…").
+/// A table's header row: a column header per name, and with `actions` a
+/// last one that only screen readers hear ("Actions": the row's buttons).
+#[component]
+pub fn TableHead(columns: &'static [&'static str], #[prop(optional)] actions: bool) -> impl IntoView {
+    view! {
+        <thead>
+            <tr>
+                {columns.iter().map(|name| view! { <th scope="col">{*name}</th> }).collect_view()}
+                {actions.then(|| view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> })}
+            </tr>
+        </thead>
+    }
+}
+
 #[component]
 pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
     move || {

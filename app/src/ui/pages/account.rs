@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use super::restore::default_passkey_label;
 use crate::api::{self, MAX_PASSKEY_LABEL_CHARS};
-use crate::ui::components::{CopyButton, ErrorMessage, format_date};
+use crate::ui::components::{CopyButton, ErrorMessage, TableHead, format_date};
 use crate::ui::enroll::{Enrollment, EnrollmentForm};
 use crate::ui::session::{self, use_session};
 
@@ -152,15 +152,7 @@ fn Passkeys() -> impl IntoView {
             <h2>"Passkeys"</h2>
             <p>"Each passkey can sign in and unlock your keys. Keep at least two, on different devices, so losing one does not lock you out."</p>
             <table class="table" data-testid="passkeys">
-                <thead>
-                    <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Added"</th>
-                        <th scope="col">"Last used"</th>
-                        <th scope="col">"Unlocks with"</th>
-                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                    </tr>
-                </thead>
+                <TableHead columns=&["Name", "Added", "Last used", "Unlocks with"] actions=true />
                 <tbody>
                     <For each=move || list.get() key=|k| k.credential_id.clone() let:key>
                         {

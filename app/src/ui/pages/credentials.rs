@@ -14,7 +14,7 @@ use crate::api::{
     self, AuthorityDesk, ClinicianCard, CredentialRequestBody, CredentialRequestView, CredentialStatus,
     MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
 };
-use crate::ui::components::{Busy, CopyButton, CredentialBadge, ErrorMessage, format_date};
+use crate::ui::components::{Busy, CopyButton, CredentialBadge, ErrorMessage, TableHead, format_date};
 use crate::ui::session::use_session;
 
 #[component]
@@ -273,14 +273,7 @@ fn DeskBody(desk: AuthorityDesk, reload: Callback<()>) -> impl IntoView {
             } else {
                 view! {
                     <table class="table">
-                        <thead>
-                            <tr>
-                                <th scope="col">"Clinician"</th>
-                                <th scope="col">"Decision"</th>
-                                <th scope="col">"On the ledger now"</th>
-                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                            </tr>
-                        </thead>
+                        <TableHead columns=&["Clinician", "Decision", "On the ledger now"] actions=true />
                         <tbody>
                             {decided
                                 .into_iter()

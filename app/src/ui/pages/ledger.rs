@@ -8,7 +8,7 @@ use std::cell::Cell;
 use chartkey_core::heads::{self, Head};
 
 use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
-use crate::ui::components::{Busy, ErrorMessage, format_date, save_file};
+use crate::ui::components::{Busy, ErrorMessage, TableHead, format_date, save_file};
 use chartkey_core::value::Hash32;
 
 thread_local! {
@@ -135,9 +135,7 @@ fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
             {(!external).then(|| view! { <Verify /> <Checkpoint /> })}
             <h3>"Latest blocks"</h3>
             <table class="table" data-testid="ledger-blocks">
-                <thead>
-                    <tr><th scope="col">"Block"</th><th scope="col">"Date"</th><th scope="col">"Transactions"</th><th scope="col">"Hash"</th></tr>
-                </thead>
+                <TableHead columns=&["Block", "Date", "Transactions", "Hash"] />
                 <tbody>
                     {page
                         .blocks

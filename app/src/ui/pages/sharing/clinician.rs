@@ -25,16 +25,7 @@ pub(super) fn SharedWithMe() -> impl IntoView {
             Some(list) if list.is_empty() => view! { <p class="muted">"No one has shared records with you yet."</p> }.into_any(),
             Some(list) => view! {
                 <table class="table" data-testid="shared-with-me">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Patient"</th>
-                            <th scope="col">"What"</th>
-                            <th scope="col">"Access"</th>
-                            <th scope="col">"Time left"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                        </tr>
-                    </thead>
+                    <TableHead columns=&["Patient", "What", "Access", "Time left", "Status"] actions=true />
                     <tbody>
                         {list.into_iter().map(|s| {
                             let (words, class) = state_words(s.state);

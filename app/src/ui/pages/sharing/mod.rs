@@ -20,7 +20,7 @@ use rand_core::OsRng;
 
 use super::credentials::ClinicianItem;
 use crate::api::{self, AccessView, ClinicianCard, ShareKey, ShareState, ShareView};
-use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, format_date, format_datetime, save_file};
+use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, save_file};
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
 use crate::ui::session::{Keyring, use_session};
 

@@ -96,16 +96,7 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
                 Some(list) if list.is_empty() => view! { <p class="muted">"You have not shared anything yet."</p> }.into_any(),
                 Some(list) => view! {
                     <table class="table" data-testid="shares">
-                        <thead>
-                            <tr>
-                                <th scope="col">"Clinician"</th>
-                                <th scope="col">"What"</th>
-                                <th scope="col">"Access"</th>
-                                <th scope="col">"Until"</th>
-                                <th scope="col">"Status"</th>
-                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                            </tr>
-                        </thead>
+                        <TableHead columns=&["Clinician", "What", "Access", "Until", "Status"] actions=true />
                         <tbody>
                             {list.into_iter().map(|s| {
                                 let (words, class) = state_words(s.state);
@@ -189,14 +180,7 @@ pub(super) fn WhoViewed(
                             </label>
                         </div>
                         <table class="table" data-testid="accesses">
-                            <thead>
-                                <tr>
-                                    <th scope="col">"When"</th>
-                                    <th scope="col">"Who"</th>
-                                    <th scope="col">"Record"</th>
-                                    <th scope="col">"Ledger"</th>
-                                </tr>
-                            </thead>
+                            <TableHead columns=&["When", "Who", "Record", "Ledger"] />
                             <tbody>
                                 {move || {
                                     let (who, what) = (by_clinician.get(), by_record.get());
