@@ -246,16 +246,8 @@ pub async fn logout(state: &AppState, c: &Caller) -> Result<(), ApiError> {
 /// Records that the user confirmed writing down the recovery phrase.
 pub async fn confirm_recovery(state: &AppState, c: &Caller) -> Result<AccountInfo, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    let id = account_id.clone();
-    state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE accounts SET recovery_confirmed_at = ?1 WHERE id = ?2 AND recovery_confirmed_at IS NULL",
-                rusqlite::params![db::now(), id],
-            )
-        })
-        .await?;
+    let sql = "UPDATE accounts SET recovery_confirmed_at = ?1 WHERE id = ?2 AND recovery_confirmed_at IS NULL";
+    state.db.execute(sql, (db::now(), account_id.clone())).await?;
     account_info(state, &account_id).await
 }
 

@@ -104,16 +104,8 @@ async fn apply_waiting(state: &AppState) -> anyhow::Result<()> {
             // Not the change's fault: left waiting for the next round.
             Err(SetError::Unavailable(why)) => anyhow::bail!("{why}"),
         };
-        state
-            .db
-            .call(move |conn| {
-                conn.execute(
-                    "UPDATE authority_changes SET applied_at = ?1, tx = ?2, error = ?3 WHERE id = ?4",
-                    params![db::now(), tx, error, id],
-                )
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sql = "UPDATE authority_changes SET applied_at = ?1, tx = ?2, error = ?3 WHERE id = ?4";
+        state.db.execute(sql, (db::now(), tx, error, id)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(())
 }

@@ -77,17 +77,11 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
         ));
     }
     let (clinician_id, authority_id) = (account.id.clone(), authority.id.clone());
-    let inserted = state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "INSERT OR IGNORE INTO credential_requests
-                    (clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, requested_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, db::now()],
-            )
-        })
-        .await?;
+    let sql = "INSERT OR IGNORE INTO credential_requests
+            (clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, requested_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    let row = (clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, db::now());
+    let inserted = state.db.execute(sql, row).await?;
     if inserted == 0 {
         return Err(ApiError::Conflict(
             "You already have a request waiting for an authority's decision. Wait for it, or ask the authority.".into(),
@@ -174,15 +168,9 @@ pub async fn decline(state: &AppState, c: &Caller, request: i64) -> Result<(), A
     let (account, _) = caller(state, c).await?;
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority decides requests.")?;
     let row = pending_request(state, &account, request).await?;
-    state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE credential_requests SET decision = 'declined', decided_at = ?1 WHERE id = ?2 AND decision IS NULL",
-                params![db::now(), row.id],
-            )
-        })
-        .await?;
+    let sql =
+        "UPDATE credential_requests SET decision = 'declined', decided_at = ?1 WHERE id = ?2 AND decision IS NULL";
+    state.db.execute(sql, (db::now(), row.id)).await?;
     tracing::info!(request, "credential request declined");
     Ok(())
 }

@@ -57,6 +57,15 @@ impl Db {
             ApiError::Internal
         })
     }
+
+    /// Runs one statement with owned parameters (a tuple); the number of
+    /// rows it changed.
+    pub async fn execute<P>(&self, sql: &'static str, params: P) -> Result<usize, ApiError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.call(move |conn| conn.execute(sql, params)).await
+    }
 }
 
 /// A connection to the database at `path` (WAL, foreign keys), migrated to

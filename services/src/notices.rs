@@ -135,16 +135,8 @@ pub async fn inbox(state: &AppState, account_id: &str) -> Result<Inbox, ApiError
 }
 
 pub async fn mark_read(state: &AppState, account_id: &str, up_to: i64) -> Result<(), ApiError> {
-    let id = account_id.to_owned();
-    state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE notices SET read_at = ?1 WHERE account_id = ?2 AND id <= ?3 AND read_at IS NULL",
-                params![db::now(), id, up_to],
-            )
-        })
-        .await?;
+    let sql = "UPDATE notices SET read_at = ?1 WHERE account_id = ?2 AND id <= ?3 AND read_at IS NULL";
+    state.db.execute(sql, (db::now(), account_id.to_owned(), up_to)).await?;
     Ok(())
 }
 

@@ -58,16 +58,8 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
     passkey.update_credential(&result);
     let passkey_json = serde_json::to_string(&passkey).map_err(|_| ApiError::Internal)?;
     let (cred, account) = (credential_id.clone(), row.account_id.clone());
-    let still_registered = state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3 AND account_id = ?4",
-                rusqlite::params![passkey_json, db::now(), cred, account],
-            )
-        })
-        .await?
-        == 1;
+    let sql = "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3 AND account_id = ?4";
+    let still_registered = state.db.execute(sql, (passkey_json, db::now(), cred, account)).await? == 1;
     if !still_registered {
         return Err(ApiError::Forbidden("This passkey was just removed from its account.".into()));
     }
