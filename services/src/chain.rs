@@ -12,7 +12,7 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::LedgerMessage;
 use chartkey_core::role::Role;
-use chartkey_core::value::{Address as Signer, Hash32, Signature};
+use chartkey_core::value::{self, Hash32, Signature};
 use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall, SolEvent};
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert;
@@ -164,7 +164,7 @@ pub async fn register_account(
 
 /// What the Directory contract says of `address`: role and encryption key,
 /// or `None` when it is not registered.
-pub async fn account_on_chain(state: &AppState, address: Signer) -> Result<Option<(u8, [u8; 32])>, ApiError> {
+pub async fn account_on_chain(state: &AppState, address: value::Address) -> Result<Option<(u8, [u8; 32])>, ApiError> {
     let account = convert::alloy(address);
     let on_chain = view(state, Target::Directory, ChartkeyDirectory::accountOfCall { account }).await?;
     Ok((on_chain.role != 0).then_some((on_chain.role, on_chain.encryptionKey.0)))
