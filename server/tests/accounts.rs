@@ -9,32 +9,60 @@ use common::records::{Parties, everything, share_approved, verified_parties};
 use common::*;
 use serde_json::json;
 
+fn unauthorized<T: std::fmt::Debug>(name: &str, answer: Result<T, ApiError>) {
+    assert!(matches!(answer, Err(ApiError::Unauthorized)), "{name}: {answer:?}");
+}
+
+/// The message of a `BadRequest`, or a panic naming what came instead.
+fn bad_request<T: std::fmt::Debug>(answer: Result<T, ApiError>) -> String {
+    match answer {
+        Err(ApiError::BadRequest(message)) => message,
+        other => panic!("expected BadRequest: {other:?}"),
+    }
+}
+
+fn forbidden<T: std::fmt::Debug>(answer: Result<T, ApiError>) -> String {
+    match answer {
+        Err(ApiError::Forbidden(message)) => message,
+        other => panic!("expected Forbidden: {other:?}"),
+    }
+}
+
+fn not_found<T: std::fmt::Debug>(answer: Result<T, ApiError>) -> String {
+    match answer {
+        Err(ApiError::NotFound(message)) => message,
+        other => panic!("expected NotFound: {other:?}"),
+    }
+}
+
+fn lookup(address: ethers_core::types::Address) -> fns::DirectoryLookup {
+    fns::DirectoryLookup { address: address.into() }
+}
+
 #[tokio::test]
 async fn sign_up_sign_out_sign_in_unlocks_the_same_keys() {
     let server = TestServer::start().await;
     let mut account = sign_up(&server, "Ada Patient", Role::Patient).await;
 
-    let me = account.client.call("me", json!({})).await;
-    assert_eq!(me.status, 200);
-    assert_eq!(me.body["display_name"], "Ada Patient");
-    assert_eq!(me.body["role"], "patient");
-    assert_eq!(me.body["recovery_confirmed"], false);
-    assert_eq!(me.body["idle_lock_secs"], serde_json::Value::Null);
+    let me = account.client.api(fns::Me {}).await.unwrap();
+    assert_eq!(me.display_name, "Ada Patient");
+    assert_eq!(me.role, Role::Patient);
+    assert!(!me.recovery_confirmed);
+    assert_eq!(me.idle_lock_secs, None);
 
+    // Raw: the cookie that ends the session is in the headers.
     let out = account.client.call("logout", json!({})).await;
     assert_eq!(out.status, 200);
     assert!(out.set_cookie[0].contains("Max-Age=0"));
-    assert_eq!(account.client.call("me", json!({})).await.status, 401);
+    assert_eq!(account.client.api(fns::Me {}).await, Err(ApiError::Unauthorized));
 
-    let login = sign_in(&server, &account.client, &mut account.device).await;
-    assert_eq!(login.status, 200, "{:?}", login.body);
-    let sealed = SealedKeystore::from_json(login.body["sealed_keystore"].as_str().unwrap()).unwrap();
+    let login = sign_in(&server, &account.client, &mut account.device).await.unwrap();
+    let sealed = SealedKeystore::from_json(&login.sealed_keystore).unwrap();
     let secret = sealed.unseal_with_prf(&account.device.prf).unwrap();
-    let directory: chartkey_core::directory::DirectoryEntry =
-        serde_json::from_value(login.body["account"]["directory"].clone()).unwrap();
+    let directory = login.account.directory;
     assert_eq!(directory.verify().unwrap().address, secret.derive().address());
     assert_eq!(secret.derive().address(), account.keys.address());
-    assert_eq!(account.client.call("me", json!({})).await.status, 200);
+    account.client.api(fns::Me {}).await.unwrap();
     server.stop().await;
 }
 
@@ -42,8 +70,8 @@ async fn sign_up_sign_out_sign_in_unlocks_the_same_keys() {
 async fn session_cookie_is_strict_http_only_and_new_at_each_login() {
     let server = TestServer::start().await;
     let mut account = sign_up(&server, "Bo", Role::Patient).await;
-    let first = sign_in(&server, &account.client, &mut account.device).await;
-    let second = sign_in(&server, &account.client, &mut account.device).await;
+    let first = sign_in_raw(&server, &account.client, &mut account.device).await;
+    let second = sign_in_raw(&server, &account.client, &mut account.device).await;
     let (a, b) = (&first.set_cookie[0], &second.set_cookie[0]);
     for cookie in [a, b] {
         assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -61,27 +89,25 @@ async fn session_cookie_is_strict_http_only_and_new_at_each_login() {
 async fn protected_functions_answer_401_without_a_session() {
     let server = TestServer::start().await;
     let client = server.client();
-    for (name, args) in [
-        ("me", json!({})),
-        ("recovery/confirmed", json!({})),
-        ("passkeys/list", json!({})),
-        ("passkeys/add/start", json!({})),
-        (
-            "passkeys/add/finish",
-            json!({"finish": {"ceremony_id": "x", "credential": {}, "passkey_label": "p",
-            "sealed_keystore": "x", "uses_passphrase": false, "signature": chartkey_core::value::Signature([0; 65])}}),
-        ),
-        ("passkeys/remove/start", json!({"credential_id": "x"})),
-        (
-            "passkeys/remove",
-            json!({"ceremony_id": "x", "credential_id": "x", "signature": chartkey_core::value::Signature([0; 65])}),
-        ),
-        ("directory/lookup", json!({"address": "0x0000000000000000000000000000000000000001"})),
-    ] {
-        let answer = client.call(name, args).await;
-        assert_eq!(answer.status, 401, "{name}: {:?}", answer.body);
-        assert_eq!(answer.body, json!("Unauthorized"), "{name}");
-    }
+    let none = chartkey_core::value::Signature([0; 65]);
+    unauthorized("me", client.api(fns::Me {}).await);
+    unauthorized("recovery/confirmed", client.api(fns::ConfirmRecovery {}).await);
+    unauthorized("passkeys/list", client.api(fns::ListPasskeys {}).await);
+    unauthorized("passkeys/add/start", client.api(fns::AddPasskeyStart {}).await);
+    let finish = fns::AddPasskeyFinishBody {
+        ceremony_id: "x".into(),
+        credential: webauthn_json(&json!({})),
+        passkey_label: "p".into(),
+        sealed_keystore: "x".into(),
+        uses_passphrase: false,
+        signature: none,
+    };
+    unauthorized("passkeys/add/finish", client.api(fns::AddPasskeyFinish { finish }).await);
+    unauthorized("passkeys/remove/start", client.api(fns::RemovePasskeyStart { credential_id: "x".into() }).await);
+    let remove = fns::RemovePasskey { ceremony_id: "x".into(), credential_id: "x".into(), signature: none };
+    unauthorized("passkeys/remove", client.api(remove).await);
+    let address = "0x0000000000000000000000000000000000000001".parse().unwrap();
+    unauthorized("directory/lookup", client.api(fns::DirectoryLookup { address }).await);
     server.stop().await;
 }
 
@@ -89,24 +115,20 @@ async fn protected_functions_answer_401_without_a_session() {
 async fn replayed_assertion_is_refused_without_state_change() {
     let server = TestServer::start().await;
     let mut account = sign_up(&server, "Cy", Role::Patient).await;
-    let start = account.client.call("login/start", json!({})).await;
-    let assertion = account.device.assert(&server.origin, start.body["options"].clone());
-    let body = json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}});
-    assert_eq!(account.client.call("login/finish", body.clone()).await.status, 200);
+    let start = account.client.api(fns::LoginStart {}).await.unwrap();
+    let assertion = account.device.assert(&server.origin, webauthn_options(&start.options));
+    let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
+    account.client.api(fns::LoginFinish { finish: finish.clone() }).await.unwrap();
     let before = server.counts();
 
     // Same ceremony again: already used.
-    let again = account.client.call("login/finish", body).await;
-    assert_eq!(again.status, 400, "{:?}", again.body);
-    assert!(again.body["BadRequest"].as_str().unwrap().contains("already used"));
+    let again = account.client.api(fns::LoginFinish { finish }).await;
+    assert!(bad_request(again).contains("already used"));
 
     // The old answer against a fresh challenge: signature over the wrong challenge.
-    let fresh = account.client.call("login/start", json!({})).await;
-    let replay = account
-        .client
-        .call("login/finish", json!({"finish": {"ceremony_id": fresh.body["ceremony_id"], "credential": assertion}}))
-        .await;
-    assert_eq!(replay.status, 403, "{:?}", replay.body);
+    let fresh = account.client.api(fns::LoginStart {}).await.unwrap();
+    let finish = fns::LoginFinishBody { ceremony_id: fresh.ceremony_id, credential: webauthn_json(&assertion) };
+    forbidden(account.client.api(fns::LoginFinish { finish }).await);
     assert_eq!(server.counts(), before);
     server.stop().await;
 }
@@ -115,25 +137,24 @@ async fn replayed_assertion_is_refused_without_state_change() {
 async fn forged_assertion_is_refused_without_state_change() {
     let server = TestServer::start().await;
     let mut account = sign_up(&server, "Di", Role::Patient).await;
-    account.client.call("logout", json!({})).await;
+    account.client.api(fns::Logout {}).await.unwrap();
     let before = server.counts();
     let last_used = server.query_one("SELECT last_used_at FROM passkeys");
 
-    let start = account.client.call("login/start", json!({})).await;
-    let mut assertion = account.device.assert(&server.origin, start.body["options"].clone());
+    let start = account.client.api(fns::LoginStart {}).await.unwrap();
+    let mut assertion = account.device.assert(&server.origin, webauthn_options(&start.options));
     let sig = &mut assertion.response.signature;
     let mid = sig.len() / 2;
     sig[mid] ^= 0x01;
-    let forged = account
-        .client
-        .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}))
-        .await;
+    let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
+    // Raw: no session cookie may be set, which only the headers show.
+    let forged = account.client.call("login/finish", json!({ "finish": finish })).await;
     assert_eq!(forged.status, 403, "{:?}", forged.body);
     assert!(forged.body["Forbidden"].as_str().unwrap().contains("could not be verified"));
     assert!(forged.set_cookie.is_empty());
     assert_eq!(server.counts(), before);
     assert_eq!(server.query_one("SELECT last_used_at FROM passkeys"), last_used);
-    assert_eq!(account.client.call("me", json!({})).await.status, 401);
+    assert_eq!(account.client.api(fns::Me {}).await, Err(ApiError::Unauthorized));
     server.stop().await;
 }
 
@@ -141,23 +162,22 @@ async fn forged_assertion_is_refused_without_state_change() {
 async fn expired_challenge_is_refused() {
     let server = TestServer::start_with(|c| c.ceremony_ttl = std::time::Duration::from_millis(300)).await;
     let client = server.client();
-    let start = client.call("signup/start", json!({"display_name": "Ed", "role": "patient"})).await;
+    let start = client.api(fns::SignupStart { display_name: "Ed".into(), role: Role::Patient }).await.unwrap();
     let mut device = Device::new();
-    let credential = device.register(&server.origin, start.body["options"].clone());
+    let credential = device.register(&server.origin, webauthn_options(&start.options));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
-    let finish = client
-        .call(
-            "signup/finish",
-            json!({"finish": {
-                "ceremony_id": start.body["ceremony_id"], "credential": credential,
-                "passkey_label": "p", "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
-                "directory": chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
-            }}),
-        )
-        .await;
-    assert_eq!(finish.status, 400, "{:?}", finish.body);
-    assert!(finish.body["BadRequest"].as_str().unwrap().contains("expired"));
+    let finish = fns::SignupFinishBody {
+        ceremony_id: start.ceremony_id,
+        credential: webauthn_json(&credential),
+        passkey_label: "p".into(),
+        sealed_keystore: device.seal(&secret),
+        uses_passphrase: false,
+        directory: chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
+        ledger_registration: None,
+    };
+    let finish = client.api(fns::SignupFinish { finish }).await;
+    assert!(bad_request(finish).contains("expired"));
     assert_eq!(server.counts(), (0, 0, 0));
     server.stop().await;
 }
@@ -169,13 +189,12 @@ async fn unknown_credential_is_refused() {
     // A passkey created for this site but never registered (its sign-up was
     // never finished).
     let stranger = server.client();
-    let start = stranger.call("signup/start", json!({"display_name": "Gus", "role": "patient"})).await;
+    let start = stranger.api(fns::SignupStart { display_name: "Gus".into(), role: Role::Patient }).await.unwrap();
     let mut device = Device::new();
-    device.register(&server.origin, start.body["options"].clone());
+    device.register(&server.origin, webauthn_options(&start.options));
     let before = server.counts();
     let answer = sign_in(&server, &stranger, &mut device).await;
-    assert_eq!(answer.status, 403, "{:?}", answer.body);
-    assert!(answer.body["Forbidden"].as_str().unwrap().contains("not registered"));
+    assert!(forbidden(answer).contains("not registered"));
     assert_eq!(server.counts(), before);
     server.stop().await;
 }
@@ -185,13 +204,14 @@ async fn oversized_body_is_refused() {
     let server = TestServer::start().await;
     let client = server.client();
     let huge = "x".repeat(200 * 1024);
+    // Raw: the body limit answers 413 before the server function, with no
+    // `ApiError` to read.
     let answer = client.call("signup/start", json!({"display_name": huge, "role": "patient"})).await;
     assert_eq!(answer.status, 413);
     assert_eq!(server.counts(), (0, 0, 0));
     // Within the limit but too long a name: a clear 400.
-    let answer = client.call("signup/start", json!({"display_name": "x".repeat(81), "role": "patient"})).await;
-    assert_eq!(answer.status, 400);
-    assert!(answer.body["BadRequest"].as_str().unwrap().contains("at most 80 characters"));
+    let answer = client.api(fns::SignupStart { display_name: "x".repeat(81), role: Role::Patient }).await;
+    assert!(bad_request(answer).contains("at most 80 characters"));
     server.stop().await;
 }
 
@@ -199,18 +219,18 @@ async fn oversized_body_is_refused() {
 async fn malformed_arguments_get_a_clear_400() {
     let server = TestServer::start().await;
     let client = server.client();
+    // Raw: a missing field, a number for a name, a role that is none.
     for body in [json!({}), json!({"display_name": 5, "role": "patient"}), json!({"display_name": "a", "role": "king"})]
     {
         let answer = client.call("signup/start", body).await;
         assert_eq!(answer.status, 400, "{:?}", answer.body);
     }
     // A credential that is JSON but not a WebAuthn credential.
-    let start = client.call("login/start", json!({})).await;
-    let answer = client
-        .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": {"nope": 1}}}))
-        .await;
-    assert_eq!(answer.status, 400, "{:?}", answer.body);
-    assert!(answer.body["BadRequest"].as_str().unwrap().contains("malformed"));
+    let start = client.api(fns::LoginStart {}).await.unwrap();
+    let finish =
+        fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&json!({"nope": 1})) };
+    let answer = client.api(fns::LoginFinish { finish }).await;
+    assert!(bad_request(answer).contains("malformed"));
     let raw = client
         .http
         .post(format!("{}/api/login/finish", server.base))
@@ -232,16 +252,17 @@ async fn registration_and_login_starts_are_rate_limited_per_ip() {
     })
     .await;
     let client = server.client();
+    let start = || fns::SignupStart { display_name: "K".into(), role: Role::Patient };
     for _ in 0..3 {
-        assert_eq!(client.call("signup/start", json!({"display_name": "K", "role": "patient"})).await.status, 200);
+        client.api(start()).await.unwrap();
     }
-    let limited = client.call("signup/start", json!({"display_name": "K", "role": "patient"})).await;
-    assert_eq!(limited.status, 429);
-    assert_eq!(limited.body, json!("RateLimited"));
+    let limited = client.api(start()).await;
+    assert!(matches!(limited, Err(ApiError::RateLimited)), "{limited:?}");
     for _ in 0..2 {
-        assert_eq!(client.call("login/start", json!({})).await.status, 200);
+        client.api(fns::LoginStart {}).await.unwrap();
     }
-    assert_eq!(client.call("login/start", json!({})).await.status, 429);
+    let limited = client.api(fns::LoginStart {}).await;
+    assert!(matches!(limited, Err(ApiError::RateLimited)), "{limited:?}");
     server.stop().await;
 }
 
@@ -256,44 +277,33 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
     // A directory entry whose encryption key was swapped after signing.
     let mut entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
     entry.encryption_key = other.encryption_public().into();
-    let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
-    let credential = device.register(&server.origin, start.body["options"].clone());
-    let answer = client
-        .call(
-            "signup/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
-            "passkey_label": "p", "sealed_keystore": device.seal(&secret), "uses_passphrase": false, "directory": entry}}),
-        )
-        .await;
-    assert_eq!(answer.status, 400);
-    assert!(answer.body["BadRequest"].as_str().unwrap().contains("public keys were refused"));
+    let mut finish = async |entry: chartkey_core::directory::DirectoryEntry, keystore: Option<&str>| {
+        let start = client.api(fns::SignupStart { display_name: "Lu".into(), role: Role::Patient }).await.unwrap();
+        let credential = device.register(&server.origin, webauthn_options(&start.options));
+        let finish = fns::SignupFinishBody {
+            ceremony_id: start.ceremony_id,
+            credential: webauthn_json(&credential),
+            passkey_label: "p".into(),
+            sealed_keystore: keystore.map_or_else(|| device.seal(&secret), str::to_owned),
+            uses_passphrase: false,
+            directory: entry,
+            ledger_registration: None,
+        };
+        client.api(fns::SignupFinish { finish }).await
+    };
+    let answer = finish(entry, None).await;
+    assert!(bad_request(answer).contains("public keys were refused"));
 
     // A role other than the one chosen at the start.
-    let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
-    let credential = device.register(&server.origin, start.body["options"].clone());
     let entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::CredentialingAuthority);
-    let answer = client
-        .call(
-            "signup/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
-            "passkey_label": "p", "sealed_keystore": device.seal(&secret), "uses_passphrase": false, "directory": entry}}),
-        )
-        .await;
-    assert_eq!(answer.status, 400);
-    assert!(answer.body["BadRequest"].as_str().unwrap().contains("different role"), "{:?}", answer.body);
+    let answer = finish(entry, None).await;
+    let message = bad_request(answer);
+    assert!(message.contains("different role"), "{message}");
 
     // A key store that is not one.
-    let start = client.call("signup/start", json!({"display_name": "Lu", "role": "patient"})).await;
-    let credential = device.register(&server.origin, start.body["options"].clone());
     let entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
-    let answer = client
-        .call(
-            "signup/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
-            "passkey_label": "p", "sealed_keystore": "my secret in the clear", "uses_passphrase": false, "directory": entry}}),
-        )
-        .await;
-    assert_eq!(answer.status, 400);
+    let answer = finish(entry, Some("my secret in the clear")).await;
+    bad_request(answer);
     assert_eq!(server.counts(), (0, 0, 0));
     server.stop().await;
 }
@@ -304,11 +314,9 @@ async fn directory_lookup_returns_entries_that_verify() {
     let patient = sign_up(&server, "Ned", Role::Patient).await;
     let clinician = sign_up(&server, "Dr Ola", Role::Clinician).await;
     let address = ethers_core::utils::to_checksum(&clinician.keys.address(), None);
-    let answer = patient.client.call("directory/lookup", json!({"address": address.to_lowercase()})).await;
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-    assert_eq!(answer.body["display_name"], "Dr Ola");
-    let entry: chartkey_core::directory::DirectoryEntry = serde_json::from_value(answer.body["entry"].clone()).unwrap();
-    let verified = entry.verify().unwrap();
+    let answer = patient.client.api(lookup(clinician.keys.address())).await.unwrap();
+    assert_eq!(answer.display_name, "Dr Ola");
+    let verified = answer.entry.verify().unwrap();
     assert_eq!(verified.encryption_key, clinician.keys.encryption_public());
     assert_eq!(verified.role, Role::Clinician);
 
@@ -320,8 +328,8 @@ async fn directory_lookup_returns_entries_that_verify() {
         rusqlite::params![format!("0x{}", hex::encode(other.encryption_public())), address],
     )
     .unwrap();
-    let answer = patient.client.call("directory/lookup", json!({"address": address})).await;
-    assert_eq!(answer.status, 409, "a key the ledger does not know: {:?}", answer.body);
+    let answer = patient.client.api(fns::DirectoryLookup { address: address.parse().unwrap() }).await;
+    assert!(matches!(answer, Err(ApiError::Conflict(_))), "a key the ledger does not know: {answer:?}");
     let unregistered = chartkey_core::directory::DirectoryEntry::sign(&other, Role::Clinician);
     db.execute(
         "INSERT INTO accounts (id, display_name, role, address, encryption_key, directory_signature, created_at)
@@ -329,9 +337,8 @@ async fn directory_lookup_returns_entries_that_verify() {
         rusqlite::params![unregistered.address, unregistered.encryption_key, unregistered.signature],
     )
     .unwrap();
-    let answer = patient.client.call("directory/lookup", json!({"address": unregistered.address})).await;
-    assert_eq!(answer.status, 404, "not on the ledger: {:?}", answer.body);
-    assert!(answer.body["NotFound"].as_str().unwrap().contains("not registered on the ledger"));
+    let answer = patient.client.api(fns::DirectoryLookup { address: unregistered.address }).await;
+    assert!(not_found(answer).contains("not registered on the ledger"), "not on the ledger");
     server.stop().await;
 }
 
@@ -339,9 +346,8 @@ async fn directory_lookup_returns_entries_that_verify() {
 async fn recovery_confirmation_is_recorded() {
     let server = TestServer::start().await;
     let account = sign_up(&server, "Pia", Role::Verifier).await;
-    let answer = account.client.call("recovery/confirmed", json!({})).await;
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.body["recovery_confirmed"], true);
+    let answer = account.client.api(fns::ConfirmRecovery {}).await.unwrap();
+    assert!(answer.recovery_confirmed);
     server.stop().await;
 }
 
@@ -380,29 +386,27 @@ async fn a_patients_name_goes_only_to_their_counterparties() {
     let stranger_clinician = sign_up(&server, "Dr Stranger", Role::Clinician).await;
     let other_patient = sign_up(&server, "Curious Neighbour", Role::Patient).await;
     let verifier = sign_up(&server, "Nosy Insurer", Role::Verifier).await;
-    let lookup = |address: ethers_core::types::Address| json!({ "address": format!("{address:#x}") });
-    let of_patient = lookup(patient.keys.address());
+    let patient_address = patient.keys.address();
+    let of_patient = || lookup(patient_address);
 
     for outsider in [&clinician, &stranger_clinician, &other_patient, &verifier, &authority] {
-        let answer = outsider.client.call("directory/lookup", of_patient.clone()).await;
-        assert_eq!(answer.status, 404, "{:?}", answer.body);
-        assert!(!answer.body.to_string().contains("Priya"), "{:?}", answer.body);
+        let message = not_found(outsider.client.api(of_patient()).await);
+        assert!(!message.contains("Priya"), "{message}");
     }
-    let own = patient.client.call("directory/lookup", of_patient.clone()).await;
-    assert_eq!((own.status, &own.body["display_name"]), (200, &json!("Priya Private")));
+    let own = patient.client.api(of_patient()).await.unwrap();
+    assert_eq!(own.display_name, "Priya Private");
     // Clinicians, authorities and verifiers are public.
     for public in [&clinician, &authority, &verifier] {
-        let answer = other_patient.client.call("directory/lookup", lookup(public.keys.address())).await;
-        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        other_patient.client.api(lookup(public.keys.address())).await.unwrap();
     }
 
     // Once the patient shares with a clinician, that clinician knows whose
     // chart it is; the others still do not.
     let grant = everything(&patient.keys, &clinician.keys, 0);
-    assert_eq!(share_approved(&server, &mut patient, &grant, vec![]).await.status, 200);
-    let counterpart = clinician.client.call("directory/lookup", of_patient.clone()).await;
-    assert_eq!((counterpart.status, &counterpart.body["display_name"]), (200, &json!("Priya Private")));
-    assert_eq!(stranger_clinician.client.call("directory/lookup", of_patient.clone()).await.status, 404);
-    assert_eq!(other_patient.client.call("directory/lookup", of_patient).await.status, 404);
+    share_approved(&server, &mut patient, &grant, vec![]).await.unwrap();
+    let counterpart = clinician.client.api(of_patient()).await.unwrap();
+    assert_eq!(counterpart.display_name, "Priya Private");
+    not_found(stranger_clinician.client.api(of_patient()).await);
+    not_found(other_patient.client.api(of_patient()).await);
     server.stop().await;
 }

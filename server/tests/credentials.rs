@@ -15,7 +15,8 @@ use chartkey_server::authorities::{self, Applied};
 use common::chain::Chain;
 use common::*;
 use ethers_core::types::U256;
-use serde_json::{Value, json};
+use fns::{CredentialStatus, RequestState};
+use serde_json::json;
 
 /// What the `chartkey authority` command does: a row, then the running
 /// server's transaction.
@@ -32,38 +33,60 @@ async fn name_authority(server: &TestServer, address: &str, enabled: bool) -> Re
     panic!("the server did not apply the change");
 }
 
-fn request_body(authority: &AccountKeys, specialty: &str) -> Value {
-    json!({ "body": {
-        "authority": format!("{:#x}", authority.address()),
-        "license_number": " MD-12345 ",
-        "specialty": specialty,
-        "jurisdiction": "Massachusetts, US",
-        "organisation": "Riverside Clinic",
-    }})
+fn request_body(authority: &AccountKeys, specialty: &str) -> fns::CredentialsRequest {
+    fns::CredentialsRequest {
+        body: fns::CredentialRequestBody {
+            authority: authority.address().into(),
+            license_number: " MD-12345 ".into(),
+            specialty: specialty.into(),
+            jurisdiction: "Massachusetts, US".into(),
+            organisation: "Riverside Clinic".into(),
+        },
+    }
 }
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-async fn issue(chain: &Chain, account: &Account, signer: &AccountKeys, request: &Value, m: IssueCredential) -> Answer {
+async fn issue(
+    chain: &Chain,
+    account: &Account,
+    signer: &AccountKeys,
+    request: i64,
+    m: IssueCredential,
+) -> Result<fns::RelayReceipt, ApiError> {
     let signature = chain.sign(signer, &LedgerMessage::IssueCredential(m.clone()));
     account
         .client
-        .call("credentials/issue", json!({ "body": { "request": request, "message": m, "signature": signature } }))
+        .api(fns::CredentialsIssue { body: fns::IssueCredentialBody { request, message: m, signature } })
         .await
 }
 
-async fn send(chain: &Chain, by: &Account, m: RevokeCredential) -> Answer {
+async fn send(chain: &Chain, by: &Account, m: RevokeCredential) -> Result<fns::RelayReceipt, ApiError> {
     let signature = chain.sign(&by.keys, &LedgerMessage::RevokeCredential(m.clone()));
-    by.client.call("credentials/revoke", json!({ "body": { "message": m, "signature": signature } })).await
+    by.client.api(fns::CredentialsRevoke { body: fns::RevokeCredentialBody { message: m, signature } }).await
 }
 
-async fn badge(client: &Client, query: &str) -> Value {
-    let found = client.call("clinicians/search", json!({ "query": query })).await;
-    assert_eq!(found.status, 200, "{:?}", found.body);
-    assert_eq!(found.body.as_array().unwrap().len(), 1, "{:?}", found.body);
-    found.body[0]["credential"].clone()
+async fn badge(client: &Client, query: &str) -> CredentialStatus {
+    let found = client.api(fns::CliniciansSearch { query: query.into() }).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].credential.clone()
+}
+
+/// A credential's status as its tag names it.
+fn status(credential: &CredentialStatus) -> &'static str {
+    match credential {
+        CredentialStatus::NotVerified => "not_verified",
+        CredentialStatus::Verified { .. } => "verified",
+        CredentialStatus::Expired { .. } => "expired",
+        CredentialStatus::Revoked { .. } => "revoked",
+        CredentialStatus::AuthorityRemoved { .. } => "authority_removed",
+    }
+}
+
+fn bad_request<T: std::fmt::Debug>(answer: &Result<T, ApiError>) -> bool {
+    matches!(answer, Err(ApiError::BadRequest(_)))
 }
 
 #[tokio::test]
@@ -76,13 +99,12 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
     let chain = Chain::of(&server, &patient.client).await;
 
     // Before the operator names it, the authority cannot be asked.
-    let desk = authority.client.call("credentials/desk", json!({})).await;
-    assert_eq!(desk.status, 200, "{:?}", desk.body);
-    assert_eq!(desk.body["named"], false);
+    let desk = authority.client.api(fns::CredentialsDesk {}).await.unwrap();
+    assert!(!desk.named);
     let authority_address = format!("{:#x}", authority.keys.address());
-    assert_eq!(desk.body["operator_command"], format!("chartkey authority add {authority_address}"));
-    let early = clinician.client.call("credentials/request", request_body(&authority.keys, "Psychiatry")).await;
-    assert_eq!(early.status, 400, "{:?}", early.body);
+    assert_eq!(desk.operator_command, format!("chartkey authority add {authority_address}"));
+    let early = clinician.client.api(request_body(&authority.keys, "Psychiatry")).await;
+    assert!(bad_request(&early), "{early:?}");
 
     // The operator's command: only an authority's account can be named.
     let patient_address = format!("{:#x}", patient.keys.address());
@@ -94,45 +116,42 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
     let tx = name_authority(&server, &authority_address.to_uppercase().replace("0X", "0x"), true).await.unwrap();
     let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([tx])).await;
     assert_eq!(receipt["status"], "0x1");
-    assert_eq!(authority.client.call("credentials/desk", json!({})).await.body["named"], true);
+    assert!(authority.client.api(fns::CredentialsDesk {}).await.unwrap().named);
 
     // Only clinicians ask; every field is checked.
-    let mine = clinician.client.call("credentials/mine", json!({})).await;
-    assert_eq!(mine.status, 200, "{:?}", mine.body);
-    assert_eq!(mine.body["me"]["credential"]["status"], "not_verified");
-    assert_eq!(mine.body["authorities"][0]["address"], authority_address);
-    assert_eq!(mine.body["authorities"].as_array().unwrap().len(), 1, "only named authorities are offered");
-    assert_eq!(patient.client.call("credentials/request", request_body(&authority.keys, "GP")).await.status, 403);
-    assert_eq!(patient.client.call("credentials/mine", json!({})).await.status, 403);
+    let mine = clinician.client.api(fns::CredentialsMine {}).await.unwrap();
+    assert_eq!(mine.me.credential, CredentialStatus::NotVerified);
+    assert_eq!(mine.authorities[0].address.to_string(), authority_address);
+    assert_eq!(mine.authorities.len(), 1, "only named authorities are offered");
+    let asked = patient.client.api(request_body(&authority.keys, "GP")).await;
+    assert!(matches!(asked, Err(ApiError::Forbidden(_))), "{asked:?}");
+    let theirs = patient.client.api(fns::CredentialsMine {}).await;
+    assert!(matches!(theirs, Err(ApiError::Forbidden(_))), "{theirs:?}");
     let too_long = "Child and adolescent psychiatry (subspecialty)";
-    assert_eq!(clinician.client.call("credentials/request", request_body(&authority.keys, too_long)).await.status, 400);
-    assert_eq!(clinician.client.call("credentials/request", request_body(&authority.keys, " ")).await.status, 400);
-    assert_eq!(
-        clinician.client.call("credentials/request", request_body(&authority.keys, "GP\u{7}")).await.status,
-        400
-    );
-    assert_eq!(
-        clinician.client.call("credentials/request", request_body(&other_authority.keys, "Psychiatry")).await.status,
-        400,
+    assert!(bad_request(&clinician.client.api(request_body(&authority.keys, too_long)).await));
+    assert!(bad_request(&clinician.client.api(request_body(&authority.keys, " ")).await));
+    assert!(bad_request(&clinician.client.api(request_body(&authority.keys, "GP\u{7}")).await));
+    assert!(
+        bad_request(&clinician.client.api(request_body(&other_authority.keys, "Psychiatry")).await),
         "an authority not named cannot be asked"
     );
-    assert_eq!(server.client().call("clinicians/search", json!({ "query": "" })).await.status, 401);
+    assert_eq!(server.client().api(fns::CliniciansSearch { query: "".into() }).await, Err(ApiError::Unauthorized));
 
-    let asked = clinician.client.call("credentials/request", request_body(&authority.keys, "Psychiatry")).await;
-    assert_eq!(asked.status, 200, "{:?}", asked.body);
-    assert_eq!(asked.body["request"]["state"], "pending");
-    assert_eq!(asked.body["request"]["license_number"], "MD-12345");
-    let again = clinician.client.call("credentials/request", request_body(&authority.keys, "Psychiatry")).await;
-    assert_eq!(again.status, 409);
+    let asked = clinician.client.api(request_body(&authority.keys, "Psychiatry")).await.unwrap();
+    let asked = asked.request.expect("the request");
+    assert_eq!(asked.state, RequestState::Pending);
+    assert_eq!(asked.license_number, "MD-12345");
+    let again = clinician.client.api(request_body(&authority.keys, "Psychiatry")).await;
+    assert!(matches!(again, Err(ApiError::Conflict(_))), "{again:?}");
 
     // The authority's desk lists it; no one else's does.
-    let desk = authority.client.call("credentials/desk", json!({})).await;
-    let pending = &desk.body["pending"];
-    assert_eq!(pending.as_array().unwrap().len(), 1, "{:?}", desk.body);
-    let request = pending[0]["id"].clone();
-    assert_eq!(pending[0]["clinician"]["display_name"], "Dr Ada Okafor");
-    assert_eq!(other_authority.client.call("credentials/desk", json!({})).await.body["pending"], json!([]));
-    let nonce = desk.body["next_nonce"].as_u64().unwrap();
+    let desk = authority.client.api(fns::CredentialsDesk {}).await.unwrap();
+    let pending = &desk.pending;
+    assert_eq!(pending.len(), 1, "{desk:?}");
+    let request = pending[0].id;
+    assert_eq!(pending[0].clinician.display_name, "Dr Ada Okafor");
+    assert!(other_authority.client.api(fns::CredentialsDesk {}).await.unwrap().pending.is_empty());
+    let nonce = desk.next_nonce;
     let message = IssueCredential {
         authority: authority.keys.address(),
         clinician: clinician.keys.address(),
@@ -145,7 +164,8 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
     // Refused: another authority's session; a message that differs from
     // the request; an expiry in the past or too far; someone else's key.
     let theirs = IssueCredential { authority: other_authority.keys.address(), ..message.clone() };
-    assert_eq!(issue(&chain, &other_authority, &other_authority.keys, &request, theirs).await.status, 404);
+    let theirs = issue(&chain, &other_authority, &other_authority.keys, request, theirs).await;
+    assert!(matches!(theirs, Err(ApiError::NotFound(_))), "{theirs:?}");
     let wrong = |m: IssueCredential| m;
     for bad in [
         wrong(IssueCredential { clinician: patient.keys.address(), ..message.clone() }),
@@ -154,35 +174,38 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
         wrong(IssueCredential { expires_at: now() - 1, ..message.clone() }),
         wrong(IssueCredential { expires_at: now() + 6 * 366 * 86_400, ..message.clone() }),
     ] {
-        let answer = issue(&chain, &authority, &authority.keys, &request, bad).await;
-        assert_eq!(answer.status, 400, "{:?}", answer.body);
+        let answer = issue(&chain, &authority, &authority.keys, request, bad).await;
+        assert!(bad_request(&answer), "{answer:?}");
     }
-    let forged = issue(&chain, &authority, &other_keys(), &request, message.clone()).await;
-    assert_eq!((forged.status, &forged.body["Refused"]["code"]), (422, &json!("WrongSigner")), "{:?}", forged.body);
-    assert_eq!(badge(&patient.client, "okafor").await["status"], "not_verified");
+    let forged = issue(&chain, &authority, &other_keys(), request, message.clone()).await;
+    assert!(matches!(&forged, Err(ApiError::Refused { code, .. }) if code == "WrongSigner"), "{forged:?}");
+    assert_eq!(status(&badge(&patient.client, "okafor").await), "not_verified");
 
-    let issued = issue(&chain, &authority, &authority.keys, &request, message.clone()).await;
-    assert_eq!(issued.status, 200, "{:?}", issued.body);
-    assert_eq!(issued.body["mined"], true);
+    let issued = issue(&chain, &authority, &authority.keys, request, message.clone()).await.unwrap();
+    assert!(issued.mined);
     let shown = badge(&patient.client, "okafor").await;
-    assert_eq!(shown["status"], "verified", "{shown}");
-    assert_eq!(shown["authority_name"], "State Medical Board");
-    assert_eq!(shown["specialty"], "Psychiatry");
-    assert_eq!(shown["expires_at"], message.expires_at);
+    match &shown {
+        CredentialStatus::Verified { authority_name, specialty, expires_at, .. } => {
+            assert_eq!(authority_name, "State Medical Board");
+            assert_eq!(specialty, "Psychiatry");
+            assert_eq!(*expires_at, message.expires_at);
+        }
+        other => panic!("expected verified: {other:?}"),
+    }
     // Found by specialty and organisation too, not by a wildcard.
-    assert_eq!(badge(&patient.client, "psychiat").await["status"], "verified");
-    assert_eq!(badge(&patient.client, "riverside").await["status"], "verified");
-    let wildcard = patient.client.call("clinicians/search", json!({ "query": "%" })).await;
-    assert_eq!(wildcard.body, json!([]));
-    let mine = clinician.client.call("credentials/mine", json!({})).await;
-    assert_eq!(mine.body["request"]["state"], "issued");
-    assert_eq!(mine.body["me"]["credential"]["status"], "verified");
-    let desk = authority.client.call("credentials/desk", json!({})).await;
-    assert_eq!(desk.body["pending"], json!([]));
-    assert_eq!(desk.body["decided"][0]["state"], "issued");
+    assert_eq!(status(&badge(&patient.client, "psychiat").await), "verified");
+    assert_eq!(status(&badge(&patient.client, "riverside").await), "verified");
+    let wildcard = patient.client.api(fns::CliniciansSearch { query: "%".into() }).await.unwrap();
+    assert!(wildcard.is_empty(), "{wildcard:?}");
+    let mine = clinician.client.api(fns::CredentialsMine {}).await.unwrap();
+    assert_eq!(mine.request.as_ref().unwrap().state, RequestState::Issued);
+    assert_eq!(status(&mine.me.credential), "verified");
+    let desk = authority.client.api(fns::CredentialsDesk {}).await.unwrap();
+    assert!(desk.pending.is_empty(), "{desk:?}");
+    assert_eq!(desk.decided[0].state, RequestState::Issued);
     // Issued once: the request is no longer pending.
-    let twice = issue(&chain, &authority, &authority.keys, &request, message.clone()).await;
-    assert_eq!(twice.status, 404);
+    let twice = issue(&chain, &authority, &authority.keys, request, message.clone()).await;
+    assert!(matches!(twice, Err(ApiError::NotFound(_))), "{twice:?}");
 
     // Revoked by its issuer only.
     let revoke = |by: &Account, nonce: u64| RevokeCredential {
@@ -191,24 +214,26 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
         nonce: U256::from(nonce),
     };
     let not_issuer = send(&chain, &other_authority, revoke(&other_authority, 1)).await;
-    assert_eq!(not_issuer.body["Refused"]["code"], "NotIssuer", "{:?}", not_issuer.body);
-    assert_eq!(send(&chain, &clinician, revoke(&clinician, 1)).await.status, 403);
-    let revoked = send(&chain, &authority, revoke(&authority, nonce + 1)).await;
-    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
-    assert_eq!(badge(&patient.client, "okafor").await["status"], "revoked");
+    assert!(matches!(&not_issuer, Err(ApiError::Refused { code, .. }) if code == "NotIssuer"), "{not_issuer:?}");
+    let by_clinician = send(&chain, &clinician, revoke(&clinician, 1)).await;
+    assert!(matches!(by_clinician, Err(ApiError::Forbidden(_))), "{by_clinician:?}");
+    send(&chain, &authority, revoke(&authority, nonce + 1)).await.unwrap();
+    assert_eq!(status(&badge(&patient.client, "okafor").await), "revoked");
 
     // Declined requests, and a credential that expires.
     let second = sign_up(&server, "Dr Short Term", Role::Clinician).await;
-    let asked = second.client.call("credentials/request", request_body(&authority.keys, "Cardiology")).await;
-    let first_request = asked.body["request"]["id"].clone();
-    assert_eq!(
-        other_authority.client.call("credentials/decline", json!({ "request": first_request })).await.status,
-        404
-    );
-    assert_eq!(authority.client.call("credentials/decline", json!({ "request": first_request })).await.status, 200);
-    assert_eq!(second.client.call("credentials/mine", json!({})).await.body["request"]["state"], "declined");
-    let asked = second.client.call("credentials/request", request_body(&authority.keys, "Cardiology")).await;
-    assert_eq!(asked.status, 200, "a declined request can be followed by a new one");
+    let asked = second.client.api(request_body(&authority.keys, "Cardiology")).await.unwrap();
+    let first_request = asked.request.unwrap().id;
+    let declined = other_authority.client.api(fns::CredentialsDecline { request: first_request }).await;
+    assert!(matches!(declined, Err(ApiError::NotFound(_))), "{declined:?}");
+    authority.client.api(fns::CredentialsDecline { request: first_request }).await.unwrap();
+    let mine = second.client.api(fns::CredentialsMine {}).await.unwrap();
+    assert_eq!(mine.request.unwrap().state, RequestState::Declined);
+    let asked = second
+        .client
+        .api(request_body(&authority.keys, "Cardiology"))
+        .await
+        .expect("a declined request can be followed by a new one");
     let short_until = now() + 5;
     let short = IssueCredential {
         clinician: second.keys.address(),
@@ -217,25 +242,24 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
         nonce: U256::from(nonce + 2),
         ..message.clone()
     };
-    let issued = issue(&chain, &authority, &authority.keys, &asked.body["request"]["id"], short).await;
-    assert_eq!(issued.status, 200, "{:?}", issued.body);
-    assert_eq!(badge(&patient.client, "short term").await["status"], "verified");
+    issue(&chain, &authority, &authority.keys, asked.request.unwrap().id, short).await.unwrap();
+    assert_eq!(status(&badge(&patient.client, "short term").await), "verified");
     common::records::sleep_past(short_until).await;
-    assert_eq!(badge(&patient.client, "short term").await["status"], "expired");
+    assert_eq!(status(&badge(&patient.client, "short term").await), "expired");
 
     // The operator stops naming the authority: its credentials lapse.
     let third = sign_up(&server, "Dr Lapsing", Role::Clinician).await;
-    let asked = third.client.call("credentials/request", request_body(&authority.keys, "Oncology")).await;
+    let asked = third.client.api(request_body(&authority.keys, "Oncology")).await.unwrap();
     let long = IssueCredential {
         clinician: third.keys.address(),
         specialty: bytes32_text("Oncology").unwrap(),
         nonce: U256::from(nonce + 3),
         ..message.clone()
     };
-    assert_eq!(issue(&chain, &authority, &authority.keys, &asked.body["request"]["id"], long).await.status, 200);
-    assert_eq!(badge(&patient.client, "lapsing").await["status"], "verified");
+    issue(&chain, &authority, &authority.keys, asked.request.unwrap().id, long).await.unwrap();
+    assert_eq!(status(&badge(&patient.client, "lapsing").await), "verified");
     name_authority(&server, &authority_address, false).await.unwrap();
-    assert_eq!(badge(&patient.client, "lapsing").await["status"], "authority_removed");
+    assert_eq!(status(&badge(&patient.client, "lapsing").await), "authority_removed");
     server.stop().await;
 }
 
@@ -261,7 +285,7 @@ async fn the_operator_names_an_authority_from_the_command_line() {
     let stdout = String::from_utf8_lossy(&named.stdout);
     assert!(named.status.success(), "{stdout}{}", String::from_utf8_lossy(&named.stderr));
     assert!(stdout.contains("is named a credentialing authority (ledger transaction 0x"), "{stdout}");
-    assert_eq!(authority.client.call("credentials/desk", json!({})).await.body["named"], true);
+    assert!(authority.client.api(fns::CredentialsDesk {}).await.unwrap().named);
 
     let wrong_role = format!("{:#x}", clinician.keys.address());
     let refused = run(vec!["authority".into(), "add".into(), wrong_role], server.data_dir.clone()).await.unwrap();
@@ -274,6 +298,6 @@ async fn the_operator_names_an_authority_from_the_command_line() {
 
     let removed = run(vec!["authority".into(), "remove".into(), address], server.data_dir.clone()).await.unwrap();
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
-    assert_eq!(authority.client.call("credentials/desk", json!({})).await.body["named"], false);
+    assert!(!authority.client.api(fns::CredentialsDesk {}).await.unwrap().named);
     server.stop().await;
 }

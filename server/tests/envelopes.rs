@@ -7,9 +7,10 @@
 
 mod common;
 
-use chartkey_core::eip712::Grant;
+use chartkey_core::eip712::{Access, Grant};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::role::Role;
+use chartkey_core::value::Hash32;
 use common::chain::Chain;
 use common::records::*;
 use common::*;
@@ -25,8 +26,7 @@ async fn a_known_fingerprint_claims_nothing() {
     let puppet = sign_up(&server, "Sock Puppet", Role::Patient).await;
     let domain = ledger_domain(&victim.client).await;
     let sealed = seal_all(&victim.keys, &floyd(1), None);
-    let added = add(&victim, &domain, &sealed).await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
+    add(&victim, &domain, &sealed).await.unwrap();
     let name = hex::encode(sealed.anchored[0].ciphertext_hash);
     let uploads_of =
         |account: &str| server.query_one(&format!("SELECT count(*) FROM blob_uploads WHERE account_id = '{account}'"));
@@ -41,21 +41,23 @@ async fn a_known_fingerprint_claims_nothing() {
     // Without an upload of its own, the puppet's record naming the
     // victim's content is refused.
     let mut stolen = seal_all(&puppet.keys, &floyd(1), None);
-    stolen.records[0]["blob"] = json!(chartkey_core::value::Hash32(sealed.anchored[0].ciphertext_hash));
+    stolen.records[0].blob = Hash32(sealed.anchored[0].ciphertext_hash);
     stolen.anchored[0].ciphertext_hash = sealed.anchored[0].ciphertext_hash;
     let signature = sign_anchor(&domain, &puppet.keys, &stolen.anchored);
-    let body = json!({ "body": { "records": stolen.records, "signature": signature } });
-    let refused = puppet.client.call("records/add", body.clone()).await;
-    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    let body = fns::AddRecordsBody { records: stolen.records.clone(), signature, patient: None };
+    let refused = puppet.client.api(fns::RecordsAdd { body: body.clone() }).await;
+    assert!(matches!(refused, Err(ApiError::BadRequest(_))), "{refused:?}");
 
     // Someone who once held the bytes (a clinician who opened the record,
     // say) can upload them, but still cannot anchor them into a chart of
     // their own: content another chart anchored stays that chart's.
     let (status, answer) = put_blob(&puppet.client, &name, sealed.envelopes[0].clone()).await;
     assert_eq!((status, &answer["new"]), (200, &json!(false)), "{answer:?}");
-    let refused = puppet.client.call("records/add", body).await;
-    assert_eq!(refused.status, 409, "{:?}", refused.body);
-    assert!(refused.body.to_string().contains("another record"), "{:?}", refused.body);
+    let refused = puppet.client.api(fns::RecordsAdd { body }).await;
+    match &refused {
+        Err(ApiError::Conflict(message)) => assert!(message.contains("another record"), "{refused:?}"),
+        other => panic!("expected Conflict: {other:?}"),
+    }
     assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE blob = '0x{name}'")), "Integer(1)");
 
     // Reads go by record id: the puppet gets nothing of the victim's.
@@ -80,31 +82,31 @@ async fn a_shared_chart_lists_records_without_keys() {
     let Parties { mut patient, clinician, chain, domain, .. } =
         verified_parties(&server, &server.data_dir, "Lena Listed", "Dr Lister").await;
     let sealed = seal_all(&patient.keys, &floyd(2), None);
-    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    add(&patient, &domain, &sealed).await.unwrap();
     let grant = everything(&patient.keys, &clinician.keys, 0);
     let keys = (0..2).map(|i| wrapped_for(&sealed.keys[i], sealed.anchored[i].id, &clinician.keys)).collect();
-    let shared = share_approved(&server, &mut patient, &grant, keys).await;
-    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    share_approved(&server, &mut patient, &grant, keys).await.unwrap();
 
+    // Raw: the check for key material reads the answer as sent, with any
+    // field the typed `SharedChart` would drop.
     let chart =
         clinician.client.call("shares/chart", json!({ "patient": format!("{:#x}", patient.keys.address()) })).await;
     assert_eq!(chart.status, 200, "{:?}", chart.body);
     let text = chart.body.to_string();
     for (i, record) in sealed.records.iter().enumerate() {
         assert!(text.contains(&sealed.anchored[i].id.to_hex()), "the record is listed: {text}");
-        assert!(!text.contains(record["blob"].as_str().unwrap()), "no content address: {text}");
+        assert!(!text.contains(&record.blob.to_string()), "no content address: {text}");
     }
     assert!(!text.contains("wrapped_key"), "no wrapped key before an access is logged: {text}");
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
 
     let id: RecordId = sealed.anchored[0].id;
     assert_eq!(get_envelope(&clinician.client, id).await.0, 404);
-    let opened = open(&chain, &clinician, &patient.keys, id).await;
-    assert_eq!(opened.status, 200, "{:?}", opened.body);
-    assert!(opened.body["record"]["wrapped_key"].is_string());
+    let opened = open(&chain, &clinician, &patient.keys, id).await.unwrap();
+    assert!(opened.record.wrapped_key.is_some());
     let (status, bytes) = get_envelope(&clinician.client, id).await;
     assert_eq!(status, 200);
-    read_as(&patient.keys, &clinician.keys, &domain, &opened.body["record"], &bytes).unwrap();
+    read_as(&patient.keys, &clinician.keys, &domain, &opened.record, &bytes).unwrap();
     // The other record stays closed until it is opened too.
     assert_eq!(get_envelope(&clinician.client, sealed.anchored[1].id).await.0, 404);
     server.stop().await;
@@ -118,16 +120,15 @@ async fn later_records_are_wrapped_only_for_live_shares() {
     let Parties { mut patient, clinician, chain, .. } =
         verified_parties(&server, &server.data_dir, "Later Patient", "Dr Later").await;
     let grant = everything(&patient.keys, &clinician.keys, 0);
-    assert_eq!(share_approved(&server, &mut patient, &grant, vec![]).await.status, 200);
+    share_approved(&server, &mut patient, &grant, vec![]).await.unwrap();
     let (_, live) = add_shared(&patient, &[&clinician.keys]).await;
-    assert_eq!(live.status, 200, "{:?}", live.body);
+    live.unwrap();
 
-    let stopped = stop_approved(&server, &chain, &mut patient, &clinician.keys).await;
-    assert_eq!(stopped.status, 200, "{:?}", stopped.body);
+    stop_approved(&server, &chain, &mut patient, &clinician.keys).await.unwrap();
     let reader = format!("{:#x}", clinician.keys.address());
     let keys_before = server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{reader}'"));
     let (sealed, refused) = add_shared(&patient, &[&clinician.keys]).await;
-    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert!(matches!(refused, Err(ApiError::BadRequest(_))), "{refused:?}");
     let id = sealed.anchored[0].id.to_hex();
     assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE id = '{id}'")), "Integer(0)");
     assert_eq!(server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{reader}'")), keys_before);
@@ -135,13 +136,13 @@ async fn later_records_are_wrapped_only_for_live_shares() {
     // A share that has run out counts as ended too.
     let brief =
         Grant { expires_at: now() + 5, nonce: chain.consent_nonce(grant.patient, grant.grantee).await.into(), ..grant };
-    assert_eq!(share_approved(&server, &mut patient, &brief, vec![]).await.status, 200);
+    share_approved(&server, &mut patient, &brief, vec![]).await.unwrap();
     sleep_past(brief.expires_at).await;
     let (_, expired) = add_shared(&patient, &[&clinician.keys]).await;
-    assert_eq!(expired.status, 400, "{:?}", expired.body);
+    assert!(matches!(expired, Err(ApiError::BadRequest(_))), "{expired:?}");
     // Without the clinician's key, the record is added as usual.
     let (_, alone) = add_shared(&patient, &[]).await;
-    assert_eq!(alone.status, 200, "{:?}", alone.body);
+    alone.unwrap();
     server.stop().await;
 }
 
@@ -161,11 +162,13 @@ async fn a_new_record_must_be_sealed_with_a_key_commitment() {
     let hash = chartkey_core::envelope::ciphertext_hash(&old);
     sealed.pack.clear();
     chartkey_core::records::pack_frame(&mut sealed.pack, &hash, &old);
-    sealed.records[0]["blob"] = json!(chartkey_core::value::Hash32(hash));
+    sealed.records[0].blob = Hash32(hash);
     sealed.anchored[0].ciphertext_hash = hash;
     let refused = add(&patient, &domain, &sealed).await;
-    assert_eq!(refused.status, 400, "{:?}", refused.body);
-    assert!(refused.body.to_string().contains("not sealed as this version"), "{:?}", refused.body);
+    match &refused {
+        Err(ApiError::BadRequest(message)) => assert!(message.contains("not sealed as this version"), "{refused:?}"),
+        other => panic!("expected BadRequest: {other:?}"),
+    }
     assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(0)");
     server.stop().await;
 }
@@ -216,12 +219,21 @@ async fn sweep(
         ("credentials/mine", json!({})),
         ("directory/lookup", json!({ "address": of_patient })),
     ];
+    // Raw calls: the observer reads each answer as sent, with any field a
+    // typed answer would drop.
     for (name, args) in calls {
         let answer = who.client.call(name, args).await;
         observer.observe(name, answer.body.to_string().as_bytes(), sealed, wrapped);
     }
     if let Some(id) = opened {
-        let answer = open(chain, who, patient, id).await;
+        let domain = ledger_domain(&who.client).await;
+        let access = Access {
+            grantee: who.keys.address(),
+            patient: patient.address(),
+            record_id: id.0,
+            nonce: access_nonce(chain, &who.keys).await,
+        };
+        let answer = who.client.call("records/open", json!({ "body": access_body(&domain, &who.keys, &access) })).await;
         observer.observe("records/open", answer.body.to_string().as_bytes(), sealed, wrapped);
     }
     let ids: Vec<RecordId> = sealed.anchored.iter().map(|a| a.id).collect();
@@ -247,12 +259,12 @@ async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
     let Parties { mut patient, clinician, chain, domain, .. } =
         verified_parties(&server, &server.data_dir, "Audited Patient", "Dr Audited").await;
     let sealed = seal_all(&patient.keys, &floyd(3), None);
-    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
-    let keys: Vec<serde_json::Value> =
+    add(&patient, &domain, &sealed).await.unwrap();
+    let keys: Vec<fns::ShareKey> =
         (0..3).map(|i| wrapped_for(&sealed.keys[i], sealed.anchored[i].id, &clinician.keys)).collect();
-    let wrapped: Vec<String> = keys.iter().map(|k| k["wrapped_key"].as_str().unwrap().to_owned()).collect();
+    let wrapped: Vec<String> = keys.iter().map(|k| k.wrapped_key.to_base64()).collect();
     let grant = everything(&patient.keys, &clinician.keys, 0);
-    assert_eq!(share_approved(&server, &mut patient, &grant, keys).await.status, 200);
+    share_approved(&server, &mut patient, &grant, keys).await.unwrap();
     let ids: Vec<RecordId> = sealed.anchored.iter().map(|a| a.id).collect();
     let mut observer = Observer::default();
 
@@ -282,20 +294,20 @@ async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
     let logs = chain.rpc.result("eth_getLogs", filter).await;
     let on_ledger: std::collections::BTreeSet<String> =
         logs.as_array().unwrap().iter().map(|l| l["topics"][3].as_str().unwrap().to_owned()).collect();
-    let inbox = patient.client.call("notices/list", json!({})).await.body;
+    let inbox = patient.client.api(fns::NoticesList {}).await.unwrap();
     for id in &released {
         assert!(on_ledger.contains(&id.to_hex()), "{id} released without an Accessed event: {on_ledger:?}");
         let rows = server.query_one(&format!("SELECT count(*) FROM accesses WHERE record_id = '{}'", id.to_hex()));
         assert_ne!(rows, "Integer(0)", "{id} has an accesses row");
         assert!(
-            inbox["notices"].as_array().unwrap().iter().any(|n| n["record"] == json!(id) && n["kind"] == "access"),
-            "the patient was told of {id}: {inbox}"
+            inbox.notices.iter().any(|n| n.record == Some(*id) && n.kind == fns::NoticeKind::Access),
+            "the patient was told of {id}: {inbox:?}"
         );
     }
     assert_eq!(on_ledger.len(), released.len(), "no access without a release, none twice");
 
     // After stopping, nothing: not even what was opened a moment ago.
-    assert_eq!(stop_approved(&server, &chain, &mut patient, &clinician.keys).await.status, 200);
+    stop_approved(&server, &chain, &mut patient, &clinician.keys).await.unwrap();
     let before = observer.releases.len();
     sweep(&mut observer, &clinician, &chain, &patient.keys, &sealed, &wrapped, Some(ids[1])).await;
     sweep(&mut observer, &clinician, &chain, &patient.keys, &sealed, &wrapped, Some(ids[0])).await;
@@ -312,11 +324,11 @@ async fn envelope_routes_for_every_role() {
     let Parties { mut patient, clinician, authority, domain, .. } =
         verified_parties(&server, &server.data_dir, "Role Patient", "Dr Role").await;
     let sealed = seal_all(&patient.keys, &floyd(1), None);
-    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    add(&patient, &domain, &sealed).await.unwrap();
     let id = sealed.anchored[0].id;
     let grant = everything(&patient.keys, &clinician.keys, 0);
     let keys = vec![wrapped_for(&sealed.keys[0], id, &clinician.keys)];
-    assert_eq!(share_approved(&server, &mut patient, &grant, keys).await.status, 200);
+    share_approved(&server, &mut patient, &grant, keys).await.unwrap();
     let other_patient = sign_up(&server, "Role Other", Role::Patient).await;
     let unshared_clinician = sign_up(&server, "Dr Unshared", Role::Clinician).await;
     let verifier = sign_up(&server, "Role Insurer", Role::Verifier).await;

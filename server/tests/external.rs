@@ -56,10 +56,9 @@ async fn the_portal_runs_on_an_external_node() {
     let file: ContractsFile = serde_json::from_slice(&std::fs::read(data_dir.join("contracts.json")).unwrap()).unwrap();
     assert_eq!(file.chain_id, 31_337);
     let patient = sign_up(&server, "Pat", Role::Patient).await;
-    let info = patient.client.call("ledger/info", json!({})).await;
-    assert_eq!(info.status, 200, "{:?}", info.body);
-    assert_eq!(info.body["chain_id"], 31_337);
-    assert_eq!(info.body["directory"].as_str().unwrap().to_lowercase(), format!("{:?}", file.directory).to_lowercase());
+    let info = patient.client.api(fns::LedgerInfo {}).await.unwrap();
+    assert_eq!(info.chain_id, 31_337);
+    assert_eq!(info.directory.to_string(), format!("{:?}", file.directory).to_lowercase());
 
     // Sign-up registered the patient on anvil.
     let remote =
@@ -92,8 +91,8 @@ async fn the_portal_runs_on_an_external_node() {
     // A restart uses the same contracts: nothing is deployed again.
     let before = relayer_nonce(&anvil).await;
     let server = TestServer::start_with(|c| external(c, &data_dir, &anvil, &key)).await;
-    let info = server.client().call("ledger/info", json!({})).await;
-    assert_eq!(info.body["records"].as_str().unwrap().to_lowercase(), format!("{:?}", file.records).to_lowercase());
+    let info = server.client().api(fns::LedgerInfo {}).await.unwrap();
+    assert_eq!(info.records.to_string(), format!("{:?}", file.records).to_lowercase());
     assert_eq!(relayer_nonce(&anvil).await, before);
     server.stop().await;
 }

@@ -14,7 +14,7 @@ use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
 use chartkey_ledger::calls;
 use chartkey_ledger::convert::to_alloy;
 use chartkey_ledger::node::Contracts;
-use common::{Portal, TestServer, wallet};
+use common::{ApiError, Portal, TestServer, fns, wallet};
 use ethers_core::types::U256;
 use serde_json::{Value, json};
 
@@ -290,14 +290,12 @@ async fn chain_heads_are_public_linked_and_rate_limited() {
 async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
     let server = TestServer::start().await;
     let patient = common::sign_up(&server, "Checkpoint Patient", chartkey_core::role::Role::Patient).await;
-    assert_eq!(server.client().call("ledger/checkpoint", json!({})).await.status, 401);
-    let answer = patient.client.call("ledger/checkpoint", json!({})).await;
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-    let checkpoint = answer.body.clone();
+    assert_eq!(server.client().api(fns::LedgerCheckpoint {}).await, Err(ApiError::Unauthorized));
+    let checkpoint = patient.client.api(fns::LedgerCheckpoint {}).await.unwrap();
     let admin = wallet(&server.data_dir, "admin.key");
-    assert_eq!(checkpoint["signer"], format!("{:#x}", admin.address()));
+    assert_eq!(checkpoint.signer.to_string(), format!("{:#x}", admin.address()));
     let head = server.rpc().result("eth_blockNumber", json!([])).await;
-    assert_eq!(format!("{:#x}", checkpoint["number"].as_u64().unwrap()), head.as_str().unwrap());
+    assert_eq!(format!("{:#x}", checkpoint.number), head.as_str().unwrap());
     let dir = server.stop_keeping_data().await;
     let data_dir = dir.path().join("data");
     let verify = |file: &Path| {
@@ -319,30 +317,24 @@ async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
     // sees it), re-signed by someone else, or not re-signed at all.
     let mut forged = checkpoint.clone();
     let other_hash = chartkey_core::value::Hash32([0xab; 32]);
-    let number = checkpoint["number"].as_u64().unwrap();
-    let chain_id = checkpoint["chain_id"].as_u64().unwrap();
-    forged["hash"] = json!(other_hash);
+    let number = checkpoint.number;
+    let chain_id = checkpoint.chain_id;
+    forged.hash = other_hash;
     let unsigned = forged.clone();
-    forged["message"] = json!(chartkey_core::proof::checkpoint_message(chain_id, number, &other_hash));
+    forged.message = chartkey_core::proof::checkpoint_message(chain_id, number, &other_hash);
     let stranger = keys(7);
-    forged["signature"] = json!(chartkey_core::proof::sign_message(&stranger, forged["message"].as_str().unwrap()));
+    forged.signature = chartkey_core::proof::sign_message(&stranger, &forged.message);
     let signed_by_admin = {
         let mut c = forged.clone();
-        c["signature"] = json!(
-            chartkey_core::proof::sign_message_with_secret(&admin.secret(), c["message"].as_str().unwrap()).unwrap()
-        );
+        c.signature = chartkey_core::proof::sign_message_with_secret(&admin.secret(), &c.message).unwrap();
         c
     };
     let beyond = {
         let mut c = checkpoint.clone();
-        let message = chartkey_core::proof::checkpoint_message(
-            chain_id,
-            number + 50,
-            &checkpoint["hash"].as_str().unwrap().parse().unwrap(),
-        );
-        c["number"] = json!(number + 50);
-        c["signature"] = json!(chartkey_core::proof::sign_message_with_secret(&admin.secret(), &message).unwrap());
-        c["message"] = json!(message);
+        let message = chartkey_core::proof::checkpoint_message(chain_id, number + 50, &checkpoint.hash);
+        c.number = number + 50;
+        c.signature = chartkey_core::proof::sign_message_with_secret(&admin.secret(), &message).unwrap();
+        c.message = message;
         c
     };
     for (case, body, why) in [

@@ -151,22 +151,18 @@ async fn every_route_for_every_role() {
     // The owner's chart: a record, shared with one clinician, opened once
     // (so there is an access and a notice).
     let sealed = seal_all(&owner.keys, &floyd(2), None);
-    let added = add(&owner, &domain, &sealed).await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
-    let job = added.body["job"].as_i64().unwrap();
+    let job = add(&owner, &domain, &sealed).await.unwrap().job;
     // Both shared with the clinician; only the first opened.
     let (record, unopened) = (sealed.anchored[0].id, sealed.anchored[1].id);
     let blob = hex::encode(sealed.anchored[0].ciphertext_hash);
     let grant = everything(&owner.keys, &shared.keys, 0);
     let keys =
         vec![wrapped_for(&sealed.keys[0], record, &shared.keys), wrapped_for(&sealed.keys[1], unopened, &shared.keys)];
-    let shared_with = share_approved(&server, &mut owner, &grant, keys).await;
-    assert_eq!(shared_with.status, 200, "{:?}", shared_with.body);
-    let grant_tx = shared_with.body["tx_hash"].as_str().unwrap().to_owned();
-    assert_eq!(open(&chain, &shared, &owner.keys, record).await.status, 200);
-    let notice = owner.client.call("notices/list", json!({})).await.body["notices"][0]["id"].clone();
+    let grant_tx = share_approved(&server, &mut owner, &grant, keys).await.unwrap().tx_hash.to_string();
+    open(&chain, &shared, &owner.keys, record).await.unwrap();
+    let notice = owner.client.api(fns::NoticesList {}).await.unwrap().notices[0].id;
     let other_sealed = seal_all(&other.keys, &floyd(1), None);
-    assert_eq!(add(&other, &domain, &other_sealed).await.status, 200);
+    add(&other, &domain, &other_sealed).await.unwrap();
 
     // Bodies for the writing routes, each valid for its owner.
     let owner_address = format!("{:#x}", owner.keys.address());
@@ -176,54 +172,54 @@ async fn every_route_for_every_role() {
         "signature": sign_anchor(&domain, &owner.keys, &new_record.anchored) } });
     // Another chart's content named by a record of this chart.
     let mut theirs = new_record.records.clone();
-    theirs[0]["id"] = json!(RecordId([7; 32]));
-    theirs[0]["blob"] = json!(chartkey_core::value::Hash32(other_sealed.anchored[0].ciphertext_hash));
+    theirs[0].id = RecordId([7; 32]);
+    theirs[0].blob = chartkey_core::value::Hash32(other_sealed.anchored[0].ciphertext_hash);
     let mut claimed = new_record.anchored.clone();
     claimed[0].id = RecordId([7; 32]);
     claimed[0].ciphertext_hash = other_sealed.anchored[0].ciphertext_hash;
     let claim_body = json!({ "body": { "records": theirs, "signature": sign_anchor(&domain, &owner.keys, &claimed) } });
     let to_unshared = everything(&owner.keys, &unshared.keys, 0);
     let approval = approve(&server, &owner.client, &mut owner.device, domain.digest(&to_unshared)).await;
-    let grant_body = json!({ "body": { "grant": to_unshared, "keys": [], "approval": approval,
-        "signature": format!("0x{}", hex::encode(domain.sign(&owner.keys, &to_unshared))) } });
+    let grant_body = json!({ "body": fns::ShareBody { grant: to_unshared.clone(), keys: vec![], approval,
+        signature: domain.sign_typed(&owner.keys, &to_unshared) } });
     let stop = Revoke { patient: owner.keys.address(), grantee: shared.keys.address(), nonce: U256::one() };
     let approval = approve(&server, &owner.client, &mut owner.device, domain.digest(&stop)).await;
-    let stop_body = json!({ "body": { "message": stop, "approval": approval,
-        "signature": format!("0x{}", hex::encode(domain.sign(&owner.keys, &stop))) } });
+    let stop_body = json!({ "body": fns::StopBody { message: stop.clone(), approval,
+        signature: domain.sign_typed(&owner.keys, &stop) } });
     let access = Access {
         grantee: shared.keys.address(),
         patient: owner.keys.address(),
         record_id: record.0,
         nonce: access_nonce(&chain, &shared.keys).await,
     };
-    let open_body = access_body(&domain, &shared.keys, &access);
+    let open_body = json!({ "body": access_body(&domain, &shared.keys, &access) });
     let applicant = sign_up(&server, "Dr Matrix Applicant", Role::Clinician).await;
-    let issue_body = chain.credential_request_answered(&authority, &applicant, "oncology", now() + 86_400).await;
+    let issue_body =
+        json!({ "body": chain.credential_request_answered(&authority, &applicant, "oncology", now() + 86_400).await });
     let declined = sign_up(&server, "Dr Matrix Declined", Role::Clinician).await;
     let declined_request =
-        chain.credential_request_answered(&authority, &declined, "oncology", now() + 86_400).await["body"]["request"]
-            .clone();
-    let desk = authority.client.call("credentials/desk", json!({})).await;
+        chain.credential_request_answered(&authority, &declined, "oncology", now() + 86_400).await.request;
+    let desk = authority.client.api(fns::CredentialsDesk {}).await.unwrap();
     let revocation = RevokeCredential {
         authority: authority.keys.address(),
         clinician: unshared.keys.address(),
         // After the credential the issue row gives.
-        nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap() + 1),
+        nonce: U256::from(desk.next_nonce + 1),
     };
     let revoke_body = json!({ "body": { "message": revocation,
         "signature": chain.sign(&authority.keys, &LedgerMessage::RevokeCredential(revocation.clone())) } });
     let request_body = json!({ "body": { "authority": format!("{:#x}", authority.keys.address()),
         "license_number": "MD-1", "specialty": "cardiology", "jurisdiction": "Massachusetts, US",
         "organisation": "Riverside Clinic" } });
-    let owner_passkey = owner.client.call("passkeys/list", json!({})).await.body[0]["credential_id"].clone();
-    let removal = owner.client.call("passkeys/remove/start", json!({ "credential_id": owner_passkey })).await;
-    let removal_message = chartkey_core::proof::remove_passkey_message(
-        &owner.keys.address(),
-        removal.body["challenge"].as_str().unwrap(),
-        owner_passkey.as_str().unwrap(),
-    );
-    let remove_body = json!({ "ceremony_id": removal.body["ceremony_id"], "credential_id": owner_passkey,
-        "signature": chartkey_core::proof::sign_message(&owner.keys, &removal_message) });
+    let owner_passkey = owner.client.api(fns::ListPasskeys {}).await.unwrap()[0].credential_id.clone();
+    let removal = owner.client.api(fns::RemovePasskeyStart { credential_id: owner_passkey.clone() }).await.unwrap();
+    let removal_message =
+        chartkey_core::proof::remove_passkey_message(&owner.keys.address(), &removal.challenge, &owner_passkey);
+    let remove_body = json!(fns::RemovePasskey {
+        ceremony_id: removal.ceremony_id,
+        credential_id: owner_passkey.clone(),
+        signature: chartkey_core::proof::sign_message(&owner.keys, &removal_message)
+    });
     // The generic relay, with every kind of message, each signed by the
     // owner (the only kind it takes is a registration; this one is stale).
     let relayed = |message: LedgerMessage| Req::Fn("ledger/relay", signed(&chain, &owner.keys, message));

@@ -14,8 +14,37 @@ use chartkey_core::role::Role;
 use common::chain::Chain;
 use common::records::*;
 use common::*;
+use fns::{CredentialStatus, LedgerAnchor, NoticeKind, ShareState};
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
+
+/// The contract's error name, when the ledger refused.
+fn refusal_of<T>(answer: &Result<T, ApiError>) -> Option<(&str, &str)> {
+    match answer {
+        Err(ApiError::Refused { code, message }) => Some((code, message)),
+        _ => None,
+    }
+}
+
+fn code<T>(answer: &Result<T, ApiError>) -> Option<&str> {
+    refusal_of(answer).map(|(code, _)| code)
+}
+
+fn bad_request<T>(answer: &Result<T, ApiError>) -> bool {
+    matches!(answer, Err(ApiError::BadRequest(_)))
+}
+
+fn forbidden<T>(answer: &Result<T, ApiError>) -> bool {
+    matches!(answer, Err(ApiError::Forbidden(_)))
+}
+
+fn not_found<T>(answer: &Result<T, ApiError>) -> bool {
+    matches!(answer, Err(ApiError::NotFound(_)))
+}
+
+fn add_body(records: Vec<fns::NewRecord>, signature: chartkey_core::value::Signature) -> fns::RecordsAdd {
+    fns::RecordsAdd { body: fns::AddRecordsBody { records, signature, patient: None } }
+}
 
 /// Strings from the Floyd Connelly bundle that must never reach the
 /// server's disk in the clear: name, address, code display texts.
@@ -31,30 +60,27 @@ async fn a_bundle_import_is_one_batch_and_reads_back_exactly() {
     assert_eq!(resources.len(), 145);
     let sealed = seal_all(&patient.keys, &resources, None);
 
-    let added = add(&patient, &domain, &sealed).await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
-    assert_eq!(added.body["mined"], true);
+    let added = add(&patient, &domain, &sealed).await.unwrap();
+    assert!(added.mined);
     // Uploading the same pack again is harmless.
     let (status, body) = upload_pack(&patient.client, sealed.pack.clone()).await;
     assert_eq!((status, body["new"].as_u64()), (200, Some(0)));
 
-    let list = patient.client.call("records/list", json!({})).await;
-    assert_eq!(list.status, 200, "{:?}", list.body);
-    let metas = list.body.as_array().unwrap();
+    let metas = patient.client.api(fns::RecordsList {}).await.unwrap();
     assert_eq!(metas.len(), 145);
-    let roots: std::collections::HashSet<_> = metas.iter().map(|m| m["batch"]["root"].as_str().unwrap()).collect();
+    let roots: std::collections::HashSet<_> = metas.iter().map(|m| m.batch.as_ref().unwrap().root).collect();
     assert_eq!(roots.len(), 1, "one batch anchor per import");
-    assert!(metas.iter().all(|m| m["ledger"] == json!({"kind": "batch", "count": 145})));
-    assert!(metas.iter().all(|m| m["anchor_block"] == added.body["block_number"]));
+    assert!(metas.iter().all(|m| m.ledger == LedgerAnchor::Batch { count: 145 }));
+    assert!(metas.iter().all(|m| m.anchor_block == added.block_number));
 
-    let ids: Vec<RecordId> = metas.iter().map(|m| serde_json::from_value(m["id"].clone()).unwrap()).collect();
+    let ids: Vec<RecordId> = metas.iter().map(|m| m.id).collect();
     let (status, pack) = fetch(&patient.client, &ids).await;
     assert_eq!(status, 200);
     let frames = records::parse_pack(&pack).unwrap();
     assert_eq!(frames.len(), 145);
     let mut read_back = Vec::new();
     for (meta, (name, bytes)) in metas.iter().zip(frames) {
-        assert_eq!(json!(RecordId(name)), meta["id"], "frames are named by record id, in the order asked");
+        assert_eq!(RecordId(name), meta.id, "frames are named by record id, in the order asked");
         read_back.push(read(&patient.keys, &domain, meta, bytes).unwrap());
     }
     // Every resource, byte for byte, with its fullUrl.
@@ -66,8 +92,8 @@ async fn a_bundle_import_is_one_batch_and_reads_back_exactly() {
 
     // Another patient sees none of it and cannot fetch it.
     let other = sign_up(&server, "Other Patient", Role::Patient).await;
-    let theirs = other.client.call("records/list", json!({})).await;
-    assert_eq!(theirs.body, json!([]));
+    let theirs = other.client.api(fns::RecordsList {}).await.unwrap();
+    assert!(theirs.is_empty(), "{theirs:?}");
     assert_eq!(fetch(&other.client, &ids[..1]).await.0, 404);
     assert_eq!(get_envelope(&other.client, ids[0]).await.0, 404);
     assert_eq!(get_envelope(&patient.client, ids[0]).await.0, 200);
@@ -91,24 +117,22 @@ async fn a_correction_links_both_records_and_both_are_anchored() {
     let domain = ledger_domain(&patient.client).await;
     let original = fhir::split_import(r#"{"resourceType":"Condition","id":"c1","code":{"text":"Asthma"}}"#).unwrap();
     let sealed = seal_all(&patient.keys, &original, None);
-    let first = add(&patient, &domain, &sealed).await;
-    assert_eq!(first.status, 200, "{:?}", first.body);
+    add(&patient, &domain, &sealed).await.unwrap();
     let original_id = sealed.anchored[0].id;
 
     let fixed = fhir::split_import(r#"{"resourceType":"Condition","id":"c1","code":{"text":"Mild asthma"}}"#).unwrap();
     let correction = seal_all(&patient.keys, &fixed, Some(original_id));
-    let second = add(&patient, &domain, &correction).await;
-    assert_eq!(second.status, 200, "{:?}", second.body);
+    add(&patient, &domain, &correction).await.unwrap();
 
-    let list = patient.client.call("records/list", json!({})).await.body;
-    let find = |id: RecordId| list.as_array().unwrap().iter().find(|m| m["id"] == json!(id)).unwrap().clone();
+    let list = patient.client.api(fns::RecordsList {}).await.unwrap();
+    let find = |id: RecordId| list.iter().find(|m| m.id == id).unwrap().clone();
     let (old, new) = (find(original_id), find(correction.anchored[0].id));
-    assert_eq!(old["amended_by"], json!([correction.anchored[0].id]));
-    assert_eq!(new["amends"], json!(original_id));
+    assert_eq!(old.amended_by, [correction.anchored[0].id]);
+    assert_eq!(new.amends, Some(original_id));
     for meta in [&old, &new] {
-        assert_eq!(meta["ledger"]["kind"], "record", "{meta}");
-        assert!(meta["batch"].is_null());
-        let (_, bytes) = fetch(&patient.client, &[serde_json::from_value(meta["id"].clone()).unwrap()]).await;
+        assert!(matches!(meta.ledger, LedgerAnchor::Record { .. }), "{meta:?}");
+        assert!(meta.batch.is_none());
+        let (_, bytes) = fetch(&patient.client, &[meta.id]).await;
         let frames = records::parse_pack(&bytes).unwrap();
         read(&patient.keys, &domain, meta, frames[0].1).unwrap();
     }
@@ -116,7 +140,7 @@ async fn a_correction_links_both_records_and_both_are_anchored() {
     // A correction of a record that is not in the chart is refused.
     let stray = seal_all(&patient.keys, &fixed, Some(RecordId([9; 32])));
     let refused = add(&patient, &domain, &stray).await;
-    assert_eq!(refused.status, 404, "{:?}", refused.body);
+    assert!(not_found(&refused), "{refused:?}");
     server.stop().await;
 }
 
@@ -127,15 +151,16 @@ async fn a_flipped_byte_on_disk_is_detected_on_read() {
     let domain = ledger_domain(&patient.client).await;
     let items = fhir::split_import(FLOYD).unwrap();
     let sealed = seal_all(&patient.keys, &items[..3], None);
-    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
-    let list = patient.client.call("records/list", json!({})).await.body;
+    add(&patient, &domain, &sealed).await.unwrap();
+    let list = patient.client.api(fns::RecordsList {}).await.unwrap();
     let meta = list[0].clone();
-    let name = meta["blob"].as_str().unwrap().trim_start_matches("0x");
+    let blob = meta.blob.to_string();
+    let name = blob.trim_start_matches("0x");
     let path = server.data_dir.join("blobs").join(&name[..2]).join(name);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let (_, pack) = fetch(&patient.client, &[serde_json::from_value(meta["id"].clone()).unwrap()]).await;
+    let (_, pack) = fetch(&patient.client, &[meta.id]).await;
     let frames = records::parse_pack(&pack).unwrap();
     let error = read(&patient.keys, &domain, &meta, frames[0].1).unwrap_err();
     assert!(error.contains("altered"), "{error}");
@@ -144,18 +169,19 @@ async fn a_flipped_byte_on_disk_is_detected_on_read() {
     // link, another author) and about the ledger to match is caught by the
     // author's signature.
     let other = list[1].clone();
-    let (_, pack) = fetch(&patient.client, &[serde_json::from_value(other["id"].clone()).unwrap()]).await;
+    let (_, pack) = fetch(&patient.client, &[other.id]).await;
     let envelope = records::parse_pack(&pack).unwrap()[0].1.to_vec();
     read(&patient.keys, &domain, &other, &envelope).expect("the honest answer reads");
     let mut relabelled = other.clone();
-    relabelled["category"] = json!((other["category"].as_u64().unwrap() + 1) % 11);
+    relabelled.category = (other.category + 1) % 11;
     assert!(read(&patient.keys, &domain, &relabelled, &envelope).unwrap_err().contains("proof"));
     let mut single = other.clone();
-    single["batch"] = Value::Null;
-    single["ledger"] = json!({"kind": "record", "ciphertext_hash": other["blob"], "category": other["category"], "author": other["author"]});
+    single.batch = None;
+    single.ledger =
+        LedgerAnchor::Record { ciphertext_hash: other.blob, category: other.category, author: other.author };
     assert!(read(&patient.keys, &domain, &single, &envelope).unwrap_err().contains("signature"));
     let mut forged = other.clone();
-    forged["author"] = json!(format!("{:#x}", ethers_core::types::Address::repeat_byte(7)));
+    forged.author = ethers_core::types::Address::repeat_byte(7).into();
     assert!(read(&patient.keys, &domain, &forged, &envelope).unwrap_err().contains("signature"));
     server.stop().await;
 }
@@ -228,71 +254,47 @@ async fn bad_uploads_and_bad_records_change_nothing() {
     let items = fhir::split_import(r#"{"resourceType":"Observation","code":{"text":"x"}}"#).unwrap();
     let sealed = seal_all(&patient.keys, &items, None);
     let signature = sign_anchor(&domain, &patient.keys, &sealed.anchored);
-    let missing = patient
-        .client
-        .call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } }))
-        .await;
-    assert_eq!(missing.status, 400, "{:?}", missing.body);
+    let missing = patient.client.api(add_body(sealed.records.clone(), signature)).await;
+    assert!(bad_request(&missing), "{missing:?}");
     // Signed by someone else: the ledger refuses, nothing is stored.
     assert_eq!(upload_pack(&patient.client, sealed.pack.clone()).await.0, 200);
     let forged = sign_anchor(&domain, &other_keys(), &sealed.anchored);
-    let refused =
-        patient.client.call("records/add", json!({ "body": { "records": sealed.records, "signature": forged } })).await;
-    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    let refused = patient.client.api(add_body(sealed.records.clone(), forged)).await;
+    assert!(code(&refused).is_some(), "{refused:?}");
     // A signature over other records than those sent.
     let mut tampered = sealed.records.clone();
-    tampered[0]["category"] = json!(5);
-    let mismatch =
-        patient.client.call("records/add", json!({ "body": { "records": tampered, "signature": signature } })).await;
-    assert_eq!(mismatch.status, 422, "{:?}", mismatch.body);
+    tampered[0].category = 5;
+    let mismatch = patient.client.api(add_body(tampered, signature)).await;
+    assert!(code(&mismatch).is_some(), "{mismatch:?}");
     // Malformed fields.
+    // Raw: "AAAA" is no `WrappedKey`.
+    let mut bad = serde_json::to_value(add_body(sealed.records.clone(), signature)).unwrap();
+    bad["body"]["records"][0]["wrapped_key"] = json!("AAAA");
+    assert_eq!(patient.client.call("records/add", bad).await.status, 400);
     let mut bad = sealed.records.clone();
-    bad[0]["wrapped_key"] = json!("AAAA");
-    assert_eq!(
-        patient.client.call("records/add", json!({ "body": { "records": bad, "signature": signature } })).await.status,
-        400
-    );
-    let mut bad = sealed.records.clone();
-    bad[0]["category"] = json!(40);
-    assert_eq!(
-        patient.client.call("records/add", json!({ "body": { "records": bad, "signature": signature } })).await.status,
-        400
-    );
-    assert_eq!(
-        patient.client.call("records/add", json!({ "body": { "records": [], "signature": signature } })).await.status,
-        400
-    );
+    bad[0].category = 40;
+    assert!(bad_request(&patient.client.api(add_body(bad, signature)).await));
+    assert!(bad_request(&patient.client.api(add_body(vec![], signature)).await));
     // Only patients have charts of their own; a clinician must name the
     // patient whose chart they write to (a_clinician_writes_back_…).
     let clinician = sign_up(&server, "Dr Writer", Role::Clinician).await;
     let theirs = seal_all(&clinician.keys, &items, None);
-    assert_eq!(add(&clinician, &domain, &theirs).await.status, 400);
+    assert!(bad_request(&add(&clinician, &domain, &theirs).await));
     let verifier = sign_up(&server, "An Insurer", Role::Verifier).await;
     let insurers = seal_all(&verifier.keys, &items, None);
-    assert_eq!(add(&verifier, &domain, &insurers).await.status, 403);
+    assert!(forbidden(&add(&verifier, &domain, &insurers).await));
     // Content someone else uploaded cannot be named in one's own records
     // (fingerprints are public, on the ledger).
     let curious = sign_up(&server, "Curious Patient", Role::Patient).await;
     let borrowed = sign_anchor(&domain, &curious.keys, &sealed.anchored);
-    let answer = curious
-        .client
-        .call("records/add", json!({ "body": { "records": sealed.records, "signature": borrowed } }))
-        .await;
-    assert_eq!(answer.status, 400, "{:?}", answer.body);
-    assert!(answer.body.to_string().contains("not been uploaded"), "{:?}", answer.body);
+    let answer = curious.client.api(add_body(sealed.records.clone(), borrowed)).await;
+    assert!(matches!(&answer, Err(ApiError::BadRequest(m)) if m.contains("not been uploaded")), "{answer:?}");
     assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(0)");
 
     // And then the good one goes through, once.
-    let ok = patient
-        .client
-        .call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } }))
-        .await;
-    assert_eq!(ok.status, 200, "{:?}", ok.body);
-    let again = patient
-        .client
-        .call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } }))
-        .await;
-    assert_eq!(again.status, 409, "{:?}", again.body);
+    patient.client.api(add_body(sealed.records.clone(), signature)).await.unwrap();
+    let again = patient.client.api(add_body(sealed.records.clone(), signature)).await;
+    assert!(matches!(again, Err(ApiError::Conflict(_))), "{again:?}");
     assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(1)");
     server.stop().await;
 }
@@ -311,18 +313,10 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
 
     let resources = fhir::split_import(FLOYD).unwrap();
     let sealed = seal_all(&patient.keys, &resources, None);
-    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    add(&patient, &domain, &sealed).await.unwrap();
     let chosen: Vec<usize> = vec![3, 40, 100];
-    let wraps = |to: &AccountKeys| -> Vec<Value> {
-        chosen
-            .iter()
-            .map(|&i| {
-                let id = sealed.anchored[i].id;
-                let w =
-                    envelope::wrap_key(&sealed.keys[i], id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
-                json!({ "record": id, "wrapped_key": w.to_base64() })
-            })
-            .collect()
+    let wraps = |to: &AccountKeys| -> Vec<fns::ShareKey> {
+        chosen.iter().map(|&i| wrapped_for(&sealed.keys[i], sealed.anchored[i].id, to)).collect()
     };
     let grant_to = |to: &AccountKeys, nonce: u64| Grant {
         patient: patient.keys.address(),
@@ -343,37 +337,34 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&to_unverified)).await;
     let refused =
         share(&patient.client, &domain, &patient.keys, &to_unverified, wraps(&unverified.keys), approval).await;
-    assert_eq!(
-        (refused.status, &refused.body["Refused"]["code"]),
-        (422, &json!("UnverifiedGrantee")),
-        "{:?}",
-        refused.body
-    );
+    assert_eq!(code(&refused), Some("UnverifiedGrantee"), "{refused:?}");
     assert_eq!(keys_of(&format!("{:#x}", unverified.keys.address())), "Integer(0)");
     let grant = grant_to(&clinician.keys, 0);
     let wrong_session = share(&clinician.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), no_approval());
-    assert_eq!(wrong_session.await.status, 403);
+    assert!(forbidden(&wrong_session.await));
     let missing = wraps(&clinician.keys)[..2].to_vec();
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, missing, no_approval()).await.status, 400);
+    assert!(bad_request(&share(&patient.client, &domain, &patient.keys, &grant, missing, no_approval()).await));
     let mut extra = wraps(&clinician.keys);
     let other = sealed.anchored[5].id;
-    extra.push(json!({ "record": other, "wrapped_key": extra[0]["wrapped_key"] }));
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, extra, no_approval()).await.status, 400);
-    let mut malformed = wraps(&clinician.keys);
+    extra.push(fns::ShareKey { record: other, wrapped_key: extra[0].wrapped_key.clone() });
+    assert!(bad_request(&share(&patient.client, &domain, &patient.keys, &grant, extra, no_approval()).await));
+    // Raw: "AAAA" is no `WrappedKey`.
+    let mut malformed = serde_json::to_value(wraps(&clinician.keys)).unwrap();
     malformed[0]["wrapped_key"] = json!("AAAA");
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &grant, malformed, no_approval()).await.status, 400);
+    let body = json!({ "body": { "grant": grant, "signature": domain.sign_typed(&patient.keys, &grant),
+        "keys": malformed, "approval": no_approval() } });
+    assert_eq!(patient.client.call("shares/grant", body).await.status, 400);
     // The passkey approval: missing, for another grant, started by another
     // account, or used twice, and nothing is shared.
-    assert_eq!(
-        share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), no_approval()).await.status,
-        400
-    );
+    assert!(bad_request(
+        &share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), no_approval()).await
+    ));
     let for_other = approve(&server, &patient.client, &mut patient.device, domain.digest(&to_unverified)).await;
     let mismatch = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), for_other).await;
-    assert_eq!(mismatch.status, 403, "{:?}", mismatch.body);
+    assert!(forbidden(&mismatch), "{mismatch:?}");
     let theirs = approve(&server, &clinician.client, &mut clinician.device, domain.digest(&grant)).await;
     let by_other = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), theirs).await;
-    assert_eq!(by_other.status, 403, "{:?}", by_other.body);
+    assert!(forbidden(&by_other), "{by_other:?}");
     let clinician_reader = format!("{:#x}", clinician.keys.address());
     assert_eq!(keys_of(&clinician_reader), "Integer(0)");
 
@@ -381,12 +372,11 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     // the ledger by their audit paths, then granted.
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&grant)).await;
     let shared = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), approval.clone()).await;
-    assert_eq!(shared.status, 200, "{:?}", shared.body);
-    assert_eq!(shared.body["mined"], true);
+    assert!(shared.unwrap().mined);
     assert_eq!(keys_of(&clinician_reader), "Integer(3)");
     assert_eq!(server.query_one("SELECT serial FROM grants"), "Integer(1)");
     let reused = share(&patient.client, &domain, &patient.keys, &grant, wraps(&clinician.keys), approval).await;
-    assert_eq!(reused.status, 400, "an approval is single use: {:?}", reused.body);
+    assert!(bad_request(&reused), "an approval is single use: {reused:?}");
 
     let target = &sealed.anchored[chosen[0]];
     // Nothing is released before an access is on the ledger.
@@ -398,10 +388,12 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
         nonce: access_nonce(&chain, &clinician.keys).await,
     };
     // Forged (another key signed it), or sent from another session.
-    let forged = clinician.client.call("records/open", access_body(&domain, &unverified.keys, &access)).await;
-    assert_eq!((forged.status, &forged.body["Refused"]["code"]), (422, &json!("WrongSigner")), "{:?}", forged.body);
-    let theirs = unverified.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
-    assert_eq!(theirs.status, 403);
+    let open_as =
+        |signer: &AccountKeys, access: &Access| fns::RecordsOpen { body: access_body(&domain, signer, access) };
+    let forged = clinician.client.api(open_as(&unverified.keys, &access)).await;
+    assert_eq!(code(&forged), Some("WrongSigner"), "{forged:?}");
+    let theirs = unverified.client.api(open_as(&clinician.keys, &access)).await;
+    assert!(forbidden(&theirs), "{theirs:?}");
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
 
     // The patient's open page is told at once.
@@ -412,8 +404,7 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
         patient.client.http.get(format!("{}/api/notices/stream", patient.client.base)).send().await.unwrap();
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
-    let opened = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
-    assert_eq!(opened.status, 200, "{:?}", opened.body);
+    let opened = clinician.client.api(open_as(&clinician.keys, &access)).await.unwrap();
     let mut received = String::new();
     while !received.contains("\n\n") {
         let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk()).await;
@@ -422,18 +413,18 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     assert!(received.starts_with("event: notice\ndata: "), "{received}");
     let notice: Value = serde_json::from_str(received.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
     assert_eq!((&notice["kind"], &notice["actor_name"]), (&json!("access"), &json!("Dr Share")));
-    assert_eq!((&notice["record"], &notice["tx"]), (&json!(target.id), &opened.body["access_tx"]));
-    let inbox = patient.client.call("notices/list", json!({})).await;
-    assert_eq!((&inbox.body["unread"], inbox.body["notices"].as_array().unwrap().len()), (&json!(1), 1));
-    assert_eq!(clinician.client.call("notices/list", json!({})).await.body["unread"], 0);
-    let read = patient.client.call("notices/read", json!({ "up_to": notice["id"] })).await;
-    assert_eq!((&read.body["unread"], &read.body["notices"][0]["read"]), (&json!(0), &json!(true)));
+    assert_eq!((&notice["record"], &notice["tx"]), (&json!(target.id), &json!(opened.access_tx)));
+    let inbox = patient.client.api(fns::NoticesList {}).await.unwrap();
+    assert_eq!((inbox.unread, inbox.notices.len()), (1, 1));
+    assert_eq!(clinician.client.api(fns::NoticesList {}).await.unwrap().unread, 0);
+    let read = patient.client.api(fns::NoticesRead { up_to: notice["id"].as_i64().unwrap() }).await.unwrap();
+    assert_eq!((read.unread, read.notices[0].read), (0, true));
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(1)");
-    let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([opened.body["access_tx"]])).await;
+    let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([opened.access_tx])).await;
     assert_eq!(receipt["status"], "0x1");
     let (status, bytes) = get_envelope(&clinician.client, target.id).await;
     assert_eq!(status, 200);
-    let text = read_as(&patient.keys, &clinician.keys, &domain, &opened.body["record"], &bytes).unwrap();
+    let text = read_as(&patient.keys, &clinician.keys, &domain, &opened.record, &bytes).unwrap();
     let resource = fhir::parse_entry(&text).unwrap();
     assert_eq!(resource.json, resources[chosen[0]].json);
     // Only that record's envelope was released.
@@ -442,33 +433,34 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     assert_eq!(fetch(&clinician.client, &[target.id]).await.0, 404, "a grantee's reads go one open at a time");
 
     // A replayed request; a record outside the share.
-    let replayed = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
-    assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
+    let replayed = clinician.client.api(open_as(&clinician.keys, &access)).await;
+    assert_eq!(code(&replayed), Some("InvalidAccountNonce"), "{replayed:?}");
     let outside =
         Access { record_id: sealed.anchored[5].id.0, nonce: access_nonce(&chain, &clinician.keys).await, ..access };
-    let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &outside)).await;
-    assert_eq!(refused.status, 404, "{:?}", refused.body);
+    let refused = clinician.client.api(open_as(&clinician.keys, &outside)).await;
+    assert!(not_found(&refused), "{refused:?}");
 
     // Both sides list the share; the patient sees the access.
-    let given = patient.client.call("shares/list", json!({})).await;
-    assert_eq!(given.status, 200, "{:?}", given.body);
-    assert_eq!(given.body.as_array().unwrap().len(), 1, "{:?}", given.body);
-    assert_eq!((&given.body[0]["state"], &given.body[0]["keys"]), (&json!("active"), &json!(3)));
-    assert_eq!(given.body[0]["grantee"]["display_name"], "Dr Share");
-    assert_eq!(given.body[0]["grantee"]["credential"]["status"], "verified");
-    let held = clinician.client.call("shares/list", json!({})).await;
-    assert_eq!(held.body[0]["patient_name"], "Share Patient");
-    assert_eq!(held.body[0]["records"].as_array().unwrap().len(), 3);
-    assert_eq!(unverified.client.call("shares/list", json!({})).await.body, json!([]));
-    let viewed = patient.client.call("accesses/list", json!({})).await;
-    assert_eq!(viewed.status, 200, "{:?}", viewed.body);
-    assert_eq!(viewed.body.as_array().unwrap().len(), 1);
-    assert_eq!(viewed.body[0]["grantee_name"], "Dr Share");
-    assert_eq!(viewed.body[0]["record"], json!(target.id));
-    assert_eq!(viewed.body[0]["tx"], opened.body["access_tx"]);
-    assert_eq!(unverified.client.call("accesses/list", json!({})).await.body, json!([]));
+    let given = patient.client.api(fns::SharesList {}).await.unwrap();
+    assert_eq!(given.len(), 1, "{given:?}");
+    assert_eq!((given[0].state, given[0].keys), (ShareState::Active, 3));
+    assert_eq!(given[0].grantee.display_name, "Dr Share");
+    assert!(given[0].grantee.credential.is_verified(), "{:?}", given[0].grantee.credential);
+    let held = clinician.client.api(fns::SharesList {}).await.unwrap();
+    assert_eq!(held[0].patient_name, "Share Patient");
+    assert_eq!(held[0].records.len(), 3);
+    assert!(unverified.client.api(fns::SharesList {}).await.unwrap().is_empty());
+    let viewed = patient.client.api(fns::AccessesList {}).await.unwrap();
+    assert_eq!(viewed.len(), 1);
+    assert_eq!(viewed[0].grantee_name, "Dr Share");
+    assert_eq!(viewed[0].record, target.id);
+    assert_eq!(viewed[0].tx, opened.access_tx);
+    assert!(unverified.client.api(fns::AccessesList {}).await.unwrap().is_empty());
     let patient_address = json!({ "patient": format!("{:#x}", patient.keys.address()) });
-    let shared_chart = clinician.client.call("shares/chart", patient_address.clone()).await;
+    let chart_of = || fns::SharesChart { patient: patient.keys.address().into() };
+    // Raw: the check on which fields a listed record carries reads the
+    // answer as sent, with any field the typed `SharedRecord` would drop.
+    let shared_chart = clinician.client.call("shares/chart", patient_address).await;
     assert_eq!(shared_chart.status, 200, "{:?}", shared_chart.body);
     assert_eq!(shared_chart.body["share"]["state"], "active");
     assert_eq!(shared_chart.body["records"].as_array().unwrap().len(), 3);
@@ -479,47 +471,45 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
         assert_eq!(fields, ["category", "created_at", "id"].into(), "{listed}");
     }
     assert_eq!(shared_chart.body["next_nonce"], json!(access_nonce(&chain, &clinician.keys).await.as_u64()));
-    assert_eq!(unverified.client.call("shares/chart", patient_address.clone()).await.status, 404);
-    assert_eq!(patient.client.call("shares/chart", patient_address.clone()).await.status, 403);
+    assert!(not_found(&unverified.client.api(chart_of()).await));
+    assert!(forbidden(&patient.client.api(chart_of()).await));
 
     // Stop sharing: only the patient, only a share that exists. The next
     // open is refused, saying why, and the envelope opened a moment ago is
     // no longer released.
     let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
-    let asked =
-        patient.client.call("shares/nonce", json!({ "grantee": format!("{:#x}", clinician.keys.address()) })).await;
-    assert_eq!(asked.body, json!(nonce), "the portal reads the same nonce");
+    let asked = patient.client.api(fns::SharesNonce { grantee: clinician.keys.address().into() }).await;
+    assert_eq!(asked, Ok(nonce), "the portal reads the same nonce");
     let revoke = |grantee: &AccountKeys, nonce: u64| Revoke {
         patient: patient.keys.address(),
         grantee: grantee.address(),
         nonce: nonce.into(),
     };
-    let stop = |signer: &AccountKeys, m: Revoke, approval: Value| {
-        let signature = format!("0x{}", hex::encode(domain.sign(signer, &m)));
-        json!({ "body": { "message": m, "signature": signature, "approval": approval } })
+    let stop = |signer: &AccountKeys, message: Revoke, approval: fns::Approval| {
+        let signature = domain.sign_typed(signer, &message);
+        fns::SharesStop { body: fns::StopBody { message, signature, approval } }
     };
     let by_clinician = stop(&patient.keys, revoke(&clinician.keys, nonce), no_approval());
-    assert_eq!(clinician.client.call("shares/stop", by_clinician).await.status, 403);
+    assert!(forbidden(&clinician.client.api(by_clinician).await));
     let never = stop(&patient.keys, revoke(&unverified.keys, 0), no_approval());
-    assert_eq!(patient.client.call("shares/stop", never).await.status, 404);
+    assert!(not_found(&patient.client.api(never).await));
     let unapproved = stop(&patient.keys, revoke(&clinician.keys, nonce), no_approval());
-    assert_eq!(patient.client.call("shares/stop", unapproved).await.status, 400);
+    assert!(bad_request(&patient.client.api(unapproved).await));
     let forged_stop = revoke(&clinician.keys, nonce);
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&forged_stop)).await;
-    let forged = patient.client.call("shares/stop", stop(&unverified.keys, forged_stop, approval)).await;
-    assert_eq!(forged.body["Refused"]["code"], "WrongSigner", "{:?}", forged.body);
+    let forged = patient.client.api(stop(&unverified.keys, forged_stop, approval)).await;
+    assert_eq!(code(&forged), Some("WrongSigner"), "{forged:?}");
     let stop_message = revoke(&clinician.keys, nonce);
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&stop_message)).await;
-    let stopped = patient.client.call("shares/stop", stop(&patient.keys, stop_message, approval)).await;
-    assert_eq!(stopped.status, 200, "{:?}", stopped.body);
-    assert_eq!(stopped.body["mined"], true);
-    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "stopped");
-    let ended = clinician.client.call("shares/chart", patient_address.clone()).await;
-    assert_eq!((&ended.body["share"]["state"], &ended.body["records"]), (&json!("stopped"), &json!([])));
+    let stopped = patient.client.api(stop(&patient.keys, stop_message, approval)).await.unwrap();
+    assert!(stopped.mined);
+    assert_eq!(patient.client.api(fns::SharesList {}).await.unwrap()[0].state, ShareState::Stopped);
+    let ended = clinician.client.api(chart_of()).await.unwrap();
+    assert_eq!((ended.share.state, ended.records.is_empty()), (ShareState::Stopped, true));
     let again = Access { nonce: access_nonce(&chain, &clinician.keys).await, ..access };
-    let stopped = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &again)).await;
-    assert_eq!((stopped.status, &stopped.body["Refused"]["code"]), (422, &json!("GrantRevoked")), "{:?}", stopped.body);
-    assert!(stopped.body["Refused"]["message"].as_str().unwrap().contains("stopped sharing"));
+    let stopped = clinician.client.api(open_as(&clinician.keys, &again)).await;
+    assert_eq!(code(&stopped), Some("GrantRevoked"), "{stopped:?}");
+    assert!(refusal_of(&stopped).unwrap().1.contains("stopped sharing"));
     assert_eq!(get_envelope(&clinician.client, target.id).await.0, 404);
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(1)");
 
@@ -528,15 +518,14 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let nonce = chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await;
     let renewal = grant_to(&clinician.keys, nonce);
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&renewal)).await;
-    let renewed = share(&patient.client, &domain, &patient.keys, &renewal, wraps(&clinician.keys), approval).await;
-    assert_eq!(renewed.status, 200, "{:?}", renewed.body);
-    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "active");
+    share(&patient.client, &domain, &patient.keys, &renewal, wraps(&clinician.keys), approval).await.unwrap();
+    assert_eq!(patient.client.api(fns::SharesList {}).await.unwrap()[0].state, ShareState::Active);
     chain.revoke_credential(&authority, &clinician).await;
-    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "credential_lapsed");
+    assert_eq!(patient.client.api(fns::SharesList {}).await.unwrap()[0].state, ShareState::CredentialLapsed);
     let lapsed = Access { nonce: access_nonce(&chain, &clinician.keys).await, ..access };
-    let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &lapsed)).await;
-    assert_eq!(refused.body["Refused"]["code"], "CredentialInvalid", "{:?}", refused.body);
-    assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("credential"));
+    let refusal = clinician.client.api(open_as(&clinician.keys, &lapsed)).await;
+    assert_eq!(code(&refusal), Some("CredentialInvalid"), "{refusal:?}");
+    assert!(refusal_of(&refusal).unwrap().1.contains("credential"));
     // Shutting down ends the open notice stream rather than waiting for it.
     server.stop().await;
     drop(stream);
@@ -575,18 +564,19 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
         |who: &AccountKeys| match records::anchor_message(clinician.keys.address(), who.address(), &sealed.anchored)
             .unwrap()
         {
-            LedgerMessage::Anchor(m) => format!("0x{}", hex::encode(domain.sign(&clinician.keys, &m))),
+            LedgerMessage::Anchor(m) => domain.sign_typed(&clinician.keys, &m),
             other => panic!("not one anchor: {other:?}"),
         };
-    let write_back = |to: &AccountKeys, patient_key: Option<String>| {
-        let mut record = sealed.records[0].clone();
-        record["patient_wrapped_key"] = json!(patient_key);
-        json!({ "body": { "records": [record], "signature": sign_for(to), "patient": format!("{:#x}", to.address()) } })
+    let write_back = |to: &AccountKeys, patient_key: Option<envelope::WrappedKey>| {
+        let record = fns::NewRecord { patient_wrapped_key: patient_key, ..sealed.records[0].clone() };
+        let body =
+            fns::AddRecordsBody { records: vec![record], signature: sign_for(to), patient: Some(to.address().into()) };
+        fns::RecordsAdd { body }
     };
 
     // Nothing shared yet, or shared with someone else.
-    let unshared = clinician.client.call("records/add", write_back(&patient.keys, Some(for_patient.to_base64()))).await;
-    assert_eq!(unshared.status, 404, "{:?}", unshared.body);
+    let unshared = clinician.client.api(write_back(&patient.keys, Some(for_patient.clone()))).await;
+    assert!(not_found(&unshared), "{unshared:?}");
 
     // A read-only share: the ledger refuses the clinician as an author.
     let read_only = Grant {
@@ -600,30 +590,24 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
         nonce: 0.into(),
     };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&read_only)).await;
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &read_only, vec![], approval).await.status, 200);
-    let refused = clinician.client.call("records/add", write_back(&patient.keys, Some(for_patient.to_base64()))).await;
-    assert_eq!(refused.body["Refused"]["code"], "NotAuthorisedAuthor", "{:?}", refused.body);
+    share(&patient.client, &domain, &patient.keys, &read_only, vec![], approval).await.unwrap();
+    let refusal = clinician.client.api(write_back(&patient.keys, Some(for_patient.clone()))).await;
+    assert_eq!(code(&refusal), Some("NotAuthorisedAuthor"), "{refusal:?}");
     assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE id = '{}'", id.to_hex())), "Integer(0)");
 
     // Read+write: anchored with the clinician as author.
     let read_write = Grant { write: true, nonce: 1.into(), ..read_only };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&read_write)).await;
-    assert_eq!(share(&patient.client, &domain, &patient.keys, &read_write, vec![], approval).await.status, 200);
-    let missing_key = clinician.client.call("records/add", write_back(&patient.keys, None)).await;
-    assert_eq!(missing_key.status, 400, "{:?}", missing_key.body);
-    let elsewhere =
-        clinician.client.call("records/add", write_back(&stranger.keys, Some(for_patient.to_base64()))).await;
-    assert_eq!(elsewhere.status, 404, "{:?}", elsewhere.body);
-    let mut own = sealed.records[0].clone();
-    own["patient_wrapped_key"] = json!(for_patient.to_base64());
-    let by_patient = patient
-        .client
-        .call("records/add", json!({ "body": { "records": [own], "signature": sign_for(&patient.keys) } }))
-        .await;
-    assert_eq!(by_patient.status, 400, "a patient's own record carries no second key: {:?}", by_patient.body);
-    let written = clinician.client.call("records/add", write_back(&patient.keys, Some(for_patient.to_base64()))).await;
-    assert_eq!(written.status, 200, "{:?}", written.body);
-    assert_eq!(written.body["mined"], true);
+    share(&patient.client, &domain, &patient.keys, &read_write, vec![], approval).await.unwrap();
+    let missing_key = clinician.client.api(write_back(&patient.keys, None)).await;
+    assert!(bad_request(&missing_key), "{missing_key:?}");
+    let elsewhere = clinician.client.api(write_back(&stranger.keys, Some(for_patient.clone()))).await;
+    assert!(not_found(&elsewhere), "{elsewhere:?}");
+    let own = fns::NewRecord { patient_wrapped_key: Some(for_patient.clone()), ..sealed.records[0].clone() };
+    let by_patient = patient.client.api(add_body(vec![own], sign_for(&patient.keys))).await;
+    assert!(bad_request(&by_patient), "a patient's own record carries no second key: {by_patient:?}");
+    let written = clinician.client.api(write_back(&patient.keys, Some(for_patient.clone()))).await.unwrap();
+    assert!(written.mined);
 
     // The ledger names the clinician as the author.
     let to_alloy = chartkey_ledger::convert::to_alloy;
@@ -636,29 +620,28 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     assert_eq!(on_ledger.author, to_alloy(clinician.keys.address()), "author");
 
     // The patient's chart lists it, "added by Dr Writer", and it reads back.
-    let listed = patient.client.call("records/list", json!({})).await;
-    let meta = listed.body.as_array().unwrap().iter().find(|m| m["id"] == json!(id)).unwrap().clone();
-    assert_eq!(meta["author_name"], "Dr Writer");
-    assert_eq!(meta["author"].as_str().unwrap().to_lowercase(), format!("{:#x}", clinician.keys.address()));
+    let listed = patient.client.api(fns::RecordsList {}).await.unwrap();
+    let meta = listed.iter().find(|m| m.id == id).unwrap().clone();
+    assert_eq!(meta.author_name, "Dr Writer");
+    assert_eq!(meta.author.to_string(), format!("{:#x}", clinician.keys.address()));
     let (status, bytes) = get_envelope(&patient.client, id).await;
     assert_eq!(status, 200);
     let resource = read(&patient.keys, &domain, &meta, &bytes).unwrap();
     assert!(resource.json.contains("sleeping better"));
 
     // The patient is told.
-    let inbox = patient.client.call("notices/list", json!({})).await;
-    assert_eq!(inbox.body["notices"][0]["kind"], "write_back", "{:?}", inbox.body);
-    assert_eq!(inbox.body["notices"][0]["actor_name"], "Dr Writer");
+    let inbox = patient.client.api(fns::NoticesList {}).await.unwrap();
+    assert_eq!(inbox.notices[0].kind, NoticeKind::WriteBack, "{inbox:?}");
+    assert_eq!(inbox.notices[0].actor_name, "Dr Writer");
 
     // Its author reads it as any grantee does: through a logged open, while
     // the share holds, not because they wrote it.
     assert_eq!(get_envelope(&clinician.client, id).await.0, 404);
     assert_eq!(fetch(&clinician.client, &[id]).await.0, 404);
-    let reopened = open(&chain, &clinician, &patient.keys, id).await;
-    assert_eq!(reopened.status, 200, "{:?}", reopened.body);
+    let reopened = open(&chain, &clinician, &patient.keys, id).await.unwrap();
     let (status, bytes) = get_envelope(&clinician.client, id).await;
     assert_eq!(status, 200);
-    let text = read_as(&patient.keys, &clinician.keys, &domain, &reopened.body["record"], &bytes).unwrap();
+    let text = read_as(&patient.keys, &clinician.keys, &domain, &reopened.record, &bytes).unwrap();
     assert!(text.contains("sleeping better"));
 
     // A record the patient adds later is shared too (an everything share):
@@ -671,27 +654,24 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     let new_id = added.anchored[0].id;
     let wrap_for = |to: &AccountKeys| {
         let w = envelope::wrap_key(&added.keys[0], new_id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
-        json!({ "reader": format!("{:#x}", to.address()), "wrapped_key": w.to_base64() })
+        fns::ReaderKey { reader: to.address().into(), wrapped_key: w }
     };
-    let with_also = |also: Vec<Value>| {
-        let mut record = added.records[0].clone();
-        record["also"] = json!(also);
-        json!({ "body": { "records": [record], "signature": sign_anchor(&domain, &patient.keys, &added.anchored) } })
+    let with_also = |also: Vec<fns::ReaderKey>| {
+        let record = fns::NewRecord { also, ..added.records[0].clone() };
+        add_body(vec![record], sign_anchor(&domain, &patient.keys, &added.anchored))
     };
-    let not_shared = patient.client.call("records/add", with_also(vec![wrap_for(&stranger.keys)])).await;
-    assert_eq!(not_shared.status, 400, "{:?}", not_shared.body);
-    let twice =
-        patient.client.call("records/add", with_also(vec![wrap_for(&clinician.keys), wrap_for(&clinician.keys)])).await;
-    assert_eq!(twice.status, 400, "{:?}", twice.body);
-    let mut bad = wrap_for(&clinician.keys);
-    bad["wrapped_key"] = json!("AAAA");
-    assert_eq!(patient.client.call("records/add", with_also(vec![bad])).await.status, 400);
-    let shared_later = patient.client.call("records/add", with_also(vec![wrap_for(&clinician.keys)])).await;
-    assert_eq!(shared_later.status, 200, "{:?}", shared_later.body);
-    let chart =
-        clinician.client.call("shares/chart", json!({ "patient": format!("{:#x}", patient.keys.address()) })).await;
-    let listed = chart.body["records"].as_array().unwrap();
-    assert!(listed.iter().any(|m| m["id"] == json!(new_id)), "{listed:?}");
+    let not_shared = patient.client.api(with_also(vec![wrap_for(&stranger.keys)])).await;
+    assert!(bad_request(&not_shared), "{not_shared:?}");
+    let twice = patient.client.api(with_also(vec![wrap_for(&clinician.keys), wrap_for(&clinician.keys)])).await;
+    assert!(bad_request(&twice), "{twice:?}");
+    // Raw: "AAAA" is no `WrappedKey`.
+    let mut bad = serde_json::to_value(with_also(vec![wrap_for(&clinician.keys)])).unwrap();
+    bad["body"]["records"][0]["also"][0]["wrapped_key"] = json!("AAAA");
+    assert_eq!(patient.client.call("records/add", bad).await.status, 400);
+    patient.client.api(with_also(vec![wrap_for(&clinician.keys)])).await.unwrap();
+    let chart = clinician.client.api(fns::SharesChart { patient: patient.keys.address().into() }).await.unwrap();
+    let listed = &chart.records;
+    assert!(listed.iter().any(|m| m.id == new_id), "{listed:?}");
     let chain_nonce = access_nonce(&chain, &clinician.keys).await;
     let access = Access {
         grantee: clinician.keys.address(),
@@ -699,8 +679,7 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
         record_id: new_id.0,
         nonce: chain_nonce,
     };
-    let opened = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
-    assert_eq!(opened.status, 200, "{:?}", opened.body);
+    clinician.client.api(fns::RecordsOpen { body: access_body(&domain, &clinician.keys, &access) }).await.unwrap();
     server.stop().await;
 }
 
@@ -719,7 +698,7 @@ async fn an_expired_share_opens_nothing() {
     chain.verify_clinician(&authority, &clinician, "dermatology", now() + 365 * 86_400).await;
     let one = fhir::split_import(FLOYD).unwrap().into_iter().take(1).collect::<Vec<_>>();
     let sealed = seal_all(&patient.keys, &one, None);
-    assert_eq!(add(&patient, &domain, &sealed).await.status, 200);
+    add(&patient, &domain, &sealed).await.unwrap();
     let record = sealed.anchored[0].id;
     let wrapped = envelope::wrap_key(
         &sealed.keys[0],
@@ -740,10 +719,9 @@ async fn an_expired_share_opens_nothing() {
         nonce: 0.into(),
     };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&grant)).await;
-    let keys = vec![json!({ "record": record, "wrapped_key": wrapped.to_base64() })];
-    let shared = share(&patient.client, &domain, &patient.keys, &grant, keys, approval).await;
-    assert_eq!(shared.status, 200, "{:?}", shared.body);
-    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "active");
+    let keys = vec![fns::ShareKey { record, wrapped_key: wrapped }];
+    share(&patient.client, &domain, &patient.keys, &grant, keys, approval).await.unwrap();
+    assert_eq!(patient.client.api(fns::SharesList {}).await.unwrap()[0].state, ShareState::Active);
 
     sleep_past(grant.expires_at).await;
     let access = Access {
@@ -752,14 +730,13 @@ async fn an_expired_share_opens_nothing() {
         record_id: record.0,
         nonce: access_nonce(&chain, &clinician.keys).await,
     };
-    let refused = clinician.client.call("records/open", access_body(&domain, &clinician.keys, &access)).await;
-    assert_eq!((refused.status, &refused.body["Refused"]["code"]), (422, &json!("GrantExpired")), "{:?}", refused.body);
-    assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("has ended"));
+    let refusal = clinician.client.api(fns::RecordsOpen { body: access_body(&domain, &clinician.keys, &access) }).await;
+    assert_eq!(code(&refusal), Some("GrantExpired"), "{refusal:?}");
+    assert!(refusal_of(&refusal).unwrap().1.contains("has ended"));
     assert_eq!(get_envelope(&clinician.client, record).await.0, 404);
-    assert_eq!(patient.client.call("shares/list", json!({})).await.body[0]["state"], "expired");
-    let ended =
-        clinician.client.call("shares/chart", json!({ "patient": format!("{:#x}", patient.keys.address()) })).await;
-    assert_eq!((&ended.body["share"]["state"], &ended.body["records"]), (&json!("expired"), &json!([])));
+    assert_eq!(patient.client.api(fns::SharesList {}).await.unwrap()[0].state, ShareState::Expired);
+    let ended = clinician.client.api(fns::SharesChart { patient: patient.keys.address().into() }).await.unwrap();
+    assert_eq!((ended.share.state, ended.records.is_empty()), (ShareState::Expired, true));
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
 
     // The clinician's credential runs out while a share is live: the share
@@ -777,25 +754,22 @@ async fn an_expired_share_opens_nothing() {
     .unwrap();
     let week = Grant { grantee: short_lived.keys.address(), expires_at: now() + 7 * 86_400, ..grant };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&week)).await;
-    let keys = vec![json!({ "record": record, "wrapped_key": wrapped.to_base64() })];
-    let shared = share(&patient.client, &domain, &patient.keys, &week, keys, approval).await;
-    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    let keys = vec![fns::ShareKey { record, wrapped_key: wrapped }];
+    share(&patient.client, &domain, &patient.keys, &week, keys, approval).await.unwrap();
     sleep_past(lapses_at).await;
-    let listed = patient.client.call("shares/list", json!({})).await;
-    let lapsed =
-        listed.body.as_array().unwrap().iter().find(|s| s["grantee"]["display_name"] == "Dr Lapsing Soon").unwrap();
-    assert_eq!(
-        (&lapsed["state"], &lapsed["grantee"]["credential"]["status"]),
-        (&json!("credential_lapsed"), &json!("expired"))
-    );
+    let listed = patient.client.api(fns::SharesList {}).await.unwrap();
+    let lapsed = listed.iter().find(|s| s.grantee.display_name == "Dr Lapsing Soon").unwrap();
+    assert_eq!(lapsed.state, ShareState::CredentialLapsed);
+    assert!(matches!(lapsed.grantee.credential, CredentialStatus::Expired { .. }), "{lapsed:?}");
     let access = Access {
         grantee: short_lived.keys.address(),
         patient: patient.keys.address(),
         record_id: record.0,
         nonce: access_nonce(&chain, &short_lived.keys).await,
     };
-    let refused = short_lived.client.call("records/open", access_body(&domain, &short_lived.keys, &access)).await;
-    assert_eq!(refused.body["Refused"]["code"], "CredentialInvalid", "{:?}", refused.body);
+    let refusal =
+        short_lived.client.api(fns::RecordsOpen { body: access_body(&domain, &short_lived.keys, &access) }).await;
+    assert_eq!(code(&refusal), Some("CredentialInvalid"), "{refusal:?}");
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
     server.stop().await;
 }

@@ -8,6 +8,7 @@ use chartkey_core::eip712::{Access, IssueCredential, LedgerMessage, Register, Re
 use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
+use chartkey_core::value::Hash32;
 use chartkey_ledger::abi::ChartkeyDirectory;
 use chartkey_ledger::convert::to_alloy;
 use common::chain::Chain;
@@ -62,10 +63,14 @@ fn access(grantee: &Account, patient: &Account) -> LedgerMessage {
     })
 }
 
-fn mined(answer: &Answer) -> (i64, String) {
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-    assert_eq!(answer.body["mined"], true, "{:?}", answer.body);
-    (answer.body["job"].as_i64().unwrap(), answer.body["tx_hash"].as_str().unwrap().to_owned())
+fn mined(answer: Result<fns::RelayReceipt, ApiError>) -> (i64, Hash32) {
+    let receipt = answer.unwrap();
+    assert!(receipt.mined, "{receipt:?}");
+    (receipt.job, receipt.tx_hash)
+}
+
+fn refused_with(answer: &Result<fns::RelayReceipt, ApiError>, expected: &str) -> bool {
+    matches!(answer, Err(ApiError::Refused { code, .. }) if code == expected)
 }
 
 #[tokio::test]
@@ -79,16 +84,18 @@ async fn relays_what_the_signed_in_account_signed() {
 
     // Only a session relays, and only what its own account signed.
     let anonymous = chain.relay(&server.client(), &patient.keys, register(&patient, Role::Patient)).await;
-    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous, Err(ApiError::Unauthorized));
     let for_someone_else = chain.relay(&patient.client, &clinician.keys, register(&clinician, Role::Clinician)).await;
-    assert_eq!(for_someone_else.status, 403, "{:?}", for_someone_else.body);
+    assert!(matches!(for_someone_else, Err(ApiError::Forbidden(_))), "{for_someone_else:?}");
     let wrong_role = chain.relay(&patient.client, &patient.keys, register(&patient, Role::Clinician)).await;
-    assert_eq!(wrong_role.status, 400, "{:?}", wrong_role.body);
+    assert!(matches!(wrong_role, Err(ApiError::BadRequest(_))), "{wrong_role:?}");
     let mut other_key = register(&patient, Role::Patient);
     if let LedgerMessage::Register(r) = &mut other_key {
         r.encryption_key = [7; 32];
     }
-    assert_eq!(chain.relay(&patient.client, &patient.keys, other_key).await.status, 400);
+    let other_key = chain.relay(&patient.client, &patient.keys, other_key).await;
+    assert!(matches!(other_key, Err(ApiError::BadRequest(_))), "{other_key:?}");
+    // Raw: signatures that are no `Signature`, and a message of no kind.
     let message = register(&patient, Role::Patient);
     for signature in ["0x12", "zz", ""] {
         let answer = patient
@@ -107,7 +114,7 @@ async fn relays_what_the_signed_in_account_signed() {
     // with the same nonce is a replay); the administrator names the
     // authority; it verifies the clinician.
     let again = chain.relay(&patient.client, &patient.keys, register(&patient, Role::Patient)).await;
-    assert_eq!(again.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", again.body);
+    assert!(refused_with(&again, "InvalidAccountNonce"), "{again:?}");
     chain.set_authority(&server.data_dir, authority.keys.address()).await;
 
     // Every other kind of message has its own endpoint (passkey approval,
@@ -131,7 +138,7 @@ async fn relays_what_the_signed_in_account_signed() {
     ];
     for (signer, message) in others {
         let refused = chain.relay(&signer.client, &signer.keys, message.clone()).await;
-        assert_eq!(refused.status, 403, "{message:?}: {:?}", refused.body);
+        assert!(matches!(refused, Err(ApiError::Forbidden(_))), "{message:?}: {refused:?}");
     }
     assert_eq!(chain.rpc.result("eth_blockNumber", json!([])).await, head, "nothing was relayed");
     chain.verify_clinician(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await;
@@ -140,65 +147,67 @@ async fn relays_what_the_signed_in_account_signed() {
     // through its own endpoint).
     let to_unverified = everything(&patient.keys, &unverified.keys, 0);
     let refused = share_approved(&server, &mut patient, &to_unverified, vec![]).await;
-    assert_eq!(refused.status, 422, "{:?}", refused.body);
-    assert_eq!(refused.body["Refused"]["code"], "UnverifiedGrantee");
-    assert!(refused.body["Refused"]["message"].as_str().unwrap().contains("not verified"));
+    match &refused {
+        Err(ApiError::Refused { code, message }) => {
+            assert_eq!(code, "UnverifiedGrantee");
+            assert!(message.contains("not verified"), "{message}");
+        }
+        other => panic!("expected Refused: {other:?}"),
+    }
     let to_clinician = everything(&patient.keys, &clinician.keys, 0);
-    let (job, tx_hash) = mined(&share_approved(&server, &mut patient, &to_clinician, vec![]).await);
+    let (job, tx_hash) = mined(share_approved(&server, &mut patient, &to_clinician, vec![]).await);
     let replayed = share_approved(&server, &mut patient, &to_clinician, vec![]).await;
-    assert_eq!(replayed.body["Refused"]["code"], "InvalidAccountNonce", "{:?}", replayed.body);
+    assert!(refused_with(&replayed, "InvalidAccountNonce"), "{replayed:?}");
     assert_eq!(chain.consent_nonce(patient.keys.address(), clinician.keys.address()).await, 1);
 
     // A relayed message's state, for its signer only.
-    let status = patient.client.call("ledger/job", json!({ "job": job })).await;
-    assert_eq!(status.status, 200, "{:?}", status.body);
-    assert_eq!(status.body["tx_hash"], tx_hash);
-    assert_eq!(status.body["mined"], true);
-    assert_eq!(clinician.client.call("ledger/job", json!({ "job": job })).await.status, 404);
-    assert_eq!(patient.client.call("ledger/job", json!({ "job": 999_999 })).await.status, 404);
+    let status = patient.client.api(fns::LedgerJob { job }).await.unwrap();
+    assert_eq!(status.tx_hash, tx_hash);
+    assert!(status.mined);
+    let theirs = clinician.client.api(fns::LedgerJob { job }).await;
+    assert!(matches!(theirs, Err(ApiError::NotFound(_))), "{theirs:?}");
+    let unknown = patient.client.api(fns::LedgerJob { job: 999_999 }).await;
+    assert!(matches!(unknown, Err(ApiError::NotFound(_))), "{unknown:?}");
     let receipt = chain.rpc.result("eth_getTransactionReceipt", json!([tx_hash])).await;
     assert_eq!(receipt["status"], "0x1");
 
     // The ledger page: blocks, the events naming the caller, a transaction's
     // events for its parties only, and verification.
-    let page = patient.client.call("ledger/overview", json!({})).await;
-    assert_eq!(page.status, 200, "{:?}", page.body);
-    assert_eq!(page.body["external"], false);
-    assert!(page.body["blocks"].as_array().unwrap().len() > 3);
-    let names: Vec<&str> =
-        page.body["activity"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let page = patient.client.api(fns::LedgerOverview {}).await.unwrap();
+    assert!(!page.external);
+    assert!(page.blocks.len() > 3);
+    let names: Vec<&str> = page.activity.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["Granted", "AccountRegistered"], "newest first, only the patient's");
     // Looked at again, only the blocks since are read: the same activity,
     // and what happened since on top.
-    let again = patient.client.call("ledger/overview", json!({})).await;
-    assert_eq!(again.body["activity"], page.body["activity"]);
+    let again = patient.client.api(fns::LedgerOverview {}).await.unwrap();
+    assert_eq!(again.activity, page.activity);
     let renewed = everything(&patient.keys, &clinician.keys, 1);
-    mined(&share_approved(&server, &mut patient, &renewed, vec![]).await);
-    let later = patient.client.call("ledger/overview", json!({})).await;
-    let names: Vec<&str> =
-        later.body["activity"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    mined(share_approved(&server, &mut patient, &renewed, vec![]).await);
+    let later = patient.client.api(fns::LedgerOverview {}).await.unwrap();
+    let names: Vec<&str> = later.activity.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["Granted", "Granted", "AccountRegistered"]);
-    assert_eq!(later.body["activity"][1], page.body["activity"][0]);
-    let granted = patient.client.call("ledger/transaction", json!({ "hash": tx_hash })).await;
-    assert_eq!(granted.status, 200, "{:?}", granted.body);
-    assert_eq!(granted.body["events"][0]["name"], "Granted");
-    let fields = granted.body["events"][0]["fields"].as_array().unwrap();
-    assert!(fields.contains(&json!(["grantee", ethers_core::utils::to_checksum(&clinician.keys.address(), None)])));
-    let stranger_view = unverified.client.call("ledger/transaction", json!({ "hash": tx_hash })).await;
-    assert_eq!(stranger_view.body["events"], json!([]), "someone else's events are not shown");
-    assert_eq!(stranger_view.body["others"], 1);
+    assert_eq!(later.activity[1], page.activity[0]);
+    let granted = patient.client.api(fns::LedgerTransaction { hash: tx_hash }).await.unwrap();
+    assert_eq!(granted.events[0].name, "Granted");
+    let fields = &granted.events[0].fields;
+    let grantee = ("grantee".to_owned(), ethers_core::utils::to_checksum(&clinician.keys.address(), None));
+    assert!(fields.contains(&grantee), "{fields:?}");
+    let stranger_view = unverified.client.api(fns::LedgerTransaction { hash: tx_hash }).await.unwrap();
+    assert!(stranger_view.events.is_empty(), "someone else's events are not shown: {:?}", stranger_view.events);
+    assert_eq!(stranger_view.others, 1);
+    // Raw: a hash that is no `Hash32`.
     let bad = patient.client.call("ledger/transaction", json!({ "hash": "0x12" })).await;
     assert_eq!(bad.status, 400);
-    let missing = patient.client.call("ledger/transaction", json!({ "hash": format!("0x{}", "ab".repeat(32)) })).await;
-    assert_eq!(missing.status, 404);
-    assert_eq!(server.client().call("ledger/overview", json!({})).await.status, 401);
-    let verified = patient.client.call("ledger/verify", json!({})).await;
-    assert_eq!(verified.status, 200, "{:?}", verified.body);
-    assert_eq!(verified.body["ok"], true);
-    assert!(verified.body["blocks"].as_u64().unwrap() > 3);
+    let missing = patient.client.api(fns::LedgerTransaction { hash: Hash32([0xab; 32]) }).await;
+    assert!(matches!(missing, Err(ApiError::NotFound(_))), "{missing:?}");
+    assert_eq!(server.client().api(fns::LedgerOverview {}).await, Err(ApiError::Unauthorized));
+    let verified = patient.client.api(fns::LedgerVerify {}).await.unwrap();
+    assert!(verified.ok);
+    assert!(verified.blocks > 3);
     // Within 30 s the same result comes back rather than a second re-execution.
-    let again = unverified.client.call("ledger/verify", json!({})).await;
-    assert_eq!(again.body, verified.body);
+    let again = unverified.client.api(fns::LedgerVerify {}).await;
+    assert_eq!(again, Ok(verified));
     server.stop().await;
 }
 
@@ -215,23 +224,21 @@ async fn sign_up_registers_the_account_on_the_ledger_or_refuses() {
     let client = server.client();
     let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
     let mut device = Device::new();
-    let start = client.call("signup/start", json!({"display_name": "Mallory", "role": "patient"})).await;
-    let credential = device.register(&server.origin, start.body["options"].clone());
+    let start = client.api(fns::SignupStart { display_name: "Mallory".into(), role: Role::Patient }).await.unwrap();
+    let credential = device.register(&server.origin, webauthn_options(&start.options));
     let (_, forged) =
         chartkey_core::eip712::first_registration(&other_keys(), Role::Patient.code(), chain.chain_id, chain.directory);
-    let finish = client
-        .call(
-            "signup/finish",
-            json!({"finish": {
-                "ceremony_id": start.body["ceremony_id"], "credential": credential, "passkey_label": "p",
-                "sealed_keystore": device.seal(&secret), "uses_passphrase": false,
-                "directory": chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
-                "ledger_registration": forged,
-            }}),
-        )
-        .await;
-    assert_eq!(finish.status, 422, "{:?}", finish.body);
-    assert_eq!(finish.body["Refused"]["code"], "WrongSigner");
+    let finish = fns::SignupFinishBody {
+        ceremony_id: start.ceremony_id,
+        credential: webauthn_json(&credential),
+        passkey_label: "p".into(),
+        sealed_keystore: device.seal(&secret),
+        uses_passphrase: false,
+        directory: chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
+        ledger_registration: Some(forged),
+    };
+    let finish = client.api(fns::SignupFinish { finish }).await;
+    assert!(matches!(&finish, Err(ApiError::Refused { code, .. }) if code == "WrongSigner"), "{finish:?}");
     assert_eq!(server.counts().0, 1, "only Pat's account exists");
     server.stop().await;
 }

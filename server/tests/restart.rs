@@ -13,11 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chartkey_core::role::Role;
+use chartkey_core::value::Hash32;
 use chartkey_ledger::artifacts::{directory, records};
 use common::records::*;
 use common::*;
 use ethers_core::types::{Address, H256};
 use serde_json::{Value, json};
+use server_fn::ServerFn;
 
 /// Every event `name` of the contract at `address` whose indexed topics
 /// start with `topics`, over the whole chain, read over JSON-RPC.
@@ -82,17 +84,17 @@ async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
     // A record each for the grant and the access, and the shares that are
     // stopped and used during the pause.
     let (granted_record, added) = add_shared(&granting, &[]).await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
+    added.unwrap();
     let (viewed_record, added) = add_shared(&viewed, &[]).await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
+    added.unwrap();
     let view_id = viewed_record.anchored[0].id;
     let key = wrapped_for(&viewed_record.keys[0], view_id, &dr_view.keys);
     let grant = everything(&viewed.keys, &dr_view.keys, 0);
-    let shared = share_approved(&server, &mut viewed, &grant, vec![key]).await;
-    assert_eq!((shared.status, &shared.body["mined"]), (200, &json!(true)), "{:?}", shared.body);
+    let shared = share_approved(&server, &mut viewed, &grant, vec![key]).await.unwrap();
+    assert!(shared.mined, "{shared:?}");
     let grant = everything(&stopping.keys, &dr_stop.keys, 0);
-    let shared = share_approved(&server, &mut stopping, &grant, vec![]).await;
-    assert_eq!((shared.status, &shared.body["mined"]), (200, &json!(true)), "{:?}", shared.body);
+    let shared = share_approved(&server, &mut stopping, &grant, vec![]).await.unwrap();
+    assert!(shared.mined, "{shared:?}");
 
     // Restarted with the miner paused and no wait for blocks: each request
     // below is journalled and acknowledged, and none is mined.
@@ -108,19 +110,18 @@ async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
     let grant_id = granting_record_id(&granted_record);
     let key = wrapped_for(&granted_record.keys[0], grant_id, &dr_grant.keys);
     let grant = everything(&granting.keys, &dr_grant.keys, 0);
-    let granted = share_approved(&server, &mut granting, &grant, vec![key]).await;
-    assert_eq!((granted.status, &granted.body["mined"]), (200, &json!(false)), "{:?}", granted.body);
-    let stopped = stop_approved(&server, &chain, &mut stopping, &dr_stop.keys).await;
-    assert_eq!((stopped.status, &stopped.body["mined"]), (200, &json!(false)), "{:?}", stopped.body);
+    let granted = share_approved(&server, &mut granting, &grant, vec![key]).await.unwrap();
+    assert!(!granted.mined, "{granted:?}");
+    let stopped = stop_approved(&server, &chain, &mut stopping, &dr_stop.keys).await.unwrap();
+    assert!(!stopped.mined, "{stopped:?}");
     let opened = open(&chain, &dr_view, &viewed.keys, view_id).await;
-    assert_eq!(opened.status, 409, "not mined, so nothing is released: {:?}", opened.body);
+    assert!(matches!(opened, Err(ApiError::Conflict(_))), "not mined, so nothing is released: {opened:?}");
     assert_eq!(get_envelope(&dr_view.client, view_id).await.0, 404);
-    let issued = chain.issue_credential(&board, &dr_new, "oncology", now() + 86_400).await;
-    assert_eq!((issued.status, &issued.body["mined"]), (200, &json!(false)), "{:?}", issued.body);
+    let issued = chain.issue_credential(&board, &dr_new, "oncology", now() + 86_400).await.unwrap();
+    assert!(!issued.mined, "{issued:?}");
     assert_eq!(server.rpc().result("eth_blockNumber", json!([])).await, head_before, "nothing was mined");
     assert_eq!(pending_rows(&data_dir), 3, "a grant, an access and a credential wait for their blocks");
-    let acknowledged: Vec<String> =
-        [&granted, &stopped, &issued].iter().map(|a| a.body["tx_hash"].as_str().unwrap().to_owned()).collect();
+    let acknowledged: Vec<String> = [&granted, &stopped, &issued].iter().map(|a| a.tx_hash.to_string()).collect();
 
     server.kill();
     let server = ServerProcess::spawn(&data_dir, &[]).await;
@@ -157,37 +158,41 @@ async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
 
     // Sharing: the grant is listed (with its key) and can be stopped; the
     // stopped share shows stopped.
-    let shares = granting.client.call("shares/list", json!({})).await;
-    assert_eq!(shares.body.as_array().unwrap().len(), 1, "{:?}", shares.body);
-    let share = &shares.body[0];
-    assert_eq!((&share["state"], &share["keys"]), (&json!("active"), &json!(1)), "{share:?}");
-    assert_eq!(share["grant_tx"], granted_events[0]["transactionHash"]);
-    let chart =
-        dr_grant.client.call("shares/chart", json!({ "patient": format!("{:#x}", granting.keys.address()) })).await;
-    assert_eq!(chart.body["records"][0]["id"], json!(grant_id), "{:?}", chart.body);
-    let stop = stop_approved(&server, &chain, &mut granting, &dr_grant.keys).await;
-    assert_eq!((stop.status, &stop.body["mined"]), (200, &json!(true)), "the patient can stop it: {:?}", stop.body);
-    let shares = stopping.client.call("shares/list", json!({})).await;
-    assert_eq!(shares.body[0]["state"], "stopped", "{:?}", shares.body);
+    let shares = granting.client.api(fns::SharesList {}).await.unwrap();
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    let share = &shares[0];
+    assert_eq!((share.state, share.keys), (fns::ShareState::Active, 1), "{share:?}");
+    assert_eq!(json!(share.grant_tx), granted_events[0]["transactionHash"]);
+    let chart = dr_grant.client.api(fns::SharesChart { patient: granting.keys.address().into() }).await.unwrap();
+    assert_eq!(chart.records[0].id, grant_id, "{chart:?}");
+    let stop = stop_approved(&server, &chain, &mut granting, &dr_grant.keys).await.expect("the patient can stop it");
+    assert!(stop.mined, "the patient can stop it: {stop:?}");
+    let shares = stopping.client.api(fns::SharesList {}).await.unwrap();
+    assert_eq!(shares[0].state, fns::ShareState::Stopped, "{shares:?}");
 
     // Who viewed: the access the ledger recorded, with its notice.
-    let viewed_list = viewed.client.call("accesses/list", json!({})).await;
-    assert_eq!(viewed_list.body.as_array().unwrap().len(), 1, "{:?}", viewed_list.body);
-    assert_eq!(viewed_list.body[0]["tx"], accessed[0]["transactionHash"]);
-    assert_eq!(viewed_list.body[0]["grantee_name"], "Dr View");
-    let inbox = viewed.client.call("notices/list", json!({})).await;
-    let notices = inbox.body["notices"].as_array().unwrap();
-    assert_eq!(notices.len(), 1, "{:?}", inbox.body);
-    assert_eq!((&notices[0]["kind"], &notices[0]["tx"]), (&json!("access"), &accessed[0]["transactionHash"]));
+    let viewed_list = viewed.client.api(fns::AccessesList {}).await.unwrap();
+    assert_eq!(viewed_list.len(), 1, "{viewed_list:?}");
+    assert_eq!(json!(viewed_list[0].tx), accessed[0]["transactionHash"]);
+    assert_eq!(viewed_list[0].grantee_name, "Dr View");
+    let inbox = viewed.client.api(fns::NoticesList {}).await.unwrap();
+    let notices = &inbox.notices;
+    assert_eq!(notices.len(), 1, "{inbox:?}");
+    assert_eq!(
+        (notices[0].kind, json!(notices[0].tx)),
+        (fns::NoticeKind::Access, accessed[0]["transactionHash"].clone())
+    );
 
     // The authority's desk: the request is issued, by the mined transaction.
-    let desk = board.client.call("credentials/desk", json!({})).await;
-    let decided = desk.body["decided"].as_array().unwrap();
-    let request = decided.iter().find(|r| r["clinician"]["display_name"] == "Dr New").expect("decided");
-    assert_eq!((&request["state"], &request["decision_tx"]), (&json!("issued"), &credentialed[0]["transactionHash"]));
-    assert!(desk.body["pending"].as_array().unwrap().is_empty(), "{:?}", desk.body);
-    let mine = dr_new.client.call("credentials/mine", json!({})).await;
-    assert_eq!(mine.body["me"]["credential"]["status"], "verified", "{:?}", mine.body);
+    let desk = board.client.api(fns::CredentialsDesk {}).await.unwrap();
+    let request = desk.decided.iter().find(|r| r.clinician.display_name == "Dr New").expect("decided");
+    assert_eq!(
+        (request.state, json!(request.decision_tx)),
+        (fns::RequestState::Issued, credentialed[0]["transactionHash"].clone())
+    );
+    assert!(desk.pending.is_empty(), "{desk:?}");
+    let mine = dr_new.client.api(fns::CredentialsMine {}).await.unwrap();
+    assert!(mine.me.credential.is_verified(), "{mine:?}");
     drop(server);
 }
 
@@ -214,8 +219,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     let authority = sign_up(&server, "Medical Board", Role::CredentialingAuthority).await;
     let chain = chain_of(&server, &clinician).await;
     chain.set_authority(&data_dir, authority.keys.address()).await;
-    let issued = chain.issue_credential(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await;
-    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    chain.issue_credential(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await.unwrap();
     let domain = ledger_domain(&clinician.client).await;
     let mut patients = Vec::new();
     for i in 0..PATIENTS {
@@ -223,7 +227,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
     }
     // The credential is mined before the first grant needs it.
     let started = std::time::Instant::now();
-    while clinician.client.call("credentials/mine", json!({})).await.body["me"]["credential"]["status"] != "verified" {
+    while !clinician.client.api(fns::CredentialsMine {}).await.unwrap().me.credential.is_verified() {
         assert!(started.elapsed() < Duration::from_secs(30), "the credential is not mined");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -250,36 +254,39 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
             for nonce in 0..GRANTS_EACH {
                 // Each share approved with the patient's passkey, as the
                 // portal does, then sent. Only the kill may end a run early.
+                // The typed bodies go over `http` directly: `Client::api`
+                // panics when the connection drops, and the kill drops it.
                 let grant = everything(&patient.keys, &clinician.keys, nonce);
                 let result = async {
                     let start = patient
                         .client
                         .http
-                        .post(format!("{}/api/approvals/start", patient.client.base))
-                        .json(&json!({ "digest": format!("0x{}", hex::encode(domain.digest(&grant))) }))
+                        .post(format!("{}{}", patient.client.base, fns::ApprovalsStart::PATH))
+                        .json(&fns::ApprovalsStart { digest: Hash32(domain.digest(&grant)) })
                         .send()
                         .await
                         .map_err(|e| e.to_string())?;
-                    let start = start.json::<Value>().await.map_err(|e| e.to_string())?;
-                    let credential = patient.device.assert(&origin, start["options"].clone());
-                    let approval = json!({ "ceremony_id": start["ceremony_id"], "credential": credential });
-                    let signature = format!("0x{}", hex::encode(domain.sign(&patient.keys, &grant)));
-                    let body =
-                        json!({ "body": { "grant": grant, "signature": signature, "keys": [], "approval": approval } });
+                    let start = start.json::<fns::ApprovalStart>().await.map_err(|e| e.to_string())?;
+                    let credential = patient.device.assert(&origin, webauthn_options(&start.options));
+                    let approval =
+                        fns::Approval { ceremony_id: start.ceremony_id, credential: webauthn_json(&credential) };
+                    let signature = domain.sign_typed(&patient.keys, &grant);
+                    let body = fns::SharesGrant { body: fns::ShareBody { grant, signature, keys: vec![], approval } };
                     let response = patient
                         .client
                         .http
-                        .post(format!("{}/api/shares/grant", patient.client.base))
+                        .post(format!("{}{}", patient.client.base, fns::SharesGrant::PATH))
                         .json(&body)
                         .send()
                         .await
                         .map_err(|e| e.to_string())?;
                     let status = response.status();
-                    let answer = response.json::<Value>().await.map_err(|e| e.to_string())?;
+                    let answer = response.text().await.map_err(|e| e.to_string())?;
                     if status != 200 {
                         return Err(format!("{status}: {answer}"));
                     }
-                    Ok(answer["tx_hash"].as_str().unwrap().to_owned())
+                    let receipt: fns::RelayReceipt = serde_json::from_str(&answer).map_err(|e| e.to_string())?;
+                    Ok(receipt.tx_hash.to_string())
                 }
                 .await;
                 match result {
@@ -378,8 +385,10 @@ async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
     let request = patient
         .client
         .http
-        .post(format!("{}/api/records/add", patient.client.base))
-        .json(&json!({ "body": { "records": sealed.records, "signature": signature } }))
+        .post(format!("{}{}", patient.client.base, fns::RecordsAdd::PATH))
+        .json(&fns::RecordsAdd {
+            body: fns::AddRecordsBody { records: sealed.records.clone(), signature, patient: None },
+        })
         .send();
     let stalled = tokio::spawn(request);
     let journal = rusqlite::Connection::open(data_dir.join("relayer.sqlite3")).unwrap();
@@ -401,24 +410,21 @@ async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
     until_settled(&data_dir, "not picked up after the restart").await;
     let started = std::time::Instant::now();
     let metas = loop {
-        let list = patient.client.call("records/list", json!({})).await;
-        assert_eq!(list.status, 200, "{:?}", list.body);
-        let metas = list.body.as_array().unwrap().clone();
+        let metas = patient.client.api(fns::RecordsList {}).await.unwrap();
         assert_eq!(metas.len(), 3, "the records are in the chart: {metas:?}");
-        if metas.iter().all(|m| m["anchor_block"].is_u64()) {
+        if metas.iter().all(|m| m.anchor_block.is_some()) {
             break metas;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "the anchor is not mined: {metas:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(metas.iter().all(|m| m["ledger"] == json!({"kind": "batch", "count": 3})), "{metas:?}");
+    assert!(metas.iter().all(|m| m.ledger == fns::LedgerAnchor::Batch { count: 3 }), "{metas:?}");
     let chain = chain_of(&server, &patient).await;
     let batches = events(&server, chain.records, "BatchAnchored", &[topic(patient.keys.address())]).await;
     assert_eq!(batches.len(), 1, "anchored once");
-    assert_eq!(metas[0]["anchor_tx"], batches[0]["transactionHash"]);
+    assert_eq!(json!(metas[0].anchor_tx), batches[0]["transactionHash"]);
     for (meta, envelope) in metas.iter().zip(&sealed.envelopes) {
-        let id: chartkey_core::envelope::RecordId = serde_json::from_value(meta["id"].clone()).unwrap();
-        assert_eq!(&get_envelope(&patient.client, id).await.1, envelope, "its envelope reads back");
+        assert_eq!(&get_envelope(&patient.client, meta.id).await.1, envelope, "its envelope reads back");
     }
 }
 
@@ -435,8 +441,8 @@ async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
     let Parties { mut patient, clinician: mut writer, domain, .. } =
         verified_parties(&server, &data_dir, "Wren Patient", "Dr Wren").await;
     let read_write = chartkey_core::eip712::Grant { write: true, ..everything(&patient.keys, &writer.keys, 0) };
-    let shared = share_approved(&server, &mut patient, &read_write, vec![]).await;
-    assert_eq!((shared.status, &shared.body["mined"]), (200, &json!(true)), "{:?}", shared.body);
+    let shared = share_approved(&server, &mut patient, &read_write, vec![]).await.unwrap();
+    assert!(shared.mined, "{shared:?}");
 
     server.kill();
     let mut server = ServerProcess::spawn(&data_dir, &["--test-pause-mining", "--test-relay-wait-ms", "0"]).await;
@@ -445,40 +451,32 @@ async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
     let (status, body) = upload_pack(&writer.client, sealed.pack.clone()).await;
     assert_eq!(status, 200, "{body:?}");
     let id = sealed.anchored[0].id;
-    let for_patient = wrapped_for(&sealed.keys[0], id, &patient.keys)["wrapped_key"].clone();
+    let for_patient = wrapped_for(&sealed.keys[0], id, &patient.keys).wrapped_key;
     let signature =
         match chartkey_core::records::anchor_message(writer.keys.address(), patient.keys.address(), &sealed.anchored)
             .unwrap()
         {
-            LedgerMessage::Anchor(m) => format!("0x{}", hex::encode(domain.sign(&writer.keys, &m))),
+            LedgerMessage::Anchor(m) => domain.sign_typed(&writer.keys, &m),
             other => panic!("not one anchor: {other:?}"),
         };
-    let mut record = sealed.records[0].clone();
-    record["patient_wrapped_key"] = for_patient;
-    let written = writer
-        .client
-        .call(
-            "records/add",
-            json!({ "body": { "records": [record], "signature": signature,
-                "patient": format!("{:#x}", patient.keys.address()) } }),
-        )
-        .await;
-    assert_eq!((written.status, &written.body["mined"]), (200, &json!(false)), "{:?}", written.body);
+    let record = fns::NewRecord { patient_wrapped_key: Some(for_patient), ..sealed.records[0].clone() };
+    let body = fns::AddRecordsBody { records: vec![record], signature, patient: Some(patient.keys.address().into()) };
+    let written = writer.client.api(fns::RecordsAdd { body }).await.unwrap();
+    assert!(!written.mined, "{written:?}");
     assert_eq!(pending_rows(&data_dir), 1, "the anchor waits for its block");
-    let anchor_tx = written.body["tx_hash"].clone();
+    let anchor_tx = written.tx_hash;
 
     server.kill();
     let server = ServerProcess::spawn(&data_dir, &[]).await;
     move_to(&server, &mut [&mut patient, &mut writer]);
     until_settled(&data_dir, "the write-back is not settled").await;
-    let inbox = patient.client.call("notices/list", json!({})).await;
-    let notices = inbox.body["notices"].as_array().unwrap();
-    assert_eq!(notices.len(), 1, "{:?}", inbox.body);
-    assert_eq!((&notices[0]["kind"], &notices[0]["tx"]), (&json!("write_back"), &anchor_tx));
-    assert_eq!(notices[0]["actor_name"], "Dr Wren");
-    let list = patient.client.call("records/list", json!({})).await;
-    let metas = list.body.as_array().unwrap();
-    let meta = metas.iter().find(|m| m["id"] == json!(id)).expect("the record is in the chart");
-    assert!(meta["anchor_block"].is_u64(), "{meta:?}");
-    assert_eq!(meta["anchor_tx"], anchor_tx);
+    let inbox = patient.client.api(fns::NoticesList {}).await.unwrap();
+    let notices = &inbox.notices;
+    assert_eq!(notices.len(), 1, "{inbox:?}");
+    assert_eq!((notices[0].kind, notices[0].tx), (fns::NoticeKind::WriteBack, anchor_tx));
+    assert_eq!(notices[0].actor_name, "Dr Wren");
+    let metas = patient.client.api(fns::RecordsList {}).await.unwrap();
+    let meta = metas.iter().find(|m| m.id == id).expect("the record is in the chart");
+    assert!(meta.anchor_block.is_some(), "{meta:?}");
+    assert_eq!(meta.anchor_tx, Some(anchor_tx));
 }

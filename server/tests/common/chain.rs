@@ -5,12 +5,12 @@ use std::path::Path;
 
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, IssueCredential, LedgerMessage, RevokeCredential, TypedMessage, bytes32_text};
+use chartkey_core::value::Signature;
 use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
 use chartkey_ledger::convert::to_alloy;
 use ethers_core::types::{Address, U256};
-use serde_json::json;
 
-use super::{Account, Answer, Client, Portal, Rpc, wallet};
+use super::{Account, ApiError, Client, Portal, Rpc, fns, wallet};
 
 /// The ledger as `ledger/info` describes it, and its JSON-RPC.
 pub struct Chain {
@@ -22,24 +22,22 @@ pub struct Chain {
 
 impl Chain {
     pub async fn of(portal: &impl Portal, client: &Client) -> Self {
-        let info = client.call("ledger/info", json!({})).await;
-        assert_eq!(info.status, 200, "{:?}", info.body);
-        let address = |key: &str| info.body[key].as_str().unwrap().parse::<Address>().unwrap();
+        let info = client.api(fns::LedgerInfo {}).await.expect("ledger/info");
         Self {
             rpc: portal.rpc(),
-            chain_id: info.body["chain_id"].as_u64().unwrap(),
-            directory: address("directory"),
-            records: address("records"),
+            chain_id: info.chain_id,
+            directory: info.directory.into(),
+            records: info.records.into(),
         }
     }
 
-    pub fn sign(&self, keys: &AccountKeys, message: &LedgerMessage) -> String {
+    pub fn sign(&self, keys: &AccountKeys, message: &LedgerMessage) -> Signature {
         let directory = Domain::directory(self.chain_id, self.directory);
         let records = Domain::records(self.chain_id, self.records);
-        fn with(domain: &Domain, keys: &AccountKeys, m: &impl TypedMessage) -> Vec<u8> {
-            domain.sign(keys, m)
+        fn with(domain: &Domain, keys: &AccountKeys, m: &impl TypedMessage) -> Signature {
+            domain.sign_typed(keys, m)
         }
-        let signature = match message {
+        match message {
             LedgerMessage::Register(m) => with(&directory, keys, m),
             LedgerMessage::IssueCredential(m) => with(&directory, keys, m),
             LedgerMessage::RevokeCredential(m) => with(&directory, keys, m),
@@ -48,14 +46,18 @@ impl Chain {
             LedgerMessage::Grant(m) => with(&records, keys, m),
             LedgerMessage::Revoke(m) => with(&records, keys, m),
             LedgerMessage::Access(m) => with(&records, keys, m),
-        };
-        format!("0x{}", hex::encode(signature))
+        }
     }
 
     /// `message` signed by `keys`, relayed by `client`'s session.
-    pub async fn relay(&self, client: &Client, keys: &AccountKeys, message: LedgerMessage) -> Answer {
+    pub async fn relay(
+        &self,
+        client: &Client,
+        keys: &AccountKeys,
+        message: LedgerMessage,
+    ) -> Result<fns::RelayReceipt, ApiError> {
         let signature = self.sign(keys, &message);
-        client.call("ledger/relay", json!({ "body": { "message": message, "signature": signature } })).await
+        client.api(fns::LedgerRelay { body: fns::RelayBody { message, signature } }).await
     }
 
     /// The nonce of the next grant or revocation from `patient` to `grantee`.
@@ -75,9 +77,9 @@ impl Chain {
     /// authority issues the credential until `expires_at`, as the portal's
     /// credentials pages do.
     pub async fn verify_clinician(&self, authority: &Account, clinician: &Account, specialty: &str, expires_at: u64) {
-        let issued = self.issue_credential(authority, clinician, specialty, expires_at).await;
-        assert_eq!(issued.status, 200, "{:?}", issued.body);
-        assert_eq!(issued.body["mined"], true, "{:?}", issued.body);
+        let issued =
+            self.issue_credential(authority, clinician, specialty, expires_at).await.expect("credentials/issue");
+        assert!(issued.mined, "{issued:?}");
     }
 
     /// As [`Self::verify_clinician`]; the answer to the issue, mined or not.
@@ -87,9 +89,9 @@ impl Chain {
         clinician: &Account,
         specialty: &str,
         expires_at: u64,
-    ) -> Answer {
+    ) -> Result<fns::RelayReceipt, ApiError> {
         let body = self.credential_request_answered(authority, clinician, specialty, expires_at).await;
-        authority.client.call("credentials/issue", body).await
+        authority.client.api(fns::CredentialsIssue { body }).await
     }
 
     /// `clinician` asks `authority` for a credential; the body of the
@@ -100,60 +102,47 @@ impl Chain {
         clinician: &Account,
         specialty: &str,
         expires_at: u64,
-    ) -> serde_json::Value {
-        let asked = clinician
-            .client
-            .call(
-                "credentials/request",
-                json!({ "body": {
-                    "authority": format!("{:#x}", authority.keys.address()),
-                    "license_number": format!("MD-{}", &hex::encode(clinician.keys.address())[..8]),
-                    "specialty": specialty,
-                    "jurisdiction": "Massachusetts, US",
-                    "organisation": "Riverside Clinic",
-                }}),
-            )
-            .await;
-        assert_eq!(asked.status, 200, "{:?}", asked.body);
-        let desk = authority.client.call("credentials/desk", json!({})).await;
-        assert_eq!(desk.status, 200, "{:?}", desk.body);
-        let request = desk.body["pending"]
-            .as_array()
-            .unwrap()
+    ) -> fns::IssueCredentialBody {
+        let body = fns::CredentialRequestBody {
+            authority: authority.keys.address().into(),
+            license_number: format!("MD-{}", &hex::encode(clinician.keys.address())[..8]),
+            specialty: specialty.into(),
+            jurisdiction: "Massachusetts, US".into(),
+            organisation: "Riverside Clinic".into(),
+        };
+        let asked = clinician.client.api(fns::CredentialsRequest { body }).await.expect("credentials/request");
+        let desk = authority.client.api(fns::CredentialsDesk {}).await.expect("credentials/desk");
+        let request = desk
+            .pending
             .iter()
-            .find(|r| {
-                r["clinician"]["address"]
-                    .as_str()
-                    .unwrap()
-                    .eq_ignore_ascii_case(&format!("{:#x}", clinician.keys.address()))
-            })
-            .expect("the request is on the authority's desk")["id"]
-            .clone();
+            .find(|r| r.clinician.address == clinician.keys.address())
+            .expect("the request is on the authority's desk")
+            .id;
         let message = IssueCredential {
             authority: authority.keys.address(),
             clinician: clinician.keys.address(),
-            license_id_hash: chartkey_api::license_id_hash(asked.body["request"]["license_number"].as_str().unwrap()),
+            license_id_hash: chartkey_api::license_id_hash(&asked.request.expect("the request").license_number),
             specialty: bytes32_text(specialty).unwrap(),
             expires_at,
-            nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),
+            nonce: U256::from(desk.next_nonce),
         };
         let signature = self.sign(&authority.keys, &LedgerMessage::IssueCredential(message.clone()));
-        json!({ "body": { "request": request, "message": message, "signature": signature } })
+        fns::IssueCredentialBody { request, message, signature }
     }
 
     /// `authority` revokes `clinician`'s credential.
     pub async fn revoke_credential(&self, authority: &Account, clinician: &Account) {
-        let desk = authority.client.call("credentials/desk", json!({})).await;
+        let desk = authority.client.api(fns::CredentialsDesk {}).await.expect("credentials/desk");
         let message = RevokeCredential {
             authority: authority.keys.address(),
             clinician: clinician.keys.address(),
-            nonce: U256::from(desk.body["next_nonce"].as_u64().unwrap()),
+            nonce: U256::from(desk.next_nonce),
         };
         let signature = self.sign(&authority.keys, &LedgerMessage::RevokeCredential(message.clone()));
-        let revoked = authority
+        authority
             .client
-            .call("credentials/revoke", json!({ "body": { "message": message, "signature": signature } }))
-            .await;
-        assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+            .api(fns::CredentialsRevoke { body: fns::RevokeCredentialBody { message, signature } })
+            .await
+            .expect("credentials/revoke");
     }
 }

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alloy_primitives::{Address, Bytes};
+pub use chartkey_api::ApiError;
+pub use chartkey_app::api as fns;
 use chartkey_core::directory::DirectoryEntry;
 use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::role::Role;
 use chartkey_core::{AccountKeys, AccountSecret};
-pub use chartkey_api::ApiError;
-pub use chartkey_app::api as fns;
 use chartkey_ledger::abi::SolCall;
 use chartkey_ledger::node::{BASE_FEE, Fees, Wallet};
 use chartkey_server::Config;
@@ -330,90 +330,101 @@ pub struct Account {
     pub account_id: String,
 }
 
+/// WebAuthn options from a typed answer, as the software passkey takes them.
+pub fn webauthn_options(options: &fns::WebauthnJson) -> Value {
+    serde_json::from_str(options.get()).unwrap()
+}
+
+/// A credential (or any WebAuthn JSON) as the browser sends it back.
+pub fn webauthn_json(value: &impl serde::Serialize) -> fns::WebauthnJson {
+    serde_json::value::to_raw_value(value).unwrap()
+}
+
 /// Signs up a new account through the real ceremony; returns it signed in.
 pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
     let client = server.client();
     let secret = AccountSecret::generate(&mut rand::rngs::OsRng);
     let keys = secret.derive();
     let mut device = Device::new();
-    let start = client.call("signup/start", json!({"display_name": name, "role": role})).await;
-    assert_eq!(start.status, 200, "{:?}", start.body);
-    let credential = device.register(server.origin(), start.body["options"].clone());
-    let ledger = client.call("ledger/info", json!({})).await;
-    assert_eq!(ledger.status, 200, "{:?}", ledger.body);
-    let directory = ledger.body["directory"].as_str().unwrap().parse().unwrap();
-    let chain_id = ledger.body["chain_id"].as_u64().unwrap();
-    let (_, registration) = chartkey_core::eip712::first_registration(&keys, role.code(), chain_id, directory);
-    let finish = client
-        .call(
-            "signup/finish",
-            json!({"finish": {
-                "ceremony_id": start.body["ceremony_id"],
-                "credential": credential,
-                "passkey_label": "Test passkey",
-                "sealed_keystore": device.seal(&secret),
-                "uses_passphrase": false,
-                "directory": DirectoryEntry::sign(&keys, role),
-                "ledger_registration": registration,
-            }}),
-        )
-        .await;
-    assert_eq!(finish.status, 200, "{:?}", finish.body);
-    let account_id = finish.body["account_id"].as_str().unwrap().to_owned();
-    Account { secret, keys, device, client, account_id }
+    let start = client.api(fns::SignupStart { display_name: name.into(), role }).await.expect("signup/start");
+    let credential = device.register(server.origin(), webauthn_options(&start.options));
+    let ledger = client.api(fns::LedgerInfo {}).await.expect("ledger/info");
+    let (_, registration) =
+        chartkey_core::eip712::first_registration(&keys, role.code(), ledger.chain_id, ledger.directory.into());
+    let finish = fns::SignupFinishBody {
+        ceremony_id: start.ceremony_id,
+        credential: webauthn_json(&credential),
+        passkey_label: "Test passkey".into(),
+        sealed_keystore: device.seal(&secret),
+        uses_passphrase: false,
+        directory: DirectoryEntry::sign(&keys, role),
+        ledger_registration: Some(registration),
+    };
+    let account = client.api(fns::SignupFinish { finish }).await.expect("signup/finish");
+    Account { secret, keys, device, client, account_id: account.account_id }
 }
 
 /// A full discoverable sign-in; returns the server's answer.
-pub async fn sign_in(server: &impl Portal, client: &Client, device: &mut Device) -> Answer {
-    let start = client.call("login/start", json!({})).await;
-    assert_eq!(start.status, 200, "{:?}", start.body);
-    let assertion = device.assert(server.origin(), start.body["options"].clone());
-    client
-        .call("login/finish", json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": assertion}}))
-        .await
+pub async fn sign_in(server: &impl Portal, client: &Client, device: &mut Device) -> Result<fns::LoginResult, ApiError> {
+    let start = client.api(fns::LoginStart {}).await.expect("login/start");
+    let assertion = device.assert(server.origin(), webauthn_options(&start.options));
+    let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
+    client.api(fns::LoginFinish { finish }).await
+}
+
+/// As [`sign_in`], with the raw answer: for the checks of its Set-Cookie
+/// headers, which the typed answer does not carry.
+pub async fn sign_in_raw(server: &impl Portal, client: &Client, device: &mut Device) -> Answer {
+    let start = client.api(fns::LoginStart {}).await.expect("login/start");
+    let assertion = device.assert(server.origin(), webauthn_options(&start.options));
+    let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
+    // Raw: the session cookie is in the headers.
+    client.call("login/finish", json!({ "finish": finish })).await
 }
 
 /// Adds a passkey to a signed-in account, the add signed by `signer`
 /// (the account's own keys, or not). Returns the answer and the new device.
-pub async fn add_passkey(server: &impl Portal, account: &Account, signer: &AccountKeys) -> (Answer, Device) {
-    let start = account.client.call("passkeys/add/start", json!({})).await;
-    assert_eq!(start.status, 200, "{:?}", start.body);
+pub async fn add_passkey(
+    server: &impl Portal,
+    account: &Account,
+    signer: &AccountKeys,
+) -> (Result<fns::PasskeyInfo, ApiError>, Device) {
+    let start = account.client.api(fns::AddPasskeyStart {}).await.expect("passkeys/add/start");
     let mut device = Device::new();
-    let credential = device.register(server.origin(), start.body["options"].clone());
+    let credential = device.register(server.origin(), webauthn_options(&start.options));
     let credential_id = base64::Engine::encode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         device.credential_id.as_ref().unwrap(),
     );
-    let message = chartkey_core::proof::add_passkey_message(
-        &account.keys.address(),
-        start.body["challenge"].as_str().unwrap(),
-        &credential_id,
-    );
-    let answer = account
-        .client
-        .call(
-            "passkeys/add/finish",
-            json!({"finish": {"ceremony_id": start.body["ceremony_id"], "credential": credential,
-                "passkey_label": "Laptop", "sealed_keystore": device.seal(&account.secret), "uses_passphrase": false,
-                "signature": chartkey_core::proof::sign_message(signer, &message)}}),
-        )
-        .await;
+    let message = chartkey_core::proof::add_passkey_message(&account.keys.address(), &start.challenge, &credential_id);
+    let finish = fns::AddPasskeyFinishBody {
+        ceremony_id: start.ceremony_id,
+        credential: webauthn_json(&credential),
+        passkey_label: "Laptop".into(),
+        sealed_keystore: device.seal(&account.secret),
+        uses_passphrase: false,
+        signature: chartkey_core::proof::sign_message(signer, &message),
+    };
+    let answer = account.client.api(fns::AddPasskeyFinish { finish }).await;
     (answer, device)
 }
 
 /// Removes a passkey, the removal signed by `signer` over a fresh challenge.
-pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &AccountKeys) -> Answer {
-    let start = account.client.call("passkeys/remove/start", json!({ "credential_id": credential_id })).await;
-    assert_eq!(start.status, 200, "{:?}", start.body);
-    let challenge = start.body["challenge"].as_str().unwrap();
-    let message = chartkey_core::proof::remove_passkey_message(&account.keys.address(), challenge, credential_id);
+pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &AccountKeys) -> Result<(), ApiError> {
+    let start = account
+        .client
+        .api(fns::RemovePasskeyStart { credential_id: credential_id.into() })
+        .await
+        .expect("passkeys/remove/start");
+    let message =
+        chartkey_core::proof::remove_passkey_message(&account.keys.address(), &start.challenge, credential_id);
     account
         .client
-        .call(
-            "passkeys/remove",
-            json!({"ceremony_id": start.body["ceremony_id"], "credential_id": credential_id,
-                "signature": chartkey_core::proof::sign_message(signer, &message)}),
-        )
+        .api(fns::RemovePasskey {
+            ceremony_id: start.ceremony_id,
+            credential_id: credential_id.into(),
+            signature: chartkey_core::proof::sign_message(signer, &message),
+        })
         .await
 }
 

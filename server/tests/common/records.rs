@@ -8,19 +8,18 @@ use chartkey_core::eip712::{Access, Domain, Grant, LedgerMessage};
 use chartkey_core::envelope::{self, DataKey, RecordId};
 use chartkey_core::fhir::{self, ImportedResource};
 use chartkey_core::records::{self, AnchoredRecord};
-use chartkey_core::value::Hash32;
+use chartkey_core::value::{Hash32, Signature};
 use ethers_core::types::U256;
 use rand::rngs::OsRng;
-use serde_json::{Value, json};
 
 use super::chain::Chain;
-use super::{Account, Answer, Client, Device, Portal};
+use super::{Account, ApiError, Client, Device, Portal, fns, webauthn_json, webauthn_options};
 
 pub const FLOYD: &str = include_str!("../../../fixtures/fhir/Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json");
 
 pub struct Sealed {
     pub pack: Vec<u8>,
-    pub records: Vec<Value>,
+    pub records: Vec<fns::NewRecord>,
     pub anchored: Vec<AnchoredRecord>,
     pub keys: Vec<DataKey>,
     pub envelopes: Vec<Vec<u8>>,
@@ -39,9 +38,15 @@ pub fn seal_all(owner: &AccountKeys, items: &[ImportedResource], amends: Option<
         let wrapped = envelope::wrap_key(&key, id, owner.address(), &owner.encryption_public(), &mut OsRng).unwrap();
         records::pack_frame(&mut out.pack, &hash, &sealed);
         let category = item.category().code();
-        out.records.push(json!({
-            "id": id, "blob": Hash32(hash), "category": category, "amends": amends, "wrapped_key": wrapped.to_base64(),
-        }));
+        out.records.push(fns::NewRecord {
+            id,
+            blob: Hash32(hash),
+            category,
+            amends,
+            wrapped_key: wrapped,
+            patient_wrapped_key: None,
+            also: vec![],
+        });
         out.anchored.push(AnchoredRecord { id, ciphertext_hash: hash, category, amends });
         out.keys.push(key);
         out.envelopes.push(sealed);
@@ -55,30 +60,29 @@ pub fn floyd(n: usize) -> Vec<ImportedResource> {
 }
 
 pub async fn ledger_domain(client: &Client) -> Domain {
-    let info = client.call("ledger/info", json!({})).await;
-    Domain::records(info.body["chain_id"].as_u64().unwrap(), info.body["records"].as_str().unwrap().parse().unwrap())
+    let info = client.api(fns::LedgerInfo {}).await.expect("ledger/info");
+    Domain::records(info.chain_id, info.records.into())
 }
 
-pub fn sign_anchor(domain: &Domain, keys: &AccountKeys, anchored: &[AnchoredRecord]) -> String {
-    let signature = match records::anchor_message(keys.address(), keys.address(), anchored).unwrap() {
-        LedgerMessage::Anchor(m) => domain.sign(keys, &m),
-        LedgerMessage::AnchorBatch(m) => domain.sign(keys, &m),
+pub fn sign_anchor(domain: &Domain, keys: &AccountKeys, anchored: &[AnchoredRecord]) -> Signature {
+    match records::anchor_message(keys.address(), keys.address(), anchored).unwrap() {
+        LedgerMessage::Anchor(m) => domain.sign_typed(keys, &m),
+        LedgerMessage::AnchorBatch(m) => domain.sign_typed(keys, &m),
         other => panic!("not an anchor: {other:?}"),
-    };
-    format!("0x{}", hex::encode(signature))
+    }
 }
 
-pub async fn upload_pack(client: &Client, pack: Vec<u8>) -> (u16, Value) {
+pub async fn upload_pack(client: &Client, pack: Vec<u8>) -> (u16, serde_json::Value) {
     let res = client.http.post(format!("{}/api/blobs/pack", client.base)).body(pack).send().await.unwrap();
     let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// `PUT /api/blobs/{name}` with `body`.
-pub async fn put_blob(client: &Client, name: &str, body: Vec<u8>) -> (u16, Value) {
+pub async fn put_blob(client: &Client, name: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
     let res = client.http.put(format!("{}/api/blobs/{name}", client.base)).body(body).send().await.unwrap();
     let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// The envelopes of `records`, as a pack whose frames are named by record id.
@@ -86,7 +90,7 @@ pub async fn fetch(client: &Client, records: &[RecordId]) -> (u16, Vec<u8>) {
     let res = client
         .http
         .post(format!("{}/api/envelopes", client.base))
-        .json(&json!({ "records": records }))
+        .json(&serde_json::json!({ "records": records }))
         .send()
         .await
         .unwrap();
@@ -101,11 +105,12 @@ pub async fn get_envelope(client: &Client, record: RecordId) -> (u16, Vec<u8>) {
 }
 
 /// Sealed, uploaded and anchored: the `records/add` answer.
-pub async fn add(account: &Account, domain: &Domain, sealed: &Sealed) -> Answer {
+pub async fn add(account: &Account, domain: &Domain, sealed: &Sealed) -> Result<fns::RelayReceipt, ApiError> {
     let (status, body) = upload_pack(&account.client, sealed.pack.clone()).await;
     assert_eq!(status, 200, "{body:?}");
     let signature = sign_anchor(domain, &account.keys, &sealed.anchored);
-    account.client.call("records/add", json!({ "body": { "records": sealed.records, "signature": signature } })).await
+    let body = fns::AddRecordsBody { records: sealed.records.clone(), signature, patient: None };
+    account.client.api(fns::RecordsAdd { body }).await
 }
 
 /// The browser's read of a record of `patient`'s chart by `reader`: the
@@ -115,13 +120,12 @@ pub fn read_as(
     patient: &AccountKeys,
     reader: &AccountKeys,
     domain: &Domain,
-    meta: &Value,
+    meta: &fns::RecordMeta,
     envelope_bytes: &[u8],
 ) -> Result<String, String> {
-    let meta: chartkey_api::RecordMeta = serde_json::from_value(meta.clone()).map_err(|e| e.to_string())?;
     meta.check(domain, patient.address(), envelope_bytes).map_err(|e| e.to_string())?;
-    let wrapped = meta.wrapped_key.ok_or("no key wrapped for the reader")?;
-    let key = envelope::unwrap_key(&wrapped, meta.id, reader.address(), reader.encryption_secret())
+    let wrapped = meta.wrapped_key.as_ref().ok_or("no key wrapped for the reader")?;
+    let key = envelope::unwrap_key(wrapped, meta.id, reader.address(), reader.encryption_secret())
         .map_err(|e| e.to_string())?;
     let plaintext = envelope::open(&key, meta.id, envelope_bytes).map_err(|e| e.to_string())?;
     Ok(String::from_utf8(plaintext.to_vec()).unwrap())
@@ -131,7 +135,7 @@ pub fn read_as(
 pub fn read(
     keys: &AccountKeys,
     domain: &Domain,
-    meta: &Value,
+    meta: &fns::RecordMeta,
     envelope_bytes: &[u8],
 ) -> Result<ImportedResource, String> {
     let text = read_as(keys, keys, domain, meta, envelope_bytes)?;
@@ -168,42 +172,51 @@ pub async fn share(
     domain: &Domain,
     signer: &AccountKeys,
     grant: &Grant,
-    keys: Vec<Value>,
-    approval: Value,
-) -> Answer {
-    let signature = format!("0x{}", hex::encode(domain.sign(signer, grant)));
-    let body = json!({ "body": { "grant": grant, "signature": signature, "keys": keys, "approval": approval } });
-    client.call("shares/grant", body).await
+    keys: Vec<fns::ShareKey>,
+    approval: fns::Approval,
+) -> Result<fns::RelayReceipt, ApiError> {
+    let signature = domain.sign_typed(signer, grant);
+    let body = fns::ShareBody { grant: grant.clone(), signature, keys, approval };
+    client.api(fns::SharesGrant { body }).await
 }
 
 /// A passkey approval of `digest` by `device`, in a ceremony `client`'s
 /// session starts.
-pub async fn approve(portal: &impl Portal, client: &Client, device: &mut Device, digest: [u8; 32]) -> Value {
-    let start = client.call("approvals/start", json!({ "digest": format!("0x{}", hex::encode(digest)) })).await;
-    assert_eq!(start.status, 200, "{:?}", start.body);
-    let credential = device.assert(portal.origin(), start.body["options"].clone());
-    json!({ "ceremony_id": start.body["ceremony_id"], "credential": credential })
+pub async fn approve(portal: &impl Portal, client: &Client, device: &mut Device, digest: [u8; 32]) -> fns::Approval {
+    let start = client.api(fns::ApprovalsStart { digest: Hash32(digest) }).await.expect("approvals/start");
+    let credential = device.assert(portal.origin(), webauthn_options(&start.options));
+    fns::Approval { ceremony_id: start.ceremony_id, credential: webauthn_json(&credential) }
 }
 
 /// `patient` shares `grant` (approved with their passkey), with `keys`.
-pub async fn share_approved(portal: &impl Portal, patient: &mut Account, grant: &Grant, keys: Vec<Value>) -> Answer {
+pub async fn share_approved(
+    portal: &impl Portal,
+    patient: &mut Account,
+    grant: &Grant,
+    keys: Vec<fns::ShareKey>,
+) -> Result<fns::RelayReceipt, ApiError> {
     let domain = ledger_domain(&patient.client).await;
     let approval = approve(portal, &patient.client, &mut patient.device, domain.digest(grant)).await;
     share(&patient.client, &domain, &patient.keys, grant, keys, approval).await
 }
 
 /// Not an approval: for requests refused before it is looked at.
-pub fn no_approval() -> Value {
-    json!({ "ceremony_id": "none", "credential": {} })
+pub fn no_approval() -> fns::Approval {
+    fns::Approval { ceremony_id: "none".into(), credential: webauthn_json(&serde_json::json!({})) }
 }
 
-pub fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> Value {
-    json!({ "body": { "access": access, "signature": format!("0x{}", hex::encode(domain.sign(signer, access))) } })
+pub fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> fns::OpenBody {
+    fns::OpenBody { access: access.clone(), signature: domain.sign_typed(signer, access) }
 }
 
 /// `grantee` opens `record` of `patient`'s chart: a signed access, with
 /// the grantee's next nonce.
-pub async fn open(chain: &Chain, grantee: &Account, patient: &AccountKeys, record: RecordId) -> Answer {
+pub async fn open(
+    chain: &Chain,
+    grantee: &Account,
+    patient: &AccountKeys,
+    record: RecordId,
+) -> Result<fns::OpenedRecord, ApiError> {
     let domain = ledger_domain(&grantee.client).await;
     let access = Access {
         grantee: grantee.keys.address(),
@@ -211,13 +224,13 @@ pub async fn open(chain: &Chain, grantee: &Account, patient: &AccountKeys, recor
         record_id: record.0,
         nonce: access_nonce(chain, &grantee.keys).await,
     };
-    grantee.client.call("records/open", access_body(&domain, &grantee.keys, &access)).await
+    grantee.client.api(fns::RecordsOpen { body: access_body(&domain, &grantee.keys, &access) }).await
 }
 
 /// `key` of record `id` wrapped for `to`, as a share's key entry.
-pub fn wrapped_for(key: &DataKey, id: RecordId, to: &AccountKeys) -> Value {
-    let w = envelope::wrap_key(key, id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
-    json!({ "record": id, "wrapped_key": w.to_base64() })
+pub fn wrapped_for(key: &DataKey, id: RecordId, to: &AccountKeys) -> fns::ShareKey {
+    let wrapped_key = envelope::wrap_key(key, id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
+    fns::ShareKey { record: id, wrapped_key }
 }
 
 /// `patient` stops sharing with `grantee` (approved with their passkey).
@@ -226,7 +239,7 @@ pub async fn stop_approved(
     chain: &Chain,
     patient: &mut Account,
     grantee: &AccountKeys,
-) -> Answer {
+) -> Result<fns::RelayReceipt, ApiError> {
     let domain = ledger_domain(&patient.client).await;
     let message = chartkey_core::eip712::Revoke {
         patient: patient.keys.address(),
@@ -234,33 +247,29 @@ pub async fn stop_approved(
         nonce: chain.consent_nonce(patient.keys.address(), grantee.address()).await.into(),
     };
     let approval = approve(portal, &patient.client, &mut patient.device, domain.digest(&message)).await;
-    let signature = format!("0x{}", hex::encode(domain.sign(&patient.keys, &message)));
-    patient
-        .client
-        .call("shares/stop", json!({ "body": { "message": message, "signature": signature, "approval": approval } }))
-        .await
+    let signature = domain.sign_typed(&patient.keys, &message);
+    patient.client.api(fns::SharesStop { body: fns::StopBody { message, signature, approval } }).await
 }
 
 /// A new record of `patient`'s, its key also wrapped for `readers`, sent
 /// to `records/add` (the content uploaded first).
-pub async fn add_shared(patient: &Account, readers: &[&AccountKeys]) -> (Sealed, Answer) {
+pub async fn add_shared(patient: &Account, readers: &[&AccountKeys]) -> (Sealed, Result<fns::RelayReceipt, ApiError>) {
     let domain = ledger_domain(&patient.client).await;
     let sealed = seal_all(&patient.keys, &floyd(1), None);
     let (status, body) = upload_pack(&patient.client, sealed.pack.clone()).await;
     assert_eq!(status, 200, "{body:?}");
     let id = sealed.anchored[0].id;
-    let also: Vec<Value> = readers
+    let also = readers
         .iter()
         .map(|to| {
             let w = envelope::wrap_key(&sealed.keys[0], id, to.address(), &to.encryption_public(), &mut OsRng).unwrap();
-            json!({ "reader": format!("{:#x}", to.address()), "wrapped_key": w.to_base64() })
+            fns::ReaderKey { reader: to.address().into(), wrapped_key: w }
         })
         .collect();
-    let mut record = sealed.records[0].clone();
-    record["also"] = json!(also);
+    let record = fns::NewRecord { also, ..sealed.records[0].clone() };
     let signature = sign_anchor(&domain, &patient.keys, &sealed.anchored);
-    let answer =
-        patient.client.call("records/add", json!({ "body": { "records": [record], "signature": signature } })).await;
+    let body = fns::AddRecordsBody { records: vec![record], signature, patient: None };
+    let answer = patient.client.api(fns::RecordsAdd { body }).await;
     (sealed, answer)
 }
 
