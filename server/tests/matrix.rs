@@ -79,6 +79,11 @@ fn snapshot(server: &TestServer, head: &str) -> String {
         .unwrap();
     let mut out = format!("head {head}\n");
     for table in tables {
+        // A ceremony in progress is scratch (single use, expiring): what
+        // counts is what finishing one writes, which the other tables show.
+        if table == "ceremonies" {
+            continue;
+        }
         if table == "sessions" {
             let n: i64 = conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
             out += &format!("sessions: {n}\n");

@@ -34,7 +34,8 @@ pub async fn signup_start(
     let (options, registration) = new_registration(state, account_id, &display_name, None)?;
     let ceremony_id = state
         .ceremonies
-        .begin(c.ip, Ceremony::Signup { registration, account_id: account_id.to_string(), display_name, role })?;
+        .begin(c.ip, Ceremony::Signup { registration, account_id: account_id.to_string(), display_name, role })
+        .await?;
     Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
@@ -45,7 +46,8 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
     let label = check_label(&f.passkey_label)?;
     let verified =
         f.directory.verify().map_err(|e| ApiError::bad_request(format!("Your public keys were refused: {e}")))?;
-    let Ceremony::Signup { registration, account_id, display_name, role } = state.ceremonies.take(&f.ceremony_id)?
+    let Ceremony::Signup { registration, account_id, display_name, role } =
+        state.ceremonies.take(&f.ceremony_id).await?
     else {
         return Err(ApiError::bad_request("This request does not belong to a sign-up. Start again."));
     };
@@ -96,14 +98,15 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
 pub async fn restore_start(state: &AppState, c: &Caller, address: Address) -> Result<RestoreChallenge, ApiError> {
     rate_limit(&state.limits.registration, c)?;
     let challenge = crate::token::random_token();
-    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::RestoreProof { address, challenge: challenge.clone() })?;
+    let ceremony_id =
+        state.ceremonies.begin(c.ip, Ceremony::RestoreProof { address, challenge: challenge.clone() }).await?;
     Ok(RestoreChallenge { ceremony_id, challenge })
 }
 
 /// Restore, step 2: with proof of the account key, creation options for a
 /// new passkey on that account.
 pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) -> Result<CreationStart, ApiError> {
-    let Ceremony::RestoreProof { address, challenge } = state.ceremonies.take(&p.ceremony_id)? else {
+    let Ceremony::RestoreProof { address, challenge } = state.ceremonies.take(&p.ceremony_id).await? else {
         return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
     };
     let found = state
@@ -123,7 +126,7 @@ pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) 
     let account_id = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
     let (options, registration) =
         new_registration(state, account_id, &account.display_name, Some(credential_ids(&existing)))?;
-    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Restore { registration, account_id: account.id })?;
+    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Restore { registration, account_id: account.id }).await?;
     Ok(CreationStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
@@ -131,7 +134,7 @@ pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) 
 pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
-    let Ceremony::Restore { registration, account_id } = state.ceremonies.take(&f.ceremony_id)? else {
+    let Ceremony::Restore { registration, account_id } = state.ceremonies.take(&f.ceremony_id).await? else {
         return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
     };
     let passkey = finish_registration(state, &f.credential, &registration)?;

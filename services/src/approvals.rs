@@ -49,7 +49,8 @@ pub async fn start(state: &AppState, c: &Caller, digest: Hash32) -> Result<Appro
     let challenge = chartkey_core::proof::approval_challenge(&digest, &nonce);
     options.public_key.challenge = challenge.to_vec();
     let authentication = with_challenge(authentication, &challenge)?;
-    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Approval { authentication, account_id, digest, nonce })?;
+    let ceremony_id =
+        state.ceremonies.begin(c.ip, Ceremony::Approval { authentication, account_id, digest, nonce }).await?;
     Ok(ApprovalStart { ceremony_id, options: webauthn_json(&options)?, nonce: Hash32(nonce) })
 }
 
@@ -74,7 +75,7 @@ fn with_challenge(
 pub async fn check(state: &AppState, account_id: &str, approval: &Approval, digest: [u8; 32]) -> Result<(), ApiError> {
     let refused = |why: &str| ApiError::Forbidden(why.into());
     let Ceremony::Approval { authentication, account_id: started_by, digest: approved, nonce } =
-        state.ceremonies.take(&approval.ceremony_id)?
+        state.ceremonies.take(&approval.ceremony_id).await?
     else {
         return Err(ApiError::bad_request("This passkey request does not belong to an approval. Start again."));
     };

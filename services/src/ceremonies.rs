@@ -1,18 +1,22 @@
 //! WebAuthn ceremonies in progress: server-side, single-use and expiring.
-//! The browser only ever holds an opaque id; the challenge state stays here,
-//! so an answer cannot be replayed and a stale one is refused.
+//! The browser only ever holds an opaque id; the challenge state stays on
+//! the server, in the database (migration 0010), so an answer cannot be
+//! replayed, a stale one is refused, and any replica sharing the database
+//! can finish a ceremony another began.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chartkey_api::ApiError;
 use chartkey_core::role::Role;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 
+use crate::db::Db;
+
 /// Ceremonies kept at most at once; beyond this, new ones are refused
-/// rather than letting memory grow without bound.
+/// rather than letting the table grow without bound.
 const MAX_PENDING: usize = 10_000;
 /// Ceremonies one client address may have pending at once, so one client
 /// cannot fill the table for everyone.
@@ -21,7 +25,8 @@ const MAX_PENDING_PER_CLIENT: usize = 20;
 /// wider and wider networks (IPv4 prefix, IPv6 prefix, cap): one site's
 /// /48 holds 65,536 IPv6 /64s, so a per-client cap alone would let it fill
 /// the table for everyone. Filling it now takes five IPv4 /16s or five
-/// IPv6 /32s (each an ISP's allocation).
+/// IPv6 /32s (each an ISP's allocation). The first is the `network`
+/// column, the second `wide`.
 const NETWORK_CAPS: [(u8, u8, usize); 2] = [(24, 48, 200), (16, 32, MAX_PENDING / 5)];
 
 /// The network of `prefix` bits (IPv4) or `prefix6` bits (IPv6) `ip` is in.
@@ -30,6 +35,8 @@ fn network(ip: IpAddr, prefix: u8, prefix6: u8) -> IpAddr {
     ipnet::IpNet::new(ip, bits).map(|net| net.network()).unwrap_or(ip)
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ceremony {
     Signup {
         registration: PasskeyRegistration,
@@ -72,132 +79,181 @@ pub enum Ceremony {
     },
 }
 
-struct Pending {
-    started: Instant,
-    client: IpAddr,
-    /// The client's networks, one per [`NETWORK_CAPS`] entry.
-    networks: [IpAddr; NETWORK_CAPS.len()],
-    ceremony: Ceremony,
-}
-
-/// `client`'s network for each [`NETWORK_CAPS`] entry.
-fn networks_of(client: IpAddr) -> [IpAddr; NETWORK_CAPS.len()] {
-    NETWORK_CAPS.map(|(v4, v6, _)| network(client, v4, v6))
-}
-
 pub struct Ceremonies {
+    db: Db,
     ttl: Duration,
-    pending: Mutex<HashMap<String, Pending>>,
 }
 
 impl Ceremonies {
-    pub fn new(ttl: Duration) -> Self {
-        Self { ttl, pending: Mutex::new(HashMap::new()) }
+    pub fn new(db: Db, ttl: Duration) -> Self {
+        Self { db, ttl }
     }
 
-    /// Stores a ceremony started by `client` and returns its id.
-    pub fn begin(&self, client: IpAddr, ceremony: Ceremony) -> Result<String, ApiError> {
+    /// Stores a ceremony started by `client` and returns its id. Expired
+    /// ones are dropped first; a client, network or table with too many
+    /// pending is refused ([`ApiError::RateLimited`]).
+    pub async fn begin(&self, client: IpAddr, ceremony: Ceremony) -> Result<String, ApiError> {
         let id = crate::token::random_token();
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let ttl = self.ttl;
-        pending.retain(|_, p| p.started.elapsed() < ttl);
+        let id_hash = crate::token::token_hash(&id);
         let client = crate::caller::client_key(client);
-        let networks = networks_of(client);
-        let network_full = NETWORK_CAPS
-            .iter()
-            .enumerate()
-            .any(|(i, &(_, _, cap))| pending.values().filter(|p| p.networks[i] == networks[i]).count() >= cap);
-        if pending.len() >= MAX_PENDING
-            || pending.values().filter(|p| p.client == client).count() >= MAX_PENDING_PER_CLIENT
-            || network_full
-        {
-            tracing::warn!(%client, "too many pending WebAuthn ceremonies");
-            return Err(ApiError::RateLimited);
+        let [narrow, wide] = NETWORK_CAPS.map(|(v4, v6, _)| network(client, v4, v6).to_string());
+        let client = client.to_string();
+        let state = serde_json::to_string(&ceremony).map_err(state_failed)?;
+        let oldest = now_ms() - self.ttl.as_millis() as i64;
+        let room = self
+            .db
+            .call(move |conn| {
+                let t = conn.transaction()?;
+                t.execute("DELETE FROM ceremonies WHERE started_ms <= ?1", [oldest])?;
+                let count = |sql: &str, value: &str| -> rusqlite::Result<usize> {
+                    t.query_row(sql, [value], |r| r.get::<_, i64>(0)).map(|n| n as usize)
+                };
+                let total: i64 = t.query_row("SELECT count(*) FROM ceremonies", [], |r| r.get(0))?;
+                let full = total as usize >= MAX_PENDING
+                    || count("SELECT count(*) FROM ceremonies WHERE client = ?1", &client)? >= MAX_PENDING_PER_CLIENT
+                    || count("SELECT count(*) FROM ceremonies WHERE network = ?1", &narrow)? >= NETWORK_CAPS[0].2
+                    || count("SELECT count(*) FROM ceremonies WHERE wide = ?1", &wide)? >= NETWORK_CAPS[1].2;
+                if !full {
+                    t.execute(
+                        "INSERT INTO ceremonies (id_hash, client, network, wide, state, started_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![id_hash, client, narrow, wide, state, now_ms()],
+                    )?;
+                }
+                t.commit()?;
+                Ok((!full, client))
+            })
+            .await?;
+        match room {
+            (true, _) => Ok(id),
+            (false, client) => {
+                tracing::warn!(%client, "too many pending WebAuthn ceremonies");
+                Err(ApiError::RateLimited)
+            }
         }
-        pending.insert(id.clone(), Pending { started: Instant::now(), client, networks, ceremony });
-        Ok(id)
     }
 
-    /// Takes a ceremony out (single use): unknown, already used and expired
-    /// ids are refused.
-    pub fn take(&self, id: &str) -> Result<Ceremony, ApiError> {
-        let entry = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        match entry {
-            Some(p) if p.started.elapsed() < self.ttl => Ok(p.ceremony),
+    /// Takes a ceremony out (single use, even with replicas racing: one
+    /// DELETE takes it): unknown, already used and expired ids are refused.
+    pub async fn take(&self, id: &str) -> Result<Ceremony, ApiError> {
+        let id_hash = crate::token::token_hash(id);
+        let taken = self
+            .db
+            .call(move |conn| {
+                conn.query_row(
+                    "DELETE FROM ceremonies WHERE id_hash = ?1 RETURNING state, started_ms",
+                    [id_hash],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()
+            })
+            .await?;
+        match taken {
+            Some((state, started)) if now_ms() - started < self.ttl.as_millis() as i64 => {
+                serde_json::from_str(&state).map_err(state_failed)
+            }
             Some(_) => Err(ApiError::bad_request("This passkey request expired. Start again.")),
             None => Err(ApiError::bad_request("This passkey request is not known or was already used. Start again.")),
         }
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A ceremony's state that does not round-trip through JSON (a
+/// webauthn-rs upgrade that changed its shape, say): logged, refused.
+fn state_failed(e: serde_json::Error) -> ApiError {
+    tracing::error!(error = %e, "a ceremony's state could not be stored or read back");
+    ApiError::Internal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ceremonies(ttl: Duration) -> (Ceremonies, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("chartkey.sqlite3")).unwrap();
+        (Ceremonies::new(db, ttl), dir)
+    }
+
+    /// A second replica (its own connection to the same database) finishes
+    /// what the first began, and the ceremony is still single use there.
+    #[tokio::test]
+    async fn another_replica_finishes_a_ceremony() {
+        let (first, dir) = ceremonies(Duration::from_secs(60));
+        let second = Ceremonies::new(Db::open(&dir.path().join("chartkey.sqlite3")).unwrap(), Duration::from_secs(60));
+        let id = first.begin("10.0.0.1".parse().unwrap(), login()).await.unwrap();
+        assert!(matches!(second.take(&id).await, Ok(Ceremony::RestoreProof { .. })));
+        assert!(first.take(&id).await.is_err(), "taken once, on either");
+    }
 
     fn login() -> Ceremony {
         Ceremony::RestoreProof { address: chartkey_core::value::Address::ZERO, challenge: String::new() }
     }
 
-    #[test]
-    fn single_use_and_expiring() {
-        let c = Ceremonies::new(Duration::from_millis(50));
+    #[tokio::test]
+    async fn single_use_and_expiring() {
+        let (c, _dir) = ceremonies(Duration::from_millis(50));
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let id = c.begin(ip, login()).unwrap();
-        assert!(c.take(&id).is_ok());
-        assert!(c.take(&id).is_err());
-        let id = c.begin(ip, login()).unwrap();
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(c.take(&id).is_err());
-        assert!(c.take("unknown").is_err());
+        let id = c.begin(ip, login()).await.unwrap();
+        assert!(c.take(&id).await.is_ok());
+        assert!(c.take(&id).await.is_err());
+        let id = c.begin(ip, login()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(c.take(&id).await.is_err());
+        assert!(c.take("unknown").await.is_err());
     }
 
-    #[test]
-    fn one_client_cannot_fill_the_table() {
-        let c = Ceremonies::new(Duration::from_secs(60));
+    #[tokio::test]
+    async fn one_client_cannot_fill_the_table() {
+        let (c, _dir) = ceremonies(Duration::from_secs(60));
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..MAX_PENDING_PER_CLIENT {
-            c.begin(ip, login()).unwrap();
+            c.begin(ip, login()).await.unwrap();
         }
-        assert_eq!(c.begin(ip, login()).unwrap_err(), ApiError::RateLimited);
+        assert_eq!(c.begin(ip, login()).await.unwrap_err(), ApiError::RateLimited);
         // Another address in the same IPv6 /64 counts as the same client…
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         for _ in 0..MAX_PENDING_PER_CLIENT {
-            c.begin(v6, login()).unwrap();
+            c.begin(v6, login()).await.unwrap();
         }
-        assert!(c.begin("2001:db8::ffff".parse().unwrap(), login()).is_err());
+        assert!(c.begin("2001:db8::ffff".parse().unwrap(), login()).await.is_err());
         // …but other clients still get in.
-        assert!(c.begin("10.0.0.2".parse().unwrap(), login()).is_ok());
+        assert!(c.begin("10.0.0.2".parse().unwrap(), login()).await.is_ok());
     }
 
     /// Finding 7: one network's many client addresses (a /48 holds 65,536
     /// IPv6 /64s) no longer fill the table for everyone.
-    #[test]
-    fn one_network_cannot_fill_the_table() {
+    #[tokio::test]
+    async fn one_network_cannot_fill_the_table() {
         let ip = |text: String| -> IpAddr { text.parse().unwrap() };
         // A /48: 200 of its /64s, then no more; another /48 still gets in.
-        let c = Ceremonies::new(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60));
         for n in 0..200u32 {
-            c.begin(ip(format!("2001:db8:1:{n:x}::1")), login()).unwrap();
+            c.begin(ip(format!("2001:db8:1:{n:x}::1")), login()).await.unwrap();
         }
-        assert_eq!(c.begin(ip("2001:db8:1:ffff::1".into()), login()).unwrap_err(), ApiError::RateLimited);
-        assert!(c.begin(ip("2001:db8:2::1".into()), login()).is_ok());
+        assert_eq!(c.begin(ip("2001:db8:1:ffff::1".into()), login()).await.unwrap_err(), ApiError::RateLimited);
+        assert!(c.begin(ip("2001:db8:2::1".into()), login()).await.is_ok());
 
         // A /32: ten full /48s, then no more; another /32 still gets in.
-        let c = Ceremonies::new(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60));
         for site in 0..10u32 {
             for n in 0..200u32 {
-                c.begin(ip(format!("2001:db8:{site:x}:{n:x}::1")), login()).unwrap();
+                c.begin(ip(format!("2001:db8:{site:x}:{n:x}::1")), login()).await.unwrap();
             }
         }
-        assert_eq!(c.begin(ip("2001:db8:ff::1".into()), login()).unwrap_err(), ApiError::RateLimited);
-        assert!(c.begin(ip("2001:db9::1".into()), login()).is_ok());
+        assert_eq!(c.begin(ip("2001:db8:ff::1".into()), login()).await.unwrap_err(), ApiError::RateLimited);
+        assert!(c.begin(ip("2001:db9::1".into()), login()).await.is_ok());
 
         // IPv4: 200 addresses of one /24, then no more.
-        let c = Ceremonies::new(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60));
         for n in 0..200u8 {
-            c.begin(IpAddr::from([10, 1, 0, n]), login()).unwrap();
+            c.begin(IpAddr::from([10, 1, 0, n]), login()).await.unwrap();
         }
-        assert_eq!(c.begin(IpAddr::from([10, 1, 0, 250]), login()).unwrap_err(), ApiError::RateLimited);
-        assert!(c.begin(IpAddr::from([10, 1, 1, 1]), login()).is_ok());
+        assert_eq!(c.begin(IpAddr::from([10, 1, 0, 250]), login()).await.unwrap_err(), ApiError::RateLimited);
+        assert!(c.begin(IpAddr::from([10, 1, 1, 1]), login()).await.is_ok());
     }
 }

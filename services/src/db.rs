@@ -23,6 +23,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0007_pending.sql")),
     M::up(include_str!("../migrations/0008_approvals.sql")),
     M::up(include_str!("../migrations/0009_one_address_form.sql")),
+    M::up(include_str!("../migrations/0010_ceremonies.sql")),
 ];
 
 #[derive(Clone)]

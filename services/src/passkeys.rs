@@ -26,13 +26,13 @@ pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, A
     })?;
     // A modal request from the "Sign in" button, not conditional (autofill) UI.
     options.mediation = None;
-    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Login { authentication })?;
+    let ceremony_id = state.ceremonies.begin(c.ip, Ceremony::Login { authentication }).await?;
     Ok(RequestStart { ceremony_id, options: webauthn_json(&options)? })
 }
 
 pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> Result<LoginResult, ApiError> {
     let credential: webauthn_rs_proto::PublicKeyCredential = parse_credential(&f.credential)?;
-    let Ceremony::Login { authentication } = state.ceremonies.take(&f.ceremony_id)? else {
+    let Ceremony::Login { authentication } = state.ceremonies.take(&f.ceremony_id).await? else {
         return Err(ApiError::bad_request("This request does not belong to a sign-in. Start again."));
     };
     let (user, credential_id) = state
@@ -92,7 +92,8 @@ pub async fn add_start(state: &AppState, c: &Caller) -> Result<NewPasskeyChallen
     let challenge = crate::token::random_token();
     let ceremony_id = state
         .ceremonies
-        .begin(c.ip, Ceremony::AddPasskey { registration, account_id, challenge: challenge.clone() })?;
+        .begin(c.ip, Ceremony::AddPasskey { registration, account_id, challenge: challenge.clone() })
+        .await?;
     Ok(NewPasskeyChallenge { ceremony_id, options: webauthn_json(&options)?, challenge })
 }
 
@@ -100,7 +101,8 @@ pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -
     let session = c.require_session()?.clone();
     check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
-    let Ceremony::AddPasskey { registration, account_id, challenge } = state.ceremonies.take(&f.ceremony_id)? else {
+    let Ceremony::AddPasskey { registration, account_id, challenge } = state.ceremonies.take(&f.ceremony_id).await?
+    else {
         return Err(ApiError::bad_request("This request does not belong to adding a passkey. Start again."));
     };
     if account_id != session.account_id {
@@ -134,7 +136,7 @@ pub async fn remove_start(state: &AppState, c: &Caller, credential_id: String) -
     }
     let challenge = crate::token::random_token();
     let ceremony = Ceremony::RemovePasskey { account_id, credential_id, challenge: challenge.clone() };
-    let ceremony_id = state.ceremonies.begin(c.ip, ceremony)?;
+    let ceremony_id = state.ceremonies.begin(c.ip, ceremony).await?;
     Ok(RemovalChallenge { ceremony_id, challenge })
 }
 
@@ -148,7 +150,7 @@ pub async fn remove(
     let session = c.require_session()?.clone();
     let account_id = session.account_id.clone();
     let Ceremony::RemovePasskey { account_id: started_by, credential_id: named, challenge } =
-        state.ceremonies.take(&ceremony_id)?
+        state.ceremonies.take(&ceremony_id).await?
     else {
         return Err(ApiError::bad_request("This request does not belong to removing a passkey. Start again."));
     };

@@ -53,7 +53,7 @@ impl AppState {
             heads: RateLimiter::keyed(per_minute(config.heads_per_minute)),
         };
         Ok(Self {
-            ceremonies: Arc::new(Ceremonies::new(config.ceremony_ttl)),
+            ceremonies: Arc::new(Ceremonies::new(db.clone(), config.ceremony_ttl)),
             config: Arc::new(config),
             db,
             webauthn: Arc::new(webauthn),
