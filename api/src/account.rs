@@ -2,6 +2,7 @@
 //! Nothing secret is here: public keys, opaque sealed blobs, display data.
 
 use chartkey_core::directory::DirectoryEntry;
+use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::role::Role;
 use serde::{Deserialize, Serialize};
 
@@ -38,14 +39,6 @@ pub struct LoginResult {
     pub account: AccountInfo,
     /// base64url id of the credential that was used.
     pub credential_id: String,
-    /// The sealed key store for that credential (opaque JSON).
-    pub sealed_keystore: String,
-}
-
-/// A sealed key store for one of the account's passkeys (for unlocking
-/// after a reload).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeystoreForCredential {
-    pub credential_id: String,
-    pub sealed_keystore: String,
+    /// The sealed key store for that credential (opaque to the server).
+    pub sealed_keystore: SealedKeystore,
 }

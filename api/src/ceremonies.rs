@@ -2,6 +2,7 @@
 //! and approval ceremonies, and of the public key directory.
 
 use chartkey_core::directory::DirectoryEntry;
+use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::value::{Hash32, Signature};
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +51,7 @@ pub struct SignupFinishBody {
     pub credential: WebauthnJson,
     pub passkey_label: String,
     /// Opaque to the server: the account secret sealed in the browser.
-    pub sealed_keystore: String,
+    pub sealed_keystore: SealedKeystore,
     pub uses_passphrase: bool,
     pub directory: DirectoryEntry,
     /// The account's registration in the ledger's Directory contract
@@ -106,7 +107,7 @@ pub struct RestoreFinishBody {
     pub ceremony_id: String,
     pub credential: WebauthnJson,
     pub passkey_label: String,
-    pub sealed_keystore: String,
+    pub sealed_keystore: SealedKeystore,
     pub uses_passphrase: bool,
 }
 
@@ -115,7 +116,7 @@ pub struct AddPasskeyFinishBody {
     pub ceremony_id: String,
     pub credential: WebauthnJson,
     pub passkey_label: String,
-    pub sealed_keystore: String,
+    pub sealed_keystore: SealedKeystore,
     pub uses_passphrase: bool,
     /// `personal_sign` of `chartkey_core::proof::add_passkey_message`.
     pub signature: Signature,

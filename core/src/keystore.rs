@@ -170,7 +170,9 @@ impl SealedKeystore {
         Ok(sealed)
     }
 
-    fn check_shape(&self) -> Result<(), KeystoreError> {
+    /// Checks the shape (version, lengths, Argon2id parameters) without
+    /// opening it: what a server can check of a key store it cannot read.
+    pub fn check_shape(&self) -> Result<(), KeystoreError> {
         if self.v != VERSION {
             return Err(KeystoreError::Malformed("unknown version"));
         }

@@ -57,7 +57,7 @@ async fn sign_up_sign_out_sign_in_unlocks_the_same_keys() {
     assert_eq!(account.client.api(fns::Me {}).await, Err(ApiError::Unauthorized));
 
     let login = sign_in(&server, &account.client, &mut account.device).await.unwrap();
-    let sealed = SealedKeystore::from_json(&login.sealed_keystore).unwrap();
+    let sealed = login.sealed_keystore;
     let secret = sealed.unseal_with_prf(&account.device.prf).unwrap();
     let directory = login.account.directory;
     assert_eq!(directory.verify().unwrap().address, secret.derive().address());
@@ -98,7 +98,7 @@ async fn protected_functions_answer_401_without_a_session() {
         ceremony_id: "x".into(),
         credential: webauthn_json(&json!({})),
         passkey_label: "p".into(),
-        sealed_keystore: "x".into(),
+        sealed_keystore: some_keystore(),
         uses_passphrase: false,
         signature: none,
     };
@@ -277,14 +277,14 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
     // A directory entry whose encryption key was swapped after signing.
     let mut entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
     entry.encryption_key = other.encryption_public().into();
-    let mut finish = async |entry: chartkey_core::directory::DirectoryEntry, keystore: Option<&str>| {
+    let mut finish = async |entry: chartkey_core::directory::DirectoryEntry, keystore: Option<SealedKeystore>| {
         let start = client.api(fns::SignupStart { display_name: "Lu".into(), role: Role::Patient }).await.unwrap();
         let credential = device.register(&server.origin, webauthn_options(&start.options));
         let finish = fns::SignupFinishBody {
             ceremony_id: start.ceremony_id,
             credential: webauthn_json(&credential),
             passkey_label: "p".into(),
-            sealed_keystore: keystore.map_or_else(|| device.seal(&secret), str::to_owned),
+            sealed_keystore: keystore.unwrap_or_else(|| device.seal(&secret)),
             uses_passphrase: false,
             directory: entry,
             ledger_registration: None,
@@ -300,10 +300,24 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
     let message = bad_request(answer);
     assert!(message.contains("different role"), "{message}");
 
-    // A key store that is not one.
+    // A key store that is not one: 32 bytes "sealed" without a tag (a
+    // secret in the clear), and text where a key store goes.
     let entry = chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient);
-    let answer = finish(entry, Some("my secret in the clear")).await;
-    bad_request(answer);
+    let mut clear = some_keystore();
+    clear.ciphertext = vec![7; 32];
+    let message = bad_request(finish(entry, Some(clear)).await);
+    assert!(message.contains("key store is malformed"), "{message}");
+    let start = client.api(fns::SignupStart { display_name: "Lu".into(), role: Role::Patient }).await.unwrap();
+    // Raw: a string where the browser always sends a key store.
+    let text = client
+        .call(
+            "signup/finish",
+            json!({ "finish": { "ceremony_id": start.ceremony_id, "credential": {},
+            "passkey_label": "p", "sealed_keystore": "my secret in the clear", "uses_passphrase": false,
+            "directory": chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient) } }),
+        )
+        .await;
+    assert_eq!(text.status, 400, "{:?}", text.body);
     assert_eq!(server.counts(), (0, 0, 0));
     server.stop().await;
 }

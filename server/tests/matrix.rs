@@ -288,7 +288,7 @@ async fn every_route_for_every_role() {
             Req::Fn(
                 "signup/finish",
                 json!({ "finish": { "ceremony_id": "x", "credential": {}, "passkey_label": "p",
-                "sealed_keystore": "x", "uses_passphrase": false } }),
+                "sealed_keystore": some_keystore(), "uses_passphrase": false } }),
             ),
             [400; 7],
             May::Nothing,
@@ -306,7 +306,7 @@ async fn every_route_for_every_role() {
             Req::Fn(
                 "restore/finish",
                 json!({ "finish": { "ceremony_id": "x", "credential": {}, "passkey_label": "p",
-                "sealed_keystore": "x", "uses_passphrase": false } }),
+                "sealed_keystore": some_keystore(), "uses_passphrase": false } }),
             ),
             [400; 7],
             May::Nothing,
@@ -316,7 +316,7 @@ async fn every_route_for_every_role() {
             Req::Fn(
                 "passkeys/add/finish",
                 json!({ "finish": { "ceremony_id": "x", "credential": {},
-                "passkey_label": "p", "sealed_keystore": "x", "uses_passphrase": false, "signature": chartkey_core::value::Signature([0; 65]) } }),
+                "passkey_label": "p", "sealed_keystore": some_keystore(), "uses_passphrase": false, "signature": chartkey_core::value::Signature([0; 65]) } }),
             ),
             all(400),
             May::Nothing,

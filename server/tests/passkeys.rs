@@ -4,7 +4,6 @@
 
 mod common;
 
-use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::role::Role;
 use chartkey_core::value::{Hash32, Signature};
 use common::*;
@@ -37,7 +36,7 @@ async fn adding_a_passkey_needs_the_account_key_not_just_a_session() {
     // The second passkey signs in and unseals the same secret.
     let mut second = second;
     let login = sign_in(&server, &account.client, &mut second).await.unwrap();
-    let sealed = SealedKeystore::from_json(&login.sealed_keystore).unwrap();
+    let sealed = login.sealed_keystore;
     assert_eq!(sealed.unseal_with_prf(&second.prf).unwrap(), account.secret);
     assert_eq!(login.account.idle_lock_secs, Some(900));
     server.stop().await;

@@ -42,7 +42,7 @@ pub async fn signup_start(
 pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) -> Result<AccountInfo, ApiError> {
     // Input is checked before the ceremony is used up, so a mistake can be
     // corrected without a new passkey.
-    check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
+    let sealed_keystore = check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
     let verified =
         f.directory.verify().map_err(|e| ApiError::bad_request(format!("Your public keys were refused: {e}")))?;
@@ -66,7 +66,7 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         directory_signature: f.directory.signature,
         recovery_confirmed: false,
     };
-    let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    let row = passkey_row(&account_id, label, &passkey, sealed_keystore, f.uses_passphrase)?;
     let credential_id = row.credential_id.clone();
     let conflict = state
         .db
@@ -132,13 +132,13 @@ pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) 
 
 /// Restore, step 3: the new passkey and its sealed key store.
 pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) -> Result<AccountInfo, ApiError> {
-    check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
+    let sealed_keystore = check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
     let Ceremony::Restore { registration, account_id } = state.ceremonies.take(&f.ceremony_id).await? else {
         return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
     };
     let passkey = finish_registration(state, &f.credential, &registration)?;
-    let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    let row = passkey_row(&account_id, label, &passkey, sealed_keystore, f.uses_passphrase)?;
     let credential_id = row.credential_id.clone();
     if !state.db.call(move |conn| db::insert_passkey(conn, &row)).await? {
         return Err(passkey_taken());

@@ -3,6 +3,7 @@
 //! left open on a locked workstation cannot take the account over.
 
 use chartkey_api::*;
+use chartkey_core::keystore::SealedKeystore;
 use chartkey_core::proof;
 use chartkey_core::value::{Address, Signature};
 use webauthn_rs::prelude::{Passkey, Uuid};
@@ -68,7 +69,10 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
     Ok(LoginResult {
         account: account_info(state, &row.account_id).await?,
         credential_id,
-        sealed_keystore: row.sealed_keystore,
+        sealed_keystore: SealedKeystore::from_json(&row.sealed_keystore).map_err(|_| {
+            tracing::error!(account = %row.account_id, "a stored key store is malformed");
+            ApiError::Internal
+        })?,
     })
 }
 
@@ -99,7 +103,7 @@ pub async fn add_start(state: &AppState, c: &Caller) -> Result<NewPasskeyChallen
 
 pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -> Result<PasskeyInfo, ApiError> {
     let session = c.require_session()?.clone();
-    check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
+    let sealed_keystore = check_sealed_keystore(&f.sealed_keystore, f.uses_passphrase)?;
     let label = check_label(&f.passkey_label)?;
     let Ceremony::AddPasskey { registration, account_id, challenge } = state.ceremonies.take(&f.ceremony_id).await?
     else {
@@ -109,7 +113,7 @@ pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -
         return Err(ApiError::Forbidden("This passkey request was started by another account.".into()));
     }
     let passkey = finish_registration(state, &f.credential, &registration)?;
-    let row = passkey_row(&account_id, label, &passkey, f.sealed_keystore, f.uses_passphrase)?;
+    let row = passkey_row(&account_id, label, &passkey, sealed_keystore, f.uses_passphrase)?;
     let account = address_of(state, &account_id).await?;
     let message = proof::add_passkey_message(&account.into(), &challenge, &row.credential_id);
     check_account_signature(&account, &message, &f.signature)?;

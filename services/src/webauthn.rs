@@ -8,16 +8,17 @@ use chartkey_core::keystore::SealedKeystore;
 
 /// Checks a sealed key store's shape (not its content, which the server
 /// cannot read) and that its kind matches what the browser claims.
-pub(crate) fn check_sealed_keystore(sealed: &str, uses_passphrase: bool) -> Result<(), ApiError> {
-    if sealed.len() > MAX_SEALED_KEYSTORE_BYTES {
+/// Returns the form it is stored in.
+pub(crate) fn check_sealed_keystore(sealed: &SealedKeystore, uses_passphrase: bool) -> Result<String, ApiError> {
+    let stored = sealed.to_json();
+    if stored.len() > MAX_SEALED_KEYSTORE_BYTES {
         return Err(ApiError::bad_request("The sealed key store is too large."));
     }
-    let parsed =
-        SealedKeystore::from_json(sealed).map_err(|_| ApiError::bad_request("The sealed key store is malformed."))?;
-    if parsed.needs_passphrase() != uses_passphrase {
+    sealed.check_shape().map_err(|_| ApiError::bad_request("The sealed key store is malformed."))?;
+    if sealed.needs_passphrase() != uses_passphrase {
         return Err(ApiError::bad_request("The sealed key store does not match the chosen unlock method."));
     }
-    Ok(())
+    Ok(stored)
 }
 
 pub(crate) fn passkey_taken() -> ApiError {

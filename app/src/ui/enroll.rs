@@ -3,6 +3,7 @@
 //! secret under its PRF output, or, when it has none, ask for a passphrase
 //! and seal under that; then hand the result to the page's `finish`.
 
+use chartkey_core::keystore::SealedKeystore;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -16,7 +17,7 @@ use super::session::{self, PendingPasskey, Protection};
 use crate::api::CreationStart;
 
 type FinishFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
-type Finish = Rc<dyn Fn(PendingPasskey, String, bool) -> FinishFuture>;
+type Finish = Rc<dyn Fn(PendingPasskey, SealedKeystore, bool) -> FinishFuture>;
 
 #[derive(Clone, Copy)]
 pub struct Enrollment {
@@ -34,7 +35,7 @@ impl Enrollment {
     /// passkey and its sealed key store to the server.
     pub fn new<F, Fut>(finish: F) -> Self
     where
-        F: Fn(PendingPasskey, String, bool) -> Fut + 'static,
+        F: Fn(PendingPasskey, SealedKeystore, bool) -> Fut + 'static,
         Fut: Future<Output = Result<(), String>> + 'static,
     {
         let finish: Finish =

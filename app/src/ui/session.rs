@@ -100,7 +100,7 @@ pub async fn sign_in_with_passkey(session: Session) -> Result<SignInOutcome, Str
         api::login_finish(api::LoginFinishBody { ceremony_id: start.ceremony_id, credential: asserted.credential })
             .await
             .map_err(|e| e.to_string())?;
-    let sealed = SealedKeystore::from_json(&sealed_keystore).map_err(|e| e.to_string())?;
+    let sealed = sealed_keystore;
     session.account.set(Some(account.clone()));
     session.checked.set(true);
     if sealed.needs_passphrase() {
@@ -129,7 +129,7 @@ pub async fn unlock_with_passphrase(
 /// How a new passkey will protect the secret.
 pub enum Protection {
     Sealed {
-        sealed_keystore: String,
+        sealed_keystore: SealedKeystore,
         uses_passphrase: bool,
     },
     /// The passkey has no PRF: ask the user for a passphrase.
@@ -174,14 +174,13 @@ async fn protect_with_passkey(secret: &AccountSecret, created: &Created) -> Resu
     };
     let sealed =
         SealedKeystore::seal_with_prf(secret, output.as_ref(), &mut rand_core::OsRng).map_err(|e| e.to_string())?;
-    Ok(Protection::Sealed { sealed_keystore: sealed.to_json(), uses_passphrase: false })
+    Ok(Protection::Sealed { sealed_keystore: sealed, uses_passphrase: false })
 }
 
 /// Seals `secret` under a passphrase.
-pub async fn protect_with_passphrase(secret: &AccountSecret, passphrase: &str) -> Result<String, String> {
+pub async fn protect_with_passphrase(secret: &AccountSecret, passphrase: &str) -> Result<SealedKeystore, String> {
     yield_to_browser().await;
     SealedKeystore::seal_with_passphrase(secret, passphrase, Argon2Params::DEFAULT, &mut rand_core::OsRng)
-        .map(|s| s.to_json())
         .map_err(|e| e.to_string())
 }
 

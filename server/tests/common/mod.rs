@@ -317,9 +317,15 @@ impl Device {
         cred
     }
 
-    pub fn seal(&self, secret: &AccountSecret) -> String {
-        SealedKeystore::seal_with_prf(secret, &self.prf, &mut rand::rngs::OsRng).unwrap().to_json()
+    pub fn seal(&self, secret: &AccountSecret) -> SealedKeystore {
+        SealedKeystore::seal_with_prf(secret, &self.prf, &mut rand::rngs::OsRng).unwrap()
     }
+}
+
+/// A well-formed key store of some other secret: for requests that must
+/// get past reading their body (and fail later, for another reason).
+pub fn some_keystore() -> SealedKeystore {
+    Device::new().seal(&AccountSecret::generate(&mut rand::rngs::OsRng))
 }
 
 pub struct Account {
