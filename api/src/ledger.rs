@@ -1,7 +1,7 @@
 //! The ledger: where its contracts are, relaying signed messages, and
 //! what the Ledger page shows (blocks, events, heads, checkpoints).
 
-use chartkey_core::value::{Address, Hash32, Signature};
+use chartkey_core::value::{Address, FieldValue, Hash32, Signature};
 use serde::{Deserialize, Serialize};
 
 /// Where the ledger is: what the browser needs to build EIP-712 domains.
@@ -56,13 +56,13 @@ pub struct LedgerBlock {
     pub gas_used: u64,
 }
 
-/// A contract event, decoded: its name and its fields as text.
+/// A contract event, decoded: its name and its fields, typed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEvent {
     pub block_number: u64,
     pub tx_hash: Hash32,
     pub name: String,
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(String, FieldValue)>,
 }
 
 /// A block as an outside witness follows the chain: number, hash and its

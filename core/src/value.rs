@@ -289,6 +289,54 @@ impl<'de> serde::Deserialize<'de> for Address {
     }
 }
 
+/// A field of a contract event as it crosses the API (the Ledger page's
+/// explorer): typed where a value type fits, a decimal string for numbers
+/// (a `uint256` outgrows any JSON number). [`fmt::Display`] is how people
+/// read it: addresses checksummed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum FieldValue {
+    Address(Address),
+    /// A `bytes32` (a record id, a hash, a root).
+    Bytes32(Hash32),
+    /// Any other bytes, as `0x` hex.
+    Bytes(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// An integer, in decimal.
+    Number(String),
+    Bool(bool),
+    Text(String),
+    List(Vec<FieldValue>),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address(a) => f.write_str(&a.checksummed()),
+            Self::Bytes32(h) => write!(f, "{h}"),
+            Self::Bytes(b) => f.write_str(&hex_text(b)),
+            Self::Number(n) | Self::Text(n) => f.write_str(n),
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::List(items) => {
+                let shown: Vec<String> = items.iter().map(ToString::to_string).collect();
+                write!(f, "[{}]", shown.join(", "))
+            }
+        }
+    }
+}
+
+/// `0x` hex of any length, for [`FieldValue::Bytes`].
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex_text(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        let digits = text.strip_prefix("0x").ok_or_else(|| serde::de::Error::custom("bytes must start with 0x"))?;
+        hex::decode(digits).map_err(|_| serde::de::Error::custom("bytes must be hexadecimal"))
+    }
+}
+
 /// In the server's SQLite database each value is its text form.
 #[cfg(feature = "rusqlite")]
 mod sql {
@@ -326,6 +374,29 @@ mod tests {
         assert_eq!(text.to_uppercase().replacen("0X", "0x", 1).parse::<Hash32>().unwrap(), h, "either case");
         assert_eq!(serde_json::to_string(&h).unwrap(), format!("\"{text}\""));
         assert_eq!(serde_json::from_str::<Hash32>(&format!("\"{text}\"")).unwrap(), h);
+    }
+
+    #[test]
+    fn event_fields_travel_typed_and_read_as_people_read_them() {
+        let address: Address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse().unwrap();
+        let fields = vec![
+            FieldValue::Address(address),
+            FieldValue::Bytes32(Hash32([1; 32])),
+            FieldValue::Bytes(vec![0xab, 0xcd]),
+            FieldValue::Number("340282366920938463463374607431768211456".into()),
+            FieldValue::Bool(true),
+            FieldValue::List(vec![FieldValue::Number("1".into()), FieldValue::Number("2".into())]),
+        ];
+        let json = serde_json::to_value(&fields).unwrap();
+        assert_eq!(json[0], serde_json::json!({ "type": "address", "value": address.to_string() }));
+        assert_eq!(json[2], serde_json::json!({ "type": "bytes", "value": "0xabcd" }));
+        assert_eq!(serde_json::from_value::<Vec<FieldValue>>(json).unwrap(), fields);
+        assert_eq!(fields[0].to_string(), "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
+        assert_eq!(fields[5].to_string(), "[1, 2]");
+        assert!(serde_json::from_value::<FieldValue>(serde_json::json!({ "type": "bytes", "value": "abcd" })).is_err());
+        assert!(
+            serde_json::from_value::<FieldValue>(serde_json::json!({ "type": "address", "value": "0x12" })).is_err()
+        );
     }
 
     #[test]

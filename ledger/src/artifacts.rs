@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use chartkey_core::value::hex_text;
+use chartkey_core::value::{FieldValue, Hash32, hex_text};
 use ethers_core::abi::{Abi, Token};
 
 pub struct Artifact {
@@ -90,25 +90,33 @@ pub fn decode_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String,
     None
 }
 
-/// A log of Chartkey's contracts as its event name and each field as people
-/// read it (the ledger page's explorer).
-pub fn describe_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String, String)>)> {
+/// A log of Chartkey's contracts as its event name and each field as a
+/// typed value (the ledger page's explorer).
+pub fn describe_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String, FieldValue)>)> {
     let (name, params) = decode_event(log)?;
-    Some((name, params.iter().map(|(field, value)| (field.clone(), token_text(value))).collect()))
+    Some((name, params.iter().map(|(field, value)| (field.clone(), token_value(value))).collect()))
+}
+
+/// An ABI value as core's wire value.
+pub fn token_value(token: &Token) -> FieldValue {
+    match token {
+        Token::Address(a) => FieldValue::Address((*a).into()),
+        Token::FixedBytes(b) if b.len() == 32 => {
+            FieldValue::Bytes32(Hash32(b.as_slice().try_into().expect("32 bytes")))
+        }
+        Token::FixedBytes(b) | Token::Bytes(b) => FieldValue::Bytes(b.clone()),
+        Token::Uint(n) | Token::Int(n) => FieldValue::Number(n.to_string()),
+        Token::Bool(b) => FieldValue::Bool(*b),
+        Token::Array(items) | Token::FixedArray(items) | Token::Tuple(items) => {
+            FieldValue::List(items.iter().map(token_value).collect())
+        }
+        Token::String(s) => FieldValue::Text(s.clone()),
+    }
 }
 
 /// A value as people read it: checksummed addresses, 0x hex bytes, decimal numbers.
 pub fn token_text(token: &Token) -> String {
-    match token {
-        Token::Address(a) => ethers_core::utils::to_checksum(a, None),
-        Token::FixedBytes(b) | Token::Bytes(b) => hex_text(b),
-        Token::Uint(n) | Token::Int(n) => n.to_string(),
-        Token::Bool(b) => b.to_string(),
-        Token::Array(items) | Token::FixedArray(items) | Token::Tuple(items) => {
-            format!("[{}]", items.iter().map(token_text).collect::<Vec<_>>().join(", "))
-        }
-        Token::String(s) => s.clone(),
-    }
+    token_value(token).to_string()
 }
 
 pub fn directory() -> &'static Artifact {

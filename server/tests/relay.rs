@@ -191,7 +191,7 @@ async fn relays_what_the_signed_in_account_signed() {
     let granted = patient.client.api(fns::LedgerTransaction { hash: tx_hash }).await.unwrap();
     assert_eq!(granted.events[0].name, "Granted");
     let fields = &granted.events[0].fields;
-    let grantee = ("grantee".to_owned(), ethers_core::utils::to_checksum(&clinician.keys.address(), None));
+    let grantee = ("grantee".to_owned(), chartkey_core::value::FieldValue::Address(clinician.keys.address().into()));
     assert!(fields.contains(&grantee), "{fields:?}");
     let stranger_view = unverified.client.api(fns::LedgerTransaction { hash: tx_hash }).await.unwrap();
     assert!(stranger_view.events.is_empty(), "someone else's events are not shown: {:?}", stranger_view.events);

@@ -333,7 +333,7 @@ fn Transaction(selected: RwSignal<Option<String>>) -> impl IntoView {
                 {tx.events.into_iter().map(|event| view! {
                     <h3>{describe(&event.name)}</h3>
                     <ul class="list">
-                        {event.fields.into_iter().map(|(field, value)| view! { <li>{field} ": " <code class="break">{value}</code></li> }).collect_view()}
+                        {event.fields.into_iter().map(|(field, value)| view! { <li>{field} ": " <code class="break">{value.to_string()}</code></li> }).collect_view()}
                     </ul>
                 }).collect_view()}
                 {(tx.others > 0).then(|| view! {
