@@ -167,15 +167,7 @@ async fn expired_challenge_is_refused() {
     let credential = device.register(&server.origin, webauthn_options(&start.options));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
-    let finish = fns::SignupFinishBody {
-        ceremony_id: start.ceremony_id,
-        credential: webauthn_json(&credential),
-        passkey_label: "p".into(),
-        sealed_keystore: device.seal(&secret),
-        uses_passphrase: false,
-        directory: chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
-        ledger_registration: None,
-    };
+    let finish = patient_signup(start.ceremony_id, &device, &credential, &secret);
     let finish = client.api(fns::SignupFinish { finish }).await;
     assert!(bad_request(finish).contains("expired"));
     assert_eq!(server.counts(), (0, 0, 0));

@@ -187,15 +187,7 @@ async fn a_login_ceremony_cannot_finish_a_sign_up() {
     let mut device = Device::new();
     let credential = device.register(&server.origin, webauthn_options(&signup.options));
     let secret = chartkey_core::AccountSecret::generate(&mut rand::rngs::OsRng);
-    let finish = fns::SignupFinishBody {
-        ceremony_id: login.ceremony_id,
-        credential: webauthn_json(&credential),
-        passkey_label: "p".into(),
-        sealed_keystore: device.seal(&secret),
-        uses_passphrase: false,
-        directory: chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
-        ledger_registration: None,
-    };
+    let finish = patient_signup(login.ceremony_id, &device, &credential, &secret);
     let answer = client.api(fns::SignupFinish { finish }).await;
     match &answer {
         Err(ApiError::BadRequest(message)) => assert!(message.contains("does not belong to a sign-up"), "{message}"),

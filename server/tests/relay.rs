@@ -229,13 +229,8 @@ async fn sign_up_registers_the_account_on_the_ledger_or_refuses() {
     let (_, forged) =
         chartkey_core::eip712::first_registration(&other_keys(), Role::Patient.code(), chain.chain_id, chain.directory);
     let finish = fns::SignupFinishBody {
-        ceremony_id: start.ceremony_id,
-        credential: webauthn_json(&credential),
-        passkey_label: "p".into(),
-        sealed_keystore: device.seal(&secret),
-        uses_passphrase: false,
-        directory: chartkey_core::directory::DirectoryEntry::sign(&secret.derive(), Role::Patient),
         ledger_registration: Some(forged),
+        ..patient_signup(start.ceremony_id, &device, &credential, &secret)
     };
     let finish = client.api(fns::SignupFinish { finish }).await;
     assert!(matches!(&finish, Err(ApiError::Refused { code, .. }) if code == "WrongSigner"), "{finish:?}");

@@ -346,6 +346,27 @@ pub fn webauthn_json(value: &impl serde::Serialize) -> fns::WebauthnJson {
     serde_json::value::to_raw_value(value).unwrap()
 }
 
+/// The body a browser finishes a patient's sign-up with for `secret`: the
+/// new passkey's `credential`, the key store sealed under `device`, the
+/// signed directory entry, and no ledger registration (tests that need
+/// one set it).
+pub fn patient_signup(
+    ceremony_id: String,
+    device: &Device,
+    credential: &impl serde::Serialize,
+    secret: &AccountSecret,
+) -> fns::SignupFinishBody {
+    fns::SignupFinishBody {
+        ceremony_id,
+        credential: webauthn_json(credential),
+        passkey_label: "p".into(),
+        sealed_keystore: device.seal(secret),
+        uses_passphrase: false,
+        directory: DirectoryEntry::sign(&secret.derive(), Role::Patient),
+        ledger_registration: None,
+    }
+}
+
 /// Signs up a new account through the real ceremony; returns it signed in.
 pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
     let client = server.client();
