@@ -337,6 +337,51 @@ mod hex_bytes {
     }
 }
 
+/// The same text form through sqlx, for every engine whose `String` binds
+/// and decodes (SQLite, PostgreSQL, Any).
+#[cfg(feature = "sqlx")]
+mod sqlx_text {
+    use sqlx::encode::IsNull;
+    use sqlx::error::BoxDynError;
+    use sqlx::{Database, Decode, Encode, Type};
+
+    macro_rules! text_column {
+        ($($name:ty),*) => {$(
+            impl<DB: Database> Type<DB> for $name
+            where
+                String: Type<DB>,
+            {
+                fn type_info() -> DB::TypeInfo {
+                    <String as Type<DB>>::type_info()
+                }
+                fn compatible(ty: &DB::TypeInfo) -> bool {
+                    <String as Type<DB>>::compatible(ty)
+                }
+            }
+
+            impl<'q, DB: Database> Encode<'q, DB> for $name
+            where
+                String: Encode<'q, DB>,
+            {
+                fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+                    self.to_string().encode(buf)
+                }
+            }
+
+            impl<'r, DB: Database> Decode<'r, DB> for $name
+            where
+                String: Decode<'r, DB>,
+            {
+                fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                    Ok(<String as Decode<'r, DB>>::decode(value)?.parse()?)
+                }
+            }
+        )*};
+    }
+
+    text_column!(super::Hash32, super::RecordId, super::Signature, super::PublicKey, super::Address);
+}
+
 /// In the server's SQLite database each value is its text form.
 #[cfg(feature = "rusqlite")]
 mod sql {

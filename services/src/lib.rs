@@ -28,6 +28,7 @@ pub mod records;
 pub mod sessions;
 pub mod shares;
 pub mod state;
+pub mod store;
 pub mod token;
 pub mod webauthn;
 

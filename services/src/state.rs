@@ -16,6 +16,8 @@ use crate::limits::{RateLimits, per_hour, per_minute};
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
+    /// The store layer's pool over the same database (docs/store-layer.md).
+    pub pool: crate::store::Pool,
     pub webauthn: Arc<Webauthn>,
     pub ceremonies: Arc<Ceremonies>,
     pub limits: Arc<RateLimits>,
@@ -33,6 +35,7 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path())?;
+        let pool = crate::store::open(&config.database_path()).await?;
         let ledger = Ledger::open(&config).await?;
         let blobs = match &config.blob_store {
             Some(url) => BlobStore::from_url(url, config.max_record_bytes)?,
@@ -56,6 +59,7 @@ impl AppState {
             ceremonies: Arc::new(Ceremonies::new(db.clone(), config.ceremony_ttl)),
             config: Arc::new(config),
             db,
+            pool,
             webauthn: Arc::new(webauthn),
             limits: Arc::new(limits),
             ledger: Arc::new(ledger),

@@ -4,6 +4,8 @@
 //! `GET /api/notices/stream`). A notice names who, which record (id and
 //! category) and the ledger transaction: never anything of the record.
 
+pub mod store;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -13,8 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chartkey_api::{ApiError, Inbox, NoticeKind, NoticeView};
 use chartkey_core::envelope::RecordId;
-use chartkey_core::value::{Address, Hash32};
-use rusqlite::params;
+use chartkey_core::value::Hash32;
 use tokio::sync::broadcast;
 
 use crate::db;
@@ -35,43 +36,10 @@ pub async fn publish(
     record: Option<(RecordId, u8)>,
     tx: Hash32,
 ) -> Result<(), ApiError> {
-    let (account, actor) = (account_id.to_owned(), actor_id.to_owned());
-    let kind_text = kind_text(kind);
-    let (record_id, category) = (record.map(|(id, _)| id), record.map(|(_, c)| c));
-    let at = db::now();
-    let (id, actor_row) = state
-        .db
-        .call(move |conn| {
-            conn.execute(
-                "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![account, kind_text, actor, record_id, category, tx, at],
-            )?;
-            Ok((conn.last_insert_rowid(), db::account_by_id(conn, &actor)?))
-        })
-        .await?;
-    let actor = actor_row.ok_or(ApiError::Internal)?;
-    let view = NoticeView {
-        id,
-        kind,
-        actor: actor.address,
-        actor_name: actor.display_name,
-        record: record.map(|(id, _)| id),
-        category: record.map(|(_, c)| c),
-        tx,
-        at,
-        read: false,
-    };
+    let view = store::insert(&state.pool, store::NewNotice { account_id, kind, actor_id, record, tx }).await?;
     // No open page is not an error: the inbox has it.
     state.notifier.send(account_id, view);
     Ok(())
-}
-
-fn kind_text(kind: NoticeKind) -> &'static str {
-    match kind {
-        NoticeKind::Access => "access",
-        NoticeKind::WriteBack => "write_back",
-    }
 }
 
 /// The signed-in account's notices, newest first, and the unread count.
@@ -82,62 +50,13 @@ pub async fn list(state: &AppState, c: &crate::caller::Caller) -> Result<Inbox, 
 /// Marks the signed-in account's notices up to `up_to` as read.
 pub async fn read(state: &AppState, c: &crate::caller::Caller, up_to: i64) -> Result<Inbox, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    mark_read(state, &account_id, up_to).await?;
+    store::mark_read(&state.pool, &account_id, up_to).await?;
     inbox(state, &account_id).await
 }
 
 pub async fn inbox(state: &AppState, account_id: &str) -> Result<Inbox, ApiError> {
-    let id = account_id.to_owned();
-    let (unread, rows) = state
-        .db
-        .call(move |conn| {
-            let unread: u32 = conn.query_row(
-                "SELECT count(*) FROM notices WHERE account_id = ?1 AND read_at IS NULL",
-                [&id],
-                |r| r.get(0),
-            )?;
-            let mut statement = conn.prepare(
-                "SELECT n.id, n.kind, a.address, a.display_name, n.record_id, n.category, n.tx, n.at, n.read_at IS NOT NULL
-                 FROM notices n JOIN accounts a ON a.id = n.actor_id
-                 WHERE n.account_id = ?1 ORDER BY n.id DESC LIMIT ?2",
-            )?;
-            let rows = statement.query_map(params![id, SHOWN], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Address>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<RecordId>>(4)?,
-                    r.get::<_, Option<u8>>(5)?,
-                    r.get::<_, Hash32>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, bool>(8)?,
-                ))
-            })?;
-            Ok((unread, rows.collect::<rusqlite::Result<Vec<_>>>()?))
-        })
-        .await?;
-    let notices = rows
-        .into_iter()
-        .map(|(id, kind, actor, actor_name, record, category, tx, at, read)| NoticeView {
-            id,
-            kind: if kind == "write_back" { NoticeKind::WriteBack } else { NoticeKind::Access },
-            actor,
-            actor_name,
-            record,
-            category,
-            tx,
-            at,
-            read,
-        })
-        .collect();
+    let (unread, notices) = store::inbox(&state.pool, account_id, SHOWN).await?;
     Ok(Inbox { unread, notices })
-}
-
-pub async fn mark_read(state: &AppState, account_id: &str, up_to: i64) -> Result<(), ApiError> {
-    let sql = "UPDATE notices SET read_at = ?1 WHERE account_id = ?2 AND id <= ?3 AND read_at IS NULL";
-    state.db.execute(sql, (db::now(), account_id.to_owned(), up_to)).await?;
-    Ok(())
 }
 
 /// `GET /api/notices/stream`: the signed-in account's new notices as

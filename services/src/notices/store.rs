@@ -1,0 +1,176 @@
+//! The notices' store: a patient's notices, their unread count, and
+//! marking them read.
+
+use chartkey_api::{ApiError, NoticeKind, NoticeView};
+use chartkey_core::envelope::RecordId;
+use chartkey_core::value::{Address, Hash32};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::db;
+use crate::store::Pool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("a stored notice is inconsistent: {0}")]
+    Row(&'static str),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "notice store failed");
+        ApiError::Internal
+    }
+}
+
+/// A new notice for `account_id`, with `actor`'s address and name as the
+/// page shows them.
+pub struct NewNotice<'a> {
+    pub account_id: &'a str,
+    pub kind: NoticeKind,
+    pub actor_id: &'a str,
+    pub record: Option<(RecordId, u8)>,
+    pub tx: Hash32,
+}
+
+/// Stores `notice`; the notice as its reader sees it.
+pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, StoreError> {
+    let at = db::now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(notice.account_id)
+    .bind(kind_text(notice.kind))
+    .bind(notice.actor_id)
+    .bind(notice.record.map(|(id, _)| id))
+    .bind(notice.record.map(|(_, category)| i16::from(category)))
+    .bind(notice.tx)
+    .bind(at)
+    .fetch_one(pool)
+    .await?;
+    let actor = sqlx::query("SELECT address, display_name FROM accounts WHERE id = $1")
+        .bind(notice.actor_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::Row("no such actor"))?;
+    Ok(NoticeView {
+        id,
+        kind: notice.kind,
+        actor: actor.try_get(0)?,
+        actor_name: actor.try_get(1)?,
+        record: notice.record.map(|(id, _)| id),
+        category: notice.record.map(|(_, category)| category),
+        tx: notice.tx,
+        at,
+        read: false,
+    })
+}
+
+/// The newest `shown` notices of `account_id`, and how many are unread.
+pub async fn inbox(pool: &Pool, account_id: &str, shown: i64) -> Result<(u32, Vec<NoticeView>), StoreError> {
+    let unread: i64 = sqlx::query_scalar("SELECT count(*) FROM notices WHERE account_id = $1 AND read_at IS NULL")
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT n.id, n.kind, a.address, a.display_name, n.record_id, n.category, n.tx, n.at,
+                CASE WHEN n.read_at IS NULL THEN 0 ELSE 1 END
+         FROM notices n JOIN accounts a ON a.id = n.actor_id
+         WHERE n.account_id = $1 ORDER BY n.id DESC LIMIT $2",
+    )
+    .bind(account_id)
+    .bind(shown)
+    .fetch_all(pool)
+    .await?;
+    let notices = rows.iter().map(notice_of).collect::<Result<Vec<_>, _>>()?;
+    Ok((u32::try_from(unread).map_err(|_| StoreError::Row("unread count"))?, notices))
+}
+
+/// Marks `account_id`'s notices up to `up_to` as read.
+pub async fn mark_read(pool: &Pool, account_id: &str, up_to: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE notices SET read_at = $1 WHERE account_id = $2 AND id <= $3 AND read_at IS NULL")
+        .bind(db::now())
+        .bind(account_id)
+        .bind(up_to)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+fn notice_of(row: &AnyRow) -> Result<NoticeView, StoreError> {
+    let kind: String = row.try_get(1)?;
+    let category = match row.try_get::<Option<i16>, _>(5)? {
+        Some(c) => Some(u8::try_from(c).map_err(|_| StoreError::Row("category"))?),
+        None => None,
+    };
+    Ok(NoticeView {
+        id: row.try_get(0)?,
+        kind: if kind == "write_back" { NoticeKind::WriteBack } else { NoticeKind::Access },
+        actor: row.try_get::<Address, _>(2)?,
+        actor_name: row.try_get(3)?,
+        record: row.try_get::<Option<RecordId>, _>(4)?,
+        category,
+        tx: row.try_get::<Hash32, _>(6)?,
+        at: row.try_get(7)?,
+        read: row.try_get::<i64, _>(8)? != 0,
+    })
+}
+
+fn kind_text(kind: NoticeKind) -> &'static str {
+    match kind {
+        NoticeKind::Access => "access",
+        NoticeKind::WriteBack => "write_back",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A notice goes in, comes back as its reader sees it, and is read once.
+    #[tokio::test]
+    async fn notices_round_trip_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chartkey.sqlite3");
+        let db = crate::db::Db::open(&path).unwrap();
+        let actor: Address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse().unwrap();
+        for (id, address) in [("patient", Address([1; 20])), ("doctor", actor)] {
+            let row = crate::db::AccountRow {
+                id: id.into(),
+                display_name: format!("{id} name"),
+                role: "patient".into(),
+                address,
+                encryption_key: [2; 32].into(),
+                directory_signature: chartkey_core::value::Signature([3; 65]),
+                recovery_confirmed: false,
+            };
+            db.call(move |conn| crate::db::insert_account(conn, &row)).await.unwrap();
+        }
+        let pool = crate::store::open(&path).await.unwrap();
+        let record = (RecordId([9; 32]), 7);
+        let new = NewNotice {
+            account_id: "patient",
+            kind: NoticeKind::WriteBack,
+            actor_id: "doctor",
+            record: Some(record),
+            tx: Hash32([4; 32]),
+        };
+        let sent = insert(&pool, new).await.unwrap();
+        assert_eq!((sent.actor, sent.actor_name.as_str(), sent.category), (actor, "doctor name", Some(7)));
+        let (unread, listed) = inbox(&pool, "patient", 10).await.unwrap();
+        assert_eq!((unread, listed.as_slice()), (1, std::slice::from_ref(&sent)));
+        assert_eq!(mark_read(&pool, "patient", sent.id).await.unwrap(), 1);
+        assert_eq!(mark_read(&pool, "patient", sent.id).await.unwrap(), 0, "read once");
+        let (unread, listed) = inbox(&pool, "patient", 10).await.unwrap();
+        assert_eq!((unread, listed[0].read), (0, true));
+        let missing = NewNotice { actor_id: "nobody", ..new_like(&sent) };
+        assert!(insert(&pool, missing).await.is_err(), "a notice names an account that exists");
+    }
+
+    fn new_like(sent: &NoticeView) -> NewNotice<'static> {
+        NewNotice { account_id: "patient", kind: sent.kind, actor_id: "doctor", record: None, tx: sent.tx }
+    }
+}
