@@ -281,6 +281,16 @@ mod b64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `SECRET` sealed under `passphrase` with `params`.
+    fn sealed_with(passphrase: &str, params: Argon2Params) -> Result<SealedKeystore, KeystoreError> {
+        SealedKeystore::seal_with_passphrase(
+            &AccountSecret::from_bytes(SECRET),
+            passphrase,
+            params,
+            &mut rand_core::OsRng,
+        )
+    }
     use rand_core::{CryptoRng, RngCore};
 
     /// Deterministic "RNG" for known-answer tests only.
@@ -378,13 +388,7 @@ mod tests {
 
     #[test]
     fn wrong_passphrase_fails_clearly() {
-        let sealed = SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            "correct horse battery staple",
-            Argon2Params::MINIMUM,
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
+        let sealed = sealed_with("correct horse battery staple", Argon2Params::MINIMUM).unwrap();
         let err = sealed.unseal_with_passphrase("correct horse battery stapler").unwrap_err();
         assert_eq!(err, KeystoreError::WrongPassphrase);
         assert_eq!(err.to_string(), "That passphrase is not right. Check it and try again.");
@@ -393,13 +397,7 @@ mod tests {
 
     #[test]
     fn short_passphrase_refused() {
-        let err = SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            "short",
-            Argon2Params::MINIMUM,
-            &mut rand_core::OsRng,
-        )
-        .unwrap_err();
+        let err = sealed_with("short", Argon2Params::MINIMUM).unwrap_err();
         assert_eq!(err, KeystoreError::PassphraseTooShort);
     }
 
@@ -419,13 +417,7 @@ mod tests {
 
     #[test]
     fn weakened_parameters_are_refused() {
-        let mut sealed = SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            "correct horse battery staple",
-            Argon2Params::MINIMUM,
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
+        let mut sealed = sealed_with("correct horse battery staple", Argon2Params::MINIMUM).unwrap();
         if let KeystoreKdf::Argon2id { params, .. } = &mut sealed.kdf {
             params.memory_kib = 8;
         }
@@ -439,13 +431,7 @@ mod tests {
     fn header_is_authenticated_as_associated_data() {
         // Opened with the right key, a blob whose header was altered (to other
         // acceptable parameters) still fails: the header is bound as AAD.
-        let sealed = SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            "correct horse battery staple",
-            Argon2Params::MINIMUM,
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
+        let sealed = sealed_with("correct horse battery staple", Argon2Params::MINIMUM).unwrap();
         let key = passphrase_wrapping_key("correct horse battery staple", &sealed.kdf).unwrap();
         assert!(sealed.open(&key).is_some());
         let mut altered = sealed.clone();
@@ -463,12 +449,7 @@ mod tests {
     #[test]
     fn sealing_refuses_unacceptable_parameters() {
         let weak = Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 };
-        let err = SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            "a long enough passphrase",
-            weak,
-            &mut rand_core::OsRng,
-        );
+        let err = sealed_with("a long enough passphrase", weak);
         assert!(matches!(err, Err(KeystoreError::Malformed(_))));
     }
 

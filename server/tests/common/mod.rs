@@ -129,17 +129,24 @@ pub trait Portal {
     }
 }
 
-impl Portal for TestServer {
-    fn base(&self) -> &str {
-        &self.base
-    }
-    fn origin(&self) -> &Url {
-        &self.origin
-    }
-    fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
-    }
+/// A portal is anything with a base URL, an origin and a data directory.
+macro_rules! portal {
+    ($($server:ty),*) => {$(
+        impl Portal for $server {
+            fn base(&self) -> &str {
+                &self.base
+            }
+            fn origin(&self) -> &Url {
+                &self.origin
+            }
+            fn data_dir(&self) -> &std::path::Path {
+                &self.data_dir
+            }
+        }
+    )*};
 }
+
+portal!(TestServer, ServerProcess);
 
 /// The `chartkey` binary serving `data_dir` on 127.0.0.1 (a free port),
 /// stopped with SIGKILL by its process id when dropped or killed.
@@ -211,18 +218,6 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-impl Portal for ServerProcess {
-    fn base(&self) -> &str {
-        &self.base
-    }
-    fn origin(&self) -> &Url {
-        &self.origin
-    }
-    fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
     }
 }
 
