@@ -45,7 +45,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     let mut records = Vec::with_capacity(body.records.len());
     let mut sizes = Vec::with_capacity(body.records.len());
     for (i, r) in body.records.iter().enumerate() {
-        let which = || if body.records.len() == 1 { "The record".to_owned() } else { format!("Record {}", i + 1) };
+        let which = || record_label(body.records.len(), i);
         let blob = BlobName::from(r.blob);
         if r.category >= 32 {
             return Err(ApiError::bad_request(format!("{}: category {} does not exist.", which(), r.category)));
@@ -85,6 +85,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
 
     // Ids must be new; a corrected record must be this patient's.
     let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
+    let new_ids = ids.clone();
     let amends = records.first().and_then(|r| r.amends);
     let blobs: Vec<Hash32> = body.records.iter().map(|r| r.blob).collect();
     let (patient_id, author_id) = (patient.id.clone(), account.id.clone());
@@ -96,7 +97,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         .call(move |conn| {
             let mut exists = conn.prepare_cached("SELECT 1 FROM records WHERE id = ?1")?;
             let mut taken = None;
-            for id in &ids {
+            for id in &new_ids {
                 if exists.exists([id])? {
                     taken = Some(*id);
                     break;
@@ -133,7 +134,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         })
         .await?;
     if let Some(i) = not_uploaded {
-        let which = if body.records.len() == 1 { "The record".to_owned() } else { format!("Record {}", i + 1) };
+        let which = record_label(body.records.len(), i);
         return Err(ApiError::bad_request(format!("{which}: its encrypted content has not been uploaded.")));
     }
     if taken.is_some() {
@@ -155,7 +156,6 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     // The rows are written before the anchor is journalled (with job 0:
     // not journalled yet), so that no anchor reaches the ledger without its
     // records in the chart; a restart in between is settled on start.
-    let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
     let notice = writing_back.then(|| super::pending::WriteBack {
         patient_id: patient.id.clone(),
         author_id: account.id.clone(),
@@ -184,8 +184,8 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
                 "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
                      VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let root = batch.map(Hash32);
             for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
-                let root = batch.map(Hash32);
                 let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
                 insert.execute(params![
                     r.id,
@@ -220,6 +220,11 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     // Once mined (now or later, or after a restart): the block, and a
     // write-back's notice to the patient; refused, the rows go.
     super::chain::settled(state, settle, job, tx_hash).await
+}
+
+/// How an error names record `i` of `count` in one request.
+fn record_label(count: usize, i: usize) -> String {
+    if count == 1 { "The record".to_owned() } else { format!("Record {}", i + 1) }
 }
 
 /// Keys wrapped for other readers of a patient's new records: each reader is
