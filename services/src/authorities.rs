@@ -34,13 +34,16 @@ pub fn request(conn: &Connection, address: &str, enabled: bool) -> anyhow::Resul
     let address: Address =
         address.trim().parse().map_err(|e| anyhow::anyhow!("{address:?} is not an account address: {e}"))?;
     if enabled {
-        let account = db::account_by_address(conn, &address)?
+        let (name, role) = conn
+            .query_row("SELECT display_name, role FROM accounts WHERE address = ?1", [address], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?
             .with_context(|| format!("no account with address {address} has signed up on this server"))?;
-        if Role::parse(&account.role) != Some(Role::CredentialingAuthority) {
+        if Role::parse(&role) != Some(Role::CredentialingAuthority) {
             anyhow::bail!(
-                "{address} ({}) signed up as a {}, not as a credentialing authority",
-                account.display_name,
-                Role::parse(&account.role).map_or("?", |r| r.label())
+                "{address} ({name}) signed up as a {}, not as a credentialing authority",
+                Role::parse(&role).map_or("?", |r| r.label())
             );
         }
     }

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use chartkey_api::ApiError;
 use chartkey_core::role::Role;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
 
-use crate::db::Db;
+use crate::store::{Pool, StoreError, begin_write};
 
 /// Ceremonies kept at most at once; beyond this, new ones are refused
 /// rather than letting the table grow without bound.
@@ -80,13 +79,13 @@ pub enum Ceremony {
 }
 
 pub struct Ceremonies {
-    db: Db,
+    pool: Pool,
     ttl: Duration,
 }
 
 impl Ceremonies {
-    pub fn new(db: Db, ttl: Duration) -> Self {
-        Self { db, ttl }
+    pub fn new(pool: Pool, ttl: Duration) -> Self {
+        Self { pool, ttl }
     }
 
     /// Stores a ceremony started by `client` and returns its id. Expired
@@ -100,54 +99,56 @@ impl Ceremonies {
         let client = client.to_string();
         let state = serde_json::to_string(&ceremony).map_err(state_failed)?;
         let oldest = now_ms() - self.ttl.as_millis() as i64;
-        let room = self
-            .db
-            .call(move |conn| {
-                let t = conn.transaction()?;
-                t.execute("DELETE FROM ceremonies WHERE started_ms <= ?1", [oldest])?;
-                let count = |sql: &str, value: &str| -> rusqlite::Result<usize> {
-                    t.query_row(sql, [value], |r| r.get::<_, i64>(0)).map(|n| n as usize)
-                };
-                let total: i64 = t.query_row("SELECT count(*) FROM ceremonies", [], |r| r.get(0))?;
-                let full = total as usize >= MAX_PENDING
-                    || count("SELECT count(*) FROM ceremonies WHERE client = ?1", &client)? >= MAX_PENDING_PER_CLIENT
-                    || count("SELECT count(*) FROM ceremonies WHERE network = ?1", &narrow)? >= NETWORK_CAPS[0].2
-                    || count("SELECT count(*) FROM ceremonies WHERE wide = ?1", &wide)? >= NETWORK_CAPS[1].2;
-                if !full {
-                    t.execute(
-                        "INSERT INTO ceremonies (id_hash, client, network, wide, state, started_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![id_hash, client, narrow, wide, state, now_ms()],
-                    )?;
-                }
-                t.commit()?;
-                Ok((!full, client))
-            })
-            .await?;
-        match room {
-            (true, _) => Ok(id),
-            (false, client) => {
-                tracing::warn!(%client, "too many pending WebAuthn ceremonies");
-                Err(ApiError::RateLimited)
-            }
+        if !self.store(&id_hash, [&client, &narrow, &wide], &state, oldest).await? {
+            tracing::warn!(%client, "too many pending WebAuthn ceremonies");
+            return Err(ApiError::RateLimited);
         }
+        Ok(id)
+    }
+
+    /// Stores a ceremony's state unless its client, its networks or the
+    /// table are full (`false`); drops expired ones first. The counts and
+    /// the insert are one write transaction, so racing requests cannot
+    /// both take the last place.
+    async fn store(&self, id_hash: &str, keys: [&str; 3], state: &str, oldest: i64) -> Result<bool, StoreError> {
+        let mut t = begin_write(&self.pool).await?;
+        sqlx::query("DELETE FROM ceremonies WHERE started_ms <= $1").bind(oldest).execute(&mut *t).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM ceremonies").fetch_one(&mut *t).await?;
+        let mut full = total as usize >= MAX_PENDING;
+        let caps = [MAX_PENDING_PER_CLIENT, NETWORK_CAPS[0].2, NETWORK_CAPS[1].2];
+        for (column, (key, cap)) in ["client", "network", "wide"].into_iter().zip(keys.into_iter().zip(caps)) {
+            let sql = format!("SELECT count(*) FROM ceremonies WHERE {column} = $1");
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(key).fetch_one(&mut *t).await?;
+            full |= n as usize >= cap;
+        }
+        if !full {
+            sqlx::query(
+                "INSERT INTO ceremonies (id_hash, client, network, wide, state, started_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id_hash)
+            .bind(keys[0])
+            .bind(keys[1])
+            .bind(keys[2])
+            .bind(state)
+            .bind(now_ms())
+            .execute(&mut *t)
+            .await?;
+        }
+        t.commit().await?;
+        Ok(!full)
     }
 
     /// Takes a ceremony out (single use, even with replicas racing: one
     /// DELETE takes it): unknown, already used and expired ids are refused.
     pub async fn take(&self, id: &str) -> Result<Ceremony, ApiError> {
         let id_hash = crate::token::token_hash(id);
-        let taken = self
-            .db
-            .call(move |conn| {
-                conn.query_row(
-                    "DELETE FROM ceremonies WHERE id_hash = ?1 RETURNING state, started_ms",
-                    [id_hash],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                )
-                .optional()
-            })
-            .await?;
+        let taken: Option<(String, i64)> =
+            sqlx::query_as("DELETE FROM ceremonies WHERE id_hash = $1 RETURNING state, started_ms")
+                .bind(id_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from)?;
         match taken {
             Some((state, started)) if now_ms() - started < self.ttl.as_millis() as i64 => {
                 serde_json::from_str(&state).map_err(state_failed)
@@ -173,18 +174,18 @@ fn state_failed(e: serde_json::Error) -> ApiError {
 mod tests {
     use super::*;
 
-    fn ceremonies(ttl: Duration) -> (Ceremonies, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("chartkey.sqlite3")).unwrap();
-        (Ceremonies::new(db, ttl), dir)
+    async fn ceremonies(ttl: Duration) -> (Ceremonies, tempfile::TempDir) {
+        let (dir, pool) = crate::accounts::store::tests::pool().await;
+        (Ceremonies::new(pool, ttl), dir)
     }
 
     /// A second replica (its own connection to the same database) finishes
     /// what the first began, and the ceremony is still single use there.
     #[tokio::test]
     async fn another_replica_finishes_a_ceremony() {
-        let (first, dir) = ceremonies(Duration::from_secs(60));
-        let second = Ceremonies::new(Db::open(&dir.path().join("chartkey.sqlite3")).unwrap(), Duration::from_secs(60));
+        let (first, dir) = ceremonies(Duration::from_secs(60)).await;
+        let pool = crate::store::open(&dir.path().join("chartkey.sqlite3")).await.unwrap();
+        let second = Ceremonies::new(pool, Duration::from_secs(60));
         let id = first.begin("10.0.0.1".parse().unwrap(), login()).await.unwrap();
         assert!(matches!(second.take(&id).await, Ok(Ceremony::RestoreProof { .. })));
         assert!(first.take(&id).await.is_err(), "taken once, on either");
@@ -196,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn single_use_and_expiring() {
-        let (c, _dir) = ceremonies(Duration::from_millis(50));
+        let (c, _dir) = ceremonies(Duration::from_millis(50)).await;
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let id = c.begin(ip, login()).await.unwrap();
         assert!(c.take(&id).await.is_ok());
@@ -209,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_client_cannot_fill_the_table() {
-        let (c, _dir) = ceremonies(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60)).await;
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..MAX_PENDING_PER_CLIENT {
             c.begin(ip, login()).await.unwrap();
@@ -231,7 +232,7 @@ mod tests {
     async fn one_network_cannot_fill_the_table() {
         let ip = |text: String| -> IpAddr { text.parse().unwrap() };
         // A /48: 200 of its /64s, then no more; another /48 still gets in.
-        let (c, _dir) = ceremonies(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60)).await;
         for n in 0..200u32 {
             c.begin(ip(format!("2001:db8:1:{n:x}::1")), login()).await.unwrap();
         }
@@ -239,7 +240,7 @@ mod tests {
         assert!(c.begin(ip("2001:db8:2::1".into()), login()).await.is_ok());
 
         // A /32: ten full /48s, then no more; another /32 still gets in.
-        let (c, _dir) = ceremonies(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60)).await;
         for site in 0..10u32 {
             for n in 0..200u32 {
                 c.begin(ip(format!("2001:db8:{site:x}:{n:x}::1")), login()).await.unwrap();
@@ -249,7 +250,7 @@ mod tests {
         assert!(c.begin(ip("2001:db9::1".into()), login()).await.is_ok());
 
         // IPv4: 200 addresses of one /24, then no more.
-        let (c, _dir) = ceremonies(Duration::from_secs(60));
+        let (c, _dir) = ceremonies(Duration::from_secs(60)).await;
         for n in 0..200u8 {
             c.begin(IpAddr::from([10, 1, 0, n]), login()).await.unwrap();
         }

@@ -201,10 +201,13 @@ const BLOCKS_SHOWN: u64 = 10;
 const EVENTS_SHOWN: usize = 20;
 
 /// The signed-in account and its ledger address.
-pub(super) async fn caller(state: &AppState, c: &Caller) -> Result<(db::AccountRow, Address), ApiError> {
+pub(super) async fn caller(
+    state: &AppState,
+    c: &Caller,
+) -> Result<(crate::accounts::store::AccountRow, Address), ApiError> {
     let session = c.require_session()?;
     let id = session.account_id.clone();
-    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    let account = crate::accounts::store::by_id(&state.pool, &id).await?.ok_or(ApiError::Unauthorized)?;
     let address = convert::alloy(account.address);
     Ok((account, address))
 }

@@ -8,16 +8,14 @@ use chartkey_core::proof;
 use chartkey_core::value::{Address, Signature};
 use webauthn_rs::prelude::{Passkey, Uuid};
 
+use super::accounts::store::{self, PasskeyRow};
 use super::accounts::{account_info, credential_ids, finish_registration, new_registration, passkey_row};
 use crate::caller::Caller;
 use crate::ceremonies::Ceremony;
-use crate::db;
 use crate::limits::rate_limit;
 use crate::sessions::start_session;
 use crate::state::AppState;
-use crate::webauthn::{
-    check_label, check_sealed_keystore, credential_id_text, parse_credential, passkey_taken, webauthn_json,
-};
+use crate::webauthn::{check_label, check_sealed_keystore, credential_id_text, parse_credential, webauthn_json};
 
 pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, ApiError> {
     rate_limit(&state.limits.login, c)?;
@@ -41,8 +39,7 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
         .identify_discoverable_authentication(&credential)
         .map(|(user, cred)| (user, credential_id_text(cred)))
         .map_err(|_| ApiError::bad_request("The passkey did not say which account it belongs to."))?;
-    let lookup = credential_id.clone();
-    let row = state.db.call(move |conn| db::passkey_by_credential(conn, &lookup)).await?;
+    let row = store::passkey(&state.pool, &credential_id).await?;
     let Some(row) = row.filter(|r| Uuid::parse_str(&r.account_id).ok() == Some(user)) else {
         tracing::info!("sign-in with an unknown passkey");
         return Err(ApiError::Forbidden(
@@ -58,10 +55,7 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
         })?;
     passkey.update_credential(&result);
     let passkey_json = serde_json::to_string(&passkey).map_err(|_| ApiError::Internal)?;
-    let (cred, account) = (credential_id.clone(), row.account_id.clone());
-    let sql = "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3 AND account_id = ?4";
-    let still_registered = state.db.execute(sql, (passkey_json, db::now(), cred, account)).await? == 1;
-    if !still_registered {
+    if !store::passkey_used(&state.pool, &row, passkey_json).await? {
         return Err(ApiError::Forbidden("This passkey was just removed from its account.".into()));
     }
     tracing::info!(account = %row.account_id, "signed in");
@@ -78,18 +72,15 @@ pub async fn login_finish(state: &AppState, c: &Caller, f: LoginFinishBody) -> R
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiError> {
     let session = c.require_session()?.clone();
-    let account_id = session.account_id.clone();
-    let rows = state.db.call(move |conn| db::passkeys_of(conn, &account_id)).await?;
+    let rows = store::passkeys_of(&state.pool, &session.account_id).await?;
     Ok(rows.into_iter().map(|row| info(row, &session.credential_id)).collect())
 }
 
 pub async fn add_start(state: &AppState, c: &Caller) -> Result<NewPasskeyChallenge, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
     rate_limit(&state.limits.registration, c)?;
-    let id = account_id.clone();
-    let (account, existing) =
-        state.db.call(move |conn| Ok((db::account_by_id(conn, &id)?, db::passkeys_of(conn, &id)?))).await?;
-    let account = account.ok_or(ApiError::Unauthorized)?;
+    let account = store::by_id(&state.pool, &account_id).await?.ok_or(ApiError::Unauthorized)?;
+    let existing = store::passkeys_of(&state.pool, &account_id).await?;
     let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;
     let (options, registration) =
         new_registration(state, user, &account.display_name, Some(credential_ids(&existing)))?;
@@ -117,10 +108,7 @@ pub async fn add_finish(state: &AppState, c: &Caller, f: AddPasskeyFinishBody) -
     let account = address_of(state, &account_id).await?;
     let message = proof::add_passkey_message(&account.into(), &challenge, &row.credential_id);
     check_account_signature(&account, &message, &f.signature)?;
-    let stored = row.clone();
-    if !state.db.call(move |conn| db::insert_passkey(conn, &stored)).await? {
-        return Err(passkey_taken());
-    }
+    store::add_passkey(&state.pool, &row).await?;
     tracing::info!(account = %account_id, "passkey added");
     Ok(info(row, &session.credential_id))
 }
@@ -132,9 +120,7 @@ pub async fn remove_start(state: &AppState, c: &Caller, credential_id: String) -
     }
     // Only one's own passkeys: the same answer for another account's and
     // for none at all.
-    let (id, named) = (account_id.clone(), credential_id.clone());
-    let owned =
-        state.db.call(move |conn| Ok(db::passkeys_of(conn, &id)?.iter().any(|k| k.credential_id == named))).await?;
+    let owned = store::passkeys_of(&state.pool, &account_id).await?.iter().any(|k| k.credential_id == credential_id);
     if !owned {
         return Err(ApiError::NotFound("That passkey is not on your account.".into()));
     }
@@ -173,50 +159,17 @@ pub async fn remove(
                 .into(),
         ));
     }
-    let id = account_id.clone();
-    let outcome = state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let keys = db::passkeys_of(&tx, &id)?;
-            if !keys.iter().any(|k| k.credential_id == credential_id) {
-                return Ok(Removal::NotFound);
-            }
-            if keys.len() <= 1 {
-                return Ok(Removal::LastOne);
-            }
-            tx.execute("DELETE FROM passkeys WHERE credential_id = ?1 AND account_id = ?2", [&credential_id, &id])?;
-            // Sessions that signed in with it end now.
-            tx.execute("DELETE FROM sessions WHERE credential_id = ?1", [&credential_id])?;
-            tx.commit()?;
-            Ok(Removal::Removed)
-        })
-        .await?;
-    match outcome {
-        Removal::Removed => {
-            tracing::info!(account = %account_id, "passkey removed");
-            Ok(())
-        }
-        Removal::NotFound => Err(ApiError::NotFound("That passkey is not on your account.".into())),
-        Removal::LastOne => Err(ApiError::Conflict(
-            "This is your only passkey, so it can't be removed. Add another passkey first.".into(),
-        )),
-    }
-}
-
-enum Removal {
-    Removed,
-    NotFound,
-    LastOne,
+    store::remove_passkey(&state.pool, &account_id, &credential_id).await?;
+    tracing::info!(account = %account_id, "passkey removed");
+    Ok(())
 }
 
 async fn address_of(state: &AppState, account_id: &str) -> Result<Address, ApiError> {
-    let id = account_id.to_owned();
-    let account = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    let account = store::by_id(&state.pool, account_id).await?.ok_or(ApiError::Unauthorized)?;
     Ok(account.address)
 }
 
-fn info(row: db::PasskeyRow, session_credential: &str) -> PasskeyInfo {
+fn info(row: PasskeyRow, session_credential: &str) -> PasskeyInfo {
     PasskeyInfo {
         in_use: row.credential_id == session_credential,
         credential_id: row.credential_id,

@@ -296,10 +296,10 @@ async fn check_also(
 /// correcting nothing.
 async fn write_back_chart(
     state: &AppState,
-    clinician: &db::AccountRow,
+    clinician: &crate::accounts::store::AccountRow,
     patient: &Address,
     body: &AddRecordsBody,
-) -> Result<(db::AccountRow, alloy_primitives::Address), ApiError> {
+) -> Result<(crate::accounts::store::AccountRow, alloy_primitives::Address), ApiError> {
     if body.records.len() != 1 {
         return Err(ApiError::bad_request("A clinician adds one record at a time."));
     }
@@ -308,9 +308,7 @@ async fn write_back_chart(
     }
     let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
     let lookup = *patient;
-    let patient = state
-        .db
-        .call(move |conn| db::account_by_address(conn, &lookup))
+    let patient = crate::accounts::store::by_address(&state.pool, &lookup)
         .await?
         .filter(|p| Role::parse(&p.role) == Some(Role::Patient))
         .ok_or_else(not_shared)?;

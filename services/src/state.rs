@@ -56,7 +56,7 @@ impl AppState {
             heads: RateLimiter::keyed(per_minute(config.heads_per_minute)),
         };
         Ok(Self {
-            ceremonies: Arc::new(Ceremonies::new(db.clone(), config.ceremony_ttl)),
+            ceremonies: Arc::new(Ceremonies::new(pool.clone(), config.ceremony_ttl)),
             config: Arc::new(config),
             db,
             pool,

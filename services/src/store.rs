@@ -38,3 +38,52 @@ pub async fn open(path: &Path) -> anyhow::Result<Pool> {
         .await
         .with_context(|| format!("opening the store pool on {}", path.display()))
 }
+
+/// A store's failure that no caller can act on: the database failed, or a
+/// stored row does not hold what its columns promise. Logged once, at the
+/// edge, and answered as [`ApiError::Internal`](chartkey_api::ApiError).
+/// Stores whose queries have outcomes a caller acts on (an address already
+/// taken, the last passkey) have their own error type wrapping this one.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("a stored {0} is inconsistent")]
+    Row(&'static str),
+}
+
+impl From<StoreError> for chartkey_api::ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failed");
+        chartkey_api::ApiError::Internal
+    }
+}
+
+/// A transaction that reads and then writes. SQLite must take its write
+/// lock at `BEGIN` (`IMMEDIATE`): a deferred transaction that reads first
+/// fails at once with `SQLITE_BUSY` when another connection writes between
+/// its read and its write, whatever the busy timeout. PostgreSQL refuses
+/// the word; there a unique constraint (or `FOR UPDATE`) guards the read.
+pub async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
+/// A flag column as stored on both engines: an integer (sqlx's `Any` does
+/// not decode SQLite integers as `bool`).
+pub fn flag(row: &sqlx::any::AnyRow, index: usize) -> Result<bool, sqlx::Error> {
+    Ok(int::<i64>(row, index)? != 0)
+}
+
+/// Column `index` of `row` as a narrower integer: sqlx's `Any` decodes
+/// integers as `i16`, `i32` or `i64` only, and a stored value out of the
+/// wider type's range is a corrupt row.
+pub fn int<T: TryFrom<i64>>(row: &sqlx::any::AnyRow, index: usize) -> Result<T, sqlx::Error> {
+    use sqlx::Row;
+    let wide: i64 = row.try_get(index)?;
+    T::try_from(wide)
+        .map_err(|_| sqlx::Error::ColumnDecode { index: index.to_string(), source: "integer out of range".into() })
+}

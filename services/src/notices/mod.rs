@@ -18,7 +18,6 @@ use chartkey_core::envelope::RecordId;
 use chartkey_core::value::Hash32;
 use tokio::sync::broadcast;
 
-use crate::db;
 use crate::sessions::ResolvedCaller;
 use crate::state::AppState;
 
@@ -162,10 +161,10 @@ struct Watch {
 impl Watch {
     /// Whether the stream's session is still live (a failed look ends it too).
     async fn session_live(&self) -> bool {
-        let (hash, idle) = (self.token_hash.clone(), self.state.config.clinician_idle_lock.as_secs() as i64);
+        let idle = self.state.config.clinician_idle_lock.as_secs() as i64;
         matches!(
-            self.state.db.call(move |c| db::session_if_live(c, &hash, idle)).await,
-            Ok(Some((account, _))) if account == self.account_id
+            crate::sessions::store::live(&self.state.pool, &self.token_hash, idle, false).await,
+            Ok(Some(live)) if live.account_id == self.account_id
         )
     }
 }

@@ -1,29 +1,14 @@
 //! The notices' store: a patient's notices, their unread count, and
 //! marking them read.
 
-use chartkey_api::{ApiError, NoticeKind, NoticeView};
+use chartkey_api::{NoticeKind, NoticeView};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::value::{Address, Hash32};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::db;
-use crate::store::Pool;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    #[error("a stored notice is inconsistent: {0}")]
-    Row(&'static str),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "notice store failed");
-        ApiError::Internal
-    }
-}
+use crate::store::{Pool, StoreError};
 
 /// A new notice for `account_id`, with `actor`'s address and name as the
 /// page shows them.
@@ -133,23 +118,12 @@ mod tests {
     /// A notice goes in, comes back as its reader sees it, and is read once.
     #[tokio::test]
     async fn notices_round_trip_through_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chartkey.sqlite3");
-        let db = crate::db::Db::open(&path).unwrap();
+        use crate::accounts::store::{self as accounts, tests as fixtures};
+        let (_dir, pool) = fixtures::pool().await;
         let actor: Address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse().unwrap();
         for (id, address) in [("patient", Address([1; 20])), ("doctor", actor)] {
-            let row = crate::db::AccountRow {
-                id: id.into(),
-                display_name: format!("{id} name"),
-                role: "patient".into(),
-                address,
-                encryption_key: [2; 32].into(),
-                directory_signature: chartkey_core::value::Signature([3; 65]),
-                recovery_confirmed: false,
-            };
-            db.call(move |conn| crate::db::insert_account(conn, &row)).await.unwrap();
+            accounts::create(&pool, &fixtures::account(id, address), &fixtures::passkey(id, id)).await.unwrap();
         }
-        let pool = crate::store::open(&path).await.unwrap();
         let record = (RecordId([9; 32]), 7);
         let new = NewNotice {
             account_id: "patient",

@@ -13,20 +13,22 @@ use std::collections::{HashMap, HashSet};
 
 use chartkey_api::{
     AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
-    ShareView, SharedChart, SharedRecord, StopBody,
+    ShareView, SharedChart, StopBody,
 };
 use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
-use chartkey_core::value::{Address, Hash32};
+use chartkey_core::value::Address;
 use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::BatchRecordProof;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert::{self, to_alloy, to_ethers};
 use chartkey_ledger::relayer::Request;
-use rusqlite::params;
 
+pub mod store;
+
+use self::store::{GrantRow, Side};
 use super::chain::{caller, corrupt, grant_on_ledger, relay_and_wait, request_of, settled, view};
 use super::credentials::card;
 use super::records::{chart, record_of};
@@ -51,10 +53,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         return Err(ApiError::bad_request(format!("At most {MAX_SHARED_KEYS} records can be shared at once.")));
     }
     let grantee_address = Address::from(g.grantee);
-    let lookup = grantee_address;
-    let grantee = state
-        .db
-        .call(move |conn| db::account_by_address(conn, &lookup))
+    let grantee = crate::accounts::store::by_address(&state.pool, &grantee_address)
         .await?
         .ok_or_else(|| ApiError::NotFound("No one with this address has an account here.".into()))?;
     if Role::parse(&grantee.role) != Some(Role::Clinician) {
@@ -137,8 +136,7 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
     let signature = body.signature.0.to_vec();
     let not_shared = || ApiError::NotFound("This record is not shared with you.".into());
     let patient_address = Address::from(a.patient);
-    let patient =
-        state.db.call(move |conn| db::account_by_address(conn, &patient_address)).await?.ok_or_else(not_shared)?;
+    let patient = crate::accounts::store::by_address(&state.pool, &patient_address).await?.ok_or_else(not_shared)?;
     let patient_ledger = convert::alloy(patient.address);
     let id = RecordId(a.record_id);
     let mut found = chart(state, &patient.id, patient_ledger, account.address, Some(id)).await?;
@@ -215,62 +213,26 @@ const LISTED: i64 = 500;
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<ShareView>, ApiError> {
     let (account, _) = caller(state, c).await?;
-    let column = match Role::parse(&account.role) {
-        Some(Role::Patient) => "g.patient_id",
-        Some(Role::Clinician) => "g.grantee_id",
-        _ => return Ok(Vec::new()),
-    };
-    views(state, column, &account.id, None).await
+    let Some(side) = side_of(&account.role) else { return Ok(Vec::new()) };
+    views(state, side, &account.id, None).await
 }
 
-/// The newest grant of each pair whose `column` is account `id` (and whose
-/// patient is `patient_id`, if given), as the ledger says it stands now.
-async fn views(
-    state: &AppState,
-    column: &str,
-    id: &str,
-    patient_id: Option<String>,
-) -> Result<Vec<ShareView>, ApiError> {
-    let (id, column) = (id.to_owned(), column.to_owned());
-    let rows = state
-        .db
-        .call(move |conn| {
-            // The newest grant of each pair: the one the ledger holds.
-            let mut statement = conn.prepare(&format!(
-                "SELECT p.address, p.display_name, g.grantee_id, g.serial, g.scope, g.categories, g.records, g.write,
-                        g.expires_at, g.created_at, g.grant_tx,
-                        (SELECT count(*) FROM record_keys k JOIN records r ON r.id = k.record_id
-                          WHERE k.reader = e.address AND r.patient_id = g.patient_id)
-                 FROM grants g JOIN accounts p ON p.id = g.patient_id JOIN accounts e ON e.id = g.grantee_id
-                 WHERE {column} = ?1 AND (?3 IS NULL OR g.patient_id = ?3) AND g.serial = (
-                     SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)
-                 ORDER BY g.created_at DESC LIMIT ?2"
-            ))?;
-            let rows = statement.query_map(params![id, LISTED, patient_id], |r| {
-                Ok(GrantRow {
-                    patient: r.get(0)?,
-                    patient_name: r.get(1)?,
-                    grantee_id: r.get(2)?,
-                    serial: r.get(3)?,
-                    scope: r.get(4)?,
-                    categories: r.get(5)?,
-                    records: r.get(6)?,
-                    write: r.get(7)?,
-                    expires_at: r.get(8)?,
-                    granted_at: r.get(9)?,
-                    grant_tx: r.get(10)?,
-                    keys: r.get(11)?,
-                })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+/// A patient's shares, or a clinician's: no one else has any.
+fn side_of(role: &str) -> Option<Side> {
+    match Role::parse(role) {
+        Some(Role::Patient) => Some(Side::Patient),
+        Some(Role::Clinician) => Some(Side::Grantee),
+        _ => None,
+    }
+}
+
+/// The newest grant of each pair on `side` of account `id` (and of patient
+/// `patient_id`, if given), as the ledger says it stands now.
+async fn views(state: &AppState, side: Side, id: &str, patient_id: Option<&str>) -> Result<Vec<ShareView>, ApiError> {
+    let rows = store::grants(&state.pool, side, id, patient_id, LISTED).await?;
     let mut shares = Vec::with_capacity(rows.len());
     for row in rows {
-        let grantee_id = row.grantee_id.clone();
-        let grantee = state
-            .db
-            .call(move |conn| db::account_by_id(conn, &grantee_id))
+        let grantee = crate::accounts::store::by_id(&state.pool, &row.grantee_id)
             .await?
             .ok_or_else(|| corrupt("grantee account"))?;
         let grantee = card(state, &grantee).await?;
@@ -292,21 +254,6 @@ async fn views(
         });
     }
     Ok(shares)
-}
-
-struct GrantRow {
-    patient: Address,
-    patient_name: String,
-    grantee_id: String,
-    serial: u32,
-    scope: u8,
-    categories: u32,
-    records: String,
-    write: bool,
-    expires_at: i64,
-    granted_at: i64,
-    grant_tx: Hash32,
-    keys: u32,
 }
 
 /// What the ledger says of a stored grant now.
@@ -337,19 +284,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
         return Err(ApiError::Forbidden("You can only stop your own shares.".into()));
     }
     let signature = body.signature.0.to_vec();
-    let (patient_id, grantee) = (account.id.clone(), Address::from(m.grantee));
-    let known = state
-        .db
-        .call(move |conn| {
-            conn.query_row(
-                "SELECT count(*) FROM grants g JOIN accounts e ON e.id = g.grantee_id
-                 WHERE g.patient_id = ?1 AND e.address = ?2",
-                params![patient_id, grantee],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .await?;
-    if known == 0 {
+    if !store::ever_shared(&state.pool, &account.id, &Address::from(m.grantee)).await? {
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
@@ -359,37 +294,8 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
 
 pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, ApiError> {
     let (account, _) = caller(state, c).await?;
-    let column = match Role::parse(&account.role) {
-        Some(Role::Patient) => "a.patient_id",
-        Some(Role::Clinician) => "a.grantee_id",
-        _ => return Ok(Vec::new()),
-    };
-    let id = account.id.clone();
-    state
-        .db
-        .call(move |conn| {
-            let mut statement = conn.prepare(&format!(
-                "SELECT e.address, e.display_name, p.address, p.display_name, a.record_id, r.category, a.at, a.tx, a.block
-                 FROM accesses a JOIN accounts e ON e.id = a.grantee_id JOIN accounts p ON p.id = a.patient_id
-                 JOIN records r ON r.id = a.record_id
-                 WHERE {column} = ?1 ORDER BY a.id DESC LIMIT ?2"
-            ))?;
-            let rows = statement.query_map(params![id, LISTED], |r| {
-                Ok(AccessView {
-                    grantee: r.get(0)?,
-                    grantee_name: r.get(1)?,
-                    patient: r.get(2)?,
-                    patient_name: r.get(3)?,
-                    record: r.get(4)?,
-                    category: r.get(5)?,
-                    at: r.get(6)?,
-                    tx: r.get(7)?,
-                    block: r.get::<_, i64>(8)? as u64,
-                })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await
+    let Some(side) = side_of(&account.role) else { return Ok(Vec::new()) };
+    Ok(store::accesses(&state.pool, side, &account.id, LISTED).await?)
 }
 
 pub async fn nonce(state: &AppState, c: &Caller, grantee: Address) -> Result<u64, ApiError> {
@@ -409,26 +315,10 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: Address) -> Res
         return Err(ApiError::Forbidden("Only a clinician opens charts shared with them.".into()));
     }
     let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
-    let patient = state.db.call(move |conn| db::account_by_address(conn, &patient)).await?.ok_or_else(not_shared)?;
-    let share =
-        views(state, "g.grantee_id", &account.id, Some(patient.id.clone())).await?.pop().ok_or_else(not_shared)?;
+    let patient = crate::accounts::store::by_address(&state.pool, &patient).await?.ok_or_else(not_shared)?;
+    let share = views(state, Side::Grantee, &account.id, Some(&patient.id)).await?.pop().ok_or_else(not_shared)?;
     let records = if share.state == ShareState::Active {
-        let (patient_id, reader) = (patient.id.clone(), account.address);
-        state
-            .db
-            .call(move |conn| {
-                let mut q = conn.prepare_cached(
-                    "SELECT r.id, r.category, r.created_at FROM records r
-                     JOIN record_keys k ON k.record_id = r.id AND k.reader = ?2
-                     WHERE r.patient_id = ?1
-                     ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
-                )?;
-                let rows = q.query_map(params![patient_id, reader], |r| {
-                    Ok(SharedRecord { id: r.get(0)?, category: r.get(1)?, created_at: r.get(2)? })
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?
+        store::wrapped_for(&state.pool, &patient.id, &account.address).await?
     } else {
         Vec::new()
     };

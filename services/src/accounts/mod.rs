@@ -12,15 +12,16 @@ use webauthn_rs_proto::{
     AuthenticatorSelectionCriteria, CreationChallengeResponse, ResidentKeyRequirement, UserVerificationPolicy,
 };
 
+pub mod store;
+
+use self::store::{AccountRow, PasskeyRow};
 use crate::caller::Caller;
 use crate::ceremonies::Ceremony;
-use crate::db::{self, AccountRow};
+use crate::db;
 use crate::limits::rate_limit;
 use crate::sessions::{self, start_session};
 use crate::state::AppState;
-use crate::webauthn::{
-    check_label, check_sealed_keystore, credential_id_text, parse_credential, passkey_taken, webauthn_json,
-};
+use crate::webauthn::{check_label, check_sealed_keystore, credential_id_text, parse_credential, webauthn_json};
 
 pub async fn signup_start(
     state: &AppState,
@@ -67,27 +68,8 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
         recovery_confirmed: false,
     };
     let row = passkey_row(&account_id, label, &passkey, sealed_keystore, f.uses_passphrase)?;
-    let credential_id = row.credential_id.clone();
-    let conflict = state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            if db::account_by_address(&tx, &account.address)?.is_some() {
-                return Ok(Some(ApiError::Conflict(
-                    "An account with these keys already exists. Sign in instead.".into(),
-                )));
-            }
-            db::insert_account(&tx, &account)?;
-            if !db::insert_passkey(&tx, &row)? {
-                return Ok(Some(passkey_taken()));
-            }
-            tx.commit()?;
-            Ok(None)
-        })
-        .await?;
-    if let Some(conflict) = conflict {
-        return Err(conflict);
-    }
+    store::create(&state.pool, &account, &row).await?;
+    let credential_id = row.credential_id;
     tracing::info!(account = %account_id, role = role.as_str(), "account created");
     start_session(state, c, &account_id, &credential_id).await?;
     account_info(state, &account_id).await
@@ -109,17 +91,13 @@ pub async fn restore_options(state: &AppState, c: &Caller, p: RestoreProofBody) 
     let Ceremony::RestoreProof { address, challenge } = state.ceremonies.take(&p.ceremony_id).await? else {
         return Err(ApiError::bad_request("This request does not belong to a restore. Start again."));
     };
-    let found = state
-        .db
-        .call(move |conn| {
-            let Some(account) = db::account_by_address(conn, &address)? else { return Ok(None) };
-            let existing = db::passkeys_of(conn, &account.id)?;
-            Ok(Some((account, existing)))
-        })
-        .await?;
+    let found = match store::by_address(&state.pool, &address).await? {
+        Some(account) => Some((store::passkeys_of(&state.pool, &account.id).await?, account)),
+        None => None,
+    };
     let parsed = address.into();
     let signer = proof::recover_signer(&proof::restore_message(&parsed, &challenge), &p.signature);
-    let Some((account, existing)) = found.filter(|_| signer == Some(parsed)) else {
+    let Some((existing, account)) = found.filter(|_| signer == Some(parsed)) else {
         tracing::warn!("restore proof refused");
         return Err(ApiError::Forbidden("That recovery phrase does not open an account on this server.".into()));
     };
@@ -139,10 +117,8 @@ pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) 
     };
     let passkey = finish_registration(state, &f.credential, &registration)?;
     let row = passkey_row(&account_id, label, &passkey, sealed_keystore, f.uses_passphrase)?;
-    let credential_id = row.credential_id.clone();
-    if !state.db.call(move |conn| db::insert_passkey(conn, &row)).await? {
-        return Err(passkey_taken());
-    }
+    store::add_passkey(&state.pool, &row).await?;
+    let credential_id = row.credential_id;
     tracing::info!(account = %account_id, "access restored with recovery phrase");
     start_session(state, c, &account_id, &credential_id).await?;
     account_info(state, &account_id).await
@@ -150,7 +126,7 @@ pub async fn restore_finish(state: &AppState, c: &Caller, f: RestoreFinishBody) 
 
 /// The WebAuthn credential ids of stored passkeys (to exclude them from a
 /// new registration).
-pub(super) fn credential_ids(rows: &[db::PasskeyRow]) -> Vec<webauthn_rs::prelude::CredentialID> {
+pub(super) fn credential_ids(rows: &[PasskeyRow]) -> Vec<webauthn_rs::prelude::CredentialID> {
     rows.iter()
         .filter_map(|p| serde_json::from_str::<webauthn_rs::prelude::Passkey>(&p.passkey_json).ok())
         .map(|p| p.cred_id().clone())
@@ -216,8 +192,8 @@ pub(super) fn passkey_row(
     passkey: &webauthn_rs::prelude::Passkey,
     sealed_keystore: String,
     uses_passphrase: bool,
-) -> Result<db::PasskeyRow, ApiError> {
-    Ok(db::PasskeyRow {
+) -> Result<PasskeyRow, ApiError> {
+    Ok(PasskeyRow {
         credential_id: credential_id_text(passkey.cred_id()),
         account_id: account_id.to_owned(),
         label,
@@ -238,8 +214,7 @@ pub async fn me(state: &AppState, c: &Caller) -> Result<AccountInfo, ApiError> {
 /// Ends the caller's session (if any) and clears its cookie.
 pub async fn logout(state: &AppState, c: &Caller) -> Result<(), ApiError> {
     if let Some(session) = &c.session {
-        let hash = session.token_hash.clone();
-        state.db.call(move |conn| db::delete_session(conn, &hash)).await?;
+        sessions::store::end(&state.pool, &session.token_hash).await?;
         tracing::info!(account = %session.account_id, "signed out");
     }
     c.set_cookie(sessions::clearing_cookie(state.config.secure_cookies()));
@@ -249,15 +224,13 @@ pub async fn logout(state: &AppState, c: &Caller) -> Result<(), ApiError> {
 /// Records that the user confirmed writing down the recovery phrase.
 pub async fn confirm_recovery(state: &AppState, c: &Caller) -> Result<AccountInfo, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    let sql = "UPDATE accounts SET recovery_confirmed_at = ?1 WHERE id = ?2 AND recovery_confirmed_at IS NULL";
-    state.db.execute(sql, (db::now(), account_id.clone())).await?;
+    store::confirm_recovery(&state.pool, &account_id).await?;
     account_info(state, &account_id).await
 }
 
 /// The account as the browser sees it.
 pub async fn account_info(state: &AppState, account_id: &str) -> Result<AccountInfo, ApiError> {
-    let id = account_id.to_owned();
-    let row = state.db.call(move |conn| db::account_by_id(conn, &id)).await?.ok_or(ApiError::Unauthorized)?;
+    let row = store::by_id(&state.pool, account_id).await?.ok_or(ApiError::Unauthorized)?;
     let entry = directory_entry(&row)?;
     let role = entry.role;
     Ok(AccountInfo {

@@ -22,9 +22,11 @@ use chartkey_api::{ApiError, Approval, ApprovalStart};
 use chartkey_core::value::Hash32;
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication};
 
+pub mod store;
+
+use crate::accounts::store as accounts;
 use crate::caller::Caller;
 use crate::ceremonies::Ceremony;
-use crate::db;
 use crate::state::AppState;
 use crate::webauthn::{credential_id_text, parse_credential, webauthn_json};
 
@@ -33,8 +35,7 @@ use crate::webauthn::{credential_id_text, parse_credential, webauthn_json};
 pub async fn start(state: &AppState, c: &Caller, digest: Hash32) -> Result<ApprovalStart, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
     let digest = digest.0;
-    let id = account_id.clone();
-    let rows = state.db.call(move |conn| db::passkeys_of(conn, &id)).await?;
+    let rows = accounts::passkeys_of(&state.pool, &account_id).await?;
     let passkeys: Vec<Passkey> =
         rows.iter().filter_map(|r| serde_json::from_str(&r.passkey_json).ok()).collect::<Vec<_>>();
     if passkeys.is_empty() {
@@ -93,34 +94,24 @@ pub async fn check(state: &AppState, account_id: &str, approval: &Approval, dige
     if !result.user_verified() {
         return Err(refused("Approving needs your face, fingerprint or device PIN."));
     }
-    let (credential_id, account) = (credential_id_text(result.cred_id()), account_id.to_owned());
-    let counter_update = result.clone();
-    let assertion = approval.credential.get().to_owned();
-    state
-        .db
-        .call(move |conn| {
-            // Kept for audit: this assertion, under this passkey's key,
-            // approved the message with this digest.
-            conn.execute(
-                "INSERT INTO approvals (account_id, digest, nonce, credential_id, assertion, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![account, Hash32(digest), Hash32(nonce), credential_id, assertion, db::now()],
-            )?;
-            let Some(row) = db::passkey_by_credential(conn, &credential_id)? else { return Ok(()) };
-            if row.account_id != account {
-                return Ok(());
-            }
-            let Ok(mut passkey) = serde_json::from_str::<Passkey>(&row.passkey_json) else { return Ok(()) };
-            if passkey.update_credential(&counter_update) == Some(true) {
-                let json = serde_json::to_string(&passkey).unwrap_or(row.passkey_json);
-                conn.execute(
-                    "UPDATE passkeys SET passkey_json = ?1, last_used_at = ?2 WHERE credential_id = ?3",
-                    rusqlite::params![json, db::now(), credential_id],
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
+    let credential_id = credential_id_text(result.cred_id());
+    let approved = store::ApprovalRow {
+        account_id,
+        digest: Hash32(digest),
+        nonce: Hash32(nonce),
+        credential_id: &credential_id,
+        assertion: approval.credential.get(),
+    };
+    store::insert(&state.pool, approved).await?;
+    // The passkey's signature counter moved: keep it, so a cloned
+    // authenticator shows.
+    if let Some(row) = accounts::passkey(&state.pool, &credential_id).await?.filter(|r| r.account_id == account_id)
+        && let Ok(mut passkey) = serde_json::from_str::<Passkey>(&row.passkey_json)
+        && passkey.update_credential(&result) == Some(true)
+    {
+        let json = serde_json::to_string(&passkey).map_err(|_| ApiError::Internal)?;
+        accounts::passkey_used(&state.pool, &row, json).await?;
+    }
     tracing::info!(account = %account_id, "passkey approval verified");
     Ok(())
 }

@@ -7,6 +7,8 @@ use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use chartkey_api::ApiError;
 
+pub mod store;
+
 use crate::caller::{Caller, SessionRef};
 use crate::db;
 use crate::state::AppState;
@@ -79,12 +81,17 @@ where
         let mut session = None;
         if let Some(token) = token_from_headers(&parts.headers, state.config.secure_cookies()) {
             let hash = token_hash(&token);
-            let lookup = hash.clone();
             let idle = state.config.clinician_idle_lock.as_secs() as i64;
-            if let Ok(Some((account_id, credential_id))) =
-                state.db.call(move |c| db::live_session(c, &lookup, idle)).await
-            {
-                session = Some(SessionRef { account_id, token_hash: hash, credential_id });
+            match store::live(&state.pool, &hash, idle, true).await {
+                Ok(Some(live)) => {
+                    session = Some(SessionRef {
+                        account_id: live.account_id,
+                        token_hash: hash,
+                        credential_id: live.credential_id,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "looking up a session failed"),
             }
         }
         Ok(ResolvedCaller(Caller::new(ip, session)))
@@ -104,21 +111,9 @@ pub(crate) async fn start_session(
     let hash = crate::token::token_hash(&token);
     let ttl = state.config.session_ttl.as_secs();
     let expires_at = db::now() + ttl as i64;
-    let account = account_id.to_owned();
-    let credential = credential_id.to_owned();
-    let old = c.session.as_ref().map(|s| s.token_hash.clone());
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            if let Some(old) = old {
-                db::delete_session(&tx, &old)?;
-            }
-            db::delete_expired_sessions(&tx)?;
-            db::insert_session(&tx, &hash, &account, &credential, expires_at)?;
-            tx.commit()
-        })
-        .await?;
+    let old = c.session.as_ref().map(|s| s.token_hash.as_str());
+    let session = store::LiveSession { account_id: account_id.to_owned(), credential_id: credential_id.to_owned() };
+    store::start(&state.pool, &hash, old, &session, expires_at).await?;
     c.set_cookie(session_cookie(&token, ttl, state.config.secure_cookies()));
     Ok(())
 }

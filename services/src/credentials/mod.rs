@@ -13,15 +13,17 @@ use chartkey_api::{
 };
 use chartkey_core::eip712::{LedgerMessage, bytes32_text};
 use chartkey_core::role::Role;
-use chartkey_core::value::{Address, Hash32};
+use chartkey_core::value::Address;
 use chartkey_ledger::abi::ChartkeyDirectory;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert::{self, to_alloy};
-use rusqlite::{OptionalExtension, params};
+pub mod store;
 
+use self::store::RequestRow;
 use super::chain::{caller, relay_and_wait, request_of, settled, view};
+use crate::accounts::store::{self as accounts, AccountRow};
 use crate::caller::Caller;
-use crate::db::{self, AccountRow};
+use crate::db;
 use crate::state::AppState;
 
 /// Longest a credential may run from its issue, in seconds (five years).
@@ -35,18 +37,7 @@ pub async fn mine(state: &AppState, c: &Caller) -> Result<MyVerification, ApiErr
     let (account, _) = caller(state, c).await?;
     require_role(&account, Role::Clinician, "Only a clinician asks to be verified.")?;
     let me = card(state, &account).await?;
-    let id = account.id.clone();
-    let latest = state
-        .db
-        .call(move |conn| {
-            conn.query_row(
-                &format!("{REQUEST_SELECT} WHERE r.clinician_id = ?1 ORDER BY r.id DESC LIMIT 1"),
-                [id],
-                request_row,
-            )
-            .optional()
-        })
-        .await?;
+    let latest = store::latest(&state.pool, &account.id).await?;
     let request = match latest {
         Some(row) => Some(request_view(state, row).await?),
         None => None,
@@ -65,9 +56,7 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
     let jurisdiction = field("jurisdiction", &body.jurisdiction)?;
     let organisation = field("organisation", &body.organisation)?;
     let lookup = body.authority;
-    let authority = state
-        .db
-        .call(move |conn| db::account_by_address(conn, &lookup))
+    let authority = accounts::by_address(&state.pool, &lookup)
         .await?
         .filter(|a| Role::parse(&a.role) == Some(Role::CredentialingAuthority))
         .ok_or_else(|| ApiError::NotFound("No credentialing authority has this address here.".into()))?;
@@ -76,13 +65,16 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
             "This authority has not been named by the server's operator yet, so it cannot verify anyone.",
         ));
     }
-    let (clinician_id, authority_id) = (account.id.clone(), authority.id.clone());
-    let sql = "INSERT OR IGNORE INTO credential_requests
-            (clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, requested_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    let row = (clinician_id, authority_id, license_number, specialty, jurisdiction, organisation, db::now());
-    let inserted = state.db.execute(sql, row).await?;
-    if inserted == 0 {
+    let new = store::NewRequest {
+        clinician_id: account.id.clone(),
+        authority_id: authority.id.clone(),
+        license_number,
+        specialty,
+        jurisdiction,
+        organisation,
+    };
+    let inserted = store::insert(&state.pool, new).await?;
+    if !inserted {
         return Err(ApiError::Conflict(
             "You already have a request waiting for an authority's decision. Wait for it, or ask the authority.".into(),
         ));
@@ -97,17 +89,7 @@ pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiErro
     let named = is_authority(state, account.address).await?;
     let next_nonce = view(state, Target::Directory, ChartkeyDirectory::noncesCall { owner: address }).await?;
     let next_nonce = u64::try_from(next_nonce).map_err(|_| super::chain::corrupt("nonces"))?;
-    let id = account.id.clone();
-    let rows = state
-        .db
-        .call(move |conn| {
-            let mut statement = conn.prepare(&format!(
-                "{REQUEST_SELECT} WHERE r.authority_id = ?1 ORDER BY r.decision IS NOT NULL, r.id DESC LIMIT ?2"
-            ))?;
-            let rows = statement.query_map(params![id, (DECIDED_SHOWN + 500) as i64], request_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+    let rows = store::to_authority(&state.pool, &account.id, (DECIDED_SHOWN + 500) as i64).await?;
     let (mut pending, mut decided) = (Vec::new(), Vec::new());
     for row in rows {
         let view = request_view(state, row).await?;
@@ -168,9 +150,7 @@ pub async fn decline(state: &AppState, c: &Caller, request: i64) -> Result<(), A
     let (account, _) = caller(state, c).await?;
     require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority decides requests.")?;
     let row = pending_request(state, &account, request).await?;
-    let sql =
-        "UPDATE credential_requests SET decision = 'declined', decided_at = ?1 WHERE id = ?2 AND decision IS NULL";
-    state.db.execute(sql, (db::now(), row.id)).await?;
+    store::decline(&state.pool, row.id).await?;
     tracing::info!(request, "credential request declined");
     Ok(())
 }
@@ -192,24 +172,7 @@ pub async fn search(state: &AppState, c: &Caller, query: String) -> Result<Vec<C
     if query.chars().count() > MAX_CREDENTIAL_FIELD_CHARS {
         return Err(ApiError::bad_request("Search for at most 80 characters."));
     }
-    let pattern = format!("%{}%", query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-    let found = state
-        .db
-        .call(move |conn| {
-            let mut statement = conn.prepare(&format!(
-                "SELECT {columns} FROM accounts a
-                 LEFT JOIN credential_requests r ON r.id = (
-                     SELECT id FROM credential_requests WHERE clinician_id = a.id ORDER BY id DESC LIMIT 1)
-                 WHERE a.role = 'clinician' AND (
-                     a.display_name LIKE ?1 ESCAPE '\\' OR r.specialty LIKE ?1 ESCAPE '\\'
-                     OR r.organisation LIKE ?1 ESCAPE '\\')
-                 ORDER BY a.display_name COLLATE NOCASE LIMIT ?2",
-                columns = db::ACCOUNT_COLUMNS_OF_A
-            ))?;
-            let rows = statement.query_map(params![pattern, SEARCH_LIMIT as i64], db::account_from_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+    let found = accounts::search(&state.pool, "clinician", &query, SEARCH_LIMIT as i64).await?;
     let mut cards = Vec::with_capacity(found.len());
     for account in &found {
         cards.push(card(state, account).await?);
@@ -220,19 +183,7 @@ pub async fn search(state: &AppState, c: &Caller, query: String) -> Result<Vec<C
 /// A clinician as others see them: profile from their latest request, badge
 /// from the ledger.
 pub(super) async fn card(state: &AppState, account: &AccountRow) -> Result<ClinicianCard, ApiError> {
-    let id = account.id.clone();
-    let profile = state
-        .db
-        .call(move |conn| {
-            conn.query_row(
-                "SELECT specialty, organisation, jurisdiction FROM credential_requests
-                 WHERE clinician_id = ?1 ORDER BY decision = 'issued' DESC, id DESC LIMIT 1",
-                [id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
-            )
-            .optional()
-        })
-        .await?;
+    let profile = store::profile(&state.pool, &account.id).await?;
     let (specialty, organisation, jurisdiction) = match profile {
         Some((s, o, j)) => (Some(s), Some(o), Some(j)),
         None => (None, None, None),
@@ -256,9 +207,7 @@ pub(super) async fn credential_status(state: &AppState, clinician: Address) -> R
         return Ok(CredentialStatus::NotVerified);
     }
     let authority = convert::address(authority);
-    let authority_name = state
-        .db
-        .call(move |conn| db::account_by_address(conn, &authority))
+    let authority_name = accounts::by_address(&state.pool, &authority)
         .await?
         .map_or_else(|| format!("authority {}", authority.short()), |a| a.display_name);
     let specialty = String::from_utf8_lossy(specialty.as_slice()).trim_end_matches('\0').to_owned();
@@ -275,18 +224,7 @@ pub(super) async fn credential_status(state: &AppState, clinician: Address) -> R
 
 /// The authorities named on the ledger, among this server's accounts.
 async fn authorities(state: &AppState) -> Result<Vec<AuthorityInfo>, ApiError> {
-    let all = state
-        .db
-        .call(|conn| {
-            let mut statement = conn.prepare(&format!(
-                "SELECT {columns} FROM accounts a WHERE a.role = 'credentialing_authority'
-                 ORDER BY a.display_name COLLATE NOCASE",
-                columns = db::ACCOUNT_COLUMNS_OF_A
-            ))?;
-            let rows = statement.query_map([], db::account_from_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+    let all = accounts::search(&state.pool, "credentialing_authority", "", i64::MAX).await?;
     let mut named = Vec::new();
     for a in all {
         if is_authority(state, a.address).await? {
@@ -322,49 +260,9 @@ fn field(name: &str, value: &str) -> Result<String, ApiError> {
     Ok(value.to_owned())
 }
 
-/// A request row with both parties.
-struct RequestRow {
-    id: i64,
-    clinician_id: String,
-    clinician_address: Address,
-    authority_id: String,
-    license_number: String,
-    specialty: String,
-    jurisdiction: String,
-    organisation: String,
-    requested_at: i64,
-    decision: Option<String>,
-    decided_at: Option<i64>,
-    decision_tx: Option<Hash32>,
-}
-
-const REQUEST_SELECT: &str = "SELECT r.id, r.clinician_id, c.address, r.authority_id, r.license_number, r.specialty,
-        r.jurisdiction, r.organisation, r.requested_at, r.decision, r.decided_at, r.decision_tx
-    FROM credential_requests r JOIN accounts c ON c.id = r.clinician_id";
-
-fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
-    Ok(RequestRow {
-        id: r.get(0)?,
-        clinician_id: r.get(1)?,
-        clinician_address: r.get(2)?,
-        authority_id: r.get(3)?,
-        license_number: r.get(4)?,
-        specialty: r.get(5)?,
-        jurisdiction: r.get(6)?,
-        organisation: r.get(7)?,
-        requested_at: r.get(8)?,
-        decision: r.get(9)?,
-        decided_at: r.get(10)?,
-        decision_tx: r.get(11)?,
-    })
-}
-
 async fn request_view(state: &AppState, row: RequestRow) -> Result<CredentialRequestView, ApiError> {
-    let (clinician_id, authority_id) = (row.clinician_id.clone(), row.authority_id.clone());
-    let (clinician, authority) = state
-        .db
-        .call(move |conn| Ok((db::account_by_id(conn, &clinician_id)?, db::account_by_id(conn, &authority_id)?)))
-        .await?;
+    let clinician = accounts::by_id(&state.pool, &row.clinician_id).await?;
+    let authority = accounts::by_id(&state.pool, &row.authority_id).await?;
     let (Some(clinician), Some(authority)) = (clinician, authority) else {
         return Err(super::chain::corrupt("credential request parties"));
     };
@@ -389,17 +287,7 @@ async fn request_view(state: &AppState, row: RequestRow) -> Result<CredentialReq
 
 /// `id`, if it is a pending request addressed to `authority`.
 async fn pending_request(state: &AppState, authority: &AccountRow, id: i64) -> Result<RequestRow, ApiError> {
-    let authority_id = authority.id.clone();
-    state
-        .db
-        .call(move |conn| {
-            conn.query_row(
-                &format!("{REQUEST_SELECT} WHERE r.id = ?1 AND r.authority_id = ?2 AND r.decision IS NULL"),
-                params![id, authority_id],
-                request_row,
-            )
-            .optional()
-        })
+    store::pending(&state.pool, &authority.id, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("No pending request of yours has this number.".into()))
 }
