@@ -307,15 +307,17 @@ pub(crate) mod tests {
     /// Sign-ups at once: each distinct address gets its account, one
     /// address gets one, and none fails for a busy database (a deferred
     /// transaction that reads before it writes would).
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_signups_get_one_account_per_address() {
         let (_dir, pool) = pool().await;
-        let attempts = (0u8..24).map(|i| {
-            let pool = pool.clone();
-            // Three tries at each of eight addresses.
-            let (id, address) = (format!("acct{i}"), Address([i % 8; 20]));
-            tokio::spawn(async move { create(&pool, &account(&id, address), &passkey(&id, &id)).await })
-        });
+        // Thirty tries at each of eight addresses, all under way at once.
+        let attempts: Vec<_> = (0u8..240)
+            .map(|i| {
+                let pool = pool.clone();
+                let (id, address) = (format!("acct{i}"), Address([i % 8; 20]));
+                tokio::spawn(async move { create(&pool, &account(&id, address), &passkey(&id, &id)).await })
+            })
+            .collect();
         let mut created = 0;
         for attempt in attempts {
             match attempt.await.unwrap() {
