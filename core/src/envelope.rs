@@ -471,20 +471,22 @@ impl<'de> serde::Deserialize<'de> for WrappedKey {
     }
 }
 
-/// In the server's SQLite database, as on the wire.
-#[cfg(feature = "rusqlite")]
-impl rusqlite::types::ToSql for WrappedKey {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.to_base64()))
+/// The text form, as on the wire and in the server's database.
+impl std::fmt::Display for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_base64())
     }
 }
 
-#[cfg(feature = "rusqlite")]
-impl rusqlite::types::FromSql for WrappedKey {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        Self::from_base64(value.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+impl std::str::FromStr for WrappedKey {
+    type Err = EnvelopeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_base64(s)
     }
 }
+
+crate::value::text_columns!(WrappedKey);
 
 impl std::fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

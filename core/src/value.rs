@@ -337,74 +337,66 @@ mod hex_bytes {
     }
 }
 
-/// The same text form through sqlx, for every engine whose `String` binds
-/// and decodes (SQLite, PostgreSQL, Any).
-#[cfg(feature = "sqlx")]
-mod sqlx_text {
-    use sqlx::encode::IsNull;
-    use sqlx::error::BoxDynError;
-    use sqlx::{Database, Decode, Encode, Type};
-
-    macro_rules! text_column {
-        ($($name:ty),*) => {$(
-            impl<DB: Database> Type<DB> for $name
-            where
-                String: Type<DB>,
-            {
-                fn type_info() -> DB::TypeInfo {
-                    <String as Type<DB>>::type_info()
-                }
-                fn compatible(ty: &DB::TypeInfo) -> bool {
-                    <String as Type<DB>>::compatible(ty)
-                }
+/// Each value is stored as its one text form: through sqlx (every engine
+/// whose `String` binds and decodes: SQLite, PostgreSQL, Any; feature
+/// `sqlx`) and through rusqlite (feature `rusqlite`). For any type with
+/// that `Display`/`FromStr` pair (envelope's `WrappedKey` too).
+macro_rules! text_columns {
+    ($($name:ty),*) => {$(
+        #[cfg(feature = "sqlx")]
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
             }
-
-            impl<'q, DB: Database> Encode<'q, DB> for $name
-            where
-                String: Encode<'q, DB>,
-            {
-                fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
-                    self.to_string().encode(buf)
-                }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
             }
+        }
 
-            impl<'r, DB: Database> Decode<'r, DB> for $name
-            where
-                String: Decode<'r, DB>,
-            {
-                fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                    Ok(<String as Decode<'r, DB>>::decode(value)?.parse()?)
-                }
+        #[cfg(feature = "sqlx")]
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut DB::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                self.to_string().encode(buf)
             }
-        )*};
-    }
+        }
 
-    text_column!(super::Hash32, super::RecordId, super::Signature, super::PublicKey, super::Address);
+        #[cfg(feature = "sqlx")]
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse()?)
+            }
+        }
+
+        #[cfg(feature = "rusqlite")]
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.to_string()))
+            }
+        }
+
+        #[cfg(feature = "rusqlite")]
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                value.as_str()?.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )*};
 }
+pub(crate) use text_columns;
 
-/// In the server's SQLite database each value is its text form.
-#[cfg(feature = "rusqlite")]
-mod sql {
-    use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-
-    macro_rules! text_column {
-        ($($name:ty),*) => {$(
-            impl ToSql for $name {
-                fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                    Ok(ToSqlOutput::from(self.to_string()))
-                }
-            }
-
-            impl FromSql for $name {
-                fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                    value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
-                }
-            }
-        )*};
-    }
-
-    text_column!(super::Hash32, super::RecordId, super::Signature, super::PublicKey, super::Address);
-}
+text_columns!(Hash32, RecordId, Signature, PublicKey, Address);
 
 #[cfg(test)]
 mod tests {

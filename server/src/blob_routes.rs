@@ -22,9 +22,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chartkey_api::ApiError;
 use chartkey_core::envelope::RecordId;
-use chartkey_core::value::{Address, Hash32};
+use chartkey_core::value::Hash32;
 use chartkey_ledger::convert;
-use rusqlite::{OptionalExtension, params};
+use chartkey_services::records::store::{self as records, Release};
 
 use chartkey_core::records::pack_frame;
 
@@ -40,23 +40,8 @@ const PACK_LIMIT: u64 = 256 * 1024 * 1024;
 const MAX_FETCH: usize = 5_000;
 
 /// Records `account` as an uploader of each `(name, size)`.
-async fn note_uploads(state: &AppState, account: String, blobs: Vec<(Hash32, u64)>) -> Result<(), ApiError> {
-    state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            {
-                let mut insert = t.prepare_cached(
-                    "INSERT OR IGNORE INTO blob_uploads (blob, account_id, size, created_at) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                let now = crate::db::now();
-                for (name, size) in &blobs {
-                    insert.execute(params![name, account, *size as i64, now])?;
-                }
-            }
-            t.commit()
-        })
-        .await
+async fn note_uploads(state: &AppState, account: &str, blobs: &[(Hash32, u64)]) -> Result<(), ApiError> {
+    Ok(records::note_uploads(&state.pool, account, blobs).await?)
 }
 
 /// Refuses an upload of `adding` bytes that would take `account` over its
@@ -70,18 +55,9 @@ async fn over_quota(state: &AppState, account: &str, adding: Option<u64>) -> Opt
             ApiError::bad_request("An upload must say its size (Content-Length)."),
         ));
     };
-    let id = account.to_owned();
-    let used = state
-        .db
-        .call(move |conn| {
-            conn.query_row("SELECT coalesce(sum(size), 0) FROM blob_uploads WHERE account_id = ?1", [id], |r| {
-                r.get::<_, i64>(0)
-            })
-        })
-        .await;
-    let used = match used {
-        Ok(used) => used.max(0) as u64,
-        Err(e) => return Some(api_refusal(e)),
+    let used = match records::uploaded_bytes(&state.pool, account).await {
+        Ok(used) => used,
+        Err(e) => return Some(api_refusal(e.into())),
     };
     let quota = state.config.storage_quota_bytes;
     if used.saturating_add(adding) <= quota {
@@ -192,7 +168,7 @@ pub async fn put(
                 Ok(None) => return blob_error(BlobError::NotFound),
                 Err(e) => return blob_error(e),
             };
-            if let Err(e) = note_uploads(&state, account.clone(), vec![(name.hash(), size)]).await {
+            if let Err(e) = note_uploads(&state, &account, &[(name.hash(), size)]).await {
                 return api_refusal(e);
             }
             tracing::info!(account = %account, new, "blob stored");
@@ -229,7 +205,7 @@ pub async fn put_pack(
     let (count, new) = (done.stored.len(), done.new);
     let names: Vec<(Hash32, u64)> = done.stored.iter().map(|(name, size)| (name.hash(), *size)).collect();
     if !names.is_empty()
-        && let Err(e) = note_uploads(&state, account.clone(), names).await
+        && let Err(e) = note_uploads(&state, &account, &names).await
     {
         return api_refusal(e);
     }
@@ -260,55 +236,20 @@ async fn readable(
     own_only: bool,
 ) -> Result<Vec<(RecordId, BlobName)>, ApiError> {
     let since = crate::db::now() - RELEASE_SECONDS;
-    let found = state
-        .db
-        .call(move |conn| {
-            let mut record = conn.prepare_cached("SELECT blob, patient_id = ?2 FROM records WHERE id = ?1")?;
-            let mut opened = conn.prepare_cached(
-                "SELECT p.address, g.address FROM accesses x
-                 JOIN accounts p ON p.id = x.patient_id
-                 JOIN accounts g ON g.id = x.grantee_id
-                 WHERE x.record_id = ?1 AND x.grantee_id = ?2 AND x.at >= ?3
-                 ORDER BY x.at DESC LIMIT 1",
-            )?;
-            let mut out = Vec::with_capacity(records.len());
-            for id in records {
-                let Some((blob, own)) = record
-                    .query_row(params![id, account], |r| Ok((r.get::<_, Hash32>(0)?, r.get::<_, bool>(1)?)))
-                    .optional()?
-                else {
-                    continue;
-                };
-                let parties = if own {
-                    None
-                } else if own_only {
-                    continue;
-                } else {
-                    match opened
-                        .query_row(params![id, account, since], |r| {
-                            Ok((r.get::<_, Address>(0)?, r.get::<_, Address>(1)?))
-                        })
-                        .optional()?
-                    {
-                        Some(parties) => Some(parties),
-                        None => continue,
-                    }
-                };
-                out.push((id, blob, parties));
-            }
-            Ok(out)
-        })
-        .await?;
+    let found = records::releasable(&state.pool, &account, &records, since, own_only).await?;
     let mut out = Vec::with_capacity(found.len());
-    for (id, blob, parties) in found {
-        let name = BlobName::from(blob);
-        if let Some((patient, grantee)) = parties {
-            let (patient, grantee) = (convert::alloy(patient), convert::alloy(grantee));
-            if !chartkey_services::can_access(state, grantee, patient, id).await? {
-                continue;
+    for (id, release) in found {
+        let blob = match release {
+            Release::Own(blob) => blob,
+            Release::Opened { blob, patient, grantee } => {
+                let (patient, grantee) = (convert::alloy(patient), convert::alloy(grantee));
+                if !chartkey_services::can_access(state, grantee, patient, id).await? {
+                    continue;
+                }
+                blob
             }
-        }
-        out.push((id, name));
+        };
+        out.push((id, BlobName::from(blob)));
     }
     Ok(out)
 }

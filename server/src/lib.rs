@@ -8,7 +8,7 @@ pub mod blob_routes;
 pub mod web;
 
 // The server side the binary and its tests reach by these names.
-pub use chartkey_services::{Config, authorities, blobs, config, db, ledger, notices, sessions, state};
+pub use chartkey_services::{Config, authorities, blobs, config, db, ledger, notices, sessions, state, store};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -123,7 +123,7 @@ async fn chain_heads(
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.db.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await {
+    match chartkey_services::store::ping(&state.pool).await {
         Ok(_) => {
             ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({ "status": "ok" }))).into_response()
         }

@@ -275,24 +275,28 @@ fn name_authority(data_dir: &std::path::Path, address: &str, enabled: bool) -> a
     if !path.exists() {
         anyhow::bail!("no Chartkey data in {} (start the server once, or pass --data-dir)", data_dir.display());
     }
-    let conn = chartkey_server::db::open_connection(&path)?;
-    let id = authorities::request(&conn, address, enabled)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match authorities::applied(&conn, id)? {
-            Applied::Sent { tx } => {
-                let done = if enabled { "named a credentialing authority" } else { "no longer an authority" };
-                println!("{address} is {done} (ledger transaction {tx}).");
-                return Ok(());
+    chartkey_server::db::migrate(&path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let pool = chartkey_server::store::open(&path).await?;
+        let id = authorities::request(&pool, address, enabled).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match authorities::applied(&pool, id).await? {
+                Applied::Sent { tx } => {
+                    let done = if enabled { "named a credentialing authority" } else { "no longer an authority" };
+                    println!("{address} is {done} (ledger transaction {tx}).");
+                    return Ok(());
+                }
+                Applied::Failed { error } => anyhow::bail!("the ledger refused the change: {error}"),
+                Applied::Waiting if std::time::Instant::now() >= deadline => {
+                    println!("Recorded. The server is not running: the change is applied when it next starts.");
+                    return Ok(());
+                }
+                Applied::Waiting => tokio::time::sleep(Duration::from_millis(200)).await,
             }
-            Applied::Failed { error } => anyhow::bail!("the ledger refused the change: {error}"),
-            Applied::Waiting if std::time::Instant::now() >= deadline => {
-                println!("Recorded. The server is not running: the change is applied when it next starts.");
-                return Ok(());
-            }
-            Applied::Waiting => std::thread::sleep(Duration::from_millis(200)),
         }
-    }
+    })
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

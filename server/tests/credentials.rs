@@ -21,10 +21,10 @@ use serde_json::json;
 /// What the `chartkey authority` command does: a row, then the running
 /// server's transaction.
 async fn name_authority(server: &TestServer, address: &str, enabled: bool) -> Result<String, String> {
-    let conn = chartkey_server::db::open_connection(&server.data_dir.join("chartkey.sqlite3")).unwrap();
-    let id = authorities::request(&conn, address, enabled).map_err(|e| e.to_string())?;
+    let pool = chartkey_server::store::open(&server.data_dir.join("chartkey.sqlite3")).await.unwrap();
+    let id = authorities::request(&pool, address, enabled).await.map_err(|e| e.to_string())?;
     for _ in 0..100 {
-        match authorities::applied(&conn, id).unwrap() {
+        match authorities::applied(&pool, id).await.unwrap() {
             Applied::Sent { tx } => return Ok(tx),
             Applied::Failed { error } => return Err(error),
             Applied::Waiting => tokio::time::sleep(Duration::from_millis(50)).await,

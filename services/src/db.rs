@@ -1,16 +1,15 @@
-//! SQLite storage: WAL mode, migrations at start, one connection behind a
-//! mutex, used from blocking tasks. Holds public data only: display names,
-//! public keys, signed directory entries, WebAuthn public credentials,
-//! sealed (encrypted) key stores and hashed session tokens.
+//! The server's SQLite database: its schema (migrations in
+//! services/migrations/, applied at start, WAL, synchronous=FULL) and the
+//! clock rows are stamped with. Every query runs on the store layer's pool
+//! (store.rs), one store per capability. Holds public data only: display
+//! names, public keys, signed directory entries, WebAuthn public
+//! credentials, sealed (encrypted) key stores and hashed session tokens.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
-
-use chartkey_api::ApiError;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_accounts.sql")),
@@ -25,47 +24,10 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0010_ceremonies.sql")),
 ];
 
-#[derive(Clone)]
-pub struct Db {
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl Db {
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        Ok(Self { conn: Arc::new(Mutex::new(open_connection(path)?)) })
-    }
-
-    /// Runs `f` on the connection in a blocking task. Database failures are
-    /// logged here and become [`ApiError::Internal`].
-    pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "database task failed");
-            ApiError::Internal
-        })?
-        .map_err(|e| {
-            tracing::error!(error = %e, "database error");
-            ApiError::Internal
-        })
-    }
-
-    /// Runs one statement with owned parameters (a tuple); the number of
-    /// rows it changed.
-    pub async fn execute<P>(&self, sql: &'static str, params: P) -> Result<usize, ApiError>
-    where
-        P: rusqlite::Params + Send + 'static,
-    {
-        self.call(move |conn| conn.execute(sql, params)).await
-    }
+/// Creates or migrates the database at `path` to the latest schema (WAL,
+/// synchronous=FULL), before the store layer's pool opens it.
+pub fn migrate(path: &Path) -> anyhow::Result<()> {
+    open_connection(path).map(drop)
 }
 
 /// A connection to the database at `path` (WAL, foreign keys), migrated to

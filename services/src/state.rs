@@ -8,15 +8,13 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 use crate::blobs::BlobStore;
 use crate::ceremonies::Ceremonies;
 use crate::config::Config;
-use crate::db::Db;
 use crate::ledger::Ledger;
 use crate::limits::{RateLimits, per_hour, per_minute};
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub db: Db,
-    /// The store layer's pool over the same database (docs/store-layer.md).
+    /// The store layer's pool over the database (docs/store-layer.md).
     pub pool: crate::store::Pool,
     pub webauthn: Arc<Webauthn>,
     pub ceremonies: Arc<Ceremonies>,
@@ -34,7 +32,7 @@ pub struct AppState {
 impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = Db::open(&config.database_path())?;
+        crate::db::migrate(&config.database_path())?;
         let pool = crate::store::open(&config.database_path()).await?;
         let ledger = Ledger::open(&config).await?;
         let blobs = match &config.blob_store {
@@ -58,7 +56,6 @@ impl AppState {
         Ok(Self {
             ceremonies: Arc::new(Ceremonies::new(pool.clone(), config.ceremony_ttl)),
             config: Arc::new(config),
-            db,
             pool,
             webauthn: Arc::new(webauthn),
             limits: Arc::new(limits),

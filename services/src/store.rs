@@ -39,6 +39,12 @@ pub async fn open(path: &Path) -> anyhow::Result<Pool> {
         .with_context(|| format!("opening the store pool on {}", path.display()))
 }
 
+/// Whether the database answers (the health check).
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(pool).await?;
+    Ok(())
+}
+
 /// A store's failure that no caller can act on: the database failed, or a
 /// stored row does not hold what its columns promise. Logged once, at the
 /// edge, and answered as [`ApiError::Internal`](chartkey_api::ApiError).

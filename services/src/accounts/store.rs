@@ -274,7 +274,7 @@ pub(crate) mod tests {
     pub(crate) async fn pool() -> (tempfile::TempDir, Pool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chartkey.sqlite3");
-        crate::db::Db::open(&path).unwrap();
+        crate::db::migrate(&path).unwrap();
         let pool = crate::store::open(&path).await.unwrap();
         (dir, pool)
     }

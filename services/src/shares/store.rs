@@ -2,6 +2,8 @@
 //! still stands), the accesses the ledger recorded, and which records were
 //! wrapped for whom.
 
+use std::collections::HashMap;
+
 use chartkey_api::{AccessView, SharedRecord};
 use chartkey_core::value::{Address, Hash32};
 use sqlx::Row;
@@ -134,4 +136,21 @@ pub async fn wrapped_for(pool: &Pool, patient_id: &str, reader: &Address) -> Res
         Ok(SharedRecord { id: r.try_get(0)?, category: int(r, 1)?, created_at: r.try_get(2)? })
     };
     Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+}
+
+/// The scope (kind and categories) of each clinician's newest grant from
+/// patient `patient_id`, by the clinician's address.
+pub async fn scopes(pool: &Pool, patient_id: &str) -> Result<HashMap<Address, (u8, u32)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.address, g.scope, g.categories FROM grants g JOIN accounts e ON e.id = g.grantee_id
+         WHERE g.patient_id = $1 AND g.serial = (
+             SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)",
+    )
+    .bind(patient_id)
+    .fetch_all(pool)
+    .await?;
+    let scope = |r: &sqlx::any::AnyRow| -> Result<(Address, (u8, u32)), sqlx::Error> {
+        Ok((r.try_get(0)?, (int(r, 1)?, int(r, 2)?)))
+    };
+    Ok(rows.iter().map(scope).collect::<Result<_, _>>()?)
 }

@@ -21,12 +21,13 @@ use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::convert;
 use chartkey_ledger::relayer::{RelayError, Relayed, Request, Ticket};
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
+
+pub mod store;
 
 use super::chain::corrupt;
 use super::chain::relay_error;
-use crate::db;
+use crate::records::store::{self as records, NewRecords};
 use crate::state::AppState;
 
 /// What to record once a relayed message is mined.
@@ -72,10 +73,6 @@ pub struct Pending {
     work: Work,
 }
 
-/// What writes a request's own rows, in the same transaction as its
-/// pending row (a new record's rows: both or neither).
-pub type Rows = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>;
-
 /// Writes `work` (and `rows`) for `request`, hands the request to the
 /// relayer and starts its settlement, all in a task of its own: a client
 /// that goes away mid-request cannot leave journalled work unwatched.
@@ -85,12 +82,12 @@ pub async fn relay(
     state: &AppState,
     request: Request,
     work: Work,
-    rows: Option<Rows>,
+    rows: Option<NewRecords>,
 ) -> Result<(i64, Hash32, tokio::task::JoinHandle<Result<u64, ApiError>>), ApiError> {
     let state = state.clone();
     tokio::spawn(async move {
         let function = request.function;
-        let pending = record(&state, &request.input, work, rows).await?;
+        let pending = record(&state, &request.input, work, rows.as_ref()).await?;
         let ticket = match state.ledger.relayer.submit(request).await {
             Ok(ticket) => ticket,
             Err(e) => {
@@ -118,33 +115,15 @@ pub async fn relay(
 
 /// Writes `work` (and `rows`, in one transaction) for the request whose
 /// call input is `input`, before the request is handed to the relayer.
-async fn record(state: &AppState, input: &[u8], work: Work, rows: Option<Rows>) -> Result<Pending, ApiError> {
+async fn record(state: &AppState, input: &[u8], work: Work, rows: Option<&NewRecords>) -> Result<Pending, ApiError> {
     let text = serde_json::to_string(&work).map_err(|_| ApiError::Internal)?;
-    let hash = keccak256(input);
-    let id = state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            t.execute(
-                "INSERT INTO pending_relays (input_hash, work, created_at) VALUES (?1, ?2, ?3)",
-                params![hash.as_slice(), text, db::now()],
-            )?;
-            let id = t.last_insert_rowid();
-            if let Some(rows) = rows {
-                rows(&t)?;
-            }
-            t.commit()?;
-            Ok(id)
-        })
-        .await?;
+    let id = store::insert(&state.pool, keccak256(input).as_slice(), &text, rows).await?;
     Ok(Pending { id, work })
 }
 
 /// Deletes a pending row whose request was not accepted.
 async fn forget(state: &AppState, pending: Pending) -> Result<(), ApiError> {
-    let id = pending.id;
-    state.db.call(move |conn| conn.execute("DELETE FROM pending_relays WHERE id = ?1", [id])).await?;
-    Ok(())
+    Ok(store::forget(&state.pool, pending.id).await?)
 }
 
 /// Does `pending`'s work once its request (`ticket`) is mined, however long
@@ -252,71 +231,8 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         Work::Grant { .. } => Some(super::chain::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
         _ => None,
     };
-    let (id, work, stored_tx, job) = (pending.id, pending.work.clone(), tx, relayed.job);
-    let done = state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            if t.execute("DELETE FROM pending_relays WHERE id = ?1", [id])? == 0 {
-                return Ok(false);
-            }
-            let now = db::now();
-            match work {
-                Work::Grant {
-                    patient_id,
-                    grantee_id,
-                    grantee_address,
-                    scope,
-                    categories,
-                    records,
-                    write,
-                    expires_at,
-                    keys,
-                } => {
-                    t.execute(
-                        "INSERT OR REPLACE INTO grants (patient_id, grantee_id, serial, scope, categories, records,
-                            write, expires_at, grant_tx, grant_block, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                        params![
-                            patient_id, grantee_id, serial, scope, categories, records, write, expires_at, stored_tx,
-                            block, now
-                        ],
-                    )?;
-                    let mut insert = t.prepare_cached(
-                        "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?;
-                    for (record, key) in &keys {
-                        insert.execute(params![record, grantee_address, key, now])?;
-                    }
-                }
-                Work::Access { patient_id, grantee_id, record, .. } => {
-                    t.execute(
-                        "INSERT INTO accesses (patient_id, grantee_id, record_id, tx, block, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![patient_id, grantee_id, record, stored_tx, block, now],
-                    )?;
-                }
-                Work::Anchor { ids, .. } => {
-                    for id in &ids {
-                        t.execute(
-                            "UPDATE records SET anchor_job = ?1, anchor_tx = ?2, anchor_block = ?3 WHERE id = ?4",
-                            params![job, stored_tx, block, id],
-                        )?;
-                    }
-                }
-                Work::Credential { request_id } => {
-                    t.execute(
-                        "UPDATE credential_requests SET decision = 'issued', decided_at = ?1, decision_tx = ?2
-                         WHERE id = ?3 AND decision IS NULL",
-                        params![now, stored_tx, request_id],
-                    )?;
-                }
-            }
-            t.commit()?;
-            Ok(true)
-        })
-        .await?;
+    let mined = store::Mined { job: relayed.job, tx, block, serial };
+    let done = store::apply(&state.pool, pending.id, &pending.work, &mined).await?;
     let notice = match &pending.work {
         Work::Access { patient_id, grantee_id, record, category } => {
             Some((patient_id, NoticeKind::Access, grantee_id, *record, *category))
@@ -340,36 +256,15 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
 /// (transaction `tx`): the chart follows the job from here, and the row
 /// waits for the block.
 async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: Hash32) -> Result<(), ApiError> {
-    let Work::Anchor { ids, .. } = pending.work.clone() else { return Err(ApiError::Internal) };
-    state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            for record in &ids {
-                t.execute(
-                    "UPDATE records SET anchor_job = ?1, anchor_tx = ?2 WHERE id = ?3 AND anchor_job = 0",
-                    params![job, tx, record],
-                )?;
-            }
-            t.commit()
-        })
-        .await?;
-    Ok(())
+    let Work::Anchor { ids, .. } = &pending.work else { return Err(ApiError::Internal) };
+    Ok(records::journalled(&state.pool, ids, job, tx).await?)
 }
 
 /// Picks up the rows a crash left: each request the journal holds is
 /// followed until the ledger answers; the others were never accepted.
 /// Runs once on start, after the relayer resent what its journal holds.
 pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
-    let rows = state
-        .db
-        .call(|conn| {
-            let mut q = conn.prepare("SELECT id, input_hash, work FROM pending_relays ORDER BY id")?;
-            let rows =
-                q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+    let rows = store::leftovers(&state.pool).await?;
     let (mut followed, mut dropped, mut skipped) = (0usize, 0usize, 0usize);
     for (id, hash, text) in rows {
         // One row that cannot be read is reported, not a reason to stay down.
@@ -417,19 +312,7 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
 /// Removes the rows of records `ids`, whose anchor was never journalled or
 /// was refused (the ids were checked new when the rows were written).
 pub(crate) async fn forget_records(state: &AppState, ids: Vec<RecordId>) -> Result<(), ApiError> {
-    let removed = state
-        .db
-        .call(move |conn| {
-            let t = conn.transaction()?;
-            let mut n = 0;
-            for id in &ids {
-                t.execute("DELETE FROM record_keys WHERE record_id = ?1", [id])?;
-                n += t.execute("DELETE FROM records WHERE id = ?1", [id])?;
-            }
-            t.commit()?;
-            Ok(n)
-        })
-        .await?;
+    let removed = records::remove(&state.pool, &ids).await?;
     tracing::info!(removed, "records removed: their anchor was not relayed");
     Ok(())
 }

@@ -11,20 +11,20 @@
 use std::collections::HashMap;
 
 use chartkey_api::{AddRecordsBody, ApiError, BatchProof, LedgerAnchor, RecordMeta, RelayReceipt};
-use chartkey_core::envelope::{self, RecordId, WrappedKey};
+use chartkey_core::envelope::{self, RecordId};
 use chartkey_core::records::{AnchoredRecord, anchor_message, batch_tree};
 use chartkey_core::role::Role;
-use chartkey_core::value::{Address, Hash32, Signature};
+use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert::{self, to_ethers};
 use chartkey_ledger::relayer::JobStatus;
-use rusqlite::{OptionalExtension, params};
+pub mod store;
 
+use self::store::{NewRecord, NewRecords, RecordRow};
 use super::chain::{caller, corrupt, relay_error, request_of, view};
 use crate::blobs::BlobName;
 use crate::caller::Caller;
-use crate::db;
 use crate::state::AppState;
 
 pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<RelayReceipt, ApiError> {
@@ -41,7 +41,6 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     };
     let writing_back = patient.id != account.id;
     let signature = body.signature.0.to_vec();
-    let stored_signature = body.signature;
     let mut records = Vec::with_capacity(body.records.len());
     let mut sizes = Vec::with_capacity(body.records.len());
     for (i, r) in body.records.iter().enumerate() {
@@ -85,67 +84,29 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
 
     // Ids must be new; a corrected record must be this patient's.
     let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
-    let new_ids = ids.clone();
-    let amends = records.first().and_then(|r| r.amends);
     let blobs: Vec<Hash32> = body.records.iter().map(|r| r.blob).collect();
-    let (patient_id, author_id) = (patient.id.clone(), account.id.clone());
     if blobs.iter().collect::<std::collections::HashSet<_>>().len() != blobs.len() {
         return Err(ApiError::bad_request("Two records name the same encrypted content."));
     }
-    let (taken, anchored_elsewhere, not_uploaded, amended_ok) = state
-        .db
-        .call(move |conn| {
-            let mut exists = conn.prepare_cached("SELECT 1 FROM records WHERE id = ?1")?;
-            let mut taken = None;
-            for id in &new_ids {
-                if exists.exists([id])? {
-                    taken = Some(*id);
-                    break;
-                }
-            }
-            // Content belongs to the one record that anchored it: whoever
-            // holds a copy of the bytes (a clinician who opened it once)
-            // cannot make it a record of another chart and read it from there.
-            let mut named = conn.prepare_cached("SELECT 1 FROM records WHERE blob = ?1")?;
-            let mut anchored_elsewhere = false;
-            for blob in &blobs {
-                anchored_elsewhere |= named.exists([blob])?;
-            }
-            let mut uploaded = conn.prepare_cached("SELECT 1 FROM blob_uploads WHERE blob = ?1 AND account_id = ?2")?;
-            let mut not_uploaded = None;
-            for (i, blob) in blobs.iter().enumerate() {
-                if !uploaded.exists(params![blob, author_id])? {
-                    not_uploaded = Some(i);
-                    break;
-                }
-            }
-            let amended_ok = match &amends {
-                None => true,
-                Some(a) => conn
-                    .query_row(
-                        "SELECT 1 FROM records WHERE id = ?1 AND patient_id = ?2",
-                        params![a, patient_id],
-                        |_| Ok(()),
-                    )
-                    .optional()?
-                    .is_some(),
-            };
-            Ok((taken, anchored_elsewhere, not_uploaded, amended_ok))
-        })
-        .await?;
-    if let Some(i) = not_uploaded {
+    let uploaded = store::uploaded_by(&state.pool, &account.id, &blobs).await?;
+    if let Some(i) = blobs.iter().position(|b| !uploaded.contains(b)) {
         let which = record_label(body.records.len(), i);
         return Err(ApiError::bad_request(format!("{which}: its encrypted content has not been uploaded.")));
     }
-    if taken.is_some() {
+    if !store::existing(&state.pool, &ids).await?.is_empty() {
         return Err(ApiError::Conflict("A record with this id is already in the chart.".into()));
     }
-    if anchored_elsewhere {
+    // Content belongs to the one record that anchored it: whoever holds a
+    // copy of the bytes (a clinician who opened it once) cannot make it a
+    // record of another chart and read it from there.
+    if !store::anchored_blobs(&state.pool, &blobs).await?.is_empty() {
         return Err(ApiError::Conflict(
             "This encrypted content already belongs to another record, so it cannot be added again.".into(),
         ));
     }
-    if !amended_ok {
+    if let Some(amended) = records.first().and_then(|r| r.amends)
+        && !store::in_chart(&state.pool, &patient.id, amended).await?
+    {
         return Err(ApiError::NotFound("The record to correct is not in your chart.".into()));
     }
     check_also(state, patient_address, &patient.id, &body.records).await?;
@@ -162,60 +123,30 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         record: records[0].id,
         category: records[0].category,
     });
-    // The transaction is not known until the relayer journals it.
-    let (job, tx) = (0i64, "");
-
-    let batch = (records.len() > 1).then(|| batch_tree(&records).expect("two or more records").root());
-    let rows = body.records.clone();
-    let (patient_id, author_id, count) = (patient.id.clone(), account.id.clone(), records.len() as i64);
-    let write_rows: super::pending::Rows = Box::new(move |t: &rusqlite::Transaction<'_>| {
-        let now = db::now();
-        {
-            let mut insert = t.prepare_cached(
-                "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
-                        leaf_index, batch_size, signature, anchor_job, anchor_tx, created_at)
-                     VALUES (?1, ?2, ?14, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            let mut key = t.prepare_cached(
-                "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
-                     SELECT ?1, address, ?2, ?3 FROM accounts WHERE id = ?4",
-            )?;
-            let mut also = t.prepare_cached(
-                "INSERT OR REPLACE INTO record_keys (record_id, reader, wrapped_key, created_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let root = batch.map(Hash32);
-            for (i, (r, size)) in rows.iter().zip(&sizes).enumerate() {
-                let (index, batch_size) = if root.is_some() { (Some(i as i64), Some(count)) } else { (None, None) };
-                insert.execute(params![
-                    r.id,
-                    patient_id,
-                    r.blob,
-                    *size as i64,
-                    r.category,
-                    r.amends,
-                    root,
-                    index,
-                    batch_size,
-                    stored_signature,
-                    job,
-                    tx,
-                    now,
-                    author_id
-                ])?;
-                key.execute(params![r.id, r.wrapped_key, now, author_id])?;
-                if let Some(k) = &r.patient_wrapped_key {
-                    key.execute(params![r.id, k, now, patient_id])?;
-                }
-                for k in &r.also {
-                    also.execute(params![r.id, k.reader, k.wrapped_key, now])?;
-                }
-            }
-        }
-        Ok(())
-    });
+    let batch_root = (records.len() > 1).then(|| Hash32(batch_tree(&records).expect("two or more records").root()));
+    let rows = NewRecords {
+        patient_id: patient.id.clone(),
+        author_id: account.id.clone(),
+        signature: body.signature,
+        batch_root,
+        records: body
+            .records
+            .iter()
+            .zip(&sizes)
+            .map(|(r, size)| NewRecord {
+                id: r.id,
+                blob: r.blob,
+                size: *size,
+                category: r.category,
+                amends: r.amends,
+                wrapped_key: r.wrapped_key.clone(),
+                patient_wrapped_key: r.patient_wrapped_key.clone(),
+                also: r.also.iter().map(|k| (k.reader, k.wrapped_key.clone())).collect(),
+            })
+            .collect(),
+    };
     let work = super::pending::Work::Anchor { ids, notice };
-    let (job, tx_hash, settle) = super::pending::relay(state, request, work, Some(write_rows)).await?;
+    let (job, tx_hash, settle) = super::pending::relay(state, request, work, Some(rows)).await?;
     tracing::info!(job, records = records.len(), function, "records added");
     // Once mined (now or later, or after a restart): the block, and a
     // write-back's notice to the patient; refused, the rows go.
@@ -241,20 +172,7 @@ async fn check_also(
     if records.iter().all(|r| r.also.is_empty()) {
         return Ok(());
     }
-    let id = patient_id.to_owned();
-    let shares: HashMap<Address, (u8, u32)> = state
-        .db
-        .call(move |conn| {
-            let mut q = conn.prepare(
-                "SELECT e.address, g.scope, g.categories FROM grants g JOIN accounts e ON e.id = g.grantee_id
-                 WHERE g.patient_id = ?1 AND g.serial = (
-                     SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)",
-            )?;
-            let rows =
-                q.query_map([id], |r| Ok((r.get::<_, Address>(0)?, (r.get::<_, u8>(1)?, r.get::<_, u32>(2)?))))?;
-            rows.collect()
-        })
-        .await?;
+    let shares = crate::shares::store::scopes(&state.pool, patient_id).await?;
     let not_shared =
         || ApiError::bad_request("A record's key was wrapped for someone who is not shared this kind of record.");
     let mut live: HashMap<Address, bool> = HashMap::new();
@@ -312,18 +230,7 @@ async fn write_back_chart(
         .await?
         .filter(|p| Role::parse(&p.role) == Some(Role::Patient))
         .ok_or_else(not_shared)?;
-    let (patient_id, clinician_id) = (patient.id.clone(), clinician.id.clone());
-    let shared = state
-        .db
-        .call(move |conn| {
-            conn.query_row(
-                "SELECT count(*) FROM grants WHERE patient_id = ?1 AND grantee_id = ?2",
-                params![patient_id, clinician_id],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .await?;
-    if shared == 0 {
+    if !crate::shares::store::ever_shared(&state.pool, &patient.id, &clinician.address).await? {
         return Err(not_shared());
     }
     let address = convert::alloy(patient.address);
@@ -333,33 +240,9 @@ async fn write_back_chart(
 /// Removes the rows of records whose anchoring transaction failed (as a
 /// refused anchor's are: the records were never anchored).
 async fn forget_job(state: &AppState, job: i64) -> Result<(), ApiError> {
-    let ids: Vec<RecordId> = state
-        .db
-        .call(move |conn| {
-            conn.prepare("SELECT id FROM records WHERE anchor_job = ?1")?.query_map([job], |r| r.get(0))?.collect()
-        })
-        .await?;
+    let ids = store::of_job(&state.pool, job).await?;
     tracing::warn!(job, "the anchor of these records failed");
     super::pending::forget_records(state, ids).await
-}
-
-struct Row {
-    id: RecordId,
-    blob: Hash32,
-    size: i64,
-    category: i64,
-    author: Address,
-    author_name: String,
-    amends: Option<RecordId>,
-    batch_root: Option<Hash32>,
-    leaf_index: Option<i64>,
-    batch_size: Option<i64>,
-    signature: Signature,
-    anchor_job: i64,
-    anchor_tx: Option<Hash32>,
-    anchor_block: Option<i64>,
-    created_at: i64,
-    wrapped_key: Option<WrappedKey>,
 }
 
 /// The size limit for records, so the browser can refuse a file before
@@ -386,47 +269,9 @@ pub(super) async fn chart(
     reader: Address,
     only: Option<RecordId>,
 ) -> Result<Vec<RecordMeta>, ApiError> {
-    let patient_id = patient_id.to_owned();
-    let rows = state
-        .db
-        .call(move |conn| {
-            let mut q = conn.prepare_cached(
-                "SELECT r.id, r.blob, r.size, r.category, a.address, a.display_name, r.amends, r.batch_root,
-                        r.leaf_index, r.batch_size, r.signature, r.anchor_job, NULLIF(r.anchor_tx, ''), r.anchor_block,
-                        r.created_at, k.wrapped_key
-                 FROM records r JOIN accounts a ON a.id = r.author_id
-                 LEFT JOIN record_keys k ON k.record_id = r.id AND k.reader = ?2
-                 WHERE r.patient_id = ?1
-                   AND (?3 IS NULL OR r.id = ?3 OR r.amends = ?3
-                        OR r.batch_root = (SELECT batch_root FROM records WHERE id = ?3))
-                 ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
-            )?;
-            let rows = q.query_map(params![patient_id, reader, only], |row| {
-                Ok(Row {
-                    id: row.get(0)?,
-                    blob: row.get(1)?,
-                    size: row.get(2)?,
-                    category: row.get(3)?,
-                    author: row.get(4)?,
-                    author_name: row.get(5)?,
-                    amends: row.get(6)?,
-                    batch_root: row.get(7)?,
-                    leaf_index: row.get(8)?,
-                    batch_size: row.get(9)?,
-                    signature: row.get(10)?,
-                    anchor_job: row.get(11)?,
-                    anchor_tx: row.get(12)?,
-                    anchor_block: row.get(13)?,
-                    created_at: row.get(14)?,
-                    wrapped_key: row.get(15)?,
-                })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
-
+    let rows = store::chart(&state.pool, patient_id, &reader, only).await?;
     let (blocks, failed) = settle_anchors(state, &rows).await?;
-    let rows: Vec<Row> = rows.into_iter().filter(|r| !failed.contains(&r.anchor_job)).collect();
+    let rows: Vec<RecordRow> = rows.into_iter().filter(|r| !failed.contains(&r.anchor_job)).collect();
     let trees = batch_trees(&rows);
     let mut amended_by: HashMap<RecordId, Vec<RecordId>> = HashMap::new();
     for r in &rows {
@@ -466,8 +311,8 @@ pub(super) async fn chart(
         out.push(RecordMeta {
             id,
             blob: r.blob,
-            size: r.size as u64,
-            category: r.category as u8,
+            size: r.size,
+            category: r.category,
             author: r.author,
             author_name: r.author_name.clone(),
             amends: r.amends,
@@ -487,7 +332,7 @@ pub(super) async fn chart(
 /// Records whose anchor was not yet mined when they were added: ask the
 /// relayer, remember the block of those mined since, and drop those whose
 /// anchor was refused (returned as the second set).
-async fn settle_anchors(state: &AppState, rows: &[Row]) -> Result<(HashMap<i64, u64>, Vec<i64>), ApiError> {
+async fn settle_anchors(state: &AppState, rows: &[RecordRow]) -> Result<(HashMap<i64, u64>, Vec<i64>), ApiError> {
     let mut pending: Vec<i64> = rows.iter().filter(|r| r.anchor_block.is_none()).map(|r| r.anchor_job).collect();
     pending.sort_unstable();
     pending.dedup();
@@ -506,31 +351,18 @@ async fn settle_anchors(state: &AppState, rows: &[Row]) -> Result<(HashMap<i64, 
             Some(JobStatus::Sent) | None => {}
         }
     }
-    if !mined.is_empty() {
-        let updates: Vec<(i64, u64)> = mined.iter().map(|(j, b)| (*j, *b)).collect();
-        state
-            .db
-            .call(move |conn| {
-                for (job, block) in &updates {
-                    conn.execute(
-                        "UPDATE records SET anchor_block = ?1 WHERE anchor_job = ?2",
-                        params![*block as i64, job],
-                    )?;
-                }
-                Ok(())
-            })
-            .await?;
+    for (job, block) in &mined {
+        store::mined(&state.pool, *job, *block).await?;
     }
     Ok((mined, failed))
 }
 
 /// Each batch's tree, rebuilt from its rows (ordered by leaf index).
-fn batch_trees(rows: &[Row]) -> HashMap<Hash32, chartkey_core::merkle::Tree> {
+fn batch_trees(rows: &[RecordRow]) -> HashMap<Hash32, chartkey_core::merkle::Tree> {
     let mut leaves: HashMap<Hash32, Vec<(i64, AnchoredRecord)>> = HashMap::new();
     for r in rows {
         let (Some(root), Some(index)) = (r.batch_root, r.leaf_index) else { continue };
-        let record =
-            AnchoredRecord { id: r.id, ciphertext_hash: r.blob.0, category: r.category as u8, amends: r.amends };
+        let record = AnchoredRecord { id: r.id, ciphertext_hash: r.blob.0, category: r.category, amends: r.amends };
         leaves.entry(root).or_default().push((index, record));
     }
     leaves

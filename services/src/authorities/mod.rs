@@ -12,10 +12,11 @@ use chartkey_core::value::Address;
 use chartkey_ledger::abi::{ChartkeyDirectory, SolCall};
 use chartkey_ledger::client::ClientError;
 use chartkey_ledger::node::{CallRequest, Fees};
-use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::db;
+pub mod store;
+
 use crate::state::AppState;
+use crate::store::Pool;
 
 /// How often the server looks for waiting changes.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -30,39 +31,26 @@ pub enum Applied {
 
 /// Records that `address` is to be named (or no longer named) a
 /// credentialing authority. Naming needs an account of that role here.
-pub fn request(conn: &Connection, address: &str, enabled: bool) -> anyhow::Result<i64> {
+pub async fn request(pool: &Pool, address: &str, enabled: bool) -> anyhow::Result<i64> {
     let address: Address =
         address.trim().parse().map_err(|e| anyhow::anyhow!("{address:?} is not an account address: {e}"))?;
     if enabled {
-        let (name, role) = conn
-            .query_row("SELECT display_name, role FROM accounts WHERE address = ?1", [address], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .optional()?
+        let (name, role) = store::account(pool, &address)
+            .await?
             .with_context(|| format!("no account with address {address} has signed up on this server"))?;
-        if Role::parse(&role) != Some(Role::CredentialingAuthority) {
+        if role != Some(Role::CredentialingAuthority) {
             anyhow::bail!(
                 "{address} ({name}) signed up as a {}, not as a credentialing authority",
-                Role::parse(&role).map_or("?", |r| r.label())
+                role.map_or("?", |r| r.label())
             );
         }
     }
-    conn.execute(
-        "INSERT INTO authority_changes (address, enabled, requested_at) VALUES (?1, ?2, ?3)",
-        params![address, enabled, db::now()],
-    )?;
-    Ok(conn.last_insert_rowid())
+    Ok(store::request(pool, &address, enabled).await?)
 }
 
 /// The state of change `id`.
-pub fn applied(conn: &Connection, id: i64) -> anyhow::Result<Applied> {
-    let row = conn
-        .query_row("SELECT applied_at, tx, error FROM authority_changes WHERE id = ?1", [id], |r| {
-            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
-        })
-        .optional()?
-        .context("no such change")?;
-    Ok(match row {
+pub async fn applied(pool: &Pool, id: i64) -> anyhow::Result<Applied> {
+    Ok(match store::change(pool, id).await?.context("no such change")? {
         (None, _, _) => Applied::Waiting,
         (Some(_), Some(tx), None) => Applied::Sent { tx },
         (Some(_), _, error) => Applied::Failed { error: error.unwrap_or_default() },
@@ -83,16 +71,7 @@ pub fn watch(state: AppState) {
 }
 
 async fn apply_waiting(state: &AppState) -> anyhow::Result<()> {
-    let waiting = state
-        .db
-        .call(|conn| {
-            let mut statement = conn
-                .prepare("SELECT id, address, enabled FROM authority_changes WHERE applied_at IS NULL ORDER BY id")?;
-            let rows = statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Address>(1)?, r.get(2)?)))?;
-            rows.collect::<rusqlite::Result<Vec<(i64, Address, bool)>>>()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let waiting = store::waiting(&state.pool).await?;
     for (id, address, enabled) in waiting {
         let outcome = set_authority(state, address, enabled).await;
         let (tx, error) = match &outcome {
@@ -107,8 +86,7 @@ async fn apply_waiting(state: &AppState) -> anyhow::Result<()> {
             // Not the change's fault: left waiting for the next round.
             Err(SetError::Unavailable(why)) => anyhow::bail!("{why}"),
         };
-        let sql = "UPDATE authority_changes SET applied_at = ?1, tx = ?2, error = ?3 WHERE id = ?4";
-        state.db.execute(sql, (db::now(), tx, error, id)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        store::applied(&state.pool, id, tx.as_deref(), error.as_deref()).await?;
     }
     Ok(())
 }

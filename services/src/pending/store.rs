@@ -1,0 +1,140 @@
+//! The pending store: work written before a request reaches the relayer,
+//! done (and its row deleted) in one transaction once the ledger answers.
+
+use chartkey_core::value::Hash32;
+use sqlx::Row;
+
+use super::Work;
+use crate::db::now;
+use crate::records::store::{self as records, NewRecords};
+use crate::store::{Pool, StoreError};
+
+/// Writes `work` for the request whose call input hashes to `input_hash`,
+/// and `rows` (a new record's rows) in the same transaction: both or
+/// neither. The pending row's id.
+pub async fn insert(pool: &Pool, input_hash: &[u8], work: &str, rows: Option<&NewRecords>) -> Result<i64, StoreError> {
+    let mut t = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO pending_relays (input_hash, work, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(input_hash.to_vec())
+    .bind(work)
+    .bind(now())
+    .fetch_one(&mut *t)
+    .await?;
+    if let Some(rows) = rows {
+        records::insert(&mut t, rows).await?;
+    }
+    t.commit().await?;
+    Ok(id)
+}
+
+/// Deletes pending row `id` (its request was not accepted, or refused).
+pub async fn forget(pool: &Pool, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM pending_relays WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
+}
+
+/// How a request was mined.
+pub struct Mined {
+    pub job: i64,
+    pub tx: Hash32,
+    pub block: i64,
+    /// A grant's serial, from its `Granted` event.
+    pub serial: Option<u32>,
+}
+
+/// Does the work of pending row `id`, mined as `mined`, and deletes the
+/// row, in one transaction; `false` (nothing done) when another task did
+/// it already.
+pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<bool, StoreError> {
+    let mut t = pool.begin().await?;
+    if sqlx::query("DELETE FROM pending_relays WHERE id = $1").bind(id).execute(&mut *t).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let now = now();
+    match work {
+        Work::Grant {
+            patient_id,
+            grantee_id,
+            grantee_address,
+            scope,
+            categories,
+            records,
+            write,
+            expires_at,
+            keys,
+        } => {
+            let serial = mined.serial.ok_or(StoreError::Row("grant serial"))?;
+            sqlx::query(
+                "INSERT INTO grants (patient_id, grantee_id, serial, scope, categories, records, write, expires_at,
+                    grant_tx, grant_block, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (patient_id, grantee_id, serial) DO UPDATE SET scope = excluded.scope,
+                    categories = excluded.categories, records = excluded.records, write = excluded.write,
+                    expires_at = excluded.expires_at, grant_tx = excluded.grant_tx,
+                    grant_block = excluded.grant_block, created_at = excluded.created_at",
+            )
+            .bind(patient_id.as_str())
+            .bind(grantee_id.as_str())
+            .bind(i64::from(serial))
+            .bind(i16::from(*scope))
+            .bind(i64::from(*categories))
+            .bind(records.as_str())
+            .bind(i16::from(*write))
+            .bind(*expires_at)
+            .bind(mined.tx)
+            .bind(mined.block)
+            .bind(now)
+            .execute(&mut *t)
+            .await?;
+            for (record, key) in keys {
+                records::insert_key(&mut t, *record, grantee_address, key, now).await?;
+            }
+        }
+        Work::Access { patient_id, grantee_id, record, .. } => {
+            sqlx::query(
+                "INSERT INTO accesses (patient_id, grantee_id, record_id, tx, block, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(patient_id.as_str())
+            .bind(grantee_id.as_str())
+            .bind(*record)
+            .bind(mined.tx)
+            .bind(mined.block)
+            .bind(now)
+            .execute(&mut *t)
+            .await?;
+        }
+        Work::Anchor { ids, .. } => {
+            for id in ids {
+                sqlx::query("UPDATE records SET anchor_job = $1, anchor_tx = $2, anchor_block = $3 WHERE id = $4")
+                    .bind(mined.job)
+                    .bind(mined.tx)
+                    .bind(mined.block)
+                    .bind(*id)
+                    .execute(&mut *t)
+                    .await?;
+            }
+        }
+        Work::Credential { request_id } => {
+            sqlx::query(
+                "UPDATE credential_requests SET decision = 'issued', decided_at = $1, decision_tx = $2
+                 WHERE id = $3 AND decision IS NULL",
+            )
+            .bind(now)
+            .bind(mined.tx)
+            .bind(*request_id)
+            .execute(&mut *t)
+            .await?;
+        }
+    }
+    t.commit().await?;
+    Ok(true)
+}
+
+/// The rows a crash left: id, input hash and work, oldest first.
+pub async fn leftovers(pool: &Pool) -> Result<Vec<(i64, Vec<u8>, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, input_hash, work FROM pending_relays ORDER BY id").fetch_all(pool).await?;
+    let row = |r: &sqlx::any::AnyRow| -> Result<_, sqlx::Error> { Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)) };
+    Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,377 @@
+//! The records' store: each record's row (its envelope's name, its place
+//! in a batch, its anchor), the data keys wrapped for its readers, and who
+//! uploaded which envelope.
+
+use std::collections::HashSet;
+
+use chartkey_core::envelope::{RecordId, WrappedKey};
+use chartkey_core::value::{Address, Hash32, Signature};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::now;
+use crate::store::{Pool, StoreError, int};
+
+/// Ids bound in one `IN (…)` list: well under every engine's limit on
+/// parameters, and few statements for a whole import.
+const CHUNK: usize = 500;
+
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A record of a chart as its reader sees it.
+pub struct RecordRow {
+    pub id: RecordId,
+    pub blob: Hash32,
+    pub size: u64,
+    pub category: u8,
+    pub author: Address,
+    pub author_name: String,
+    pub amends: Option<RecordId>,
+    pub batch_root: Option<Hash32>,
+    pub leaf_index: Option<i64>,
+    pub batch_size: Option<i64>,
+    pub signature: Signature,
+    pub anchor_job: i64,
+    pub anchor_tx: Option<Hash32>,
+    pub anchor_block: Option<i64>,
+    pub created_at: i64,
+    pub wrapped_key: Option<WrappedKey>,
+}
+
+fn record_of(row: &AnyRow) -> Result<RecordRow, sqlx::Error> {
+    Ok(RecordRow {
+        id: row.try_get(0)?,
+        blob: row.try_get(1)?,
+        size: int(row, 2)?,
+        category: int(row, 3)?,
+        author: row.try_get(4)?,
+        author_name: row.try_get(5)?,
+        amends: row.try_get(6)?,
+        batch_root: row.try_get(7)?,
+        leaf_index: row.try_get(8)?,
+        batch_size: row.try_get(9)?,
+        signature: row.try_get(10)?,
+        anchor_job: row.try_get(11)?,
+        anchor_tx: row.try_get(12)?,
+        anchor_block: row.try_get(13)?,
+        created_at: row.try_get(14)?,
+        wrapped_key: row.try_get(15)?,
+    })
+}
+
+/// The records of `patient_id`'s chart with the data key wrapped for
+/// `reader`, if any, newest first (a batch in leaf order). With `only`,
+/// that record, its corrections and the rest of its batch.
+pub async fn chart(
+    pool: &Pool,
+    patient_id: &str,
+    reader: &Address,
+    only: Option<RecordId>,
+) -> Result<Vec<RecordRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.blob, r.size, r.category, a.address, a.display_name, r.amends, r.batch_root,
+                r.leaf_index, r.batch_size, r.signature, r.anchor_job, NULLIF(r.anchor_tx, ''), r.anchor_block,
+                r.created_at, k.wrapped_key
+         FROM records r JOIN accounts a ON a.id = r.author_id
+         LEFT JOIN record_keys k ON k.record_id = r.id AND k.reader = $2
+         WHERE r.patient_id = $1
+           AND ($3 IS NULL OR r.id = $3 OR r.amends = $3
+                OR r.batch_root = (SELECT batch_root FROM records WHERE id = $3))
+         ORDER BY r.created_at DESC, r.batch_root, r.leaf_index",
+    )
+    .bind(patient_id)
+    .bind(reader)
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(record_of).collect::<Result<_, _>>()?)
+}
+
+/// Which of `keys` `select` finds: `select` ends in `IN`, and `$1` is
+/// `account_id` when given; the keys are bound in chunks after it.
+async fn among<T>(pool: &Pool, select: &str, account_id: Option<&str>, keys: &[T]) -> Result<HashSet<T>, StoreError>
+where
+    T: Copy + Eq + std::hash::Hash + Send + Unpin + 'static + sqlx::Type<sqlx::Any>,
+    T: for<'q> sqlx::Encode<'q, sqlx::Any> + for<'r> sqlx::Decode<'r, sqlx::Any>,
+{
+    let mut found = HashSet::new();
+    let first = 1 + usize::from(account_id.is_some());
+    for chunk in keys.chunks(CHUNK) {
+        let sql = format!("{select} ({})", placeholders(first, chunk.len()));
+        let mut query = sqlx::query_scalar::<_, T>(sqlx::AssertSqlSafe(sql));
+        if let Some(account_id) = account_id {
+            query = query.bind(account_id);
+        }
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        found.extend(query.fetch_all(pool).await?);
+    }
+    Ok(found)
+}
+
+/// Which of `ids` are records already.
+pub async fn existing(pool: &Pool, ids: &[RecordId]) -> Result<HashSet<RecordId>, StoreError> {
+    among(pool, "SELECT id FROM records WHERE id IN", None, ids).await
+}
+
+/// Which of `blobs` a record already names.
+pub async fn anchored_blobs(pool: &Pool, blobs: &[Hash32]) -> Result<HashSet<Hash32>, StoreError> {
+    among(pool, "SELECT blob FROM records WHERE blob IN", None, blobs).await
+}
+
+/// Which of `blobs` `account_id` uploaded.
+pub async fn uploaded_by(pool: &Pool, account_id: &str, blobs: &[Hash32]) -> Result<HashSet<Hash32>, StoreError> {
+    among(pool, "SELECT blob FROM blob_uploads WHERE account_id = $1 AND blob IN", Some(account_id), blobs).await
+}
+
+/// Whether record `id` is in `patient_id`'s chart.
+pub async fn in_chart(pool: &Pool, patient_id: &str, id: RecordId) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM records WHERE id = $1 AND patient_id = $2")
+        .bind(id)
+        .bind(patient_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// New records of one anchoring message, as their rows are written.
+pub struct NewRecords {
+    pub patient_id: String,
+    pub author_id: String,
+    /// The author's signature of the anchoring message.
+    pub signature: Signature,
+    /// The batch's Merkle root (two or more records).
+    pub batch_root: Option<Hash32>,
+    pub records: Vec<NewRecord>,
+}
+
+pub struct NewRecord {
+    pub id: RecordId,
+    pub blob: Hash32,
+    pub size: u64,
+    pub category: u8,
+    pub amends: Option<RecordId>,
+    /// The data key wrapped for the author.
+    pub wrapped_key: WrappedKey,
+    /// For a write-back: the data key wrapped for the patient.
+    pub patient_wrapped_key: Option<WrappedKey>,
+    /// The data key wrapped for clinicians the patient shares with.
+    pub also: Vec<(Address, WrappedKey)>,
+}
+
+/// Writes `new`'s rows on `conn` (inside the caller's transaction), not yet
+/// journalled: anchor job 0, no transaction.
+pub(crate) async fn insert(conn: &mut AnyConnection, new: &NewRecords) -> Result<(), sqlx::Error> {
+    let now = now();
+    let count = new.records.len() as i64;
+    for (i, r) in new.records.iter().enumerate() {
+        let (index, batch_size) = match new.batch_root {
+            Some(_) => (Some(i as i64), Some(count)),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
+                leaf_index, batch_size, signature, anchor_job, anchor_tx, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, '', $12)",
+        )
+        .bind(r.id)
+        .bind(new.patient_id.as_str())
+        .bind(new.author_id.as_str())
+        .bind(r.blob)
+        .bind(r.size as i64)
+        .bind(i16::from(r.category))
+        .bind(r.amends)
+        .bind(new.batch_root)
+        .bind(index)
+        .bind(batch_size)
+        .bind(new.signature)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let own = [(&new.author_id, &r.wrapped_key)].into_iter();
+        let patient = r.patient_wrapped_key.as_ref().map(|k| (&new.patient_id, k));
+        for (account_id, key) in own.chain(patient) {
+            sqlx::query(
+                "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
+                 SELECT $1, address, $2, $3 FROM accounts WHERE id = $4",
+            )
+            .bind(r.id)
+            .bind(key.clone())
+            .bind(now)
+            .bind(account_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (reader, key) in &r.also {
+            insert_key(&mut *conn, r.id, reader, key, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores `key` as `record`'s data key wrapped for `reader` (replacing
+/// one given before).
+pub(crate) async fn insert_key(
+    conn: &mut AnyConnection,
+    record: RecordId,
+    reader: &Address,
+    key: &WrappedKey,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (record_id, reader) DO UPDATE SET wrapped_key = excluded.wrapped_key,
+             created_at = excluded.created_at",
+    )
+    .bind(record)
+    .bind(*reader)
+    .bind(key.clone())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that the anchor of records `ids` was journalled as `job`
+/// (transaction `tx`), for those not told so yet.
+pub async fn journalled(pool: &Pool, ids: &[RecordId], job: i64, tx: Hash32) -> Result<(), StoreError> {
+    let mut t = pool.begin().await?;
+    for id in ids {
+        sqlx::query("UPDATE records SET anchor_job = $1, anchor_tx = $2 WHERE id = $3 AND anchor_job = 0")
+            .bind(job)
+            .bind(tx)
+            .bind(*id)
+            .execute(&mut *t)
+            .await?;
+    }
+    t.commit().await?;
+    Ok(())
+}
+
+/// Records that records anchored by `job` were mined in `block`.
+pub async fn mined(pool: &Pool, job: i64, block: u64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE records SET anchor_block = $1 WHERE anchor_job = $2")
+        .bind(block as i64)
+        .bind(job)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The records anchored by `job`.
+pub async fn of_job(pool: &Pool, job: i64) -> Result<Vec<RecordId>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT id FROM records WHERE anchor_job = $1").bind(job).fetch_all(pool).await?)
+}
+
+/// Removes records `ids` and their keys (their anchor never reached the
+/// ledger); how many records went.
+pub async fn remove(pool: &Pool, ids: &[RecordId]) -> Result<u64, StoreError> {
+    let mut t = pool.begin().await?;
+    let mut removed = 0;
+    for id in ids {
+        sqlx::query("DELETE FROM record_keys WHERE record_id = $1").bind(*id).execute(&mut *t).await?;
+        removed += sqlx::query("DELETE FROM records WHERE id = $1").bind(*id).execute(&mut *t).await?.rows_affected();
+    }
+    t.commit().await?;
+    Ok(removed)
+}
+
+/// Records `account_id` as an uploader of each `(blob, size)`.
+pub async fn note_uploads(pool: &Pool, account_id: &str, blobs: &[(Hash32, u64)]) -> Result<(), StoreError> {
+    let mut t = pool.begin().await?;
+    let now = now();
+    for (blob, size) in blobs {
+        sqlx::query(
+            "INSERT INTO blob_uploads (blob, account_id, size, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (blob, account_id) DO NOTHING",
+        )
+        .bind(*blob)
+        .bind(account_id)
+        .bind(*size as i64)
+        .bind(now)
+        .execute(&mut *t)
+        .await?;
+    }
+    t.commit().await?;
+    Ok(())
+}
+
+/// The bytes `account_id` has uploaded, each envelope once.
+pub async fn uploaded_bytes(pool: &Pool, account_id: &str) -> Result<u64, StoreError> {
+    let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(size), 0) FROM blob_uploads WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(used.max(0) as u64)
+}
+
+/// What releasing a record's envelope to an account depends on.
+pub enum Release {
+    /// The account is the record's patient.
+    Own(Hash32),
+    /// Someone else's record the account opened (the ledger recorded its
+    /// access) since the time asked about: the envelope, and the patient's
+    /// and the account's addresses for asking the ledger again.
+    Opened { blob: Hash32, patient: Address, grantee: Address },
+}
+
+/// For each of `ids` that is `account_id`'s own record, or (unless
+/// `own_only`) one whose access by `account_id` the ledger recorded at or
+/// after `since`: what its release depends on, in the order asked.
+pub async fn releasable(
+    pool: &Pool,
+    account_id: &str,
+    ids: &[RecordId],
+    since: i64,
+    own_only: bool,
+) -> Result<Vec<(RecordId, Release)>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT id, blob, CASE WHEN patient_id = $1 THEN 1 ELSE 0 END FROM records WHERE id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let mut found = std::collections::HashMap::new();
+        for row in query.fetch_all(pool).await? {
+            let id: RecordId = row.try_get(0)?;
+            found.insert(id, (row.try_get::<Hash32, _>(1)?, crate::store::flag(&row, 2)?));
+        }
+        let others: Vec<RecordId> =
+            chunk.iter().filter(|id| found.get(id).is_some_and(|(_, own)| !own)).copied().collect();
+        let mut opened = std::collections::HashMap::new();
+        if !own_only && !others.is_empty() {
+            let sql = format!(
+                "SELECT x.record_id, p.address, g.address FROM accesses x
+                 JOIN accounts p ON p.id = x.patient_id JOIN accounts g ON g.id = x.grantee_id
+                 WHERE x.grantee_id = $1 AND x.at >= $2 AND x.record_id IN ({})",
+                placeholders(3, others.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(since);
+            for id in &others {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(pool).await? {
+                let id: RecordId = row.try_get(0)?;
+                opened.insert(id, (row.try_get::<Address, _>(1)?, row.try_get::<Address, _>(2)?));
+            }
+        }
+        for id in chunk {
+            match (found.get(id), opened.get(id)) {
+                (Some((blob, true)), _) => out.push((*id, Release::Own(*blob))),
+                (Some((blob, false)), Some((patient, grantee))) => {
+                    out.push((*id, Release::Opened { blob: *blob, patient: *patient, grantee: *grantee }))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
