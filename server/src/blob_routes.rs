@@ -120,7 +120,7 @@ fn blob_error(e: BlobError) -> Response {
 }
 
 /// Why a blob request was turned away before anything was read.
-enum Denied {
+pub enum Denied {
     CrossOrigin,
     SignedOut,
 }
@@ -134,25 +134,29 @@ impl IntoResponse for Denied {
     }
 }
 
-/// The caller's account id, or why the request is refused.
-fn authorise(state: &AppState, caller: &ResolvedCaller, headers: &HeaderMap) -> Result<String, Denied> {
-    if !crate::same_origin(headers, &state.config) {
-        return Err(Denied::CrossOrigin);
+/// The signed-in account of a same-origin request, the first thing every
+/// envelope route takes: nothing is read before it holds.
+pub struct SignedIn(String);
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Denied> {
+        if !crate::same_origin(&parts.headers, &state.config) {
+            return Err(Denied::CrossOrigin);
+        }
+        let Ok(ResolvedCaller(caller)) = ResolvedCaller::from_request_parts(parts, state).await;
+        caller.session.map(|s| SignedIn(s.account_id)).ok_or(Denied::SignedOut)
     }
-    caller.0.session.as_ref().map(|s| s.account_id.clone()).ok_or(Denied::SignedOut)
 }
 
 pub async fn put(
     State(state): State<AppState>,
-    caller: ResolvedCaller,
+    SignedIn(account): SignedIn,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let account = match authorise(&state, &caller, &headers) {
-        Ok(a) => a,
-        Err(denied) => return denied.into_response(),
-    };
     let name = match BlobName::parse(&name) {
         Ok(n) => n,
         Err(e) => return blob_error(e),
@@ -181,14 +185,10 @@ pub async fn put(
 
 pub async fn put_pack(
     State(state): State<AppState>,
-    caller: ResolvedCaller,
+    SignedIn(account): SignedIn,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let account = match authorise(&state, &caller, &headers) {
-        Ok(a) => a,
-        Err(denied) => return denied.into_response(),
-    };
     let limit = PACK_LIMIT.max(state.blobs.limit);
     let declared = declared_size(&headers);
     if let Some(size) = declared
@@ -259,16 +259,7 @@ fn not_readable() -> Response {
 }
 
 /// `GET /api/envelopes/{record_id}`: one record's envelope.
-pub async fn get(
-    State(state): State<AppState>,
-    caller: ResolvedCaller,
-    Path(record): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let account = match authorise(&state, &caller, &headers) {
-        Ok(a) => a,
-        Err(denied) => return denied.into_response(),
-    };
+pub async fn get(State(state): State<AppState>, SignedIn(account): SignedIn, Path(record): Path<String>) -> Response {
     let Some(record) = RecordId::from_hex(&record) else {
         return refuse(StatusCode::BAD_REQUEST, ApiError::bad_request("That is not a record id."));
     };
@@ -298,14 +289,9 @@ pub struct FetchBody {
 /// grantee reads one record per logged open (`GET /api/envelopes/{id}`).
 pub async fn fetch(
     State(state): State<AppState>,
-    caller: ResolvedCaller,
-    headers: HeaderMap,
+    SignedIn(account): SignedIn,
     Json(body): Json<FetchBody>,
 ) -> Response {
-    let account = match authorise(&state, &caller, &headers) {
-        Ok(a) => a,
-        Err(denied) => return denied.into_response(),
-    };
     if body.records.len() > MAX_FETCH {
         return refuse(
             StatusCode::BAD_REQUEST,
