@@ -78,18 +78,36 @@ pub async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, sqlx:
     }
 }
 
-/// A flag column as stored on both engines: an integer (sqlx's `Any` does
-/// not decode SQLite integers as `bool`).
-pub fn flag(row: &sqlx::any::AnyRow, index: usize) -> Result<bool, sqlx::Error> {
-    Ok(int::<i64>(row, index)? != 0)
+/// A flag column as stored on both engines: an integer, 0 or 1 (sqlx's
+/// `Any` decodes no `bool` from a SQLite integer, and `x IS NULL` is a
+/// boolean on PostgreSQL but an integer on SQLite). Row types read it as
+/// this and keep a `bool`: `#[sqlx(try_from = "Flag")]`.
+pub struct Flag(i64);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0 != 0
+    }
 }
 
-/// Column `index` of `row` as a narrower integer: sqlx's `Any` decodes
-/// integers as `i16`, `i32` or `i64` only, and a stored value out of the
-/// wider type's range is a corrupt row.
-pub fn int<T: TryFrom<i64>>(row: &sqlx::any::AnyRow, index: usize) -> Result<T, sqlx::Error> {
-    use sqlx::Row;
-    let wide: i64 = row.try_get(index)?;
-    T::try_from(wide)
-        .map_err(|_| sqlx::Error::ColumnDecode { index: index.to_string(), source: "integer out of range".into() })
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Flag(<i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value)?))
+    }
+}
+
+/// A stored integer as the narrower type it stands for (sqlx's `Any`
+/// decodes integers as `i16`, `i32` or `i64` only); out of range is a
+/// corrupt row.
+pub fn narrow<T: TryFrom<i64>>(wide: i64) -> Result<T, StoreError> {
+    T::try_from(wide).map_err(|_| StoreError::Row("integer out of range"))
 }

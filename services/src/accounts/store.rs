@@ -1,12 +1,9 @@
 //! The accounts' store: accounts, their passkeys (with each passkey's
 //! sealed key store), and the one visibility rule of the directory.
 
+use crate::store::{Flag, Pool, StoreError, begin_write};
 use chartkey_api::ApiError;
 use chartkey_core::value::{Address, PublicKey, Signature};
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use crate::store::{Pool, StoreError, begin_write, flag};
 
 /// What a caller acts on when a write is refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +42,7 @@ impl From<AccountError> for ApiError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
     pub id: String,
     pub display_name: String,
@@ -53,53 +50,29 @@ pub struct AccountRow {
     pub address: Address,
     pub encryption_key: PublicKey,
     pub directory_signature: Signature,
+    #[sqlx(try_from = "Flag")]
     pub recovery_confirmed: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PasskeyRow {
     pub credential_id: String,
     pub account_id: String,
     pub label: String,
     pub passkey_json: String,
     pub sealed_keystore: String,
+    #[sqlx(try_from = "Flag")]
     pub uses_passphrase: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
 
-/// The columns [`account_of`] reads, of `accounts a`.
-pub(crate) const ACCOUNT_COLUMNS: &str = "a.id, a.display_name, a.role, a.address, a.encryption_key, \
-    a.directory_signature, CASE WHEN a.recovery_confirmed_at IS NULL THEN 0 ELSE 1 END";
+/// The columns of an [`AccountRow`], of `accounts a`.
+const ACCOUNT_COLUMNS: &str = "a.id, a.display_name, a.role, a.address, a.encryption_key, a.directory_signature, \
+    CASE WHEN a.recovery_confirmed_at IS NULL THEN 0 ELSE 1 END AS recovery_confirmed";
 
 const PASSKEY_COLUMNS: &str =
     "credential_id, account_id, label, passkey_json, sealed_keystore, uses_passphrase, created_at, last_used_at";
-
-/// An account from a row that starts with [`ACCOUNT_COLUMNS`].
-pub(crate) fn account_of(row: &AnyRow) -> Result<AccountRow, sqlx::Error> {
-    Ok(AccountRow {
-        id: row.try_get(0)?,
-        display_name: row.try_get(1)?,
-        role: row.try_get(2)?,
-        address: row.try_get(3)?,
-        encryption_key: row.try_get(4)?,
-        directory_signature: row.try_get(5)?,
-        recovery_confirmed: flag(row, 6)?,
-    })
-}
-
-fn passkey_of(row: &AnyRow) -> Result<PasskeyRow, sqlx::Error> {
-    Ok(PasskeyRow {
-        credential_id: row.try_get(0)?,
-        account_id: row.try_get(1)?,
-        label: row.try_get(2)?,
-        passkey_json: row.try_get(3)?,
-        sealed_keystore: row.try_get(4)?,
-        uses_passphrase: flag(row, 5)?,
-        created_at: row.try_get(6)?,
-        last_used_at: row.try_get(7)?,
-    })
-}
 
 /// The accounts whose `column` (`id` or `address`) is `key`: at most one.
 async fn account_where<'q, E>(executor: E, column: &str, key: &str) -> Result<Option<AccountRow>, sqlx::Error>
@@ -107,8 +80,7 @@ where
     E: sqlx::Executor<'q, Database = sqlx::Any>,
 {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.{column} = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key.to_owned()).fetch_optional(executor).await?;
-    row.as_ref().map(account_of).transpose()
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(key.to_owned()).fetch_optional(executor).await
 }
 
 pub async fn by_id(pool: &Pool, id: &str) -> Result<Option<AccountRow>, StoreError> {
@@ -131,8 +103,7 @@ pub async fn visible_by_address(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.address = $1 AND (a.role != 'patient' OR a.id = $2
             OR EXISTS (SELECT 1 FROM grants g WHERE g.patient_id = a.id AND g.grantee_id = $2))"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(address).bind(viewer_id).fetch_optional(pool).await?;
-    Ok(row.as_ref().map(account_of).transpose()?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(address).bind(viewer_id).fetch_optional(pool).await?)
 }
 
 /// The accounts of `role` whose name (or, for clinicians, latest requested
@@ -148,8 +119,7 @@ pub async fn search(pool: &Pool, role: &str, query: &str, limit: i64) -> Result<
              OR r.organisation LIKE $2 ESCAPE '\\')
          ORDER BY lower(a.display_name), a.id LIMIT $3"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(role).bind(pattern).bind(limit).fetch_all(pool).await?;
-    Ok(rows.iter().map(account_of).collect::<Result<_, _>>()?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(role).bind(pattern).bind(limit).fetch_all(pool).await?)
 }
 
 async fn insert_passkey<'q, E>(executor: E, p: &PasskeyRow) -> Result<bool, sqlx::Error>
@@ -206,15 +176,13 @@ pub async fn add_passkey(pool: &Pool, passkey: &PasskeyRow) -> Result<(), Accoun
 
 pub async fn passkey(pool: &Pool, credential_id: &str) -> Result<Option<PasskeyRow>, StoreError> {
     let sql = format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE credential_id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(credential_id).fetch_optional(pool).await?;
-    Ok(row.as_ref().map(passkey_of).transpose()?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(credential_id).fetch_optional(pool).await?)
 }
 
 pub async fn passkeys_of(pool: &Pool, account_id: &str) -> Result<Vec<PasskeyRow>, StoreError> {
     let sql =
         format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE account_id = $1 ORDER BY created_at, credential_id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_all(pool).await?;
-    Ok(rows.iter().map(passkey_of).collect::<Result<_, _>>()?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_all(pool).await?)
 }
 
 /// Stores a passkey's state after a sign-in (its signature counter moves);

@@ -3,19 +3,17 @@
 
 use chartkey_core::role::Role;
 use chartkey_core::value::Address;
-use sqlx::Row;
 
 use crate::db::now;
-use crate::store::{Pool, StoreError, flag};
+use crate::store::{Flag, Pool, StoreError};
 
 /// The display name and role of the account at `address`, if any.
 pub async fn account(pool: &Pool, address: &Address) -> Result<Option<(String, Option<Role>)>, StoreError> {
-    let row = sqlx::query("SELECT display_name, role FROM accounts WHERE address = $1")
+    let row: Option<(String, String)> = sqlx::query_as("SELECT display_name, role FROM accounts WHERE address = $1")
         .bind(address)
         .fetch_optional(pool)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some((row.try_get(0)?, Role::parse(&row.try_get::<String, _>(1)?))))
+    Ok(row.map(|(name, role)| (name, Role::parse(&role))))
 }
 
 /// Records a change; its id.
@@ -40,11 +38,11 @@ pub async fn change(pool: &Pool, id: i64) -> Result<Option<(Option<i64>, Option<
 
 /// The changes not applied yet, oldest first.
 pub async fn waiting(pool: &Pool) -> Result<Vec<(i64, Address, bool)>, StoreError> {
-    let rows = sqlx::query("SELECT id, address, enabled FROM authority_changes WHERE applied_at IS NULL ORDER BY id")
-        .fetch_all(pool)
-        .await?;
-    let change = |r: &sqlx::any::AnyRow| -> Result<_, sqlx::Error> { Ok((r.try_get(0)?, r.try_get(1)?, flag(r, 2)?)) };
-    Ok(rows.iter().map(change).collect::<Result<_, _>>()?)
+    let rows: Vec<(i64, Address, Flag)> =
+        sqlx::query_as("SELECT id, address, enabled FROM authority_changes WHERE applied_at IS NULL ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(id, address, enabled)| (id, address, enabled.into())).collect())
 }
 
 /// Records what became of change `id`: its transaction, or the ledger's

@@ -1,14 +1,12 @@
 //! The credential requests' store: a clinician's requests to an authority
 //! and the authority's decisions (the credential itself is on the ledger).
 
-use chartkey_core::value::{Address, Hash32};
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
 use crate::db::now;
 use crate::store::{Pool, StoreError};
+use chartkey_core::value::{Address, Hash32};
 
 /// A request row with the clinician's address.
+#[derive(sqlx::FromRow)]
 pub struct RequestRow {
     pub id: i64,
     pub clinician_id: String,
@@ -34,33 +32,16 @@ pub struct NewRequest {
     pub organisation: String,
 }
 
-const REQUEST_SELECT: &str = "SELECT r.id, r.clinician_id, c.address, r.authority_id, r.license_number, r.specialty,
+const REQUEST_SELECT: &str = "SELECT r.id, r.clinician_id, c.address AS clinician_address, r.authority_id,
+        r.license_number, r.specialty,
         r.jurisdiction, r.organisation, r.requested_at, r.decision, r.decided_at, r.decision_tx
     FROM credential_requests r JOIN accounts c ON c.id = r.clinician_id";
-
-fn request_of(r: &AnyRow) -> Result<RequestRow, sqlx::Error> {
-    Ok(RequestRow {
-        id: r.try_get(0)?,
-        clinician_id: r.try_get(1)?,
-        clinician_address: r.try_get(2)?,
-        authority_id: r.try_get(3)?,
-        license_number: r.try_get(4)?,
-        specialty: r.try_get(5)?,
-        jurisdiction: r.try_get(6)?,
-        organisation: r.try_get(7)?,
-        requested_at: r.try_get(8)?,
-        decision: r.try_get(9)?,
-        decided_at: r.try_get(10)?,
-        decision_tx: r.try_get(11)?,
-    })
-}
 
 /// The requests `condition` selects (with `$1`, `$2` bound to `first` and
 /// `second`).
 async fn requests(pool: &Pool, condition: &str, first: &str, second: i64) -> Result<Vec<RequestRow>, StoreError> {
     let sql = format!("{REQUEST_SELECT} {condition}");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(first).bind(second).fetch_all(pool).await?;
-    Ok(rows.iter().map(request_of).collect::<Result<_, _>>()?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(first).bind(second).fetch_all(pool).await?)
 }
 
 /// The clinician's latest request.
@@ -115,15 +96,11 @@ pub async fn decline(pool: &Pool, id: i64) -> Result<(), StoreError> {
 /// What a clinician said of themselves (specialty, organisation,
 /// jurisdiction) in the request an authority issued, else the latest.
 pub async fn profile(pool: &Pool, clinician_id: &str) -> Result<Option<(String, String, String)>, StoreError> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT specialty, organisation, jurisdiction FROM credential_requests
          WHERE clinician_id = $1 ORDER BY CASE WHEN decision = 'issued' THEN 0 ELSE 1 END, id DESC LIMIT 1",
     )
     .bind(clinician_id)
     .fetch_optional(pool)
-    .await?;
-    Ok(match row {
-        Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
-        None => None,
-    })
+    .await?)
 }

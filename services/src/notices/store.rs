@@ -4,11 +4,9 @@
 use chartkey_api::{NoticeKind, NoticeView};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::value::{Address, Hash32};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use crate::db;
-use crate::store::{Pool, StoreError};
+use crate::store::{Flag, Pool, StoreError, narrow};
 
 /// A new notice for `account_id`, with `actor`'s address and name as the
 /// page shows them.
@@ -36,16 +34,17 @@ pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, St
     .bind(at)
     .fetch_one(pool)
     .await?;
-    let actor = sqlx::query("SELECT address, display_name FROM accounts WHERE id = $1")
-        .bind(notice.actor_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::Row("no such actor"))?;
+    let (actor, actor_name): (Address, String) =
+        sqlx::query_as("SELECT address, display_name FROM accounts WHERE id = $1")
+            .bind(notice.actor_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::Row("no such actor"))?;
     Ok(NoticeView {
         id,
         kind: notice.kind,
-        actor: actor.try_get(0)?,
-        actor_name: actor.try_get(1)?,
+        actor,
+        actor_name,
         record: notice.record.map(|(id, _)| id),
         category: notice.record.map(|(_, category)| category),
         tx: notice.tx,
@@ -60,7 +59,7 @@ pub async fn inbox(pool: &Pool, account_id: &str, shown: i64) -> Result<(u32, Ve
         .bind(account_id)
         .fetch_one(pool)
         .await?;
-    let rows = sqlx::query(
+    let rows: Vec<NoticeRow> = sqlx::query_as(
         "SELECT n.id, n.kind, a.address, a.display_name, n.record_id, n.category, n.tx, n.at,
                 CASE WHEN n.read_at IS NULL THEN 0 ELSE 1 END
          FROM notices n JOIN accounts a ON a.id = n.actor_id
@@ -70,7 +69,7 @@ pub async fn inbox(pool: &Pool, account_id: &str, shown: i64) -> Result<(u32, Ve
     .bind(shown)
     .fetch_all(pool)
     .await?;
-    let notices = rows.iter().map(notice_of).collect::<Result<Vec<_>, _>>()?;
+    let notices = rows.into_iter().map(notice_of).collect::<Result<Vec<_>, _>>()?;
     Ok((u32::try_from(unread).map_err(|_| StoreError::Row("unread count"))?, notices))
 }
 
@@ -85,22 +84,23 @@ pub async fn mark_read(pool: &Pool, account_id: &str, up_to: i64) -> Result<u64,
     Ok(done.rows_affected())
 }
 
-fn notice_of(row: &AnyRow) -> Result<NoticeView, StoreError> {
-    let kind: String = row.try_get(1)?;
-    let category = match row.try_get::<Option<i16>, _>(5)? {
-        Some(c) => Some(u8::try_from(c).map_err(|_| StoreError::Row("category"))?),
-        None => None,
-    };
+/// A notice as listed: id, kind, the actor's address and name, record and
+/// category, transaction, time, read.
+type NoticeRow = (i64, String, Address, String, Option<RecordId>, Option<i64>, Hash32, i64, Flag);
+
+fn notice_of(
+    (id, kind, actor, actor_name, record, category, tx, at, read): NoticeRow,
+) -> Result<NoticeView, StoreError> {
     Ok(NoticeView {
-        id: row.try_get(0)?,
+        id,
         kind: if kind == "write_back" { NoticeKind::WriteBack } else { NoticeKind::Access },
-        actor: row.try_get::<Address, _>(2)?,
-        actor_name: row.try_get(3)?,
-        record: row.try_get::<Option<RecordId>, _>(4)?,
-        category,
-        tx: row.try_get::<Hash32, _>(6)?,
-        at: row.try_get(7)?,
-        read: row.try_get::<i64, _>(8)? != 0,
+        actor,
+        actor_name,
+        record,
+        category: category.map(narrow).transpose()?,
+        tx,
+        at,
+        read: read.into(),
     })
 }
 

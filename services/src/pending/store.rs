@@ -2,7 +2,6 @@
 //! done (and its row deleted) in one transaction once the ledger answers.
 
 use chartkey_core::value::Hash32;
-use sqlx::Row;
 
 use super::Work;
 use crate::db::now;
@@ -134,7 +133,5 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
 
 /// The rows a crash left: id, input hash and work, oldest first.
 pub async fn leftovers(pool: &Pool) -> Result<Vec<(i64, Vec<u8>, String)>, StoreError> {
-    let rows = sqlx::query("SELECT id, input_hash, work FROM pending_relays ORDER BY id").fetch_all(pool).await?;
-    let row = |r: &sqlx::any::AnyRow| -> Result<_, sqlx::Error> { Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)) };
-    Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    Ok(sqlx::query_as("SELECT id, input_hash, work FROM pending_relays ORDER BY id").fetch_all(pool).await?)
 }

@@ -6,11 +6,10 @@ use std::collections::HashSet;
 
 use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::value::{Address, Hash32, Signature};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::db::now;
-use crate::store::{Pool, StoreError, int};
+use crate::store::{Pool, StoreError};
 
 /// Ids bound in one `IN (…)` list: well under every engine's limit on
 /// parameters, and few statements for a whole import.
@@ -22,10 +21,13 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// A record of a chart as its reader sees it.
+#[derive(sqlx::FromRow)]
 pub struct RecordRow {
     pub id: RecordId,
     pub blob: Hash32,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
+    #[sqlx(try_from = "i64")]
     pub category: u8,
     pub author: Address,
     pub author_name: String,
@@ -41,27 +43,6 @@ pub struct RecordRow {
     pub wrapped_key: Option<WrappedKey>,
 }
 
-fn record_of(row: &AnyRow) -> Result<RecordRow, sqlx::Error> {
-    Ok(RecordRow {
-        id: row.try_get(0)?,
-        blob: row.try_get(1)?,
-        size: int(row, 2)?,
-        category: int(row, 3)?,
-        author: row.try_get(4)?,
-        author_name: row.try_get(5)?,
-        amends: row.try_get(6)?,
-        batch_root: row.try_get(7)?,
-        leaf_index: row.try_get(8)?,
-        batch_size: row.try_get(9)?,
-        signature: row.try_get(10)?,
-        anchor_job: row.try_get(11)?,
-        anchor_tx: row.try_get(12)?,
-        anchor_block: row.try_get(13)?,
-        created_at: row.try_get(14)?,
-        wrapped_key: row.try_get(15)?,
-    })
-}
-
 /// The records of `patient_id`'s chart with the data key wrapped for
 /// `reader`, if any, newest first (a batch in leaf order). With `only`,
 /// that record, its corrections and the rest of its batch.
@@ -71,10 +52,10 @@ pub async fn chart(
     reader: &Address,
     only: Option<RecordId>,
 ) -> Result<Vec<RecordRow>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT r.id, r.blob, r.size, r.category, a.address, a.display_name, r.amends, r.batch_root,
-                r.leaf_index, r.batch_size, r.signature, r.anchor_job, NULLIF(r.anchor_tx, ''), r.anchor_block,
-                r.created_at, k.wrapped_key
+    let rows = sqlx::query_as(
+        "SELECT r.id, r.blob, r.size, r.category, a.address AS author, a.display_name AS author_name, r.amends,
+                r.batch_root, r.leaf_index, r.batch_size, r.signature, r.anchor_job,
+                NULLIF(r.anchor_tx, '') AS anchor_tx, r.anchor_block, r.created_at, k.wrapped_key
          FROM records r JOIN accounts a ON a.id = r.author_id
          LEFT JOIN record_keys k ON k.record_id = r.id AND k.reader = $2
          WHERE r.patient_id = $1
@@ -87,7 +68,7 @@ pub async fn chart(
     .bind(only)
     .fetch_all(pool)
     .await?;
-    Ok(rows.iter().map(record_of).collect::<Result<_, _>>()?)
+    Ok(rows)
 }
 
 /// Which of `keys` `select` finds: `select` ends in `IN`, and `$1` is
@@ -335,15 +316,13 @@ pub async fn releasable(
             "SELECT id, blob, CASE WHEN patient_id = $1 THEN 1 ELSE 0 END FROM records WHERE id IN ({})",
             placeholders(2, chunk.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id);
+        let mut query =
+            sqlx::query_as::<_, (RecordId, Hash32, crate::store::Flag)>(sqlx::AssertSqlSafe(sql)).bind(account_id);
         for id in chunk {
             query = query.bind(*id);
         }
-        let mut found = std::collections::HashMap::new();
-        for row in query.fetch_all(pool).await? {
-            let id: RecordId = row.try_get(0)?;
-            found.insert(id, (row.try_get::<Hash32, _>(1)?, crate::store::flag(&row, 2)?));
-        }
+        let found: std::collections::HashMap<RecordId, (Hash32, bool)> =
+            query.fetch_all(pool).await?.into_iter().map(|(id, blob, own)| (id, (blob, own.into()))).collect();
         let others: Vec<RecordId> =
             chunk.iter().filter(|id| found.get(id).is_some_and(|(_, own)| !own)).copied().collect();
         let mut opened = std::collections::HashMap::new();
@@ -354,14 +333,15 @@ pub async fn releasable(
                  WHERE x.grantee_id = $1 AND x.at >= $2 AND x.record_id IN ({})",
                 placeholders(3, others.len())
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(since);
+            let mut query = sqlx::query_as::<_, (RecordId, Address, Address)>(sqlx::AssertSqlSafe(sql))
+                .bind(account_id)
+                .bind(since);
             for id in &others {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(pool).await? {
-                let id: RecordId = row.try_get(0)?;
-                opened.insert(id, (row.try_get::<Address, _>(1)?, row.try_get::<Address, _>(2)?));
-            }
+            opened.extend(
+                query.fetch_all(pool).await?.into_iter().map(|(id, patient, grantee)| (id, (patient, grantee))),
+            );
         }
         for id in chunk {
             match (found.get(id), opened.get(id)) {

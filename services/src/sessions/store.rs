@@ -1,12 +1,11 @@
 //! The sessions' store: hashed session tokens, each tied to the passkey
 //! that signed in.
 
-use sqlx::Row;
-
 use crate::db::now;
 use crate::store::{Pool, StoreError};
 
 /// A live session's account and passkey.
+#[derive(sqlx::FromRow)]
 pub struct LiveSession {
     pub account_id: String,
     pub credential_id: String,
@@ -54,7 +53,7 @@ pub async fn live(
     seen: bool,
 ) -> Result<Option<LiveSession>, StoreError> {
     let now = now();
-    let row = sqlx::query(
+    let found: Option<LiveSession> = sqlx::query_as(
         "SELECT s.account_id, s.credential_id FROM sessions s JOIN accounts a ON a.id = s.account_id
          WHERE s.token_hash = $1 AND s.expires_at > $2 AND (a.role != 'clinician' OR s.last_seen_at > $2 - $3)",
     )
@@ -63,15 +62,14 @@ pub async fn live(
     .bind(clinician_idle_secs)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    if seen {
+    if found.is_some() && seen {
         sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2 - 30")
             .bind(token_hash)
             .bind(now)
             .execute(pool)
             .await?;
     }
-    Ok(Some(LiveSession { account_id: row.try_get(0)?, credential_id: row.try_get(1)? }))
+    Ok(found)
 }
 
 pub async fn end(pool: &Pool, token_hash: &str) -> Result<(), StoreError> {

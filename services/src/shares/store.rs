@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
+use crate::store::{Flag, Pool, StoreError, narrow};
 use chartkey_api::{AccessView, SharedRecord};
+use chartkey_core::envelope::RecordId;
 use chartkey_core::value::{Address, Hash32};
-use sqlx::Row;
-
-use crate::store::{Pool, StoreError, flag, int};
 
 /// Whose grants or accesses a list shows: the patient's own, or those
 /// given to a clinician.
@@ -20,18 +19,24 @@ pub enum Side {
 
 /// A stored grant, with its patient and how many records were wrapped for
 /// its grantee.
+#[derive(sqlx::FromRow)]
 pub struct GrantRow {
     pub patient: Address,
     pub patient_name: String,
     pub grantee_id: String,
+    #[sqlx(try_from = "i64")]
     pub serial: u32,
+    #[sqlx(try_from = "i64")]
     pub scope: u8,
+    #[sqlx(try_from = "i64")]
     pub categories: u32,
     pub records: String,
+    #[sqlx(try_from = "Flag")]
     pub write: bool,
     pub expires_at: i64,
     pub granted_at: i64,
     pub grant_tx: Hash32,
+    #[sqlx(try_from = "i64")]
     pub keys: u32,
 }
 
@@ -49,33 +54,16 @@ pub async fn grants(
         Side::Grantee => "g.grantee_id",
     };
     let sql = format!(
-        "SELECT p.address, p.display_name, g.grantee_id, g.serial, g.scope, g.categories, g.records, g.write,
-                g.expires_at, g.created_at, g.grant_tx,
+        "SELECT p.address AS patient, p.display_name AS patient_name, g.grantee_id, g.serial, g.scope,
+                g.categories, g.records, g.write, g.expires_at, g.created_at AS granted_at, g.grant_tx,
                 (SELECT count(*) FROM record_keys k JOIN records r ON r.id = k.record_id
-                  WHERE k.reader = e.address AND r.patient_id = g.patient_id)
+                  WHERE k.reader = e.address AND r.patient_id = g.patient_id) AS keys
          FROM grants g JOIN accounts p ON p.id = g.patient_id JOIN accounts e ON e.id = g.grantee_id
          WHERE {column} = $1 AND ($3 IS NULL OR g.patient_id = $3) AND g.serial = (
              SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)
          ORDER BY g.created_at DESC LIMIT $2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit).bind(patient_id).fetch_all(pool).await?;
-    let grant = |r: &sqlx::any::AnyRow| -> Result<GrantRow, sqlx::Error> {
-        Ok(GrantRow {
-            patient: r.try_get(0)?,
-            patient_name: r.try_get(1)?,
-            grantee_id: r.try_get(2)?,
-            serial: int(r, 3)?,
-            scope: int(r, 4)?,
-            categories: int(r, 5)?,
-            records: r.try_get(6)?,
-            write: flag(r, 7)?,
-            expires_at: r.try_get(8)?,
-            granted_at: r.try_get(9)?,
-            grant_tx: r.try_get(10)?,
-            keys: int(r, 11)?,
-        })
-    };
-    Ok(rows.iter().map(grant).collect::<Result<_, _>>()?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit).bind(patient_id).fetch_all(pool).await?)
 }
 
 /// Whether patient `patient_id` ever shared with the clinician at `grantee`.
@@ -91,6 +79,10 @@ pub async fn ever_shared(pool: &Pool, patient_id: &str, grantee: &Address) -> Re
     Ok(found.is_some())
 }
 
+/// An access as listed: the grantee's address and name, the patient's,
+/// the record and its category, time, transaction, block.
+type AccessRow = (Address, String, Address, String, RecordId, i64, i64, Hash32, i64);
+
 /// The newest accesses on `side` of account `id`.
 pub async fn accesses(pool: &Pool, side: Side, id: &str, limit: i64) -> Result<Vec<AccessView>, StoreError> {
     let column = match side {
@@ -103,26 +95,26 @@ pub async fn accesses(pool: &Pool, side: Side, id: &str, limit: i64) -> Result<V
          JOIN records r ON r.id = a.record_id
          WHERE {column} = $1 ORDER BY a.id DESC LIMIT $2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit).fetch_all(pool).await?;
-    let access = |r: &sqlx::any::AnyRow| -> Result<AccessView, sqlx::Error> {
+    let rows: Vec<AccessRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit).fetch_all(pool).await?;
+    let access = |(grantee, grantee_name, patient, patient_name, record, category, at, tx, block)| {
         Ok(AccessView {
-            grantee: r.try_get(0)?,
-            grantee_name: r.try_get(1)?,
-            patient: r.try_get(2)?,
-            patient_name: r.try_get(3)?,
-            record: r.try_get(4)?,
-            category: int(r, 5)?,
-            at: r.try_get(6)?,
-            tx: r.try_get(7)?,
-            block: int(r, 8)?,
+            grantee,
+            grantee_name,
+            patient,
+            patient_name,
+            record,
+            category: narrow(category)?,
+            at,
+            tx,
+            block: narrow(block)?,
         })
     };
-    Ok(rows.iter().map(access).collect::<Result<_, _>>()?)
+    rows.into_iter().map(access).collect()
 }
 
 /// Patient `patient_id`'s records wrapped for `reader`, newest first.
 pub async fn wrapped_for(pool: &Pool, patient_id: &str, reader: &Address) -> Result<Vec<SharedRecord>, StoreError> {
-    let rows = sqlx::query(
+    let rows: Vec<(RecordId, i64, i64)> = sqlx::query_as(
         "SELECT r.id, r.category, r.created_at FROM records r
          JOIN record_keys k ON k.record_id = r.id AND k.reader = $2
          WHERE r.patient_id = $1
@@ -132,16 +124,14 @@ pub async fn wrapped_for(pool: &Pool, patient_id: &str, reader: &Address) -> Res
     .bind(reader)
     .fetch_all(pool)
     .await?;
-    let record = |r: &sqlx::any::AnyRow| -> Result<SharedRecord, sqlx::Error> {
-        Ok(SharedRecord { id: r.try_get(0)?, category: int(r, 1)?, created_at: r.try_get(2)? })
-    };
-    Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    let record = |(id, category, created_at)| Ok(SharedRecord { id, category: narrow(category)?, created_at });
+    rows.into_iter().map(record).collect()
 }
 
 /// The scope (kind and categories) of each clinician's newest grant from
 /// patient `patient_id`, by the clinician's address.
 pub async fn scopes(pool: &Pool, patient_id: &str) -> Result<HashMap<Address, (u8, u32)>, StoreError> {
-    let rows = sqlx::query(
+    let rows: Vec<(Address, i64, i64)> = sqlx::query_as(
         "SELECT e.address, g.scope, g.categories FROM grants g JOIN accounts e ON e.id = g.grantee_id
          WHERE g.patient_id = $1 AND g.serial = (
              SELECT max(serial) FROM grants WHERE patient_id = g.patient_id AND grantee_id = g.grantee_id)",
@@ -149,8 +139,6 @@ pub async fn scopes(pool: &Pool, patient_id: &str) -> Result<HashMap<Address, (u
     .bind(patient_id)
     .fetch_all(pool)
     .await?;
-    let scope = |r: &sqlx::any::AnyRow| -> Result<(Address, (u8, u32)), sqlx::Error> {
-        Ok((r.try_get(0)?, (int(r, 1)?, int(r, 2)?)))
-    };
-    Ok(rows.iter().map(scope).collect::<Result<_, _>>()?)
+    let scope = |(reader, scope, categories)| Ok((reader, (narrow(scope)?, narrow(categories)?)));
+    rows.into_iter().map(scope).collect()
 }
