@@ -212,6 +212,21 @@ pub(super) async fn caller(
     Ok((account, address))
 }
 
+/// The signed-in account and its ledger address, when the account has
+/// `role`; otherwise 403 with `refusal`.
+pub(super) async fn caller_as(
+    state: &AppState,
+    c: &Caller,
+    role: chartkey_core::role::Role,
+    refusal: &str,
+) -> Result<(crate::accounts::store::AccountRow, Address), ApiError> {
+    let (account, address) = caller(state, c).await?;
+    if chartkey_core::role::Role::parse(&account.role) != Some(role) {
+        return Err(ApiError::Forbidden(refusal.into()));
+    }
+    Ok((account, address))
+}
+
 /// Reads view `call` of `target` on the latest state.
 pub(crate) async fn view<C: SolCall>(state: &AppState, target: Target, call: C) -> Result<C::Return, ApiError> {
     state.ledger.client.view(target, call).await.map_err(ledger_down)

@@ -20,7 +20,7 @@ use chartkey_ledger::convert::{self, to_alloy};
 pub mod store;
 
 use self::store::RequestRow;
-use super::chain::{caller, relay_and_wait, request_of, settled, view};
+use super::chain::{caller_as, relay_and_wait, request_of, settled, view};
 use crate::accounts::store::{self as accounts, AccountRow};
 use crate::caller::Caller;
 use crate::db;
@@ -34,8 +34,7 @@ const SEARCH_LIMIT: usize = 20;
 const DECIDED_SHOWN: usize = 100;
 
 pub async fn mine(state: &AppState, c: &Caller) -> Result<MyVerification, ApiError> {
-    let (account, _) = caller(state, c).await?;
-    require_role(&account, Role::Clinician, "Only a clinician asks to be verified.")?;
+    let (account, _) = caller_as(state, c, Role::Clinician, "Only a clinician asks to be verified.").await?;
     let me = card(state, &account).await?;
     let latest = store::latest(&state.pool, &account.id).await?;
     let request = match latest {
@@ -46,8 +45,7 @@ pub async fn mine(state: &AppState, c: &Caller) -> Result<MyVerification, ApiErr
 }
 
 pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) -> Result<MyVerification, ApiError> {
-    let (account, _) = caller(state, c).await?;
-    require_role(&account, Role::Clinician, "Only a clinician asks to be verified.")?;
+    let (account, _) = caller_as(state, c, Role::Clinician, "Only a clinician asks to be verified.").await?;
     let license_number = field("licence number", &body.license_number)?;
     let specialty = field("specialty", &body.specialty)?;
     if bytes32_text(&specialty).is_none() {
@@ -84,8 +82,8 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
 }
 
 pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiError> {
-    let (account, address) = caller(state, c).await?;
-    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority has a desk.")?;
+    let (account, address) =
+        caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority has a desk.").await?;
     let named = is_authority(state, account.address).await?;
     let next_nonce = view(state, Target::Directory, ChartkeyDirectory::noncesCall { owner: address }).await?;
     let next_nonce = u64::try_from(next_nonce).map_err(|_| super::chain::corrupt("nonces"))?;
@@ -109,8 +107,8 @@ pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiErro
 }
 
 pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> Result<RelayReceipt, ApiError> {
-    let (account, address) = caller(state, c).await?;
-    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority issues credentials.")?;
+    let (account, address) =
+        caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority issues credentials.").await?;
     let signature = body.signature.0.to_vec();
     let m = &body.message;
     if to_alloy(m.authority) != address {
@@ -147,8 +145,8 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
 }
 
 pub async fn decline(state: &AppState, c: &Caller, request: i64) -> Result<(), ApiError> {
-    let (account, _) = caller(state, c).await?;
-    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority decides requests.")?;
+    let (account, _) =
+        caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority decides requests.").await?;
     let row = pending_request(state, &account, request).await?;
     store::decline(&state.pool, row.id).await?;
     tracing::info!(request, "credential request declined");
@@ -156,8 +154,9 @@ pub async fn decline(state: &AppState, c: &Caller, request: i64) -> Result<(), A
 }
 
 pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) -> Result<RelayReceipt, ApiError> {
-    let (account, address) = caller(state, c).await?;
-    require_role(&account, Role::CredentialingAuthority, "Only a credentialing authority revokes credentials.")?;
+    let (account, address) =
+        caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority revokes credentials.")
+            .await?;
     if to_alloy(body.message.authority) != address {
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
@@ -237,10 +236,6 @@ async fn authorities(state: &AppState) -> Result<Vec<AuthorityInfo>, ApiError> {
 async fn is_authority(state: &AppState, address: Address) -> Result<bool, ApiError> {
     let authority = convert::alloy(address);
     view(state, Target::Directory, ChartkeyDirectory::isAuthorityCall { authority }).await
-}
-
-fn require_role(account: &AccountRow, role: Role, refusal: &str) -> Result<(), ApiError> {
-    if Role::parse(&account.role) == Some(role) { Ok(()) } else { Err(ApiError::Forbidden(refusal.into())) }
 }
 
 /// A request's field, trimmed: present, not too long, no control characters.

@@ -29,7 +29,7 @@ use chartkey_ledger::relayer::Request;
 pub mod store;
 
 use self::store::{GrantRow, Side};
-use super::chain::{caller, corrupt, grant_on_ledger, relay_and_wait, request_of, settled, view};
+use super::chain::{caller, caller_as, corrupt, grant_on_ledger, relay_and_wait, request_of, settled, view};
 use super::credentials::card;
 use super::records::{chart, record_of};
 use crate::caller::Caller;
@@ -40,10 +40,7 @@ use crate::state::AppState;
 pub const MAX_SHARED_KEYS: usize = 5_000;
 
 pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<RelayReceipt, ApiError> {
-    let (account, address) = caller(state, c).await?;
-    if Role::parse(&account.role) != Some(Role::Patient) {
-        return Err(ApiError::Forbidden("Only a patient shares records.".into()));
-    }
+    let (account, address) = caller_as(state, c, Role::Patient, "Only a patient shares records.").await?;
     let g = body.grant;
     if to_alloy(g.patient) != address {
         return Err(ApiError::Forbidden("You can only share your own records.".into()));
@@ -275,10 +272,7 @@ async fn share_state(
 }
 
 pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError> {
-    let (account, address) = caller(state, c).await?;
-    if Role::parse(&account.role) != Some(Role::Patient) {
-        return Err(ApiError::Forbidden("Only a patient stops sharing their records.".into()));
-    }
+    let (account, address) = caller_as(state, c, Role::Patient, "Only a patient stops sharing their records.").await?;
     let m = body.message;
     if to_alloy(m.patient) != address {
         return Err(ApiError::Forbidden("You can only stop your own shares.".into()));
@@ -310,10 +304,8 @@ pub async fn nonce(state: &AppState, c: &Caller, grantee: Address) -> Result<u64
 /// them (kind, date and id only: keys and content come from
 /// `records/open`, after the ledger recorded the access).
 pub async fn shared_chart(state: &AppState, c: &Caller, patient: Address) -> Result<SharedChart, ApiError> {
-    let (account, address) = caller(state, c).await?;
-    if Role::parse(&account.role) != Some(Role::Clinician) {
-        return Err(ApiError::Forbidden("Only a clinician opens charts shared with them.".into()));
-    }
+    let (account, address) =
+        caller_as(state, c, Role::Clinician, "Only a clinician opens charts shared with them.").await?;
     let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
     let patient = crate::accounts::store::by_address(&state.pool, &patient).await?.ok_or_else(not_shared)?;
     let share = views(state, Side::Grantee, &account.id, Some(&patient.id)).await?.pop().ok_or_else(not_shared)?;
