@@ -87,9 +87,8 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
             .bind(now)
             .execute(&mut *t)
             .await?;
-            for (record, key) in keys {
-                records::insert_key(&mut t, *record, grantee_address, key, now).await?;
-            }
+            let keys: Vec<_> = keys.iter().map(|(record, key)| (*record, grantee_address, key)).collect();
+            records::insert_keys(&mut t, &keys, now).await?;
         }
         Work::Access { patient_id, grantee_id, record, .. } => {
             sqlx::query(

@@ -127,6 +127,8 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     let rows = NewRecords {
         patient_id: patient.id.clone(),
         author_id: account.id.clone(),
+        patient: patient.address,
+        author: account.address,
         signature: body.signature,
         batch_root,
         records: body

@@ -123,6 +123,10 @@ pub async fn in_chart(pool: &Pool, patient_id: &str, id: RecordId) -> Result<boo
 pub struct NewRecords {
     pub patient_id: String,
     pub author_id: String,
+    /// The ledger addresses the author's and the patient's keys are
+    /// wrapped for.
+    pub patient: Address,
+    pub author: Address,
     /// The author's signature of the anchoring message.
     pub signature: Signature,
     /// The batch's Merkle root (two or more records).
@@ -144,76 +148,82 @@ pub struct NewRecord {
     pub also: Vec<(Address, WrappedKey)>,
 }
 
+/// Rows one multi-row `INSERT` writes: a whole import in a few statements,
+/// and its parameters (14 a row at most) far under every engine's limit.
+const ROWS: usize = 200;
+
+/// `($first, …), (…), …`: `rows` rows of `columns` placeholders.
+fn value_rows(columns: usize, rows: usize) -> String {
+    (0..rows).map(|r| format!("({})", placeholders(1 + r * columns, columns))).collect::<Vec<_>>().join(", ")
+}
+
 /// Writes `new`'s rows on `conn` (inside the caller's transaction), not yet
 /// journalled: anchor job 0, no transaction.
 pub(crate) async fn insert(conn: &mut AnyConnection, new: &NewRecords) -> Result<(), sqlx::Error> {
     let now = now();
     let count = new.records.len() as i64;
-    for (i, r) in new.records.iter().enumerate() {
-        let (index, batch_size) = match new.batch_root {
-            Some(_) => (Some(i as i64), Some(count)),
-            None => (None, None),
-        };
-        sqlx::query(
-            "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root,
-                leaf_index, batch_size, signature, anchor_job, anchor_tx, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, '', $12)",
-        )
-        .bind(r.id)
-        .bind(new.patient_id.as_str())
-        .bind(new.author_id.as_str())
-        .bind(r.blob)
-        .bind(r.size as i64)
-        .bind(i16::from(r.category))
-        .bind(r.amends)
-        .bind(new.batch_root)
-        .bind(index)
-        .bind(batch_size)
-        .bind(new.signature)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        let own = [(&new.author_id, &r.wrapped_key)].into_iter();
-        let patient = r.patient_wrapped_key.as_ref().map(|k| (&new.patient_id, k));
-        for (account_id, key) in own.chain(patient) {
-            sqlx::query(
-                "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at)
-                 SELECT $1, address, $2, $3 FROM accounts WHERE id = $4",
-            )
-            .bind(r.id)
-            .bind(key.clone())
-            .bind(now)
-            .bind(account_id.as_str())
-            .execute(&mut *conn)
-            .await?;
+    for (c, chunk) in new.records.chunks(ROWS).enumerate() {
+        let sql = format!(
+            "INSERT INTO records (id, patient_id, author_id, blob, size, category, amends, batch_root, leaf_index,
+                batch_size, signature, anchor_job, anchor_tx, created_at) VALUES {}",
+            value_rows(14, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (j, r) in chunk.iter().enumerate() {
+            let (index, batch_size) = match new.batch_root {
+                Some(_) => (Some((c * ROWS + j) as i64), Some(count)),
+                None => (None, None),
+            };
+            query = query
+                .bind(r.id)
+                .bind(new.patient_id.as_str())
+                .bind(new.author_id.as_str())
+                .bind(r.blob)
+                .bind(r.size as i64)
+                .bind(i16::from(r.category))
+                .bind(r.amends)
+                .bind(new.batch_root)
+                .bind(index)
+                .bind(batch_size)
+                .bind(new.signature)
+                .bind(0i64)
+                .bind("")
+                .bind(now);
         }
-        for (reader, key) in &r.also {
-            insert_key(&mut *conn, r.id, reader, key, now).await?;
-        }
+        query.execute(&mut *conn).await?;
     }
-    Ok(())
+    let keys: Vec<(RecordId, &Address, &WrappedKey)> = new
+        .records
+        .iter()
+        .flat_map(|r| {
+            let own = std::iter::once((r.id, &new.author, &r.wrapped_key));
+            let patient = r.patient_wrapped_key.as_ref().map(|k| (r.id, &new.patient, k));
+            own.chain(patient).chain(r.also.iter().map(move |(reader, k)| (r.id, reader, k)))
+        })
+        .collect();
+    insert_keys(conn, &keys, now).await
 }
 
-/// Stores `key` as `record`'s data key wrapped for `reader` (replacing
-/// one given before).
-pub(crate) async fn insert_key(
+/// Stores each `(record, reader, key)`: the record's data key wrapped for
+/// the reader, replacing one given before.
+pub(crate) async fn insert_keys(
     conn: &mut AnyConnection,
-    record: RecordId,
-    reader: &Address,
-    key: &WrappedKey,
+    keys: &[(RecordId, &Address, &WrappedKey)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (record_id, reader) DO UPDATE SET wrapped_key = excluded.wrapped_key,
-             created_at = excluded.created_at",
-    )
-    .bind(record)
-    .bind(*reader)
-    .bind(key.clone())
-    .bind(now)
-    .execute(conn)
-    .await?;
+    for chunk in keys.chunks(ROWS) {
+        let sql = format!(
+            "INSERT INTO record_keys (record_id, reader, wrapped_key, created_at) VALUES {}
+             ON CONFLICT (record_id, reader) DO UPDATE SET wrapped_key = excluded.wrapped_key,
+                 created_at = excluded.created_at",
+            value_rows(4, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (record, reader, key) in chunk {
+            query = query.bind(*record).bind(**reader).bind((*key).clone()).bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -265,17 +275,17 @@ pub async fn remove(pool: &Pool, ids: &[RecordId]) -> Result<u64, StoreError> {
 pub async fn note_uploads(pool: &Pool, account_id: &str, blobs: &[(Hash32, u64)]) -> Result<(), StoreError> {
     let mut t = pool.begin().await?;
     let now = now();
-    for (blob, size) in blobs {
-        sqlx::query(
-            "INSERT INTO blob_uploads (blob, account_id, size, created_at) VALUES ($1, $2, $3, $4)
+    for chunk in blobs.chunks(ROWS) {
+        let sql = format!(
+            "INSERT INTO blob_uploads (blob, account_id, size, created_at) VALUES {}
              ON CONFLICT (blob, account_id) DO NOTHING",
-        )
-        .bind(*blob)
-        .bind(account_id)
-        .bind(*size as i64)
-        .bind(now)
-        .execute(&mut *t)
-        .await?;
+            value_rows(4, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (blob, size) in chunk {
+            query = query.bind(*blob).bind(account_id).bind(*size as i64).bind(now);
+        }
+        query.execute(&mut *t).await?;
     }
     t.commit().await?;
     Ok(())
