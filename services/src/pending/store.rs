@@ -103,17 +103,7 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
             .execute(&mut *t)
             .await?;
         }
-        Work::Anchor { ids, .. } => {
-            for id in ids {
-                sqlx::query("UPDATE records SET anchor_job = $1, anchor_tx = $2, anchor_block = $3 WHERE id = $4")
-                    .bind(mined.job)
-                    .bind(mined.tx)
-                    .bind(mined.block)
-                    .bind(*id)
-                    .execute(&mut *t)
-                    .await?;
-            }
-        }
+        Work::Anchor { ids, .. } => records::set_anchor(&mut t, ids, mined.job, mined.tx, Some(mined.block)).await?,
         Work::Credential { request_id } => {
             sqlx::query(
                 "UPDATE credential_requests SET decision = 'issued', decided_at = $1, decision_tx = $2

@@ -231,15 +231,41 @@ pub(crate) async fn insert_keys(
 /// (transaction `tx`), for those not told so yet.
 pub async fn journalled(pool: &Pool, ids: &[RecordId], job: i64, tx: Hash32) -> Result<(), StoreError> {
     let mut t = pool.begin().await?;
-    for id in ids {
-        sqlx::query("UPDATE records SET anchor_job = $1, anchor_tx = $2 WHERE id = $3 AND anchor_job = 0")
-            .bind(job)
-            .bind(tx)
-            .bind(*id)
-            .execute(&mut *t)
-            .await?;
-    }
+    set_anchor(&mut t, ids, job, tx, None).await?;
     t.commit().await?;
+    Ok(())
+}
+
+/// Gives records `ids` their anchor: the relayer's `job` and transaction
+/// `tx`, for those not journalled yet (anchor job 0); with `block`, the
+/// block it was mined in, for all of them. A chunk of ids per statement.
+pub(crate) async fn set_anchor(
+    conn: &mut AnyConnection,
+    ids: &[RecordId],
+    job: i64,
+    tx: Hash32,
+    block: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(CHUNK) {
+        let sql = match block {
+            None => format!(
+                "UPDATE records SET anchor_job = $1, anchor_tx = $2 WHERE anchor_job = 0 AND id IN ({})",
+                placeholders(3, chunk.len())
+            ),
+            Some(_) => format!(
+                "UPDATE records SET anchor_job = $1, anchor_tx = $2, anchor_block = $3 WHERE id IN ({})",
+                placeholders(4, chunk.len())
+            ),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job).bind(tx);
+        if let Some(block) = block {
+            query = query.bind(block);
+        }
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -263,9 +289,16 @@ pub async fn of_job(pool: &Pool, job: i64) -> Result<Vec<RecordId>, StoreError> 
 pub async fn remove(pool: &Pool, ids: &[RecordId]) -> Result<u64, StoreError> {
     let mut t = pool.begin().await?;
     let mut removed = 0;
-    for id in ids {
-        sqlx::query("DELETE FROM record_keys WHERE record_id = $1").bind(*id).execute(&mut *t).await?;
-        removed += sqlx::query("DELETE FROM records WHERE id = $1").bind(*id).execute(&mut *t).await?.rows_affected();
+    for chunk in ids.chunks(CHUNK) {
+        let list = placeholders(1, chunk.len());
+        let mut keys = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM record_keys WHERE record_id IN ({list})")));
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM records WHERE id IN ({list})")));
+        for id in chunk {
+            keys = keys.bind(*id);
+            rows = rows.bind(*id);
+        }
+        keys.execute(&mut *t).await?;
+        removed += rows.execute(&mut *t).await?.rows_affected();
     }
     t.commit().await?;
     Ok(removed)
