@@ -3,7 +3,7 @@
 //! (`notices/store.rs`, …) runs its queries through it with `$N`
 //! placeholders and the portable forms (`ON CONFLICT`, `RETURNING`), so the
 //! same SQL can serve PostgreSQL (issue 18). The schema is migrated first
-//! (db.rs); the stores not yet moved here still use db.rs's connection.
+//! (db.rs).
 
 use std::path::Path;
 use std::time::Duration;

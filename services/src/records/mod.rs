@@ -19,6 +19,7 @@ use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert::{self, to_ethers};
 use chartkey_ledger::relayer::JobStatus;
+
 pub mod store;
 
 use self::store::{NewRecord, NewRecords, RecordRow};
@@ -227,8 +228,7 @@ async fn write_back_chart(
         return Err(ApiError::bad_request("A clinician's record cannot correct the patient's records."));
     }
     let not_shared = || ApiError::NotFound("This patient has not shared records with you.".into());
-    let lookup = *patient;
-    let patient = crate::accounts::store::by_address(&state.pool, &lookup)
+    let patient = crate::accounts::store::by_address(&state.pool, patient)
         .await?
         .filter(|p| Role::parse(&p.role) == Some(Role::Patient))
         .ok_or_else(not_shared)?;

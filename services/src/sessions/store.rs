@@ -5,7 +5,6 @@ use crate::db::now;
 use crate::store::{Pool, StoreError};
 
 /// A live session's account and passkey.
-#[derive(sqlx::FromRow)]
 pub struct LiveSession {
     pub account_id: String,
     pub credential_id: String,
@@ -53,8 +52,8 @@ pub async fn live(
     seen: bool,
 ) -> Result<Option<LiveSession>, StoreError> {
     let now = now();
-    let found: Option<LiveSession> = sqlx::query_as(
-        "SELECT s.account_id, s.credential_id FROM sessions s JOIN accounts a ON a.id = s.account_id
+    let found: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT s.account_id, s.credential_id, s.last_seen_at FROM sessions s JOIN accounts a ON a.id = s.account_id
          WHERE s.token_hash = $1 AND s.expires_at > $2 AND (a.role != 'clinician' OR s.last_seen_at > $2 - $3)",
     )
     .bind(token_hash)
@@ -62,15 +61,22 @@ pub async fn live(
     .bind(clinician_idle_secs)
     .fetch_optional(pool)
     .await?;
-    if found.is_some() && seen {
-        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2 - 30")
+    let Some((account_id, credential_id, last_seen_at)) = found else { return Ok(None) };
+    // Written only when stale: a request that changes nothing takes no
+    // write lock (an import's long transaction holds it).
+    if seen && last_seen_at < now - SEEN_EVERY {
+        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2 - $3")
             .bind(token_hash)
             .bind(now)
+            .bind(SEEN_EVERY)
             .execute(pool)
             .await?;
     }
-    Ok(found)
+    Ok(Some(LiveSession { account_id, credential_id }))
 }
+
+/// How often, in seconds at most, a session's use is written down.
+const SEEN_EVERY: i64 = 30;
 
 pub async fn end(pool: &Pool, token_hash: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await?;
