@@ -340,7 +340,9 @@ mod tests {
 
     #[test]
     fn splits_the_sample_bundles() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fhir");
+        let dir =
+            std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../fixtures/fhir");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("the sample bundles are at {}", dir.display());
         };

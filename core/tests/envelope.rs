@@ -142,7 +142,9 @@ fn computed_vectors() -> serde_json::Value {
 fn known_answers_match() {
     let computed = computed_vectors();
     if std::env::var_os("CHARTKEY_WRITE_VECTORS").is_some() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/envelope-v2.json");
+        let path =
+            std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("tests/vectors/envelope-v2.json");
         std::fs::write(path, serde_json::to_string_pretty(&computed).expect("json") + "\n").expect("writes");
         return;
     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chartkey_core::AccountKeys;
@@ -26,8 +26,11 @@ use ethers_core::abi::Token;
 const LABS: u8 = 3;
 const NOTES: u8 = 7;
 
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+/// The workspace: read when the test runs (a build cached from another
+/// checkout keeps that checkout's compile-time path).
+fn workspace() -> PathBuf {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    manifest.parent().expect("the crate is in the workspace").to_owned()
 }
 
 /// What a step did: the events it emitted (name and arguments), or the
@@ -169,7 +172,7 @@ async fn scenario(side: &Side, expires_at: u64) -> Vec<(&'static str, Step)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_node_and_anvil_agree() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let anvil = Anvil::start(workspace(), CHAIN_ID).expect("anvil (npm @foundry-rs/anvil in contracts/)");
+    let anvil = Anvil::start(&workspace(), CHAIN_ID).expect("anvil (npm @foundry-rs/anvil in contracts/)");
     let expires_at = now() + 30 * 86_400;
     let embedded = scenario(&Side::embedded(dirs.0.path()).await, expires_at).await;
     let external = scenario(&Side::anvil(&anvil, dirs.1.path()).await, expires_at).await;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use chartkey_core::eip712::{Access, Grant};
+use chartkey_core::eip712::Grant;
 use chartkey_core::envelope::RecordId;
 use chartkey_core::role::Role;
 use chartkey_core::value::Hash32;
@@ -83,9 +83,7 @@ async fn a_shared_chart_lists_records_without_keys() {
         verified_parties(&server, &server.data_dir, "Lena Listed", "Dr Lister").await;
     let sealed = seal_all(&patient.keys, &floyd(2), None);
     add(&patient, &domain, &sealed).await.unwrap();
-    let grant = everything(&patient.keys, &clinician.keys, 0);
-    let keys = (0..2).map(|i| wrapped_for(&sealed.keys[i], sealed.anchored[i].id, &clinician.keys)).collect();
-    share_approved(&server, &mut patient, &grant, keys).await.unwrap();
+    share_all(&server, &mut patient, &clinician.keys, &sealed).await.unwrap();
 
     // Raw: the check for key material reads the answer as sent, with any
     // field the typed `SharedChart` would drop.
@@ -227,12 +225,7 @@ async fn sweep(
     }
     if let Some(id) = opened {
         let domain = ledger_domain(&who.client).await;
-        let access = Access {
-            grantee: who.keys.address(),
-            patient: patient.address(),
-            record_id: id.0,
-            nonce: access_nonce(chain, &who.keys).await,
-        };
+        let access = next_access(chain, &who.keys, patient, id).await;
         let answer = who.client.call("records/open", json!({ "body": access_body(&domain, &who.keys, &access) })).await;
         observer.observe("records/open", answer.body.to_string().as_bytes(), sealed, wrapped);
     }
@@ -326,9 +319,7 @@ async fn envelope_routes_for_every_role() {
     let sealed = seal_all(&patient.keys, &floyd(1), None);
     add(&patient, &domain, &sealed).await.unwrap();
     let id = sealed.anchored[0].id;
-    let grant = everything(&patient.keys, &clinician.keys, 0);
-    let keys = vec![wrapped_for(&sealed.keys[0], id, &clinician.keys)];
-    share_approved(&server, &mut patient, &grant, keys).await.unwrap();
+    share_all(&server, &mut patient, &clinician.keys, &sealed).await.unwrap();
     let other_patient = sign_up(&server, "Role Other", Role::Patient).await;
     let unshared_clinician = sign_up(&server, "Dr Unshared", Role::Clinician).await;
     let verifier = sign_up(&server, "Role Insurer", Role::Verifier).await;

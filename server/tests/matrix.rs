@@ -160,10 +160,7 @@ async fn every_route_for_every_role() {
     // Both shared with the clinician; only the first opened.
     let (record, unopened) = (sealed.anchored[0].id, sealed.anchored[1].id);
     let blob = hex::encode(sealed.anchored[0].ciphertext_hash);
-    let grant = everything(&owner.keys, &shared.keys, 0);
-    let keys =
-        vec![wrapped_for(&sealed.keys[0], record, &shared.keys), wrapped_for(&sealed.keys[1], unopened, &shared.keys)];
-    let grant_tx = share_approved(&server, &mut owner, &grant, keys).await.unwrap().tx_hash.to_string();
+    let grant_tx = share_all(&server, &mut owner, &shared.keys, &sealed).await.unwrap().tx_hash.to_string();
     open(&chain, &shared, &owner.keys, record).await.unwrap();
     let notice = owner.client.api(fns::NoticesList {}).await.unwrap().notices[0].id;
     let other_sealed = seal_all(&other.keys, &floyd(1), None);
@@ -191,12 +188,7 @@ async fn every_route_for_every_role() {
     let approval = approve(&server, &owner.client, &mut owner.device, domain.digest(&stop)).await;
     let stop_body = json!({ "body": fns::StopBody { message: stop.clone(), approval,
         signature: domain.sign_typed(&owner.keys, &stop) } });
-    let access = Access {
-        grantee: shared.keys.address(),
-        patient: owner.keys.address(),
-        record_id: record.0,
-        nonce: access_nonce(&chain, &shared.keys).await,
-    };
+    let access = next_access(&chain, &shared.keys, &owner.keys, record).await;
     let open_body = json!({ "body": access_body(&domain, &shared.keys, &access) });
     let applicant = sign_up(&server, "Dr Matrix Applicant", Role::Clinician).await;
     let issue_body =

@@ -11,7 +11,6 @@ use chartkey_core::envelope::{self, RecordId};
 use chartkey_core::fhir;
 use chartkey_core::records;
 use chartkey_core::role::Role;
-use common::chain::Chain;
 use common::records::*;
 use common::*;
 use fns::{CredentialStatus, LedgerAnchor, NoticeKind, ShareState};
@@ -302,14 +301,9 @@ async fn bad_uploads_and_bad_records_change_nothing() {
 #[tokio::test]
 async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Share Patient", Role::Patient).await;
-    let mut clinician = sign_up(&server, "Dr Share", Role::Clinician).await;
+    let Parties { mut patient, mut clinician, authority, chain, domain } =
+        verified_parties(&server, &server.data_dir, "Share Patient", "Dr Share").await;
     let unverified = sign_up(&server, "Dr Unverified", Role::Clinician).await;
-    let authority = sign_up(&server, "Share Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    let domain = ledger_domain(&patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "psychiatry", now() + 365 * 86_400).await;
 
     let resources = fhir::split_import(FLOYD).unwrap();
     let sealed = seal_all(&patient.keys, &resources, None);
@@ -381,12 +375,7 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let target = &sealed.anchored[chosen[0]];
     // Nothing is released before an access is on the ledger.
     assert_eq!(get_envelope(&clinician.client, target.id).await.0, 404);
-    let access = Access {
-        grantee: clinician.keys.address(),
-        patient: patient.keys.address(),
-        record_id: target.id.0,
-        nonce: access_nonce(&chain, &clinician.keys).await,
-    };
+    let access = next_access(&chain, &clinician.keys, &patient.keys, target.id).await;
     // Forged (another key signed it), or sent from another session.
     let open_as =
         |signer: &AccountKeys, access: &Access| fns::RecordsOpen { body: access_body(&domain, signer, access) };
@@ -538,14 +527,9 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
 #[tokio::test]
 async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_it() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Write Patient", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Writer", Role::Clinician).await;
+    let Parties { mut patient, clinician, chain, domain, .. } =
+        verified_parties(&server, &server.data_dir, "Write Patient", "Dr Writer").await;
     let stranger = sign_up(&server, "Other Patient", Role::Patient).await;
-    let authority = sign_up(&server, "Write Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    let domain = ledger_domain(&patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "general practice", now() + 365 * 86_400).await;
 
     // The clinician's note, sealed in their browser for them and the patient.
     let note = fhir::split_import(
@@ -672,14 +656,7 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
     let chart = clinician.client.api(fns::SharesChart { patient: patient.keys.address().into() }).await.unwrap();
     let listed = &chart.records;
     assert!(listed.iter().any(|m| m.id == new_id), "{listed:?}");
-    let chain_nonce = access_nonce(&chain, &clinician.keys).await;
-    let access = Access {
-        grantee: clinician.keys.address(),
-        patient: patient.keys.address(),
-        record_id: new_id.0,
-        nonce: chain_nonce,
-    };
-    clinician.client.api(fns::RecordsOpen { body: access_body(&domain, &clinician.keys, &access) }).await.unwrap();
+    open(&chain, &clinician, &patient.keys, new_id).await.unwrap();
     server.stop().await;
 }
 
@@ -689,25 +666,13 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
 #[tokio::test]
 async fn an_expired_share_opens_nothing() {
     let server = TestServer::start().await;
-    let mut patient = sign_up(&server, "Expiring Patient", Role::Patient).await;
-    let clinician = sign_up(&server, "Dr Brief", Role::Clinician).await;
-    let authority = sign_up(&server, "Brief Board", Role::CredentialingAuthority).await;
-    let chain = Chain::of(&server, &patient.client).await;
-    let domain = ledger_domain(&patient.client).await;
-    chain.set_authority(&server.data_dir, authority.keys.address()).await;
-    chain.verify_clinician(&authority, &clinician, "dermatology", now() + 365 * 86_400).await;
+    let Parties { mut patient, clinician, authority, chain, domain } =
+        verified_parties(&server, &server.data_dir, "Expiring Patient", "Dr Brief").await;
     let one = fhir::split_import(FLOYD).unwrap().into_iter().take(1).collect::<Vec<_>>();
     let sealed = seal_all(&patient.keys, &one, None);
     add(&patient, &domain, &sealed).await.unwrap();
     let record = sealed.anchored[0].id;
-    let wrapped = envelope::wrap_key(
-        &sealed.keys[0],
-        record,
-        clinician.keys.address(),
-        &clinician.keys.encryption_public(),
-        &mut OsRng,
-    )
-    .unwrap();
+    let keys = vec![wrapped_for(&sealed.keys[0], record, &clinician.keys)];
     let grant = Grant {
         patient: patient.keys.address(),
         grantee: clinician.keys.address(),
@@ -719,18 +684,11 @@ async fn an_expired_share_opens_nothing() {
         nonce: 0.into(),
     };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&grant)).await;
-    let keys = vec![fns::ShareKey { record, wrapped_key: wrapped }];
     share(&patient.client, &domain, &patient.keys, &grant, keys, approval).await.unwrap();
     assert_eq!(patient.client.api(fns::SharesList {}).await.unwrap()[0].state, ShareState::Active);
 
     sleep_past(grant.expires_at).await;
-    let access = Access {
-        grantee: clinician.keys.address(),
-        patient: patient.keys.address(),
-        record_id: record.0,
-        nonce: access_nonce(&chain, &clinician.keys).await,
-    };
-    let refusal = clinician.client.api(fns::RecordsOpen { body: access_body(&domain, &clinician.keys, &access) }).await;
+    let refusal = open(&chain, &clinician, &patient.keys, record).await;
     assert_eq!(code(&refusal), Some("GrantExpired"), "{refusal:?}");
     assert!(refusal_of(&refusal).unwrap().1.contains("has ended"));
     assert_eq!(get_envelope(&clinician.client, record).await.0, 404);
@@ -744,31 +702,16 @@ async fn an_expired_share_opens_nothing() {
     let short_lived = sign_up(&server, "Dr Lapsing Soon", Role::Clinician).await;
     let lapses_at = now() + 5;
     chain.verify_clinician(&authority, &short_lived, "dermatology", lapses_at).await;
-    let wrapped = envelope::wrap_key(
-        &sealed.keys[0],
-        record,
-        short_lived.keys.address(),
-        &short_lived.keys.encryption_public(),
-        &mut OsRng,
-    )
-    .unwrap();
+    let keys = vec![wrapped_for(&sealed.keys[0], record, &short_lived.keys)];
     let week = Grant { grantee: short_lived.keys.address(), expires_at: now() + 7 * 86_400, ..grant };
     let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&week)).await;
-    let keys = vec![fns::ShareKey { record, wrapped_key: wrapped }];
     share(&patient.client, &domain, &patient.keys, &week, keys, approval).await.unwrap();
     sleep_past(lapses_at).await;
     let listed = patient.client.api(fns::SharesList {}).await.unwrap();
     let lapsed = listed.iter().find(|s| s.grantee.display_name == "Dr Lapsing Soon").unwrap();
     assert_eq!(lapsed.state, ShareState::CredentialLapsed);
     assert!(matches!(lapsed.grantee.credential, CredentialStatus::Expired { .. }), "{lapsed:?}");
-    let access = Access {
-        grantee: short_lived.keys.address(),
-        patient: patient.keys.address(),
-        record_id: record.0,
-        nonce: access_nonce(&chain, &short_lived.keys).await,
-    };
-    let refusal =
-        short_lived.client.api(fns::RecordsOpen { body: access_body(&domain, &short_lived.keys, &access) }).await;
+    let refusal = open(&chain, &short_lived, &patient.keys, record).await;
     assert_eq!(code(&refusal), Some("CredentialInvalid"), "{refusal:?}");
     assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
     server.stop().await;

@@ -200,6 +200,18 @@ pub async fn share_approved(
     share(&patient.client, &domain, &patient.keys, grant, keys, approval).await
 }
 
+/// `patient` shares everything with `grantee` for a day (their first
+/// grant), with the keys of all of `sealed`'s records.
+pub async fn share_all(
+    portal: &impl Portal,
+    patient: &mut Account,
+    grantee: &AccountKeys,
+    sealed: &Sealed,
+) -> Result<fns::RelayReceipt, ApiError> {
+    let keys = sealed.keys.iter().zip(&sealed.anchored).map(|(key, a)| wrapped_for(key, a.id, grantee)).collect();
+    share_approved(portal, patient, &everything(&patient.keys, grantee, 0), keys).await
+}
+
 /// Not an approval: for requests refused before it is looked at.
 pub fn no_approval() -> fns::Approval {
     fns::Approval { ceremony_id: "none".into(), credential: webauthn_json(&serde_json::json!({})) }
@@ -207,6 +219,13 @@ pub fn no_approval() -> fns::Approval {
 
 pub fn access_body(domain: &Domain, signer: &AccountKeys, access: &Access) -> fns::OpenBody {
     fns::OpenBody { access: access.clone(), signature: domain.sign_typed(signer, access) }
+}
+
+/// `grantee`'s access to `record` of `patient`'s chart, with the
+/// grantee's next nonce (unsigned).
+pub async fn next_access(chain: &Chain, grantee: &AccountKeys, patient: &AccountKeys, record: RecordId) -> Access {
+    let nonce = access_nonce(chain, grantee).await;
+    Access { grantee: grantee.address(), patient: patient.address(), record_id: record.0, nonce }
 }
 
 /// `grantee` opens `record` of `patient`'s chart: a signed access, with
@@ -218,12 +237,7 @@ pub async fn open(
     record: RecordId,
 ) -> Result<fns::OpenedRecord, ApiError> {
     let domain = ledger_domain(&grantee.client).await;
-    let access = Access {
-        grantee: grantee.keys.address(),
-        patient: patient.address(),
-        record_id: record.0,
-        nonce: access_nonce(chain, &grantee.keys).await,
-    };
+    let access = next_access(chain, &grantee.keys, patient, record).await;
     grantee.client.api(fns::RecordsOpen { body: access_body(&domain, &grantee.keys, &access) }).await
 }
 
