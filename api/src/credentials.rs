@@ -9,14 +9,23 @@ use serde::{Deserialize, Serialize};
 /// the ledger's 32 bytes.
 pub const MAX_CREDENTIAL_FIELD_CHARS: usize = 80;
 
-/// A clinician asks an authority to verify them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CredentialRequestBody {
-    pub authority: Address,
+/// What a clinician says of their licence when they ask to be verified
+/// (each field at most [`MAX_CREDENTIAL_FIELD_CHARS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(sqlx::FromRow))]
+pub struct License {
     pub license_number: String,
     pub specialty: String,
     pub jurisdiction: String,
     pub organisation: String,
+}
+
+/// A clinician asks an authority to verify them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialRequestBody {
+    pub authority: Address,
+    #[serde(flatten)]
+    pub license: License,
 }
 
 /// What the ledger says of a clinician's credential, with the issuing
@@ -91,10 +100,8 @@ pub struct CredentialRequestView {
     pub id: i64,
     pub clinician: ClinicianCard,
     pub authority: AuthorityInfo,
-    pub license_number: String,
-    pub specialty: String,
-    pub jurisdiction: String,
-    pub organisation: String,
+    #[serde(flatten)]
+    pub license: License,
     pub requested_at: i64,
     pub state: RequestState,
     pub decided_at: Option<i64>,

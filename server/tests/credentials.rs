@@ -37,10 +37,7 @@ fn request_body(authority: &AccountKeys, specialty: &str) -> fns::CredentialsReq
     fns::CredentialsRequest {
         body: fns::CredentialRequestBody {
             authority: authority.address().into(),
-            license_number: " MD-12345 ".into(),
-            specialty: specialty.into(),
-            jurisdiction: "Massachusetts, US".into(),
-            organisation: "Riverside Clinic".into(),
+            license: license(" MD-12345 ", specialty),
         },
     }
 }
@@ -140,7 +137,7 @@ async fn a_clinician_is_verified_by_a_named_authority_and_everyone_sees_the_ledg
     let asked = clinician.client.api(request_body(&authority.keys, "Psychiatry")).await.unwrap();
     let asked = asked.request.expect("the request");
     assert_eq!(asked.state, RequestState::Pending);
-    assert_eq!(asked.license_number, "MD-12345");
+    assert_eq!(asked.license.license_number, "MD-12345");
     let again = clinician.client.api(request_body(&authority.keys, "Psychiatry")).await;
     assert!(matches!(again, Err(ApiError::Conflict(_))), "{again:?}");
 

@@ -103,12 +103,10 @@ impl Chain {
         specialty: &str,
         expires_at: u64,
     ) -> fns::IssueCredentialBody {
+        let number = format!("MD-{}", &hex::encode(clinician.keys.address())[..8]);
         let body = fns::CredentialRequestBody {
             authority: authority.keys.address().into(),
-            license_number: format!("MD-{}", &hex::encode(clinician.keys.address())[..8]),
-            specialty: specialty.into(),
-            jurisdiction: "Massachusetts, US".into(),
-            organisation: "Riverside Clinic".into(),
+            license: super::license(&number, specialty),
         };
         let asked = clinician.client.api(fns::CredentialsRequest { body }).await.expect("credentials/request");
         let desk = authority.client.api(fns::CredentialsDesk {}).await.expect("credentials/desk");
@@ -121,7 +119,7 @@ impl Chain {
         let message = IssueCredential {
             authority: authority.keys.address(),
             clinician: clinician.keys.address(),
-            license_id_hash: chartkey_api::license_id_hash(&asked.request.expect("the request").license_number),
+            license_id_hash: chartkey_api::license_id_hash(&asked.request.expect("the request").license.license_number),
             specialty: bytes32_text(specialty).unwrap(),
             expires_at,
             nonce: U256::from(desk.next_nonce),

@@ -530,3 +530,13 @@ impl Rpc {
 pub fn other_keys() -> AccountKeys {
     AccountSecret::generate(&mut rand::rngs::OsRng).derive()
 }
+
+/// A clinician's licence as they would enter it, at Riverside Clinic.
+pub fn license(number: &str, specialty: &str) -> fns::License {
+    fns::License {
+        license_number: number.into(),
+        specialty: specialty.into(),
+        jurisdiction: "Massachusetts, US".into(),
+        organisation: "Riverside Clinic".into(),
+    }
+}

@@ -8,8 +8,8 @@
 
 use chartkey_api::{
     ApiError, AuthorityDesk, AuthorityInfo, ClinicianCard, CredentialRequestBody, CredentialRequestView,
-    CredentialStatus, IssueCredentialBody, MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RelayReceipt, RequestState,
-    RevokeCredentialBody, license_id_hash,
+    CredentialStatus, IssueCredentialBody, License, MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RelayReceipt,
+    RequestState, RevokeCredentialBody, license_id_hash,
 };
 use chartkey_core::eip712::{LedgerMessage, bytes32_text};
 use chartkey_core::role::Role;
@@ -46,13 +46,16 @@ pub async fn mine(state: &AppState, c: &Caller) -> Result<MyVerification, ApiErr
 
 pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) -> Result<MyVerification, ApiError> {
     let (account, _) = caller_as(state, c, Role::Clinician, "Only a clinician asks to be verified.").await?;
-    let license_number = field("licence number", &body.license_number)?;
-    let specialty = field("specialty", &body.specialty)?;
-    if bytes32_text(&specialty).is_none() {
+    let given = &body.license;
+    let license = License {
+        license_number: field("licence number", &given.license_number)?,
+        specialty: field("specialty", &given.specialty)?,
+        jurisdiction: field("jurisdiction", &given.jurisdiction)?,
+        organisation: field("organisation", &given.organisation)?,
+    };
+    if bytes32_text(&license.specialty).is_none() {
         return Err(ApiError::bad_request("The specialty must fit in 32 bytes: use a shorter name."));
     }
-    let jurisdiction = field("jurisdiction", &body.jurisdiction)?;
-    let organisation = field("organisation", &body.organisation)?;
     let lookup = body.authority;
     let authority = accounts::by_address(&state.pool, &lookup)
         .await?
@@ -63,14 +66,7 @@ pub async fn request(state: &AppState, c: &Caller, body: CredentialRequestBody) 
             "This authority has not been named by the server's operator yet, so it cannot verify anyone.",
         ));
     }
-    let new = store::NewRequest {
-        clinician_id: account.id.clone(),
-        authority_id: authority.id.clone(),
-        license_number,
-        specialty,
-        jurisdiction,
-        organisation,
-    };
+    let new = store::NewRequest { clinician_id: account.id.clone(), authority_id: authority.id.clone(), license };
     let inserted = store::insert(&state.pool, new).await?;
     if !inserted {
         return Err(ApiError::Conflict(
@@ -118,10 +114,10 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
     if row.clinician_address != m.clinician {
         return Err(ApiError::bad_request("The credential names another clinician than the request."));
     }
-    if m.license_id_hash != license_id_hash(&row.license_number) {
+    if m.license_id_hash != license_id_hash(&row.license.license_number) {
         return Err(ApiError::bad_request("The credential's licence does not match the request's licence number."));
     }
-    if Some(m.specialty) != bytes32_text(&row.specialty) {
+    if Some(m.specialty) != bytes32_text(&row.license.specialty) {
         return Err(ApiError::bad_request("The credential's specialty does not match the request's."));
     }
     let now = db::now() as u64;
@@ -265,10 +261,7 @@ async fn request_view(state: &AppState, row: RequestRow) -> Result<CredentialReq
         id: row.id,
         clinician: card(state, &clinician).await?,
         authority: AuthorityInfo { address: authority.address, display_name: authority.display_name },
-        license_number: row.license_number,
-        specialty: row.specialty,
-        jurisdiction: row.jurisdiction,
-        organisation: row.organisation,
+        license: row.license,
         requested_at: row.requested_at,
         state: match row.decision.as_deref() {
             None => RequestState::Pending,

@@ -3,6 +3,7 @@
 
 use crate::db::now;
 use crate::store::{Pool, StoreError};
+use chartkey_api::License;
 use chartkey_core::value::{Address, Hash32};
 
 /// A request row with the clinician's address.
@@ -12,10 +13,8 @@ pub struct RequestRow {
     pub clinician_id: String,
     pub clinician_address: Address,
     pub authority_id: String,
-    pub license_number: String,
-    pub specialty: String,
-    pub jurisdiction: String,
-    pub organisation: String,
+    #[sqlx(flatten)]
+    pub license: License,
     pub requested_at: i64,
     pub decision: Option<String>,
     pub decided_at: Option<i64>,
@@ -26,10 +25,7 @@ pub struct RequestRow {
 pub struct NewRequest {
     pub clinician_id: String,
     pub authority_id: String,
-    pub license_number: String,
-    pub specialty: String,
-    pub jurisdiction: String,
-    pub organisation: String,
+    pub license: License,
 }
 
 const REQUEST_SELECT: &str = "SELECT r.id, r.clinician_id, c.address AS clinician_address, r.authority_id,
@@ -72,10 +68,10 @@ pub async fn insert(pool: &Pool, r: NewRequest) -> Result<bool, StoreError> {
     )
     .bind(r.clinician_id)
     .bind(r.authority_id)
-    .bind(r.license_number)
-    .bind(r.specialty)
-    .bind(r.jurisdiction)
-    .bind(r.organisation)
+    .bind(r.license.license_number)
+    .bind(r.license.specialty)
+    .bind(r.license.jurisdiction)
+    .bind(r.license.organisation)
     .bind(now())
     .execute(pool)
     .await?;

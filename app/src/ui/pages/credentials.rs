@@ -11,7 +11,7 @@ use ethers_core::types::{Address, U256};
 use leptos::prelude::*;
 
 use crate::api::{
-    self, AuthorityDesk, ClinicianCard, CredentialRequestBody, CredentialRequestView, CredentialStatus,
+    self, AuthorityDesk, ClinicianCard, CredentialRequestBody, CredentialRequestView, CredentialStatus, License,
     MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
 };
 use crate::ui::components::{Busy, CopyButton, CredentialBadge, ErrorMessage, TableHead, format_date};
@@ -95,30 +95,29 @@ fn VerificationBody(mine: MyVerification, state: RwSignal<Option<MyVerification>
 
 #[component]
 fn RequestFacts(request: CredentialRequestView) -> impl IntoView {
+    let license = request.license;
     view! {
         <dl class="facts">
             <dt>"Licence number"</dt>
-            <dd>{request.license_number}</dd>
+            <dd>{license.license_number}</dd>
             <dt>"Specialty"</dt>
-            <dd>{request.specialty}</dd>
+            <dd>{license.specialty}</dd>
             <dt>"Jurisdiction"</dt>
-            <dd>{request.jurisdiction}</dd>
+            <dd>{license.jurisdiction}</dd>
             <dt>"Organisation"</dt>
-            <dd>{request.organisation}</dd>
+            <dd>{license.organisation}</dd>
         </dl>
     }
 }
 
 #[component]
 fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) -> impl IntoView {
-    let previous = mine.request.clone();
-    let field = |pick: fn(&CredentialRequestView) -> &String| {
-        RwSignal::new(previous.as_ref().map(|r| pick(r).clone()).unwrap_or_default())
-    };
-    let license = field(|r| &r.license_number);
-    let specialty = field(|r| &r.specialty);
-    let jurisdiction = field(|r| &r.jurisdiction);
-    let organisation = field(|r| &r.organisation);
+    // Filled in with the latest request's, if any.
+    let previous = mine.request.clone().map(|r| r.license).unwrap_or_default();
+    let license = RwSignal::new(previous.license_number);
+    let specialty = RwSignal::new(previous.specialty);
+    let jurisdiction = RwSignal::new(previous.jurisdiction);
+    let organisation = RwSignal::new(previous.organisation);
     let authority = RwSignal::new(mine.authorities.first().map(|a| a.address.to_string()).unwrap_or_default());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
@@ -132,13 +131,13 @@ fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) ->
             error.set(Some("Choose a credentialing authority.".into()));
             return;
         };
-        let body = CredentialRequestBody {
-            authority: chosen,
+        let license = License {
             license_number: license.get_untracked(),
             specialty: specialty.get_untracked(),
             jurisdiction: jurisdiction.get_untracked(),
             organisation: organisation.get_untracked(),
         };
+        let body = CredentialRequestBody { authority: chosen, license };
         error.set(None);
         busy.set(Some("Sending your request…".into()));
         leptos::task::spawn_local(async move {
@@ -327,11 +326,11 @@ fn PendingRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
         leptos::task::spawn_local(async move {
             let result = async {
                 let clinician: Address = r.clinician.address.into();
-                let specialty = bytes32_text(&r.specialty).ok_or("The specialty is too long.")?;
+                let specialty = bytes32_text(&r.license.specialty).ok_or("The specialty is too long.")?;
                 let message = IssueCredential {
                     authority: keyring.keys.address(),
                     clinician,
-                    license_id_hash: license_id_hash(&r.license_number),
+                    license_id_hash: license_id_hash(&r.license.license_number),
                     specialty,
                     expires_at,
                     nonce: U256::from(nonce),
@@ -440,7 +439,7 @@ fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
             <td>
                 {request.clinician.display_name.clone()}
                 <br />
-                <small class="muted">{request.specialty.clone()} " · " {request.organisation.clone()}</small>
+                <small class="muted">{request.license.specialty.clone()} " · " {request.license.organisation.clone()}</small>
             </td>
             <td>{decision} " " {request.decided_at.map(format_date)}</td>
             <td><CredentialBadge status=status /></td>
@@ -459,12 +458,31 @@ fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
 /// Finding a clinician by name, specialty or organisation.
 #[component]
 pub fn FindClinician() -> impl IntoView {
+    view! {
+        <h1>"Find a clinician"</h1>
+        <p class="lead">
+            "Search by name, specialty or organisation. You can only share records with a clinician a credentialing "
+            "authority has verified; each badge is what the ledger says now."
+        </p>
+        <section class="panel">
+            <ClinicianSearch label="Name, specialty or organisation" />
+        </section>
+    }
+}
+
+/// A clinician search (Enter or the button) and its matches; with
+/// `choose`, each verified match has a button that picks it. No `<form>`:
+/// the share form holds one.
+#[component]
+pub fn ClinicianSearch(
+    label: &'static str,
+    #[prop(optional)] choose: Option<RwSignal<Option<ClinicianCard>>>,
+) -> impl IntoView {
     let query = RwSignal::new(String::new());
     let found = RwSignal::new(None::<Vec<ClinicianCard>>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
-    let search = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let search = move || {
         error.set(None);
         busy.set(Some("Searching…".into()));
         leptos::task::spawn_local(async move {
@@ -475,35 +493,47 @@ pub fn FindClinician() -> impl IntoView {
             busy.set(None);
         });
     };
-    view! {
-        <h1>"Find a clinician"</h1>
-        <p class="lead">
-            "Search by name, specialty or organisation. You can only share records with a clinician a credentialing "
-            "authority has verified; each badge is what the ledger says now."
-        </p>
-        <section class="panel">
-            <form class="inline-form" role="search" on:submit=search>
-                <label class="field">
-                    <span>"Name, specialty or organisation"</span>
-                    <input type="search" maxlength=MAX_CREDENTIAL_FIELD_CHARS bind:value=query />
-                </label>
-                <button type="submit" class="button button-primary">"Search"</button>
-            </form>
-            <Busy message=busy />
-            <ErrorMessage error=error />
-            {move || found.get().map(|list| {
-                if list.is_empty() {
-                    view! { <p class="muted">"No clinician matches."</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="list" aria-label="Clinicians found">
-                            {list.into_iter().map(|c| view! { <ClinicianItem card=c /> }).collect_view()}
-                        </ul>
-                    }
+    let item = move |card: ClinicianCard| match choose {
+        None => view! { <ClinicianItem card=card /> }.into_any(),
+        Some(chosen) => {
+            let name = format!("Choose {}", card.display_name);
+            let pick = card.clone();
+            let action = if card.credential.is_verified() {
+                let choose = move |_| chosen.set(Some(pick.clone()));
+                view! { <button type="button" class="button button-small" on:click=choose>{name}</button> }.into_any()
+            } else {
+                view! { <small class="muted">"Records can only be shared with a verified clinician."</small> }
                     .into_any()
-                }
-            })}
-        </section>
+            };
+            view! {
+                <li class="clinician-choice">
+                    <ul class="list"><ClinicianItem card=card /></ul>
+                    {action}
+                </li>
+            }
+            .into_any()
+        }
+    };
+    let primary = if choose.is_some() { "button" } else { "button button-primary" };
+    view! {
+        <div class="inline-form" role="search">
+            <label class="field">
+                <span>{label}</span>
+                <input type="search" maxlength=MAX_CREDENTIAL_FIELD_CHARS bind:value=query
+                    on:keydown=move |ev| if ev.key() == "Enter" { ev.prevent_default(); search(); } />
+            </label>
+            <button type="button" class=primary on:click=move |_| search()>"Search"</button>
+        </div>
+        <Busy message=busy />
+        <ErrorMessage error=error />
+        {move || found.get().map(|list| {
+            if list.is_empty() {
+                view! { <p class="muted">"No clinician matches."</p> }.into_any()
+            } else {
+                view! { <ul class="list" aria-label="Clinicians found">{list.into_iter().map(item).collect_view()}</ul> }
+                    .into_any()
+            }
+        })}
     }
 }
 

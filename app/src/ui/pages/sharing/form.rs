@@ -283,18 +283,6 @@ pub(super) fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> imp
 /// Search, then choose one verified clinician.
 #[component]
 fn ChooseClinician(chosen: RwSignal<Option<ClinicianCard>>) -> impl IntoView {
-    let query = RwSignal::new(String::new());
-    let found = RwSignal::new(None::<Vec<ClinicianCard>>);
-    let error = RwSignal::new(None::<String>);
-    let search = move || {
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            match api::clinicians_search(query.get_untracked()).await {
-                Ok(list) => found.set(Some(list)),
-                Err(e) => error.set(Some(e.to_string())),
-            }
-        });
-    };
     view! {
         <fieldset class="field">
             <legend>"Clinician"</legend>
@@ -306,39 +294,7 @@ fn ChooseClinician(chosen: RwSignal<Option<ClinicianCard>>) -> impl IntoView {
                     </div>
                 }.into_any(),
                 None => view! {
-                    <div class="inline-form">
-                        <label class="field">
-                            <span>"Find a clinician by name, specialty or organisation"</span>
-                            <input type="search" bind:value=query
-                                on:keydown=move |ev| if ev.key() == "Enter" { ev.prevent_default(); search(); } />
-                        </label>
-                        <button type="button" class="button" on:click=move |_| search()>"Search"</button>
-                    </div>
-                    <ErrorMessage error=error />
-                    {move || found.get().map(|list| {
-                        if list.is_empty() {
-                            view! { <p class="muted">"No clinician matches."</p> }.into_any()
-                        } else {
-                            view! {
-                                <ul class="list" aria-label="Clinicians found">
-                                    {list.into_iter().map(|c| {
-                                        let verified = c.credential.is_verified();
-                                        let pick = c.clone();
-                                        view! {
-                                            <li class="clinician-choice">
-                                                <ul class="list"><ClinicianItem card=c.clone() /></ul>
-                                                {if verified {
-                                                    view! { <button type="button" class="button button-small" on:click=move |_| chosen.set(Some(pick.clone()))>{format!("Choose {}", c.display_name)}</button> }.into_any()
-                                                } else {
-                                                    view! { <small class="muted">"Records can only be shared with a verified clinician."</small> }.into_any()
-                                                }}
-                                            </li>
-                                        }
-                                    }).collect_view()}
-                                </ul>
-                            }.into_any()
-                        }
-                    })}
+                    <ClinicianSearch label="Find a clinician by name, specialty or organisation" choose=chosen />
                 }.into_any(),
             }}
         </fieldset>

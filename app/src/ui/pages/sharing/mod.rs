@@ -18,7 +18,7 @@ use ethers_core::types::{Address, U256};
 use leptos::prelude::*;
 use rand_core::OsRng;
 
-use super::credentials::ClinicianItem;
+use super::credentials::{ClinicianItem, ClinicianSearch};
 use crate::api::{self, AccessView, ClinicianCard, ShareKey, ShareState, ShareView};
 use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, save_file};
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
