@@ -6,15 +6,15 @@
 //!
 //! Prints one `name: value` per line.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use alloy_primitives::U256 as AU256;
-use chartkey_core::eip712::{
-    Access, Anchor, AnchorBatch, Domain, Grant, IssueCredential, Register, Revoke, SCOPE_EVERYTHING, TypedMessage,
-    bytes32_text,
-};
+use chartkey_core::eip712::{Access, Anchor, AnchorBatch, Domain, IssueCredential, Revoke, TypedMessage, bytes32_text};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::artifacts::directory;
@@ -23,6 +23,7 @@ use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::node::{Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{Relayer, Request};
+use common::{grant, now, register};
 use ethers_core::abi::Token;
 use ethers_core::types::U256;
 
@@ -44,10 +45,6 @@ fn keys(n: u32) -> AccountKeys {
     AccountSecret::from_bytes(secret).derive()
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 impl Bench {
     /// `message` signed by `signer` (as the browser signs it), ready to relay.
     fn request<M: SignedCall + TypedMessage>(&self, signer: &AccountKeys, message: &M) -> Request {
@@ -64,24 +61,6 @@ impl Bench {
         let relayed = self.relayer.relay(self.request(signer, message)).await;
         let relayed = relayed.unwrap_or_else(|e| panic!("{}: {e}", M::FUNCTION));
         relayed.tx_gas_used / u64::from(relayed.calls_in_tx)
-    }
-}
-
-fn register(who: &AccountKeys, role: u8) -> Register {
-    Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() }
-}
-
-/// `patient` shares everything with `grantee` for a week.
-fn grant(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant {
-    Grant {
-        patient: patient.address(),
-        grantee: grantee.address(),
-        scope: SCOPE_EVERYTHING,
-        categories: 0,
-        records: Vec::new(),
-        write: false,
-        expires_at: now() + 7 * 86_400,
-        nonce: nonce.into(),
     }
 }
 
@@ -132,7 +111,7 @@ async fn start(client: LedgerClient, journal: &Path) -> Arc<Bench> {
 /// A clinician with a credential, and the patients, registered.
 async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
     let authority = keys(1_000_002);
-    bench.send(&authority, &register(&authority, 4)).await;
+    bench.send(&authority, &register(&authority, 4, U256::zero())).await;
     let input =
         encode_call(&directory().abi, "setAuthority", &[Token::Address(authority.address()), Token::Bool(true)])
             .unwrap();
@@ -150,7 +129,7 @@ async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
         let bench = Arc::clone(bench);
         registrations.spawn(async move {
             let patient = keys(p);
-            bench.send(&patient, &register(&patient, 1)).await
+            bench.send(&patient, &register(&patient, 1, U256::zero())).await
         });
     }
     while registrations.join_next().await.is_some() {}
@@ -159,7 +138,7 @@ async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
 /// Registers `clinician` and has `authority` issue it a credential (with the
 /// authority's Directory `nonce`).
 async fn credential(bench: &Bench, authority: &AccountKeys, clinician: &AccountKeys, nonce: U256) {
-    bench.send(clinician, &register(clinician, 2)).await;
+    bench.send(clinician, &register(clinician, 2, U256::zero())).await;
     let credential = IssueCredential {
         authority: authority.address(),
         clinician: clinician.address(),
@@ -251,7 +230,9 @@ async fn run() {
 
     // The same workload on anvil, relayed by the same code.
     let anvil_dir = tempfile::tempdir().unwrap();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let manifest =
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap();
     // Interval mining every 100 ms: anvil's best of the settings tried here
     // (automine, a block per transaction: ~24 grants/s; 1 s blocks: ~190/s;
     // 100 ms: ~470/s). ANVIL_OPTIONS replaces it.

@@ -19,10 +19,8 @@ use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::client::LedgerClient;
 use chartkey_ledger::node::{BASE_FEE, CallRequest, Fees};
 use chartkey_ledger::relayer::{JobStatus, JobStore, NewJob, RelayError, Relayer, Request};
-use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, keys, now, wallet};
+use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, grant, keys, now, register, wallet};
 use ethers_core::abi::Token;
-
-const SCOPE_EVERYTHING: u8 = 2;
 
 struct World {
     node: Arc<Node>,
@@ -90,23 +88,6 @@ impl World {
             nonce: self.nonce_of::<IssueCredential>(authority),
         };
         self.relayer.relay(self.request(authority, &credential)).await.expect("credential issued");
-    }
-}
-
-fn register(who: &AccountKeys, role: u8, nonce: ethers_core::types::U256) -> Register {
-    Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce }
-}
-
-fn grant(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant {
-    Grant {
-        patient: patient.address(),
-        grantee: grantee.address(),
-        scope: SCOPE_EVERYTHING,
-        categories: 0,
-        records: vec![],
-        write: false,
-        expires_at: now() + 7 * 86_400,
-        nonce: nonce.into(),
     }
 }
 
@@ -188,8 +169,8 @@ async fn relays_signed_messages_and_refuses_in_words() {
 
     // Every accepted request is in the journal, settled.
     let job = world.relayer.job(second.job).await.unwrap().unwrap();
-    assert_eq!(job.tx_hash, second.tx_hash);
-    assert_eq!(job.function, "grant");
+    assert_eq!(job.sent.tx_hash, second.tx_hash);
+    assert_eq!(job.sent.function, "grant");
     assert_eq!(job.status, JobStatus::Mined { block_number: second.block_number });
     assert!(world.relayer.job(second.job + 1000).await.unwrap().is_none());
 }
@@ -256,11 +237,11 @@ async fn a_restart_resends_what_was_accepted_and_nothing_twice() {
     let block_c = mined(settled(&relayer, ids[2]).await);
     assert!(block_a < block_b && block_b <= block_c);
     let job = relayer.job(ids[0]).await.unwrap().unwrap();
-    assert_eq!(job.tx_hash, job_a.tx_hash, "A was mined before the crash: not resent");
+    assert_eq!(job.sent.tx_hash, job_a.tx_hash, "A was mined before the crash: not resent");
     let job = relayer.job(ids[1]).await.unwrap().unwrap();
-    assert_ne!(job.tx_hash, job_b.tx_hash, "B was re-signed: its nonce was taken");
-    assert_eq!(job.relayer_nonce, n + 2);
-    assert_eq!(relayer.job(ids[2]).await.unwrap().unwrap().relayer_nonce, n + 3);
+    assert_ne!(job.sent.tx_hash, job_b.tx_hash, "B was re-signed: its nonce was taken");
+    assert_eq!(job.sent.relayer_nonce, n + 2);
+    assert_eq!(relayer.job(ids[2]).await.unwrap().unwrap().sent.relayer_nonce, n + 3);
     assert_eq!(node.nonce(relayer.address()), n + 4, "four transactions, none twice");
     let roles: Vec<u8> = [&a, &b, &c]
         .iter()
@@ -319,7 +300,11 @@ async fn a_journalled_bundle_is_resent_and_each_call_settled() {
     }
     assert!(matches!(settled(&relayer, ids[2]).await, JobStatus::Mined { .. }));
     let job = relayer.job(ids[2]).await.unwrap().unwrap();
-    assert_eq!((job.tx_hash, job.bundle_index), (keccak256(&raw), Some(2)), "sent as journalled, byte for byte");
+    assert_eq!(
+        (job.sent.tx_hash, job.sent.bundle_index),
+        (keccak256(&raw), Some(2)),
+        "sent as journalled, byte for byte"
+    );
     assert_eq!(node.nonce(relayer.address()), n + 1, "one transaction for the three");
 }
 
@@ -357,7 +342,9 @@ async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
     use chartkey_ledger::node::Contracts;
 
     let dir = tempfile::tempdir().unwrap();
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let manifest =
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap();
     let anvil = Anvil::start_with(workspace, CHAIN_ID, &["--no-mining"]).expect("anvil");
     let placeholder = Contracts { directory: Address::ZERO, records: Address::ZERO };
     let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();
@@ -407,6 +394,6 @@ async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
     let status = settled(&relayer, ids[0]).await;
     assert!(matches!(status, JobStatus::Mined { .. }), "{status:?}");
     let job = relayer.job(ids[0]).await.unwrap().unwrap();
-    assert_eq!(job.tx_hash, keccak256(&raw), "the same transaction, not a re-signed copy");
+    assert_eq!(job.sent.tx_hash, keccak256(&raw), "the same transaction, not a re-signed copy");
     assert_eq!(remote.pending_nonce(relayer_address).await.unwrap(), n + 1, "one transaction");
 }

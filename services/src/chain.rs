@@ -122,10 +122,10 @@ pub async fn job(state: &AppState, c: &Caller, job: i64) -> Result<RelayReceipt,
     let (_, address) = caller(state, c).await?;
     let not_found = || ApiError::NotFound("No such relayed message of yours.".into());
     let found = state.ledger.relayer.job(job).await.map_err(|e| relay_error(e, "job"))?.ok_or_else(not_found)?;
-    if found.signer != address {
+    if found.sent.signer != address {
         return Err(not_found());
     }
-    let tx_hash = convert::hash(found.tx_hash);
+    let tx_hash = convert::hash(found.sent.tx_hash);
     match found.status {
         JobStatus::Sent => Ok(RelayReceipt { job, tx_hash, mined: false, block_number: None }),
         JobStatus::Mined { block_number } => {

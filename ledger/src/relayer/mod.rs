@@ -331,14 +331,14 @@ impl Relayer {
         if matches!(job.status, JobStatus::Failed { .. }) {
             return Ok(None);
         }
-        let Some(outcome) = self.inner.client.outcome(job.tx_hash).await.map_err(from_client)? else {
+        let Some(outcome) = self.inner.client.outcome(job.sent.tx_hash).await.map_err(from_client)? else {
             return Ok(None);
         };
-        let target = target_of(&self.inner.client, job.target);
-        let calls = match job.bundle_index {
+        let target = target_of(&self.inner.client, job.sent.target);
+        let calls = match job.sent.bundle_index {
             Some(_) => {
                 let inner = Arc::clone(&self.inner);
-                let hash = job.tx_hash;
+                let hash = job.sent.tx_hash;
                 tokio::task::spawn_blocking(move || inner.store().jobs_of(hash))
                     .await
                     .map_err(|e| RelayError::Unavailable(e.to_string()))?
@@ -347,8 +347,8 @@ impl Relayer {
             }
             None => 1,
         };
-        let index = job.bundle_index.unwrap_or(0) as usize;
-        let mut results = attribute(&outcome, target, job.bundle_index.is_some(), calls);
+        let index = job.sent.bundle_index.unwrap_or(0) as usize;
+        let mut results = attribute(&outcome, target, job.sent.bundle_index.is_some(), calls);
         if index >= results.len() {
             return Ok(None);
         }

@@ -67,21 +67,12 @@ pub enum JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: i64,
-    pub function: String,
-    pub signer: Address,
-    pub target: Address,
-    pub input: Vec<u8>,
-    pub gas_limit: u64,
-    pub relayer_nonce: u64,
-    pub raw: Vec<u8>,
-    pub tx_hash: B256,
-    /// Position in the bundle transaction carrying it; `None` when sent alone.
-    pub bundle_index: Option<u32>,
+    pub sent: NewJob,
     pub status: JobStatus,
 }
 
-/// A job about to be stored (its id is assigned on insert).
-#[derive(Debug, Clone)]
+/// A job as sent: what is stored before its id is assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub function: String,
     pub signer: Address,
@@ -91,6 +82,7 @@ pub struct NewJob {
     pub relayer_nonce: u64,
     pub raw: Vec<u8>,
     pub tx_hash: B256,
+    /// Position in the bundle transaction carrying it; `None` when sent alone.
     pub bundle_index: Option<u32>,
 }
 
@@ -117,8 +109,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         "failed" => JobStatus::Failed { error: error.unwrap_or_default() },
         _ => JobStatus::Sent,
     };
-    Ok(Job {
-        id: row.get(0)?,
+    let sent = NewJob {
         function: row.get(1)?,
         signer: address(2)?,
         target: address(3)?,
@@ -128,8 +119,8 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         raw: row.get(7)?,
         tx_hash: B256::try_from(hash.as_slice()).unwrap_or_default(),
         bundle_index: row.get::<_, Option<i64>>(12)?.map(|i| i as u32),
-        status,
-    })
+    };
+    Ok(Job { id: row.get(0)?, sent, status })
 }
 
 fn now() -> i64 {

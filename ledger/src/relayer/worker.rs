@@ -29,13 +29,13 @@ async fn recover(
     let mut transactions: Vec<Vec<Job>> = Vec::new();
     for job in unsettled {
         match transactions.last_mut() {
-            Some(jobs) if jobs[0].tx_hash == job.tx_hash => jobs.push(job),
+            Some(jobs) if jobs[0].sent.tx_hash == job.sent.tx_hash => jobs.push(job),
             _ => transactions.push(vec![job]),
         }
     }
     let (mut resent, mut settled) = (0usize, 0usize);
     for jobs in transactions {
-        let first = &jobs[0];
+        let first = &jobs[0].sent;
         let target = target_of(&inner.client, first.target);
         let bundled = first.bundle_index.is_some();
         if let Some(outcome) = inner.client.outcome(first.tx_hash).await.map_err(from_client)? {
@@ -51,7 +51,7 @@ async fn recover(
         let tx = Outgoing {
             target,
             bundled,
-            gas_limit: if bundled { jobs.iter().map(|j| j.gas_limit).sum() } else { first.gas_limit },
+            gas_limit: if bundled { jobs.iter().map(|j| j.sent.gas_limit).sum() } else { first.gas_limit },
             nonce: first.relayer_nonce,
             raw: first.raw.clone(),
             hash: first.tx_hash,
@@ -60,9 +60,9 @@ async fn recover(
                 .iter()
                 .map(|j| OutJob {
                     id: j.id,
-                    input: Bytes::from(j.input.clone()),
+                    input: Bytes::from(j.sent.input.clone()),
                     done: None,
-                    turn: inner.signer_lock(j.signer).try_lock_owned().ok().map(|turn| (j.signer, turn)),
+                    turn: inner.signer_lock(j.sent.signer).try_lock_owned().ok().map(|turn| (j.sent.signer, turn)),
                 })
                 .collect(),
         };

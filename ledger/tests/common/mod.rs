@@ -1,4 +1,4 @@
-//! Shared by the contract tests.
+//! Shared by the ledger's tests (and its bench).
 
 #![allow(dead_code)]
 
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::U256;
+use chartkey_core::eip712::{Grant, Register, SCOPE_EVERYTHING};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::node::{Genesis, Node, Wallet};
 use chartkey_ledger::{Receipt, TxError};
@@ -51,4 +52,24 @@ pub fn embedded_node(dir: &Path) -> Arc<Node> {
         alloc: [(wallet(RELAYER).address(), ether * U256::from(1_000u64)), (wallet(ADMIN).address(), ether)].into(),
     };
     Arc::new(Node::open(&dir.join("ledger.sqlite3"), genesis).unwrap())
+}
+
+/// `who`'s registration as `role` (unsigned).
+pub fn register(who: &AccountKeys, role: u8, nonce: ethers_core::types::U256) -> Register {
+    Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce }
+}
+
+/// `patient` shares everything with `grantee` for a week, read only
+/// (unsigned).
+pub fn grant(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant {
+    Grant {
+        patient: patient.address(),
+        grantee: grantee.address(),
+        scope: SCOPE_EVERYTHING,
+        categories: 0,
+        records: Vec::new(),
+        write: false,
+        expires_at: now() + 7 * 86_400,
+        nonce: nonce.into(),
+    }
 }

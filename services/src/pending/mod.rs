@@ -300,7 +300,7 @@ async fn pick_up(state: &AppState, id: i64, hash: &[u8], text: &str) -> Result<b
     if matches!(pending.work, Work::Anchor { .. }) {
         // The chart follows the job from here.
         let tx = match state.ledger.relayer.journalled(job).await.map_err(|e| relay_error(e, "job"))? {
-            Some(j) => convert::hash(j.tx_hash),
+            Some(j) => convert::hash(j.sent.tx_hash),
             None => return Err(corrupt("journalled job")),
         };
         journalled(state, &pending, job, tx).await?;
