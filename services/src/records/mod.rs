@@ -22,7 +22,7 @@ use chartkey_ledger::relayer::JobStatus;
 
 pub mod store;
 
-use self::store::{NewRecord, NewRecords, RecordRow};
+use self::store::{NewRecords, RecordRow};
 use super::chain::{caller, corrupt, relay_error, request_of, view};
 use crate::blobs::BlobName;
 use crate::caller::Caller;
@@ -132,21 +132,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
         author: account.address,
         signature: body.signature,
         batch_root,
-        records: body
-            .records
-            .iter()
-            .zip(&sizes)
-            .map(|(r, size)| NewRecord {
-                id: r.id,
-                blob: r.blob,
-                size: *size,
-                category: r.category,
-                amends: r.amends,
-                wrapped_key: r.wrapped_key.clone(),
-                patient_wrapped_key: r.patient_wrapped_key.clone(),
-                also: r.also.iter().map(|k| (k.reader, k.wrapped_key.clone())).collect(),
-            })
-            .collect(),
+        records: body.records.iter().cloned().zip(sizes.iter().copied()).collect(),
     };
     let work = super::pending::Work::Anchor { ids, notice };
     let (job, tx_hash, settle) = super::pending::relay(state, request, work, Some(rows)).await?;
