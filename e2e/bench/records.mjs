@@ -62,10 +62,19 @@ for (let i = 0; i < 3; i++) {
   await signUp(page, url, `Bench Patient ${i + 1}`);
   await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Records' }).click();
   await page.getByTestId('file-input').waitFor({ state: 'attached' });
+  // Checked on every animation frame in the page: Playwright's own waits
+  // retry at growing intervals (up to 500 ms apart), which would round the
+  // time up by whatever interval the moment fell into.
+  const frame = { polling: 'raf', timeout: 120_000 };
   const started = Date.now();
   await page.getByTestId('file-input').setInputFiles(bundle);
+  await page.waitForFunction(() => document.querySelector('[data-testid="import-button"]'), null, frame);
   await page.getByTestId('import-button').click();
-  await page.getByTestId('import-done').filter({ hasText: 'anchored in block' }).waitFor({ timeout: 120_000 });
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="import-done"]')?.textContent.includes('anchored in block'),
+    null,
+    frame,
+  );
   imports.push(Date.now() - started);
   const text = await page.getByTestId('import-done').textContent();
   if (!text.includes('Added 1111 records')) throw new Error(`unexpected result: ${text}`);
