@@ -56,7 +56,14 @@ pub fn router(state: AppState, site: Site) -> Router {
 
     let static_files = match &site.dist {
         Some(dir) => Router::new()
-            .fallback_service(ServeDir::new(dir).fallback(get(web::spa_fallback).with_state(site.clone())))
+            .fallback_service(
+                // The build writes each asset's brotli and gzip forms
+                // beside it (xtask's `precompress`): sent as they are.
+                ServeDir::new(dir)
+                    .precompressed_br()
+                    .precompressed_gzip()
+                    .fallback(get(web::spa_fallback).with_state(site.clone())),
+            )
             .layer(axum::middleware::from_fn(web::cache_headers)),
         None => Router::new().fallback(web::spa_fallback).with_state(site.clone()),
     };
@@ -75,6 +82,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .merge(records)
         .merge(api)
         .merge(static_files)
+        .layer(web::compression())
         .layer(axum::middleware::from_fn_with_state(state.clone(), expected_host))
         .layer(axum::middleware::from_fn_with_state(site, web::security_headers))
         .layer(

@@ -364,3 +364,37 @@ async fn envelope_routes_for_every_role() {
     assert_eq!(fetch(&patient.client, &too_many).await.0, 400);
     server.stop().await;
 }
+
+/// Ciphertext goes as it is, whatever the browser accepts: it does not
+/// compress, and its Content-Length is what the browser's progress reads.
+/// Nor is the notice stream compressed: each notice must leave at once.
+#[tokio::test]
+async fn ciphertext_and_the_notice_stream_go_uncompressed() {
+    let server = TestServer::start().await;
+    let patient = sign_up(&server, "Plain Patient", Role::Patient).await;
+    let domain = ledger_domain(&patient.client).await;
+    let sealed = seal_all(&patient.keys, &floyd(1), None);
+    add(&patient, &domain, &sealed).await.unwrap();
+    let (base, http) = (&patient.client.base, &patient.client.http);
+    let id = sealed.anchored[0].id;
+
+    let one = http.get(format!("{base}/api/envelopes/{}", id.to_hex())).header("accept-encoding", "gzip, br");
+    let many = http.post(format!("{base}/api/envelopes")).json(&json!({ "records": [id] }));
+    for request in [one, many.header("accept-encoding", "gzip, br")] {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get("content-type").unwrap(), "application/octet-stream");
+        assert!(res.headers().get("content-encoding").is_none(), "{:?}", res.headers());
+        let length: usize = res.headers()["content-length"].to_str().unwrap().parse().unwrap();
+        let body = res.bytes().await.unwrap();
+        assert_eq!(body.len(), length);
+        assert!(length >= sealed.envelopes[0].len());
+    }
+
+    let stream = http.get(format!("{base}/api/notices/stream")).header("accept-encoding", "gzip, br").send().await;
+    let stream = stream.unwrap();
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(stream.headers().get("content-encoding").is_none(), "{:?}", stream.headers());
+    drop(stream);
+    server.stop().await;
+}

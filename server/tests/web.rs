@@ -16,6 +16,10 @@ async fn server_with_dist() -> TestServer {
     std::fs::write(dist.join("index.html"), INDEX).unwrap();
     std::fs::write(dist.join("chartkey-app-0123456789abcdef.js"), "export default function init() {}").unwrap();
     std::fs::write(dist.join("chartkey-app-0123456789abcdef_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    // What the build writes beside it (stand-ins: the server sends them as
+    // they are).
+    std::fs::write(dist.join("chartkey-app-0123456789abcdef_bg.wasm.br"), "the brotli form").unwrap();
+    std::fs::write(dist.join("chartkey-app-0123456789abcdef_bg.wasm.gz"), "the gzip form").unwrap();
     std::fs::write(dist.join("style-fedcba9876543210.css"), "body{}").unwrap();
     std::fs::write(dist.join("favicon.svg"), "<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();
     TestServer::start_with(move |c| c.dist_dir = Some(dist)).await
@@ -86,6 +90,51 @@ async fn every_response_carries_security_headers() {
         assert_eq!(header(&res, "referrer-policy"), "no-referrer");
         assert!(header(&res, "permissions-policy").contains("camera=()"));
     }
+    server.stop().await;
+}
+
+/// The build's brotli and gzip forms go as they are to browsers that take
+/// them, the file itself to others; caches are told the answer varies.
+#[tokio::test]
+async fn assets_go_in_the_precompressed_form_the_browser_takes() {
+    let server = server_with_dist().await;
+    let http = reqwest::Client::new();
+    let wasm = format!("{}/chartkey-app-0123456789abcdef_bg.wasm", server.base);
+    for (accepts, encoding, body) in [
+        ("gzip, deflate, br, zstd", "br", &b"the brotli form"[..]),
+        ("gzip, deflate", "gzip", b"the gzip form"),
+        ("identity", "", b"\0asm\x01\0\0\0"),
+    ] {
+        let res = http.get(&wasm).header("accept-encoding", accepts).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{accepts}");
+        assert_eq!(header(&res, "content-encoding"), encoding, "{accepts}");
+        assert_eq!(header(&res, "content-type"), "application/wasm", "{accepts}");
+        assert!(header(&res, "vary").to_ascii_lowercase().contains("accept-encoding"), "{accepts}");
+        assert!(header(&res, "cache-control").contains("immutable"), "{accepts}");
+        assert_eq!(res.bytes().await.unwrap(), body, "{accepts}");
+    }
+    server.stop().await;
+}
+
+/// JSON answers are compressed for a browser that takes gzip or brotli,
+/// and read back the same.
+#[tokio::test]
+async fn json_answers_are_compressed() {
+    let server = server_with_dist().await;
+    let client = server.client();
+    let url = format!("{}/api/ledger/info", server.base);
+    let plain = client.http.post(&url).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(header(&plain, "content-encoding"), "");
+    let plain = plain.bytes().await.unwrap();
+    let res =
+        client.http.post(&url).header("accept-encoding", "gzip").json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), header(&res, "content-encoding")), (200, "gzip"));
+    assert!(header(&res, "vary").to_ascii_lowercase().contains("accept-encoding"));
+    let gzipped = res.bytes().await.unwrap();
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, plain);
+    assert!(gzipped.len() < plain.len(), "{} < {}", gzipped.len(), plain.len());
     server.stop().await;
 }
 

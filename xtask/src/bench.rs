@@ -1,17 +1,18 @@
 //! `cargo xtask bench bundle`: what a first visit costs.
 //! `cargo xtask bench records`: encryption speed and a whole import.
 //!
-//! - `app.first_load_gzip_bytes`: the wasm, js and css the entry page loads,
-//!   each gzip -9 compressed, summed.
+//! - `app.first_load_gzip_bytes`: what headless Chromium actually receives
+//!   for the sign-in page on a cold load from the release server on
+//!   127.0.0.1 (CDP network events: compressed bodies and headers);
+//!   `app.first_load_decoded_bytes`, the same bodies decoded.
+//! - `app.first_load_files_{brotli,gzip}_bytes`: the entry page's wasm, js
+//!   and css in the precompressed forms the build wrote, summed (what a
+//!   browser that takes brotli, over https, receives at the least).
 //! - `app.login_page_interactive_ms`: from navigation to the sign-in button
-//!   being enabled, in headless Chromium with an empty cache, against the
-//!   release server on 127.0.0.1; median of 5.
+//!   being enabled, with an empty cache; median of 5.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use crate::{Env, Result, run_cmd, step, tools};
 
@@ -32,21 +33,27 @@ pub fn bundle() -> Result {
     let env = Env::new()?;
     env.build_app()?;
     let index = std::fs::read_to_string(env.dist().join("index.html")).map_err(|e| e.to_string())?;
-    let mut total = 0usize;
+    let (mut brotli, mut gzip) = (0, 0);
     for entry in std::fs::read_dir(env.dist()).map_err(|e| e.to_string())?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let first_page =
             [".wasm", ".js", ".css"].iter().any(|ext| name.ends_with(ext)) && index.contains(&format!("/{name}"));
         if first_page {
-            let bytes = std::fs::read(entry.path()).map_err(|e| e.to_string())?;
-            let gz = gzip_len(&bytes);
-            println!("  {name}: {} bytes, {gz} gzip", bytes.len());
-            total += gz;
+            let size = |ext: &str| {
+                let mut path = entry.path().into_os_string();
+                path.push(ext);
+                std::fs::metadata(&path).map(|m| m.len()).map_err(|e| format!("{}: {e}", path.display()))
+            };
+            let (raw, br, gz) = (size("")?, size(".br")?, size(".gz")?);
+            println!("  {name}: {raw} bytes, {br} brotli, {gz} gzip");
+            brotli += br;
+            gzip += gz;
         }
     }
 
     let measured = browser_bench(&env, "bench/login-interactive.mjs", &[])?;
-    println!("app.first_load_gzip_bytes: {total}");
+    println!("app.first_load_files_brotli_bytes: {brotli}");
+    println!("app.first_load_files_gzip_bytes: {gzip}");
     print!("{measured}");
     Ok(())
 }
@@ -120,10 +127,4 @@ fn browser_bench(env: &Env, script: &str, server_args: &[&str]) -> Result<String
         return Err(format!("browser benchmark {script} failed"));
     }
     Ok(String::from_utf8_lossy(&measured.stdout).into_owned())
-}
-
-fn gzip_len(bytes: &[u8]) -> usize {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(bytes).expect("in-memory gzip");
-    encoder.finish().expect("in-memory gzip").len()
 }

@@ -7,6 +7,7 @@
 mod bench;
 mod circles;
 mod contracts;
+mod precompress;
 mod sizes;
 mod sweep;
 mod tools;
@@ -117,6 +118,11 @@ impl Env {
             let mut cmd = self.cmd("trunk");
             cmd.args(["build", "--release"]).env("TRUNK_SKIP_VERSION_CHECK", "true");
             run_cmd(cmd)
+        })?;
+        step("compress the app (brotli, gzip)", || {
+            let w = precompress::precompress(&self.dist())?;
+            println!("  {} files, {} bytes: {} brotli, {} gzip", w.files, w.raw, w.brotli, w.gzip);
+            Ok(())
         })?;
         std::fs::write(&stamp_path, stamp).map_err(|e| e.to_string())
     }

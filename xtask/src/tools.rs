@@ -96,7 +96,11 @@ pub fn wasm_bindgen_version(root: &Path) -> Result<String> {
 /// A fingerprint of everything the browser app is built from.
 pub fn app_inputs_stamp(root: &Path) -> Result<String> {
     let mut files = Vec::new();
-    for item in ["Cargo.lock", "Cargo.toml", ".cargo", "Trunk.toml", "index.html", "app", "core", "style", "public"] {
+    let inputs =
+        ["Cargo.lock", "Cargo.toml", ".cargo", "Trunk.toml", "index.html", "app", "api", "core", "style", "public"];
+    // How the build is finished after Trunk (its compressed forms).
+    collect_files(&root.join("xtask/src/precompress.rs"), &mut files);
+    for item in inputs {
         collect_files(&root.join(item), &mut files);
     }
     files.sort();
