@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use alloy_primitives::U256 as AU256;
-use chartkey_core::eip712::{Access, Anchor, AnchorBatch, Domain, IssueCredential, Revoke, TypedMessage, bytes32_text};
+use chartkey_core::eip712::{Access, Anchor, AnchorBatch, Domain, Revoke, TypedMessage};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::artifacts::directory;
@@ -23,7 +23,7 @@ use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::node::{Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{Relayer, Request};
-use common::{grant, now, register};
+use common::{grant, issue_credential, now, register};
 use ethers_core::abi::Token;
 use ethers_core::types::U256;
 
@@ -139,15 +139,7 @@ async fn setup(bench: &Arc<Bench>, clinician: &AccountKeys) {
 /// authority's Directory `nonce`).
 async fn credential(bench: &Bench, authority: &AccountKeys, clinician: &AccountKeys, nonce: U256) {
     bench.send(clinician, &register(clinician, 2, U256::zero())).await;
-    let credential = IssueCredential {
-        authority: authority.address(),
-        clinician: clinician.address(),
-        license_id_hash: [9; 32],
-        specialty: bytes32_text("psychiatry").unwrap(),
-        expires_at: now() + 365 * 86_400,
-        nonce,
-    };
-    bench.send(authority, &credential).await;
+    bench.send(authority, &issue_credential(authority, clinician, nonce)).await;
 }
 
 /// Patient-signed grants (signed beforehand, as browsers do), each

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, Bytes, keccak256};
 use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage, bytes32_text};
+use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage};
 use chartkey_ledger::Node;
 use chartkey_ledger::artifacts::encode_call;
 use chartkey_ledger::artifacts::{directory, records};
@@ -19,7 +19,7 @@ use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::client::LedgerClient;
 use chartkey_ledger::node::{BASE_FEE, CallRequest, Fees};
 use chartkey_ledger::relayer::{JobStatus, JobStore, NewJob, RelayError, Relayer, Request};
-use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, grant, keys, now, register, wallet};
+use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, grant, issue_credential, keys, register, wallet};
 use ethers_core::abi::Token;
 
 struct World {
@@ -79,14 +79,7 @@ impl World {
             fees,
         );
         self.node.send_raw_transaction(&raw).await.unwrap();
-        let credential = IssueCredential {
-            authority: authority.address(),
-            clinician: clinician.address(),
-            license_id_hash: [9; 32],
-            specialty: bytes32_text("psychiatry").unwrap(),
-            expires_at: now() + 365 * 86_400,
-            nonce: self.nonce_of::<IssueCredential>(authority),
-        };
+        let credential = issue_credential(authority, clinician, self.nonce_of::<IssueCredential>(authority));
         self.relayer.relay(self.request(authority, &credential)).await.expect("credential issued");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::U256;
-use chartkey_core::eip712::{Grant, Register, SCOPE_EVERYTHING};
+use chartkey_core::eip712::{Grant, IssueCredential, Register, SCOPE_EVERYTHING, bytes32_text};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::node::{Genesis, Node, Wallet};
 use chartkey_ledger::{Receipt, TxError};
@@ -71,5 +71,22 @@ pub fn grant(patient: &AccountKeys, grantee: &AccountKeys, nonce: u64) -> Grant 
         write: false,
         expires_at: now() + 7 * 86_400,
         nonce: nonce.into(),
+    }
+}
+
+/// `authority` verifies `clinician` as a psychiatrist for a year
+/// (unsigned; `nonce` is the authority's Directory nonce).
+pub fn issue_credential(
+    authority: &AccountKeys,
+    clinician: &AccountKeys,
+    nonce: ethers_core::types::U256,
+) -> IssueCredential {
+    IssueCredential {
+        authority: authority.address(),
+        clinician: clinician.address(),
+        license_id_hash: [9; 32],
+        specialty: bytes32_text("psychiatry").unwrap(),
+        expires_at: now() + 365 * 86_400,
+        nonce,
     }
 }
