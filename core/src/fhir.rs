@@ -251,8 +251,16 @@ pub fn collection_bundle<'a>(resources: impl IntoIterator<Item = (Option<&'a str
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// fixtures/fhir, read when the test runs (a test binary cargo reuses
+    /// from another checkout keeps that checkout's compile-time path).
+    pub(crate) fn sample_bundles() -> std::path::PathBuf {
+        let manifest =
+            std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+        manifest.join("../fixtures/fhir")
+    }
 
     #[test]
     fn splits_a_bundle_byte_for_byte() {
@@ -340,9 +348,7 @@ mod tests {
 
     #[test]
     fn splits_the_sample_bundles() {
-        let dir =
-            std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-                .join("../fixtures/fhir");
+        let dir = sample_bundles();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("the sample bundles are at {}", dir.display());
         };

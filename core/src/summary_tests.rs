@@ -73,8 +73,7 @@ fn anything_odd_still_summarises() {
 
 #[test]
 fn summarises_every_sample_resource() {
-    let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-        .join("../fixtures/fhir");
+    let dir = crate::fhir::tests::sample_bundles();
     let text =
         std::fs::read_to_string(dir.join("Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json")).expect("fixture");
     let bundle: Value = serde_json::from_str(&text).expect("json");

@@ -222,9 +222,7 @@ async fn run() {
 
     // The same workload on anvil, relayed by the same code.
     let anvil_dir = tempfile::tempdir().unwrap();
-    let manifest =
-        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest.parent().unwrap();
+    let workspace = &common::workspace();
     // Interval mining every 100 ms: anvil's best of the settings tried here
     // (automine, a block per transaction: ~24 grants/s; 1 s blocks: ~190/s;
     // 100 ms: ~470/s). ANVIL_OPTIONS replaces it.

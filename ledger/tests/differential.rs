@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chartkey_core::AccountKeys;
@@ -20,18 +20,11 @@ use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::node::{CallRequest, Contracts, Fees};
 use chartkey_ledger::relayer::{RelayError, Relayer, Request};
-use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, keys, now, wallet};
+use common::{ADMIN, CHAIN_ID, RELAYER, embedded_node, keys, now, wallet, workspace};
 use ethers_core::abi::Token;
 
 const LABS: u8 = 3;
 const NOTES: u8 = 7;
-
-/// The workspace: read when the test runs (a build cached from another
-/// checkout keeps that checkout's compile-time path).
-fn workspace() -> PathBuf {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("the crate is in the workspace").to_owned()
-}
 
 /// What a step did: the events it emitted (name and arguments), or the
 /// contract's refusal code.

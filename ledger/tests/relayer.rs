@@ -335,9 +335,7 @@ async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
     use chartkey_ledger::node::Contracts;
 
     let dir = tempfile::tempdir().unwrap();
-    let manifest =
-        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest.parent().unwrap();
+    let workspace = &common::workspace();
     let anvil = Anvil::start_with(workspace, CHAIN_ID, &["--no-mining"]).expect("anvil");
     let placeholder = Contracts { directory: Address::ZERO, records: Address::ZERO };
     let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();

@@ -18,13 +18,6 @@ use serde_json::json;
 
 const RELAYER: [u8; 32] = [0x5e; 32];
 
-/// The workspace: read when the test runs (a build cached from another
-/// checkout keeps that checkout's compile-time path).
-fn workspace() -> PathBuf {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("the crate is in the workspace").to_owned()
-}
-
 /// Anvil, with the relayer key (written to `dir/relayer.key`) funded.
 async fn anvil_with_funded_relayer(dir: &Path) -> (Anvil, PathBuf) {
     let anvil = Anvil::start(&workspace(), 31_337).expect("anvil (npm @foundry-rs/anvil in contracts/)");

@@ -140,13 +140,9 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     assert_eq!(old_state["error"]["code"], -32000, "no historical state: {old_state}");
 
     // ethers.js, on its own.
-    let script =
-        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("../contracts/test/ethers-rpc.mjs");
+    let script = common::workspace().join("contracts/test/ethers-rpc.mjs");
     assert!(
-        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("../contracts/node_modules/ethers")
-            .exists(),
+        common::workspace().join("contracts/node_modules/ethers").exists(),
         "ethers.js is not installed: run `cargo xtask test` (it runs npm ci in contracts/)"
     );
     // Off the runtime's thread: the server answering ethers runs on it.

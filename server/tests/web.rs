@@ -153,11 +153,7 @@ async fn healthz_answers_and_shutdown_is_graceful() {
 async fn database_is_in_wal_mode_with_migrations_applied() {
     let server = TestServer::start().await;
     assert_eq!(server.query_one("PRAGMA journal_mode"), "Text(\"wal\")");
-    let migrations = std::fs::read_dir(
-        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("../services/migrations"),
-    )
-    .unwrap()
-    .count();
+    let migrations = std::fs::read_dir(workspace().join("services/migrations")).unwrap().count();
     assert!(migrations >= 6);
     assert_eq!(server.query_one("PRAGMA user_version"), format!("Integer({migrations})"));
     server.stop().await;

@@ -6,8 +6,8 @@
 //!   127.0.0.1 (CDP network events: compressed bodies and headers);
 //!   `app.first_load_decoded_bytes`, the same bodies decoded.
 //! - `app.first_load_files_{brotli,gzip}_bytes`: the entry page's wasm, js
-//!   and css in the precompressed forms the build wrote, summed (what a
-//!   browser that takes brotli, over https, receives at the least).
+//!   and css in the precompressed forms the build wrote, summed (the
+//!   bodies a browser that takes brotli or gzip receives).
 //! - `app.login_page_interactive_ms`: from navigation to the sign-in button
 //!   being enabled, with an empty cache; median of 5.
 

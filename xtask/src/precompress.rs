@@ -31,15 +31,16 @@ pub struct Written {
 /// written, so the server sends the file itself.
 pub fn precompress(dir: &Path) -> Result<Written> {
     let mut written = Written::default();
+    precompress_into(dir, &mut written)?;
+    Ok(written)
+}
+
+fn precompress_into(dir: &Path, written: &mut Written) -> Result {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            let inner = precompress(&path)?;
-            written.files += inner.files;
-            written.raw += inner.raw;
-            written.brotli += inner.brotli;
-            written.gzip += inner.gzip;
+            precompress_into(&path, written)?;
             continue;
         }
         let compressible = path.extension().and_then(|e| e.to_str()).is_some_and(|e| COMPRESSIBLE.contains(&e));
@@ -62,7 +63,7 @@ pub fn precompress(dir: &Path) -> Result<Written> {
         written.brotli += forms[0].1.len().min(bytes.len());
         written.gzip += forms[1].1.len().min(bytes.len());
     }
-    Ok(written)
+    Ok(())
 }
 
 pub fn brotli(bytes: &[u8]) -> Vec<u8> {

@@ -37,6 +37,15 @@ pub fn wallet(secret: [u8; 32]) -> Wallet {
     Wallet::from_secret(&secret).unwrap()
 }
 
+/// The workspace, read when the test runs: a test binary cargo reuses
+/// from a build in another checkout keeps that checkout's compile-time
+/// path (`env!`), which may be gone.
+pub fn workspace() -> std::path::PathBuf {
+    let manifest =
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    manifest.parent().expect("the crate is in the workspace").to_owned()
+}
+
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }

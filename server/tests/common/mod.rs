@@ -540,3 +540,11 @@ pub fn license(number: &str, specialty: &str) -> fns::License {
         organisation: "Riverside Clinic".into(),
     }
 }
+
+/// The workspace, read when the test runs: a test binary cargo reuses
+/// from a build in another checkout keeps that checkout's compile-time
+/// path (`env!`), which may be gone.
+pub fn workspace() -> PathBuf {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    manifest.parent().expect("the crate is in the workspace").to_owned()
+}
