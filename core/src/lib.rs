@@ -32,5 +32,6 @@ pub mod recovery;
 pub mod role;
 pub mod summary;
 pub mod value;
+pub mod when;
 
 pub use keys::{AccountKeys, AccountSecret};

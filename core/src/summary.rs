@@ -489,14 +489,7 @@ pub fn days_since_epoch(iso: &str) -> Option<f64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let mut days = (era * 146_097 + doe - 719_468) as f64;
+    let mut days = crate::when::days_from_civil(y, m, d) as f64;
     if let Some(time) = iso.get(11..16) {
         let h = num(time.get(..2)).unwrap_or(0);
         let min = num(time.get(3..5)).unwrap_or(0);

@@ -85,6 +85,33 @@ for (const [name, path] of [['the smallest', BUNDLES.floyd], ['a middle-sized', 
   });
 }
 
+// Dates as the reader writes them: the same chart in two locales, no
+// ISO 8601 text on the page.
+for (const [locale, heading, instant] of [
+  ['en-GB', /^\d{1,2} [A-Z][a-z]{2,3} \d{4}$/, /^\d{1,2} [A-Z][a-z]{2,3} \d{4}, \d{1,2}:\d{2}$/],
+  ['en-US', /^[A-Z][a-z]{2} \d{1,2}, \d{4}$/, /^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s?[AP]M$/],
+] as const) {
+  test(`dates read as ${locale} writes them`, async ({ browser }) => {
+    const page = await (await browser.newContext({ locale })).newPage();
+    await newPatient(page, `Date Reader ${locale}`);
+    await importFiles(page, [BUNDLES.floyd]);
+    await expect(page.getByTestId('timeline').locator('.timeline-item')).toHaveCount(bundleResources(BUNDLES.floyd).length);
+    const days = await page.locator('.timeline-day').allTextContents();
+    const dated = days.filter((d) => d !== 'Undated' && d !== 'Needs attention');
+    expect(dated.length).toBeGreaterThan(3);
+    for (const day of dated) expect(day).toMatch(heading);
+    await page.getByTestId('timeline').locator('.timeline-item').first().click();
+    const shown = page.locator('#record-view dd time');
+    await expect(shown).toHaveCount(1);
+    const written = (await shown.getAttribute('datetime'))!;
+    const text = (await shown.textContent())!;
+    expect(written).toMatch(/^\d{4}/);
+    expect(text).not.toBe(written);
+    expect(heading.test(text) || instant.test(text), `${written} shown as ${text}`).toBe(true);
+    await page.context().close();
+  });
+}
+
 test('the 1,111-resource bundle without claims: import, export, re-import byte for byte', async ({ browser }) => {
   test.setTimeout(240_000);
   const page = await (await browser.newContext()).newPage();

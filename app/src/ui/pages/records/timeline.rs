@@ -112,8 +112,10 @@ pub(super) fn rank(day: &str) -> u8 {
     }
 }
 
+/// A day heading: the day as the reader writes dates ("Undated" and
+/// "Needs attention" as they are).
 pub(super) fn day_label(day: &str) -> String {
-    day.to_string()
+    crate::ui::components::format_fhir_date(day)
 }
 
 pub(super) fn matches(o: &records::Opened, q: &str) -> bool {

@@ -169,7 +169,7 @@ fn SharedChartView(patient: value::Address) -> impl IntoView {
                 view! {
                     <article class="record-view" data-testid="opened-record" data-access-tx=o.access_tx.to_string()>
                         <h3>{summary.title.clone()}</h3>
-                        {summary.date.clone().map(|d| view! { <p class="muted">{d}</p> })}
+                        {summary.date.as_deref().map(|d| view! { <p class="muted"><time datetime=d.to_owned()>{format_fhir_date(d)}</time></p> })}
                         <dl class="facts">
                             {summary.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
                         </dl>

@@ -20,7 +20,9 @@ use rand_core::OsRng;
 
 use super::credentials::{ClinicianItem, ClinicianSearch};
 use crate::api::{self, AccessView, ClinicianCard, ShareKey, ShareState, ShareView};
-use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, save_file};
+use crate::ui::components::{
+    Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, format_fhir_date, save_file,
+};
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
 use crate::ui::session::{Keyring, use_session};
 
@@ -124,7 +126,7 @@ fn covered(chart: &[Loaded], scope: u8, chosen: &BTreeSet<RecordId>, categories:
 fn title_of(l: &Loaded) -> String {
     match l.opened() {
         Some(o) => match &o.summary.date {
-            Some(date) => format!("{} ({date})", o.summary.title),
+            Some(date) => format!("{} ({})", o.summary.title, format_fhir_date(date)),
             None => o.summary.title.clone(),
         },
         None => format!("Record {}", &l.meta.id.to_hex()[..10]),
