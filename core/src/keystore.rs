@@ -126,15 +126,21 @@ impl SealedKeystore {
         params: Argon2Params,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, KeystoreError> {
-        if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
-            return Err(KeystoreError::PassphraseTooShort);
-        }
-        params.check()?;
-        let mut salt = vec![0u8; 16];
-        rng.fill_bytes(&mut salt);
-        let kdf = KeystoreKdf::Argon2id { params, salt };
-        let key = passphrase_wrapping_key(passphrase, &kdf)?;
-        Ok(seal(secret, kdf, &key, rng))
+        let request = PassphraseKeyRequest::for_sealing(passphrase, params, rng)?;
+        let key = request.derive()?;
+        Self::seal_with_passphrase_key(secret, &request, &key, rng)
+    }
+
+    /// The cheap half of [`Self::seal_with_passphrase`]: seals under the key
+    /// `request.derive()` gave (in the browser, a worker's answer).
+    pub fn seal_with_passphrase_key(
+        secret: &AccountSecret,
+        request: &PassphraseKeyRequest,
+        key: &PassphraseKey,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, KeystoreError> {
+        request.kdf.check_argon2id()?;
+        Ok(seal(secret, request.kdf.clone(), &key.0, rng))
     }
 
     pub fn needs_passphrase(&self) -> bool {
@@ -151,12 +157,27 @@ impl SealedKeystore {
     }
 
     pub fn unseal_with_passphrase(&self, passphrase: &str) -> Result<AccountSecret, KeystoreError> {
+        let key = self.passphrase_key_request(passphrase)?.derive()?;
+        self.unseal_with_passphrase_key(&key)
+    }
+
+    /// What deriving this blob's key from `passphrase` takes (the slow
+    /// Argon2id half of [`Self::unseal_with_passphrase`]), checked first.
+    pub fn passphrase_key_request(&self, passphrase: &str) -> Result<PassphraseKeyRequest, KeystoreError> {
         self.check_shape()?;
         if !self.needs_passphrase() {
             return Err(KeystoreError::NeedsPasskey);
         }
-        let key = passphrase_wrapping_key(passphrase, &self.kdf)?;
-        self.open(&key).ok_or(KeystoreError::WrongPassphrase)
+        Ok(PassphraseKeyRequest { kdf: self.kdf.clone(), passphrase: passphrase.to_owned() })
+    }
+
+    /// The cheap half: opens the blob with a key derived from its request.
+    pub fn unseal_with_passphrase_key(&self, key: &PassphraseKey) -> Result<AccountSecret, KeystoreError> {
+        self.check_shape()?;
+        if !self.needs_passphrase() {
+            return Err(KeystoreError::NeedsPasskey);
+        }
+        self.open(&key.0).ok_or(KeystoreError::WrongPassphrase)
     }
 
     pub fn to_json(&self) -> String {
@@ -182,13 +203,10 @@ impl SealedKeystore {
         if self.ciphertext.len() != AccountSecret::LEN + 16 {
             return Err(KeystoreError::Malformed("bad ciphertext length"));
         }
-        if let KeystoreKdf::Argon2id { params, salt } = &self.kdf {
-            params.check()?;
-            if salt.len() < 16 || salt.len() > 64 {
-                return Err(KeystoreError::Malformed("bad salt length"));
-            }
+        match self.kdf {
+            KeystoreKdf::Argon2id { .. } => self.kdf.check_argon2id(),
+            KeystoreKdf::PrfHkdfSha256 => Ok(()),
         }
-        Ok(())
     }
 
     fn open(&self, key: &Zeroizing<[u8; 32]>) -> Option<AccountSecret> {
@@ -200,6 +218,84 @@ impl SealedKeystore {
         );
         let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
         Some(AccountSecret::from_bytes(bytes))
+    }
+}
+
+impl KeystoreKdf {
+    /// Acceptable Argon2id parameters and salt; any other KDF is refused.
+    fn check_argon2id(&self) -> Result<(), KeystoreError> {
+        let KeystoreKdf::Argon2id { params, salt } = self else {
+            return Err(KeystoreError::NeedsPasskey);
+        };
+        params.check()?;
+        if salt.len() < 16 || salt.len() > 64 {
+            return Err(KeystoreError::Malformed("bad salt length"));
+        }
+        Ok(())
+    }
+}
+
+/// The slow, memory-hard half of a passphrase seal or unseal, as one value
+/// so the browser can hand it to a Web Worker (as JSON) and keep the page
+/// responsive. The passphrase is wiped when the request is dropped.
+#[derive(Serialize, Deserialize)]
+pub struct PassphraseKeyRequest {
+    #[serde(flatten)]
+    pub kdf: KeystoreKdf,
+    pub passphrase: String,
+}
+
+impl PassphraseKeyRequest {
+    /// A request for sealing: checks the passphrase's length and the
+    /// parameters, and draws a fresh salt.
+    pub fn for_sealing(
+        passphrase: &str,
+        params: Argon2Params,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, KeystoreError> {
+        if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
+            return Err(KeystoreError::PassphraseTooShort);
+        }
+        params.check()?;
+        let mut salt = vec![0u8; 16];
+        rng.fill_bytes(&mut salt);
+        Ok(Self { kdf: KeystoreKdf::Argon2id { params, salt }, passphrase: passphrase.to_owned() })
+    }
+
+    /// Runs Argon2id (the parameters are checked first, so a hostile blob
+    /// cannot make this cheap, huge or endless).
+    pub fn derive(&self) -> Result<PassphraseKey, KeystoreError> {
+        self.kdf.check_argon2id()?;
+        passphrase_wrapping_key(&self.passphrase, &self.kdf).map(PassphraseKey)
+    }
+}
+
+impl Drop for PassphraseKeyRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.passphrase);
+    }
+}
+
+/// A key derived from a passphrase: wiped on drop, never printed.
+pub struct PassphraseKey(Zeroizing<[u8; 32]>);
+
+impl PassphraseKey {
+    pub const LEN: usize = 32;
+
+    /// The worker's answer, back in the page.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeystoreError> {
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeystoreError::Malformed("bad derived key length"))?;
+        Ok(Self(Zeroizing::new(bytes)))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PassphraseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PassphraseKey(…)")
     }
 }
 
@@ -279,192 +375,5 @@ mod b64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `SECRET` sealed under `passphrase` with `params`.
-    fn sealed_with(passphrase: &str, params: Argon2Params) -> Result<SealedKeystore, KeystoreError> {
-        SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            passphrase,
-            params,
-            &mut rand_core::OsRng,
-        )
-    }
-    use rand_core::{CryptoRng, RngCore};
-
-    /// Deterministic "RNG" for known-answer tests only.
-    struct Counter(u8);
-    impl RngCore for Counter {
-        fn next_u32(&mut self) -> u32 {
-            rand_core::impls::next_u32_via_fill(self)
-        }
-        fn next_u64(&mut self) -> u64 {
-            rand_core::impls::next_u64_via_fill(self)
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            for b in dest {
-                *b = self.0;
-                self.0 = self.0.wrapping_add(1);
-            }
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-            self.fill_bytes(dest);
-            Ok(())
-        }
-    }
-    impl CryptoRng for Counter {}
-
-    const PRF: [u8; 32] = [0x11; 32];
-    const SECRET: [u8; 32] = [0x5a; 32];
-
-    #[test]
-    fn known_answer_prf_seal() {
-        let sealed = SealedKeystore::seal_with_prf(&AccountSecret::from_bytes(SECRET), &PRF, &mut Counter(0)).unwrap();
-        assert_eq!(sealed.to_json(), KAT_PRF_JSON);
-        let back = SealedKeystore::from_json(KAT_PRF_JSON).unwrap();
-        assert_eq!(back.unseal_with_prf(&PRF).unwrap().as_bytes(), &SECRET);
-    }
-
-    #[test]
-    fn prf_seal_matches_independent_construction() {
-        // Recompute the PRF blob with the primitives directly: HKDF-SHA256
-        // then XChaCha20-Poly1305 with the documented associated data.
-        let mut key = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(b"chartkey/keystore/v1"), &PRF)
-            .expand(b"chartkey/keystore/prf-wrapping-key/v1", &mut key)
-            .unwrap();
-        let nonce: Vec<u8> = (0u8..24).collect();
-        let aad = [b"chartkey-keystore".as_slice(), &[1, 1]].concat();
-        let ct = XChaCha20Poly1305::new((&key).into())
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &SECRET, aad: &aad })
-            .unwrap();
-        let sealed = SealedKeystore::from_json(KAT_PRF_JSON).unwrap();
-        assert_eq!(sealed.nonce, nonce);
-        assert_eq!(sealed.ciphertext, ct);
-    }
-
-    const KAT_PRF_JSON: &str = r#"{"v":1,"kdf":"prf-hkdf-sha256","nonce":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX","ciphertext":"n2ZGIQYS8iTn4UZv7bzAib9JukCwIILypmxhC3M47__hP4o0IHMnDX4TpYO27QTF"}"#;
-
-    #[test]
-    fn known_answer_passphrase_seal() {
-        // Minimum parameters keep the test quick; the code path is the same.
-        let sealed = SealedKeystore::seal_with_passphrase(
-            &AccountSecret::from_bytes(SECRET),
-            "correct horse battery staple",
-            Argon2Params::MINIMUM,
-            &mut Counter(7),
-        )
-        .unwrap();
-        assert_eq!(sealed.to_json(), KAT_PASSPHRASE_JSON);
-        let back = SealedKeystore::from_json(KAT_PASSPHRASE_JSON).unwrap();
-        assert_eq!(back.unseal_with_passphrase("correct horse battery staple").unwrap().as_bytes(), &SECRET);
-    }
-
-    const KAT_PASSPHRASE_JSON: &str = r#"{"v":1,"kdf":"argon2id","memory_kib":19456,"iterations":2,"parallelism":1,"salt":"BwgJCgsMDQ4PEBESExQVFg","nonce":"FxgZGhscHR4fICEiIyQlJicoKSorLC0u","ciphertext":"3yJPLNnNzjqT__9mXX3htFpw9Op11DLqiAlBBBS6gXKtQhp_pawUW8NzWV63xXLb"}"#;
-
-    #[test]
-    fn default_argon2_parameters_round_trip() {
-        let secret = AccountSecret::from_bytes([9; 32]);
-        let sealed = SealedKeystore::seal_with_passphrase(
-            &secret,
-            "a long enough passphrase",
-            Argon2Params::DEFAULT,
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
-        assert_eq!(sealed.unseal_with_passphrase("a long enough passphrase").unwrap(), secret);
-    }
-
-    #[test]
-    fn wrong_prf_output_fails_clearly() {
-        let sealed =
-            SealedKeystore::seal_with_prf(&AccountSecret::from_bytes(SECRET), &PRF, &mut rand_core::OsRng).unwrap();
-        let err = sealed.unseal_with_prf(&[0x12; 32]).unwrap_err();
-        assert_eq!(err, KeystoreError::WrongPasskey);
-        assert!(err.to_string().contains("could not unlock your keys"));
-        assert_eq!(sealed.unseal_with_prf(&[0x11; 16]).unwrap_err(), KeystoreError::BadPrfOutput(16));
-    }
-
-    #[test]
-    fn wrong_passphrase_fails_clearly() {
-        let sealed = sealed_with("correct horse battery staple", Argon2Params::MINIMUM).unwrap();
-        let err = sealed.unseal_with_passphrase("correct horse battery stapler").unwrap_err();
-        assert_eq!(err, KeystoreError::WrongPassphrase);
-        assert_eq!(err.to_string(), "That passphrase is not right. Check it and try again.");
-        assert_eq!(sealed.unseal_with_prf(&PRF).unwrap_err(), KeystoreError::NeedsPassphrase);
-    }
-
-    #[test]
-    fn short_passphrase_refused() {
-        let err = sealed_with("short", Argon2Params::MINIMUM).unwrap_err();
-        assert_eq!(err, KeystoreError::PassphraseTooShort);
-    }
-
-    #[test]
-    fn tampering_is_detected() {
-        let sealed =
-            SealedKeystore::seal_with_prf(&AccountSecret::from_bytes(SECRET), &PRF, &mut rand_core::OsRng).unwrap();
-        for i in 0..sealed.ciphertext.len() {
-            let mut bad = sealed.clone();
-            bad.ciphertext[i] ^= 1;
-            assert_eq!(bad.unseal_with_prf(&PRF).unwrap_err(), KeystoreError::WrongPasskey);
-        }
-        let mut bad = sealed.clone();
-        bad.nonce[0] ^= 1;
-        assert_eq!(bad.unseal_with_prf(&PRF).unwrap_err(), KeystoreError::WrongPasskey);
-    }
-
-    #[test]
-    fn weakened_parameters_are_refused() {
-        let mut sealed = sealed_with("correct horse battery staple", Argon2Params::MINIMUM).unwrap();
-        if let KeystoreKdf::Argon2id { params, .. } = &mut sealed.kdf {
-            params.memory_kib = 8;
-        }
-        assert!(matches!(
-            sealed.unseal_with_passphrase("correct horse battery staple"),
-            Err(KeystoreError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn header_is_authenticated_as_associated_data() {
-        // Opened with the right key, a blob whose header was altered (to other
-        // acceptable parameters) still fails: the header is bound as AAD.
-        let sealed = sealed_with("correct horse battery staple", Argon2Params::MINIMUM).unwrap();
-        let key = passphrase_wrapping_key("correct horse battery staple", &sealed.kdf).unwrap();
-        assert!(sealed.open(&key).is_some());
-        let mut altered = sealed.clone();
-        if let KeystoreKdf::Argon2id { params, .. } = &mut altered.kdf {
-            params.iterations += 1;
-        }
-        assert!(altered.open(&key).is_none());
-        let mut altered = sealed.clone();
-        if let KeystoreKdf::Argon2id { salt, .. } = &mut altered.kdf {
-            salt[0] ^= 1;
-        }
-        assert!(altered.open(&key).is_none());
-    }
-
-    #[test]
-    fn sealing_refuses_unacceptable_parameters() {
-        let weak = Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 };
-        let err = sealed_with("a long enough passphrase", weak);
-        assert!(matches!(err, Err(KeystoreError::Malformed(_))));
-    }
-
-    #[test]
-    fn malformed_blobs_are_refused() {
-        for bad in [
-            "",
-            "null",
-            "{}",
-            r#"{"v":1,"kdf":"prf-hkdf-sha256","nonce":"AA","ciphertext":"AA"}"#,
-            r#"{"v":2,"kdf":"prf-hkdf-sha256","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","ciphertext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
-            r#"{"v":1,"kdf":"rot13","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","ciphertext":"AA"}"#,
-            r#"{"v":1,"kdf":"prf-hkdf-sha256","nonce":"!!","ciphertext":"AA"}"#,
-        ] {
-            assert!(matches!(SealedKeystore::from_json(bad), Err(KeystoreError::Malformed(_))), "accepted {bad:?}");
-        }
-    }
-}
+#[path = "keystore_tests.rs"]
+mod tests;

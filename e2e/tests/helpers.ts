@@ -148,3 +148,19 @@ export async function issueCredential(authority: Page, clinicianName: string, va
   await expect(decided.locator('[data-credential]')).toHaveAttribute('data-credential', 'verified');
   return decided;
 }
+
+/** Starts recording main-thread long tasks (PerformanceObserver `longtask`)
+ *  in the current document; `longestTaskMs` reads the longest since. */
+export async function watchLongTasks(page: Page) {
+  await page.evaluate(() => {
+    const w = window as unknown as { __longTasks: number[] };
+    w.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) w.__longTasks.push(entry.duration);
+    }).observe({ type: 'longtask' });
+  });
+}
+
+export async function longestTaskMs(page: Page): Promise<number> {
+  return page.evaluate(() => Math.max(0, ...(window as unknown as { __longTasks: number[] }).__longTasks));
+}

@@ -147,14 +147,20 @@ pub async fn cache_headers(request: Request, next: Next) -> Response<Body> {
 
 /// `name-0123456789abcdef.js`, `name-0123456789abcdef_bg.wasm`: Trunk's
 /// hashed output names (a 64-bit hash in hex, so leading zeros drop: 8 to
-/// 16 digits).
+/// 16 digits); and any file in a `name-0123456789abcdef/` directory (the
+/// app's workers, versioned by `cargo xtask`: xtask/src/modules.rs).
 pub fn is_hashed_asset(path: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or("");
+    let mut segments = path.rsplit('/');
+    let file = segments.next().unwrap_or("");
     let Some((stem, _ext)) = file.rsplit_once('.') else {
         return false;
     };
-    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-')
+    let in_hashed_dir = segments.next().is_some_and(is_hashed_name);
+    in_hashed_dir || is_hashed_name(stem.strip_suffix("_bg").unwrap_or(stem))
+}
+
+fn is_hashed_name(name: &str) -> bool {
+    name.rsplit_once('-')
         .is_some_and(|(_, hash)| (8..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
@@ -217,5 +223,10 @@ mod tests {
         assert!(!is_hashed_asset("/x-01234567890abcdef.js"));
         assert!(!is_hashed_asset("/my-file.js"));
         assert!(!is_hashed_asset("/"));
+        assert!(is_hashed_asset("/chartkey-kdf-worker-0123456789abcdef/chartkey-kdf-worker_loader.js"));
+        assert!(is_hashed_asset("/chartkey-kdf-worker-0123456789abcdef/chartkey-kdf-worker_bg.wasm"));
+        assert!(!is_hashed_asset("/chartkey-kdf-worker-0123456789abcdef/"));
+        assert!(!is_hashed_asset("/chartkey-kdf-worker/chartkey-kdf-worker.js"));
+        assert!(!is_hashed_asset("/x-0123456789abcdef/y/z.js"));
     }
 }

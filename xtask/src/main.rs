@@ -7,6 +7,7 @@
 mod bench;
 mod circles;
 mod contracts;
+mod modules;
 mod precompress;
 mod sizes;
 mod sweep;
@@ -119,6 +120,12 @@ impl Env {
             cmd.args(["build", "--release"]).env("TRUNK_SKIP_VERSION_CHECK", "true");
             run_cmd(cmd)
         })?;
+        step("version the app's workers", || {
+            for address in modules::version_all(&self.dist())? {
+                println!("  {address}");
+            }
+            Ok(())
+        })?;
         step("compress the app (brotli, gzip)", || {
             let w = precompress::precompress(&self.dist())?;
             println!("  {} files, {} bytes: {} brotli, {} gzip", w.files, w.raw, w.brotli, w.gzip);
@@ -184,6 +191,8 @@ fn test() -> Result {
             "chartkey-api",
             "-p",
             "chartkey-app",
+            "-p",
+            "chartkey-kdf-worker",
             "--features",
             "chartkey-app/csr",
             "--lib",

@@ -10,7 +10,7 @@ use crate::Result;
 pub const MAX_LINES: usize = 600;
 
 /// The crates whose `src/` is checked.
-const CRATES: &[&str] = &["core", "api", "app", "ledger", "services", "server", "xtask"];
+const CRATES: &[&str] = &["core", "api", "app", "kdf-worker", "ledger", "services", "server", "xtask"];
 
 pub fn check(root: &Path) -> Result {
     let mut files = Vec::new();

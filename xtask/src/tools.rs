@@ -96,10 +96,22 @@ pub fn wasm_bindgen_version(root: &Path) -> Result<String> {
 /// A fingerprint of everything the browser app is built from.
 pub fn app_inputs_stamp(root: &Path) -> Result<String> {
     let mut files = Vec::new();
-    let inputs =
-        ["Cargo.lock", "Cargo.toml", ".cargo", "Trunk.toml", "index.html", "app", "api", "core", "style", "public"];
+    let inputs = [
+        "Cargo.lock",
+        "Cargo.toml",
+        ".cargo",
+        "Trunk.toml",
+        "index.html",
+        "app",
+        "api",
+        "core",
+        "kdf-worker",
+        "style",
+        "public",
+    ];
     // How the build is finished after Trunk (its compressed forms).
     collect_files(&root.join("xtask/src/precompress.rs"), &mut files);
+    collect_files(&root.join("xtask/src/modules.rs"), &mut files);
     for item in inputs {
         collect_files(&root.join(item), &mut files);
     }

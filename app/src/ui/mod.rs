@@ -4,6 +4,7 @@ mod components;
 mod enroll;
 mod http;
 mod idle;
+mod kdf;
 mod nav;
 mod notices;
 mod pages;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use crate::api::{AccountInfo, LoginResult};
 use chartkey_core::directory::DirectoryEntry;
-use chartkey_core::keystore::{Argon2Params, SealedKeystore};
+use chartkey_core::keystore::{Argon2Params, PassphraseKeyRequest, SealedKeystore};
 use chartkey_core::{AccountKeys, AccountSecret};
 use leptos::prelude::*;
 
+use super::kdf;
 use super::webauthn::{self, Created, Prf, PrfOutput};
 use crate::api;
 
@@ -114,15 +115,16 @@ pub async fn sign_in_with_passkey(session: Session) -> Result<SignInOutcome, Str
     Ok(SignInOutcome::Unlocked)
 }
 
-/// Unseals with a passphrase (Argon2id: a second or two of work).
+/// Unseals with a passphrase (Argon2id, in the key worker).
 pub async fn unlock_with_passphrase(
     session: Session,
     account: AccountInfo,
     sealed: &SealedKeystore,
     passphrase: &str,
 ) -> Result<(), String> {
-    yield_to_browser().await;
-    let secret = sealed.unseal_with_passphrase(passphrase).map_err(|e| e.to_string())?;
+    let request = sealed.passphrase_key_request(passphrase).map_err(|e| e.to_string())?;
+    let key = kdf::derive(&request).await?;
+    let secret = sealed.unseal_with_passphrase_key(&key).map_err(|e| e.to_string())?;
     session.unlock(account, secret)
 }
 
@@ -177,16 +179,13 @@ async fn protect_with_passkey(secret: &AccountSecret, created: &Created) -> Resu
     Ok(Protection::Sealed { sealed_keystore: sealed, uses_passphrase: false })
 }
 
-/// Seals `secret` under a passphrase.
+/// Seals `secret` under a passphrase (Argon2id, in the key worker).
 pub async fn protect_with_passphrase(secret: &AccountSecret, passphrase: &str) -> Result<SealedKeystore, String> {
-    yield_to_browser().await;
-    SealedKeystore::seal_with_passphrase(secret, passphrase, Argon2Params::DEFAULT, &mut rand_core::OsRng)
-        .map_err(|e| e.to_string())
-}
-
-/// Lets the page paint (a progress message) before heavy synchronous work.
-pub async fn yield_to_browser() {
-    gloo_timers::future::TimeoutFuture::new(30).await;
+    let rng = &mut rand_core::OsRng;
+    let request =
+        PassphraseKeyRequest::for_sealing(passphrase, Argon2Params::DEFAULT, rng).map_err(|e| e.to_string())?;
+    let key = kdf::derive(&request).await?;
+    SealedKeystore::seal_with_passphrase_key(secret, &request, &key, rng).map_err(|e| e.to_string())
 }
 
 pub fn use_session() -> Session {

@@ -1,0 +1,101 @@
+//! Modules the app starts at run time (Trunk's `data-type="worker"`
+//! builds). Trunk gives them no hashed name, so a browser could cache one
+//! build's page with another build's worker. After Trunk, each goes into a
+//! directory named by a hash of its files (`/chartkey-kdf-worker-<hash>/`),
+//! and index.html names that address in `<meta name="<module>">`: a page
+//! only ever starts the worker of its own build, the server may cache
+//! those files for good, and a page older than a deploy finds its worker
+//! gone (a clear "reload") rather than a newer one speaking another
+//! protocol.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use crate::Result;
+
+/// Trunk's worker builds (`data-bin`), in index.html.
+pub const RUNTIME_MODULES: &[&str] = &["chartkey-kdf-worker"];
+
+/// Versions every runtime module in `dist`; returns the addresses.
+pub fn version_all(dist: &Path) -> Result<Vec<String>> {
+    RUNTIME_MODULES.iter().map(|name| version(dist, name)).collect()
+}
+
+/// Moves `name.js`, `name_bg.wasm` and `name_loader.js` into
+/// `name-<hash>/` and adds the loader's address to index.html.
+pub fn version(dist: &Path, name: &str) -> Result<String> {
+    let files = [format!("{name}.js"), format!("{name}_bg.wasm"), format!("{name}_loader.js")];
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in &files {
+        let path = dist.join(file);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!("{}: {e} (is `{name}` a data-type=\"worker\" build with data-loader-shim?)", path.display())
+        })?;
+        file.hash(&mut hasher);
+        bytes.hash(&mut hasher);
+    }
+    let dir = format!("{name}-{:016x}", hasher.finish());
+    std::fs::create_dir_all(dist.join(&dir)).map_err(|e| format!("creating {dir}: {e}"))?;
+    for file in &files {
+        std::fs::rename(dist.join(file), dist.join(&dir).join(file)).map_err(|e| format!("moving {file}: {e}"))?;
+    }
+    let address = format!("/{dir}/{name}_loader.js");
+    let index = dist.join("index.html");
+    let html = std::fs::read_to_string(&index).map_err(|e| format!("reading {}: {e}", index.display()))?;
+    let html = with_meta(&html, name, &address)?;
+    std::fs::write(&index, html).map_err(|e| format!("writing {}: {e}", index.display()))?;
+    Ok(address)
+}
+
+/// `html` with `<meta name="{name}" content="{address}">` at the end of its
+/// head; refuses a page that already names the module.
+fn with_meta(html: &str, name: &str, address: &str) -> Result<String> {
+    if html.contains(&format!(r#"<meta name="{name}""#)) {
+        return Err(format!("index.html already names {name}: build again from a clean dist"));
+    }
+    let head_end = html.find("</head>").ok_or("index.html has no </head>")?;
+    let meta = format!(r#"<meta name="{name}" content="{address}">"#);
+    Ok(format!("{}{meta}{}", &html[..head_end], &html[head_end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_the_files_under_their_hash_and_names_them_in_the_page() {
+        let dist = std::env::temp_dir().join(format!("chartkey-modules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dist);
+        std::fs::create_dir_all(&dist).unwrap();
+        let write = |file: &str, body: &str| std::fs::write(dist.join(file), body).unwrap();
+        write("index.html", "<html><head><title>x</title></head><body></body></html>");
+        write("w.js", "export default function init() {}");
+        write("w_bg.wasm", "\0asm");
+        write("w_loader.js", "import init from './w.js';await init();");
+
+        let address = version(&dist, "w").unwrap();
+        let dir = address.strip_prefix('/').unwrap().strip_suffix("/w_loader.js").unwrap();
+        assert!(dir.starts_with("w-") && dir.len() == 18, "{address}");
+        for file in ["w.js", "w_bg.wasm", "w_loader.js"] {
+            assert!(dist.join(dir).join(file).is_file(), "{file} moved");
+            assert!(!dist.join(file).exists(), "{file} gone from the top");
+        }
+        let html = std::fs::read_to_string(dist.join("index.html")).unwrap();
+        assert!(html.contains(&format!(r#"<meta name="w" content="{address}"></head>"#)), "{html}");
+        // A second run finds no files to move and does not add a second tag.
+        assert!(version(&dist, "w").is_err());
+        // Another build of the module gets another directory.
+        write("w.js", "export default function init() { /* changed */ }");
+        write("w_bg.wasm", "\0asm");
+        write("w_loader.js", "import init from './w.js';await init();");
+        write("index.html", "<html><head></head></html>");
+        assert_ne!(version(&dist, "w").unwrap(), address);
+        std::fs::remove_dir_all(&dist).unwrap();
+    }
+
+    #[test]
+    fn a_page_without_a_head_is_refused() {
+        assert!(with_meta("<html><body></body></html>", "w", "/w/w.js").is_err());
+        assert!(with_meta(r#"<head><meta name="w" content="/old"></head>"#, "w", "/w/w.js").is_err());
+    }
+}
