@@ -30,6 +30,7 @@ pub mod proof;
 pub mod records;
 pub mod recovery;
 pub mod role;
+pub mod route;
 pub mod summary;
 pub mod value;
 pub mod when;

@@ -215,3 +215,22 @@ test('add a second passkey from the account page, sign in with it, remove the fi
   await expect(rows).toContainText('Work laptop');
   await expect(rows.getByRole('button', { name: 'Remove' })).toBeDisabled();
 });
+
+test("signing in from a page's address comes back to that page, and only to this app's pages", async ({ page }) => {
+  await addAuthenticator(page);
+  await startSignUp(page, 'Rosalind Franklin');
+  await confirmRecoveryPhrase(page);
+  await ledgerAddress(page);
+  await signOut(page);
+  await page.goto('/records');
+  await page.getByRole('link', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/\/signin\?next=\/records$/);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page.getByRole('heading', { name: 'Records', exact: true })).toBeVisible();
+  await expect(page).toHaveURL(/\/records$/);
+  await signOut(page);
+  await page.goto('/signin?next=//evil.example/records');
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
+  expect(new URL(page.url()).pathname).toBe('/');
+});

@@ -28,7 +28,13 @@ impl Location {
         self.path.get()
     }
 
-    /// Goes to `path` within the app, adding a history entry.
+    /// The path now, without subscribing to changes.
+    pub fn path_untracked(&self) -> String {
+        self.path.get_untracked()
+    }
+
+    /// Goes to `path` (which may carry a `?query`) within the app, adding a
+    /// history entry.
     pub fn navigate(&self, path: &str) {
         if let Some(window) = web_sys::window() {
             if let Ok(history) = window.history() {
@@ -36,8 +42,15 @@ impl Location {
             }
             window.scroll_to_with_x_and_y(0.0, 0.0);
         }
-        self.path.set(path.to_owned());
+        self.path.set(path.split(['?', '#']).next().unwrap_or("/").to_owned());
     }
+}
+
+/// Where to go after signing in: the page a signed-out visitor asked for
+/// (`/signin?next=/records`), if it is a path of this app; else the start.
+pub fn after_sign_in() -> String {
+    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    chartkey_core::route::next_after_sign_in(&search).unwrap_or("/").to_owned()
 }
 
 pub fn use_location() -> Location {
@@ -51,20 +64,21 @@ fn current_path() -> String {
 /// An in-app link: a real `<a href>` (so it can be opened in a new tab or
 /// copied), handled in place on a plain click.
 #[component]
-pub fn Link(href: &'static str, #[prop(optional)] class: &'static str, children: Children) -> impl IntoView {
+pub fn Link(#[prop(into)] href: String, #[prop(optional)] class: &'static str, children: Children) -> impl IntoView {
     let location = expect_context::<Location>();
+    let target = StoredValue::new(href.clone());
     let on_click = move |ev: leptos::ev::MouseEvent| {
         if ev.button() != 0 || ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key() {
             return;
         }
         ev.prevent_default();
-        location.navigate(href);
+        target.with_value(|href| location.navigate(href));
     };
     view! {
         <a
             href=href
             class=class
-            aria-current=move || (location.path() == href).then_some("page")
+            aria-current=move || target.with_value(|href| location.path() == *href).then_some("page")
             on:click=on_click
         >
             {children()}

@@ -20,7 +20,7 @@ pub use signup::SignUp;
 use leptos::prelude::*;
 
 use super::components::Busy;
-use super::nav::Link;
+use super::nav::{Link, use_location};
 use super::session::use_session;
 
 /// What to show instead of a signed-in page, if anything.
@@ -82,6 +82,9 @@ pub fn Inbox() -> impl IntoView {
 
 #[component]
 fn Welcome() -> impl IntoView {
+    // Signing in from a page's address comes back to that page.
+    let here = use_location().path_untracked();
+    let sign_in = if here == "/" || here == "/account" { "/signin".to_owned() } else { format!("/signin?next={here}") };
     view! {
         <section class="hero">
             <h1>"Your health records, with your keys."</h1>
@@ -91,7 +94,7 @@ fn Welcome() -> impl IntoView {
             </p>
             <div class="actions">
                 <Link href="/signup" class="button button-primary">"Create an account"</Link>
-                <Link href="/signin" class="button">"Sign in with a passkey"</Link>
+                <Link href=sign_in class="button">"Sign in with a passkey"</Link>
             </div>
             <p class="muted">
                 "Lost your device? " <Link href="/restore">"Restore with your recovery phrase"</Link> "."

@@ -5,7 +5,7 @@ use chartkey_core::keystore::SealedKeystore;
 use leptos::prelude::*;
 
 use crate::ui::components::{Busy, EnterPassphrase, ErrorMessage};
-use crate::ui::nav::{Link, use_location};
+use crate::ui::nav::{self, Link, use_location};
 use crate::ui::session::{self, SignInOutcome, use_session};
 
 #[component]
@@ -46,7 +46,7 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
                         busy.set(None);
                         // Unlocking keeps the page the patient was on.
                         if !unlock {
-                            location.navigate("/");
+                            location.navigate(&nav::after_sign_in());
                         }
                     }
                     Ok(SignInOutcome::NeedsPassphrase { account, sealed }) => {
@@ -72,7 +72,7 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
             busy.set(None);
             match result {
                 Ok(()) if unlock => {}
-                Ok(()) => location.navigate("/"),
+                Ok(()) => location.navigate(&nav::after_sign_in()),
                 Err(e) => error.set(Some(e)),
             }
         });
