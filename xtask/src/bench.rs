@@ -10,6 +10,10 @@
 //!   bodies a browser that takes brotli or gzip receives).
 //! - `app.login_page_interactive_ms`: from navigation to the sign-in button
 //!   being enabled, with an empty cache; median of 5.
+//! - `app.signin_to_records_ms`: a patient with the 145-resource sample,
+//!   empty cache, from the click on "Sign in with a passkey" at
+//!   /signin?next=/records to the Records heading and timeline drawn;
+//!   median of 5 (e2e/bench/signin-records.mjs).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -52,9 +56,10 @@ pub fn bundle() -> Result {
     }
 
     let measured = browser_bench(&env, "bench/login-interactive.mjs", &[])?;
+    let signin = browser_bench(&env, "bench/signin-records.mjs", &[])?;
     println!("app.first_load_files_brotli_bytes: {brotli}");
     println!("app.first_load_files_gzip_bytes: {gzip}");
-    print!("{measured}");
+    print!("{measured}{signin}");
     Ok(())
 }
 
