@@ -51,10 +51,15 @@ test('links, back and forward move between pages without reloading', async ({ pa
   await page.getByRole('link', { name: 'Create an account' }).click();
   await expect(page).toHaveURL(/\/signup$/);
   await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
+  // Focus moves to the new page's heading, and the tab's title names it.
+  await expect(page.getByRole('heading', { name: 'Create your account' })).toBeFocused();
+  await expect(page).toHaveTitle('Create your account · Chartkey');
   await page.getByRole('link', { name: 'Sign in' }).click();
   await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeFocused();
   await page.goBack();
   await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Create your account' })).toBeFocused();
   await page.goBack();
   await expect(page.getByRole('heading', { name: 'Your health records, with your keys.' })).toBeVisible();
   await page.goto('/no-such-page');

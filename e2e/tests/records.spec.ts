@@ -273,3 +273,41 @@ test('the server keeps no plaintext of the imported bundles', async () => {
   expect(files.some((f) => f.includes('blobs'))).toBe(true);
   expect(found).toEqual([]);
 });
+
+test('a record and a ledger transaction have their own addresses: reload, back and forward keep them', async ({ page }) => {
+  await newPatient(page, 'Address Patient');
+  await importFiles(page, [BUNDLES.floyd]);
+  await page.getByTestId('timeline').getByRole('button').first().click();
+  const view = page.getByTestId('record-view');
+  await expect(view).toBeVisible();
+  const title = (await view.getByRole('heading', { level: 2 }).textContent())!;
+  await expect(page).toHaveURL(/\/records\/0x[0-9a-f]{64}$/);
+  const address = page.url();
+  // A reload locks the keys; unlocking shows the same record.
+  await page.reload();
+  await page.getByRole('button', { name: 'Unlock with passkey' }).click();
+  await expect(view.getByRole('heading', { level: 2 })).toHaveText(title);
+  await view.getByRole('button', { name: 'Close the record' }).click();
+  await expect(page).toHaveURL(/\/records$/);
+  await expect(view).toHaveCount(0);
+  await page.goBack();
+  await expect(page).toHaveURL(address);
+  await expect(view.getByRole('heading', { level: 2 })).toHaveText(title);
+  await page.goForward();
+  await expect(view).toHaveCount(0);
+  // An address that names no record is the Records page.
+  await page.goto('/records/not-a-record');
+  await page.getByRole('button', { name: 'Unlock with passkey' }).click();
+  await expect(page).toHaveURL(/\/records$/);
+
+  await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Ledger' }).click();
+  await page.getByRole('button', { name: 'Show transaction' }).first().click();
+  await expect(page.getByTestId('ledger-transaction')).toContainText('succeeded');
+  await expect(page).toHaveURL(/\/ledger\/0x[0-9a-f]{64}$/);
+  const hash = page.url().split('/').pop()!;
+  await page.reload();
+  await page.getByRole('button', { name: 'Unlock with passkey' }).click();
+  await expect(page.getByTestId('ledger-transaction')).toContainText(hash);
+  await page.goBack();
+  await expect(page).toHaveURL(/\/ledger$/);
+});

@@ -68,6 +68,10 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
   await held.getByRole('button', { name: "Open Sharing Patient's chart" }).click();
   const sharedChart = clinician.getByTestId('shared-chart');
   await expect(sharedChart.getByTestId('shared-record')).toHaveCount(3);
+  // The chart has its own address: a reload comes back to it.
+  await expect(clinician).toHaveURL(/\/sharing\/0x[0-9a-fA-F]{40}$/);
+  await reloadAndUnlock(clinician);
+  await expect(sharedChart.getByTestId('shared-record')).toHaveCount(3);
   const clicked = Date.now();
   await sharedChart.getByTestId('shared-record').first().getByRole('button', { name: 'Open' }).click();
   // The patient's open page is told within 2 s.

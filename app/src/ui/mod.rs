@@ -26,16 +26,28 @@ pub fn App() -> impl IntoView {
     idle::watch(session);
     notices::Notices::install(session);
     let location = Location::install();
-    let page = move || match location.path().as_str() {
-        "/" | "/account" => view! { <pages::Home /> }.into_any(),
-        "/signup" => view! { <pages::SignUp /> }.into_any(),
-        "/signin" => view! { <pages::SignIn /> }.into_any(),
-        "/restore" => view! { <pages::Restore /> }.into_any(),
-        "/ledger" => view! { <pages::Ledger /> }.into_any(),
-        "/records" => view! { <pages::Records /> }.into_any(),
-        "/credentials" | "/clinicians" => view! { <pages::Credentials /> }.into_any(),
-        "/sharing" => view! { <pages::Sharing /> }.into_any(),
-        "/inbox" => view! { <pages::Inbox /> }.into_any(),
+    // The page (its first path segment): a Memo, so moving between a page's
+    // own addresses (`/records/<id>`) keeps the page and what it loaded.
+    let section = Memo::new(move |_| {
+        let path = location.path();
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("").to_owned();
+        let deeper = path.trim_start_matches('/').contains('/');
+        match first.as_str() {
+            "records" | "sharing" | "ledger" => first,
+            _ if deeper => "not-found".to_owned(),
+            _ => first,
+        }
+    });
+    let page = move || match section.get().as_str() {
+        "" | "account" => view! { <pages::Home /> }.into_any(),
+        "signup" => view! { <pages::SignUp /> }.into_any(),
+        "signin" => view! { <pages::SignIn /> }.into_any(),
+        "restore" => view! { <pages::Restore /> }.into_any(),
+        "ledger" => view! { <pages::Ledger /> }.into_any(),
+        "records" => view! { <pages::Records /> }.into_any(),
+        "credentials" | "clinicians" => view! { <pages::Credentials /> }.into_any(),
+        "sharing" => view! { <pages::Sharing /> }.into_any(),
+        "inbox" => view! { <pages::Inbox /> }.into_any(),
         _ => view! { <pages::NotFound /> }.into_any(),
     };
 

@@ -73,7 +73,9 @@ pub fn LedgerOverview() -> impl IntoView {
         });
     };
     load();
+    // The transaction shown is in the address: /ledger/<hash>.
     let selected = RwSignal::new(None::<String>);
+    crate::ui::nav::bind_selection("/ledger", selected);
     view! {
         <h1>"Ledger"</h1>
         <p class="lead">
@@ -313,7 +315,10 @@ fn Transaction(selected: RwSignal<Option<String>>) -> impl IntoView {
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        show(input.get_untracked().trim().to_owned());
+        let text = input.get_untracked().trim().to_owned();
+        // A hash goes into the address (and so into history); anything else
+        // only gets its error.
+        if text.parse::<Hash32>().is_ok() { selected.set(Some(text)) } else { show(text) }
     };
     view! {
         <section class="panel" id="transaction">

@@ -71,6 +71,8 @@ pub fn RecordsOverview() -> impl IntoView {
         loading: RwSignal::new(None),
     };
     provide_context(chart);
+    // The open record is in the address: /records/<id>.
+    crate::ui::nav::bind_selection("/records", chart.selected);
     if let Some(keyring) = session.keyring.get_untracked() {
         chart.reload(keyring);
     }

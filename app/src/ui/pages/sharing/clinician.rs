@@ -8,7 +8,9 @@ use super::*;
 #[component]
 pub(super) fn SharedWithMe() -> impl IntoView {
     let shares = RwSignal::new(None::<Vec<ShareView>>);
+    // The chart open is in the address: /sharing/<patient's address>.
     let open_patient = RwSignal::new(None::<value::Address>);
+    crate::ui::nav::bind_selection("/sharing", open_patient);
     let error = RwSignal::new(None::<String>);
     leptos::task::spawn_local(async move {
         match api::shares_list().await {
