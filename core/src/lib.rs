@@ -32,6 +32,7 @@ pub mod recovery;
 pub mod role;
 pub mod route;
 pub mod summary;
+pub mod units;
 pub mod value;
 pub mod when;
 

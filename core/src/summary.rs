@@ -445,7 +445,17 @@ pub struct Series {
     pub points: Vec<(String, f64, f64)>,
     /// A reference range seen on these observations (the latest one).
     pub range: Option<(Option<f64>, Option<f64>)>,
+    /// A second line drawn with this one: diastolic beside systolic blood
+    /// pressure (one chart, as a reader knows it).
+    pub second: Option<Box<Series>>,
 }
+
+/// LOINC codes the Trends chart opens on, in this order: blood pressure
+/// (systolic, paired with diastolic), HbA1c, glucose (serum, blood,
+/// fasting), weight. Every other series follows, most measured first.
+pub const FIRST_TRENDS: &[&str] = &["8480-6", "4548-4", "2339-0", "2345-7", "1558-6", "29463-7"];
+const SYSTOLIC: &str = "8480-6";
+const DIASTOLIC: &str = "8462-4";
 
 /// Numeric observations grouped by code and unit, each series oldest
 /// first; the series with the most points first.
@@ -462,6 +472,7 @@ pub fn trends<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Vec<Serie
                 unit: m.unit.clone(),
                 points: Vec::new(),
                 range: None,
+                second: None,
             });
             series.points.push((date.clone(), days, m.value));
             if single && s.range.is_some() {
@@ -473,8 +484,22 @@ pub fn trends<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Vec<Serie
     for s in &mut out {
         s.points.sort_by(|a, b| a.1.total_cmp(&b.1));
     }
-    out.sort_by(|a, b| b.points.len().cmp(&a.points.len()).then(a.name.cmp(&b.name)));
+    pair_blood_pressure(&mut out);
+    let rank = |s: &Series| FIRST_TRENDS.iter().position(|c| *c == s.code).unwrap_or(FIRST_TRENDS.len());
+    out.sort_by(|a, b| rank(a).cmp(&rank(b)).then(b.points.len().cmp(&a.points.len())).then(a.name.cmp(&b.name)));
     out
+}
+
+/// Diastolic goes into the systolic series of the same unit as its second
+/// line, named "Blood pressure".
+fn pair_blood_pressure(out: &mut Vec<Series>) {
+    let Some(d) = out.iter().position(|s| s.code == DIASTOLIC) else { return };
+    let unit = out[d].unit.clone();
+    let Some(sys) = out.iter().position(|s| s.code == SYSTOLIC && s.unit == unit) else { return };
+    let diastolic = out.remove(d);
+    let systolic = &mut out[if d < sys { sys - 1 } else { sys }];
+    systolic.name = "Blood pressure".into();
+    systolic.second = Some(Box::new(diastolic));
 }
 
 /// Days since 1970-01-01 (fractional with a time of day) of an ISO 8601

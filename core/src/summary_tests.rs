@@ -126,3 +126,38 @@ fn numbers_format_plainly() {
     assert_eq!(format_number(-0.001), "0");
     assert_eq!(format_number(0.5), "0.5");
 }
+
+#[test]
+fn trends_open_on_blood_pressure_hba1c_glucose_and_weight() {
+    let obs = |date: &str, code: &str, name: &str, v: f64, unit: &str| {
+        summarize(&json!({
+            "resourceType": "Observation", "effectiveDateTime": date,
+            "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": name}]},
+            "valueQuantity": {"value": v, "unit": unit, "code": unit}
+        }))
+    };
+    let mut all = Vec::new();
+    for (i, date) in ["2019-01-01", "2020-01-01", "2021-01-01"].iter().enumerate() {
+        let i = i as f64;
+        all.push(obs(date, "72514-3", "Pain", i, "{score}"));
+        all.push(obs(date, "2093-3", "Total Cholesterol", 180.0 + i, "mg/dL"));
+        all.push(obs(date, "29463-7", "Body Weight", 80.0 + i, "kg"));
+        all.push(obs(date, "2339-0", "Glucose", 90.0 + i, "mg/dL"));
+        all.push(obs(date, "8462-4", "Diastolic Blood Pressure", 80.0 + i, "mm[Hg]"));
+        all.push(obs(date, "8480-6", "Systolic Blood Pressure", 120.0 + i, "mm[Hg]"));
+    }
+    all.push(obs("2020-06-01", "4548-4", "Hemoglobin A1c", 5.9, "%"));
+    all.push(obs("2021-06-01", "4548-4", "Hemoglobin A1c", 6.1, "%"));
+    let t = trends(all.iter());
+    let names: Vec<&str> = t.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["Blood pressure", "Hemoglobin A1c", "Glucose", "Body Weight", "Pain", "Total Cholesterol"]);
+    let bp = &t[0];
+    assert_eq!(bp.points.iter().map(|p| p.2).collect::<Vec<_>>(), [120.0, 121.0, 122.0]);
+    let diastolic = bp.second.as_ref().expect("diastolic beside systolic");
+    assert_eq!(diastolic.name, "Diastolic Blood Pressure");
+    assert_eq!(diastolic.points.iter().map(|p| p.2).collect::<Vec<_>>(), [80.0, 81.0, 82.0]);
+    // Diastolic alone (or in another unit) stays a series of its own.
+    let lone: Vec<Summary> = all.iter().filter(|s| !s.title.contains("Systolic")).cloned().collect();
+    let t = trends(lone.iter());
+    assert!(t.iter().any(|s| s.name == "Diastolic Blood Pressure" && s.second.is_none()));
+}

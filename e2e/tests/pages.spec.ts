@@ -123,6 +123,12 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await patient.getByTestId('import-button').click();
   await expect(patient.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
   await review(patient, 'patient-records-timeline');
+  // The trends chart on its own, for a closer look.
+  for (const colorScheme of ['light', 'dark'] as const) {
+    await patient.emulateMedia({ colorScheme });
+    await patient.locator('section[aria-labelledby="trends"]').screenshot({ path: join(SHOTS, `patient-trends-${colorScheme}.png`) });
+  }
+  await patient.emulateMedia({ colorScheme: null });
   await patient.getByTestId('timeline').getByRole('button').first().click();
   await expect(patient.getByTestId('record-view')).toBeVisible();
   await review(patient, 'patient-record-view');

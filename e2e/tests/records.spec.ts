@@ -176,8 +176,22 @@ test('a record view renders the resource, its references, and its ledger line; r
   await expect(view.getByTestId('raw-json')).toContainText('<div xmlns');
   await expect(view.locator('div[xmlns]')).toHaveCount(0);
 
-  // Trends: a numeric series as a chart with its reference range, and as a table.
+  // Trends open on blood pressure (systolic and diastolic, one chart, units
+  // as people write them), then HbA1c, glucose and weight.
   const select = page.getByTestId('trend-select');
+  const options = await select.locator('option').allTextContents();
+  expect(options[0]).toMatch(/^Blood pressure \(mmHg, \d+ measurements\)$/);
+  const glucose = options.findIndex((o) => o.startsWith('Glucose'));
+  const weight0 = options.findIndex((o) => o.startsWith('Body Weight'));
+  expect(glucose).toBeGreaterThan(0);
+  expect(weight0).toBeGreaterThan(glucose);
+  const chart = page.getByTestId('trend-chart');
+  await expect(chart).toHaveAttribute('aria-label', /^Blood pressure in mmHg \(upper line systolic, lower line diastolic\)/);
+  await expect(chart.locator('polyline')).toHaveCount(2);
+  await expect(page.getByTestId('trend-table').locator('thead')).toContainText('SystolicDiastolic');
+  // Dates as the reader writes them, not ISO.
+  await expect(page.getByTestId('trend-table').locator('tbody tr').first().locator('td').first()).not.toContainText(/\d{4}-\d{2}/);
+  // A numeric series as a chart with its reference range, and as a table.
   const weight = await select.locator('option', { hasText: 'Body Weight' }).first().getAttribute('value');
   await select.selectOption(weight!);
   await expect(page.getByTestId('trend-chart')).toHaveAttribute('aria-label', /Body Weight in kg, \d+ measurements/);

@@ -26,7 +26,7 @@ pub(super) fn Trends() -> impl IntoView {
                     <select on:change=move |ev| chosen.set(event_target_value(&ev).parse().unwrap_or(0)) data-testid="trend-select">
                         {move || series.get().into_iter().enumerate().map(|(i, s)| view! {
                             <option value=i.to_string() selected=move || chosen.get() == i>
-                                {format!("{} ({}, {} measurements)", s.name, s.unit, s.points.len())}
+                                {format!("{} ({}, {} measurements)", s.name, chartkey_core::units::readable(&s.unit), s.points.len())}
                             </option>
                         }).collect_view()}
                     </select>
@@ -35,6 +35,11 @@ pub(super) fn Trends() -> impl IntoView {
             </section>
         </Show>
     }
+}
+
+/// The day of a point, as the reader writes dates.
+fn day(iso: &str) -> String {
+    format_fhir_date(&iso.chars().take(10).collect::<String>())
 }
 
 #[component]
@@ -46,9 +51,14 @@ pub(super) fn TrendChart(series: chartkey_core::summary::Series) -> impl IntoVie
     const RIGHT: f64 = 16.0;
     const TOP: f64 = 16.0;
     const BOTTOM: f64 = 32.0;
-    let (x0, x1) = (series.points[0].1, series.points[series.points.len() - 1].1);
-    let mut lo = series.points.iter().map(|p| p.2).fold(f64::INFINITY, f64::min);
-    let mut hi = series.points.iter().map(|p| p.2).fold(f64::NEG_INFINITY, f64::max);
+    let unit = chartkey_core::units::readable(&series.unit);
+    let lines: Vec<&chartkey_core::summary::Series> =
+        std::iter::once(&series).chain(series.second.as_deref()).collect();
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let x0 = all().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let x1 = all().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let mut lo = all().map(|p| p.2).fold(f64::INFINITY, f64::min);
+    let mut hi = all().map(|p| p.2).fold(f64::NEG_INFINITY, f64::max);
     if let Some((l, h)) = series.range {
         lo = lo.min(l.unwrap_or(lo));
         hi = hi.max(h.unwrap_or(hi));
@@ -58,18 +68,15 @@ pub(super) fn TrendChart(series: chartkey_core::summary::Series) -> impl IntoVie
     let x =
         move |d: f64| LEFT + if x1 > x0 { (d - x0) / (x1 - x0) * (W - LEFT - RIGHT) } else { (W - LEFT - RIGHT) / 2.0 };
     let y = move |v: f64| TOP + (hi - v) / (hi - lo) * (H - TOP - BOTTOM);
-    let line: String =
-        series.points.iter().map(|p| format!("{:.1},{:.1}", x(p.1), y(p.2))).collect::<Vec<_>>().join(" ");
     let band = series.range.map(|(l, h)| {
         let (top, bottom) = (y(h.unwrap_or(hi)), y(l.unwrap_or(lo)));
         view! { <rect class="trend-range" x=LEFT y=top width=W - LEFT - RIGHT height=(bottom - top).max(0.0)><title>"Reference range"</title></rect> }
     });
-    let first = series.points[0].0.chars().take(10).collect::<String>();
-    let last = series.points[series.points.len() - 1].0.chars().take(10).collect::<String>();
+    let (first, last) = (day(&series.points[0].0), day(&series.points[series.points.len() - 1].0));
     let label = format!(
-        "{} in {}, {} measurements from {first} to {last}{}",
+        "{} in {unit}{}, {} measurements from {first} to {last}{}",
         series.name,
-        series.unit,
+        series.second.as_ref().map(|_| " (upper line systolic, lower line diastolic)").unwrap_or_default(),
         series.points.len(),
         match series.range {
             Some((l, h)) => format!(
@@ -80,20 +87,43 @@ pub(super) fn TrendChart(series: chartkey_core::summary::Series) -> impl IntoVie
             None => String::new(),
         }
     );
-    let dots = series
-        .points
+    let drawn = lines
         .iter()
-        .map(|p| {
-            let tip = format!("{}: {} {}", p.0.chars().take(10).collect::<String>(), format_number(p.2), series.unit);
-            view! { <circle class="trend-dot" cx=x(p.1) cy=y(p.2) r="3.5"><title>{tip}</title></circle> }
+        .enumerate()
+        .map(|(i, line)| {
+            let points: String =
+                line.points.iter().map(|p| format!("{:.1},{:.1}", x(p.1), y(p.2))).collect::<Vec<_>>().join(" ");
+            let dots = line
+                .points
+                .iter()
+                .map(|p| {
+                    let tip = format!("{} {}: {} {unit}", line.name, day(&p.0), format_number(p.2));
+                    view! { <circle class="trend-dot" cx=x(p.1) cy=y(p.2) r="3.5"><title>{tip}</title></circle> }
+                })
+                .collect_view();
+            let class = if i == 0 { "trend-line" } else { "trend-line trend-line-second" };
+            view! { <polyline class=class points=points /> {dots} }
         })
         .collect_view();
+    // One row per day of the first line; the second line's value that day beside it.
     let rows = series
         .points
         .iter()
         .rev()
-        .map(|p| view! { <tr><td>{p.0.chars().take(10).collect::<String>()}</td><td>{format!("{} {}", format_number(p.2), series.unit)}</td></tr> })
+        .map(|p| {
+            let second = series.second.as_ref().map(|s| {
+                let value = s.points.iter().find(|q| q.0 == p.0).map(|q| format!("{} {unit}", format_number(q.2)));
+                view! { <td>{value.unwrap_or_default()}</td> }
+            });
+            view! { <tr><td>{day(&p.0)}</td><td>{format!("{} {unit}", format_number(p.2))}</td>{second}</tr> }
+        })
         .collect_view();
+    let (first_column, second_column) = match &series.second {
+        Some(s) => {
+            ("Systolic".to_owned(), Some(view! { <th scope="col">{s.name.replace(" Blood Pressure", "")}</th> }))
+        }
+        None => (format!("{} ({unit})", series.name), None),
+    };
     view! {
         <svg class="trend" viewBox=format!("0 0 {W} {H}") role="img" aria-label=label.clone() data-testid="trend-chart">
             {band}
@@ -103,14 +133,13 @@ pub(super) fn TrendChart(series: chartkey_core::summary::Series) -> impl IntoVie
             <text class="trend-label" x=LEFT - 6.0 y=H - BOTTOM text-anchor="end">{format_number(lo)}</text>
             <text class="trend-label" x=LEFT y=H - 10.0>{first.clone()}</text>
             <text class="trend-label" x=W - RIGHT y=H - 10.0 text-anchor="end">{last.clone()}</text>
-            <polyline class="trend-line" points=line />
-            {dots}
+            {drawn}
         </svg>
         <p class="muted">{label}</p>
         <details>
             <summary>"Show as a table"</summary>
             <table class="table" data-testid="trend-table">
-                <thead><tr><th scope="col">"Date"</th><th scope="col">{format!("{} ({})", series.name, series.unit)}</th></tr></thead>
+                <thead><tr><th scope="col">"Date"</th><th scope="col">{first_column}</th>{second_column}</tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </details>
