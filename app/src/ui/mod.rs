@@ -10,6 +10,7 @@ mod notices;
 mod pages;
 mod records;
 mod session;
+mod sharing;
 mod webauthn;
 
 use chartkey_core::role::Role;

@@ -1,6 +1,7 @@
 //! Credentials: a clinician's verification (ask an authority, see the
 //! badge), an authority's desk (issue with an expiry, decline, revoke; the
-//! operator's command while it is not yet named), and finding a clinician.
+//! operator's command while it is not yet named); finding a clinician is
+//! clinicians.rs.
 //!
 //! Every badge is what the ledger says now, as the server read it; issuing
 //! and revoking are signed in this browser with the authority's key.
@@ -10,8 +11,9 @@ use chartkey_core::role::Role;
 use ethers_core::types::{Address, U256};
 use leptos::prelude::*;
 
+use super::clinicians::FindClinician;
 use crate::api::{
-    self, AuthorityDesk, ClinicianCard, CredentialRequestBody, CredentialRequestView, CredentialStatus, License,
+    self, AuthorityDesk, CredentialRequestBody, CredentialRequestView, CredentialStatus, License,
     MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
 };
 use crate::ui::components::{Busy, CopyButton, CredentialBadge, ErrorMessage, TableHead, format_date};
@@ -452,104 +454,5 @@ fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
                 <ErrorMessage error=error />
             </td>
         </tr>
-    }
-}
-
-/// Finding a clinician by name, specialty or organisation.
-#[component]
-pub fn FindClinician() -> impl IntoView {
-    view! {
-        <h1>"Find a clinician"</h1>
-        <p class="lead">
-            "Search by name, specialty or organisation. You can only share records with a clinician a credentialing "
-            "authority has verified; each badge is what the ledger says now."
-        </p>
-        <section class="panel">
-            <ClinicianSearch label="Name, specialty or organisation" />
-        </section>
-    }
-}
-
-/// A clinician search (Enter or the button) and its matches; with
-/// `choose`, each verified match has a button that picks it. No `<form>`:
-/// the share form holds one.
-#[component]
-pub fn ClinicianSearch(
-    label: &'static str,
-    #[prop(optional)] choose: Option<RwSignal<Option<ClinicianCard>>>,
-) -> impl IntoView {
-    let query = RwSignal::new(String::new());
-    let found = RwSignal::new(None::<Vec<ClinicianCard>>);
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(None::<String>);
-    let search = move || {
-        error.set(None);
-        busy.set(Some("Searching…".into()));
-        leptos::task::spawn_local(async move {
-            match api::clinicians_search(query.get_untracked()).await {
-                Ok(list) => found.set(Some(list)),
-                Err(e) => error.set(Some(e.to_string())),
-            }
-            busy.set(None);
-        });
-    };
-    let item = move |card: ClinicianCard| match choose {
-        None => view! { <ClinicianItem card=card /> }.into_any(),
-        Some(chosen) => {
-            let name = format!("Choose {}", card.display_name);
-            let pick = card.clone();
-            let action = if card.credential.is_verified() {
-                let choose = move |_| chosen.set(Some(pick.clone()));
-                view! { <button type="button" class="button button-small" on:click=choose>{name}</button> }.into_any()
-            } else {
-                view! { <small class="muted">"Records can only be shared with a verified clinician."</small> }
-                    .into_any()
-            };
-            view! {
-                <li class="clinician-choice">
-                    <ul class="list"><ClinicianItem card=card /></ul>
-                    {action}
-                </li>
-            }
-            .into_any()
-        }
-    };
-    let primary = if choose.is_some() { "button" } else { "button button-primary" };
-    view! {
-        <div class="inline-form" role="search">
-            <label class="field">
-                <span>{label}</span>
-                <input type="search" maxlength=MAX_CREDENTIAL_FIELD_CHARS bind:value=query
-                    on:keydown=move |ev| if ev.key() == "Enter" { ev.prevent_default(); search(); } />
-            </label>
-            <button type="button" class=primary on:click=move |_| search()>"Search"</button>
-        </div>
-        <Busy message=busy />
-        <ErrorMessage error=error />
-        {move || found.get().map(|list| {
-            if list.is_empty() {
-                view! { <p class="muted">"No clinician matches."</p> }.into_any()
-            } else {
-                view! { <ul class="list" aria-label="Clinicians found">{list.into_iter().map(item).collect_view()}</ul> }
-                    .into_any()
-            }
-        })}
-    }
-}
-
-#[component]
-pub fn ClinicianItem(card: ClinicianCard) -> impl IntoView {
-    let details = [card.specialty.clone(), card.organisation.clone(), card.jurisdiction.clone()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · ");
-    view! {
-        <li class="clinician" data-testid="clinician">
-            <strong>{card.display_name.clone()}</strong>
-            {(!details.is_empty()).then(|| view! { <span class="muted">" — " {details}</span> })}
-            <br />
-            <CredentialBadge status=card.credential.clone() />
-        </li>
     }
 }

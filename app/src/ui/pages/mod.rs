@@ -3,6 +3,7 @@
 //! whose recovery phrase is unconfirmed gets the phrase first.
 
 mod account;
+mod clinicians;
 mod credentials;
 mod ledger;
 mod records;

@@ -56,15 +56,6 @@ pub(super) fn SharedWithMe() -> impl IntoView {
     }
 }
 
-/// A record opened from a shared chart (decrypted in memory only).
-#[derive(Clone)]
-struct OpenedShared {
-    id: RecordId,
-    opened: Arc<chart_records::Opened>,
-    access_block: u64,
-    access_tx: Hash32,
-}
-
 /// One patient's shared chart, for the clinician. Every open signs an
 /// access, which the ledger records before anything is released; when the
 /// share has ended, the reason is shown and everything decrypted is dropped.
@@ -72,7 +63,7 @@ struct OpenedShared {
 fn SharedChartView(patient: value::Address) -> impl IntoView {
     let session = use_session();
     let chart = RwSignal::new(None::<api::SharedChart>);
-    let opened = RwSignal::new(Vec::<OpenedShared>::new());
+    let opened = RwSignal::new(Vec::<sharing::OpenedShared>::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
     let nonce = StoredValue::new(0u64);
@@ -105,7 +96,9 @@ fn SharedChartView(patient: value::Address) -> impl IntoView {
         error.set(None);
         busy.set(Some("Asking the ledger to record this access…".into()));
         leptos::task::spawn_local(async move {
-            let result = open_shared(&keyring, patient_key.get_value(), meta, nonce.get_value(), busy).await;
+            let result =
+                sharing::open(&keyring, patient_key.get_value(), meta, nonce.get_value(), move |m| busy.set(Some(m)))
+                    .await;
             busy.set(None);
             match result {
                 Ok(o) => {
@@ -233,7 +226,7 @@ fn WriteBack(patient: value::Address, patient_name: String, on_added: Callback<(
         done.set(None);
         busy.set(Some("Encrypting for the patient and you, and anchoring it…".into()));
         leptos::task::spawn_local(async move {
-            let result = write_back(&keyring, patient.get_value(), &resource).await;
+            let result = sharing::write_back(&keyring, patient.get_value(), &resource).await;
             busy.set(None);
             match result {
                 Ok(block) => {
@@ -324,94 +317,4 @@ fn build_entry(entry: Entry, text: &str, value: &str, unit: &str, author: &str, 
         })
         .to_string(),
     })
-}
-
-/// Encrypts `resource` for this clinician and the patient (whose signed
-/// directory entry is checked first), uploads it, signs its anchor with the
-/// clinician as author and adds it to the patient's chart.
-async fn write_back(keyring: &Keyring, patient: value::Address, resource: &str) -> Result<Option<u64>, String> {
-    use chartkey_core::envelope::DataKey;
-    use chartkey_core::records::{self as core_records, AnchoredRecord};
-    let patient_address: Address = patient.into();
-    let published = api::directory_lookup(patient).await.map_err(|e| e.to_string())?;
-    let entry = published
-        .entry
-        .verify_for(&patient_address)
-        .map_err(|e| format!("The patient's published keys do not check out ({e}). Nothing was added."))?;
-    let item = chartkey_core::fhir::split_import(resource).map_err(|e| e.to_string())?.remove(0);
-    let plaintext = chartkey_core::fhir::entry_json(item.full_url.as_deref(), &item.json);
-    let (id, key) = (RecordId::generate(&mut OsRng), DataKey::generate(&mut OsRng));
-    let sealed = envelope::seal(&key, id, plaintext.as_bytes(), &mut OsRng);
-    let hash = envelope::ciphertext_hash(&sealed);
-    let keys = &keyring.keys;
-    let mine = envelope::wrap_key(&key, id, keys.address(), &keys.encryption_public(), &mut OsRng)
-        .map_err(|e| e.to_string())?;
-    let theirs =
-        envelope::wrap_key(&key, id, patient_address, &entry.encryption_key, &mut OsRng).map_err(|e| e.to_string())?;
-    let mut pack = Vec::new();
-    core_records::pack_frame(&mut pack, &hash, &sealed);
-    crate::ui::http::send("POST", "/api/blobs/pack", "application/octet-stream", &pack, None).await?;
-    let category = item.category().code();
-    let anchored = [AnchoredRecord { id, ciphertext_hash: hash, category, amends: None }];
-    let message =
-        core_records::anchor_message(keys.address(), patient_address, &anchored).map_err(|e| e.to_string())?;
-    let signature = match &message {
-        chartkey_core::eip712::LedgerMessage::Anchor(m) => records_domain().await?.sign_typed(keys, m),
-        _ => return Err("One record is anchored alone.".into()),
-    };
-    let body = api::AddRecordsBody {
-        records: vec![api::NewRecord {
-            id,
-            blob: Hash32(hash),
-            category,
-            amends: None,
-            wrapped_key: mine,
-            patient_wrapped_key: Some(theirs),
-            also: Vec::new(),
-        }],
-        signature,
-        patient: Some(patient),
-    };
-    let receipt = api::records_add(body).await.map_err(|e| e.to_string())?;
-    Ok(receipt.block_number)
-}
-
-/// Signs the access, has the server record it on the ledger, fetches the
-/// envelope, verifies it against the patient's anchor and the ledger, and
-/// decrypts it with the key wrapped for this clinician.
-async fn open_shared(
-    keyring: &Keyring,
-    patient: value::Address,
-    meta: api::SharedRecord,
-    nonce: u64,
-    busy: RwSignal<Option<String>>,
-) -> Result<OpenedShared, String> {
-    let patient: Address = patient.into();
-    let checker = chart_records::Checker::for_chart(patient).await?;
-    let access = chartkey_core::eip712::Access {
-        grantee: keyring.keys.address(),
-        patient,
-        record_id: meta.id.0,
-        nonce: U256::from(nonce),
-    };
-    let signature = checker.domain().sign_typed(&keyring.keys, &access);
-    let answer = api::records_open(api::OpenBody { access, signature }).await.map_err(|e| e.to_string())?;
-    if answer.record.id != meta.id {
-        return Err("The server answered with another record than the one opened; nothing is shown.".into());
-    }
-    busy.set(Some("Fetching, verifying and decrypting…".into()));
-    let bytes =
-        crate::ui::http::send("GET", &format!("/api/envelopes/{}", meta.id), "application/octet-stream", &[], None)
-            .await?;
-    match chart_records::read(keyring, &checker, &answer.record, &bytes) {
-        ReadState::Open(o) => Ok(OpenedShared {
-            id: meta.id,
-            opened: Arc::from(o),
-            access_block: answer.access_block,
-            access_tx: answer.access_tx,
-        }),
-        ReadState::Tampered(why) => Err(format!("This record failed its checks and is not shown: {why}")),
-        ReadState::Unreadable(why) => Err(why),
-        ReadState::Pending => Err("This record is not on the ledger yet.".into()),
-    }
 }

@@ -81,37 +81,16 @@ pub(super) fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> imp
         error.set(None);
         busy.set(Some("Checking the clinician's keys…".into()));
         leptos::task::spawn_local(async move {
-            let result = async {
-                let grantee: Address = card.address.into();
-                let published = api::directory_lookup(card.address).await.map_err(|e| e.to_string())?;
-                let entry = published.entry.verify_for(&grantee).map_err(|e| {
-                    format!("The clinician's published keys do not check out ({e}). Nothing was shared.")
-                })?;
-                if entry.role != Role::Clinician {
-                    return Err("This account is not a clinician's. Nothing was shared.".into());
-                }
-                busy.set(Some(format!("Handing over the keys to {} records…", metas.len())));
-                let keys = wrap_for(&keyring, &metas, grantee, &entry.encryption_key)?;
-                let nonce = api::shares_nonce(card.address).await.map_err(|e| e.to_string())?;
-                let grant = Grant {
-                    patient: keyring.keys.address(),
-                    grantee,
-                    scope: scope_now,
-                    categories: if scope_now == SCOPE_CATEGORIES { categories_now } else { 0 },
-                    records: if scope_now == SCOPE_RECORDS { chosen_now.iter().map(|r| r.0).collect() } else { vec![] },
-                    write: write_now,
-                    expires_at: expires,
-                    nonce: U256::from(nonce),
-                };
-                let domain = records_domain().await?;
-                busy.set(Some("Approve with your passkey (face, fingerprint or device PIN)…".into()));
-                let approval = approve(domain.digest(&grant)).await?;
-                busy.set(Some("Signing the share and writing it on the ledger…".into()));
-                let signature = domain.sign_typed(&keyring.keys, &grant);
-                let body = api::ShareBody { grant, signature, keys, approval };
-                api::shares_grant(body).await.map_err(|e| e.to_string())
-            }
-            .await;
+            let request = sharing::NewShare {
+                grantee: card.address,
+                metas,
+                scope: scope_now,
+                categories: if scope_now == SCOPE_CATEGORIES { categories_now } else { 0 },
+                records: if scope_now == SCOPE_RECORDS { chosen_now.iter().copied().collect() } else { vec![] },
+                write: write_now,
+                expires_at: expires,
+            };
+            let result = sharing::share(&keyring, request, move |m| busy.set(Some(m))).await;
             busy.set(None);
             match result {
                 Ok(_) => {

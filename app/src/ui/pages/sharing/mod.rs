@@ -9,22 +9,21 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chartkey_core::eip712::{Domain, Grant, Revoke, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
-use chartkey_core::envelope::{self, RecordId};
+use chartkey_core::eip712::{SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
+use chartkey_core::envelope::RecordId;
 use chartkey_core::fhir::Category;
 use chartkey_core::role::Role;
-use chartkey_core::value::{self, Hash32};
-use ethers_core::types::{Address, U256};
+use chartkey_core::value;
 use leptos::prelude::*;
-use rand_core::OsRng;
 
-use super::credentials::{ClinicianItem, ClinicianSearch};
-use crate::api::{self, AccessView, ClinicianCard, ShareKey, ShareState, ShareView};
+use super::clinicians::{ClinicianItem, ClinicianSearch};
+use crate::api::{self, AccessView, ClinicianCard, ShareState, ShareView};
 use crate::ui::components::{
     Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, format_fhir_date, save_file,
 };
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
-use crate::ui::session::{Keyring, use_session};
+use crate::ui::session::use_session;
+use crate::ui::sharing;
 
 /// Longest a share may run (the Records contract's limit is 366 days).
 mod clinician;
@@ -138,49 +137,4 @@ fn duration_words(days: i64) -> String {
         1 => "1 day".into(),
         n => format!("{n} days"),
     }
-}
-
-/// Wraps the data key of each record to the grantee's encryption key.
-pub(super) fn wrap_for(
-    keyring: &Keyring,
-    metas: &[api::RecordMeta],
-    grantee: Address,
-    grantee_key: &[u8; 32],
-) -> Result<Vec<ShareKey>, String> {
-    let keys = &keyring.keys;
-    metas
-        .iter()
-        .map(|m| {
-            let wrapped = m.wrapped_key.as_ref().ok_or("A record's key is missing.")?;
-            let key = envelope::unwrap_key(wrapped, m.id, keys.address(), keys.encryption_secret())
-                .map_err(|e| e.to_string())?;
-            let theirs = envelope::wrap_key(&key, m.id, grantee, grantee_key, &mut OsRng).map_err(|e| e.to_string())?;
-            Ok(ShareKey { record: m.id, wrapped_key: theirs })
-        })
-        .collect()
-}
-
-/// Asks for the passkey (with user verification) to approve the message
-/// whose EIP-712 digest is `digest`.
-pub(super) async fn approve(digest: [u8; 32]) -> Result<api::Approval, String> {
-    let start = api::approvals_start(Hash32(digest)).await.map_err(|e| e.to_string())?;
-    // The passkey signs the challenge: it must be this message's, so that
-    // the assertion proves what was approved (and a server could not ask
-    // for an approval of something else under this screen).
-    let expected = chartkey_core::proof::approval_challenge(&digest, &start.nonce.0);
-    let options: serde_json::Value =
-        serde_json::from_str(start.options.get()).map_err(|_| "The server's approval request is malformed.")?;
-    let challenge = options["publicKey"]["challenge"].as_str().unwrap_or_default();
-    if base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, challenge).ok().as_deref()
-        != Some(&expected[..])
-    {
-        return Err("The server asked to approve something other than this message. Nothing was approved.".into());
-    }
-    let asserted = crate::ui::webauthn::assert(&start.options).await?;
-    Ok(api::Approval { ceremony_id: start.ceremony_id, credential: asserted.credential })
-}
-
-pub(super) async fn records_domain() -> Result<Domain, String> {
-    let info = api::ledger_info().await.map_err(|e| e.to_string())?;
-    Ok(Domain::records(info.chain_id, info.records.into()))
 }

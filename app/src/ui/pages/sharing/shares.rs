@@ -61,16 +61,7 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
         error.set(None);
         stopping.set(Some(format!("Approve with your passkey to stop sharing with {}…", share.grantee.display_name)));
         leptos::task::spawn_local(async move {
-            let result = async {
-                let grantee: Address = share.grantee.address.into();
-                let nonce = api::shares_nonce(share.grantee.address).await.map_err(|e| e.to_string())?;
-                let message = Revoke { patient: keyring.keys.address(), grantee, nonce: U256::from(nonce) };
-                let domain = records_domain().await?;
-                let approval = approve(domain.digest(&message)).await?;
-                let signature = domain.sign_typed(&keyring.keys, &message);
-                api::shares_stop(api::StopBody { message, signature, approval }).await.map_err(|e| e.to_string())
-            }
-            .await;
+            let result = sharing::stop(&keyring, share.grantee.address).await;
             stopping.set(None);
             match result {
                 Ok(_) => reload.run(()),
