@@ -65,3 +65,21 @@ test('the ledger page shows the latest blocks and verifies the chain', async ({ 
   await expect(page.getByTestId('ledger-rewritten')).toContainText('is not the one this page saw earlier');
   await page.unroute('**/api/chain/heads*');
 });
+
+test('when the ledger cannot be read the page says why, and a retry shows it', async ({ page }) => {
+  await addAuthenticator(page);
+  await startSignUp(page, 'Ledger Retry');
+  await confirmRecoveryPhrase(page);
+  // The server's own refusal, as a server function sends it.
+  await page.route('**/api/ledger/overview', (route) =>
+    route.fulfill({ status: 429, contentType: 'application/json', body: JSON.stringify('RateLimited') }),
+  );
+  await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Ledger' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Too many attempts from your network. Wait a minute, then try again.');
+  await expect(page.getByTestId('ledger-blocks')).toHaveCount(0);
+  await page.unroute('**/api/ledger/overview');
+  await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Ledger' }).click();
+  await expect(page.getByTestId('ledger-blocks').locator('tbody tr').first()).toBeVisible();
+  await expect(page.getByRole('alert')).toHaveCount(0);
+});

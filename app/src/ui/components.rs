@@ -14,7 +14,6 @@ pub fn ErrorMessage(#[prop(into)] error: Signal<Option<String>>) -> impl IntoVie
     }
 }
 
-/// A progress line for work in flight ("Waiting for your passkey…").
 /// A table's header row: a column header per name, and with `actions` a
 /// last one that only screen readers hear ("Actions": the row's buttons).
 #[component]
@@ -29,6 +28,7 @@ pub fn TableHead(columns: &'static [&'static str], #[prop(optional)] actions: bo
     }
 }
 
+/// A progress line for work in flight ("Waiting for your passkey…").
 #[component]
 pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
     move || {
@@ -40,6 +40,17 @@ pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
                 </p>
             }
         })
+    }
+}
+
+/// What an `ErrorBoundary` shows: each error's sentence, announced.
+pub fn errors_shown(errors: ArcRwSignal<Errors>) -> impl IntoView {
+    move || {
+        errors
+            .get()
+            .into_iter()
+            .map(|(_, e)| view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> })
+            .collect_view()
     }
 }
 

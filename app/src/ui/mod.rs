@@ -2,6 +2,7 @@
 
 mod components;
 mod enroll;
+mod error;
 mod http;
 mod idle;
 mod kdf;

@@ -8,7 +8,8 @@ use std::cell::Cell;
 use chartkey_core::heads::{self, Head};
 
 use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
-use crate::ui::components::{Busy, ErrorMessage, TableHead, format_date, save_file};
+use crate::ui::components::{Busy, ErrorMessage, TableHead, errors_shown, format_date, save_file};
+use crate::ui::error::UiError;
 use chartkey_core::value::Hash32;
 
 thread_local! {
@@ -55,24 +56,15 @@ async fn follow(page: &LedgerPage) -> Result<(), String> {
 
 #[component]
 pub fn LedgerOverview() -> impl IntoView {
-    let page = RwSignal::new(None::<LedgerPage>);
-    let error = RwSignal::new(None::<String>);
     let rewritten = RwSignal::new(None::<String>);
-    let load = move || {
-        leptos::task::spawn_local(async move {
-            match api::ledger_overview().await {
-                Ok(loaded) => {
-                    error.set(None);
-                    if let Err(why) = follow(&loaded).await {
-                        rewritten.set(Some(why));
-                    }
-                    page.set(Some(loaded));
-                }
-                Err(e) => error.set(Some(e.to_string())),
-            }
-        });
-    };
-    load();
+    let overview = LocalResource::new(move || async move {
+        let loaded = api::ledger_overview().await?;
+        if let Err(why) = follow(&loaded).await {
+            rewritten.set(Some(why));
+        }
+        Ok::<_, UiError>(loaded)
+    });
+    let reload = Callback::new(move |()| overview.refetch());
     // The transaction shown is in the address: /ledger/<hash>.
     let selected = RwSignal::new(None::<String>);
     crate::ui::nav::bind_selection("/ledger", selected);
@@ -82,7 +74,6 @@ pub fn LedgerOverview() -> impl IntoView {
             "Every record's fingerprint, every consent you sign and every access to your records is written to "
             "this ledger, one block after another, each block sealing the ones before it."
         </p>
-        <ErrorMessage error=error />
         {move || rewritten.get().map(|why| view! {
             <p class="alert alert-error" role="alert" data-testid="ledger-rewritten">
                 {format!(
@@ -91,14 +82,16 @@ pub fn LedgerOverview() -> impl IntoView {
                 )}
             </p>
         })}
-        {move || match page.get() {
-            None if error.get().is_none() => {
-                view! { <Busy message=Signal::derive(|| Some("Reading the ledger…".to_string())) /> }.into_any()
-            }
-            None => ().into_any(),
-            Some(page) => view! { <Chain page=page.clone() reload=Callback::new(move |()| load()) /> <Activity events=page.activity selected /> }
-                .into_any(),
-        }}
+        // A refresh keeps the blocks shown until the new ones arrive.
+        <Transition fallback=|| view! { <Busy message=Signal::derive(|| Some("Reading the ledger…".to_string())) /> }>
+            <ErrorBoundary fallback=errors_shown>
+                {move || Suspend::new(async move {
+                    overview.await.map(|page| view! {
+                        <Chain page=page.clone() reload /> <Activity events=page.activity selected />
+                    })
+                })}
+            </ErrorBoundary>
+        </Transition>
         <Transaction selected />
     }
 }
@@ -163,32 +156,24 @@ fn Chain(page: LedgerPage, reload: Callback<()>) -> impl IntoView {
 /// lets anyone check later that the chain still holds that block.
 #[component]
 fn Checkpoint() -> impl IntoView {
-    let error = RwSignal::new(None::<String>);
-    let saved = RwSignal::new(None::<u64>);
-    let download = move |_| {
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            match api::ledger_checkpoint().await {
-                Ok(checkpoint) => {
-                    let json = serde_json::to_vec_pretty(&checkpoint).unwrap_or_default();
-                    save_file(&format!("chartkey-checkpoint-{}.json", checkpoint.number), "application/json", &json);
-                    saved.set(Some(checkpoint.number));
-                }
-                Err(e) => error.set(Some(e.to_string())),
-            }
-        });
-    };
+    let download = Action::new_local(|_: &()| async move {
+        let checkpoint = api::ledger_checkpoint().await?;
+        let json = serde_json::to_vec_pretty(&checkpoint).unwrap_or_default();
+        save_file(&format!("chartkey-checkpoint-{}.json", checkpoint.number), "application/json", &json);
+        Ok::<_, UiError>(checkpoint.number)
+    });
     view! {
         <p>
             "A checkpoint is the latest block's fingerprint, signed by this ledger's administrator key. Keep it: "
             <code>"chartkey ledger verify --checkpoint FILE"</code>
             " later shows whether the chain still holds that block, so a rewritten history cannot go unnoticed."
         </p>
-        <button type="button" class="button button-small" on:click=download data-testid="ledger-checkpoint">
+        <button type="button" class="button button-small" on:click=move |_| { download.dispatch(()); }
+            disabled=move || download.pending().get() data-testid="ledger-checkpoint">
             "Download a checkpoint"
         </button>
-        <ErrorMessage error=error />
-        {move || saved.get().map(|n| view! {
+        <ErrorMessage error=Signal::derive(move || UiError::shown(download.value().get())) />
+        {move || download.value().get().and_then(Result::ok).map(|n| view! {
             <p class="alert alert-success" role="status">{format!("Checkpoint of block {n} saved.")}</p>
         })}
     }
@@ -196,32 +181,22 @@ fn Checkpoint() -> impl IntoView {
 
 #[component]
 fn Verify() -> impl IntoView {
-    let result = RwSignal::new(None::<LedgerVerification>);
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
-    let verify = move |_| {
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            match api::ledger_verify().await {
-                Ok(done) => result.set(Some(done)),
-                Err(e) => error.set(Some(e.to_string())),
-            }
-            busy.set(false);
-        });
-    };
+    let verify = Action::new_local(|_: &()| async move { Ok::<_, UiError>(api::ledger_verify().await?) });
+    let result = move || verify.value().get().and_then(Result::ok);
+    let busy = verify.pending();
     view! {
         <p>
             "Verifying re-executes every transaction from the first block and checks every block, transaction and "
             "receipt against what is stored."
         </p>
-        <button type="button" class="button" on:click=verify disabled=move || busy.get() data-testid="ledger-verify">
+        <button type="button" class="button" on:click=move |_| { verify.dispatch(()); } disabled=move || busy.get()
+            data-testid="ledger-verify">
             "Verify the chain"
         </button>
         <Busy message=Signal::derive(move || busy.get().then(|| "Re-executing the chain…".to_string())) />
-        <ErrorMessage error=error />
+        <ErrorMessage error=Signal::derive(move || UiError::shown(verify.value().get())) />
         {move || {
-            result.get().map(|r| {
+            result().map(|r: LedgerVerification| {
                 if r.ok {
                     view! {
                         <p class="alert alert-success" role="status" data-testid="ledger-verified">
