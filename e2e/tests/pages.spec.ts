@@ -148,6 +148,14 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await patient.getByRole('button', { name: 'Review' }).click();
   await expect(patient.getByTestId('share-review')).toBeVisible();
   await review(patient, 'patient-sharing-review');
+  // A refusal on the way shows on the review, and approving again works.
+  await patient.route('**/api/shares/grant', (route) =>
+    route.fulfill({ status: 429, contentType: 'application/json', body: JSON.stringify('RateLimited') }),
+  );
+  await patient.getByRole('button', { name: 'Approve with passkey and share' }).click();
+  await expect(patient.getByRole('alert')).toHaveText('Too many attempts from your network. Wait a minute, then try again.');
+  await review(patient, 'patient-sharing-refused');
+  await patient.unroute('**/api/shares/grant');
   await patient.getByRole('button', { name: 'Approve with passkey and share' }).click();
   await expect(patient.getByText('Shared with Dr Tour Okafor.')).toBeVisible();
   await review(patient, 'patient-sharing-active');

@@ -18,6 +18,7 @@ use crate::ui::records::{self, ReadState};
 use crate::ui::session::Keyring;
 
 /// A share the patient approved on the review step.
+#[derive(Clone)]
 pub struct NewShare {
     pub grantee: value::Address,
     /// The records it covers now (their keys are wrapped for the grantee).

@@ -15,9 +15,24 @@ pub(super) fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> imp
     let custom_date = RwSignal::new(String::new());
     let write = RwSignal::new(false);
     let filter = RwSignal::new(String::new());
+    // The choice's problem, found before the review step.
     let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(None::<String>);
     let chart = StoredValue::new(chart);
+    // Sharing: each step in words while it runs, its failure after.
+    let progress = RwSignal::new(None::<String>);
+    let sharing_now = Action::new_local(move |request: &sharing::NewShare| {
+        let (request, keyring) = (request.clone(), session.keyring.get_untracked());
+        async move {
+            let keyring = keyring.ok_or_else(|| UiError::from("Unlock your keys to share.".to_owned()))?;
+            progress.set(Some("Checking the clinician's keys…".into()));
+            sharing::share(&keyring, request, move |m| progress.set(Some(m))).await?;
+            step.set(Step::Done);
+            on_shared.run(());
+            Ok::<_, UiError>(())
+        }
+    });
+    let busy = Signal::derive(move || sharing_now.pending().get().then(|| progress.get()).flatten());
+    let shown_error = Signal::derive(move || error.get().or_else(|| UiError::shown(sharing_now.value().get())));
 
     // Days from now the share runs, from the choice.
     let share_days = move || -> Result<i64, String> {
@@ -64,41 +79,30 @@ pub(super) fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> imp
         };
         match problem {
             Some(p) => error.set(Some(p)),
-            None => step.set(Step::Review),
+            None => {
+                // A new review starts without the last attempt's failure.
+                sharing_now.value().set(None);
+                step.set(Step::Review);
+            }
         }
     };
 
     let share = move |_| {
-        let Some(keyring) = session.keyring.get_untracked() else { return };
         let Some(card) = clinician.get_untracked() else { return };
         let (scope_now, chosen_now, categories_now) =
             (scope.get_untracked(), chosen.get_untracked(), categories.get_untracked());
-        let write_now = write.get_untracked() && scope_now != SCOPE_RECORDS;
         let Ok(expires) = expires_at() else { return };
         let ids = chart.with_value(|c| covered(c, scope_now, &chosen_now, categories_now));
         let metas: Vec<_> =
             chart.with_value(|c| c.iter().filter(|l| ids.contains(&l.meta.id)).map(|l| l.meta.clone()).collect());
-        error.set(None);
-        busy.set(Some("Checking the clinician's keys…".into()));
-        leptos::task::spawn_local(async move {
-            let request = sharing::NewShare {
-                grantee: card.address,
-                metas,
-                scope: scope_now,
-                categories: if scope_now == SCOPE_CATEGORIES { categories_now } else { 0 },
-                records: if scope_now == SCOPE_RECORDS { chosen_now.iter().copied().collect() } else { vec![] },
-                write: write_now,
-                expires_at: expires,
-            };
-            let result = sharing::share(&keyring, request, move |m| busy.set(Some(m))).await;
-            busy.set(None);
-            match result {
-                Ok(_) => {
-                    step.set(Step::Done);
-                    on_shared.run(());
-                }
-                Err(e) => error.set(Some(e)),
-            }
+        sharing_now.dispatch(sharing::NewShare {
+            grantee: card.address,
+            metas,
+            scope: scope_now,
+            categories: if scope_now == SCOPE_CATEGORIES { categories_now } else { 0 },
+            records: if scope_now == SCOPE_RECORDS { chosen_now.iter().copied().collect() } else { vec![] },
+            write: write.get_untracked() && scope_now != SCOPE_RECORDS,
+            expires_at: expires,
         });
     };
 
@@ -234,13 +238,13 @@ pub(super) fn ShareForm(chart: Arc<Vec<Loaded>>, on_shared: Callback<()>) -> imp
                         <p class="review">{summary}</p>
                         {move || clinician.get().map(|c| view! { <p><CredentialBadge status=c.credential /></p> })}
                         <p class="muted">{move || share_days().map(|d| format!("That is {}.", duration_words(d))).unwrap_or_default()}</p>
-                        <ErrorMessage error=error />
+                        <ErrorMessage error=shown_error />
                         <Busy message=busy />
                         <div class="actions">
-                            <button type="button" class="button button-primary" on:click=share disabled=move || busy.with(Option::is_some)>
+                            <button type="button" class="button button-primary" on:click=share disabled=move || sharing_now.pending().get()>
                                 "Approve with passkey and share"
                             </button>
-                            <button type="button" class="button" on:click=move |_| step.set(Step::Choose) disabled=move || busy.with(Option::is_some)>
+                            <button type="button" class="button" on:click=move |_| step.set(Step::Choose) disabled=move || sharing_now.pending().get()>
                                 "Change"
                             </button>
                         </div>

@@ -21,6 +21,7 @@ use crate::api::{self, AccessView, ClinicianCard, ShareState, ShareView};
 use crate::ui::components::{
     Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, format_fhir_date, save_file,
 };
+use crate::ui::error::UiError;
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
 use crate::ui::session::use_session;
 use crate::ui::sharing;

@@ -42,10 +42,19 @@ pub(super) fn time_left(expires_at: u64) -> String {
 #[component]
 pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callback<()>) -> impl IntoView {
     let session = use_session();
-    let error = RwSignal::new(None::<String>);
-    let stopping = RwSignal::new(None::<String>);
+    // Stopping: approved with the passkey, signed, written on the ledger;
+    // the list reloads after.
+    let stopping = Action::new_local(move |share: &ShareView| {
+        let (keyring, grantee) = (session.keyring.get_untracked(), share.grantee.address);
+        async move {
+            let keyring = keyring.ok_or_else(|| UiError::from("Unlock your keys to stop sharing.".to_owned()))?;
+            sharing::stop(&keyring, grantee).await?;
+            reload.run(());
+            Ok::<_, UiError>(())
+        }
+    });
+    let stopping_whom = RwSignal::new(String::new());
     let stop = move |share: ShareView| {
-        let Some(keyring) = session.keyring.get_untracked() else { return };
         let confirmed = web_sys::window()
             .and_then(|w| {
                 w.confirm_with_message(&format!(
@@ -55,20 +64,18 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
                 .ok()
             })
             .unwrap_or(false);
-        if !confirmed {
-            return;
+        if confirmed {
+            stopping_whom.set(share.grantee.display_name.clone());
+            stopping.dispatch(share);
         }
-        error.set(None);
-        stopping.set(Some(format!("Approve with your passkey to stop sharing with {}…", share.grantee.display_name)));
-        leptos::task::spawn_local(async move {
-            let result = sharing::stop(&keyring, share.grantee.address).await;
-            stopping.set(None);
-            match result {
-                Ok(_) => reload.run(()),
-                Err(e) => error.set(Some(e)),
-            }
-        });
     };
+    let busy = Signal::derive(move || {
+        stopping
+            .pending()
+            .get()
+            .then(|| format!("Approve with your passkey to stop sharing with {}…", stopping_whom.get()))
+    });
+    let error = Signal::derive(move || UiError::shown(stopping.value().get()));
     view! {
         <section class="panel" aria-labelledby="shares-heading">
             <div class="panel-head">
@@ -81,7 +88,7 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
                 })}
             </div>
             <ErrorMessage error=error />
-            <Busy message=stopping />
+            <Busy message=busy />
             {move || match shares.get() {
                 None => ().into_any(),
                 Some(list) if list.is_empty() => view! { <p class="muted">"You have not shared anything yet."</p> }.into_any(),
@@ -104,7 +111,7 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
                                             {live.then(|| view! {
                                                 <button type="button" class="button button-small button-danger"
                                                     on:click=move |_| stop(target.clone())
-                                                    disabled=move || stopping.with(Option::is_some)>
+                                                    disabled=move || stopping.pending().get()>
                                                     "Stop sharing"
                                                 </button>
                                             })}
