@@ -23,6 +23,10 @@ pub struct Site {
     pub hsts: bool,
     pub index_html: Option<axum::body::Bytes>,
     pub csp: HeaderValue,
+    /// The app build this server serves (`<meta name="chartkey-build">`),
+    /// sent as `x-chartkey-build` on every response: a page from an older
+    /// build sees the difference and asks for a reload.
+    pub build: Option<HeaderValue>,
 }
 
 impl Site {
@@ -39,7 +43,8 @@ impl Site {
         };
         let hashes = index_html.as_deref().map(inline_script_hashes).unwrap_or_default();
         let csp = HeaderValue::from_str(&content_security_policy(&hashes))?;
-        Ok(Self { dist: dist.map(Path::to_owned), hsts: https, index_html: index_html.map(Into::into), csp })
+        let build = index_html.as_deref().and_then(build_of).and_then(|b| HeaderValue::from_str(&b).ok());
+        Ok(Self { dist: dist.map(Path::to_owned), hsts: https, index_html: index_html.map(Into::into), csp, build })
     }
 }
 
@@ -52,6 +57,15 @@ pub fn content_security_policy(script_hashes: &[String]) -> String {
          font-src 'self'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     )
+}
+
+/// The build named in the page (`<meta name="chartkey-build" content="…">`,
+/// as `cargo xtask` writes it): hex digits only, else none.
+pub fn build_of(html: &str) -> Option<String> {
+    let tag = r#"<meta name="chartkey-build" content=""#;
+    let start = html.find(tag)? + tag.len();
+    let value = &html[start..start + html[start..].find('"')?];
+    (!value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_hexdigit())).then(|| value.to_owned())
 }
 
 /// Base64 SHA-256 of the body of every inline `<script>` (one without a
@@ -102,6 +116,9 @@ pub async fn security_headers(State(site): State<Site>, request: Request, next: 
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if site.hsts {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    if let Some(build) = &site.build {
+        h.insert("x-chartkey-build", build.clone());
     }
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
@@ -200,6 +217,17 @@ mod tests {
         assert_eq!(inline_script_hashes("<script>a</script><script>b").len(), 1);
         // Not confused by multi-byte text around tags.
         assert_eq!(inline_script_hashes("é<script>ü</script>é").len(), 1);
+    }
+
+    #[test]
+    fn the_build_is_read_from_the_page_and_nothing_else() {
+        let page = |content: &str| format!(r#"<head><meta name="chartkey-build" content="{content}"></head>"#);
+        assert_eq!(build_of(&page("00ff12ab34cd56ef")), Some("00ff12ab34cd56ef".into()));
+        for bad in ["", "xyz", "12 34", "zz\"><script>", &"a".repeat(65)] {
+            assert_eq!(build_of(&page(bad)), None, "{bad:?}");
+        }
+        assert_eq!(build_of("<head></head>"), None);
+        assert_eq!(build_of(r#"<meta name="chartkey-build" content="abc"#), None);
     }
 
     #[test]

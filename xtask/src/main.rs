@@ -120,11 +120,11 @@ impl Env {
             cmd.args(["build", "--release"]).env("TRUNK_SKIP_VERSION_CHECK", "true");
             run_cmd(cmd)
         })?;
-        step("version the app's workers", || {
+        step("version the app's workers and name the build", || {
             for address in modules::version_all(&self.dist())? {
                 println!("  {address}");
             }
-            Ok(())
+            modules::name_build(&self.dist(), stamp.trim())
         })?;
         step("compress the app (brotli, gzip)", || {
             let w = precompress::precompress(&self.dist())?;

@@ -21,6 +21,15 @@ pub fn version_all(dist: &Path) -> Result<Vec<String>> {
     RUNTIME_MODULES.iter().map(|name| version(dist, name)).collect()
 }
 
+/// Names the build in index.html (`<meta name="chartkey-build">`): the
+/// server sends it on every response, and a page of another build sees
+/// the difference and offers a reload (app/src/ui/update.rs).
+pub fn name_build(dist: &Path, build: &str) -> Result {
+    let index = dist.join("index.html");
+    let html = std::fs::read_to_string(&index).map_err(|e| format!("reading {}: {e}", index.display()))?;
+    std::fs::write(&index, with_meta(&html, "chartkey-build", build)?).map_err(|e| format!("writing index.html: {e}"))
+}
+
 /// Moves `name.js`, `name_bg.wasm` and `name_loader.js` into
 /// `name-<hash>/` and adds the loader's address to index.html.
 pub fn version(dist: &Path, name: &str) -> Result<String> {
@@ -90,6 +99,18 @@ mod tests {
         write("w_loader.js", "import init from './w.js';await init();");
         write("index.html", "<html><head></head></html>");
         assert_ne!(version(&dist, "w").unwrap(), address);
+        std::fs::remove_dir_all(&dist).unwrap();
+    }
+
+    #[test]
+    fn the_build_is_named_once() {
+        let dist = std::env::temp_dir().join(format!("chartkey-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dist).unwrap();
+        std::fs::write(dist.join("index.html"), "<html><head></head></html>").unwrap();
+        name_build(&dist, "00ff").unwrap();
+        let html = std::fs::read_to_string(dist.join("index.html")).unwrap();
+        assert!(html.contains(r#"<meta name="chartkey-build" content="00ff"></head>"#), "{html}");
+        assert!(name_build(&dist, "11ee").is_err());
         std::fs::remove_dir_all(&dist).unwrap();
     }
 

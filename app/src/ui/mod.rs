@@ -12,6 +12,7 @@ mod pages;
 mod records;
 mod session;
 mod sharing;
+mod update;
 mod webauthn;
 
 use chartkey_core::role::Role;
@@ -28,6 +29,7 @@ pub fn App() -> impl IntoView {
     idle::watch(session);
     notices::Notices::install(session);
     let location = Location::install();
+    update::watch();
     // The page (its first path segment): a Memo, so moving between a page's
     // own addresses (`/records/<id>`) keeps the page and what it loaded.
     let section = Memo::new(move |_| {
@@ -55,6 +57,7 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Header />
+        <update::UpdateBanner />
         <notices::Toast />
         <main id="main" class="container">{page}</main>
         <footer class="footer container">

@@ -1,0 +1,102 @@
+//! "Chartkey was updated — reload": a page keeps running the build it was
+//! loaded with, while the server may have been updated since. The build
+//! writes its name into the page (`<meta name="chartkey-build">`) and the
+//! server sends the build it serves on every response (`x-chartkey-build`).
+//! On moving to another page, and on coming back to the tab, the page asks
+//! (a HEAD of `/`, at most every 30 seconds) and, when they differ, says so
+//! with a button that reloads, rather than talking to a server it may no
+//! longer understand.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::nav::use_location;
+
+/// Seconds between two checks.
+const EVERY_MS: f64 = 30_000.0;
+
+#[derive(Clone, Copy)]
+pub struct Update {
+    pub available: RwSignal<bool>,
+}
+
+/// Starts watching: on each move to another page and when the tab is shown
+/// again. Provides the [`Update`] the banner reads.
+pub fn watch() -> Update {
+    let update = Update { available: RwSignal::new(false) };
+    provide_context(update);
+    let Some(mine) = this_build().map(StoredValue::new) else { return update };
+    let last = StoredValue::new_local(f64::NEG_INFINITY);
+    let check = move || {
+        let now = js_sys::Date::now();
+        if update.available.get_untracked() || now - last.get_value() < EVERY_MS {
+            return;
+        }
+        last.set_value(now);
+        let mine = mine.get_value();
+        leptos::task::spawn_local(async move {
+            if served_build().await.is_some_and(|served| served != mine) {
+                update.available.set(true);
+            }
+        });
+    };
+    let location = use_location();
+    let first = StoredValue::new_local(true);
+    Effect::new(move |_| {
+        location.path();
+        // Not on the first load: the page is as new as the server.
+        if !first.get_value() {
+            check();
+        }
+        first.set_value(false);
+    });
+    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        let on_visible = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+            let visible = web_sys::window()
+                .and_then(|w| w.document())
+                .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+            if visible {
+                check();
+            }
+        });
+        let _ = document.add_event_listener_with_callback("visibilitychange", on_visible.as_ref().unchecked_ref());
+        // Lives as long as the page.
+        on_visible.forget();
+    }
+    update
+}
+
+/// The build this page was loaded with.
+fn this_build() -> Option<String> {
+    web_sys::window()?.document()?.query_selector(r#"meta[name="chartkey-build"]"#).ok()??.get_attribute("content")
+}
+
+/// The build the server serves now; none when it cannot be asked.
+async fn served_build() -> Option<String> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("HEAD");
+    init.set_cache(web_sys::RequestCache::NoStore);
+    let promise = web_sys::window()?.fetch_with_str_and_init("/", &init);
+    let response: web_sys::Response = JsFuture::from(promise).await.ok()?.dyn_into().ok()?;
+    response.headers().get("x-chartkey-build").ok()?
+}
+
+/// The banner: role=alert, so a screen reader hears it at once.
+#[component]
+pub fn UpdateBanner() -> impl IntoView {
+    let update = expect_context::<Update>();
+    let reload = move |_| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().reload();
+        }
+    };
+    view! {
+        <Show when=move || update.available.get()>
+            <div class="update-banner" role="alert" data-testid="update-banner">
+                <p>"Chartkey was updated. Reload to use the new version (your records stay as they are)."</p>
+                <button type="button" class="button button-primary button-small" on:click=reload>"Reload"</button>
+            </div>
+        </Show>
+    }
+}
