@@ -26,4 +26,9 @@ export default defineConfig({
     },
     trace: 'off',
   },
+  projects: [
+    { name: 'browser', testIgnore: /responsiveness\.spec\.ts/ },
+    // Timing in wall-clock time (long tasks): alone, after everything else.
+    { name: 'responsiveness', testMatch: /responsiveness\.spec\.ts/, dependencies: ['browser'] },
+  ],
 });
