@@ -235,6 +235,10 @@ impl KeystoreKdf {
     }
 }
 
+/// What the browser's key worker posts once its module runs, so the page
+/// knows it is listening (a message sent before would be lost).
+pub const KEY_WORKER_READY: &str = "ready";
+
 /// The slow, memory-hard half of a passphrase seal or unseal, as one value
 /// so the browser can hand it to a Web Worker (as JSON) and keep the page
 /// responsive. The passphrase is wiped when the request is dropped.
@@ -280,8 +284,6 @@ impl Drop for PassphraseKeyRequest {
 pub struct PassphraseKey(Zeroizing<[u8; 32]>);
 
 impl PassphraseKey {
-    pub const LEN: usize = 32;
-
     /// The worker's answer, back in the page.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeystoreError> {
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeystoreError::Malformed("bad derived key length"))?;

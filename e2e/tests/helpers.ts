@@ -1,5 +1,11 @@
 import { expect, Browser, Page, CDPSession } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+/** The sample FHIR bundles (fixtures/fhir/). */
+export const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir');
+/** The smallest sample: 145 resources. */
+export const FLOYD = join(FIXTURES, 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
 
 export interface Authenticator {
   cdp: CDPSession;

@@ -3,7 +3,6 @@
 // step moves focus with Tab and acts with Enter, Space or typed keys; the
 // page counts pointer events and must see none.
 import { test, expect, Browser, Locator, Page } from '@playwright/test';
-import { join } from 'node:path';
 import {
   addAuthenticator,
   confirmRecoveryPhrase,
@@ -11,12 +10,12 @@ import {
   nameAuthority,
   newAccount,
   requestVerification,
+  FLOYD,
 } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
 
-const FLOYD = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir', 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
 
 /** A context whose pages count trusted pointer and mouse events. */
 async function keyboardPage(browser: Browser): Promise<Page> {

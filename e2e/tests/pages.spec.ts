@@ -18,13 +18,13 @@ import {
   signIn,
   signOut,
   startSignUp,
+  FLOYD,
 } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
 
 const SHOTS = join(import.meta.dirname, '..', 'screenshots');
-const FLOYD = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir', 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
 const PHONE = { width: 390, height: 844 };
 
 /** The checks, on whatever `page` shows now, named `who-what`. */

@@ -6,14 +6,13 @@ import { test, expect, Page } from '@playwright/test';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { addAuthenticator, confirmRecoveryPhrase, startSignUp } from './helpers';
+import { FIXTURES, FLOYD, addAuthenticator, confirmRecoveryPhrase, startSignUp } from './helpers';
 import { plaintextFound, scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir');
 const BUNDLES = {
-  floyd: join(FIXTURES, 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json'),
+  floyd: FLOYD,
   reuben: join(FIXTURES, 'Reuben_Lind_1d03714f-4851-44d9-a6b6-8a2752bbe178.json'),
   fletcher: join(FIXTURES, 'Fletcher_Hyatt_fe0562b5-f517-4951-8366-32fdab088930.json'),
 };

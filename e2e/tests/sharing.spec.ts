@@ -6,14 +6,12 @@
 // an unverified clinician cannot be chosen; "Stop sharing" ends it at once
 // and the clinician's next open is refused, saying why.
 import { test, expect } from '@playwright/test';
-import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
+import { FLOYD, issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
 
-const FLOYD = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir', 'Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json');
 
 test('a patient shares three chosen records for 7 days, the clinician opens one, the patient sees it, stops sharing, the next open is refused', async ({ browser }) => {
   const authority = await newAccount(browser, 'Share Test Board', 'Credentialing authority');

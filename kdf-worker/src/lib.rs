@@ -3,7 +3,7 @@
 //! second or more), in a dedicated Web Worker so the page never freezes.
 //!
 //! Protocol (docs/security.md, "The key worker"): the worker posts
-//! `"ready"` once its module is running; the page posts one
+//! [`KEY_WORKER_READY`](chartkey_core::keystore::KEY_WORKER_READY) once its module is running; the page posts one
 //! [`PassphraseKeyRequest`] as JSON; the worker answers with the 32-byte
 //! key as a `Uint8Array`, or a sentence saying what was wrong. The page
 //! then terminates the worker, which frees its memory.
@@ -11,15 +11,12 @@
 use chartkey_core::keystore::{PassphraseKey, PassphraseKeyRequest};
 use zeroize::Zeroize;
 
-/// What the page sends first, so it knows the worker is listening
-/// (messages sent before the module ran would be lost).
-pub const READY: &str = "ready";
+const NOT_A_REQUEST: &str = "The key worker was sent something that is not a key request.";
 
 /// Answers one request. The request (with its passphrase) is wiped as it
 /// is dropped; the caller wipes the JSON text.
 pub fn answer(request_json: &str) -> Result<PassphraseKey, String> {
-    let request: PassphraseKeyRequest = serde_json::from_str(request_json)
-        .map_err(|_| "The key worker was sent something that is not a key request.".to_owned())?;
+    let request: PassphraseKeyRequest = serde_json::from_str(request_json).map_err(|_| NOT_A_REQUEST.to_owned())?;
     request.derive().map_err(|e| e.to_string())
 }
 
@@ -32,6 +29,7 @@ pub fn answer_and_wipe(mut request_json: String) -> Result<PassphraseKey, String
 
 #[cfg(target_arch = "wasm32")]
 pub fn start() {
+    use chartkey_core::keystore::KEY_WORKER_READY;
     use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
     use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -42,7 +40,7 @@ pub fn start() {
         let reply: JsValue = match event.data().as_string().map(answer_and_wipe) {
             Some(Ok(key)) => js_sys::Uint8Array::from(&key.as_bytes()[..]).into(),
             Some(Err(sentence)) => sentence.into(),
-            None => "The key worker was sent something that is not a key request.".into(),
+            None => NOT_A_REQUEST.into(),
         };
         // The page is gone if this fails: nothing is waiting for the answer.
         let _ = replies.post_message(&reply);
@@ -50,7 +48,7 @@ pub fn start() {
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The worker lives until the page terminates it.
     on_message.forget();
-    let _ = scope.post_message(&READY.into());
+    let _ = scope.post_message(&KEY_WORKER_READY.into());
 }
 
 #[cfg(test)]

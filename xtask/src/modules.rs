@@ -25,9 +25,7 @@ pub fn version_all(dist: &Path) -> Result<Vec<String>> {
 /// server sends it on every response, and a page of another build sees
 /// the difference and offers a reload (app/src/ui/update.rs).
 pub fn name_build(dist: &Path, build: &str) -> Result {
-    let index = dist.join("index.html");
-    let html = std::fs::read_to_string(&index).map_err(|e| format!("reading {}: {e}", index.display()))?;
-    std::fs::write(&index, with_meta(&html, "chartkey-build", build)?).map_err(|e| format!("writing index.html: {e}"))
+    add_meta(dist, "chartkey-build", build)
 }
 
 /// Moves `name.js`, `name_bg.wasm` and `name_loader.js` into
@@ -49,11 +47,15 @@ pub fn version(dist: &Path, name: &str) -> Result<String> {
         std::fs::rename(dist.join(file), dist.join(&dir).join(file)).map_err(|e| format!("moving {file}: {e}"))?;
     }
     let address = format!("/{dir}/{name}_loader.js");
+    add_meta(dist, name, &address)?;
+    Ok(address)
+}
+
+/// Adds `<meta name="{name}" content="{content}">` to `dist/index.html`.
+fn add_meta(dist: &Path, name: &str, content: &str) -> Result {
     let index = dist.join("index.html");
     let html = std::fs::read_to_string(&index).map_err(|e| format!("reading {}: {e}", index.display()))?;
-    let html = with_meta(&html, name, &address)?;
-    std::fs::write(&index, html).map_err(|e| format!("writing {}: {e}", index.display()))?;
-    Ok(address)
+    std::fs::write(&index, with_meta(&html, name, content)?).map_err(|e| format!("writing {}: {e}", index.display()))
 }
 
 /// `html` with `<meta name="{name}" content="{address}">` at the end of its

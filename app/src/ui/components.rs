@@ -43,6 +43,12 @@ pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
     }
 }
 
+/// The `content` of the page's `<meta name="{name}">`: what the build wrote
+/// into index.html (the key worker's address, the build's name).
+pub fn page_meta(name: &str) -> Option<String> {
+    web_sys::window()?.document()?.query_selector(&format!(r#"meta[name="{name}"]"#)).ok()??.get_attribute("content")
+}
+
 /// What an `ErrorBoundary` shows: each error's sentence, announced.
 pub fn errors_shown(errors: ArcRwSignal<Errors>) -> impl IntoView {
     move || {

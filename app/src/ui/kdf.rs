@@ -8,19 +8,21 @@
 //! from its own build, and a page older than a deploy finds its worker
 //! gone rather than a different one.
 
-use chartkey_core::keystore::{PassphraseKey, PassphraseKeyRequest};
+use chartkey_core::keystore::{KEY_WORKER_READY, PassphraseKey, PassphraseKeyRequest};
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 use zeroize::Zeroizing;
 
+use super::components::page_meta;
+
 const NOT_STARTED: &str = "Your keys could not be unlocked here: Chartkey's key worker did not start. Reload the page and try again \
      (Chartkey may have been updated since this page was opened).";
 
 /// Runs `request` (Argon2id) in a fresh worker and returns the key.
 pub async fn derive(request: &PassphraseKeyRequest) -> Result<PassphraseKey, String> {
-    let url = worker_url().ok_or(NOT_STARTED)?;
+    let url = page_meta("chartkey-kdf-worker").ok_or(NOT_STARTED)?;
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
     let worker = Worker::new_with_options(&url, &options).map_err(|_| NOT_STARTED)?;
@@ -33,7 +35,7 @@ async fn ask(worker: &Worker, request: &PassphraseKeyRequest) -> Result<Passphra
     // The worker says when its module is running: a message sent before
     // that would be lost.
     let ready = next_message(worker).await.map_err(|_| NOT_STARTED)?;
-    if ready.as_string().as_deref() != Some("ready") {
+    if ready.as_string().as_deref() != Some(KEY_WORKER_READY) {
         return Err(NOT_STARTED.into());
     }
     let json = Zeroizing::new(serde_json::to_string(request).map_err(|e| e.to_string())?);
@@ -58,9 +60,4 @@ fn next_message(worker: &Worker) -> impl std::future::Future<Output = Result<JsV
         worker.set_onerror(Some(&reject));
     });
     async move { JsFuture::from(message).await.map(|event| event.unchecked_into::<MessageEvent>().data()) }
-}
-
-/// This build's worker, as the build wrote it into the page.
-fn worker_url() -> Option<String> {
-    web_sys::window()?.document()?.query_selector(r#"meta[name="chartkey-kdf-worker"]"#).ok()??.get_attribute("content")
 }

@@ -11,9 +11,10 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::components::page_meta;
 use super::nav::use_location;
 
-/// Seconds between two checks.
+/// Milliseconds between two checks.
 const EVERY_MS: f64 = 30_000.0;
 
 #[derive(Clone, Copy)]
@@ -26,7 +27,8 @@ pub struct Update {
 pub fn watch() -> Update {
     let update = Update { available: RwSignal::new(false) };
     provide_context(update);
-    let Some(mine) = this_build().map(StoredValue::new) else { return update };
+    // The build this page was loaded with.
+    let Some(mine) = page_meta("chartkey-build").map(StoredValue::new) else { return update };
     let last = StoredValue::new_local(f64::NEG_INFINITY);
     let check = move || {
         let now = js_sys::Date::now();
@@ -42,14 +44,12 @@ pub fn watch() -> Update {
         });
     };
     let location = use_location();
-    let first = StoredValue::new_local(true);
-    Effect::new(move |_| {
+    Effect::new(move |before: Option<()>| {
         location.path();
-        // Not on the first load: the page is as new as the server.
-        if !first.get_value() {
+        // Not on the first run (the page's own load): it is as new as the server.
+        if before.is_some() {
             check();
         }
-        first.set_value(false);
     });
     if let Some(document) = web_sys::window().and_then(|w| w.document()) {
         let on_visible = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
@@ -65,11 +65,6 @@ pub fn watch() -> Update {
         on_visible.forget();
     }
     update
-}
-
-/// The build this page was loaded with.
-fn this_build() -> Option<String> {
-    web_sys::window()?.document()?.query_selector(r#"meta[name="chartkey-build"]"#).ok()??.get_attribute("content")
 }
 
 /// The build the server serves now; none when it cannot be asked.

@@ -119,9 +119,7 @@ pub(super) fn TrendChart(series: chartkey_core::summary::Series) -> impl IntoVie
         })
         .collect_view();
     let (first_column, second_column) = match &series.second {
-        Some(s) => {
-            ("Systolic".to_owned(), Some(view! { <th scope="col">{s.name.replace(" Blood Pressure", "")}</th> }))
-        }
+        Some(_) => ("Systolic".to_owned(), Some(view! { <th scope="col">"Diastolic"</th> })),
         None => (format!("{} ({unit})", series.name), None),
     };
     view! {
