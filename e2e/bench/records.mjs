@@ -23,9 +23,16 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 {
   const page = await browser.newPage();
   await page.goto(`${url}/`);
-  await page.waitForFunction(() => typeof window.wasmBindings?.chartkey_bench_seal === 'function');
+  // The sealing code is the portal's (the module the shell loads after
+  // sign-in): load it the same way, from the address the page names.
+  await page.waitForSelector('meta[name="chartkey-app"]', { state: 'attached' });
+  await page.evaluate(async () => {
+    const portal = await import(document.querySelector('meta[name="chartkey-app"]').content);
+    await portal.default();
+    window.chartkeyBenchSeal = portal.chartkey_bench_seal;
+  });
   const result = await page.evaluate(async ({ total, slice }) => {
-    const wasm = () => window.wasmBindings.chartkey_bench_seal(total, slice);
+    const wasm = () => window.chartkeyBenchSeal(total, slice);
     const aes = async () => {
       const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt']);
       const data = new Uint8Array(slice).fill(0x5a);

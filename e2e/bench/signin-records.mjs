@@ -4,6 +4,9 @@
 // Records heading and the timeline rendered (the first day's entries drawn),
 // checked on every animation frame; median of 5. The passkey prompt is the
 // virtual authenticator's, which answers at once.
+// app.portal_gzip_bytes: what Chromium received over the wire for the portal
+// (the module the shell loads on that click: its glue and wasm, CDP
+// Network.loadingFinished encodedDataLength), median of the same 5.
 import { launch, signUp } from './common.mjs';
 import { join } from 'node:path';
 
@@ -28,6 +31,18 @@ await page.waitForFunction(
 );
 const cdp = await context.newCDPSession(page);
 await cdp.send('Network.enable');
+const portalDir = new URL(await page.locator('meta[name="chartkey-app"]').getAttribute('content'), url).pathname
+  .replace(/[^/]*$/, '');
+const requests = new Map();
+let portalBytes = 0;
+let portalFiles = 0;
+cdp.on('Network.responseReceived', (e) => requests.set(e.requestId, new URL(e.response.url).pathname));
+cdp.on('Network.loadingFinished', (e) => {
+  if (!requests.get(e.requestId)?.startsWith(portalDir)) return;
+  portalBytes += e.encodedDataLength;
+  portalFiles += 1;
+});
+const portal = [];
 
 const samples = [];
 for (let i = 0; i < 5; i++) {
@@ -40,6 +55,8 @@ for (let i = 0; i < 5; i++) {
     return b && !b.disabled;
   }, null, frame);
   await cdp.send('Network.clearBrowserCache');
+  portalBytes = 0;
+  portalFiles = 0;
   const started = Date.now();
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await page.waitForFunction(
@@ -50,7 +67,13 @@ for (let i = 0; i < 5; i++) {
     frame,
   );
   samples.push(Date.now() - started);
+  // The network events may trail the page by a moment: the glue and the wasm.
+  for (let waited = 0; portalFiles < 2 && waited < 5_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  if (portalFiles < 2) throw new Error(`the portal's files were not fetched afresh (${portalFiles} seen)`);
+  portal.push(portalBytes);
 }
 await browser.close();
 console.log(`app.signin_to_records_ms: ${median(samples)}`);
+console.log(`app.portal_gzip_bytes: ${median(portal)}`);
 console.error(`sign-in to records samples (ms): ${samples.join(', ')}`);
+console.error(`portal transferred samples (bytes): ${portal.join(', ')}`);

@@ -13,8 +13,10 @@ use std::path::Path;
 
 use crate::Result;
 
-/// Trunk's worker builds (`data-bin`), in index.html.
-pub const RUNTIME_MODULES: &[&str] = &["chartkey-kdf-worker"];
+/// Trunk's worker builds (`data-bin`), in index.html: the portal (loaded
+/// by the shell with a dynamic `import()`) and the key worker (with
+/// Trunk's loader shim).
+pub const RUNTIME_MODULES: &[&str] = &["chartkey-app", "chartkey-kdf-worker"];
 
 /// Versions every runtime module in `dist`; returns the addresses.
 pub fn version_all(dist: &Path) -> Result<Vec<String>> {
@@ -28,16 +30,21 @@ pub fn name_build(dist: &Path, build: &str) -> Result {
     add_meta(dist, "chartkey-build", build)
 }
 
-/// Moves `name.js`, `name_bg.wasm` and `name_loader.js` into
-/// `name-<hash>/` and adds the loader's address to index.html.
+/// Moves `name.js`, `name_bg.wasm` and, when Trunk wrote one,
+/// `name_loader.js` into `name-<hash>/`, and adds the address of the
+/// loader (or else of the glue) to index.html.
 pub fn version(dist: &Path, name: &str) -> Result<String> {
-    let files = [format!("{name}.js"), format!("{name}_bg.wasm"), format!("{name}_loader.js")];
+    let mut files = vec![format!("{name}.js"), format!("{name}_bg.wasm")];
+    let loader = format!("{name}_loader.js");
+    let has_loader = dist.join(&loader).is_file();
+    if has_loader {
+        files.push(loader);
+    }
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for file in &files {
         let path = dist.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            format!("{}: {e} (is `{name}` a data-type=\"worker\" build with data-loader-shim?)", path.display())
-        })?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{}: {e} (is `{name}` a data-type=\"worker\" build?)", path.display()))?;
         file.hash(&mut hasher);
         bytes.hash(&mut hasher);
     }
@@ -46,7 +53,8 @@ pub fn version(dist: &Path, name: &str) -> Result<String> {
     for file in &files {
         std::fs::rename(dist.join(file), dist.join(&dir).join(file)).map_err(|e| format!("moving {file}: {e}"))?;
     }
-    let address = format!("/{dir}/{name}_loader.js");
+    let entry = if has_loader { &files[2] } else { &files[0] };
+    let address = format!("/{dir}/{entry}");
     add_meta(dist, name, &address)?;
     Ok(address)
 }
@@ -101,6 +109,24 @@ mod tests {
         write("w_loader.js", "import init from './w.js';await init();");
         write("index.html", "<html><head></head></html>");
         assert_ne!(version(&dist, "w").unwrap(), address);
+        std::fs::remove_dir_all(&dist).unwrap();
+    }
+
+    #[test]
+    fn a_module_without_a_loader_is_named_by_its_glue() {
+        let dist = std::env::temp_dir().join(format!("chartkey-portal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dist);
+        std::fs::create_dir_all(&dist).unwrap();
+        std::fs::write(dist.join("index.html"), "<html><head></head></html>").unwrap();
+        std::fs::write(dist.join("p.js"), "export default async function init() {}").unwrap();
+        std::fs::write(dist.join("p_bg.wasm"), "\0asm").unwrap();
+        let address = version(&dist, "p").unwrap();
+        assert!(address.starts_with("/p-") && address.ends_with("/p.js"), "{address}");
+        let dir = dist.join(address.trim_start_matches('/').trim_end_matches("/p.js"));
+        assert!(dir.join("p_bg.wasm").is_file() && !dir.join("p_loader.js").exists());
+        // Without its wasm there is nothing to version.
+        std::fs::write(dist.join("p.js"), "").unwrap();
+        assert!(version(&dist, "p").unwrap_err().contains("p_bg.wasm"));
         std::fs::remove_dir_all(&dist).unwrap();
     }
 

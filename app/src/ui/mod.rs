@@ -1,4 +1,7 @@
-//! The Leptos app (client-side rendered).
+//! The Leptos app (client-side rendered), in two modules: the shell
+//! ([`shell::start`]: welcome, sign-in, unlock) and the portal
+//! ([`start_portal`]: every page), which the shell loads and hands the
+//! unlocked session to.
 
 mod components;
 mod enroll;
@@ -12,47 +15,82 @@ mod pages;
 mod records;
 mod session;
 mod sharing;
+pub mod shell;
 mod update;
 mod webauthn;
 
+use chartkey_core::AccountSecret;
 use chartkey_core::role::Role;
+use js_sys::Uint8Array;
 use leptos::prelude::*;
+use zeroize::Zeroizing;
 
-use nav::{Link, Location};
+use crate::api::AccountInfo;
+
+use nav::{Link, Location, Page};
 use session::{Session, use_session};
 
+pub use records::bench_seal;
+
+/// What the shell hands the portal: the account and its unlocked secret.
+pub struct Handover {
+    account: AccountInfo,
+    secret: AccountSecret,
+}
+
+impl Handover {
+    /// From the shell's arguments (the secret's 32 bytes, the account as
+    /// JSON); the secret's array is wiped here, whatever it held. Anything
+    /// else is no hand-over: the portal starts locked.
+    pub fn from_js(secret: Option<Uint8Array>, account: Option<String>) -> Option<Self> {
+        let secret = secret?;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        let whole = secret.length() == 32;
+        if whole {
+            secret.copy_to(&mut bytes[..]);
+        }
+        secret.fill(0, 0, secret.length());
+        let account = serde_json::from_str(&account?).ok()?;
+        whole.then(|| Self { account, secret: AccountSecret::from_bytes(*bytes) })
+    }
+}
+
+/// Mounts the portal on the page's body (the shell has left it), then
+/// moves focus and the tab's title to the page shown, as a move between
+/// pages does.
+pub fn start_portal(handover: Option<Handover>) {
+    leptos::mount::mount_to_body(move || view! { <App handover /> });
+    nav::announce_page();
+}
+
 #[component]
-pub fn App() -> impl IntoView {
+fn App(handover: Option<Handover>) -> impl IntoView {
     let session = Session::new();
     provide_context(session);
+    if let Some(Handover { account, secret }) = handover {
+        // The shell checked these keys; checked again, as any unlock is.
+        match session.unlock(account, secret) {
+            Ok(()) => session.checked.set(true),
+            Err(e) => leptos::logging::error!("the keys handed over did not unlock: {e}"),
+        }
+    }
     leptos::task::spawn_local(session.refresh());
     idle::watch(session);
     notices::Notices::install(session);
-    let location = Location::install();
+    Location::install();
     update::watch();
-    // The page (its first path segment): a Memo, so moving between a page's
-    // own addresses (`/records/<id>`) keeps the page and what it loaded.
-    let section = Memo::new(move |_| {
-        let path = location.path();
-        let first = path.trim_start_matches('/').split('/').next().unwrap_or("").to_owned();
-        let deeper = path.trim_start_matches('/').contains('/');
-        match first.as_str() {
-            "records" | "sharing" | "ledger" => first,
-            _ if deeper => "not-found".to_owned(),
-            _ => first,
-        }
-    });
-    let page = move || match section.get().as_str() {
-        "" | "account" => view! { <pages::Home /> }.into_any(),
-        "signup" => view! { <pages::SignUp /> }.into_any(),
-        "signin" => view! { <pages::SignIn /> }.into_any(),
-        "restore" => view! { <pages::Restore /> }.into_any(),
-        "ledger" => view! { <pages::Ledger /> }.into_any(),
-        "records" => view! { <pages::Records /> }.into_any(),
-        "credentials" | "clinicians" => view! { <pages::Credentials /> }.into_any(),
-        "sharing" => view! { <pages::Sharing /> }.into_any(),
-        "inbox" => view! { <pages::Inbox /> }.into_any(),
-        _ => view! { <pages::NotFound /> }.into_any(),
+    let section = nav::current_page();
+    let page = move || match section.get() {
+        Page::Home => view! { <pages::Home /> }.into_any(),
+        Page::SignUp => view! { <pages::SignUp /> }.into_any(),
+        Page::SignIn => view! { <pages::SignIn /> }.into_any(),
+        Page::Restore => view! { <pages::Restore /> }.into_any(),
+        Page::Ledger => view! { <pages::Ledger /> }.into_any(),
+        Page::Records => view! { <pages::Records /> }.into_any(),
+        Page::Credentials => view! { <pages::Credentials /> }.into_any(),
+        Page::Sharing => view! { <pages::Sharing /> }.into_any(),
+        Page::Inbox => view! { <pages::Inbox /> }.into_any(),
+        Page::NotFound => view! { <pages::NotFound /> }.into_any(),
     };
 
     view! {
@@ -60,6 +98,31 @@ pub fn App() -> impl IntoView {
         <update::UpdateBanner />
         <notices::Toast />
         <main id="main" class="container">{page}</main>
+        <Footer />
+    }
+}
+
+/// The skip link and the bar at the top: the brand, and what `children`
+/// add (the portal's navigation).
+#[component]
+fn Masthead(#[prop(optional)] children: Option<Children>) -> impl IntoView {
+    view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
+        <header class="header">
+            <div class="container header-row">
+                <Link href="/" class="brand">
+                    <span class="brand-mark" aria-hidden="true">"◆"</span>
+                    " Chartkey"
+                </Link>
+                {children.map(|c| c())}
+            </div>
+        </header>
+    }
+}
+
+#[component]
+fn Footer() -> impl IntoView {
+    view! {
         <footer class="footer container">
             <p>"Chartkey — your records are encrypted in this browser before they leave it."</p>
         </footer>
@@ -75,48 +138,41 @@ fn Header() -> impl IntoView {
     let lock = move |_| session.lock();
     let sign_out = move |_| leptos::task::spawn_local(session.sign_out());
     view! {
-        <a class="skip-link" href="#main">"Skip to content"</a>
-        <header class="header">
-            <div class="container header-row">
-                <Link href="/" class="brand">
-                    <span class="brand-mark" aria-hidden="true">"◆"</span>
-                    " Chartkey"
-                </Link>
-                <Show when=signed_in>
-                    <nav class="nav" aria-label="Account">
-                        <span class="who">
-                            {move || session.account.get().map(|a| format!("{} · {}", a.display_name, a.role.label()))}
-                        </span>
-                        <Show when=move || role() == Some(Role::Patient)>
-                            <Link href="/records">"Records"</Link>
-                            <Link href="/sharing">"Sharing"</Link>
-                            <Link href="/clinicians">"Clinicians"</Link>
-                        </Show>
-                        <Show when=move || role() == Some(Role::Clinician)>
-                            <Link href="/sharing">"Shared with me"</Link>
-                            <Link href="/credentials">"Verification"</Link>
-                        </Show>
-                        <Show when=move || role() == Some(Role::CredentialingAuthority)>
-                            <Link href="/credentials">"Credentials"</Link>
-                        </Show>
-                        <Link href="/inbox">
-                            "Inbox"
-                            {move || {
-                                let n = notices.unread();
-                                (n > 0).then(|| view! { " " <span class="count" data-testid="unread">{n}</span><span class="visually-hidden">" unread"</span> })
-                            }}
-                        </Link>
-                        <Link href="/account">"Account"</Link>
-                        <Link href="/ledger">"Ledger"</Link>
-                        <Show when=move || session.is_unlocked()>
-                            <button type="button" class="button button-small" on:click=lock>"Lock"</button>
-                        </Show>
-                        <button type="button" class="button button-small button-quiet" on:click=sign_out>
-                            "Sign out"
-                        </button>
-                    </nav>
-                </Show>
-            </div>
-        </header>
+        <Masthead>
+            <Show when=signed_in>
+                <nav class="nav" aria-label="Account">
+                    <span class="who">
+                        {move || session.account.get().map(|a| format!("{} · {}", a.display_name, a.role.label()))}
+                    </span>
+                    <Show when=move || role() == Some(Role::Patient)>
+                        <Link href="/records">"Records"</Link>
+                        <Link href="/sharing">"Sharing"</Link>
+                        <Link href="/clinicians">"Clinicians"</Link>
+                    </Show>
+                    <Show when=move || role() == Some(Role::Clinician)>
+                        <Link href="/sharing">"Shared with me"</Link>
+                        <Link href="/credentials">"Verification"</Link>
+                    </Show>
+                    <Show when=move || role() == Some(Role::CredentialingAuthority)>
+                        <Link href="/credentials">"Credentials"</Link>
+                    </Show>
+                    <Link href="/inbox">
+                        "Inbox"
+                        {move || {
+                            let n = notices.unread();
+                            (n > 0).then(|| view! { " " <span class="count" data-testid="unread">{n}</span><span class="visually-hidden">" unread"</span> })
+                        }}
+                    </Link>
+                    <Link href="/account">"Account"</Link>
+                    <Link href="/ledger">"Ledger"</Link>
+                    <Show when=move || session.is_unlocked()>
+                        <button type="button" class="button button-small" on:click=lock>"Lock"</button>
+                    </Show>
+                    <button type="button" class="button button-small button-quiet" on:click=sign_out>
+                        "Sign out"
+                    </button>
+                </nav>
+            </Show>
+        </Masthead>
     }
 }

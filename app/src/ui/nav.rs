@@ -12,17 +12,15 @@ pub struct Location {
 
 impl Location {
     /// Reads the current path and follows the browser's back/forward.
+    /// The listener goes with the app that installed it (the shell's, when
+    /// it hands the page to the portal).
     pub fn install() -> Self {
         let location = Self { path: RwSignal::new(current_path()) };
-        let on_pop = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+        let on_pop = window_event_listener_untyped("popstate", move |_| {
             location.path.set(current_path());
             announce_page();
         });
-        if let Some(window) = web_sys::window() {
-            let _ = window.add_event_listener_with_callback("popstate", on_pop.as_ref().unchecked_ref());
-        }
-        // Lives as long as the page.
-        on_pop.forget();
+        on_cleanup(move || on_pop.remove());
         provide_context(location);
         location
     }
@@ -58,6 +56,15 @@ impl Location {
             announce_page();
         }
     }
+}
+
+pub use chartkey_core::route::Page;
+
+/// The page at the current address, as a memo: moving between a page's
+/// own addresses keeps the page and what it loaded.
+pub fn current_page() -> Memo<Page> {
+    let location = use_location();
+    Memo::new(move |_| Page::of(&location.path()))
 }
 
 /// Keeps a page's selection (a record, a transaction, a patient's chart)
@@ -100,7 +107,7 @@ pub fn after_sign_in() -> String {
 /// heading (so a screen reader reads where the reader is, and Tab starts
 /// from the new page, not from the link left behind) and the tab's title
 /// names the page.
-fn announce_page() {
+pub(crate) fn announce_page() {
     let Some(window) = web_sys::window() else { return };
     let after_drawing = wasm_bindgen::closure::Closure::once_into_js(|| {
         let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };

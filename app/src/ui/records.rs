@@ -369,12 +369,11 @@ pub fn export_bundle(records: &[Loaded]) -> String {
     }))
 }
 
-/// Benchmark hook for `cargo xtask bench records` (reached from the page as
-/// `window.wasmBindings.chartkey_bench_seal`): seals `total` bytes fed in
+/// Benchmark hook for `cargo xtask bench records` (the portal exports it
+/// as `chartkey_bench_seal`, see app/src/main.rs): seals `total` bytes fed in
 /// `slice`-byte pieces, as an upload streams them, and returns the
 /// milliseconds taken. Sealing only: no keys or records are touched.
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub fn chartkey_bench_seal(total: u32, slice: u32) -> f64 {
+pub fn bench_seal(total: u32, slice: u32) -> f64 {
     let slice = slice.max(1) as usize;
     let data = vec![0x5au8; slice];
     let key = DataKey::generate(&mut OsRng);

@@ -51,30 +51,37 @@ pub fn watch() -> Update {
             check();
         }
     });
-    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-        let on_visible = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
-            let visible = web_sys::window()
-                .and_then(|w| w.document())
-                .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
-            if visible {
-                check();
-            }
-        });
-        let _ = document.add_event_listener_with_callback("visibilitychange", on_visible.as_ref().unchecked_ref());
-        // Lives as long as the page.
-        on_visible.forget();
-    }
+    let on_visible = window_event_listener_untyped("visibilitychange", move |_| {
+        let visible = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+        if visible {
+            check();
+        }
+    });
+    on_cleanup(move || on_visible.remove());
     update
 }
 
-/// The build the server serves now; none when it cannot be asked.
-async fn served_build() -> Option<String> {
+/// Whether the server now serves another build than this page's (false
+/// when it cannot be asked).
+pub fn served_differs() -> impl std::future::Future<Output = bool> {
+    let mine = page_meta("chartkey-build");
+    let served = served_build();
+    async move { matches!((mine, served.await), (Some(mine), Some(served)) if mine != served) }
+}
+
+/// The build the server serves now; none when it cannot be asked. The
+/// request leaves at once (before the future is awaited).
+fn served_build() -> impl std::future::Future<Output = Option<String>> {
     let init = web_sys::RequestInit::new();
     init.set_method("HEAD");
     init.set_cache(web_sys::RequestCache::NoStore);
-    let promise = web_sys::window()?.fetch_with_str_and_init("/", &init);
-    let response: web_sys::Response = JsFuture::from(promise).await.ok()?.dyn_into().ok()?;
-    response.headers().get("x-chartkey-build").ok()?
+    let asked = web_sys::window().map(|w| w.fetch_with_str_and_init("/", &init));
+    async move {
+        let response: web_sys::Response = JsFuture::from(asked?).await.ok()?.dyn_into().ok()?;
+        response.headers().get("x-chartkey-build").ok()?
+    }
 }
 
 /// The banner: role=alert, so a screen reader hears it at once.

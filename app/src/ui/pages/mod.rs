@@ -15,7 +15,7 @@ mod signup;
 
 use account::AccountOverview;
 pub use restore::Restore;
-pub use signin::SignIn;
+pub use signin::{SignIn, SignInForm};
 pub use signup::SignUp;
 
 use leptos::prelude::*;
@@ -33,7 +33,7 @@ fn gate() -> impl Fn() -> Option<AnyView> + Copy {
         }
         match session.account.get() {
             None => Some(view! { <Welcome /> }.into_any()),
-            Some(_) if !session.is_unlocked() => Some(view! { <signin::SignInForm unlock=true /> }.into_any()),
+            Some(_) if !session.is_unlocked() => Some(view! { <SignInForm unlock=true /> }.into_any()),
             Some(account) if !account.recovery_confirmed => Some(view! { <recovery::RecoveryPhrase /> }.into_any()),
             Some(_) => None,
         }
@@ -82,7 +82,7 @@ pub fn Inbox() -> impl IntoView {
 }
 
 #[component]
-fn Welcome() -> impl IntoView {
+pub fn Welcome() -> impl IntoView {
     // Signing in from a page's address comes back to that page.
     let here = use_location().path_untracked();
     let sign_in = if here == "/" || here == "/account" { "/signin".to_owned() } else { format!("/signin?next={here}") };

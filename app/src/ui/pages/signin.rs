@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use crate::ui::components::{Busy, EnterPassphrase, ErrorMessage};
 use crate::ui::nav::{self, Link, use_location};
 use crate::ui::session::{self, SignInOutcome, use_session};
+use crate::ui::shell::SignInStarted;
 
 #[component]
 pub fn SignIn() -> impl IntoView {
@@ -36,8 +37,12 @@ pub fn SignInForm(unlock: bool) -> impl IntoView {
     let passphrase_for = StoredValue::new_local(None::<(AccountInfo, SealedKeystore)>);
     let asking_passphrase = RwSignal::new(false);
 
+    let started = use_context::<SignInStarted>();
     let start = {
         move |_| {
+            if let Some(SignInStarted(started)) = started {
+                started.run(());
+            }
             error.set(None);
             busy.set(Some("Waiting for your passkey…".into()));
             leptos::task::spawn_local(async move {
