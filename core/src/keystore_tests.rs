@@ -6,29 +6,7 @@ use super::*;
 fn sealed_with(passphrase: &str, params: Argon2Params) -> Result<SealedKeystore, KeystoreError> {
     SealedKeystore::seal_with_passphrase(&AccountSecret::from_bytes(SECRET), passphrase, params, &mut rand_core::OsRng)
 }
-use rand_core::{CryptoRng, RngCore};
-
-/// Deterministic "RNG" for known-answer tests only.
-struct Counter(u8);
-impl RngCore for Counter {
-    fn next_u32(&mut self) -> u32 {
-        rand_core::impls::next_u32_via_fill(self)
-    }
-    fn next_u64(&mut self) -> u64 {
-        rand_core::impls::next_u64_via_fill(self)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            *b = self.0;
-            self.0 = self.0.wrapping_add(1);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for Counter {}
+use crate::test_rng::Counter;
 
 const PRF: [u8; 32] = [0x11; 32];
 const SECRET: [u8; 32] = [0x5a; 32];

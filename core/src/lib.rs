@@ -23,6 +23,7 @@ pub mod eip712;
 pub mod envelope;
 pub mod fhir;
 pub mod heads;
+pub mod ips;
 pub mod keys;
 pub mod keystore;
 pub mod merkle;
@@ -31,7 +32,10 @@ pub mod records;
 pub mod recovery;
 pub mod role;
 pub mod route;
+pub mod shl;
 pub mod summary;
+#[cfg(test)]
+mod test_rng;
 pub mod units;
 pub mod value;
 pub mod when;
