@@ -95,6 +95,22 @@ pub const PROCEDURES: Section =
 pub const SECTIONS: [Section; 8] =
     [PROBLEMS, MEDICATIONS, ALLERGIES, PAST_PROBLEMS, IMMUNIZATIONS, RESULTS, VITAL_SIGNS, PROCEDURES];
 
+/// The summary made: the Bundle, and what each section lists (for a page
+/// to show as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientSummary {
+    /// The document Bundle, as JSON.
+    pub json: String,
+    pub sections: Vec<SectionOutline>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionOutline {
+    pub title: &'static str,
+    /// Each entry's name and date, as the narrative has them.
+    pub entries: Vec<String>,
+}
+
 /// A record, parsed, with the `fullUrl` it goes into the Bundle under.
 struct Entry {
     full_url: String,
@@ -104,7 +120,11 @@ struct Entry {
 /// Builds the summary of `records` (one patient's) as a FHIR document
 /// Bundle in JSON, dated `now` (a FHIR instant, e.g. from the browser's
 /// clock); `rng` makes the new resources' ids.
-pub fn build(records: &[ImportedResource], now: &str, rng: &mut impl CryptoRngCore) -> Result<String, IpsError> {
+pub fn build(
+    records: &[ImportedResource],
+    now: &str,
+    rng: &mut impl CryptoRngCore,
+) -> Result<PatientSummary, IpsError> {
     let mut entries = Vec::with_capacity(records.len());
     for record in records {
         let resource: Value =
@@ -150,6 +170,7 @@ pub fn build(records: &[ImportedResource], now: &str, rng: &mut impl CryptoRngCo
 
     let mut bundle_entries = Vec::new();
     let mut composition_sections = Vec::new();
+    let mut outline = Vec::new();
     for (section, members) in SECTIONS.iter().zip(&sections) {
         let mut refs: Vec<String> = members.iter().map(|&i| entries[i].full_url.clone()).collect();
         let mut labels: Vec<String> = members.iter().map(|&i| label(&entries[i].resource)).collect();
@@ -168,6 +189,7 @@ pub fn build(records: &[ImportedResource], now: &str, rng: &mut impl CryptoRngCo
             "text": { "status": "generated", "div": narrative(&labels) },
             "entry": refs.iter().map(|r| json!({ "reference": r })).collect::<Vec<_>>(),
         }));
+        outline.push(SectionOutline { title: section.title, entries: labels });
     }
     let resolves = |reference: &str| {
         reference.starts_with('#')
@@ -205,7 +227,7 @@ pub fn build(records: &[ImportedResource], now: &str, rng: &mut impl CryptoRngCo
         "timestamp": now,
         "entry": all,
     });
-    Ok(bundle.to_string())
+    Ok(PatientSummary { json: bundle.to_string(), sections: outline })
 }
 
 fn type_of(resource: &Value) -> &str {

@@ -24,7 +24,7 @@ fn samples() -> Vec<(String, Vec<ImportedResource>)> {
 }
 
 fn summary(records: &[ImportedResource]) -> Value {
-    serde_json::from_str(&build(records, NOW, &mut OsRng).unwrap()).unwrap()
+    serde_json::from_str(&build(records, NOW, &mut OsRng).unwrap().json).unwrap()
 }
 
 fn entries(bundle: &Value) -> &Vec<Value> {
@@ -224,14 +224,21 @@ fn a_summary_needs_exactly_one_patient_and_valid_records() {
     let patient = record("Patient", "urn:uuid:p", r#"{"resourceType":"Patient"}"#);
     let condition =
         record("Condition", "urn:uuid:c", r#"{"resourceType":"Condition","subject":{"reference":"urn:uuid:p"}}"#);
-    assert_eq!(build(std::slice::from_ref(&condition), NOW, &mut OsRng), Err(IpsError::NoPatient));
-    assert_eq!(build(&[], NOW, &mut OsRng), Err(IpsError::NoPatient));
+    assert_eq!(build(std::slice::from_ref(&condition), NOW, &mut OsRng).unwrap_err(), IpsError::NoPatient);
+    assert_eq!(build(&[], NOW, &mut OsRng).unwrap_err(), IpsError::NoPatient);
     let other = record("Patient", "urn:uuid:q", r#"{"resourceType":"Patient"}"#);
-    assert_eq!(build(&[patient.clone(), other], NOW, &mut OsRng), Err(IpsError::SeveralPatients));
+    assert_eq!(build(&[patient.clone(), other], NOW, &mut OsRng).unwrap_err(), IpsError::SeveralPatients);
     let broken = record("Observation", "urn:uuid:o", r#"{"resourceType":"Observation","#);
-    assert_eq!(build(&[patient.clone(), broken], NOW, &mut OsRng), Err(IpsError::Malformed("Observation".into())));
+    assert_eq!(
+        build(&[patient.clone(), broken], NOW, &mut OsRng).unwrap_err(),
+        IpsError::Malformed("Observation".into())
+    );
     // Only the patient: every required section says "no information".
-    let bundle: Value = serde_json::from_str(&build(&[patient], NOW, &mut OsRng).unwrap()).unwrap();
+    let made = build(&[patient], NOW, &mut OsRng).unwrap();
+    let titles: Vec<&str> = made.sections.iter().map(|s| s.title).collect();
+    assert_eq!(titles, ["Problems", "Medications", "Allergies and intolerances"]);
+    assert_eq!(made.sections[2].entries, ["No information about allergies"]);
+    let bundle: Value = serde_json::from_str(&made.json).unwrap();
     assert!(is_no_information(section_resources(&bundle, PROBLEMS.code)[0], "no-problem-info"));
     assert!(is_no_information(section_resources(&bundle, MEDICATIONS.code)[0], "no-medication-info"));
     assert!(section(&bundle, RESULTS.code).is_none(), "optional sections only when there is something");
@@ -247,7 +254,9 @@ fn records_text_is_escaped_in_the_narrative_and_unresolvable_references_go() {
             "subject":{"reference":"urn:uuid:p"},"encounter":{"reference":"urn:uuid:gone","display":"visit"},
             "evidence":[{"detail":[{"reference":"Observation/1"}]}],"note":[{"text":"kept"}]}"#,
     );
-    let bundle: Value = serde_json::from_str(&build(&[patient, hostile], NOW, &mut OsRng).unwrap()).unwrap();
+    let made = build(&[patient, hostile], NOW, &mut OsRng).unwrap();
+    assert_eq!(made.sections[0].entries, [r#"<script>alert(1)</script> & "more""#], "the outline is text, as written");
+    let bundle: Value = serde_json::from_str(&made.json).unwrap();
     let div = section(&bundle, PROBLEMS.code).unwrap()["text"]["div"].as_str().unwrap();
     assert!(div.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;"), "{div}");
     assert!(!div.contains("<script>"));

@@ -129,6 +129,9 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
     await patient.locator('section[aria-labelledby="trends"]').screenshot({ path: join(SHOTS, `patient-trends-${colorScheme}.png`) });
   }
   await patient.emulateMedia({ colorScheme: null });
+  await patient.getByTestId('summary-button').click();
+  await expect(patient.getByTestId('summary')).toContainText('No information about allergies');
+  await review(patient, 'patient-records-summary');
   await patient.getByTestId('timeline').getByRole('button').first().click();
   await expect(patient.getByTestId('record-view')).toBeVisible();
   await review(patient, 'patient-record-view');

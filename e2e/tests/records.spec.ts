@@ -199,6 +199,42 @@ test('a record view renders the resource, its references, and its ledger line; r
   expect(await page.getByTestId('trend-table').locator('tbody tr').count()).toBeGreaterThan(1);
 });
 
+test('the patient summary lists the IPS sections and downloads as a FHIR document', async ({ page }) => {
+  await newPatient(page, 'Summary Patient');
+  await importFiles(page, [BUNDLES.floyd]);
+  await page.getByTestId('summary-button').click();
+  const summary = page.getByTestId('summary');
+  for (const title of ['Problems', 'Medications', 'Allergies and intolerances', 'Immunizations', 'Results', 'Vital signs']) {
+    await expect(summary.getByRole('heading', { name: title, exact: true })).toBeVisible();
+  }
+  await expect(summary).toContainText('No information about allergies');
+  await expect(summary).toContainText('No information about medications');
+
+  const download = page.waitForEvent('download');
+  await page.getByTestId('summary-download').click();
+  const bundle = JSON.parse(readFileSync(await (await download).path(), 'utf8'));
+  expect(bundle.type).toBe('document');
+  const composition = bundle.entry[0].resource;
+  expect(composition.resourceType).toBe('Composition');
+  expect(composition.type.coding[0].code).toBe('60591-5');
+  const codes = composition.section.map((s: any) => s.code.coding[0].code);
+  expect(codes).toEqual(expect.arrayContaining(['11450-4', '10160-0', '48765-2', '11369-6']));
+  // Every reference resolves inside the document.
+  const urls = new Set(bundle.entry.map((e: any) => e.fullUrl));
+  const refs = (JSON.stringify(bundle).match(/"reference":"[^"]*"/g) ?? []).map((r) => r.slice(13, -1));
+  expect(refs.length).toBeGreaterThan(10);
+  expect(refs.filter((r) => !urls.has(r))).toEqual([]);
+  // Each immunization is the record as imported, without its encounter (not in the document).
+  const given = bundleResources(BUNDLES.floyd).filter((r) => r.resourceType === 'Immunization');
+  const listed = bundle.entry.map((e: any) => e.resource).filter((r: any) => r.resourceType === 'Immunization');
+  expect(listed).toHaveLength(given.length);
+  for (const r of listed) {
+    const { encounter, ...rest } = given.find((g) => g.id === r.id);
+    expect(encounter).toBeDefined();
+    expect(canonical(r)).toBe(canonical(rest));
+  }
+});
+
 test('a correction of an imported record shows on both records, both anchored', async ({ page }) => {
   await newPatient(page, 'Correcting Patient');
   const file = join(mkdtempSync(join(tmpdir(), 'chartkey-')), 'conditions.json');

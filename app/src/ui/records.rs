@@ -369,6 +369,18 @@ pub fn export_bundle(records: &[Loaded]) -> String {
     }))
 }
 
+/// The patient summary (IPS) of the records read here, as of now: a record
+/// a correction replaced is left out, its correction is in.
+pub fn patient_summary(records: &[Loaded]) -> Result<chartkey_core::ips::PatientSummary, String> {
+    let current: Vec<ImportedResource> = records
+        .iter()
+        .filter(|r| r.meta.amended_by.is_empty())
+        .filter_map(|r| r.opened().map(|o| o.resource.clone()))
+        .collect();
+    let now = js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default();
+    chartkey_core::ips::build(&current, &now, &mut OsRng).map_err(|e| e.to_string())
+}
+
 /// Benchmark hook for `cargo xtask bench records` (the portal exports it
 /// as `chartkey_bench_seal`, see app/src/main.rs): seals `total` bytes fed in
 /// `slice`-byte pieces, as an upload streams them, and returns the

@@ -1,6 +1,6 @@
 //! The patient's records: add (FHIR import, files), timeline with filters
-//! and search, the record view with its ledger line, corrections, and
-//! "Download my records".
+//! and search, the record view with its ledger line, corrections,
+//! "Download my records", and the patient summary (IPS).
 //!
 //! Everything shown from a record is text, inserted as text nodes: FHIR
 //! narrative and any other markup a record carries is never interpreted.
@@ -18,11 +18,13 @@ use crate::ui::records::{self, Loaded, Progress, ReadState, ToAdd};
 use crate::ui::session::{Keyring, use_session};
 
 mod add;
+mod summary;
 mod timeline;
 mod trends;
 mod view;
 
 use add::AddRecords;
+use summary::PatientSummary;
 use timeline::Timeline;
 use trends::Trends;
 use view::RecordView;
@@ -89,6 +91,7 @@ pub fn RecordsOverview() -> impl IntoView {
             <RecordView />
             <Timeline />
             <Trends />
+            <PatientSummary />
         </Show>
     }
 }
