@@ -31,7 +31,7 @@ test('a page from an older build says "Chartkey was updated" and a reload brings
   await expect(banner).toHaveAttribute('role', 'alert');
 
   // After the reload the page is the server's build: no banner.
-  await page.unroute('**/*');
+  await page.unrouteAll({ behavior: 'wait' });
   await banner.getByRole('button', { name: 'Reload' }).click();
   await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
   const checked = page.waitForResponse((r) => r.request().method() === 'HEAD');
@@ -64,7 +64,7 @@ test('an old shell whose portal a deploy removed says "Chartkey was updated", no
 
   // After the reload (the server's build again; the server session stayed)
   // unlocking opens the account.
-  await page.unrouteAll();
+  await page.unrouteAll({ behavior: 'wait' });
   await banner.getByRole('button', { name: 'Reload' }).click();
   await page.getByRole('button', { name: 'Unlock with passkey' }).click();
   await expect(nav(page, 'Records')).toBeVisible();
@@ -83,7 +83,7 @@ test('when the portal does not arrive the shell says so, and "Try again" opens t
   await expect(page.getByRole('alert')).toContainText('Check your connection and try again');
   await expect(page.getByTestId('update-banner')).toHaveCount(0);
 
-  await page.unrouteAll();
+  await page.unrouteAll({ behavior: 'wait' });
   await page.getByRole('button', { name: 'Try again' }).click();
   await expect(page.getByRole('button', { name: 'Lock', exact: true })).toBeVisible();
   // No second passkey prompt: the keys unlocked before are the ones handed over.

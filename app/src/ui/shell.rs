@@ -156,7 +156,7 @@ fn Shell() -> impl IntoView {
     provide_context(session);
     leptos::task::spawn_local(session.refresh());
     Location::install();
-    let update = update::watch();
+    let update = update::Update::provide();
     provide_context(SignInStarted(Callback::new(|()| prefetch())));
     let page = current_page();
     let problem = RwSignal::new(None::<Problem>);

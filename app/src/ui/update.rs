@@ -22,11 +22,20 @@ pub struct Update {
     pub available: RwSignal<bool>,
 }
 
+impl Update {
+    /// The banner's state, with no watching (the shell checks once, before
+    /// it starts the portal).
+    pub fn provide() -> Self {
+        let update = Self { available: RwSignal::new(false) };
+        provide_context(update);
+        update
+    }
+}
+
 /// Starts watching: on each move to another page and when the tab is shown
 /// again. Provides the [`Update`] the banner reads.
 pub fn watch() -> Update {
-    let update = Update { available: RwSignal::new(false) };
-    provide_context(update);
+    let update = Update::provide();
     // The build this page was loaded with.
     let Some(mine) = page_meta("chartkey-build").map(StoredValue::new) else { return update };
     let last = StoredValue::new_local(f64::NEG_INFINITY);
