@@ -15,6 +15,8 @@
 //! organisations and medications that entries refer to come along, so every
 //! reference in the Bundle resolves inside it (by `fullUrl`).
 
+use std::collections::{HashMap, HashSet};
+
 use rand_core::CryptoRngCore;
 use serde_json::{Map, Value, json};
 
@@ -152,21 +154,22 @@ pub fn build(
     }
 
     // The records included, then what they refer to, until nothing new.
-    let mut included: Vec<usize> = sections.iter().flatten().copied().collect();
-    included.insert(0, patient);
+    let by_url: HashMap<&str, usize> = entries.iter().enumerate().map(|(i, e)| (e.full_url.as_str(), i)).collect();
+    let mut included: Vec<usize> = std::iter::once(patient).chain(sections.iter().flatten().copied()).collect();
+    let mut urls: HashSet<&str> = included.iter().map(|&i| entries[i].full_url.as_str()).collect();
     let mut i = 0;
     while i < included.len() {
         for target in references(&entries[included[i]].resource) {
-            let found = entries.iter().position(|e| e.full_url == target);
-            if let Some(t) =
-                found.filter(|t| !included.contains(t) && SUPPORTING.contains(&type_of(&entries[*t].resource)))
+            if let Some(&t) = by_url.get(target.as_str())
+                && !urls.contains(target.as_str())
+                && SUPPORTING.contains(&type_of(&entries[t].resource))
             {
                 included.push(t);
+                urls.insert(entries[t].full_url.as_str());
             }
         }
         i += 1;
     }
-    let urls: Vec<String> = included.iter().map(|&i| entries[i].full_url.clone()).collect();
 
     let mut bundle_entries = Vec::new();
     let mut composition_sections = Vec::new();
@@ -191,11 +194,9 @@ pub fn build(
         }));
         outline.push(SectionOutline { title: section.title, entries: labels });
     }
-    let resolves = |reference: &str| {
-        reference.starts_with('#')
-            || urls.iter().any(|u| u == reference)
-            || bundle_entries.iter().any(|e| e["fullUrl"] == reference)
-    };
+    // Records can refer to each other (and to contained resources), never
+    // to the "no information" entries made here.
+    let resolves = |reference: &str| reference.starts_with('#') || urls.contains(reference);
     let mut kept = Vec::with_capacity(included.len());
     for &i in &included {
         let mut resource = entries[i].resource.clone();

@@ -36,8 +36,10 @@ impl Update {
 /// again. Provides the [`Update`] the banner reads.
 pub fn watch() -> Update {
     let update = Update::provide();
-    // The build this page was loaded with.
-    let Some(mine) = page_meta("chartkey-build").map(StoredValue::new) else { return update };
+    // A page without a build name (not built by xtask) has nothing to compare.
+    if page_meta("chartkey-build").is_none() {
+        return update;
+    }
     let last = StoredValue::new_local(f64::NEG_INFINITY);
     let check = move || {
         let now = js_sys::Date::now();
@@ -45,9 +47,9 @@ pub fn watch() -> Update {
             return;
         }
         last.set_value(now);
-        let mine = mine.get_value();
+        let differs = served_differs();
         leptos::task::spawn_local(async move {
-            if served_build().await.is_some_and(|served| served != mine) {
+            if differs.await {
                 update.available.set(true);
             }
         });
