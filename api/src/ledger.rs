@@ -12,6 +12,8 @@ pub struct LedgerContracts {
     pub directory: Address,
     /// The Records contract.
     pub records: Address,
+    /// The Access contract (links, emergency contacts).
+    pub access: Address,
     /// The server's relayer, which pays for relayed messages.
     pub relayer: Address,
 }

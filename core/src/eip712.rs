@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::directory::sign_digest;
 use crate::keys::AccountKeys;
 
+mod access;
+pub use access::{
+    EmergencyAccess, EmergencyContact, EmergencyContactRemove, EmergencyRefusal, EmergencyRequest, FLAG_DIRECT,
+    FLAG_LONG_TERM, FLAG_PASSCODE, Field, Link, LinkRevoke, LinkUpdate, MAX_WAIT_SECONDS,
+};
+
 const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
 
 /// Where a signature is valid.
@@ -33,6 +39,11 @@ impl Domain {
     /// The Records contract's domain (anchors, consents, accesses).
     pub fn records(chain_id: u64, contract: Address) -> Self {
         Self { name: "Chartkey Records".into(), version: "1".into(), chain_id, verifying_contract: contract }
+    }
+
+    /// The Access contract's domain (links, emergency contacts).
+    pub fn access(chain_id: u64, contract: Address) -> Self {
+        Self { name: "Chartkey Access".into(), version: "1".into(), chain_id, verifying_contract: contract }
     }
 
     pub fn separator(&self) -> [u8; 32] {
@@ -304,6 +315,14 @@ pub enum LedgerMessage {
     Grant(Grant),
     Revoke(Revoke),
     Access(Access),
+    Link(Link),
+    LinkUpdate(LinkUpdate),
+    LinkRevoke(LinkRevoke),
+    EmergencyContact(EmergencyContact),
+    EmergencyContactRemove(EmergencyContactRemove),
+    EmergencyRefusal(EmergencyRefusal),
+    EmergencyRequest(EmergencyRequest),
+    EmergencyAccess(EmergencyAccess),
 }
 
 /// `bytes32` values as 0x-prefixed hex on the wire.

@@ -243,3 +243,70 @@ fn bytes32_text_pads_and_refuses_long_text() {
     assert!(bytes32_text(&"x".repeat(32)).is_some());
     assert!(bytes32_text(&"x".repeat(33)).is_none());
 }
+
+/// The Access contract's messages: each type string, parsed the way ethers
+/// reads EIP-712 types, gives the digest the struct computes (the contract
+/// tests check the same digests against Solidity).
+#[test]
+fn access_messages_match_ethers_typed_data() {
+    let domain = Domain::access(31337, Address::repeat_byte(0x44));
+    let (p, c) = (Address::repeat_byte(1), Address::repeat_byte(2));
+    let check = |message: &dyn Fn() -> ([u8; 32], &'static str, serde_json::Value)| {
+        let (digest, type_string, values) = message();
+        let (primary, rest) = type_string.split_once('(').unwrap();
+        let fields: Vec<(&str, &str)> = rest
+            .trim_end_matches(')')
+            .split(',')
+            .map(|f| {
+                let (ty, name) = f.split_once(' ').unwrap();
+                (name, ty)
+            })
+            .collect();
+        assert_eq!(ethers_digest(&domain, primary, &fields, values), digest, "{primary}");
+    };
+    check(&|| {
+        let m = Link { patient: p, link_id: [3; 32], content_hash: [4; 32], expires_at: 99, flags: FLAG_LONG_TERM };
+        (
+            domain.digest(&m),
+            Link::TYPE,
+            serde_json::json!({"patient": format!("{p:?}"), "linkId": hex32(&[3; 32]),
+            "contentHash": hex32(&[4; 32]), "expiresAt": 99, "flags": 1}),
+        )
+    });
+    check(&|| {
+        let m = LinkUpdate { patient: p, link_id: [3; 32], content_hash: [0; 32], expires_at: 0, nonce: U256::from(2) };
+        (
+            domain.digest(&m),
+            LinkUpdate::TYPE,
+            serde_json::json!({"patient": format!("{p:?}"),
+            "linkId": hex32(&[3; 32]), "contentHash": hex32(&[0; 32]), "expiresAt": 0, "nonce": 2}),
+        )
+    });
+    check(&|| {
+        let m = EmergencyContact { patient: p, contact: c, wait_seconds: MAX_WAIT_SECONDS, nonce: U256::one() };
+        (
+            domain.digest(&m),
+            EmergencyContact::TYPE,
+            serde_json::json!({"patient": format!("{p:?}"),
+            "contact": format!("{c:?}"), "waitSeconds": MAX_WAIT_SECONDS, "nonce": 1}),
+        )
+    });
+    check(&|| {
+        let m = EmergencyAccess { contact: c, patient: p, nonce: U256::from(5) };
+        (
+            domain.digest(&m),
+            EmergencyAccess::TYPE,
+            serde_json::json!({"contact": format!("{c:?}"),
+            "patient": format!("{p:?}"), "nonce": 5}),
+        )
+    });
+    // The wire form: tagged, snake_case fields, hex bytes32, nothing unknown.
+    let message = LedgerMessage::LinkRevoke(LinkRevoke { patient: p, link_id: [7; 32], nonce: U256::zero() });
+    let json = serde_json::to_value(&message).unwrap();
+    assert_eq!(json["kind"], "link_revoke");
+    assert_eq!(json["message"]["link_id"], hex32(&[7; 32]));
+    assert_eq!(serde_json::from_value::<LedgerMessage>(json.clone()).unwrap(), message);
+    let mut bad = json;
+    bad["message"]["flags"] = 1.into();
+    assert!(serde_json::from_value::<LedgerMessage>(bad).is_err(), "unknown field");
+}

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use alloy_primitives::U256 as AU256;
-use chartkey_core::eip712::{Access, Anchor, AnchorBatch, Domain, Revoke, TypedMessage};
+use chartkey_core::eip712::{Access, Anchor, AnchorBatch, Revoke, TypedMessage};
 use chartkey_core::{AccountKeys, AccountSecret};
 use chartkey_ledger::anvil::Anvil;
 use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::artifacts::encode_call;
-use chartkey_ledger::calls::{SignedCall, Target};
+use chartkey_ledger::calls::SignedCall;
 use chartkey_ledger::client::{LedgerClient, RemoteNode};
 use chartkey_ledger::node::{Fees, Genesis, Node, Wallet};
 use chartkey_ledger::relayer::{Relayer, Request};
@@ -35,8 +35,6 @@ const PATIENTS: usize = 1_000;
 struct Bench {
     relayer: Relayer,
     client: LedgerClient,
-    directory: Domain,
-    records: Domain,
 }
 
 fn keys(n: u32) -> AccountKeys {
@@ -48,10 +46,7 @@ fn keys(n: u32) -> AccountKeys {
 impl Bench {
     /// `message` signed by `signer` (as the browser signs it), ready to relay.
     fn request<M: SignedCall + TypedMessage>(&self, signer: &AccountKeys, message: &M) -> Request {
-        let domain = match M::TARGET {
-            Target::Directory => &self.directory,
-            Target::Records => &self.records,
-        };
+        let domain = M::TARGET.domain(CHAIN_ID, &self.client.contracts());
         Request::signed(message, domain.sign(signer, message))
     }
 
@@ -98,14 +93,8 @@ fn admin() -> Wallet {
 }
 
 async fn start(client: LedgerClient, journal: &Path) -> Arc<Bench> {
-    let contracts = client.contracts();
     let relayer = Relayer::start(client.clone(), relayer_wallet(), journal).await.unwrap();
-    Arc::new(Bench {
-        relayer,
-        client,
-        directory: Domain::directory(CHAIN_ID, contracts.directory.0.0.into()),
-        records: Domain::records(CHAIN_ID, contracts.records.0.0.into()),
-    })
+    Arc::new(Bench { relayer, client })
 }
 
 /// A clinician with a credential, and the patients, registered.

@@ -25,6 +25,12 @@ alloy_sol_types::sol!(
     "../contracts/artifacts/ChartkeyRecords.json"
 );
 
+alloy_sol_types::sol!(
+    #[sol(all_derives)]
+    ChartkeyAccess,
+    "../contracts/artifacts/ChartkeyAccess.json"
+);
+
 impl LedgerClient {
     /// Calls a view of `target` on the latest state and decodes its answer.
     pub async fn view<C: SolCall>(&self, target: Target, call: C) -> Result<C::Return, ClientError> {

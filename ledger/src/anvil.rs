@@ -68,8 +68,7 @@ impl Anvil {
 impl Anvil {
     /// Gives each of `accounts` a balance of `ether` ether (anvil_setBalance).
     pub async fn fund(&self, accounts: &[Address], ether: u64) -> Result<(), ClientError> {
-        let node =
-            RemoteNode::connect(&self.url, Contracts { directory: Address::ZERO, records: Address::ZERO }).await?;
+        let node = RemoteNode::connect(&self.url, Contracts::none()).await?;
         let wei = U256::from(ether) * U256::from(10u64).pow(U256::from(18));
         for account in accounts {
             let _: serde_json::Value = node.request("anvil_setBalance", serde_json::json!([account, wei])).await?;

@@ -81,7 +81,7 @@ pub fn decode_event(log: &alloy_primitives::Log) -> Option<(String, Vec<(String,
         data: log.data.data.to_vec(),
     };
     let first = *raw.topics.first()?;
-    for artifact in [directory(), records()] {
+    for artifact in [directory(), records(), access()] {
         if let Some(event) = artifact.abi.events().find(|e| e.signature() == first) {
             let parsed = event.parse_log(raw).ok()?;
             return Some((event.name.clone(), parsed.params.into_iter().map(|p| (p.name, p.value)).collect()));
@@ -129,6 +129,12 @@ pub fn records() -> &'static Artifact {
     ARTIFACT.get_or_init(|| Artifact::parse(include_str!("../../contracts/artifacts/ChartkeyRecords.json")))
 }
 
+/// Links and emergency contacts (deployed after genesis: node::upgrade).
+pub fn access() -> &'static Artifact {
+    static ARTIFACT: OnceLock<Artifact> = OnceLock::new();
+    ARTIFACT.get_or_init(|| Artifact::parse(include_str!("../../contracts/artifacts/ChartkeyAccess.json")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +147,22 @@ mod tests {
         assert!(!a.bytecode.is_empty());
         assert_eq!(records().name, "ChartkeyRecords");
         assert!(records().abi.function("logAccess").is_ok());
+    }
+
+    /// Block 0 of every existing chain deployed these exact bytes: changing
+    /// the Directory's or Records' source (or the compiler settings) would
+    /// make every chain made before fail its check at block 0. Add a contract
+    /// as an upgrade instead (node/upgrade.rs).
+    #[test]
+    fn the_genesis_contracts_are_frozen() {
+        let pinned = [
+            (directory(), "0x1516fd002cf4e4e5cb7b8e482ffb4c07310c07fa38b8bccc1a3622eda2d712a7"),
+            (records(), "0xab6c800f28e930a100c4153de3d1ff6ea12197dfe960e811db645b2a1970d52b"),
+        ];
+        for (artifact, hash) in pinned {
+            let actual = hex_text(&alloy_primitives::keccak256(&artifact.bytecode).0);
+            assert_eq!(actual, hash, "{} is deployed at genesis: its bytecode must not change", artifact.name);
+        }
     }
 
     #[test]

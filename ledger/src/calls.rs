@@ -3,7 +3,9 @@
 //! the relayer, the tests and the benchmark all send.
 
 use chartkey_core::eip712::{
-    Access, Anchor, AnchorBatch, Grant, IssueCredential, Register, Revoke, RevokeCredential, TypedMessage,
+    Access, Anchor, AnchorBatch, Domain, EmergencyAccess, EmergencyContact, EmergencyContactRemove, EmergencyRefusal,
+    EmergencyRequest, Grant, IssueCredential, Link, LinkRevoke, LinkUpdate, Register, Revoke, RevokeCredential,
+    TypedMessage,
 };
 use ethers_core::abi::Token;
 
@@ -16,6 +18,7 @@ use crate::node::Contracts;
 pub enum Target {
     Directory,
     Records,
+    Access,
 }
 
 impl Target {
@@ -23,6 +26,7 @@ impl Target {
         match self {
             Self::Directory => artifacts::directory(),
             Self::Records => artifacts::records(),
+            Self::Access => artifacts::access(),
         }
     }
 
@@ -30,6 +34,17 @@ impl Target {
         match self {
             Self::Directory => contracts.directory,
             Self::Records => contracts.records,
+            Self::Access => contracts.access,
+        }
+    }
+
+    /// The EIP-712 domain of messages this contract verifies.
+    pub fn domain(self, chain_id: u64, contracts: &Contracts) -> Domain {
+        let at = crate::convert::to_ethers(self.address(contracts));
+        match self {
+            Self::Directory => Domain::directory(chain_id, at),
+            Self::Records => Domain::records(chain_id, at),
+            Self::Access => Domain::access(chain_id, at),
         }
     }
 }
@@ -88,6 +103,14 @@ signed_call!(Anchor, "anchor", Records, author);
 signed_call!(AnchorBatch, "anchorBatch", Records, author);
 signed_call!(Revoke, "revoke", Records, patient);
 signed_call!(Access, "logAccess", Records, grantee);
+signed_call!(Link, "createLink", Access, patient);
+signed_call!(LinkUpdate, "updateLink", Access, patient);
+signed_call!(LinkRevoke, "revokeLink", Access, patient);
+signed_call!(EmergencyContact, "setEmergencyContact", Access, patient);
+signed_call!(EmergencyContactRemove, "removeEmergencyContact", Access, patient);
+signed_call!(EmergencyRefusal, "refuseEmergencyAccess", Access, patient);
+signed_call!(EmergencyRequest, "requestEmergencyAccess", Access, contact);
+signed_call!(EmergencyAccess, "logEmergencyAccess", Access, contact);
 
 impl SignedCall for Grant {
     const FUNCTION: &'static str = "grant";
@@ -140,6 +163,37 @@ impl BatchRecordProof {
     pub fn input(&self) -> Vec<u8> {
         encode_call(&Self::TARGET.artifact().abi, Self::FUNCTION, &self.arguments())
             .expect("a proof's fields match proveBatchRecord's parameters")
+    }
+}
+
+/// A use of a live link, logged by the host before it answers a manifest
+/// request (`logLinkUse`). Not signed: the recipient has no account, and
+/// the event is the host's own statement; the contract refuses it for a
+/// link that is unknown, revoked or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkUse {
+    pub patient: ethers_core::types::Address,
+    pub link_id: [u8; 32],
+    /// keccak256 of the recipient label the requester gave (never the label).
+    pub recipient_hash: [u8; 32],
+}
+
+impl LinkUse {
+    pub const FUNCTION: &'static str = "logLinkUse";
+    pub const TARGET: Target = Target::Access;
+
+    pub fn arguments(&self) -> Vec<Token> {
+        vec![
+            Token::Address(self.patient),
+            Token::FixedBytes(self.link_id.to_vec()),
+            Token::FixedBytes(self.recipient_hash.to_vec()),
+        ]
+    }
+
+    /// The ABI-encoded call (transaction input).
+    pub fn input(&self) -> Vec<u8> {
+        encode_call(&Self::TARGET.artifact().abi, Self::FUNCTION, &self.arguments())
+            .expect("a link use matches logLinkUse's parameters")
     }
 }
 

@@ -57,10 +57,7 @@ impl Side {
     }
 
     fn domain(&self, target: Target) -> Domain {
-        match target {
-            Target::Directory => Domain::directory(CHAIN_ID, self.contracts.directory.0.0.into()),
-            Target::Records => Domain::records(CHAIN_ID, self.contracts.records.0.0.into()),
-        }
+        target.domain(CHAIN_ID, &self.contracts)
     }
 
     async fn nonce(&self, target: Target, who: &AccountKeys) -> ethers_core::types::U256 {

@@ -82,15 +82,20 @@ fn signed_transactions_are_mined_and_survive_a_restart() {
     let path = dir.path().join("ledger.sqlite3");
     let relayer = relayer();
     let node = Node::open(&path, genesis()).unwrap();
-    assert_eq!(node.head().0, 0);
     assert!(!node.code(node.contracts().directory).is_empty(), "genesis deploys the directory");
     assert!(!node.code(node.contracts().records).is_empty(), "genesis deploys the records contract");
+    // A new chain receives the contracts added since, as block 1.
+    assert_eq!(node.head().0, 1);
+    assert!(!node.code(node.contracts().access).is_empty(), "block 1 deploys the access contract");
+    let upgrade = node.block(1).unwrap().unwrap();
+    assert_eq!(upgrade.header.extra_data.as_ref(), b"chartkey:access-v1");
+    assert!(upgrade.transactions.is_empty());
 
     let alice = keys(1);
     let raw = relayer.sign_raw(CHAIN_ID, 0, Some(node.contracts().directory), register_input(&node, &alice, 1), fees());
     let inclusion = node.send_raw_transaction_blocking(&raw).unwrap();
-    assert_eq!((inclusion.block_number, inclusion.index), (1, 0));
-    assert_eq!(node.head(), (1, inclusion.block_hash));
+    assert_eq!((inclusion.block_number, inclusion.index), (2, 0));
+    assert_eq!(node.head(), (2, inclusion.block_hash));
     let mined = node.transaction(inclusion.hash).unwrap().expect("stored");
     assert!(mined.receipt.is_success());
     assert_eq!(mined.tx.sender, relayer.address());
@@ -116,13 +121,13 @@ fn signed_transactions_are_mined_and_survive_a_restart() {
     drop(node);
 
     let node = Node::open(&path, genesis_of(&path)).unwrap();
-    assert_eq!(node.head(), head, "the chain is back after a restart");
+    assert_eq!(node.head(), head, "the chain is back after a restart, upgraded once only");
     assert_eq!(role_of(&node, &alice), 1, "state rebuilt by re-execution");
     assert_eq!(node.nonce(relayer.address()), 2);
-    assert_eq!(head.0, 2);
-    let block = node.block(1).unwrap().unwrap();
+    assert_eq!(head.0, 3);
+    let block = node.block(2).unwrap().unwrap();
     assert_eq!(block.hash, inclusion.block_hash);
-    assert_eq!(block.header.parent_hash, node.block(0).unwrap().unwrap().hash);
+    assert_eq!(block.header.parent_hash, node.block(1).unwrap().unwrap().hash);
     assert_eq!(block.transactions.len(), 1);
 
     // A different genesis is refused rather than silently mixed.
@@ -177,8 +182,8 @@ fn bad_transactions_are_refused_with_geths_errors() {
     let message = refused(&forged);
     assert!(message.starts_with("insufficient funds") || message == "invalid sender", "{message}");
 
-    // Nothing above was mined.
-    assert_eq!(node.head().0, 0);
+    // Nothing above was mined (block 1 is the upgrade).
+    assert_eq!(node.head().0, 1);
     node.send_raw_transaction_blocking(&relayer.sign_raw(CHAIN_ID, 0, to, Bytes::new(), fees())).unwrap();
     assert!(refused(&relayer.sign_raw(CHAIN_ID, 0, to, Bytes::new(), fees())).starts_with("nonce too low"));
 }
@@ -294,12 +299,12 @@ fn verify_names_the_first_tampered_block() {
     {
         let node = Node::open(&path, genesis()).unwrap();
         for i in 1..=30u8 {
-            assert_eq!(register(&node, &relayer, &keys(i)), u64::from(i));
+            assert_eq!(register(&node, &relayer, &keys(i)), u64::from(i) + 1, "after the upgrade block");
         }
     }
     let mut seen = 0;
     let report = node::verify(&path, &mut |_, _| seen += 1).unwrap();
-    assert_eq!((report.blocks, report.transactions, seen), (31, 30, 30));
+    assert_eq!((report.blocks, report.transactions, seen), (32, 30, 31));
 
     // Flips one bit in the middle of `column` of `table` where `key` = `number`.
     let tamper = |table: &str, column: &str, key: &str, number: i64| {
@@ -323,6 +328,13 @@ fn verify_names_the_first_tampered_block() {
     assert!(matches!(Node::open(&path, genesis_of(&path)), Err(LedgerError::BadBlock { number: 17, .. })));
     conn.execute("UPDATE blocks SET header = ?1 WHERE number = 17", [&original]).unwrap();
     node::verify(&path, &mut |_, _| {}).unwrap();
+
+    // A byte of the upgrade block's header (block 1: no transactions, its
+    // deployment is its execution).
+    let (conn, original, changed) = tamper("blocks", "header", "number", 1);
+    conn.execute("UPDATE blocks SET header = ?1 WHERE number = 1", [&changed]).unwrap();
+    assert_eq!(bad_block(&path).0, 1);
+    conn.execute("UPDATE blocks SET header = ?1 WHERE number = 1", [&original]).unwrap();
 
     // A byte of block 9's receipt, and a later header too: the first is named.
     let (conn, original, changed) = tamper("receipts", "raw", "block_number", 9);
@@ -375,8 +387,19 @@ fn a_chain_made_by_an_earlier_build_still_opens_and_verifies() {
     let report = node::verify(&path, &mut |_, _| {}).expect("the earlier chain re-executes to the same hashes");
     assert_eq!((report.blocks, report.transactions), (3, 2));
     let node = Node::open_or_init(&path, || panic!("the fixture has its genesis")).unwrap();
-    assert_eq!(node.head(), (2, report.head_hash));
     assert_eq!((role_of(&node, &keys(1)), role_of(&node, &keys(2))), (1, 1), "state rebuilt by re-execution");
+    // It lacked the Access contract: opening it deployed it at its next block.
+    assert_eq!(node.head().0, 3);
+    let upgrade = node.block(3).unwrap().unwrap();
+    assert_eq!(upgrade.header.parent_hash, report.head_hash, "blocks 0 to 2 are as they were");
+    assert_eq!(upgrade.header.extra_data.as_ref(), b"chartkey:access-v1");
+    assert!(!node.code(node.contracts().access).is_empty());
+    let upgraded = node.head();
+    drop(node);
+    let report = node::verify(&path, &mut |_, _| {}).expect("the upgrade block re-executes");
+    assert_eq!((report.blocks, report.transactions, report.head_hash), (4, 2, upgraded.1));
+    let node = Node::open_or_init(&path, || panic!("the fixture has its genesis")).unwrap();
+    assert_eq!(node.head(), upgraded, "upgraded once only");
     // And it goes on: a third registration lands on top.
     let relayer = relayer();
     let raw = relayer.sign_raw(
@@ -386,7 +409,7 @@ fn a_chain_made_by_an_earlier_build_still_opens_and_verifies() {
         register_input(&node, &keys(3), 1),
         fees(),
     );
-    assert_eq!(node.send_raw_transaction_blocking(&raw).unwrap().block_number, 3);
+    assert_eq!(node.send_raw_transaction_blocking(&raw).unwrap().block_number, 4);
 }
 
 /// Writes the fixture above. Run it only to add a chain of a new format

@@ -38,11 +38,7 @@ impl World {
     }
 
     fn domain<M: SignedCall>(&self) -> Domain {
-        let contracts = self.node.contracts();
-        match M::TARGET {
-            calls::Target::Directory => Domain::directory(CHAIN_ID, contracts.directory.0.0.into()),
-            calls::Target::Records => Domain::records(CHAIN_ID, contracts.records.0.0.into()),
-        }
+        M::TARGET.domain(CHAIN_ID, &self.node.contracts())
     }
 
     fn nonce_of<M: SignedCall>(&self, who: &AccountKeys) -> ethers_core::types::U256 {
@@ -337,7 +333,7 @@ async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
     let dir = tempfile::tempdir().unwrap();
     let workspace = &common::workspace();
     let anvil = Anvil::start_with(workspace, CHAIN_ID, &["--no-mining"]).expect("anvil");
-    let placeholder = Contracts { directory: Address::ZERO, records: Address::ZERO };
+    let placeholder = Contracts::none();
     let node = RemoteNode::connect(&anvil.url, placeholder).await.unwrap();
     let relayer_address = wallet(RELAYER).address();
     anvil.fund(&[relayer_address], 1_000).await.unwrap();

@@ -28,10 +28,7 @@ async fn anvil_with_funded_relayer(dir: &Path) -> (Anvil, PathBuf) {
 }
 
 async fn relayer_nonce(anvil: &Anvil) -> u64 {
-    let node =
-        RemoteNode::connect(&anvil.url, Contracts { directory: Default::default(), records: Default::default() })
-            .await
-            .unwrap();
+    let node = RemoteNode::connect(&anvil.url, Contracts::none()).await.unwrap();
     node.pending_nonce(Wallet::from_secret(&RELAYER).unwrap().address()).await.unwrap()
 }
 
@@ -57,8 +54,7 @@ async fn the_portal_runs_on_an_external_node() {
     assert_eq!(info.directory.to_string(), format!("{:?}", file.directory).to_lowercase());
 
     // Sign-up registered the patient on anvil.
-    let remote =
-        RemoteNode::connect(&anvil.url, Contracts { directory: file.directory, records: file.records }).await.unwrap();
+    let remote = RemoteNode::connect(&anvil.url, file.contracts()).await.unwrap();
     let account = chartkey_ledger::convert::to_alloy(patient.keys.address());
     let call = chartkey_ledger::abi::ChartkeyDirectory::accountOfCall { account };
     let request = chartkey_ledger::node::CallRequest {
@@ -91,6 +87,26 @@ async fn the_portal_runs_on_an_external_node() {
     assert_eq!(info.records.to_string(), format!("{:?}", file.records).to_lowercase());
     assert_eq!(relayer_nonce(&anvil).await, before);
     server.stop().await;
+
+    // A contracts file written before the Access contract existed: the
+    // server deploys it (one transaction) and writes it into the file.
+    let access = file.access.expect("a new file names the Access contract");
+    assert!(!remote.code(access).await.unwrap().is_empty());
+    let old = ContractsFile { access: None, ..file.clone() };
+    std::fs::write(data_dir.join("contracts.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+    let server = TestServer::start_with(|c| external(c, &data_dir, &anvil, &key)).await;
+    let upgraded: ContractsFile =
+        serde_json::from_slice(&std::fs::read(data_dir.join("contracts.json")).unwrap()).unwrap();
+    assert_eq!((upgraded.directory, upgraded.records), (file.directory, file.records));
+    let access = upgraded.access.expect("written down");
+    assert_ne!(access, file.access.unwrap(), "deployed anew");
+    assert_eq!(relayer_nonce(&anvil).await, before + 1);
+    let info = server.client().api(fns::LedgerInfo {}).await.unwrap();
+    assert_eq!(info.access.to_string(), format!("{access:?}").to_lowercase());
+    server.stop().await;
+    let server = TestServer::start_with(|c| external(c, &data_dir, &anvil, &key)).await;
+    assert_eq!(relayer_nonce(&anvil).await, before + 1, "and only once");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,6 +119,7 @@ async fn a_contracts_file_without_contracts_is_refused() {
         chain_id: 31_337,
         directory: alloy_primitives::Address::repeat_byte(1),
         records: alloy_primitives::Address::repeat_byte(2),
+        access: None,
     };
     std::fs::write(&named, serde_json::to_vec(&nowhere).unwrap()).unwrap();
     let mut config = Config::new(data_dir.clone(), "http://localhost:1".parse().unwrap());

@@ -36,7 +36,11 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     let chain_id = u64::from_str_radix(chain_id.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
     assert_eq!(chain_id, chartkey_server::ledger::DEFAULT_CHAIN_ID);
     assert_eq!(rpc.result("net_version", json!([])).await, chain_id.to_string());
-    assert_eq!(rpc.result("eth_blockNumber", json!([])).await, "0x0");
+    // Block 1 deploys the contracts added after genesis (no transactions).
+    assert_eq!(rpc.result("eth_blockNumber", json!([])).await, "0x1");
+    let upgrade = rpc.result("eth_getBlockByNumber", json!(["0x1", false])).await;
+    assert_eq!(upgrade["extraData"], format!("0x{}", hex::encode(b"chartkey:access-v1")));
+    assert_eq!(upgrade["transactions"], json!([]));
     assert_eq!(rpc.result("eth_gasPrice", json!([])).await, "0x3b9aca00");
     let genesis = rpc.result("eth_getBlockByNumber", json!(["earliest", false])).await;
     assert_eq!(genesis["number"], "0x0");
@@ -178,7 +182,7 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
     let ok = verify(&data_dir);
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}");
-    assert!(stdout.starts_with("ledger verified: 7 blocks, 6 transactions"), "{stdout}");
+    assert!(stdout.starts_with("ledger verified: 8 blocks, 6 transactions"), "{stdout}");
     let conn = rusqlite::Connection::open(data_dir.join("ledger.sqlite3")).unwrap();
     let mut receipt: Vec<u8> =
         conn.query_row("SELECT raw FROM receipts WHERE block_number = 4", [], |r| r.get(0)).unwrap();

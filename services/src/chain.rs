@@ -28,6 +28,7 @@ pub async fn info(state: &AppState) -> Result<LedgerContracts, ApiError> {
         chain_id: state.ledger.client.chain_id(),
         directory: convert::address(contracts.directory),
         records: convert::address(contracts.records),
+        access: convert::address(contracts.access),
         relayer: convert::address(state.ledger.relayer.address()),
     })
 }
@@ -71,6 +72,12 @@ fn message_words(message: &LedgerMessage) -> &'static str {
         LedgerMessage::Grant(_) => "share",
         LedgerMessage::Revoke(_) => "stop-sharing message",
         LedgerMessage::Access(_) => "record access",
+        LedgerMessage::Link(_) | LedgerMessage::LinkUpdate(_) | LedgerMessage::LinkRevoke(_) => "link",
+        LedgerMessage::EmergencyContact(_)
+        | LedgerMessage::EmergencyContactRemove(_)
+        | LedgerMessage::EmergencyRefusal(_)
+        | LedgerMessage::EmergencyRequest(_)
+        | LedgerMessage::EmergencyAccess(_) => "emergency access message",
     }
 }
 
@@ -180,6 +187,14 @@ pub(super) fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request
         LedgerMessage::Grant(m) => Request::signed(m, signature),
         LedgerMessage::Revoke(m) => Request::signed(m, signature),
         LedgerMessage::Access(m) => Request::signed(m, signature),
+        LedgerMessage::Link(m) => Request::signed(m, signature),
+        LedgerMessage::LinkUpdate(m) => Request::signed(m, signature),
+        LedgerMessage::LinkRevoke(m) => Request::signed(m, signature),
+        LedgerMessage::EmergencyContact(m) => Request::signed(m, signature),
+        LedgerMessage::EmergencyContactRemove(m) => Request::signed(m, signature),
+        LedgerMessage::EmergencyRefusal(m) => Request::signed(m, signature),
+        LedgerMessage::EmergencyRequest(m) => Request::signed(m, signature),
+        LedgerMessage::EmergencyAccess(m) => Request::signed(m, signature),
     }
 }
 
@@ -277,7 +292,7 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<LedgerPage, ApiErr
         let mut found = Vec::new();
         for position in 1..=3 {
             let mut filter = alloy_rpc_types_eth::Filter::new()
-                .address(vec![contracts.directory, contracts.records])
+                .address(vec![contracts.directory, contracts.records, contracts.access])
                 .from_block(from)
                 .to_block(head);
             filter.topics[position] = who.into_word().into();

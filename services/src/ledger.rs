@@ -60,6 +60,20 @@ pub struct ContractsFile {
     pub chain_id: u64,
     pub directory: alloy_primitives::Address,
     pub records: alloy_primitives::Address,
+    /// Absent in files written before the Access contract existed: the
+    /// server then deploys it and rewrites the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<alloy_primitives::Address>,
+}
+
+impl ContractsFile {
+    pub fn contracts(&self) -> Contracts {
+        Contracts {
+            directory: self.directory,
+            records: self.records,
+            access: self.access.unwrap_or(alloy_primitives::Address::ZERO),
+        }
+    }
 }
 
 impl Ledger {
@@ -128,7 +142,7 @@ async fn open_remote(config: &Config, url: &str, relayer: &Wallet, admin: &Walle
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let deployed = match &contracts {
-        Some(file) => Contracts { directory: file.directory, records: file.records },
+        Some(file) => file.contracts(),
         None => {
             tracing::info!(url, relayer = %relayer.address(), "deploying the contracts on the external ledger");
             RemoteNode::deploy(url, relayer, admin.address()).await.with_context(|| {
@@ -136,21 +150,37 @@ async fn open_remote(config: &Config, url: &str, relayer: &Wallet, admin: &Walle
             })?
         }
     };
-    let remote =
+    let mut remote =
         RemoteNode::connect(url, deployed).await.with_context(|| format!("connecting to the ledger at {url}"))?;
-    match contracts {
-        Some(file) if remote.chain_id() != file.chain_id => {
-            anyhow::bail!("{url} is chain {}, but {} is for chain {}", remote.chain_id(), path.display(), file.chain_id)
-        }
-        Some(_) => {}
-        None => {
-            let file =
-                ContractsFile { chain_id: remote.chain_id(), directory: deployed.directory, records: deployed.records };
-            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
-            tracing::info!(path = %path.display(), directory = %file.directory, records = %file.records, "contracts deployed");
-        }
+    if let Some(file) = &contracts
+        && remote.chain_id() != file.chain_id
+    {
+        anyhow::bail!("{url} is chain {}, but {} is for chain {}", remote.chain_id(), path.display(), file.chain_id)
     }
-    remote.check_contracts().await.with_context(|| format!("checking the contracts {} names", path.display()))?;
+    let checking = || format!("checking the contracts {} names", path.display());
+    remote.check_contracts().await.with_context(checking)?;
+    if chartkey_ledger::abi::is_none(deployed.access) {
+        // A file from before the Access contract: deploy it alongside.
+        let upgraded = RemoteNode::deploy_missing(url, relayer, deployed).await.with_context(|| {
+            format!("deploying the Access contract at {url} (the relayer {} pays; is it funded?)", relayer.address())
+        })?;
+        tracing::info!(access = %upgraded.access, "deployed the Access contract on the external ledger");
+        remote =
+            RemoteNode::connect(url, upgraded).await.with_context(|| format!("connecting to the ledger at {url}"))?;
+    }
+    let current = remote.contracts();
+    if contracts.as_ref().map(ContractsFile::contracts) != Some(current) {
+        let file = ContractsFile {
+            chain_id: remote.chain_id(),
+            directory: current.directory,
+            records: current.records,
+            access: Some(current.access),
+        };
+        replace_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+        tracing::info!(path = %path.display(), directory = %file.directory, records = %file.records,
+            access = %current.access, "contracts written down");
+    }
+    remote.check_contracts().await.with_context(checking)?;
     Ok(LedgerClient::Remote(Arc::new(remote)))
 }
 
@@ -222,6 +252,22 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents)?;
     file.sync_all()?;
+    Ok(())
+}
+
+/// Writes `contents` to `path` (owner-only) in place of what is there, all
+/// or nothing: a new file beside it, synced, then renamed over it.
+fn replace_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let new = path.with_extension("new");
+    match std::fs::remove_file(&new) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    write_private(&new, contents)?;
+    std::fs::rename(&new, path).with_context(|| format!("replacing {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

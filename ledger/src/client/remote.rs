@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::{ClientError, Outcome};
-use crate::artifacts;
+use crate::artifacts::{self, Artifact};
 use crate::node::{CallRequest, Contracts, Fees, Wallet};
 
 /// Longest a JSON-RPC request may take.
@@ -256,21 +256,37 @@ impl RemoteNode {
 }
 
 impl RemoteNode {
-    /// Deploys the Directory (owned by `admin`) and the Records contract with
-    /// `deployer`'s key (which pays), and waits for both.
+    /// Deploys the Directory (owned by `admin`), the Records and the Access
+    /// contract with `deployer`'s key (which pays), and waits for each.
     pub async fn deploy(url: &str, deployer: &Wallet, admin: Address) -> Result<Contracts, ClientError> {
-        let placeholder = Contracts { directory: Address::ZERO, records: Address::ZERO };
-        let node = Arc::new(Self::connect(url, placeholder).await?);
-        let mut code = artifacts::directory().bytecode.clone();
-        code.extend_from_slice(admin.into_word().as_slice());
-        let directory = node.create(deployer, code).await?;
-        let mut code = artifacts::records().bytecode.clone();
-        code.extend_from_slice(directory.into_word().as_slice());
-        let records = node.create(deployer, code).await?;
-        Ok(Contracts { directory, records })
+        let node = Arc::new(Self::connect(url, Contracts::none()).await?);
+        let directory = node.create(deployer, artifacts::directory(), admin).await?;
+        let records = node.create(deployer, artifacts::records(), directory).await?;
+        let access = node.create(deployer, artifacts::access(), directory).await?;
+        Ok(Contracts { directory, records, access })
     }
 
-    async fn create(self: &Arc<Self>, deployer: &Wallet, code: Vec<u8>) -> Result<Address, ClientError> {
+    /// Deploys the contracts added since `contracts` were (today the Access
+    /// contract, when it is missing), for a chain whose contracts file an
+    /// earlier build wrote.
+    pub async fn deploy_missing(url: &str, deployer: &Wallet, contracts: Contracts) -> Result<Contracts, ClientError> {
+        if !crate::abi::is_none(contracts.access) {
+            return Ok(contracts);
+        }
+        let node = Arc::new(Self::connect(url, contracts).await?);
+        let access = node.create(deployer, artifacts::access(), contracts.directory).await?;
+        Ok(Contracts { access, ..contracts })
+    }
+
+    /// Deploys `artifact`, whose constructor takes one address.
+    async fn create(
+        self: &Arc<Self>,
+        deployer: &Wallet,
+        artifact: &Artifact,
+        arg: Address,
+    ) -> Result<Address, ClientError> {
+        let mut code = artifact.bytecode.clone();
+        code.extend_from_slice(arg.into_word().as_slice());
         let request = CallRequest { from: Some(deployer.address()), data: code.clone().into(), ..Default::default() };
         let gas = self.estimate_gas(&request).await?;
         let (max_fee_per_gas, max_priority_fee_per_gas) = self.fees().await?;
@@ -281,13 +297,16 @@ impl RemoteNode {
         let outcome = self.wait(hash).await?;
         match outcome.contract_address {
             Some(address) if outcome.success => Ok(address),
-            _ => Err(ClientError::Rejected(format!("deploying a contract failed (transaction {hash})"))),
+            _ => Err(ClientError::Rejected(format!("deploying {} failed (transaction {hash})", artifact.name))),
         }
     }
 
-    /// Checks that both contracts have code on this chain.
+    /// Checks that each contract named has code on this chain.
     pub async fn check_contracts(&self) -> Result<(), ClientError> {
-        for (name, address) in [("Directory", self.contracts.directory), ("Records", self.contracts.records)] {
+        let contracts = self.contracts;
+        let named = [("Directory", contracts.directory), ("Records", contracts.records), ("Access", contracts.access)];
+        // A zero Access address is one not deployed yet (`deploy_missing`).
+        for (name, address) in named.into_iter().filter(|(name, a)| *name != "Access" || !a.is_zero()) {
             if self.code(address).await?.is_empty() {
                 return Err(ClientError::Rejected(format!(
                     "no {name} contract at {address} on chain {} ({})",

@@ -23,6 +23,8 @@ pub const EXTRA_DATA: &[u8] = b"chartkey";
 pub enum BlockError {
     #[error("genesis: {0}")]
     Genesis(String),
+    #[error("upgrade: {0}")]
+    Upgrade(String),
     /// A transaction that cannot be included (geth's wording where it has one).
     #[error("{0}")]
     InvalidTransaction(String),

@@ -31,16 +31,30 @@ pub struct Genesis {
     pub alloc: BTreeMap<Address, U256>,
 }
 
-/// Where the genesis block put the contracts.
+/// Where Chartkey's contracts are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contracts {
     pub directory: Address,
     pub records: Address,
+    /// Links and emergency contacts (added after genesis: `super::upgrade`).
+    pub access: Address,
 }
 
 impl Contracts {
+    /// No contracts (zero addresses): before deploying them.
+    pub fn none() -> Self {
+        Self { directory: Address::ZERO, records: Address::ZERO, access: Address::ZERO }
+    }
+
+    /// Where the embedded chain puts them: the genesis deployer's first
+    /// creations, in order (block 0 deploys the first two, upgrade blocks the
+    /// rest).
     pub fn of_genesis() -> Self {
-        Self { directory: GENESIS_DEPLOYER.create(0), records: GENESIS_DEPLOYER.create(1) }
+        Self {
+            directory: GENESIS_DEPLOYER.create(0),
+            records: GENESIS_DEPLOYER.create(1),
+            access: GENESIS_DEPLOYER.create(2),
+        }
     }
 }
 
@@ -55,35 +69,51 @@ impl Genesis {
             state.insert_account_info(address, info);
         }
         let block = BlockParams { number: 0, timestamp: self.timestamp, basefee: 0 };
-        let directory = artifacts::directory();
-        let records = artifacts::records();
         let contracts = Contracts::of_genesis();
-        let deployments = [
-            // Each constructor takes one address (ABI: a left-padded word).
-            (0, &directory.bytecode, self.admin.into_word()),
-            (1, &records.bytecode, contracts.directory.into_word()),
-        ];
-        for (nonce, code, args) in deployments {
-            let mut input = code.clone();
-            input.extend_from_slice(args.as_slice());
-            let tx = TxEnv::builder()
-                .caller(GENESIS_DEPLOYER)
-                .kind(TxKind::Create)
-                .data(input.into())
-                .nonce(nonce)
-                .gas_limit(super::TX_GAS_CAP)
-                .gas_price(0)
-                .chain_id(Some(self.chain_id))
-                .build()
-                .map_err(|e| BlockError::Genesis(format!("{e:?}")))?;
-            let outcome = exec::transact(&mut state, self.chain_id, &block, tx)
-                .map_err(|e| BlockError::Genesis(e.to_string()))?;
-            if !matches!(outcome.result, ExecutionResult::Success { .. }) {
-                return Err(BlockError::Genesis(format!("deployment {nonce} failed: {:?}", outcome.result)));
-            }
-            diff.record(&outcome.state);
-            state.commit(outcome.state);
-        }
+        // Each constructor takes one address (ABI: a left-padded word).
+        deploy(&mut state, &mut diff, self.chain_id, &block, 0, artifacts::directory(), &self.admin.into_word().0)?;
+        deploy(
+            &mut state,
+            &mut diff,
+            self.chain_id,
+            &block,
+            1,
+            artifacts::records(),
+            &contracts.directory.into_word().0,
+        )?;
         Ok((state, diff))
     }
+}
+
+/// Deploys `artifact` (constructor arguments `args`, ABI-encoded) from
+/// [`GENESIS_DEPLOYER`] with `nonce`, free of gas, and commits it to `state`
+/// and `diff`: genesis and the upgrade blocks.
+pub(crate) fn deploy(
+    state: &mut State,
+    diff: &mut StateDiff,
+    chain_id: u64,
+    block: &BlockParams,
+    nonce: u64,
+    artifact: &artifacts::Artifact,
+    args: &[u8],
+) -> Result<(), BlockError> {
+    let mut input = artifact.bytecode.clone();
+    input.extend_from_slice(args);
+    let tx = TxEnv::builder()
+        .caller(GENESIS_DEPLOYER)
+        .kind(TxKind::Create)
+        .data(input.into())
+        .nonce(nonce)
+        .gas_limit(super::TX_GAS_CAP)
+        .gas_price(0)
+        .chain_id(Some(chain_id))
+        .build()
+        .map_err(|e| BlockError::Genesis(format!("{e:?}")))?;
+    let outcome = exec::transact(state, chain_id, block, tx).map_err(|e| BlockError::Genesis(e.to_string()))?;
+    if !matches!(outcome.result, ExecutionResult::Success { .. }) {
+        return Err(BlockError::Genesis(format!("deploying {} failed: {:?}", artifact.name, outcome.result)));
+    }
+    diff.record(&outcome.state);
+    state.commit(outcome.state);
+    Ok(())
 }

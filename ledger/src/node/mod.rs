@@ -16,6 +16,7 @@ mod mined;
 mod miner;
 mod replay;
 mod store;
+mod upgrade;
 mod wallet;
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +42,7 @@ use miner::mine;
 pub use replay::{checkpoint_view, verify};
 use replay::{decode_block, genesis_header, replay, stored_genesis};
 pub use store::{Store, StoreError, StoredBlock, StoredTx};
+pub use upgrade::{UPGRADES, Upgrade};
 pub use wallet::{Fees, Wallet};
 
 use crate::exec::{self, BlockParams, State};
@@ -199,7 +201,8 @@ impl Node {
             };
             writer.create(&serde_json::to_vec(&genesis).expect("genesis serialises"), &block)?;
         }
-        let (executed, report) = replay(&writer, &genesis, &mut |_, _| {})?;
+        let (mut executed, report) = replay(&writer, &genesis, &mut |_, _| {})?;
+        upgrade::apply_missing(&mut writer, &mut executed, genesis.chain_id, unix_now())?;
         let head = (executed.header.number, executed.hash, executed.header.timestamp);
         tracing::info!(blocks = report.blocks, transactions = report.transactions, "ledger replayed and verified");
         let inner = Arc::new(Inner {
@@ -500,8 +503,7 @@ impl Inner {
     }
 
     fn now(&self) -> u64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        wall + self.time_offset.load(Ordering::SeqCst)
+        unix_now() + self.time_offset.load(Ordering::SeqCst)
     }
 
     fn call(&self, request: &CallRequest, gas: u64) -> Result<(Bytes, u64), CallError> {
@@ -560,4 +562,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock leaves data that is still consistent for
     // reading (every writer finishes its update before releasing).
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The wall clock in Unix seconds.
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

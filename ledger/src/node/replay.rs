@@ -74,6 +74,18 @@ pub(super) fn replay(
             return Err(bad("timestamp before its parent's".into()));
         }
         let parent = Parent { hash, header: &header };
+        if let Some(upgrade) = Upgrade::of_header(&decoded.header) {
+            if !stored.transactions.is_empty() {
+                return Err(bad(format!("upgrade {} carries transactions", upgrade.name)));
+            }
+            let (upgraded, upgraded_hash) = upgrade
+                .execute(&mut db, genesis.chain_id, &parent, decoded.header.timestamp)
+                .map_err(|e| bad(e.to_string()))?;
+            check_stored(&stored, &upgraded, upgraded_hash, &[], &[])?;
+            progress(number, head);
+            (header, hash) = (upgraded, upgraded_hash);
+            continue;
+        }
         let (executed, refused) =
             block::execute(&mut db, genesis.chain_id, &parent, decoded.header.timestamp, decoded.transactions);
         if let Some((tx, reason)) = refused.first() {

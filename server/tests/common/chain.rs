@@ -18,6 +18,7 @@ pub struct Chain {
     pub chain_id: u64,
     pub directory: Address,
     pub records: Address,
+    pub access: Address,
 }
 
 impl Chain {
@@ -28,12 +29,14 @@ impl Chain {
             chain_id: info.chain_id,
             directory: info.directory.into(),
             records: info.records.into(),
+            access: info.access.into(),
         }
     }
 
     pub fn sign(&self, keys: &AccountKeys, message: &LedgerMessage) -> Signature {
         let directory = Domain::directory(self.chain_id, self.directory);
         let records = Domain::records(self.chain_id, self.records);
+        let access = Domain::access(self.chain_id, self.access);
         fn with(domain: &Domain, keys: &AccountKeys, m: &impl TypedMessage) -> Signature {
             domain.sign_typed(keys, m)
         }
@@ -46,6 +49,14 @@ impl Chain {
             LedgerMessage::Grant(m) => with(&records, keys, m),
             LedgerMessage::Revoke(m) => with(&records, keys, m),
             LedgerMessage::Access(m) => with(&records, keys, m),
+            LedgerMessage::Link(m) => with(&access, keys, m),
+            LedgerMessage::LinkUpdate(m) => with(&access, keys, m),
+            LedgerMessage::LinkRevoke(m) => with(&access, keys, m),
+            LedgerMessage::EmergencyContact(m) => with(&access, keys, m),
+            LedgerMessage::EmergencyContactRemove(m) => with(&access, keys, m),
+            LedgerMessage::EmergencyRefusal(m) => with(&access, keys, m),
+            LedgerMessage::EmergencyRequest(m) => with(&access, keys, m),
+            LedgerMessage::EmergencyAccess(m) => with(&access, keys, m),
         }
     }
 
