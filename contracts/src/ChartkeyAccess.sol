@@ -86,8 +86,9 @@ contract ChartkeyAccess is ChartkeySigned {
         address indexed patient, bytes32 indexed linkId, uint32 serial, bytes32 contentHash, uint64 expiresAt
     );
     event LinkRevoked(address indexed patient, bytes32 indexed linkId);
-    /// The host released the link's files to a recipient who gave a label hashing to `recipientHash`.
-    event LinkUsed(address indexed patient, bytes32 indexed linkId, bytes32 recipientHash, uint32 uses);
+    /// The host released the link's files to a recipient who gave a label hashing to
+    /// `recipientHash`; `useId` is the host's own name for this use (unique per use).
+    event LinkUsed(address indexed patient, bytes32 indexed linkId, bytes32 recipientHash, bytes32 useId, uint32 uses);
     event EmergencyContactSet(address indexed patient, address indexed contact, uint32 serial, uint32 waitSeconds);
     event EmergencyContactRemoved(address indexed patient, address indexed contact, uint32 serial);
     event EmergencyRequested(address indexed patient, address indexed contact, uint64 availableAt);
@@ -182,13 +183,15 @@ contract ChartkeyAccess is ChartkeySigned {
 
     /// Logs a use of a live link; reverts, saying why, when the link is unknown, revoked or
     /// expired. Sent by the host before it answers a manifest request (not signed: the
-    /// recipient has no account, and the event is the host's own statement).
-    function logLinkUse(address patient, bytes32 linkId, bytes32 recipientHash) external {
+    /// recipient has no account, and the event is the host's own statement). `useId` is the
+    /// host's random name for this use, so that two uses never make the same call.
+    function logLinkUse(address patient, bytes32 linkId, bytes32 recipientHash, bytes32 useId) external {
         Link storage link = _links[patient][linkId];
         _requireLive(link, linkId);
+        if (useId == bytes32(0)) revert ZeroId();
         uint32 uses = link.uses + 1;
         link.uses = uses;
-        emit LinkUsed(patient, linkId, recipientHash, uses);
+        emit LinkUsed(patient, linkId, recipientHash, useId, uses);
     }
 
     function linkOf(address patient, bytes32 linkId)

@@ -176,6 +176,8 @@ pub struct LinkUse {
     pub link_id: [u8; 32],
     /// keccak256 of the recipient label the requester gave (never the label).
     pub recipient_hash: [u8; 32],
+    /// The host's random name for this use (no two uses make the same call).
+    pub use_id: [u8; 32],
 }
 
 impl LinkUse {
@@ -187,6 +189,7 @@ impl LinkUse {
             Token::Address(self.patient),
             Token::FixedBytes(self.link_id.to_vec()),
             Token::FixedBytes(self.recipient_hash.to_vec()),
+            Token::FixedBytes(self.use_id.to_vec()),
         ]
     }
 

@@ -25,6 +25,8 @@ struct Ledger {
     directory: Address,
     access: Address,
     relayer: Address,
+    /// Uses logged so far (each gets its own id).
+    uses: u64,
 }
 
 impl Ledger {
@@ -33,7 +35,8 @@ impl Ledger {
         let admin = Address::repeat_byte(0xad);
         let directory_at = chain.deploy(admin, directory(), &[Token::Address(admin)]).unwrap();
         let access_at = chain.deploy(admin, access(), &[Token::Address(directory_at)]).unwrap();
-        let mut l = Self { chain, directory: directory_at, access: access_at, relayer: Address::repeat_byte(0x5e) };
+        let mut l =
+            Self { chain, directory: directory_at, access: access_at, relayer: Address::repeat_byte(0x5e), uses: 0 };
         for (n, role) in [(1u8, 1u8), (2, 2), (3, 1)] {
             let who = keys(n);
             let message =
@@ -53,10 +56,12 @@ impl Ledger {
     }
 
     fn use_link(&mut self, patient: &AccountKeys, link_id: [u8; 32], recipient: &str) -> Result<Receipt, TxError> {
+        self.uses += 1;
         let call = LinkUse {
             patient: patient.address(),
             link_id,
             recipient_hash: ethers_core::utils::keccak256(recipient.as_bytes()),
+            use_id: ethers_core::utils::keccak256(self.uses.to_be_bytes()),
         };
         let (from, to) = (Address::repeat_byte(0x77), self.access);
         self.chain.send(from, to, access(), LinkUse::FUNCTION, &call.arguments())
@@ -116,6 +121,7 @@ fn a_link_is_used_only_while_live_and_each_use_is_logged() {
     let label_hash = ethers_core::utils::keccak256(b"Dr Rao, Mercy ER").to_vec();
     assert_eq!(field(&fields, "recipientHash"), Token::FixedBytes(label_hash), "a hash, never the label");
     assert_eq!(field(&fields, "uses"), Token::Uint(1.into()));
+    assert_ne!(field(&fields, "useId"), Token::FixedBytes(vec![0; 32]));
     l.use_link(&patient, [1; 32], "Dr Rao, Mercy ER").unwrap();
     assert_eq!(l.link_of(&patient, [1; 32]).4, 2);
 
