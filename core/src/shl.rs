@@ -22,6 +22,9 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+mod label;
+pub use label::{MAX_SEALED_LABEL_BYTES, SealedLabel};
+
 /// What a link starts with (after any viewer prefix and `#`).
 pub const LINK_SCHEME: &str = "shlink:/";
 /// The longest label a link may carry, in characters.
@@ -150,6 +153,69 @@ impl Flags {
         }
         Ok(())
     }
+
+    /// The flags as the Access contract stores them (bit 0 `L`, 1 `P`, 2 `U`).
+    pub fn bits(self) -> u8 {
+        u8::from(self.long_term) | u8::from(self.passcode) << 1 | u8::from(self.direct) << 2
+    }
+
+    /// The contract's bits read back; `None` for bits it would refuse.
+    pub fn from_bits(bits: u8) -> Option<Self> {
+        let flags = Self { long_term: bits & 1 != 0, passcode: bits & 2 != 0, direct: bits & 4 != 0 };
+        (bits < 8 && flags.check().is_ok()).then_some(flags)
+    }
+}
+
+/// The secret in a manifest's URL (`…/shl/<43 characters>`): 32 random
+/// bytes made in the patient's browser. The host and the ledger know the
+/// link by [`Self::link_id`], its keccak256, so neither the chain nor a
+/// copy of the host's database gives anyone a working manifest URL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ManifestId([u8; 32]);
+
+impl ManifestId {
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        let mut id = [0u8; 32];
+        rng.fill_bytes(&mut id);
+        Self(id)
+    }
+
+    /// The URL's last segment.
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ShlError> {
+        if text.len() != 43 {
+            return Err(ShlError::Malformed("manifest id"));
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| ShlError::Malformed("manifest id"))?;
+        Ok(Self(bytes.try_into().map_err(|_| ShlError::Malformed("manifest id"))?))
+    }
+
+    /// The link's id on the ledger and at the host.
+    pub fn link_id(&self) -> [u8; 32] {
+        ethers_core::utils::keccak256(self.0)
+    }
+}
+
+impl std::fmt::Debug for ManifestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManifestId(…)")
+    }
+}
+
+/// The fingerprint of a link's files that the patient signs into the
+/// ledger (`Link.contentHash`): SHA-256 over, for each file in order, the
+/// SHA-256 of its content type and the SHA-256 of its JWE text.
+pub fn content_hash<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut all = Sha256::new();
+    for (content_type, jwe) in files {
+        all.update(Sha256::digest(content_type.as_bytes()));
+        all.update(Sha256::digest(jwe.as_bytes()));
+    }
+    all.finalize().into()
 }
 
 /// A SMART Health Link, checked.
@@ -329,39 +395,9 @@ pub fn encrypt_file(key: &LinkKey, content_type: &str, plaintext: &[u8], rng: &m
 /// A256GCM`, optionally `zip: DEF` (inflated up to [`MAX_FILE_BYTES`]); no
 /// `crit` extensions. Anything else is refused before any decryption.
 pub fn decrypt_file(key: &LinkKey, jwe: &str) -> Result<File, ShlError> {
-    if jwe.len() > MAX_JWE_CHARS {
-        return Err(ShlError::TooLarge);
-    }
-    let parts: Vec<&str> = jwe.trim().split('.').collect();
-    let [header_text, encrypted_key, iv, ciphertext, tag] = parts[..] else {
-        return Err(ShlError::BadFile("not a compact JWE"));
-    };
-    if !encrypted_key.is_empty() {
-        return Err(ShlError::BadFile("a direct-key JWE has no encrypted key"));
-    }
-    let decode = |part: &str, what: &'static str| URL_SAFE_NO_PAD.decode(part).map_err(|_| ShlError::BadFile(what));
-    let header: JweHeader =
-        serde_json::from_slice(&decode(header_text, "header")?).map_err(|_| ShlError::BadFile("header"))?;
-    if header.alg != "dir" || header.enc != "A256GCM" {
-        return Err(ShlError::BadFile("only alg dir with enc A256GCM"));
-    }
-    if header.crit.is_some() {
-        return Err(ShlError::BadFile("critical header extensions"));
-    }
-    let inflate = match header.zip.as_deref() {
-        None => false,
-        Some("DEF") => true,
-        Some(_) => return Err(ShlError::BadFile("compression")),
-    };
-    let iv = decode(iv, "iv")?;
-    if iv.len() != 12 {
-        return Err(ShlError::BadFile("iv"));
-    }
-    let tag = decode(tag, "tag")?;
-    if tag.len() != 16 {
-        return Err(ShlError::BadFile("tag"));
-    }
-    let mut sealed = decode(ciphertext, "ciphertext")?;
+    let Parsed { header_text, header, iv, ciphertext, tag } = Parsed::of(jwe)?;
+    let inflate = header.zip.is_some();
+    let mut sealed = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| ShlError::BadFile("ciphertext"))?;
     sealed.extend_from_slice(&tag);
     let cipher = Aes256Gcm::new(key.as_bytes().into());
     let plaintext = cipher
@@ -378,6 +414,62 @@ pub fn decrypt_file(key: &LinkKey, jwe: &str) -> Result<File, ShlError> {
         plaintext
     };
     Ok(File { content_type: header.cty, bytes })
+}
+
+/// A compact JWE taken apart and checked as far as can be without its key.
+struct Parsed<'a> {
+    header_text: &'a str,
+    header: JweHeader,
+    iv: Vec<u8>,
+    ciphertext: &'a str,
+    tag: Vec<u8>,
+}
+
+impl<'a> Parsed<'a> {
+    /// `alg: dir`, `enc: A256GCM`, no `crit`, `zip` absent or `DEF`, a
+    /// 96-bit IV and a 128-bit tag; anything else is refused.
+    fn of(jwe: &'a str) -> Result<Self, ShlError> {
+        if jwe.len() > MAX_JWE_CHARS {
+            return Err(ShlError::TooLarge);
+        }
+        let parts: Vec<&str> = jwe.trim().split('.').collect();
+        let [header_text, encrypted_key, iv, ciphertext, tag] = parts[..] else {
+            return Err(ShlError::BadFile("not a compact JWE"));
+        };
+        if !encrypted_key.is_empty() {
+            return Err(ShlError::BadFile("a direct-key JWE has no encrypted key"));
+        }
+        let decode = |part: &str, what: &'static str| URL_SAFE_NO_PAD.decode(part).map_err(|_| ShlError::BadFile(what));
+        let header: JweHeader =
+            serde_json::from_slice(&decode(header_text, "header")?).map_err(|_| ShlError::BadFile("header"))?;
+        if header.alg != "dir" || header.enc != "A256GCM" {
+            return Err(ShlError::BadFile("only alg dir with enc A256GCM"));
+        }
+        if header.crit.is_some() {
+            return Err(ShlError::BadFile("critical header extensions"));
+        }
+        if !matches!(header.zip.as_deref(), None | Some("DEF")) {
+            return Err(ShlError::BadFile("compression"));
+        }
+        let iv = decode(iv, "iv")?;
+        if iv.len() != 12 {
+            return Err(ShlError::BadFile("iv"));
+        }
+        let tag = decode(tag, "tag")?;
+        if tag.len() != 16 {
+            return Err(ShlError::BadFile("tag"));
+        }
+        if ciphertext.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) {
+            return Err(ShlError::BadFile("ciphertext"));
+        }
+        Ok(Self { header_text, header, iv, ciphertext, tag })
+    }
+}
+
+/// Checks an encrypted file as a host can, without its key (the shape
+/// [`decrypt_file`] accepts); returns its `cty`.
+pub fn check_jwe(jwe: &str) -> Result<Option<String>, ShlError> {
+    Parsed::of(jwe).map(|p| p.header.cty)
 }
 
 /// What a receiver posts to the manifest URL.

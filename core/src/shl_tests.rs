@@ -241,3 +241,66 @@ fn manifests_read_as_the_ig_writes_them() {
         assert!(serde_json::from_str::<Manifest>(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_host_checks_a_file_without_its_key() {
+    let key = LinkKey::generate(&mut OsRng);
+    let jwe = encrypt_file(&key, FHIR_JSON, b"{}", &mut OsRng);
+    assert_eq!(check_jwe(&jwe), Ok(Some(FHIR_JSON.to_owned())));
+    let parts: Vec<&str> = jwe.split('.').collect();
+    let with = |i: usize, text: &str| {
+        let mut p = parts.clone();
+        p[i] = text;
+        p.join(".")
+    };
+    let header = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    for (bad, why) in [
+        ("".to_owned(), "empty"),
+        ("a.b.c".to_owned(), "three parts"),
+        (with(1, "AAAA"), "an encrypted key"),
+        (with(0, &header(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#)), "another alg"),
+        (with(0, &header(r#"{"alg":"dir","enc":"A128GCM"}"#)), "another enc"),
+        (with(0, &header(r#"{"alg":"dir","enc":"A256GCM","zip":"GZ"}"#)), "unknown compression"),
+        (with(0, &header(r#"{"alg":"dir","enc":"A256GCM","crit":["x"]}"#)), "crit"),
+        (with(0, "not base64!"), "header not base64url"),
+        (with(2, "AAAA"), "short iv"),
+        (with(3, "a+b/"), "ciphertext not base64url"),
+        (with(4, "AAAA"), "short tag"),
+    ] {
+        assert!(check_jwe(&bad).is_err(), "{why}");
+    }
+    assert_eq!(check_jwe(&"a".repeat(MAX_JWE_CHARS + 1)), Err(ShlError::TooLarge));
+}
+
+#[test]
+fn the_manifest_id_is_secret_and_the_link_id_is_its_hash() {
+    let id = ManifestId::generate(&mut Counter(1));
+    let text = id.to_text();
+    assert_eq!(text.len(), 43);
+    assert_eq!(ManifestId::parse(&text).unwrap(), id);
+    assert_eq!(id.link_id(), ethers_core::utils::keccak256(URL_SAFE_NO_PAD.decode(&text).unwrap()));
+    assert_eq!(format!("{id:?}"), "ManifestId(…)");
+    for bad in ["", "short", &format!("{text}A"), &text.replace(&text[..1], "*")] {
+        assert!(ManifestId::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn flags_travel_as_the_contracts_bits() {
+    for bits in 0..16u8 {
+        match Flags::from_bits(bits) {
+            Some(flags) => assert_eq!(flags.bits(), bits),
+            None => assert!(bits >= 8 || bits & 6 == 6, "{bits}"),
+        }
+    }
+    assert_eq!(Flags { long_term: true, passcode: true, direct: false }.bits(), 3);
+}
+
+#[test]
+fn the_content_hash_covers_each_file_its_type_and_order() {
+    let a = content_hash([(FHIR_JSON, "x.y"), (FHIR_JSON, "z")]);
+    assert_ne!(a, content_hash([(FHIR_JSON, "z"), (FHIR_JSON, "x.y")]), "order");
+    assert_ne!(a, content_hash([("application/smart-health-card", "x.y"), (FHIR_JSON, "z")]), "type");
+    assert_ne!(a, content_hash([(FHIR_JSON, "x.y")]), "a file left out");
+    assert_eq!(a, content_hash([(FHIR_JSON, "x.y"), (FHIR_JSON, "z")]));
+}
