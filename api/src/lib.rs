@@ -9,6 +9,7 @@ mod ceremonies;
 mod credentials;
 mod error;
 mod ledger;
+mod links;
 mod records;
 mod sharing;
 
@@ -17,5 +18,6 @@ pub use ceremonies::*;
 pub use credentials::*;
 pub use error::ApiError;
 pub use ledger::*;
+pub use links::*;
 pub use records::*;
 pub use sharing::*;

@@ -141,6 +141,9 @@ pub enum NoticeKind {
     Access,
     /// A clinician added a record to the patient's chart.
     WriteBack,
+    /// Someone used one of the patient's SMART Health Links (the actor is
+    /// the patient, whose link it is).
+    LinkUse,
 }
 
 /// A notice: who did what to which record, in which ledger transaction.
@@ -155,6 +158,15 @@ pub struct NoticeView {
     pub tx: Hash32,
     pub at: i64,
     pub read: bool,
+    /// For a link's use: which link, and who the recipient said they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkNotice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkNotice {
+    pub link_id: Hash32,
+    pub recipient: String,
 }
 
 /// The inbox: the newest notices and how many are unread.

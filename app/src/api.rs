@@ -212,6 +212,36 @@ pub async fn records_limits() -> Result<RecordLimits, ApiError> {
     svc::records::limits(&state, &caller).await
 }
 
+/// The signed-in patient makes a SMART Health Link: its files (encrypted in
+/// the browser) stored, the link recorded on the ledger after a passkey
+/// approval.
+#[server(endpoint = "links/create", input = Json)]
+pub async fn links_create(body: LinkCreateBody) -> Result<LinkView, ApiError> {
+    let (state, caller) = context()?;
+    svc::links::create(&state, &caller, body).await
+}
+
+/// The signed-in patient's links, each with its uses.
+#[server(endpoint = "links/list", input = Json)]
+pub async fn links_list() -> Result<Vec<LinkView>, ApiError> {
+    let (state, caller) = context()?;
+    svc::links::list(&state, &caller).await
+}
+
+/// A link's new expiry, and a long-term link's new files.
+#[server(endpoint = "links/update", input = Json)]
+pub async fn links_update(body: LinkUpdateBody) -> Result<LinkView, ApiError> {
+    let (state, caller) = context()?;
+    svc::links::update(&state, &caller, body).await
+}
+
+/// Stops a link at once (and records that on the ledger).
+#[server(endpoint = "links/revoke", input = Json)]
+pub async fn links_revoke(body: LinkRevokeBody) -> Result<RelayReceipt, ApiError> {
+    let (state, caller) = context()?;
+    svc::links::revoke(&state, &caller, body).await
+}
+
 /// The signed-in patient shares records: relays their signed grant (after
 /// bringing any listed batch records into the chart on the ledger) and
 /// keeps the data keys wrapped for the grantee. Answers once it is mined.

@@ -54,6 +54,27 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/api/notices/stream", get(notices::stream))
         .with_state(state.clone());
 
+    // A link's files come with its creation or change (up to 48 MB).
+    let links = Router::new()
+        .route("/api/links/create", post(api_handler))
+        .route("/api/links/update", post(api_handler))
+        .layer(RequestBodyLimitLayer::new(LINKS_BODY_LIMIT))
+        .with_state(state.clone());
+    // SMART Health Links' manifest protocol: public, any origin.
+    let shl = Router::new()
+        .route(
+            "/shl/{id}",
+            post(chartkey_services::links::manifest::resolve)
+                .get(chartkey_services::links::manifest::direct)
+                .options(chartkey_services::links::manifest::preflight),
+        )
+        .route(
+            "/shl/files/{token}",
+            get(chartkey_services::links::manifest::file).options(chartkey_services::links::manifest::preflight),
+        )
+        .layer(RequestBodyLimitLayer::new(MANIFEST_BODY_LIMIT))
+        .with_state(state.clone());
+
     let static_files = match &site.dist {
         Some(dir) => Router::new()
             .fallback_service(
@@ -80,6 +101,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .merge(rpc)
         .merge(blobs)
         .merge(records)
+        .merge(links)
+        .merge(shl)
         .merge(api)
         .merge(static_files)
         .layer(web::compression())
@@ -144,6 +167,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// Largest body of `records/add` and `POST /api/envelopes` (5,000 records' names and keys).
 const RECORDS_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// A link's creation or change: its files (48 MB of JWE text at most, as
+/// JSON strings) and the signed message.
+const LINKS_BODY_LIMIT: usize = chartkey_services::links::MAX_LINK_BYTES + 1024 * 1024;
+/// A manifest request is a few short fields.
+const MANIFEST_BODY_LIMIT: usize = 16 * 1024;
 
 /// Largest JSON-RPC request (a batch, or a transaction with its data).
 const RPC_BODY_LIMIT: usize = 1024 * 1024;

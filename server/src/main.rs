@@ -169,6 +169,17 @@ struct Args {
     /// witnesses) per client address per minute.
     #[arg(long, env = "CHARTKEY_HEADS_PER_MINUTE", default_value_t = 120)]
     heads_per_minute: u32,
+    /// Wrong passcodes a SMART Health Link takes in its whole life before
+    /// it stops answering.
+    #[arg(long, env = "CHARTKEY_LINK_PASSCODE_ATTEMPTS", default_value_t = 10)]
+    link_passcode_attempts: u32,
+    /// Manifest and link-file requests (public, /shl/…) per client address
+    /// per minute.
+    #[arg(long, env = "CHARTKEY_MANIFESTS_PER_MINUTE", default_value_t = 120)]
+    manifests_per_minute: u32,
+    /// Manifest requests per link per minute, from all clients together.
+    #[arg(long, env = "CHARTKEY_LINK_REQUESTS_PER_MINUTE", default_value_t = 60)]
+    link_requests_per_minute: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CHARTKEY_LOG_JSON")]
     log_json: bool,
@@ -331,6 +342,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.storage_quota_bytes = args.storage_quota_mb.saturating_mul(1_000_000);
     config.relays_per_hour = args.relays_per_hour;
     config.streams_per_account = args.streams_per_account;
+    config.link_passcode_attempts = args.link_passcode_attempts;
+    config.manifests_per_minute = args.manifests_per_minute;
+    config.link_requests_per_minute = args.link_requests_per_minute;
     #[cfg(feature = "test-controls")]
     {
         config.pause_mining = args.test_pause_mining;

@@ -188,6 +188,42 @@ async fn every_route_for_every_role() {
     let approval = approve(&server, &owner.client, &mut owner.device, domain.digest(&stop)).await;
     let stop_body = json!({ "body": fns::StopBody { message: stop.clone(), approval,
         signature: domain.sign_typed(&owner.keys, &stop) } });
+    // The owner's links: one to change then stop, and a new one's body.
+    let long_term = chartkey_core::shl::Flags { long_term: true, ..Default::default() };
+    let owned_link = links::make(&server, &mut owner, long_term, 0, None, &[b"{}"]).await.unwrap();
+    let link_id = owned_link.manifest.link_id();
+    let access_domain = links::access_domain(&server, &owner).await;
+    let new_files = links::encrypt(&owned_link.key, &[b"[]"]);
+    let change = chartkey_core::eip712::LinkUpdate {
+        patient: owner.keys.address(),
+        link_id,
+        content_hash: links::hash_of(&new_files),
+        expires_at: 0,
+        nonce: U256::zero(),
+    };
+    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&change)).await;
+    let link_update_body = json!({ "body": fns::LinkUpdateBody { message: change.clone(), approval,
+        signature: access_domain.sign_typed(&owner.keys, &change), files: new_files } });
+    let end = chartkey_core::eip712::LinkRevoke { patient: owner.keys.address(), link_id, nonce: U256::one() };
+    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&end)).await;
+    let link_revoke_body = json!({ "body": fns::LinkRevokeBody { message: end.clone(), approval,
+        signature: access_domain.sign_typed(&owner.keys, &end) } });
+    let fresh_key = chartkey_core::shl::LinkKey::generate(&mut rand::rngs::OsRng);
+    let fresh_files = links::encrypt(&fresh_key, &[b"{}"]);
+    let fresh = chartkey_core::eip712::Link {
+        patient: owner.keys.address(),
+        link_id: chartkey_core::shl::ManifestId::generate(&mut rand::rngs::OsRng).link_id(),
+        content_hash: links::hash_of(&fresh_files),
+        expires_at: 0,
+        flags: 0,
+    };
+    let link_create_body = json!({ "body": links::signed_create(&server, &mut owner, fresh, fresh_files, None).await });
+    let link_text = hex::encode(link_id);
+    let not_the_owners_link = move |who: usize, body: &str| {
+        if who != OWNER {
+            assert!(!body.contains(&link_text), "{}: lists the owner's link: {body}", ROLES[who]);
+        }
+    };
     let access = next_access(&chain, &shared.keys, &owner.keys, record).await;
     let open_body = json!({ "body": access_body(&domain, &shared.keys, &access) });
     let applicant = sign_up(&server, "Dr Matrix Applicant", Role::Clinician).await;
@@ -553,6 +589,34 @@ async fn every_route_for_every_role() {
         row(
             "shares/stop (the owner's share)",
             Req::Fn("shares/stop", stop_body),
+            [401, 200, 403, 403, 403, 403, 403],
+            May::Owner(OWNER),
+        ),
+        Row {
+            check: Some(Box::new(not_the_owners_link)),
+            ..row("links/list", Req::Fn("links/list", json!({})), all(200), May::Nothing)
+        },
+        row(
+            "POST /shl/{id} (no such link)",
+            json_post(&format!("/shl/{}", "A".repeat(43)), json!({ "recipient": "Anyone" })),
+            [404; 7],
+            May::Nothing,
+        ),
+        row(
+            "links/create (the owner's new link)",
+            Req::Fn("links/create", link_create_body),
+            [401, 200, 403, 403, 403, 403, 403],
+            May::Owner(OWNER),
+        ),
+        row(
+            "links/update (the owner's long-term link)",
+            Req::Fn("links/update", link_update_body),
+            [401, 200, 403, 403, 403, 403, 403],
+            May::Owner(OWNER),
+        ),
+        row(
+            "links/revoke (the owner's link)",
+            Req::Fn("links/revoke", link_revoke_body),
             [401, 200, 403, 403, 403, 403, 403],
             May::Owner(OWNER),
         ),

@@ -72,6 +72,14 @@ pub struct Config {
     pub relays_per_hour: u32,
     /// Live notice streams (open pages) one account may hold at once.
     pub streams_per_account: usize,
+    /// Wrong passcodes a link takes in its whole life before it stops.
+    pub link_passcode_attempts: u32,
+    /// Manifest and link-file requests per client per minute (public).
+    pub manifests_per_minute: u32,
+    /// Manifest requests per link per minute, from everyone together.
+    pub link_requests_per_minute: u32,
+    /// How long a manifest's `location` addresses last.
+    pub link_location_ttl: Duration,
 }
 
 /// Chartkey's default chain id for the embedded ledger ("chk").
@@ -125,6 +133,10 @@ impl Config {
             storage_quota_bytes: 10_000_000_000,
             relays_per_hour: 600,
             streams_per_account: 8,
+            link_passcode_attempts: 10,
+            manifests_per_minute: 120,
+            link_requests_per_minute: 60,
+            link_location_ttl: Duration::from_secs(5 * 60),
         }
     }
 
@@ -145,6 +157,11 @@ impl Config {
     /// The bearer token of `/rpc` with `--rpc-access token`.
     pub fn rpc_token_path(&self) -> PathBuf {
         self.data_dir.join("keys").join("rpc.token")
+    }
+
+    /// The key of links' passcode hashes (HMAC-SHA256).
+    pub fn link_key_path(&self) -> PathBuf {
+        self.data_dir.join("keys").join("link-passcode.key")
     }
 
     /// `host[:port]` as browsers send it in `Host` for the origin (no port

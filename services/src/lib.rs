@@ -20,6 +20,7 @@ pub mod db;
 pub mod directory;
 pub mod ledger;
 pub mod limits;
+pub mod links;
 pub mod notices;
 pub mod notifier;
 pub mod passkeys;

@@ -20,6 +20,10 @@ pub struct RateLimits {
     pub streams: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// Public chain-head requests per client address.
     pub heads: DefaultKeyedRateLimiter<IpAddr>,
+    /// Public manifest and link-file requests per client address.
+    pub manifests: DefaultKeyedRateLimiter<IpAddr>,
+    /// Manifest requests per link (its id), from all clients together.
+    pub link_requests: DefaultKeyedRateLimiter<chartkey_core::value::Hash32>,
 }
 
 pub(crate) fn per_minute(n: u32) -> Quota {

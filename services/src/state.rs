@@ -27,6 +27,8 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// `/rpc`'s bearer token, with `--rpc-access token`.
     pub rpc_token: Option<Arc<str>>,
+    /// The key of links' passcode hashes (keys/link-passcode.key).
+    pub link_key: Arc<str>,
 }
 
 impl AppState {
@@ -52,7 +54,10 @@ impl AppState {
             relays: RateLimiter::keyed(per_hour(config.relays_per_hour)),
             streams: Default::default(),
             heads: RateLimiter::keyed(per_minute(config.heads_per_minute)),
+            manifests: RateLimiter::keyed(per_minute(config.manifests_per_minute)),
+            link_requests: RateLimiter::keyed(per_minute(config.link_requests_per_minute)),
         };
+        let link_key = crate::ledger::secret_file(&config.link_key_path())?.into();
         Ok(Self {
             ceremonies: Arc::new(Ceremonies::new(pool.clone(), config.ceremony_ttl)),
             config: Arc::new(config),
@@ -64,6 +69,7 @@ impl AppState {
             notifier: Arc::new(crate::notifier::Notifier::default()),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             rpc_token,
+            link_key,
         })
     }
 }

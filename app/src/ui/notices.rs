@@ -117,6 +117,10 @@ pub fn notice_text(n: &NoticeView) -> String {
     match n.kind {
         NoticeKind::Access => format!("{} opened one of your records ({kind}).", n.actor_name),
         NoticeKind::WriteBack => format!("{} added a record to your chart ({kind}).", n.actor_name),
+        NoticeKind::LinkUse => match &n.link {
+            Some(link) => format!("One of your links was opened by \u{201c}{}\u{201d}.", link.recipient),
+            None => "One of your links was opened.".to_owned(),
+        },
     }
 }
 

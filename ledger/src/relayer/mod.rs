@@ -82,6 +82,19 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The host's record of a link's use (not signed: it runs in the
+    /// patient's turn, after the link's creation it depends on).
+    pub fn link_use(call: &calls::LinkUse) -> Self {
+        Self {
+            function: calls::LinkUse::FUNCTION,
+            signer: crate::convert::to_alloy(call.patient),
+            target: calls::LinkUse::TARGET,
+            input: Bytes::from(call.input()),
+        }
+    }
+}
+
 /// A relayed request, mined with success.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relayed {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod links;
 pub mod records;
 pub mod services;
 

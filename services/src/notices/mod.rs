@@ -35,7 +35,26 @@ pub async fn publish(
     record: Option<(RecordId, u8)>,
     tx: Hash32,
 ) -> Result<(), ApiError> {
-    let view = store::insert(&state.pool, store::NewNotice { account_id, kind, actor_id, record, tx }).await?;
+    let view =
+        store::insert(&state.pool, store::NewNotice { account_id, kind, actor_id, record, tx, link: None }).await?;
+    // No open page is not an error: the inbox has it.
+    state.notifier.send(account_id, view);
+    Ok(())
+}
+
+/// Tells patient `account_id` that their link `link_id` was used by
+/// `recipient` (as the recipient said), in ledger transaction `tx`.
+pub async fn publish_link_use(
+    state: &AppState,
+    account_id: &str,
+    link_id: Hash32,
+    recipient: String,
+    tx: Hash32,
+) -> Result<(), ApiError> {
+    let link = Some(chartkey_api::LinkNotice { link_id, recipient });
+    let notice =
+        store::NewNotice { account_id, kind: NoticeKind::LinkUse, actor_id: account_id, record: None, tx, link };
+    let view = store::insert(&state.pool, notice).await?;
     // No open page is not an error: the inbox has it.
     state.notifier.send(account_id, view);
     Ok(())

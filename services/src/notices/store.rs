@@ -1,7 +1,7 @@
 //! The notices' store: a patient's notices, their unread count, and
 //! marking them read.
 
-use chartkey_api::{NoticeKind, NoticeView};
+use chartkey_api::{LinkNotice, NoticeKind, NoticeView};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::value::{Address, Hash32};
 
@@ -16,14 +16,16 @@ pub struct NewNotice<'a> {
     pub actor_id: &'a str,
     pub record: Option<(RecordId, u8)>,
     pub tx: Hash32,
+    /// A link's use: the link and the recipient's label.
+    pub link: Option<LinkNotice>,
 }
 
 /// Stores `notice`; the notice as its reader sees it.
 pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, StoreError> {
     let at = db::now();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at, link_id, recipient)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(notice.account_id)
     .bind(kind_text(notice.kind))
@@ -32,6 +34,8 @@ pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, St
     .bind(notice.record.map(|(_, category)| i16::from(category)))
     .bind(notice.tx)
     .bind(at)
+    .bind(notice.link.as_ref().map(|l| l.link_id))
+    .bind(notice.link.as_ref().map(|l| l.recipient.clone()))
     .fetch_one(pool)
     .await?;
     let (actor, actor_name): (Address, String) =
@@ -50,6 +54,7 @@ pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, St
         tx: notice.tx,
         at,
         read: false,
+        link: notice.link,
     })
 }
 
@@ -61,7 +66,7 @@ pub async fn inbox(pool: &Pool, account_id: &str, shown: i64) -> Result<(u32, Ve
         .await?;
     let rows: Vec<NoticeRow> = sqlx::query_as(
         "SELECT n.id, n.kind, a.address, a.display_name, n.record_id, n.category, n.tx, n.at,
-                CASE WHEN n.read_at IS NULL THEN 0 ELSE 1 END
+                CASE WHEN n.read_at IS NULL THEN 0 ELSE 1 END, n.link_id, n.recipient
          FROM notices n JOIN accounts a ON a.id = n.actor_id
          WHERE n.account_id = $1 ORDER BY n.id DESC LIMIT $2",
     )
@@ -86,14 +91,27 @@ pub async fn mark_read(pool: &Pool, account_id: &str, up_to: i64) -> Result<u64,
 
 /// A notice as listed: id, kind, the actor's address and name, record and
 /// category, transaction, time, read.
-type NoticeRow = (i64, String, Address, String, Option<RecordId>, Option<i64>, Hash32, i64, Flag);
+type NoticeRow =
+    (i64, String, Address, String, Option<RecordId>, Option<i64>, Hash32, i64, Flag, Option<Hash32>, Option<String>);
 
 fn notice_of(
-    (id, kind, actor, actor_name, record, category, tx, at, read): NoticeRow,
+    (id, kind, actor, actor_name, record, category, tx, at, read, link_id, recipient): NoticeRow,
 ) -> Result<NoticeView, StoreError> {
+    let kind = match kind.as_str() {
+        "access" => NoticeKind::Access,
+        "write_back" => NoticeKind::WriteBack,
+        "link_use" => NoticeKind::LinkUse,
+        _ => return Err(StoreError::Row("notice kind")),
+    };
+    let link = match (link_id, recipient) {
+        (Some(link_id), Some(recipient)) => Some(LinkNotice { link_id, recipient }),
+        (None, None) => None,
+        _ => return Err(StoreError::Row("notice link")),
+    };
     Ok(NoticeView {
         id,
-        kind: if kind == "write_back" { NoticeKind::WriteBack } else { NoticeKind::Access },
+        kind,
+        link,
         actor,
         actor_name,
         record,
@@ -108,6 +126,7 @@ fn kind_text(kind: NoticeKind) -> &'static str {
     match kind {
         NoticeKind::Access => "access",
         NoticeKind::WriteBack => "write_back",
+        NoticeKind::LinkUse => "link_use",
     }
 }
 
@@ -131,6 +150,7 @@ mod tests {
             actor_id: "doctor",
             record: Some(record),
             tx: Hash32([4; 32]),
+            link: None,
         };
         let sent = insert(&pool, new).await.unwrap();
         assert_eq!((sent.actor, sent.actor_name.as_str(), sent.category), (actor, "doctor name", Some(7)));
@@ -145,6 +165,6 @@ mod tests {
     }
 
     fn new_like(sent: &NoticeView) -> NewNotice<'static> {
-        NewNotice { account_id: "patient", kind: sent.kind, actor_id: "doctor", record: None, tx: sent.tx }
+        NewNotice { account_id: "patient", kind: sent.kind, actor_id: "doctor", record: None, tx: sent.tx, link: None }
     }
 }

@@ -55,6 +55,8 @@ pub enum Work {
     /// given the job once journalled, and their block once mined, when a
     /// write-back's notice goes to the patient; a refusal removes them.
     Anchor { ids: Vec<RecordId>, notice: Option<WriteBack> },
+    /// A use of a link: a row in the link's uses, and a notice to the patient.
+    LinkUse { patient_id: String, link_id: Hash32, use_id: Hash32, recipient: String },
 }
 
 /// The notice a mined write-back sends to the patient.
@@ -242,6 +244,12 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         }
         _ => None,
     };
+    if done && let Work::LinkUse { patient_id, link_id, recipient, .. } = &pending.work {
+        let notice = crate::notices::publish_link_use(state, patient_id, *link_id, recipient.clone(), tx);
+        if let Err(e) = notice.await {
+            tracing::error!(error = %e, "recording a notice failed");
+        }
+    }
     if done && let Some((patient_id, kind, actor_id, record, category)) = notice {
         let notice = crate::notices::publish(state, patient_id, kind, actor_id, Some((record, category)), tx);
         if let Err(e) = notice.await {

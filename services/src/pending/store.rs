@@ -104,6 +104,19 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
             .await?;
         }
         Work::Anchor { ids, .. } => records::set_anchor(&mut t, ids, mined.job, mined.tx, Some(mined.block)).await?,
+        Work::LinkUse { link_id, use_id, recipient, .. } => {
+            sqlx::query(
+                "INSERT INTO link_uses (use_id, link_id, recipient, tx, block, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(*use_id)
+            .bind(*link_id)
+            .bind(recipient.as_str())
+            .bind(mined.tx)
+            .bind(mined.block)
+            .bind(now)
+            .execute(&mut *t)
+            .await?;
+        }
         Work::Credential { request_id } => {
             sqlx::query(
                 "UPDATE credential_requests SET decision = 'issued', decided_at = $1, decision_tx = $2
