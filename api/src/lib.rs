@@ -7,6 +7,7 @@
 mod account;
 mod ceremonies;
 mod credentials;
+mod emergency;
 mod error;
 mod ledger;
 mod links;
@@ -16,6 +17,7 @@ mod sharing;
 pub use account::*;
 pub use ceremonies::*;
 pub use credentials::*;
+pub use emergency::*;
 pub use error::ApiError;
 pub use ledger::*;
 pub use links::*;

@@ -144,6 +144,15 @@ pub enum NoticeKind {
     /// Someone used one of the patient's SMART Health Links (the actor is
     /// the patient, whose link it is).
     LinkUse,
+    /// The actor (a patient) named the reader as an emergency contact.
+    EmergencyNamed,
+    /// The actor (a contact) asked for emergency access; it opens at
+    /// `opens_at` unless refused.
+    EmergencyRequested,
+    /// The actor (the patient) refused the reader's emergency request.
+    EmergencyRefused,
+    /// The actor (a contact) opened the patient's summary in an emergency.
+    EmergencyAccessed,
 }
 
 /// A notice: who did what to which record, in which ledger transaction.
@@ -161,6 +170,9 @@ pub struct NoticeView {
     /// For a link's use: which link, and who the recipient said they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkNotice>,
+    /// For an emergency request: when access opens unless refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -242,6 +242,65 @@ pub async fn links_revoke(body: LinkRevokeBody) -> Result<RelayReceipt, ApiError
     svc::links::revoke(&state, &caller, body).await
 }
 
+/// The signed-in patient invites an emergency contact: a secret to hand
+/// over as a link (never a search by name).
+#[server(endpoint = "emergency/invite", input = Json)]
+pub async fn emergency_invite(body: InviteBody) -> Result<Invitation, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::invite(&state, &caller, body).await
+}
+
+/// The signed-in account accepts an invitation to be an emergency contact.
+#[server(endpoint = "emergency/accept", input = Json)]
+pub async fn emergency_accept(body: AcceptBody) -> Result<Accepted, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::accept(&state, &caller, body).await
+}
+
+/// The patient names an accepted contact on the ledger, with the summary
+/// wrapped to them (passkey approval).
+#[server(endpoint = "emergency/name", input = Json)]
+pub async fn emergency_name(body: NameContactBody) -> Result<RelayReceipt, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::name(&state, &caller, body).await
+}
+
+/// A contact asks for emergency access (it opens after the wait).
+#[server(endpoint = "emergency/request", input = Json)]
+pub async fn emergency_request(body: EmergencyRequestBody) -> Result<RelayReceipt, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::request(&state, &caller, body).await
+}
+
+/// The patient refuses a contact's request (passkey approval).
+#[server(endpoint = "emergency/refuse", input = Json)]
+pub async fn emergency_refuse(body: EmergencyRefuseBody) -> Result<RelayReceipt, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::refuse(&state, &caller, body).await
+}
+
+/// The patient removes a contact (passkey approval).
+#[server(endpoint = "emergency/remove", input = Json)]
+pub async fn emergency_remove(body: EmergencyRemoveBody) -> Result<RelayReceipt, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::remove(&state, &caller, body).await
+}
+
+/// A contact opens the patient's summary after the wait: recorded on the
+/// ledger first, then released.
+#[server(endpoint = "emergency/open", input = Json)]
+pub async fn emergency_open(body: EmergencyOpenBody) -> Result<EmergencyOpened, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::open(&state, &caller, body).await
+}
+
+/// The Emergency page: invitations, contacts, and who named the caller.
+#[server(endpoint = "emergency/overview", input = Json)]
+pub async fn emergency_page() -> Result<EmergencyOverview, ApiError> {
+    let (state, caller) = context()?;
+    svc::emergency::overview(&state, &caller).await
+}
+
 /// The signed-in patient shares records: relays their signed grant (after
 /// bringing any listed batch records into the chart on the ledger) and
 /// keeps the data keys wrapped for the grantee. Answers once it is mined.

@@ -94,6 +94,10 @@ pub fn router(state: AppState, site: Site) -> Router {
         .layer(RequestBodyLimitLayer::new(RPC_BODY_LIMIT))
         .with_state(state.clone());
 
+    #[cfg(feature = "test-controls")]
+    let shl =
+        shl.merge(Router::new().route("/test/ledger/advance", post(advance_ledger_clock)).with_state(state.clone()));
+
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/chain/heads", get(chain_heads))
@@ -150,6 +154,25 @@ async fn chain_heads(
         Ok(heads) => ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], axum::Json(heads)).into_response(),
         Err(e) => (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(e))
             .into_response(),
+    }
+}
+
+/// `POST /test/ledger/advance` `{"seconds": n}`: moves the embedded
+/// ledger's clock forward, so a test can let a waiting period pass. A test
+/// control: not in release builds.
+#[cfg(feature = "test-controls")]
+async fn advance_ledger_clock(
+    State(state): State<AppState>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> Response {
+    let Some(seconds) = body["seconds"].as_u64() else { return StatusCode::BAD_REQUEST.into_response() };
+    match &state.ledger.node {
+        Some(node) => {
+            tracing::warn!(seconds, "test control: the ledger's clock moves forward");
+            node.advance_time(seconds);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

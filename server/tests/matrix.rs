@@ -224,6 +224,67 @@ async fn every_route_for_every_role() {
             assert!(!body.contains(&link_text), "{}: lists the owner's link: {body}", ROLES[who]);
         }
     };
+    // Emergency access: the other patient accepted the owner's invitation;
+    // bodies to name them, for their request, the owner's refusal, their
+    // open (refused by the ledger then) and the removal.
+    let invitation =
+        owner.client.api(fns::EmergencyInvite { body: fns::InviteBody { wait_seconds: 0 } }).await.unwrap();
+    other.client.api(fns::EmergencyAccept { body: fns::AcceptBody { token: invitation.token } }).await.unwrap();
+    let summary_id = RecordId([0x5a; 32]);
+    let summary_key = chartkey_core::envelope::DataKey::generate(&mut rand::rngs::OsRng);
+    let summary_envelope = chartkey_core::envelope::seal(&summary_key, summary_id, b"{}", &mut rand::rngs::OsRng);
+    let summary_blob = chartkey_core::envelope::ciphertext_hash(&summary_envelope);
+    put_blob(&owner.client, &hex::encode(summary_blob), summary_envelope).await;
+    let wrapped_key = chartkey_core::envelope::wrap_key(
+        &summary_key,
+        summary_id,
+        other.keys.address(),
+        &other.keys.encryption_public(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    let summary =
+        fns::SummaryForContact { id: summary_id, blob: chartkey_core::value::Hash32(summary_blob), wrapped_key };
+    let naming = chartkey_core::eip712::EmergencyContact {
+        patient: owner.keys.address(),
+        contact: other.keys.address(),
+        wait_seconds: 0,
+        nonce: U256::zero(),
+    };
+    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&naming)).await;
+    let name_body = json!({ "body": fns::NameContactBody { message: naming.clone(), approval, summary,
+        signature: access_domain.sign_typed(&owner.keys, &naming) } });
+    let asking = chartkey_core::eip712::EmergencyRequest {
+        contact: other.keys.address(),
+        patient: owner.keys.address(),
+        nonce: U256::zero(),
+    };
+    let emergency_request_body = json!({ "body": fns::EmergencyRequestBody { message: asking.clone(),
+        signature: access_domain.sign_typed(&other.keys, &asking) } });
+    let refusal = chartkey_core::eip712::EmergencyRefusal {
+        patient: owner.keys.address(),
+        contact: other.keys.address(),
+        nonce: U256::one(),
+    };
+    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&refusal)).await;
+    let refuse_body = json!({ "body": fns::EmergencyRefuseBody { message: refusal.clone(), approval,
+        signature: access_domain.sign_typed(&owner.keys, &refusal) } });
+    let opening = chartkey_core::eip712::EmergencyAccess {
+        contact: other.keys.address(),
+        patient: owner.keys.address(),
+        nonce: U256::one(),
+    };
+    let emergency_open_body = json!({ "body": fns::EmergencyOpenBody { message: opening.clone(),
+        signature: access_domain.sign_typed(&other.keys, &opening) } });
+    let removal = chartkey_core::eip712::EmergencyContactRemove {
+        patient: owner.keys.address(),
+        contact: other.keys.address(),
+        nonce: U256::from(2),
+    };
+    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&removal)).await;
+    let emergency_remove_body = json!({ "body": fns::EmergencyRemoveBody { message: removal.clone(), approval,
+        signature: access_domain.sign_typed(&owner.keys, &removal) } });
+    const OTHER: usize = 2;
     let access = next_access(&chain, &shared.keys, &owner.keys, record).await;
     let open_body = json!({ "body": access_body(&domain, &shared.keys, &access) });
     let applicant = sign_up(&server, "Dr Matrix Applicant", Role::Clinician).await;
@@ -617,6 +678,49 @@ async fn every_route_for_every_role() {
         row(
             "links/revoke (the owner's link)",
             Req::Fn("links/revoke", link_revoke_body),
+            [401, 200, 403, 403, 403, 403, 403],
+            May::Owner(OWNER),
+        ),
+        row("emergency/overview", Req::Fn("emergency/overview", json!({})), all(200), May::Nothing),
+        row(
+            "emergency/invite",
+            Req::Fn("emergency/invite", json!({ "body": { "wait_seconds": 3600 } })),
+            [401, 200, 200, 403, 403, 403, 403],
+            May::Own,
+        ),
+        row(
+            "emergency/accept (a made-up invitation)",
+            Req::Fn("emergency/accept", json!({ "body": { "token": format!("0x{}", "ab".repeat(32)) } })),
+            [401, 404, 404, 404, 404, 404, 404],
+            May::Nothing,
+        ),
+        row(
+            "emergency/name (the owner names the contact who accepted)",
+            Req::Fn("emergency/name", name_body),
+            [401, 200, 403, 403, 403, 403, 403],
+            May::Owner(OWNER),
+        ),
+        row(
+            "emergency/request (signed by the named contact)",
+            Req::Fn("emergency/request", emergency_request_body),
+            [401, 404, 200, 404, 404, 404, 404],
+            May::Owner(OTHER),
+        ),
+        row(
+            "emergency/refuse (the owner's)",
+            Req::Fn("emergency/refuse", refuse_body),
+            [401, 200, 403, 403, 403, 403, 403],
+            May::Owner(OWNER),
+        ),
+        row(
+            "emergency/open (signed by the contact, after the refusal)",
+            Req::Fn("emergency/open", emergency_open_body),
+            [401, 404, 422, 404, 404, 404, 404],
+            May::Nothing,
+        ),
+        row(
+            "emergency/remove (the owner's)",
+            Req::Fn("emergency/remove", emergency_remove_body),
             [401, 200, 403, 403, 403, 403, 403],
             May::Owner(OWNER),
         ),

@@ -442,6 +442,15 @@ pub(crate) fn corrupt(what: &str) -> ApiError {
 }
 
 /// The serial of the grant a mined `grant` call made (its `Granted` event).
+/// When an emergency request opens, from its `EmergencyRequested` event.
+pub(crate) fn emergency_opens_at(relayed: &Relayed) -> Option<i64> {
+    use chartkey_ledger::abi::ChartkeyAccess;
+    relayed
+        .logs
+        .iter()
+        .find_map(|log| ChartkeyAccess::EmergencyRequested::decode_log(log).ok().map(|e| e.availableAt as i64))
+}
+
 pub(crate) fn granted_serial(relayed: &Relayed) -> Option<u32> {
     relayed.logs.iter().find_map(|log| ChartkeyRecords::Granted::decode_log(log).ok().map(|granted| granted.serial))
 }

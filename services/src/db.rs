@@ -22,7 +22,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0008_approvals.sql")),
     M::up(include_str!("../migrations/0009_one_address_form.sql")),
     M::up(include_str!("../migrations/0010_ceremonies.sql")),
-    M::up(include_str!("../migrations/0011_links.sql")),
+    M::up(include_str!("../migrations/0011_links_and_emergency.sql")),
 ];
 
 /// Creates or migrates the database at `path` to the latest schema (WAL,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod directory;
+pub mod emergency;
 pub mod ledger;
 pub mod limits;
 pub mod links;

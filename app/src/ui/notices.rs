@@ -121,6 +121,13 @@ pub fn notice_text(n: &NoticeView) -> String {
             Some(link) => format!("One of your links was opened by \u{201c}{}\u{201d}.", link.recipient),
             None => "One of your links was opened.".to_owned(),
         },
+        NoticeKind::EmergencyNamed => format!("{} named you as an emergency contact.", n.actor_name),
+        NoticeKind::EmergencyRequested => match n.opens_at.map(crate::ui::components::format_datetime) {
+            Some(at) => format!("{} asked for emergency access. It opens on {at} unless you refuse.", n.actor_name),
+            None => format!("{} asked for emergency access.", n.actor_name),
+        },
+        NoticeKind::EmergencyRefused => format!("{} refused your request for emergency access.", n.actor_name),
+        NoticeKind::EmergencyAccessed => format!("{} opened your summary with emergency access.", n.actor_name),
     }
 }
 

@@ -35,9 +35,27 @@ pub async fn publish(
     record: Option<(RecordId, u8)>,
     tx: Hash32,
 ) -> Result<(), ApiError> {
-    let view =
-        store::insert(&state.pool, store::NewNotice { account_id, kind, actor_id, record, tx, link: None }).await?;
+    let view = store::insert(
+        &state.pool,
+        store::NewNotice { account_id, kind, actor_id, record, tx, link: None, opens_at: None },
+    )
+    .await?;
     // No open page is not an error: the inbox has it.
+    state.notifier.send(account_id, view);
+    Ok(())
+}
+
+/// Tells `account_id` of an emergency-access step by `actor_id`.
+pub async fn publish_emergency(
+    state: &AppState,
+    account_id: &str,
+    kind: NoticeKind,
+    actor_id: &str,
+    opens_at: Option<i64>,
+    tx: Hash32,
+) -> Result<(), ApiError> {
+    let notice = store::NewNotice { account_id, kind, actor_id, record: None, tx, link: None, opens_at };
+    let view = store::insert(&state.pool, notice).await?;
     state.notifier.send(account_id, view);
     Ok(())
 }
@@ -52,8 +70,15 @@ pub async fn publish_link_use(
     tx: Hash32,
 ) -> Result<(), ApiError> {
     let link = Some(chartkey_api::LinkNotice { link_id, recipient });
-    let notice =
-        store::NewNotice { account_id, kind: NoticeKind::LinkUse, actor_id: account_id, record: None, tx, link };
+    let notice = store::NewNotice {
+        account_id,
+        kind: NoticeKind::LinkUse,
+        actor_id: account_id,
+        record: None,
+        tx,
+        link,
+        opens_at: None,
+    };
     let view = store::insert(&state.pool, notice).await?;
     // No open page is not an error: the inbox has it.
     state.notifier.send(account_id, view);

@@ -18,14 +18,16 @@ pub struct NewNotice<'a> {
     pub tx: Hash32,
     /// A link's use: the link and the recipient's label.
     pub link: Option<LinkNotice>,
+    /// An emergency request: when it opens.
+    pub opens_at: Option<i64>,
 }
 
 /// Stores `notice`; the notice as its reader sees it.
 pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, StoreError> {
     let at = db::now();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at, link_id, recipient)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at, link_id, recipient, opens_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(notice.account_id)
     .bind(kind_text(notice.kind))
@@ -36,6 +38,7 @@ pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, St
     .bind(at)
     .bind(notice.link.as_ref().map(|l| l.link_id))
     .bind(notice.link.as_ref().map(|l| l.recipient.clone()))
+    .bind(notice.opens_at)
     .fetch_one(pool)
     .await?;
     let (actor, actor_name): (Address, String) =
@@ -55,6 +58,7 @@ pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, St
         at,
         read: false,
         link: notice.link,
+        opens_at: notice.opens_at,
     })
 }
 
@@ -66,7 +70,7 @@ pub async fn inbox(pool: &Pool, account_id: &str, shown: i64) -> Result<(u32, Ve
         .await?;
     let rows: Vec<NoticeRow> = sqlx::query_as(
         "SELECT n.id, n.kind, a.address, a.display_name, n.record_id, n.category, n.tx, n.at,
-                CASE WHEN n.read_at IS NULL THEN 0 ELSE 1 END, n.link_id, n.recipient
+                CASE WHEN n.read_at IS NULL THEN 0 ELSE 1 END, n.link_id, n.recipient, n.opens_at
          FROM notices n JOIN accounts a ON a.id = n.actor_id
          WHERE n.account_id = $1 ORDER BY n.id DESC LIMIT $2",
     )
@@ -91,18 +95,36 @@ pub async fn mark_read(pool: &Pool, account_id: &str, up_to: i64) -> Result<u64,
 
 /// A notice as listed: id, kind, the actor's address and name, record and
 /// category, transaction, time, read.
-type NoticeRow =
-    (i64, String, Address, String, Option<RecordId>, Option<i64>, Hash32, i64, Flag, Option<Hash32>, Option<String>);
+type NoticeRow = (
+    i64,
+    String,
+    Address,
+    String,
+    Option<RecordId>,
+    Option<i64>,
+    Hash32,
+    i64,
+    Flag,
+    Option<Hash32>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Each kind and its stored name.
+const KINDS: [(NoticeKind, &str); 7] = [
+    (NoticeKind::Access, "access"),
+    (NoticeKind::WriteBack, "write_back"),
+    (NoticeKind::LinkUse, "link_use"),
+    (NoticeKind::EmergencyNamed, "emergency_named"),
+    (NoticeKind::EmergencyRequested, "emergency_requested"),
+    (NoticeKind::EmergencyRefused, "emergency_refused"),
+    (NoticeKind::EmergencyAccessed, "emergency_accessed"),
+];
 
 fn notice_of(
-    (id, kind, actor, actor_name, record, category, tx, at, read, link_id, recipient): NoticeRow,
+    (id, kind, actor, actor_name, record, category, tx, at, read, link_id, recipient, opens_at): NoticeRow,
 ) -> Result<NoticeView, StoreError> {
-    let kind = match kind.as_str() {
-        "access" => NoticeKind::Access,
-        "write_back" => NoticeKind::WriteBack,
-        "link_use" => NoticeKind::LinkUse,
-        _ => return Err(StoreError::Row("notice kind")),
-    };
+    let kind = KINDS.iter().find(|(_, name)| *name == kind).ok_or(StoreError::Row("notice kind"))?.0;
     let link = match (link_id, recipient) {
         (Some(link_id), Some(recipient)) => Some(LinkNotice { link_id, recipient }),
         (None, None) => None,
@@ -119,15 +141,12 @@ fn notice_of(
         tx,
         at,
         read: read.into(),
+        opens_at,
     })
 }
 
 fn kind_text(kind: NoticeKind) -> &'static str {
-    match kind {
-        NoticeKind::Access => "access",
-        NoticeKind::WriteBack => "write_back",
-        NoticeKind::LinkUse => "link_use",
-    }
+    KINDS.iter().find(|(k, _)| *k == kind).map(|(_, name)| *name).expect("every kind is listed")
 }
 
 #[cfg(test)]
@@ -151,6 +170,7 @@ mod tests {
             record: Some(record),
             tx: Hash32([4; 32]),
             link: None,
+            opens_at: None,
         };
         let sent = insert(&pool, new).await.unwrap();
         assert_eq!((sent.actor, sent.actor_name.as_str(), sent.category), (actor, "doctor name", Some(7)));
@@ -165,6 +185,14 @@ mod tests {
     }
 
     fn new_like(sent: &NoticeView) -> NewNotice<'static> {
-        NewNotice { account_id: "patient", kind: sent.kind, actor_id: "doctor", record: None, tx: sent.tx, link: None }
+        NewNotice {
+            account_id: "patient",
+            kind: sent.kind,
+            actor_id: "doctor",
+            record: None,
+            tx: sent.tx,
+            link: None,
+            opens_at: None,
+        }
     }
 }

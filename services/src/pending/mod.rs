@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use alloy_primitives::{B256, keccak256};
-use chartkey_api::{ApiError, NoticeKind};
+use chartkey_api::{ApiError, EmergencyStep, NoticeKind};
 use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::convert;
@@ -57,6 +57,18 @@ pub enum Work {
     Anchor { ids: Vec<RecordId>, notice: Option<WriteBack> },
     /// A use of a link: a row in the link's uses, and a notice to the patient.
     LinkUse { patient_id: String, link_id: Hash32, use_id: Hash32, recipient: String },
+    /// A step of emergency access: its event row (and for a naming, the
+    /// contact's row with the summary's key for them), and a notice to the
+    /// other side.
+    Emergency { patient_id: String, contact_id: String, step: EmergencyStep, named: Option<Named> },
+}
+
+/// What naming a contact stores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Named {
+    pub wait_seconds: u32,
+    pub summary: chartkey_api::SummaryForContact,
 }
 
 /// The notice a mined write-back sends to the patient.
@@ -233,6 +245,12 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         Work::Grant { .. } => Some(super::chain::granted_serial(relayed).ok_or_else(|| corrupt("Granted event"))?),
         _ => None,
     };
+    let opens_at = match &pending.work {
+        Work::Emergency { step: EmergencyStep::Requested, .. } => {
+            Some(super::chain::emergency_opens_at(relayed).ok_or_else(|| corrupt("EmergencyRequested event"))?)
+        }
+        _ => None,
+    };
     let mined = store::Mined { job: relayed.job, tx, block, serial };
     let done = store::apply(&state.pool, pending.id, &pending.work, &mined).await?;
     let notice = match &pending.work {
@@ -247,6 +265,19 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
     if done && let Work::LinkUse { patient_id, link_id, recipient, .. } = &pending.work {
         let notice = crate::notices::publish_link_use(state, patient_id, *link_id, recipient.clone(), tx);
         if let Err(e) = notice.await {
+            tracing::error!(error = %e, "recording a notice failed");
+        }
+    }
+    if done && let Work::Emergency { patient_id, contact_id, step, .. } = &pending.work {
+        // Told to the other side of the step.
+        let (reader, actor, kind) = match step {
+            EmergencyStep::Named => (contact_id, patient_id, NoticeKind::EmergencyNamed),
+            EmergencyStep::Requested => (patient_id, contact_id, NoticeKind::EmergencyRequested),
+            EmergencyStep::Refused => (contact_id, patient_id, NoticeKind::EmergencyRefused),
+            EmergencyStep::Accessed => (patient_id, contact_id, NoticeKind::EmergencyAccessed),
+            EmergencyStep::Removed => (contact_id, patient_id, NoticeKind::EmergencyRefused),
+        };
+        if let Err(e) = crate::notices::publish_emergency(state, reader, kind, actor, opens_at, tx).await {
             tracing::error!(error = %e, "recording a notice failed");
         }
     }

@@ -117,6 +117,47 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
             .execute(&mut *t)
             .await?;
         }
+        Work::Emergency { patient_id, contact_id, step, named } => {
+            if let Some(named) = named {
+                sqlx::query(
+                    "INSERT INTO emergency_contacts (patient_id, contact_id, wait_seconds, summary_id, summary_blob,
+                        wrapped_key, named_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (patient_id, contact_id) DO UPDATE SET wait_seconds = excluded.wait_seconds,
+                        summary_id = excluded.summary_id, summary_blob = excluded.summary_blob,
+                        wrapped_key = excluded.wrapped_key, named_at = excluded.named_at, removed_at = NULL",
+                )
+                .bind(patient_id.as_str())
+                .bind(contact_id.as_str())
+                .bind(i64::from(named.wait_seconds))
+                .bind(named.summary.id)
+                .bind(named.summary.blob)
+                .bind(named.summary.wrapped_key.clone())
+                .bind(now)
+                .execute(&mut *t)
+                .await?;
+            }
+            if *step == chartkey_api::EmergencyStep::Removed {
+                sqlx::query("UPDATE emergency_contacts SET removed_at = $1 WHERE patient_id = $2 AND contact_id = $3")
+                    .bind(now)
+                    .bind(patient_id.as_str())
+                    .bind(contact_id.as_str())
+                    .execute(&mut *t)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO emergency_events (patient_id, contact_id, step, tx, block, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(patient_id.as_str())
+            .bind(contact_id.as_str())
+            .bind(crate::emergency::store::step_text(*step))
+            .bind(mined.tx)
+            .bind(mined.block)
+            .bind(now)
+            .execute(&mut *t)
+            .await?;
+        }
         Work::Credential { request_id } => {
             sqlx::query(
                 "UPDATE credential_requests SET decision = 'issued', decided_at = $1, decision_tx = $2

@@ -51,12 +51,14 @@ CREATE TABLE link_locations (
     expires_at  INTEGER NOT NULL
 ) STRICT;
 
--- Notices gain a kind: one of the patient's links was used (by whom, as
--- the recipient said).
+-- Notices gain kinds: one of the patient's links was used (by whom, as
+-- the recipient said), and the ledger's steps of emergency access (a
+-- contact named, a request with when it opens, a refusal, an access).
 CREATE TABLE notices_new (
     id          INTEGER PRIMARY KEY,
     account_id  TEXT NOT NULL REFERENCES accounts(id),
-    kind        TEXT NOT NULL CHECK (kind IN ('access', 'write_back', 'link_use')),
+    kind        TEXT NOT NULL CHECK (kind IN ('access', 'write_back', 'link_use', 'emergency_named',
+                    'emergency_requested', 'emergency_refused', 'emergency_accessed')),
     actor_id    TEXT NOT NULL REFERENCES accounts(id),
     record_id   TEXT,
     category    INTEGER,
@@ -64,10 +66,53 @@ CREATE TABLE notices_new (
     at          INTEGER NOT NULL,
     read_at     INTEGER,
     link_id     TEXT,
-    recipient   TEXT
+    recipient   TEXT,
+    opens_at    INTEGER
 ) STRICT;
 INSERT INTO notices_new (id, account_id, kind, actor_id, record_id, category, tx, at, read_at)
     SELECT id, account_id, kind, actor_id, record_id, category, tx, at, read_at FROM notices;
 DROP TABLE notices;
 ALTER TABLE notices_new RENAME TO notices;
 CREATE INDEX notices_by_account ON notices (account_id, id);
+
+-- Emergency access. Invitations are by link: the patient gives the
+-- contact a secret (stored as its SHA-256); whoever opens it signed in
+-- accepts, and the patient then names them on the ledger.
+CREATE TABLE emergency_invitations (
+    token_hash   TEXT PRIMARY KEY,
+    patient_id   TEXT NOT NULL REFERENCES accounts(id),
+    wait_seconds INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    contact_id   TEXT REFERENCES accounts(id),
+    accepted_at  INTEGER
+) STRICT;
+CREATE INDEX emergency_invitations_by_patient ON emergency_invitations (patient_id, created_at);
+
+-- Contacts the ledger recorded as named, with the patient's summary for
+-- them: an envelope in the blob store and its key wrapped to the contact
+-- (released only after a recorded emergency access).
+CREATE TABLE emergency_contacts (
+    patient_id   TEXT NOT NULL REFERENCES accounts(id),
+    contact_id   TEXT NOT NULL REFERENCES accounts(id),
+    wait_seconds INTEGER NOT NULL,
+    summary_id   TEXT NOT NULL,
+    summary_blob TEXT NOT NULL,
+    wrapped_key  TEXT NOT NULL,
+    named_at     INTEGER NOT NULL,
+    removed_at   INTEGER,
+    PRIMARY KEY (patient_id, contact_id)
+) STRICT;
+CREATE INDEX emergency_contacts_by_contact ON emergency_contacts (contact_id);
+
+-- Each step the ledger recorded.
+CREATE TABLE emergency_events (
+    id          INTEGER PRIMARY KEY,
+    patient_id  TEXT NOT NULL REFERENCES accounts(id),
+    contact_id  TEXT NOT NULL REFERENCES accounts(id),
+    step        TEXT NOT NULL CHECK (step IN ('named', 'requested', 'refused', 'accessed', 'removed')),
+    tx          TEXT NOT NULL,
+    block       INTEGER NOT NULL,
+    at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX emergency_events_by_pair ON emergency_events (patient_id, contact_id, id);
