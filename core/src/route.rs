@@ -15,6 +15,7 @@ pub enum Page {
     Records,
     Credentials,
     Sharing,
+    Links,
     Inbox,
     NotFound,
 }
@@ -38,6 +39,7 @@ impl Page {
             "restore" => Self::Restore,
             "credentials" | "clinicians" => Self::Credentials,
             "inbox" => Self::Inbox,
+            "links" => Self::Links,
             _ => Self::NotFound,
         }
     }
@@ -75,6 +77,7 @@ mod tests {
             ("/credentials", Page::Credentials),
             ("/clinicians", Page::Credentials),
             ("/inbox", Page::Inbox),
+            ("/links", Page::Links),
         ];
         for (path, page) in cases {
             assert_eq!(Page::of(path), page, "{path:?}");

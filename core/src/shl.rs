@@ -22,7 +22,9 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+mod content;
 mod label;
+pub use content::{collection, qr_svg};
 pub use label::{MAX_SEALED_LABEL_BYTES, SealedLabel};
 
 /// What a link starts with (after any viewer prefix and `#`).

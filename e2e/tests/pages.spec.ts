@@ -132,6 +132,17 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await patient.getByTestId('summary-button').click();
   await expect(patient.getByTestId('summary')).toContainText('No information about allergies');
   await review(patient, 'patient-records-summary');
+  // Share by link: the link made, with its QR code; then the Links page.
+  await patient.getByTestId('link-label').fill('For Dr Rao');
+  await patient.getByTestId('link-passcode').fill('4711');
+  await patient.getByTestId('link-make').click();
+  await expect(patient.getByTestId('link-qr').locator('svg')).toBeVisible({ timeout: 30_000 });
+  await review(patient, 'patient-records-link-made');
+  await nav(patient, 'Links').click();
+  await expect(patient.getByTestId('link')).toHaveCount(1);
+  await review(patient, 'patient-links');
+  await nav(patient, 'Records').click();
+  await expect(patient.getByTestId('timeline')).toBeVisible({ timeout: 60_000 });
   await patient.getByTestId('timeline').getByRole('button').first().click();
   await expect(patient.getByTestId('record-view')).toBeVisible();
   await review(patient, 'patient-record-view');

@@ -9,6 +9,7 @@ mod error;
 mod http;
 mod idle;
 mod kdf;
+mod links;
 mod nav;
 mod notices;
 mod pages;
@@ -89,6 +90,7 @@ fn App(handover: Option<Handover>) -> impl IntoView {
         Page::Records => view! { <pages::Records /> }.into_any(),
         Page::Credentials => view! { <pages::Credentials /> }.into_any(),
         Page::Sharing => view! { <pages::Sharing /> }.into_any(),
+        Page::Links => view! { <pages::Links /> }.into_any(),
         Page::Inbox => view! { <pages::Inbox /> }.into_any(),
         Page::NotFound => view! { <pages::NotFound /> }.into_any(),
     };
@@ -147,6 +149,7 @@ fn Header() -> impl IntoView {
                     <Show when=move || role() == Some(Role::Patient)>
                         <Link href="/records">"Records"</Link>
                         <Link href="/sharing">"Sharing"</Link>
+                        <Link href="/links">"Links"</Link>
                         <Link href="/clinicians">"Clinicians"</Link>
                     </Show>
                     <Show when=move || role() == Some(Role::Clinician)>

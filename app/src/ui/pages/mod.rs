@@ -6,6 +6,7 @@ mod account;
 mod clinicians;
 mod credentials;
 mod ledger;
+mod links;
 mod records;
 mod recovery;
 mod restore;
@@ -73,6 +74,12 @@ pub fn Credentials() -> impl IntoView {
 pub fn Sharing() -> impl IntoView {
     let gate = gate();
     move || gate().unwrap_or_else(|| view! { <sharing::SharingOverview /> }.into_any())
+}
+
+#[component]
+pub fn Links() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <links::LinksOverview /> }.into_any())
 }
 
 #[component]

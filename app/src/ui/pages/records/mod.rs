@@ -1,6 +1,6 @@
 //! The patient's records: add (FHIR import, files), timeline with filters
 //! and search, the record view with its ledger line, corrections,
-//! "Download my records", and the patient summary (IPS).
+//! "Download my records", the patient summary (IPS) and sharing by link.
 //!
 //! Everything shown from a record is text, inserted as text nodes: FHIR
 //! narrative and any other markup a record carries is never interpreted.
@@ -18,12 +18,14 @@ use crate::ui::records::{self, Loaded, Progress, ReadState, ToAdd};
 use crate::ui::session::{Keyring, use_session};
 
 mod add;
+mod link;
 mod summary;
 mod timeline;
 mod trends;
 mod view;
 
 use add::AddRecords;
+use link::ShareByLink;
 use summary::PatientSummary;
 use timeline::Timeline;
 use trends::Trends;
@@ -92,6 +94,7 @@ pub fn RecordsOverview() -> impl IntoView {
             <Timeline />
             <Trends />
             <PatientSummary />
+            <ShareByLink />
         </Show>
     }
 }

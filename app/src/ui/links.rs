@@ -1,0 +1,127 @@
+//! Share by link, as the pages use it: a SMART Health Link made in this
+//! browser (its key never leaves it), and stopping one. The protocol and
+//! the cryptography live here; `pages/records/link.rs` and `pages/links.rs`
+//! only ask and show.
+
+use chartkey_core::eip712::{Domain, Link, LinkRevoke};
+use chartkey_core::fhir::ImportedResource;
+use chartkey_core::shl::{self, Flags, LinkKey, ManifestId, SealedLabel};
+use chartkey_core::value::Hash32;
+use ethers_core::types::U256;
+use rand_core::OsRng;
+
+use crate::api;
+use crate::ui::records::Loaded;
+use crate::ui::session::Keyring;
+use crate::ui::sharing::approve;
+
+/// What a link carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// The patient summary (IPS), made now from the records read here.
+    Summary,
+    /// The current records of these kinds (bit n: category n), as one Bundle.
+    Kinds(u32),
+}
+
+/// A link the patient asked for.
+#[derive(Clone, Debug)]
+pub struct NewLink {
+    pub content: Content,
+    pub label: String,
+    /// Seconds from now; `None`: no expiry.
+    pub lifetime: Option<u64>,
+    pub passcode: Option<String>,
+    pub long_term: bool,
+}
+
+/// A link made: its text (`shlink:/…`) and its QR code (SVG).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Made {
+    pub link: String,
+    pub qr_svg: Option<String>,
+}
+
+/// The FHIR the link carries, from the records read here.
+fn content_of(records: &[Loaded], content: Content) -> Result<String, String> {
+    match content {
+        Content::Summary => crate::ui::records::patient_summary(records).map(|s| s.json),
+        Content::Kinds(kinds) => {
+            let chosen: Vec<ImportedResource> = records
+                .iter()
+                .filter(|r| r.meta.amended_by.is_empty() && kinds >> r.meta.category & 1 == 1)
+                .filter_map(|r| r.opened().map(|o| o.resource.clone()))
+                .collect();
+            if chosen.is_empty() {
+                return Err("None of your records is of the kinds chosen.".into());
+            }
+            shl::collection(&chosen).map_err(|_| "A record could not be read as FHIR.".to_string())
+        }
+    }
+}
+
+/// Makes the link: the content encrypted here with a fresh key, the link
+/// approved with the passkey, signed, and recorded on the ledger; only the
+/// encrypted file goes to the server. `progress` hears each step.
+pub async fn create(
+    keyring: &Keyring,
+    records: &[Loaded],
+    new: NewLink,
+    progress: impl Fn(String),
+) -> Result<Made, String> {
+    let label = new.label.trim().to_owned();
+    if label.is_empty() || label.chars().count() > shl::MAX_LABEL_CHARS {
+        return Err(format!("Give the link a label of 1 to {} characters.", shl::MAX_LABEL_CHARS));
+    }
+    progress("Making the content and encrypting it in this browser…".into());
+    let fhir = content_of(records, new.content)?;
+    let (manifest, key) = (ManifestId::generate(&mut OsRng), LinkKey::generate(&mut OsRng));
+    let jwe = shl::encrypt_file(&key, shl::FHIR_JSON, fhir.as_bytes(), &mut OsRng);
+    let files = vec![api::LinkFileUpload { content_type: shl::FHIR_JSON.into(), jwe }];
+    let now = (js_sys::Date::now() / 1000.0) as u64;
+    let expires_at = new.lifetime.map(|s| now + s).unwrap_or(0);
+    let flags = Flags { long_term: new.long_term, passcode: new.passcode.is_some(), direct: false };
+    let link_id = manifest.link_id();
+    let message = Link {
+        patient: keyring.keys.address(),
+        link_id,
+        content_hash: shl::content_hash(files.iter().map(|f| (f.content_type.as_str(), f.jwe.as_str()))),
+        expires_at,
+        flags: flags.bits(),
+    };
+    let domain = access_domain().await?;
+    progress("Approve with your passkey (face, fingerprint or device PIN)…".into());
+    let approval = approve(domain.digest(&message)).await?;
+    progress("Signing the link and writing it on the ledger…".into());
+    let signature = domain.sign_typed(&keyring.keys, &message);
+    let sealed = SealedLabel::seal(&keyring.keys, link_id, &label, &mut OsRng);
+    let body = api::LinkCreateBody { link: message, signature, approval, files, label: sealed, passcode: new.passcode };
+    api::links_create(body).await.map_err(|e| e.to_string())?;
+    let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+    let link = shl::Link {
+        url: format!("{origin}/shl/{}", manifest.to_text()),
+        key,
+        expires: (expires_at != 0).then_some(expires_at),
+        flags,
+        label: Some(label.clone()),
+    }
+    .to_link();
+    let qr_svg = shl::qr_svg(&link, &format!("QR code of the link “{label}”"));
+    Ok(Made { link, qr_svg })
+}
+
+/// Stops link `link_id` at once: approved with the passkey, signed,
+/// written on the ledger.
+pub async fn stop(keyring: &Keyring, link_id: Hash32, serial: u32) -> Result<(), String> {
+    let message = LinkRevoke { patient: keyring.keys.address(), link_id: link_id.0, nonce: U256::from(serial) };
+    let domain = access_domain().await?;
+    let approval = approve(domain.digest(&message)).await?;
+    let signature = domain.sign_typed(&keyring.keys, &message);
+    api::links_revoke(api::LinkRevokeBody { message, signature, approval }).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+pub async fn access_domain() -> Result<Domain, String> {
+    let info = api::ledger_info().await.map_err(|e| e.to_string())?;
+    Ok(Domain::access(info.chain_id, info.access.into()))
+}

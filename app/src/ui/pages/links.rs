@@ -1,0 +1,135 @@
+//! The patient's links (SMART Health Links): each with its label (unsealed
+//! here), what protects it, when it ends, every use the ledger recorded
+//! (who the recipient said they were, when, in which transaction), and
+//! "Stop sharing", which ends it at once.
+
+use chartkey_core::eip712::{FLAG_DIRECT, FLAG_LONG_TERM, FLAG_PASSCODE};
+use chartkey_core::role::Role;
+use leptos::prelude::*;
+
+use crate::api::{self, LinkView};
+use crate::ui::components::{Busy, ErrorMessage, TableHead, format_date, format_datetime};
+use crate::ui::error::UiError;
+use crate::ui::links;
+use crate::ui::nav::Link;
+use crate::ui::session::use_session;
+
+#[component]
+pub fn LinksOverview() -> impl IntoView {
+    let session = use_session();
+    if session.account.get_untracked().map(|a| a.role) != Some(Role::Patient) {
+        return view! {
+            <h1>"Links"</h1>
+            <p class="alert alert-info">"Patients share their records by link; this account has none."</p>
+        }
+        .into_any();
+    }
+    let list = RwSignal::new(None::<Vec<LinkView>>);
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            match api::links_list().await {
+                Ok(l) => list.set(Some(l)),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        })
+    };
+    reload();
+    let stopping = Action::new_local(move |link: &LinkView| {
+        let (keyring, id, serial) = (session.keyring.get_untracked(), link.link_id, link.serial);
+        async move {
+            let keyring = keyring.ok_or_else(|| UiError::from("Unlock your keys to stop a link.".to_owned()))?;
+            links::stop(&keyring, id, serial).await?;
+            reload();
+            Ok::<_, UiError>(())
+        }
+    });
+    let label_of = move |link: &LinkView| {
+        session
+            .keyring
+            .with_untracked(|k| k.as_ref().and_then(|k| link.label.open(&k.keys, link.link_id.0)))
+            .unwrap_or_else(|| "(label unreadable)".into())
+    };
+    let stop = move |link: LinkView| {
+        let label = label_of(&link);
+        let confirmed = web_sys::window()
+            .and_then(|w| {
+                w.confirm_with_message(&format!("Stop the link “{label}”? It will not open from now on.")).ok()
+            })
+            .unwrap_or(false);
+        if confirmed {
+            stopping.dispatch(link);
+        }
+    };
+    let busy = Signal::derive(move || {
+        stopping.pending().get().then(|| "Approve with your passkey to stop the link…".to_string())
+    });
+    let action_error = Signal::derive(move || UiError::shown(stopping.value().get()));
+    view! {
+        <h1>"Links"</h1>
+        <p class="lead">
+            "Your SMART Health Links. Each use is recorded on the ledger before anything is sent, and you are "
+            "told who opened it. Make a new link from the "<Link href="/records">"Records"</Link>" page."
+        </p>
+        <ErrorMessage error=error />
+        <ErrorMessage error=action_error />
+        <Busy message=busy />
+        {move || match list.get() {
+            None => view! { <Busy message=Signal::derive(|| Some("Loading your links…".to_string())) /> }.into_any(),
+            Some(l) if l.is_empty() => view! { <p class="muted">"You have not made a link yet."</p> }.into_any(),
+            Some(l) => view! {
+                <div class="table-scroll">
+                <table class="table" data-testid="links">
+                    <TableHead columns=&["Link", "Protection", "Until", "Uses", "Status"] actions=true />
+                    <tbody>
+                        {l.into_iter().map(|link| {
+                            let now = (js_sys::Date::now() / 1000.0) as u64;
+                            let live = link.revoked_at.is_none()
+                                && link.expires_at.is_none_or(|at| at > now)
+                                && link.attempts_left != Some(0);
+                            let status = if link.revoked_at.is_some() { "Stopped" }
+                                else if !live { "Ended" } else { "Active" };
+                            let protection = match (link.flags & FLAG_PASSCODE != 0, link.attempts_left) {
+                                (true, Some(n)) => format!("Passcode ({n} attempts left)"),
+                                _ if link.flags & FLAG_DIRECT != 0 => "Direct file".to_owned(),
+                                _ => "Link only".to_owned(),
+                            };
+                            let target = link.clone();
+                            view! {
+                                <tr data-testid="link">
+                                    <td>
+                                        <strong>{label_of(&link)}</strong><br />
+                                        <small class="muted">{format!("Made {}", format_date(link.created_at))}
+                                            {(link.flags & FLAG_LONG_TERM != 0).then_some(" · long-term")}</small>
+                                    </td>
+                                    <td>{protection}</td>
+                                    <td>{link.expires_at.map(|at| format!("Until {}", format_date(at as i64))).unwrap_or_else(|| "No expiry".into())}</td>
+                                    <td>
+                                        {if link.uses.is_empty() { view! { <span class="muted">"Not used yet"</span> }.into_any() } else {
+                                            view! { <ul class="plain">{link.uses.iter().map(|u| view! {
+                                                <li data-testid="link-use">{format!("{} · {}", u.recipient, format_datetime(u.at))}
+                                                    <br /><small class="muted mono">{format!("tx {}", u.tx)}</small></li>
+                                            }).collect_view()}</ul> }.into_any()
+                                        }}
+                                    </td>
+                                    <td><span class=if live { "chip chip-ok" } else { "chip" } data-status=status>{status}</span></td>
+                                    <td>
+                                        {live.then(|| view! {
+                                            <button type="button" class="button button-small button-danger"
+                                                on:click=move |_| stop(target.clone())
+                                                disabled=move || stopping.pending().get()>
+                                                "Stop sharing"
+                                            </button>
+                                        })}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                </div>
+            }.into_any(),
+        }}
+    }
+    .into_any()
+}
