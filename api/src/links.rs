@@ -4,7 +4,7 @@
 //! receiver without an account calls) is plain HTTP at `/shl/…`, with
 //! core's `shl` types.
 
-use chartkey_core::shl::SealedLabel;
+use chartkey_core::shl::SealedLink;
 use chartkey_core::value::{Hash32, Signature};
 use serde::{Deserialize, Serialize};
 
@@ -20,15 +20,16 @@ pub struct LinkFileUpload {
 }
 
 /// A new link: the patient's signed `Link` message (its id is the keccak256
-/// of the manifest URL's secret part), the files, the label sealed to the
-/// patient, and the passcode when the link asks for one.
+/// of the manifest URL's secret part), the files, the link's secrets (label,
+/// URL secret, key) sealed to the patient, and the passcode when the link
+/// asks for one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkCreateBody {
     pub link: chartkey_core::eip712::Link,
     pub signature: Signature,
     pub approval: Approval,
     pub files: Vec<LinkFileUpload>,
-    pub label: SealedLabel,
+    pub sealed: SealedLink,
     /// Required exactly when the link's `P` flag is set; never stored in clear.
     pub passcode: Option<String>,
 }
@@ -55,7 +56,8 @@ pub struct LinkRevokeBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkView {
     pub link_id: Hash32,
-    pub label: SealedLabel,
+    /// The label, the URL's secret and the key, sealed to the patient.
+    pub sealed: SealedLink,
     /// The contract's bits: 1 long-term, 2 passcode, 4 direct file.
     pub flags: u8,
     /// Unix seconds; `None`: no expiry.

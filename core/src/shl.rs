@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod content;
-mod label;
+mod sealed;
 pub use content::{collection, qr_svg};
-pub use label::{MAX_SEALED_LABEL_BYTES, SealedLabel};
+pub use sealed::{LinkSecrets, MAX_SEALED_LINK_BYTES, SealedLink};
 
 /// What a link starts with (after any viewer prefix and `#`).
 pub const LINK_SCHEME: &str = "shlink:/";

@@ -5,7 +5,10 @@
 // The server never receives a link's key; every use shows on the Links
 // page; a stopped link answers 404 at once.
 import { test, expect, Page, Request } from '@playwright/test';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { compactDecrypt, base64url } from 'jose';
 import { FLOYD, addAuthenticator, confirmRecoveryPhrase, nav, startSignUp } from './helpers';
 import { scanAfterThisFile } from '../scan';
@@ -48,14 +51,26 @@ async function receive(link: string, body: Record<string, unknown>): Promise<{ s
   return { status: 200, files, answer };
 }
 
-async function newPatientWithRecords(page: Page) {
-  await addAuthenticator(page);
-  await startSignUp(page, 'Link Patient');
-  await confirmRecoveryPhrase(page);
-  await nav(page, 'Records').click();
-  await page.getByTestId('file-input').setInputFiles([FLOYD]);
+/** What an independent decoder (Debian's zbarimg) reads from the QR code on the page. */
+async function qrText(page: Page, where: string): Promise<string> {
+  const file = join(mkdtempSync(join(tmpdir(), 'chartkey-qr-')), 'qr.png');
+  await page.getByTestId(where).getByTestId('link-qr').screenshot({ path: file });
+  // zbarimg complains on stderr that there is no D-Bus here; only its answer matters.
+  return execFileSync('zbarimg', ['--quiet', '--raw', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+}
+
+async function importRecords(page: Page, files: string[]) {
+  await page.getByTestId('file-input').setInputFiles(files);
   await page.getByTestId('import-button').click();
   await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+}
+
+async function newPatientWithRecords(page: Page, name = 'Link Patient') {
+  await addAuthenticator(page);
+  await startSignUp(page, name);
+  await confirmRecoveryPhrase(page);
+  await nav(page, 'Records').click();
+  await importRecords(page, [FLOYD]);
 }
 
 /** Makes a link on the Records page; its text. */
@@ -79,6 +94,7 @@ test('links made in the browser resolve with a general JOSE library; uses show; 
     await page.getByTestId('link-label').fill('For Dr Rao');
   });
   expect(summaryLink.startsWith('shlink:/')).toBe(true);
+  expect(await qrText(page, 'link-made'), 'the QR code holds exactly the link').toBe(summaryLink);
   expect(payloadOf(summaryLink)).toMatchObject({ label: 'For Dr Rao' });
   const summary = await receive(summaryLink, { recipient: 'Dr Rao, Mercy ER' });
   expect(summary.status).toBe(200);
@@ -131,4 +147,60 @@ test('links made in the browser resolve with a general JOSE library; uses show; 
   // The patient was told of each use.
   await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: /^Inbox/ }).click();
   await expect(page.getByText('One of your links was opened by “Dr Rao, Mercy ER”.').first()).toBeVisible();
+});
+
+test('a long-term link serves its new content after an update; a direct-file link answers a GET', async ({ page }) => {
+  await newPatientWithRecords(page, 'Long-term Patient');
+  const immunizations = () => JSON.parse(readFileSync(FLOYD, 'utf8')).entry.map((e: any) => e.resource)
+    .filter((r: any) => r.resourceType === 'Immunization');
+  const longTerm = await makeLink(page, async () => {
+    await page.locator('input[data-kind="Immunizations"]').check();
+    await page.getByTestId('link-label').fill('Vaccinations for school');
+    await page.getByText('Long-term: I may update what it carries later').click();
+  });
+  expect(payloadOf(longTerm).flag).toBe('L');
+  const first = await receive(longTerm, { recipient: 'School nurse' });
+  expect(first.answer.status).toBe('can-change');
+  expect(first.files![0].entry.map((e: any) => canonical(e.resource)).sort())
+    .toEqual(immunizations().map(canonical).sort());
+
+  // A new vaccination; the link updated from the Links page carries it too.
+  const shot = { resourceType: 'Immunization', id: 'flu-2026', status: 'completed',
+    vaccineCode: { text: 'Influenza, seasonal' }, occurrenceDateTime: '2026-11-20' };
+  const file = join(mkdtempSync(join(tmpdir(), 'chartkey-shot-')), 'flu.json');
+  writeFileSync(file, JSON.stringify(shot));
+  await importRecords(page, [file]);
+  await nav(page, 'Links').click();
+  const row = page.getByTestId('link').filter({ hasText: 'Vaccinations for school' });
+  await row.getByRole('button', { name: 'Show the link' }).click();
+  expect((await page.getByTestId('link-shown').getByTestId('link-text').inputValue()).trim()).toBe(longTerm);
+  expect(await qrText(page, 'link-shown')).toBe(longTerm);
+  await row.getByRole('button', { name: 'Update what it carries' }).click();
+  await expect.poll(async () => {
+    const again = await receive(longTerm, { recipient: 'School nurse' });
+    return again.files![0].entry.length;
+  }, { timeout: 30_000 }).toBe(immunizations().length + 1);
+  const updated = await receive(longTerm, { recipient: 'School nurse' });
+  expect(updated.files![0].entry.map((e: any) => canonical(e.resource)).sort())
+    .toEqual([...immunizations(), shot].map(canonical).sort());
+
+  // A direct file: one GET, no manifest.
+  await nav(page, 'Records').click();
+  await expect(page.getByTestId('link-form')).toBeVisible({ timeout: 60_000 });
+  const direct = await makeLink(page, async () => {
+    await page.getByTestId('link-label').fill('Summary, one step');
+    await page.getByTestId('link-direct').check();
+  });
+  const payload = payloadOf(direct);
+  expect(payload.flag).toBe('U');
+  const res = await fetch(`${payload.url}?recipient=${encodeURIComponent('Triage nurse')}`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/jose');
+  const { plaintext } = await compactDecrypt(await res.text(), base64url.decode(payload.key));
+  const ips = JSON.parse(new TextDecoder().decode(plaintext));
+  expect(ips.type).toBe('document');
+  // The uses show on the Links page.
+  await nav(page, 'Links').click();
+  await expect(page.getByTestId('link').filter({ hasText: 'Summary, one step' }).getByTestId('link-use'))
+    .toContainText('Triage nurse');
 });

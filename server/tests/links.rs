@@ -87,7 +87,8 @@ async fn a_link_answers_after_the_ledger_recorded_its_use() {
     assert_eq!(notice.link.as_ref().unwrap().recipient, "Dr Rao, Mercy ER");
     let listed = patient.client.api(fns::LinksList {}).await.unwrap();
     assert_eq!(listed[0].uses.len(), 1);
-    assert_eq!(listed[0].label.open(&patient.keys, made.manifest.link_id()).as_deref(), Some("For Dr Rao"));
+    let secrets = listed[0].sealed.open(&patient.keys, made.manifest.link_id()).expect("the patient's own");
+    assert_eq!((secrets.label.as_str(), secrets.manifest, &secrets.key), ("For Dr Rao", made.manifest, &made.key));
 
     // A long-term link's content changes; the next resolution serves it.
     let newer = br#"{"resourceType":"Bundle","type":"document","id":"2"}"#.to_vec();

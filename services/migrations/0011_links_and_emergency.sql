@@ -2,7 +2,8 @@
 -- request and nothing a reader could use: the link's id is the keccak256
 -- of the secret in its URL (which the server never stores), the files are
 -- JWEs whose key never reaches the server (kept in the blob store, named by
--- their SHA-256), the label is sealed to the patient, and a passcode is
+-- their SHA-256), the label, URL secret and key are sealed to the patient
+-- (so any of their devices can show the link again), and a passcode is
 -- kept only as a keyed hash (HMAC-SHA256 under keys/link-passcode.key).
 
 CREATE TABLE links (
@@ -12,7 +13,7 @@ CREATE TABLE links (
     expires_at     INTEGER,                            -- unix seconds; NULL: no expiry
     passcode_hash  TEXT,                               -- 0x HMAC; NULL: no passcode
     attempts_left  INTEGER NOT NULL CHECK (attempts_left >= 0),
-    label          TEXT NOT NULL,                      -- JSON SealedLabel
+    sealed         TEXT NOT NULL,                      -- JSON SealedLink (to the patient)
     content_hash   TEXT NOT NULL,                      -- as signed into the ledger
     serial         INTEGER NOT NULL DEFAULT 0,         -- the contract's serial (next update's nonce)
     created_at     INTEGER NOT NULL,

@@ -217,6 +217,7 @@ fn test() -> Result {
         run_cmd(cmd)
     })?;
     tools::ensure_chromium()?;
+    tools::ensure_zbar()?;
     tools::ensure_npm_packages(&env, "e2e")?;
     step("browser tests (Playwright, Chromium)", || {
         let mut cmd = env.cmd("npx");

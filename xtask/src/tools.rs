@@ -140,6 +140,14 @@ pub fn ensure_chromium() -> Result {
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// zbarimg, the independent QR decoder the browser tests read a link's QR
+/// code with (e2e/tests/links.spec.ts).
+pub fn ensure_zbar() -> Result {
+    ensure_debian_package("zbarimg", "zbar-tools", ZBARIMG)
+}
+
+pub const ZBARIMG: &str = "/usr/bin/zbarimg";
+
 /// nginx, the reverse proxy the server's proxy tests start in front of it
 /// (server/tests/common/services.rs), on their own port and by pid.
 pub fn ensure_nginx() -> Result {

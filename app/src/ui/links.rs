@@ -3,9 +3,9 @@
 //! the cryptography live here; `pages/records/link.rs` and `pages/links.rs`
 //! only ask and show.
 
-use chartkey_core::eip712::{Domain, Link, LinkRevoke};
+use chartkey_core::eip712::{Domain, Link, LinkRevoke, LinkUpdate};
 use chartkey_core::fhir::ImportedResource;
-use chartkey_core::shl::{self, Flags, LinkKey, ManifestId, SealedLabel};
+use chartkey_core::shl::{self, Flags, LinkKey, LinkSecrets, ManifestId, SealedLink};
 use chartkey_core::value::Hash32;
 use ethers_core::types::U256;
 use rand_core::OsRng;
@@ -33,6 +33,8 @@ pub struct NewLink {
     pub lifetime: Option<u64>,
     pub passcode: Option<String>,
     pub long_term: bool,
+    /// `U`: the link's URL answers a GET with the one file (no passcode).
+    pub direct: bool,
 }
 
 /// A link made: its text (`shlink:/…`) and its QR code (SVG).
@@ -73,14 +75,15 @@ pub async fn create(
     if label.is_empty() || label.chars().count() > shl::MAX_LABEL_CHARS {
         return Err(format!("Give the link a label of 1 to {} characters.", shl::MAX_LABEL_CHARS));
     }
+    if new.direct && new.passcode.is_some() {
+        return Err("A direct-file link cannot ask for a passcode: choose one or the other.".into());
+    }
     progress("Making the content and encrypting it in this browser…".into());
-    let fhir = content_of(records, new.content)?;
     let (manifest, key) = (ManifestId::generate(&mut OsRng), LinkKey::generate(&mut OsRng));
-    let jwe = shl::encrypt_file(&key, shl::FHIR_JSON, fhir.as_bytes(), &mut OsRng);
-    let files = vec![api::LinkFileUpload { content_type: shl::FHIR_JSON.into(), jwe }];
+    let files = encrypted(records, new.content, &key)?;
     let now = (js_sys::Date::now() / 1000.0) as u64;
     let expires_at = new.lifetime.map(|s| now + s).unwrap_or(0);
-    let flags = Flags { long_term: new.long_term, passcode: new.passcode.is_some(), direct: false };
+    let flags = Flags { long_term: new.long_term, passcode: new.passcode.is_some(), direct: new.direct };
     let link_id = manifest.link_id();
     let message = Link {
         patient: keyring.keys.address(),
@@ -94,20 +97,62 @@ pub async fn create(
     let approval = approve(domain.digest(&message)).await?;
     progress("Signing the link and writing it on the ledger…".into());
     let signature = domain.sign_typed(&keyring.keys, &message);
-    let sealed = SealedLabel::seal(&keyring.keys, link_id, &label, &mut OsRng);
-    let body = api::LinkCreateBody { link: message, signature, approval, files, label: sealed, passcode: new.passcode };
+    let kinds = match new.content {
+        Content::Summary => None,
+        Content::Kinds(k) => Some(k),
+    };
+    let secrets = LinkSecrets { label, manifest, key, kinds };
+    let sealed = SealedLink::seal(&keyring.keys, link_id, &secrets, &mut OsRng);
+    let body = api::LinkCreateBody { link: message, signature, approval, files, sealed, passcode: new.passcode };
     api::links_create(body).await.map_err(|e| e.to_string())?;
+    Ok(shown(&secrets, (expires_at != 0).then_some(expires_at), flags))
+}
+
+/// The content encrypted with `key`, as the link's one file.
+fn encrypted(records: &[Loaded], content: Content, key: &LinkKey) -> Result<Vec<api::LinkFileUpload>, String> {
+    let fhir = content_of(records, content)?;
+    let jwe = shl::encrypt_file(key, shl::FHIR_JSON, fhir.as_bytes(), &mut OsRng);
+    Ok(vec![api::LinkFileUpload { content_type: shl::FHIR_JSON.into(), jwe }])
+}
+
+/// The link (`shlink:/…`) and its QR code, from its secrets.
+pub fn shown(secrets: &LinkSecrets, expires: Option<u64>, flags: Flags) -> Made {
     let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
     let link = shl::Link {
-        url: format!("{origin}/shl/{}", manifest.to_text()),
-        key,
-        expires: (expires_at != 0).then_some(expires_at),
+        url: format!("{origin}/shl/{}", secrets.manifest.to_text()),
+        key: secrets.key.clone(),
+        expires,
         flags,
-        label: Some(label.clone()),
+        label: Some(secrets.label.clone()),
     }
     .to_link();
-    let qr_svg = shl::qr_svg(&link, &format!("QR code of the link “{label}”"));
-    Ok(Made { link, qr_svg })
+    let qr_svg = shl::qr_svg(&link, &format!("QR code of the link “{}”", secrets.label));
+    Made { link, qr_svg }
+}
+
+/// Makes a long-term link's content again from the records read here
+/// (the same kinds, or a new summary), encrypted with its own key, and
+/// has the server serve it once the ledger recorded the change.
+pub async fn update(
+    keyring: &Keyring,
+    records: &[Loaded],
+    link: &api::LinkView,
+    secrets: &LinkSecrets,
+) -> Result<(), String> {
+    let content = secrets.kinds.map_or(Content::Summary, Content::Kinds);
+    let files = encrypted(records, content, &secrets.key)?;
+    let message = LinkUpdate {
+        patient: keyring.keys.address(),
+        link_id: link.link_id.0,
+        content_hash: shl::content_hash(files.iter().map(|f| (f.content_type.as_str(), f.jwe.as_str()))),
+        expires_at: link.expires_at.unwrap_or(0),
+        nonce: U256::from(link.serial),
+    };
+    let domain = access_domain().await?;
+    let approval = approve(domain.digest(&message)).await?;
+    let signature = domain.sign_typed(&keyring.keys, &message);
+    api::links_update(api::LinkUpdateBody { message, signature, approval, files }).await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Stops link `link_id` at once: approved with the passkey, signed,

@@ -2,7 +2,7 @@
 //! encrypted with a fresh key, the link signed and approved with a passkey.
 
 use chartkey_core::eip712::Link;
-use chartkey_core::shl::{self, Flags, LinkKey, ManifestId, SealedLabel};
+use chartkey_core::shl::{self, Flags, LinkKey, LinkSecrets, ManifestId, SealedLink};
 use rand::rngs::OsRng;
 
 use super::chain::Chain;
@@ -55,11 +55,14 @@ pub async fn make(
         expires_at,
         flags: flags.bits(),
     };
-    let body = signed_create(server, patient, link, uploads, passcode).await;
+    let secrets = LinkSecrets { label: "For Dr Rao".into(), manifest, key: key.clone(), kinds: None };
+    let body = signed_create_with(server, patient, link, uploads, passcode, &secrets).await;
     let view = patient.client.api(fns::LinksCreate { body }).await?;
     Ok(Made { manifest, key, view })
 }
 
+/// A creation body for `link`, its secrets sealed as if made with a fresh
+/// manifest id and key (the server cannot tell).
 pub async fn signed_create(
     server: &impl Portal,
     patient: &mut Account,
@@ -67,11 +70,28 @@ pub async fn signed_create(
     files: Vec<fns::LinkFileUpload>,
     passcode: Option<&str>,
 ) -> fns::LinkCreateBody {
+    let secrets = LinkSecrets {
+        label: "For Dr Rao".into(),
+        manifest: ManifestId::generate(&mut OsRng),
+        key: LinkKey::generate(&mut OsRng),
+        kinds: None,
+    };
+    signed_create_with(server, patient, link, files, passcode, &secrets).await
+}
+
+pub async fn signed_create_with(
+    server: &impl Portal,
+    patient: &mut Account,
+    link: Link,
+    files: Vec<fns::LinkFileUpload>,
+    passcode: Option<&str>,
+    secrets: &LinkSecrets,
+) -> fns::LinkCreateBody {
     let domain = access_domain(server, patient).await;
     let approval = approve(server, &patient.client, &mut patient.device, domain.digest(&link)).await;
     let signature = domain.sign_typed(&patient.keys, &link);
-    let label = SealedLabel::seal(&patient.keys, link.link_id, "For Dr Rao", &mut OsRng);
-    fns::LinkCreateBody { link, signature, approval, files, label, passcode: passcode.map(str::to_owned) }
+    let sealed = SealedLink::seal(&patient.keys, link.link_id, secrets, &mut OsRng);
+    fns::LinkCreateBody { link, signature, approval, files, sealed, passcode: passcode.map(str::to_owned) }
 }
 
 pub async fn access_domain(server: &impl Portal, account: &Account) -> chartkey_core::eip712::Domain {

@@ -81,7 +81,7 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
         expires_at: (link.expires_at != 0).then_some(link.expires_at as i64),
         passcode_hash: body.passcode.as_deref().map(|p| passcode_hash(state, id, p)),
         attempts_left: state.config.link_passcode_attempts,
-        label: serde_json::to_string(&body.label).map_err(|_| ApiError::Internal)?,
+        sealed: serde_json::to_string(&body.sealed).map_err(|_| ApiError::Internal)?,
         content_hash: Hash32(link.content_hash),
         serial: 0,
         created_at: now,
@@ -181,7 +181,7 @@ async fn view(state: &AppState, row: LinkRow) -> Result<LinkView, ApiError> {
     let files = store::files(&state.pool, row.id).await?;
     Ok(LinkView {
         link_id: row.id,
-        label: serde_json::from_str(&row.label).map_err(|_| corrupt("link label"))?,
+        sealed: serde_json::from_str(&row.sealed).map_err(|_| corrupt("sealed link"))?,
         flags: row.flags,
         expires_at: row.expires_at.map(|at| at as u64),
         serial: row.serial,

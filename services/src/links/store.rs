@@ -20,8 +20,8 @@ pub struct LinkRow {
     pub passcode_hash: Option<Hash32>,
     #[sqlx(try_from = "i64")]
     pub attempts_left: u32,
-    /// JSON of the sealed label.
-    pub label: String,
+    /// JSON of the sealed secrets (label, URL secret, key).
+    pub sealed: String,
     pub content_hash: Hash32,
     #[sqlx(try_from = "i64")]
     pub serial: u32,
@@ -50,7 +50,7 @@ pub struct FileRow {
 pub async fn insert(pool: &Pool, link: &LinkRow, files: &[FileRow]) -> Result<bool, StoreError> {
     let mut t = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO links (id, account_id, flags, expires_at, passcode_hash, attempts_left, label, content_hash,
+        "INSERT INTO links (id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash,
                             serial, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
     )
@@ -60,7 +60,7 @@ pub async fn insert(pool: &Pool, link: &LinkRow, files: &[FileRow]) -> Result<bo
     .bind(link.expires_at)
     .bind(link.passcode_hash)
     .bind(i64::from(link.attempts_left))
-    .bind(link.label.as_str())
+    .bind(link.sealed.as_str())
     .bind(link.content_hash)
     .bind(i64::from(link.serial))
     .bind(link.created_at)
@@ -106,7 +106,7 @@ pub async fn created(pool: &Pool, id: Hash32, tx: Hash32) -> Result<(), StoreErr
 
 pub async fn by_id(pool: &Pool, id: Hash32) -> Result<Option<LinkRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, label, content_hash, serial,
+        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash, serial,
                 created_at, revoked_at
          FROM links WHERE id = $1",
     )
@@ -118,7 +118,7 @@ pub async fn by_id(pool: &Pool, id: Hash32) -> Result<Option<LinkRow>, StoreErro
 /// The account's links, newest first.
 pub async fn of_account(pool: &Pool, account_id: &str, limit: i64) -> Result<Vec<LinkRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, label, content_hash, serial,
+        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash, serial,
                 created_at, revoked_at
          FROM links WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2",
     )

@@ -1,17 +1,20 @@
 //! The patient's links (SMART Health Links): each with its label (unsealed
 //! here), what protects it, when it ends, every use the ledger recorded
-//! (who the recipient said they were, when, in which transaction), and
-//! "Stop sharing", which ends it at once.
+//! (who the recipient said they were, when, in which transaction), the
+//! link and its QR code again, "Update what it carries" for a long-term
+//! link, and "Stop sharing", which ends it at once.
 
 use chartkey_core::eip712::{FLAG_DIRECT, FLAG_LONG_TERM, FLAG_PASSCODE};
 use chartkey_core::role::Role;
+use chartkey_core::shl::{Flags, LinkSecrets};
 use leptos::prelude::*;
 
 use crate::api::{self, LinkView};
-use crate::ui::components::{Busy, ErrorMessage, TableHead, format_date, format_datetime};
+use crate::ui::components::{Busy, CopyButton, ErrorMessage, TableHead, format_date, format_datetime};
 use crate::ui::error::UiError;
 use crate::ui::links;
 use crate::ui::nav::Link;
+use crate::ui::records;
 use crate::ui::session::use_session;
 
 #[component]
@@ -44,12 +47,24 @@ pub fn LinksOverview() -> impl IntoView {
             Ok::<_, UiError>(())
         }
     });
-    let label_of = move |link: &LinkView| {
-        session
-            .keyring
-            .with_untracked(|k| k.as_ref().and_then(|k| link.label.open(&k.keys, link.link_id.0)))
-            .unwrap_or_else(|| "(label unreadable)".into())
+    let secrets_of = move |link: &LinkView| -> Option<LinkSecrets> {
+        session.keyring.with_untracked(|k| k.as_ref().and_then(|k| link.sealed.open(&k.keys, link.link_id.0)))
     };
+    let label_of = move |link: &LinkView| secrets_of(link).map(|s| s.label).unwrap_or_else(|| "(unreadable)".into());
+    // "Update what it carries": the records read again here, the content
+    // made again and encrypted with the link's own key.
+    let updating = Action::new_local(move |link: &LinkView| {
+        let (keyring, link, secrets) = (session.keyring.get_untracked(), link.clone(), secrets_of(link));
+        async move {
+            let keyring = keyring.ok_or_else(|| UiError::from("Unlock your keys to update a link.".to_owned()))?;
+            let secrets = secrets.ok_or_else(|| UiError::from("This link's key cannot be read here.".to_owned()))?;
+            let list = records::load_all(&keyring, |_, _| {}).await?;
+            links::update(&keyring, &list, &link, &secrets).await?;
+            reload();
+            Ok::<_, UiError>(())
+        }
+    });
+    let showing = RwSignal::new(None::<api::LinkView>);
     let stop = move |link: LinkView| {
         let label = label_of(&link);
         let confirmed = web_sys::window()
@@ -62,9 +77,32 @@ pub fn LinksOverview() -> impl IntoView {
         }
     };
     let busy = Signal::derive(move || {
+        if updating.pending().get() {
+            return Some("Reading your records, making the content again; approve with your passkey…".to_string());
+        }
         stopping.pending().get().then(|| "Approve with your passkey to stop the link…".to_string())
     });
-    let action_error = Signal::derive(move || UiError::shown(stopping.value().get()));
+    let action_error = Signal::derive(move || {
+        UiError::shown(stopping.value().get()).or_else(|| UiError::shown(updating.value().get()))
+    });
+    let shown = move || {
+        showing.get().and_then(|link| {
+            let secrets = secrets_of(&link)?;
+            let flags = Flags::from_bits(link.flags)?;
+            let made = links::shown(&secrets, link.expires_at, flags);
+            Some(view! {
+                <section class="panel made-link" aria-labelledby="shown-link" data-testid="link-shown">
+                    <h2 id="shown-link">{format!("The link “{}”", secrets.label)}</h2>
+                    <label>
+                        "The link"
+                        <textarea readonly rows="4" data-testid="link-text">{made.link.clone()}</textarea>
+                    </label>
+                    <CopyButton text=made.link.clone() label="Copy the link" />
+                    {made.qr_svg.map(|svg| view! { <div class="qr" data-testid="link-qr" inner_html=svg></div> })}
+                </section>
+            })
+        })
+    };
     view! {
         <h1>"Links"</h1>
         <p class="lead">
@@ -74,6 +112,7 @@ pub fn LinksOverview() -> impl IntoView {
         <ErrorMessage error=error />
         <ErrorMessage error=action_error />
         <Busy message=busy />
+        {shown}
         {move || match list.get() {
             None => view! { <Busy message=Signal::derive(|| Some("Loading your links…".to_string())) /> }.into_any(),
             Some(l) if l.is_empty() => view! { <p class="muted">"You have not made a link yet."</p> }.into_any(),
@@ -95,6 +134,8 @@ pub fn LinksOverview() -> impl IntoView {
                                 _ => "Link only".to_owned(),
                             };
                             let target = link.clone();
+                            let (to_show, to_update) = (link.clone(), link.clone());
+                            let long_term = link.flags & FLAG_LONG_TERM != 0;
                             view! {
                                 <tr data-testid="link">
                                     <td>
@@ -113,7 +154,20 @@ pub fn LinksOverview() -> impl IntoView {
                                         }}
                                     </td>
                                     <td><span class=if live { "chip chip-ok" } else { "chip" } data-status=status>{status}</span></td>
-                                    <td>
+                                    <td><div class="row-actions">
+                                        {live.then(|| view! {
+                                            <button type="button" class="button button-small"
+                                                on:click=move |_| showing.set(Some(to_show.clone()))>
+                                                "Show the link"
+                                            </button>
+                                        })}
+                                        {(live && long_term).then(|| view! {
+                                            <button type="button" class="button button-small"
+                                                on:click=move |_| { updating.dispatch(to_update.clone()); }
+                                                disabled=move || updating.pending().get()>
+                                                "Update what it carries"
+                                            </button>
+                                        })}
                                         {live.then(|| view! {
                                             <button type="button" class="button button-small button-danger"
                                                 on:click=move |_| stop(target.clone())
@@ -121,7 +175,7 @@ pub fn LinksOverview() -> impl IntoView {
                                                 "Stop sharing"
                                             </button>
                                         })}
-                                    </td>
+                                    </div></td>
                                 </tr>
                             }
                         }).collect_view()}

@@ -31,6 +31,7 @@ pub(super) fn ShareByLink() -> impl IntoView {
     let lifetime = RwSignal::new(1usize);
     let passcode = RwSignal::new(String::new());
     let long_term = RwSignal::new(false);
+    let direct = RwSignal::new(false);
     let busy = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
     let made = RwSignal::new(None::<Made>);
@@ -64,6 +65,7 @@ pub(super) fn ShareByLink() -> impl IntoView {
             lifetime: LIFETIMES[lifetime.get_untracked()].1,
             passcode: (!code.is_empty()).then_some(code),
             long_term: long_term.get_untracked(),
+            direct: direct.get_untracked(),
         };
         error.set(None);
         made.set(None);
@@ -136,6 +138,11 @@ pub(super) fn ShareByLink() -> impl IntoView {
                 <label class="check">
                     <input type="checkbox" prop:checked=long_term on:change=move |_| long_term.update(|l| *l = !*l) />
                     "Long-term: I may update what it carries later"
+                </label>
+                <label class="check">
+                    <input type="checkbox" prop:checked=direct on:change=move |_| direct.update(|d| *d = !*d)
+                        data-testid="link-direct" />
+                    "Direct file: simpler readers fetch it in one step (no passcode)"
                 </label>
                 <button type="submit" class="button" disabled=move || no_records() || busy.with(Option::is_some)
                     data-testid="link-make">"Make the link"</button>
