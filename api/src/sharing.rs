@@ -153,6 +153,8 @@ pub enum NoticeKind {
     EmergencyRefused,
     /// The actor (a contact) opened the patient's summary in an emergency.
     EmergencyAccessed,
+    /// The actor (a patient) removed the reader as an emergency contact.
+    EmergencyRemoved,
 }
 
 /// A notice: who did what to which record, in which ledger transaction.

@@ -16,7 +16,8 @@ interface IChartkeyDirectoryAccounts {
 /// expiry and SMART Health Link flags), updates it, or stops it. The host logs every use of a
 /// live link before it answers the manifest request; a use is the host's statement that it
 /// released the link's encrypted files to a recipient, named here only by a hash of the label
-/// the recipient gave.
+/// the recipient gave. The patient names the host (the address that may log uses) in the link
+/// they sign, so no one else can add uses to a patient's record.
 ///
 /// Emergency contacts: the patient names a contact (an account that accepted the invitation)
 /// and a waiting period. The contact's signed request starts the wait; the patient may refuse
@@ -38,7 +39,7 @@ contract ChartkeyAccess is ChartkeySigned {
     uint32 public constant MAX_WAIT_SECONDS = 7 days;
 
     bytes32 public constant LINK_TYPEHASH =
-        keccak256("Link(address patient,bytes32 linkId,bytes32 contentHash,uint64 expiresAt,uint8 flags)");
+        keccak256("Link(address patient,bytes32 linkId,bytes32 contentHash,uint64 expiresAt,uint8 flags,address host)");
     bytes32 public constant LINK_UPDATE_TYPEHASH = keccak256(
         "LinkUpdate(address patient,bytes32 linkId,bytes32 contentHash,uint64 expiresAt,uint256 nonce)"
     );
@@ -55,7 +56,8 @@ contract ChartkeyAccess is ChartkeySigned {
     bytes32 public constant EMERGENCY_ACCESS_TYPEHASH =
         keccak256("EmergencyAccess(address contact,address patient,uint256 nonce)");
 
-    /// One storage slot. `serial` counts the link's changes and is the nonce of the next one.
+    /// Two storage slots. `serial` counts the link's changes and is the nonce of the next one;
+    /// `host` alone may log its uses.
     struct Link {
         uint64 createdAt;
         uint64 expiresAt;
@@ -63,6 +65,7 @@ contract ChartkeyAccess is ChartkeySigned {
         uint32 uses;
         uint8 flags;
         bool revoked;
+        address host;
     }
 
     /// One storage slot. `requestedAt` is zero when no request is open.
@@ -105,6 +108,8 @@ contract ChartkeyAccess is ChartkeySigned {
     error UnknownLink(bytes32 linkId);
     error LinkIsRevoked(bytes32 linkId);
     error LinkExpired(bytes32 linkId, uint64 expiresAt);
+    /// Only the host the patient named in the link may log its uses.
+    error NotHost(address caller);
     /// Only a long-term (`L`) link's content can change.
     error NotLongTerm(bytes32 linkId);
     error SelfContact();
@@ -121,24 +126,28 @@ contract ChartkeyAccess is ChartkeySigned {
     // ----- Links -----
 
     /// The patient creates link `linkId` for content fingerprinted by `contentHash`, until
-    /// `expiresAt` (0: no expiry). A link is created once; its flags never change.
+    /// `expiresAt` (0: no expiry), served by `host` (the address that logs its uses). A link is
+    /// created once; its flags and host never change.
     function createLink(
         address patient,
         bytes32 linkId,
         bytes32 contentHash,
         uint64 expiresAt,
         uint8 flags,
+        address host,
         bytes calldata signature
     ) external {
         _checkSignature(
-            patient, keccak256(abi.encode(LINK_TYPEHASH, patient, linkId, contentHash, expiresAt, flags)), signature
+            patient,
+            keccak256(abi.encode(LINK_TYPEHASH, patient, linkId, contentHash, expiresAt, flags, host)),
+            signature
         );
         _requirePatient(patient);
-        if (linkId == bytes32(0) || contentHash == bytes32(0)) revert ZeroId();
+        if (linkId == bytes32(0) || contentHash == bytes32(0) || host == address(0)) revert ZeroId();
         if (flags > 7 || (flags & FLAG_PASSCODE != 0 && flags & FLAG_DIRECT != 0)) revert BadFlags(flags);
         _checkExpiry(expiresAt);
         if (_links[patient][linkId].createdAt != 0) revert LinkExists(linkId);
-        _links[patient][linkId] = Link(uint64(block.timestamp), expiresAt, 0, 0, flags, false);
+        _links[patient][linkId] = Link(uint64(block.timestamp), expiresAt, 0, 0, flags, false, host);
         emit LinkCreated(patient, linkId, contentHash, expiresAt, flags);
     }
 
@@ -182,12 +191,14 @@ contract ChartkeyAccess is ChartkeySigned {
     }
 
     /// Logs a use of a live link; reverts, saying why, when the link is unknown, revoked or
-    /// expired. Sent by the host before it answers a manifest request (not signed: the
-    /// recipient has no account, and the event is the host's own statement). `useId` is the
-    /// host's random name for this use, so that two uses never make the same call.
+    /// expired, or the caller is not the link's host. Sent by the host before it answers a
+    /// manifest request (not signed by the recipient, who has no account: the event is the
+    /// host's own statement). `useId` is the host's random name for this use, so that two uses
+    /// never make the same call.
     function logLinkUse(address patient, bytes32 linkId, bytes32 recipientHash, bytes32 useId) external {
         Link storage link = _links[patient][linkId];
         _requireLive(link, linkId);
+        if (msg.sender != link.host) revert NotHost(msg.sender);
         if (useId == bytes32(0)) revert ZeroId();
         uint32 uses = link.uses + 1;
         link.uses = uses;
@@ -197,10 +208,10 @@ contract ChartkeyAccess is ChartkeySigned {
     function linkOf(address patient, bytes32 linkId)
         external
         view
-        returns (bool exists, uint8 flags, uint64 expiresAt, uint32 serial, uint32 uses, bool revoked)
+        returns (bool exists, uint8 flags, uint64 expiresAt, uint32 serial, uint32 uses, bool revoked, address host)
     {
         Link storage l = _links[patient][linkId];
-        return (l.createdAt != 0, l.flags, l.expiresAt, l.serial, l.uses, l.revoked);
+        return (l.createdAt != 0, l.flags, l.expiresAt, l.serial, l.uses, l.revoked, l.host);
     }
 
     // ----- Emergency contacts -----

@@ -265,12 +265,19 @@ fn access_messages_match_ethers_typed_data() {
         assert_eq!(ethers_digest(&domain, primary, &fields, values), digest, "{primary}");
     };
     check(&|| {
-        let m = Link { patient: p, link_id: [3; 32], content_hash: [4; 32], expires_at: 99, flags: FLAG_LONG_TERM };
+        let m = Link {
+            patient: p,
+            link_id: [3; 32],
+            content_hash: [4; 32],
+            expires_at: 99,
+            flags: FLAG_LONG_TERM,
+            host: c,
+        };
         (
             domain.digest(&m),
             Link::TYPE,
             serde_json::json!({"patient": format!("{p:?}"), "linkId": hex32(&[3; 32]),
-            "contentHash": hex32(&[4; 32]), "expiresAt": 99, "flags": 1}),
+            "contentHash": hex32(&[4; 32]), "expiresAt": 99, "flags": 1, "host": format!("{c:?}")}),
         )
     });
     check(&|| {

@@ -149,19 +149,21 @@ mod tests {
         assert!(records().abi.function("logAccess").is_ok());
     }
 
-    /// Block 0 of every existing chain deployed these exact bytes: changing
-    /// the Directory's or Records' source (or the compiler settings) would
-    /// make every chain made before fail its check at block 0. Add a contract
-    /// as an upgrade instead (node/upgrade.rs).
+    /// Block 0 of every existing chain deployed these exact bytes, and the
+    /// upgrade block `access-v1` the Access contract's: changing a source (or
+    /// the compiler settings) would make every chain made before fail its
+    /// check at that block. Add a contract as a new upgrade instead
+    /// (node/upgrade.rs).
     #[test]
     fn the_genesis_contracts_are_frozen() {
         let pinned = [
             (directory(), "0x1516fd002cf4e4e5cb7b8e482ffb4c07310c07fa38b8bccc1a3622eda2d712a7"),
             (records(), "0xab6c800f28e930a100c4153de3d1ff6ea12197dfe960e811db645b2a1970d52b"),
+            (access(), "0xa480414b63a7a01099e4738bd9a23baa5f7a94385ca4d91f90f8e2d3da1a62b7"),
         ];
         for (artifact, hash) in pinned {
             let actual = hex_text(&alloy_primitives::keccak256(&artifact.bytecode).0);
-            assert_eq!(actual, hash, "{} is deployed at genesis: its bytecode must not change", artifact.name);
+            assert_eq!(actual, hash, "{} is deployed on existing chains: its bytecode must not change", artifact.name);
         }
     }
 

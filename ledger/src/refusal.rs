@@ -48,6 +48,9 @@ impl Refusal {
             ),
             "InvalidRole" => format!("Role {} does not exist.", arg(0)),
             "RoleChange" => "An account's role cannot change after it has registered.".into(),
+            "NotRegistered" if artifact.name == "ChartkeyAccess" => {
+                format!("{} has no account here, so they cannot be an emergency contact.", arg(0))
+            }
             "NotRegistered" => format!("{} has not registered as a credentialing authority.", arg(0)),
             "NotAuthority" => format!("{} is not a credentialing authority.", arg(0)),
             "NotClinician" => format!("{} is not registered as a clinician.", arg(0)),
@@ -56,7 +59,7 @@ impl Refusal {
             "OwnableUnauthorizedAccount" => "Only the ledger's administrator can do this.".into(),
             "OwnableInvalidOwner" => "That is not a valid administrator address.".into(),
             "InvalidShortString" | "StringTooLong" => "A contract name is too long.".into(),
-            "NotPatient" => "Only a registered patient can share records.".into(),
+            "NotPatient" => "Only a registered patient can do this.".into(),
             "UnverifiedGrantee" => {
                 "This clinician is not verified (no valid credential), so nothing can be shared with them.".into()
             }
@@ -84,6 +87,19 @@ impl Refusal {
             "OutOfScope" => "This record is not among those shared with you.".into(),
             "UnknownBatch" => "This batch of records is not on the ledger.".into(),
             "BadInclusionProof" => "This record's proof does not lead to its batch on the ledger.".into(),
+            "BadFlags" => "A link cannot both ask for a passcode and be a direct file.".into(),
+            "LinkExists" => "This link is already on the ledger.".into(),
+            "UnknownLink" => "This link is not on the ledger.".into(),
+            "LinkIsRevoked" => "This link was stopped.".into(),
+            "LinkExpired" => "This link has expired.".into(),
+            "NotHost" => "Only the server the link names may record its uses.".into(),
+            "NotLongTerm" => "Only a long-term link's content can change.".into(),
+            "SelfContact" => "You cannot be your own emergency contact.".into(),
+            "WaitTooLong" => "The waiting period is at most 7 days.".into(),
+            "NotContact" => "This person is not (or no longer) an emergency contact of this patient.".into(),
+            "RequestOpen" => format!("A request is already open; access opens at {}.", arg(2)),
+            "NoRequest" => "There is no open emergency request to answer.".into(),
+            "StillWaiting" => format!("The waiting period has not passed; access opens at {}.", arg(2)),
             other => format!("The ledger refused this ({other})."),
         };
         Self { code: error.name.clone(), message }
@@ -96,7 +112,7 @@ mod tests {
     use ethers_core::types::Address;
 
     use super::*;
-    use crate::artifacts::{directory, records};
+    use crate::artifacts::{access, directory, records};
 
     fn revert(artifact: &Artifact, name: &str, args: &[Token]) -> Vec<u8> {
         artifact.abi.error(name).unwrap().encode(args).unwrap()
@@ -104,7 +120,7 @@ mod tests {
 
     #[test]
     fn every_custom_error_has_words() {
-        for artifact in [directory(), records()] {
+        for artifact in [directory(), records(), access()] {
             for error in artifact.abi.errors() {
                 let args: Vec<Token> = error
                     .inputs

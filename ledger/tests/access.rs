@@ -17,6 +17,8 @@ use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 
 const HOUR: u64 = 3_600;
+/// The host the links name (the address that logs their uses).
+const HOST: Address = ethers_core::types::H160([0x77; 20]);
 
 /// Directory and Access contracts; keys(1) a patient, keys(2) a clinician
 /// (no credential needed), keys(3) another patient; keys(9) unregistered.
@@ -63,8 +65,8 @@ impl Ledger {
             recipient_hash: ethers_core::utils::keccak256(recipient.as_bytes()),
             use_id: ethers_core::utils::keccak256(self.uses.to_be_bytes()),
         };
-        let (from, to) = (Address::repeat_byte(0x77), self.access);
-        self.chain.send(from, to, access(), LinkUse::FUNCTION, &call.arguments())
+        let to = self.access;
+        self.chain.send(HOST, to, access(), LinkUse::FUNCTION, &call.arguments())
     }
 
     fn view(&mut self, function: &str, args: &[Token]) -> Vec<Token> {
@@ -72,7 +74,7 @@ impl Ledger {
         self.chain.call(to, access(), function, args).unwrap()
     }
 
-    /// (exists, flags, expiresAt, serial, uses, revoked)
+    /// (exists, flags, expiresAt, serial, uses, revoked); the host is checked by its own test.
     fn link_of(&mut self, patient: &AccountKeys, link_id: [u8; 32]) -> (bool, u64, u64, u64, u64, bool) {
         let t = self.view("linkOf", &[Token::Address(patient.address()), Token::FixedBytes(link_id.to_vec())]);
         let n = |i: usize| t[i].clone().into_uint().unwrap().as_u64();
@@ -91,7 +93,7 @@ impl Ledger {
     }
 
     fn link(&self, patient: &AccountKeys, id: u8, expires_at: u64, flags: u8) -> Link {
-        Link { patient: patient.address(), link_id: [id; 32], content_hash: [0xc0; 32], expires_at, flags }
+        Link { patient: patient.address(), link_id: [id; 32], content_hash: [0xc0; 32], expires_at, flags, host: HOST }
     }
 }
 
@@ -125,6 +127,14 @@ fn a_link_is_used_only_while_live_and_each_use_is_logged() {
     l.use_link(&patient, [1; 32], "Dr Rao, Mercy ER").unwrap();
     assert_eq!(l.link_of(&patient, [1; 32]).4, 2);
 
+    // Only the host the patient named logs uses.
+    let call = LinkUse { patient: patient.address(), link_id: [1; 32], recipient_hash: [1; 32], use_id: [1; 32] };
+    let (stranger, to) = (Address::repeat_byte(0x99), l.access);
+    let refused = l.chain.send(stranger, to, access(), LinkUse::FUNCTION, &call.arguments());
+    assert_eq!(reason(refused), format!("NotHost({stranger:?})"));
+    let host = l.view("linkOf", &[Token::Address(patient.address()), Token::FixedBytes(vec![1; 32])])[6].clone();
+    assert_eq!(host, Token::Address(HOST));
+
     // Links are the patient's: another patient's id space is separate.
     assert_eq!(reason(l.use_link(&other, [1; 32], "x")), format!("UnknownLink(0x{})", hex::encode([1; 32])));
     // A link is created once.
@@ -146,6 +156,8 @@ fn only_a_registered_patient_makes_links_with_sound_fields() {
     assert_eq!(reason(l.signed(&patient, &l.link(&patient, 1, 0, FLAG_PASSCODE | FLAG_DIRECT))), "BadFlags(6)");
     assert_eq!(reason(l.signed(&patient, &l.link(&patient, 1, 0, 8))), "BadFlags(8)");
     assert!(reason(l.signed(&patient, &l.link(&patient, 0, 0, 0))).starts_with("ZeroId"));
+    let no_host = Link { host: Address::zero(), ..l.link(&patient, 1, 0, 0) };
+    assert!(reason(l.signed(&patient, &no_host)).starts_with("ZeroId"));
     assert!(reason(l.signed(&patient, &l.link(&patient, 1, START, 0))).starts_with("ExpiryInPast("));
     assert!(reason(l.signed(&patient, &l.link(&patient, 1, START + 367 * DAY, 0))).starts_with("ExpiryTooFar("));
     // No expiry, and a direct-file link without passcode, are fine.

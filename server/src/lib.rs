@@ -115,12 +115,25 @@ pub fn router(state: AppState, site: Site) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    // Path only: no query strings, headers or bodies in logs.
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                    // Path only: no query strings, headers or bodies in logs;
+                    // and not a link's URL secret or a location's token.
+                    tracing::info_span!("http", method = %req.method(), path = %logged_path(req.uri().path()))
                 })
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+}
+
+/// The path as logs show it: `/shl/…` paths carry a secret (a link's
+/// manifest id, a location's token), so only their prefix is kept.
+fn logged_path(path: &str) -> &str {
+    if path.starts_with("/shl/files/") {
+        "/shl/files/…"
+    } else if path.starts_with("/shl/") {
+        "/shl/…"
+    } else {
+        path
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -234,12 +234,14 @@ async fn links_are_made_by_their_patient_with_the_files_they_signed() {
     let mut patient = sign_up(&server, "Own Patient", Role::Patient).await;
     let mut clinician = sign_up(&server, "Dr Own", Role::Clinician).await;
     let key = LinkKey::generate(&mut OsRng);
+    let relayer = host(&patient).await;
     let link_of = |who: &Account, files: &[fns::LinkFileUpload], flags: Flags| Link {
         patient: who.keys.address(),
         link_id: ManifestId::generate(&mut OsRng).link_id(),
         content_hash: hash_of(files),
         expires_at: 0,
         flags: flags.bits(),
+        host: relayer,
     };
     let files = encrypt(&key, &[b"{}"]);
 
@@ -266,6 +268,11 @@ async fn links_are_made_by_their_patient_with_the_files_they_signed() {
     let link = link_of(&patient, &two, Flags { direct: true, ..Flags::default() });
     let body = signed_create(&server, &mut patient, link, two, None).await;
     refused(patient.client.api(fns::LinksCreate { body }).await, "a direct link with two files");
+
+    let link =
+        Link { host: ethers_core::types::Address::repeat_byte(9), ..link_of(&patient, &files, Flags::default()) };
+    let body = signed_create(&server, &mut patient, link, files.clone(), None).await;
+    refused(patient.client.api(fns::LinksCreate { body }).await, "a link naming another host");
 
     let mut broken = files.clone();
     broken[0].jwe = "not.a.jwe".into();

@@ -216,6 +216,7 @@ async fn every_route_for_every_role() {
         content_hash: links::hash_of(&fresh_files),
         expires_at: 0,
         flags: 0,
+        host: links::host(&owner).await,
     };
     let link_create_body = json!({ "body": links::signed_create(&server, &mut owner, fresh, fresh_files, None).await });
     let link_text = hex::encode(link_id);

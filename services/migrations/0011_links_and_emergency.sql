@@ -54,12 +54,13 @@ CREATE TABLE link_locations (
 
 -- Notices gain kinds: one of the patient's links was used (by whom, as
 -- the recipient said), and the ledger's steps of emergency access (a
--- contact named, a request with when it opens, a refusal, an access).
+-- contact named, a request with when it opens, a refusal, an access, a
+-- removal).
 CREATE TABLE notices_new (
     id          INTEGER PRIMARY KEY,
     account_id  TEXT NOT NULL REFERENCES accounts(id),
     kind        TEXT NOT NULL CHECK (kind IN ('access', 'write_back', 'link_use', 'emergency_named',
-                    'emergency_requested', 'emergency_refused', 'emergency_accessed')),
+                    'emergency_requested', 'emergency_refused', 'emergency_accessed', 'emergency_removed')),
     actor_id    TEXT NOT NULL REFERENCES accounts(id),
     record_id   TEXT,
     category    INTEGER,

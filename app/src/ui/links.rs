@@ -85,14 +85,17 @@ pub async fn create(
     let expires_at = new.lifetime.map(|s| now + s).unwrap_or(0);
     let flags = Flags { long_term: new.long_term, passcode: new.passcode.is_some(), direct: new.direct };
     let link_id = manifest.link_id();
+    let info = api::ledger_info().await.map_err(|e| e.to_string())?;
     let message = Link {
         patient: keyring.keys.address(),
         link_id,
         content_hash: shl::content_hash(files.iter().map(|f| (f.content_type.as_str(), f.jwe.as_str()))),
         expires_at,
         flags: flags.bits(),
+        // The server's relayer, the one address that may log the link's uses.
+        host: info.relayer.into(),
     };
-    let domain = access_domain().await?;
+    let domain = Domain::access(info.chain_id, info.access.into());
     progress("Approve with your passkey (face, fingerprint or device PIN)…".into());
     let approval = approve(domain.digest(&message)).await?;
     progress("Signing the link and writing it on the ledger…".into());

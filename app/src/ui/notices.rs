@@ -128,6 +128,7 @@ pub fn notice_text(n: &NoticeView) -> String {
         },
         NoticeKind::EmergencyRefused => format!("{} refused your request for emergency access.", n.actor_name),
         NoticeKind::EmergencyAccessed => format!("{} opened your summary with emergency access.", n.actor_name),
+        NoticeKind::EmergencyRemoved => format!("{} removed you as an emergency contact.", n.actor_name),
     }
 }
 

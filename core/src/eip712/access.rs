@@ -73,8 +73,9 @@ pub const FLAG_DIRECT: u8 = 4;
 pub const MAX_WAIT_SECONDS: u32 = 7 * 24 * 3600;
 
 access_message!(
-    /// The patient creating a link (once: the id is claimed for good, so no nonce).
-    Link = "Link(address patient,bytes32 linkId,bytes32 contentHash,uint64 expiresAt,uint8 flags)" {
+    /// The patient creating a link (once: the id is claimed for good, so no
+    /// nonce), served by `host`, the one address that may log its uses.
+    Link = "Link(address patient,bytes32 linkId,bytes32 contentHash,uint64 expiresAt,uint8 flags,address host)" {
         patient: Address,
         #[serde(with = "hex32")]
         link_id: [u8; 32],
@@ -84,6 +85,8 @@ access_message!(
         /// Unix seconds; 0: no expiry.
         expires_at: u64,
         flags: u8,
+        /// The host's relayer address (`ledger/info`'s `relayer`).
+        host: Address,
     }
 );
 

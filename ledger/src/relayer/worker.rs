@@ -76,7 +76,14 @@ async fn recover(
 }
 
 pub(super) fn target_of(client: &LedgerClient, address: Address) -> Target {
-    if address == client.contracts().directory { Target::Directory } else { Target::Records }
+    let contracts = client.contracts();
+    if address == contracts.directory {
+        Target::Directory
+    } else if address == contracts.access {
+        Target::Access
+    } else {
+        Target::Records
+    }
 }
 
 pub(super) fn status_of(outcome: &Outcome, result: &Result<Vec<Log>, Refusal>) -> JobStatus {

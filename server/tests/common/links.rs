@@ -54,6 +54,7 @@ pub async fn make(
         content_hash: hash_of(&uploads),
         expires_at,
         flags: flags.bits(),
+        host: host(patient).await,
     };
     let secrets = LinkSecrets { label: "For Dr Rao".into(), manifest, key: key.clone(), kinds: None };
     let body = signed_create_with(server, patient, link, uploads, passcode, &secrets).await;
@@ -92,6 +93,11 @@ pub async fn signed_create_with(
     let signature = domain.sign_typed(&patient.keys, &link);
     let sealed = SealedLink::seal(&patient.keys, link.link_id, secrets, &mut OsRng);
     fns::LinkCreateBody { link, signature, approval, files, sealed, passcode: passcode.map(str::to_owned) }
+}
+
+/// The server's relayer: the host a link names.
+pub async fn host(account: &Account) -> ethers_core::types::Address {
+    account.client.api(fns::LedgerInfo {}).await.unwrap().relayer.into()
 }
 
 pub async fn access_domain(server: &impl Portal, account: &Account) -> chartkey_core::eip712::Domain {

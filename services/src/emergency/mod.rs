@@ -130,28 +130,38 @@ async fn as_contact(state: &AppState, c: &Caller, patient: Address) -> Result<(A
 
 pub async fn request(state: &AppState, c: &Caller, body: EmergencyRequestBody) -> Result<RelayReceipt, ApiError> {
     let m = body.message;
-    let (account, pair) = as_contact(state, c, m.patient.into()).await?;
-    if m.contact != account.address.into() {
-        return Err(ApiError::Forbidden("You can only ask with your own signature.".into()));
+    let (patient, contact) = (m.patient, m.contact);
+    let message = LedgerMessage::EmergencyRequest(m);
+    contact_step(state, c, patient, contact, message, body.signature, EmergencyStep::Requested).await.map(|(r, _)| r)
+}
+
+/// A step the named contact signed (`contact` must be the caller):
+/// relayed, with its bookkeeping; the receipt and the pair.
+async fn contact_step(
+    state: &AppState,
+    c: &Caller,
+    patient: ethers_core::types::Address,
+    contact: ethers_core::types::Address,
+    message: LedgerMessage,
+    signature: chartkey_core::value::Signature,
+    step: EmergencyStep,
+) -> Result<(RelayReceipt, ContactRow), ApiError> {
+    let (account, pair) = as_contact(state, c, patient.into()).await?;
+    if contact != account.address.into() {
+        return Err(ApiError::Forbidden("You can only act as a contact with your own signature.".into()));
     }
     crate::chain::spend_relay(state, &account.id)?;
-    let signature = body.signature.0.to_vec();
-    let message = LedgerMessage::EmergencyRequest(m);
-    relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, EmergencyStep::Requested, None).await
+    let signature = signature.0.to_vec();
+    let receipt = relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, step, None).await?;
+    Ok((receipt, pair))
 }
 
 pub async fn open(state: &AppState, c: &Caller, body: EmergencyOpenBody) -> Result<EmergencyOpened, ApiError> {
     let m = body.message;
-    let (account, pair) = as_contact(state, c, m.patient.into()).await?;
-    if m.contact != account.address.into() {
-        return Err(ApiError::Forbidden("You can only open with your own signature.".into()));
-    }
-    crate::chain::spend_relay(state, &account.id)?;
-    let signature = body.signature.0.to_vec();
+    let (patient, contact) = (m.patient, m.contact);
     let message = LedgerMessage::EmergencyAccess(m);
-    let receipt =
-        relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, EmergencyStep::Accessed, None)
-            .await?;
+    let (receipt, pair) =
+        contact_step(state, c, patient, contact, message, body.signature, EmergencyStep::Accessed).await?;
     if !receipt.mined {
         return Err(ApiError::Conflict(
             "The ledger has not recorded this access yet, so nothing was released. Try again in a moment.".into(),
@@ -188,22 +198,40 @@ async fn as_patient(
 
 pub async fn refuse(state: &AppState, c: &Caller, body: EmergencyRefuseBody) -> Result<RelayReceipt, ApiError> {
     let m = body.message;
-    let (account, pair) = as_patient(state, c, m.patient.into(), m.contact.into()).await?;
-    super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
-    let signature = body.signature.0.to_vec();
+    let digest = access_domain(state).digest(&m);
+    let (patient, contact) = (m.patient, m.contact);
     let message = LedgerMessage::EmergencyRefusal(m);
-    relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, EmergencyStep::Refused, None).await
+    patient_step(state, c, (patient, contact), digest, &body.approval, message, body.signature, EmergencyStep::Refused)
+        .await
 }
 
 pub async fn remove(state: &AppState, c: &Caller, body: EmergencyRemoveBody) -> Result<RelayReceipt, ApiError> {
     let m = body.message;
-    let (account, pair) = as_patient(state, c, m.patient.into(), m.contact.into()).await?;
-    super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
-    let signature = body.signature.0.to_vec();
+    let digest = access_domain(state).digest(&m);
+    let (patient, contact) = (m.patient, m.contact);
     let message = LedgerMessage::EmergencyContactRemove(m);
-    relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, EmergencyStep::Removed, None).await
+    patient_step(state, c, (patient, contact), digest, &body.approval, message, body.signature, EmergencyStep::Removed)
+        .await
+}
+
+/// A step the patient signed and approved with a passkey (the message's
+/// EIP-712 `digest`) about the contact they named: relayed, with its
+/// bookkeeping.
+#[allow(clippy::too_many_arguments)]
+async fn patient_step(
+    state: &AppState,
+    c: &Caller,
+    (patient, contact): (ethers_core::types::Address, ethers_core::types::Address),
+    digest: [u8; 32],
+    approval: &chartkey_api::Approval,
+    message: LedgerMessage,
+    signature: chartkey_core::value::Signature,
+    step: EmergencyStep,
+) -> Result<RelayReceipt, ApiError> {
+    let (account, pair) = as_patient(state, c, patient.into(), contact.into()).await?;
+    super::approvals::check(state, &account.id, approval, digest).await?;
+    crate::chain::spend_relay(state, &account.id)?;
+    relay_step(state, message, signature.0.to_vec(), &pair.patient_id, &pair.contact_id, step, None).await
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<EmergencyOverview, ApiError> {

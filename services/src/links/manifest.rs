@@ -39,6 +39,8 @@ use crate::state::AppState;
 pub const MAX_RECIPIENT_CHARS: usize = 256;
 /// Files up to this size come embedded when the receiver sets no bound.
 pub const EMBED_BY_DEFAULT: u64 = 1024 * 1024;
+/// The largest file ever embedded; larger ones go by location.
+pub const EMBED_AT_MOST: u64 = 4 * 1024 * 1024;
 
 /// Why a request gets nothing.
 enum Refusal {
@@ -109,15 +111,17 @@ pub async fn resolve(
             serde_json::from_slice(&body).map_err(|_| Refusal::BadRequest("The request is not a manifest request."))?;
         let recipient = recipient(&request.recipient)?;
         if let Some(stored) = link.passcode_hash {
+            // An attempt is spent before the passcode is compared (one
+            // atomic update), so requests in parallel can never compare more
+            // passcodes than the attempts left; a right one gives it back.
+            let left = store::spend_attempt(&state.pool, link.id).await?.ok_or(Refusal::Gone)?;
             let given = request.passcode.as_deref().unwrap_or_default();
             if given.chars().count() > super::MAX_PASSCODE_CHARS
                 || !super::passcode_matches(&state, link.id, stored, given)
             {
-                return Err(match store::spend_attempt(&state.pool, link.id).await? {
-                    Some(left) => Refusal::Passcode(left),
-                    None => Refusal::Gone,
-                });
+                return Err(Refusal::Passcode(left));
             }
+            store::refund_attempt(&state.pool, link.id).await?;
         }
         record_use(&state, &link, recipient).await?;
         manifest(&state, &link, request.embedded_length_max).await
@@ -216,6 +220,12 @@ fn recipient(text: &str) -> Result<&str, Refusal> {
 /// with a notice to the patient); only a mined use lets anything out.
 async fn record_use(state: &AppState, link: &LinkRow, recipient: &str) -> Result<(), Refusal> {
     let patient = crate::accounts::store::by_id(&state.pool, &link.account_id).await?.ok_or(Refusal::Gone)?;
+    // Each use costs the relayer a transaction: it counts against the
+    // patient's hourly allowance, so no one can spend without bound
+    // through someone's links.
+    if crate::chain::spend_relay(state, &link.account_id).is_err() {
+        return Err(Refusal::RateLimited);
+    }
     let use_id: [u8; 32] = rand::random();
     let call = LinkUse {
         patient: patient.address.into(),
@@ -254,7 +264,9 @@ async fn record_use(state: &AppState, link: &LinkRow, recipient: &str) -> Result
 /// The manifest of `link`: each file embedded when it fits the receiver's
 /// bound, otherwise by a location that lasts `link_location_ttl`.
 async fn manifest(state: &AppState, link: &LinkRow, embedded_max: Option<u64>) -> Result<Manifest, Refusal> {
-    let bound = embedded_max.unwrap_or(EMBED_BY_DEFAULT);
+    // The server reads an embedded file whole: a receiver may ask for less,
+    // never for more than this.
+    let bound = embedded_max.unwrap_or(EMBED_BY_DEFAULT).min(EMBED_AT_MOST);
     let expires_at = crate::db::now() + state.config.link_location_ttl.as_secs() as i64;
     let mut files = Vec::new();
     for (position, file) in store::files(&state.pool, link.id).await?.into_iter().enumerate() {

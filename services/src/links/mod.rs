@@ -16,6 +16,7 @@ use chartkey_core::eip712::{Domain, LedgerMessage};
 use chartkey_core::role::Role;
 use chartkey_core::shl::{self, Flags};
 use chartkey_core::value::Hash32;
+use chartkey_ledger::abi::ChartkeyAccess;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert::to_alloy;
 use hmac::{Hmac, Mac};
@@ -46,6 +47,9 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
     let link = body.link;
     if to_alloy(link.patient) != address {
         return Err(ApiError::Forbidden("You can only make links to your own records.".into()));
+    }
+    if to_alloy(link.host) != state.ledger.relayer.address() {
+        return Err(ApiError::bad_request("The link names another host than this server's relayer."));
     }
     let flags = Flags::from_bits(link.flags)
         .ok_or_else(|| ApiError::bad_request("A link cannot both ask for a passcode and be a direct file."))?;
@@ -99,10 +103,15 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
                 store::created(&state.pool, id, receipt.tx_hash).await?;
             }
             tracing::info!(files = files.len(), mined = receipt.mined, "link created");
-            view(state, row).await
+            view(state, address, row).await
         }
         Err(e) => {
-            store::remove(&state.pool, id).await?;
+            // Refused by the ledger: the link will never exist there. Any
+            // other failure may still be mined later: the row stays (a use
+            // is logged on the ledger first, so it answers nothing until).
+            if matches!(e, ApiError::Refused { .. }) {
+                store::remove(&state.pool, id).await?;
+            }
             Err(e)
         }
     }
@@ -169,22 +178,28 @@ pub(crate) fn passcode_matches(state: &AppState, id: Hash32, stored: Hash32, pas
 }
 
 pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<LinkView>, ApiError> {
-    let (account, _) = caller(state, c).await?;
+    let (account, address) = caller(state, c).await?;
     let mut links = Vec::new();
     for row in store::of_account(&state.pool, &account.id, LISTED).await? {
-        links.push(view(state, row).await?);
+        links.push(view(state, address, row).await?);
     }
     Ok(links)
 }
 
-async fn view(state: &AppState, row: LinkRow) -> Result<LinkView, ApiError> {
+/// A link as the patient sees it. Its serial (the next change's nonce) is
+/// the ledger's: a change mined after its request stopped waiting moved it
+/// on there, and stopping the link must still be possible.
+async fn view(state: &AppState, patient: alloy_primitives::Address, row: LinkRow) -> Result<LinkView, ApiError> {
+    let call = ChartkeyAccess::linkOfCall { patient, linkId: row.id.0.into() };
+    let on_ledger = super::chain::view(state, Target::Access, call).await?;
+    let serial = if on_ledger.exists { on_ledger.serial } else { row.serial };
     let files = store::files(&state.pool, row.id).await?;
     Ok(LinkView {
         link_id: row.id,
         sealed: serde_json::from_str(&row.sealed).map_err(|_| corrupt("sealed link"))?,
         flags: row.flags,
         expires_at: row.expires_at.map(|at| at as u64),
-        serial: row.serial,
+        serial,
         files: files.len() as u32,
         bytes: files.iter().map(|f| f.size as u64).sum(),
         created_at: row.created_at,
@@ -244,7 +259,7 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
     store::update(&state.pool, id, expires_at, content).await?;
     store::set_serial(&state.pool, id, row.serial + 1).await?;
     let row = store::by_id(&state.pool, id).await?.ok_or_else(|| corrupt("updated link"))?;
-    view(state, row).await
+    view(state, address, row).await
 }
 
 pub async fn revoke(state: &AppState, c: &Caller, body: LinkRevokeBody) -> Result<RelayReceipt, ApiError> {

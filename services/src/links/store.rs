@@ -150,6 +150,12 @@ pub async fn spend_attempt(pool: &Pool, id: Hash32) -> Result<Option<u32>, Store
     left.map(narrow).transpose()
 }
 
+/// Gives back the attempt a right passcode spent.
+pub async fn refund_attempt(pool: &Pool, id: Hash32) -> Result<(), StoreError> {
+    sqlx::query("UPDATE links SET attempts_left = attempts_left + 1 WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
+}
+
 /// Stops link `id` now; false if it was already stopped.
 pub async fn revoke(pool: &Pool, id: Hash32) -> Result<bool, StoreError> {
     let done = sqlx::query("UPDATE links SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

@@ -111,7 +111,7 @@ type NoticeRow = (
 );
 
 /// Each kind and its stored name.
-const KINDS: [(NoticeKind, &str); 7] = [
+const KINDS: [(NoticeKind, &str); 8] = [
     (NoticeKind::Access, "access"),
     (NoticeKind::WriteBack, "write_back"),
     (NoticeKind::LinkUse, "link_use"),
@@ -119,6 +119,7 @@ const KINDS: [(NoticeKind, &str); 7] = [
     (NoticeKind::EmergencyRequested, "emergency_requested"),
     (NoticeKind::EmergencyRefused, "emergency_refused"),
     (NoticeKind::EmergencyAccessed, "emergency_accessed"),
+    (NoticeKind::EmergencyRemoved, "emergency_removed"),
 ];
 
 fn notice_of(

@@ -275,7 +275,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
             EmergencyStep::Requested => (patient_id, contact_id, NoticeKind::EmergencyRequested),
             EmergencyStep::Refused => (contact_id, patient_id, NoticeKind::EmergencyRefused),
             EmergencyStep::Accessed => (patient_id, contact_id, NoticeKind::EmergencyAccessed),
-            EmergencyStep::Removed => (contact_id, patient_id, NoticeKind::EmergencyRefused),
+            EmergencyStep::Removed => (contact_id, patient_id, NoticeKind::EmergencyRemoved),
         };
         if let Err(e) = crate::notices::publish_emergency(state, reader, kind, actor, opens_at, tx).await {
             tracing::error!(error = %e, "recording a notice failed");
