@@ -76,9 +76,15 @@ async fn a_link_answers_after_the_ledger_recorded_its_use() {
     let logs = logs.as_array().unwrap();
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0]["topics"][2], format!("0x{}", hex::encode(made.manifest.link_id())));
-    let recipient_hash = hex::encode(ethers_core::utils::keccak256(b"Dr Rao, Mercy ER"));
-    assert!(logs[0]["data"].as_str().unwrap().contains(&recipient_hash));
-    assert!(!logs[0]["data"].as_str().unwrap().contains(&hex::encode("Dr Rao")));
+    // keccak256(salt ‖ label), the salt kept in the database only: not the
+    // label, nor its plain hash, which a dictionary of names would find.
+    let data = logs[0]["data"].as_str().unwrap();
+    let salt: String = server.query_one("SELECT salt FROM link_uses").trim_start_matches("Text(\"0x").into();
+    let salt: [u8; 32] = hex::decode(salt.trim_end_matches("\")")).unwrap().try_into().unwrap();
+    let salted = chartkey_services::links::manifest::recipient_hash(&salt, "Dr Rao, Mercy ER");
+    assert!(data.contains(&hex::encode(salted)));
+    assert!(!data.contains(&hex::encode(ethers_core::utils::keccak256(b"Dr Rao, Mercy ER"))));
+    assert!(!data.contains(&hex::encode("Dr Rao")));
 
     // The patient is told, and the Links page lists the use.
     let inbox = patient.client.api(fns::NoticesList {}).await.unwrap();
@@ -297,5 +303,18 @@ async fn links_are_made_by_their_patient_with_the_files_they_signed() {
     let stop = other.client.api(fns::LinksRevoke { body: fns::LinkRevokeBody { message: m, signature, approval } });
     assert!(matches!(stop.await, Err(ApiError::NotFound(_))));
     assert_eq!(ask(&made.url(&server), json!({ "recipient": "A" })).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_links_files_count_against_the_storage_quota() {
+    let server = TestServer::start_with(|c| c.storage_quota_bytes = 4_000).await;
+    let mut patient = sign_up(&server, "Quota Patient", Role::Patient).await;
+    make(&server, &mut patient, Flags::default(), 0, None, &[&[b'a'; 1_000]]).await.unwrap();
+    let used = server.query_one("SELECT sum(size) FROM blob_uploads");
+    assert!(used.starts_with("Integer(") && used != "Integer(0)", "{used}");
+    let over = make(&server, &mut patient, Flags::default(), 0, None, &[&[b'b'; 3_000]]).await;
+    assert!(matches!(over, Err(ApiError::OverQuota(_))), "{:?}", over.err());
+    assert_eq!(server.query_one("SELECT count(*) FROM links"), "Integer(1)", "nothing made");
     server.stop().await;
 }

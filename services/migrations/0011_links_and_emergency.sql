@@ -33,11 +33,13 @@ CREATE TABLE link_files (
 ) STRICT;
 
 -- Uses the ledger recorded (the LinkUsed event of `tx`): the label the
--- recipient gave, which the patient is shown.
+-- recipient gave, which the patient is shown, and the salt of the hash of
+-- it the ledger holds (keccak256(salt || label)).
 CREATE TABLE link_uses (
     use_id     TEXT PRIMARY KEY,                       -- 0x, as in the LinkUsed event
     link_id    TEXT NOT NULL REFERENCES links(id),
     recipient  TEXT NOT NULL,
+    salt       TEXT NOT NULL,
     tx         TEXT NOT NULL,
     block      INTEGER NOT NULL,
     at         INTEGER NOT NULL

@@ -207,6 +207,11 @@ async fn admit(state: &AppState, caller: &crate::Caller, id: &str) -> Result<Lin
     store::by_id(&state.pool, id).await?.filter(|l| l.live(crate::db::now())).ok_or(Refusal::Gone)
 }
 
+/// What the ledger records of a recipient's label: keccak256(salt ‖ label).
+pub fn recipient_hash(salt: &[u8; 32], label: &str) -> [u8; 32] {
+    ethers_core::utils::keccak256([salt.as_slice(), label.as_bytes()].concat())
+}
+
 /// The recipient's label, trimmed: 1 to [`MAX_RECIPIENT_CHARS`] characters.
 fn recipient(text: &str) -> Result<&str, Refusal> {
     let text = text.trim();
@@ -227,10 +232,14 @@ async fn record_use(state: &AppState, link: &LinkRow, recipient: &str) -> Result
         return Err(Refusal::RateLimited);
     }
     let use_id: [u8; 32] = rand::random();
+    // The ledger gets keccak256(salt ‖ label): the salt stays in this
+    // database, so a short label (a clinic's name) cannot be found on a
+    // public chain by trying names, while the patient can still check it.
+    let salt: [u8; 32] = rand::random();
     let call = LinkUse {
         patient: patient.address.into(),
         link_id: link.id.0,
-        recipient_hash: ethers_core::utils::keccak256(recipient.as_bytes()),
+        recipient_hash: recipient_hash(&salt, recipient),
         use_id,
     };
     let work = Work::LinkUse {
@@ -238,6 +247,7 @@ async fn record_use(state: &AppState, link: &LinkRow, recipient: &str) -> Result
         link_id: link.id,
         use_id: Hash32(use_id),
         recipient: recipient.to_owned(),
+        salt: Hash32(salt),
     };
     let relayed = async {
         let (job, tx, settle) = crate::pending::relay(state, Request::link_use(&call), work, None).await?;

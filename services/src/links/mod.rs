@@ -77,7 +77,7 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&link)).await?;
     crate::chain::spend_relay(state, &account.id)?;
 
-    store_files(state, &body.files).await?;
+    store_files(state, &account.id, &body.files).await?;
     let row = LinkRow {
         id,
         account_id: account.id.clone(),
@@ -144,18 +144,33 @@ fn check_files(files: &[LinkFileUpload], signed: [u8; 32]) -> Result<Vec<FileRow
     Ok(rows)
 }
 
-/// Puts the files' JWEs in the blob store (named by their SHA-256).
-async fn store_files(state: &AppState, files: &[LinkFileUpload]) -> Result<(), ApiError> {
+/// Puts the files' JWEs in the blob store (named by their SHA-256), within
+/// the account's storage quota, and counts them against it as any upload.
+async fn store_files(state: &AppState, account_id: &str, files: &[LinkFileUpload]) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     let blobs: Vec<(BlobName, Bytes)> = files
         .iter()
         .map(|f| (BlobName(Sha256::digest(f.jwe.as_bytes()).into()), Bytes::from(f.jwe.clone())))
         .filter(|(name, _)| seen.insert(*name))
         .collect();
+    let adding: u64 = blobs.iter().map(|(_, b)| b.len() as u64).sum();
+    let used = crate::records::store::uploaded_bytes(&state.pool, account_id).await?;
+    let quota = state.config.storage_quota_bytes;
+    if used.saturating_add(adding) > quota {
+        let mb = |b: u64| b.div_ceil(1_000_000);
+        return Err(ApiError::OverQuota(format!(
+            "Your storage is full: {} MB of your {} MB are used and this link needs {} MB more. Nothing was made.",
+            mb(used),
+            mb(quota),
+            mb(adding)
+        )));
+    }
+    let sizes: Vec<(Hash32, u64)> = blobs.iter().map(|(n, b)| (n.hash(), b.len() as u64)).collect();
     state.blobs.put_many(blobs).await.map_err(|e| {
         tracing::error!(error = %e, "storing a link's files failed");
         ApiError::Internal
     })?;
+    crate::records::store::note_uploads(&state.pool, account_id, &sizes).await?;
     Ok(())
 }
 
@@ -244,7 +259,7 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
     crate::chain::spend_relay(state, &account.id)?;
     if new_files.is_some() {
-        store_files(state, &body.files).await?;
+        store_files(state, &account.id, &body.files).await?;
     }
     let expires_at = (m.expires_at != 0).then_some(m.expires_at as i64);
     let signature = body.signature.0.to_vec();

@@ -56,7 +56,7 @@ pub enum Work {
     /// write-back's notice goes to the patient; a refusal removes them.
     Anchor { ids: Vec<RecordId>, notice: Option<WriteBack> },
     /// A use of a link: a row in the link's uses, and a notice to the patient.
-    LinkUse { patient_id: String, link_id: Hash32, use_id: Hash32, recipient: String },
+    LinkUse { patient_id: String, link_id: Hash32, use_id: Hash32, recipient: String, salt: Hash32 },
     /// A step of emergency access: its event row (and for a naming, the
     /// contact's row with the summary's key for them), and a notice to the
     /// other side.

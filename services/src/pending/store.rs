@@ -104,13 +104,15 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
             .await?;
         }
         Work::Anchor { ids, .. } => records::set_anchor(&mut t, ids, mined.job, mined.tx, Some(mined.block)).await?,
-        Work::LinkUse { link_id, use_id, recipient, .. } => {
+        Work::LinkUse { link_id, use_id, recipient, salt, .. } => {
             sqlx::query(
-                "INSERT INTO link_uses (use_id, link_id, recipient, tx, block, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO link_uses (use_id, link_id, recipient, salt, tx, block, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(*use_id)
             .bind(*link_id)
             .bind(recipient.as_str())
+            .bind(*salt)
             .bind(mined.tx)
             .bind(mined.block)
             .bind(now)
