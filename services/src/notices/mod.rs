@@ -13,9 +13,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chartkey_api::{ApiError, Inbox, NoticeKind, NoticeView};
-use chartkey_core::envelope::RecordId;
-use chartkey_core::value::Hash32;
+use chartkey_api::{ApiError, Inbox, NoticeView};
 use tokio::sync::broadcast;
 
 use crate::sessions::ResolvedCaller;
@@ -26,62 +24,12 @@ const SHOWN: i64 = 200;
 /// How often an idle stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Records a notice for `account_id` and sends it to their open pages.
-pub async fn publish(
-    state: &AppState,
-    account_id: &str,
-    kind: NoticeKind,
-    actor_id: &str,
-    record: Option<(RecordId, u8)>,
-    tx: Hash32,
-) -> Result<(), ApiError> {
-    let view = store::insert(
-        &state.pool,
-        store::NewNotice { account_id, kind, actor_id, record, tx, link: None, opens_at: None },
-    )
-    .await?;
-    // No open page is not an error: the inbox has it.
-    state.notifier.send(account_id, view);
-    Ok(())
-}
-
-/// Tells `account_id` of an emergency-access step by `actor_id`.
-pub async fn publish_emergency(
-    state: &AppState,
-    account_id: &str,
-    kind: NoticeKind,
-    actor_id: &str,
-    opens_at: Option<i64>,
-    tx: Hash32,
-) -> Result<(), ApiError> {
-    let notice = store::NewNotice { account_id, kind, actor_id, record: None, tx, link: None, opens_at };
-    let view = store::insert(&state.pool, notice).await?;
-    state.notifier.send(account_id, view);
-    Ok(())
-}
-
-/// Tells patient `account_id` that their link `link_id` was used by
-/// `recipient` (as the recipient said), in ledger transaction `tx`.
-pub async fn publish_link_use(
-    state: &AppState,
-    account_id: &str,
-    link_id: Hash32,
-    recipient: String,
-    tx: Hash32,
-) -> Result<(), ApiError> {
-    let link = Some(chartkey_api::LinkNotice { link_id, recipient });
-    let notice = store::NewNotice {
-        account_id,
-        kind: NoticeKind::LinkUse,
-        actor_id: account_id,
-        record: None,
-        tx,
-        link,
-        opens_at: None,
-    };
+/// Records `notice` and sends it to its reader's open pages.
+pub async fn publish(state: &AppState, notice: store::NewNotice<'_>) -> Result<(), ApiError> {
+    let reader = notice.account_id;
     let view = store::insert(&state.pool, notice).await?;
     // No open page is not an error: the inbox has it.
-    state.notifier.send(account_id, view);
+    state.notifier.send(reader, view);
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub mod store;
 
 use super::chain::corrupt;
 use super::chain::relay_error;
+use crate::notices::store::NewNotice;
 use crate::records::store::{self as records, NewRecords};
 use crate::state::AppState;
 
@@ -253,40 +254,49 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
     };
     let mined = store::Mined { job: relayed.job, tx, block, serial };
     let done = store::apply(&state.pool, pending.id, &pending.work, &mined).await?;
+    if !done {
+        return Ok(());
+    }
+    // Who is told what, now that it is mined.
+    let notice = |account_id, kind, actor_id| NewNotice {
+        account_id,
+        kind,
+        actor_id,
+        record: None,
+        tx,
+        link: None,
+        opens_at: None,
+    };
     let notice = match &pending.work {
         Work::Access { patient_id, grantee_id, record, category } => {
-            Some((patient_id, NoticeKind::Access, grantee_id, *record, *category))
+            Some(NewNotice { record: Some((*record, *category)), ..notice(patient_id, NoticeKind::Access, grantee_id) })
         }
-        Work::Anchor { notice: Some(n), .. } => {
-            Some((&n.patient_id, NoticeKind::WriteBack, &n.author_id, n.record, n.category))
-        }
+        Work::Anchor { notice: Some(n), .. } => Some(NewNotice {
+            record: Some((n.record, n.category)),
+            ..notice(&n.patient_id, NoticeKind::WriteBack, &n.author_id)
+        }),
+        // The patient, whose link it is, is the actor.
+        Work::LinkUse { patient_id, link_id, recipient, .. } => Some(NewNotice {
+            link: Some(chartkey_api::LinkNotice { link_id: *link_id, recipient: recipient.clone() }),
+            ..notice(patient_id, NoticeKind::LinkUse, patient_id)
+        }),
+        // Told to the other side of the step.
+        Work::Emergency { patient_id, contact_id, step, .. } => Some(match step {
+            EmergencyStep::Named => notice(contact_id, NoticeKind::EmergencyNamed, patient_id),
+            EmergencyStep::Requested => {
+                NewNotice { opens_at, ..notice(patient_id, NoticeKind::EmergencyRequested, contact_id) }
+            }
+            EmergencyStep::Refused => notice(contact_id, NoticeKind::EmergencyRefused, patient_id),
+            EmergencyStep::Accessed => notice(patient_id, NoticeKind::EmergencyAccessed, contact_id),
+            EmergencyStep::Removed => notice(contact_id, NoticeKind::EmergencyRemoved, patient_id),
+        }),
         _ => None,
     };
-    if done && let Work::LinkUse { patient_id, link_id, recipient, .. } = &pending.work {
-        let notice = crate::notices::publish_link_use(state, patient_id, *link_id, recipient.clone(), tx);
-        if let Err(e) = notice.await {
-            tracing::error!(error = %e, "recording a notice failed");
-        }
-    }
-    if done && let Work::Emergency { patient_id, contact_id, step, .. } = &pending.work {
-        // Told to the other side of the step.
-        let (reader, actor, kind) = match step {
-            EmergencyStep::Named => (contact_id, patient_id, NoticeKind::EmergencyNamed),
-            EmergencyStep::Requested => (patient_id, contact_id, NoticeKind::EmergencyRequested),
-            EmergencyStep::Refused => (contact_id, patient_id, NoticeKind::EmergencyRefused),
-            EmergencyStep::Accessed => (patient_id, contact_id, NoticeKind::EmergencyAccessed),
-            EmergencyStep::Removed => (contact_id, patient_id, NoticeKind::EmergencyRemoved),
-        };
-        if let Err(e) = crate::notices::publish_emergency(state, reader, kind, actor, opens_at, tx).await {
-            tracing::error!(error = %e, "recording a notice failed");
-        }
-    }
-    if done && let Some((patient_id, kind, actor_id, record, category)) = notice {
-        let notice = crate::notices::publish(state, patient_id, kind, actor_id, Some((record, category)), tx);
-        if let Err(e) = notice.await {
-            // What happened is on the ledger and in the chart; the notice is extra.
-            tracing::error!(error = %e, "recording a notice failed");
-        }
+    if let Some(notice) = notice
+        && let Err(e) = crate::notices::publish(state, notice).await
+    {
+        // What happened is on the ledger and in the chart; the notice is extra.
+        tracing::error!(error = %e, "recording a notice failed");
     }
     Ok(())
 }
