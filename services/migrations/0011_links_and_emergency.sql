@@ -15,7 +15,6 @@ CREATE TABLE links (
     attempts_left  INTEGER NOT NULL CHECK (attempts_left >= 0),
     sealed         TEXT NOT NULL,                      -- JSON SealedLink (to the patient)
     content_hash   TEXT NOT NULL,                      -- as signed into the ledger
-    serial         INTEGER NOT NULL DEFAULT 0,         -- the contract's serial (next update's nonce)
     created_at     INTEGER NOT NULL,
     create_tx      TEXT,
     revoked_at     INTEGER

@@ -87,7 +87,6 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
         attempts_left: state.config.link_passcode_attempts,
         sealed: serde_json::to_string(&body.sealed).map_err(|_| ApiError::Internal)?,
         content_hash: Hash32(link.content_hash),
-        serial: 0,
         created_at: now,
         revoked_at: None,
     };
@@ -202,19 +201,19 @@ pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<LinkView>, ApiErro
 }
 
 /// A link as the patient sees it. Its serial (the next change's nonce) is
-/// the ledger's: a change mined after its request stopped waiting moved it
-/// on there, and stopping the link must still be possible.
+/// the ledger's (0 while the ledger does not hold it yet): a change mined
+/// after its request stopped waiting moved it on there, and stopping the
+/// link must still be possible.
 async fn view(state: &AppState, patient: alloy_primitives::Address, row: LinkRow) -> Result<LinkView, ApiError> {
     let call = ChartkeyAccess::linkOfCall { patient, linkId: row.id.0.into() };
     let on_ledger = super::chain::view(state, Target::Access, call).await?;
-    let serial = if on_ledger.exists { on_ledger.serial } else { row.serial };
     let files = store::files(&state.pool, row.id).await?;
     Ok(LinkView {
         link_id: row.id,
         sealed: serde_json::from_str(&row.sealed).map_err(|_| corrupt("sealed link"))?,
         flags: row.flags,
         expires_at: row.expires_at.map(|at| at as u64),
-        serial,
+        serial: on_ledger.serial,
         files: files.len() as u32,
         bytes: files.iter().map(|f| f.size as u64).sum(),
         created_at: row.created_at,
@@ -269,10 +268,9 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
             "The ledger has not recorded this change yet; the link stays as it was until it does.".into(),
         ));
     }
-    // Mined: the ledger's serial moved on, and the link now serves this.
+    // Mined: the link now serves this.
     let content = new_files.as_deref().map(|files| (Hash32(m.content_hash), files));
     store::update(&state.pool, id, expires_at, content).await?;
-    store::set_serial(&state.pool, id, row.serial + 1).await?;
     let row = store::by_id(&state.pool, id).await?.ok_or_else(|| corrupt("updated link"))?;
     view(state, address, row).await
 }
@@ -284,18 +282,14 @@ pub async fn revoke(state: &AppState, c: &Caller, body: LinkRevokeBody) -> Resul
         return Err(ApiError::Forbidden("You can only stop your own links.".into()));
     }
     let id = Hash32(m.link_id);
-    let row = own_link(state, &account.id, id).await?;
+    own_link(state, &account.id, id).await?;
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
     crate::chain::spend_relay(state, &account.id)?;
     // Stopped here at once: no manifest request is answered from now on,
     // whenever the ledger records it.
     store::revoke(&state.pool, id).await?;
     let signature = body.signature.0.to_vec();
-    let receipt = relay_and_wait(state, request_of(&LedgerMessage::LinkRevoke(m), signature)).await?;
-    if receipt.mined {
-        store::set_serial(&state.pool, id, row.serial + 1).await?;
-    }
-    Ok(receipt)
+    relay_and_wait(state, request_of(&LedgerMessage::LinkRevoke(m), signature)).await
 }
 
 /// The Access contract's EIP-712 domain on this ledger.

@@ -23,8 +23,6 @@ pub struct LinkRow {
     /// JSON of the sealed secrets (label, URL secret, key).
     pub sealed: String,
     pub content_hash: Hash32,
-    #[sqlx(try_from = "i64")]
-    pub serial: u32,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
@@ -51,8 +49,8 @@ pub async fn insert(pool: &Pool, link: &LinkRow, files: &[FileRow]) -> Result<bo
     let mut t = pool.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO links (id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash,
-                            serial, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+                            created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
     )
     .bind(link.id)
     .bind(link.account_id.as_str())
@@ -62,7 +60,6 @@ pub async fn insert(pool: &Pool, link: &LinkRow, files: &[FileRow]) -> Result<bo
     .bind(i64::from(link.attempts_left))
     .bind(link.sealed.as_str())
     .bind(link.content_hash)
-    .bind(i64::from(link.serial))
     .bind(link.created_at)
     .execute(&mut *t)
     .await?;
@@ -106,7 +103,7 @@ pub async fn created(pool: &Pool, id: Hash32, tx: Hash32) -> Result<(), StoreErr
 
 pub async fn by_id(pool: &Pool, id: Hash32) -> Result<Option<LinkRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash, serial,
+        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash,
                 created_at, revoked_at
          FROM links WHERE id = $1",
     )
@@ -118,7 +115,7 @@ pub async fn by_id(pool: &Pool, id: Hash32) -> Result<Option<LinkRow>, StoreErro
 /// The account's links, newest first.
 pub async fn of_account(pool: &Pool, account_id: &str, limit: i64) -> Result<Vec<LinkRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash, serial,
+        "SELECT id, account_id, flags, expires_at, passcode_hash, attempts_left, sealed, content_hash,
                 created_at, revoked_at
          FROM links WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2",
     )
@@ -164,16 +161,6 @@ pub async fn revoke(pool: &Pool, id: Hash32) -> Result<bool, StoreError> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Sets the serial the ledger gave link `id`'s latest change (never back).
-pub async fn set_serial(pool: &Pool, id: Hash32, serial: u32) -> Result<(), StoreError> {
-    sqlx::query("UPDATE links SET serial = $1 WHERE id = $2 AND serial < $1")
-        .bind(i64::from(serial))
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
 }
 
 /// A mined update of link `id`: its expiry, and for new content its hash
