@@ -60,6 +60,12 @@ pub fn errors_shown(errors: ArcRwSignal<Errors>) -> impl IntoView {
     }
 }
 
+/// Asks the browser's own confirmation dialog; false when it is declined
+/// (or cannot be shown).
+pub fn confirm(message: &str) -> bool {
+    web_sys::window().and_then(|w| w.confirm_with_message(message).ok()).unwrap_or(false)
+}
+
 /// Copies `text` to the clipboard and says so.
 #[component]
 pub fn CopyButton(#[prop(into)] text: String, #[prop(into)] label: String) -> impl IntoView {

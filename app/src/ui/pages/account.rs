@@ -118,14 +118,9 @@ fn Passkeys() -> impl IntoView {
     };
 
     let remove = move |credential_id: String, label: String| {
-        let confirmed = web_sys::window()
-            .and_then(|w| {
-                w.confirm_with_message(&format!(
-                    "Remove the passkey \u{201c}{label}\u{201d}? It will no longer sign in to your account."
-                ))
-                .ok()
-            })
-            .unwrap_or(false);
+        let confirmed = crate::ui::components::confirm(&format!(
+            "Remove the passkey \u{201c}{label}\u{201d}? It will no longer sign in to your account."
+        ));
         if !confirmed {
             return;
         }

@@ -350,9 +350,7 @@ fn PendingRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
         });
     };
     let decline = move |_| {
-        let confirmed = web_sys::window()
-            .and_then(|w| w.confirm_with_message(&format!("Decline {name}'s request?")).ok())
-            .unwrap_or(false);
+        let confirmed = crate::ui::components::confirm(&format!("Decline {name}'s request?"));
         if !confirmed {
             return;
         }
@@ -400,15 +398,10 @@ fn DecidedRequest(request: CredentialRequestView, nonce: u64, reload: Callback<(
     let clinician = request.clinician.clone();
     let revoke = move |_| {
         let Some(keyring) = session.keyring.get_untracked() else { return };
-        let confirmed = web_sys::window()
-            .and_then(|w| {
-                w.confirm_with_message(&format!(
-                    "Revoke {}'s credential? Patients' shares with them stop working at once.",
-                    clinician.display_name
-                ))
-                .ok()
-            })
-            .unwrap_or(false);
+        let confirmed = crate::ui::components::confirm(&format!(
+            "Revoke {}'s credential? Patients' shares with them stop working at once.",
+            clinician.display_name
+        ));
         if !confirmed {
             return;
         }

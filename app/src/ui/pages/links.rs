@@ -67,11 +67,8 @@ pub fn LinksOverview() -> impl IntoView {
     let showing = RwSignal::new(None::<api::LinkView>);
     let stop = move |link: LinkView| {
         let label = label_of(&link);
-        let confirmed = web_sys::window()
-            .and_then(|w| {
-                w.confirm_with_message(&format!("Stop the link “{label}”? It will not open from now on.")).ok()
-            })
-            .unwrap_or(false);
+        let confirmed =
+            crate::ui::components::confirm(&format!("Stop the link “{label}”? It will not open from now on."));
         if confirmed {
             stopping.dispatch(link);
         }

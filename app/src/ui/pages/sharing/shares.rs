@@ -55,15 +55,10 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
     });
     let stopping_whom = RwSignal::new(String::new());
     let stop = move |share: ShareView| {
-        let confirmed = web_sys::window()
-            .and_then(|w| {
-                w.confirm_with_message(&format!(
-                    "Stop sharing with {}? They will not be able to open your records from now on.",
-                    share.grantee.display_name
-                ))
-                .ok()
-            })
-            .unwrap_or(false);
+        let confirmed = crate::ui::components::confirm(&format!(
+            "Stop sharing with {}? They will not be able to open your records from now on.",
+            share.grantee.display_name
+        ));
         if confirmed {
             stopping_whom.set(share.grantee.display_name.clone());
             stopping.dispatch(share);
