@@ -77,7 +77,7 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&link)).await?;
     crate::chain::spend_relay(state, &account.id)?;
 
-    store_files(state, &account.id, &body.files).await?;
+    store_files(state, &account.id, &body.files, &files).await?;
     let row = LinkRow {
         id,
         account_id: account.id.clone(),
@@ -143,13 +143,20 @@ fn check_files(files: &[LinkFileUpload], signed: [u8; 32]) -> Result<Vec<FileRow
     Ok(rows)
 }
 
-/// Puts the files' JWEs in the blob store (named by their SHA-256), within
-/// the account's storage quota, and counts them against it as any upload.
-async fn store_files(state: &AppState, account_id: &str, files: &[LinkFileUpload]) -> Result<(), ApiError> {
+/// Puts the files' JWEs in the blob store under the SHA-256 `check_files`
+/// computed (`rows`, in the same order), within the account's storage
+/// quota, and counts them against it as any upload.
+async fn store_files(
+    state: &AppState,
+    account_id: &str,
+    files: &[LinkFileUpload],
+    rows: &[FileRow],
+) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     let blobs: Vec<(BlobName, Bytes)> = files
         .iter()
-        .map(|f| (BlobName(Sha256::digest(f.jwe.as_bytes()).into()), Bytes::from(f.jwe.clone())))
+        .zip(rows)
+        .map(|(f, row)| (BlobName::from(row.blob), Bytes::from(f.jwe.clone())))
         .filter(|(name, _)| seen.insert(*name))
         .collect();
     let adding: u64 = blobs.iter().map(|(_, b)| b.len() as u64).sum();
@@ -257,8 +264,8 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
     };
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
     crate::chain::spend_relay(state, &account.id)?;
-    if new_files.is_some() {
-        store_files(state, &account.id, &body.files).await?;
+    if let Some(rows) = &new_files {
+        store_files(state, &account.id, &body.files, rows).await?;
     }
     let expires_at = (m.expires_at != 0).then_some(m.expires_at as i64);
     let signature = body.signature.0.to_vec();
