@@ -41,6 +41,10 @@ pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 /// The longest JWE read: the largest file, base64url-encoded, and a header.
 pub const MAX_JWE_CHARS: usize = MAX_FILE_BYTES / 3 * 4 + 4_096;
 
+/// Where a portal serves its link viewer: links are shown as
+/// `<origin>/view#shlink:/…`.
+pub const VIEWER_PATH: &str = "/view";
+
 /// FHIR content (a resource or a Bundle), as the IG names it.
 pub const FHIR_JSON: &str = "application/fhir+json";
 

@@ -151,7 +151,7 @@ fn link(links: &mut Vec<Link>, label: &'static str, v: Option<&Value>) {
     }
 }
 
-fn human_name(r: &Value) -> Option<String> {
+pub(crate) fn human_name(r: &Value) -> Option<String> {
     let name = r.get("name")?.as_array()?.first()?;
     if let Some(t) = name.get("text").and_then(Value::as_str) {
         return Some(t.to_owned());
@@ -250,6 +250,38 @@ fn measurements(r: &Value) -> Vec<Measurement> {
 }
 
 /// The digest of one resource. Never fails: what is missing is left out.
+/// A DocumentReference's inline file (`content[0].attachment.data`), as
+/// the record views offer it: shown when an image, else downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub title: String,
+}
+
+impl Attachment {
+    /// The types a page may show inline, as an image (never as a document
+    /// or a script); anything else is only offered as a download.
+    pub fn is_image(&self) -> bool {
+        matches!(self.content_type.as_str(), "image/png" | "image/jpeg" | "image/gif" | "image/webp")
+    }
+}
+
+/// The inline file of a resource that has one; `None` without one or when
+/// its data is not base64.
+pub fn attachment(value: &Value) -> Option<Attachment> {
+    use base64::Engine;
+    let a = value.get("content")?.as_array()?.first()?.get("attachment")?;
+    let data = a.get("data")?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    let text = |key: &str, default: &str| a.get(key).and_then(Value::as_str).unwrap_or(default).to_owned();
+    Some(Attachment {
+        content_type: text("contentType", "application/octet-stream"),
+        bytes,
+        title: text("title", "file"),
+    })
+}
+
 pub fn summarize(r: &Value) -> Summary {
     let resource_type = string(r, "resourceType").unwrap_or_else(|| "Resource".to_owned());
     let category = Category::of_resource_type(&resource_type);

@@ -161,3 +161,23 @@ fn trends_open_on_blood_pressure_hba1c_glucose_and_weight() {
     let t = trends(lone.iter());
     assert!(t.iter().any(|s| s.name == "Diastolic Blood Pressure" && s.second.is_none()));
 }
+
+#[test]
+fn an_inline_file_is_read_and_only_images_show_inline() {
+    let doc = |content_type: Option<&str>, data: &str| {
+        let mut attachment = json!({"data": data, "title": "scan"});
+        if let Some(t) = content_type {
+            attachment["contentType"] = t.into();
+        }
+        json!({"resourceType": "DocumentReference", "content": [{"attachment": attachment}]})
+    };
+    let png = attachment(&doc(Some("image/png"), "iVBORw0K")).expect("an inline file");
+    assert_eq!((png.content_type.as_str(), png.title.as_str(), png.bytes.len()), ("image/png", "scan", 6));
+    assert!(png.is_image());
+    let html = attachment(&doc(Some("text/html"), "PGI+")).unwrap();
+    assert!(!html.is_image(), "markup is never shown inline");
+    assert_eq!(attachment(&doc(None, "AA==")).unwrap().content_type, "application/octet-stream");
+    assert_eq!(attachment(&doc(Some("image/png"), "not base64!")), None);
+    assert_eq!(attachment(&json!({"resourceType": "DocumentReference", "content": []})), None);
+    assert_eq!(attachment(&json!({"resourceType": "Observation"})), None);
+}

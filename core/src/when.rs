@@ -3,6 +3,11 @@
 //! reader writes dates ("15 Apr 1994", "Apr 15, 1994") instead of
 //! "1994-04-15T09:30:00+02:00".
 
+/// Formatting in the browser's locale (wasm only: the browser's `Intl`).
+#[cfg(target_arch = "wasm32")]
+#[path = "when_local.rs"]
+pub mod local;
+
 /// A FHIR date or date-time, to the precision written.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum When {

@@ -98,6 +98,8 @@ pub fn router(state: AppState, site: Site) -> Router {
     let shl =
         shl.merge(Router::new().route("/test/ledger/advance", post(advance_ledger_clock)).with_state(state.clone()));
 
+    let viewer = Router::new().route(web::VIEWER_PATH, get(web::viewer_page)).with_state(site.clone());
+
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/chain/heads", get(chain_heads))
@@ -108,6 +110,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .merge(links)
         .merge(shl)
         .merge(api)
+        .merge(viewer)
         .merge(static_files)
         .layer(web::compression())
         .layer(axum::middleware::from_fn_with_state(state.clone(), expected_host))
@@ -370,7 +373,7 @@ pub async fn launch(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies())?;
+    let site = Site::load(config.dist_dir.as_deref(), config.secure_cookies(), &config.viewer_hosts)?;
     let state = AppState::new(config).await?;
     chartkey_services::pending::reconcile(&state)
         .await

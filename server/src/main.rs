@@ -180,6 +180,11 @@ struct Args {
     /// Manifest requests per link per minute, from all clients together.
     #[arg(long, env = "CHARTKEY_LINK_REQUESTS_PER_MINUTE", default_value_t = 60)]
     link_requests_per_minute: u32,
+    /// Another host whose SMART Health Links the viewer at /view may open
+    /// (an origin, e.g. https://links.example.org; repeat for more). Links
+    /// kept on hosts not named here get a message saying so.
+    #[arg(long = "viewer-host", env = "CHARTKEY_VIEWER_HOSTS", value_delimiter = ',')]
+    viewer_hosts: Vec<url::Url>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CHARTKEY_LOG_JSON")]
     log_json: bool,
@@ -345,6 +350,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.link_passcode_attempts = args.link_passcode_attempts;
     config.manifests_per_minute = args.manifests_per_minute;
     config.link_requests_per_minute = args.link_requests_per_minute;
+    config.viewer_hosts = args.viewer_hosts;
     #[cfg(feature = "test-controls")]
     {
         config.pause_mining = args.test_pause_mining;

@@ -14,8 +14,8 @@ use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
-/// The app's entry page, read once at start, and the CSP that allows
-/// exactly its inline scripts.
+/// The app's entry page and the link viewer's, read once at start, and
+/// the CSP of each, which allows exactly its inline scripts.
 #[derive(Clone)]
 pub struct Site {
     pub dist: Option<PathBuf>,
@@ -23,6 +23,10 @@ pub struct Site {
     pub hsts: bool,
     pub index_html: Option<axum::body::Bytes>,
     pub csp: HeaderValue,
+    /// The viewer (/view): its page, and a CSP that also lets it reach
+    /// the link hosts the operator named.
+    pub view_html: Option<axum::body::Bytes>,
+    pub view_csp: HeaderValue,
     /// The app build this server serves (`<meta name="chartkey-build">`),
     /// sent as `x-chartkey-build` on every response: a page from an older
     /// build sees the difference and asks for a reload.
@@ -30,32 +34,53 @@ pub struct Site {
 }
 
 impl Site {
-    pub fn load(dist: Option<&Path>, https: bool) -> anyhow::Result<Self> {
-        let index_html = match dist {
-            Some(dir) => {
-                let path = dir.join("index.html");
-                let html = std::fs::read_to_string(&path).map_err(|e| {
-                    anyhow::anyhow!("the web app is not built ({}: {e}); run `cargo xtask run`", path.display())
-                })?;
-                Some(html)
-            }
-            None => None,
+    /// Reads the pages in `dist`; `viewer_hosts` are the other link hosts
+    /// the viewer may reach.
+    pub fn load(dist: Option<&Path>, https: bool, viewer_hosts: &[url::Url]) -> anyhow::Result<Self> {
+        let read = |page: &str| -> anyhow::Result<Option<String>> {
+            let Some(dir) = dist else { return Ok(None) };
+            let path = dir.join(page);
+            std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                anyhow::anyhow!("the web app is not built ({}: {e}); run `cargo xtask run`", path.display())
+            })
         };
+        let (index_html, view_html) = (read("index.html")?, read("view.html")?);
         let hashes = index_html.as_deref().map(inline_script_hashes).unwrap_or_default();
         let csp = HeaderValue::from_str(&content_security_policy(&hashes))?;
+        let view_hashes = view_html.as_deref().map(inline_script_hashes).unwrap_or_default();
+        let view_csp = HeaderValue::from_str(&viewer_security_policy(&view_hashes, viewer_hosts))?;
         let build = index_html.as_deref().and_then(build_of).and_then(|b| HeaderValue::from_str(&b).ok());
-        Ok(Self { dist: dist.map(Path::to_owned), hsts: https, index_html: index_html.map(Into::into), csp, build })
+        Ok(Self {
+            dist: dist.map(Path::to_owned),
+            hsts: https,
+            index_html: index_html.map(Into::into),
+            csp,
+            view_html: view_html.map(Into::into),
+            view_csp,
+            build,
+        })
     }
 }
 
 /// CSP: scripts only from this origin, plus WebAssembly compilation and the
 /// loader scripts Trunk inlines (by hash, never 'unsafe-inline').
 pub fn content_security_policy(script_hashes: &[String]) -> String {
+    policy(script_hashes, "'self'", "worker-src 'self' blob:; form-action 'self'")
+}
+
+/// The viewer's CSP: the portal's, except that it may also reach the link
+/// hosts the operator named (by origin), starts no workers and submits no
+/// forms anywhere.
+pub fn viewer_security_policy(script_hashes: &[String], hosts: &[url::Url]) -> String {
+    let origins: String = hosts.iter().map(|h| format!(" {}", h.origin().ascii_serialization())).collect();
+    policy(script_hashes, &format!("'self'{origins}"), "worker-src 'none'; form-action 'none'")
+}
+
+fn policy(script_hashes: &[String], connect: &str, rest: &str) -> String {
     let hashes: String = script_hashes.iter().map(|h| format!(" 'sha256-{h}'")).collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; img-src 'self' data: blob:; \
-         font-src 'self'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
-         form-action 'self'; frame-ancestors 'none'"
+         font-src 'self'; connect-src {connect}; {rest}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
 }
 
@@ -106,11 +131,13 @@ fn has_attribute(attrs: &str, name: &str) -> bool {
         .any(|a| a.split('=').next().is_some_and(|n| n.eq_ignore_ascii_case(name)))
 }
 
-/// Adds the security headers to every response.
+/// Adds the security headers to every response. The viewer's page gets
+/// its own CSP, and the camera (to scan a link's QR code).
 pub async fn security_headers(State(site): State<Site>, request: Request, next: Next) -> Response<Body> {
+    let viewer = request.uri().path() == VIEWER_PATH;
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, site.csp.clone());
+    h.insert(header::CONTENT_SECURITY_POLICY, if viewer { site.view_csp.clone() } else { site.csp.clone() });
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -122,14 +149,27 @@ pub async fn security_headers(State(site): State<Site>, request: Request, next: 
     }
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
-    h.insert(
-        "permissions-policy",
-        HeaderValue::from_static(
-            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), \
-             interest-cohort=(), publickey-credentials-create=(self), publickey-credentials-get=(self)",
-        ),
+    let camera = if viewer { "camera=(self)" } else { "camera=()" };
+    let permissions = format!(
+        "{camera}, microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), \
+         interest-cohort=(), publickey-credentials-create=(self), publickey-credentials-get=(self)"
     );
+    h.insert("permissions-policy", HeaderValue::from_str(&permissions).expect("the policy is ASCII"));
     response
+}
+
+/// Where the link viewer is served (links carry `<origin>/view#shlink:/…`).
+pub use chartkey_core::shl::VIEWER_PATH;
+
+/// The link viewer's page (viewer/view.html as the build wrote it).
+pub async fn viewer_page(State(site): State<Site>) -> Response<Body> {
+    match &site.view_html {
+        Some(html) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], html.clone())
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "Not found").into_response(),
+    }
 }
 
 /// Compresses what the server makes as it answers (JSON, the entry page,
@@ -228,6 +268,17 @@ mod tests {
         }
         assert_eq!(build_of("<head></head>"), None);
         assert_eq!(build_of(r#"<meta name="chartkey-build" content="abc"#), None);
+    }
+
+    #[test]
+    fn the_viewers_csp_reaches_only_the_hosts_named_and_starts_nothing_else() {
+        let hosts = ["https://links.example.org/some/path".parse().unwrap(), "http://127.0.0.1:9000".parse().unwrap()];
+        let csp = viewer_security_policy(&["abc".into()], &hosts);
+        assert!(csp.contains("connect-src 'self' https://links.example.org http://127.0.0.1:9000;"), "{csp}");
+        assert!(csp.contains("'sha256-abc'") && !csp.contains("unsafe-inline"));
+        assert!(csp.contains("worker-src 'none'") && csp.contains("form-action 'none'"));
+        assert!(viewer_security_policy(&[], &[]).contains("connect-src 'self';"));
+        assert!(content_security_policy(&[]).contains("connect-src 'self';"));
     }
 
     #[test]

@@ -11,9 +11,20 @@ const INDEX: &str = r#"<!doctype html><html><head>
 <script type="module">import init from '/chartkey-app-0123456789abcdef.js'; init();</script>
 </head><body></body></html>"#;
 
+const VIEW: &str = r#"<!doctype html><html><head>
+<script type="module">import init from "/chartkey-viewer-0123456789abcdef/chartkey-viewer.js"; init();</script>
+</head><body><main id="main"></main></body></html>"#;
+
+fn sha256_base64(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 async fn server_with_dist() -> TestServer {
     let dist = tempfile::tempdir().unwrap().keep();
     std::fs::write(dist.join("index.html"), INDEX).unwrap();
+    std::fs::write(dist.join("view.html"), VIEW).unwrap();
     std::fs::write(dist.join("chartkey-app-0123456789abcdef.js"), "export default function init() {}").unwrap();
     std::fs::write(dist.join("chartkey-app-0123456789abcdef_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     // What the build writes beside it (stand-ins: the server sends them as
@@ -66,12 +77,7 @@ async fn client_routes_fall_back_to_the_app_and_missing_files_are_404() {
 async fn every_response_carries_security_headers() {
     let server = server_with_dist().await;
     let http = reqwest::Client::new();
-    let inline = "import init from '/chartkey-app-0123456789abcdef.js'; init();";
-    let expected_hash = {
-        use base64::Engine;
-        use sha2::Digest;
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(inline.as_bytes()))
-    };
+    let expected_hash = sha256_base64("import init from '/chartkey-app-0123456789abcdef.js'; init();");
     let requests = [
         http.get(format!("{}/", server.base)),
         http.get(format!("{}/healthz", server.base)),
@@ -90,6 +96,36 @@ async fn every_response_carries_security_headers() {
         assert_eq!(header(&res, "referrer-policy"), "no-referrer");
         assert!(header(&res, "permissions-policy").contains("camera=()"));
     }
+    server.stop().await;
+}
+
+/// The viewer's page has its own CSP (its own script, the link hosts the
+/// operator named) and may use the camera; no other page may.
+#[tokio::test]
+async fn the_viewer_has_its_own_page_csp_and_camera() {
+    let dist = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dist.join("index.html"), INDEX).unwrap();
+    std::fs::write(dist.join("view.html"), VIEW).unwrap();
+    let server = TestServer::start_with(move |c| {
+        c.dist_dir = Some(dist);
+        c.viewer_hosts = vec!["https://links.example.org".parse().unwrap()];
+    })
+    .await;
+    let res = reqwest::get(format!("{}/view", server.base)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csp = header(&res, "content-security-policy").to_owned();
+    let camera = header(&res, "permissions-policy").to_owned();
+    assert_eq!(res.text().await.unwrap(), VIEW, "the viewer's page, not the portal's");
+    let viewer_script =
+        sha256_base64(r#"import init from "/chartkey-viewer-0123456789abcdef/chartkey-viewer.js"; init();"#);
+    assert!(csp.contains(&format!("'sha256-{viewer_script}'")), "{csp}");
+    assert!(!csp.contains(&sha256_base64("import init from '/chartkey-app-0123456789abcdef.js'; init();")), "{csp}");
+    assert!(csp.contains("connect-src 'self' https://links.example.org;"), "{csp}");
+    assert!(camera.contains("camera=(self)"), "{camera}");
+    // Everywhere else: the portal's policy, no camera, no other host.
+    let res = reqwest::get(format!("{}/records", server.base)).await.unwrap();
+    assert!(header(&res, "permissions-policy").contains("camera=()"));
+    assert!(header(&res, "content-security-policy").contains("connect-src 'self';"));
     server.stop().await;
 }
 

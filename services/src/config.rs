@@ -80,6 +80,9 @@ pub struct Config {
     pub link_requests_per_minute: u32,
     /// How long a manifest's `location` addresses last.
     pub link_location_ttl: Duration,
+    /// Other hosts whose links the viewer at /view may open (origins added
+    /// to its CSP's connect-src); links kept elsewhere get a clear message.
+    pub viewer_hosts: Vec<Url>,
 }
 
 /// Chartkey's default chain id for the embedded ledger ("chk").
@@ -137,6 +140,7 @@ impl Config {
             manifests_per_minute: 120,
             link_requests_per_minute: 60,
             link_location_ttl: Duration::from_secs(5 * 60),
+            viewer_hosts: Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::Result;
 
 /// The crates whose modules are checked.
-const CRATES: &[&str] = &["core", "api", "app", "kdf-worker", "ledger", "services", "server", "xtask"];
+const CRATES: &[&str] = &["core", "api", "app", "kdf-worker", "viewer", "ledger", "services", "server", "xtask"];
 
 pub fn check(root: &Path) -> Result {
     let mut found = Vec::new();

@@ -12,6 +12,7 @@ mod precompress;
 mod sizes;
 mod sweep;
 mod tools;
+mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -120,10 +121,16 @@ impl Env {
             cmd.args(["build", "--release"]).env("TRUNK_SKIP_VERSION_CHECK", "true");
             run_cmd(cmd)
         })?;
-        step("version the app's workers and name the build", || {
-            for address in modules::version_all(&self.dist())? {
+        step("version the app's workers, write the viewer's page and name the build", || {
+            let addresses = modules::version_all(&self.dist())?;
+            for address in &addresses {
                 println!("  {address}");
             }
+            let viewer = addresses
+                .iter()
+                .find(|a| a.contains(&format!("/{}-", viewer::MODULE)))
+                .ok_or("the viewer was not built")?;
+            viewer::write_page(&self.dist(), &self.root.join("viewer/view.html"), viewer)?;
             modules::name_build(&self.dist(), stamp.trim())
         })?;
         step("compress the app (brotli, gzip)", || {
@@ -193,6 +200,8 @@ fn test() -> Result {
             "chartkey-app",
             "-p",
             "chartkey-kdf-worker",
+            "-p",
+            "chartkey-viewer",
             "--features",
             "chartkey-app/csr",
             "--lib",

@@ -14,9 +14,9 @@ use std::path::Path;
 use crate::Result;
 
 /// Trunk's worker builds (`data-bin`), in index.html: the portal (loaded
-/// by the shell with a dynamic `import()`) and the key worker (with
-/// Trunk's loader shim).
-pub const RUNTIME_MODULES: &[&str] = &["chartkey-app", "chartkey-kdf-worker"];
+/// by the shell with a dynamic `import()`), the key worker (with Trunk's
+/// loader shim) and the link viewer (started by view.html: viewer.rs).
+pub const RUNTIME_MODULES: &[&str] = &["chartkey-app", "chartkey-kdf-worker", crate::viewer::MODULE];
 
 /// Versions every runtime module in `dist`; returns the addresses.
 pub fn version_all(dist: &Path) -> Result<Vec<String>> {

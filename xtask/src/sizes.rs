@@ -15,7 +15,7 @@ pub const MAX_LINES: usize = 600;
 pub const MAX_PAGE_LINES: usize = 500;
 
 /// The crates whose `src/` is checked.
-const CRATES: &[&str] = &["core", "api", "app", "kdf-worker", "ledger", "services", "server", "xtask"];
+const CRATES: &[&str] = &["core", "api", "app", "kdf-worker", "viewer", "ledger", "services", "server", "xtask"];
 
 pub fn check(root: &Path) -> Result {
     let mut files = Vec::new();

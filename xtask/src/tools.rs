@@ -106,12 +106,14 @@ pub fn app_inputs_stamp(root: &Path) -> Result<String> {
         "api",
         "core",
         "kdf-worker",
+        "viewer",
         "style",
         "public",
     ];
     // How the build is finished after Trunk (its compressed forms).
     collect_files(&root.join("xtask/src/precompress.rs"), &mut files);
     collect_files(&root.join("xtask/src/modules.rs"), &mut files);
+    collect_files(&root.join("xtask/src/viewer.rs"), &mut files);
     for item in inputs {
         collect_files(&root.join(item), &mut files);
     }

@@ -118,7 +118,8 @@ fn encrypted(records: &[Loaded], content: Content, key: &LinkKey) -> Result<Vec<
     Ok(vec![api::LinkFileUpload { content_type: shl::FHIR_JSON.into(), jwe }])
 }
 
-/// The link (`shlink:/…`) and its QR code, from its secrets.
+/// The link behind this portal's viewer (`<origin>/view#shlink:/…`: a
+/// phone's camera opens it in a browser) and its QR code, from its secrets.
 pub fn shown(secrets: &LinkSecrets, expires: Option<u64>, flags: Flags) -> Made {
     let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
     let link = shl::Link {
@@ -128,7 +129,7 @@ pub fn shown(secrets: &LinkSecrets, expires: Option<u64>, flags: Flags) -> Made 
         flags,
         label: Some(secrets.label.clone()),
     }
-    .to_link();
+    .with_viewer(&format!("{origin}{}", shl::VIEWER_PATH));
     let qr_svg = shl::qr_svg(&link, &format!("QR code of the link “{}”", secrets.label));
     Made { link, qr_svg }
 }

@@ -76,7 +76,7 @@ pub(super) fn OpenRecord(
         None => "Anchored on the ledger — verified".into(),
     };
     let pretty = serde_json::to_string_pretty(&opened.value).unwrap_or_else(|_| opened.resource.json.clone());
-    let attachment = attachment_of(&opened.value);
+    let attachment = chartkey_core::summary::attachment(&opened.value);
     let amends = meta.amends;
     let amended_by = meta.amended_by.clone();
     let author = if meta.author_name.is_empty() { meta.author.checksummed() } else { meta.author_name.clone() };
@@ -107,7 +107,7 @@ pub(super) fn OpenRecord(
             {s.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
             {links}
         </dl>
-        {attachment.map(|(content_type, bytes, title)| view! { <Attachment content_type bytes title /> })}
+        {attachment.map(|file| view! { <Attachment file /> })}
         <div class="actions">
             <button type="button" class="button button-small" aria-pressed=move || raw.get().to_string() on:click=move |_| raw.update(|r| *r = !*r) data-testid="raw-toggle">
                 {move || if raw.get() { "Hide raw JSON" } else { "Show raw JSON" }}
@@ -143,23 +143,11 @@ pub(super) fn reference_index(chart: Chart) -> HashMap<String, RecordId> {
     index
 }
 
-/// A DocumentReference's inline file: (content type, bytes, title).
-pub(super) fn attachment_of(value: &serde_json::Value) -> Option<(String, Vec<u8>, String)> {
-    use base64::Engine;
-    let a = value.get("content")?.as_array()?.first()?.get("attachment")?;
-    let data = a.get("data")?.as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
-    let content_type = a.get("contentType").and_then(|c| c.as_str()).unwrap_or("application/octet-stream").to_owned();
-    let title = a.get("title").and_then(|c| c.as_str()).unwrap_or("file").to_owned();
-    Some((content_type, bytes, title))
-}
-
 #[component]
-pub(super) fn Attachment(content_type: String, bytes: Vec<u8>, title: String) -> impl IntoView {
-    // Only images are shown inline (as images: never as documents or
-    // scripts); anything else is offered as a download.
-    let inline_image = matches!(content_type.as_str(), "image/png" | "image/jpeg" | "image/gif" | "image/webp");
-    let url = object_url(&bytes, if inline_image { &content_type } else { "application/octet-stream" });
+pub(super) fn Attachment(file: chartkey_core::summary::Attachment) -> impl IntoView {
+    let inline_image = file.is_image();
+    let url = object_url(&file.bytes, if inline_image { &file.content_type } else { "application/octet-stream" });
+    let title = file.title;
     let url_for_cleanup = url.clone();
     on_cleanup(move || {
         if let Some(u) = &url_for_cleanup {
