@@ -16,6 +16,8 @@ pub enum Page {
     Credentials,
     Sharing,
     Links,
+    /// The emergency card (printable; its QR code opens the summary).
+    EmergencyCard,
     Inbox,
     NotFound,
 }
@@ -40,6 +42,7 @@ impl Page {
             "credentials" | "clinicians" => Self::Credentials,
             "inbox" => Self::Inbox,
             "links" => Self::Links,
+            "emergency-card" => Self::EmergencyCard,
             _ => Self::NotFound,
         }
     }
@@ -78,6 +81,7 @@ mod tests {
             ("/clinicians", Page::Credentials),
             ("/inbox", Page::Inbox),
             ("/links", Page::Links),
+            ("/emergency-card", Page::EmergencyCard),
         ];
         for (path, page) in cases {
             assert_eq!(Page::of(path), page, "{path:?}");

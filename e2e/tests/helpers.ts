@@ -1,6 +1,8 @@
 import { expect, Browser, Page, CDPSession } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 /** The sample FHIR bundles (fixtures/fhir/). */
 export const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir');
@@ -169,4 +171,12 @@ export async function watchLongTasks(page: Page) {
 
 export async function longestTaskMs(page: Page): Promise<number> {
   return page.evaluate(() => Math.max(0, ...(window as unknown as { __longTasks: number[] }).__longTasks));
+}
+
+/** What an independent decoder (Debian's zbarimg) reads from the QR code on the page. */
+export async function qrText(page: Page, where: string): Promise<string> {
+  const file = join(mkdtempSync(join(tmpdir(), 'chartkey-qr-')), 'qr.png');
+  await page.getByTestId(where).getByTestId('link-qr').screenshot({ path: file });
+  // zbarimg complains on stderr that there is no D-Bus here; only its answer matters.
+  return execFileSync('zbarimg', ['--quiet', '--raw', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }

@@ -138,9 +138,27 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await patient.getByTestId('link-make').click();
   await expect(patient.getByTestId('link-qr').locator('svg')).toBeVisible({ timeout: 30_000 });
   await review(patient, 'patient-records-link-made');
+  const madeLink = (await patient.getByTestId('link-text').inputValue()).trim();
   await nav(patient, 'Links').click();
   await expect(patient.getByTestId('link')).toHaveCount(1);
   await review(patient, 'patient-links');
+  // The emergency card, made.
+  await patient.getByRole('link', { name: 'emergency card' }).click();
+  await patient.getByTestId('card-make').click();
+  await expect(patient.getByTestId('emergency-card')).toBeVisible({ timeout: 30_000 });
+  await review(patient, 'patient-emergency-card');
+  // The viewer, on a stranger's phone: the link read, then the records.
+  const stranger = await browser.newContext();
+  const viewer = await stranger.newPage();
+  await viewer.goto(madeLink);
+  await expect(viewer.getByLabel('Passcode')).toBeVisible();
+  await review(viewer, 'viewer-link');
+  await viewer.getByLabel('Your name and where you are').fill('Dr Rao, Mercy ER');
+  await viewer.getByLabel('Passcode').fill('4711');
+  await viewer.getByRole('button', { name: 'Open the records' }).click();
+  await expect(viewer.getByTestId('viewer-records')).toBeVisible({ timeout: 30_000 });
+  await review(viewer, 'viewer-records');
+  await stranger.close();
   await nav(patient, 'Records').click();
   await expect(patient.getByTestId('timeline')).toBeVisible({ timeout: 60_000 });
   await patient.getByTestId('timeline').getByRole('button').first().click();

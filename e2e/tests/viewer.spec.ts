@@ -6,7 +6,7 @@
 // a stopped link says so.
 import { test, expect, Page, Request, Browser } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { FLOYD, addAuthenticator, confirmRecoveryPhrase, nav, startSignUp } from './helpers';
+import { FLOYD, addAuthenticator, confirmRecoveryPhrase, nav, qrText, startSignUp } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -144,5 +144,53 @@ test('a link opens in the viewer on a phone: small, passcode, records as the cha
   await viewer.getByLabel('Paste the link').fill('https://example.org/not-a-link');
   await viewer.getByRole('button', { name: 'Open the link' }).click();
   await expect(viewer.getByRole('alert')).toContainText('not a SMART Health Link');
+  await context.close();
+});
+
+test('the emergency card prints its facts and a QR code that decodes to exactly its link, which opens in the viewer', async ({ page, browser }) => {
+  await patientWithRecords(page, 'Card Patient');
+  await nav(page, 'Links').click();
+  await page.getByRole('link', { name: 'emergency card' }).click();
+  await expect(page.getByRole('heading', { name: 'Emergency card', level: 1 })).toBeVisible();
+  await expect(page.getByTestId('card-tradeoff')).toContainText('Whoever holds this card, or a photo of it, can read your patient summary.');
+  await page.getByTestId('card-make').click();
+  const card = page.getByTestId('emergency-card');
+  await expect(card).toBeVisible({ timeout: 30_000 });
+  const patient = JSON.parse(readFileSync(FLOYD, 'utf8')).entry.map((e: any) => e.resource).find((r: any) => r.resourceType === 'Patient');
+  await expect(card).toContainText(patient.name[0].family);
+  await expect(card.locator('dt', { hasText: 'Born' })).toBeVisible();
+  // The patient chooses what is printed.
+  await page.getByLabel('Date of birth').uncheck();
+  await expect(card.locator('dt', { hasText: 'Born' })).toHaveCount(0);
+
+  // The QR code, read by an independent decoder, is exactly the card's link.
+  const link = (await card.getByTestId('card-link').textContent())!.trim();
+  expect(link).toMatch(/\/view#shlink:\//);
+  expect(await qrText(page, 'emergency-card')).toBe(link);
+  const payload = JSON.parse(Buffer.from(link.split('shlink:/')[1], 'base64url').toString());
+  expect(payload).toMatchObject({ flag: 'L', label: 'Emergency card' });
+  expect(payload.exp).toBeUndefined();
+  // Printed, the card is all there is on the page.
+  await page.emulateMedia({ media: 'print' });
+  await expect(page.getByTestId('card-tradeoff')).toBeHidden();
+  await expect(card).toBeVisible();
+  await page.screenshot({ path: 'screenshots/emergency-card-print.png' });
+  await page.emulateMedia({ media: 'screen' });
+
+  // Coming back shows the same card; no second link is made.
+  await nav(page, 'Links').click();
+  await expect(page.getByTestId('link')).toHaveCount(1);
+  await page.getByRole('link', { name: 'emergency card' }).click();
+  await expect(page.getByTestId('emergency-card').getByTestId('card-link')).toHaveText(link, { timeout: 30_000 });
+  await expect(page.getByTestId('card-make')).toHaveCount(0);
+
+  // A first responder's phone opens it: no account, no passcode.
+  const { context, page: viewer } = await phone(browser);
+  await viewer.goto(link);
+  await viewer.getByLabel('Your name and where you are').fill('Paramedic, Unit 12');
+  await viewer.getByRole('button', { name: 'Open the records' }).click();
+  const records = viewer.getByTestId('viewer-records');
+  await expect(records.getByRole('heading', { name: 'Problems', exact: true })).toBeVisible({ timeout: 30_000 });
+  await expect(records.getByRole('heading', { name: 'Patient', exact: true })).toBeVisible();
   await context.close();
 });

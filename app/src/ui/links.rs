@@ -3,7 +3,7 @@
 //! the cryptography live here; `pages/records/link.rs` and `pages/links.rs`
 //! only ask and show.
 
-use chartkey_core::eip712::{Domain, Link, LinkRevoke, LinkUpdate};
+use chartkey_core::eip712::{Domain, FLAG_LONG_TERM, Link, LinkRevoke, LinkUpdate};
 use chartkey_core::fhir::ImportedResource;
 use chartkey_core::shl::{self, Flags, LinkKey, LinkSecrets, ManifestId, SealedLink};
 use chartkey_core::value::Hash32;
@@ -116,6 +116,34 @@ fn encrypted(records: &[Loaded], content: Content, key: &LinkKey) -> Result<Vec<
     let fhir = content_of(records, content)?;
     let jwe = shl::encrypt_file(key, shl::FHIR_JSON, fhir.as_bytes(), &mut OsRng);
     Ok(vec![api::LinkFileUpload { content_type: shl::FHIR_JSON.into(), jwe }])
+}
+
+/// The label of an emergency card's link.
+pub const CARD_LABEL: &str = "Emergency card";
+
+/// An emergency card's link: the patient summary, long-term (updated as
+/// the records change), no passcode, no end date.
+pub fn emergency_card() -> NewLink {
+    NewLink {
+        content: Content::Summary,
+        label: CARD_LABEL.into(),
+        lifetime: None,
+        passcode: None,
+        long_term: true,
+        direct: false,
+    }
+}
+
+/// The live emergency card link among `links`, the newest if several, as
+/// shown (its text and QR code).
+pub fn find_card(keyring: &Keyring, links: &[api::LinkView]) -> Option<Made> {
+    links
+        .iter()
+        .filter(|l| l.revoked_at.is_none() && l.expires_at.is_none() && l.flags == FLAG_LONG_TERM)
+        .filter_map(|l| Some((l, l.sealed.open(&keyring.keys, l.link_id.0)?)))
+        .filter(|(_, secrets)| secrets.label == CARD_LABEL)
+        .max_by_key(|(l, _)| l.created_at)
+        .map(|(l, secrets)| shown(&secrets, None, Flags::from_bits(l.flags).unwrap_or_default()))
 }
 
 /// The link behind this portal's viewer (`<origin>/view#shlink:/…`: a

@@ -91,6 +91,7 @@ fn App(handover: Option<Handover>) -> impl IntoView {
         Page::Credentials => view! { <pages::Credentials /> }.into_any(),
         Page::Sharing => view! { <pages::Sharing /> }.into_any(),
         Page::Links => view! { <pages::Links /> }.into_any(),
+        Page::EmergencyCard => view! { <pages::EmergencyCard /> }.into_any(),
         Page::Inbox => view! { <pages::Inbox /> }.into_any(),
         Page::NotFound => view! { <pages::NotFound /> }.into_any(),
     };

@@ -104,7 +104,8 @@ pub fn LinksOverview() -> impl IntoView {
         <h1>"Links"</h1>
         <p class="lead">
             "Your SMART Health Links. Each use is recorded on the ledger before anything is sent, and you are "
-            "told who opened it. Make a new link from the "<Link href="/records">"Records"</Link>" page."
+            "told who opened it. Make a new link from the "<Link href="/records">"Records"</Link>" page, or "
+            "an "<Link href="/emergency-card">"emergency card"</Link>" for your wallet."
         </p>
         <ErrorMessage error=error />
         <ErrorMessage error=action_error />

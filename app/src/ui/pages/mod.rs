@@ -3,6 +3,7 @@
 //! whose recovery phrase is unconfirmed gets the phrase first.
 
 mod account;
+mod card;
 mod clinicians;
 mod credentials;
 mod ledger;
@@ -80,6 +81,12 @@ pub fn Sharing() -> impl IntoView {
 pub fn Links() -> impl IntoView {
     let gate = gate();
     move || gate().unwrap_or_else(|| view! { <links::LinksOverview /> }.into_any())
+}
+
+#[component]
+pub fn EmergencyCard() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <card::CardOverview /> }.into_any())
 }
 
 #[component]
