@@ -401,25 +401,62 @@ pub fn encrypt_file(key: &LinkKey, content_type: &str, plaintext: &[u8], rng: &m
 /// A256GCM`, optionally `zip: DEF` (inflated up to [`MAX_FILE_BYTES`]); no
 /// `crit` extensions. Anything else is refused before any decryption.
 pub fn decrypt_file(key: &LinkKey, jwe: &str) -> Result<File, ShlError> {
-    let Parsed { header_text, header, iv, ciphertext, tag } = Parsed::of(jwe)?;
-    let inflate = header.zip.is_some();
-    let mut sealed = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| ShlError::BadFile("ciphertext"))?;
-    sealed.extend_from_slice(&tag);
+    let sealed = SealedFile::of(jwe)?;
     let cipher = Aes256Gcm::new(key.as_bytes().into());
     let plaintext = cipher
-        .decrypt(Nonce::from_slice(&iv), AeadPayload { msg: &sealed, aad: header_text.as_bytes() })
+        .decrypt(Nonce::from_slice(&sealed.iv), AeadPayload { msg: &sealed.ciphertext, aad: sealed.aad.as_bytes() })
         .map_err(|_| ShlError::WrongKey)?;
-    let bytes = if inflate {
-        miniz_oxide::inflate::decompress_to_vec_with_limit(&plaintext, MAX_FILE_BYTES).map_err(|e| match e.status {
-            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => ShlError::TooLarge,
-            _ => ShlError::BadFile("compressed content"),
-        })?
-    } else if plaintext.len() > MAX_FILE_BYTES {
-        return Err(ShlError::TooLarge);
-    } else {
-        plaintext
-    };
-    Ok(File { content_type: header.cty, bytes })
+    sealed.finish(plaintext)
+}
+
+/// A file's JWE taken apart for an AES-256-GCM decryption done elsewhere
+/// (the browser's own, in the viewer): what [`decrypt_file`] decrypts,
+/// checked the same way first, and finished the same way after.
+#[derive(Debug)]
+pub struct SealedFile {
+    /// The additional authenticated data: the protected header as sent.
+    pub aad: String,
+    /// The 96-bit IV.
+    pub iv: Vec<u8>,
+    /// The ciphertext with its 128-bit tag after it (as WebCrypto takes it).
+    pub ciphertext: Vec<u8>,
+    content_type: Option<String>,
+    inflate: bool,
+}
+
+impl SealedFile {
+    /// Checks and decodes `jwe`; anything [`decrypt_file`] refuses is
+    /// refused here, before any decryption.
+    pub fn of(jwe: &str) -> Result<Self, ShlError> {
+        let Parsed { header_text, header, iv, ciphertext, tag } = Parsed::of(jwe)?;
+        let mut sealed = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| ShlError::BadFile("ciphertext"))?;
+        sealed.extend_from_slice(&tag);
+        Ok(Self {
+            aad: header_text.to_owned(),
+            iv,
+            ciphertext: sealed,
+            inflate: header.zip.is_some(),
+            content_type: header.cty,
+        })
+    }
+
+    /// The file, from the decrypted bytes: inflated if it was compressed,
+    /// and refused if larger than [`MAX_FILE_BYTES`].
+    pub fn finish(self, plaintext: Vec<u8>) -> Result<File, ShlError> {
+        let bytes = if self.inflate {
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&plaintext, MAX_FILE_BYTES).map_err(|e| {
+                match e.status {
+                    miniz_oxide::inflate::TINFLStatus::HasMoreOutput => ShlError::TooLarge,
+                    _ => ShlError::BadFile("compressed content"),
+                }
+            })?
+        } else if plaintext.len() > MAX_FILE_BYTES {
+            return Err(ShlError::TooLarge);
+        } else {
+            plaintext
+        };
+        Ok(File { content_type: self.content_type, bytes })
+    }
 }
 
 /// A compact JWE taken apart and checked as far as can be without its key.

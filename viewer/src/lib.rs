@@ -16,6 +16,8 @@ pub mod content;
 pub mod qr;
 
 #[cfg(target_arch = "wasm32")]
+mod decrypt;
+#[cfg(target_arch = "wasm32")]
 mod dom;
 #[cfg(target_arch = "wasm32")]
 mod page;

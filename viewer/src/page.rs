@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use chartkey_core::shl::{self, Link, ManifestRequest};
+use chartkey_core::shl::{Link, ManifestRequest};
 use chartkey_core::summary::Attachment;
 use chartkey_core::when::local::{format_date, format_fhir_date};
 use wasm_bindgen::JsCast;
@@ -14,6 +14,7 @@ use web_sys::{Element, HtmlElement, HtmlInputElement, HtmlTextAreaElement, Reque
 
 use crate::answer::{self, Answer};
 use crate::content::{Record, Shown};
+use crate::decrypt;
 use crate::dom::{append, element, make, on, say, window};
 use crate::scan;
 
@@ -112,25 +113,36 @@ async fn open() {
     button.set_disabled(true);
     say("request-error", "");
     say("progress", "Asking the link's host for the records…");
+    mark("shl:start");
     let result = fetch_files(&link, recipient, passcode).await;
+    mark("shl:fetched");
     button.set_disabled(false);
     match result {
         Ok(files) => {
             say("progress", "Decrypting…");
             let mut shown = Shown::default();
             for jwe in files {
-                match shl::decrypt_file(&link.key, &jwe) {
+                match decrypt::open(&link.key, &jwe).await {
                     Ok(file) => shown.add_file(file.content_type.as_deref(), &file.bytes),
                     Err(e) => shown.skipped.push(e.to_string()),
                 }
             }
+            mark("shl:decrypted");
             render(&link, &shown);
+            mark("shl:drawn");
             say("progress", "");
         }
         Err(why) => {
             say("progress", "");
             say("request-error", &why);
         }
+    }
+}
+
+/// A mark on the page's performance timeline (the benchmark reads them).
+fn mark(name: &str) {
+    if let Some(performance) = window().performance() {
+        let _ = performance.mark(name);
     }
 }
 
@@ -145,6 +157,7 @@ async fn fetch_files(link: &Link, recipient: String, passcode: Option<String>) -
     let ask = ManifestRequest { recipient, passcode, embedded_length_max: Some(EMBEDDED_LENGTH_MAX) };
     let body = serde_json::to_string(&ask).map_err(|e| e.to_string())?;
     let (status, text) = request(&link.url, &link.url, Some(&body)).await?;
+    mark("shl:manifest");
     let manifest = match answer::manifest(status, &text) {
         Answer::Manifest(m) => m,
         Answer::WrongPasscode { remaining: 0 } => {
@@ -231,6 +244,9 @@ fn render(link: &Link, shown: &Shown) {
         append(&section, &panel);
     }
     let _ = section.set_attribute("data-testid", "viewer-records");
+    // How many times records were drawn (for tests and the benchmark).
+    let renders = section.get_attribute("data-renders").and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+    let _ = section.set_attribute("data-renders", &(renders + 1).to_string());
     section.set_hidden(false);
     let _ = heading.dyn_ref::<HtmlElement>().map(HtmlElement::focus);
 }

@@ -14,6 +14,9 @@
 //!   empty cache, from the click on "Sign in with a passkey" at
 //!   /signin?next=/records to the Records heading and timeline drawn;
 //!   median of 5 (e2e/bench/signin-records.mjs).
+//!
+//! `cargo xtask bench links`: `shl.create_ms` and `shl.resolve_p50_ms` /
+//! `shl.resolve_p95_ms` (e2e/bench/links.mjs says what each measures).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -80,6 +83,20 @@ pub fn share() -> Result {
     let env = Env::new()?;
     env.build_app()?;
     let measured = browser_bench(&env, "bench/share.mjs", &[])?;
+    print!("{measured}");
+    Ok(())
+}
+
+/// `cargo xtask bench links`: a summary link made for the largest sample
+/// patient, and a 1 MB summary opened 50 times in the viewer (p50, p95)
+/// (e2e/bench/links.mjs). The public limits are raised: the benchmark is
+/// one client asking one link again and again.
+pub fn links() -> Result {
+    let env = Env::new()?;
+    env.build_app()?;
+    let limits =
+        ["--link-requests-per-minute", "10000", "--manifests-per-minute", "10000", "--relays-per-hour", "100000"];
+    let measured = browser_bench(&env, "bench/links.mjs", &limits)?;
     print!("{measured}");
     Ok(())
 }

@@ -29,6 +29,7 @@ usage:
   cargo xtask bench ledger          gas per contract call, durable grants per second (embedded node)
   cargo xtask bench records         record encryption (wasm vs WebCrypto AES-GCM), a 1,111-resource import
   cargo xtask bench share           a clinician opening a shared 1 MB record (p50, p95), access-to-notice time
+  cargo xtask bench links           making a summary link; a 1 MB summary opened in the viewer (p50, p95)
   cargo xtask contracts             recompile contracts/src with the pinned solc into contracts/artifacts
 ";
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
             Some("ledger") => bench::ledger(),
             Some("records") => bench::records(),
             Some("share") => bench::share(),
+            Some("links") => bench::links(),
             _ => Err(format!("unknown benchmark\n{USAGE}")),
         },
         Some("build-app") => Env::new().and_then(|env| env.build_app()),
