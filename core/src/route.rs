@@ -18,6 +18,8 @@ pub enum Page {
     Links,
     /// The emergency card (printable; its QR code opens the summary).
     EmergencyCard,
+    /// Emergency contacts (an invitation link opens it: `#accept=…`).
+    Emergency,
     Inbox,
     NotFound,
 }
@@ -43,6 +45,7 @@ impl Page {
             "inbox" => Self::Inbox,
             "links" => Self::Links,
             "emergency-card" => Self::EmergencyCard,
+            "emergency" => Self::Emergency,
             _ => Self::NotFound,
         }
     }
@@ -82,6 +85,7 @@ mod tests {
             ("/inbox", Page::Inbox),
             ("/links", Page::Links),
             ("/emergency-card", Page::EmergencyCard),
+            ("/emergency", Page::Emergency),
         ];
         for (path, page) in cases {
             assert_eq!(Page::of(path), page, "{path:?}");

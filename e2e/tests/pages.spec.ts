@@ -147,6 +147,11 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await patient.getByTestId('card-make').click();
   await expect(patient.getByTestId('emergency-card')).toBeVisible({ timeout: 30_000 });
   await review(patient, 'patient-emergency-card');
+  // Emergency contacts, with an invitation made.
+  await nav(patient, 'Emergency').click();
+  await patient.getByRole('button', { name: 'Make an invitation link' }).click();
+  await expect(patient.getByTestId('invitation-link')).toBeVisible();
+  await review(patient, 'patient-emergency');
   // The viewer, on a stranger's phone: the link read, then the records.
   const stranger = await browser.newContext();
   const viewer = await stranger.newPage();

@@ -91,7 +91,17 @@ async fn a_refused_request_releases_nothing_and_a_request_whose_wait_passed_does
         .await
         .unwrap();
     assert!(matches!(accept(&patient, invitation.token).await, Err(ApiError::NotFound(_))));
+    // A patient's keys are private: the patient cannot look the contact up
+    // before they accept, and can after (to wrap the summary's key to them).
+    let lookup = |who: &Account| fns::DirectoryLookup { address: who.keys.address().into() };
+    assert!(matches!(patient.client.api(lookup(&contact)).await, Err(ApiError::NotFound(_))));
     let accepted = accept(&contact, invitation.token).await.unwrap();
+    let found = patient.client.api(lookup(&contact)).await.unwrap();
+    assert_eq!(
+        found.entry.verify_for(&contact.keys.address()).unwrap().encryption_key,
+        contact.keys.encryption_public()
+    );
+    assert!(matches!(patient.client.api(lookup(&stranger)).await, Err(ApiError::NotFound(_))), "nor anyone else");
     assert_eq!(accepted.patient_name, "Pat Emergency");
     assert!(matches!(accept(&stranger, invitation.token).await, Err(ApiError::NotFound(_))), "used once");
     let listed = overview(&patient).await;

@@ -4,6 +4,7 @@
 //! unlocked session to.
 
 mod components;
+mod emergency;
 mod enroll;
 mod error;
 mod http;
@@ -92,6 +93,7 @@ fn App(handover: Option<Handover>) -> impl IntoView {
         Page::Sharing => view! { <pages::Sharing /> }.into_any(),
         Page::Links => view! { <pages::Links /> }.into_any(),
         Page::EmergencyCard => view! { <pages::EmergencyCard /> }.into_any(),
+        Page::Emergency => view! { <pages::Emergency /> }.into_any(),
         Page::Inbox => view! { <pages::Inbox /> }.into_any(),
         Page::NotFound => view! { <pages::NotFound /> }.into_any(),
     };
@@ -151,10 +153,12 @@ fn Header() -> impl IntoView {
                         <Link href="/records">"Records"</Link>
                         <Link href="/sharing">"Sharing"</Link>
                         <Link href="/links">"Links"</Link>
+                        <Link href="/emergency">"Emergency"</Link>
                         <Link href="/clinicians">"Clinicians"</Link>
                     </Show>
                     <Show when=move || role() == Some(Role::Clinician)>
                         <Link href="/sharing">"Shared with me"</Link>
+                        <Link href="/emergency">"Emergency"</Link>
                         <Link href="/credentials">"Verification"</Link>
                     </Show>
                     <Show when=move || role() == Some(Role::CredentialingAuthority)>

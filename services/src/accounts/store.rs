@@ -92,8 +92,9 @@ pub async fn by_address(pool: &Pool, address: &Address) -> Result<Option<Account
 }
 
 /// The account at `address` as `viewer_id` may see it: anyone's but a
-/// patient's, and a patient's only by that patient and by clinicians the
-/// patient has shared with (to anyone else the address is unknown).
+/// patient's, and a patient's only by that patient, by clinicians the
+/// patient has shared with, and by a patient whose emergency invitation
+/// the account accepted (to anyone else the address is unknown).
 pub async fn visible_by_address(
     pool: &Pool,
     address: &Address,
@@ -101,7 +102,8 @@ pub async fn visible_by_address(
 ) -> Result<Option<AccountRow>, StoreError> {
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.address = $1 AND (a.role != 'patient' OR a.id = $2
-            OR EXISTS (SELECT 1 FROM grants g WHERE g.patient_id = a.id AND g.grantee_id = $2))"
+            OR EXISTS (SELECT 1 FROM grants g WHERE g.patient_id = a.id AND g.grantee_id = $2)
+            OR EXISTS (SELECT 1 FROM emergency_invitations i WHERE i.contact_id = a.id AND i.patient_id = $2))"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(address).bind(viewer_id).fetch_optional(pool).await?)
 }

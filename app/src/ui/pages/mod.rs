@@ -6,6 +6,7 @@ mod account;
 mod card;
 mod clinicians;
 mod credentials;
+mod emergency;
 mod ledger;
 mod links;
 mod records;
@@ -81,6 +82,12 @@ pub fn Sharing() -> impl IntoView {
 pub fn Links() -> impl IntoView {
     let gate = gate();
     move || gate().unwrap_or_else(|| view! { <links::LinksOverview /> }.into_any())
+}
+
+#[component]
+pub fn Emergency() -> impl IntoView {
+    let gate = gate();
+    move || gate().unwrap_or_else(|| view! { <emergency::EmergencyOverviewPage /> }.into_any())
 }
 
 #[component]
