@@ -130,6 +130,13 @@ test('links made in the browser resolve with a general JOSE library; uses show; 
   await expect(page.getByText('For Dr Rao', { exact: true })).toBeVisible();
   await expect(rows.filter({ hasText: 'Conditions for the clinic' }).getByTestId('link-use')).toContainText('Dr Rao, Mercy ER');
   await expect(rows.filter({ hasText: 'Conditions for the clinic' })).toContainText('Passcode (9 attempts left)');
+  // Change expiry: a year from now, the content unchanged; the link still opens.
+  const kindsRow = rows.filter({ hasText: 'Conditions for the clinic' });
+  await kindsRow.getByTestId('link-new-expiry').selectOption({ label: '1 year' });
+  await kindsRow.getByRole('button', { name: 'Change expiry' }).click();
+  await expect(kindsRow.locator('td').nth(2)).toContainText(String(new Date().getFullYear() + 1), { timeout: 30_000 });
+  const later = await receive(kindsLink, { recipient: 'Dr Rao, Mercy ER', passcode: '4711' });
+  expect(later.files![0].entry.length).toBe(expected.length);
   page.once('dialog', (dialog) => dialog.accept());
   await rows.filter({ hasText: 'Conditions for the clinic' }).getByRole('button', { name: 'Stop sharing' }).click();
   await expect(rows.filter({ hasText: 'Conditions for the clinic' }).locator('[data-status]')).toHaveText('Stopped', { timeout: 30_000 });

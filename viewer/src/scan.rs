@@ -12,8 +12,9 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlElement, HtmlVide
 use crate::dom::{element, on, say, window};
 use crate::qr;
 
-/// Frames are read at this width at most (enough for a phone-held card).
-const FRAME_WIDTH: u32 = 800;
+/// Frames are read at this width at most: a phone camera's usual 1280×720,
+/// where a card held at arm's length still has modules of a few pixels.
+const FRAME_WIDTH: u32 = 1280;
 
 thread_local! {
     static STREAM: RefCell<Option<MediaStream>> = const { RefCell::new(None) };
@@ -63,11 +64,8 @@ async fn scan(found: fn(&str)) {
         }
         let Ok(frame) = context.get_image_data(0.0, 0.0, fw, fh) else { continue };
         let rgba = frame.data();
-        let stride = width as usize * 4;
-        let read = qr::decode(width as usize, height as usize, |x, y| {
-            let i = y * stride + x * 4;
-            qr::brightness(rgba[i], rgba[i + 1], rgba[i + 2])
-        });
+        let luma: Vec<u8> = rgba.chunks_exact(4).map(|p| qr::brightness(p[0], p[1], p[2])).collect();
+        let read = qr::read(width as usize, height as usize, &luma);
         match read {
             Some(text) if text.contains("shlink:/") => {
                 stop();

@@ -118,6 +118,16 @@ fn encrypted(records: &[Loaded], content: Content, key: &LinkKey) -> Result<Vec<
     Ok(vec![api::LinkFileUpload { content_type: shl::FHIR_JSON.into(), jwe }])
 }
 
+/// The expiries offered, from now: (label, seconds; `None` for no expiry).
+pub const LIFETIMES: [(&str, Option<u64>); 6] = [
+    ("1 hour", Some(3_600)),
+    ("1 day", Some(86_400)),
+    ("1 week", Some(7 * 86_400)),
+    ("30 days", Some(30 * 86_400)),
+    ("1 year", Some(365 * 86_400)),
+    ("No expiry", None),
+];
+
 /// The label of an emergency card's link.
 pub const CARD_LABEL: &str = "Emergency card";
 
@@ -184,6 +194,28 @@ pub async fn update(
     let approval = approve(domain.digest(&message)).await?;
     let signature = domain.sign_typed(&keyring.keys, &message);
     api::links_update(api::LinkUpdateBody { message, signature, approval, files }).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Changes when a link ends (`lifetime` from now; `None`: never), its
+/// content unchanged: approved with the passkey, signed, written on the
+/// ledger; the server enforces the new end from then on. (The `exp` inside
+/// the link as first given keeps its old value: receivers treat it as a
+/// hint, and the host answers by the ledger's.)
+pub async fn change_expiry(keyring: &Keyring, link: &api::LinkView, lifetime: Option<u64>) -> Result<(), String> {
+    let now = (js_sys::Date::now() / 1000.0) as u64;
+    let message = LinkUpdate {
+        patient: keyring.keys.address(),
+        link_id: link.link_id.0,
+        content_hash: [0; 32],
+        expires_at: lifetime.map_or(0, |s| now + s),
+        nonce: U256::from(link.serial),
+    };
+    let domain = access_domain().await?;
+    let approval = approve(domain.digest(&message)).await?;
+    let signature = domain.sign_typed(&keyring.keys, &message);
+    let body = api::LinkUpdateBody { message, signature, approval, files: Vec::new() };
+    api::links_update(body).await.map_err(|e| e.to_string())?;
     Ok(())
 }
 

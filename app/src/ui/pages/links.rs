@@ -64,6 +64,16 @@ pub fn LinksOverview() -> impl IntoView {
             Ok::<_, UiError>(())
         }
     });
+    // "Change expiry": a new end from now, the content unchanged.
+    let changing = Action::new_local(move |(link, lifetime): &(LinkView, Option<u64>)| {
+        let (keyring, link, lifetime) = (session.keyring.get_untracked(), link.clone(), *lifetime);
+        async move {
+            let keyring = keyring.ok_or_else(|| UiError::from("Unlock your keys to change a link.".to_owned()))?;
+            links::change_expiry(&keyring, &link, lifetime).await?;
+            reload();
+            Ok::<_, UiError>(())
+        }
+    });
     let showing = RwSignal::new(None::<api::LinkView>);
     let stop = move |link: LinkView| {
         let label = label_of(&link);
@@ -77,10 +87,15 @@ pub fn LinksOverview() -> impl IntoView {
         if updating.pending().get() {
             return Some("Reading your records, making the content again; approve with your passkey…".to_string());
         }
+        if changing.pending().get() {
+            return Some("Approve with your passkey to change when the link ends…".to_string());
+        }
         stopping.pending().get().then(|| "Approve with your passkey to stop the link…".to_string())
     });
     let action_error = Signal::derive(move || {
-        UiError::shown(stopping.value().get()).or_else(|| UiError::shown(updating.value().get()))
+        UiError::shown(stopping.value().get())
+            .or_else(|| UiError::shown(updating.value().get()))
+            .or_else(|| UiError::shown(changing.value().get()))
     });
     let shown = move || {
         showing.get().and_then(|link| {
@@ -132,7 +147,8 @@ pub fn LinksOverview() -> impl IntoView {
                                 _ => "Link only".to_owned(),
                             };
                             let target = link.clone();
-                            let (to_show, to_update) = (link.clone(), link.clone());
+                            let (to_show, to_update, to_change) = (link.clone(), link.clone(), link.clone());
+                            let new_end = RwSignal::new(1usize);
                             let long_term = link.flags & FLAG_LONG_TERM != 0;
                             view! {
                                 <tr data-testid="link">
@@ -165,6 +181,21 @@ pub fn LinksOverview() -> impl IntoView {
                                                 disabled=move || updating.pending().get()>
                                                 "Update what it carries"
                                             </button>
+                                        })}
+                                        {live.then(|| view! {
+                                            <span class="inline-form">
+                                                <select aria-label="New expiry, from now" data-testid="link-new-expiry"
+                                                    on:change=move |ev| new_end.set(event_target_value(&ev).parse().unwrap_or(1))>
+                                                    {links::LIFETIMES.iter().enumerate().map(|(i, (text, _))| view! {
+                                                        <option value=i.to_string() selected=i == 1>{*text}</option>
+                                                    }).collect_view()}
+                                                </select>
+                                                <button type="button" class="button button-small"
+                                                    on:click=move |_| { changing.dispatch((to_change.clone(), links::LIFETIMES[new_end.get_untracked()].1)); }
+                                                    disabled=move || changing.pending().get()>
+                                                    "Change expiry"
+                                                </button>
+                                            </span>
                                         })}
                                         {live.then(|| view! {
                                             <button type="button" class="button button-small button-danger"

@@ -8,18 +8,8 @@ use leptos::prelude::*;
 
 use super::Chart;
 use crate::ui::components::CopyButton;
-use crate::ui::links::{self, Content, Made, NewLink};
+use crate::ui::links::{self, Content, LIFETIMES, Made, NewLink};
 use crate::ui::session::use_session;
-
-/// The expiries offered: (label, seconds; `None` for no expiry).
-const LIFETIMES: [(&str, Option<u64>); 6] = [
-    ("1 hour", Some(3_600)),
-    ("1 day", Some(86_400)),
-    ("1 week", Some(7 * 86_400)),
-    ("30 days", Some(30 * 86_400)),
-    ("1 year", Some(365 * 86_400)),
-    ("No expiry", None),
-];
 
 #[component]
 pub(super) fn ShareByLink() -> impl IntoView {
