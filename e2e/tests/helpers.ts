@@ -180,3 +180,26 @@ export async function qrText(page: Page, where: string): Promise<string> {
   // zbarimg complains on stderr that there is no D-Bus here; only its answer matters.
   return execFileSync('zbarimg', ['--quiet', '--raw', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }
+
+/** A new patient (this page's context) with the smallest sample's records
+ *  imported and anchored, on the Records page. */
+export async function patientWithRecords(page: Page, name: string) {
+  await addAuthenticator(page);
+  await startSignUp(page, name);
+  await confirmRecoveryPhrase(page);
+  await nav(page, 'Records').click();
+  await page.getByTestId('file-input').setInputFiles([FLOYD]);
+  await page.getByTestId('import-button').click();
+  await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+}
+
+/** Makes a link on the Records page (`setup` fills the form); its text. */
+export async function makeLink(page: Page, setup: () => Promise<void>): Promise<string> {
+  const text = page.getByTestId('link-text');
+  const before = (await text.count()) > 0 ? await text.inputValue() : '';
+  await setup();
+  await page.getByTestId('link-make').click();
+  await expect.poll(async () => ((await text.count()) > 0 ? text.inputValue() : ''), { timeout: 30_000 }).not.toBe(before);
+  await expect(page.getByTestId('link-qr').locator('svg')).toBeVisible();
+  return (await text.inputValue()).trim();
+}

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { compactDecrypt, base64url } from 'jose';
-import { FLOYD, addAuthenticator, confirmRecoveryPhrase, nav, qrText, startSignUp } from './helpers';
+import { FLOYD, makeLink, nav, patientWithRecords, qrText } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -56,29 +56,10 @@ async function importRecords(page: Page, files: string[]) {
   await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
 }
 
-async function newPatientWithRecords(page: Page, name = 'Link Patient') {
-  await addAuthenticator(page);
-  await startSignUp(page, name);
-  await confirmRecoveryPhrase(page);
-  await nav(page, 'Records').click();
-  await importRecords(page, [FLOYD]);
-}
-
-/** Makes a link on the Records page; its text. */
-async function makeLink(page: Page, setup: () => Promise<void>): Promise<string> {
-  const text = page.getByTestId('link-text');
-  const before = (await text.count()) > 0 ? await text.inputValue() : '';
-  await setup();
-  await page.getByTestId('link-make').click();
-  await expect.poll(async () => ((await text.count()) > 0 ? text.inputValue() : ''), { timeout: 30_000 }).not.toBe(before);
-  await expect(page.getByTestId('link-qr').locator('svg')).toBeVisible();
-  return (await text.inputValue()).trim();
-}
-
 test('links made in the browser resolve with a general JOSE library; uses show; stopping is at once', async ({ page }) => {
   const requests: Request[] = [];
   page.on('request', (r) => requests.push(r));
-  await newPatientWithRecords(page);
+  await patientWithRecords(page, 'Link Patient');
 
   // The patient summary, no passcode.
   const summaryLink = await makeLink(page, async () => {
@@ -148,7 +129,7 @@ test('links made in the browser resolve with a general JOSE library; uses show; 
 });
 
 test('a long-term link serves its new content after an update; a direct-file link answers a GET', async ({ page }) => {
-  await newPatientWithRecords(page, 'Long-term Patient');
+  await patientWithRecords(page, 'Long-term Patient');
   const immunizations = () => JSON.parse(readFileSync(FLOYD, 'utf8')).entry.map((e: any) => e.resource)
     .filter((r: any) => r.resourceType === 'Immunization');
   const longTerm = await makeLink(page, async () => {

@@ -6,7 +6,7 @@
 // a stopped link says so.
 import { test, expect, Page, Request, Browser } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { FLOYD, addAuthenticator, confirmRecoveryPhrase, nav, qrText, startSignUp } from './helpers';
+import { FLOYD, makeLink, nav, patientWithRecords, qrText } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -15,26 +15,6 @@ test.describe.configure({ mode: 'serial' });
 const PHONE = { width: 390, height: 844 };
 /** The budget for the viewer's first load, in bytes transferred. */
 const FIRST_LOAD_BUDGET = 250_000;
-
-async function patientWithRecords(page: Page, name: string) {
-  await addAuthenticator(page);
-  await startSignUp(page, name);
-  await confirmRecoveryPhrase(page);
-  await nav(page, 'Records').click();
-  await page.getByTestId('file-input').setInputFiles([FLOYD]);
-  await page.getByTestId('import-button').click();
-  await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
-}
-
-/** Makes a link on the Records page; its text. */
-async function makeLink(page: Page, setup: () => Promise<void>): Promise<string> {
-  const text = page.getByTestId('link-text');
-  const before = (await text.count()) > 0 ? await text.inputValue() : '';
-  await setup();
-  await page.getByTestId('link-make').click();
-  await expect.poll(async () => ((await text.count()) > 0 ? text.inputValue() : ''), { timeout: 30_000 }).not.toBe(before);
-  return (await text.inputValue()).trim();
-}
 
 /** A stranger's phone: a new context, no account, every request kept. */
 async function phone(browser: Browser) {

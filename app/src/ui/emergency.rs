@@ -16,10 +16,9 @@ use ethers_core::types::U256;
 use rand_core::OsRng;
 
 use crate::api;
-use crate::ui::links::access_domain;
+use crate::ui::links::{access_domain, approved_and_signed};
 use crate::ui::records::Loaded;
 use crate::ui::session::Keyring;
-use crate::ui::sharing::approve;
 
 /// Where a contact accepts an invitation: the secret in the fragment, which
 /// browsers do not send.
@@ -75,11 +74,8 @@ pub async fn name(
         wait_seconds,
         nonce: U256::from(serial),
     };
-    let domain = access_domain().await?;
-    progress("Approve with your passkey…".into());
-    let approval = approve(domain.digest(&message)).await?;
-    progress("Recording it on the ledger…".into());
-    let signature = domain.sign_typed(&keyring.keys, &message);
+    progress("Approve with your passkey; it is then recorded on the ledger…".into());
+    let (signature, approval) = approved_and_signed(keyring, &message).await?;
     let summary = api::SummaryForContact { id, blob: Hash32(blob), wrapped_key };
     api::emergency_name(api::NameContactBody { message, signature, approval, summary })
         .await
@@ -91,9 +87,7 @@ pub async fn name(
 pub async fn refuse(keyring: &Keyring, contact: Address, serial: u32) -> Result<(), String> {
     let message =
         EmergencyRefusal { patient: keyring.keys.address(), contact: contact.into(), nonce: U256::from(serial) };
-    let domain = access_domain().await?;
-    let approval = approve(domain.digest(&message)).await?;
-    let signature = domain.sign_typed(&keyring.keys, &message);
+    let (signature, approval) = approved_and_signed(keyring, &message).await?;
     api::emergency_refuse(api::EmergencyRefuseBody { message, signature, approval })
         .await
         .map_err(|e| e.to_string())?;
@@ -104,9 +98,7 @@ pub async fn refuse(keyring: &Keyring, contact: Address, serial: u32) -> Result<
 pub async fn remove(keyring: &Keyring, contact: Address, serial: u32) -> Result<(), String> {
     let message =
         EmergencyContactRemove { patient: keyring.keys.address(), contact: contact.into(), nonce: U256::from(serial) };
-    let domain = access_domain().await?;
-    let approval = approve(domain.digest(&message)).await?;
-    let signature = domain.sign_typed(&keyring.keys, &message);
+    let (signature, approval) = approved_and_signed(keyring, &message).await?;
     api::emergency_remove(api::EmergencyRemoveBody { message, signature, approval })
         .await
         .map_err(|e| e.to_string())?;
