@@ -18,6 +18,7 @@
 //!   once with one text form for the wire and the database.
 
 pub mod audit;
+pub mod bundle_view;
 pub mod card;
 pub mod directory;
 pub mod eip712;

@@ -7,12 +7,11 @@
 //! portal's code, so that its first load stays small; it keeps nothing
 //! (no storage, and the link leaves the address bar once read).
 //!
-//! The parts that decide (what the host's answers mean, what the files
-//! show, reading a QR code) are plain Rust, tested natively; the page and
-//! the camera are wasm only.
+//! The parts that decide (what the host's answers mean, reading a QR code;
+//! what the files show is core's `bundle_view`) are plain Rust, tested
+//! natively; the page and the camera are wasm only.
 
 pub mod answer;
-pub mod content;
 pub mod qr;
 
 #[cfg(target_arch = "wasm32")]

@@ -13,10 +13,10 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{Element, HtmlElement, HtmlInputElement, HtmlTextAreaElement, RequestInit, Response};
 
 use crate::answer::{self, Answer};
-use crate::content::{Record, Shown};
 use crate::decrypt;
 use crate::dom::{append, element, make, on, say, window};
 use crate::scan;
+use chartkey_core::bundle_view::{Record, Shown};
 
 /// Files up to this many characters come embedded in the manifest, larger
 /// ones by location.

@@ -4,13 +4,13 @@
 //! whoever was named asks, and once the wait has passed opens the
 //! patient's summary. An invitation link opens this page, which accepts it.
 
+use chartkey_core::bundle_view::Shown;
 use chartkey_core::role::Role;
-use chartkey_core::summary::summarize;
 use chartkey_core::value::Address;
 use leptos::prelude::*;
 
 use crate::api::{self, EmergencyOverview, EmergencyPairView, EmergencyState, EmergencyStep};
-use crate::ui::components::{Busy, CopyButton, ErrorMessage, format_datetime};
+use crate::ui::components::{Busy, CopyButton, ErrorMessage, format_datetime, format_fhir_date};
 use crate::ui::emergency;
 use crate::ui::records;
 use crate::ui::session::use_session;
@@ -351,26 +351,37 @@ fn NamedMe(
     })
 }
 
-/// The summary a contact opened, section by section, as text.
+/// The summary a contact opened: section by section, each record as the
+/// chart's record view shows it (as text).
 #[component]
 fn Summary(name: String, json: String) -> impl IntoView {
-    let bundle: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
-    let by_url = |url: &str| entries.iter().find(|e| e["fullUrl"] == url).map(|e| e["resource"].clone());
-    let composition = entries.iter().map(|e| &e["resource"]).find(|r| r["resourceType"] == "Composition").cloned();
-    let sections = composition.and_then(|c| c["section"].as_array().cloned()).unwrap_or_default();
+    let mut shown = Shown::default();
+    shown.add_file(Some(chartkey_core::shl::FHIR_JSON), json.as_bytes());
     view! {
         <article class="panel stack" data-testid="contact-summary">
             <h2>{format!("{name}'s patient summary")}</h2>
-            {sections.into_iter().map(|s| {
-                let items: Vec<String> = s["entry"].as_array().into_iter().flatten()
-                    .filter_map(|r| by_url(r["reference"].as_str()?))
-                    .map(|r| { let s = summarize(&r); match s.date { Some(d) => format!("{} ({d})", s.title), None => s.title } })
-                    .collect();
-                view! {
-                    <h3>{s["title"].as_str().unwrap_or("Section").to_owned()}</h3>
-                    <ul>{items.into_iter().map(|i| view! { <li>{i}</li> }).collect_view()}</ul>
-                }
+            {shown.skipped.into_iter().map(|why| view! { <p class="alert alert-warning">{why}</p> }).collect_view()}
+            {shown.groups.into_iter().map(|group| view! {
+                <section class="stack">
+                    <h3>{group.title}</h3>
+                    {group.records.into_iter().map(|record| {
+                        let s = record.summary;
+                        view! {
+                            <article class="record-view">
+                                <h4>{s.title.clone()}</h4>
+                                <dl class="facts">
+                                    <dt>"Type"</dt><dd>{chartkey_core::summary::split_camel(&s.resource_type)}</dd>
+                                    <dt>"Category"</dt><dd>{s.category.label()}</dd>
+                                    {s.date.as_deref().map(|d| view! { <dt>"Date"</dt><dd>{format_fhir_date(d)}</dd> })}
+                                    {s.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
+                                    {s.links.iter().map(|l| view! {
+                                        <dt>{l.label}</dt><dd>{l.display.clone().unwrap_or_else(|| l.reference.clone())}</dd>
+                                    }).collect_view()}
+                                </dl>
+                            </article>
+                        }
+                    }).collect_view()}
+                </section>
             }).collect_view()}
         </article>
     }

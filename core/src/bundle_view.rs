@@ -1,18 +1,17 @@
-//! What the viewer shows of a link's decrypted files: each FHIR resource
-//! as the chart's record view shows it (core's summary: text only, never
-//! markup), grouped by the patient summary's sections when a file is an
-//! IPS document, else by kind of record.
+//! FHIR content shown to someone who is not its patient (the link viewer,
+//! an emergency contact): each resource as the chart's record view shows it
+//! (its summary: text only, never markup), grouped by the patient summary's
+//! sections when the content is an IPS document, else by kind of record.
 
 use std::collections::{HashMap, HashSet};
 
-use chartkey_core::fhir::Category;
-use chartkey_core::summary::{Attachment, Summary, attachment, summarize};
 use serde_json::Value;
 
-/// The content type of FHIR JSON files.
-pub const FHIR_JSON: &str = "application/fhir+json";
+use crate::fhir::Category;
+use crate::shl::FHIR_JSON;
+use crate::summary::{Attachment, Summary, attachment, summarize};
 
-/// Everything a link's files showed.
+/// Everything some files showed.
 #[derive(Debug, Default)]
 pub struct Shown {
     /// The title of a document (an IPS Composition's), if a file was one.
