@@ -6,7 +6,7 @@ import { test, expect, chromium, Page } from '@playwright/test';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { FLOYD, addAuthenticator, confirmRecoveryPhrase, nav, startSignUp } from './helpers';
+import { makeLink, patientWithRecords } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -54,16 +54,8 @@ function y4m(picture: { width: number; height: number; luma: number[] }): string
 }
 
 test('the viewer reads a link from the camera and opens it', async ({ page }) => {
-  await addAuthenticator(page);
-  await startSignUp(page, 'Camera Patient');
-  await confirmRecoveryPhrase(page);
-  await nav(page, 'Records').click();
-  await page.getByTestId('file-input').setInputFiles([FLOYD]);
-  await page.getByTestId('import-button').click();
-  await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
-  await page.getByTestId('link-label').fill('Scanned at the desk');
-  await page.getByTestId('link-make').click();
-  await expect(page.getByTestId('link-made').getByTestId('link-qr').locator('svg')).toBeVisible({ timeout: 30_000 });
+  await patientWithRecords(page, 'Camera Patient');
+  await makeLink(page, async () => { await page.getByTestId('link-label').fill('Scanned at the desk'); });
   const camera = y4m(await qrPixels(page));
 
   const browser = await chromium.launch({

@@ -6,7 +6,7 @@
 // summary. Each step shows on both sides. (The ledger's clock is moved in
 // server/tests/emergency.rs; this build has no test controls.)
 import { test, expect, Page } from '@playwright/test';
-import { FLOYD, nav, newAccount } from './helpers';
+import { FLOYD, importRecords, nav, newAccount } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -51,9 +51,7 @@ test('a contact invited by link asks; refused during the wait nothing opens; wit
   test.setTimeout(240_000);
   const patient = await newAccount(browser, 'Pat Emergency');
   await nav(patient, 'Records').click();
-  await patient.getByTestId('file-input').setInputFiles([FLOYD]);
-  await patient.getByTestId('import-button').click();
-  await expect(patient.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+  await importRecords(patient, [FLOYD]);
   const contact = await newAccount(browser, 'Casey Family');
 
   // Invited with a 1-day wait, accepted by link, named with a passkey.

@@ -181,6 +181,13 @@ export async function qrText(page: Page, where: string): Promise<string> {
   return execFileSync('zbarimg', ['--quiet', '--raw', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }
 
+/** Imports `files` on the Records page and waits until every record is anchored. */
+export async function importRecords(page: Page, files: Parameters<Page['setInputFiles']>[1]) {
+  await page.getByTestId('file-input').setInputFiles(files);
+  await page.getByTestId('import-button').click();
+  await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+}
+
 /** A new patient (this page's context) with the smallest sample's records
  *  imported and anchored, on the Records page. */
 export async function patientWithRecords(page: Page, name: string) {
@@ -188,9 +195,7 @@ export async function patientWithRecords(page: Page, name: string) {
   await startSignUp(page, name);
   await confirmRecoveryPhrase(page);
   await nav(page, 'Records').click();
-  await page.getByTestId('file-input').setInputFiles([FLOYD]);
-  await page.getByTestId('import-button').click();
-  await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+  await importRecords(page, [FLOYD]);
 }
 
 /** Makes a link on the Records page (`setup` fills the form); its text. */

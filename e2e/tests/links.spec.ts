@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { compactDecrypt, base64url } from 'jose';
-import { FLOYD, makeLink, nav, patientWithRecords, qrText } from './helpers';
+import { FLOYD, importRecords, makeLink, nav, patientWithRecords, qrText } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -48,12 +48,6 @@ async function receive(link: string, body: Record<string, unknown>): Promise<{ s
     files.push(JSON.parse(new TextDecoder().decode(plaintext)));
   }
   return { status: 200, files, answer };
-}
-
-async function importRecords(page: Page, files: string[]) {
-  await page.getByTestId('file-input').setInputFiles(files);
-  await page.getByTestId('import-button').click();
-  await expect(page.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
 }
 
 test('links made in the browser resolve with a general JOSE library; uses show; stopping is at once', async ({ page }) => {

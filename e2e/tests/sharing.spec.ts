@@ -7,7 +7,9 @@
 // and the clinician's next open is refused, saying why.
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { FLOYD, issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification } from './helpers';
+import {
+  FLOYD, importRecords, issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification,
+} from './helpers';
 import { scanAfterThisFile } from '../scan';
 
 scanAfterThisFile();
@@ -23,9 +25,7 @@ test('a patient shares three chosen records for 7 days, the clinician opens one,
 
   const patient = await newAccount(browser, 'Sharing Patient', 'Patient');
   await nav(patient, 'Records').click();
-  await patient.getByTestId('file-input').setInputFiles([FLOYD]);
-  await patient.getByTestId('import-button').click();
-  await expect(patient.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+  await importRecords(patient, [FLOYD]);
 
   await nav(patient, 'Sharing').click();
   await expect(patient.getByRole('heading', { name: 'Share records' })).toBeVisible({ timeout: 30_000 });
@@ -173,9 +173,7 @@ test('with read and write, a clinician adds a note; the patient is told and sees
   await expect(patient.getByText('Tampering detected')).toHaveCount(0);
 
   // Records the patient adds later are shared too (an everything share).
-  await patient.getByTestId('file-input').setInputFiles([FLOYD]);
-  await patient.getByTestId('import-button').click();
-  await expect(patient.getByTestId('import-done')).toContainText('anchored in block', { timeout: 60_000 });
+  await importRecords(patient, [FLOYD]);
   const imported = Number((await patient.getByTestId('import-done').textContent())!.match(/Added (\d+) record/)![1]);
   await reloadAndUnlock(clinician);
   await clinician.getByRole('button', { name: "Open Writeback Patient's chart" }).click();

@@ -77,13 +77,18 @@ pub fn choose(text: &str) {
 
 /// Where the link's records are kept, and until when.
 fn facts(link: &Link) -> String {
-    let host = link.url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+    let host = host_of(&link.url);
     let until = match link.expires {
         Some(e) => format!("until {}", format_date(e as i64)),
         None => "with no end date".into(),
     };
     let changes = if link.flags.long_term { " The patient may update what it carries." } else { "" };
     format!("Kept encrypted at {host}, shared {until}.{changes}")
+}
+
+/// The host (and port) of a link's URL, as the page names it.
+fn host_of(url: &str) -> &str {
+    url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url)
 }
 
 /// Back to the first step, forgetting the link and anything shown.
@@ -204,7 +209,7 @@ async fn request(manifest_url: &str, url: &str, json: Option<&str>) -> Result<(u
         if url.starts_with(&origin) {
             "The link's host could not be reached. Check the connection and try again.".to_owned()
         } else {
-            let host = manifest_url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(manifest_url);
+            let host = host_of(manifest_url);
             format!(
                 "This link's records are kept at {host}, which this viewer is not allowed to contact (or which \
                  could not be reached). Open the link in that service's own viewer, or ask this portal's operator \

@@ -161,6 +161,20 @@ pub fn EnterPassphrase(#[prop(into)] on_done: Callback<String>, #[prop(into)] bu
 // Dates as the reader writes them: shared with the link viewer.
 pub use chartkey_core::when::local::{format_date, format_datetime, format_fhir_date};
 
+/// A record's summary as the record views list it, inside a `<dl
+/// class="facts">`: type, kind, date and fields, all as text (references
+/// are the caller's: the chart makes them links).
+#[component]
+pub fn SummaryFacts(summary: chartkey_core::summary::Summary) -> impl IntoView {
+    let s = summary;
+    view! {
+        <dt>"Type"</dt><dd>{chartkey_core::summary::split_camel(&s.resource_type)}</dd>
+        <dt>"Category"</dt><dd>{s.category.label()}</dd>
+        {s.date.as_deref().map(|d| view! { <dt>"Date"</dt><dd><time datetime=d.to_owned()>{format_fhir_date(d)}</time></dd> })}
+        {s.fields.into_iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value}</dd> }).collect_view()}
+    }
+}
+
 /// A clinician's badge: what the ledger says of their credential.
 #[component]
 pub fn CredentialBadge(status: crate::api::CredentialStatus) -> impl IntoView {

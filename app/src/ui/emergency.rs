@@ -65,9 +65,7 @@ pub async fn name(
     let blob = envelope::ciphertext_hash(&sealed);
     let wrapped_key =
         envelope::wrap_key(&key, id, contact_address, &entry.encryption_key, &mut OsRng).map_err(|e| e.to_string())?;
-    let mut pack = Vec::new();
-    chartkey_core::records::pack_frame(&mut pack, &blob, &sealed);
-    crate::ui::http::send("POST", "/api/blobs/pack", "application/octet-stream", &pack, None).await?;
+    crate::ui::records::upload_envelope(&blob, &sealed).await?;
     let message = EmergencyContact {
         patient: keyring.keys.address(),
         contact: contact_address,

@@ -282,6 +282,15 @@ impl Checker {
     }
 }
 
+/// Uploads one sealed envelope (named by its ciphertext `hash`) on its
+/// own: a clinician's note, a summary sealed for an emergency contact.
+pub async fn upload_envelope(hash: &[u8; 32], sealed: &[u8]) -> Result<(), String> {
+    let mut pack = Vec::new();
+    records::pack_frame(&mut pack, hash, sealed);
+    http::send("POST", "/api/blobs/pack", "application/octet-stream", &pack, None).await?;
+    Ok(())
+}
+
 /// Lists, fetches, verifies and decrypts every record of the chart.
 pub async fn load_all(keyring: &Keyring, progress: impl Fn(usize, usize)) -> Result<Vec<Loaded>, String> {
     let checker = Checker::for_own_chart(keyring).await?;

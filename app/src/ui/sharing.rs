@@ -109,9 +109,7 @@ pub async fn write_back(keyring: &Keyring, patient: value::Address, resource: &s
         .map_err(|e| e.to_string())?;
     let theirs =
         envelope::wrap_key(&key, id, patient_address, &entry.encryption_key, &mut OsRng).map_err(|e| e.to_string())?;
-    let mut pack = Vec::new();
-    core_records::pack_frame(&mut pack, &hash, &sealed);
-    crate::ui::http::send("POST", "/api/blobs/pack", "application/octet-stream", &pack, None).await?;
+    records::upload_envelope(&hash, &sealed).await?;
     let category = item.category().code();
     let anchored = [AnchoredRecord { id, ciphertext_hash: hash, category, amends: None }];
     let message =

@@ -10,7 +10,7 @@ use chartkey_core::value::Address;
 use leptos::prelude::*;
 
 use crate::api::{self, EmergencyOverview, EmergencyPairView, EmergencyState, EmergencyStep};
-use crate::ui::components::{Busy, CopyButton, ErrorMessage, format_datetime, format_fhir_date};
+use crate::ui::components::{Busy, CopyButton, ErrorMessage, SummaryFacts, format_datetime};
 use crate::ui::emergency;
 use crate::ui::records;
 use crate::ui::session::use_session;
@@ -370,10 +370,7 @@ fn Summary(name: String, json: String) -> impl IntoView {
                             <article class="record-view">
                                 <h4>{s.title.clone()}</h4>
                                 <dl class="facts">
-                                    <dt>"Type"</dt><dd>{chartkey_core::summary::split_camel(&s.resource_type)}</dd>
-                                    <dt>"Category"</dt><dd>{s.category.label()}</dd>
-                                    {s.date.as_deref().map(|d| view! { <dt>"Date"</dt><dd>{format_fhir_date(d)}</dd> })}
-                                    {s.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
+                                    <SummaryFacts summary=s.clone() />
                                     {s.links.iter().map(|l| view! {
                                         <dt>{l.label}</dt><dd>{l.display.clone().unwrap_or_else(|| l.reference.clone())}</dd>
                                     }).collect_view()}

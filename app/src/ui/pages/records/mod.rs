@@ -13,7 +13,7 @@ use chartkey_core::fhir::{self, Category, ImportedResource};
 use leptos::prelude::*;
 
 use crate::api;
-use crate::ui::components::{Busy, ErrorMessage, format_date, format_fhir_date, object_url, save_file};
+use crate::ui::components::{Busy, ErrorMessage, SummaryFacts, format_date, format_fhir_date, object_url, save_file};
 use crate::ui::records::{self, Loaded, Progress, ReadState, ToAdd};
 use crate::ui::session::{Keyring, use_session};
 

@@ -101,10 +101,7 @@ pub(super) fn OpenRecord(
             </p>
         })}
         <dl class="facts">
-            <dt>"Type"</dt><dd>{chartkey_core::summary::split_camel(&s.resource_type)}</dd>
-            <dt>"Category"</dt><dd>{s.category.label()}</dd>
-            {s.date.as_deref().map(|d| view! { <dt>"Date"</dt><dd><time datetime=d.to_owned()>{format_fhir_date(d)}</time></dd> })}
-            {s.fields.iter().map(|f| view! { <dt>{f.label}</dt><dd>{f.value.clone()}</dd> }).collect_view()}
+            <SummaryFacts summary=s.clone() />
             {links}
         </dl>
         {attachment.map(|file| view! { <Attachment file /> })}
