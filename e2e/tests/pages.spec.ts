@@ -13,6 +13,7 @@ import {
   nameAuthority,
   nav,
   newAccount,
+  patientWithRecords,
   reloadAndUnlock,
   requestVerification,
   signIn,
@@ -132,38 +133,6 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await patient.getByTestId('summary-button').click();
   await expect(patient.getByTestId('summary')).toContainText('No information about allergies');
   await review(patient, 'patient-records-summary');
-  // Share by link: the link made, with its QR code; then the Links page.
-  await patient.getByTestId('link-label').fill('For Dr Rao');
-  await patient.getByTestId('link-passcode').fill('4711');
-  await patient.getByTestId('link-make').click();
-  await expect(patient.getByTestId('link-qr').locator('svg')).toBeVisible({ timeout: 30_000 });
-  await review(patient, 'patient-records-link-made');
-  const madeLink = (await patient.getByTestId('link-text').inputValue()).trim();
-  await nav(patient, 'Links').click();
-  await expect(patient.getByTestId('link')).toHaveCount(1);
-  await review(patient, 'patient-links');
-  // The emergency card, made.
-  await patient.getByRole('link', { name: 'emergency card' }).click();
-  await patient.getByTestId('card-make').click();
-  await expect(patient.getByTestId('emergency-card')).toBeVisible({ timeout: 30_000 });
-  await review(patient, 'patient-emergency-card');
-  // Emergency contacts, with an invitation made.
-  await nav(patient, 'Emergency').click();
-  await patient.getByRole('button', { name: 'Make an invitation link' }).click();
-  await expect(patient.getByTestId('invitation-link')).toBeVisible();
-  await review(patient, 'patient-emergency');
-  // The viewer, on a stranger's phone: the link read, then the records.
-  const stranger = await browser.newContext();
-  const viewer = await stranger.newPage();
-  await viewer.goto(madeLink);
-  await expect(viewer.getByLabel('Passcode')).toBeVisible();
-  await review(viewer, 'viewer-link');
-  await viewer.getByLabel('Your name and where you are').fill('Dr Rao, Mercy ER');
-  await viewer.getByLabel('Passcode').fill('4711');
-  await viewer.getByRole('button', { name: 'Open the records' }).click();
-  await expect(viewer.getByTestId('viewer-records')).toBeVisible({ timeout: 30_000 });
-  await review(viewer, 'viewer-records');
-  await stranger.close();
   await nav(patient, 'Records').click();
   await expect(patient.getByTestId('timeline')).toBeVisible({ timeout: 60_000 });
   await patient.getByTestId('timeline').getByRole('button').first().click();
@@ -234,6 +203,44 @@ test('patient, clinician and authority: every page, a share, an opened chart, th
   await review(authority, 'authority-inbox');
   await nav(authority, 'Account').click();
   await review(authority, 'authority-account');
+});
+
+test('share by link: a link made, the Links page, the emergency card, emergency contacts, the viewer', async ({ browser, page }) => {
+  test.setTimeout(180_000);
+  const patient = page;
+  await patientWithRecords(patient, 'Link Tour Patient');
+  // Share by link: the link made, with its QR code; then the Links page.
+  await patient.getByTestId('link-label').fill('For Dr Rao');
+  await patient.getByTestId('link-passcode').fill('4711');
+  await patient.getByTestId('link-make').click();
+  await expect(patient.getByTestId('link-qr').locator('svg')).toBeVisible({ timeout: 30_000 });
+  await review(patient, 'patient-records-link-made');
+  const madeLink = (await patient.getByTestId('link-text').inputValue()).trim();
+  await nav(patient, 'Links').click();
+  await expect(patient.getByTestId('link')).toHaveCount(1);
+  await review(patient, 'patient-links');
+  // The emergency card, made.
+  await patient.getByRole('link', { name: 'emergency card' }).click();
+  await patient.getByTestId('card-make').click();
+  await expect(patient.getByTestId('emergency-card')).toBeVisible({ timeout: 30_000 });
+  await review(patient, 'patient-emergency-card');
+  // Emergency contacts, with an invitation made.
+  await nav(patient, 'Emergency').click();
+  await patient.getByRole('button', { name: 'Make an invitation link' }).click();
+  await expect(patient.getByTestId('invitation-link')).toBeVisible();
+  await review(patient, 'patient-emergency');
+  // The viewer, on a stranger's phone: the link read, then the records.
+  const stranger = await browser.newContext();
+  const viewer = await stranger.newPage();
+  await viewer.goto(madeLink);
+  await expect(viewer.getByLabel('Passcode')).toBeVisible();
+  await review(viewer, 'viewer-link');
+  await viewer.getByLabel('Your name and where you are').fill('Dr Rao, Mercy ER');
+  await viewer.getByLabel('Passcode').fill('4711');
+  await viewer.getByRole('button', { name: 'Open the records' }).click();
+  await expect(viewer.getByTestId('viewer-records')).toBeVisible({ timeout: 30_000 });
+  await review(viewer, 'viewer-records');
+  await stranger.close();
 });
 
 test('verifier, a locked session and a passphrase prompt', async ({ browser, page }) => {
