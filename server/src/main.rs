@@ -42,6 +42,9 @@ enum AuthorityCommand {
         /// The server's data directory.
         #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
         data_dir: PathBuf,
+        /// The server's database, when it is not the data directory's file.
+        #[arg(long, env = "CHARTKEY_DATABASE")]
+        database: Option<url::Url>,
     },
     /// Stops naming ADDRESS an authority: the credentials it issued stop
     /// counting at once.
@@ -50,6 +53,9 @@ enum AuthorityCommand {
         /// The server's data directory.
         #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
         data_dir: PathBuf,
+        /// The server's database, when it is not the data directory's file.
+        #[arg(long, env = "CHARTKEY_DATABASE")]
+        database: Option<url::Url>,
     },
 }
 
@@ -118,10 +124,17 @@ struct Args {
     /// directory, written when the server deploys them.
     #[arg(long, env = "CHARTKEY_CONTRACTS", requires = "chain_rpc")]
     contracts: Option<PathBuf>,
-    /// Where encrypted records are kept: an object store URL (file:///…).
-    /// Default: the blobs directory in the data directory.
+    /// Where encrypted records are kept: an object store URL, file:///… or
+    /// s3://bucket[/prefix] (endpoint, region and credentials from the usual
+    /// AWS_* environment variables). Default: the blobs directory in the
+    /// data directory.
     #[arg(long, env = "CHARTKEY_BLOB_STORE")]
     blob_store: Option<url::Url>,
+    /// The database: postgres://user:password@host/name (several replicas
+    /// may share it), or sqlite:///path. Default: chartkey.sqlite3 in the
+    /// data directory.
+    #[arg(long, env = "CHARTKEY_DATABASE")]
+    database: Option<url::Url>,
     /// Largest record accepted (an encrypted file), in megabytes.
     #[arg(long, env = "CHARTKEY_MAX_RECORD_MB", default_value_t = 100)]
     max_record_mb: u64,
@@ -196,11 +209,11 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Ledger(LedgerCommand::Verify { data_dir, checkpoint })) => {
             verify_ledger(&data_dir, checkpoint.as_deref())
         }
-        Some(Command::Authority(AuthorityCommand::Add { address, data_dir })) => {
-            name_authority(&data_dir, &address, true)
+        Some(Command::Authority(AuthorityCommand::Add { address, data_dir, database })) => {
+            name_authority(&data_dir, database, &address, true)
         }
-        Some(Command::Authority(AuthorityCommand::Remove { address, data_dir })) => {
-            name_authority(&data_dir, &address, false)
+        Some(Command::Authority(AuthorityCommand::Remove { address, data_dir, database })) => {
+            name_authority(&data_dir, database, &address, false)
         }
         None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cli.serve)),
     }
@@ -285,16 +298,25 @@ fn check_checkpoint(path: &std::path::Path, file: &std::path::Path) -> Result<St
 /// `chartkey authority add|remove`: records the change, then waits a few
 /// seconds for a running server to apply it and says what happened.
 #[allow(clippy::print_stdout)]
-fn name_authority(data_dir: &std::path::Path, address: &str, enabled: bool) -> anyhow::Result<()> {
+fn name_authority(
+    data_dir: &std::path::Path,
+    database: Option<url::Url>,
+    address: &str,
+    enabled: bool,
+) -> anyhow::Result<()> {
     use chartkey_server::authorities::{self, Applied};
-    let path = chartkey_server::Config::new(data_dir.to_owned(), "http://localhost".parse()?).database_path();
-    if !path.exists() {
+    let mut config = chartkey_server::Config::new(data_dir.to_owned(), "http://localhost".parse()?);
+    config.database = database;
+    let database = config.database()?;
+    if let chartkey_server::store::Database::Sqlite(path) = &database
+        && !path.exists()
+    {
         anyhow::bail!("no Chartkey data in {} (start the server once, or pass --data-dir)", data_dir.display());
     }
-    chartkey_server::db::migrate(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let pool = chartkey_server::store::open(&path).await?;
+        chartkey_server::db::migrate_to_latest(&database).await?;
+        let pool = chartkey_server::store::open(&database).await?;
         let id = authorities::request(&pool, address, enabled).await?;
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
@@ -343,6 +365,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.relayer_key = args.relayer_key;
     config.contracts_file = args.contracts;
     config.blob_store = args.blob_store;
+    config.database = args.database;
     config.max_record_bytes = args.max_record_mb.saturating_mul(1_000_000);
     config.storage_quota_bytes = args.storage_quota_mb.saturating_mul(1_000_000);
     config.relays_per_hour = args.relays_per_hour;

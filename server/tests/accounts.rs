@@ -81,7 +81,7 @@ async fn session_cookie_is_strict_http_only_and_new_at_each_login() {
     }
     assert_ne!(a.split(';').next(), b.split(';').next(), "a new session id at each login");
     // The replaced session no longer exists: one for sign-up was replaced twice.
-    assert_eq!(server.counts().2, 1);
+    assert_eq!(server.counts().await.2, 1);
     server.stop().await;
 }
 
@@ -119,7 +119,7 @@ async fn replayed_assertion_is_refused_without_state_change() {
     let assertion = account.device.assert(&server.origin, webauthn_options(&start.options));
     let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
     account.client.api(fns::LoginFinish { finish: finish.clone() }).await.unwrap();
-    let before = server.counts();
+    let before = server.counts().await;
 
     // Same ceremony again: already used.
     let again = account.client.api(fns::LoginFinish { finish }).await;
@@ -129,7 +129,7 @@ async fn replayed_assertion_is_refused_without_state_change() {
     let fresh = account.client.api(fns::LoginStart {}).await.unwrap();
     let finish = fns::LoginFinishBody { ceremony_id: fresh.ceremony_id, credential: webauthn_json(&assertion) };
     forbidden(account.client.api(fns::LoginFinish { finish }).await);
-    assert_eq!(server.counts(), before);
+    assert_eq!(server.counts().await, before);
     server.stop().await;
 }
 
@@ -138,8 +138,8 @@ async fn forged_assertion_is_refused_without_state_change() {
     let server = TestServer::start().await;
     let mut account = sign_up(&server, "Di", Role::Patient).await;
     account.client.api(fns::Logout {}).await.unwrap();
-    let before = server.counts();
-    let last_used = server.query_one("SELECT last_used_at FROM passkeys");
+    let before = server.counts().await;
+    let last_used = server.query_one("SELECT last_used_at FROM passkeys").await;
 
     let start = account.client.api(fns::LoginStart {}).await.unwrap();
     let mut assertion = account.device.assert(&server.origin, webauthn_options(&start.options));
@@ -152,8 +152,8 @@ async fn forged_assertion_is_refused_without_state_change() {
     assert_eq!(forged.status, 403, "{:?}", forged.body);
     assert!(forged.body["Forbidden"].as_str().unwrap().contains("could not be verified"));
     assert!(forged.set_cookie.is_empty());
-    assert_eq!(server.counts(), before);
-    assert_eq!(server.query_one("SELECT last_used_at FROM passkeys"), last_used);
+    assert_eq!(server.counts().await, before);
+    assert_eq!(server.query_one("SELECT last_used_at FROM passkeys").await, last_used);
     assert_eq!(account.client.api(fns::Me {}).await, Err(ApiError::Unauthorized));
     server.stop().await;
 }
@@ -170,7 +170,7 @@ async fn expired_challenge_is_refused() {
     let finish = patient_signup(start.ceremony_id, &device, &credential, &secret);
     let finish = client.api(fns::SignupFinish { finish }).await;
     assert!(bad_request(finish).contains("expired"));
-    assert_eq!(server.counts(), (0, 0, 0));
+    assert_eq!(server.counts().await, (0, 0, 0));
     server.stop().await;
 }
 
@@ -184,10 +184,10 @@ async fn unknown_credential_is_refused() {
     let start = stranger.api(fns::SignupStart { display_name: "Gus".into(), role: Role::Patient }).await.unwrap();
     let mut device = Device::new();
     device.register(&server.origin, webauthn_options(&start.options));
-    let before = server.counts();
+    let before = server.counts().await;
     let answer = sign_in(&server, &stranger, &mut device).await;
     assert!(forbidden(answer).contains("not registered"));
-    assert_eq!(server.counts(), before);
+    assert_eq!(server.counts().await, before);
     server.stop().await;
 }
 
@@ -200,7 +200,7 @@ async fn oversized_body_is_refused() {
     // `ApiError` to read.
     let answer = client.call("signup/start", json!({"display_name": huge, "role": "patient"})).await;
     assert_eq!(answer.status, 413);
-    assert_eq!(server.counts(), (0, 0, 0));
+    assert_eq!(server.counts().await, (0, 0, 0));
     // Within the limit but too long a name: a clear 400.
     let answer = client.api(fns::SignupStart { display_name: "x".repeat(81), role: Role::Patient }).await;
     assert!(bad_request(answer).contains("at most 80 characters"));
@@ -232,7 +232,7 @@ async fn malformed_arguments_get_a_clear_400() {
         .await
         .unwrap();
     assert_eq!(raw.status().as_u16(), 400);
-    assert_eq!(server.counts(), (0, 0, 0));
+    assert_eq!(server.counts().await, (0, 0, 0));
     server.stop().await;
 }
 
@@ -310,7 +310,7 @@ async fn sign_up_refuses_bad_keys_and_keeps_nothing() {
         )
         .await;
     assert_eq!(text.status, 400, "{:?}", text.body);
-    assert_eq!(server.counts(), (0, 0, 0));
+    assert_eq!(server.counts().await, (0, 0, 0));
     server.stop().await;
 }
 
@@ -327,22 +327,25 @@ async fn directory_lookup_returns_entries_that_verify() {
     assert_eq!(verified.role, Role::Clinician);
 
     // The ledger is the source of truth: an entry it does not confirm is not served.
-    let db = rusqlite::Connection::open(server.data_dir.join("chartkey.sqlite3")).unwrap();
+    let db = server.db().await;
     let other = other_keys();
-    db.execute(
-        "UPDATE accounts SET encryption_key = ?1 WHERE address = ?2",
-        rusqlite::params![format!("0x{}", hex::encode(other.encryption_public())), address],
-    )
-    .unwrap();
+    let other_key = format!("0x{}", hex::encode(other.encryption_public()));
+    let stored = format!("{:#x}", clinician.keys.address());
+    assert_eq!(
+        db.execute("UPDATE accounts SET encryption_key = $1 WHERE address = $2", &[&other_key, &stored]).await,
+        1
+    );
     let answer = patient.client.api(fns::DirectoryLookup { address: address.parse().unwrap() }).await;
     assert!(matches!(answer, Err(ApiError::Conflict(_))), "a key the ledger does not know: {answer:?}");
     let unregistered = chartkey_core::directory::DirectoryEntry::sign(&other, Role::Clinician);
+    let row =
+        [unregistered.address.to_string(), unregistered.encryption_key.to_string(), unregistered.signature.to_string()];
     db.execute(
         "INSERT INTO accounts (id, display_name, role, address, encryption_key, directory_signature, created_at)
-         VALUES ('x', 'Nobody', 'clinician', ?1, ?2, ?3, 0)",
-        rusqlite::params![unregistered.address, unregistered.encryption_key, unregistered.signature],
+         VALUES ('x', 'Nobody', 'clinician', $1, $2, $3, 0)",
+        &[&row[0], &row[1], &row[2]],
     )
-    .unwrap();
+    .await;
     let answer = patient.client.api(fns::DirectoryLookup { address: unregistered.address }).await;
     assert!(not_found(answer).contains("not registered on the ledger"), "not on the ledger");
     server.stop().await;

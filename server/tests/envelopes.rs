@@ -28,15 +28,16 @@ async fn a_known_fingerprint_claims_nothing() {
     let sealed = seal_all(&victim.keys, &floyd(1), None);
     add(&victim, &domain, &sealed).await.unwrap();
     let name = hex::encode(sealed.anchored[0].ciphertext_hash);
-    let uploads_of =
-        |account: &str| server.query_one(&format!("SELECT count(*) FROM blob_uploads WHERE account_id = '{account}'"));
+    let uploads_of = |account: &str| {
+        server.query_one_owned(format!("SELECT count(*) FROM blob_uploads WHERE account_id = '{account}'"))
+    };
 
     // An upload under the existing name needs the bytes that hash to it.
     for body in [Vec::new(), b"not the envelope".to_vec(), sealed.envelopes[0][..10].to_vec()] {
         let (status, answer) = put_blob(&puppet.client, &name, body).await;
         assert_eq!(status, 422, "{answer:?}");
     }
-    assert_eq!(uploads_of(&puppet.account_id), "Integer(0)", "a refused upload claims nothing");
+    assert_eq!(uploads_of(&puppet.account_id).await, "0", "a refused upload claims nothing");
 
     // Without an upload of its own, the puppet's record naming the
     // victim's content is refused.
@@ -58,7 +59,7 @@ async fn a_known_fingerprint_claims_nothing() {
         Err(ApiError::Conflict(message)) => assert!(message.contains("another record"), "{refused:?}"),
         other => panic!("expected Conflict: {other:?}"),
     }
-    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE blob = '0x{name}'")), "Integer(1)");
+    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE blob = '0x{name}'")).await, "1");
 
     // Reads go by record id: the puppet gets nothing of the victim's.
     let victims = sealed.anchored[0].id;
@@ -96,7 +97,7 @@ async fn a_shared_chart_lists_records_without_keys() {
         assert!(!text.contains(&record.blob.to_string()), "no content address: {text}");
     }
     assert!(!text.contains("wrapped_key"), "no wrapped key before an access is logged: {text}");
-    assert_eq!(server.query_one("SELECT count(*) FROM accesses"), "Integer(0)");
+    assert_eq!(server.query_one("SELECT count(*) FROM accesses").await, "0");
 
     let id: RecordId = sealed.anchored[0].id;
     assert_eq!(get_envelope(&clinician.client, id).await.0, 404);
@@ -124,12 +125,15 @@ async fn later_records_are_wrapped_only_for_live_shares() {
 
     stop_approved(&server, &chain, &mut patient, &clinician.keys).await.unwrap();
     let reader = format!("{:#x}", clinician.keys.address());
-    let keys_before = server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{reader}'"));
+    let keys_before = server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{reader}'")).await;
     let (sealed, refused) = add_shared(&patient, &[&clinician.keys]).await;
     assert!(matches!(refused, Err(ApiError::BadRequest(_))), "{refused:?}");
     let id = sealed.anchored[0].id.to_hex();
-    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE id = '{id}'")), "Integer(0)");
-    assert_eq!(server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{reader}'")), keys_before);
+    assert_eq!(server.query_one(&format!("SELECT count(*) FROM records WHERE id = '{id}'")).await, "0");
+    assert_eq!(
+        server.query_one(&format!("SELECT count(*) FROM record_keys WHERE reader = '{reader}'")).await,
+        keys_before
+    );
 
     // A share that has run out counts as ended too.
     let brief =
@@ -167,7 +171,7 @@ async fn a_new_record_must_be_sealed_with_a_key_commitment() {
         Err(ApiError::BadRequest(message)) => assert!(message.contains("not sealed as this version"), "{refused:?}"),
         other => panic!("expected BadRequest: {other:?}"),
     }
-    assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(0)");
+    assert_eq!(server.query_one("SELECT count(*) FROM records").await, "0");
     server.stop().await;
 }
 
@@ -290,8 +294,9 @@ async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
     let inbox = patient.client.api(fns::NoticesList {}).await.unwrap();
     for id in &released {
         assert!(on_ledger.contains(&id.to_hex()), "{id} released without an Accessed event: {on_ledger:?}");
-        let rows = server.query_one(&format!("SELECT count(*) FROM accesses WHERE record_id = '{}'", id.to_hex()));
-        assert_ne!(rows, "Integer(0)", "{id} has an accesses row");
+        let rows =
+            server.query_one(&format!("SELECT count(*) FROM accesses WHERE record_id = '{}'", id.to_hex())).await;
+        assert_ne!(rows, "0", "{id} has an accesses row");
         assert!(
             inbox.notices.iter().any(|n| n.record == Some(*id) && n.kind == fns::NoticeKind::Access),
             "the patient was told of {id}: {inbox:?}"

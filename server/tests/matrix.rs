@@ -63,46 +63,26 @@ fn row(what: &'static str, req: Req, expect: [u16; 7], may: May) -> Row {
     Row { what, req, expect, may, check: None }
 }
 
-/// Everything a call could change, as one comparable value.
-fn snapshot(server: &TestServer, head: &str) -> String {
-    let conn = rusqlite::Connection::open_with_flags(
-        server.data_dir.join("chartkey.sqlite3"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+/// Everything a call could change, as one comparable value: every table's
+/// rows (sorted, so on either engine), and the stored blobs.
+async fn snapshot(server: &TestServer, head: &str) -> String {
+    let db = server.db().await;
     let mut out = format!("head {head}\n");
-    for table in tables {
+    for table in db.tables().await {
         // A ceremony in progress is scratch (single use, expiring): what
         // counts is what finishing one writes, which the other tables show.
         if table == "ceremonies" {
             continue;
         }
         if table == "sessions" {
-            let n: i64 = conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
-            out += &format!("sessions: {n}\n");
+            out += &format!("sessions: {}\n", db.one("SELECT count(*) FROM sessions").await);
             continue;
         }
-        let mut q = conn.prepare(&format!("SELECT * FROM {table} ORDER BY rowid")).unwrap();
-        let columns = q.column_count();
-        let rows = q
-            .query_map([], |r| {
-                (0..columns).map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}"))).collect()
-            })
-            .unwrap()
-            .collect::<Result<Vec<Vec<String>>, _>>()
-            .unwrap();
+        let mut rows = db.rows(&format!("SELECT * FROM {table}")).await;
+        rows.sort();
         out += &format!("{table}: {rows:?}\n");
     }
-    let mut blobs = files_under(&server.data_dir.join("blobs"));
-    blobs.sort();
-    out + &format!("blobs: {blobs:?}\n")
+    out + &format!("blobs: {:?}\n", server.stored_blobs().await)
 }
 
 /// Sends `req` as `client`, from client address `from` (forwarded by the
@@ -759,7 +739,7 @@ async fn every_route_for_every_role() {
         }
         for who in order {
             let head = rpc.result("eth_blockNumber", json!([])).await.to_string();
-            let before = snapshot(&server, &head);
+            let before = snapshot(&server, &head).await;
             let (status, body) = send(clients[who], &row.req, &format!("10.0.{n}.{who}")).await;
             if status != row.expect[who] {
                 wrong.push(format!(
@@ -780,13 +760,13 @@ async fn every_route_for_every_role() {
                 // The snapshot sees what a permitted write does.
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 let head = rpc.result("eth_blockNumber", json!([])).await.to_string();
-                assert_ne!(snapshot(&server, &head), before, "{} as {}: the write shows", row.what, ROLES[who]);
+                assert_ne!(snapshot(&server, &head).await, before, "{} as {}: the write shows", row.what, ROLES[who]);
             }
             if !may_change {
                 // A relayed write may still be on its way to a block.
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 let head = rpc.result("eth_blockNumber", json!([])).await.to_string();
-                let after = snapshot(&server, &head);
+                let after = snapshot(&server, &head).await;
                 if after != before {
                     wrong.push(format!("{} as {}: {status}, but something changed", row.what, ROLES[who]));
                 }

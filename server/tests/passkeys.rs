@@ -27,11 +27,11 @@ async fn adding_a_passkey_needs_the_account_key_not_just_a_session() {
     let account = sign_up(&server, "Hal", Role::Clinician).await;
     let (forged, _) = add_passkey(&server, &account, &other_keys()).await;
     assert!(forbidden(&forged), "{forged:?}");
-    assert_eq!(server.counts().1, 1);
+    assert_eq!(server.counts().await.1, 1);
 
     let (added, second) = add_passkey(&server, &account, &account.keys).await;
     added.unwrap();
-    assert_eq!(server.counts().1, 2);
+    assert_eq!(server.counts().await.1, 2);
 
     // The second passkey signs in and unseals the same secret.
     let mut second = second;
@@ -69,7 +69,7 @@ async fn removing_needs_the_key_and_spares_the_last_and_current_passkey() {
     // A signature by another key is refused.
     let answer = remove_passkey(&account, &second_id, &other_keys()).await;
     assert!(forbidden(&answer), "{answer:?}");
-    assert_eq!(server.counts().1, 2);
+    assert_eq!(server.counts().await.1, 2);
 
     // Sign in with the second passkey on another browser, then remove it
     // from the first: that other session ends at once.
@@ -79,7 +79,7 @@ async fn removing_needs_the_key_and_spares_the_last_and_current_passkey() {
     remove_passkey(&account, &second_id, &account.keys).await.unwrap();
     assert_eq!(elsewhere.api(fns::Me {}).await, Err(ApiError::Unauthorized));
     account.client.api(fns::Me {}).await.unwrap();
-    assert_eq!(server.counts().1, 1);
+    assert_eq!(server.counts().await.1, 1);
     server.stop().await;
 }
 
@@ -117,13 +117,13 @@ async fn a_removal_signature_works_once_for_its_own_challenge() {
     let first_id = ids.into_iter().find(|id| *id != second).unwrap();
     let wrong = send(&first.ceremony_id, &first_id, &signed(&first.challenge, &first_id)).await;
     assert!(bad_request(&wrong), "{wrong:?}");
-    assert_eq!(server.counts().1, 2, "nothing removed");
+    assert_eq!(server.counts().await.1, 2, "nothing removed");
     // Fresh and matching: removed, once.
     let fresh = start(second.clone()).await;
     let signature = signed(&fresh.challenge, &second);
     send(&fresh.ceremony_id, &second, &signature).await.unwrap();
     assert!(bad_request(&send(&fresh.ceremony_id, &second, &signature).await));
-    assert_eq!(server.counts().1, 1);
+    assert_eq!(server.counts().await.1, 1);
 
     // Another account cannot finish this account's removal ceremony.
     let (added, _) = add_passkey(&server, &account, &account.keys).await;
@@ -136,7 +136,7 @@ async fn a_removal_signature_works_once_for_its_own_challenge() {
         signature: signed(&started.challenge, &third),
     };
     assert!(forbidden(&other.client.api(body).await));
-    assert_eq!(server.counts().1, 3, "both of Una's passkeys and Vic's stay");
+    assert_eq!(server.counts().await.1, 3, "both of Una's passkeys and Vic's stay");
     server.stop().await;
 }
 
@@ -149,7 +149,7 @@ async fn removing_someone_elses_passkey_is_refused() {
     // Refused when the removal starts: no ceremony for a passkey not one's own.
     let start = a.client.api(fns::RemovePasskeyStart { credential_id: b_key }).await;
     assert!(matches!(start, Err(ApiError::NotFound(_))), "{start:?}");
-    assert_eq!(server.counts().1, 2);
+    assert_eq!(server.counts().await.1, 2);
     server.stop().await;
 }
 
@@ -174,7 +174,7 @@ async fn another_accounts_add_ceremony_cannot_be_finished() {
         Err(ApiError::Forbidden(message)) => assert!(message.contains("another account"), "{message}"),
         other => panic!("expected Forbidden: {other:?}"),
     }
-    assert_eq!(server.counts().1, 2);
+    assert_eq!(server.counts().await.1, 2);
     server.stop().await;
 }
 
@@ -193,7 +193,7 @@ async fn a_login_ceremony_cannot_finish_a_sign_up() {
         Err(ApiError::BadRequest(message)) => assert!(message.contains("does not belong to a sign-up"), "{message}"),
         other => panic!("expected BadRequest: {other:?}"),
     }
-    assert_eq!(server.counts(), (0, 0, 0));
+    assert_eq!(server.counts().await, (0, 0, 0));
     server.stop().await;
 }
 
@@ -203,7 +203,7 @@ async fn a_user_handle_that_does_not_own_the_credential_is_refused() {
     let mut a = sign_up(&server, "Ned", Role::Patient).await;
     let b = sign_up(&server, "Oli", Role::Patient).await;
     // A's passkey, claiming to be B's account.
-    let b_handle = server.query_one(&format!("SELECT id FROM accounts WHERE id = '{}'", b.account_id));
+    let b_handle = server.query_one(&format!("SELECT id FROM accounts WHERE id = '{}'", b.account_id)).await;
     assert!(b_handle.contains(&b.account_id));
     a.device.user_handle = Some(uuid::Uuid::parse_str(&b.account_id).unwrap().as_bytes().to_vec());
     let client = server.client();
@@ -276,7 +276,7 @@ async fn restore_reveals_nothing_before_the_proof_and_adds_a_passkey_after() {
     };
     let restored = client.api(fns::RestoreFinish { finish }).await.unwrap();
     assert_eq!(restored.account_id, original.account_id);
-    assert_eq!(server.counts().1, 2);
+    assert_eq!(server.counts().await.1, 2);
 
     client.api(fns::Logout {}).await.unwrap();
     let login = sign_in(&server, &client, &mut device).await.unwrap();
@@ -323,14 +323,12 @@ async fn an_approval_names_its_message_in_the_assertion() {
     share(&patient.client, &domain, &patient.keys, &grant, vec![], approval).await.unwrap();
 
     // What is kept: the assertion whose signed client data names the challenge.
-    let conn = rusqlite::Connection::open(server.data_dir.join("chartkey.sqlite3")).unwrap();
-    let (kept_nonce, kept_assertion): (String, String) = conn
-        .query_row(
-            "SELECT nonce, assertion FROM approvals WHERE digest = ?1",
-            [format!("0x{}", hex::encode(digest))],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let kept = server
+        .db()
+        .await
+        .rows(&format!("SELECT nonce, assertion FROM approvals WHERE digest = '0x{}'", hex::encode(digest)))
+        .await;
+    let [kept_nonce, kept_assertion] = <[String; 2]>::try_from(kept[0].clone()).unwrap();
     assert_eq!(kept_nonce, start.nonce.to_string());
     let assertion: Value = serde_json::from_str(&kept_assertion).unwrap();
     let client_data = URL_SAFE_NO_PAD.decode(assertion["response"]["clientDataJSON"].as_str().unwrap()).unwrap();

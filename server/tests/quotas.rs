@@ -11,10 +11,6 @@ use common::records::*;
 use common::*;
 use serde_json::json;
 
-fn stored_files(dir: &std::path::Path) -> usize {
-    files_under(dir).len()
-}
-
 #[tokio::test]
 async fn storage_beyond_the_quota_is_refused_and_nothing_is_kept() {
     let server = TestServer::start_with(|c| c.storage_quota_bytes = 40_000).await;
@@ -23,8 +19,7 @@ async fn storage_beyond_the_quota_is_refused_and_nothing_is_kept() {
     assert!(small.pack.len() < 20_000, "{}", small.pack.len());
     assert_eq!(upload_pack(&patient.client, small.pack.clone()).await.0, 200);
 
-    let blobs = server.data_dir.join("blobs");
-    let (files, uploads) = (stored_files(&blobs), server.query_one("SELECT count(*) FROM blob_uploads"));
+    let (files, uploads) = (server.stored_blobs().await, server.query_one("SELECT count(*) FROM blob_uploads").await);
     let big = seal_all(&patient.keys, &floyd(40), None);
     assert!(big.pack.len() > 40_000, "{}", big.pack.len());
     let (status, body) = upload_pack(&patient.client, big.pack.clone()).await;
@@ -36,7 +31,10 @@ async fn storage_beyond_the_quota_is_refused_and_nothing_is_kept() {
     over.resize(30_000, 0);
     let (status, body) = put_blob(&patient.client, &name, over).await;
     assert_eq!(status, 413, "{body:?}");
-    assert_eq!((stored_files(&blobs), server.query_one("SELECT count(*) FROM blob_uploads")), (files, uploads));
+    assert_eq!(
+        (server.stored_blobs().await, server.query_one("SELECT count(*) FROM blob_uploads").await),
+        (files, uploads)
+    );
 
     // An upload that does not say its size cannot be counted: refused.
     let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(one.clone()))]);
@@ -76,7 +74,7 @@ async fn relays_beyond_the_hourly_allowance_are_refused_before_the_ledger() {
         other => panic!("expected OverQuota: {other:?}"),
     }
     assert_eq!(chain.rpc.result("eth_blockNumber", json!([])).await, head, "nothing reached the ledger");
-    assert_eq!(server.query_one("SELECT count(*) FROM records"), "Integer(2)");
+    assert_eq!(server.query_one("SELECT count(*) FROM records").await, "2");
     // A request refused for another reason does not spend the allowance:
     // another patient's malformed add, then two good ones.
     let other = sign_up(&server, "Careful Patient", Role::Patient).await;

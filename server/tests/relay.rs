@@ -234,6 +234,6 @@ async fn sign_up_registers_the_account_on_the_ledger_or_refuses() {
     };
     let finish = client.api(fns::SignupFinish { finish }).await;
     assert!(matches!(&finish, Err(ApiError::Refused { code, .. }) if code == "WrongSigner"), "{finish:?}");
-    assert_eq!(server.counts().0, 1, "only Pat's account exists");
+    assert_eq!(server.counts().await.0, 1, "only Pat's account exists");
     server.stop().await;
 }

@@ -47,16 +47,15 @@ fn move_to(server: &ServerProcess, accounts: &mut [&mut Account]) {
     }
 }
 
-fn pending_rows(data_dir: &std::path::Path) -> i64 {
-    let conn = rusqlite::Connection::open(data_dir.join("chartkey.sqlite3")).unwrap();
-    conn.query_row("SELECT count(*) FROM pending_relays", [], |r| r.get(0)).unwrap()
+async fn pending_rows(data_dir: &std::path::Path) -> i64 {
+    engines::Db::open(data_dir).await.one("SELECT count(*) FROM pending_relays").await.parse().unwrap()
 }
 
 /// Waits (at most 30 s) until no bookkeeping is pending; `what` names
 /// what did not settle otherwise.
 async fn until_settled(data_dir: &std::path::Path, what: &str) {
     let started = std::time::Instant::now();
-    while pending_rows(data_dir) > 0 {
+    while pending_rows(data_dir).await > 0 {
         assert!(started.elapsed() < Duration::from_secs(30), "{what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -120,7 +119,7 @@ async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
     let issued = chain.issue_credential(&board, &dr_new, "oncology", now() + 86_400).await.unwrap();
     assert!(!issued.mined, "{issued:?}");
     assert_eq!(server.rpc().result("eth_blockNumber", json!([])).await, head_before, "nothing was mined");
-    assert_eq!(pending_rows(&data_dir), 3, "a grant, an access and a credential wait for their blocks");
+    assert_eq!(pending_rows(&data_dir).await, 3, "a grant, an access and a credential wait for their blocks");
     let acknowledged: Vec<String> = [&granted, &stopped, &issued].iter().map(|a| a.tx_hash.to_string()).collect();
 
     server.kill();
@@ -351,10 +350,7 @@ async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
         acknowledged.len()
     );
     until_settled(&data_dir, "the recovered grants' rows are not written").await;
-    let rows: i64 = rusqlite::Connection::open(data_dir.join("chartkey.sqlite3"))
-        .unwrap()
-        .query_row("SELECT count(*) FROM grants", [], |r| r.get(0))
-        .unwrap();
+    let rows: i64 = engines::Db::open(&data_dir).await.one("SELECT count(*) FROM grants").await.parse().unwrap();
     assert_eq!(rows as u64, consumed, "a row for every grant on the ledger");
     drop(server);
 
@@ -463,7 +459,7 @@ async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
     let body = fns::AddRecordsBody { records: vec![record], signature, patient: Some(patient.keys.address().into()) };
     let written = writer.client.api(fns::RecordsAdd { body }).await.unwrap();
     assert!(!written.mined, "{written:?}");
-    assert_eq!(pending_rows(&data_dir), 1, "the anchor waits for its block");
+    assert_eq!(pending_rows(&data_dir).await, 1, "the anchor waits for its block");
     let anchor_tx = written.tx_hash;
 
     server.kill();

@@ -184,7 +184,8 @@ mod tests {
     #[tokio::test]
     async fn another_replica_finishes_a_ceremony() {
         let (first, dir) = ceremonies(Duration::from_secs(60)).await;
-        let pool = crate::store::open(&dir.path().join("chartkey.sqlite3")).await.unwrap();
+        let pool =
+            crate::store::open(&crate::store::Database::Sqlite(dir.path().join("chartkey.sqlite3"))).await.unwrap();
         let second = Ceremonies::new(pool, Duration::from_secs(60));
         let id = first.begin("10.0.0.1".parse().unwrap(), login()).await.unwrap();
         assert!(matches!(second.take(&id).await, Ok(Ceremony::RestoreProof { .. })));

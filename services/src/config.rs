@@ -60,9 +60,12 @@ pub struct Config {
     /// The embedded miner's wait before each block (a test control).
     #[cfg(feature = "test-controls")]
     pub block_delay: Duration,
-    /// Where record envelopes are kept: an object store URL; default the
-    /// `blobs` directory in the data directory.
+    /// Where record envelopes are kept: an object store URL (`file:///…`,
+    /// `s3://bucket`); default the `blobs` directory in the data directory.
     pub blob_store: Option<Url>,
+    /// The database: `postgres://…` (replicas share it) or
+    /// `sqlite:///path`; default `chartkey.sqlite3` in the data directory.
+    pub database: Option<Url>,
     /// Largest record (encrypted file) accepted, in bytes.
     pub max_record_bytes: u64,
     /// Encrypted content one account may upload in all, in bytes.
@@ -132,6 +135,7 @@ impl Config {
             #[cfg(feature = "test-controls")]
             block_delay: Duration::ZERO,
             blob_store: None,
+            database: None,
             max_record_bytes: 100_000_000,
             storage_quota_bytes: 10_000_000_000,
             relays_per_hour: 600,
@@ -154,8 +158,17 @@ impl Config {
         self.origin.scheme() == "https"
     }
 
+    /// The default database: a SQLite file in the data directory.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("chartkey.sqlite3")
+    }
+
+    /// The database the server uses: `--database`, or the default file.
+    pub fn database(&self) -> anyhow::Result<crate::store::Database> {
+        match &self.database {
+            Some(url) => crate::store::Database::parse(url),
+            None => Ok(crate::store::Database::Sqlite(self.database_path())),
+        }
     }
 
     /// The bearer token of `/rpc` with `--rpc-access token`.

@@ -1,9 +1,12 @@
-//! The server's SQLite database: its schema (migrations in
-//! services/migrations/, applied at start, WAL, synchronous=FULL) and the
-//! clock rows are stamped with. Every query runs on the store layer's pool
-//! (store.rs), one store per capability. Holds public data only: display
-//! names, public keys, signed directory entries, WebAuthn public
-//! credentials, sealed (encrypted) key stores and hashed session tokens.
+//! The server's database: a SQLite file in the data directory (the
+//! default), or PostgreSQL (`--database postgres://…`) that several
+//! replicas share. Here: which one ([`Database`]), its schema (migrations
+//! per engine in services/migrations/, applied at start) and the clock rows
+//! are stamped with. Every query runs on the store layer's pool (store.rs),
+//! one store per capability, with the same SQL on both engines. Holds
+//! public data only: display names, public keys, signed directory entries,
+//! WebAuthn public credentials, sealed (encrypted) key stores and hashed
+//! session tokens.
 
 use std::path::Path;
 
@@ -11,22 +14,49 @@ use anyhow::Context;
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
+use crate::store::Database;
+
+/// Creates the database's tables, or brings them to the latest schema.
+/// On PostgreSQL, replicas starting together take turns (sqlx's migrator
+/// holds an advisory lock).
+pub async fn migrate_to_latest(database: &Database) -> anyhow::Result<()> {
+    match database {
+        Database::Sqlite(path) => migrate(path),
+        Database::Postgres(_) => {
+            let pool = crate::store::open(database).await?;
+            POSTGRES.run(&pool).await.context("applying database migrations")?;
+            pool.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// PostgreSQL's migrations, numbered as SQLite's: 11 is SQLite's 1 to 11
+/// in one (there were no PostgreSQL databases before it).
+static POSTGRES: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(version, description.into(), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(sql), false)
+    };
+    Migrator::with_migrations(vec![migration(11, "schema", include_str!("../migrations/postgres/0011_schema.sql"))])
+});
+
 const MIGRATIONS: &[M<'static>] = &[
-    M::up(include_str!("../migrations/0001_accounts.sql")),
-    M::up(include_str!("../migrations/0002_session_credential.sql")),
-    M::up(include_str!("../migrations/0003_records.sql")),
-    M::up(include_str!("../migrations/0004_sharing.sql")),
-    M::up(include_str!("../migrations/0005_credentials.sql")),
-    M::up(include_str!("../migrations/0006_notices.sql")),
-    M::up(include_str!("../migrations/0007_pending.sql")),
-    M::up(include_str!("../migrations/0008_approvals.sql")),
-    M::up(include_str!("../migrations/0009_one_address_form.sql")),
-    M::up(include_str!("../migrations/0010_ceremonies.sql")),
-    M::up(include_str!("../migrations/0011_links_and_emergency.sql")),
+    M::up(include_str!("../migrations/sqlite/0001_accounts.sql")),
+    M::up(include_str!("../migrations/sqlite/0002_session_credential.sql")),
+    M::up(include_str!("../migrations/sqlite/0003_records.sql")),
+    M::up(include_str!("../migrations/sqlite/0004_sharing.sql")),
+    M::up(include_str!("../migrations/sqlite/0005_credentials.sql")),
+    M::up(include_str!("../migrations/sqlite/0006_notices.sql")),
+    M::up(include_str!("../migrations/sqlite/0007_pending.sql")),
+    M::up(include_str!("../migrations/sqlite/0008_approvals.sql")),
+    M::up(include_str!("../migrations/sqlite/0009_one_address_form.sql")),
+    M::up(include_str!("../migrations/sqlite/0010_ceremonies.sql")),
+    M::up(include_str!("../migrations/sqlite/0011_links_and_emergency.sql")),
 ];
 
-/// Creates or migrates the database at `path` to the latest schema (WAL,
-/// synchronous=FULL), before the store layer's pool opens it.
+/// Creates or migrates the SQLite database at `path` to the latest schema
+/// (WAL, synchronous=FULL), before the store layer's pool opens it.
 pub fn migrate(path: &Path) -> anyhow::Result<()> {
     open_connection(path).map(drop)
 }

@@ -34,8 +34,9 @@ pub struct AppState {
 impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
-        crate::db::migrate(&config.database_path())?;
-        let pool = crate::store::open(&config.database_path()).await?;
+        let database = config.database()?;
+        crate::db::migrate_to_latest(&database).await?;
+        let pool = crate::store::open(&database).await?;
         let ledger = Ledger::open(&config).await?;
         let blobs = match &config.blob_store {
             Some(url) => BlobStore::from_url(url, config.max_record_bytes)?,

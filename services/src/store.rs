@@ -1,42 +1,87 @@
 //! The store layer's connection pool (docs/store-layer.md): sqlx's
-//! `AnyPool` over the server's database. Each capability's store
-//! (`notices/store.rs`, …) runs its queries through it with `$N`
-//! placeholders and the portable forms (`ON CONFLICT`, `RETURNING`), so the
-//! same SQL can serve PostgreSQL (issue 18). The schema is migrated first
+//! `AnyPool` over the server's database, SQLite or PostgreSQL. Each
+//! capability's store (`notices/store.rs`, …) runs its queries through it
+//! with `$N` placeholders and the portable forms (`ON CONFLICT`,
+//! `RETURNING`), so the same SQL serves both. The schema is migrated first
 //! (db.rs).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
+use url::Url;
 
 pub type Pool = sqlx::AnyPool;
 
-/// Connections the pool holds at most: SQLite writes one at a time, and
-/// reads are short.
-const CONNECTIONS: u32 = 4;
+/// Where the server's database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (WAL, synchronous=FULL), for one process.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://user:password@host/name`).
+    Postgres(Url),
+}
 
-/// A pool over the (already migrated) SQLite database at `path`. Commits
-/// are fsync'd (synchronous=FULL) before a request is answered, as on the
-/// other connection; sqlx's SQLite driver waits up to 5 s on a lock and
-/// enforces foreign keys.
-pub async fn open(path: &Path) -> anyhow::Result<Pool> {
+impl Database {
+    /// `postgres://…` (or `postgresql://…`), or `sqlite:///path/to/file`.
+    pub fn parse(url: &Url) -> anyhow::Result<Self> {
+        match url.scheme() {
+            "postgres" | "postgresql" => Ok(Self::Postgres(url.clone())),
+            "sqlite" => {
+                let path = url.to_file_path().map_err(|()| anyhow::anyhow!("{url} names no file"))?;
+                Ok(Self::Sqlite(path))
+            }
+            other => anyhow::bail!("unsupported database {other}://… (use postgres://… or sqlite:///path)"),
+        }
+    }
+
+    /// For logs: the file, or the PostgreSQL host and database without
+    /// credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => {
+                format!("postgres://{}:{}{}", url.host_str().unwrap_or(""), url.port().unwrap_or(5432), url.path())
+            }
+        }
+    }
+}
+
+/// Connections the pool holds at most on SQLite: it writes one at a time,
+/// and reads are short.
+const SQLITE_CONNECTIONS: u32 = 4;
+
+/// Connections the pool holds at most on PostgreSQL, per replica (its
+/// default `max_connections` of 100 serves several replicas).
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// A pool over the database. A SQLite file must be migrated first
+/// (db.rs); commits are fsync'd (synchronous=FULL) before a request is
+/// answered, as on the migrating connection, and sqlx's SQLite driver
+/// waits up to 5 s on a lock and enforces foreign keys. PostgreSQL commits
+/// are durable with its defaults (`synchronous_commit = on`, `fsync = on`).
+pub async fn open(database: &Database) -> anyhow::Result<Pool> {
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}?mode=rw", path.display());
-    AnyPoolOptions::new()
-        .max_connections(CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA synchronous = FULL").await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .with_context(|| format!("opening the store pool on {}", path.display()))
+    let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+    let pool = match database {
+        Database::Sqlite(path) => {
+            let url = format!("sqlite://{}?mode=rw", path.display());
+            options
+                .max_connections(SQLITE_CONNECTIONS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await
+        }
+        Database::Postgres(url) => options.max_connections(POSTGRES_CONNECTIONS).connect(url.as_str()).await,
+    };
+    pool.with_context(|| format!("opening the store pool on {}", database.describe()))
 }
 
 /// Whether the database answers (the health check).
@@ -71,11 +116,17 @@ impl From<StoreError> for chartkey_api::ApiError {
 /// its read and its write, whatever the busy timeout. PostgreSQL refuses
 /// the word; there a unique constraint (or `FOR UPDATE`) guards the read.
 pub async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-    if pool.connect_options().database_url.scheme() == "sqlite" {
-        pool.begin_with("BEGIN IMMEDIATE").await
-    } else {
-        pool.begin().await
-    }
+    if is_sqlite(pool) { pool.begin_with("BEGIN IMMEDIATE").await } else { pool.begin().await }
+}
+
+fn is_sqlite(pool: &Pool) -> bool {
+    pool.connect_options().database_url.scheme() == "sqlite"
+}
+
+/// The pattern match that ignores case: SQLite's `LIKE` does so for ASCII
+/// letters, PostgreSQL's for none (its `ILIKE` does).
+pub fn like_ignoring_case(pool: &Pool) -> &'static str {
+    if is_sqlite(pool) { "LIKE" } else { "ILIKE" }
 }
 
 /// A flag column as stored on both engines: an integer, 0 or 1 (sqlx's
@@ -110,4 +161,28 @@ impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
 /// corrupt row.
 pub fn narrow<T: TryFrom<i64>>(wide: i64) -> Result<T, StoreError> {
     T::try_from(wide).map_err(|_| StoreError::Row("integer out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Database;
+
+    fn parse(url: &str) -> anyhow::Result<Database> {
+        Database::parse(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn database_urls_parse_strictly_and_describe_without_secrets() {
+        let postgres = parse("postgres://chartkey:s3cret@db.internal:6543/records").unwrap();
+        assert!(matches!(&postgres, Database::Postgres(_)));
+        assert_eq!(postgres.describe(), "postgres://db.internal:6543/records", "no user or password in logs");
+        assert!(matches!(parse("postgresql://db/x").unwrap(), Database::Postgres(_)));
+        assert_eq!(
+            parse("sqlite:///srv/chartkey/db.sqlite3").unwrap(),
+            Database::Sqlite("/srv/chartkey/db.sqlite3".into())
+        );
+        for refused in ["mysql://db/x", "file:///srv/db", "sqlite://elsewhere/db.sqlite3", "s3://bucket/db"] {
+            assert!(parse(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod circles;
 mod contracts;
 mod modules;
 mod precompress;
+mod services;
 mod sizes;
 mod sweep;
 mod tools;
@@ -220,6 +221,24 @@ fn test() -> Result {
         let mut cmd = env.cmd("cargo");
         cmd.args(["test", "--locked", "--workspace", "--features", TEST_CONTROLS]);
         run_cmd(cmd)
+    })?;
+    services::ensure_postgres()?;
+    services::ensure_moto()?;
+    step("server tests again, on PostgreSQL and S3 (moto)", || {
+        let postgres = services::Postgres::start()?;
+        let moto = services::Moto::start(&postgres.log().with_file_name("moto.log"))?;
+        let mut cmd = env.cmd("cargo");
+        cmd.args(["test", "--locked", "-p", "chartkey-server", "--tests", "--features", TEST_CONTROLS])
+            .env("CHARTKEY_TEST_POSTGRES", postgres.admin_url())
+            .env("CHARTKEY_TEST_S3", moto.endpoint())
+            .envs(moto.client_env());
+        let result = run_cmd(cmd);
+        if result.is_err() {
+            let log = std::fs::read_to_string(postgres.log()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            eprintln!("PostgreSQL's log, last lines:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        result
     })?;
     env.build_app()?;
     step("build the server for browser tests", || {

@@ -159,7 +159,7 @@ pub fn ensure_nginx() -> Result {
 /// Installs Debian's `package` unless `binary` is there. Packages that ship
 /// a service (nginx) would start it on install: a policy-rc.d that says no
 /// keeps them stopped, since the tests start what they need themselves.
-fn ensure_debian_package(what: &str, package: &str, binary: &str) -> Result {
+pub fn ensure_debian_package(what: &str, package: &str, binary: &str) -> Result {
     if Path::new(binary).exists() {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod engines;
 pub mod links;
 pub mod records;
 pub mod services;
@@ -35,6 +36,8 @@ pub struct TestServer {
     _tmp: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    db: tokio::sync::OnceCell<engines::Db>,
+    blobs: tokio::sync::OnceCell<chartkey_server::blobs::BlobStore>,
 }
 
 impl TestServer {
@@ -43,6 +46,10 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        // The server's log, when asked for: CHARTKEY_TEST_LOG=warn (a filter).
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CHARTKEY_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let tmp = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -51,6 +58,13 @@ impl TestServer {
         // The tests read the ledger over /rpc with the data directory's token.
         config.rpc_access = chartkey_server::config::RpcAccess::Token;
         tweak(&mut config);
+        // After the tweak, which may point at another data directory.
+        if config.database.is_none()
+            && let Some((database, blobs)) = engines::for_data_dir(&config.data_dir).await
+        {
+            config.database = Some(database);
+            config.blob_store = Some(blobs);
+        }
         let data_dir = config.data_dir.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(chartkey_server::launch(listener, config, async move {
@@ -64,6 +78,8 @@ impl TestServer {
             _tmp: tmp,
             shutdown: Some(tx),
             handle: Some(handle),
+            db: Default::default(),
+            blobs: Default::default(),
         };
         // Ready when /healthz answers.
         let probe = reqwest::Client::new();
@@ -77,23 +93,35 @@ impl TestServer {
     }
 
     /// Row counts of the tables a refused request must not change.
-    pub fn counts(&self) -> (i64, i64, i64) {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.data_dir.join("chartkey.sqlite3"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        let count = |t: &str| conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
-        (count("accounts"), count("passkeys"), count("sessions"))
+    pub async fn counts(&self) -> (i64, i64, i64) {
+        let db = self.db().await;
+        let mut out = [0i64; 3];
+        for (n, table) in out.iter_mut().zip(["accounts", "passkeys", "sessions"]) {
+            *n = db.one(&format!("SELECT count(*) FROM {table}")).await.parse().unwrap();
+        }
+        (out[0], out[1], out[2])
     }
 
-    pub fn query_one(&self, sql: &str) -> String {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.data_dir.join("chartkey.sqlite3"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
+    /// The first value `sql` selects, as text (engines::Db::rows).
+    pub async fn query_one(&self, sql: &str) -> String {
+        self.db().await.one(sql).await
+    }
+
+    /// [`Self::query_one`], for closures that build the query.
+    pub async fn query_one_owned(&self, sql: String) -> String {
+        self.query_one(&sql).await
+    }
+
+    /// The server's database, on whichever engine it runs (one pool for
+    /// the test's checks, opened on first use).
+    pub async fn db(&self) -> &engines::Db {
+        self.db.get_or_init(|| engines::Db::open(&self.data_dir)).await
+    }
+
+    /// The names of the objects it stored, sorted.
+    pub async fn stored_blobs(&self) -> Vec<String> {
+        let store = self.blobs.get_or_init(|| engines::blob_store(&self.data_dir)).await;
+        engines::list(store).await
     }
 
     pub async fn stop(self) {
@@ -106,6 +134,9 @@ impl TestServer {
         let _ = self.shutdown.take().unwrap().send(());
         let result = tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap()).await;
         result.expect("server stops within 10 s").unwrap().unwrap();
+        if let Some(db) = self.db.take() {
+            db.pool().close().await;
+        }
         self._tmp
     }
 }
@@ -162,10 +193,12 @@ impl ServerProcess {
     pub async fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let rpc_access: &[&str] = if extra.contains(&"--rpc-access") { &[] } else { &["--rpc-access", "token"] };
+        let engines = engines::flags_for(data_dir).await;
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
             .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
             .arg(data_dir)
             .args(rpc_access)
+            .args(engines)
             .args(extra)
             .env("CHARTKEY_LOG", "warn")
             .stdout(std::process::Stdio::piped())

@@ -113,12 +113,13 @@ pub async fn visible_by_address(
 /// empty query.
 pub async fn search(pool: &Pool, role: &str, query: &str, limit: i64) -> Result<Vec<AccountRow>, StoreError> {
     let pattern = format!("%{}%", query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let like = crate::store::like_ignoring_case(pool);
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a
          LEFT JOIN credential_requests r ON r.id = (
              SELECT id FROM credential_requests WHERE clinician_id = a.id ORDER BY id DESC LIMIT 1)
-         WHERE a.role = $1 AND (a.display_name LIKE $2 ESCAPE '\\' OR r.specialty LIKE $2 ESCAPE '\\'
-             OR r.organisation LIKE $2 ESCAPE '\\')
+         WHERE a.role = $1 AND (a.display_name {like} $2 ESCAPE '\\' OR r.specialty {like} $2 ESCAPE '\\'
+             OR r.organisation {like} $2 ESCAPE '\\')
          ORDER BY lower(a.display_name), a.id LIMIT $3"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(role).bind(pattern).bind(limit).fetch_all(pool).await?)
@@ -245,7 +246,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chartkey.sqlite3");
         crate::db::migrate(&path).unwrap();
-        let pool = crate::store::open(&path).await.unwrap();
+        let pool = crate::store::open(&crate::store::Database::Sqlite(path.clone())).await.unwrap();
         (dir, pool)
     }
 

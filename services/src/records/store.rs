@@ -313,10 +313,12 @@ pub async fn note_uploads(pool: &Pool, account_id: &str, blobs: &[(Hash32, u64)]
 
 /// The bytes `account_id` has uploaded, each envelope once.
 pub async fn uploaded_bytes(pool: &Pool, account_id: &str) -> Result<u64, StoreError> {
-    let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(size), 0) FROM blob_uploads WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(pool)
-        .await?;
+    // A sum is NUMERIC on PostgreSQL, which `Any` does not decode.
+    let used: i64 =
+        sqlx::query_scalar("SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM blob_uploads WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(pool)
+            .await?;
     Ok(used.max(0) as u64)
 }
 
