@@ -380,6 +380,7 @@ pub async fn launch(
         .map_err(|e| anyhow::anyhow!("picking up pending bookkeeping: {e}"))?;
     authorities::watch(state.clone());
     let stopping = state.stopping.clone();
+    let pool = state.pool.clone();
     let app = router(state, site);
     let shutdown = async move {
         shutdown.await;
@@ -388,5 +389,8 @@ pub async fn launch(
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    // The database is closed before this returns (SQLite checkpoints its
+    // WAL into the file), not whenever the last background task lets go.
+    pool.close().await;
     Ok(())
 }

@@ -38,7 +38,10 @@ static POSTGRES: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyL
     let migration = |version, description: &'static str, sql: &'static str| {
         Migration::new(version, description.into(), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(sql), false)
     };
-    Migrator::with_migrations(vec![migration(11, "schema", include_str!("../migrations/postgres/0011_schema.sql"))])
+    Migrator::with_migrations(vec![
+        migration(11, "schema", include_str!("../migrations/postgres/0011_schema.sql")),
+        migration(12, "pending relayer", include_str!("../migrations/postgres/0012_pending_relayer.sql")),
+    ])
 });
 
 const MIGRATIONS: &[M<'static>] = &[
@@ -53,6 +56,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/sqlite/0009_one_address_form.sql")),
     M::up(include_str!("../migrations/sqlite/0010_ceremonies.sql")),
     M::up(include_str!("../migrations/sqlite/0011_links_and_emergency.sql")),
+    M::up(include_str!("../migrations/sqlite/0012_pending_relayer.sql")),
 ];
 
 /// Creates or migrates the SQLite database at `path` to the latest schema

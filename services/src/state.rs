@@ -59,6 +59,8 @@ impl AppState {
             link_requests: RateLimiter::keyed(per_minute(config.link_requests_per_minute)),
         };
         let link_key = crate::ledger::secret_file(&config.link_key_path())?.into();
+        let stopping = Arc::new(tokio::sync::watch::Sender::new(false));
+        let notifier = crate::notifier::Notifier::for_database(&database, &pool, stopping.subscribe()).await?;
         Ok(Self {
             ceremonies: Arc::new(Ceremonies::new(pool.clone(), config.ceremony_ttl)),
             config: Arc::new(config),
@@ -67,10 +69,16 @@ impl AppState {
             limits: Arc::new(limits),
             ledger: Arc::new(ledger),
             blobs,
-            notifier: Arc::new(crate::notifier::Notifier::default()),
-            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            notifier,
+            stopping,
             rpc_token,
             link_key,
         })
+    }
+
+    /// The address this server relays with: its journal's, and the owner
+    /// of the pending rows it writes (replicas each have their own).
+    pub fn relayer_address(&self) -> chartkey_core::value::Address {
+        chartkey_ledger::convert::address(self.ledger.relayer.address())
     }
 }

@@ -31,6 +31,8 @@ use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, PublicKeyCr
 
 pub struct TestServer {
     pub base: String,
+    /// Where requests for `base` go, when not to its own name and port.
+    pub pin: Option<std::net::SocketAddr>,
     pub origin: Url,
     pub data_dir: PathBuf,
     _tmp: tempfile::TempDir,
@@ -66,13 +68,24 @@ impl TestServer {
             config.blob_store = Some(blobs);
         }
         let data_dir = config.data_dir.clone();
+        // Requests go to the origin's name: the server refuses other hosts.
+        // A replica's origin is the one its proxy serves (a tweak sets it,
+        // without a port): its requests go to the origin's name, sent to
+        // this replica's port. (A tweaked origin with a port is a proxy
+        // the test starts itself, in front of the port here.)
+        let (base, pin, origin) = if config.origin.port().is_none() {
+            let base = config.origin.as_str().trim_end_matches('/').to_owned();
+            (base, Some(listener.local_addr().unwrap()), config.origin.clone())
+        } else {
+            (format!("http://localhost:{port}"), None, origin)
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(chartkey_server::launch(listener, config, async move {
             let _ = rx.await;
         }));
-        // Requests go to the origin's name: the server refuses other hosts.
         let server = Self {
-            base: format!("http://localhost:{port}"),
+            base,
+            pin,
             origin,
             data_dir,
             _tmp: tmp,
@@ -82,7 +95,7 @@ impl TestServer {
             blobs: Default::default(),
         };
         // Ready when /healthz answers.
-        let probe = reqwest::Client::new();
+        let probe = server.client().http;
         for _ in 0..100 {
             if probe.get(format!("{}/healthz", server.base)).send().await.is_ok() {
                 return server;
@@ -152,12 +165,20 @@ pub trait Portal {
     /// data directory (when it was started with `--rpc-access token`).
     fn rpc(&self) -> Rpc {
         let token = std::fs::read_to_string(self.data_dir().join("keys/rpc.token")).ok().map(|t| t.trim().to_owned());
-        Rpc { http: reqwest::Client::new(), url: format!("{}/rpc", self.base()), token }
+        Rpc { http: self.client().http, url: format!("{}/rpc", self.base()), token }
     }
+
+    /// Where requests for the origin go, when not to its own name and port
+    /// (a replica behind a proxy).
+    fn pin(&self) -> Option<std::net::SocketAddr>;
 
     /// A browser-like client with its own cookie jar.
     fn client(&self) -> Client {
-        Client { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: self.base().to_owned() }
+        let mut http = reqwest::Client::builder().cookie_store(true);
+        if let (Some(addr), Some(host)) = (self.pin(), self.origin().host_str()) {
+            http = http.resolve(host, addr);
+        }
+        Client { http: http.build().unwrap(), base: self.base().to_owned() }
     }
 }
 
@@ -174,6 +195,9 @@ macro_rules! portal {
             fn data_dir(&self) -> &std::path::Path {
                 &self.data_dir
             }
+            fn pin(&self) -> Option<std::net::SocketAddr> {
+                self.pin
+            }
         }
     )*};
 }
@@ -184,6 +208,7 @@ portal!(TestServer, ServerProcess);
 /// stopped with SIGKILL by its process id when dropped or killed.
 pub struct ServerProcess {
     pub base: String,
+    pub pin: Option<std::net::SocketAddr>,
     pub origin: Url,
     pub data_dir: PathBuf,
     child: std::process::Child,
@@ -208,6 +233,7 @@ impl ServerProcess {
         // Owned from here on, so a failed start still kills it.
         let mut process = Self {
             base: String::new(),
+            pin: None,
             origin: "http://localhost".parse().unwrap(),
             data_dir: data_dir.to_owned(),
             child,

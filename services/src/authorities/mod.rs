@@ -57,21 +57,31 @@ pub async fn applied(pool: &Pool, id: i64) -> anyhow::Result<Applied> {
     })
 }
 
-/// Applies waiting changes now and then every [`POLL`], for as long as the
-/// server runs.
+/// Applies waiting changes now and then every [`POLL`], until the server
+/// stops.
 pub fn watch(state: AppState) {
+    let mut stopping = state.stopping.subscribe();
     tokio::spawn(async move {
         loop {
             if let Err(e) = apply_waiting(&state).await {
                 tracing::error!(error = %e, "naming credentialing authorities failed; retrying");
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
         }
     });
 }
 
 async fn apply_waiting(state: &AppState) -> anyhow::Result<()> {
     let waiting = store::waiting(&state.pool).await?;
+    if waiting.is_empty() || !holds_the_administrator_key(state).await? {
+        // Replicas share the waiting rows: only the one holding the
+        // Directory's administrator key applies them (another's key would
+        // be refused, and the change recorded as failed).
+        return Ok(());
+    }
     for (id, address, enabled) in waiting {
         let outcome = set_authority(state, address, enabled).await;
         let (tx, error) = match &outcome {
@@ -89,6 +99,19 @@ async fn apply_waiting(state: &AppState) -> anyhow::Result<()> {
         store::applied(&state.pool, id, tx.as_deref(), error.as_deref()).await?;
     }
     Ok(())
+}
+
+/// Whether this server's administrator key owns the Directory contract.
+async fn holds_the_administrator_key(state: &AppState) -> anyhow::Result<bool> {
+    let client = &state.ledger.client;
+    let call = CallRequest {
+        to: Some(client.contracts().directory),
+        data: ChartkeyDirectory::ownerCall {}.abi_encode().into(),
+        ..Default::default()
+    };
+    let answer = client.call(call).await.context("reading the Directory's administrator")?;
+    let owner = ChartkeyDirectory::ownerCall::abi_decode_returns(&answer).context("the Directory's administrator")?;
+    Ok(owner == state.ledger.admin.address())
 }
 
 enum SetError {

@@ -13,9 +13,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chartkey_api::{ApiError, Inbox, NoticeView};
+use chartkey_api::{ApiError, Inbox};
 use tokio::sync::broadcast;
 
+use crate::notifier::Fanout;
 use crate::sessions::ResolvedCaller;
 use crate::state::AppState;
 
@@ -29,7 +30,7 @@ pub async fn publish(state: &AppState, notice: store::NewNotice<'_>) -> Result<(
     let reader = notice.account_id;
     let view = store::insert(&state.pool, notice).await?;
     // No open page is not an error: the inbox has it.
-    state.notifier.send(reader, view);
+    state.notifier.send(reader, view).await;
     Ok(())
 }
 
@@ -89,11 +90,13 @@ pub async fn stream(State(state): State<AppState>, ResolvedCaller(caller): Resol
                 return None;
             };
             let event = match next {
-                Ok((to, view)) if to == watch.account_id => {
+                Ok(Fanout::Notice(to, view)) if to == watch.account_id => {
                     Event::default().event("notice").json_data(&view).unwrap_or_else(|_| Event::default())
                 }
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("lagged").data("reload"),
+                Ok(Fanout::Notice(..)) => continue,
+                Ok(Fanout::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Event::default().event("lagged").data("reload")
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             return Some((Ok::<_, Infallible>(event), watch));
@@ -142,7 +145,7 @@ impl Drop for StreamSlot {
 /// One open stream: what it listens to and whose session it serves.
 struct Watch {
     _slot: StreamSlot,
-    receiver: broadcast::Receiver<(String, NoticeView)>,
+    receiver: broadcast::Receiver<Fanout>,
     stopping: tokio::sync::watch::Receiver<bool>,
     check: tokio::time::Interval,
     account_id: String,

@@ -132,7 +132,7 @@ pub async fn relay(
 /// call input is `input`, before the request is handed to the relayer.
 async fn record(state: &AppState, input: &[u8], work: Work, rows: Option<&NewRecords>) -> Result<Pending, ApiError> {
     let text = serde_json::to_string(&work).map_err(|_| ApiError::Internal)?;
-    let id = store::insert(&state.pool, keccak256(input).as_slice(), &text, rows).await?;
+    let id = store::insert(&state.pool, state.relayer_address(), keccak256(input).as_slice(), &text, rows).await?;
     Ok(Pending { id, work })
 }
 
@@ -313,7 +313,7 @@ async fn journalled(state: &AppState, pending: &Pending, job: i64, tx: Hash32) -
 /// followed until the ledger answers; the others were never accepted.
 /// Runs once on start, after the relayer resent what its journal holds.
 pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
-    let rows = store::leftovers(&state.pool).await?;
+    let rows = store::leftovers(&state.pool, state.relayer_address()).await?;
     let (mut followed, mut dropped, mut skipped) = (0usize, 0usize, 0usize);
     for (id, hash, text) in rows {
         // One row that cannot be read is reported, not a reason to stay down.

@@ -1,7 +1,7 @@
 //! The pending store: work written before a request reaches the relayer,
 //! done (and its row deleted) in one transaction once the ledger answers.
 
-use chartkey_core::value::Hash32;
+use chartkey_core::value::{Address, Hash32};
 
 use super::Work;
 use crate::db::now;
@@ -9,16 +9,24 @@ use crate::records::store::{self as records, NewRecords};
 use crate::store::{Pool, StoreError};
 
 /// Writes `work` for the request whose call input hashes to `input_hash`,
-/// and `rows` (a new record's rows) in the same transaction: both or
-/// neither. The pending row's id.
-pub async fn insert(pool: &Pool, input_hash: &[u8], work: &str, rows: Option<&NewRecords>) -> Result<i64, StoreError> {
+/// to be relayed by `relayer` (whose journal will hold it), and `rows` (a
+/// new record's rows) in the same transaction: both or neither. The
+/// pending row's id.
+pub async fn insert(
+    pool: &Pool,
+    relayer: Address,
+    input_hash: &[u8],
+    work: &str,
+    rows: Option<&NewRecords>,
+) -> Result<i64, StoreError> {
     let mut t = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO pending_relays (input_hash, work, created_at) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO pending_relays (input_hash, work, created_at, relayer) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(input_hash.to_vec())
     .bind(work)
     .bind(now())
+    .bind(relayer)
     .fetch_one(&mut *t)
     .await?;
     if let Some(rows) = rows {
@@ -176,7 +184,35 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
     Ok(true)
 }
 
-/// The rows a crash left: id, input hash and work, oldest first.
-pub async fn leftovers(pool: &Pool) -> Result<Vec<(i64, Vec<u8>, String)>, StoreError> {
-    Ok(sqlx::query_as("SELECT id, input_hash, work FROM pending_relays ORDER BY id").fetch_all(pool).await?)
+/// The rows a crash of `relayer`'s server left (another replica's are its
+/// own to pick up): id, input hash and work, oldest first.
+pub async fn leftovers(pool: &Pool, relayer: Address) -> Result<Vec<(i64, Vec<u8>, String)>, StoreError> {
+    Ok(sqlx::query_as("SELECT id, input_hash, work FROM pending_relays WHERE relayer = $1 OR relayer = '' ORDER BY id")
+        .bind(relayer)
+        .fetch_all(pool)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replicas share the database: each picks up only what its own
+    /// relayer journalled (and rows from before relayers were named).
+    #[tokio::test]
+    async fn a_replica_picks_up_only_its_own_rows() {
+        let (_dir, pool) = crate::accounts::store::tests::pool().await;
+        let (mine, theirs) = (Address([0xa1; 20]), Address([0xb2; 20]));
+        let own = insert(&pool, mine, &[1; 32], "{}", None).await.unwrap();
+        insert(&pool, theirs, &[2; 32], "{}", None).await.unwrap();
+        sqlx::query("INSERT INTO pending_relays (input_hash, work, created_at) VALUES ($1, '{}', 0)")
+            .bind(vec![3u8; 32])
+            .execute(&pool)
+            .await
+            .unwrap();
+        let left: Vec<Vec<u8>> = leftovers(&pool, mine).await.unwrap().into_iter().map(|(_, hash, _)| hash).collect();
+        assert_eq!(left, vec![vec![1u8; 32], vec![3u8; 32]]);
+        forget(&pool, own).await.unwrap();
+        assert_eq!(leftovers(&pool, theirs).await.unwrap().len(), 2, "theirs and the unnamed one");
+    }
 }
