@@ -315,8 +315,7 @@ fn name_authority(
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        chartkey_server::db::migrate_to_latest(&database).await?;
-        let pool = chartkey_server::store::open(&database).await?;
+        let pool = chartkey_server::db::open_migrated(&database).await?;
         let id = authorities::request(&pool, address, enabled).await?;
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {

@@ -48,14 +48,19 @@ fn move_to(server: &ServerProcess, accounts: &mut [&mut Account]) {
 }
 
 async fn pending_rows(data_dir: &std::path::Path) -> i64 {
-    engines::Db::open(data_dir).await.one("SELECT count(*) FROM pending_relays").await.parse().unwrap()
+    pending_in(&engines::Db::open(data_dir).await).await
+}
+
+async fn pending_in(db: &engines::Db) -> i64 {
+    db.one("SELECT count(*) FROM pending_relays").await.parse().unwrap()
 }
 
 /// Waits (at most 30 s) until no bookkeeping is pending; `what` names
 /// what did not settle otherwise.
 async fn until_settled(data_dir: &std::path::Path, what: &str) {
     let started = std::time::Instant::now();
-    while pending_rows(data_dir).await > 0 {
+    let db = engines::Db::open(data_dir).await;
+    while pending_in(&db).await > 0 {
         assert!(started.elapsed() < Duration::from_secs(30), "{what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

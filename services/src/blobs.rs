@@ -127,16 +127,15 @@ impl BlobStore {
             let dir = url.to_file_path().map_err(|_| anyhow::anyhow!("{url} is not a local directory"))?;
             return Self::local(dir, limit);
         }
-        if url.scheme() == "s3" {
+        let (store, prefix): (Box<dyn ObjectStore>, Path) = if url.scheme() == "s3" {
             // TLS for the store's HTTP client (rustls on ring; see
             // Cargo.toml). Already installed is fine.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let store = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str()).build()?;
-            let prefix = Path::from_url_path(url.path())?;
-            let store: Arc<dyn ObjectStore> = Arc::new(object_store::prefix::PrefixStore::new(store, prefix));
-            return Ok(Self { store, local_root: None, limit });
-        }
-        let (store, prefix) = object_store::parse_url(url)?;
+            let s3 = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str()).build()?;
+            (Box::new(s3), Path::from_url_path(url.path())?)
+        } else {
+            object_store::parse_url(url)?
+        };
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::prefix::PrefixStore::new(store, prefix));
         Ok(Self { store, local_root: None, limit })
     }

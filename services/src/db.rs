@@ -16,19 +16,19 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::store::Database;
 
-/// Creates the database's tables, or brings them to the latest schema.
-/// On PostgreSQL, replicas starting together take turns (sqlx's migrator
-/// holds an advisory lock).
-pub async fn migrate_to_latest(database: &Database) -> anyhow::Result<()> {
-    match database {
-        Database::Sqlite(path) => migrate(path),
-        Database::Postgres(_) => {
-            let pool = crate::store::open(database).await?;
-            POSTGRES.run(&pool).await.context("applying database migrations")?;
-            pool.close().await;
-            Ok(())
-        }
+/// The store layer's pool over `database`, its tables created or brought
+/// to the latest schema first. SQLite is migrated on a connection of its
+/// own before the pool opens it; PostgreSQL on the pool, where replicas
+/// starting together take turns (sqlx's migrator holds an advisory lock).
+pub async fn open_migrated(database: &Database) -> anyhow::Result<crate::store::Pool> {
+    if let Database::Sqlite(path) = database {
+        migrate(path)?;
     }
+    let pool = crate::store::open(database).await?;
+    if let Database::Postgres(_) = database {
+        POSTGRES.run(&pool).await.context("applying database migrations")?;
+    }
+    Ok(pool)
 }
 
 /// PostgreSQL's migrations, numbered as SQLite's: 11 is SQLite's 1 to 11

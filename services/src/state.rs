@@ -35,8 +35,7 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let database = config.database()?;
-        crate::db::migrate_to_latest(&database).await?;
-        let pool = crate::store::open(&database).await?;
+        let pool = crate::db::open_migrated(&database).await?;
         let ledger = Ledger::open(&config).await?;
         let blobs = match &config.blob_store {
             Some(url) => BlobStore::from_url(url, config.max_record_bytes)?,

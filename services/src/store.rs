@@ -58,7 +58,7 @@ const SQLITE_CONNECTIONS: u32 = 4;
 const POSTGRES_CONNECTIONS: u32 = 16;
 
 /// A pool over the database. A SQLite file must be migrated first
-/// (db.rs); commits are fsync'd (synchronous=FULL) before a request is
+/// (`db::open_migrated` does both); commits are fsync'd (synchronous=FULL) before a request is
 /// answered, as on the migrating connection, and sqlx's SQLite driver
 /// waits up to 5 s on a lock and enforces foreign keys. PostgreSQL commits
 /// are durable with its defaults (`synchronous_commit = on`, `fsync = on`).

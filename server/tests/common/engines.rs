@@ -154,13 +154,8 @@ pub async fn blob_store(data_dir: &Path) -> BlobStore {
     }
 }
 
-/// Every object the server stored (their paths, sorted), in its directory
-/// or its bucket.
-pub async fn stored_blobs(data_dir: &Path) -> Vec<String> {
-    list(&blob_store(data_dir).await).await
-}
-
-/// The paths of `store`'s objects, sorted.
+/// The paths of `store`'s objects (the server's directory or bucket),
+/// sorted.
 pub async fn list(store: &BlobStore) -> Vec<String> {
     let mut names = store.list().await.unwrap();
     names.sort();
