@@ -28,6 +28,9 @@ fn now() -> u64 {
 
 #[tokio::test]
 async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
+    if !common::engines::on_embedded_ledger("the embedded node's /rpc") {
+        return;
+    }
     let server = TestServer::start().await;
     let rpc = server.rpc();
 
@@ -200,6 +203,9 @@ async fn json_rpc_answers_like_geth_and_ethers_reads_a_grant() {
 /// capped.
 #[tokio::test]
 async fn json_rpc_is_refused_unless_allowed() {
+    if !common::engines::on_embedded_ledger("the embedded node's /rpc") {
+        return;
+    }
     use chartkey_server::config::RpcAccess;
     let chain_id = json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" }).to_string();
     let ask = |server: &TestServer, token: Option<&str>| {
@@ -292,6 +298,9 @@ async fn chain_heads_are_public_linked_and_rate_limited() {
 /// another key.
 #[tokio::test]
 async fn a_checkpoint_is_signed_by_the_administrator_and_verified_offline() {
+    if !common::engines::on_embedded_ledger("the embedded ledger's files (ledger verify)") {
+        return;
+    }
     let server = TestServer::start().await;
     let patient = common::sign_up(&server, "Checkpoint Patient", chartkey_core::role::Role::Patient).await;
     assert_eq!(server.client().api(fns::LedgerCheckpoint {}).await, Err(ApiError::Unauthorized));

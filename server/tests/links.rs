@@ -216,6 +216,9 @@ async fn expired_stopped_and_malformed_requests_get_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_use_the_ledger_cannot_record_releases_nothing() {
+    if !common::engines::on_embedded_ledger("the embedded ledger's paused miner") {
+        return;
+    }
     let server = TestServer::start().await;
     let mut patient = sign_up(&server, "Outage Patient", Role::Patient).await;
     let made = make(&server, &mut patient, Flags::default(), 0, None, &[b"{}"]).await.unwrap();

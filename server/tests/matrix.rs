@@ -63,6 +63,16 @@ fn row(what: &'static str, req: Req, expect: [u16; 7], may: May) -> Row {
     Row { what, req, expect, may, check: None }
 }
 
+/// `row` as a server on an external chain answers it.
+fn on_an_external_chain(mut row: Row) -> Row {
+    match row.what {
+        "ledger/verify" | "ledger/checkpoint" => row.expect = [401, 400, 400, 400, 400, 400, 400],
+        "/rpc without the token" => row.expect = [404; 7],
+        _ => {}
+    }
+    row
+}
+
 /// Everything a call could change, as one comparable value: every table's
 /// rows (sorted, so on either engine), and the stored blobs.
 async fn snapshot(server: &TestServer, head: &str) -> String {
@@ -707,6 +717,13 @@ async fn every_route_for_every_role() {
         ),
         row("logout", Req::Fn("logout", json!({})), [200; 7], May::Own),
     ];
+    // On an external chain the embedded ledger's own routes say they are
+    // not here (after the same sign-in check).
+    let rows: Vec<Row> = if common::engines::external_chain().is_some() {
+        rows.into_iter().map(on_an_external_chain).collect()
+    } else {
+        rows
+    };
 
     // Every server function the app declares has a row.
     let declared: Vec<&str> = include_str!("../../app/src/api.rs")

@@ -72,6 +72,9 @@ async fn until_settled(data_dir: &std::path::Path, what: &str) {
 /// could neither see nor stop; an access had no "who viewed" entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
+    if !engines::on_embedded_ledger("the embedded ledger's paused miner") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     let mut server = ServerProcess::spawn(&data_dir, &["--registration-per-minute", "1000"]).await;
@@ -210,6 +213,9 @@ fn granting_record_id(sealed: &Sealed) -> chartkey_core::envelope::RecordId {
 /// signed message once. Any failure before the kill fails the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_relaying_loses_no_acknowledged_grant() {
+    if !engines::on_embedded_ledger("the embedded ledger's block delay and its blocks on disk") {
+        return;
+    }
     const PATIENTS: usize = 10;
     const GRANTS_EACH: u64 = 10;
     let tmp = tempfile::tempdir().unwrap();
@@ -435,6 +441,9 @@ async fn a_kill_after_an_anchor_is_journalled_keeps_its_records() {
 /// only when the anchor was mined within the request's wait).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
+    if !engines::on_embedded_ledger("the embedded ledger's paused miner") {
+        return;
+    }
     use chartkey_core::eip712::LedgerMessage;
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");

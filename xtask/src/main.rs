@@ -224,13 +224,15 @@ fn test() -> Result {
     })?;
     services::ensure_postgres()?;
     services::ensure_moto()?;
-    step("server tests again, on PostgreSQL and S3 (moto)", || {
+    step("server tests again, on PostgreSQL, S3 (moto) and an external chain (anvil)", || {
         let postgres = services::Postgres::start()?;
         let moto = services::Moto::start(&postgres.log().with_file_name("moto.log"))?;
+        let anvil = services::Anvil::start(&env.root, &postgres.log().with_file_name("anvil.log"))?;
         let mut cmd = env.cmd("cargo");
         cmd.args(["test", "--locked", "-p", "chartkey-server", "--tests", "--features", TEST_CONTROLS])
             .env("CHARTKEY_TEST_POSTGRES", postgres.admin_url())
             .env("CHARTKEY_TEST_S3", moto.endpoint())
+            .env("CHARTKEY_TEST_CHAIN", anvil.url())
             .envs(moto.client_env());
         let result = run_cmd(cmd);
         if result.is_err() {

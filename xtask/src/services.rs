@@ -1,7 +1,8 @@
 //! The shared engines a hospital runs Chartkey on, started for the tests:
 //! PostgreSQL (Debian's package; a new cluster in a temporary directory,
 //! run as the `postgres` user since it refuses root) and an S3 store
-//! (moto's server, from PyPI). Each listens on 127.0.0.1 on a free port and
+//! (moto's server, from PyPI), and an external EVM node (anvil, from the
+//! contracts' npm packages). Each listens on 127.0.0.1 on a free port and
 //! is stopped by its pid, its directory removed, when dropped.
 
 use std::path::{Path, PathBuf};
@@ -188,6 +189,42 @@ impl Moto {
 }
 
 impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Anvil (Foundry's node, installed with the contracts' npm packages) as
+/// the external chain the servers relay to, chain id 31337, mining each
+/// transaction as it arrives.
+pub struct Anvil {
+    pub port: u16,
+    child: Child,
+}
+
+impl Anvil {
+    pub fn start(root: &Path, log: &Path) -> Result<Self> {
+        let platform = if std::env::consts::ARCH == "aarch64" { "linux-arm64" } else { "linux-amd64" };
+        let binary = root.join(format!("contracts/node_modules/@foundry-rs/anvil-{platform}/bin/anvil"));
+        let port = free_port()?;
+        let child = Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", "31337", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let anvil = Self { port, child };
+        wait_for("anvil", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())?;
+        Ok(anvil)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Anvil {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -5,7 +5,10 @@
 //! URL, and `CHARTKEY_TEST_S3`, the endpoint, with the `AWS_*` variables
 //! set): then each data directory gets a database and a bucket of its own,
 //! named after it, so a server restarted on the same directory finds its
-//! data again. The helpers below read and list what was stored on either.
+//! data again. That run also relays to an external chain (anvil, started
+//! by the xtask: `CHARTKEY_TEST_CHAIN`), where each data directory's keys
+//! are funded and its server deploys contracts of its own. The helpers
+//! below read and list what was stored on either.
 
 use std::path::Path;
 
@@ -59,13 +62,61 @@ pub async fn for_data_dir(data_dir: &Path) -> Option<(Url, Url)> {
     Some((database, bucket))
 }
 
-/// The flags that point the `chartkey` binary at the same engines as
-/// [`for_data_dir`].
+/// The external chain the suite relays to, when not each server's
+/// embedded ledger.
+pub fn external_chain() -> Option<Url> {
+    let url = std::env::var("CHARTKEY_TEST_CHAIN").ok()?;
+    Some(url.parse().expect("CHARTKEY_TEST_CHAIN is a URL"))
+}
+
+/// Whether servers run their embedded ledger. When not, says that the
+/// calling test, which only makes sense there (`what` it needs), is skipped.
+pub fn on_embedded_ledger(what: &str) -> bool {
+    let embedded = external_chain().is_none();
+    if !embedded {
+        eprintln!("skipped on the external chain: this test needs {what}");
+    }
+    embedded
+}
+
+/// The external chain for the server whose data directory is `data_dir`,
+/// with its relayer and administrator keys (`keys/` in it, created on
+/// first use) funded there; `None` for the embedded ledger.
+pub async fn chain_for(data_dir: &Path) -> Option<Url> {
+    let url = external_chain()?;
+    let keys = data_dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for name in ["relayer.key", "admin.key"] {
+        let path = keys.join(name);
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+            let secret = chartkey_ledger::node::Wallet::random().secret();
+            std::io::Write::write_all(&mut file, hex::encode(secret).as_bytes()).unwrap();
+        }
+        let address = super::wallet(data_dir, name).address();
+        let funds = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
+            "params": [address, "0x3635c9adc5dea00000"], // 1,000 ether
+        });
+        let answer: serde_json::Value =
+            reqwest::Client::new().post(url.clone()).json(&funds).send().await.unwrap().json().await.unwrap();
+        assert!(answer.get("error").is_none(), "funding {name}: {answer}");
+    }
+    Some(url)
+}
+
+/// The flags that point the `chartkey` binary at the same engines and
+/// chain as [`for_data_dir`] and [`chain_for`].
 pub async fn flags_for(data_dir: &Path) -> Vec<String> {
-    match for_data_dir(data_dir).await {
+    let mut flags: Vec<String> = match for_data_dir(data_dir).await {
         Some((database, blobs)) => vec!["--database".into(), database.into(), "--blob-store".into(), blobs.into()],
         None => vec![],
+    };
+    if let Some(chain) = chain_for(data_dir).await {
+        flags.extend(["--chain-rpc".into(), chain.into()]);
     }
+    flags
 }
 
 /// The database of a server (SQLite file or PostgreSQL), for checks on
@@ -83,6 +134,12 @@ impl Db {
         };
         let sqlite = matches!(database, Database::Sqlite(_));
         Self { pool: chartkey_server::store::open(&database).await.unwrap(), sqlite }
+    }
+
+    /// The SQLite file at `path`, whichever engines the suite runs on.
+    pub async fn sqlite(path: &Path) -> Self {
+        let database = Database::Sqlite(path.to_owned());
+        Self { pool: chartkey_server::store::open(&database).await.unwrap(), sqlite: true }
     }
 
     pub fn pool(&self) -> &chartkey_server::store::Pool {

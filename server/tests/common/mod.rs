@@ -35,6 +35,8 @@ pub struct TestServer {
     pub pin: Option<std::net::SocketAddr>,
     pub origin: Url,
     pub data_dir: PathBuf,
+    /// The external chain's JSON-RPC, when it relays to one.
+    pub ledger_rpc: Option<Url>,
     _tmp: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -67,7 +69,11 @@ impl TestServer {
             config.database = Some(database);
             config.blob_store = Some(blobs);
         }
+        if config.chain_rpc.is_none() {
+            config.chain_rpc = engines::chain_for(&config.data_dir).await;
+        }
         let data_dir = config.data_dir.clone();
+        let ledger_rpc = config.chain_rpc.clone();
         // Requests go to the origin's name: the server refuses other hosts.
         // A replica's origin is the one its proxy serves (a tweak sets it,
         // without a port): its requests go to the origin's name, sent to
@@ -88,6 +94,7 @@ impl TestServer {
             pin,
             origin,
             data_dir,
+            ledger_rpc,
             _tmp: tmp,
             shutdown: Some(tx),
             handle: Some(handle),
@@ -161,9 +168,16 @@ pub trait Portal {
     fn origin(&self) -> &Url;
     fn data_dir(&self) -> &std::path::Path;
 
-    /// The ledger's JSON-RPC, with the bearer token the server keeps in its
-    /// data directory (when it was started with `--rpc-access token`).
+    /// The external chain's JSON-RPC, when the portal relays to one.
+    fn ledger_rpc(&self) -> Option<&Url>;
+
+    /// The ledger's JSON-RPC: the external chain's, or the embedded one's
+    /// with the bearer token the server keeps in its data directory (when
+    /// it was started with `--rpc-access token`).
     fn rpc(&self) -> Rpc {
+        if let Some(url) = self.ledger_rpc() {
+            return Rpc { http: reqwest::Client::new(), url: url.to_string(), token: None };
+        }
         let token = std::fs::read_to_string(self.data_dir().join("keys/rpc.token")).ok().map(|t| t.trim().to_owned());
         Rpc { http: self.client().http, url: format!("{}/rpc", self.base()), token }
     }
@@ -198,6 +212,9 @@ macro_rules! portal {
             fn pin(&self) -> Option<std::net::SocketAddr> {
                 self.pin
             }
+            fn ledger_rpc(&self) -> Option<&Url> {
+                self.ledger_rpc.as_ref()
+            }
         }
     )*};
 }
@@ -211,6 +228,7 @@ pub struct ServerProcess {
     pub pin: Option<std::net::SocketAddr>,
     pub origin: Url,
     pub data_dir: PathBuf,
+    pub ledger_rpc: Option<Url>,
     child: std::process::Child,
 }
 
@@ -219,6 +237,7 @@ impl ServerProcess {
         use std::io::BufRead;
         let rpc_access: &[&str] = if extra.contains(&"--rpc-access") { &[] } else { &["--rpc-access", "token"] };
         let engines = engines::flags_for(data_dir).await;
+        let ledger_rpc = engines::chain_for(data_dir).await;
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
             .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
             .arg(data_dir)
@@ -236,6 +255,7 @@ impl ServerProcess {
             pin: None,
             origin: "http://localhost".parse().unwrap(),
             data_dir: data_dir.to_owned(),
+            ledger_rpc,
             child,
         };
         let stdout = process.child.stdout.take().unwrap();
@@ -581,7 +601,15 @@ impl Rpc {
             Fees { gas_limit: 1_000_000, max_fee_per_gas: 2 * u128::from(BASE_FEE), max_priority_fee_per_gas: 0 };
         let raw = wallet.sign_raw(chain_id, nonce, Some(to), Bytes::from(input), fees);
         let hash = self.result("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))])).await;
-        let receipt = self.result("eth_getTransactionReceipt", json!([hash])).await;
+        // The embedded node answers once it is mined; anvil a moment after.
+        let started = std::time::Instant::now();
+        let receipt = loop {
+            let receipt = self.result("eth_getTransactionReceipt", json!([hash])).await;
+            if !receipt.is_null() || started.elapsed() > Duration::from_secs(10) {
+                break receipt;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert_eq!(receipt["status"], "0x1", "{receipt}");
         hash.as_str().unwrap().to_owned()
     }
