@@ -8,7 +8,7 @@ pub mod blob_routes;
 pub mod web;
 
 // The server side the binary and its tests reach by these names.
-pub use chartkey_services::{Config, authorities, blobs, config, db, ledger, notices, sessions, state, store};
+pub use chartkey_services::{Config, authorities, blobs, config, db, ledger, migrate, notices, sessions, state, store};
 
 use std::future::Future;
 use std::net::SocketAddr;

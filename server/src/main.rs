@@ -31,6 +31,24 @@ enum Command {
     /// when it next starts.
     #[command(subcommand)]
     Authority(AuthorityCommand),
+    /// Moves a data directory's database and blobs to PostgreSQL and an
+    /// object store (S3), verifying every envelope's hash, so replicas can
+    /// share them. Stop the server first. The ledger, its keys and the
+    /// relayer's journal stay in the data directory: serve on from it with
+    /// the same --data-dir and the --database and --blob-store given here.
+    Migrate {
+        /// The data directory to move.
+        #[arg(long, env = "CHARTKEY_DATA_DIR", default_value = "chartkey-data")]
+        data_dir: PathBuf,
+        /// The PostgreSQL database to move to: postgres://user:password@host/name
+        /// (it must hold no Chartkey data yet; its tables are created).
+        #[arg(long, env = "CHARTKEY_DATABASE")]
+        database: url::Url,
+        /// The object store to move the blobs to: s3://bucket[/prefix], with
+        /// the endpoint and credentials from the usual AWS_* variables.
+        #[arg(long, env = "CHARTKEY_BLOB_STORE")]
+        blob_store: url::Url,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,6 +233,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Authority(AuthorityCommand::Remove { address, data_dir, database })) => {
             name_authority(&data_dir, database, &address, false)
         }
+        Some(Command::Migrate { data_dir, database, blob_store }) => migrate(&data_dir, &database, &blob_store),
         None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cli.serve)),
     }
 }
@@ -306,6 +325,9 @@ fn name_authority(
 ) -> anyhow::Result<()> {
     use chartkey_server::authorities::{self, Applied};
     let mut config = chartkey_server::Config::new(data_dir.to_owned(), "http://localhost".parse()?);
+    if database.is_none() {
+        chartkey_server::migrate::refuse_if_migrated(data_dir)?;
+    }
     config.database = database;
     let database = config.database()?;
     if let chartkey_server::store::Database::Sqlite(path) = &database
@@ -334,6 +356,30 @@ fn name_authority(
             }
         }
     })
+}
+
+/// `chartkey migrate`: progress on stderr, the summary on stdout.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+fn migrate(data_dir: &std::path::Path, database: &url::Url, blob_store: &url::Url) -> anyhow::Result<()> {
+    let database = chartkey_server::store::Database::parse(database)?;
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(chartkey_server::migrate::migrate(data_dir, &database, blob_store, &mut |step| {
+        eprintln!("{step}")
+    }))?;
+    let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
+    println!(
+        "Moved {rows} rows in {} tables to {} and {} envelopes ({} bytes) to {blob_store}; {} envelopes verified \
+         there ({:.1} s). Serve on with: chartkey --data-dir {} --database <the same URL> --blob-store {blob_store}",
+        report.tables.len(),
+        database.describe(),
+        report.blobs,
+        report.bytes,
+        report.envelopes_verified,
+        started.elapsed().as_secs_f64(),
+        data_dir.display(),
+    );
+    Ok(())
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ pub mod emergency;
 pub mod ledger;
 pub mod limits;
 pub mod links;
+pub mod migrate;
 pub mod notices;
 pub mod notifier;
 pub mod passkeys;

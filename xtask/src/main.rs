@@ -252,11 +252,19 @@ fn test() -> Result {
     tools::ensure_zbar()?;
     tools::ensure_npm_packages(&env, "e2e")?;
     step("browser tests (Playwright, Chromium)", || {
+        // The replica and migration tests run on the shared engines.
+        let postgres = services::Postgres::start()?;
+        let moto = services::Moto::start(&postgres.log().with_file_name("moto.log"))?;
+        let anvil = services::Anvil::start(&env.root, &postgres.log().with_file_name("anvil.log"))?;
         let mut cmd = env.cmd("npx");
         cmd.current_dir(env.root.join("e2e"))
             .args(["playwright", "test"])
             .env("CHARTKEY_BIN", env.server_binary("debug"))
-            .env("CHARTKEY_DIST", env.dist());
+            .env("CHARTKEY_DIST", env.dist())
+            .env("CHARTKEY_TEST_POSTGRES", postgres.admin_url())
+            .env("CHARTKEY_TEST_S3", moto.endpoint())
+            .env("CHARTKEY_TEST_CHAIN", anvil.url())
+            .envs(moto.client_env());
         run_cmd(cmd)
     })?;
     println!("\nall checks passed in {:.0?}", started.elapsed());

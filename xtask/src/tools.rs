@@ -31,6 +31,14 @@ pub fn ensure_wasm_toolchain(env: &Env) -> Result {
         step(&format!("install trunk {TRUNK_VERSION} (first run only, ~10 min)"), || {
             let mut cmd = env.cmd("cargo");
             cmd.args(["install", "--locked", "trunk", "--version", TRUNK_VERSION, "--root"]).arg(&tools);
+            // Without its update check (no network but the registry) and
+            // without its release profile's fat LTO in one codegen unit,
+            // which makes most of the ~10 minutes; a build tool run a few
+            // times per build loses nothing measurable.
+            cmd.args(["--no-default-features", "--features", "rustls"])
+                .env("CARGO_PROFILE_RELEASE_LTO", "off")
+                .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+                .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1");
             cmd.env_remove("CARGO_TARGET_DIR");
             run_cmd(cmd)
         })?;
