@@ -268,14 +268,18 @@ async fn chain_heads_are_public_linked_and_rate_limited() {
     assert_eq!(answer.headers()["access-control-allow-origin"], "*");
     let body: Value = answer.json().await.unwrap();
     let heads = body["heads"].as_array().unwrap();
-    let head = server.rpc().result("eth_blockNumber", json!([])).await;
-    assert_eq!(format!("{:#x}", body["head"].as_u64().unwrap()), head.as_str().unwrap());
-    assert_eq!(heads.len() as u64, body["head"].as_u64().unwrap() + 1, "from genesis to the head");
+    // The head it names is the ledger's (or one before it, on an external
+    // chain other tests also write to).
+    let head = body["head"].as_u64().unwrap();
+    let now = server.rpc().result("eth_blockNumber", json!([])).await;
+    assert!(u64::from_str_radix(now.as_str().unwrap().trim_start_matches("0x"), 16).unwrap() >= head);
+    assert_eq!(heads.len() as u64, (head + 1).min(256), "from genesis to the head, 256 at most");
     for pair in heads.windows(2) {
         assert_eq!(pair[1]["number"].as_u64(), pair[0]["number"].as_u64().map(|n| n + 1));
         assert_eq!(pair[1]["parent_hash"], pair[0]["hash"], "each block names the one before");
     }
-    let block = server.rpc().result("eth_getBlockByNumber", json!([head, false])).await;
+    let last = format!("{:#x}", heads.last().unwrap()["number"].as_u64().unwrap());
+    let block = server.rpc().result("eth_getBlockByNumber", json!([last, false])).await;
     assert_eq!(heads.last().unwrap()["hash"], block["hash"]);
     assert_eq!(heads.last().unwrap()["parent_hash"], block["parentHash"]);
     let beyond: Value = get("?from=1000000").await.json().await.unwrap();
