@@ -162,7 +162,7 @@ async fn chain_heads(
         &headers,
         &state.config.trusted_proxies,
     ));
-    if !chartkey_services::allowed(&state.limits.heads, &client) {
+    if !state.limits.heads.allow(&client).await {
         return (StatusCode::TOO_MANY_REQUESTS, "Too many requests for chain heads; try again in a minute.")
             .into_response();
     }

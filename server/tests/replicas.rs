@@ -140,3 +140,33 @@ async fn two_replicas_share_accounts_sessions_and_live_notices() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A client's allowance is counted in the shared database: three sign-in
+/// starts a minute, spent across two replicas, leave none on either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_has_one_allowance_whichever_replica_it_reaches() {
+    if !engines::shared() {
+        eprintln!("skipped: replicas share PostgreSQL (cargo xtask test's second run)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = engines::for_data_dir(&tmp.path().join("shared")).await.unwrap();
+    let on = |name: &str| {
+        let (dir, shared) = (tmp.path().join(name), shared.clone());
+        TestServer::start_with(move |c| {
+            c.data_dir = dir;
+            c.database = Some(shared.0);
+            c.blob_store = Some(shared.1);
+            c.login_per_minute = 3;
+        })
+    };
+    let (a, b) = (on("a").await, on("b").await);
+    let (on_a, on_b) = (a.client(), b.client());
+    for client in [&on_a, &on_b, &on_a] {
+        client.api(fns::LoginStart {}).await.expect("within the allowance");
+    }
+    assert_eq!(on_b.api(fns::LoginStart {}).await.err(), Some(ApiError::RateLimited), "spent on A and B together");
+    assert_eq!(on_a.api(fns::LoginStart {}).await.err(), Some(ApiError::RateLimited));
+    b.stop().await;
+    a.stop().await;
+}

@@ -58,7 +58,7 @@ pub async fn relay(state: &AppState, c: &Caller, body: RelayBody) -> Result<Rela
     if register.encryption_key != account.encryption_key.0 {
         return Err(ApiError::bad_request("The registration names another encryption key than your account's."));
     }
-    spend_relay(state, &account.id)?;
+    spend_relay(state, &account.id).await?;
     relay_and_wait(state, request).await
 }
 
@@ -482,8 +482,8 @@ pub(crate) async fn grant_on_ledger(
 /// Spends one of the account's ledger messages for this hour (the relayer
 /// pays for each): called once a request has passed every check and is
 /// about to be relayed, so a refused one costs nothing.
-pub(crate) fn spend_relay(state: &AppState, account_id: &str) -> Result<(), ApiError> {
-    if crate::limits::allowed(&state.limits.relays, &account_id.to_owned()) {
+pub(crate) async fn spend_relay(state: &AppState, account_id: &str) -> Result<(), ApiError> {
+    if state.limits.relays.allow(&account_id.to_owned()).await {
         return Ok(());
     }
     tracing::warn!(account = %account_id, "relay allowance used up");

@@ -41,6 +41,7 @@ static POSTGRES: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyL
     Migrator::with_migrations(vec![
         migration(11, "schema", include_str!("../migrations/postgres/0011_schema.sql")),
         migration(12, "pending relayer", include_str!("../migrations/postgres/0012_pending_relayer.sql")),
+        migration(13, "rate counts", include_str!("../migrations/postgres/0013_rate_counts.sql")),
     ])
 });
 
@@ -57,6 +58,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/sqlite/0010_ceremonies.sql")),
     M::up(include_str!("../migrations/sqlite/0011_links_and_emergency.sql")),
     M::up(include_str!("../migrations/sqlite/0012_pending_relayer.sql")),
+    M::up(include_str!("../migrations/sqlite/0013_rate_counts.sql")),
 ];
 
 /// Creates or migrates the SQLite database at `path` to the latest schema

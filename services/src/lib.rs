@@ -37,6 +37,5 @@ pub mod webauthn;
 
 pub use caller::{Caller, SessionRef};
 pub use config::Config;
-pub use limits::allowed;
 pub use records::can_access;
 pub use state::AppState;

@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::webauthn::{check_label, check_sealed_keystore, credential_id_text, parse_credential, webauthn_json};
 
 pub async fn login_start(state: &AppState, c: &Caller) -> Result<RequestStart, ApiError> {
-    rate_limit(&state.limits.login, c)?;
+    rate_limit(&state.limits.login, c).await?;
     let (mut options, authentication) = state.webauthn.start_discoverable_authentication().map_err(|e| {
         tracing::error!(error = %e, "starting discoverable authentication");
         ApiError::Internal
@@ -78,7 +78,7 @@ pub async fn list(state: &AppState, c: &Caller) -> Result<Vec<PasskeyInfo>, ApiE
 
 pub async fn add_start(state: &AppState, c: &Caller) -> Result<NewPasskeyChallenge, ApiError> {
     let account_id = c.require_session()?.account_id.clone();
-    rate_limit(&state.limits.registration, c)?;
+    rate_limit(&state.limits.registration, c).await?;
     let account = store::by_id(&state.pool, &account_id).await?.ok_or(ApiError::Unauthorized)?;
     let existing = store::passkeys_of(&state.pool, &account_id).await?;
     let user = Uuid::parse_str(&account.id).map_err(|_| ApiError::Internal)?;

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use governor::RateLimiter;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::blobs::BlobStore;
 use crate::ceremonies::Ceremonies;
 use crate::config::Config;
 use crate::ledger::Ledger;
-use crate::limits::{RateLimits, per_hour, per_minute};
+use crate::limits::{Limiter, RateLimits, per_hour, per_minute};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,14 +50,17 @@ impl AppState {
             crate::config::RpcAccess::Token => Some(crate::ledger::secret_file(&config.rpc_token_path())?.into()),
             _ => None,
         };
+        // Replicas sharing PostgreSQL share the counts; one SQLite process
+        // counts in memory.
+        let shared = matches!(database, crate::store::Database::Postgres(_)).then_some(&pool);
         let limits = RateLimits {
-            registration: RateLimiter::keyed(per_minute(config.registration_per_minute)),
-            login: RateLimiter::keyed(per_minute(config.login_per_minute)),
-            relays: RateLimiter::keyed(per_hour(config.relays_per_hour)),
+            registration: Limiter::new("registration", per_minute(config.registration_per_minute), shared),
+            login: Limiter::new("login", per_minute(config.login_per_minute), shared),
+            relays: Limiter::new("relays", per_hour(config.relays_per_hour), shared),
             streams: Default::default(),
-            heads: RateLimiter::keyed(per_minute(config.heads_per_minute)),
-            manifests: RateLimiter::keyed(per_minute(config.manifests_per_minute)),
-            link_requests: RateLimiter::keyed(per_minute(config.link_requests_per_minute)),
+            heads: Limiter::new("heads", per_minute(config.heads_per_minute), shared),
+            manifests: Limiter::new("manifests", per_minute(config.manifests_per_minute), shared),
+            link_requests: Limiter::new("link-requests", per_minute(config.link_requests_per_minute), shared),
         };
         let link_key = crate::ledger::secret_file(&config.link_key_path())?.into();
         let stopping = Arc::new(tokio::sync::watch::Sender::new(false));

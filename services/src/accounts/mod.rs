@@ -29,7 +29,7 @@ pub async fn signup_start(
     display_name: String,
     role: Role,
 ) -> Result<CreationStart, ApiError> {
-    rate_limit(&state.limits.registration, c)?;
+    rate_limit(&state.limits.registration, c).await?;
     let display_name = check_display_name(&display_name)?;
     let account_id = Uuid::new_v4();
     let (options, registration) = new_registration(state, account_id, &display_name, None)?;
@@ -78,7 +78,7 @@ pub async fn signup_finish(state: &AppState, c: &Caller, f: SignupFinishBody) ->
 /// Restore, step 1: a challenge, whatever the address. Whether an account
 /// exists, and anything about it, is only told to the holder of its key.
 pub async fn restore_start(state: &AppState, c: &Caller, address: Address) -> Result<RestoreChallenge, ApiError> {
-    rate_limit(&state.limits.registration, c)?;
+    rate_limit(&state.limits.registration, c).await?;
     let challenge = crate::token::random_token();
     let ceremony_id =
         state.ceremonies.begin(c.ip, Ceremony::RestoreProof { address, challenge: challenge.clone() }).await?;

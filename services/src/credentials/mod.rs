@@ -128,7 +128,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
         return Err(ApiError::bad_request("A credential can run for at most five years."));
     }
 
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     let request = request_of(&LedgerMessage::IssueCredential(m.clone()), signature);
     let function = request.function;
     // The request is marked issued once the credential is mined, even if
@@ -157,7 +157,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
         return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
     }
     let signature = body.signature.0.to_vec();
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await
 }
 

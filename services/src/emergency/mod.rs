@@ -108,7 +108,7 @@ pub async fn name(state: &AppState, c: &Caller, body: NameContactBody) -> Result
         return Err(ApiError::NotFound("Upload the summary for your contact first.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     let named = Named { wait_seconds: m.wait_seconds, summary: body.summary };
     let signature = body.signature.0.to_vec();
     let message = LedgerMessage::EmergencyContact(m);
@@ -150,7 +150,7 @@ async fn contact_step(
     if contact != account.address.into() {
         return Err(ApiError::Forbidden("You can only act as a contact with your own signature.".into()));
     }
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     let signature = signature.0.to_vec();
     let receipt = relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, step, None).await?;
     Ok((receipt, pair))
@@ -230,7 +230,7 @@ async fn patient_step(
 ) -> Result<RelayReceipt, ApiError> {
     let (account, pair) = as_patient(state, c, patient.into(), contact.into()).await?;
     super::approvals::check(state, &account.id, approval, digest).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     relay_step(state, message, signature.0.to_vec(), &pair.patient_id, &pair.contact_id, step, None).await
 }
 

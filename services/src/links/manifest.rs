@@ -168,7 +168,7 @@ pub async fn file(
     Path(token): Path<String>,
 ) -> Response {
     let answer = async {
-        limit_client(&state, &caller)?;
+        limit_client(&state, &caller).await?;
         let token = URL_SAFE_NO_PAD.decode(&token).ok().filter(|t| t.len() == 32).ok_or(Refusal::Gone)?;
         let hash = Hash32(Sha256::digest(&token).into());
         let (link_id, position, expires_at) = store::location(&state.pool, hash).await?.ok_or(Refusal::Gone)?;
@@ -191,17 +191,17 @@ fn jose(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/jose")], body).into_response()
 }
 
-fn limit_client(state: &AppState, caller: &crate::Caller) -> Result<(), Refusal> {
+async fn limit_client(state: &AppState, caller: &crate::Caller) -> Result<(), Refusal> {
     let client = crate::caller::client_key(caller.ip);
-    if crate::limits::allowed(&state.limits.manifests, &client) { Ok(()) } else { Err(Refusal::RateLimited) }
+    if state.limits.manifests.allow(&client).await { Ok(()) } else { Err(Refusal::RateLimited) }
 }
 
 /// The live link a manifest id names, within the client's and the link's
 /// rate limits.
 async fn admit(state: &AppState, caller: &crate::Caller, id: &str) -> Result<LinkRow, Refusal> {
-    limit_client(state, caller)?;
+    limit_client(state, caller).await?;
     let id = Hash32(ManifestId::parse(id).map_err(|_| Refusal::Gone)?.link_id());
-    if !crate::limits::allowed(&state.limits.link_requests, &id) {
+    if !state.limits.link_requests.allow(&id).await {
         return Err(Refusal::RateLimited);
     }
     store::by_id(&state.pool, id).await?.filter(|l| l.live(crate::db::now())).ok_or(Refusal::Gone)
@@ -228,7 +228,7 @@ async fn record_use(state: &AppState, link: &LinkRow, recipient: &str) -> Result
     // Each use costs the relayer a transaction: it counts against the
     // patient's hourly allowance, so no one can spend without bound
     // through someone's links.
-    if crate::chain::spend_relay(state, &link.account_id).is_err() {
+    if crate::chain::spend_relay(state, &link.account_id).await.is_err() {
         return Err(Refusal::RateLimited);
     }
     let use_id: [u8; 32] = rand::random();

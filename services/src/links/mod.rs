@@ -75,7 +75,7 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
         return Err(ApiError::Conflict("A link with this id exists already.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&link)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
 
     store_files(state, &account.id, &body.files, &files).await?;
     let row = LinkRow {
@@ -263,7 +263,7 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
         _ => return Err(ApiError::bad_request("New files and the signed content hash go together.")),
     };
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     if let Some(rows) = &new_files {
         store_files(state, &account.id, &body.files, rows).await?;
     }
@@ -291,7 +291,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: LinkRevokeBody) -> Resul
     let id = Hash32(m.link_id);
     own_link(state, &account.id, id).await?;
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     // Stopped here at once: no manifest request is answered from now on,
     // whenever the ledger records it.
     store::revoke(&state.pool, id).await?;

@@ -112,7 +112,7 @@ pub async fn add(state: &AppState, c: &Caller, body: AddRecordsBody) -> Result<R
     }
     check_also(state, patient_address, &patient.id, &body.records).await?;
 
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     let request = request_of(&message, signature);
     let function = request.function;
     // The rows are written before the anchor is journalled (with job 0:

@@ -95,7 +95,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
     }
 
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&g)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     if g.scope == SCOPE_RECORDS {
         // Listed records must be on the ledger by themselves.
         let members: Vec<&RecordMeta> = g.records.iter().filter_map(|r| by_id.get(&RecordId(*r)).copied()).collect();
@@ -143,7 +143,7 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
         // browser has not wrapped this record for the grantee).
         return Err(not_shared());
     }
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     prove_batch_members(state, patient_ledger, &[&meta]).await?;
 
     let request = request_of(&LedgerMessage::Access(a), signature);
@@ -282,7 +282,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
     }
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
-    crate::chain::spend_relay(state, &account.id)?;
+    crate::chain::spend_relay(state, &account.id).await?;
     relay_and_wait(state, request_of(&LedgerMessage::Revoke(m), signature)).await
 }
 
