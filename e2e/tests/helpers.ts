@@ -91,9 +91,12 @@ export async function expectNoBrowserStorage(page: Page) {
   expect(stored).toEqual({ local: 0, session: 0, idb: 0 });
 }
 
-/** A new browser context with a new signed-up, unlocked account. */
-export async function newAccount(browser: Browser, name: string, role = 'Patient'): Promise<Page> {
-  const context = await browser.newContext({ baseURL: process.env.CHARTKEY_URL });
+/** A new browser context with a new signed-up, unlocked account (on the
+ *  tests' shared server unless `baseURL` names another). */
+export async function newAccount(
+  browser: Browser, name: string, role = 'Patient', baseURL = process.env.CHARTKEY_URL,
+): Promise<Page> {
+  const context = await browser.newContext({ baseURL });
   const page = await context.newPage();
   await addAuthenticator(page);
   await startSignUp(page, name, role);
@@ -207,4 +210,23 @@ export async function makeLink(page: Page, setup: () => Promise<void>): Promise<
   await expect.poll(async () => ((await text.count()) > 0 ? text.inputValue() : ''), { timeout: 30_000 }).not.toBe(before);
   await expect(page.getByTestId('link-qr').locator('svg')).toBeVisible();
   return (await text.inputValue()).trim();
+}
+
+/** On the Sharing page: finds `clinician` by `search` and chooses them, for
+ *  everything, for `days` days (the caller may tick more before review). */
+export async function chooseEverything(patient: Page, search: string, clinician: string, days: string) {
+  await nav(patient, 'Sharing').click();
+  await patient.getByLabel('Find a clinician by name, specialty or organisation').fill(search);
+  await patient.getByRole('button', { name: 'Search', exact: true }).click();
+  await patient.getByRole('button', { name: `Choose ${clinician}` }).click();
+  await patient.getByLabel('Everything').check();
+  await patient.getByLabel('For how long').selectOption(days);
+}
+
+/** Shares everything with `clinician` for `days` days, approved with the passkey. */
+export async function shareEverything(patient: Page, search: string, clinician: string, days: string) {
+  await chooseEverything(patient, search, clinician, days);
+  await patient.getByRole('button', { name: 'Review' }).click();
+  await patient.getByRole('button', { name: 'Approve with passkey and share' }).click();
+  await expect(patient.getByText(`Shared with ${clinician}.`)).toBeVisible();
 }

@@ -3,7 +3,7 @@
 // moved to PostgreSQL and S3 (moto); the server started again on the moved
 // data, on the same data directory and ledger, serves the same portal: the
 // patient opens a migrated record, the clinician opens the migrated share.
-import { test, expect, Browser, Page } from '@playwright/test';
+import { test, expect, Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { startServer, RunningServer } from '../server';
 import { engines, freePort, freshBucket, freshDatabase } from '../stack';
 import {
-  addAuthenticator, confirmRecoveryPhrase, FIXTURES, FLOYD, importRecords, issueCredential, ledgerAddress, nav,
-  reloadAndUnlock, requestVerification, startSignUp,
+  FIXTURES, FLOYD, importRecords, issueCredential, nav, newAccount, reloadAndUnlock, requestVerification,
+  shareEverything,
 } from './helpers';
 
 const shared = engines();
@@ -31,15 +31,6 @@ test.afterAll(async () => {
   await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function newAccount(browser: Browser, url: string, name: string, role: string): Promise<Page> {
-  const page = await (await browser.newContext({ baseURL: url })).newPage();
-  await addAuthenticator(page);
-  await startSignUp(page, name, role);
-  await confirmRecoveryPhrase(page);
-  await ledgerAddress(page);
-  return page;
-}
 
 /** The number of records on the Records page. */
 async function recordCount(page: Page): Promise<number> {
@@ -60,33 +51,25 @@ test('a single node moved to PostgreSQL and S3 serves its records, shares and ac
 
   // The single node: three patients with their charts; the first shares
   // everything with a verified clinician, who opens one record.
-  const authority = await newAccount(browser, url, 'Migration Board', 'Credentialing authority');
+  const authority = await newAccount(browser, 'Migration Board', 'Credentialing authority', url);
   await nav(authority, 'Credentials').click();
   const command = (await authority.getByTestId('not-named').locator('code').textContent())!;
   execFileSync(process.env.CHARTKEY_BIN!, [...command.split(' ').slice(1), '--data-dir', dataDir]);
-  const clinician = await newAccount(browser, url, 'Dr Migration Kaur', 'Clinician');
+  const clinician = await newAccount(browser, 'Dr Migration Kaur', 'Clinician', url);
   await reloadAndUnlock(authority);
   await requestVerification(clinician, 'Migration Board', { license: 'MD-MIG', specialty: 'Oncology' });
   await issueCredential(authority, 'Dr Migration Kaur');
   const patients: Page[] = [];
   const counts: number[] = [];
   for (const [name, bundle] of SAMPLES) {
-    const patient = await newAccount(browser, url, name, 'Patient');
+    const patient = await newAccount(browser, name, 'Patient', url);
     await nav(patient, 'Records').click();
     await importRecords(patient, [bundle]);
     patients.push(patient);
     counts.push(await recordCount(patient));
   }
   const floyd = patients[0];
-  await nav(floyd, 'Sharing').click();
-  await floyd.getByLabel('Find a clinician by name, specialty or organisation').fill('Migration');
-  await floyd.getByRole('button', { name: 'Search', exact: true }).click();
-  await floyd.getByRole('button', { name: 'Choose Dr Migration Kaur' }).click();
-  await floyd.getByLabel('Everything').check();
-  await floyd.getByLabel('For how long').selectOption('7');
-  await floyd.getByRole('button', { name: 'Review' }).click();
-  await floyd.getByRole('button', { name: 'Approve with passkey and share' }).click();
-  await expect(floyd.getByText('Shared with Dr Migration Kaur.')).toBeVisible();
+  await shareEverything(floyd, 'Migration', 'Dr Migration Kaur', '7');
   await reloadAndUnlock(clinician);
   await nav(clinician, 'Shared with me').click();
   await clinician.getByRole('button', { name: "Open Floyd Moved's chart" }).click();

@@ -14,7 +14,7 @@ import {
 } from '../stack';
 import {
   addAuthenticator, confirmRecoveryPhrase, FLOYD, importRecords, issueCredential, ledgerAddress, nav,
-  reloadAndUnlock, requestVerification, signIn, signOut, startSignUp,
+  reloadAndUnlock, requestVerification, shareEverything, signIn, signOut, startSignUp,
 } from './helpers';
 
 const shared = engines();
@@ -116,15 +116,7 @@ test('a patient signs up on A and signs in on B; a clinician opening a record on
   // The patient, on B, imports a chart and shares everything for a day.
   await nav(patient, 'Records').click();
   await importRecords(patient, [FLOYD]);
-  await nav(patient, 'Sharing').click();
-  await patient.getByLabel('Find a clinician by name, specialty or organisation').fill('Replica');
-  await patient.getByRole('button', { name: 'Search', exact: true }).click();
-  await patient.getByRole('button', { name: 'Choose Dr Replica Osei' }).click();
-  await patient.getByLabel('Everything').check();
-  await patient.getByLabel('For how long').selectOption('1');
-  await patient.getByRole('button', { name: 'Review' }).click();
-  await patient.getByRole('button', { name: 'Approve with passkey and share' }).click();
-  await expect(patient.getByText('Shared with Dr Replica Osei.')).toBeVisible();
+  await shareEverything(patient, 'Replica', 'Dr Replica Osei', '1');
   expect(await servedBy(patient)).toBe('b');
 
   // The clinician, on A, opens a record; the patient's page on B is told.

@@ -8,7 +8,8 @@
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import {
-  FLOYD, importRecords, issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock, requestVerification,
+  chooseEverything, FLOYD, importRecords, issueCredential, nameAuthority, nav, newAccount, reloadAndUnlock,
+  requestVerification,
 } from './helpers';
 import { scanAfterThisFile } from '../scan';
 
@@ -140,12 +141,7 @@ test('with read and write, a clinician adds a note; the patient is told and sees
   await issueCredential(authority, 'Dr Writeback Adeyemi');
 
   const patient = await newAccount(browser, 'Writeback Patient', 'Patient');
-  await nav(patient, 'Sharing').click();
-  await patient.getByLabel('Find a clinician by name, specialty or organisation').fill('Writeback');
-  await patient.getByRole('button', { name: 'Search', exact: true }).click();
-  await patient.getByRole('button', { name: 'Choose Dr Writeback Adeyemi' }).click();
-  await patient.getByLabel('Everything').check();
-  await patient.getByLabel('For how long').selectOption('1');
+  await chooseEverything(patient, 'Writeback', 'Dr Writeback Adeyemi', '1');
   // Writing needs kinds of records or everything: the box is enabled now.
   await patient.getByLabel('They may also add to my chart (notes, observations, prescriptions)').check();
   await patient.getByRole('button', { name: 'Review' }).click();

@@ -38,8 +38,7 @@ async fn contents(db: &engines::Db) -> Vec<(String, Vec<Vec<String>>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_moves_to_postgres_and_s3_and_serves_on() {
-    if !engines::shared() {
-        eprintln!("skipped: needs PostgreSQL and S3 (the suite's second run starts them)");
+    if !engines::on_shared_engines("moving a data directory to them") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -56,8 +56,7 @@ async fn next_notice(stream: &mut reqwest::Response, limit: Duration) -> serde_j
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_accounts_sessions_and_live_notices() {
-    if !engines::shared() {
-        eprintln!("skipped: replicas share PostgreSQL and S3 (cargo xtask test's second run)");
+    if !engines::on_shared_engines("sharing them between replicas") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -145,8 +144,7 @@ async fn two_replicas_share_accounts_sessions_and_live_notices() {
 /// starts a minute, spent across two replicas, leave none on either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_has_one_allowance_whichever_replica_it_reaches() {
-    if !engines::shared() {
-        eprintln!("skipped: replicas share PostgreSQL (cargo xtask test's second run)");
+    if !engines::on_shared_engines("a count shared by replicas") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

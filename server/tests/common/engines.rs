@@ -30,6 +30,16 @@ pub fn shared() -> bool {
     postgres_admin().is_some()
 }
 
+/// Whether this run keeps data in PostgreSQL and S3. When not, says that
+/// the calling test, which needs them (`what` for), is skipped.
+pub fn on_shared_engines(what: &str) -> bool {
+    let on = shared();
+    if !on {
+        eprintln!("skipped on SQLite and files: {what} needs PostgreSQL and S3 (cargo xtask test's second run)");
+    }
+    on
+}
+
 /// The database and blob store of the server whose data directory is
 /// `data_dir`, created on first use when the suite runs on the shared
 /// engines; `None` for the data directory's own.

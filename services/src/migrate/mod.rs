@@ -13,7 +13,8 @@
 //! - The rows go in one PostgreSQL transaction, into a database that must
 //!   hold none yet: a failure leaves it as empty as it was. Row counts are
 //!   compared per table afterwards.
-//! - The source is left as it was (it is the backup), and a marker file in
+//! - The source stays (it is the backup; its schema is brought to the
+//!   latest version first, as a server start would), and a marker file in
 //!   the data directory makes a server started on it without `--database`
 //!   refuse, so the portal does not go on from the old copy by mistake.
 //!
