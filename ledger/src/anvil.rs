@@ -66,15 +66,21 @@ impl Anvil {
 }
 
 impl Anvil {
-    /// Gives each of `accounts` a balance of `ether` ether (anvil_setBalance).
+    /// Gives each of `accounts` a balance of `ether` ether.
     pub async fn fund(&self, accounts: &[Address], ether: u64) -> Result<(), ClientError> {
-        let node = RemoteNode::connect(&self.url, Contracts::none()).await?;
-        let wei = U256::from(ether) * U256::from(10u64).pow(U256::from(18));
-        for account in accounts {
-            let _: serde_json::Value = node.request("anvil_setBalance", serde_json::json!([account, wei])).await?;
-        }
-        Ok(())
+        fund_at(&self.url, accounts, ether).await
     }
+}
+
+/// Gives each of `accounts` a balance of `ether` ether on the anvil at
+/// `url`, one this process may not have started (anvil_setBalance).
+pub async fn fund_at(url: &str, accounts: &[Address], ether: u64) -> Result<(), ClientError> {
+    let node = RemoteNode::connect(url, Contracts::none()).await?;
+    let wei = U256::from(ether) * U256::from(10u64).pow(U256::from(18));
+    for account in accounts {
+        let _: serde_json::Value = node.request("anvil_setBalance", serde_json::json!([account, wei])).await?;
+    }
+    Ok(())
 }
 
 impl Drop for Anvil {

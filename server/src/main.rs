@@ -325,9 +325,6 @@ fn name_authority(
 ) -> anyhow::Result<()> {
     use chartkey_server::authorities::{self, Applied};
     let mut config = chartkey_server::Config::new(data_dir.to_owned(), "http://localhost".parse()?);
-    if database.is_none() {
-        chartkey_server::migrate::refuse_if_migrated(data_dir)?;
-    }
     config.database = database;
     let database = config.database()?;
     if let chartkey_server::store::Database::Sqlite(path) = &database

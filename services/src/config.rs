@@ -163,11 +163,16 @@ impl Config {
         self.data_dir.join("chartkey.sqlite3")
     }
 
-    /// The database the server uses: `--database`, or the default file.
+    /// The database the server uses: `--database`, or the default file,
+    /// unless `chartkey migrate` moved that file's data elsewhere (then
+    /// serving the old copy is refused).
     pub fn database(&self) -> anyhow::Result<crate::store::Database> {
         match &self.database {
             Some(url) => crate::store::Database::parse(url),
-            None => Ok(crate::store::Database::Sqlite(self.database_path())),
+            None => {
+                crate::migrate::refuse_if_migrated(&self.data_dir)?;
+                Ok(crate::store::Database::Sqlite(self.database_path()))
+            }
         }
     }
 

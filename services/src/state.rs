@@ -33,9 +33,6 @@ pub struct AppState {
 impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
-        if config.database.is_none() {
-            crate::migrate::refuse_if_migrated(&config.data_dir)?;
-        }
         let database = config.database()?;
         let pool = crate::db::open_migrated(&database).await?;
         let ledger = Ledger::open(&config).await?;

@@ -151,28 +151,52 @@ impl Drop for Postgres {
     }
 }
 
-/// moto's S3 server (kept in memory).
-pub struct Moto {
+/// A program serving on 127.0.0.1 on a port of its own (its stderr in a
+/// log), killed when dropped.
+pub struct Listening {
     pub port: u16,
     child: Child,
 }
 
-impl Moto {
-    pub fn start(log: &Path) -> Result<Self> {
+impl Listening {
+    /// Starts `program` with the arguments `args` gives for its port, and
+    /// waits until the port takes connections.
+    fn start(what: &str, program: &Path, args: impl FnOnce(&str) -> Vec<String>, log: &Path) -> Result<Self> {
         let port = free_port()?;
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(program)
+            .args(args(&port.to_string()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?)
             .spawn()
-            .map_err(|e| format!("starting moto: {e}"))?;
-        let moto = Self { port, child };
-        wait_for("moto", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())?;
-        Ok(moto)
+            .map_err(|e| format!("starting {what} ({}): {e}", program.display()))?;
+        let started = Self { port, child };
+        wait_for(what, Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())?;
+        Ok(started)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's S3 server (kept in memory).
+pub struct Moto(Listening);
+
+impl Moto {
+    pub fn start(log: &Path) -> Result<Self> {
+        let args = |port: &str| ["-m", "moto.server", "-H", "127.0.0.1", "-p", port].map(String::from).to_vec();
+        Listening::start("moto", Path::new("python3"), args, log).map(Self)
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// The environment a client of this store needs (object_store reads the
@@ -188,45 +212,22 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Anvil (Foundry's node, installed with the contracts' npm packages) as
 /// the external chain the servers relay to, chain id 31337, mining each
 /// transaction as it arrives.
-pub struct Anvil {
-    pub port: u16,
-    child: Child,
-}
+pub struct Anvil(Listening);
 
 impl Anvil {
     pub fn start(root: &Path, log: &Path) -> Result<Self> {
         let platform = if std::env::consts::ARCH == "aarch64" { "linux-arm64" } else { "linux-amd64" };
         let binary = root.join(format!("contracts/node_modules/@foundry-rs/anvil-{platform}/bin/anvil"));
-        let port = free_port()?;
-        let child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", "31337", "--silent"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let anvil = Self { port, child };
-        wait_for("anvil", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())?;
-        Ok(anvil)
+        let args = |port: &str| {
+            ["--host", "127.0.0.1", "--port", port, "--chain-id", "31337", "--silent"].map(String::from).to_vec()
+        };
+        Listening::start("anvil", &binary, args, log).map(Self)
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.url()
     }
 }

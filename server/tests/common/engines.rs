@@ -105,13 +105,7 @@ pub async fn chain_for(data_dir: &Path) -> Option<Url> {
             std::io::Write::write_all(&mut file, hex::encode(secret).as_bytes()).unwrap();
         }
         let address = super::wallet(data_dir, name).address();
-        let funds = serde_json::json!({
-            "jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
-            "params": [address, "0x3635c9adc5dea00000"], // 1,000 ether
-        });
-        let answer: serde_json::Value =
-            reqwest::Client::new().post(url.clone()).json(&funds).send().await.unwrap().json().await.unwrap();
-        assert!(answer.get("error").is_none(), "funding {name}: {answer}");
+        chartkey_ledger::anvil::fund_at(url.as_str(), &[address], 1_000).await.expect("funding the keys on anvil");
     }
     Some(url)
 }

@@ -237,7 +237,8 @@ impl ServerProcess {
         use std::io::BufRead;
         let rpc_access: &[&str] = if extra.contains(&"--rpc-access") { &[] } else { &["--rpc-access", "token"] };
         let engines = engines::flags_for(data_dir).await;
-        let ledger_rpc = engines::chain_for(data_dir).await;
+        // (flags_for named it, its keys funded.)
+        let ledger_rpc = engines::external_chain();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_chartkey"))
             .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
             .arg(data_dir)

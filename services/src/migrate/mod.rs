@@ -231,7 +231,7 @@ fn write_marker(data_dir: &Path, marker: &Marker) -> anyhow::Result<()> {
 
 /// Refuses to serve `data_dir`'s own SQLite file once it was migrated
 /// elsewhere: a server started without `--database` would otherwise carry
-/// on from the copy left behind.
+/// on from the copy left behind (`Config::database` asks).
 pub fn refuse_if_migrated(data_dir: &Path) -> anyhow::Result<()> {
     let path = marker_path(data_dir);
     let Ok(text) = std::fs::read(&path) else { return Ok(()) };
