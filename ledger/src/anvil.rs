@@ -3,7 +3,6 @@
 //! and benchmarks: started on 127.0.0.1 with a free port, stopped by its
 //! process id.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,29 +36,30 @@ impl Anvil {
     }
 
     /// [`Self::start`] with more of anvil's options (`--block-time 1`…).
+    /// Anvil runs `--silent` (logging every request costs it throughput) on
+    /// a port picked here, and is waited for until it accepts connections.
     pub fn start_with(workspace: &Path, chain_id: u64, options: &[&str]) -> std::io::Result<Self> {
         let binary = binary(workspace);
-        let mut child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", "0", "--chain-id", &chain_id.to_string()])
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--silent"])
             .args(options)
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
                 std::io::Error::new(e.kind(), format!("{}: {e} (run the xtask to install it)", binary.display()))
             })?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut anvil = Self { child, url: String::new() };
+        let mut anvil = Self { child, url: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut lines = BufReader::new(stdout).lines();
         while Instant::now() < deadline {
-            let Some(line) = lines.next() else { break };
-            if let Some(address) = line?.strip_prefix("Listening on ") {
-                anvil.url = format!("http://{}", address.trim());
-                // Keep draining its output so it never blocks on a full pipe.
-                std::thread::spawn(move || for _ in lines {});
+            if let Some(status) = anvil.child.try_wait()? {
+                return Err(std::io::Error::other(format!("anvil exited at start ({status})")));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(anvil);
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
         Err(std::io::Error::other("anvil did not start listening"))
     }

@@ -5,7 +5,7 @@ use revm::context::TxEnv;
 use revm::context_interface::result::{EVMError, ExecResultAndState, ExecutionResult, InvalidTransaction};
 use revm::database::{CacheDB, EmptyDB};
 use revm::primitives::{Address, B256, U256};
-use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use revm::{Context, Database, ExecuteEvm, MainBuilder, MainContext};
 
 /// Gas limit of every block.
 pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
@@ -27,8 +27,10 @@ pub struct BlockParams {
 
 /// Executes `tx` in `block` without committing; the caller commits
 /// `outcome.state` (revm::DatabaseCommit) when it keeps the result.
-pub fn transact(
-    state: &mut State,
+/// `state` is the [`State`] itself (`&mut`), or a throwaway overlay over a
+/// shared one (`CacheDB<&State>`) for a call that only reads.
+pub fn transact<DB: Database<Error = std::convert::Infallible>>(
+    state: DB,
     chain_id: u64,
     block: &BlockParams,
     tx: TxEnv,

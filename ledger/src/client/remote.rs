@@ -78,19 +78,56 @@ impl RemoteNode {
     pub async fn request<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, ClientError> {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let answer = self.post(method, &body).await?;
+        answer_of(method, &answer)
+    }
+
+    /// Several calls in one JSON-RPC batch (one round trip), each answered
+    /// as [`Self::request`] would, in order.
+    pub async fn batch<T: DeserializeOwned>(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<T, ClientError>>, ClientError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.ids.fetch_add(calls.len() as u64, Ordering::Relaxed);
+        let body: Vec<Value> = calls
+            .iter()
+            .zip(first..)
+            .map(|((method, params), id)| json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+            .collect();
+        let what = calls[0].0;
+        let answers = match self.post(what, &Value::Array(body)).await? {
+            Value::Array(answers) => answers,
+            // A node that refuses batches answers with one error object.
+            single => {
+                return Err(answer_of::<Value>(what, &single)
+                    .err()
+                    .unwrap_or_else(|| unexpected(what, "one answer to a batch")));
+            }
+        };
+        Ok(calls
+            .iter()
+            .zip(in_order(answers, first, calls.len()))
+            .map(|((method, _), answer)| match answer {
+                Some(answer) => answer_of(method, &answer),
+                None => Err(unexpected(method, "no answer in the batch")),
+            })
+            .collect())
+    }
+
+    /// POSTs `body`; the parsed answer. Errors carried in the body are the
+    /// caller's to read (a batch answers each call on its own).
+    async fn post(&self, method: &str, body: &Value) -> Result<Value, ClientError> {
         let unavailable = |e: reqwest::Error| ClientError::Unavailable(format!("{method}: {e}"));
-        let response = self.http.post(&self.url).json(&body).send().await.map_err(unavailable)?;
+        let response = self.http.post(&self.url).json(body).send().await.map_err(unavailable)?;
         let status = response.status();
         let answer: Value = response.json().await.map_err(unavailable)?;
-        if let Some(error) = answer.get("error") {
-            return Err(rpc_error(error));
-        }
-        if !status.is_success() {
+        if !status.is_success() && answer.get("error").is_none() && !answer.is_array() {
             return Err(ClientError::Unavailable(format!("{method}: HTTP {status}")));
         }
-        let result = answer.get("result").cloned().unwrap_or(Value::Null);
-        serde_json::from_value(result)
-            .map_err(|e| ClientError::Unavailable(format!("{method}: unexpected answer: {e}")))
+        Ok(answer)
     }
 
     /// `address`'s transaction count at `tag` ("latest": mined; "pending":
@@ -109,9 +146,17 @@ impl RemoteNode {
         Ok(head.to())
     }
 
-    /// Twice the latest base fee plus the node's suggested tip, as wallets offer.
+    /// Twice the latest base fee plus the node's suggested tip, as wallets
+    /// offer (both asked in one batch).
     pub async fn fees(&self) -> Result<(u128, u128), ClientError> {
-        let block: Value = self.request("eth_getBlockByNumber", json!(["latest", false])).await?;
+        let mut answers = self
+            .batch::<Value>(&[
+                ("eth_getBlockByNumber", json!(["latest", false])),
+                ("eth_maxPriorityFeePerGas", json!([])),
+            ])
+            .await?
+            .into_iter();
+        let block = answers.next().unwrap_or_else(|| Err(unexpected("eth_getBlockByNumber", "no answer")))?;
         let base: u128 = match block.get("baseFeePerGas") {
             Some(fee) => serde_json::from_value::<U256>(fee.clone())
                 .map_err(|e| ClientError::Unavailable(format!("baseFeePerGas: {e}")))?
@@ -121,8 +166,8 @@ impl RemoteNode {
                 return Ok((price.to(), price.to()));
             }
         };
-        let tip: U256 = self.request("eth_maxPriorityFeePerGas", json!([])).await.unwrap_or(U256::ZERO);
-        let tip: u128 = tip.to();
+        let tip = answers.next().and_then(Result::ok).and_then(|tip| serde_json::from_value::<U256>(tip).ok());
+        let tip: u128 = tip.unwrap_or(U256::ZERO).to();
         Ok((2 * base + tip, tip))
     }
 
@@ -160,14 +205,20 @@ impl RemoteNode {
     /// The mined transaction's result, or `None` while it is not mined.
     pub async fn outcome(&self, hash: B256) -> Result<Option<Outcome>, ClientError> {
         let receipt: Option<TransactionReceipt> = self.request("eth_getTransactionReceipt", json!([hash])).await?;
-        Ok(receipt.map(|r| Outcome {
-            hash,
-            block_number: r.block_number.unwrap_or_default(),
-            success: r.status(),
-            gas_used: r.gas_used,
-            logs: r.inner.logs().iter().map(|log| log.inner.clone()).collect(),
-            contract_address: r.contract_address,
-        }))
+        Ok(receipt.map(|r| outcome_of(hash, &r)))
+    }
+
+    /// [`Self::outcome`] of each of `hashes`, in one batch.
+    async fn outcomes(&self, hashes: &[B256]) -> Result<Vec<(B256, Outcome)>, ClientError> {
+        let calls: Vec<(&str, Value)> = hashes.iter().map(|h| ("eth_getTransactionReceipt", json!([h]))).collect();
+        let receipts = self.batch::<Option<TransactionReceipt>>(&calls).await?;
+        let mut mined = Vec::new();
+        for (hash, receipt) in hashes.iter().zip(receipts) {
+            if let Some(receipt) = receipt? {
+                mined.push((*hash, outcome_of(*hash, &receipt)));
+            }
+        }
+        Ok(mined)
     }
 
     /// Waits until `hash` is mined. One watcher per node follows new blocks
@@ -204,7 +255,8 @@ impl RemoteNode {
     /// While anyone waits: reads each new block's transaction hashes and
     /// fetches the receipts of those waited for; every second, also asks for
     /// each waited-for receipt directly (a block missed between a waiter's
-    /// own check and the watcher's first look).
+    /// own check and the watcher's first look). Each look is three round
+    /// trips however many blocks and receipts it reads (JSON-RPC batches).
     async fn follow_blocks(self: Arc<Self>) {
         let mut scanned: Option<u64> = None;
         let mut last_sweep = Instant::now();
@@ -227,29 +279,30 @@ impl RemoteNode {
     async fn scan(&self, scanned: &mut Option<u64>, last_sweep: &mut Instant) -> Result<(), ClientError> {
         let head = self.block_number().await?;
         let from = scanned.map_or(head.saturating_sub(1), |n| n + 1);
-        for number in from..=head {
-            let block: Value = self.request("eth_getBlockByNumber", json!([U64::from(number), false])).await?;
+        // The new blocks' transaction hashes in one batch (at most a hundred
+        // blocks a round), then the receipts of those waited for in another.
+        let numbers: Vec<u64> = (from..=head).take(100).collect();
+        let calls: Vec<(&str, Value)> =
+            numbers.iter().map(|n| ("eth_getBlockByNumber", json!([U64::from(*n), false]))).collect();
+        let mut waited = Vec::new();
+        for block in self.batch::<Value>(&calls).await? {
+            let block = block?;
             let hashes: Vec<B256> =
                 block.get("transactions").cloned().and_then(|t| serde_json::from_value(t).ok()).unwrap_or_default();
-            let waited: Vec<B256> = {
-                let watch = self.watch();
-                hashes.into_iter().filter(|h| watch.waiting.contains_key(h)).collect()
-            };
-            for hash in waited {
-                if let Some(outcome) = self.outcome(hash).await? {
-                    self.resolve(hash, &Ok(outcome));
-                }
-            }
-            *scanned = Some(number);
+            let watch = self.watch();
+            waited.extend(hashes.into_iter().filter(|h| watch.waiting.contains_key(h)));
         }
         if last_sweep.elapsed() >= SWEEP_INTERVAL {
             *last_sweep = Instant::now();
-            let waiting: Vec<B256> = self.watch().waiting.keys().copied().collect();
-            for hash in waiting {
-                if let Some(outcome) = self.outcome(hash).await? {
-                    self.resolve(hash, &Ok(outcome));
-                }
-            }
+            waited.extend(self.watch().waiting.keys().copied());
+            waited.sort_unstable();
+            waited.dedup();
+        }
+        for (hash, outcome) in self.outcomes(&waited).await? {
+            self.resolve(hash, &Ok(outcome));
+        }
+        if let Some(last) = numbers.last() {
+            *scanned = Some(*last);
         }
         Ok(())
     }
@@ -318,6 +371,38 @@ impl RemoteNode {
     }
 }
 
+/// A batch's answers (in whatever order the node sent them) matched to the
+/// `count` calls numbered from `first`; `None` for a call not answered.
+fn in_order(answers: Vec<Value>, first: u64, count: usize) -> Vec<Option<Value>> {
+    let mut by_id: HashMap<u64, Value> =
+        answers.into_iter().filter_map(|a| Some((a.get("id")?.as_u64()?, a))).collect();
+    (first..first + count as u64).map(|id| by_id.remove(&id)).collect()
+}
+
+/// One JSON-RPC answer's result as `T`, or its error.
+fn answer_of<T: DeserializeOwned>(method: &str, answer: &Value) -> Result<T, ClientError> {
+    if let Some(error) = answer.get("error") {
+        return Err(rpc_error(error));
+    }
+    let result = answer.get("result").cloned().unwrap_or(Value::Null);
+    serde_json::from_value(result).map_err(|e| unexpected(method, &format!("unexpected answer: {e}")))
+}
+
+fn unexpected(method: &str, what: &str) -> ClientError {
+    ClientError::Unavailable(format!("{method}: {what}"))
+}
+
+fn outcome_of(hash: B256, r: &TransactionReceipt) -> Outcome {
+    Outcome {
+        hash,
+        block_number: r.block_number.unwrap_or_default(),
+        success: r.status(),
+        gas_used: r.gas_used,
+        logs: r.inner.logs().iter().map(|log| log.inner.clone()).collect(),
+        contract_address: r.contract_address,
+    }
+}
+
 fn rpc_error(error: &Value) -> ClientError {
     let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_owned();
     let data =
@@ -333,6 +418,27 @@ fn rpc_error(error: &Value) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_answers_are_matched_by_id_and_missing_ones_are_errors() {
+        let answers = vec![
+            json!({ "jsonrpc": "2.0", "id": 8, "result": "0x2" }),
+            json!({ "jsonrpc": "2.0", "id": "7", "result": "0x1" }),
+            json!({ "jsonrpc": "2.0", "result": "0x0" }),
+            json!({ "jsonrpc": "2.0", "id": 9, "error": { "code": -32000, "message": "nonce too low" } }),
+            json!({ "jsonrpc": "2.0", "id": 99, "result": "0x9" }),
+        ];
+        let matched = in_order(answers, 7, 3);
+        assert_eq!(matched.len(), 3);
+        assert_eq!(matched[0], None, "an id that is not a number answers nothing");
+        let second: Result<U64, _> = answer_of("eth_blockNumber", matched[1].as_ref().unwrap());
+        assert_eq!(second, Ok(U64::from(2)));
+        let third: Result<U64, _> = answer_of("eth_sendRawTransaction", matched[2].as_ref().unwrap());
+        assert_eq!(third, Err(ClientError::Rejected("nonce too low".into())));
+        let wrong_type: Result<U64, _> = answer_of("eth_blockNumber", &json!({ "id": 1, "result": [1] }));
+        assert!(matches!(wrong_type, Err(ClientError::Unavailable(why)) if why.contains("unexpected answer")));
+        assert_eq!(in_order(Vec::new(), 1, 2), vec![None, None]);
+    }
 
     #[test]
     fn errors_keep_revert_data_and_messages() {

@@ -221,7 +221,7 @@ pub fn execute(
                 continue;
             }
         };
-        let outcome = match exec::transact(state, chain_id, &params, env) {
+        let outcome = match exec::transact(&mut *state, chain_id, &params, env) {
             Ok(outcome) => outcome,
             Err(e) => {
                 refused.push((tx, BlockError::InvalidTransaction(e.to_string())));

@@ -109,7 +109,7 @@ pub(crate) fn deploy(
         .chain_id(Some(chain_id))
         .build()
         .map_err(|e| BlockError::Genesis(format!("{e:?}")))?;
-    let outcome = exec::transact(state, chain_id, block, tx).map_err(|e| BlockError::Genesis(e.to_string()))?;
+    let outcome = exec::transact(&mut *state, chain_id, block, tx).map_err(|e| BlockError::Genesis(e.to_string()))?;
     if !matches!(outcome.result, ExecutionResult::Success { .. }) {
         return Err(BlockError::Genesis(format!("deploying {} failed: {:?}", artifact.name, outcome.result)));
     }

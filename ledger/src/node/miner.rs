@@ -36,7 +36,7 @@ pub(super) fn mine(inner: &Inner, mut writer: Store) {
         let senders: Vec<Address> = transactions.iter().map(|t| t.sender).collect();
         let hashes: Vec<B256> = transactions.iter().map(SignedTx::hash).collect();
 
-        let mut state = lock(&inner.state);
+        let mut state = write(&inner.state);
         let timestamp = inner.now().max(state.header.timestamp);
         let parent_header = state.header.clone();
         let parent = Parent { hash: state.hash, header: &parent_header };

@@ -22,7 +22,7 @@ mod wallet;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_rlp::Decodable;
 use revm::context::TxEnv;
 use revm::context_interface::result::{ExecutionResult, Output};
+use revm::database::CacheDB;
 use tokio::sync::oneshot;
 
 pub use block::{BlockError, EXTRA_DATA, SignedTx};
@@ -129,8 +130,9 @@ pub struct Node {
 
 struct Inner {
     genesis: Genesis,
-    /// The executed state; the miner holds it while executing a block.
-    state: Mutex<Executed>,
+    /// The executed state; the miner holds it (alone) while executing a
+    /// block, calls share it.
+    state: RwLock<Executed>,
     /// The last durable block.
     head: Mutex<(u64, B256, u64)>,
     pool: Mutex<Pool>,
@@ -207,7 +209,7 @@ impl Node {
         tracing::info!(blocks = report.blocks, transactions = report.transactions, "ledger replayed and verified");
         let inner = Arc::new(Inner {
             genesis,
-            state: Mutex::new(executed),
+            state: RwLock::new(executed),
             head: Mutex::new(head),
             pool: Mutex::new(Pool::default()),
             work: Condvar::new(),
@@ -353,7 +355,7 @@ impl Node {
             )));
         }
         let cost = U256::from(gas_limit) * U256::from(max_fee) + tx.envelope.value();
-        let state = lock(&inner.state);
+        let state = read(&inner.state);
         let (state_nonce, balance) = (exec::nonce_of(&state.db, sender), exec::balance_of(&state.db, sender));
         let mut pool = lock(&inner.pool);
         let hash = tx.hash();
@@ -385,24 +387,24 @@ impl Node {
 
     /// The next nonce of `address`, counting transactions already executed.
     pub fn nonce(&self, address: Address) -> u64 {
-        exec::nonce_of(&lock(&self.inner.state).db, address)
+        exec::nonce_of(&read(&self.inner.state).db, address)
     }
 
     /// The nonce the next transaction from `address` must carry: after those
     /// mined and those queued (eth_getTransactionCount at "pending").
     pub fn pending_nonce(&self, address: Address) -> u64 {
-        let state = lock(&self.inner.state);
+        let state = read(&self.inner.state);
         let pool = lock(&self.inner.pool);
         pool.senders.get(&address).map(|&(next, _)| next).unwrap_or_else(|| exec::nonce_of(&state.db, address))
     }
 
     pub fn balance(&self, address: Address) -> U256 {
-        exec::balance_of(&lock(&self.inner.state).db, address)
+        exec::balance_of(&read(&self.inner.state).db, address)
     }
 
     /// The deployed code of `address`.
     pub fn code(&self, address: Address) -> Bytes {
-        let state = lock(&self.inner.state);
+        let state = read(&self.inner.state);
         state
             .db
             .cache
@@ -507,7 +509,9 @@ impl Inner {
     }
 
     fn call(&self, request: &CallRequest, gas: u64) -> Result<(Bytes, u64), CallError> {
-        let mut state = lock(&self.state);
+        // Calls read the state together (each on its own overlay); only the
+        // miner's block excludes them.
+        let state = read(&self.state);
         let from = request.from.unwrap_or_default();
         let tx = TxEnv::builder()
             .caller(from)
@@ -526,8 +530,8 @@ impl Inner {
             basefee: 0,
         };
         let chain_id = self.genesis.chain_id;
-        let outcome =
-            exec::transact(&mut state.db, chain_id, &block, tx).map_err(|e| CallError::Invalid(e.to_string()))?;
+        let outcome = exec::transact(CacheDB::new(&state.db), chain_id, &block, tx)
+            .map_err(|e| CallError::Invalid(e.to_string()))?;
         let used = outcome.result.tx_gas_used();
         match outcome.result {
             ExecutionResult::Success { output, .. } => {
@@ -556,6 +560,15 @@ fn halt_message(reason: &str) -> String {
     } else {
         reason.to_lowercase()
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // As `lock`: every writer finishes its update before releasing.
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -45,9 +45,12 @@ const MAX_BUNDLE: usize = 100;
 const MAX_BUNDLE_GAS: u64 = 10_000_000;
 /// Times a transaction is sent again when the ledger does not answer.
 const SEND_RETRIES: u32 = 4;
-/// Simulations run at once: more only contend for the ledger's state (and
-/// starve the miner of it).
+/// Simulations run at once on the embedded node: more only contend for the
+/// ledger's state (and starve the miner of it).
 const SIMULATIONS: usize = 4;
+/// Simulations in flight at once to an external node: each is a network
+/// round trip the node answers on its own threads.
+const REMOTE_SIMULATIONS: usize = 32;
 
 /// A signed message to relay: the contract call that carries it.
 #[derive(Debug, Clone)]
@@ -222,11 +225,15 @@ impl Relayer {
     /// seen mined; then starts relaying. Needs a Tokio runtime.
     pub async fn start(client: LedgerClient, wallet: Wallet, journal: &Path) -> Result<Self, RelayError> {
         let store = JobStore::open(journal).map_err(unavailable)?;
+        let simulations = match client {
+            LedgerClient::Embedded(_) => SIMULATIONS,
+            LedgerClient::Remote(_) => REMOTE_SIMULATIONS,
+        };
         let inner = Arc::new(Inner {
             client,
             wallet,
             store: Mutex::new(store),
-            simulations: tokio::sync::Semaphore::new(SIMULATIONS),
+            simulations: tokio::sync::Semaphore::new(simulations),
             signers: Mutex::new(HashMap::new()),
         });
         let (commands, receiver) = mpsc::unbounded_channel();
