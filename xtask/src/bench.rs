@@ -21,7 +21,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::{Env, Result, run_cmd, step, tools};
+use crate::{Env, Result, run_cmd, services, step, tools};
 
 /// `cargo xtask bench ledger`: gas of each contract call, and grants per
 /// second on the embedded node and on anvil (npm, in contracts/), relayed by
@@ -32,6 +32,34 @@ pub fn ledger() -> Result {
     step("ledger benchmark (release)", || {
         let mut cmd = env.cmd("cargo");
         cmd.args(["bench", "--locked", "-p", "chartkey-ledger", "--bench", "ledger"]);
+        run_cmd(cmd)
+    })
+}
+
+/// `cargo xtask bench scale`: two release replicas behind nginx on the
+/// shared engines (PostgreSQL, moto's S3 and anvil, started here and
+/// stopped by their process ids), 200 simulated clinicians for 60 s, one
+/// replica killed at 30 s and restarted at 45 s (server/benches/scale.rs).
+/// Anvil mines every 100 ms, as a hospital's chain mines on an interval:
+/// mining a block per transaction (the tests' setting) has anvil spend its
+/// time on blocks (~40 opens/s, p99 ~7 s, measured).
+pub fn scale() -> Result {
+    let env = Env::new()?;
+    tools::ensure_npm_packages(&env, "contracts")?;
+    tools::ensure_nginx()?;
+    services::ensure_postgres()?;
+    services::ensure_moto()?;
+    step("scale benchmark (release)", || {
+        let postgres = services::Postgres::start()?;
+        let moto = services::Moto::start(&postgres.log().with_file_name("moto.log"))?;
+        let log = postgres.log().with_file_name("anvil.log");
+        let anvil = services::Anvil::start_with(&env.root, &log, &["--block-time", "0.1"])?;
+        let mut cmd = env.cmd("cargo");
+        cmd.args(["bench", "--locked", "-p", "chartkey-server", "--bench", "scale"])
+            .env("CHARTKEY_TEST_POSTGRES", postgres.admin_url())
+            .env("CHARTKEY_TEST_S3", moto.endpoint())
+            .env("CHARTKEY_TEST_CHAIN", anvil.url())
+            .envs(moto.client_env());
         run_cmd(cmd)
     })
 }

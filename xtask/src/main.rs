@@ -31,6 +31,7 @@ usage:
   cargo xtask bench records         record encryption (wasm vs WebCrypto AES-GCM), a 1,111-resource import
   cargo xtask bench share           a clinician opening a shared 1 MB record (p50, p95), access-to-notice time
   cargo xtask bench links           making a summary link; a 1 MB summary opened in the viewer (p50, p95)
+  cargo xtask bench scale           two replicas behind nginx under 200 clinicians, one killed and restarted (failover)
   cargo xtask contracts             recompile contracts/src with the pinned solc into contracts/artifacts
 ";
 
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
             Some("records") => bench::records(),
             Some("share") => bench::share(),
             Some("links") => bench::links(),
+            Some("scale") => bench::scale(),
             _ => Err(format!("unknown benchmark\n{USAGE}")),
         },
         Some("build-app") => Env::new().and_then(|env| env.build_app()),

@@ -219,10 +219,18 @@ pub struct Anvil(Listening);
 
 impl Anvil {
     pub fn start(root: &Path, log: &Path) -> Result<Self> {
+        Self::start_with(root, log, &[])
+    }
+
+    /// [`Self::start`] with more of anvil's options (`--block-time 0.1`).
+    pub fn start_with(root: &Path, log: &Path, options: &[&str]) -> Result<Self> {
         let platform = if std::env::consts::ARCH == "aarch64" { "linux-arm64" } else { "linux-amd64" };
         let binary = root.join(format!("contracts/node_modules/@foundry-rs/anvil-{platform}/bin/anvil"));
         let args = |port: &str| {
-            ["--host", "127.0.0.1", "--port", port, "--chain-id", "31337", "--silent"].map(String::from).to_vec()
+            let mut args: Vec<String> =
+                ["--host", "127.0.0.1", "--port", port, "--chain-id", "31337", "--silent"].map(String::from).to_vec();
+            args.extend(options.iter().map(|o| o.to_string()));
+            args
         };
         Listening::start("anvil", &binary, args, log).map(Self)
     }
