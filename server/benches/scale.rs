@@ -143,57 +143,6 @@ impl Drop for Replica {
     }
 }
 
-/// nginx on `port` balancing the replicas, as README's sample: a replica
-/// that refuses connections is skipped for two seconds.
-fn nginx(dir: &Path, port: u16, replicas: &[u16]) -> Child {
-    let servers: String =
-        replicas.iter().map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=2s; ")).collect();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 2048; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    client_max_body_size 200m;
-    upstream chartkey {{ {servers}}}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://chartkey;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_connect_timeout 1s;
-            proxy_next_upstream error timeout;
-            proxy_buffering off;
-        }}
-    }}
-}}
-"
-    );
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    Command::new("/usr/sbin/nginx")
-        .args(["-p", &dir.display().to_string(), "-c", &dir.join("nginx.conf").display().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("nginx (Debian's, installed by the xtask)")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Open,
@@ -400,6 +349,7 @@ async fn run() {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let shared_dir = tmp.path().join("shared");
     let (database, bucket) = engines::for_data_dir(&shared_dir).await.expect("PostgreSQL and S3 (the xtask's)");
+    let free_port = services::free_port;
     let (front_port, port_a, port_b) = (free_port(), free_port(), free_port());
     let origin: Url = format!("http://localhost:{front_port}").parse().unwrap();
 
@@ -450,7 +400,15 @@ async fn run() {
             chartkey_ledger::anvil::fund_at(chain_url.as_str(), &[admin], 1_000).await.unwrap();
         }
     }
-    let mut proxy = nginx(&tmp.path().join("nginx"), front_port, &[port_a, port_b]);
+    // As README's sample, and a replica that refuses connections is skipped
+    // for two seconds; a request already sent is never sent twice.
+    let proxy = services::Nginx::balancing(
+        front_port,
+        &[port_a, port_b],
+        "max_fails=1 fail_timeout=2s",
+        "proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_connect_timeout 1s; \
+         proxy_next_upstream error timeout; client_max_body_size 200m;",
+    );
     let front = Arc::new(Front {
         base: origin.as_str().trim_end_matches('/').to_owned(),
         origin: origin.clone(),
@@ -625,7 +583,5 @@ async fn run() {
     );
     drop(a);
     drop(replicas);
-    // SIGTERM to nginx's master, which stops its worker too.
-    let _ = Command::new("kill").arg(proxy.id().to_string()).status();
-    let _ = proxy.wait();
+    drop(proxy);
 }

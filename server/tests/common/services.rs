@@ -12,8 +12,8 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// nginx as a reverse proxy on `127.0.0.1:port` in front of
-/// `127.0.0.1:upstream`, as an operator would set it up: the Host passed
+/// nginx as a reverse proxy on `127.0.0.1:port` in front of one or more
+/// upstreams on 127.0.0.1, as an operator would set it up: the Host passed
 /// through, the client's address appended to X-Forwarded-For.
 pub struct Nginx {
     pub port: u16,
@@ -25,18 +25,26 @@ pub const NGINX: &str = "/usr/sbin/nginx";
 
 impl Nginx {
     pub fn start(port: u16, upstream: u16) -> Self {
+        Self::balancing(port, &[upstream], "", "")
+    }
+
+    /// nginx on `127.0.0.1:port` balancing `upstreams` (each a
+    /// `server 127.0.0.1:port {server_options};`), with `location`'s
+    /// directives added to the proxying ones.
+    pub fn balancing(port: u16, upstreams: &[u16], server_options: &str, location: &str) -> Self {
         assert!(Path::new(NGINX).exists(), "{NGINX} is missing: `cargo xtask test` installs Debian's nginx");
         let dir = tempfile::tempdir().unwrap();
         // The worker may run as another user: it must reach its temp paths.
         #[cfg(unix)]
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let d = dir.path().display();
+        let servers: String = upstreams.iter().map(|p| format!("server 127.0.0.1:{p} {server_options}; ")).collect();
         let conf = format!(
             "daemon off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections 2048; }}
 http {{
     access_log off;
     client_body_temp_path {d}/body;
@@ -44,13 +52,15 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
+    upstream chartkey {{ {servers}}}
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://chartkey;
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_buffering off;
+            {location}
         }}
     }}
 }}
