@@ -34,13 +34,26 @@ alloy_sol_types::sol!(
 impl LedgerClient {
     /// Calls a view of `target` on the latest state and decodes its answer.
     pub async fn view<C: SolCall>(&self, target: Target, call: C) -> Result<C::Return, ClientError> {
-        let request = CallRequest {
-            to: Some(target.address(&self.contracts())),
-            data: call.abi_encode().into(),
-            ..Default::default()
-        };
-        let output = self.call(request).await?;
-        C::abi_decode_returns(&output)
+        let output = self.call(Self::view_request(target, &call, &self.contracts())).await?;
+        Self::decode_view::<C>(&output)
+    }
+
+    /// A nonce view of `target` (`nonces`, `consentNonce`) counting the
+    /// transactions the ledger holds but has not mined yet: the number the
+    /// signer's next message must carry. A replica that died after sending
+    /// one leaves it in an external node's pool, where the relayer's
+    /// simulation counts it too.
+    pub async fn next_nonce<C: SolCall>(&self, target: Target, call: C) -> Result<C::Return, ClientError> {
+        let output = self.call_pending(Self::view_request(target, &call, &self.contracts())).await?;
+        Self::decode_view::<C>(&output)
+    }
+
+    fn view_request<C: SolCall>(target: Target, call: &C, contracts: &crate::node::Contracts) -> CallRequest {
+        CallRequest { to: Some(target.address(contracts)), data: call.abi_encode().into(), ..Default::default() }
+    }
+
+    fn decode_view<C: SolCall>(output: &[u8]) -> Result<C::Return, ClientError> {
+        C::abi_decode_returns(output)
             .map_err(|e| ClientError::Rejected(format!("{} answered in an unexpected shape: {e}", C::SIGNATURE)))
     }
 }

@@ -9,13 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_primitives::{Address, Bytes, keccak256};
+use alloy_primitives::{Address, Bytes, U256, keccak256};
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{Domain, Grant, IssueCredential, Register, TypedMessage};
 use chartkey_ledger::Node;
+use chartkey_ledger::abi::ChartkeyDirectory;
 use chartkey_ledger::artifacts::encode_call;
 use chartkey_ledger::artifacts::{directory, records};
-use chartkey_ledger::calls::{self, SignedCall};
+use chartkey_ledger::calls::{self, SignedCall, Target};
 use chartkey_ledger::client::LedgerClient;
 use chartkey_ledger::node::{BASE_FEE, CallRequest, Fees};
 use chartkey_ledger::relayer::{JobStatus, JobStore, NewJob, RelayError, Relayer, Request};
@@ -372,6 +373,14 @@ async fn a_transaction_waiting_in_an_external_pool_is_not_signed_again() {
     };
     let ids = JobStore::open(&dir.path().join("relayer.sqlite3")).unwrap().insert(&[job]).unwrap();
     remote.send_raw_transaction(&raw).await.unwrap();
+
+    // Meanwhile the signer's next message must carry the nonce after the
+    // one in the pool: the nonce a portal hands out counts it.
+    let client = LedgerClient::Remote(Arc::clone(&remote));
+    let owner = Address::from(who.address().0);
+    let latest = client.view(Target::Directory, ChartkeyDirectory::noncesCall { owner }).await.unwrap();
+    let next = client.next_nonce(Target::Directory, ChartkeyDirectory::noncesCall { owner }).await.unwrap();
+    assert_eq!((latest, next), (U256::ZERO, U256::from(1)), "mined: none; next: after the pending one");
 
     let relayer =
         Relayer::start(LedgerClient::Remote(Arc::clone(&remote)), wallet(RELAYER), &dir.path().join("relayer.sqlite3"))

@@ -247,6 +247,12 @@ pub(crate) async fn view<C: SolCall>(state: &AppState, target: Target, call: C) 
     state.ledger.client.view(target, call).await.map_err(ledger_down)
 }
 
+/// A nonce view (`nonces`, `consentNonce`): the number the signer's next
+/// message must carry, counting transactions the ledger holds unmined.
+pub(crate) async fn next_nonce<C: SolCall>(state: &AppState, target: Target, call: C) -> Result<C::Return, ApiError> {
+    state.ledger.client.next_nonce(target, call).await.map_err(ledger_down)
+}
+
 pub(super) fn ledger_down(e: chartkey_ledger::client::ClientError) -> ApiError {
     tracing::error!(error = %e, "reading the ledger failed");
     ApiError::Internal

@@ -128,6 +128,16 @@ impl LedgerClient {
         }
     }
 
+    /// [`Self::call`] on the state with the transactions waiting to be mined
+    /// applied (an external node's "pending"; the embedded node mines what
+    /// it takes at once, so there its latest state).
+    pub async fn call_pending(&self, request: CallRequest) -> Result<Bytes, ClientError> {
+        match self {
+            Self::Embedded(_) => self.call(request).await,
+            Self::Remote(remote) => remote.call_at(&request, "pending").await,
+        }
+    }
+
     /// Runs `request` on the latest state; the output, or why it reverted.
     pub async fn call(&self, request: CallRequest) -> Result<Bytes, ClientError> {
         match self {

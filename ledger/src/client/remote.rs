@@ -186,7 +186,12 @@ impl RemoteNode {
     }
 
     pub async fn call(&self, request: &CallRequest) -> Result<Bytes, ClientError> {
-        self.request("eth_call", json!([Self::call_object(request), "latest"])).await
+        self.call_at(request, "latest").await
+    }
+
+    /// `eth_call` on the state at block `tag` ("latest", "pending").
+    pub async fn call_at(&self, request: &CallRequest, tag: &str) -> Result<Bytes, ClientError> {
+        self.request("eth_call", json!([Self::call_object(request), tag])).await
     }
 
     pub async fn estimate_gas(&self, request: &CallRequest) -> Result<u64, ClientError> {

@@ -20,7 +20,7 @@ use chartkey_ledger::convert::{self, to_alloy};
 pub mod store;
 
 use self::store::RequestRow;
-use super::chain::{caller_as, relay_and_wait, request_of, settled, view};
+use super::chain::{caller_as, next_nonce, relay_and_wait, request_of, settled, view};
 use crate::accounts::store::{self as accounts, AccountRow};
 use crate::caller::Caller;
 use crate::db;
@@ -81,7 +81,7 @@ pub async fn desk(state: &AppState, c: &Caller) -> Result<AuthorityDesk, ApiErro
     let (account, address) =
         caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority has a desk.").await?;
     let named = is_authority(state, account.address).await?;
-    let next_nonce = view(state, Target::Directory, ChartkeyDirectory::noncesCall { owner: address }).await?;
+    let next_nonce = next_nonce(state, Target::Directory, ChartkeyDirectory::noncesCall { owner: address }).await?;
     let next_nonce = u64::try_from(next_nonce).map_err(|_| super::chain::corrupt("nonces"))?;
     let rows = store::to_authority(&state.pool, &account.id, (DECIDED_SHOWN + 500) as i64).await?;
     let (mut pending, mut decided) = (Vec::new(), Vec::new());

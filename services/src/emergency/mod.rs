@@ -23,7 +23,7 @@ use chartkey_ledger::convert::{self, to_alloy};
 use sha2::{Digest, Sha256};
 
 use self::store::ContactRow;
-use super::chain::{caller, caller_as, corrupt, request_of, settled, view};
+use super::chain::{caller, caller_as, corrupt, next_nonce, request_of, settled, view};
 use super::links::access_domain;
 use super::pending::{Named, Work};
 use crate::accounts::store::AccountRow;
@@ -259,7 +259,7 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<EmergencyOverview,
     for pair in store::pairs(&state.pool, &account.id, false, LISTED).await? {
         named_me.push(pair_view(state, pair).await?);
     }
-    let nonce = view(state, Target::Access, ChartkeyAccess::noncesCall { owner: address }).await?;
+    let nonce = next_nonce(state, Target::Access, ChartkeyAccess::noncesCall { owner: address }).await?;
     let next_nonce = u64::try_from(nonce).map_err(|_| corrupt("nonces"))?;
     Ok(EmergencyOverview { invitations, contacts, named_me, next_nonce })
 }

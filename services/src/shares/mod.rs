@@ -29,7 +29,7 @@ use chartkey_ledger::relayer::Request;
 pub mod store;
 
 use self::store::{GrantRow, Side};
-use super::chain::{caller, caller_as, corrupt, grant_on_ledger, relay_and_wait, request_of, settled, view};
+use super::chain::{caller, caller_as, corrupt, grant_on_ledger, next_nonce, relay_and_wait, request_of, settled};
 use super::credentials::card;
 use super::records::{chart, record_of};
 use crate::caller::Caller;
@@ -295,7 +295,8 @@ pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, A
 pub async fn nonce(state: &AppState, c: &Caller, grantee: Address) -> Result<u64, ApiError> {
     let (_, address) = caller(state, c).await?;
     let grantee = convert::alloy(grantee);
-    let nonce = view(state, Target::Records, ChartkeyRecords::consentNonceCall { patient: address, grantee }).await?;
+    let nonce =
+        next_nonce(state, Target::Records, ChartkeyRecords::consentNonceCall { patient: address, grantee }).await?;
     u64::try_from(nonce).map_err(|_| corrupt("consentNonce"))
 }
 
@@ -314,7 +315,7 @@ pub async fn shared_chart(state: &AppState, c: &Caller, patient: Address) -> Res
     } else {
         Vec::new()
     };
-    let next_nonce = view(state, Target::Records, ChartkeyRecords::noncesCall { owner: address }).await?;
+    let next_nonce = next_nonce(state, Target::Records, ChartkeyRecords::noncesCall { owner: address }).await?;
     let next_nonce = u64::try_from(next_nonce).map_err(|_| corrupt("nonces"))?;
     Ok(SharedChart { share, records, next_nonce })
 }
