@@ -185,8 +185,7 @@ async fn anvil_raw(anvil: &Anvil, bench: &Bench, clinician: &AccountKeys, first_
     let mut nonce = bench.client.pending_nonce(sender.address()).await.unwrap();
     let mut raw = Vec::new();
     for bundle in grants.chunks(RAW_BUNDLE) {
-        let calls = Token::Array(bundle.iter().map(|g| Token::Bytes(g.input.to_vec())).collect());
-        let input = encode_call(&target.artifact().abi, "bundle", &[calls]).unwrap();
+        let input = target.bundle(bundle.iter().map(|g| g.input.as_ref()));
         let fees = Fees { gas_limit: 55_000 * bundle.len() as u64 + 30_000, max_fee_per_gas, max_priority_fee_per_gas };
         let to = Some(target.address(&bench.client.contracts()));
         let envelope = sender.sign(CHAIN_ID, nonce, to, input.into(), fees);

@@ -38,6 +38,14 @@ impl Target {
         }
     }
 
+    /// The contract's `bundle(bytes[])` carrying `calls` (each an input to
+    /// this contract): several relayed requests in one transaction, each run
+    /// as if alone.
+    pub fn bundle<'a>(self, calls: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+        let calls = Token::Array(calls.into_iter().map(|call| Token::Bytes(call.to_vec())).collect());
+        encode_call(&self.artifact().abi, "bundle", &[calls]).expect("bundle takes bytes[]")
+    }
+
     /// The EIP-712 domain of messages this contract verifies.
     pub fn domain(self, chain_id: u64, contracts: &Contracts) -> Domain {
         let at = crate::convert::to_ethers(self.address(contracts));

@@ -32,7 +32,6 @@ pub use store::{Job, JobStatus, JobStore, NewJob};
 use worker::{attribute, finish, resynchronise, status_of, target_of, work};
 
 use crate::artifacts;
-use crate::artifacts::encode_call;
 use crate::calls::{self, SignedCall, Target};
 use crate::client::{ClientError, LedgerClient, Outcome, Submitted};
 use crate::node::{CallRequest, Fees, StoreError, TX_GAS_CAP, Wallet};
@@ -195,10 +194,7 @@ impl Outgoing {
         if !self.bundled {
             return self.jobs[0].input.clone();
         }
-        let calls = ethers_core::abi::Token::Array(
-            self.jobs.iter().map(|job| ethers_core::abi::Token::Bytes(job.input.to_vec())).collect(),
-        );
-        encode_call(&self.target.artifact().abi, "bundle", &[calls]).expect("bundle takes bytes[]").into()
+        self.target.bundle(self.jobs.iter().map(|job| job.input.as_ref())).into()
     }
 
     fn fail(&mut self, error: &RelayError) {
