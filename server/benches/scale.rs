@@ -215,7 +215,7 @@ fn normal(tx: &str) -> String {
 /// A clinician opening `record` of `patient`'s chart until the run ends.
 async fn clinician(load: Arc<Load>, me: Account, patient: AccountKeys, record: RecordId) {
     let domain = ledger_domain(&me.client).await;
-    let mut nonce = next_nonce(&load, &me, &patient).await;
+    let Some(mut nonce) = next_nonce(&load, &me, &patient).await else { return };
     while load.running() {
         let began = Instant::now();
         let access = chartkey_core::eip712::Access {
@@ -242,7 +242,8 @@ async fn clinician(load: Arc<Load>, me: Account, patient: AccountKeys, record: R
             // The request may have been journalled (and be mined later) or
             // not: the ledger says which nonce is next.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            nonce = next_nonce(&load, &me, &patient).await;
+            let Some(next) = next_nonce(&load, &me, &patient).await else { return };
+            nonce = next;
         } else {
             nonce += ethers_core::types::U256::one();
         }
@@ -252,17 +253,18 @@ async fn clinician(load: Arc<Load>, me: Account, patient: AccountKeys, record: R
 /// The clinician's next access nonce as the portal learns it: the shared
 /// chart's `next_nonce` (the ledger's count), asked again until a replica
 /// answers.
-async fn next_nonce(load: &Load, me: &Account, patient: &AccountKeys) -> ethers_core::types::U256 {
-    loop {
+/// `None` when the run ended first.
+async fn next_nonce(load: &Load, me: &Account, patient: &AccountKeys) -> Option<ethers_core::types::U256> {
+    while load.running() {
         match try_api(&me.client, fns::SharesChart { patient: patient.address().into() }).await {
-            Ok(chart) => return chart.next_nonce.into(),
-            Err(e) if load.running() => {
+            Ok(chart) => return Some(chart.next_nonce.into()),
+            Err(e) => {
                 load.record(Kind::Open, Instant::now(), Err(format!("reading the nonce: {e}")));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => panic!("{e}"),
         }
     }
+    None
 }
 
 /// A patient adding a record and sharing it with one of their clinicians
