@@ -242,6 +242,19 @@ pub(super) async fn caller_as(
     Ok((account, address))
 }
 
+/// 403 with `not_yours` unless `signer`, the address a message names as its
+/// signer, is the caller's own `address`.
+pub(super) fn own_message(
+    address: Address,
+    signer: ethers_core::types::Address,
+    not_yours: &str,
+) -> Result<(), ApiError> {
+    if convert::to_alloy(signer) != address {
+        return Err(ApiError::Forbidden(not_yours.into()));
+    }
+    Ok(())
+}
+
 /// Reads view `call` of `target` on the latest state.
 pub(crate) async fn view<C: SolCall>(state: &AppState, target: Target, call: C) -> Result<C::Return, ApiError> {
     state.ledger.client.view(target, call).await.map_err(ledger_down)

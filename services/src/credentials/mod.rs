@@ -16,11 +16,11 @@ use chartkey_core::role::Role;
 use chartkey_core::value::Address;
 use chartkey_ledger::abi::ChartkeyDirectory;
 use chartkey_ledger::calls::Target;
-use chartkey_ledger::convert::{self, to_alloy};
+use chartkey_ledger::convert;
 pub mod store;
 
 use self::store::RequestRow;
-use super::chain::{caller_as, next_nonce, relay_and_wait, request_of, settled, view};
+use super::chain::{caller_as, next_nonce, own_message, relay_and_wait, request_of, settled, view};
 use crate::accounts::store::{self as accounts, AccountRow};
 use crate::caller::Caller;
 use crate::db;
@@ -107,9 +107,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
         caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority issues credentials.").await?;
     let signature = body.signature.0.to_vec();
     let m = &body.message;
-    if to_alloy(m.authority) != address {
-        return Err(ApiError::Forbidden("You can only issue credentials signed for your own account.".into()));
-    }
+    own_message(address, m.authority, "You can only issue credentials signed for your own account.")?;
     let row = pending_request(state, &account, body.request).await?;
     if row.clinician_address != m.clinician {
         return Err(ApiError::bad_request("The credential names another clinician than the request."));
@@ -153,9 +151,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
     let (account, address) =
         caller_as(state, c, Role::CredentialingAuthority, "Only a credentialing authority revokes credentials.")
             .await?;
-    if to_alloy(body.message.authority) != address {
-        return Err(ApiError::Forbidden("You can only revoke credentials with your own signature.".into()));
-    }
+    own_message(address, body.message.authority, "You can only revoke credentials with your own signature.")?;
     let signature = body.signature.0.to_vec();
     crate::chain::spend_relay(state, &account.id).await?;
     relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await

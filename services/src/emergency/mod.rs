@@ -19,11 +19,11 @@ use chartkey_core::role::Role;
 use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::abi::ChartkeyAccess;
 use chartkey_ledger::calls::Target;
-use chartkey_ledger::convert::{self, to_alloy};
+use chartkey_ledger::convert;
 use sha2::{Digest, Sha256};
 
 use self::store::ContactRow;
-use super::chain::{caller, caller_as, corrupt, next_nonce, request_of, settled, view};
+use super::chain::{caller, caller_as, corrupt, next_nonce, own_message, request_of, settled, view};
 use super::links::access_domain;
 use super::pending::{Named, Work};
 use crate::accounts::store::AccountRow;
@@ -94,9 +94,7 @@ async fn relay_step(
 pub async fn name(state: &AppState, c: &Caller, body: NameContactBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient names emergency contacts.").await?;
     let m = body.message;
-    if to_alloy(m.patient) != address {
-        return Err(ApiError::Forbidden("You can only name your own emergency contacts.".into()));
-    }
+    own_message(address, m.patient, "You can only name your own emergency contacts.")?;
     check_wait(m.wait_seconds)?;
     let contact = account_by_address(state, m.contact.into(), "No one with this address has an account here.").await?;
     let known = store::contact(&state.pool, &account.id, &contact.id).await?.is_some();
@@ -187,9 +185,7 @@ async fn as_patient(
     contact: Address,
 ) -> Result<(AccountRow, ContactRow), ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient answers emergency requests.").await?;
-    if to_alloy(patient.into()) != address {
-        return Err(ApiError::Forbidden("You can only answer for your own emergency contacts.".into()));
-    }
+    own_message(address, patient.into(), "You can only answer for your own emergency contacts.")?;
     let not_named = || ApiError::NotFound("You have not named this emergency contact.".into());
     let contact = crate::accounts::store::by_address(&state.pool, &contact).await?.ok_or_else(not_named)?;
     let pair = store::contact(&state.pool, &account.id, &contact.id).await?.ok_or_else(not_named)?;

@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use self::store::{FileRow, LinkRow};
-use super::chain::{caller, caller_as, corrupt, relay_and_wait, request_of};
+use super::chain::{caller, caller_as, corrupt, own_message, relay_and_wait, request_of};
 use crate::blobs::BlobName;
 use crate::caller::Caller;
 use crate::db;
@@ -45,9 +45,7 @@ const CONTENT_TYPES: [&str; 3] = [shl::FHIR_JSON, "application/smart-health-card
 pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Result<LinkView, ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient makes links to their records.").await?;
     let link = body.link;
-    if to_alloy(link.patient) != address {
-        return Err(ApiError::Forbidden("You can only make links to your own records.".into()));
-    }
+    own_message(address, link.patient, "You can only make links to your own records.")?;
     if to_alloy(link.host) != state.ledger.relayer.address() {
         return Err(ApiError::bad_request("The link names another host than this server's relayer."));
     }
@@ -241,9 +239,7 @@ async fn own_link(state: &AppState, account_id: &str, id: Hash32) -> Result<Link
 pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Result<LinkView, ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient changes their links.").await?;
     let m = body.message;
-    if to_alloy(m.patient) != address {
-        return Err(ApiError::Forbidden("You can only change your own links.".into()));
-    }
+    own_message(address, m.patient, "You can only change your own links.")?;
     let id = Hash32(m.link_id);
     let row = own_link(state, &account.id, id).await?;
     if row.revoked_at.is_some() {
@@ -285,9 +281,7 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
 pub async fn revoke(state: &AppState, c: &Caller, body: LinkRevokeBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient stops their links.").await?;
     let m = body.message;
-    if to_alloy(m.patient) != address {
-        return Err(ApiError::Forbidden("You can only stop your own links.".into()));
-    }
+    own_message(address, m.patient, "You can only stop your own links.")?;
     let id = Hash32(m.link_id);
     own_link(state, &account.id, id).await?;
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;

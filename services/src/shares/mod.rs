@@ -23,13 +23,15 @@ use chartkey_core::value::Address;
 use chartkey_ledger::abi::ChartkeyRecords;
 use chartkey_ledger::calls::BatchRecordProof;
 use chartkey_ledger::calls::Target;
-use chartkey_ledger::convert::{self, to_alloy, to_ethers};
+use chartkey_ledger::convert::{self, to_ethers};
 use chartkey_ledger::relayer::Request;
 
 pub mod store;
 
 use self::store::{GrantRow, Side};
-use super::chain::{caller, caller_as, corrupt, grant_on_ledger, next_nonce, relay_and_wait, request_of, settled};
+use super::chain::{
+    caller, caller_as, corrupt, grant_on_ledger, next_nonce, own_message, relay_and_wait, request_of, settled,
+};
 use super::credentials::card;
 use super::records::{chart, record_of};
 use crate::caller::Caller;
@@ -42,9 +44,7 @@ pub const MAX_SHARED_KEYS: usize = 5_000;
 pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient shares records.").await?;
     let g = body.grant;
-    if to_alloy(g.patient) != address {
-        return Err(ApiError::Forbidden("You can only share your own records.".into()));
-    }
+    own_message(address, g.patient, "You can only share your own records.")?;
     let signature = body.signature.0.to_vec();
     if body.keys.len() > MAX_SHARED_KEYS {
         return Err(ApiError::bad_request(format!("At most {MAX_SHARED_KEYS} records can be shared at once.")));
@@ -127,9 +127,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
 pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<OpenedRecord, ApiError> {
     let (account, address) = caller(state, c).await?;
     let a = body.access;
-    if to_alloy(a.grantee) != address {
-        return Err(ApiError::Forbidden("You can only open records with your own signature.".into()));
-    }
+    own_message(address, a.grantee, "You can only open records with your own signature.")?;
     let signature = body.signature.0.to_vec();
     let not_shared = || ApiError::NotFound("This record is not shared with you.".into());
     let patient_address = Address::from(a.patient);
@@ -274,9 +272,7 @@ async fn share_state(
 pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayReceipt, ApiError> {
     let (account, address) = caller_as(state, c, Role::Patient, "Only a patient stops sharing their records.").await?;
     let m = body.message;
-    if to_alloy(m.patient) != address {
-        return Err(ApiError::Forbidden("You can only stop your own shares.".into()));
-    }
+    own_message(address, m.patient, "You can only stop your own shares.")?;
     let signature = body.signature.0.to_vec();
     if !store::ever_shared(&state.pool, &account.id, &Address::from(m.grantee)).await? {
         return Err(ApiError::NotFound("You have not shared records with this clinician.".into()));
