@@ -30,6 +30,7 @@ pub mod node;
 pub mod refusal;
 pub mod relayer;
 pub mod rpc;
+mod sqlite;
 
 pub use artifacts::Artifact;
 pub use evm::{Chain, Receipt, TxError};

@@ -7,12 +7,12 @@ mod common;
 use chartkey_core::AccountKeys;
 use chartkey_core::eip712::{
     Domain, EmergencyAccess, EmergencyContact, EmergencyContactRemove, EmergencyRefusal, EmergencyRequest, FLAG_DIRECT,
-    FLAG_LONG_TERM, FLAG_PASSCODE, Link, LinkRevoke, LinkUpdate, Register,
+    FLAG_LONG_TERM, FLAG_PASSCODE, Link, LinkRevoke, LinkUpdate,
 };
 use chartkey_ledger::artifacts::{access, directory};
 use chartkey_ledger::calls::{self, LinkUse, SignedCall, Target};
 use chartkey_ledger::{Chain, Receipt, TxError};
-use common::{CHAIN_ID, DAY, START, keys, reason};
+use common::{CHAIN_ID, DAY, Deployed, START, keys, reason, register};
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 
@@ -33,16 +33,12 @@ struct Ledger {
 
 impl Ledger {
     fn new() -> Self {
-        let mut chain = Chain::new(CHAIN_ID, START);
-        let admin = Address::repeat_byte(0xad);
-        let directory_at = chain.deploy(admin, directory(), &[Token::Address(admin)]).unwrap();
-        let access_at = chain.deploy(admin, access(), &[Token::Address(directory_at)]).unwrap();
-        let mut l =
-            Self { chain, directory: directory_at, access: access_at, relayer: Address::repeat_byte(0x5e), uses: 0 };
+        let mut d = Deployed::directory();
+        let access_at = d.beside(access());
+        let mut l = Self { chain: d.chain, directory: d.directory, access: access_at, relayer: d.relayer, uses: 0 };
         for (n, role) in [(1u8, 1u8), (2, 2), (3, 1)] {
             let who = keys(n);
-            let message =
-                Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
+            let message = register(&who, role, U256::zero());
             let signature = Domain::directory(CHAIN_ID, l.directory).sign(&who, &message);
             let (relayer, to) = (l.relayer, l.directory);
             l.chain.send(relayer, to, directory(), "register", &calls::arguments(&message, signature)).unwrap();

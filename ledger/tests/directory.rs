@@ -8,7 +8,7 @@ use chartkey_core::eip712::{Domain, IssueCredential, Register, RevokeCredential,
 use chartkey_ledger::artifacts::directory;
 use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::{Chain, Receipt, TxError};
-use common::{CHAIN_ID, DAY, START, keys, reason};
+use common::{CHAIN_ID, DAY, Deployed, START, keys, reason};
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 use ethers_core::utils::keccak256;
@@ -26,10 +26,8 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let mut chain = Chain::new(CHAIN_ID, START);
-        let admin = Address::repeat_byte(0xad);
-        let contract = chain.deploy(admin, directory(), &[Token::Address(admin)]).expect("deploys");
-        Self { chain, contract, admin, relayer: Address::repeat_byte(0x5e) }
+        let d = Deployed::directory();
+        Self { chain: d.chain, contract: d.directory, admin: d.admin, relayer: d.relayer }
     }
 
     fn domain(&self) -> Domain {

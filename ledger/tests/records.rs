@@ -15,7 +15,7 @@ use chartkey_ledger::artifacts::encode_call;
 use chartkey_ledger::artifacts::{directory, records};
 use chartkey_ledger::calls::{self, SignedCall};
 use chartkey_ledger::{Artifact, Chain, Receipt, TxError};
-use common::{CHAIN_ID, DAY, START, keys, reason};
+use common::{CHAIN_ID, DAY, Deployed, START, keys, reason, register};
 use ethers_core::abi::Token;
 use ethers_core::types::{Address, U256};
 
@@ -42,16 +42,14 @@ struct Ledger {
 
 impl Ledger {
     fn new() -> Self {
-        let mut chain = Chain::new(CHAIN_ID, START);
-        let admin = Address::repeat_byte(0xad);
-        let directory_at = chain.deploy(admin, directory(), &[Token::Address(admin)]).unwrap();
-        let records_at = chain.deploy(admin, records(), &[Token::Address(directory_at)]).unwrap();
+        let mut d = Deployed::directory();
+        let records_at = d.beside(records());
         let mut l = Self {
-            chain,
-            directory: directory_at,
+            chain: d.chain,
+            directory: d.directory,
             records: records_at,
-            admin,
-            relayer: Address::repeat_byte(0x5e),
+            admin: d.admin,
+            relayer: d.relayer,
             patient: keys(1),
             clinician: keys(2),
             authority: keys(3),
@@ -59,9 +57,7 @@ impl Ledger {
         };
         // 1 patient, 2 clinician, 3 authority, 4 unverified clinician, 5 another patient.
         for (who, role) in [(keys(1), 1u8), (keys(2), 2), (keys(3), 4), (keys(4), 2), (keys(5), 1)] {
-            let message =
-                Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce: U256::zero() };
-            l.signed(&who, &message).unwrap();
+            l.signed(&who, &register(&who, role, U256::zero())).unwrap();
         }
         let (admin, authority) = (l.admin, l.authority.address());
         l.chain

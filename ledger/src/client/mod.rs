@@ -141,10 +141,7 @@ impl LedgerClient {
     /// Runs `request` on the latest state; the output, or why it reverted.
     pub async fn call(&self, request: CallRequest) -> Result<Bytes, ClientError> {
         match self {
-            Self::Embedded(node) => {
-                let node = Arc::clone(node);
-                blocking(move || node.call(&request).map(|(output, _)| output).map_err(ClientError::from)).await
-            }
+            Self::Embedded(node) => execute(node, request).await.map(|(output, _)| output),
             Self::Remote(remote) => remote.call(&request).await,
         }
     }
@@ -154,10 +151,7 @@ impl LedgerClient {
     pub async fn simulate(&self, request: CallRequest) -> Result<u64, ClientError> {
         match self {
             // One execution: the relayer adds its own margin.
-            Self::Embedded(node) => {
-                let node = Arc::clone(node);
-                blocking(move || node.call(&request).map(|(_, gas)| gas).map_err(ClientError::from)).await
-            }
+            Self::Embedded(node) => execute(node, request).await.map(|(_, gas)| gas),
             Self::Remote(remote) => remote.estimate_gas(&request).await,
         }
     }
@@ -304,6 +298,13 @@ fn already_held(refusal: &str) -> bool {
     ["already known", "already imported", "known transaction", "replacement transaction underpriced"]
         .iter()
         .any(|phrase| refusal.contains(phrase))
+}
+
+/// Runs `request` on the embedded node's latest state, off the async
+/// threads: its output and the gas it used.
+async fn execute(node: &Arc<Node>, request: CallRequest) -> Result<(Bytes, u64), ClientError> {
+    let node = Arc::clone(node);
+    blocking(move || node.call(&request).map_err(ClientError::from)).await
 }
 
 async fn blocking<T: Send + 'static>(

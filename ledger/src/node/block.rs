@@ -114,15 +114,6 @@ impl SignedTx {
     }
 }
 
-/// A block, executed.
-#[derive(Debug, Clone)]
-pub struct Executed {
-    pub header: Header,
-    pub hash: B256,
-    pub transactions: Vec<SignedTx>,
-    pub receipts: Vec<ReceiptEnvelope>,
-}
-
 /// The parent's hash and header, or what genesis fixes.
 pub struct Parent<'a> {
     pub hash: B256,
@@ -201,7 +192,7 @@ pub fn execute(
     parent: &Parent<'_>,
     timestamp: u64,
     transactions: Vec<SignedTx>,
-) -> (Executed, Vec<(SignedTx, BlockError)>) {
+) -> (super::Block, Vec<(SignedTx, BlockError)>) {
     let number = parent.header.number + 1;
     let params = BlockParams { number, timestamp, basefee: super::BASE_FEE };
     let mut diff = StateDiff::default();
@@ -241,5 +232,5 @@ pub fn execute(
     let envelopes: Vec<TxEnvelope> = included.iter().map(|t| t.envelope.clone()).collect();
     let header = header(Some(parent), number, timestamp, state_root, &envelopes, &receipts);
     let hash = header.hash_slow();
-    (Executed { header, hash, transactions: included, receipts }, refused)
+    (super::Block { header, hash, transactions: included, receipts }, refused)
 }

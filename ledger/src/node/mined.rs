@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// A block read back from the store.
+/// A block: as executed by the miner, or read back from the store.
 #[derive(Debug, Clone)]
 pub struct Block {
     pub hash: B256,

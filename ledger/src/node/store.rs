@@ -63,11 +63,8 @@ fn migrations() -> Migrations<'static> {
 impl Store {
     /// Opens (creating if needed) the store at `path` for the node.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // Every commit reaches the disk before it returns: a block is only
-        // acknowledged once it is durable.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // A block is only acknowledged once it is durable.
+        let mut conn = crate::sqlite::open_durable(path)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations().to_latest(&mut conn)?;
         Ok(Self { conn })
@@ -238,8 +235,6 @@ mod tests {
     fn commits_are_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("ledger.sqlite3")).unwrap();
-        let synchronous: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        let journal: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-        assert_eq!((synchronous, journal.as_str()), (2, "wal"), "synchronous=FULL, WAL");
+        crate::sqlite::assert_durable(&store.conn);
     }
 }

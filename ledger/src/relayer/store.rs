@@ -129,9 +129,7 @@ fn now() -> i64 {
 
 impl JobStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut conn = crate::sqlite::open_durable(path)?;
         migrations().to_latest(&mut conn)?;
         Ok(Self { conn })
     }
@@ -266,9 +264,7 @@ mod tests {
     fn commits_are_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = JobStore::open(&dir.path().join("relayer.sqlite3")).unwrap();
-        let synchronous: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        let journal: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-        assert_eq!((synchronous, journal.as_str()), (2, "wal"), "synchronous=FULL, WAL");
+        crate::sqlite::assert_durable(&store.conn);
     }
 
     #[test]

@@ -33,6 +33,33 @@ pub fn reason(result: Result<Receipt, TxError>) -> String {
 pub const RELAYER: [u8; 32] = [0x5e; 32];
 pub const ADMIN: [u8; 32] = [0xad; 32];
 
+/// The in-memory test chain with the Directory deployed by the
+/// administrator: what every contract test starts from.
+pub struct Deployed {
+    pub chain: chartkey_ledger::Chain,
+    pub admin: ethers_core::types::Address,
+    /// Who sends the signed calls (any funded account may relay).
+    pub relayer: ethers_core::types::Address,
+    pub directory: ethers_core::types::Address,
+}
+
+impl Deployed {
+    pub fn directory() -> Self {
+        use ethers_core::abi::Token;
+        use ethers_core::types::Address;
+        let mut chain = chartkey_ledger::Chain::new(CHAIN_ID, START);
+        let admin = Address::repeat_byte(0xad);
+        let directory = chain.deploy(admin, chartkey_ledger::artifacts::directory(), &[Token::Address(admin)]).unwrap();
+        Self { chain, admin, relayer: Address::repeat_byte(0x5e), directory }
+    }
+
+    /// Deploys `artifact`, a contract built on the Directory; its address.
+    pub fn beside(&mut self, artifact: &chartkey_ledger::Artifact) -> ethers_core::types::Address {
+        let args = [ethers_core::abi::Token::Address(self.directory)];
+        self.chain.deploy(self.admin, artifact, &args).unwrap()
+    }
+}
+
 pub fn wallet(secret: [u8; 32]) -> Wallet {
     Wallet::from_secret(&secret).unwrap()
 }
