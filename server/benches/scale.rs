@@ -25,7 +25,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,34 +52,6 @@ const RESTART_AT: Duration = Duration::from_secs(45);
 const SETTLE: Duration = Duration::from_secs(3);
 /// Requests at once while setting up.
 const SETUP_CONCURRENCY: usize = 16;
-
-/// What the clients see: nginx's origin.
-struct Front {
-    base: String,
-    origin: Url,
-    pin: std::net::SocketAddr,
-    /// Replica A's, whose administrator key owns the Directory.
-    data_dir: PathBuf,
-    chain: Url,
-}
-
-impl Portal for Front {
-    fn base(&self) -> &str {
-        &self.base
-    }
-    fn origin(&self) -> &Url {
-        &self.origin
-    }
-    fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-    fn ledger_rpc(&self) -> Option<&Url> {
-        Some(&self.chain)
-    }
-    fn pin(&self) -> Option<std::net::SocketAddr> {
-        Some(self.pin)
-    }
-}
 
 /// A replica: the release `chartkey` binary on a fixed port, so nginx finds
 /// it again after a restart.
@@ -271,7 +243,7 @@ async fn next_nonce(load: &Load, me: &Account, patient: &AccountKeys) -> Option<
 /// (`grantees[theirs]`) after another, until the run ends.
 async fn patient(
     load: Arc<Load>,
-    front: Arc<Front>,
+    front: Arc<Site>,
     mut me: Account,
     grantees: Arc<Vec<AccountKeys>>,
     theirs: std::ops::Range<usize>,
@@ -310,7 +282,7 @@ async fn patient(
             let nonce = try_api(&me.client, fns::SharesNonce { grantee: grantee.address().into() }).await?;
             let grant = everything(&me.keys, grantee, nonce);
             let start = try_api(&me.client, fns::ApprovalsStart { digest: Hash32(domain.digest(&grant)) }).await?;
-            let credential = me.device.assert(front.origin(), webauthn_options(&start.options));
+            let credential = me.device.assert(&front.origin, webauthn_options(&start.options));
             let approval = fns::Approval { ceremony_id: start.ceremony_id, credential: webauthn_json(&credential) };
             let signature = domain.sign_typed(&me.keys, &grant);
             let body = fns::ShareBody { grant: grant.clone(), signature, keys, approval };
@@ -411,12 +383,14 @@ async fn run() {
         "proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_connect_timeout 1s; \
          proxy_next_upstream error timeout; client_max_body_size 200m;",
     );
-    let front = Arc::new(Front {
+    // What the clients see: nginx's origin. The data directory is replica
+    // A's, whose administrator key owns the Directory.
+    let front = Arc::new(Site {
         base: origin.as_str().trim_end_matches('/').to_owned(),
         origin: origin.clone(),
-        pin: ([127, 0, 0, 1], front_port).into(),
+        pin: Some(([127, 0, 0, 1], front_port).into()),
         data_dir: tmp.path().join("a/data"),
-        chain: chain_url.clone(),
+        ledger_rpc: Some(chain_url.clone()),
     });
     for _ in 0..250 {
         if reqwest::get(format!("http://127.0.0.1:{front_port}/healthz")).await.is_ok() {
@@ -432,16 +406,16 @@ async fn run() {
     let setup = Instant::now();
     let authorities = in_parallel(AUTHORITIES, |i| {
         let front = Arc::clone(&front);
-        async move { sign_up(&*front, &format!("Scale Board {i}"), Role::CredentialingAuthority).await }
+        async move { sign_up(&front, &format!("Scale Board {i}"), Role::CredentialingAuthority).await }
     })
     .await;
-    let chain = Arc::new(Chain::of(&*front, &authorities[0].client).await);
+    let chain = Arc::new(Chain::of(&front, &authorities[0].client).await);
     for authority in &authorities {
         chain.set_authority(&front.data_dir, authority.keys.address()).await;
     }
     let clinicians = in_parallel(CLINICIANS, |i| {
         let front = Arc::clone(&front);
-        async move { sign_up(&*front, &format!("Dr Scale {i}"), Role::Clinician).await }
+        async move { sign_up(&front, &format!("Dr Scale {i}"), Role::Clinician).await }
     })
     .await;
     let clinicians = Arc::new(clinicians);
@@ -461,11 +435,11 @@ async fn run() {
     let patients = in_parallel(PATIENTS, |p| {
         let (front, grantees) = (Arc::clone(&front), Arc::clone(&grantees));
         async move {
-            let mut patient = sign_up(&*front, &format!("Scale Patient {p}"), Role::Patient).await;
+            let mut patient = sign_up(&front, &format!("Scale Patient {p}"), Role::Patient).await;
             let sealed = seal_all(&patient.keys, &floyd(1), None);
             add(&patient, &ledger_domain(&patient.client).await, &sealed).await.expect("records/add");
             for grantee in &grantees[p * per_patient..(p + 1) * per_patient] {
-                share_all(&*front, &mut patient, grantee, &sealed).await.expect("shares/grant");
+                share_all(&front, &mut patient, grantee, &sealed).await.expect("shares/grant");
             }
             (patient, sealed.anchored[0].id)
         }

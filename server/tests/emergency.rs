@@ -39,21 +39,28 @@ async fn overview(account: &Account) -> fns::EmergencyOverview {
 }
 
 async fn ask(contact: &Account, patient: &Account) -> Result<fns::RelayReceipt, ApiError> {
-    let server_domain = access_domain_of(contact).await;
-    let nonce = overview(contact).await.next_nonce;
-    let message =
-        EmergencyRequest { contact: contact.keys.address(), patient: patient.keys.address(), nonce: U256::from(nonce) };
-    let signature = server_domain.sign_typed(&contact.keys, &message);
+    let (message, signature) =
+        contact_signs(contact, patient, |contact, patient, nonce| EmergencyRequest { contact, patient, nonce }).await;
     contact.client.api(fns::EmergencyRequest { body: fns::EmergencyRequestBody { message, signature } }).await
 }
 
 async fn open(contact: &Account, patient: &Account) -> Result<fns::EmergencyOpened, ApiError> {
+    let (message, signature) =
+        contact_signs(contact, patient, |contact, patient, nonce| EmergencyAccess { contact, patient, nonce }).await;
+    contact.client.api(fns::EmergencyOpen { body: fns::EmergencyOpenBody { message, signature } }).await
+}
+
+/// A message `contact` signs about `patient` with the contact's next nonce.
+async fn contact_signs<M: chartkey_core::eip712::TypedMessage>(
+    contact: &Account,
+    patient: &Account,
+    message: impl FnOnce(ethers_core::types::Address, ethers_core::types::Address, U256) -> M,
+) -> (M, chartkey_core::value::Signature) {
     let domain = access_domain_of(contact).await;
     let nonce = overview(contact).await.next_nonce;
-    let message =
-        EmergencyAccess { contact: contact.keys.address(), patient: patient.keys.address(), nonce: U256::from(nonce) };
+    let message = message(contact.keys.address(), patient.keys.address(), U256::from(nonce));
     let signature = domain.sign_typed(&contact.keys, &message);
-    contact.client.api(fns::EmergencyOpen { body: fns::EmergencyOpenBody { message, signature } }).await
+    (message, signature)
 }
 
 async fn access_domain_of(account: &Account) -> chartkey_core::eip712::Domain {

@@ -14,7 +14,7 @@ use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
 use chartkey_ledger::calls;
 use chartkey_ledger::convert::to_alloy;
 use chartkey_ledger::node::Contracts;
-use common::{ApiError, Portal, TestServer, fns, wallet};
+use common::{ApiError, TestServer, fns, wallet};
 use ethers_core::types::U256;
 use serde_json::{Value, json};
 

@@ -63,6 +63,19 @@ fn row(what: &'static str, req: Req, expect: [u16; 7], may: May) -> Row {
     Row { what, req, expect, may, check: None }
 }
 
+/// Signed out 401; `who` gets `yes`, every other role `no`.
+fn only(who: usize, yes: u16, no: u16) -> [u16; 7] {
+    let mut e = [401, no, no, no, no, no, no];
+    e[who] = yes;
+    e
+}
+
+/// An action of `role`'s alone: it succeeds, and changes something, only
+/// for that role; every other is refused (403), signed out 401.
+fn only_by(role: usize, what: &'static str, function: &'static str, body: Value) -> Row {
+    row(what, Req::Fn(function, body), only(role, 200, 403), May::Owner(role))
+}
+
 /// `row` as a server on an external chain answers it.
 fn on_an_external_chain(mut row: Row) -> Row {
     match row.what {
@@ -330,11 +343,6 @@ async fn every_route_for_every_role() {
     chartkey_core::records::pack_frame(&mut wrong_pack, &sealed.anchored[0].ciphertext_hash, b"not the envelope");
 
     let all = |status: u16| [401, status, status, status, status, status, status];
-    let only = |who: usize, yes: u16, no: u16| {
-        let mut e = [401, no, no, no, no, no, no];
-        e[who] = yes;
-        e
-    };
     let json_post = |path: &str, body: Value| {
         Req::Http(reqwest::Method::POST, path.to_owned(), Some((body.to_string().into_bytes(), "application/json")))
     };
@@ -602,49 +610,24 @@ async fn every_route_for_every_role() {
             [401, 200, 400, 400, 400, 403, 403],
             May::Owner(OWNER),
         ),
-        row(
-            "shares/grant (the owner's)",
-            Req::Fn("shares/grant", grant_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
-        row(
-            "records/open (signed by the shared clinician)",
-            Req::Fn("records/open", open_body),
-            only(SHARED, 200, 403),
-            May::Owner(SHARED),
-        ),
+        only_by(OWNER, "shares/grant (the owner's)", "shares/grant", grant_body),
+        only_by(SHARED, "records/open (signed by the shared clinician)", "records/open", open_body),
         row(
             "credentials/request",
             Req::Fn("credentials/request", request_body),
             [401, 403, 403, 200, 200, 403, 403],
             May::Own,
         ),
-        row(
-            "credentials/issue (a request to the authority)",
-            Req::Fn("credentials/issue", issue_body),
-            only(AUTHORITY, 200, 403),
-            May::Owner(AUTHORITY),
-        ),
-        row(
+        only_by(AUTHORITY, "credentials/issue (a request to the authority)", "credentials/issue", issue_body),
+        only_by(
+            AUTHORITY,
             "credentials/decline (a request to the authority)",
-            Req::Fn("credentials/decline", json!({ "request": declined_request })),
-            only(AUTHORITY, 200, 403),
-            May::Owner(AUTHORITY),
+            "credentials/decline",
+            json!({ "request": declined_request }),
         ),
-        row(
-            "credentials/revoke (the authority's credential)",
-            Req::Fn("credentials/revoke", revoke_body),
-            only(AUTHORITY, 200, 403),
-            May::Owner(AUTHORITY),
-        ),
+        only_by(AUTHORITY, "credentials/revoke (the authority's credential)", "credentials/revoke", revoke_body),
         row("recovery/confirmed", Req::Fn("recovery/confirmed", json!({})), all(200), May::Own),
-        row(
-            "shares/stop (the owner's share)",
-            Req::Fn("shares/stop", stop_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
+        only_by(OWNER, "shares/stop (the owner's share)", "shares/stop", stop_body),
         Row {
             check: Some(Box::new(not_the_owners_link)),
             ..row("links/list", Req::Fn("links/list", json!({})), all(200), May::Nothing)
@@ -655,24 +638,9 @@ async fn every_route_for_every_role() {
             [404; 7],
             May::Nothing,
         ),
-        row(
-            "links/create (the owner's new link)",
-            Req::Fn("links/create", link_create_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
-        row(
-            "links/update (the owner's long-term link)",
-            Req::Fn("links/update", link_update_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
-        row(
-            "links/revoke (the owner's link)",
-            Req::Fn("links/revoke", link_revoke_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
+        only_by(OWNER, "links/create (the owner's new link)", "links/create", link_create_body),
+        only_by(OWNER, "links/update (the owner's long-term link)", "links/update", link_update_body),
+        only_by(OWNER, "links/revoke (the owner's link)", "links/revoke", link_revoke_body),
         row("emergency/overview", Req::Fn("emergency/overview", json!({})), all(200), May::Nothing),
         row(
             "emergency/invite",
@@ -686,36 +654,21 @@ async fn every_route_for_every_role() {
             [401, 404, 404, 404, 404, 404, 404],
             May::Nothing,
         ),
-        row(
-            "emergency/name (the owner names the contact who accepted)",
-            Req::Fn("emergency/name", name_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
+        only_by(OWNER, "emergency/name (the owner names the contact who accepted)", "emergency/name", name_body),
         row(
             "emergency/request (signed by the named contact)",
             Req::Fn("emergency/request", emergency_request_body),
             [401, 404, 200, 404, 404, 404, 404],
             May::Owner(OTHER),
         ),
-        row(
-            "emergency/refuse (the owner's)",
-            Req::Fn("emergency/refuse", refuse_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
+        only_by(OWNER, "emergency/refuse (the owner's)", "emergency/refuse", refuse_body),
         row(
             "emergency/open (signed by the contact, after the refusal)",
             Req::Fn("emergency/open", emergency_open_body),
             [401, 404, 422, 404, 404, 404, 404],
             May::Nothing,
         ),
-        row(
-            "emergency/remove (the owner's)",
-            Req::Fn("emergency/remove", emergency_remove_body),
-            [401, 200, 403, 403, 403, 403, 403],
-            May::Owner(OWNER),
-        ),
+        only_by(OWNER, "emergency/remove (the owner's)", "emergency/remove", emergency_remove_body),
         row("logout", Req::Fn("logout", json!({})), [200; 7], May::Own),
     ];
     // On an external chain the embedded ledger's own routes say they are

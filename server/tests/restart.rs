@@ -23,7 +23,7 @@ use server_fn::ServerFn;
 
 /// Every event `name` of the contract at `address` whose indexed topics
 /// start with `topics`, over the whole chain, read over JSON-RPC.
-async fn events(portal: &impl Portal, address: Address, name: &str, topics: &[H256]) -> Vec<Value> {
+async fn events(portal: &Site, address: Address, name: &str, topics: &[H256]) -> Vec<Value> {
     let (records, directory) = (&records().abi, &directory().abi);
     let event = records.event(name).or_else(|_| directory.event(name)).unwrap();
     let mut filter = vec![json!(format!("{:#x}", event.signature()))];
@@ -32,7 +32,7 @@ async fn events(portal: &impl Portal, address: Address, name: &str, topics: &[H2
     portal.rpc().result("eth_getLogs", query).await.as_array().unwrap().clone()
 }
 
-async fn chain_of(portal: &impl Portal, account: &Account) -> common::chain::Chain {
+async fn chain_of(portal: &Site, account: &Account) -> common::chain::Chain {
     common::chain::Chain::of(portal, &account.client).await
 }
 

@@ -71,7 +71,12 @@ async fn large_uploads_go_multipart_and_leave_nothing_when_they_fail() {
     let parts: Vec<Result<Bytes, String>> = body.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     let e = store.put_stream(&wrong, None, futures_util::stream::iter(parts)).await.unwrap_err();
     assert!(matches!(e, BlobError::HashMismatch { .. }));
-    let files: Vec<_> = walk(dir.path());
+    let files: Vec<PathBuf> = walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .map(|e| e.expect("readable"))
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
     assert_eq!(files.len(), 1, "only the stored blob remains: {files:?}");
 }
 
@@ -86,19 +91,6 @@ async fn put_many_checks_every_name() {
     let c = (name_of(b"c"), Bytes::from_static(b"not c"));
     assert!(matches!(store.put_many(vec![c.clone()]).await, Err(BlobError::HashMismatch { .. })));
     assert_eq!(store.size(&c.0).await.expect("head"), None);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 fn pack_of(envelopes: &[&[u8]]) -> Vec<u8> {

@@ -10,7 +10,7 @@ use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
 use chartkey_ledger::convert::to_alloy;
 use ethers_core::types::{Address, U256};
 
-use super::{Account, ApiError, Client, Portal, Rpc, fns, wallet};
+use super::{Account, ApiError, Client, Rpc, Site, fns, wallet};
 
 /// The ledger as `ledger/info` describes it, and its JSON-RPC.
 pub struct Chain {
@@ -22,7 +22,7 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub async fn of(portal: &impl Portal, client: &Client) -> Self {
+    pub async fn of(portal: &Site, client: &Client) -> Self {
         let info = client.api(fns::LedgerInfo {}).await.expect("ledger/info");
         Self {
             rpc: portal.rpc(),

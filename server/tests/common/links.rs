@@ -7,7 +7,7 @@ use rand::rngs::OsRng;
 
 use super::chain::Chain;
 use super::records::approve;
-use super::{Account, ApiError, Portal, fns};
+use super::{Account, ApiError, Site, fns};
 
 /// A link as its patient's browser keeps it: the secret of its URL and its key.
 pub struct Made {
@@ -17,8 +17,8 @@ pub struct Made {
 }
 
 impl Made {
-    pub fn url(&self, server: &impl Portal) -> String {
-        format!("{}/shl/{}", server.base(), self.manifest.to_text())
+    pub fn url(&self, server: &Site) -> String {
+        format!("{}/shl/{}", server.base, self.manifest.to_text())
     }
 }
 
@@ -39,7 +39,7 @@ pub fn hash_of(files: &[fns::LinkFileUpload]) -> [u8; 32] {
 /// `patient` makes a link to `files` as the portal does, approved with
 /// their passkey.
 pub async fn make(
-    server: &impl Portal,
+    server: &Site,
     patient: &mut Account,
     flags: Flags,
     expires_at: u64,
@@ -65,7 +65,7 @@ pub async fn make(
 /// A creation body for `link`, its secrets sealed as if made with a fresh
 /// manifest id and key (the server cannot tell).
 pub async fn signed_create(
-    server: &impl Portal,
+    server: &Site,
     patient: &mut Account,
     link: Link,
     files: Vec<fns::LinkFileUpload>,
@@ -81,7 +81,7 @@ pub async fn signed_create(
 }
 
 pub async fn signed_create_with(
-    server: &impl Portal,
+    server: &Site,
     patient: &mut Account,
     link: Link,
     files: Vec<fns::LinkFileUpload>,
@@ -100,7 +100,7 @@ pub async fn host(account: &Account) -> ethers_core::types::Address {
     account.client.api(fns::LedgerInfo {}).await.unwrap().relayer.into()
 }
 
-pub async fn access_domain(server: &impl Portal, account: &Account) -> chartkey_core::eip712::Domain {
+pub async fn access_domain(server: &Site, account: &Account) -> chartkey_core::eip712::Domain {
     let chain = Chain::of(server, &account.client).await;
     chartkey_core::eip712::Domain::access(chain.chain_id, chain.access)
 }

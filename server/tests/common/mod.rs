@@ -29,14 +29,56 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse};
 
-pub struct TestServer {
+/// Where a running portal answers, and what a test needs to reach it: in
+/// this process ([`TestServer`]), the real binary ([`ServerProcess`]) or
+/// replicas behind a proxy. Both servers dereference to theirs.
+pub struct Site {
     pub base: String,
-    /// Where requests for `base` go, when not to its own name and port.
+    /// Where requests for `base` go, when not to its own name and port
+    /// (a replica behind a proxy).
     pub pin: Option<std::net::SocketAddr>,
     pub origin: Url,
     pub data_dir: PathBuf,
-    /// The external chain's JSON-RPC, when it relays to one.
+    /// The external chain's JSON-RPC, when the portal relays to one.
     pub ledger_rpc: Option<Url>,
+}
+
+impl Site {
+    /// The ledger's JSON-RPC: the external chain's, or the embedded one's
+    /// with the bearer token the server keeps in its data directory (when
+    /// it was started with `--rpc-access token`).
+    pub fn rpc(&self) -> Rpc {
+        if let Some(url) = &self.ledger_rpc {
+            return Rpc { http: reqwest::Client::new(), url: url.to_string(), token: None };
+        }
+        let token = std::fs::read_to_string(self.data_dir.join("keys/rpc.token")).ok().map(|t| t.trim().to_owned());
+        Rpc { http: self.client().http, url: format!("{}/rpc", self.base), token }
+    }
+
+    /// A browser-like client with its own cookie jar.
+    pub fn client(&self) -> Client {
+        let mut http = reqwest::Client::builder().cookie_store(true);
+        if let (Some(addr), Some(host)) = (self.pin, self.origin.host_str()) {
+            http = http.resolve(host, addr);
+        }
+        Client { http: http.build().unwrap(), base: self.base.clone() }
+    }
+
+    /// Waits (`tries` × 20 ms at most) for `/healthz` to answer.
+    async fn answers(&self, tries: usize) -> bool {
+        let probe = self.client().http;
+        for _ in 0..tries {
+            if probe.get(format!("{}/healthz", self.base)).send().await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+pub struct TestServer {
+    site: Site,
     _tmp: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -90,26 +132,15 @@ impl TestServer {
             let _ = rx.await;
         }));
         let server = Self {
-            base,
-            pin,
-            origin,
-            data_dir,
-            ledger_rpc,
+            site: Site { base, pin, origin, data_dir, ledger_rpc },
             _tmp: tmp,
             shutdown: Some(tx),
             handle: Some(handle),
             db: Default::default(),
             blobs: Default::default(),
         };
-        // Ready when /healthz answers.
-        let probe = server.client().http;
-        for _ in 0..100 {
-            if probe.get(format!("{}/healthz", server.base)).send().await.is_ok() {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("server did not start");
+        assert!(server.answers(100).await, "server did not start");
+        server
     }
 
     /// Row counts of the tables a refused request must not change.
@@ -161,74 +192,23 @@ impl TestServer {
     }
 }
 
-/// A running portal: in this process ([`TestServer`]) or the real binary
-/// ([`ServerProcess`]).
-pub trait Portal {
-    fn base(&self) -> &str;
-    fn origin(&self) -> &Url;
-    fn data_dir(&self) -> &std::path::Path;
-
-    /// The external chain's JSON-RPC, when the portal relays to one.
-    fn ledger_rpc(&self) -> Option<&Url>;
-
-    /// The ledger's JSON-RPC: the external chain's, or the embedded one's
-    /// with the bearer token the server keeps in its data directory (when
-    /// it was started with `--rpc-access token`).
-    fn rpc(&self) -> Rpc {
-        if let Some(url) = self.ledger_rpc() {
-            return Rpc { http: reqwest::Client::new(), url: url.to_string(), token: None };
-        }
-        let token = std::fs::read_to_string(self.data_dir().join("keys/rpc.token")).ok().map(|t| t.trim().to_owned());
-        Rpc { http: self.client().http, url: format!("{}/rpc", self.base()), token }
-    }
-
-    /// Where requests for the origin go, when not to its own name and port
-    /// (a replica behind a proxy).
-    fn pin(&self) -> Option<std::net::SocketAddr>;
-
-    /// A browser-like client with its own cookie jar.
-    fn client(&self) -> Client {
-        let mut http = reqwest::Client::builder().cookie_store(true);
-        if let (Some(addr), Some(host)) = (self.pin(), self.origin().host_str()) {
-            http = http.resolve(host, addr);
-        }
-        Client { http: http.build().unwrap(), base: self.base().to_owned() }
-    }
-}
-
-/// A portal is anything with a base URL, an origin and a data directory.
-macro_rules! portal {
+macro_rules! on_site {
     ($($server:ty),*) => {$(
-        impl Portal for $server {
-            fn base(&self) -> &str {
-                &self.base
-            }
-            fn origin(&self) -> &Url {
-                &self.origin
-            }
-            fn data_dir(&self) -> &std::path::Path {
-                &self.data_dir
-            }
-            fn pin(&self) -> Option<std::net::SocketAddr> {
-                self.pin
-            }
-            fn ledger_rpc(&self) -> Option<&Url> {
-                self.ledger_rpc.as_ref()
+        impl std::ops::Deref for $server {
+            type Target = Site;
+            fn deref(&self) -> &Site {
+                &self.site
             }
         }
     )*};
 }
 
-portal!(TestServer, ServerProcess);
+on_site!(TestServer, ServerProcess);
 
 /// The `chartkey` binary serving `data_dir` on 127.0.0.1 (a free port),
 /// stopped with SIGKILL by its process id when dropped or killed.
 pub struct ServerProcess {
-    pub base: String,
-    pub pin: Option<std::net::SocketAddr>,
-    pub origin: Url,
-    pub data_dir: PathBuf,
-    pub ledger_rpc: Option<Url>,
+    site: Site,
     child: std::process::Child,
 }
 
@@ -252,11 +232,13 @@ impl ServerProcess {
             .expect("start the chartkey binary");
         // Owned from here on, so a failed start still kills it.
         let mut process = Self {
-            base: String::new(),
-            pin: None,
-            origin: "http://localhost".parse().unwrap(),
-            data_dir: data_dir.to_owned(),
-            ledger_rpc,
+            site: Site {
+                base: String::new(),
+                pin: None,
+                origin: "http://localhost".parse().unwrap(),
+                data_dir: data_dir.to_owned(),
+                ledger_rpc,
+            },
             child,
         };
         let stdout = process.child.stdout.take().unwrap();
@@ -268,21 +250,15 @@ impl ServerProcess {
         .await
         .unwrap()
         .expect("the server prints its URL");
-        process.origin = line
+        process.site.origin = line
             .trim()
             .strip_prefix("Chartkey is running at ")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .parse()
             .unwrap();
-        process.base = format!("http://localhost:{}", process.origin.port().unwrap());
-        let probe = reqwest::Client::new();
-        for _ in 0..250 {
-            if probe.get(format!("{}/healthz", process.base)).send().await.is_ok() {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the server process did not answer");
+        process.site.base = format!("http://localhost:{}", process.origin.port().unwrap());
+        assert!(process.answers(250).await, "the server process did not answer");
+        process
     }
 
     pub fn pid(&self) -> u32 {
@@ -444,13 +420,13 @@ pub fn patient_signup(
 }
 
 /// Signs up a new account through the real ceremony; returns it signed in.
-pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
+pub async fn sign_up(server: &Site, name: &str, role: Role) -> Account {
     let client = server.client();
     let secret = AccountSecret::generate(&mut rand::rngs::OsRng);
     let keys = secret.derive();
     let mut device = Device::new();
     let start = client.api(fns::SignupStart { display_name: name.into(), role }).await.expect("signup/start");
-    let credential = device.register(server.origin(), webauthn_options(&start.options));
+    let credential = device.register(&server.origin, webauthn_options(&start.options));
     let ledger = client.api(fns::LedgerInfo {}).await.expect("ledger/info");
     let (_, registration) =
         chartkey_core::eip712::first_registration(&keys, role.code(), ledger.chain_id, ledger.directory.into());
@@ -468,18 +444,18 @@ pub async fn sign_up(server: &impl Portal, name: &str, role: Role) -> Account {
 }
 
 /// A full discoverable sign-in; returns the server's answer.
-pub async fn sign_in(server: &impl Portal, client: &Client, device: &mut Device) -> Result<fns::LoginResult, ApiError> {
+pub async fn sign_in(server: &Site, client: &Client, device: &mut Device) -> Result<fns::LoginResult, ApiError> {
     let start = client.api(fns::LoginStart {}).await.expect("login/start");
-    let assertion = device.assert(server.origin(), webauthn_options(&start.options));
+    let assertion = device.assert(&server.origin, webauthn_options(&start.options));
     let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
     client.api(fns::LoginFinish { finish }).await
 }
 
 /// As [`sign_in`], with the raw answer: for the checks of its Set-Cookie
 /// headers, which the typed answer does not carry.
-pub async fn sign_in_raw(server: &impl Portal, client: &Client, device: &mut Device) -> Answer {
+pub async fn sign_in_raw(server: &Site, client: &Client, device: &mut Device) -> Answer {
     let start = client.api(fns::LoginStart {}).await.expect("login/start");
-    let assertion = device.assert(server.origin(), webauthn_options(&start.options));
+    let assertion = device.assert(&server.origin, webauthn_options(&start.options));
     let finish = fns::LoginFinishBody { ceremony_id: start.ceremony_id, credential: webauthn_json(&assertion) };
     // Raw: the session cookie is in the headers.
     client.call("login/finish", json!({ "finish": finish })).await
@@ -488,13 +464,13 @@ pub async fn sign_in_raw(server: &impl Portal, client: &Client, device: &mut Dev
 /// Adds a passkey to a signed-in account, the add signed by `signer`
 /// (the account's own keys, or not). Returns the answer and the new device.
 pub async fn add_passkey(
-    server: &impl Portal,
+    server: &Site,
     account: &Account,
     signer: &AccountKeys,
 ) -> (Result<fns::PasskeyInfo, ApiError>, Device) {
     let start = account.client.api(fns::AddPasskeyStart {}).await.expect("passkeys/add/start");
     let mut device = Device::new();
-    let credential = device.register(server.origin(), webauthn_options(&start.options));
+    let credential = device.register(&server.origin, webauthn_options(&start.options));
     let credential_id = base64::Engine::encode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         device.credential_id.as_ref().unwrap(),
@@ -533,18 +509,8 @@ pub async fn remove_passkey(account: &Account, credential_id: &str, signer: &Acc
 
 /// Every file under `dir`, at any depth (none if it does not exist).
 pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
+    let entries = walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok);
+    entries.filter(|e| e.file_type().is_file()).map(walkdir::DirEntry::into_path).collect()
 }
 
 /// A ledger key the server created in its data directory.

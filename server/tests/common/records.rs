@@ -13,7 +13,7 @@ use ethers_core::types::U256;
 use rand::rngs::OsRng;
 
 use super::chain::Chain;
-use super::{Account, ApiError, Client, Device, Portal, fns, webauthn_json, webauthn_options};
+use super::{Account, ApiError, Client, Device, Site, fns, webauthn_json, webauthn_options};
 
 pub const FLOYD: &str = include_str!("../../../fixtures/fhir/Floyd_Connelly_66843218-a9f9-4f16-8347-bdc2a0d14265.json");
 
@@ -182,15 +182,15 @@ pub async fn share(
 
 /// A passkey approval of `digest` by `device`, in a ceremony `client`'s
 /// session starts.
-pub async fn approve(portal: &impl Portal, client: &Client, device: &mut Device, digest: [u8; 32]) -> fns::Approval {
+pub async fn approve(portal: &Site, client: &Client, device: &mut Device, digest: [u8; 32]) -> fns::Approval {
     let start = client.api(fns::ApprovalsStart { digest: Hash32(digest) }).await.expect("approvals/start");
-    let credential = device.assert(portal.origin(), webauthn_options(&start.options));
+    let credential = device.assert(&portal.origin, webauthn_options(&start.options));
     fns::Approval { ceremony_id: start.ceremony_id, credential: webauthn_json(&credential) }
 }
 
 /// `patient` shares `grant` (approved with their passkey), with `keys`.
 pub async fn share_approved(
-    portal: &impl Portal,
+    portal: &Site,
     patient: &mut Account,
     grant: &Grant,
     keys: Vec<fns::ShareKey>,
@@ -203,7 +203,7 @@ pub async fn share_approved(
 /// `patient` shares everything with `grantee` for a day (their first
 /// grant), with the keys of all of `sealed`'s records.
 pub async fn share_all(
-    portal: &impl Portal,
+    portal: &Site,
     patient: &mut Account,
     grantee: &AccountKeys,
     sealed: &Sealed,
@@ -249,7 +249,7 @@ pub fn wrapped_for(key: &DataKey, id: RecordId, to: &AccountKeys) -> fns::ShareK
 
 /// `patient` stops sharing with `grantee` (approved with their passkey).
 pub async fn stop_approved(
-    portal: &impl Portal,
+    portal: &Site,
     chain: &Chain,
     patient: &mut Account,
     grantee: &AccountKeys,
@@ -300,12 +300,7 @@ pub struct Parties {
 /// Signs up `patient` and `clinician` (and an authority for them), names
 /// the authority with the administrator's key and has it verify the
 /// clinician for a day.
-pub async fn verified_parties(
-    portal: &impl Portal,
-    data_dir: &std::path::Path,
-    patient: &str,
-    clinician: &str,
-) -> Parties {
+pub async fn verified_parties(portal: &Site, data_dir: &std::path::Path, patient: &str, clinician: &str) -> Parties {
     use chartkey_core::role::Role;
     let authority = super::sign_up(portal, &format!("Board of {clinician}"), Role::CredentialingAuthority).await;
     let patient = super::sign_up(portal, patient, Role::Patient).await;
