@@ -42,6 +42,77 @@ pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
     }
 }
 
+/// "Loading…", while a page's first answer is on its way.
+#[component]
+pub fn Loading() -> impl IntoView {
+    view! { <Busy message=Signal::derive(|| Some("Loading…".to_owned())) /> }
+}
+
+/// Fetches with `fetch` into `into`; a failure is shown in `error` (what
+/// was shown stays).
+pub fn load<T, Fut>(into: RwSignal<Option<T>>, error: RwSignal<Option<String>>, fetch: impl FnOnce() -> Fut + 'static)
+where
+    T: Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, crate::api::ApiError>> + 'static,
+{
+    leptos::task::spawn_local(async move {
+        match fetch().await {
+            Ok(value) => into.set(Some(value)),
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    })
+}
+
+/// [`load`] now, and again each time the returned reload is called.
+pub fn reloader<T, Fut>(
+    into: RwSignal<Option<T>>,
+    error: RwSignal<Option<String>>,
+    fetch: impl Fn() -> Fut + Copy + 'static,
+) -> impl Fn() + Copy + 'static
+where
+    T: Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, crate::api::ApiError>> + 'static,
+{
+    let reload = move || load(into, error, fetch);
+    reload();
+    reload
+}
+
+/// The red button that stops a live share or link.
+#[component]
+pub fn StopSharing(#[prop(into)] on_stop: Callback<()>, #[prop(into)] pending: Signal<bool>) -> impl IntoView {
+    view! {
+        <button type="button" class="button button-small button-danger"
+            on:click=move |_| on_stop.run(()) disabled=move || pending.get()>
+            "Stop sharing"
+        </button>
+    }
+}
+
+/// A panel's heading, with an export button once there is something to
+/// export.
+#[component]
+pub fn ExportHead(
+    id: &'static str,
+    title: &'static str,
+    /// The button's words and test id.
+    export: (&'static str, &'static str),
+    #[prop(into)] shown: Signal<bool>,
+    #[prop(into)] on_export: Callback<()>,
+) -> impl IntoView {
+    let (label, testid) = export;
+    view! {
+        <div class="panel-head">
+            <h2 id=id>{title}</h2>
+            {move || shown.get().then(|| view! {
+                <button type="button" class="button button-small" data-testid=testid on:click=move |_| on_export.run(())>
+                    {label}
+                </button>
+            })}
+        </div>
+    }
+}
+
 /// The `content` of the page's `<meta name="{name}">`: what the build wrote
 /// into index.html (the key worker's address, the build's name).
 pub fn page_meta(name: &str) -> Option<String> {

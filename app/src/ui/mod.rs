@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::api::AccountInfo;
 
-use nav::{Link, Location, Page};
+use nav::{Link, Location};
 use session::{Session, use_session};
 
 pub use records::bench_seal;
@@ -82,21 +82,7 @@ fn App(handover: Option<Handover>) -> impl IntoView {
     Location::install();
     update::watch();
     let section = nav::current_page();
-    let page = move || match section.get() {
-        Page::Home => view! { <pages::Home /> }.into_any(),
-        Page::SignUp => view! { <pages::SignUp /> }.into_any(),
-        Page::SignIn => view! { <pages::SignIn /> }.into_any(),
-        Page::Restore => view! { <pages::Restore /> }.into_any(),
-        Page::Ledger => view! { <pages::Ledger /> }.into_any(),
-        Page::Records => view! { <pages::Records /> }.into_any(),
-        Page::Credentials => view! { <pages::Credentials /> }.into_any(),
-        Page::Sharing => view! { <pages::Sharing /> }.into_any(),
-        Page::Links => view! { <pages::Links /> }.into_any(),
-        Page::EmergencyCard => view! { <pages::EmergencyCard /> }.into_any(),
-        Page::Emergency => view! { <pages::Emergency /> }.into_any(),
-        Page::Inbox => view! { <pages::Inbox /> }.into_any(),
-        Page::NotFound => view! { <pages::NotFound /> }.into_any(),
-    };
+    let page = move || pages::show(section.get());
 
     view! {
         <Header />

@@ -22,7 +22,7 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::components::{Busy, page_meta};
+use super::components::{Busy, Loading, page_meta};
 use super::nav::{Location, Page, current_page};
 use super::pages;
 use super::session::{Keyring, Session};
@@ -209,7 +209,7 @@ fn Shell() -> impl IntoView {
         Screen::Opening => {
             view! { <Busy message=Signal::derive(|| Some("Opening your account…".to_owned())) /> }.into_any()
         }
-        Screen::Loading => view! { <Busy message=Signal::derive(|| Some("Loading…".to_owned())) /> }.into_any(),
+        Screen::Loading => view! { <Loading /> }.into_any(),
         Screen::SignIn => view! { <pages::SignIn /> }.into_any(),
         Screen::NotFound => view! { <pages::NotFound /> }.into_any(),
         Screen::Welcome => view! { <pages::Welcome /> }.into_any(),

@@ -16,7 +16,9 @@ use crate::api::{
     self, AuthorityDesk, CredentialRequestBody, CredentialRequestView, CredentialStatus, License,
     MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
 };
-use crate::ui::components::{Busy, CopyButton, CredentialBadge, ErrorMessage, TableHead, format_date};
+use crate::ui::components::{
+    Busy, CopyButton, CredentialBadge, ErrorMessage, Loading, TableHead, format_date, load, reloader,
+};
 use crate::ui::session::use_session;
 
 #[component]
@@ -34,12 +36,7 @@ pub fn CredentialsOverview() -> impl IntoView {
 fn Verification() -> impl IntoView {
     let state = RwSignal::new(None::<MyVerification>);
     let error = RwSignal::new(None::<String>);
-    leptos::task::spawn_local(async move {
-        match api::credentials_mine().await {
-            Ok(mine) => state.set(Some(mine)),
-            Err(e) => error.set(Some(e.to_string())),
-        }
-    });
+    load(state, error, api::credentials_mine);
     view! {
         <h1>"Verification"</h1>
         <p class="lead">
@@ -49,7 +46,7 @@ fn Verification() -> impl IntoView {
         <ErrorMessage error=error />
         {move || match state.get() {
             None if error.with(Option::is_none) => {
-                view! { <Busy message=Signal::derive(|| Some("Loading…".to_string())) /> }.into_any()
+                view! { <Loading /> }.into_any()
             }
             None => ().into_any(),
             Some(mine) => view! { <VerificationBody mine=mine state=state /> }.into_any(),
@@ -208,15 +205,7 @@ fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) ->
 fn Desk() -> impl IntoView {
     let desk = RwSignal::new(None::<AuthorityDesk>);
     let error = RwSignal::new(None::<String>);
-    let reload = move || {
-        leptos::task::spawn_local(async move {
-            match api::credentials_desk().await {
-                Ok(d) => desk.set(Some(d)),
-                Err(e) => error.set(Some(e.to_string())),
-            }
-        })
-    };
-    reload();
+    let reload = reloader(desk, error, api::credentials_desk);
     view! {
         <h1>"Credentials"</h1>
         <p class="lead">
@@ -226,7 +215,7 @@ fn Desk() -> impl IntoView {
         <ErrorMessage error=error />
         {move || match desk.get() {
             None if error.with(Option::is_none) => {
-                view! { <Busy message=Signal::derive(|| Some("Loading…".to_string())) /> }.into_any()
+                view! { <Loading /> }.into_any()
             }
             None => ().into_any(),
             Some(d) => view! { <DeskBody desk=d reload=Callback::new(move |()| reload()) /> }.into_any(),

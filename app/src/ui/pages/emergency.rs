@@ -10,7 +10,7 @@ use chartkey_core::value::Address;
 use leptos::prelude::*;
 
 use crate::api::{self, EmergencyOverview, EmergencyPairView, EmergencyState, EmergencyStep};
-use crate::ui::components::{Busy, CopyButton, ErrorMessage, SummaryFacts, format_datetime};
+use crate::ui::components::{Busy, CopyButton, ErrorMessage, SummaryFacts, format_datetime, reloader};
 use crate::ui::emergency;
 use crate::ui::records;
 use crate::ui::session::use_session;
@@ -45,15 +45,7 @@ pub fn EmergencyOverviewPage() -> impl IntoView {
     let overview = RwSignal::new(None::<EmergencyOverview>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<String>);
-    let reload = move || {
-        leptos::task::spawn_local(async move {
-            match api::emergency_page().await {
-                Ok(o) => overview.set(Some(o)),
-                Err(e) => error.set(Some(e.to_string())),
-            }
-        })
-    };
-    reload();
+    let reload = reloader(overview, error, api::emergency_page);
     // Runs one step with words while it runs, then reads the page again.
     let step = move |words: &str, work: Work| {
         error.set(None);

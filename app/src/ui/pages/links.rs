@@ -10,7 +10,9 @@ use chartkey_core::shl::{Flags, LinkSecrets};
 use leptos::prelude::*;
 
 use crate::api::{self, LinkView};
-use crate::ui::components::{Busy, CopyButton, ErrorMessage, TableHead, format_date, format_datetime};
+use crate::ui::components::{
+    Busy, CopyButton, ErrorMessage, StopSharing, TableHead, format_date, format_datetime, reloader,
+};
 use crate::ui::error::UiError;
 use crate::ui::links;
 use crate::ui::nav::Link;
@@ -29,15 +31,7 @@ pub fn LinksOverview() -> impl IntoView {
     }
     let list = RwSignal::new(None::<Vec<LinkView>>);
     let error = RwSignal::new(None::<String>);
-    let reload = move || {
-        leptos::task::spawn_local(async move {
-            match api::links_list().await {
-                Ok(l) => list.set(Some(l)),
-                Err(e) => error.set(Some(e.to_string())),
-            }
-        })
-    };
-    reload();
+    let reload = reloader(list, error, api::links_list);
     let stopping = Action::new_local(move |link: &LinkView| {
         let (keyring, id, serial) = (session.keyring.get_untracked(), link.link_id, link.serial);
         async move {
@@ -198,11 +192,8 @@ pub fn LinksOverview() -> impl IntoView {
                                             </span>
                                         })}
                                         {live.then(|| view! {
-                                            <button type="button" class="button button-small button-danger"
-                                                on:click=move |_| stop(target.clone())
-                                                disabled=move || stopping.pending().get()>
-                                                "Stop sharing"
-                                            </button>
+                                            <StopSharing on_stop=move || stop(target.clone())
+                                                pending=stopping.pending() />
                                         })}
                                     </div></td>
                                 </tr>

@@ -23,8 +23,8 @@ pub use signup::SignUp;
 
 use leptos::prelude::*;
 
-use super::components::Busy;
-use super::nav::{Link, use_location};
+use super::components::Loading;
+use super::nav::{Link, Page, use_location};
 use super::session::use_session;
 
 /// What to show instead of a signed-in page, if anything.
@@ -32,7 +32,7 @@ fn gate() -> impl Fn() -> Option<AnyView> + Copy {
     let session = use_session();
     move || {
         if !session.checked.get() {
-            return Some(view! { <Busy message=Signal::derive(|| Some("Loading…".to_string())) /> }.into_any());
+            return Some(view! { <Loading /> }.into_any());
         }
         match session.account.get() {
             None => Some(view! { <Welcome /> }.into_any()),
@@ -43,63 +43,26 @@ fn gate() -> impl Fn() -> Option<AnyView> + Copy {
     }
 }
 
-#[component]
-pub fn Home() -> impl IntoView {
+/// What `page` shows: the public pages as they are, the others behind the
+/// session's [`gate`].
+pub fn show(page: Page) -> AnyView {
+    let signed_in: fn() -> AnyView = match page {
+        Page::SignUp => return view! { <SignUp /> }.into_any(),
+        Page::SignIn => return view! { <SignIn /> }.into_any(),
+        Page::Restore => return view! { <Restore /> }.into_any(),
+        Page::NotFound => return view! { <NotFound /> }.into_any(),
+        Page::Home => || view! { <AccountOverview /> }.into_any(),
+        Page::Ledger => || view! { <ledger::LedgerOverview /> }.into_any(),
+        Page::Records => || view! { <records::RecordsOverview /> }.into_any(),
+        Page::Credentials => || view! { <credentials::CredentialsOverview /> }.into_any(),
+        Page::Sharing => || view! { <sharing::SharingOverview /> }.into_any(),
+        Page::Links => || view! { <links::LinksOverview /> }.into_any(),
+        Page::Emergency => || view! { <emergency::EmergencyOverviewPage /> }.into_any(),
+        Page::EmergencyCard => || view! { <card::CardOverview /> }.into_any(),
+        Page::Inbox => || view! { <crate::ui::notices::InboxPage /> }.into_any(),
+    };
     let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <AccountOverview /> }.into_any())
-}
-
-#[component]
-pub fn AccountPage() -> impl IntoView {
-    Home()
-}
-
-#[component]
-pub fn Ledger() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <ledger::LedgerOverview /> }.into_any())
-}
-
-#[component]
-pub fn Records() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <records::RecordsOverview /> }.into_any())
-}
-
-#[component]
-pub fn Credentials() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <credentials::CredentialsOverview /> }.into_any())
-}
-
-#[component]
-pub fn Sharing() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <sharing::SharingOverview /> }.into_any())
-}
-
-#[component]
-pub fn Links() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <links::LinksOverview /> }.into_any())
-}
-
-#[component]
-pub fn Emergency() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <emergency::EmergencyOverviewPage /> }.into_any())
-}
-
-#[component]
-pub fn EmergencyCard() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <card::CardOverview /> }.into_any())
-}
-
-#[component]
-pub fn Inbox() -> impl IntoView {
-    let gate = gate();
-    move || gate().unwrap_or_else(|| view! { <crate::ui::notices::InboxPage /> }.into_any())
+    (move || gate().unwrap_or_else(signed_in)).into_any()
 }
 
 #[component]

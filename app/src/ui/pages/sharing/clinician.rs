@@ -12,12 +12,7 @@ pub(super) fn SharedWithMe() -> impl IntoView {
     let open_patient = RwSignal::new(None::<value::Address>);
     crate::ui::nav::bind_selection("/sharing", open_patient);
     let error = RwSignal::new(None::<String>);
-    leptos::task::spawn_local(async move {
-        match api::shares_list().await {
-            Ok(list) => shares.set(Some(list)),
-            Err(e) => error.set(Some(e.to_string())),
-        }
-    });
+    load(shares, error, api::shares_list);
     view! {
         <h1>"Shared with me"</h1>
         <p class="lead">"Patients who shared records with you, what, and for how long. Every record you open is recorded on the ledger and the patient is told."</p>

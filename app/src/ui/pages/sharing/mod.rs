@@ -19,7 +19,8 @@ use leptos::prelude::*;
 use super::clinicians::{ClinicianItem, ClinicianSearch};
 use crate::api::{self, AccessView, ClinicianCard, ShareState, ShareView};
 use crate::ui::components::{
-    Busy, CredentialBadge, ErrorMessage, TableHead, format_date, format_datetime, format_fhir_date, save_file,
+    Busy, CredentialBadge, ErrorMessage, ExportHead, StopSharing, TableHead, format_date, format_datetime,
+    format_fhir_date, load, save_file,
 };
 use crate::ui::error::UiError;
 use crate::ui::records::{self as chart_records, Loaded, ReadState};

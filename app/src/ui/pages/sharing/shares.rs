@@ -73,15 +73,9 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
     let error = Signal::derive(move || UiError::shown(stopping.value().get()));
     view! {
         <section class="panel" aria-labelledby="shares-heading">
-            <div class="panel-head">
-                <h2 id="shares-heading">"Your shares"</h2>
-                {move || shares.with(|s| s.as_ref().is_some_and(|l| !l.is_empty())).then(|| view! {
-                    <button type="button" class="button button-small" data-testid="export-consents"
-                        on:click=move |_| shares.with_untracked(|s| if let Some(list) = s { export_consents(list) })>
-                        "Export as FHIR Consent"
-                    </button>
-                })}
-            </div>
+            <ExportHead id="shares-heading" title="Your shares" export=("Export as FHIR Consent", "export-consents")
+                shown=Signal::derive(move || shares.with(|s| s.as_ref().is_some_and(|l| !l.is_empty())))
+                on_export=move || shares.with_untracked(|s| if let Some(list) = s { export_consents(list) }) />
             <ErrorMessage error=error />
             <Busy message=busy />
             {move || match shares.get() {
@@ -104,11 +98,8 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
                                         <td><span class=class data-state=format!("{:?}", s.state)>{words}</span></td>
                                         <td>
                                             {live.then(|| view! {
-                                                <button type="button" class="button button-small button-danger"
-                                                    on:click=move |_| stop(target.clone())
-                                                    disabled=move || stopping.pending().get()>
-                                                    "Stop sharing"
-                                                </button>
+                                                <StopSharing on_stop=move || stop(target.clone())
+                                                    pending=stopping.pending() />
                                             })}
                                         </td>
                                     </tr>
@@ -138,15 +129,10 @@ pub(super) fn WhoViewed(
     };
     view! {
         <section class="panel" aria-labelledby="viewed-heading">
-            <div class="panel-head">
-                <h2 id="viewed-heading">"Who viewed my records"</h2>
-                {move || accesses.with(|a| a.as_ref().is_some_and(|l| !l.is_empty())).then(|| view! {
-                    <button type="button" class="button button-small" data-testid="export-audit"
-                        on:click=move |_| accesses.with_untracked(|a| if let Some(list) = a { export_audit(list) })>
-                        "Export as FHIR AuditEvent"
-                    </button>
-                })}
-            </div>
+            <ExportHead id="viewed-heading" title="Who viewed my records"
+                export=("Export as FHIR AuditEvent", "export-audit")
+                shown=Signal::derive(move || accesses.with(|a| a.as_ref().is_some_and(|l| !l.is_empty())))
+                on_export=move || accesses.with_untracked(|a| if let Some(list) = a { export_audit(list) }) />
             <p class="muted">"Every open of a shared record, as the ledger recorded it before anything was sent."</p>
             {move || match accesses.get() {
                 None => ().into_any(),
