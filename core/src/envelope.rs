@@ -92,33 +92,14 @@ pub enum EnvelopeError {
 /// it. The ledger anchors it; the envelope and every wrap are bound to it.
 pub use crate::value::RecordId;
 
-/// A record's data key. Zeroed on drop; Debug prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DataKey(Zeroizing<[u8; 32]>);
+crate::keys::secret_bytes!(
+    /// A record's data key.
+    DataKey
+);
 
 impl DataKey {
-    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        let mut key = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(key.as_mut());
-        Self(key)
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
     fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.0.as_ref().into())
-    }
-}
-
-impl std::fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DataKey(***)")
+        XChaCha20Poly1305::new(self.as_bytes().into())
     }
 }
 
@@ -545,19 +526,20 @@ pub fn unwrap_key(
     }
     let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&bytes[1..33]).map_err(|_| EnvelopeError::MalformedWrap)?;
     let tag = hpke::aead::AeadTag::<Aead>::from_bytes(&bytes[65..]).map_err(|_| EnvelopeError::MalformedWrap)?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    key.copy_from_slice(&bytes[33..65]);
+    // Opened in place: the key is never outside a DataKey (wiped on drop).
+    let mut key = DataKey([0; 32]);
+    key.0.copy_from_slice(&bytes[33..65]);
     hpke::single_shot_open_in_place_detached::<Aead, Kdf, Kem>(
         &hpke::OpModeR::Base,
         &private,
         &enc,
         &wrap_info(record_id, reader),
-        key.as_mut(),
+        &mut key.0,
         &[],
         &tag,
     )
     .map_err(|_| EnvelopeError::WrapRefused)?;
-    Ok(DataKey(key))
+    Ok(key)
 }
 
 /// hpke asks for `rand_core` 0.6's `RngCore + CryptoRng`; callers hold a

@@ -9,9 +9,8 @@ use ethers_core::k256::ecdsa::SigningKey;
 use ethers_core::types::Address;
 use ethers_core::utils::secret_key_to_address;
 use hkdf::Hkdf;
-use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 /// HKDF salt shared by every derivation from the account secret.
 const HKDF_SALT: &[u8] = b"chartkey/account/v1";
@@ -19,27 +18,47 @@ const HKDF_SALT: &[u8] = b"chartkey/account/v1";
 const LABEL_SECP256K1: &[u8] = b"chartkey/secp256k1-signing/v1";
 const LABEL_X25519: &[u8] = b"chartkey/x25519-encryption/v1";
 
-/// The 32-byte root secret of an account. Never serialised, never sent to
-/// the server; its Debug prints `***`.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct AccountSecret([u8; 32]);
+/// A 32-byte secret type: drawn from a CSPRNG straight into place, wiped
+/// on drop, its Debug `Name(***)`.
+macro_rules! secret_bytes {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            pub fn generate(rng: &mut impl rand_core::CryptoRngCore) -> Self {
+                let mut secret = Self([0; 32]);
+                rng.fill_bytes(&mut secret.0);
+                secret
+            }
+
+            pub fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(***)"))
+            }
+        }
+    };
+}
+pub(crate) use secret_bytes;
+
+secret_bytes!(
+    /// The 32-byte root secret of an account. Never serialised, never sent
+    /// to the server.
+    AccountSecret
+);
 
 impl AccountSecret {
     pub const LEN: usize = 32;
-
-    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        let mut bytes = [0u8; 32];
-        rng.fill_bytes(&mut bytes);
-        Self(bytes)
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
 
     /// Derives the account's keys. Deterministic: the same secret always
     /// gives the same address and encryption key.
@@ -65,12 +84,6 @@ impl AccountSecret {
         let address = secret_key_to_address(&signing);
         let encryption_public = x25519_dalek::PublicKey::from(&encryption).to_bytes();
         AccountKeys { signing, encryption, address, encryption_public }
-    }
-}
-
-impl std::fmt::Debug for AccountSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccountSecret(***)")
     }
 }
 

@@ -20,7 +20,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod content;
 mod sealed;
@@ -68,26 +67,13 @@ pub enum ShlError {
     TooLarge,
 }
 
-/// The link's 32-byte key (AES-256-GCM): made in the patient's browser,
-/// never sent to the server. Wiped on drop; `Debug` shows nothing of it.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct LinkKey([u8; 32]);
+crate::keys::secret_bytes!(
+    /// The link's 32-byte key (AES-256-GCM): made in the patient's browser,
+    /// never sent to the server.
+    LinkKey
+);
 
 impl LinkKey {
-    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        let mut key = [0u8; 32];
-        rng.fill_bytes(&mut key);
-        Self(key)
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
     /// The payload's form: 43 characters of base64url.
     fn to_text(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
@@ -100,12 +86,6 @@ impl LinkKey {
         let bytes = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.decode(text).map_err(|_| ShlError::Malformed("key"))?);
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| ShlError::Malformed("key"))?;
         Ok(Self(key))
-    }
-}
-
-impl std::fmt::Debug for LinkKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LinkKey(…)")
     }
 }
 
