@@ -94,37 +94,26 @@ pub fn bundle() -> Result {
     Ok(())
 }
 
-/// `cargo xtask bench records`: record encryption in the browser (wasm)
-/// beside the browser's own AES-GCM, and a whole import of the largest
-/// sample bundle (e2e/bench/records.mjs).
-pub fn records() -> Result {
+/// `cargo xtask bench records|share|links`: e2e/bench/<name>.mjs in the
+/// browser against the release server.
+/// - records: record encryption in the browser (wasm) beside the browser's
+///   own AES-GCM, and a whole import of the largest sample bundle;
+/// - share: a clinician opening a shared 1 MB record (50 opens, p50 and
+///   p95) and the access-to-notice delay on the patient's page;
+/// - links: a summary link made for the largest sample patient, and a 1 MB
+///   summary opened 50 times in the viewer (p50, p95). The public limits
+///   are raised: the benchmark is one client asking one link again and
+///   again.
+pub fn in_browser(name: &str) -> Result {
+    let server_args: &[&str] = match name {
+        "links" => {
+            &["--link-requests-per-minute", "10000", "--manifests-per-minute", "10000", "--relays-per-hour", "100000"]
+        }
+        _ => &[],
+    };
     let env = Env::new()?;
     env.build_app()?;
-    let measured = browser_bench(&env, "bench/records.mjs", &[])?;
-    print!("{measured}");
-    Ok(())
-}
-
-/// `cargo xtask bench share`: a clinician opening a shared 1 MB record (50
-/// opens, p50 and p95) and the access-to-notice delay on the patient's page.
-pub fn share() -> Result {
-    let env = Env::new()?;
-    env.build_app()?;
-    let measured = browser_bench(&env, "bench/share.mjs", &[])?;
-    print!("{measured}");
-    Ok(())
-}
-
-/// `cargo xtask bench links`: a summary link made for the largest sample
-/// patient, and a 1 MB summary opened 50 times in the viewer (p50, p95)
-/// (e2e/bench/links.mjs). The public limits are raised: the benchmark is
-/// one client asking one link again and again.
-pub fn links() -> Result {
-    let env = Env::new()?;
-    env.build_app()?;
-    let limits =
-        ["--link-requests-per-minute", "10000", "--manifests-per-minute", "10000", "--relays-per-hour", "100000"];
-    let measured = browser_bench(&env, "bench/links.mjs", &limits)?;
+    let measured = browser_bench(&env, &format!("bench/{name}.mjs"), server_args)?;
     print!("{measured}");
     Ok(())
 }

@@ -43,9 +43,7 @@ fn main() -> ExitCode {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("bundle") => bench::bundle(),
             Some("ledger") => bench::ledger(),
-            Some("records") => bench::records(),
-            Some("share") => bench::share(),
-            Some("links") => bench::links(),
+            Some(name @ ("records" | "share" | "links")) => bench::in_browser(name),
             Some("scale") => bench::scale(),
             _ => Err(format!("unknown benchmark\n{USAGE}")),
         },
