@@ -392,12 +392,7 @@ async fn run() {
         data_dir: tmp.path().join("a/data"),
         ledger_rpc: Some(chain_url.clone()),
     });
-    for _ in 0..250 {
-        if reqwest::get(format!("http://127.0.0.1:{front_port}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(front.answers(250).await, "nginx did not answer");
 
     // Set up: 200 verified clinicians (credentials from eight authorities,
     // each issuing in turn: an authority's messages carry consecutive

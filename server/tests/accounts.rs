@@ -391,7 +391,7 @@ async fn cross_origin_calls_are_refused() {
 async fn a_patients_name_goes_only_to_their_counterparties() {
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, authority, .. } =
-        verified_parties(&server, &server.data_dir, "Priya Private", "Dr Counterpart").await;
+        verified_parties(&server, "Priya Private", "Dr Counterpart").await;
     let stranger_clinician = sign_up(&server, "Dr Stranger", Role::Clinician).await;
     let other_patient = sign_up(&server, "Curious Neighbour", Role::Patient).await;
     let verifier = sign_up(&server, "Nosy Insurer", Role::Verifier).await;

@@ -81,7 +81,7 @@ async fn a_known_fingerprint_claims_nothing() {
 async fn a_shared_chart_lists_records_without_keys() {
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, chain, domain, .. } =
-        verified_parties(&server, &server.data_dir, "Lena Listed", "Dr Lister").await;
+        verified_parties(&server, "Lena Listed", "Dr Lister").await;
     let sealed = seal_all(&patient.keys, &floyd(2), None);
     add(&patient, &domain, &sealed).await.unwrap();
     share_all(&server, &mut patient, &clinician.keys, &sealed).await.unwrap();
@@ -116,8 +116,7 @@ async fn a_shared_chart_lists_records_without_keys() {
 #[tokio::test]
 async fn later_records_are_wrapped_only_for_live_shares() {
     let server = TestServer::start().await;
-    let Parties { mut patient, clinician, chain, .. } =
-        verified_parties(&server, &server.data_dir, "Later Patient", "Dr Later").await;
+    let Parties { mut patient, clinician, chain, .. } = verified_parties(&server, "Later Patient", "Dr Later").await;
     let grant = everything(&patient.keys, &clinician.keys, 0);
     share_approved(&server, &mut patient, &grant, vec![]).await.unwrap();
     let (_, live) = add_shared(&patient, &[&clinician.keys]).await;
@@ -254,7 +253,7 @@ async fn sweep(
 async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, chain, domain, .. } =
-        verified_parties(&server, &server.data_dir, "Audited Patient", "Dr Audited").await;
+        verified_parties(&server, "Audited Patient", "Dr Audited").await;
     let sealed = seal_all(&patient.keys, &floyd(3), None);
     add(&patient, &domain, &sealed).await.unwrap();
     let keys: Vec<fns::ShareKey> =
@@ -320,7 +319,7 @@ async fn every_release_to_a_clinician_is_an_access_on_the_ledger() {
 async fn envelope_routes_for_every_role() {
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, authority, domain, .. } =
-        verified_parties(&server, &server.data_dir, "Role Patient", "Dr Role").await;
+        verified_parties(&server, "Role Patient", "Dr Role").await;
     let sealed = seal_all(&patient.keys, &floyd(1), None);
     add(&patient, &domain, &sealed).await.unwrap();
     let id = sealed.anchored[0].id;

@@ -150,7 +150,7 @@ fn signed(chain: &common::chain::Chain, keys: &chartkey_core::AccountKeys, messa
 async fn every_route_for_every_role() {
     let server = TestServer::start_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let Parties { patient: mut owner, clinician: shared, authority, chain, domain } =
-        verified_parties(&server, &server.data_dir, "Matrix Owner", "Dr Matrix Shared").await;
+        verified_parties(&server, "Matrix Owner", "Dr Matrix Shared").await;
     let other = sign_up(&server, "Matrix Other", Role::Patient).await;
     let unshared = sign_up(&server, "Dr Matrix Unshared", Role::Clinician).await;
     chain.verify_clinician(&authority, &unshared, "dermatology", now() + 86_400).await;

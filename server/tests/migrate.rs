@@ -52,7 +52,7 @@ async fn a_data_directory_moves_to_postgres_and_s3_and_serves_on() {
     })
     .await;
     let Parties { mut patient, mut clinician, chain, domain, .. } =
-        verified_parties(&single, &data_dir, "Mira Moved", "Dr Mover").await;
+        verified_parties(&single, "Mira Moved", "Dr Mover").await;
     let sealed = seal_all(&patient.keys, &floyd(3), None);
     add(&patient, &domain, &sealed).await.unwrap();
     share_all(&single, &mut patient, &clinician.keys, &sealed).await.unwrap();

@@ -310,7 +310,7 @@ async fn an_approval_names_its_message_in_the_assertion() {
     use common::records::*;
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, domain, .. } =
-        verified_parties(&server, &server.data_dir, "Approving Patient", "Dr Approved").await;
+        verified_parties(&server, "Approving Patient", "Dr Approved").await;
     let grant = everything(&patient.keys, &clinician.keys, 0);
     let digest = domain.digest(&grant);
     let start = patient.client.api(fns::ApprovalsStart { digest: Hash32(digest) }).await.unwrap();

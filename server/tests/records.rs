@@ -309,7 +309,7 @@ async fn bad_uploads_and_bad_records_change_nothing() {
 async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
     let server = TestServer::start().await;
     let Parties { mut patient, mut clinician, authority, chain, domain } =
-        verified_parties(&server, &server.data_dir, "Share Patient", "Dr Share").await;
+        verified_parties(&server, "Share Patient", "Dr Share").await;
     let unverified = sign_up(&server, "Dr Unverified", Role::Clinician).await;
 
     let resources = fhir::split_import(FLOYD).unwrap();
@@ -536,7 +536,7 @@ async fn shared_batch_records_open_only_through_the_ledger_and_stop_at_once() {
 async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_it() {
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, chain, domain, .. } =
-        verified_parties(&server, &server.data_dir, "Write Patient", "Dr Writer").await;
+        verified_parties(&server, "Write Patient", "Dr Writer").await;
     let stranger = sign_up(&server, "Other Patient", Role::Patient).await;
 
     // The clinician's note, sealed in their browser for them and the patient.
@@ -675,7 +675,7 @@ async fn a_clinician_writes_back_under_a_read_write_share_and_the_patient_reads_
 async fn an_expired_share_opens_nothing() {
     let server = TestServer::start().await;
     let Parties { mut patient, clinician, authority, chain, domain } =
-        verified_parties(&server, &server.data_dir, "Expiring Patient", "Dr Brief").await;
+        verified_parties(&server, "Expiring Patient", "Dr Brief").await;
     let one = fhir::split_import(FLOYD).unwrap().into_iter().take(1).collect::<Vec<_>>();
     let sealed = seal_all(&patient.keys, &one, None);
     add(&patient, &domain, &sealed).await.unwrap();

@@ -79,7 +79,7 @@ async fn a_kill_between_journal_and_block_loses_no_bookkeeping() {
     let data_dir = tmp.path().join("data");
     let mut server = ServerProcess::spawn(&data_dir, &["--registration-per-minute", "1000"]).await;
     let Parties { patient: mut granting, clinician: dr_grant, authority: mut board, chain, .. } =
-        verified_parties(&server, &data_dir, "Grace Granting", "Dr Grant").await;
+        verified_parties(&server, "Grace Granting", "Dr Grant").await;
     let mut stopping = sign_up(&server, "Stella Stopping", Role::Patient).await;
     let mut viewed = sign_up(&server, "Vera Viewed", Role::Patient).await;
     let mut dr_stop = sign_up(&server, "Dr Stop", Role::Clinician).await;
@@ -449,7 +449,7 @@ async fn a_write_back_mined_after_a_restart_still_tells_the_patient() {
     let data_dir = tmp.path().join("data");
     let mut server = ServerProcess::spawn(&data_dir, &["--registration-per-minute", "1000"]).await;
     let Parties { mut patient, clinician: mut writer, domain, .. } =
-        verified_parties(&server, &data_dir, "Wren Patient", "Dr Wren").await;
+        verified_parties(&server, "Wren Patient", "Dr Wren").await;
     let read_write = chartkey_core::eip712::Grant { write: true, ..everything(&patient.keys, &writer.keys, 0) };
     let shared = share_approved(&server, &mut patient, &read_write, vec![]).await.unwrap();
     assert!(shared.mined, "{shared:?}");

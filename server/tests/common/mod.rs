@@ -65,7 +65,7 @@ impl Site {
     }
 
     /// Waits (`tries` × 20 ms at most) for `/healthz` to answer.
-    async fn answers(&self, tries: usize) -> bool {
+    pub async fn answers(&self, tries: usize) -> bool {
         let probe = self.client().http;
         for _ in 0..tries {
             if probe.get(format!("{}/healthz", self.base)).send().await.is_ok() {

@@ -300,13 +300,13 @@ pub struct Parties {
 /// Signs up `patient` and `clinician` (and an authority for them), names
 /// the authority with the administrator's key and has it verify the
 /// clinician for a day.
-pub async fn verified_parties(portal: &Site, data_dir: &std::path::Path, patient: &str, clinician: &str) -> Parties {
+pub async fn verified_parties(portal: &Site, patient: &str, clinician: &str) -> Parties {
     use chartkey_core::role::Role;
     let authority = super::sign_up(portal, &format!("Board of {clinician}"), Role::CredentialingAuthority).await;
     let patient = super::sign_up(portal, patient, Role::Patient).await;
     let clinician = super::sign_up(portal, clinician, Role::Clinician).await;
     let chain = Chain::of(portal, &patient.client).await;
-    chain.set_authority(data_dir, authority.keys.address()).await;
+    chain.set_authority(&portal.data_dir, authority.keys.address()).await;
     chain.verify_clinician(&authority, &clinician, "cardiology", now() + 86_400).await;
     let domain = ledger_domain(&patient.client).await;
     Parties { patient, clinician, authority, chain, domain }
