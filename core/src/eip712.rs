@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::directory::sign_digest;
 use crate::keys::AccountKeys;
 
-mod access;
-pub use access::{
-    EmergencyAccess, EmergencyContact, EmergencyContactRemove, EmergencyRefusal, EmergencyRequest, FLAG_DIRECT,
-    FLAG_LONG_TERM, FLAG_PASSCODE, Field, Link, LinkRevoke, LinkUpdate, MAX_WAIT_SECONDS,
-};
+mod field;
+pub use field::Field;
+use field::typed_message;
+
+mod messages;
+pub use messages::*;
 
 const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
 
@@ -95,213 +96,6 @@ pub trait TypedMessage {
     }
 }
 
-/// An account registering (or rotating) its encryption key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Register {
-    pub account: Address,
-    pub role: u8,
-    #[serde(with = "hex32")]
-    pub encryption_key: [u8; 32],
-    pub nonce: U256,
-}
-
-impl TypedMessage for Register {
-    const TYPE: &'static str = "Register(address account,uint8 role,bytes32 encryptionKey,uint256 nonce)";
-    fn fields(&self) -> Vec<Token> {
-        vec![
-            Token::Address(self.account),
-            Token::Uint(U256::from(self.role)),
-            Token::FixedBytes(self.encryption_key.to_vec()),
-            Token::Uint(self.nonce),
-        ]
-    }
-}
-
-/// A credentialing authority issuing (or renewing) a clinician's credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssueCredential {
-    pub authority: Address,
-    pub clinician: Address,
-    /// keccak256 of the licence number as issued (the number itself stays off-chain).
-    #[serde(with = "hex32")]
-    pub license_id_hash: [u8; 32],
-    /// The specialty, UTF-8, right-padded with zeros to 32 bytes.
-    #[serde(with = "hex32")]
-    pub specialty: [u8; 32],
-    /// Unix seconds.
-    pub expires_at: u64,
-    pub nonce: U256,
-}
-
-impl TypedMessage for IssueCredential {
-    const TYPE: &'static str = "IssueCredential(address authority,address clinician,bytes32 licenseIdHash,bytes32 specialty,uint64 expiresAt,uint256 nonce)";
-    fn fields(&self) -> Vec<Token> {
-        vec![
-            Token::Address(self.authority),
-            Token::Address(self.clinician),
-            Token::FixedBytes(self.license_id_hash.to_vec()),
-            Token::FixedBytes(self.specialty.to_vec()),
-            Token::Uint(U256::from(self.expires_at)),
-            Token::Uint(self.nonce),
-        ]
-    }
-}
-
-/// The issuing authority revoking a clinician's credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeCredential {
-    pub authority: Address,
-    pub clinician: Address,
-    pub nonce: U256,
-}
-
-impl TypedMessage for RevokeCredential {
-    const TYPE: &'static str = "RevokeCredential(address authority,address clinician,uint256 nonce)";
-    fn fields(&self) -> Vec<Token> {
-        vec![Token::Address(self.authority), Token::Address(self.clinician), Token::Uint(self.nonce)]
-    }
-}
-
-/// What a grant covers (`Grant.scope`).
-pub const SCOPE_RECORDS: u8 = 0;
-pub const SCOPE_CATEGORIES: u8 = 1;
-pub const SCOPE_EVERYTHING: u8 = 2;
-
-/// An author anchoring one record's ciphertext hash. No nonce: the record id
-/// is claimed for good, so the message cannot be replayed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Anchor {
-    pub author: Address,
-    pub patient: Address,
-    #[serde(with = "hex32")]
-    pub record_id: [u8; 32],
-    #[serde(with = "hex32")]
-    pub ciphertext_hash: [u8; 32],
-    pub category: u8,
-    /// The record this one corrects, or zero.
-    #[serde(with = "hex32")]
-    pub amends: [u8; 32],
-}
-
-impl TypedMessage for Anchor {
-    const TYPE: &'static str =
-        "Anchor(address author,address patient,bytes32 recordId,bytes32 ciphertextHash,uint8 category,bytes32 amends)";
-    fn fields(&self) -> Vec<Token> {
-        vec![
-            Token::Address(self.author),
-            Token::Address(self.patient),
-            Token::FixedBytes(self.record_id.to_vec()),
-            Token::FixedBytes(self.ciphertext_hash.to_vec()),
-            Token::Uint(U256::from(self.category)),
-            Token::FixedBytes(self.amends.to_vec()),
-        ]
-    }
-}
-
-/// An author anchoring a batch of records as one Merkle root (unique, like a
-/// record id: no nonce).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnchorBatch {
-    pub author: Address,
-    pub patient: Address,
-    #[serde(with = "hex32")]
-    pub root: [u8; 32],
-    pub count: u32,
-}
-
-impl TypedMessage for AnchorBatch {
-    const TYPE: &'static str = "AnchorBatch(address author,address patient,bytes32 root,uint32 count)";
-    fn fields(&self) -> Vec<Token> {
-        vec![
-            Token::Address(self.author),
-            Token::Address(self.patient),
-            Token::FixedBytes(self.root.to_vec()),
-            Token::Uint(U256::from(self.count)),
-        ]
-    }
-}
-
-/// A patient's consent: `grantee` may read (and with `write`, add to) the
-/// records in scope until `expires_at`. `nonce` is the pair's consent nonce
-/// (the contract's `consentNonce(patient, grantee)`), shared with [`Revoke`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grant {
-    pub patient: Address,
-    pub grantee: Address,
-    pub scope: u8,
-    /// Bit n set: category n is shared (scope `SCOPE_CATEGORIES`).
-    pub categories: u32,
-    /// The records shared (scope `SCOPE_RECORDS`).
-    #[serde(with = "hex32_list")]
-    pub records: Vec<[u8; 32]>,
-    pub write: bool,
-    pub expires_at: u64,
-    pub nonce: U256,
-}
-
-impl TypedMessage for Grant {
-    const TYPE: &'static str = "Grant(address patient,address grantee,uint8 scope,uint32 categories,bytes32[] records,bool write,uint64 expiresAt,uint256 nonce)";
-    fn fields(&self) -> Vec<Token> {
-        // EIP-712 arrays: keccak256 of the concatenated encoded elements.
-        let records: Vec<u8> = self.records.iter().flatten().copied().collect();
-        vec![
-            Token::Address(self.patient),
-            Token::Address(self.grantee),
-            Token::Uint(U256::from(self.scope)),
-            Token::Uint(U256::from(self.categories)),
-            Token::FixedBytes(keccak256(records).to_vec()),
-            Token::Bool(self.write),
-            Token::Uint(U256::from(self.expires_at)),
-            Token::Uint(self.nonce),
-        ]
-    }
-}
-
-/// The patient stopping a grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Revoke {
-    pub patient: Address,
-    pub grantee: Address,
-    pub nonce: U256,
-}
-
-impl TypedMessage for Revoke {
-    const TYPE: &'static str = "Revoke(address patient,address grantee,uint256 nonce)";
-    fn fields(&self) -> Vec<Token> {
-        vec![Token::Address(self.patient), Token::Address(self.grantee), Token::Uint(self.nonce)]
-    }
-}
-
-/// A grantee's request to open one record; logged before anything is released.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Access {
-    pub grantee: Address,
-    pub patient: Address,
-    #[serde(with = "hex32")]
-    pub record_id: [u8; 32],
-    pub nonce: U256,
-}
-
-impl TypedMessage for Access {
-    const TYPE: &'static str = "Access(address grantee,address patient,bytes32 recordId,uint256 nonce)";
-    fn fields(&self) -> Vec<Token> {
-        vec![
-            Token::Address(self.grantee),
-            Token::Address(self.patient),
-            Token::FixedBytes(self.record_id.to_vec()),
-            Token::Uint(self.nonce),
-        ]
-    }
-}
-
 /// Any signed message the ledger's contracts take, tagged by kind for the
 /// wire (the browser signs, the server relays).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +117,33 @@ pub enum LedgerMessage {
     EmergencyRefusal(EmergencyRefusal),
     EmergencyRequest(EmergencyRequest),
     EmergencyAccess(EmergencyAccess),
+}
+
+/// `$body` with `$m` bound to the message a [`LedgerMessage`] carries,
+/// whatever its kind (the body is written once, generic over the message
+/// type): `with_ledger_message!(&message, m => domain.digest(m))`.
+#[macro_export]
+macro_rules! with_ledger_message {
+    ($message:expr, $m:ident => $body:expr) => {
+        match $message {
+            $crate::eip712::LedgerMessage::Register($m) => $body,
+            $crate::eip712::LedgerMessage::IssueCredential($m) => $body,
+            $crate::eip712::LedgerMessage::RevokeCredential($m) => $body,
+            $crate::eip712::LedgerMessage::Anchor($m) => $body,
+            $crate::eip712::LedgerMessage::AnchorBatch($m) => $body,
+            $crate::eip712::LedgerMessage::Grant($m) => $body,
+            $crate::eip712::LedgerMessage::Revoke($m) => $body,
+            $crate::eip712::LedgerMessage::Access($m) => $body,
+            $crate::eip712::LedgerMessage::Link($m) => $body,
+            $crate::eip712::LedgerMessage::LinkUpdate($m) => $body,
+            $crate::eip712::LedgerMessage::LinkRevoke($m) => $body,
+            $crate::eip712::LedgerMessage::EmergencyContact($m) => $body,
+            $crate::eip712::LedgerMessage::EmergencyContactRemove($m) => $body,
+            $crate::eip712::LedgerMessage::EmergencyRefusal($m) => $body,
+            $crate::eip712::LedgerMessage::EmergencyRequest($m) => $body,
+            $crate::eip712::LedgerMessage::EmergencyAccess($m) => $body,
+        }
+    };
 }
 
 /// `bytes32` values as 0x-prefixed hex on the wire.

@@ -178,24 +178,7 @@ pub async fn account_on_chain(state: &AppState, address: value::Address) -> Resu
 }
 
 pub(super) fn request_of(message: &LedgerMessage, signature: Vec<u8>) -> Request {
-    match message {
-        LedgerMessage::Register(m) => Request::signed(m, signature),
-        LedgerMessage::IssueCredential(m) => Request::signed(m, signature),
-        LedgerMessage::RevokeCredential(m) => Request::signed(m, signature),
-        LedgerMessage::Anchor(m) => Request::signed(m, signature),
-        LedgerMessage::AnchorBatch(m) => Request::signed(m, signature),
-        LedgerMessage::Grant(m) => Request::signed(m, signature),
-        LedgerMessage::Revoke(m) => Request::signed(m, signature),
-        LedgerMessage::Access(m) => Request::signed(m, signature),
-        LedgerMessage::Link(m) => Request::signed(m, signature),
-        LedgerMessage::LinkUpdate(m) => Request::signed(m, signature),
-        LedgerMessage::LinkRevoke(m) => Request::signed(m, signature),
-        LedgerMessage::EmergencyContact(m) => Request::signed(m, signature),
-        LedgerMessage::EmergencyContactRemove(m) => Request::signed(m, signature),
-        LedgerMessage::EmergencyRefusal(m) => Request::signed(m, signature),
-        LedgerMessage::EmergencyRequest(m) => Request::signed(m, signature),
-        LedgerMessage::EmergencyAccess(m) => Request::signed(m, signature),
-    }
+    chartkey_core::with_ledger_message!(message, m => Request::signed(m, signature))
 }
 
 pub(super) fn relay_error(e: RelayError, function: &str) -> ApiError {

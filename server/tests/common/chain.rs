@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Domain, IssueCredential, LedgerMessage, RevokeCredential, TypedMessage, bytes32_text};
+use chartkey_core::eip712::{Domain, IssueCredential, LedgerMessage, RevokeCredential, bytes32_text};
 use chartkey_core::value::Signature;
 use chartkey_ledger::abi::{ChartkeyDirectory, ChartkeyRecords, SolCall};
+use chartkey_ledger::calls::SignedCall;
 use chartkey_ledger::convert::to_alloy;
+use chartkey_ledger::node::Contracts;
 use ethers_core::types::{Address, U256};
 
 use super::{Account, ApiError, Client, Rpc, Site, fns, wallet};
@@ -34,30 +36,17 @@ impl Chain {
     }
 
     pub fn sign(&self, keys: &AccountKeys, message: &LedgerMessage) -> Signature {
-        let directory = Domain::directory(self.chain_id, self.directory);
-        let records = Domain::records(self.chain_id, self.records);
-        let access = Domain::access(self.chain_id, self.access);
-        fn with(domain: &Domain, keys: &AccountKeys, m: &impl TypedMessage) -> Signature {
-            domain.sign_typed(keys, m)
-        }
-        match message {
-            LedgerMessage::Register(m) => with(&directory, keys, m),
-            LedgerMessage::IssueCredential(m) => with(&directory, keys, m),
-            LedgerMessage::RevokeCredential(m) => with(&directory, keys, m),
-            LedgerMessage::Anchor(m) => with(&records, keys, m),
-            LedgerMessage::AnchorBatch(m) => with(&records, keys, m),
-            LedgerMessage::Grant(m) => with(&records, keys, m),
-            LedgerMessage::Revoke(m) => with(&records, keys, m),
-            LedgerMessage::Access(m) => with(&records, keys, m),
-            LedgerMessage::Link(m) => with(&access, keys, m),
-            LedgerMessage::LinkUpdate(m) => with(&access, keys, m),
-            LedgerMessage::LinkRevoke(m) => with(&access, keys, m),
-            LedgerMessage::EmergencyContact(m) => with(&access, keys, m),
-            LedgerMessage::EmergencyContactRemove(m) => with(&access, keys, m),
-            LedgerMessage::EmergencyRefusal(m) => with(&access, keys, m),
-            LedgerMessage::EmergencyRequest(m) => with(&access, keys, m),
-            LedgerMessage::EmergencyAccess(m) => with(&access, keys, m),
-        }
+        chartkey_core::with_ledger_message!(message, m => self.domain_of(m).sign_typed(keys, m))
+    }
+
+    /// The domain of the contract that verifies `M`.
+    fn domain_of<M: SignedCall>(&self, _: &M) -> Domain {
+        let contracts = Contracts {
+            directory: to_alloy(self.directory),
+            records: to_alloy(self.records),
+            access: to_alloy(self.access),
+        };
+        M::TARGET.domain(self.chain_id, &contracts)
     }
 
     /// `message` signed by `keys`, relayed by `client`'s session.
