@@ -139,11 +139,7 @@ pub struct IssueCredentialBody {
 }
 
 /// An authority revokes a credential it issued.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RevokeCredentialBody {
-    pub message: chartkey_core::eip712::RevokeCredential,
-    pub signature: Signature,
-}
+pub type RevokeCredentialBody = crate::Signed<chartkey_core::eip712::RevokeCredential>;
 
 /// The licence hash a credential carries on the ledger: keccak256 of the
 /// licence number as the clinician gave it, trimmed.

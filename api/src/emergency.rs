@@ -10,7 +10,7 @@ use chartkey_core::envelope::{RecordId, WrappedKey};
 use chartkey_core::value::{Address, Hash32, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::Approval;
+use crate::{Approval, Approved, Signed};
 
 /// A new invitation: how long the patient proposes the contact waits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,31 +61,10 @@ pub struct NameContactBody {
     pub summary: SummaryForContact,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EmergencyRequestBody {
-    pub message: chartkey_core::eip712::EmergencyRequest,
-    pub signature: Signature,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EmergencyRefuseBody {
-    pub message: chartkey_core::eip712::EmergencyRefusal,
-    pub signature: Signature,
-    pub approval: Approval,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EmergencyRemoveBody {
-    pub message: chartkey_core::eip712::EmergencyContactRemove,
-    pub signature: Signature,
-    pub approval: Approval,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EmergencyOpenBody {
-    pub message: chartkey_core::eip712::EmergencyAccess,
-    pub signature: Signature,
-}
+pub type EmergencyRequestBody = Signed<chartkey_core::eip712::EmergencyRequest>;
+pub type EmergencyRefuseBody = Approved<chartkey_core::eip712::EmergencyRefusal>;
+pub type EmergencyRemoveBody = Approved<chartkey_core::eip712::EmergencyContactRemove>;
+pub type EmergencyOpenBody = Signed<chartkey_core::eip712::EmergencyAccess>;
 
 /// What an emergency access releases, once the ledger recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,12 +18,8 @@ pub struct LedgerContracts {
     pub relayer: Address,
 }
 
-/// A signed ledger message for the relayer, with its EIP-712 signature.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RelayBody {
-    pub message: chartkey_core::eip712::LedgerMessage,
-    pub signature: Signature,
-}
+/// A signed ledger message for the relayer.
+pub type RelayBody = crate::Signed<chartkey_core::eip712::LedgerMessage>;
 
 /// A relayed message: accepted (journalled and sent) and, once `mined`, in
 /// block `block_number`.

@@ -45,12 +45,7 @@ pub struct LinkUpdateBody {
 }
 
 /// Stopping a link, at once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinkRevokeBody {
-    pub message: chartkey_core::eip712::LinkRevoke,
-    pub signature: Signature,
-    pub approval: Approval,
-}
+pub type LinkRevokeBody = crate::Approved<chartkey_core::eip712::LinkRevoke>;
 
 /// A link as the patient's Links page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,22 @@ pub struct Approval {
     pub credential: WebauthnJson,
 }
 
+/// A ledger message and its sender's EIP-712 signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signed<M> {
+    pub message: M,
+    pub signature: Signature,
+}
+
+/// A patient's ledger message: signed, and approved with their passkey
+/// (the approval's challenge names the message's EIP-712 digest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Approved<M> {
+    pub message: M,
+    pub signature: Signature,
+    pub approval: Approval,
+}
+
 /// A grantee's request to open one record, signed in their browser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenBody {
@@ -88,14 +104,8 @@ pub struct ShareView {
     pub state: ShareState,
 }
 
-/// Stop sharing: the patient's signed `Revoke`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StopBody {
-    pub message: chartkey_core::eip712::Revoke,
-    pub signature: Signature,
-    /// The patient's passkey approval of this message's EIP-712 digest.
-    pub approval: Approval,
-}
+/// Stop sharing: the patient's `Revoke`.
+pub type StopBody = Approved<chartkey_core::eip712::Revoke>;
 
 /// One access the ledger recorded: who opened which record, when, in
 /// which transaction.
