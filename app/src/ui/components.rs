@@ -13,6 +13,21 @@ pub fn ErrorMessage(#[prop(into)] error: Signal<Option<String>>) -> impl IntoVie
     }
 }
 
+/// A page's heading, the sentence under it that says what the page is
+/// for, and with `error` the page's error line.
+#[component]
+pub fn PageHead(
+    title: &'static str,
+    lead: &'static str,
+    #[prop(optional)] error: Option<RwSignal<Option<String>>>,
+) -> impl IntoView {
+    view! {
+        <h1>{title}</h1>
+        <p class="lead">{lead}</p>
+        {error.map(|error| view! { <ErrorMessage error /> })}
+    }
+}
+
 /// A table's header row: a column header per name, and with `actions` a
 /// last one that only screen readers hear ("Actions": the row's buttons).
 #[component]
@@ -24,6 +39,33 @@ pub fn TableHead(columns: &'static [&'static str], #[prop(optional)] actions: bo
                 {actions.then(|| view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> })}
             </tr>
         </thead>
+    }
+}
+
+/// A page another role uses, as this account sees it: its title and why
+/// there is nothing here.
+#[component]
+pub fn NotForThisAccount(title: &'static str, why: &'static str) -> impl IntoView {
+    view! {
+        <h1>{title}</h1>
+        <p class="alert alert-info">{why}</p>
+    }
+}
+
+/// A required one-line text field and its label.
+#[component]
+pub fn TextField(
+    label: &'static str,
+    value: RwSignal<String>,
+    #[prop(optional)] maxlength: Option<usize>,
+    #[prop(optional)] placeholder: Option<&'static str>,
+    #[prop(optional)] autocomplete: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <input type="text" required maxlength=maxlength placeholder=placeholder autocomplete=autocomplete bind:value=value />
+        </label>
     }
 }
 
@@ -46,6 +88,57 @@ pub fn Busy(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <Busy message=Signal::derive(|| Some("Loading…".to_owned())) /> }
+}
+
+/// What `state` holds once loaded, drawn by `body`; "Loading…" until then
+/// (nothing if loading failed: `error` says why).
+#[component]
+pub fn WhenLoaded<T, V>(
+    state: RwSignal<Option<T>>,
+    error: RwSignal<Option<String>>,
+    body: impl Fn(T) -> V + Send + Sync + 'static,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    move || match state.get() {
+        None if error.with(Option::is_none) => view! { <Loading /> }.into_any(),
+        None => ().into_any(),
+        Some(value) => body(value).into_any(),
+    }
+}
+
+/// A loaded list as a table (`columns`, then a screen-reader-only actions
+/// column) with a row per item, or `empty` when there is none; nothing
+/// while it loads.
+#[component]
+pub fn Listing<T, V>(
+    items: RwSignal<Option<Vec<T>>>,
+    empty: &'static str,
+    testid: &'static str,
+    columns: &'static [&'static str],
+    row: impl Fn(T) -> V + Send + Sync + 'static,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let row = std::sync::Arc::new(row);
+    move || match items.get() {
+        None => ().into_any(),
+        Some(list) if list.is_empty() => view! { <p class="muted">{empty}</p> }.into_any(),
+        Some(list) => {
+            let row = row.clone();
+            view! {
+                <table class="table" data-testid=testid>
+                    <TableHead columns=columns actions=true />
+                    <tbody>{list.into_iter().map(move |item| row(item)).collect_view()}</tbody>
+                </table>
+            }
+            .into_any()
+        }
+    }
 }
 
 /// Fetches with `fetch` into `into`; a failure is shown in `error` (what

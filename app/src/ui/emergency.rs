@@ -16,7 +16,7 @@ use ethers_core::types::U256;
 use rand_core::OsRng;
 
 use crate::api;
-use crate::ui::links::{access_domain, approved_and_signed};
+use crate::ui::links::{access_domain, approved};
 use crate::ui::records::Loaded;
 use crate::ui::session::Keyring;
 
@@ -73,7 +73,7 @@ pub async fn name(
         nonce: U256::from(serial),
     };
     progress("Approve with your passkey; it is then recorded on the ledger…".into());
-    let (signature, approval) = approved_and_signed(keyring, &message).await?;
+    let api::Approved { message, signature, approval } = approved(keyring, message).await?;
     let summary = api::SummaryForContact { id, blob: Hash32(blob), wrapped_key };
     api::emergency_name(api::NameContactBody { message, signature, approval, summary })
         .await
@@ -85,22 +85,14 @@ pub async fn name(
 pub async fn refuse(keyring: &Keyring, contact: Address, serial: u32) -> Result<(), String> {
     let message =
         EmergencyRefusal { patient: keyring.keys.address(), contact: contact.into(), nonce: U256::from(serial) };
-    let (signature, approval) = approved_and_signed(keyring, &message).await?;
-    api::emergency_refuse(api::EmergencyRefuseBody { message, signature, approval })
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    api::emergency_refuse(approved(keyring, message).await?).await.map(drop).map_err(|e| e.to_string())
 }
 
 /// The patient removes `contact` altogether.
 pub async fn remove(keyring: &Keyring, contact: Address, serial: u32) -> Result<(), String> {
     let message =
         EmergencyContactRemove { patient: keyring.keys.address(), contact: contact.into(), nonce: U256::from(serial) };
-    let (signature, approval) = approved_and_signed(keyring, &message).await?;
-    api::emergency_remove(api::EmergencyRemoveBody { message, signature, approval })
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    api::emergency_remove(approved(keyring, message).await?).await.map(drop).map_err(|e| e.to_string())
 }
 
 /// The contact asks for access to `patient`'s summary.
@@ -108,8 +100,7 @@ pub async fn request(keyring: &Keyring, patient: Address, nonce: u64) -> Result<
     let message =
         EmergencyRequest { contact: keyring.keys.address(), patient: patient.into(), nonce: U256::from(nonce) };
     let signature = access_domain().await?.sign_typed(&keyring.keys, &message);
-    api::emergency_request(api::EmergencyRequestBody { message, signature }).await.map_err(|e| e.to_string())?;
-    Ok(())
+    api::emergency_request(api::Signed { message, signature }).await.map(drop).map_err(|e| e.to_string())
 }
 
 /// The contact opens `patient`'s summary once the wait has passed: the
@@ -119,7 +110,7 @@ pub async fn open(keyring: &Keyring, patient: Address, nonce: u64) -> Result<Str
     let message =
         EmergencyAccess { contact: keyring.keys.address(), patient: patient.into(), nonce: U256::from(nonce) };
     let signature = access_domain().await?.sign_typed(&keyring.keys, &message);
-    let opened = api::emergency_open(api::EmergencyOpenBody { message, signature }).await.map_err(|e| e.to_string())?;
+    let opened = api::emergency_open(api::Signed { message, signature }).await.map_err(|e| e.to_string())?;
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &opened.envelope)
         .map_err(|_| "The server sent a malformed summary.".to_string())?;
     if envelope::ciphertext_hash(&bytes) != opened.summary.blob.0 {

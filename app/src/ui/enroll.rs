@@ -101,12 +101,30 @@ impl Enrollment {
     }
 }
 
-/// The page's form, replaced by the passphrase step when the new passkey
-/// has no PRF; progress and errors underneath.
+/// The page's form (`children`, then the `submit` button, off while the
+/// enrollment is busy), replaced by the passphrase step when the new passkey
+/// has no PRF; progress and errors underneath. `inline`: a one-line form.
 #[component]
-pub fn EnrollmentForm(enrollment: Enrollment, children: ChildrenFn) -> impl IntoView {
+pub fn EnrollmentForm(
+    enrollment: Enrollment,
+    #[prop(into)] on_submit: Callback<leptos::ev::SubmitEvent>,
+    submit: &'static str,
+    #[prop(optional)] inline: bool,
+    children: ChildrenFn,
+) -> impl IntoView {
+    let is_busy = enrollment.is_busy();
+    let (form_class, button_class) =
+        if inline { ("inline-form", "button") } else { ("stack", "button button-primary button-wide") };
+    let form = move || {
+        view! {
+            <form class=form_class on:submit=move |ev| on_submit.run(ev)>
+                {children()}
+                <button type="submit" class=button_class disabled=move || is_busy.get()>{submit}</button>
+            </form>
+        }
+    };
     view! {
-        <Show when=move || enrollment.needs_passphrase.get() fallback=move || children()>
+        <Show when=move || enrollment.needs_passphrase.get() fallback=form>
             <NewPassphrase on_done=enrollment.passphrase_chosen() busy=enrollment.is_busy() />
         </Show>
         <Busy message=enrollment.busy />

@@ -6,7 +6,7 @@
 use chartkey_core::eip712::{Domain, FLAG_LONG_TERM, Link, LinkRevoke, LinkUpdate, TypedMessage};
 use chartkey_core::fhir::ImportedResource;
 use chartkey_core::shl::{self, Flags, LinkKey, LinkSecrets, ManifestId, SealedLink};
-use chartkey_core::value::{Hash32, Signature};
+use chartkey_core::value::Hash32;
 use ethers_core::types::U256;
 use rand_core::OsRng;
 
@@ -190,7 +190,7 @@ pub async fn update(
         expires_at: link.expires_at.unwrap_or(0),
         nonce: U256::from(link.serial),
     };
-    let (signature, approval) = approved_and_signed(keyring, &message).await?;
+    let api::Approved { message, signature, approval } = approved(keyring, message).await?;
     api::links_update(api::LinkUpdateBody { message, signature, approval, files }).await.map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -209,7 +209,7 @@ pub async fn change_expiry(keyring: &Keyring, link: &api::LinkView, lifetime: Op
         expires_at: lifetime.map_or(0, |s| now + s),
         nonce: U256::from(link.serial),
     };
-    let (signature, approval) = approved_and_signed(keyring, &message).await?;
+    let api::Approved { message, signature, approval } = approved(keyring, message).await?;
     let body = api::LinkUpdateBody { message, signature, approval, files: Vec::new() };
     api::links_update(body).await.map_err(|e| e.to_string())?;
     Ok(())
@@ -219,21 +219,17 @@ pub async fn change_expiry(keyring: &Keyring, link: &api::LinkView, lifetime: Op
 /// written on the ledger.
 pub async fn stop(keyring: &Keyring, link_id: Hash32, serial: u32) -> Result<(), String> {
     let message = LinkRevoke { patient: keyring.keys.address(), link_id: link_id.0, nonce: U256::from(serial) };
-    let (signature, approval) = approved_and_signed(keyring, &message).await?;
-    api::links_revoke(api::LinkRevokeBody { message, signature, approval }).await.map_err(|e| e.to_string())?;
+    api::links_revoke(approved(keyring, message).await?).await.map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// `message` (to the Access contract) approved with the passkey and
 /// signed: what every change the patient makes to a link or an emergency
 /// contact carries.
-pub async fn approved_and_signed(
-    keyring: &Keyring,
-    message: &impl TypedMessage,
-) -> Result<(Signature, api::Approval), String> {
+pub async fn approved<M: TypedMessage>(keyring: &Keyring, message: M) -> Result<api::Approved<M>, String> {
     let domain = access_domain().await?;
-    let approval = approve(domain.digest(message)).await?;
-    Ok((domain.sign_typed(&keyring.keys, message), approval))
+    let approval = approve(domain.digest(&message)).await?;
+    Ok(api::Approved { signature: domain.sign_typed(&keyring.keys, &message), message, approval })
 }
 
 pub async fn access_domain() -> Result<Domain, String> {

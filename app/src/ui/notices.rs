@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
 
-use super::components::{ErrorMessage, format_datetime};
+use super::components::{PageHead, format_datetime};
 use super::session::Session;
 use crate::api::{self, Inbox, NoticeKind, NoticeView};
 
@@ -169,9 +169,8 @@ pub fn InboxPage() -> impl IntoView {
     });
     notices.reload();
     view! {
-        <h1>"Inbox"</h1>
-        <p class="lead">"Every time someone opens a record you shared, or adds one to your chart, you are told here."</p>
-        <ErrorMessage error=error />
+        <PageHead title="Inbox" error=error
+            lead="Every time someone opens a record you shared, or adds one to your chart, you are told here." />
         {move || notices.inbox.get().map(|inbox| {
             if inbox.notices.is_empty() {
                 view! { <p class="muted">"Nothing yet."</p> }.into_any()

@@ -36,6 +36,11 @@ impl Session {
         Self { checked: RwSignal::new(false), account: RwSignal::new(None), keyring: RwSignal::new(None) }
     }
 
+    /// The signed-in account's role, read once (pages choose their body by it).
+    pub fn role(&self) -> Option<chartkey_core::role::Role> {
+        self.account.with_untracked(|a| a.as_ref().map(|a| a.role))
+    }
+
     pub fn is_unlocked(&self) -> bool {
         self.keyring.with(Option::is_some)
     }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use super::restore::default_passkey_label;
 use crate::api::{self, MAX_PASSKEY_LABEL_CHARS};
-use crate::ui::components::{CopyButton, ErrorMessage, TableHead, format_date};
+use crate::ui::components::{CopyButton, ErrorMessage, TableHead, TextField, format_date};
 use crate::ui::enroll::{Enrollment, EnrollmentForm};
 use crate::ui::session::{self, use_session};
 
@@ -141,7 +141,6 @@ fn Passkeys() -> impl IntoView {
     };
 
     let only_one = move || list.with(|l| l.len() <= 1);
-    let is_busy = enrollment.is_busy();
     view! {
         <section class="panel">
             <h2>"Passkeys"</h2>
@@ -189,14 +188,8 @@ fn Passkeys() -> impl IntoView {
                     </For>
                 </tbody>
             </table>
-            <EnrollmentForm enrollment=enrollment>
-                        <form class="inline-form" on:submit=add>
-                            <label class="field">
-                                <span>"Name for the new passkey"</span>
-                                <input type="text" required maxlength=MAX_PASSKEY_LABEL_CHARS bind:value=label />
-                            </label>
-                            <button type="submit" class="button" disabled=move || is_busy.get()>"Add a passkey"</button>
-                        </form>
+            <EnrollmentForm enrollment=enrollment on_submit=add submit="Add a passkey" inline=true>
+                <TextField label="Name for the new passkey" value=label maxlength=MAX_PASSKEY_LABEL_CHARS />
             </EnrollmentForm>
             <ErrorMessage error=error />
         </section>

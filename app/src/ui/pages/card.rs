@@ -9,7 +9,7 @@ use chartkey_core::role::Role;
 use leptos::prelude::*;
 
 use crate::api::{self, EmergencyState};
-use crate::ui::components::{Busy, ErrorMessage, format_fhir_date};
+use crate::ui::components::{Busy, ErrorMessage, NotForThisAccount, PageHead, format_fhir_date};
 use crate::ui::links::{self, Made};
 use crate::ui::nav::Link;
 use crate::ui::records::{self, Loaded};
@@ -28,12 +28,9 @@ struct Read {
 #[component]
 pub fn CardOverview() -> impl IntoView {
     let session = use_session();
-    if session.account.get_untracked().map(|a| a.role) != Some(Role::Patient) {
-        return view! {
-            <h1>"Emergency card"</h1>
-            <p class="alert alert-info">"Patients make emergency cards; this account is not a patient's."</p>
-        }
-        .into_any();
+    if session.role() != Some(Role::Patient) {
+        let why = "Patients make emergency cards; this account is not a patient's.";
+        return view! { <NotForThisAccount title="Emergency card" why /> }.into_any();
     }
     let read = RwSignal::new(None::<Read>);
     let error = RwSignal::new(None::<String>);
@@ -77,11 +74,9 @@ pub fn CardOverview() -> impl IntoView {
     view! {
         <div class="stack">
         <div class="stack print-hide">
-            <h1>"Emergency card"</h1>
-            <p class="lead">
-                "A card for your wallet: the few facts a first responder needs at a glance, and a QR code that "
-                "opens your patient summary on any phone, without an account."
-            </p>
+            <PageHead title="Emergency card"
+                lead="A card for your wallet: the few facts a first responder needs at a glance, and a QR code that \
+                opens your patient summary on any phone, without an account." />
             <div class="alert alert-warning" data-testid="card-tradeoff">
                 <p><strong>"Whoever holds this card, or a photo of it, can read your patient summary."</strong></p>
                 <p>

@@ -5,17 +5,15 @@
 use leptos::prelude::*;
 
 use crate::api::{self, ClinicianCard, MAX_CREDENTIAL_FIELD_CHARS};
-use crate::ui::components::{Busy, CredentialBadge, ErrorMessage};
+use crate::ui::components::{Busy, CredentialBadge, ErrorMessage, PageHead};
 
 /// Finding a clinician by name, specialty or organisation.
 #[component]
 pub fn FindClinician() -> impl IntoView {
     view! {
-        <h1>"Find a clinician"</h1>
-        <p class="lead">
-            "Search by name, specialty or organisation. You can only share records with a clinician a credentialing "
-            "authority has verified; each badge is what the ledger says now."
-        </p>
+        <PageHead title="Find a clinician"
+            lead="Search by name, specialty or organisation. You can only share records with a clinician a \
+            credentialing authority has verified; each badge is what the ledger says now." />
         <section class="panel">
             <ClinicianSearch label="Name, specialty or organisation" />
         </section>

@@ -17,14 +17,14 @@ use crate::api::{
     MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
 };
 use crate::ui::components::{
-    Busy, CopyButton, CredentialBadge, ErrorMessage, Loading, TableHead, format_date, load, reloader,
+    Busy, CopyButton, CredentialBadge, ErrorMessage, PageHead, TableHead, TextField, WhenLoaded, format_date, load,
+    reloader,
 };
 use crate::ui::session::use_session;
 
 #[component]
 pub fn CredentialsOverview() -> impl IntoView {
-    let session = use_session();
-    match session.account.get_untracked().map(|a| a.role) {
+    match use_session().role() {
         Some(Role::Clinician) => view! { <Verification /> }.into_any(),
         Some(Role::CredentialingAuthority) => view! { <Desk /> }.into_any(),
         _ => view! { <FindClinician /> }.into_any(),
@@ -38,19 +38,10 @@ fn Verification() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     load(state, error, api::credentials_mine);
     view! {
-        <h1>"Verification"</h1>
-        <p class="lead">
-            "Patients can only share records with a clinician whose licence a credentialing authority has verified "
-            "on the ledger. Ask one here; your badge shows what the ledger says."
-        </p>
-        <ErrorMessage error=error />
-        {move || match state.get() {
-            None if error.with(Option::is_none) => {
-                view! { <Loading /> }.into_any()
-            }
-            None => ().into_any(),
-            Some(mine) => view! { <VerificationBody mine=mine state=state /> }.into_any(),
-        }}
+        <PageHead title="Verification" error=error
+            lead="Patients can only share records with a clinician whose licence a credentialing authority has \
+            verified on the ledger. Ask one here; your badge shows what the ledger says." />
+        <WhenLoaded state=state error=error body=move |mine| view! { <VerificationBody mine=mine state=state /> } />
     }
 }
 
@@ -170,22 +161,11 @@ fn RequestForm(mine: MyVerification, state: RwSignal<Option<MyVerification>>) ->
                             .collect_view()}
                     </select>
                 </label>
-                <label class="field">
-                    <span>"Licence number"</span>
-                    <input type="text" required maxlength=MAX_CREDENTIAL_FIELD_CHARS autocomplete="off" bind:value=license />
-                </label>
-                <label class="field">
-                    <span>"Specialty"</span>
-                    <input type="text" required maxlength="32" placeholder="Psychiatry" bind:value=specialty />
-                </label>
-                <label class="field">
-                    <span>"Jurisdiction"</span>
-                    <input type="text" required maxlength=MAX_CREDENTIAL_FIELD_CHARS placeholder="State or country that licensed you" bind:value=jurisdiction />
-                </label>
-                <label class="field">
-                    <span>"Organisation"</span>
-                    <input type="text" required maxlength=MAX_CREDENTIAL_FIELD_CHARS autocomplete="organization" bind:value=organisation />
-                </label>
+                <TextField label="Licence number" value=license maxlength=MAX_CREDENTIAL_FIELD_CHARS autocomplete="off" />
+                <TextField label="Specialty" value=specialty maxlength=32 placeholder="Psychiatry" />
+                <TextField label="Jurisdiction" value=jurisdiction maxlength=MAX_CREDENTIAL_FIELD_CHARS
+                    placeholder="State or country that licensed you" />
+                <TextField label="Organisation" value=organisation maxlength=MAX_CREDENTIAL_FIELD_CHARS autocomplete="organization" />
                 <p class="muted">
                     "The authority sees these details. The ledger keeps only a fingerprint of your licence number, your specialty and the expiry."
                 </p>
@@ -207,19 +187,11 @@ fn Desk() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let reload = reloader(desk, error, api::credentials_desk);
     view! {
-        <h1>"Credentials"</h1>
-        <p class="lead">
-            "Clinicians ask you to verify their licence. A credential you issue is signed with your key, written on "
-            "the ledger, and lets patients share records with that clinician until it expires or you revoke it."
-        </p>
-        <ErrorMessage error=error />
-        {move || match desk.get() {
-            None if error.with(Option::is_none) => {
-                view! { <Loading /> }.into_any()
-            }
-            None => ().into_any(),
-            Some(d) => view! { <DeskBody desk=d reload=Callback::new(move |()| reload()) /> }.into_any(),
-        }}
+        <PageHead title="Credentials" error=error
+            lead="Clinicians ask you to verify their licence. A credential you issue is signed with your key, \
+            written on the ledger, and lets patients share records with that clinician until it expires or \
+            you revoke it." />
+        <WhenLoaded state=desk error=error body=move |d| view! { <DeskBody desk=d reload=Callback::new(move |()| reload()) /> } />
     }
 }
 

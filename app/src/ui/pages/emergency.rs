@@ -10,7 +10,7 @@ use chartkey_core::value::Address;
 use leptos::prelude::*;
 
 use crate::api::{self, EmergencyOverview, EmergencyPairView, EmergencyState, EmergencyStep};
-use crate::ui::components::{Busy, CopyButton, ErrorMessage, SummaryFacts, format_datetime, reloader};
+use crate::ui::components::{Busy, CopyButton, PageHead, SummaryFacts, format_datetime, reloader};
 use crate::ui::emergency;
 use crate::ui::records;
 use crate::ui::session::use_session;
@@ -59,19 +59,16 @@ pub fn EmergencyOverviewPage() -> impl IntoView {
             }
         });
     };
-    let patient = session.account.get_untracked().map(|a| a.role) == Some(Role::Patient);
+    let patient = session.role() == Some(Role::Patient);
     // A summary a contact opened: kept apart from the lists, which are read
     // again after each step.
     let opened = RwSignal::new(None::<(String, String)>);
     view! {
         <div class="stack">
-            <h1>"Emergency contacts"</h1>
-            <p class="lead">
-                "People you trust to read your patient summary when you cannot share it yourself. You invite them "
-                "by a link; when one asks, you are told at once and can refuse during the waiting period you set. "
-                "Every step is recorded on the ledger."
-            </p>
-            <ErrorMessage error=error />
+            <PageHead title="Emergency contacts" error=error
+                lead="People you trust to read your patient summary when you cannot share it yourself. You invite them \
+                by a link; when one asks, you are told at once and can refuse during the waiting period you set. \
+                Every step is recorded on the ledger." />
             <Busy message=busy />
             {emergency::token_in_address().map(|token| view! { <Accept token done=reload /> })}
             {patient.then(|| view! { <Invite /> })}

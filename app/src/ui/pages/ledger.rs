@@ -8,7 +8,7 @@ use std::cell::Cell;
 use chartkey_core::heads::{self, Head};
 
 use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
-use crate::ui::components::{Busy, ErrorMessage, TableHead, errors_shown, format_date, save_file};
+use crate::ui::components::{Busy, ErrorMessage, PageHead, TableHead, errors_shown, format_date, save_file};
 use crate::ui::error::UiError;
 use chartkey_core::value::Hash32;
 
@@ -69,11 +69,9 @@ pub fn LedgerOverview() -> impl IntoView {
     let selected = RwSignal::new(None::<String>);
     crate::ui::nav::bind_selection("/ledger", selected);
     view! {
-        <h1>"Ledger"</h1>
-        <p class="lead">
-            "Every record's fingerprint, every consent you sign and every access to your records is written to "
-            "this ledger, one block after another, each block sealing the ones before it."
-        </p>
+        <PageHead title="Ledger"
+            lead="Every record's fingerprint, every consent you sign and every access to your records is written \
+            to this ledger, one block after another, each block sealing the ones before it." />
         {move || rewritten.get().map(|why| view! {
             <p class="alert alert-error" role="alert" data-testid="ledger-rewritten">
                 {format!(

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 
 use crate::api::{self, LinkView};
 use crate::ui::components::{
-    Busy, CopyButton, ErrorMessage, StopSharing, TableHead, format_date, format_datetime, reloader,
+    Busy, CopyButton, ErrorMessage, NotForThisAccount, StopSharing, TableHead, format_date, format_datetime, reloader,
 };
 use crate::ui::error::UiError;
 use crate::ui::links;
@@ -22,12 +22,9 @@ use crate::ui::session::use_session;
 #[component]
 pub fn LinksOverview() -> impl IntoView {
     let session = use_session();
-    if session.account.get_untracked().map(|a| a.role) != Some(Role::Patient) {
-        return view! {
-            <h1>"Links"</h1>
-            <p class="alert alert-info">"Patients share their records by link; this account has none."</p>
-        }
-        .into_any();
+    if session.role() != Some(Role::Patient) {
+        let why = "Patients share their records by link; this account has none.";
+        return view! { <NotForThisAccount title="Links" why /> }.into_any();
     }
     let list = RwSignal::new(None::<Vec<LinkView>>);
     let error = RwSignal::new(None::<String>);

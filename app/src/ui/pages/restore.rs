@@ -86,31 +86,25 @@ pub fn Restore() -> impl IntoView {
         });
     };
 
-    let is_busy = enrollment.is_busy();
     view! {
         <section class="panel narrow">
             <h1>"Restore with your recovery phrase"</h1>
-            <EnrollmentForm enrollment=enrollment>
-                        <form class="stack" on:submit=submit>
-                            <p>
-                                "Enter the 24 words you wrote down when you created your account. "
-                                "They stay in this browser: only a proof that you know them is sent."
-                            </p>
-                            <label class="field">
-                                <span>"Recovery phrase"</span>
-                                <textarea
-                                    rows="4"
-                                    autocomplete="off"
-                                    autocapitalize="none"
-                                    spellcheck="false"
-                                    required
-                                    bind:value=phrase
-                                ></textarea>
-                            </label>
-                            <button type="submit" class="button button-primary button-wide" disabled=move || is_busy.get()>
-                                "Restore and create a new passkey"
-                            </button>
-                        </form>
+            <EnrollmentForm enrollment=enrollment on_submit=submit submit="Restore and create a new passkey">
+                <p>
+                    "Enter the 24 words you wrote down when you created your account. "
+                    "They stay in this browser: only a proof that you know them is sent."
+                </p>
+                <label class="field">
+                    <span>"Recovery phrase"</span>
+                    <textarea
+                        rows="4"
+                        autocomplete="off"
+                        autocapitalize="none"
+                        spellcheck="false"
+                        required
+                        bind:value=phrase
+                    ></textarea>
+                </label>
             </EnrollmentForm>
             <p class="muted">"Have your passkey? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>

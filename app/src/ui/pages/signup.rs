@@ -70,50 +70,44 @@ pub fn SignUp() -> impl IntoView {
         });
     };
 
-    let is_busy = enrollment.is_busy();
     view! {
         <section class="panel narrow">
             <h1>"Create your account"</h1>
-            <EnrollmentForm enrollment=enrollment>
-                        <form class="stack" on:submit=submit>
-                            <label class="field">
-                                <span>"Your name"</span>
-                                <input
-                                    type="text"
-                                    autocomplete="name"
-                                    required
-                                    maxlength=MAX_DISPLAY_NAME_CHARS
-                                    bind:value=name
-                                />
-                                <small>"Shown to people you share records with."</small>
-                            </label>
-                            <fieldset class="field roles">
-                                <legend>"I am a…"</legend>
-                                {Role::ALL
-                                    .into_iter()
-                                    .map(|r| {
-                                        view! {
-                                            <label class="choice">
-                                                <input
-                                                    type="radio"
-                                                    name="role"
-                                                    value=r.as_str()
-                                                    prop:checked=move || role.get() == r
-                                                    on:change=move |_| role.set(r)
-                                                />
-                                                <span>
-                                                    <strong>{r.label()}</strong>
-                                                    <small>{role_help(r)}</small>
-                                                </span>
-                                            </label>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </fieldset>
-                            <button type="submit" class="button button-primary button-wide" disabled=move || is_busy.get()>
-                                "Create passkey and account"
-                            </button>
-                        </form>
+            <EnrollmentForm enrollment=enrollment on_submit=submit submit="Create passkey and account">
+                <label class="field">
+                    <span>"Your name"</span>
+                    <input
+                        type="text"
+                        autocomplete="name"
+                        required
+                        maxlength=MAX_DISPLAY_NAME_CHARS
+                        bind:value=name
+                    />
+                    <small>"Shown to people you share records with."</small>
+                </label>
+                <fieldset class="field roles">
+                    <legend>"I am a…"</legend>
+                    {Role::ALL
+                        .into_iter()
+                        .map(|r| {
+                            view! {
+                                <label class="choice">
+                                    <input
+                                        type="radio"
+                                        name="role"
+                                        value=r.as_str()
+                                        prop:checked=move || role.get() == r
+                                        on:change=move |_| role.set(r)
+                                    />
+                                    <span>
+                                        <strong>{r.label()}</strong>
+                                        <small>{role_help(r)}</small>
+                                    </span>
+                                </label>
+                            }
+                        })
+                        .collect_view()}
+                </fieldset>
             </EnrollmentForm>
             <p class="muted">"Already have an account? " <Link href="/signin">"Sign in"</Link> "."</p>
         </section>

@@ -13,7 +13,9 @@ use chartkey_core::fhir::{self, Category, ImportedResource};
 use leptos::prelude::*;
 
 use crate::api;
-use crate::ui::components::{Busy, ErrorMessage, SummaryFacts, format_date, format_fhir_date, object_url, save_file};
+use crate::ui::components::{
+    Busy, ErrorMessage, PageHead, SummaryFacts, format_date, format_fhir_date, object_url, save_file,
+};
 use crate::ui::records::{self, Loaded, Progress, ReadState, ToAdd};
 use crate::ui::session::{Keyring, use_session};
 
@@ -83,11 +85,10 @@ pub fn RecordsOverview() -> impl IntoView {
     let is_patient =
         move || session.account.with(|a| a.as_ref().is_some_and(|a| a.role == chartkey_core::role::Role::Patient));
     view! {
-        <h1>"Records"</h1>
-        <p class="lead">
-            "Your records are encrypted in this browser before they are uploaded, and each one's fingerprint is "
-            "anchored on the ledger. Every time a record is opened, it is checked against that fingerprint."
-        </p>
+        <PageHead title="Records"
+            lead="Your records are encrypted in this browser before they are uploaded, and each one's fingerprint \
+            is anchored on the ledger. Every time a record is opened, it is checked against that \
+            fingerprint." />
         <Show when=is_patient fallback=|| view! { <p class="alert alert-info">"Only patients keep a chart of their own."</p> }>
             <AddRecords />
             <RecordView />

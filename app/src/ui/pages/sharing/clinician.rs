@@ -1,7 +1,7 @@
 //! A clinician's side: charts shared with them, opening a record (an
 //! access the ledger records first), and writing a record back.
 
-use super::shares::{scope_words, state_words, time_left};
+use super::shares::{ShareTerms, state_words, time_left};
 use super::*;
 
 /// A clinician's "Shared with me".
@@ -14,39 +14,29 @@ pub(super) fn SharedWithMe() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     load(shares, error, api::shares_list);
     view! {
-        <h1>"Shared with me"</h1>
-        <p class="lead">"Patients who shared records with you, what, and for how long. Every record you open is recorded on the ledger and the patient is told."</p>
-        <ErrorMessage error=error />
-        {move || match shares.get() {
-            None => ().into_any(),
-            Some(list) if list.is_empty() => view! { <p class="muted">"No one has shared records with you yet."</p> }.into_any(),
-            Some(list) => view! {
-                <table class="table" data-testid="shared-with-me">
-                    <TableHead columns=&["Patient", "What", "Access", "Time left", "Status"] actions=true />
-                    <tbody>
-                        {list.into_iter().map(|s| {
-                            let (words, class) = state_words(s.state);
-                            let patient = s.patient;
-                            view! {
-                                <tr data-testid="held-share">
-                                    <td>{s.patient_name.clone()}</td>
-                                    <td>{scope_words(&s)}</td>
-                                    <td>{if s.write { "Read and add" } else { "Read" }}</td>
-                                    <td>{if s.state == ShareState::Active { time_left(s.expires_at) } else { "—".into() }}</td>
-                                    <td><span class=class>{words}</span></td>
-                                    <td>
-                                        <button type="button" class="button button-small"
-                                            on:click=move |_| open_patient.set(Some(patient))>
-                                            {format!("Open {}'s chart", s.patient_name)}
-                                        </button>
-                                    </td>
-                                </tr>
-                            }
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            }.into_any(),
-        }}
+        <PageHead title="Shared with me" error=error
+            lead="Patients who shared records with you, what, and for how long. Every record you open is recorded \
+            on the ledger and the patient is told." />
+        <Listing items=shares empty="No one has shared records with you yet." testid="shared-with-me"
+            columns=&["Patient", "What", "Access", "Time left", "Status"]
+            row=move |s: ShareView| {
+                let (words, class) = state_words(s.state);
+                let patient = s.patient;
+                view! {
+                    <tr data-testid="held-share">
+                        <td>{s.patient_name.clone()}</td>
+                        <ShareTerms share=s.clone() />
+                        <td>{if s.state == ShareState::Active { time_left(s.expires_at) } else { "—".into() }}</td>
+                        <td><span class=class>{words}</span></td>
+                        <td>
+                            <button type="button" class="button button-small"
+                                on:click=move |_| open_patient.set(Some(patient))>
+                                {format!("Open {}'s chart", s.patient_name)}
+                            </button>
+                        </td>
+                    </tr>
+                }
+            } />
         {move || open_patient.get().map(|p| view! { <SharedChartView patient=p /> })}
     }
 }

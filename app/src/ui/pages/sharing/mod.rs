@@ -19,8 +19,8 @@ use leptos::prelude::*;
 use super::clinicians::{ClinicianItem, ClinicianSearch};
 use crate::api::{self, AccessView, ClinicianCard, ShareState, ShareView};
 use crate::ui::components::{
-    Busy, CredentialBadge, ErrorMessage, ExportHead, StopSharing, TableHead, format_date, format_datetime,
-    format_fhir_date, load, save_file,
+    Busy, CredentialBadge, ErrorMessage, ExportHead, Listing, NotForThisAccount, PageHead, StopSharing, TableHead,
+    format_date, format_datetime, format_fhir_date, load, save_file,
 };
 use crate::ui::error::UiError;
 use crate::ui::records::{self as chart_records, Loaded, ReadState};
@@ -40,15 +40,13 @@ const MAX_SHARE_DAYS: i64 = 365;
 
 #[component]
 pub fn SharingOverview() -> impl IntoView {
-    let session = use_session();
-    match session.account.get_untracked().map(|a| a.role) {
+    match use_session().role() {
         Some(Role::Patient) => view! { <PatientSharing /> }.into_any(),
         Some(Role::Clinician) => view! { <SharedWithMe /> }.into_any(),
-        _ => view! {
-            <h1>"Sharing"</h1>
-            <p class="alert alert-info">"Patients share records with clinicians; there is nothing to share from this account."</p>
+        _ => {
+            let why = "Patients share records with clinicians; there is nothing to share from this account.";
+            view! { <NotForThisAccount title="Sharing" why /> }.into_any()
         }
-        .into_any(),
     }
 }
 
@@ -89,12 +87,10 @@ fn PatientSharing() -> impl IntoView {
     }
     let reload = Callback::new(move |()| reload_lists());
     view! {
-        <h1>"Sharing"</h1>
-        <p class="lead">
-            "Choose what a verified clinician may see and for how long. Your browser hands them the keys to those "
-            "records only; every time they open one, the ledger records it before anything is sent, and you see it here."
-        </p>
-        <ErrorMessage error=error />
+        <PageHead title="Sharing" error=error
+            lead="Choose what a verified clinician may see and for how long. Your browser hands them the keys to \
+            those records only; every time they open one, the ledger records it before anything is sent, and \
+            you see it here." />
         <Busy message=loading />
         {move || chart.get().map(|c| view! { <ShareForm chart=c on_shared=reload /> })}
         <SharesList shares=shares reload=reload />

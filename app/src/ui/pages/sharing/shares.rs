@@ -3,7 +3,16 @@
 
 use super::*;
 
-pub(super) fn scope_words(s: &ShareView) -> String {
+/// A share's "What" and "Access" cells.
+#[component]
+pub(super) fn ShareTerms(share: ShareView) -> impl IntoView {
+    view! {
+        <td>{scope_words(&share)}</td>
+        <td>{if share.write { "Read and add" } else { "Read" }}</td>
+    }
+}
+
+fn scope_words(s: &ShareView) -> String {
     match s.scope {
         SCOPE_RECORDS => match s.records.len() {
             1 => "1 record".into(),
@@ -78,37 +87,27 @@ pub(super) fn SharesList(shares: RwSignal<Option<Vec<ShareView>>>, reload: Callb
                 on_export=move || shares.with_untracked(|s| if let Some(list) = s { export_consents(list) }) />
             <ErrorMessage error=error />
             <Busy message=busy />
-            {move || match shares.get() {
-                None => ().into_any(),
-                Some(list) if list.is_empty() => view! { <p class="muted">"You have not shared anything yet."</p> }.into_any(),
-                Some(list) => view! {
-                    <table class="table" data-testid="shares">
-                        <TableHead columns=&["Clinician", "What", "Access", "Until", "Status"] actions=true />
-                        <tbody>
-                            {list.into_iter().map(|s| {
-                                let (words, class) = state_words(s.state);
-                                let live = matches!(s.state, ShareState::Active | ShareState::CredentialLapsed);
-                                let target = s.clone();
-                                view! {
-                                    <tr data-testid="share">
-                                        <td>{s.grantee.display_name.clone()}<br /><CredentialBadge status=s.grantee.credential.clone() /></td>
-                                        <td>{scope_words(&s)}</td>
-                                        <td>{if s.write { "Read and add" } else { "Read" }}</td>
-                                        <td>{format_date(s.expires_at as i64)}<br /><small class="muted">{if s.state == ShareState::Active { time_left(s.expires_at) } else { String::new() }}</small></td>
-                                        <td><span class=class data-state=format!("{:?}", s.state)>{words}</span></td>
-                                        <td>
-                                            {live.then(|| view! {
-                                                <StopSharing on_stop=move || stop(target.clone())
-                                                    pending=stopping.pending() />
-                                            })}
-                                        </td>
-                                    </tr>
-                                }
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                }.into_any(),
-            }}
+            <Listing items=shares empty="You have not shared anything yet." testid="shares"
+                columns=&["Clinician", "What", "Access", "Until", "Status"]
+                row=move |s: ShareView| {
+                    let (words, class) = state_words(s.state);
+                    let live = matches!(s.state, ShareState::Active | ShareState::CredentialLapsed);
+                    let target = s.clone();
+                    view! {
+                        <tr data-testid="share">
+                            <td>{s.grantee.display_name.clone()}<br /><CredentialBadge status=s.grantee.credential.clone() /></td>
+                            <ShareTerms share=s.clone() />
+                            <td>{format_date(s.expires_at as i64)}<br /><small class="muted">{if s.state == ShareState::Active { time_left(s.expires_at) } else { String::new() }}</small></td>
+                            <td><span class=class data-state=format!("{:?}", s.state)>{words}</span></td>
+                            <td>
+                                {live.then(|| view! {
+                                    <StopSharing on_stop=move || stop(target.clone())
+                                        pending=stopping.pending() />
+                                })}
+                            </td>
+                        </tr>
+                    }
+                } />
         </section>
     }
 }
