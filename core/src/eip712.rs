@@ -146,6 +146,73 @@ macro_rules! with_ledger_message {
     };
 }
 
+/// One of every message the contracts take, with plain values: tests of
+/// each layer go through every kind with it.
+#[cfg(any(test, feature = "examples"))]
+pub fn examples() -> Vec<LedgerMessage> {
+    let (a, b, n) = (Address::repeat_byte(1), Address::repeat_byte(2), U256::from(7));
+    let (id, hash) = ([3; 32], [4; 32]);
+    vec![
+        LedgerMessage::Register(Register { account: a, role: 1, encryption_key: hash, nonce: n }),
+        LedgerMessage::IssueCredential(IssueCredential {
+            authority: a,
+            clinician: b,
+            license_id_hash: keccak256("MD-12345"),
+            specialty: bytes32_text("psychiatry").expect("short"),
+            expires_at: 1_900_000_000,
+            nonce: n,
+        }),
+        LedgerMessage::RevokeCredential(RevokeCredential { authority: a, clinician: b, nonce: n }),
+        LedgerMessage::Anchor(Anchor {
+            author: a,
+            patient: b,
+            record_id: id,
+            ciphertext_hash: hash,
+            category: 3,
+            amends: [5; 32],
+        }),
+        LedgerMessage::AnchorBatch(AnchorBatch { author: a, patient: b, root: hash, count: 1000 }),
+        LedgerMessage::Grant(Grant {
+            patient: a,
+            grantee: b,
+            scope: SCOPE_RECORDS,
+            categories: 0,
+            records: vec![[8; 32], [9; 32]],
+            write: true,
+            expires_at: 1_900_000_000,
+            nonce: n,
+        }),
+        LedgerMessage::Revoke(Revoke { patient: a, grantee: b, nonce: n }),
+        LedgerMessage::Access(Access { grantee: b, patient: a, record_id: id, nonce: n }),
+        LedgerMessage::Link(Link {
+            patient: a,
+            link_id: id,
+            content_hash: hash,
+            expires_at: 99,
+            flags: FLAG_LONG_TERM,
+            host: b,
+        }),
+        LedgerMessage::LinkUpdate(LinkUpdate {
+            patient: a,
+            link_id: id,
+            content_hash: [0; 32],
+            expires_at: 0,
+            nonce: n,
+        }),
+        LedgerMessage::LinkRevoke(LinkRevoke { patient: a, link_id: id, nonce: n }),
+        LedgerMessage::EmergencyContact(EmergencyContact {
+            patient: a,
+            contact: b,
+            wait_seconds: MAX_WAIT_SECONDS,
+            nonce: n,
+        }),
+        LedgerMessage::EmergencyContactRemove(EmergencyContactRemove { patient: a, contact: b, nonce: n }),
+        LedgerMessage::EmergencyRefusal(EmergencyRefusal { patient: a, contact: b, nonce: n }),
+        LedgerMessage::EmergencyRequest(EmergencyRequest { contact: b, patient: a, nonce: n }),
+        LedgerMessage::EmergencyAccess(EmergencyAccess { contact: b, patient: a, nonce: n }),
+    ]
+}
+
 /// `bytes32` values as 0x-prefixed hex on the wire.
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -90,59 +90,11 @@ fn camel(snake: &str) -> String {
 /// tests check the same digests against Solidity).
 #[test]
 fn every_message_matches_ethers_typed_data() {
-    let keys = AccountSecret::from_bytes([3; 32]).derive();
-    let (a, b) = (keys.address(), Address::repeat_byte(2));
-    let n = U256::from(7);
-    let directory = Domain::directory(31337, Address::repeat_byte(0x43));
-    let records = Domain::records(31337, Address::repeat_byte(0x42));
-    let access = Domain::access(31337, Address::repeat_byte(0x44));
-    agrees(&directory, &Register { account: a, role: 2, encryption_key: keys.encryption_public(), nonce: n });
-    agrees(
-        &directory,
-        &IssueCredential {
-            authority: a,
-            clinician: b,
-            license_id_hash: keccak256("MD-12345"),
-            specialty: bytes32_text("psychiatry").unwrap(),
-            expires_at: 1_900_000_000,
-            nonce: U256::zero(),
-        },
-    );
-    agrees(&directory, &RevokeCredential { authority: a, clinician: b, nonce: n });
-    agrees(
-        &records,
-        &Anchor { author: a, patient: b, record_id: [3; 32], ciphertext_hash: [4; 32], category: 7, amends: [5; 32] },
-    );
-    agrees(&records, &AnchorBatch { author: a, patient: b, root: [8; 32], count: 1000 });
-    agrees(
-        &records,
-        &Grant {
-            patient: a,
-            grantee: b,
-            scope: SCOPE_RECORDS,
-            categories: 0,
-            records: vec![[1; 32], [2; 32], [3; 32]],
-            write: true,
-            expires_at: 1_900_000_000,
-            nonce: U256::from(4),
-        },
-    );
-    agrees(&records, &Revoke { patient: b, grantee: a, nonce: U256::from(10) });
-    agrees(&records, &Access { grantee: a, patient: b, record_id: [11; 32], nonce: n });
-    agrees(
-        &access,
-        &Link { patient: a, link_id: [3; 32], content_hash: [4; 32], expires_at: 99, flags: FLAG_LONG_TERM, host: b },
-    );
-    agrees(
-        &access,
-        &LinkUpdate { patient: a, link_id: [3; 32], content_hash: [0; 32], expires_at: 0, nonce: U256::from(2) },
-    );
-    agrees(&access, &LinkRevoke { patient: a, link_id: [7; 32], nonce: n });
-    agrees(&access, &EmergencyContact { patient: a, contact: b, wait_seconds: MAX_WAIT_SECONDS, nonce: U256::one() });
-    agrees(&access, &EmergencyContactRemove { patient: a, contact: b, nonce: n });
-    agrees(&access, &EmergencyRefusal { patient: a, contact: b, nonce: n });
-    agrees(&access, &EmergencyRequest { contact: b, patient: a, nonce: n });
-    agrees(&access, &EmergencyAccess { contact: b, patient: a, nonce: U256::from(5) });
+    let all = examples();
+    assert_eq!(all.len(), 16);
+    for message in &all {
+        crate::with_ledger_message!(message, m => agrees(&domain(), m));
+    }
 }
 
 /// The wire form of an Access-contract message: tagged, snake_case fields,

@@ -210,65 +210,36 @@ impl LinkUse {
 
 #[cfg(test)]
 mod tests {
-    use ethers_core::types::{Address, U256};
-
     use super::*;
+
+    /// Each message goes as its function's call: the selector, then its
+    /// fields and the signature, as the function's ABI decodes them.
+    fn encodes_as_its_function<M: SignedCall>(message: &M) {
+        let sig = vec![0xab; 65];
+        let data = input(message, sig.clone());
+        let function = M::artifact().abi.function(M::FUNCTION).unwrap();
+        assert_eq!(data[..4], function.short_signature(), "{}", M::FUNCTION);
+        let decoded = function.decode_input(&data[4..]).unwrap();
+        assert_eq!(decoded, arguments(message, sig), "{}", M::FUNCTION);
+    }
 
     #[test]
     fn every_message_encodes_as_its_function() {
-        let a = Address::repeat_byte(1);
-        let b = Address::repeat_byte(2);
-        let n = U256::from(7);
-        let sig = vec![0xab; 65];
-        let inputs = [
-            input(&Register { account: a, role: 1, encryption_key: [3; 32], nonce: n }, sig.clone()),
-            input(
-                &IssueCredential {
-                    authority: a,
-                    clinician: b,
-                    license_id_hash: [4; 32],
-                    specialty: [5; 32],
-                    expires_at: 9,
-                    nonce: n,
-                },
-                sig.clone(),
-            ),
-            input(&RevokeCredential { authority: a, clinician: b, nonce: n }, sig.clone()),
-            input(
-                &Anchor {
-                    author: a,
-                    patient: b,
-                    record_id: [1; 32],
-                    ciphertext_hash: [2; 32],
-                    category: 3,
-                    amends: [0; 32],
-                },
-                sig.clone(),
-            ),
-            input(&AnchorBatch { author: a, patient: b, root: [1; 32], count: 4 }, sig.clone()),
-            input(&Revoke { patient: a, grantee: b, nonce: n }, sig.clone()),
-            input(&Access { grantee: a, patient: b, record_id: [1; 32], nonce: n }, sig.clone()),
-        ];
-        for data in inputs {
-            assert!(data.len() > 4 + 32 * 3, "selector and arguments");
+        for message in chartkey_core::eip712::examples() {
+            chartkey_core::with_ledger_message!(&message, m => encodes_as_its_function(m));
         }
-        let grant = Grant {
-            patient: a,
-            grantee: b,
-            scope: 0,
-            categories: 0,
-            records: vec![[8; 32], [9; 32]],
-            write: false,
-            expires_at: 9,
-            nonce: n,
-        };
-        let data = input(&grant, sig);
-        let function = artifacts::records().abi.function("grant").unwrap();
-        assert_eq!(data[..4], function.short_signature());
-        let decoded = function.decode_input(&data[4..]).unwrap();
+        let grant = chartkey_core::eip712::examples()
+            .into_iter()
+            .find_map(|m| match m {
+                chartkey_core::eip712::LedgerMessage::Grant(g) => Some(g),
+                _ => None,
+            })
+            .unwrap();
+        let decoded =
+            artifacts::records().abi.function("grant").unwrap().decode_input(&input(&grant, vec![])[4..]).unwrap();
         assert_eq!(
             decoded[4],
-            Token::Array(vec![Token::FixedBytes(vec![8; 32]), Token::FixedBytes(vec![9; 32])]),
+            Token::Array(grant.records.iter().map(|r| Token::FixedBytes(r.to_vec())).collect()),
             "the records go as a list, not as the hash that was signed"
         );
     }
