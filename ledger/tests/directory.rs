@@ -52,12 +52,6 @@ impl World {
         self.send(relayer, M::FUNCTION, &calls::arguments(message, signature))
     }
 
-    /// `register` for `message` with `signature` bytes replaceable for
-    /// malformed-signature tests.
-    fn register_with(&mut self, message: &Register, signature: Vec<u8>) -> Result<Receipt, TxError> {
-        self.send_signed(message, signature)
-    }
-
     fn register_message(&mut self, who: &AccountKeys, role: u8) -> Register {
         let nonce = self.nonce(who.address());
         Register { account: who.address(), role, encryption_key: who.encryption_public(), nonce }
@@ -66,7 +60,7 @@ impl World {
     fn register(&mut self, who: &AccountKeys, role: u8) -> Result<Receipt, TxError> {
         let message = self.register_message(who, role);
         let signature = self.domain().sign(who, &message);
-        self.register_with(&message, signature)
+        self.send_signed(&message, signature)
     }
 
     fn issue_message(&mut self, authority: &AccountKeys, clinician: Address, expires_at: u64) -> IssueCredential {
@@ -80,25 +74,20 @@ impl World {
         }
     }
 
-    fn issue_with(&mut self, message: &IssueCredential, signer: &AccountKeys) -> Result<Receipt, TxError> {
+    fn signed<M: SignedCall>(&mut self, signer: &AccountKeys, message: &M) -> Result<Receipt, TxError> {
         let signature = self.domain().sign(signer, message);
         self.send_signed(message, signature)
     }
 
     fn issue(&mut self, authority: &AccountKeys, clinician: Address, expires_at: u64) -> Result<Receipt, TxError> {
         let message = self.issue_message(authority, clinician, expires_at);
-        self.issue_with(&message, authority)
-    }
-
-    fn revoke_with(&mut self, message: &RevokeCredential, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        let signature = self.domain().sign(signer, message);
-        self.send_signed(message, signature)
+        self.signed(authority, &message)
     }
 
     fn revoke(&mut self, authority: &AccountKeys, clinician: Address) -> Result<Receipt, TxError> {
         let message =
             RevokeCredential { authority: authority.address(), clinician, nonce: self.nonce(authority.address()) };
-        self.revoke_with(&message, authority)
+        self.signed(authority, &message)
     }
 
     fn set_authority(&mut self, from: Address, authority: Address, enabled: bool) -> Result<Receipt, TxError> {
@@ -160,7 +149,7 @@ fn register_then_rotate_the_encryption_key() {
     let mut message = w.register_message(&k, PATIENT);
     message.encryption_key = keys(2).encryption_public();
     let signature = w.domain().sign(&k, &message);
-    let receipt = w.register_with(&message, signature).unwrap();
+    let receipt = w.send_signed(&message, signature).unwrap();
     assert_eq!(
         receipt.events(&directory().abi, "EncryptionKeyChanged"),
         vec![vec![Token::Address(k.address()), Token::FixedBytes(keys(2).encryption_public().to_vec())]]
@@ -178,33 +167,33 @@ fn register_reverts() {
 
     // Bad signature: malformed bytes.
     let message = w.register_message(&k, PATIENT);
-    assert_eq!(reason(w.register_with(&message, vec![0u8; 64])), "ECDSAInvalidSignatureLength(64)");
+    assert_eq!(reason(w.send_signed(&message, vec![0u8; 64])), "ECDSAInvalidSignatureLength(64)");
     let mut high_s = w.domain().sign(&k, &message);
     high_s[32] = 0xff;
-    assert!(reason(w.register_with(&message, high_s)).starts_with("ECDSAInvalidSignatureS("));
+    assert!(reason(w.send_signed(&message, high_s)).starts_with("ECDSAInvalidSignatureS("));
 
     // Wrong signer: a valid signature by someone else.
     let forged = w.domain().sign(&keys(2), &message);
-    assert!(reason(w.register_with(&message, forged)).starts_with(&format!("WrongSigner({:?}", k.address())));
+    assert!(reason(w.send_signed(&message, forged)).starts_with(&format!("WrongSigner({:?}", k.address())));
 
     // Signed for another chain: recovers to a different address.
     let other_chain = Domain { chain_id: 1, ..w.domain() }.sign(&k, &message);
-    assert!(reason(w.register_with(&message, other_chain)).starts_with("WrongSigner("));
+    assert!(reason(w.send_signed(&message, other_chain)).starts_with("WrongSigner("));
 
     // Invalid role.
     let bad_role = Register { role: 9, ..message.clone() };
     let signature = w.domain().sign(&k, &bad_role);
-    assert_eq!(reason(w.register_with(&bad_role, signature)), "InvalidRole(9)");
+    assert_eq!(reason(w.send_signed(&bad_role, signature)), "InvalidRole(9)");
 
     // Replayed nonce.
     let signature = w.domain().sign(&k, &message);
-    w.register_with(&message, signature.clone()).unwrap();
-    assert_eq!(reason(w.register_with(&message, signature)), format!("InvalidAccountNonce({:?}, 1)", k.address()));
+    w.send_signed(&message, signature.clone()).unwrap();
+    assert_eq!(reason(w.send_signed(&message, signature)), format!("InvalidAccountNonce({:?}, 1)", k.address()));
 
     // A role cannot change.
     let change = w.register_message(&k, CLINICIAN);
     let signature = w.domain().sign(&k, &change);
-    assert_eq!(reason(w.register_with(&change, signature)), "RoleChange(1, 2)");
+    assert_eq!(reason(w.send_signed(&change, signature)), "RoleChange(1, 2)");
 }
 
 #[test]
@@ -271,10 +260,10 @@ fn issue_credential_reverts() {
 
     // Wrong signer.
     let message = w.issue_message(&authority, clinician.address(), START + DAY);
-    assert!(reason(w.issue_with(&message, &clinician)).starts_with("WrongSigner("));
+    assert!(reason(w.signed(&clinician, &message)).starts_with("WrongSigner("));
     // Replayed nonce.
-    w.issue_with(&message, &authority).unwrap();
-    assert!(reason(w.issue_with(&message, &authority)).starts_with("InvalidAccountNonce("));
+    w.signed(&authority, &message).unwrap();
+    assert!(reason(w.signed(&authority, &message)).starts_with("InvalidAccountNonce("));
     // Not an authority (registered, but never named by the admin).
     let pretender = keys(41);
     w.register(&pretender, AUTHORITY).unwrap();
@@ -340,10 +329,10 @@ fn revoke_credential_reverts() {
         clinician: clinician.address(),
         nonce: w.nonce(authority.address()),
     };
-    assert!(reason(w.revoke_with(&message, &other)).starts_with("WrongSigner("));
+    assert!(reason(w.signed(&other, &message)).starts_with("WrongSigner("));
     // Replayed nonce.
-    w.revoke_with(&message, &authority).unwrap();
-    assert!(reason(w.revoke_with(&message, &authority)).starts_with("InvalidAccountNonce("));
+    w.signed(&authority, &message).unwrap();
+    assert!(reason(w.signed(&authority, &message)).starts_with("InvalidAccountNonce("));
     assert!(!w.credential_valid(clinician.address()));
 }
 

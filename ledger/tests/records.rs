@@ -138,15 +138,11 @@ impl Ledger {
         }
     }
 
-    fn anchor_with(&mut self, message: &Anchor, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        self.signed(signer, message)
-    }
-
     /// The patient anchors their own record.
     fn anchor(&mut self, record: [u8; 32], category: u8) -> Result<Receipt, TxError> {
         let patient = keys(1);
         let message = self.anchor_message(patient.address(), record, category, [0; 32]);
-        self.anchor_with(&message, &patient)
+        self.signed(&patient, &message)
     }
 
     /// `owner` anchors a record in their own chart.
@@ -159,15 +155,11 @@ impl Ledger {
             category: LABS,
             amends: [0; 32],
         };
-        self.anchor_with(&message, owner)
+        self.signed(owner, &message)
     }
 
     fn batch_message(&mut self, author: Address, root: [u8; 32], count: u32) -> AnchorBatch {
         AnchorBatch { author, patient: self.patient.address(), root, count }
-    }
-
-    fn batch_with(&mut self, message: &AnchorBatch, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        self.signed(signer, message)
     }
 
     fn grant_message(
@@ -192,10 +184,6 @@ impl Ledger {
         }
     }
 
-    fn grant_with(&mut self, message: &Grant, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        self.signed(signer, message)
-    }
-
     /// The patient grants the clinician.
     fn grant(
         &mut self,
@@ -207,32 +195,24 @@ impl Ledger {
     ) -> Result<Receipt, TxError> {
         let clinician = self.clinician.address();
         let message = self.grant_message(clinician, scope, categories, records_, write, expires_at);
-        self.grant_with(&message, &keys(1))
-    }
-
-    fn revoke_with(&mut self, message: &Revoke, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        self.signed(signer, message)
+        self.signed(&keys(1), &message)
     }
 
     fn revoke(&mut self) -> Result<Receipt, TxError> {
         let (patient, grantee) = (self.patient.address(), self.clinician.address());
         let message = Revoke { patient, grantee, nonce: self.consent_nonce(patient, grantee) };
-        self.revoke_with(&message, &keys(1))
+        self.signed(&keys(1), &message)
     }
 
     fn access_message(&mut self, grantee: Address, record: [u8; 32]) -> Access {
         Access { grantee, patient: self.patient.address(), record_id: record, nonce: self.nonce(records(), grantee) }
     }
 
-    fn access_with(&mut self, message: &Access, signer: &AccountKeys) -> Result<Receipt, TxError> {
-        self.signed(signer, message)
-    }
-
     /// The clinician opens a record.
     fn access(&mut self, record: [u8; 32]) -> Result<Receipt, TxError> {
         let clinician = self.clinician.address();
         let message = self.access_message(clinician, record);
-        self.access_with(&message, &keys(2))
+        self.signed(&keys(2), &message)
     }
 
     fn can_access(&mut self, record: [u8; 32]) -> bool {
@@ -279,7 +259,7 @@ fn anchor_a_record_and_a_correction() {
     // A correction names what it amends.
     let patient = keys(1);
     let message = l.anchor_message(patient.address(), id(2), LABS, id(1));
-    let receipt = l.anchor_with(&message, &patient).unwrap();
+    let receipt = l.signed(&patient, &message).unwrap();
     assert_eq!(receipt.events(&records().abi, "RecordAnchored")[0][5], Token::FixedBytes(id(1).to_vec()));
 }
 
@@ -293,17 +273,17 @@ fn anchor_reverts() {
     // The patient may correct a record the contract does not hold by itself (a
     // batch's leaf, which the reader checks against the batch root).
     let message = l.anchor_message(patient.address(), id(4), LABS, id(9));
-    l.anchor_with(&message, &patient).unwrap();
+    l.signed(&patient, &message).unwrap();
     // Bad signature and wrong signer.
     let message = l.anchor_message(patient.address(), id(2), LABS, [0; 32]);
-    assert!(reason(l.anchor_with(&message, &keys(9))).starts_with("WrongSigner("));
+    assert!(reason(l.signed(&keys(9), &message)).starts_with("WrongSigner("));
     // Replayed: the record id is taken for good.
-    l.anchor_with(&message, &patient).unwrap();
-    assert!(reason(l.anchor_with(&message, &patient)).starts_with("RecordExists("));
+    l.signed(&patient, &message).unwrap();
+    assert!(reason(l.signed(&patient, &message)).starts_with("RecordExists("));
     // Unauthorised author: a clinician without a write grant.
     let clinician = keys(2);
     let message = l.anchor_message(clinician.address(), id(3), NOTES, [0; 32]);
-    assert_eq!(reason(l.anchor_with(&message, &clinician)), format!("NotAuthorisedAuthor({:?})", clinician.address()));
+    assert_eq!(reason(l.signed(&clinician, &message)), format!("NotAuthorisedAuthor({:?})", clinician.address()));
 }
 
 #[test]
@@ -313,21 +293,21 @@ fn clinicians_write_back_only_with_a_live_write_grant_in_scope() {
     // Read-only grant: writing is refused.
     l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], false, START + 7 * DAY).unwrap();
     let message = l.anchor_message(clinician.address(), id(5), NOTES, [0; 32]);
-    assert!(reason(l.anchor_with(&message, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &message)).starts_with("NotAuthorisedAuthor("));
     // Read+write on notes: a note may be written, a lab may not.
     l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], true, START + 7 * DAY).unwrap();
     let message = l.anchor_message(clinician.address(), id(5), NOTES, [0; 32]);
-    let receipt = l.anchor_with(&message, &clinician).unwrap();
+    let receipt = l.signed(&clinician, &message).unwrap();
     assert_eq!(receipt.events(&records().abi, "RecordAnchored")[0][2], Token::Address(clinician.address()));
     // A grantee corrects only records anchored by themselves here, never an unknown id.
     let message = l.anchor_message(clinician.address(), id(8), NOTES, id(9));
-    assert_eq!(reason(l.anchor_with(&message, &clinician)), format!("UnknownRecord(0x{})", hex::encode(id(9))));
+    assert_eq!(reason(l.signed(&clinician, &message)), format!("UnknownRecord(0x{})", hex::encode(id(9))));
     let message = l.anchor_message(clinician.address(), id(6), LABS, [0; 32]);
-    assert!(reason(l.anchor_with(&message, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &message)).starts_with("NotAuthorisedAuthor("));
     // After the credential lapses, no more writing.
     l.revoke_credential();
     let message = l.anchor_message(clinician.address(), id(7), NOTES, [0; 32]);
-    assert!(reason(l.anchor_with(&message, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &message)).starts_with("NotAuthorisedAuthor("));
 }
 
 #[test]
@@ -335,7 +315,7 @@ fn batches_anchor_one_root() {
     let mut l = Ledger::new();
     let patient = keys(1);
     let m = l.batch_message(patient.address(), id(0xb1), 1000);
-    let receipt = l.batch_with(&m, &patient).unwrap();
+    let receipt = l.signed(&patient, &m).unwrap();
     eprintln!("gas.anchor_batch_1000: {}", receipt.gas_used);
     assert_eq!(receipt.events(&records().abi, "BatchAnchored")[0][3], Token::Uint(1000.into()));
     let patient_address = l.patient.address();
@@ -345,16 +325,16 @@ fn batches_anchor_one_root() {
     );
     // The same root twice, an empty batch, a stranger, a replay.
     let m = l.batch_message(patient.address(), id(0xb1), 5);
-    assert!(reason(l.batch_with(&m, &patient)).starts_with("BatchExists("));
+    assert!(reason(l.signed(&patient, &m)).starts_with("BatchExists("));
     let m = l.batch_message(patient.address(), id(0xb2), 0);
-    assert_eq!(reason(l.batch_with(&m, &patient)), "EmptyBatch()");
+    assert_eq!(reason(l.signed(&patient, &m)), "EmptyBatch()");
     let clinician = keys(2);
     let m = l.batch_message(clinician.address(), id(0xb3), 5);
-    assert!(reason(l.batch_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &m)).starts_with("NotAuthorisedAuthor("));
     let m = l.batch_message(patient.address(), id(0xb4), 5);
-    assert!(reason(l.batch_with(&m, &keys(9))).starts_with("WrongSigner("));
-    l.batch_with(&m, &patient).unwrap();
-    assert!(reason(l.batch_with(&m, &patient)).starts_with("BatchExists("));
+    assert!(reason(l.signed(&keys(9), &m)).starts_with("WrongSigner("));
+    l.signed(&patient, &m).unwrap();
+    assert!(reason(l.signed(&patient, &m)).starts_with("BatchExists("));
 }
 
 #[test]
@@ -449,35 +429,35 @@ fn grant_reverts() {
     let patient = keys(1);
 
     let m = l.grant_message(unverified, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
-    assert_eq!(reason(l.grant_with(&m, &patient)), format!("UnverifiedGrantee({unverified:?})"));
+    assert_eq!(reason(l.signed(&patient, &m)), format!("UnverifiedGrantee({unverified:?})"));
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
-    assert!(reason(l.grant_with(&m, &keys(2))).starts_with("WrongSigner("), "signed by someone other than the patient");
+    assert!(reason(l.signed(&keys(2), &m)).starts_with("WrongSigner("), "signed by someone other than the patient");
     let mut bad_sig = l.domain(records()).sign(&patient, &m);
     bad_sig.truncate(64);
     assert_eq!(reason(l.send_signed(&m, bad_sig)), "ECDSAInvalidSignatureLength(64)");
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START);
-    assert_eq!(reason(l.grant_with(&m, &patient)), format!("ExpiryInPast({START})"));
+    assert_eq!(reason(l.signed(&patient, &m)), format!("ExpiryInPast({START})"));
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + 400 * DAY);
-    assert!(reason(l.grant_with(&m, &patient)).starts_with("ExpiryTooFar("));
+    assert!(reason(l.signed(&patient, &m)).starts_with("ExpiryTooFar("));
     let m = l.grant_message(clinician, 3, 0, vec![], false, START + DAY);
-    assert_eq!(reason(l.grant_with(&m, &patient)), "InvalidScope(3)");
+    assert_eq!(reason(l.signed(&patient, &m)), "InvalidScope(3)");
     let m = l.grant_message(clinician, SCOPE_RECORDS, 0, vec![], false, START + DAY);
-    assert_eq!(reason(l.grant_with(&m, &patient)), "EmptyScope()");
+    assert_eq!(reason(l.signed(&patient, &m)), "EmptyScope()");
     let m = l.grant_message(clinician, SCOPE_CATEGORIES, 0, vec![], false, START + DAY);
-    assert_eq!(reason(l.grant_with(&m, &patient)), "EmptyScope()");
+    assert_eq!(reason(l.signed(&patient, &m)), "EmptyScope()");
     let m = l.grant_message(clinician, SCOPE_RECORDS, 0, vec![id(9)], false, START + DAY);
-    assert!(reason(l.grant_with(&m, &patient)).starts_with("UnknownRecord("));
+    assert!(reason(l.signed(&patient, &m)).starts_with("UnknownRecord("));
     // Only patients grant.
     let c = keys(2);
     let m =
         Grant { patient: c.address(), ..l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY) };
     let m = Grant { nonce: l.consent_nonce(c.address(), clinician), ..m };
-    assert_eq!(reason(l.grant_with(&m, &c)), format!("NotPatient({:?})", c.address()));
+    assert_eq!(reason(l.signed(&c, &m)), format!("NotPatient({:?})", c.address()));
     // Replayed nonce.
     let m = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + DAY);
-    let receipt = l.grant_with(&m, &patient).unwrap();
+    let receipt = l.signed(&patient, &m).unwrap();
     eprintln!("gas.grant: {}", receipt.gas_used);
-    assert!(reason(l.grant_with(&m, &patient)).starts_with("InvalidAccountNonce("));
+    assert!(reason(l.signed(&patient, &m)).starts_with("InvalidAccountNonce("));
 }
 
 #[test]
@@ -489,20 +469,20 @@ fn revoke_and_access_reverts() {
     // A revoke signed by the clinician, not the patient.
     let (patient, grantee) = (l.patient.address(), l.clinician.address());
     let m = Revoke { patient, grantee, nonce: l.consent_nonce(patient, grantee) };
-    assert!(reason(l.revoke_with(&m, &keys(2))).starts_with("WrongSigner("));
+    assert!(reason(l.signed(&keys(2), &m)).starts_with("WrongSigner("));
     // A forged access request (signed by another key), and a replayed one.
     let m = l.access_message(grantee, id(1));
-    assert!(reason(l.access_with(&m, &keys(9))).starts_with("WrongSigner("));
-    l.access_with(&m, &keys(2)).unwrap();
-    assert!(reason(l.access_with(&m, &keys(2))).starts_with("InvalidAccountNonce("));
+    assert!(reason(l.signed(&keys(9), &m)).starts_with("WrongSigner("));
+    l.signed(&keys(2), &m).unwrap();
+    assert!(reason(l.signed(&keys(2), &m)).starts_with("InvalidAccountNonce("));
     // A record that does not exist, or is another patient's.
     assert!(reason(l.access(id(9))).starts_with("UnknownRecord("));
     l.anchor_own(&keys(5), id(8)).unwrap();
     assert!(reason(l.access(id(8))).starts_with("UnknownRecord("), "another patient's record");
     // A replayed revoke.
     let m = Revoke { patient, grantee, nonce: l.consent_nonce(patient, grantee) };
-    l.revoke_with(&m, &keys(1)).unwrap();
-    assert!(reason(l.revoke_with(&m, &keys(1))).starts_with("InvalidAccountNonce("));
+    l.signed(&keys(1), &m).unwrap();
+    assert!(reason(l.signed(&keys(1), &m)).starts_with("InvalidAccountNonce("));
 }
 
 /// A 64-byte signature: OpenZeppelin's ECDSA refuses its length.
@@ -546,7 +526,7 @@ fn a_grant_held_back_by_the_relayer_is_void_after_stop_sharing() {
     let held = l.grant_message(clinician, SCOPE_EVERYTHING, 0, vec![], false, START + 7 * DAY);
     // The patient presses "Stop sharing", signing with the same current nonce.
     l.revoke().unwrap();
-    assert!(reason(l.grant_with(&held, &keys(1))).starts_with("InvalidAccountNonce("));
+    assert!(reason(l.signed(&keys(1), &held)).starts_with("InvalidAccountNonce("));
     assert!(!l.can_access(id(1)));
 }
 
@@ -566,7 +546,7 @@ fn ids_are_per_patient_so_no_one_can_squat_them() {
     l.anchor_own(&other, id(3)).unwrap();
     let clinician = l.clinician.address();
     let g = l.grant_message(clinician, SCOPE_RECORDS, 0, vec![id(3)], false, START + DAY);
-    assert!(reason(l.grant_with(&g, &patient)).starts_with("UnknownRecord("));
+    assert!(reason(l.signed(&patient, &g)).starts_with("UnknownRecord("));
 }
 
 #[test]
@@ -576,9 +556,9 @@ fn input_the_contract_cannot_use_is_refused() {
     let (p, c) = (l.patient.address(), l.clinician.address());
     l.anchor(id(1), LABS).unwrap();
     let m = l.anchor_message(p, id(2), 32, [0; 32]);
-    assert_eq!(reason(l.anchor_with(&m, &patient)), "InvalidCategory(32)");
+    assert_eq!(reason(l.signed(&patient, &m)), "InvalidCategory(32)");
     let m = l.anchor_message(p, [0; 32], LABS, [0; 32]);
-    assert_eq!(reason(l.anchor_with(&m, &patient)), "ZeroId()");
+    assert_eq!(reason(l.signed(&patient, &m)), "ZeroId()");
     for (scope, categories, list, write, expected) in [
         (SCOPE_RECORDS, 1u32 << LABS, vec![id(1)], false, "ScopeMismatch()"),
         (SCOPE_RECORDS, 0, vec![id(1)], true, "WriteNeedsCategories()"),
@@ -587,7 +567,7 @@ fn input_the_contract_cannot_use_is_refused() {
         (SCOPE_EVERYTHING, 0, vec![id(1)], false, "ScopeMismatch()"),
     ] {
         let g = l.grant_message(c, scope, categories, list, write, START + DAY);
-        assert_eq!(reason(l.grant_with(&g, &patient)), expected, "scope {scope}");
+        assert_eq!(reason(l.signed(&patient, &g)), expected, "scope {scope}");
     }
 }
 
@@ -599,18 +579,18 @@ fn write_back_ends_with_the_grant_and_stays_in_scope() {
     l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], true, START + DAY).unwrap();
     // Correcting a lab it may not write is refused, even though notes are writable.
     let m = l.anchor_message(clinician.address(), id(2), NOTES, id(1));
-    assert!(reason(l.anchor_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &m)).starts_with("NotAuthorisedAuthor("));
     // Expired grant: no more writing.
     l.chain.advance_time(DAY);
     let m = l.anchor_message(clinician.address(), id(3), NOTES, [0; 32]);
-    assert!(reason(l.anchor_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &m)).starts_with("NotAuthorisedAuthor("));
     // Revoked grant: no more writing.
     l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], true, START + 3 * DAY).unwrap();
     let m = l.anchor_message(clinician.address(), id(4), NOTES, [0; 32]);
-    l.anchor_with(&m, &clinician).unwrap();
+    l.signed(&clinician, &m).unwrap();
     l.revoke().unwrap();
     let m = l.anchor_message(clinician.address(), id(5), NOTES, [0; 32]);
-    assert!(reason(l.anchor_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &m)).starts_with("NotAuthorisedAuthor("));
 }
 
 #[test]
@@ -620,10 +600,10 @@ fn batch_anchors_by_a_grantee_need_write_everything() {
     let c = clinician.address();
     l.grant(SCOPE_CATEGORIES, 1 << NOTES, vec![], true, START + DAY).unwrap();
     let m = l.batch_message(c, id(0xb1), 2);
-    assert!(reason(l.batch_with(&m, &clinician)).starts_with("NotAuthorisedAuthor("));
+    assert!(reason(l.signed(&clinician, &m)).starts_with("NotAuthorisedAuthor("));
     l.grant(SCOPE_EVERYTHING, 0, vec![], true, START + DAY).unwrap();
     let m = l.batch_message(c, id(0xb1), 2);
-    l.batch_with(&m, &clinician).unwrap();
+    l.signed(&clinician, &m).unwrap();
 }
 
 #[test]
@@ -633,7 +613,7 @@ fn a_clinician_with_an_expired_credential_cannot_be_granted() {
     l.chain.advance_time(DAY);
     let c = l.clinician.address();
     let g = l.grant_message(c, SCOPE_EVERYTHING, 0, vec![], false, START + 3 * DAY);
-    assert_eq!(reason(l.grant_with(&g, &keys(1))), format!("UnverifiedGrantee({c:?})"));
+    assert_eq!(reason(l.signed(&keys(1), &g)), format!("UnverifiedGrantee({c:?})"));
 }
 
 #[test]
@@ -655,9 +635,9 @@ fn consent_nonces_are_per_pair_and_spent_by_grants_and_revocations() {
     assert_eq!(l.nonce(records(), p), account_nonce, "consents leave the account nonce alone");
     // Stopping a pair that never shared spends its nonce and says nothing was stopped.
     let m = Revoke { patient: p, grantee: other, nonce: U256::zero() };
-    let receipt = l.revoke_with(&m, &keys(1)).unwrap();
+    let receipt = l.signed(&keys(1), &m).unwrap();
     assert_eq!(receipt.events(&records().abi, "Revoked")[0][2], Token::Uint(0.into()));
-    assert!(reason(l.grant_with(&held, &keys(1))).starts_with("InvalidAccountNonce("));
+    assert!(reason(l.signed(&keys(1), &held)).starts_with("InvalidAccountNonce("));
 }
 
 impl Ledger {
@@ -760,7 +740,7 @@ fn proven_batch(l: &mut Ledger) -> ([u8; 32], Vec<AnchoredRecord>, Tree) {
     let tree = batch_tree(&batch).unwrap();
     let patient = keys(1);
     let m = l.batch_message(patient.address(), tree.root(), batch.len() as u32);
-    l.batch_with(&m, &patient).unwrap();
+    l.signed(&patient, &m).unwrap();
     (tree.root(), batch, tree)
 }
 
