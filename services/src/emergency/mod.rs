@@ -10,11 +10,11 @@ pub mod store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_api::{
-    AcceptBody, Accepted, ApiError, EmergencyOpenBody, EmergencyOpened, EmergencyOverview, EmergencyPairView,
+    AcceptBody, Accepted, ApiError, Approved, EmergencyOpenBody, EmergencyOpened, EmergencyOverview, EmergencyPairView,
     EmergencyRefuseBody, EmergencyRemoveBody, EmergencyRequestBody, EmergencyState, EmergencyStep, Invitation,
     InvitationView, InviteBody, NameContactBody, RelayReceipt,
 };
-use chartkey_core::eip712::{LedgerMessage, MAX_WAIT_SECONDS};
+use chartkey_core::eip712::{LedgerMessage, MAX_WAIT_SECONDS, TypedMessage};
 use chartkey_core::role::Role;
 use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::abi::ChartkeyAccess;
@@ -193,41 +193,32 @@ async fn as_patient(
 }
 
 pub async fn refuse(state: &AppState, c: &Caller, body: EmergencyRefuseBody) -> Result<RelayReceipt, ApiError> {
-    let m = body.message;
-    let digest = access_domain(state).digest(&m);
-    let (patient, contact) = (m.patient, m.contact);
-    let message = LedgerMessage::EmergencyRefusal(m);
-    patient_step(state, c, (patient, contact), digest, &body.approval, message, body.signature, EmergencyStep::Refused)
-        .await
+    let pair = (body.message.patient, body.message.contact);
+    patient_step(state, c, pair, body, LedgerMessage::EmergencyRefusal, EmergencyStep::Refused).await
 }
 
 pub async fn remove(state: &AppState, c: &Caller, body: EmergencyRemoveBody) -> Result<RelayReceipt, ApiError> {
-    let m = body.message;
-    let digest = access_domain(state).digest(&m);
-    let (patient, contact) = (m.patient, m.contact);
-    let message = LedgerMessage::EmergencyContactRemove(m);
-    patient_step(state, c, (patient, contact), digest, &body.approval, message, body.signature, EmergencyStep::Removed)
-        .await
+    let pair = (body.message.patient, body.message.contact);
+    patient_step(state, c, pair, body, LedgerMessage::EmergencyContactRemove, EmergencyStep::Removed).await
 }
 
-/// A step the patient signed and approved with a passkey (the message's
-/// EIP-712 `digest`) about the contact they named: relayed, with its
+/// A step the patient signed and approved with a passkey about the contact
+/// they named (`body`, a `kind` of ledger message): relayed, with its
 /// bookkeeping.
-#[allow(clippy::too_many_arguments)]
-async fn patient_step(
+async fn patient_step<M: TypedMessage>(
     state: &AppState,
     c: &Caller,
     (patient, contact): (ethers_core::types::Address, ethers_core::types::Address),
-    digest: [u8; 32],
-    approval: &chartkey_api::Approval,
-    message: LedgerMessage,
-    signature: chartkey_core::value::Signature,
+    body: Approved<M>,
+    kind: fn(M) -> LedgerMessage,
     step: EmergencyStep,
 ) -> Result<RelayReceipt, ApiError> {
+    let digest = access_domain(state).digest(&body.message);
     let (account, pair) = as_patient(state, c, patient.into(), contact.into()).await?;
-    super::approvals::check(state, &account.id, approval, digest).await?;
+    super::approvals::check(state, &account.id, &body.approval, digest).await?;
     crate::chain::spend_relay(state, &account.id).await?;
-    relay_step(state, message, signature.0.to_vec(), &pair.patient_id, &pair.contact_id, step, None).await
+    let message = kind(body.message);
+    relay_step(state, message, body.signature.0.to_vec(), &pair.patient_id, &pair.contact_id, step, None).await
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<EmergencyOverview, ApiError> {
