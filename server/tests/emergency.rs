@@ -16,7 +16,7 @@ use chartkey_core::envelope::{self, DataKey, RecordId};
 use chartkey_core::role::Role;
 use chartkey_core::value::Hash32;
 use common::links::access_domain;
-use common::records::{approve, put_blob};
+use common::records::{approved, put_blob};
 use common::*;
 use ethers_core::types::U256;
 use rand::rngs::OsRng;
@@ -127,32 +127,23 @@ async fn a_refused_request_releases_nothing_and_a_request_whose_wait_passed_does
         envelope::wrap_key(&key, id, contact.keys.address(), &contact.keys.encryption_public(), &mut OsRng).unwrap();
     let summary_for = fns::SummaryForContact { id, blob: Hash32(blob), wrapped_key };
     let domain = access_domain(&server, &patient).await;
+    let me = patient.keys.address();
     let name = |who: &Account, serial: u64| EmergencyContact {
-        patient: patient.keys.address(),
+        patient: me,
         contact: who.keys.address(),
         wait_seconds: 2 * DAY as u32,
         nonce: U256::from(serial),
     };
 
     // Only someone who accepted can be named.
-    let m = name(&stranger, 0);
-    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&m)).await;
-    let body = fns::NameContactBody {
-        signature: domain.sign_typed(&patient.keys, &m),
-        message: m,
-        approval,
-        summary: summary_for.clone(),
-    };
+    let fns::Approved { message, signature, approval } =
+        approved(&server, &mut patient, &domain, name(&stranger, 0)).await;
+    let body = fns::NameContactBody { message, signature, approval, summary: summary_for.clone() };
     assert!(matches!(patient.client.api(fns::EmergencyName { body }).await, Err(ApiError::Forbidden(_))));
 
-    let m = name(&contact, 0);
-    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&m)).await;
-    let body = fns::NameContactBody {
-        signature: domain.sign_typed(&patient.keys, &m),
-        message: m,
-        approval,
-        summary: summary_for,
-    };
+    let fns::Approved { message, signature, approval } =
+        approved(&server, &mut patient, &domain, name(&contact, 0)).await;
+    let body = fns::NameContactBody { message, signature, approval, summary: summary_for };
     assert!(patient.client.api(fns::EmergencyName { body }).await.unwrap().mined);
     assert_eq!(notices(&contact).await[0].kind, fns::NoticeKind::EmergencyNamed);
     assert_eq!(overview(&contact).await.named_me[0].state, fns::EmergencyState::Named);
@@ -166,9 +157,7 @@ async fn a_refused_request_releases_nothing_and_a_request_whose_wait_passed_does
     refused_with(open(&contact, &patient).await, "StillWaiting");
     let refusal =
         EmergencyRefusal { patient: patient.keys.address(), contact: contact.keys.address(), nonce: U256::one() };
-    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&refusal)).await;
-    let body =
-        fns::EmergencyRefuseBody { signature: domain.sign_typed(&patient.keys, &refusal), message: refusal, approval };
+    let body = approved(&server, &mut patient, &domain, refusal).await;
     assert!(patient.client.api(fns::EmergencyRefuse { body }).await.unwrap().mined);
     assert_eq!(notices(&contact).await[0].kind, fns::NoticeKind::EmergencyRefused);
     advance(&server, 3 * DAY).await;
@@ -216,9 +205,7 @@ async fn a_refused_request_releases_nothing_and_a_request_whose_wait_passed_does
         contact: contact.keys.address(),
         nonce: U256::from(2),
     };
-    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&removal)).await;
-    let body =
-        fns::EmergencyRemoveBody { signature: domain.sign_typed(&patient.keys, &removal), message: removal, approval };
+    let body = approved(&server, &mut patient, &domain, removal).await;
     assert!(patient.client.api(fns::EmergencyRemove { body }).await.unwrap().mined);
     assert!(matches!(open(&contact, &patient).await, Err(ApiError::NotFound(_))));
     assert_eq!(overview(&patient).await.contacts[0].state, fns::EmergencyState::Removed);

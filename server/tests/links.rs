@@ -12,7 +12,7 @@ use chartkey_core::role::Role;
 use chartkey_core::shl::{self, Flags, LinkKey, ManifestId};
 use common::chain::Chain;
 use common::links::*;
-use common::records::{approve, now};
+use common::records::{approved, now};
 use common::*;
 use ethers_core::types::U256;
 use rand::rngs::OsRng;
@@ -107,9 +107,8 @@ async fn a_link_answers_after_the_ledger_recorded_its_use() {
         nonce: U256::zero(),
     };
     let domain = access_domain(&server, &patient).await;
-    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&m)).await;
-    let signature = domain.sign_typed(&patient.keys, &m);
-    let body = fns::LinkUpdateBody { message: m, signature, approval, files: uploads };
+    let fns::Approved { message, signature, approval } = approved(&server, &mut patient, &domain, m).await;
+    let body = fns::LinkUpdateBody { message, signature, approval, files: uploads };
     let updated = patient.client.api(fns::LinksUpdate { body }).await.unwrap();
     assert_eq!((updated.files, updated.serial), (1, 1));
     let (status, manifest) = ask(&made.url(&server), json!({ "recipient": "Dr Rao" })).await;
@@ -193,13 +192,8 @@ async fn expired_stopped_and_malformed_requests_get_nothing() {
     // Stopped: 404 at once.
     let m = LinkRevoke { patient: patient.keys.address(), link_id: stopping.manifest.link_id(), nonce: U256::zero() };
     let domain = access_domain(&server, &patient).await;
-    let approval = approve(&server, &patient.client, &mut patient.device, domain.digest(&m)).await;
-    let signature = domain.sign_typed(&patient.keys, &m);
-    patient
-        .client
-        .api(fns::LinksRevoke { body: fns::LinkRevokeBody { message: m, signature, approval } })
-        .await
-        .unwrap();
+    let body = approved(&server, &mut patient, &domain, m).await;
+    patient.client.api(fns::LinksRevoke { body }).await.unwrap();
     assert_eq!(ask(&stopping.url(&server), json!({ "recipient": "A" })).await.0, 404);
 
     // Malformed: no such link, or not a manifest request.
@@ -255,7 +249,7 @@ async fn links_are_made_by_their_patient_with_the_files_they_signed() {
     let files = encrypt(&key, &[b"{}"]);
 
     let by_clinician = link_of(&clinician, &files, Flags::default());
-    let body = signed_create(&server, &mut clinician, by_clinician, files.clone(), None).await;
+    let body = signed_create(&server, &mut clinician, by_clinician, files.clone(), None, None).await;
     assert!(matches!(clinician.client.api(fns::LinksCreate { body }).await, Err(ApiError::Forbidden(_))));
 
     let refused = |answer: Result<fns::LinkView, ApiError>, what: &str| match answer {
@@ -265,33 +259,33 @@ async fn links_are_made_by_their_patient_with_the_files_they_signed() {
     let mut other_files = files.clone();
     other_files[0].jwe = shl::encrypt_file(&key, shl::FHIR_JSON, b"[]", &mut OsRng);
     let link = link_of(&patient, &files, Flags::default());
-    let body = signed_create(&server, &mut patient, link, other_files, None).await;
+    let body = signed_create(&server, &mut patient, link, other_files, None, None).await;
     refused(patient.client.api(fns::LinksCreate { body }).await, "files other than those signed");
 
     let passcode = Flags { passcode: true, ..Flags::default() };
     let link = link_of(&patient, &files, passcode);
-    let body = signed_create(&server, &mut patient, link, files.clone(), None).await;
+    let body = signed_create(&server, &mut patient, link, files.clone(), None, None).await;
     refused(patient.client.api(fns::LinksCreate { body }).await, "a passcode link without its passcode");
 
     let two = encrypt(&key, &[b"{}", b"[]"]);
     let link = link_of(&patient, &two, Flags { direct: true, ..Flags::default() });
-    let body = signed_create(&server, &mut patient, link, two, None).await;
+    let body = signed_create(&server, &mut patient, link, two, None, None).await;
     refused(patient.client.api(fns::LinksCreate { body }).await, "a direct link with two files");
 
     let link =
         Link { host: ethers_core::types::Address::repeat_byte(9), ..link_of(&patient, &files, Flags::default()) };
-    let body = signed_create(&server, &mut patient, link, files.clone(), None).await;
+    let body = signed_create(&server, &mut patient, link, files.clone(), None, None).await;
     refused(patient.client.api(fns::LinksCreate { body }).await, "a link naming another host");
 
     let mut broken = files.clone();
     broken[0].jwe = "not.a.jwe".into();
     let link = link_of(&patient, &broken, Flags::default());
-    let body = signed_create(&server, &mut patient, link, broken, None).await;
+    let body = signed_create(&server, &mut patient, link, broken, None, None).await;
     refused(patient.client.api(fns::LinksCreate { body }).await, "a malformed JWE");
 
     // Approved for another message: refused; nothing stored.
     let link = link_of(&patient, &files, Flags::default());
-    let mut body = signed_create(&server, &mut patient, link.clone(), files.clone(), None).await;
+    let mut body = signed_create(&server, &mut patient, link.clone(), files.clone(), None, None).await;
     body.link.expires_at = now() + 3_600;
     assert!(matches!(patient.client.api(fns::LinksCreate { body }).await, Err(ApiError::Forbidden(_))));
     assert_eq!(server.query_one("SELECT count(*) FROM links").await, "0");
@@ -301,9 +295,8 @@ async fn links_are_made_by_their_patient_with_the_files_they_signed() {
     let mut other = sign_up(&server, "Other Patient", Role::Patient).await;
     let m = LinkRevoke { patient: other.keys.address(), link_id: made.manifest.link_id(), nonce: U256::zero() };
     let domain = access_domain(&server, &other).await;
-    let approval = approve(&server, &other.client, &mut other.device, domain.digest(&m)).await;
-    let signature = domain.sign_typed(&other.keys, &m);
-    let stop = other.client.api(fns::LinksRevoke { body: fns::LinkRevokeBody { message: m, signature, approval } });
+    let body = approved(&server, &mut other, &domain, m).await;
+    let stop = other.client.api(fns::LinksRevoke { body });
     assert!(matches!(stop.await, Err(ApiError::NotFound(_))));
     assert_eq!(ask(&made.url(&server), json!({ "recipient": "A" })).await.0, 200);
     server.stop().await;

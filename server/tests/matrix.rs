@@ -189,9 +189,7 @@ async fn every_route_for_every_role() {
     let grant_body = json!({ "body": fns::ShareBody { grant: to_unshared.clone(), keys: vec![], approval,
         signature: domain.sign_typed(&owner.keys, &to_unshared) } });
     let stop = Revoke { patient: owner.keys.address(), grantee: shared.keys.address(), nonce: U256::one() };
-    let approval = approve(&server, &owner.client, &mut owner.device, domain.digest(&stop)).await;
-    let stop_body = json!({ "body": fns::StopBody { message: stop.clone(), approval,
-        signature: domain.sign_typed(&owner.keys, &stop) } });
+    let stop_body = json!({ "body": approved(&server, &mut owner, &domain, stop.clone()).await });
     // The owner's links: one to change then stop, and a new one's body.
     let long_term = chartkey_core::shl::Flags { long_term: true, ..Default::default() };
     let owned_link = links::make(&server, &mut owner, long_term, 0, None, &[b"{}"]).await.unwrap();
@@ -205,13 +203,10 @@ async fn every_route_for_every_role() {
         expires_at: 0,
         nonce: U256::zero(),
     };
-    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&change)).await;
-    let link_update_body = json!({ "body": fns::LinkUpdateBody { message: change.clone(), approval,
-        signature: access_domain.sign_typed(&owner.keys, &change), files: new_files } });
+    let fns::Approved { message, signature, approval } = approved(&server, &mut owner, &access_domain, change).await;
+    let link_update_body = json!({ "body": fns::LinkUpdateBody { message, signature, approval, files: new_files } });
     let end = chartkey_core::eip712::LinkRevoke { patient: owner.keys.address(), link_id, nonce: U256::one() };
-    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&end)).await;
-    let link_revoke_body = json!({ "body": fns::LinkRevokeBody { message: end.clone(), approval,
-        signature: access_domain.sign_typed(&owner.keys, &end) } });
+    let link_revoke_body = json!({ "body": approved(&server, &mut owner, &access_domain, end).await });
     let fresh_key = chartkey_core::shl::LinkKey::generate(&mut rand::rngs::OsRng);
     let fresh_files = links::encrypt(&fresh_key, &[b"{}"]);
     let fresh = chartkey_core::eip712::Link {
@@ -222,7 +217,8 @@ async fn every_route_for_every_role() {
         flags: 0,
         host: links::host(&owner).await,
     };
-    let link_create_body = json!({ "body": links::signed_create(&server, &mut owner, fresh, fresh_files, None).await });
+    let link_create_body =
+        json!({ "body": links::signed_create(&server, &mut owner, fresh, fresh_files, None, None).await });
     let link_text = hex::encode(link_id);
     let not_the_owners_link = move |who: usize, body: &str| {
         if who != OWNER {
@@ -256,39 +252,34 @@ async fn every_route_for_every_role() {
         wait_seconds: 0,
         nonce: U256::zero(),
     };
-    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&naming)).await;
-    let name_body = json!({ "body": fns::NameContactBody { message: naming.clone(), approval, summary,
-        signature: access_domain.sign_typed(&owner.keys, &naming) } });
+    let fns::Approved { message, signature, approval } = approved(&server, &mut owner, &access_domain, naming).await;
+    let name_body = json!({ "body": fns::NameContactBody { message, signature, approval, summary } });
     let asking = chartkey_core::eip712::EmergencyRequest {
         contact: other.keys.address(),
         patient: owner.keys.address(),
         nonce: U256::zero(),
     };
-    let emergency_request_body = json!({ "body": fns::EmergencyRequestBody { message: asking.clone(),
-        signature: access_domain.sign_typed(&other.keys, &asking) } });
+    let emergency_request_body =
+        json!({ "body": fns::Signed { signature: access_domain.sign_typed(&other.keys, &asking), message: asking } });
     let refusal = chartkey_core::eip712::EmergencyRefusal {
         patient: owner.keys.address(),
         contact: other.keys.address(),
         nonce: U256::one(),
     };
-    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&refusal)).await;
-    let refuse_body = json!({ "body": fns::EmergencyRefuseBody { message: refusal.clone(), approval,
-        signature: access_domain.sign_typed(&owner.keys, &refusal) } });
+    let refuse_body = json!({ "body": approved(&server, &mut owner, &access_domain, refusal).await });
     let opening = chartkey_core::eip712::EmergencyAccess {
         contact: other.keys.address(),
         patient: owner.keys.address(),
         nonce: U256::one(),
     };
-    let emergency_open_body = json!({ "body": fns::EmergencyOpenBody { message: opening.clone(),
-        signature: access_domain.sign_typed(&other.keys, &opening) } });
+    let emergency_open_body =
+        json!({ "body": fns::Signed { signature: access_domain.sign_typed(&other.keys, &opening), message: opening } });
     let removal = chartkey_core::eip712::EmergencyContactRemove {
         patient: owner.keys.address(),
         contact: other.keys.address(),
         nonce: U256::from(2),
     };
-    let approval = approve(&server, &owner.client, &mut owner.device, access_domain.digest(&removal)).await;
-    let emergency_remove_body = json!({ "body": fns::EmergencyRemoveBody { message: removal.clone(), approval,
-        signature: access_domain.sign_typed(&owner.keys, &removal) } });
+    let emergency_remove_body = json!({ "body": approved(&server, &mut owner, &access_domain, removal).await });
     const OTHER: usize = 2;
     let access = next_access(&chain, &shared.keys, &owner.keys, record).await;
     let open_body = json!({ "body": access_body(&domain, &shared.keys, &access) });

@@ -6,7 +6,7 @@ use chartkey_core::shl::{self, Flags, LinkKey, LinkSecrets, ManifestId, SealedLi
 use rand::rngs::OsRng;
 
 use super::chain::Chain;
-use super::records::approve;
+use super::records::approved;
 use super::{Account, ApiError, Site, fns};
 
 /// A link as its patient's browser keeps it: the secret of its URL and its key.
@@ -57,41 +57,31 @@ pub async fn make(
         host: host(patient).await,
     };
     let secrets = LinkSecrets { label: "For Dr Rao".into(), manifest, key: key.clone(), kinds: None };
-    let body = signed_create_with(server, patient, link, uploads, passcode, &secrets).await;
+    let body = signed_create(server, patient, link, uploads, passcode, Some(&secrets)).await;
     let view = patient.client.api(fns::LinksCreate { body }).await?;
     Ok(Made { manifest, key, view })
 }
 
-/// A creation body for `link`, its secrets sealed as if made with a fresh
-/// manifest id and key (the server cannot tell).
+/// A creation body for `link`, its `secrets` sealed to the patient (by
+/// default as if made with a fresh manifest id and key: the server cannot
+/// tell).
 pub async fn signed_create(
     server: &Site,
     patient: &mut Account,
     link: Link,
     files: Vec<fns::LinkFileUpload>,
     passcode: Option<&str>,
+    secrets: Option<&LinkSecrets>,
 ) -> fns::LinkCreateBody {
-    let secrets = LinkSecrets {
+    let fresh = || LinkSecrets {
         label: "For Dr Rao".into(),
         manifest: ManifestId::generate(&mut OsRng),
         key: LinkKey::generate(&mut OsRng),
         kinds: None,
     };
-    signed_create_with(server, patient, link, files, passcode, &secrets).await
-}
-
-pub async fn signed_create_with(
-    server: &Site,
-    patient: &mut Account,
-    link: Link,
-    files: Vec<fns::LinkFileUpload>,
-    passcode: Option<&str>,
-    secrets: &LinkSecrets,
-) -> fns::LinkCreateBody {
+    let sealed = SealedLink::seal(&patient.keys, link.link_id, secrets.unwrap_or(&fresh()), &mut OsRng);
     let domain = access_domain(server, patient).await;
-    let approval = approve(server, &patient.client, &mut patient.device, domain.digest(&link)).await;
-    let signature = domain.sign_typed(&patient.keys, &link);
-    let sealed = SealedLink::seal(&patient.keys, link.link_id, secrets, &mut OsRng);
+    let fns::Approved { message: link, signature, approval } = approved(server, patient, &domain, link).await;
     fns::LinkCreateBody { link, signature, approval, files, sealed, passcode: passcode.map(str::to_owned) }
 }
 

@@ -4,7 +4,7 @@
 //! browser's own checks.
 
 use chartkey_core::AccountKeys;
-use chartkey_core::eip712::{Access, Domain, Grant, LedgerMessage};
+use chartkey_core::eip712::{Access, Domain, Grant, LedgerMessage, TypedMessage};
 use chartkey_core::envelope::{self, DataKey, RecordId};
 use chartkey_core::fhir::{self, ImportedResource};
 use chartkey_core::records::{self, AnchoredRecord};
@@ -186,6 +186,18 @@ pub async fn approve(portal: &Site, client: &Client, device: &mut Device, digest
     let start = client.api(fns::ApprovalsStart { digest: Hash32(digest) }).await.expect("approvals/start");
     let credential = device.assert(&portal.origin, webauthn_options(&start.options));
     fns::Approval { ceremony_id: start.ceremony_id, credential: webauthn_json(&credential) }
+}
+
+/// `message` as `account` sends it: signed under `domain`, and approved
+/// with their passkey.
+pub async fn approved<M: TypedMessage>(
+    portal: &Site,
+    account: &mut Account,
+    domain: &Domain,
+    message: M,
+) -> fns::Approved<M> {
+    let approval = approve(portal, &account.client, &mut account.device, domain.digest(&message)).await;
+    fns::Approved { signature: domain.sign_typed(&account.keys, &message), message, approval }
 }
 
 /// `patient` shares `grant` (approved with their passkey), with `keys`.
