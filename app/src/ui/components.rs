@@ -28,6 +28,18 @@ pub fn PageHead(
     }
 }
 
+/// A panel titled `title` holding a list (its children), or `empty` in
+/// muted words when there is nothing to list.
+#[component]
+pub fn ListPanel(title: &'static str, is_empty: bool, empty: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>{title}</h2>
+            {if is_empty { view! { <p class="muted">{empty}</p> }.into_any() } else { children().into_any() }}
+        </section>
+    }
+}
+
 /// A table's header row: a column header per name, and with `actions` a
 /// last one that only screen readers hear ("Actions": the row's buttons).
 #[component]

@@ -5,11 +5,10 @@
 //! the IG's emergency use, with plain words about what it costs.
 
 use chartkey_core::card::{self, CardFacts};
-use chartkey_core::role::Role;
 use leptos::prelude::*;
 
 use crate::api::{self, EmergencyState};
-use crate::ui::components::{Busy, ErrorMessage, NotForThisAccount, PageHead, format_fhir_date};
+use crate::ui::components::{Busy, ErrorMessage, PageHead, format_fhir_date};
 use crate::ui::links::{self, Made};
 use crate::ui::nav::Link;
 use crate::ui::records::{self, Loaded};
@@ -28,10 +27,6 @@ struct Read {
 #[component]
 pub fn CardOverview() -> impl IntoView {
     let session = use_session();
-    if session.role() != Some(Role::Patient) {
-        let why = "Patients make emergency cards; this account is not a patient's.";
-        return view! { <NotForThisAccount title="Emergency card" why /> }.into_any();
-    }
     let read = RwSignal::new(None::<Read>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(Some("Reading your records…".to_owned()));

@@ -17,8 +17,8 @@ use crate::api::{
     MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RequestState, license_id_hash,
 };
 use crate::ui::components::{
-    Busy, CopyButton, CredentialBadge, ErrorMessage, PageHead, TableHead, TextField, WhenLoaded, format_date, load,
-    reloader,
+    Busy, CopyButton, CredentialBadge, ErrorMessage, ListPanel, PageHead, TableHead, TextField, WhenLoaded,
+    format_date, load, reloader,
 };
 use crate::ui::session::use_session;
 
@@ -212,41 +212,25 @@ fn DeskBody(desk: AuthorityDesk, reload: Callback<()>) -> impl IntoView {
     let decided = desk.decided.clone();
     view! {
         {not_named}
-        <section class="panel">
-            <h2>"Requests waiting"</h2>
-            {if pending.is_empty() {
-                view! { <p class="muted">"No requests are waiting."</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="list">
-                        {pending
-                            .into_iter()
-                            .map(|r| view! { <PendingRequest request=r nonce=nonce reload=reload /> })
-                            .collect_view()}
-                    </ul>
-                }
-                .into_any()
-            }}
-        </section>
-        <section class="panel">
-            <h2>"Decided"</h2>
-            {if decided.is_empty() {
-                view! { <p class="muted">"Nothing decided yet."</p> }.into_any()
-            } else {
-                view! {
-                    <table class="table">
-                        <TableHead columns=&["Clinician", "Decision", "On the ledger now"] actions=true />
-                        <tbody>
-                            {decided
-                                .into_iter()
-                                .map(|r| view! { <DecidedRequest request=r nonce=nonce reload=reload /> })
-                                .collect_view()}
-                        </tbody>
-                    </table>
-                }
-                .into_any()
-            }}
-        </section>
+        <ListPanel title="Requests waiting" is_empty=pending.is_empty() empty="No requests are waiting.">
+            <ul class="list">
+                {pending
+                    .into_iter()
+                    .map(|r| view! { <PendingRequest request=r nonce=nonce reload=reload /> })
+                    .collect_view()}
+            </ul>
+        </ListPanel>
+        <ListPanel title="Decided" is_empty=decided.is_empty() empty="Nothing decided yet.">
+            <table class="table">
+                <TableHead columns=&["Clinician", "Decision", "On the ledger now"] actions=true />
+                <tbody>
+                    {decided
+                        .into_iter()
+                        .map(|r| view! { <DecidedRequest request=r nonce=nonce reload=reload /> })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </ListPanel>
     }
 }
 

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use chartkey_core::heads::{self, Head};
 
 use crate::api::{self, ChainHeads, LedgerEvent, LedgerPage, LedgerTxView, LedgerVerification};
-use crate::ui::components::{Busy, ErrorMessage, PageHead, TableHead, errors_shown, format_date, save_file};
+use crate::ui::components::{Busy, ErrorMessage, ListPanel, PageHead, TableHead, errors_shown, format_date, save_file};
 use crate::ui::error::UiError;
 use chartkey_core::value::Hash32;
 
@@ -224,34 +224,26 @@ fn Verify() -> impl IntoView {
 #[component]
 fn Activity(events: Vec<LedgerEvent>, selected: RwSignal<Option<String>>) -> impl IntoView {
     view! {
-        <section class="panel">
-            <h2>"What the ledger records about you"</h2>
-            {if events.is_empty() {
-                view! { <p class="muted">"Nothing yet."</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="list" data-testid="ledger-activity">
-                        {events
-                            .into_iter()
-                            .map(|event| {
-                                let hash = event.tx_hash.to_string();
-                                view! {
-                                    <li>
-                                        <strong>{describe(&event.name)}</strong>
-                                        " · block " {event.block_number} " · "
-                                        <button type="button" class="button button-small button-quiet"
-                                            on:click=move |_| selected.set(Some(hash.clone()))>
-                                            "Show transaction"
-                                        </button>
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ul>
-                }
-                .into_any()
-            }}
-        </section>
+        <ListPanel title="What the ledger records about you" is_empty=events.is_empty() empty="Nothing yet.">
+            <ul class="list" data-testid="ledger-activity">
+                {events
+                    .into_iter()
+                    .map(|event| {
+                        let hash = event.tx_hash.to_string();
+                        view! {
+                            <li>
+                                <strong>{describe(&event.name)}</strong>
+                                " · block " {event.block_number} " · "
+                                <button type="button" class="button button-small button-quiet"
+                                    on:click=move |_| selected.set(Some(hash.clone()))>
+                                    "Show transaction"
+                                </button>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        </ListPanel>
     }
 }
 

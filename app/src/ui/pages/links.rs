@@ -5,13 +5,12 @@
 //! link, and "Stop sharing", which ends it at once.
 
 use chartkey_core::eip712::{FLAG_DIRECT, FLAG_LONG_TERM, FLAG_PASSCODE};
-use chartkey_core::role::Role;
 use chartkey_core::shl::{Flags, LinkSecrets};
 use leptos::prelude::*;
 
 use crate::api::{self, LinkView};
 use crate::ui::components::{
-    Busy, CopyButton, ErrorMessage, NotForThisAccount, StopSharing, TableHead, format_date, format_datetime, reloader,
+    Busy, CopyButton, ErrorMessage, StopSharing, TableHead, format_date, format_datetime, reloader,
 };
 use crate::ui::error::UiError;
 use crate::ui::links;
@@ -22,10 +21,6 @@ use crate::ui::session::use_session;
 #[component]
 pub fn LinksOverview() -> impl IntoView {
     let session = use_session();
-    if session.role() != Some(Role::Patient) {
-        let why = "Patients share their records by link; this account has none.";
-        return view! { <NotForThisAccount title="Links" why /> }.into_any();
-    }
     let list = RwSignal::new(None::<Vec<LinkView>>);
     let error = RwSignal::new(None::<String>);
     let reload = reloader(list, error, api::links_list);

@@ -23,7 +23,9 @@ pub use signup::SignUp;
 
 use leptos::prelude::*;
 
-use super::components::Loading;
+use chartkey_core::role::Role;
+
+use super::components::{Loading, NotForThisAccount};
 use super::nav::{Link, Page, use_location};
 use super::session::use_session;
 
@@ -62,7 +64,26 @@ pub fn show(page: Page) -> AnyView {
         Page::Inbox => || view! { <crate::ui::notices::InboxPage /> }.into_any(),
     };
     let gate = gate();
-    (move || gate().unwrap_or_else(signed_in)).into_any()
+    let session = use_session();
+    let body = move || match patients_only(page) {
+        Some((title, why)) if session.role() != Some(Role::Patient) => {
+            view! { <NotForThisAccount title why /> }.into_any()
+        }
+        _ => signed_in(),
+    };
+    (move || gate().unwrap_or_else(body)).into_any()
+}
+
+/// The pages only a patient's account has: their title, and why another
+/// account finds nothing there.
+fn patients_only(page: Page) -> Option<(&'static str, &'static str)> {
+    match page {
+        Page::Links => Some(("Links", "Patients share their records by link; this account has none.")),
+        Page::EmergencyCard => {
+            Some(("Emergency card", "Patients make emergency cards; this account is not a patient's."))
+        }
+        _ => None,
+    }
 }
 
 #[component]
