@@ -154,16 +154,22 @@ fn files_round_trip_with_a_fresh_iv_each_time() {
     }
 }
 
+/// `jwe` with its part `i` (0 header … 4 tag) replaced by `value`.
+fn replace_part(jwe: &str, i: usize, value: &str) -> String {
+    let mut parts: Vec<&str> = jwe.split('.').collect();
+    parts[i] = value;
+    parts.join(".")
+}
+
+fn header(json: &str) -> String {
+    URL_SAFE_NO_PAD.encode(json)
+}
+
 #[test]
 fn altered_or_foreign_files_are_refused() {
     let key = vector_key();
     let parts: Vec<&str> = VECTOR.split('.').collect();
-    let with_part = |i: usize, value: &str| {
-        let mut p = parts.clone();
-        p[i] = value;
-        p.join(".")
-    };
-    let header = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    let with_part = |i: usize, value: &str| replace_part(VECTOR, i, value);
     // Any change to what is authenticated: the key is wrong for it.
     let flipped = |part: &str| {
         let mut bytes = URL_SAFE_NO_PAD.decode(part).unwrap();
@@ -247,13 +253,7 @@ fn a_host_checks_a_file_without_its_key() {
     let key = LinkKey::generate(&mut OsRng);
     let jwe = encrypt_file(&key, FHIR_JSON, b"{}", &mut OsRng);
     assert_eq!(check_jwe(&jwe), Ok(Some(FHIR_JSON.to_owned())));
-    let parts: Vec<&str> = jwe.split('.').collect();
-    let with = |i: usize, text: &str| {
-        let mut p = parts.clone();
-        p[i] = text;
-        p.join(".")
-    };
-    let header = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    let with = |i: usize, text: &str| replace_part(&jwe, i, text);
     for (bad, why) in [
         ("".to_owned(), "empty"),
         ("a.b.c".to_owned(), "three parts"),
