@@ -147,7 +147,9 @@ macro_rules! with_ledger_message {
 }
 
 /// One of every message the contracts take, with plain values: tests of
-/// each layer go through every kind with it.
+/// each layer go through every kind with it. Neighbouring fields hold
+/// different values, so a struct whose fields are in another order than
+/// its type string's encodes differently.
 #[cfg(any(test, feature = "examples"))]
 pub fn examples() -> Vec<LedgerMessage> {
     let (a, b, n) = (Address::repeat_byte(1), Address::repeat_byte(2), U256::from(7));
@@ -176,7 +178,7 @@ pub fn examples() -> Vec<LedgerMessage> {
             patient: a,
             grantee: b,
             scope: SCOPE_RECORDS,
-            categories: 0,
+            categories: 0b10,
             records: vec![[8; 32], [9; 32]],
             write: true,
             expires_at: 1_900_000_000,
@@ -195,8 +197,8 @@ pub fn examples() -> Vec<LedgerMessage> {
         LedgerMessage::LinkUpdate(LinkUpdate {
             patient: a,
             link_id: id,
-            content_hash: [0; 32],
-            expires_at: 0,
+            content_hash: [6; 32],
+            expires_at: 99,
             nonce: n,
         }),
         LedgerMessage::LinkRevoke(LinkRevoke { patient: a, link_id: id, nonce: n }),

@@ -13,7 +13,7 @@ use rand_core::OsRng;
 use crate::api;
 use crate::ui::records::Loaded;
 use crate::ui::session::Keyring;
-use crate::ui::sharing::approve;
+use crate::ui::sharing::approved as approved_under;
 
 /// What a link carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,9 +97,8 @@ pub async fn create(
     };
     let domain = Domain::access(info.chain_id, info.access.into());
     progress("Approve with your passkey (face, fingerprint or device PIN)…".into());
-    let approval = approve(domain.digest(&message)).await?;
+    let api::Approved { message, signature, approval } = approved_under(keyring, &domain, message).await?;
     progress("Signing the link and writing it on the ledger…".into());
-    let signature = domain.sign_typed(&keyring.keys, &message);
     let kinds = match new.content {
         Content::Summary => None,
         Content::Kinds(k) => Some(k),
@@ -227,9 +226,7 @@ pub async fn stop(keyring: &Keyring, link_id: Hash32, serial: u32) -> Result<(),
 /// signed: what every change the patient makes to a link or an emergency
 /// contact carries.
 pub async fn approved<M: TypedMessage>(keyring: &Keyring, message: M) -> Result<api::Approved<M>, String> {
-    let domain = access_domain().await?;
-    let approval = approve(domain.digest(&message)).await?;
-    Ok(api::Approved { signature: domain.sign_typed(&keyring.keys, &message), message, approval })
+    approved_under(keyring, &access_domain().await?, message).await
 }
 
 pub async fn access_domain() -> Result<Domain, String> {

@@ -36,7 +36,9 @@ impl Session {
         Self { checked: RwSignal::new(false), account: RwSignal::new(None), keyring: RwSignal::new(None) }
     }
 
-    /// The signed-in account's role, read once (pages choose their body by it).
+    /// The signed-in account's role, read untracked: pages choose their body
+    /// by it, and re-render through the session gate, which tracks the
+    /// account.
     pub fn role(&self) -> Option<chartkey_core::role::Role> {
         self.account.with_untracked(|a| a.as_ref().map(|a| a.role))
     }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chartkey_core::eip712::{Domain, Grant, Revoke};
+use chartkey_core::eip712::{Domain, Grant, Revoke, TypedMessage};
 use chartkey_core::envelope::{self, RecordId};
 use chartkey_core::role::Role;
 use chartkey_core::value::{self, Hash32};
@@ -71,11 +71,20 @@ pub async fn share(keyring: &Keyring, new: NewShare, progress: impl Fn(String)) 
 pub async fn stop(keyring: &Keyring, grantee: value::Address) -> Result<(), String> {
     let nonce = api::shares_nonce(grantee).await.map_err(|e| e.to_string())?;
     let message = Revoke { patient: keyring.keys.address(), grantee: grantee.into(), nonce: U256::from(nonce) };
-    let domain = records_domain().await?;
+    let body = approved(keyring, &records_domain().await?, message).await?;
+    api::shares_stop(body).await.map(drop).map_err(|e| e.to_string())
+}
+
+/// `message` approved with the passkey and signed under `domain`: what
+/// every change the patient makes to a share, a link or an emergency
+/// contact carries.
+pub async fn approved<M: TypedMessage>(
+    keyring: &Keyring,
+    domain: &Domain,
+    message: M,
+) -> Result<api::Approved<M>, String> {
     let approval = approve(domain.digest(&message)).await?;
-    let signature = domain.sign_typed(&keyring.keys, &message);
-    api::shares_stop(api::StopBody { message, signature, approval }).await.map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(api::Approved { signature: domain.sign_typed(&keyring.keys, &message), message, approval })
 }
 
 /// A record opened from a shared chart (decrypted in memory only).

@@ -272,9 +272,8 @@ pub async fn stop_approved(
         grantee: grantee.address(),
         nonce: chain.consent_nonce(patient.keys.address(), grantee.address()).await.into(),
     };
-    let approval = approve(portal, &patient.client, &mut patient.device, domain.digest(&message)).await;
-    let signature = domain.sign_typed(&patient.keys, &message);
-    patient.client.api(fns::SharesStop { body: fns::StopBody { message, signature, approval } }).await
+    let body = approved(portal, patient, &domain, message).await;
+    patient.client.api(fns::SharesStop { body }).await
 }
 
 /// A new record of `patient`'s, its key also wrapped for `readers`, sent
