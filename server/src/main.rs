@@ -389,11 +389,25 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await?;
     let port = listener.local_addr()?.port();
-    let origin = match args.origin {
+    let origin = match args.origin.clone() {
         Some(origin) => origin,
         None => format!("http://localhost:{port}").parse()?,
     };
-    let mut config = chartkey_server::Config::new(args.data_dir, origin.clone());
+    let config = config_of(args, origin.clone());
+    tracing::info!(data_dir = %config.data_dir.display(), "starting");
+    #[allow(clippy::print_stdout)]
+    {
+        println!("Chartkey is running at {origin}");
+    }
+    chartkey_server::launch(listener, config, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The server's configuration from its flags (and environment), serving at
+/// `origin`.
+fn config_of(args: Args, origin: url::Url) -> chartkey_server::Config {
+    let mut config = chartkey_server::Config::new(args.data_dir, origin);
     config.dist_dir = args.dist;
     config.clinician_idle_lock = Duration::from_secs(args.clinician_idle_lock_secs);
     config.ceremony_ttl = Duration::from_secs(args.ceremony_ttl_secs);
@@ -425,15 +439,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             config.relay_wait = Duration::from_millis(ms);
         }
     }
-
-    tracing::info!(data_dir = %config.data_dir.display(), "starting");
-    #[allow(clippy::print_stdout)]
-    {
-        println!("Chartkey is running at {origin}");
-    }
-    chartkey_server::launch(listener, config, shutdown_signal()).await?;
-    tracing::info!("stopped");
-    Ok(())
+    config
 }
 
 /// A trusted proxy: a CIDR, or one address.
@@ -465,4 +471,23 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A flag's default and `Config::new`'s are written in two places: they
+    /// must agree, or the portal would behave differently when started
+    /// from the command line than in the tests.
+    #[test]
+    fn the_flags_defaults_are_the_configs() {
+        let cli = Cli::try_parse_from(["chartkey"]).expect("no flags");
+        let origin: url::Url = "http://localhost:8080".parse().unwrap();
+        let from_flags = config_of(cli.serve, origin.clone());
+        let default = chartkey_server::Config::new("chartkey-data".into(), origin);
+        assert_eq!(format!("{from_flags:?}"), format!("{default:?}"));
+    }
 }
