@@ -11,16 +11,17 @@ use chartkey_api::{
     CredentialStatus, IssueCredentialBody, License, MAX_CREDENTIAL_FIELD_CHARS, MyVerification, RelayReceipt,
     RequestState, RevokeCredentialBody, license_id_hash,
 };
-use chartkey_core::eip712::{LedgerMessage, bytes32_text};
+use chartkey_core::eip712::bytes32_text;
 use chartkey_core::role::Role;
 use chartkey_core::value::Address;
 use chartkey_ledger::abi::ChartkeyDirectory;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert;
+use chartkey_ledger::relayer::Request;
 pub mod store;
 
 use self::store::RequestRow;
-use super::chain::{caller_as, next_nonce, own_message, relay_and_wait, request_of, settled, view};
+use super::chain::{caller_as, next_nonce, own_message, relay_and_wait, settled, view};
 use crate::accounts::store::{self as accounts, AccountRow};
 use crate::caller::Caller;
 use crate::db;
@@ -127,7 +128,7 @@ pub async fn issue(state: &AppState, c: &Caller, body: IssueCredentialBody) -> R
     }
 
     crate::chain::spend_relay(state, &account.id).await?;
-    let request = request_of(&LedgerMessage::IssueCredential(m.clone()), signature);
+    let request = Request::signed(m, signature);
     let function = request.function;
     // The request is marked issued once the credential is mined, even if
     // that is after this answer or after a restart; a refusal leaves it
@@ -154,7 +155,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: RevokeCredentialBody) ->
     own_message(address, body.message.authority, "You can only revoke credentials with your own signature.")?;
     let signature = body.signature.0.to_vec();
     crate::chain::spend_relay(state, &account.id).await?;
-    relay_and_wait(state, request_of(&LedgerMessage::RevokeCredential(body.message), signature)).await
+    relay_and_wait(state, Request::signed(&body.message, signature)).await
 }
 
 pub async fn search(state: &AppState, c: &Caller, query: String) -> Result<Vec<ClinicianCard>, ApiError> {

@@ -12,18 +12,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chartkey_api::{
     AcceptBody, Accepted, ApiError, Approved, EmergencyOpenBody, EmergencyOpened, EmergencyOverview, EmergencyPairView,
     EmergencyRefuseBody, EmergencyRemoveBody, EmergencyRequestBody, EmergencyState, EmergencyStep, Invitation,
-    InvitationView, InviteBody, NameContactBody, RelayReceipt,
+    InvitationView, InviteBody, NameContactBody, RelayReceipt, Signed,
 };
-use chartkey_core::eip712::{LedgerMessage, MAX_WAIT_SECONDS, TypedMessage};
+use chartkey_core::eip712::MAX_WAIT_SECONDS;
 use chartkey_core::role::Role;
 use chartkey_core::value::{Address, Hash32};
 use chartkey_ledger::abi::ChartkeyAccess;
-use chartkey_ledger::calls::Target;
+use chartkey_ledger::calls::{SignedCall, Target};
 use chartkey_ledger::convert;
+use chartkey_ledger::relayer::Request;
 use sha2::{Digest, Sha256};
 
 use self::store::ContactRow;
-use super::chain::{caller, caller_as, corrupt, next_nonce, own_message, request_of, settled, view};
+use super::chain::{caller, caller_as, corrupt, next_nonce, own_message, settled, view};
 use super::links::access_domain;
 use super::pending::{Named, Work};
 use crate::accounts::store::AccountRow;
@@ -79,15 +80,14 @@ async fn account_by_address(state: &AppState, address: Address, missing: &str) -
 /// pending work: the receipt once mined (or on its way).
 async fn relay_step(
     state: &AppState,
-    message: LedgerMessage,
-    signature: Vec<u8>,
+    request: Request,
     patient_id: &str,
     contact_id: &str,
     step: EmergencyStep,
     named: Option<Named>,
 ) -> Result<RelayReceipt, ApiError> {
     let work = Work::Emergency { patient_id: patient_id.into(), contact_id: contact_id.into(), step, named };
-    let (job, tx, settle) = super::pending::relay(state, request_of(&message, signature), work, None).await?;
+    let (job, tx, settle) = super::pending::relay(state, request, work, None).await?;
     settled(state, settle, job, tx).await
 }
 
@@ -108,9 +108,8 @@ pub async fn name(state: &AppState, c: &Caller, body: NameContactBody) -> Result
     super::approvals::check(state, &account.id, &body.approval, access_domain(state).digest(&m)).await?;
     crate::chain::spend_relay(state, &account.id).await?;
     let named = Named { wait_seconds: m.wait_seconds, summary: body.summary };
-    let signature = body.signature.0.to_vec();
-    let message = LedgerMessage::EmergencyContact(m);
-    relay_step(state, message, signature, &account.id, &contact.id, EmergencyStep::Named, Some(named)).await
+    let request = Request::signed(&m, body.signature.0.to_vec());
+    relay_step(state, request, &account.id, &contact.id, EmergencyStep::Named, Some(named)).await
 }
 
 /// The pair of patient `patient` (by address) and the signed-in contact,
@@ -127,21 +126,18 @@ async fn as_contact(state: &AppState, c: &Caller, patient: Address) -> Result<(A
 }
 
 pub async fn request(state: &AppState, c: &Caller, body: EmergencyRequestBody) -> Result<RelayReceipt, ApiError> {
-    let m = body.message;
-    let (patient, contact) = (m.patient, m.contact);
-    let message = LedgerMessage::EmergencyRequest(m);
-    contact_step(state, c, patient, contact, message, body.signature, EmergencyStep::Requested).await.map(|(r, _)| r)
+    let (patient, contact) = (body.message.patient, body.message.contact);
+    contact_step(state, c, patient, contact, body, EmergencyStep::Requested).await.map(|(r, _)| r)
 }
 
 /// A step the named contact signed (`contact` must be the caller):
 /// relayed, with its bookkeeping; the receipt and the pair.
-async fn contact_step(
+async fn contact_step<M: SignedCall>(
     state: &AppState,
     c: &Caller,
     patient: ethers_core::types::Address,
     contact: ethers_core::types::Address,
-    message: LedgerMessage,
-    signature: chartkey_core::value::Signature,
+    body: Signed<M>,
     step: EmergencyStep,
 ) -> Result<(RelayReceipt, ContactRow), ApiError> {
     let (account, pair) = as_contact(state, c, patient.into()).await?;
@@ -149,17 +145,14 @@ async fn contact_step(
         return Err(ApiError::Forbidden("You can only act as a contact with your own signature.".into()));
     }
     crate::chain::spend_relay(state, &account.id).await?;
-    let signature = signature.0.to_vec();
-    let receipt = relay_step(state, message, signature, &pair.patient_id, &pair.contact_id, step, None).await?;
+    let request = Request::signed(&body.message, body.signature.0.to_vec());
+    let receipt = relay_step(state, request, &pair.patient_id, &pair.contact_id, step, None).await?;
     Ok((receipt, pair))
 }
 
 pub async fn open(state: &AppState, c: &Caller, body: EmergencyOpenBody) -> Result<EmergencyOpened, ApiError> {
-    let m = body.message;
-    let (patient, contact) = (m.patient, m.contact);
-    let message = LedgerMessage::EmergencyAccess(m);
-    let (receipt, pair) =
-        contact_step(state, c, patient, contact, message, body.signature, EmergencyStep::Accessed).await?;
+    let (patient, contact) = (body.message.patient, body.message.contact);
+    let (receipt, pair) = contact_step(state, c, patient, contact, body, EmergencyStep::Accessed).await?;
     if !receipt.mined {
         return Err(ApiError::Conflict(
             "The ledger has not recorded this access yet, so nothing was released. Try again in a moment.".into(),
@@ -194,31 +187,29 @@ async fn as_patient(
 
 pub async fn refuse(state: &AppState, c: &Caller, body: EmergencyRefuseBody) -> Result<RelayReceipt, ApiError> {
     let pair = (body.message.patient, body.message.contact);
-    patient_step(state, c, pair, body, LedgerMessage::EmergencyRefusal, EmergencyStep::Refused).await
+    patient_step(state, c, pair, body, EmergencyStep::Refused).await
 }
 
 pub async fn remove(state: &AppState, c: &Caller, body: EmergencyRemoveBody) -> Result<RelayReceipt, ApiError> {
     let pair = (body.message.patient, body.message.contact);
-    patient_step(state, c, pair, body, LedgerMessage::EmergencyContactRemove, EmergencyStep::Removed).await
+    patient_step(state, c, pair, body, EmergencyStep::Removed).await
 }
 
-/// A step the patient signed and approved with a passkey about the contact
-/// they named (`body`, a `kind` of ledger message): relayed, with its
-/// bookkeeping.
-async fn patient_step<M: TypedMessage>(
+/// A step the patient signed and approved with a passkey (`body`) about the
+/// contact they named: relayed, with its bookkeeping.
+async fn patient_step<M: SignedCall>(
     state: &AppState,
     c: &Caller,
     (patient, contact): (ethers_core::types::Address, ethers_core::types::Address),
     body: Approved<M>,
-    kind: fn(M) -> LedgerMessage,
     step: EmergencyStep,
 ) -> Result<RelayReceipt, ApiError> {
     let digest = access_domain(state).digest(&body.message);
     let (account, pair) = as_patient(state, c, patient.into(), contact.into()).await?;
     super::approvals::check(state, &account.id, &body.approval, digest).await?;
     crate::chain::spend_relay(state, &account.id).await?;
-    let message = kind(body.message);
-    relay_step(state, message, body.signature.0.to_vec(), &pair.patient_id, &pair.contact_id, step, None).await
+    let request = Request::signed(&body.message, body.signature.0.to_vec());
+    relay_step(state, request, &pair.patient_id, &pair.contact_id, step, None).await
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<EmergencyOverview, ApiError> {

@@ -12,18 +12,19 @@ use std::collections::HashSet;
 
 use axum::body::Bytes;
 use chartkey_api::{ApiError, LinkCreateBody, LinkFileUpload, LinkRevokeBody, LinkUpdateBody, LinkView, RelayReceipt};
-use chartkey_core::eip712::{Domain, LedgerMessage};
+use chartkey_core::eip712::Domain;
 use chartkey_core::role::Role;
 use chartkey_core::shl::{self, Flags};
 use chartkey_core::value::Hash32;
 use chartkey_ledger::abi::ChartkeyAccess;
 use chartkey_ledger::calls::Target;
 use chartkey_ledger::convert::to_alloy;
+use chartkey_ledger::relayer::Request;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use self::store::{FileRow, LinkRow};
-use super::chain::{caller, caller_as, corrupt, own_message, relay_and_wait, request_of};
+use super::chain::{caller, caller_as, corrupt, own_message, relay_and_wait};
 use crate::blobs::BlobName;
 use crate::caller::Caller;
 use crate::db;
@@ -94,7 +95,7 @@ pub async fn create(state: &AppState, c: &Caller, body: LinkCreateBody) -> Resul
     // The row goes before the ledger: a use is logged on the ledger first,
     // so a link the ledger never recorded answers nothing.
     let signature = body.signature.0.to_vec();
-    match relay_and_wait(state, request_of(&LedgerMessage::Link(link), signature)).await {
+    match relay_and_wait(state, Request::signed(&link, signature)).await {
         Ok(receipt) => {
             if receipt.mined {
                 store::created(&state.pool, id, receipt.tx_hash).await?;
@@ -265,7 +266,7 @@ pub async fn update(state: &AppState, c: &Caller, body: LinkUpdateBody) -> Resul
     }
     let expires_at = (m.expires_at != 0).then_some(m.expires_at as i64);
     let signature = body.signature.0.to_vec();
-    let receipt = relay_and_wait(state, request_of(&LedgerMessage::LinkUpdate(m.clone()), signature)).await?;
+    let receipt = relay_and_wait(state, Request::signed(&m, signature)).await?;
     if !receipt.mined {
         return Err(ApiError::Conflict(
             "The ledger has not recorded this change yet; the link stays as it was until it does.".into(),
@@ -290,7 +291,7 @@ pub async fn revoke(state: &AppState, c: &Caller, body: LinkRevokeBody) -> Resul
     // whenever the ledger records it.
     store::revoke(&state.pool, id).await?;
     let signature = body.signature.0.to_vec();
-    relay_and_wait(state, request_of(&LedgerMessage::LinkRevoke(m), signature)).await
+    relay_and_wait(state, Request::signed(&m, signature)).await
 }
 
 /// The Access contract's EIP-712 domain on this ledger.

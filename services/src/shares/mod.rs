@@ -15,7 +15,7 @@ use chartkey_api::{
     AccessView, ApiError, LedgerAnchor, OpenBody, OpenedRecord, RecordMeta, RelayReceipt, ShareBody, ShareState,
     ShareView, SharedChart, StopBody,
 };
-use chartkey_core::eip712::{LedgerMessage, SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
+use chartkey_core::eip712::{SCOPE_CATEGORIES, SCOPE_EVERYTHING, SCOPE_RECORDS};
 use chartkey_core::envelope::RecordId;
 use chartkey_core::records::AnchoredRecord;
 use chartkey_core::role::Role;
@@ -29,9 +29,7 @@ use chartkey_ledger::relayer::Request;
 pub mod store;
 
 use self::store::{GrantRow, Side};
-use super::chain::{
-    caller, caller_as, corrupt, grant_on_ledger, next_nonce, own_message, relay_and_wait, request_of, settled,
-};
+use super::chain::{caller, caller_as, corrupt, grant_on_ledger, next_nonce, own_message, relay_and_wait, settled};
 use super::credentials::card;
 use super::records::{chart, record_of};
 use crate::caller::Caller;
@@ -102,7 +100,7 @@ pub async fn grant(state: &AppState, c: &Caller, body: ShareBody) -> Result<Rela
         prove_batch_members(state, address, &members).await?;
     }
 
-    let request = request_of(&LedgerMessage::Grant(g.clone()), signature);
+    let request = Request::signed(&g, signature);
     // The grant's row and keys are written before the request is journalled
     // and recorded once it is mined, even if that is after this answer or
     // after a restart: a refused grant leaves nothing behind.
@@ -144,7 +142,7 @@ pub async fn open(state: &AppState, c: &Caller, body: OpenBody) -> Result<Opened
     crate::chain::spend_relay(state, &account.id).await?;
     prove_batch_members(state, patient_ledger, &[&meta]).await?;
 
-    let request = request_of(&LedgerMessage::Access(a), signature);
+    let request = Request::signed(&a, signature);
     // "Who viewed" and the patient's notice follow from the mined access,
     // even when it is mined after this answer gave up waiting, or after a
     // restart; nothing of the record is released unless it was mined in time.
@@ -279,7 +277,7 @@ pub async fn stop(state: &AppState, c: &Caller, body: StopBody) -> Result<RelayR
     }
     super::approvals::check(state, &account.id, &body.approval, records_domain(state).digest(&m)).await?;
     crate::chain::spend_relay(state, &account.id).await?;
-    relay_and_wait(state, request_of(&LedgerMessage::Revoke(m), signature)).await
+    relay_and_wait(state, Request::signed(&m, signature)).await
 }
 
 pub async fn accesses(state: &AppState, c: &Caller) -> Result<Vec<AccessView>, ApiError> {
