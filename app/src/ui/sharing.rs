@@ -59,9 +59,8 @@ pub async fn share(keyring: &Keyring, new: NewShare, progress: impl Fn(String)) 
     };
     let domain = records_domain().await?;
     progress("Approve with your passkey (face, fingerprint or device PIN)…".into());
-    let approval = approve(domain.digest(&grant)).await?;
+    let api::Approved { message: grant, signature, approval } = approved(keyring, &domain, grant).await?;
     progress("Signing the share and writing it on the ledger…".into());
-    let signature = domain.sign_typed(&keyring.keys, &grant);
     api::shares_grant(api::ShareBody { grant, signature, keys, approval }).await.map_err(|e| e.to_string())?;
     Ok(())
 }
