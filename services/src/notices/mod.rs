@@ -25,15 +25,6 @@ const SHOWN: i64 = 200;
 /// How often an idle stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Records `notice` and sends it to its reader's open pages.
-pub async fn publish(state: &AppState, notice: store::NewNotice<'_>) -> Result<(), ApiError> {
-    let reader = notice.account_id;
-    let view = store::insert(&state.pool, notice).await?;
-    // No open page is not an error: the inbox has it.
-    state.notifier.send(reader, view).await;
-    Ok(())
-}
-
 /// The signed-in account's notices, newest first, and the unread count.
 pub async fn list(state: &AppState, c: &crate::caller::Caller) -> Result<Inbox, ApiError> {
     inbox(state, &c.require_session()?.account_id).await

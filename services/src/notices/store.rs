@@ -22,8 +22,9 @@ pub struct NewNotice<'a> {
     pub opens_at: Option<i64>,
 }
 
-/// Stores `notice`; the notice as its reader sees it.
-pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, StoreError> {
+/// Stores `notice` on `conn` (its caller's transaction); the notice as its
+/// reader sees it.
+pub async fn insert(conn: &mut sqlx::AnyConnection, notice: NewNotice<'_>) -> Result<NoticeView, StoreError> {
     let at = db::now();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO notices (account_id, kind, actor_id, record_id, category, tx, at, link_id, recipient, opens_at)
@@ -39,12 +40,12 @@ pub async fn insert(pool: &Pool, notice: NewNotice<'_>) -> Result<NoticeView, St
     .bind(notice.link.as_ref().map(|l| l.link_id))
     .bind(notice.link.as_ref().map(|l| l.recipient.clone()))
     .bind(notice.opens_at)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     let (actor, actor_name): (Address, String) =
         sqlx::query_as("SELECT address, display_name FROM accounts WHERE id = $1")
             .bind(notice.actor_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::Row("no such actor"))?;
     Ok(NoticeView {
@@ -173,7 +174,7 @@ mod tests {
             link: None,
             opens_at: None,
         };
-        let sent = insert(&pool, new).await.unwrap();
+        let sent = insert(&mut pool.acquire().await.unwrap(), new).await.unwrap();
         assert_eq!((sent.actor, sent.actor_name.as_str(), sent.category), (actor, "doctor name", Some(7)));
         let (unread, listed) = inbox(&pool, "patient", 10).await.unwrap();
         assert_eq!((unread, listed.as_slice()), (1, std::slice::from_ref(&sent)));
@@ -182,7 +183,10 @@ mod tests {
         let (unread, listed) = inbox(&pool, "patient", 10).await.unwrap();
         assert_eq!((unread, listed[0].read), (0, true));
         let missing = NewNotice { actor_id: "nobody", ..new_like(&sent) };
-        assert!(insert(&pool, missing).await.is_err(), "a notice names an account that exists");
+        assert!(
+            insert(&mut pool.acquire().await.unwrap(), missing).await.is_err(),
+            "a notice names an account that exists"
+        );
     }
 
     fn new_like(sent: &NoticeView) -> NewNotice<'static> {

@@ -252,12 +252,7 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         }
         _ => None,
     };
-    let mined = store::Mined { job: relayed.job, tx, block, serial };
-    let done = store::apply(&state.pool, pending.id, &pending.work, &mined).await?;
-    if !done {
-        return Ok(());
-    }
-    // Who is told what, now that it is mined.
+    // Who is told what, now that it is mined (recorded with the work).
     let notice = |account_id, kind, actor_id| NewNotice {
         account_id,
         kind,
@@ -292,11 +287,12 @@ async fn apply(state: &AppState, pending: Pending, relayed: &Relayed) -> Result<
         }),
         _ => None,
     };
-    if let Some(notice) = notice
-        && let Err(e) = crate::notices::publish(state, notice).await
-    {
-        // What happened is on the ledger and in the chart; the notice is extra.
-        tracing::error!(error = %e, "recording a notice failed");
+    let reader = notice.as_ref().map(|n| n.account_id);
+    let mined = store::Mined { job: relayed.job, tx, block, serial };
+    let recorded = store::apply(&state.pool, pending.id, &pending.work, &mined, notice).await?;
+    if let (Some(view), Some(reader)) = (recorded, reader) {
+        // No open page is not an error: the inbox has it.
+        state.notifier.send(reader, view).await;
     }
     Ok(())
 }

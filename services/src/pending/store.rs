@@ -1,10 +1,12 @@
 //! The pending store: work written before a request reaches the relayer,
 //! done (and its row deleted) in one transaction once the ledger answers.
 
+use chartkey_api::NoticeView;
 use chartkey_core::value::{Address, Hash32};
 
 use super::Work;
 use crate::db::now;
+use crate::notices::store::NewNotice;
 use crate::records::store::{self as records, NewRecords};
 use crate::store::{Pool, StoreError};
 
@@ -51,13 +53,20 @@ pub struct Mined {
     pub serial: Option<u32>,
 }
 
-/// Does the work of pending row `id`, mined as `mined`, and deletes the
-/// row, in one transaction; `false` (nothing done) when another task did
-/// it already.
-pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<bool, StoreError> {
+/// Does the work of pending row `id`, mined as `mined`, records `notice`
+/// and deletes the row, in one transaction: a restart never finds the
+/// work done and its notice missing. The notice as its reader sees it, if
+/// one was recorded (none when another task did the work already).
+pub async fn apply(
+    pool: &Pool,
+    id: i64,
+    work: &Work,
+    mined: &Mined,
+    notice: Option<NewNotice<'_>>,
+) -> Result<Option<NoticeView>, StoreError> {
     let mut t = pool.begin().await?;
     if sqlx::query("DELETE FROM pending_relays WHERE id = $1").bind(id).execute(&mut *t).await?.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     let now = now();
     match work {
@@ -180,8 +189,27 @@ pub async fn apply(pool: &Pool, id: i64, work: &Work, mined: &Mined) -> Result<b
             .await?;
         }
     }
+    let notice = match notice {
+        Some(notice) => {
+            // What happened is on the ledger and in the chart; a notice that
+            // cannot be recorded does not hold that back.
+            let mut savepoint = sqlx::Acquire::begin(&mut t).await?;
+            match crate::notices::store::insert(&mut savepoint, notice).await {
+                Ok(view) => {
+                    savepoint.commit().await?;
+                    Some(view)
+                }
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    tracing::error!(error = %e, "recording a notice failed");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     t.commit().await?;
-    Ok(true)
+    Ok(notice)
 }
 
 /// The rows a crash of `relayer`'s server left (another replica's are its
